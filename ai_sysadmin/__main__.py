@@ -1,0 +1,3 @@
+from ai_sysadmin.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `ai-sysadmin` CLI (one module each)."""

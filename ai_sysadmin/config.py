@@ -1,0 +1,578 @@
+"""The configuration contract: one JSON document, validated whole at start-up.
+
+The NixOS module renders exactly this document from `services.ai-sysadmin.settings`;
+the service reads nothing else except secrets, which are never in the JSON: keys
+ending in `_file` name a file, or -- when systemd passes credentials through
+`LoadCredential=` -- a bare credential name that resolves in `$CREDENTIALS_DIRECTORY`.
+
+Validation collects *every* problem before failing, each with its key path, so an
+admin fixes a broken `configuration.nix` in one round instead of one error at a time.
+Unknown keys are errors: a typo must not silently fall back to a default.
+
+The documented defaults (an empty `{}` is a valid local configuration) live in
+`DEFAULTS` below and in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+AUTONOMY_LEVELS = ("observe", "suggest", "auto-safe", "auto-full")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+JOURNAL_SOURCES = ("system", "directory", "file")
+ROLE_NAMES = ("trigger", "review", "meta", "embed")
+
+# Default ports of the three llama-server units (and the optional embedding server).
+ROLE_DEFAULT_PORTS = {"trigger": 40080, "review": 40081, "meta": 40082, "embed": 40084}
+# Per-role defaults: the small trigger model answers short classification prompts and
+# must fail fast; the meta model runs long tool loops on a large model.
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "trigger": {"timeout": 30.0, "max_tokens": 256, "context_size": 4096},
+    "review": {"timeout": 180.0, "max_tokens": 1024, "context_size": 8192},
+    "meta": {"timeout": 600.0, "max_tokens": 2048, "context_size": 16384},
+    "embed": {"timeout": 30.0, "max_tokens": 0, "context_size": 2048},
+}
+
+# Units the service must never act on, whatever a model proposes.  They keep the host
+# reachable and the service itself alive.
+DEFAULT_PROTECTED_UNITS = (
+    "sshd.service",
+    "systemd-journald.service",
+    "systemd-logind.service",
+    "dbus.service",
+    "dbus-broker.service",
+    "nix-daemon.service",
+    "systemd-networkd.service",
+    "NetworkManager.service",
+    "postgresql.service",
+    "ai-sysadmin.service",
+    "ai-sysadmin-api.service",
+    "llama-trigger.service",
+    "llama-review.service",
+    "llama-meta.service",
+    "llama-embed.service",
+)
+
+_UNIT_RE = re.compile(
+    r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap)$"
+)
+_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue], source: str | None = None):
+        self.issues = issues
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  {i}" for i in issues)
+        super().__init__(f"invalid configuration{where} ({len(issues)} problem(s)):\n{lines}")
+
+
+class Secret:
+    """A secret value read from a file. Its repr and str never show the value."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str):
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(from {self.source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --------------------------------------------------------------------------- typed config
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """One OpenAI-compatible model server (llama-server, or any compatible endpoint)."""
+
+    name: str
+    enable: bool
+    url: str  # server root, e.g. http://127.0.0.1:40080 (the client appends /v1)
+    model: str  # model id sent in requests; llama-server answers to its --alias
+    timeout: float  # whole-request timeout, seconds
+    connect_timeout: float  # connection set-up; small so a stopped server is seen at once
+    max_tokens: int
+    context_size: int
+    max_retries: int
+    api_key_file: str | None
+    api_key: Secret | None
+
+
+@dataclass(frozen=True)
+class Roles:
+    trigger: RoleConfig
+    review: RoleConfig
+    meta: RoleConfig
+    embed: RoleConfig | None
+
+    def enabled(self) -> list[RoleConfig]:
+        return [r for r in (self.trigger, self.review, self.meta, self.embed) if r and r.enable]
+
+
+@dataclass(frozen=True)
+class Intervals:
+    metrics: float
+    review: float
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    dsn: str | None
+    socket_dir: str
+    host: str | None
+    port: int
+    name: str
+    user: str | None
+    password_file: str | None
+    password: Secret | None
+
+    def conninfo(self) -> str:
+        """A libpq conninfo string; the password is passed separately (`password`)."""
+        if self.dsn:
+            return self.dsn
+        from psycopg.conninfo import make_conninfo
+
+        params: dict[str, Any] = {
+            "host": self.host or self.socket_dir,
+            "port": self.port,
+            "dbname": self.name,
+        }
+        if self.user:
+            params["user"] = self.user
+        return make_conninfo(**params)
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    path: str  # embedded ChromaDB directory (used when url is None)
+    url: str | None  # ChromaDB server, e.g. services.chromadb
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str
+    port: int
+    api_key_file: str | None
+    api_key: Secret | None
+    require_auth: bool
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    source: str  # system | directory | file
+    path: str | None  # directory or file for the non-system sources
+    cursor_file: str
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: str
+    autonomy_level: str
+    log_level: str
+    roles: Roles
+    intervals: Intervals
+    database: DatabaseConfig
+    knowledge: KnowledgeConfig
+    api: ApiConfig
+    journal: JournalConfig
+    protected_units: tuple[str, ...]
+    source: str | None = field(default=None, compare=False)
+
+
+# --------------------------------------------------------------------------- reading helpers
+
+_MISSING = object()
+
+
+class _Section:
+    """Reads one JSON object, recording problems instead of raising.
+
+    Every `get` consumes a key; `finish` reports the keys nobody asked for.
+    """
+
+    def __init__(self, data: Any, path: str, issues: list[ConfigIssue]):
+        self.path = path
+        self.issues = issues
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.error("", f"must be an object, got {_kind(data)}")
+            data = {}
+        self.data: dict[str, Any] = data
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, reason: str) -> None:
+        self.issues.append(ConfigIssue(self.key(name) if name else (self.path or "(document)"), reason))
+
+    def raw(self, name: str) -> Any:
+        self.seen.add(name)
+        return self.data.get(name, _MISSING)
+
+    def get(
+        self,
+        name: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        check: Callable[[Any], str | None] | None = None,
+        nullable: bool = False,
+    ) -> Any:
+        value = self.raw(name)
+        if value is _MISSING:
+            return default
+        if value is None and nullable:
+            return None
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # JSON has one number type: accept ints for floats, never bools for numbers.
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.error(name, f"must be {expected}{' or null' if nullable else ''}, got {_kind(value)}")
+            return default
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.error(name, problem)
+                return default
+        return value
+
+    def finish(self) -> None:
+        for name in sorted(set(self.data) - self.seen):
+            self.error(name, "unknown key" + _did_you_mean(name, self.seen))
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "an object"}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be 0 or greater"
+
+
+def _port(v: Any) -> str | None:
+    return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
+
+
+def _http_url(v: Any) -> str | None:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "not an http(s) URL (bad port)"
+    if parts.username or parts.password:
+        return "must not contain credentials; use the matching *_file key"
+    return None
+
+
+def _model_id(v: Any) -> str | None:
+    return None if _MODEL_ID_RE.match(v) else "must be a model id (letters, digits, . _ : / @ + -; at most 128)"
+
+
+def _abs_path(v: Any) -> str | None:
+    p = os.path.expanduser(v)
+    return None if os.path.isabs(p) else "must be an absolute path"
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_secret(
+    sec: _Section, name: str, value: str | None, env: Mapping[str, str]
+) -> Secret | None:
+    """Resolve a `*_file` key: an absolute path, or a bare systemd credential name."""
+    if value is None:
+        return None
+    if "/" in value:
+        if not os.path.isabs(value):
+            sec.error(name, "must be an absolute path or a bare systemd credential name")
+            return None
+        path = Path(value)
+    else:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+            sec.error(name, "not a valid systemd credential name")
+            return None
+        cred_dir = env.get("CREDENTIALS_DIRECTORY")
+        if not cred_dir:
+            sec.error(name, f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
+            return None
+        path = Path(cred_dir) / value
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        sec.error(name, f"file {str(path)!r} does not exist")
+        return None
+    except PermissionError:
+        sec.error(name, f"file {str(path)!r} is not readable by this user")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        sec.error(name, f"cannot read {str(path)!r}: {exc.__class__.__name__}")
+        return None
+    secret = text.strip()
+    if not secret:
+        sec.error(name, f"file {str(path)!r} is empty")
+        return None
+    return Secret(secret, str(path))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _default_state_dir(env: Mapping[str, str]) -> str:
+    # systemd's StateDirectory= exports the path; a local run keeps state per user.
+    if env.get("STATE_DIRECTORY"):
+        return env["STATE_DIRECTORY"].split(":")[0]
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "ai-sysadmin")
+
+
+def _parse_role(name: str, data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> RoleConfig:
+    sec = _Section(data, f"roles.{name}", issues)
+    d = ROLE_DEFAULTS[name]
+    role = RoleConfig(
+        name=name,
+        enable=sec.get("enable", bool, True),
+        url=sec.get("url", str, f"http://127.0.0.1:{ROLE_DEFAULT_PORTS[name]}", _http_url).rstrip("/"),
+        model=sec.get("model", str, name, _model_id),
+        timeout=sec.get("timeout", float, d["timeout"], _positive),
+        connect_timeout=sec.get("connect_timeout", float, 1.0, _positive),
+        max_tokens=sec.get("max_tokens", int, d["max_tokens"], _non_negative),
+        context_size=sec.get("context_size", int, d["context_size"], _positive),
+        max_retries=sec.get("max_retries", int, 2, _non_negative),
+        api_key_file=sec.get("api_key_file", str, None, nullable=True),
+        api_key=None,
+    )
+    key = _read_secret(sec, "api_key_file", role.api_key_file, env)
+    sec.finish()
+    return _replace(role, api_key=key)
+
+
+def _parse_roles(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> Roles:
+    sec = _Section(data, "roles", issues)
+    parsed = {n: _parse_role(n, sec.raw(n) if sec.raw(n) is not _MISSING else None, issues, env)
+              for n in ("trigger", "review", "meta")}
+    embed_raw = sec.raw("embed")
+    embed = None if embed_raw is _MISSING or embed_raw is None else _parse_role("embed", embed_raw, issues, env)
+    sec.finish()
+    return Roles(embed=embed, **parsed)
+
+
+def _parse_database(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> DatabaseConfig:
+    sec = _Section(data, "database", issues)
+
+    def no_password(v: str) -> str | None:
+        if re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v):
+            return "must not contain a password; use database.password_file"
+        return None
+
+    db = DatabaseConfig(
+        dsn=sec.get("dsn", str, None, no_password, nullable=True),
+        socket_dir=sec.get("socket_dir", str, "/run/postgresql", _abs_path),
+        host=sec.get("host", str, None, nullable=True),
+        port=sec.get("port", int, 5432, _port),
+        name=sec.get("name", str, "ai-sysadmin", lambda v: None if v else "must not be empty"),
+        user=sec.get("user", str, None, nullable=True),
+        password_file=sec.get("password_file", str, None, nullable=True),
+        password=None,
+    )
+    pw = _read_secret(sec, "password_file", db.password_file, env)
+    sec.finish()
+    return _replace(db, password=pw)
+
+
+def _parse_knowledge(data: Any, issues: list[ConfigIssue], state_dir: str) -> KnowledgeConfig:
+    sec = _Section(data, "knowledge", issues)
+    path = sec.get("path", str, None, _abs_path, nullable=True)
+    url = sec.get("url", str, None, _http_url, nullable=True)
+    if path is not None and url is not None:
+        sec.error("url", "set either knowledge.path (embedded) or knowledge.url (server), not both")
+    sec.finish()
+    return KnowledgeConfig(path=os.path.expanduser(path or os.path.join(state_dir, "knowledge")), url=url)
+
+
+def _parse_api(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> ApiConfig:
+    sec = _Section(data, "api", issues)
+    host = sec.get("host", str, "127.0.0.1", lambda v: None if v else "must not be empty")
+    port = sec.get("port", int, 40083, _port)
+    key_file = sec.get("api_key_file", str, None, nullable=True)
+    require = sec.get("require_auth", bool, None, nullable=True)
+    key = _read_secret(sec, "api_key_file", key_file, env)
+    loopback = is_loopback(host)
+    if require is None:
+        # A key on loopback is still honoured; beyond loopback it is mandatory.
+        require = key_file is not None or not loopback
+    if not loopback and key_file is None:
+        sec.error("api_key_file", f"required when api.host ({host}) is not loopback")
+    elif require and key_file is None:
+        sec.error("api_key_file", "required when api.require_auth is true")
+    if not loopback and require is False:
+        sec.error("require_auth", f"cannot be false when api.host ({host}) is not loopback")
+    sec.finish()
+    return ApiConfig(host=host, port=port, api_key_file=key_file, api_key=key, require_auth=bool(require))
+
+
+def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> JournalConfig:
+    sec = _Section(data, "journal", issues)
+    source = sec.get("source", str, "system", _one_of(JOURNAL_SOURCES))
+    path = sec.get("path", str, None, _abs_path, nullable=True)
+    cursor = sec.get("cursor_file", str, None, _abs_path, nullable=True)
+    if source in ("directory", "file") and path is None:
+        sec.error("path", f"required when journal.source is {source!r}")
+    if source == "system" and path is not None:
+        sec.error("path", "only used when journal.source is 'directory' or 'file'")
+    sec.finish()
+    return JournalConfig(
+        source=source,
+        path=os.path.expanduser(path) if path else None,
+        cursor_file=os.path.expanduser(cursor or os.path.join(state_dir, "journal.cursor")),
+    )
+
+
+def _parse_units(value: Any, issues: list[ConfigIssue]) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        issues.append(ConfigIssue("protected_units", f"must be a list, got {_kind(value)}"))
+        return DEFAULT_PROTECTED_UNITS
+    out = []
+    for i, unit in enumerate(value):
+        if not isinstance(unit, str) or not _UNIT_RE.match(unit):
+            issues.append(ConfigIssue(f"protected_units[{i}]", f"not a systemd unit name: {unit!r}"))
+        else:
+            out.append(unit)
+    return tuple(out)
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | None = None) -> Config:
+    """Validate a decoded JSON document. Raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    issues: list[ConfigIssue] = []
+    top = _Section(data, "", issues)
+    state_dir = os.path.expanduser(top.get("state_dir", str, _default_state_dir(env), _abs_path))
+    autonomy = top.get("autonomy_level", str, "suggest", _one_of(AUTONOMY_LEVELS))
+    log_level = top.get("log_level", str, "info", _one_of(LOG_LEVELS))
+    roles = _parse_roles(_or_none(top.raw("roles")), issues, env)
+    isec = _Section(_or_none(top.raw("intervals")), "intervals", issues)
+    intervals = Intervals(
+        metrics=isec.get("metrics", float, 30.0, _positive),
+        review=isec.get("review", float, 900.0, _positive),
+    )
+    isec.finish()
+    database = _parse_database(_or_none(top.raw("database")), issues, env)
+    knowledge = _parse_knowledge(_or_none(top.raw("knowledge")), issues, state_dir)
+    api = _parse_api(_or_none(top.raw("api")), issues, env)
+    journal = _parse_journal(_or_none(top.raw("journal")), issues, state_dir)
+    units_raw = top.raw("protected_units")
+    units = DEFAULT_PROTECTED_UNITS if units_raw is _MISSING else _parse_units(units_raw, issues)
+    top.finish()
+    if issues:
+        raise ConfigError(issues, source)
+    return Config(
+        state_dir=state_dir,
+        autonomy_level=autonomy,
+        log_level=log_level,
+        roles=roles,
+        intervals=intervals,
+        database=database,
+        knowledge=knowledge,
+        api=api,
+        journal=journal,
+        protected_units=units,
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load from `path`, else `$AI_SYSADMIN_CONFIG`, else the embedded defaults (`{}`)."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get("AI_SYSADMIN_CONFIG") or None
+    if path is None:
+        return parse_config({}, env, source=None)
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("(file)", f"cannot read {source}: {exc.strerror or exc}")], source) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([ConfigIssue("(document)", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")], source) from None
+    return parse_config(data, env, source=source)
+
+
+def _or_none(value: Any) -> Any:
+    return None if value is _MISSING else value
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)

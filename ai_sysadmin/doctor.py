@@ -1,0 +1,225 @@
+"""`ai-sysadmin doctor`: check every configured part, one line each, with the fix.
+
+Exit status 0 only when every required part is fine, so the command can gate a
+deployment (`ExecStartPre=`, a CI job, or an admin's first look after a rebuild).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Awaitable, Callable
+
+import httpx
+
+from ai_sysadmin.config import Config, RoleConfig
+
+CHECK_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str  # ok | fail | warn
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail" and self.required
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "fail": "FAIL", "warn": "warn"}[self.status]
+        text = f"{mark}  {self.name}: {self.detail}"
+        if self.fix and self.status != "ok":
+            text += f" -- fix: {self.fix}"
+        return text
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+async def check_role(role: RoleConfig) -> CheckResult:
+    from ai_sysadmin.llm import LLMClient, LLMError
+
+    name = f"role {role.name}"
+    unit = f"llama-{role.name}.service"
+    async with LLMClient(role) as client:
+        health = await client.health()
+        if health.status in ("unavailable", "error"):
+            return CheckResult(name, "fail", f"{role.url} {health.status}: {health.detail}",
+                               f"start {unit} (systemctl status {unit}) or correct roles.{role.name}.url")
+        if health.status == "loading":
+            return CheckResult(name, "fail", f"{role.url} is still loading its model",
+                               f"wait for {unit} to finish loading (journalctl -u {unit})")
+        try:
+            models = await client.served_models()
+        except LLMError as exc:
+            return CheckResult(name, "fail", f"{role.url} healthy but /v1/models failed: {exc}",
+                               f"check {unit} logs")
+    if role.model not in models:
+        return CheckResult(name, "fail", f"{role.url} serves {models}, not {role.model!r}",
+                           f"start llama-server with --alias {role.model} or set roles.{role.name}.model")
+    note = "" if health.status == "ok" else " (no /health: not llama-server)"
+    return CheckResult(name, "ok", f"{role.url} healthy, serves {role.model!r}{note}")
+
+
+async def check_database(cfg: Config) -> CheckResult:
+    import psycopg
+
+    from ai_sysadmin.store.db import connect_kwargs, schema_version
+
+    db = cfg.database
+    where = db.dsn or f"{db.host or db.socket_dir} port {db.port} db {db.name}"
+    try:
+        conn = await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True, **connect_kwargs(db, 5))
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
+        return CheckResult("database", "fail", f"{where}: {first}",
+                           "start postgresql.service, or correct the database section "
+                           "(NixOS: services.ai-sysadmin.database.createLocally)")
+    async with conn:
+        cur = await conn.execute("SELECT current_setting('server_version')")
+        version = (await cur.fetchone())[0]
+        schema = await schema_version(conn)
+    state = f"schema v{schema}" if schema else "schema not migrated yet (migrates when the service starts)"
+    return CheckResult("database", "ok", f"PostgreSQL {version} at {where}, {state}")
+
+
+def _journal_argv(cfg: Config) -> list[str]:
+    argv = ["journalctl", "--no-pager", "-q", "-n", "1", "-o", "json"]
+    if cfg.journal.source == "directory":
+        argv += ["--directory", cfg.journal.path or ""]
+    elif cfg.journal.source == "file":
+        argv += ["--file", cfg.journal.path or ""]
+    return argv
+
+
+async def check_journal(cfg: Config) -> CheckResult:
+    src = cfg.journal.source
+    name = "journal"
+    if src == "system" and os.geteuid() != 0:
+        groups = {grp.getgrgid(g).gr_name for g in os.getgroups() if _gid_exists(g)}
+        if not groups & {"systemd-journal", "adm", "wheel"}:
+            return CheckResult(name, "fail", "this user cannot read the system journal",
+                               "add the service user to group systemd-journal "
+                               "(NixOS module: SupplementaryGroups=systemd-journal)")
+    if src != "system" and not os.path.exists(cfg.journal.path or ""):
+        return CheckResult(name, "fail", f"journal.path {cfg.journal.path} does not exist",
+                           "correct journal.path")
+    try:
+        r = await asyncio.to_thread(subprocess.run, _journal_argv(cfg), capture_output=True, text=True,
+                                    timeout=CHECK_TIMEOUT)
+    except FileNotFoundError:
+        return CheckResult(name, "fail", "journalctl not found", "install systemd's journalctl")
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or ["failed"])[-1]
+        return CheckResult(name, "fail", f"journalctl ({src}) failed: {msg}", "check journal.source / journal.path")
+    if not r.stdout.strip():
+        return CheckResult(name, "warn", f"journal ({src}) readable but empty", required=False)
+    return CheckResult(name, "ok", f"{src} journal readable" + (f" at {cfg.journal.path}" if cfg.journal.path else ""))
+
+
+def _gid_exists(gid: int) -> bool:
+    try:
+        grp.getgrgid(gid)
+        return True
+    except KeyError:
+        return False
+
+
+async def check_state_dir(cfg: Config) -> CheckResult:
+    path = cfg.state_dir
+    try:
+        os.makedirs(path, mode=0o750, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return CheckResult("state dir", "fail", f"{path} not writable: {exc.strerror}",
+                           "fix ownership or set state_dir (NixOS: StateDirectory=ai-sysadmin)")
+    return CheckResult("state dir", "ok", f"{path} writable")
+
+
+async def check_knowledge(cfg: Config) -> CheckResult:
+    kb = cfg.knowledge
+    if kb.url:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=1.0)) as http:
+            for path in ("/api/v2/heartbeat", "/api/v1/heartbeat"):
+                try:
+                    r = await http.get(kb.url.rstrip("/") + path)
+                except httpx.HTTPError as exc:
+                    return CheckResult("knowledge", "fail", f"ChromaDB at {kb.url} unreachable: {exc}",
+                                       "start chromadb.service or correct knowledge.url")
+                if r.status_code == 200:
+                    return CheckResult("knowledge", "ok", f"ChromaDB server at {kb.url} answers")
+        return CheckResult("knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})",
+                           "correct knowledge.url")
+    try:
+        os.makedirs(kb.path, mode=0o750, exist_ok=True)
+    except OSError as exc:
+        return CheckResult("knowledge", "fail", f"{kb.path} not creatable: {exc.strerror}",
+                           "fix ownership of the state directory or set knowledge.path")
+    if not os.access(kb.path, os.W_OK):
+        return CheckResult("knowledge", "fail", f"{kb.path} not writable", "fix ownership or set knowledge.path")
+
+    def open_embedded() -> int:
+        import chromadb
+        from chromadb.config import Settings
+
+        client = chromadb.PersistentClient(path=kb.path, settings=Settings(anonymized_telemetry=False))
+        return len(client.list_collections())
+
+    try:
+        n = await asyncio.to_thread(open_embedded)
+    except Exception as exc:  # chromadb raises many kinds; all mean "cannot use it"
+        return CheckResult("knowledge", "fail", f"embedded ChromaDB at {kb.path} cannot open: {exc}",
+                           "move the damaged directory aside; it is rebuilt at start")
+    return CheckResult("knowledge", "ok", f"embedded ChromaDB at {kb.path} ({n} collections)")
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+async def _bounded(name: str, coro: Awaitable[CheckResult]) -> CheckResult:
+    try:
+        return await asyncio.wait_for(coro, CHECK_TIMEOUT)
+    except asyncio.TimeoutError:
+        return CheckResult(name, "fail", f"no answer within {CHECK_TIMEOUT:g}s", "see the part's logs")
+    except Exception as exc:  # a crashing check is a failed check, never a crashed doctor
+        return CheckResult(name, "fail", f"check crashed: {exc.__class__.__name__}: {exc}")
+
+
+def planned_checks(cfg: Config) -> list[tuple[str, Callable[[], Awaitable[CheckResult]]]]:
+    checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = []
+    for role in cfg.roles.enabled():
+        checks.append((f"role {role.name}", lambda r=role: check_role(r)))
+    checks += [
+        ("database", lambda: check_database(cfg)),
+        ("journal", lambda: check_journal(cfg)),
+        ("state dir", lambda: check_state_dir(cfg)),
+        ("knowledge", lambda: check_knowledge(cfg)),
+    ]
+    return checks
+
+
+async def run_checks(cfg: Config) -> list[CheckResult]:
+    planned = planned_checks(cfg)
+    return list(await asyncio.gather(*(_bounded(n, make()) for n, make in planned)))
+
+
+def report(results: list[CheckResult], as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps([asdict(r) for r in results], indent=2)
+    return "\n".join(r.line() for r in results)
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    return 1 if any(r.failed for r in results) else 0

@@ -1,0 +1,361 @@
+"""One async client per model role, on the `openai` SDK.
+
+llama-server (and Ollama, vLLM, LocalAI ...) speak the OpenAI API under `/v1`; the
+client talks to whatever `roles.<name>.url` names.  A legacy Ollama endpoint is just
+another base URL (`http://127.0.0.1:11434`); llama-server-only extras (`/health`,
+`/tokenize`) degrade to `Unsupported` there.
+
+Failure policy:
+* connection refused -> `ModelUnavailable` at once (the SDK's own retries are off:
+  with them a stopped server took minutes to surface);
+* 503 (model loading) and other 5xx -> bounded retries with exponential backoff,
+  because the server will be back shortly;
+* timeouts and 4xx are not retried: the same request would fail the same way;
+* structured output is validated against the requested schema -> `BadModelOutput`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+
+import httpx
+import jsonschema
+import openai
+
+from ai_sysadmin.config import RoleConfig
+from ai_sysadmin.llm.errors import (
+    BadModelOutput,
+    LLMError,
+    ModelRequestError,
+    ModelTimeout,
+    ModelUnavailable,
+    Unsupported,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What one model call cost; the store persists these for per-layer accounting."""
+
+    role: str
+    model: str
+    kind: str  # chat | stream | structured | tools | embed
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    outcome: str  # ok | unavailable | timeout | bad_output | rejected | error
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """One assistant turn that may request tools."""
+
+    content: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    def as_message(self) -> Message:
+        """The assistant message to append to the conversation before tool results."""
+        msg: Message = {"role": "assistant", "content": self.content or ""}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for c in self.tool_calls
+            ]
+        return msg
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    status: str  # ok | loading | unavailable | error | unsupported
+    detail: str = ""
+
+
+CallHook = Callable[[CallRecord], None]
+
+
+class LLMClient:
+    """Client for one role; construct from `RoleConfig`, close with `aclose()`."""
+
+    def __init__(self, role: RoleConfig, *, on_call: CallHook | None = None, backoff_base: float = 0.5):
+        self.role = role
+        self._on_call = on_call
+        self._backoff_base = backoff_base
+        timeout = httpx.Timeout(role.timeout, connect=role.connect_timeout)
+        self._http = httpx.AsyncClient(timeout=timeout)
+        api_key = role.api_key.reveal() if role.api_key else "no-key"
+        self._sdk = openai.AsyncOpenAI(
+            base_url=f"{role.url}/v1", api_key=api_key, timeout=timeout, max_retries=0, http_client=self._http
+        )
+        self._headers = {"Authorization": f"Bearer {api_key}"} if role.api_key else {}
+
+    @property
+    def name(self) -> str:
+        return self.role.name
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "LLMClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ chat
+
+    async def chat(self, messages: list[Message], *, max_tokens: int | None = None,
+                   temperature: float = 0.2, **extra: Any) -> ChatResult:
+        resp = await self._call("chat", lambda: self._sdk.chat.completions.create(
+            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
+            temperature=temperature, **extra))
+        choice = resp.choices[0]
+        return ChatResult(
+            text=choice.message.content or "",
+            finish_reason=choice.finish_reason,
+            prompt_tokens=_usage(resp, "prompt_tokens"),
+            completion_tokens=_usage(resp, "completion_tokens"),
+        )
+
+    async def stream(self, messages: list[Message], *, max_tokens: int | None = None,
+                     temperature: float = 0.2, **extra: Any) -> AsyncIterator[str]:
+        """Yield content deltas as they arrive. Errors map to the typed failures."""
+        started = time.monotonic()
+        completion = 0
+        outcome = "error"
+        try:
+            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
+                model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
+                temperature=temperature, stream=True, **extra))
+            try:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        completion += 1
+                        yield chunk.choices[0].delta.content
+            except Exception as exc:  # mid-stream failure
+                raise self._map(exc) from exc
+            finally:
+                await stream.close()
+            outcome = "ok"
+        except LLMError as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            self._record("stream", 0, completion, started, outcome)
+
+    async def structured(self, messages: list[Message], schema: dict[str, Any], *, name: str = "answer",
+                         max_tokens: int | None = None, temperature: float = 0.0) -> dict[str, Any]:
+        """Ask for a JSON object that llama-server constrains to `schema`, and validate it."""
+        result = await self.chat(
+            messages, max_tokens=max_tokens, temperature=temperature,
+            response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+        )
+        try:
+            obj = json.loads(result.text)
+        except json.JSONDecodeError as exc:
+            why = "truncated at max_tokens" if result.finish_reason == "length" else f"not JSON ({exc.msg})"
+            raise BadModelOutput(self.name, f"structured answer {why}", raw=result.text) from None
+        try:
+            jsonschema.validate(obj, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise BadModelOutput(self.name, f"answer violates schema at {where}: {exc.message}", raw=result.text) from None
+        return obj
+
+    async def tool_turn(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                        tool_choice: str | dict[str, Any] = "auto", max_tokens: int | None = None,
+                        temperature: float = 0.0) -> ToolTurn:
+        """One assistant turn with tools offered; arguments are decoded and checked to be objects."""
+        resp = await self._call("tools", lambda: self._sdk.chat.completions.create(
+            model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
+            max_tokens=self._max_tokens(max_tokens), temperature=temperature))
+        choice = resp.choices[0]
+        calls: list[ToolCall] = []
+        known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+        for i, tc in enumerate(choice.message.tool_calls or []):
+            fn = tc.function
+            if fn.name not in known:
+                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {fn.name!r}", raw=fn.arguments)
+            try:
+                args = json.loads(fn.arguments or "{}")
+            except json.JSONDecodeError as exc:
+                raise BadModelOutput(self.name, f"tool call {i} ({fn.name}) arguments are not JSON: {exc.msg}",
+                                     raw=fn.arguments) from None
+            if not isinstance(args, dict):
+                raise BadModelOutput(self.name, f"tool call {i} ({fn.name}) arguments are not an object",
+                                     raw=fn.arguments)
+            calls.append(ToolCall(id=tc.id or f"call_{i}", name=fn.name, arguments=args))
+        return ToolTurn(content=choice.message.content, tool_calls=calls, finish_reason=choice.finish_reason)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        resp = await self._call("embed", lambda: self._sdk.embeddings.create(model=self.role.model, input=texts))
+        return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+
+    # ------------------------------------------------------------------ llama-server extras
+
+    async def health(self) -> Health:
+        """llama-server's /health: 200 when ready, 503 while loading the model."""
+        try:
+            r = await self._http.get(f"{self.role.url}/health", headers=self._headers)
+        except httpx.TimeoutException:
+            return Health(False, "unavailable", "timed out")
+        except httpx.HTTPError as exc:
+            return Health(False, "unavailable", _short(exc))
+        if r.status_code == 200:
+            return Health(True, "ok")
+        if r.status_code == 503:
+            return Health(False, "loading", _error_message(r))
+        if r.status_code == 404:
+            return Health(False, "unsupported", "no /health endpoint (not llama-server?)")
+        return Health(False, "error", f"HTTP {r.status_code}: {_error_message(r)}")
+
+    async def served_models(self) -> list[str]:
+        resp = await self._with_retries(lambda: self._sdk.models.list())
+        return [m.id for m in resp.data]
+
+    async def tokenize(self, text: str) -> list[int]:
+        """Token ids from the serving model's own tokenizer (llama-server /tokenize)."""
+        try:
+            r = await self._http.post(f"{self.role.url}/tokenize", json={"content": text}, headers=self._headers)
+        except Exception as exc:
+            raise self._map(exc) from exc
+        if r.status_code == 404:
+            raise Unsupported(self.name, "endpoint has no /tokenize")
+        if r.status_code == 503:
+            raise ModelUnavailable(self.name, "model loading")
+        if r.status_code != 200:
+            raise ModelRequestError(self.name, f"/tokenize HTTP {r.status_code}", r.status_code)
+        return list(r.json()["tokens"])
+
+    async def count_tokens(self, text: str) -> int:
+        return len(await self.tokenize(text))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _max_tokens(self, override: int | None) -> int | None:
+        value = override if override is not None else self.role.max_tokens
+        return value or None
+
+    async def _call(self, kind: str, make: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        try:
+            resp = await self._with_retries(make)
+        except LLMError as exc:
+            self._record(kind, 0, 0, started, _outcome(exc))
+            raise
+        self._record(kind, _usage(resp, "prompt_tokens"), _usage(resp, "completion_tokens"), started, "ok")
+        return resp
+
+    async def _with_retries(self, make: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await make()
+            except Exception as exc:
+                mapped = self._map(exc)
+                if attempt >= self.role.max_retries or not _retryable(exc):
+                    raise mapped from exc
+                delay = self._backoff_base * (2 ** attempt) * (0.75 + random.random() / 2)
+                log.info("%s: %s; retry %d/%d in %.1fs", self.name, mapped, attempt + 1, self.role.max_retries, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _map(self, exc: BaseException) -> LLMError:
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+            return ModelTimeout(self.name, f"no answer within {self.role.timeout:g}s")
+        if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+            return ModelUnavailable(self.name, f"cannot reach {self.role.url} ({_short(exc.__cause__ or exc)})")
+        if isinstance(exc, openai.APIStatusError):
+            msg = _status_message(exc)
+            if exc.status_code == 503:
+                return ModelUnavailable(self.name, f"server not ready: {msg}")
+            if 400 <= exc.status_code < 500:
+                return ModelRequestError(self.name, f"request rejected (HTTP {exc.status_code}): {msg}", exc.status_code)
+            return LLMError(self.name, f"server error (HTTP {exc.status_code}): {msg}")
+        return LLMError(self.name, f"unexpected failure: {_short(exc)}")
+
+    def _record(self, kind: str, prompt: int, completion: int, started: float, outcome: str) -> None:
+        if self._on_call is None:
+            return
+        try:
+            self._on_call(CallRecord(self.name, self.role.model, kind, prompt, completion,
+                                     time.monotonic() - started, outcome))
+        except Exception:  # accounting must never break a call
+            log.exception("LLM call hook failed")
+
+
+def _retryable(exc: BaseException) -> bool:
+    # Only a server that is up but busy/loading recovers by itself within seconds.
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def _outcome(exc: LLMError) -> str:
+    return {
+        ModelUnavailable: "unavailable",
+        ModelTimeout: "timeout",
+        BadModelOutput: "bad_output",
+        ModelRequestError: "rejected",
+    }.get(type(exc), "error")
+
+
+def _usage(resp: Any, name: str) -> int:
+    usage = getattr(resp, "usage", None)
+    return int(getattr(usage, name, 0) or 0) if usage else 0
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+def _status_message(exc: "openai.APIStatusError") -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:200]
+    return _short(exc)
+
+
+def _error_message(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+        err = body.get("error", body)
+        return str(err.get("message", err))[:200] if isinstance(err, dict) else str(err)[:200]
+    except Exception:
+        return r.text[:200]
+
+
+def build_clients(roles: Iterable[RoleConfig], on_call: CallHook | None = None) -> dict[str, LLMClient]:
+    """One client per enabled role, keyed by role name."""
+    return {r.name: LLMClient(r, on_call=on_call) for r in roles if r.enable}

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL (events, metrics, audit) and the ChromaDB knowledge base."""

@@ -1,0 +1,1 @@
+"""Layer 1: journal reading, template mining, rules, bursts and model classification."""

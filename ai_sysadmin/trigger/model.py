@@ -1,0 +1,68 @@
+"""The typed trigger event: what L1 (and the metric thresholds) hand to the layers above.
+
+A trigger stands for one (template, unit) problem within a dedup window: it carries a
+count and a few sample lines, never one row per log line.  Its `id` is derived from
+what it is about -- not from when it was processed -- so a replay after a crash
+produces the same id and the store's upsert keeps exactly one copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Stable vocabulary: users alert on these strings.
+CATEGORIES = (
+    "oom", "crash", "unit-failure", "disk-full", "filesystem", "hardware", "kernel", "auth",
+    "network", "time", "nix", "certificate", "resource", "security", "other",
+)
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITY_RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # info=0 ... critical=4
+
+MAX_SAMPLES = 5
+
+
+def trigger_id(template_id: str, unit: str | None, window_start: datetime, source: str) -> str:
+    """Deterministic id: the same problem in the same window always maps to the same id."""
+    key = f"{template_id}|{unit or ''}|{int(window_start.timestamp())}|{source}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def template_id(template: str) -> str:
+    return hashlib.sha256(template.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Trigger:
+    id: str
+    severity: str  # one of SEVERITIES
+    category: str  # one of CATEGORIES
+    source: str  # "rule:<id>" | "model" | "burst" | "threshold:<name>"
+    unit: str | None
+    template: str
+    template_id: str
+    count: int
+    first_seen: datetime  # timezone-aware UTC
+    last_seen: datetime
+    sample: list[str] = field(default_factory=list)
+    summary: str | None = None
+    host: str | None = None
+    boot_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # extra context: pid, comm, identifier, ...
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} not in {SEVERITIES}")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category {self.category!r} not in {CATEGORIES}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "severity": self.severity, "category": self.category, "source": self.source,
+            "unit": self.unit, "template": self.template, "template_id": self.template_id, "count": self.count,
+            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+            "sample": list(self.sample), "summary": self.summary, "host": self.host, "boot_id": self.boot_id,
+            "fields": dict(self.fields),
+        }

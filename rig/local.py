@@ -1,0 +1,105 @@
+"""Run ai-sysadmin locally with its embedded defaults, on real parts.
+
+    scripts/local.sh [--state DIR] [--check]
+
+Starts the three role servers (llama-server with the tiny SmolLM2 model) on the
+default ports 40080-40082, a private PostgreSQL cluster under the state dir, writes a
+config that differs from the built-in defaults only in where that database and the
+state live, and runs `ai-sysadmin doctor`.  Then it keeps everything running until
+Ctrl-C (with --check it stops after the doctor and exits with its status).  Later
+layers (`ai-sysadmin run`, `ai-sysadmin api`) are started here as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ai_sysadmin.config import ROLE_DEFAULT_PORTS
+from rig.llama import LlamaServer, tiny_server
+from rig.postgres import PgCluster
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/local.sh")
+    ap.add_argument("--state", type=Path, default=REPO / ".state", help="local state directory (default: .state)")
+    ap.add_argument("--check", action="store_true", help="exit after the doctor instead of staying up")
+    args = ap.parse_args(argv)
+    state: Path = args.state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o755)  # the private PostgreSQL runs as 'postgres' when we are root
+
+    servers: list[LlamaServer] = []
+    cluster: PgCluster | None = None
+    children: list[subprocess.Popen] = []
+    try:
+        for role in ("trigger", "review", "meta"):
+            port = ROLE_DEFAULT_PORTS[role]
+            if not _port_free(port):
+                print(f"local: port {port} (role {role}) is in use; stop what listens there", file=sys.stderr)
+                return 1
+            print(f"local: starting llama-server for role {role} on 127.0.0.1:{port}", flush=True)
+            servers.append(tiny_server(role, state / "logs", port=port, tools=(role == "meta")).start())
+        print("local: starting private PostgreSQL", flush=True)
+        cluster = PgCluster.create(state / "postgres").start()
+        try:
+            cluster.create_database("ai-sysadmin")
+        except Exception as exc:  # already there from an earlier run
+            if "already exists" not in str(exc):
+                raise
+        config = {
+            "state_dir": str(state / "service"),
+            "database": cluster.database_config("ai-sysadmin"),
+        }
+        cfg_path = state / "config.json"
+        cfg_path.write_text(json.dumps(config, indent=2) + "\n")
+        exe = shutil.which("ai-sysadmin") or str(Path(sys.executable).with_name("ai-sysadmin"))
+        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg_path)}
+        print(f"local: config {cfg_path}\nlocal: ai-sysadmin doctor", flush=True)
+        rc = subprocess.run([exe, "doctor"], env=env).returncode
+        if args.check:
+            return rc
+        for sub in _service_commands(exe):
+            children.append(subprocess.Popen([exe, *sub], env=env))
+        print("local: running; Ctrl-C stops everything", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        for child in children:
+            child.terminate()
+            child.wait(10)
+        for s in servers:
+            s.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+def _service_commands(exe: str) -> list[list[str]]:
+    """Long-running subcommands that exist in this build (layers arrive issue by issue)."""
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
+    return [[c] for c in ("run", "api") if f"    {c} " in out or f"{{{c}" in out or f",{c}" in out or f"{c}," in out]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run ai-sysadmin locally with its embedded defaults (README's first command).
+#
+#   scripts/local.sh [--state DIR] [--check]
+#
+# Provisions what is missing (scripts/provision.sh), then starts the three role
+# servers on 127.0.0.1:40080-40082 with the tiny SmolLM2 model, a private PostgreSQL
+# under .state/, and the service's parts; prints `ai-sysadmin doctor`. Ctrl-C stops all.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$REPO/scripts/provision.sh"
+CACHE="${AI_SYSADMIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-sysadmin}"
+set -a; . "$CACHE/rig.env"; set +a
+cd "$REPO"
+exec "$AI_SYSADMIN_VENV/bin/python" -m rig.local "$@"

@@ -1,0 +1,115 @@
+"""Fixtures that start real parts: llama-server per role, a PostgreSQL cluster, journal files.
+
+Every fixture skips with a one-line reason only when its part cannot be provisioned on
+this machine; under scripts/test.sh (and so in CI) a missing part fails the run instead
+(see rig/require.py).  Every process started here is stopped at the end of its scope.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ai_sysadmin.config import Config, RoleConfig, parse_config  # noqa: E402
+from rig.journal import JournalWriter  # noqa: E402
+from rig.llama import LlamaServer, tiny_server  # noqa: E402
+from rig.paths import PartMissing  # noqa: E402
+from rig.postgres import PgCluster  # noqa: E402
+from rig.require import need  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rig_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rig-logs")
+
+
+def _server(alias: str, logs: Path, **kw: Any) -> Iterator[LlamaServer]:
+    try:
+        server = tiny_server(alias, logs, **kw)
+    except PartMissing as exc:
+        need(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_trigger(rig_logs: Path) -> Iterator[LlamaServer]:
+    """The trigger role: SmolLM2-135M with its own chat template."""
+    yield from _server("trigger", rig_logs)
+
+
+@pytest.fixture(scope="session")
+def llama_review(rig_logs: Path) -> Iterator[LlamaServer]:
+    yield from _server("review", rig_logs)
+
+
+@pytest.fixture(scope="session")
+def llama_meta(rig_logs: Path) -> Iterator[LlamaServer]:
+    """The meta role: --jinja with the Qwen2.5 template, so tool calls are parsed."""
+    yield from _server("meta", rig_logs, tools=True)
+
+
+@pytest.fixture(scope="session")
+def llama_embed(rig_logs: Path) -> Iterator[LlamaServer]:
+    """The embed role: the tiny model served with --embeddings (real, if small, vectors)."""
+    yield from _server("embed", rig_logs, embeddings=True)
+
+
+def role_config(server: LlamaServer | None, name: str, url: str | None = None, **overrides: Any) -> RoleConfig:
+    """A validated RoleConfig pointing at `server` (or at `url`)."""
+    data = {"url": url or server.url, "model": server.alias if server else name, **overrides}  # type: ignore[union-attr]
+    cfg = parse_config({"roles": {name: data}}, env={})
+    role = getattr(cfg.roles, name)
+    assert role is not None
+    return role
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    try:
+        cluster = PgCluster.create()
+    except PartMissing as exc:
+        need(str(exc))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture()
+def pg_database(pg_cluster: PgCluster) -> Iterator[dict[str, Any]]:
+    """A fresh, empty database; yields the `database` config section pointing at it."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_cluster.create_database(name)
+    try:
+        yield pg_cluster.database_config(name)
+    finally:
+        if pg_cluster.running():
+            pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def journal_writer() -> JournalWriter:
+    try:
+        return JournalWriter()
+    except PartMissing as exc:
+        need(str(exc))
+        raise
+
+
+def make_config(tmp_path: Path, **sections: Any) -> Config:
+    """A validated Config with its state under tmp_path, plus the given sections."""
+    data = {"state_dir": str(tmp_path / "state"), **sections}
+    return parse_config(data, env={})

@@ -1,0 +1,235 @@
+"""The configuration contract: defaults, every kind of invalid input, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import (
+    AUTONOMY_LEVELS,
+    DEFAULT_PROTECTED_UNITS,
+    ConfigError,
+    Secret,
+    load_config,
+    parse_config,
+)
+
+
+def problems(data: object, env: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env=env or {})
+    return {i.path: i.reason for i in info.value.issues}
+
+
+def test_empty_document_is_a_valid_local_config() -> None:
+    cfg = parse_config({}, env={"HOME": "/home/alice"})
+    assert cfg.autonomy_level == "suggest"
+    assert cfg.roles.trigger.url == "http://127.0.0.1:40080"
+    assert cfg.roles.review.url == "http://127.0.0.1:40081"
+    assert cfg.roles.meta.url == "http://127.0.0.1:40082"
+    assert cfg.roles.embed is None
+    assert [r.name for r in cfg.roles.enabled()] == ["trigger", "review", "meta"]
+    assert cfg.api.host == "127.0.0.1" and cfg.api.port == 40083 and cfg.api.require_auth is False
+    assert cfg.journal.source == "system"
+    assert cfg.protected_units == DEFAULT_PROTECTED_UNITS
+    assert cfg.knowledge.path == os.path.join(cfg.state_dir, "knowledge")
+    assert cfg.journal.cursor_file.startswith(cfg.state_dir)
+
+
+def test_state_dir_follows_systemd_state_directory() -> None:
+    cfg = parse_config({}, env={"STATE_DIRECTORY": "/var/lib/ai-sysadmin"})
+    assert cfg.state_dir == "/var/lib/ai-sysadmin"
+    assert cfg.knowledge.path == "/var/lib/ai-sysadmin/knowledge"
+
+
+def test_full_document_round_trips(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("s3cret\n")
+    data = {
+        "state_dir": str(tmp_path),
+        "autonomy_level": "auto-safe",
+        "log_level": "debug",
+        "roles": {
+            "trigger": {"url": "http://127.0.0.1:1234/", "model": "smollm2", "timeout": 5, "max_tokens": 64,
+                        "context_size": 2048, "max_retries": 0, "connect_timeout": 0.5},
+            "review": {"enable": False},
+            "meta": {"url": "https://gpu-box.lan:8443", "api_key_file": str(key)},
+            "embed": {"url": "http://127.0.0.1:40084", "model": "nomic-embed"},
+        },
+        "intervals": {"metrics": 10, "review": 300.5},
+        "database": {"socket_dir": "/run/postgresql", "name": "aisys", "user": "aisys", "port": 5433},
+        "knowledge": {"url": "http://127.0.0.1:8000"},
+        "api": {"host": "::1", "port": 8080},
+        "journal": {"source": "directory", "path": "/var/log/journal"},
+        "protected_units": ["sshd.service", "getty@tty1.service"],
+    }
+    cfg = parse_config(data, env={})
+    assert cfg.roles.trigger.url == "http://127.0.0.1:1234"  # trailing slash normalised
+    assert cfg.roles.trigger.timeout == 5.0 and isinstance(cfg.roles.trigger.timeout, float)
+    assert cfg.roles.review.enable is False
+    assert [r.name for r in cfg.roles.enabled()] == ["trigger", "meta", "embed"]
+    assert cfg.roles.meta.api_key == Secret("s3cret", "x")
+    assert cfg.intervals.review == 300.5
+    assert cfg.knowledge.url == "http://127.0.0.1:8000"
+    assert "port=5433" in cfg.database.conninfo() and "dbname=aisys" in cfg.database.conninfo()
+    assert cfg.protected_units == ("sshd.service", "getty@tty1.service")
+
+
+@pytest.mark.parametrize("level", AUTONOMY_LEVELS)
+def test_every_autonomy_level_is_accepted(level: str) -> None:
+    assert parse_config({"autonomy_level": level}, env={}).autonomy_level == level
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "reason"),
+    [
+        ({"autonomy_level": "yolo"}, "autonomy_level", "must be one of observe, suggest, auto-safe, auto-full"),
+        ({"roles": {"trigger": {"url": "ftp://x"}}}, "roles.trigger.url", "not an http(s) URL"),
+        ({"roles": {"trigger": {"url": "localhost:8080"}}}, "roles.trigger.url", "not an http(s) URL"),
+        ({"roles": {"meta": {"url": "http://u:p@host"}}}, "roles.meta.url", "must not contain credentials"),
+        ({"roles": {"review": {"timeout": 0}}}, "roles.review.timeout", "must be greater than 0"),
+        ({"roles": {"review": {"timeout": "30"}}}, "roles.review.timeout", "must be a number, got a string"),
+        ({"roles": {"review": {"max_tokens": 1.5}}}, "roles.review.max_tokens", "must be an integer"),
+        ({"roles": {"review": {"enable": 1}}}, "roles.review.enable", "must be a boolean, got an integer"),
+        ({"roles": {"trigger": {"model": "has space"}}}, "roles.trigger.model", "must be a model id"),
+        ({"roles": []}, "roles", "must be an object, got a list"),
+        ({"intervals": {"metrics": True}}, "intervals.metrics", "must be a number, got a boolean"),
+        ({"intervals": {"review": -1}}, "intervals.review", "must be greater than 0"),
+        ({"api": {"port": 70000}}, "api.port", "must be a TCP port between 1 and 65535"),
+        ({"api": {"host": "0.0.0.0"}}, "api.api_key_file", "required when api.host (0.0.0.0) is not loopback"),
+        ({"api": {"require_auth": True}}, "api.api_key_file", "required when api.require_auth is true"),
+        ({"database": {"dsn": "postgresql://u:pw@db/x"}}, "database.dsn", "must not contain a password"),
+        ({"database": {"dsn": "host=db password=pw"}}, "database.dsn", "must not contain a password"),
+        ({"database": {"socket_dir": "run/pg"}}, "database.socket_dir", "must be an absolute path"),
+        ({"journal": {"source": "file"}}, "journal.path", "required when journal.source is 'file'"),
+        ({"journal": {"source": "syslog"}}, "journal.source", "must be one of system, directory, file"),
+        ({"knowledge": {"path": "/k", "url": "http://h:8000"}}, "knowledge.url", "not both"),
+        ({"protected_units": "sshd.service"}, "protected_units", "must be a list, got a string"),
+        ({"protected_units": ["sshd"]}, "protected_units[0]", "not a systemd unit name"),
+        ({"state_dir": "relative/dir"}, "state_dir", "must be an absolute path"),
+        ({"autonomy": "observe"}, "autonomy", "unknown key (did you mean 'autonomy_level'?)"),
+        ({"roles": {"trigger": {"timout": 3}}}, "roles.trigger.timout", "unknown key (did you mean 'timeout'?)"),
+        ({"roles": {"judge": {}}}, "roles.judge", "unknown key"),
+        ([], "(document)", "must be an object, got a list"),
+    ],
+)
+def test_each_invalid_kind_names_its_key(data: object, path: str, reason: str) -> None:
+    found = problems(data)
+    assert path in found, found
+    assert reason in found[path]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems({
+        "autonomy_level": "yolo",
+        "roles": {"trigger": {"url": "nope", "timeout": -1}, "meta": {"extra": 1}},
+        "api": {"port": 0},
+        "typo": 1,
+    })
+    assert set(found) == {"autonomy_level", "roles.trigger.url", "roles.trigger.timeout",
+                          "roles.meta.extra", "api.port", "typo"}
+
+
+def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    f = tmp_path / "c.json"
+    f.write_text('{\n  "autonomy_level": "observe",\n  oops\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    assert "line 3 column 3" in str(info.value)
+    assert str(f) in str(info.value)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.json", env={})
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"autonomy_level": "observe", "state_dir": str(tmp_path)}))
+    assert load_config(None, env={"AI_SYSADMIN_CONFIG": str(f)}).autonomy_level == "observe"
+    assert load_config(None, env={"HOME": str(tmp_path)}).autonomy_level == "suggest"
+
+
+# ------------------------------------------------------------------------ secrets
+
+
+def test_secret_from_file_is_read_and_never_printed(tmp_path: Path) -> None:
+    key = tmp_path / "api.key"
+    key.write_text("hunter2-very-secret\n")
+    cfg = parse_config({"api": {"host": "0.0.0.0", "api_key_file": str(key)}}, env={})
+    assert cfg.api.api_key is not None and cfg.api.api_key.reveal() == "hunter2-very-secret"
+    assert cfg.api.require_auth is True
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg)
+
+
+def test_bare_credential_name_resolves_in_credentials_directory(tmp_path: Path) -> None:
+    (tmp_path / "api-key").write_text("from-systemd")
+    (tmp_path / "db-pass").write_text("pg-pass")
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    cfg = parse_config({"api": {"api_key_file": "api-key"}, "database": {"password_file": "db-pass"}}, env=env)
+    assert cfg.api.api_key.reveal() == "from-systemd"  # type: ignore[union-attr]
+    assert cfg.api.require_auth is True  # a configured key is always enforced
+    assert cfg.database.password.reveal() == "pg-pass"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("value", "env_dir", "reason"),
+    [
+        ("api-key", False, "needs $CREDENTIALS_DIRECTORY"),
+        ("missing", True, "does not exist"),
+        ("empty", True, "is empty"),
+        ("relative/path", True, "must be an absolute path or a bare systemd credential name"),
+        ("bad name!", True, "not a valid systemd credential name"),
+        ("adir", True, "cannot read"),
+    ],
+)
+def test_secret_problems_name_the_key(tmp_path: Path, value: str, env_dir: bool, reason: str) -> None:
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "adir").mkdir()
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path)} if env_dir else {}
+    found = problems({"roles": {"meta": {"api_key_file": value}}}, env=env)
+    assert reason in found["roles.meta.api_key_file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; permission case needs a normal user")
+def test_unreadable_secret_is_reported(tmp_path: Path) -> None:
+    f = tmp_path / "k"
+    f.write_text("x")
+    f.chmod(0)
+    assert "not readable" in problems({"api": {"api_key_file": str(f)}})["api.api_key_file"]
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ai_sysadmin", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def test_cli_rejects_bad_config_before_starting_anything(tmp_path: Path) -> None:
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"autonomy_level": "yolo", "roles": {"trigger": {"url": "x"}}}))
+    r = run_cli("--config", str(f), "doctor")
+    assert r.returncode == 2
+    assert "autonomy_level: must be one of observe, suggest, auto-safe, auto-full" in r.stderr
+    assert "roles.trigger.url: not an http(s) URL" in r.stderr
+    assert r.stdout == ""  # no check ran
+
+
+def test_cli_config_show_masks_secrets(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    key.write_text("topsecretvalue")
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"state_dir": str(tmp_path), "api": {"api_key_file": str(key)}}))
+    r = run_cli("--config", str(f), "config", "show")
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["api"]["api_key"] == "<secret>"
+    assert "topsecretvalue" not in r.stdout

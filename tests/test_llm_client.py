@@ -1,0 +1,155 @@
+"""The per-role LLM client against a real llama-server serving SmolLM2-135M.
+
+The tiny model's *judgement* is not under test; structure is: schema-valid objects,
+parsed tool calls, typed failures, and how fast a stopped server is reported.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ai_sysadmin.llm import (
+    BadModelOutput,
+    CallRecord,
+    LLMClient,
+    ModelRequestError,
+    ModelTimeout,
+    ModelUnavailable,
+)
+from rig.llama import LlamaServer
+from rig.net import free_port
+from tests.conftest import role_config
+
+SEVERITY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "severity": {"type": "string", "enum": ["critical", "high", "medium", "low", "info"]},
+        "summary": {"type": "string", "maxLength": 80},
+    },
+    "required": ["severity", "summary"],
+    "additionalProperties": False,
+}
+
+TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "unit_status",
+        "description": "Show the state of a systemd unit",
+        "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]},
+    },
+}]
+
+
+async def test_chat_returns_text_and_usage(llama_trigger: LlamaServer) -> None:
+    records: list[CallRecord] = []
+    async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
+        result = await client.chat([{"role": "user", "content": "Say hello."}], max_tokens=16)
+    assert result.text.strip()
+    assert result.prompt_tokens > 0 and 0 < result.completion_tokens <= 16
+    assert [(r.role, r.kind, r.outcome) for r in records] == [("trigger", "chat", "ok")]
+    assert records[0].completion_tokens == result.completion_tokens
+
+
+async def test_stream_yields_deltas(llama_trigger: LlamaServer) -> None:
+    async with LLMClient(role_config(llama_trigger, "trigger")) as client:
+        chunks = [c async for c in client.stream([{"role": "user", "content": "Count to five."}], max_tokens=24)]
+    assert len(chunks) > 1  # streamed, not one blob
+    assert "".join(chunks).strip()
+
+
+async def test_structured_output_is_a_schema_valid_object(llama_review: LlamaServer) -> None:
+    async with LLMClient(role_config(llama_review, "review")) as client:
+        obj = await client.structured(
+            [{"role": "user", "content": "Classify: 'kernel: Out of memory: Killed process 1234 (java)'"}],
+            SEVERITY_SCHEMA, name="classification", max_tokens=120)
+    assert set(obj) == {"severity", "summary"}
+    assert obj["severity"] in {"critical", "high", "medium", "low", "info"}
+
+
+async def test_truncated_structured_output_is_bad_output(llama_review: LlamaServer) -> None:
+    async with LLMClient(role_config(llama_review, "review")) as client:
+        with pytest.raises(BadModelOutput, match="truncated at max_tokens") as info:
+            await client.structured([{"role": "user", "content": "Classify this log line."}],
+                                    SEVERITY_SCHEMA, max_tokens=3)
+    assert info.value.raw is not None and info.value.role == "review"
+
+
+async def test_tool_calls_are_parsed(llama_meta: LlamaServer) -> None:
+    # SmolLM2 does not volunteer tool calls; the Qwen2.5 template, tool_choice=required and
+    # an assistant prefill make it emit one, which is enough to test the plumbing.
+    messages = [
+        {"role": "system", "content": "You are a Linux administrator. Use tools."},
+        {"role": "user", "content": "Is nginx.service running?"},
+        {"role": "assistant", "content": "<tool_call>\n"},
+    ]
+    async with LLMClient(role_config(llama_meta, "meta")) as client:
+        turn = await client.tool_turn(messages, TOOLS, tool_choice="required", max_tokens=64)
+    assert turn.tool_calls, turn
+    call = turn.tool_calls[0]
+    assert call.name == "unit_status"
+    assert isinstance(call.arguments, dict)
+    msg = turn.as_message()
+    assert msg["tool_calls"][0]["function"]["name"] == "unit_status"
+
+
+async def test_health_models_and_tokenize(llama_trigger: LlamaServer) -> None:
+    async with LLMClient(role_config(llama_trigger, "trigger")) as client:
+        health = await client.health()
+        models = await client.served_models()
+        tokens = await client.tokenize("systemd: nginx.service failed")
+        empty = await client.count_tokens("")
+    assert health.ok and health.status == "ok"
+    assert "trigger" in models  # --alias is the served model id
+    assert len(tokens) > 3 and all(isinstance(t, int) for t in tokens)
+    assert empty == 0
+
+
+async def test_stopped_server_is_unavailable_within_a_second() -> None:
+    port = free_port()  # nothing listens here: a stopped role server
+    records: list[CallRecord] = []
+    role = role_config(None, "trigger", url=f"http://127.0.0.1:{port}", timeout=600)
+    async with LLMClient(role, on_call=records.append) as client:
+        started = time.monotonic()
+        with pytest.raises(ModelUnavailable, match="cannot reach"):
+            await client.chat([{"role": "user", "content": "hi"}])
+        elapsed = time.monotonic() - started
+        health = await client.health()
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+    assert not health.ok and health.status == "unavailable"
+    assert records[0].outcome == "unavailable"
+
+
+async def test_server_stopping_mid_session_then_returning(rig_logs) -> None:
+    from rig.llama import tiny_server
+
+    server = tiny_server("comeback", rig_logs).start()
+    try:
+        async with LLMClient(role_config(server, "trigger")) as client:
+            assert (await client.chat([{"role": "user", "content": "hi"}], max_tokens=4)).completion_tokens > 0
+            server.stop()
+            with pytest.raises(ModelUnavailable):
+                await client.chat([{"role": "user", "content": "hi"}], max_tokens=4)
+            server.restart()
+            assert (await client.chat([{"role": "user", "content": "hi"}], max_tokens=4)).completion_tokens > 0
+    finally:
+        server.stop()
+
+
+async def test_tiny_timeout_raises_timeout(llama_review: LlamaServer) -> None:
+    role = role_config(llama_review, "review", timeout=0.01, max_retries=3)
+    records: list[CallRecord] = []
+    async with LLMClient(role, on_call=records.append) as client:
+        with pytest.raises(ModelTimeout, match="no answer within 0.01s"):
+            await client.chat([{"role": "user", "content": "Write a long story about servers."}], max_tokens=400)
+    assert [r.outcome for r in records] == ["timeout"]  # not retried
+
+
+async def test_oversized_prompt_is_rejected_not_retried(llama_trigger: LlamaServer) -> None:
+    records: list[CallRecord] = []
+    async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
+        with pytest.raises(ModelRequestError) as info:
+            await client.chat([{"role": "user", "content": "word " * 20000}], max_tokens=4)
+    assert info.value.status == 400
+    assert len(records) == 1 and records[0].outcome == "rejected"
