@@ -1,0 +1,3 @@
+# STAND-IN for `import nixpkgs { system; }` (see README in this directory).
+{ system ? builtins.currentSystem or "x86_64-linux", ... }:
+import ./pkgs.nix { inherit system; lib = import ./lib; }
