@@ -200,6 +200,38 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    """The outage spool: where records wait while PostgreSQL is unreachable."""
+
+    path: str | None = None  # None: <state_dir>/spool
+    max_bytes: int = 64 * 1024 * 1024
+    warn_ratio: float = 0.8  # fill ratio at which logs, doctor and /metrics warn
+
+    def directory(self, state_dir: str) -> str:
+        return self.path or os.path.join(state_dir, "spool")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """Days kept per table family (0 keeps forever)."""
+
+    metrics_days: int = 30
+    events_days: int = 180  # triggers, llm calls
+    audit_days: int = 0  # the audit log is kept forever unless set
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    """Metric thresholds that raise triggers (collector)."""
+
+    disk_percent: float = 90.0
+    inode_percent: float = 90.0
+    memory_pressure_avg10: float = 20.0  # PSI "some" avg10, percent of time stalled
+    swap_pages_per_s: float = 1000.0  # swap-in + swap-out pages per second
+    failed_units: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str
     autonomy_level: str
@@ -212,6 +244,9 @@ class Config:
     journal: JournalConfig
     protected_units: tuple[str, ...]
     source: str | None = field(default=None, compare=False)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
 
 
 # --------------------------------------------------------------------------- reading helpers
@@ -497,6 +532,52 @@ def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> Jour
     )
 
 
+def _parse_spool(data: Any, issues: list[ConfigIssue]) -> SpoolConfig:
+    sec = _Section(data, "spool", issues)
+    d = SpoolConfig()
+    path = sec.get("path", str, None, _abs_path, nullable=True)
+    cfg = SpoolConfig(
+        path=os.path.expanduser(path) if path else None,
+        # Below 1 MiB the segment bookkeeping would dominate; such a bound is a typo.
+        max_bytes=sec.get("max_bytes", int, d.max_bytes,
+                          lambda v: None if v >= 1024 * 1024 else "must be at least 1048576 (1 MiB)"),
+        warn_ratio=sec.get("warn_ratio", float, d.warn_ratio,
+                           lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1"),
+    )
+    sec.finish()
+    return cfg
+
+
+def _parse_retention(data: Any, issues: list[ConfigIssue]) -> RetentionConfig:
+    sec = _Section(data, "retention", issues)
+    d = RetentionConfig()
+    cfg = RetentionConfig(
+        metrics_days=sec.get("metrics_days", int, d.metrics_days, _non_negative),
+        events_days=sec.get("events_days", int, d.events_days, _non_negative),
+        audit_days=sec.get("audit_days", int, d.audit_days, _non_negative),
+    )
+    sec.finish()
+    return cfg
+
+
+def _parse_thresholds(data: Any, issues: list[ConfigIssue]) -> ThresholdsConfig:
+    sec = _Section(data, "thresholds", issues)
+    d = ThresholdsConfig()
+
+    def percent(v: Any) -> str | None:
+        return None if 0 < v <= 100 else "must be a percentage greater than 0 and at most 100"
+
+    cfg = ThresholdsConfig(
+        disk_percent=sec.get("disk_percent", float, d.disk_percent, percent),
+        inode_percent=sec.get("inode_percent", float, d.inode_percent, percent),
+        memory_pressure_avg10=sec.get("memory_pressure_avg10", float, d.memory_pressure_avg10, percent),
+        swap_pages_per_s=sec.get("swap_pages_per_s", float, d.swap_pages_per_s, _positive),
+        failed_units=sec.get("failed_units", int, d.failed_units, _positive),
+    )
+    sec.finish()
+    return cfg
+
+
 def _parse_units(value: Any, issues: list[ConfigIssue]) -> tuple[str, ...]:
     if not isinstance(value, list):
         issues.append(ConfigIssue("protected_units", f"must be a list, got {_kind(value)}"))
@@ -529,6 +610,9 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
     knowledge = _parse_knowledge(_or_none(top.raw("knowledge")), issues, state_dir)
     api = _parse_api(_or_none(top.raw("api")), issues, env)
     journal = _parse_journal(_or_none(top.raw("journal")), issues, state_dir)
+    spool = _parse_spool(_or_none(top.raw("spool")), issues)
+    retention = _parse_retention(_or_none(top.raw("retention")), issues)
+    thresholds = _parse_thresholds(_or_none(top.raw("thresholds")), issues)
     units_raw = top.raw("protected_units")
     units = DEFAULT_PROTECTED_UNITS if units_raw is _MISSING else _parse_units(units_raw, issues)
     top.finish()
@@ -546,6 +630,9 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
         journal=journal,
         protected_units=units,
         source=source,
+        spool=spool,
+        retention=retention,
+        thresholds=thresholds,
     )
 
 

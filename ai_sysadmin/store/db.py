@@ -30,3 +30,29 @@ async def schema_version(conn: psycopg.AsyncConnection) -> int:
     cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+# Errors that mean "the database is not there right now" (stopped, restarting, network
+# gone, pool could not hand out a connection in time): the caller spools and retries.
+# Everything else (a constraint, a bug in SQL) is a real error and is raised.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, UNREACHABLE_ERRORS)
+
+
+def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
+    """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
+
+    `check` revalidates a pooled connection before handing it out, so after a
+    PostgreSQL restart the first caller gets a fresh connection instead of a dead one.
+    `timeout` bounds how long a caller waits while the server is down before it spools.
+    """
+    from psycopg_pool import AsyncConnectionPool
+
+    return AsyncConnectionPool(
+        cfg.conninfo(), kwargs=connect_kwargs(cfg, connect_timeout=timeout), min_size=min_size,
+        max_size=max_size, timeout=timeout, open=False, check=AsyncConnectionPool.check_connection,
+        name="ai-sysadmin",
+    )

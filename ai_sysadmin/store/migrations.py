@@ -1,0 +1,270 @@
+"""Versioned schema migrations, applied explicitly at service start (`await migrate(pool)`).
+
+All pending migrations run in one transaction under a transaction-scoped advisory
+lock: a second process starting at the same moment waits for the first, then finds
+nothing left to do.  PostgreSQL DDL is transactional, so a failed migration leaves
+the schema exactly as it was.
+
+The metrics table is the one place where the two storage paths differ: a TimescaleDB
+hypertable when the extension can be created, otherwise a table with native daily
+range partitions (see store.partitions).  Which one was chosen is recorded in
+`store_settings` so the queries, the retention job and `doctor` agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ai_sysadmin.store.db import SCHEMA_TABLE
+from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
+
+log = logging.getLogger(__name__)
+
+# Arbitrary but fixed: every ai-sysadmin process migrating this database takes this lock.
+ADVISORY_LOCK_KEY = 0x41_49_53_59_53  # "AISYS"
+
+BACKEND_TIMESCALE = "timescaledb"
+BACKEND_PARTITIONS = "partitions"
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)  # fixed vocabularies from the code, not input
+
+
+V1_CORE = f"""
+CREATE TABLE store_settings (
+    key text PRIMARY KEY,
+    value text NOT NULL
+);
+
+-- Resume points of the input streams (journal cursor, ...), written in the same
+-- transaction as the records they cover.
+CREATE TABLE cursors (
+    stream text PRIMARY KEY,
+    cursor text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every write is a batch with a client-chosen id; replaying a batch (spool flush after
+-- an ambiguous commit) finds its id here and is skipped: exactly once.
+CREATE TABLE ingest_batches (
+    batch_id uuid PRIMARY KEY,
+    kind text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ingest_batches_applied_at ON ingest_batches (applied_at);
+
+CREATE TABLE incidents (
+    id bigserial PRIMARY KEY,
+    title text NOT NULL,
+    status text NOT NULL DEFAULT 'open'
+        CHECK (status IN ('open', 'acknowledged', 'resolved', 'closed')),
+    severity text NOT NULL CHECK (severity IN ({_in_list(SEVERITIES)})),
+    category text NOT NULL CHECK (category IN ({_in_list(CATEGORIES)})),
+    unit text,
+    opened_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    resolved_at timestamptz,
+    summary text,
+    diagnosis text,
+    resolution text,
+    outcome text
+);
+CREATE INDEX incidents_status ON incidents (status, updated_at DESC);
+
+CREATE TABLE triggers (
+    id text PRIMARY KEY,
+    severity text NOT NULL CHECK (severity IN ({_in_list(SEVERITIES)})),
+    category text NOT NULL CHECK (category IN ({_in_list(CATEGORIES)})),
+    source text NOT NULL,
+    unit text,
+    template text NOT NULL,
+    template_id text NOT NULL,
+    count bigint NOT NULL CHECK (count >= 0),
+    first_seen timestamptz NOT NULL,
+    last_seen timestamptz NOT NULL,
+    sample jsonb NOT NULL DEFAULT '[]',
+    summary text,
+    host text,
+    boot_id text,
+    fields jsonb NOT NULL DEFAULT '{{}}',
+    incident_id bigint REFERENCES incidents (id) ON DELETE SET NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX triggers_last_seen ON triggers (last_seen DESC);
+CREATE INDEX triggers_incident ON triggers (incident_id) WHERE incident_id IS NOT NULL;
+
+CREATE TABLE findings (
+    id bigserial PRIMARY KEY,
+    incident_id bigint REFERENCES incidents (id) ON DELETE CASCADE,
+    layer text NOT NULL,
+    severity text NOT NULL CHECK (severity IN ({_in_list(SEVERITIES)})),
+    title text NOT NULL,
+    detail jsonb NOT NULL DEFAULT '{{}}',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE actions (
+    id bigserial PRIMARY KEY,
+    incident_id bigint REFERENCES incidents (id) ON DELETE SET NULL,
+    finding_id bigint REFERENCES findings (id) ON DELETE SET NULL,
+    action text NOT NULL,
+    params jsonb NOT NULL DEFAULT '{{}}',
+    risk text NOT NULL,
+    status text NOT NULL DEFAULT 'proposed' CHECK (status IN
+        ('proposed', 'approved', 'rejected', 'executing', 'succeeded', 'failed', 'verified')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Who moved an action to which state and why: one row per step.
+CREATE TABLE action_steps (
+    id bigserial PRIMARY KEY,
+    action_id bigint NOT NULL REFERENCES actions (id) ON DELETE CASCADE,
+    from_status text,
+    to_status text NOT NULL,
+    actor text NOT NULL,
+    reason text NOT NULL DEFAULT '',
+    at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE audit_log (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor text NOT NULL,
+    event text NOT NULL,
+    subject text,
+    detail jsonb NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- Append-only: UPDATE is always refused; DELETE only by the retention job, which
+-- sets ai_sysadmin.retention for its own transaction.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('ai_sysadmin.retention', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+
+CREATE TABLE llm_calls (
+    at timestamptz NOT NULL,
+    role text NOT NULL,
+    model text NOT NULL,
+    kind text NOT NULL,
+    prompt_tokens integer NOT NULL,
+    completion_tokens integer NOT NULL,
+    latency_s double precision NOT NULL,
+    outcome text NOT NULL
+);
+CREATE INDEX llm_calls_at ON llm_calls (at);
+"""
+
+METRICS_COLUMNS = """
+    ts timestamptz NOT NULL,
+    name text NOT NULL,
+    subject text NOT NULL DEFAULT '',
+    value double precision NOT NULL
+"""
+
+
+async def _v2_metrics(conn: psycopg.AsyncConnection) -> None:
+    """The metrics time series: hypertable when TimescaleDB can be created, else partitions."""
+    backend = BACKEND_PARTITIONS
+    if await timescale_available(conn):
+        try:
+            async with conn.transaction():  # a savepoint: a refused CREATE EXTENSION must not abort us
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            backend = BACKEND_TIMESCALE
+        except psycopg.Error as exc:
+            log.warning("TimescaleDB is installed but cannot be enabled (%s); using native partitions", exc)
+    if backend == BACKEND_TIMESCALE:
+        # Not run on the development machines (the extension is not packaged there).
+        await conn.execute(f"CREATE TABLE metrics ({METRICS_COLUMNS})")
+        await conn.execute("SELECT create_hypertable('metrics', 'ts', chunk_time_interval => interval '1 day')")
+        await conn.execute("ALTER TABLE metrics SET (timescaledb.compress, timescaledb.compress_segmentby = 'name')")
+        await conn.execute("SELECT add_compression_policy('metrics', interval '2 days')")
+    else:
+        await conn.execute(f"CREATE TABLE metrics ({METRICS_COLUMNS}) PARTITION BY RANGE (ts)")
+        # Catches rows outside every daily partition (a skewed clock, an old spool); the
+        # retention job empties it like any partition.
+        await conn.execute("CREATE TABLE metrics_default PARTITION OF metrics DEFAULT")
+    await conn.execute("CREATE INDEX metrics_name_ts ON metrics (name, ts DESC)")
+    await conn.execute("INSERT INTO store_settings (key, value) VALUES ('metrics_backend', %s)", (backend,))
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[psycopg.AsyncConnection], Awaitable[None]]
+
+
+def _sql(text: str) -> Callable[[psycopg.AsyncConnection], Awaitable[None]]:
+    async def run(conn: psycopg.AsyncConnection) -> None:
+        await conn.execute(text)  # type: ignore[arg-type]  # fixed text from this module
+    return run
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
+              _sql(V1_CORE)),
+    Migration(2, "metrics time series (TimescaleDB hypertable or daily partitions)", _v2_metrics),
+)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+async def timescale_available(conn: psycopg.AsyncConnection) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    return await cur.fetchone() is not None
+
+
+async def metrics_backend(conn: psycopg.AsyncConnection) -> str | None:
+    """'timescaledb' or 'partitions'; None before migration 2."""
+    cur = await conn.execute("SELECT to_regclass('store_settings') IS NOT NULL")
+    if not (await cur.fetchone())[0]:  # type: ignore[index]
+        return None
+    cur = await conn.execute("SELECT value FROM store_settings WHERE key = 'metrics_backend'")
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _migrate_conn(conn: psycopg.AsyncConnection) -> list[int]:
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}")
+        current = int((await cur.fetchone())[0])  # type: ignore[index]
+        if current > latest_version():
+            raise RuntimeError(f"database schema v{current} is newer than this ai-sysadmin (v{latest_version()}); "
+                               "upgrade the package or point database.name elsewhere")
+        for m in MIGRATIONS:
+            if m.version <= current:
+                continue
+            log.info("applying schema migration %d: %s", m.version, m.name)
+            await m.apply(conn)
+            await conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
+            applied.append(m.version)
+    return applied
+
+
+async def migrate(target: AsyncConnectionPool | psycopg.AsyncConnection) -> list[int]:
+    """Apply pending migrations; returns the versions applied (empty when up to date)."""
+    if isinstance(target, AsyncConnectionPool):
+        async with target.connection() as conn:
+            return await _migrate_conn(conn)
+    return await _migrate_conn(target)

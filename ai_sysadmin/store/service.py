@@ -1,0 +1,71 @@
+"""The store as the orchestrator uses it: one pool, one spool, one writer, typed front ends.
+
+    store = await open_store(cfg)          # migrates (advisory lock), starts the flusher
+    await store.triggers.record_triggers(triggers, cursor)
+    ...
+    await store.close()
+
+Everything is built from the Config; nothing lives at module level, so tests build
+as many independent stores as they need.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from ai_sysadmin.config import Config
+from ai_sysadmin.store.batches import default_appliers
+from ai_sysadmin.store.db import is_unreachable, make_pool
+from ai_sysadmin.store.migrations import migrate
+from ai_sysadmin.store.spool import Spool, SpoolMetrics
+from ai_sysadmin.store.triggers import PgTriggerStore
+from ai_sysadmin.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Store:
+    pool: AsyncConnectionPool
+    spool: Spool
+    writer: StoreWriter
+    triggers: PgTriggerStore
+    registry: CollectorRegistry
+
+    async def close(self) -> None:
+        await self.writer.aclose()
+        await self.pool.close()
+
+
+def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registry: CollectorRegistry | None = None,
+                pool_timeout: float = 5.0, retry_interval: float = 2.0) -> Store:
+    """Construct without touching the database (see open_store)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    pool = pool if pool is not None else make_pool(cfg.database, timeout=pool_timeout)
+    spool = Spool(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio,
+                  SpoolMetrics(registry))
+    writer = StoreWriter(pool, spool, default_appliers(), retry_interval=retry_interval, prepare=migrate)
+    return Store(pool=pool, spool=spool, writer=writer, triggers=PgTriggerStore(writer), registry=registry)
+
+
+async def open_store(cfg: Config, **kw) -> Store:
+    """Open the pool, migrate (advisory lock), start the flusher.
+
+    A database that is down at start is not fatal: records spool, and the writer
+    migrates before its first write once PostgreSQL answers.
+    """
+    store = build_store(cfg, **kw)
+    await store.pool.open(wait=False)
+    try:
+        await store.writer.ensure_prepared()
+    except Exception as exc:
+        if not is_unreachable(exc):
+            await store.pool.close()
+            raise
+        log.warning("PostgreSQL unreachable at start (%s); spooling, migrating when it returns", exc)
+    store.writer.start()
+    return store
