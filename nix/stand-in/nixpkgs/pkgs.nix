@@ -7,14 +7,15 @@
 let
   standIn = name: attrs:
     let
-      drv = derivation {
+      # `env` becomes derivation inputs, so evaluating the .drv forces them.
+      drv = derivation ((attrs.env or { }) // {
         inherit name system;
         builder = "/bin/sh";
         args = [ "-c" "echo 'nixpkgs stand-in: ${name} is not a real package' > $out" ];
-      };
+      });
     in
     drv // { meta = { description = "stand-in for ${name}"; standIn = true; } // (attrs.meta or { }); }
-      // removeAttrs attrs [ "meta" ];
+      // removeAttrs attrs [ "meta" "env" ];
 
   llamaCpp = flags:
     let
@@ -38,13 +39,19 @@ let
   pythonPackageNames = [
     "openai" "aiohttp" "psycopg" "psycopg-pool" "chromadb" "drain3" "prometheus-client" "jsonschema"
     "psutil" "pytest" "pytest-asyncio" "pytest-timeout" "setuptools" "setuptools-scm" "wheel"
+    "pytestCheckHook"
   ];
+  # callPackage: call a function (or a file holding one) with the attributes it names.
+  callPackageWith = scope: f: args:
+    let fn = if builtins.isFunction f then f else import f; in
+    fn (builtins.intersectAttrs (builtins.functionArgs fn) scope // args);
   python3Packages = lib.genAttrs pythonPackageNames (n: standIn "python3-${n}-stand-in" { pname = n; })
     // {
       buildPythonApplication = args: standIn "${args.pname}-${args.version or "0"}-stand-in"
         (removeAttrs args [ "src" "dependencies" "propagatedBuildInputs" "build-system" "nativeCheckInputs" ]
           // { passthru = args.passthru or { }; meta = args.meta or { }; });
       buildPythonPackage = args: python3Packages.buildPythonApplication args;
+      callPackage = callPackageWith (self // python3Packages);
       psycopg = standIn "python3-psycopg-stand-in" { pname = "psycopg"; optional-dependencies = { pool = [ ]; binary = [ ]; }; };
     };
 
@@ -58,7 +65,10 @@ let
     postgresql_16 = postgresqlPkg "16";
     postgresql_17 = postgresqlPkg "17";
     chromadb = standIn "chromadb-stand-in" { meta.mainProgram = "chroma"; };
-    python3 = standIn "python3-stand-in" { pkgs = python3Packages; };
+    python3 = standIn "python3-stand-in" {
+      pkgs = python3Packages;
+      withPackages = f: standIn "python3-env-stand-in" { packages = f python3Packages; };
+    };
     inherit python3Packages;
     curl = standIn "curl-stand-in" { };
     jq = standIn "jq-stand-in" { };
@@ -78,7 +88,8 @@ let
       generate = name: value: builtins.toFile name (builtins.toJSON value);
     };
 
-    runCommand = name: env: script: standIn name { inherit script; };
+    callPackage = callPackageWith self;
+    runCommand = name: env: script: standIn name { inherit script; env = removeAttrs env [ "passthru" "meta" ]; };
     mkShell = args: standIn "shell-stand-in" { inherit (args) packages; };
 
     testers.runNixOSTest = import ./nixos/test.nix { pkgs = self; inherit lib; };

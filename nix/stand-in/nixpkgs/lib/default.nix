@@ -130,6 +130,13 @@ let
          else "{\n" + concatMapStrings (n: "${indent}  ${if match "[A-Za-z_][A-Za-z0-9_'-]*" n != null then n else toJSON n} = ${toPretty "${indent}  " v.${n}};\n") (attrNames v) + "${indent}}")
       else toString v;
 
+    licenses = {
+      asl20 = { spdxId = "Apache-2.0"; free = true; };
+      mit = { spdxId = "MIT"; free = true; };
+      unfree = { shortName = "unfree"; free = false; };
+    };
+    maintainers = { };
+
     # ------------------------------------------------------------------ version
     version = "stand-in";
     trivial.release = "stand-in";

@@ -121,7 +121,7 @@ let
     let
       moduleArgs = { inherit lib options; config = config; } // specialArgs;
       argsFor = f: mapAttrs (name: _:
-        moduleArgs.${name} or config._module.args.${name}
+        moduleArgs.${name} or declared._module.args.${name}
           or (throw "stand-in module system: module argument `${name}' is not available")) (functionArgs f);
 
       load = file: m:
@@ -158,12 +158,14 @@ let
       tree = evalTree prefix decls (map (m: { inherit (m) file; value = m.config; }) loaded);
       options = tree.options;
       declared = optionValues options;
+      # Like the real module system, `_module` is internal and not part of `config`.
+      public = removeAttrs declared [ "_module" ];
       plen = length prefix;
       relative = p: lib.sublist plen (length p - plen) p;
       freeformValue =
         if freeformType == null || tree.unmatched == [ ] then { }
         else freeformType.merge prefix (map (u: { inherit (u) file; value = setAttrByPath (relative u.prefix) u.value; }) tree.unmatched);
-      config = if freeformType == null then declared else lib.recursiveUpdate freeformValue declared;
+      config = if freeformType == null then public else lib.recursiveUpdate freeformValue public;
       check =
         if freeformType == null && tree.unmatched != [ ] then
           let u = builtins.head tree.unmatched; in

@@ -1,0 +1,91 @@
+{
+  description = "ai-sysadmin: an autonomous system administrator for NixOS hosts, running on local models";
+
+  # No flake.lock is checked in: none can be made on the project's (offline) build
+  # machines.  `nix flake lock` (or the first `nix build`) creates it.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+
+      # Evaluates a NixOS configuration using the module and fails on failed assertions
+      # or unknown options (the result is the system's toplevel derivation).
+      evalSystem = system: modules:
+        (lib.nixosSystem {
+          inherit system;
+          modules = [ self.nixosModules.default ] ++ modules;
+        }).config.system.build.toplevel;
+
+      # Option sets the module must evaluate for (tests/nix/ renders and checks many more).
+      evalCases = model: {
+        cpu = { services.ai-sysadmin.llamacpp.acceleration = "cpu"; };
+        cuda = { services.ai-sysadmin.llamacpp.acceleration = "cuda"; };
+        rocm = { services.ai-sysadmin.llamacpp.acceleration = "rocm"; };
+        vulkan = { services.ai-sysadmin.llamacpp.acceleration = "vulkan"; };
+        api-exposed = {
+          services.ai-sysadmin.api = {
+            enable = true;
+            host = "0.0.0.0";
+            apiKeyFile = "/run/keys/ai-sysadmin-api";
+            openFirewall = true;
+          };
+        };
+        remote-db-chromadb = {
+          services.ai-sysadmin.database = { createLocally = false; url = "postgresql://db.example.org/ai"; };
+          services.ai-sysadmin.knowledgeBase.backend = "chromadb";
+          services.ai-sysadmin.autonomyLevel = "observe";
+        };
+      };
+    in
+    {
+      # (`import`: Nix 2.8's flake check accepts only functions or attribute sets here.)
+      nixosModules.ai-sysadmin = import ./module.nix;
+      # The module, with `package` defaulting to this flake's build of the service.
+      nixosModules.default =
+        { pkgs, lib, ... }:
+        {
+          imports = [ ./module.nix ];
+          services.ai-sysadmin.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+
+      packages = forAllSystems (system: pkgs: rec {
+        ai-sysadmin = pkgs.python3Packages.callPackage ./nix/package.nix { };
+        default = ai-sysadmin;
+      });
+
+      checks = forAllSystems (system: pkgs:
+        let
+          package = self.packages.${system}.default;
+          model = (import ./nix/tests/common.nix { inherit pkgs lib; }).tinyModel;
+          base = {
+            services.ai-sysadmin = {
+              enable = true;
+              llamacpp.trigger.model = model;
+              llamacpp.review.model = model;
+              llamacpp.meta.model = model;
+            };
+          };
+        in
+        import ./nix/tests { inherit pkgs package; module = self.nixosModules.default; }
+        // lib.mapAttrs' (name: case: lib.nameValuePair "module-eval-${name}"
+          (pkgs.runCommand "ai-sysadmin-module-eval-${name}" { nixosSystem = evalSystem system [ base case ]; } "touch $out"))
+          (evalCases model)
+        // { inherit package; });
+
+      devShells = forAllSystems (system: pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            (pkgs.python3.withPackages (ps: [ ps.pytest ps.pytest-asyncio ps.pytest-timeout ]))
+            pkgs.llama-cpp
+            pkgs.postgresql
+          ];
+        };
+      });
+
+      formatter = forAllSystems (system: pkgs: pkgs.nixfmt-rfc-style);
+    };
+}
