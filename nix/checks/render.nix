@@ -49,7 +49,7 @@ else
       ensureUsers = map (u: { inherit (u) name ensureDBOwnership; }) pg.ensureUsers;
       sharedPreloadLibraries = pg.settings.shared_preload_libraries;
       packageName = pg.package.name;
-      extensions = map (e: e.name) (if builtins.isFunction pg.extensions then pg.extensions pg.package.pkgs else pg.extensions);
+      extensions = map (e: e.name) (if builtins.isFunction pg.extensions then pg.extensions (pg.package.pkgs or pkgs.postgresql.pkgs) else pg.extensions);
     };
     chromadb = cfg.services.chromadb.enable;
   }

@@ -1,0 +1,48 @@
+"""Option sets the checks render (NixOS options as JSON; packages as __package markers)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+MODEL = "/var/lib/models/tiny.gguf"
+AI_PKG = {"__package": "/nix/store/00000000000000000000000000000000-ai-sysadmin-stand-in", "name": "ai-sysadmin"}
+SECRET_PATH = "/run/keys/ai-sysadmin-api-key"
+DB_SECRET_PATH = "/run/keys/ai-sysadmin-db-password"
+
+
+def base(**svc: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "enable": True,
+        "package": AI_PKG,
+        "llamacpp": {r: {"model": MODEL} for r in ("trigger", "review", "meta")},
+    }
+    _merge(cfg, svc)
+    return {"services": {"ai-sysadmin": cfg}}
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            _merge(a[k], v)
+        else:
+            a[k] = copy.deepcopy(v)
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "default": base(),
+    "cpu": base(llamacpp={"acceleration": "cpu"}),
+    "cuda": base(llamacpp={"acceleration": "cuda"}),
+    "rocm": base(llamacpp={"acceleration": "rocm"}),
+    "vulkan": base(llamacpp={"acceleration": "vulkan"}),
+    "api-loopback": base(api={"enable": True}),
+    "api-exposed": base(api={"enable": True, "host": "0.0.0.0", "apiKeyFile": SECRET_PATH, "openFirewall": True}),
+    "roles-disabled": base(llamacpp={"review": {"enable": False}, "meta": {"enable": False}}, api={"enable": True}),
+    "embed": base(llamacpp={"embed": {"enable": True, "model": MODEL}}),
+    "remote-db": base(database={"createLocally": False, "url": "postgresql://db.example.org/ai",
+                                "passwordFile": DB_SECRET_PATH}),
+    "chromadb": base(knowledgeBase={"backend": "chromadb"}),
+    "llama-off": base(llamacpp={"enable": False}),
+}
+for level in ("observe", "suggest", "auto-safe", "auto-full"):
+    CASES[f"autonomy-{level}"] = base(autonomyLevel=level)

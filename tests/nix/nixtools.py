@@ -1,0 +1,79 @@
+"""Running the Nix tooling (Debian nix-bin) against module.nix and the nixpkgs STAND-IN.
+
+The stand-in (nix/stand-in/nixpkgs) is a small project-written re-implementation of the
+parts of nixpkgs the module uses; nothing here is nixpkgs.  See docs/nixos.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rig.paths import cache_dir
+
+REPO = Path(__file__).resolve().parents[2]
+STAND_IN = REPO / "nix" / "stand-in" / "nixpkgs"
+RENDER = REPO / "nix" / "checks" / "render.nix"
+FLAKES = ["--extra-experimental-features", "nix-command flakes"]
+
+
+def nix_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    f = cache_dir() / "nix.env"
+    if f.exists():
+        for line in f.read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                env[k.strip()] = v.strip()
+    return env
+
+
+def nix_tool(name: str) -> str | None:
+    d = nix_env().get("AI_SYSADMIN_NIX_BIN")
+    if d and (Path(d) / name).exists():
+        return str(Path(d) / name)
+    return shutil.which(name)
+
+
+def run_env() -> dict[str, str]:
+    # Single-user store as root, no build users; evaluation never builds.
+    return {**os.environ, "NIX_CONFIG": "build-users-group =\nwarn-dirty = false"}
+
+
+def run(argv: list[str], timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=run_env(), **kw)
+
+
+class EvalError(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=None)
+def _render_cached(case_json: str) -> str:
+    tool = nix_tool("nix-instantiate")
+    assert tool
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(case_json)
+    try:
+        r = run([tool, "--eval", "--strict", "--json", str(RENDER), "--argstr", "caseFile", f.name])
+    finally:
+        os.unlink(f.name)
+    if r.returncode != 0:
+        raise EvalError(r.stderr)
+    return r.stdout
+
+
+def render(config: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate module.nix with `config` (NixOS options as JSON) and return what it renders."""
+    return json.loads(_render_cached(json.dumps({"config": config}, sort_keys=True)))
+
+
+def case_id(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
