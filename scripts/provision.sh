@@ -138,4 +138,8 @@ AI_SYSADMIN_PG_BINDIR=$PG_BINDIR
 AI_SYSADMIN_JOURNAL_REMOTE=$JOURNAL_REMOTE
 ENV
 mv "$CACHE/rig.env.tmp" "$CACHE/rig.env"
+
+# ---------------------------------------------------------------- Nix checks
+# nix-bin, debootstrap and a cached bookworm root for the systemd-nspawn checks.
+AI_SYSADMIN_CACHE="$CACHE" bash "$REPO/scripts/provision-nix.sh"
 log "ready ($CACHE/rig.env)"
