@@ -232,6 +232,24 @@ class ThresholdsConfig:
 
 
 @dataclass(frozen=True)
+class TriggerConfig:
+    """L1, the journal trigger pipeline (docs/triggers.md)."""
+
+    window_seconds: int = 300  # dedup window: one trigger per (template, unit, source) per window
+    commit_interval: float = 0.5  # seconds between checkpoints (triggers + cursor) in follow mode
+    max_message: int = 8192  # characters of MESSAGE used for matching and samples
+    rules: tuple[dict[str, Any], ...] = ()  # extra rules, or replacements by id (validated)
+    disabled_rules: tuple[str, ...] = ()
+    priority_max: int = 2  # PRIORITY at or below this (crit) is a trigger on its own; -1 turns it off
+    burst_factor: float = 10.0
+    burst_min_count: int = 100
+    model: bool = True  # classify new warning-or-worse templates with the trigger role
+    model_calls_per_minute: float = 30.0
+    model_batch_size: int = 4
+    model_min_severity: str = "medium"  # model answers below this are cached but raise no trigger
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str
     autonomy_level: str
@@ -247,6 +265,7 @@ class Config:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+    trigger: TriggerConfig = field(default_factory=TriggerConfig)
 
 
 # --------------------------------------------------------------------------- reading helpers
@@ -578,6 +597,47 @@ def _parse_thresholds(data: Any, issues: list[ConfigIssue]) -> ThresholdsConfig:
     return cfg
 
 
+def _parse_trigger(data: Any, issues: list[ConfigIssue]) -> TriggerConfig:
+    from ai_sysadmin.trigger.rules import RuleError, parse_rule  # rules are validated by their own parser
+
+    sec = _Section(data, "trigger", issues)
+    d = TriggerConfig()
+    rules_raw = sec.get("rules", list, [])
+    rules = []
+    for i, rule in enumerate(rules_raw):
+        try:
+            parse_rule(rule, f"trigger.rules[{i}]")
+            rules.append(rule)
+        except RuleError as exc:
+            where, _, reason = str(exc).partition(": ")
+            issues.append(ConfigIssue(where, reason))
+    disabled = sec.get("disabled_rules", list, [])
+    for i, rid in enumerate(disabled):
+        if not isinstance(rid, str):
+            sec.error(f"disabled_rules[{i}]", f"must be a rule id string, got {_kind(rid)}")
+    cfg = TriggerConfig(
+        window_seconds=sec.get("window_seconds", int, d.window_seconds, _positive),
+        commit_interval=sec.get("commit_interval", float, d.commit_interval, _positive),
+        max_message=sec.get("max_message", int, d.max_message,
+                            lambda v: None if v >= 256 else "must be at least 256"),
+        rules=tuple(rules),
+        disabled_rules=tuple(r for r in disabled if isinstance(r, str)),
+        priority_max=sec.get("priority_max", int, d.priority_max,
+                             lambda v: None if -1 <= v <= 7 else "must be a syslog priority 0..7, or -1 for off"),
+        burst_factor=sec.get("burst_factor", float, d.burst_factor,
+                             lambda v: None if v > 1 else "must be greater than 1"),
+        burst_min_count=sec.get("burst_min_count", int, d.burst_min_count, _positive),
+        model=sec.get("model", bool, d.model),
+        model_calls_per_minute=sec.get("model_calls_per_minute", float, d.model_calls_per_minute, _positive),
+        model_batch_size=sec.get("model_batch_size", int, d.model_batch_size,
+                                 lambda v: None if 1 <= v <= 16 else "must be between 1 and 16"),
+        model_min_severity=sec.get("model_min_severity", str, d.model_min_severity,
+                                   _one_of(("critical", "high", "medium", "low", "info"))),
+    )
+    sec.finish()
+    return cfg
+
+
 def _parse_units(value: Any, issues: list[ConfigIssue]) -> tuple[str, ...]:
     if not isinstance(value, list):
         issues.append(ConfigIssue("protected_units", f"must be a list, got {_kind(value)}"))
@@ -613,6 +673,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
     spool = _parse_spool(_or_none(top.raw("spool")), issues)
     retention = _parse_retention(_or_none(top.raw("retention")), issues)
     thresholds = _parse_thresholds(_or_none(top.raw("thresholds")), issues)
+    trigger = _parse_trigger(_or_none(top.raw("trigger")), issues)
     units_raw = top.raw("protected_units")
     units = DEFAULT_PROTECTED_UNITS if units_raw is _MISSING else _parse_units(units_raw, issues)
     top.finish()
@@ -633,6 +694,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
         spool=spool,
         retention=retention,
         thresholds=thresholds,
+        trigger=trigger,
     )
 
 

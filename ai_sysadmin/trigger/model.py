@@ -66,3 +66,14 @@ class Trigger:
             "sample": list(self.sample), "summary": self.summary, "host": self.host, "boot_id": self.boot_id,
             "fields": dict(self.fields),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Trigger":
+        """Inverse of `to_json` (file sinks, spools, the API)."""
+        return cls(
+            id=data["id"], severity=data["severity"], category=data["category"], source=data["source"],
+            unit=data.get("unit"), template=data["template"], template_id=data["template_id"], count=int(data["count"]),
+            first_seen=datetime.fromisoformat(data["first_seen"]), last_seen=datetime.fromisoformat(data["last_seen"]),
+            sample=list(data.get("sample") or []), summary=data.get("summary"), host=data.get("host"),
+            boot_id=data.get("boot_id"), fields=dict(data.get("fields") or {}),
+        )

@@ -1,0 +1,83 @@
+"""The service: wiring and lifecycle of `ai-sysadmin run`.
+
+Today it runs L1: follow the journal, record triggers (with the journal cursor) in the
+store.  The review layers that consume triggers come later and hang off the same loop.
+Degraded modes: a down trigger model leaves deterministic triggers flowing (L1 reports
+degraded); a down database spools (the store's business).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from ai_sysadmin.config import Config
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 60.0  # seconds between status lines in the log
+
+
+class Orchestrator:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.follower: Any = None
+
+    async def run(self, stop: asyncio.Event) -> int:
+        from ai_sysadmin.llm import LLMClient
+        from ai_sysadmin.store.service import open_store
+        from ai_sysadmin.trigger.service import TriggerFollower, journal_source
+
+        cfg = self.cfg
+        store = await open_store(cfg)
+        client = None
+        if cfg.trigger.model and cfg.roles.trigger.enable:
+            client = LLMClient(cfg.roles.trigger, on_call=store.llm_calls)
+        self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), store.triggers, state_dir=cfg.state_dir,
+                                        model=client)
+        follow = asyncio.create_task(self.follower.run(), name="l1")
+        status = asyncio.create_task(self._status_loop(), name="status")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        rc = 0
+        try:
+            done, _ = await asyncio.wait({follow, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if follow in done:
+                exc = follow.exception()
+                if exc is not None:
+                    log.error("L1 stopped: %s", exc)
+                    rc = 1
+        finally:
+            for t in (follow, status, stopping):
+                t.cancel()
+            for t in (follow, status, stopping):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if client is not None:
+                await client.aclose()
+            await store.close()
+        return rc
+
+    async def _status_loop(self) -> None:
+        was_degraded = False
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            if self.follower is None:
+                continue
+            report = self.follower.report()
+            log.info("L1: %s", " ".join(f"{k}={v}" for k, v in report.items() if v is not None))
+            if report["degraded"] != was_degraded:
+                was_degraded = report["degraded"]
+
+
+def run_service(cfg: Config) -> int:
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await Orchestrator(cfg).run(stop)
+
+    return asyncio.run(main())

@@ -1,0 +1,149 @@
+"""Reading journald as a stream of entries: `journalctl -o json --all` as a subprocess.
+
+journalctl does the hard parts (journal file format, rotation, interleaving several
+files by time, cursors); we read its JSON lines.  `--all` is required: without it
+fields over 64 KiB print as null and the message would be lost.  The argv is built
+from the configuration only -- never from log or model text -- and run without a shell.
+
+Two readers share the argv: `read_lines` (blocking, for `replay` and benchmarks) and
+`follow_lines` (asyncio, for the service).  Bad lines are the parser's business: these
+only deliver bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+# journald accepts fields up to hundreds of MiB; a line longer than this is skipped
+# (and counted as bad) instead of exhausting memory.
+MAX_LINE = 64 * 1024 * 1024
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class JournalSource:
+    kind: str  # system | directory | file
+    path: str | None = None
+
+    @classmethod
+    def for_path(cls, path: str | os.PathLike[str]) -> "JournalSource":
+        p = Path(path)
+        return cls("directory" if p.is_dir() else "file", str(p))
+
+
+def journalctl_argv(source: JournalSource, *, after_cursor: str | None = None, follow: bool = False,
+                    binary: str = "journalctl") -> list[str]:
+    argv = [binary, "-o", "json", "--all", "--no-pager", "--quiet"]
+    if source.kind == "directory":
+        argv += ["--directory", str(source.path)]
+    elif source.kind == "file":
+        argv += ["--file", str(source.path)]
+    elif source.kind != "system":
+        raise ValueError(f"unknown journal source {source.kind!r}")
+    if after_cursor:
+        argv += ["--after-cursor", after_cursor]
+    if follow:
+        # --lines=all with --follow prints the backlog first (or everything after the
+        # cursor), then new entries as they are written.
+        argv += ["--follow", "--lines=all"]
+    return argv
+
+
+class JournalctlError(RuntimeError):
+    pass
+
+
+def read_lines(source: JournalSource, *, after_cursor: str | None = None,
+               binary: str = "journalctl") -> Iterator[bytes]:
+    """Every entry line currently in the journal (after `after_cursor`), then stop."""
+    argv = journalctl_argv(source, after_cursor=after_cursor, binary=binary)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            bufsize=READ_CHUNK)
+    assert proc.stdout is not None
+    try:
+        yield from _split_lines(proc.stdout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+        proc.stdout.close()
+    if proc.returncode not in (0, -9):
+        raise JournalctlError(f"journalctl exited {proc.returncode}: {err[:500]}")
+
+
+def _split_lines(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    """Lines from a binary stream, read in large chunks (much faster than readline)."""
+    pending = b""
+    skipping = False
+    while True:
+        chunk = stream.read1(READ_CHUNK) if hasattr(stream, "read1") else stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        data = pending + chunk
+        lines = data.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if skipping:  # the tail of an overlong line
+                skipping = False
+                yield b""  # surfaces as one bad line
+                continue
+            if line:
+                yield line
+        if len(pending) > MAX_LINE:
+            pending = b""
+            skipping = True
+    if pending and not skipping:
+        yield pending
+
+
+async def follow_lines(source: JournalSource, *, after_cursor: str | None = None,
+                       binary: str = "journalctl") -> AsyncIterator[bytes]:
+    """Entry lines as they are written; runs until cancelled or journalctl exits."""
+    argv = journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                                                limit=MAX_LINE)
+    assert proc.stdout is not None
+    try:
+        while True:
+            try:
+                line = await proc.stdout.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    yield exc.partial
+                break
+            except asyncio.LimitOverrunError as exc:
+                # Drop the overlong line; yield an empty line so the caller counts it as bad.
+                await _discard_line(proc.stdout, exc.consumed)
+                yield b""
+                continue
+            yield line.rstrip(b"\n")
+        rc = await proc.wait()
+        if rc != 0:
+            err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
+            raise JournalctlError(f"journalctl exited {rc}: {err[:500]}")
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _discard_line(stream: asyncio.StreamReader, consumed: int) -> None:
+    while True:
+        try:
+            await stream.readuntil(b"\n")
+            return
+        except asyncio.LimitOverrunError as exc:
+            await stream.readexactly(exc.consumed)
+        except asyncio.IncompleteReadError:
+            return

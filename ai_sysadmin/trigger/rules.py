@@ -1,0 +1,192 @@
+"""Deterministic fault signatures: data (rules.json + config), compiled once, matched per entry.
+
+Speed: every message is searched once with a single alternation of all message
+patterns; only the rare line that hits is tested against the rules one by one to pick
+the most severe.  A per-rule loop would cost ~30 regex scans per line.
+
+Besides the signature rules, `priority_rule` turns journald's own judgement into a
+trigger: PRIORITY crit or worse (configurable) is a trigger by definition -- except the
+detail lines of a multi-line dump (register values, `label.....value`), which belong to
+the header line that a signature already caught.  Plain `err` is too common in healthy
+journals to page on by itself: such lines trigger through a signature, or through the
+model when their template is new.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+from ai_sysadmin.trigger.entry import Entry
+from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES, SEVERITY_RANK
+
+RULE_KEYS = {"id", "severity", "category", "summary", "pattern", "fields", "identifiers", "max_priority", "min_count"}
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# `instruction address: 0x00004ed8`, `machine check enable..............0`
+_DUMP_DETAIL = re.compile(
+    r"^(?:[^.]|\.(?!\.)){1,80}?(?:\.{2,}\s*|:\s+|\.)(?:0x)?[0-9a-fA-F]+\s*$"  # label.....value, label: 0xvalue
+    r"|^(?:[A-Za-z][\w]{0,11}:\s*(?:0x)?[0-9a-fA-F]+\s*){2,}$"  # RAX: 0000 RBX: ffff (register rows)
+    r"|^[A-Za-z][\w ]{0,40}:$")  # `special purpose registers:` (a dump section header)
+PRIORITY_RULE_ID = "priority"
+
+
+class RuleError(ValueError):
+    """A rule definition is invalid; the message names the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    category: str
+    summary: str
+    pattern: re.Pattern[str] | None = None
+    fields: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    identifiers: frozenset[str] = frozenset()
+    max_priority: int | None = None
+    min_count: int = 1
+
+    @property
+    def source(self) -> str:
+        return f"rule:{self.id}"
+
+    def matches(self, entry: Entry) -> bool:
+        if self.max_priority is not None and (entry.priority is None or entry.priority > self.max_priority):
+            return False
+        if self.identifiers and not ({entry.identifier, entry.comm, entry.unit} & self.identifiers):
+            return False
+        for name, rx in self.fields:
+            value = entry.result.get(name)
+            if value is None or not rx.search(value):
+                return False
+        return self.pattern is None or self.pattern.search(entry.message) is not None
+
+
+def parse_rule(data: Any, where: str) -> Rule:
+    """Validate one rule object; errors name `where` (e.g. `trigger.rules[3]`) and the key."""
+    if not isinstance(data, Mapping):
+        raise RuleError(f"{where}: must be an object")
+    unknown = sorted(set(data) - RULE_KEYS)
+    if unknown:
+        raise RuleError(f"{where}.{unknown[0]}: unknown key (rule keys: {', '.join(sorted(RULE_KEYS))})")
+    rid = data.get("id")
+    if not isinstance(rid, str) or not _ID_RE.match(rid):
+        raise RuleError(f"{where}.id: must be lower-case letters, digits and '-' (got {rid!r})")
+    if data.get("severity") not in SEVERITIES:
+        raise RuleError(f"{where}.severity: must be one of {', '.join(SEVERITIES)}")
+    if data.get("category") not in CATEGORIES:
+        raise RuleError(f"{where}.category: must be one of {', '.join(CATEGORIES)}")
+    summary = data.get("summary", rid)
+    if not isinstance(summary, str):
+        raise RuleError(f"{where}.summary: must be a string")
+    pattern = _regex(data.get("pattern"), f"{where}.pattern") if data.get("pattern") is not None else None
+    fields_raw = data.get("fields", {})
+    if not isinstance(fields_raw, Mapping):
+        raise RuleError(f"{where}.fields: must be an object of journal field -> regex")
+    fields = tuple((str(k), _regex(v, f"{where}.fields.{k}")) for k, v in sorted(fields_raw.items()))
+    idents = data.get("identifiers", [])
+    if not isinstance(idents, list) or not all(isinstance(i, str) for i in idents):
+        raise RuleError(f"{where}.identifiers: must be a list of strings")
+    max_pri = data.get("max_priority")
+    if max_pri is not None and (not isinstance(max_pri, int) or isinstance(max_pri, bool) or not 0 <= max_pri <= 7):
+        raise RuleError(f"{where}.max_priority: must be a syslog priority 0..7")
+    min_count = data.get("min_count", 1)
+    if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
+        raise RuleError(f"{where}.min_count: must be an integer >= 1")
+    if pattern is None and not fields and not idents:
+        raise RuleError(f"{where}: needs at least one of pattern, fields, identifiers")
+    return Rule(id=rid, severity=data["severity"], category=data["category"], summary=summary, pattern=pattern,
+                fields=fields, identifiers=frozenset(idents), max_priority=max_pri, min_count=min_count)
+
+
+def _regex(value: Any, where: str) -> re.Pattern[str]:
+    if not isinstance(value, str) or not value:
+        raise RuleError(f"{where}: must be a non-empty regular expression string")
+    try:
+        return re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise RuleError(f"{where}: invalid regular expression: {exc}") from None
+
+
+def builtin_rule_data() -> list[dict[str, Any]]:
+    text = resources.files("ai_sysadmin.trigger").joinpath("rules.json").read_text(encoding="utf-8")
+    return json.loads(text)["rules"]
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule]
+    priority_max: int | None = 2  # PRIORITY at or below this (crit) is a trigger on its own; None: off
+    _prefilter: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+    _always: list[Rule] = field(default_factory=list, init=False, repr=False)
+    by_id: dict[str, Rule] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {r.id: r for r in self.rules}
+        with_pattern = [r for r in self.rules if r.pattern is not None and not r.fields and not r.identifiers]
+        self._always = [r for r in self.rules if r not in with_pattern]
+        if with_pattern:
+            self._prefilter = re.compile("|".join(f"(?:{r.pattern.pattern})" for r in with_pattern  # type: ignore[union-attr]
+                                                  ), re.IGNORECASE)
+        self._with_pattern = with_pattern
+        # Most severe first, so `match` returns the worst signature a line carries.
+        self._ordered = sorted(self.rules, key=lambda r: -SEVERITY_RANK[r.severity])
+
+    @classmethod
+    def build(cls, extra: Iterable[Any] = (), disabled: Iterable[str] = (), *, builtin: bool = True,
+              priority_max: int | None = 2) -> "RuleSet":
+        """Built-in rules, then `extra` (config) added or replacing by id, minus `disabled` ids."""
+        rules: dict[str, Rule] = {}
+        if builtin:
+            for i, data in enumerate(builtin_rule_data()):
+                rule = parse_rule(data, f"rules.json[{i}]")
+                rules[rule.id] = rule
+        for i, data in enumerate(extra):
+            rule = parse_rule(data, f"trigger.rules[{i}]")
+            rules[rule.id] = rule
+        disabled = set(disabled)
+        unknown = disabled - set(rules) - {PRIORITY_RULE_ID}
+        if unknown:
+            raise RuleError(f"trigger.disabled_rules: unknown rule id(s) {', '.join(sorted(unknown))}")
+        return cls([r for r in rules.values() if r.id not in disabled],
+                   priority_max=None if PRIORITY_RULE_ID in disabled else priority_max)
+
+    def match(self, entry: Entry) -> Rule | None:
+        """The most severe rule this entry matches, or None."""
+        hit = self._prefilter is not None and self._prefilter.search(entry.message) is not None
+        if not hit and not any(r.matches(entry) for r in self._always):
+            return self.priority_rule(entry)
+        for rule in self._ordered:
+            if rule.matches(entry):
+                return rule
+        return self.priority_rule(entry)
+
+    def priority_rule(self, entry: Entry) -> Rule | None:
+        p = entry.priority
+        if self.priority_max is None or p is None or p > self.priority_max:
+            return None
+        if _DUMP_DETAIL.match(entry.message):
+            return None
+        ident = (entry.identifier or entry.comm or "").lower()
+        category = "kernel" if ident == "kernel" else "other"
+        return _PRIORITY_RULES[(p <= 2, category)]
+
+
+def looks_like_error(message: str) -> bool:
+    """Cheap hint for text without a usable PRIORITY: is this worth asking the model?"""
+    return _ERRORISH.search(message) is not None
+
+
+_ERRORISH = re.compile(
+    r"\b(error|errors|fail|failed|failure|fatal|panic|critical|crit|denied|refused|unable|cannot|can't|"
+    r"timed? ?out|exception|abort(ed)?|corrupt\w*|invalid|unreachable|killed|segfault|warn(ing)?|"
+    r"severed|terminated|lost|not found|violation|overflow|exceeded)\b", re.IGNORECASE)
+
+_PRIORITY_RULES = {
+    (crit, cat): Rule(id=PRIORITY_RULE_ID, severity="high" if crit else "medium", category=cat,
+                      summary="Logged at priority crit or worse" if crit else "Logged at priority err")
+    for crit in (True, False) for cat in ("kernel", "other")
+}

@@ -1,0 +1,169 @@
+"""L1 as built from the configuration: the pipeline factory and the follow loop.
+
+`build_pipeline(cfg, model)` wires templates (persisted in the state dir), rules
+(built-in + config), bursts and -- when a model is given -- the classifier.
+
+`TriggerFollower` runs the service side: resume from the sink's cursor, follow the
+journal, and every `commit_interval` hand the new trigger deltas and their cursor to the
+sink in one call.  The reader and the committer are separate tasks on one event loop,
+so checkpoints keep coming during a backlog and while the model thinks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ai_sysadmin.config import Config, TriggerConfig
+from ai_sysadmin.trigger.burst import BurstDetector
+from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
+from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
+from ai_sysadmin.trigger.pipeline import DecisionHook, Pipeline
+from ai_sysadmin.trigger.reader import JournalSource, follow_lines
+from ai_sysadmin.trigger.rules import RuleSet
+from ai_sysadmin.trigger.sink import TriggerSink
+from ai_sysadmin.trigger.templates import Templates
+
+log = logging.getLogger(__name__)
+
+YIELD_EVERY = 512  # entries between yields to the event loop while a backlog is read
+
+
+def state_paths(state_dir: str) -> dict[str, Path]:
+    base = Path(state_dir) / "trigger"
+    return {"templates": base / "templates.drain", "answers": base / "model-answers.json"}
+
+
+def build_pipeline(tcfg: TriggerConfig, *, state_dir: str | None, model: StructuredModel | None,
+                   start_cursor: str | None = None, decision_hook: DecisionHook | None = None) -> Pipeline:
+    """A pipeline from config; `state_dir=None` keeps templates and answers in memory only."""
+    paths = state_paths(state_dir) if state_dir else None
+    templates = Templates(paths["templates"] if paths else None)
+    rules = RuleSet.build(tcfg.rules, tcfg.disabled_rules,
+                          priority_max=tcfg.priority_max if tcfg.priority_max >= 0 else None)
+    classifier = None
+    if model is not None and tcfg.model:
+        classifier = Classifier(model, AnswerCache(paths["answers"] if paths else None),
+                                calls_per_minute=tcfg.model_calls_per_minute, batch_size=tcfg.model_batch_size)
+    burst = BurstDetector(factor=tcfg.burst_factor, min_count=tcfg.burst_min_count)
+    return Pipeline(templates, rules, window_seconds=tcfg.window_seconds, classifier=classifier, burst=burst,
+                    model_min_severity=tcfg.model_min_severity, start_cursor=start_cursor,
+                    decision_hook=decision_hook)
+
+
+def journal_source(cfg: Config) -> JournalSource:
+    return JournalSource(cfg.journal.source, cfg.journal.path)
+
+
+@dataclass
+class FollowStatus:
+    recorded_batches: int = 0
+    recorded_triggers: int = 0
+    last_commit: float | None = None
+    sink_errors: int = 0
+
+
+class TriggerFollower:
+    def __init__(self, tcfg: TriggerConfig, source: JournalSource, sink: TriggerSink, *, state_dir: str | None,
+                 model: StructuredModel | None, journalctl: str = "journalctl",
+                 on_record: Callable[[list[Any]], None] | None = None):
+        self.tcfg = tcfg
+        self.source = source
+        self.sink = sink
+        self.state_dir = state_dir
+        self.model = model
+        self.journalctl = journalctl
+        self.on_record = on_record
+        self.pipeline: Pipeline | None = None
+        self.status = FollowStatus()
+        self.started = asyncio.Event()  # set once journalctl runs and the cursor is loaded
+        self._recorded_cursor: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.pipeline and self.pipeline.degraded)
+
+    async def run(self) -> None:
+        """Follow until cancelled; the last checkpoint is recorded on the way out."""
+        cursor = await self.sink.load_cursor("journal")
+        self._recorded_cursor = cursor
+        self.pipeline = build_pipeline(self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor)
+        log.info("L1 following the %s journal%s", self.source.kind, " from the stored cursor" if cursor else "")
+        tasks = [asyncio.create_task(self._read(cursor), name="l1-read"),
+                 asyncio.create_task(self._commit_loop(), name="l1-commit")]
+        if self.pipeline.classifier is not None:
+            tasks.append(asyncio.create_task(self.pipeline.classifier.run(), name="l1-classify"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # re-raise a reader/committer failure
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            # Not forced: entries still waiting for the model stay behind the cursor.
+            with contextlib.suppress(Exception):
+                await self.commit()
+
+    async def _read(self, cursor: str | None) -> None:
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        max_message = self.tcfg.max_message
+        n = 0
+        lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl)
+        self.started.set()
+        async for line in lines:
+            try:
+                entry = parse_json_line(line, max_message)
+            except BadEntry as exc:
+                pipeline.bad_line()
+                log.warning("journal line skipped: %s", exc)
+                continue
+            pipeline.process(entry)
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        raise RuntimeError("journalctl --follow ended")
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tcfg.commit_interval)
+            await self.commit()
+
+    async def commit(self, force: bool = False) -> int:
+        """One checkpoint: record deltas + cursor; returns how many triggers were recorded."""
+        if self.pipeline is None:
+            return 0
+        cp = self.pipeline.checkpoint(force=force)
+        if cp is None or (not cp.triggers and cp.cursor == self._recorded_cursor):
+            return 0
+        try:
+            await self.sink.record_triggers(cp.triggers, cp.cursor, "journal")
+        except Exception:
+            self.pipeline.failed(cp)
+            self.status.sink_errors += 1
+            raise
+        self.pipeline.committed(cp)
+        self._recorded_cursor = cp.cursor
+        self.status.recorded_batches += 1
+        self.status.recorded_triggers += len(cp.triggers)
+        self.status.last_commit = time.time()
+        if self.on_record is not None and cp.triggers:
+            self.on_record(cp.triggers)
+        return len(cp.triggers)
+
+    def report(self) -> dict[str, Any]:
+        stats = self.pipeline.stats.to_json() if self.pipeline else {}
+        c = self.pipeline.classifier if self.pipeline else None
+        return {"degraded": self.degraded, **stats, "recorded_batches": self.status.recorded_batches,
+                "recorded_triggers": self.status.recorded_triggers,
+                "model_calls": c.calls if c else 0, "model_failures": c.failures if c else 0,
+                "model_error": c.last_error if c else None}
