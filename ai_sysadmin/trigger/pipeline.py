@@ -24,7 +24,7 @@ from ai_sysadmin.trigger.classifier import Answer, Classifier, Request
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 from ai_sysadmin.trigger.model import template_id as hash_template
-from ai_sysadmin.trigger.rules import Rule, RuleSet, looks_like_error
+from ai_sysadmin.trigger.rules import Rule, RuleSet, looks_like_error, shape_key
 from ai_sysadmin.trigger.templates import Templates
 from ai_sysadmin.trigger.window import Windows
 
@@ -105,11 +105,12 @@ class Pipeline:
         self.stats.entries += 1
         w = self.windows.index(entry.realtime_usec)
         self._window = w
-        m = self.templates.match(entry.message)
+        key = shape_key(entry.message)
+        m = self.templates.match(entry.message, key)
         if m.is_new:
             self.stats.novel_templates += 1
         flags = 0
-        rule = self.rules.match(entry)
+        rule = self.rules.match(entry, key)
         if rule is not None:
             flags |= HIT_RULE
             self.stats.rule_hits += 1

@@ -12,8 +12,9 @@ corrupts it).  We snapshot atomically (write, fsync, rename) when asked -- the p
 does so before it advances the journal cursor, so the miner state is never behind the
 cursor and a replay maps entries to the same clusters.
 
-A dict of recently seen raw messages short-cuts drain for exact repeats, which are most
-journal lines: drain would assign an identical message to the same cluster anyway.
+A dict keyed by the message with its digits folded short-cuts drain for repeats, which
+are most journal lines: lines that differ only in pids, ports or counters share a
+template by definition here (drain, after masking numbers, nearly always agrees).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class Templates:
             self._handler = _AtomicFile(path, uuid.uuid4().hex)
         # TemplateMiner loads the saved state (and its generation) from the handler.
         self._miner = TemplateMiner(self._handler, cfg)
-        self.generation = self._handler.generation if self._handler else uuid.uuid4().hex
+        # In memory (replay) the generation is fixed, so two replays of one input agree on ids.
+        self.generation = self._handler.generation if self._handler else "in-memory"
         self._masker = self._miner.masker
         self._drain = self._miner.drain
         self._raw: dict[str, int] = {}
@@ -114,8 +116,11 @@ class Templates:
     def cluster_count(self) -> int:
         return len(self._drain.id_to_cluster)
 
-    def match(self, message: str) -> Match:
-        cid = self._raw.get(message)
+    def match(self, message: str, key: str | None = None) -> Match:
+        """Template of `message`; `key` (rules.shape_key) is the repeat-cache key."""
+        if key is None:
+            key = message
+        cid = self._raw.get(key)
         if cid is not None:
             return Match(cid, self._template_id(cid), False)
         cluster, change = self._drain.add_log_message(self._masker.mask(message))
@@ -124,7 +129,7 @@ class Templates:
             self.dirty = True
         if len(self._raw) >= self._raw_cache_size:
             self._raw.clear()  # cheaper than LRU bookkeeping per line; refills from drain
-        self._raw[message] = cid
+        self._raw[key] = cid
         return Match(cid, self._template_id(cid), change == "cluster_created")
 
     def _template_id(self, cid: int) -> str:
