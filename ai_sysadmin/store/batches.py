@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ai_sysadmin.store.partitions import MetricPartitions
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITIES
 
 Applier = Callable[[psycopg.AsyncConnection, dict[str, Any]], Awaitable[None]]
@@ -65,15 +66,21 @@ async def apply_triggers(conn: psycopg.AsyncConnection, payload: dict[str, Any])
             await cur.execute(SAVE_CURSOR, (payload.get("stream", "journal"), payload["cursor"]))
 
 
-async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-    """rows: [epoch_seconds, name, subject, value]; one COPY per batch."""
-    rows = payload["rows"]
-    if not rows:
-        return
-    async with conn.cursor() as cur:
-        async with cur.copy("COPY metrics (ts, name, subject, value) FROM STDIN") as copy:
-            for ts, name, subject, value in rows:
-                await copy.write_row((datetime.fromtimestamp(ts, timezone.utc), name, subject or "", float(value)))
+def metrics_applier(partitions: MetricPartitions) -> Applier:
+    """rows: [epoch_seconds, name, subject, value]; daily partitions first, then one COPY."""
+
+    async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
+        rows = [(datetime.fromtimestamp(ts, timezone.utc), name, subject or "", float(value))
+                for ts, name, subject, value in payload["rows"]]
+        if not rows:
+            return
+        await partitions.ensure(conn, {r[0].date() for r in rows})
+        async with conn.cursor() as cur:
+            async with cur.copy("COPY metrics (ts, name, subject, value) FROM STDIN") as copy:
+                for row in rows:
+                    await copy.write_row(row)
+
+    return apply_metrics
 
 
 async def apply_audit(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
@@ -92,5 +99,6 @@ async def apply_llm_calls(conn: psycopg.AsyncConnection, payload: dict[str, Any]
             [{**c, "at": datetime.fromisoformat(c["at"])} for c in payload["calls"]])
 
 
-def default_appliers() -> dict[str, Applier]:
-    return {"triggers": apply_triggers, "metrics": apply_metrics, "audit": apply_audit, "llm_calls": apply_llm_calls}
+def default_appliers(partitions: MetricPartitions) -> dict[str, Applier]:
+    return {"triggers": apply_triggers, "metrics": metrics_applier(partitions), "audit": apply_audit,
+            "llm_calls": apply_llm_calls}

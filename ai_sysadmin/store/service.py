@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from ai_sysadmin.config import Config
+from ai_sysadmin.config import Config, RetentionConfig
+from ai_sysadmin.store.audit import AuditLog
 from ai_sysadmin.store.batches import default_appliers
 from ai_sysadmin.store.db import is_unreachable, make_pool
+from ai_sysadmin.store.incidents import IncidentStore
+from ai_sysadmin.store.llm_calls import LLMCallRecorder
+from ai_sysadmin.store.metrics import MetricStore
 from ai_sysadmin.store.migrations import migrate
+from ai_sysadmin.store.partitions import MetricPartitions
+from ai_sysadmin.store.retention import RetentionReport, run_retention
 from ai_sysadmin.store.spool import Spool, SpoolMetrics
 from ai_sysadmin.store.triggers import PgTriggerStore
 from ai_sysadmin.store.writer import StoreWriter
@@ -34,9 +40,19 @@ class Store:
     spool: Spool
     writer: StoreWriter
     triggers: PgTriggerStore
+    metrics: MetricStore
+    audit: AuditLog
+    llm_calls: LLMCallRecorder  # pass as LLMClient(on_call=store.llm_calls)
+    incidents: IncidentStore
+    partitions: MetricPartitions
+    retention_cfg: RetentionConfig
     registry: CollectorRegistry
 
+    async def run_retention(self) -> RetentionReport:
+        return await run_retention(self.pool, self.retention_cfg, self.partitions)
+
     async def close(self) -> None:
+        await self.llm_calls.aclose()
         await self.writer.aclose()
         await self.pool.close()
 
@@ -48,8 +64,11 @@ def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registr
     pool = pool if pool is not None else make_pool(cfg.database, timeout=pool_timeout)
     spool = Spool(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio,
                   SpoolMetrics(registry))
-    writer = StoreWriter(pool, spool, default_appliers(), retry_interval=retry_interval, prepare=migrate)
-    return Store(pool=pool, spool=spool, writer=writer, triggers=PgTriggerStore(writer), registry=registry)
+    partitions = MetricPartitions()
+    writer = StoreWriter(pool, spool, default_appliers(partitions), retry_interval=retry_interval, prepare=migrate)
+    return Store(pool=pool, spool=spool, writer=writer, triggers=PgTriggerStore(writer), metrics=MetricStore(writer),
+                 audit=AuditLog(writer), llm_calls=LLMCallRecorder(writer), incidents=IncidentStore(pool),
+                 partitions=partitions, retention_cfg=cfg.retention, registry=registry)
 
 
 async def open_store(cfg: Config, **kw) -> Store:
@@ -68,4 +87,5 @@ async def open_store(cfg: Config, **kw) -> Store:
             raise
         log.warning("PostgreSQL unreachable at start (%s); spooling, migrating when it returns", exc)
     store.writer.start()
+    store.llm_calls.start()
     return store

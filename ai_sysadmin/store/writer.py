@@ -42,6 +42,7 @@ class StoreWriter:
         self._order = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.reachable = True
 
     # ------------------------------------------------------------------ lifecycle
@@ -53,6 +54,7 @@ class StoreWriter:
             self._wake.set()
 
     async def aclose(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,10 +169,13 @@ class StoreWriter:
                           b.kind, b.batch_id, str(exc).strip().splitlines()[0], where)
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._retry)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that
+                # races with the event being set, and aclose() would then wait forever.
+                async with asyncio.timeout(self._retry):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             if self.spool.empty():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.spool import Batch
 from rig.paths import PartMissing
@@ -31,18 +34,25 @@ def own_cluster() -> Iterator[PgCluster]:
         cluster.destroy()
 
 
-async def test_triggers_survive_an_outage_exactly_once(own_cluster: PgCluster, tmp_path: Path) -> None:
+async def test_records_survive_an_outage_exactly_once(own_cluster: PgCluster, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, database=own_cluster.database_config("aisys"))
     store = await open_store(cfg, pool_timeout=1.0, retry_interval=0.2)
+    now = time.time()
     try:
         await store.triggers.record_triggers([make_trigger(1, count=2)], "c1")
+        await store.metrics.write([Sample(now, "load.1", 0.0)])
+        await store.audit.record("policy", "step", "0")
         assert store.spool.empty()
 
         own_cluster.stop("immediate")  # a crash, not a polite shutdown
+        outcomes = set()
         for i in range(2, 12):
             await store.triggers.record_triggers([make_trigger(1, count=1), make_trigger(i)], f"c{i}")
-        assert not store.spool.empty()
-        assert store.spool.state().records == 10
+            outcomes.add(await store.metrics.write([Sample(now + i, "load.1", float(i)),
+                                                    Sample(now + i, "disk.used_percent", float(i), "/")]))
+            outcomes.add(await store.audit.record("policy", "step", str(i)))
+        assert outcomes == {"spooled"}
+        assert store.spool.state().records == 30
         assert await store.triggers.load_cursor() == "c11"  # the spool's cursor is the newest
 
         own_cluster.start()
@@ -52,9 +62,17 @@ async def test_triggers_survive_an_outage_exactly_once(own_cluster: PgCluster, t
             rows = dict(await cur.fetchall())
             cur = await conn.execute("SELECT count(*) FROM ingest_batches")
             batches = (await cur.fetchone())[0]
+            cur = await conn.execute("SELECT subject FROM audit_log ORDER BY id")
+            audit = [r[0] for r in await cur.fetchall()]
         assert rows[make_trigger(1).id] == 12
         assert all(rows[make_trigger(i).id] == 1 for i in range(2, 12))
-        assert len(rows) == 11 and batches == 11
+        assert len(rows) == 11 and batches == 33
+        assert audit == [str(i) for i in [0, *range(2, 12)]]  # in order, once each
+        load = await store.metrics.query("load.1", datetime.fromtimestamp(now - 1, timezone.utc),
+                                         datetime.fromtimestamp(now + 60, timezone.utc))
+        assert [p.value for p in load] == [0.0, *[float(i) for i in range(2, 12)]]
+        assert len(await store.metrics.query("disk.used_percent", datetime.fromtimestamp(now - 1, timezone.utc),
+                                             datetime.fromtimestamp(now + 60, timezone.utc), "/")) == 10
         assert await store.triggers.load_cursor() == "c11"
     finally:
         await store.close()

@@ -1,0 +1,79 @@
+"""Native daily range partitions of `metrics` (the path used when TimescaleDB is absent).
+
+One partition per UTC day, `metrics_pYYYYMMDD`, created on demand before rows for a
+new day are copied in, plus a few days ahead by the maintenance job.  Dropping a whole
+partition is how retention removes old metrics: instant, and no table bloat.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Iterable
+
+import psycopg
+from psycopg import sql
+
+from ai_sysadmin.store.migrations import BACKEND_PARTITIONS, metrics_backend
+
+log = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^metrics_p(\d{8})$")
+
+
+def partition_name(day: date) -> str:
+    return f"metrics_p{day:%Y%m%d}"
+
+
+class MetricPartitions:
+    """Knows which daily partitions exist (a cache per process) and creates missing ones."""
+
+    def __init__(self) -> None:
+        self._known: set[date] = set()
+        self._backend: str | None = None
+
+    async def backend(self, conn: psycopg.AsyncConnection) -> str | None:
+        if self._backend is None:
+            self._backend = await metrics_backend(conn)
+        return self._backend
+
+    async def ensure(self, conn: psycopg.AsyncConnection, days: Iterable[date]) -> None:
+        missing = set(days) - self._known
+        if not missing or await self.backend(conn) != BACKEND_PARTITIONS:
+            return
+        for day in sorted(missing):
+            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            stmt = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF metrics FOR VALUES FROM ({}) TO ({})").format(
+                sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(start + timedelta(days=1)))
+            try:
+                async with conn.transaction():  # savepoint: a refusal must not abort the caller's batch
+                    await conn.execute(stmt)
+            except psycopg.errors.CheckViolation:
+                # Rows of that day already sit in metrics_default (written before the
+                # partition existed); they stay there until retention empties it.
+                log.warning("metrics for %s stay in metrics_default (it already holds rows of that day)", day)
+            self._known.add(day)
+
+    async def existing(self, conn: psycopg.AsyncConnection) -> dict[date, str]:
+        cur = await conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'metrics'::regclass")
+        out: dict[date, str] = {}
+        for (name,) in await cur.fetchall():
+            m = _NAME_RE.match(name)
+            if m:
+                out[datetime.strptime(m.group(1), "%Y%m%d").date()] = name
+        return out
+
+    async def drop_before(self, conn: psycopg.AsyncConnection, cutoff: date) -> list[str]:
+        """Drop every daily partition wholly before `cutoff`, and old rows of the default one."""
+        dropped = []
+        for day, name in sorted((await self.existing(conn)).items()):
+            if day < cutoff:
+                await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                self._known.discard(day)
+                dropped.append(name)
+        await conn.execute("DELETE FROM metrics_default WHERE ts < %s",
+                           (datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc),))
+        return dropped
