@@ -1,0 +1,1 @@
+"""Host metrics and unit state, sampled every `intervals.metrics` seconds."""
