@@ -14,6 +14,8 @@ from ai_sysadmin.config import Config, ConfigError, load_config
 COMMAND_MODULES = (
     "ai_sysadmin.commands.doctor",
     "ai_sysadmin.commands.config",
+    "ai_sysadmin.commands.incidents",
+    "ai_sysadmin.commands.knowledge",
     "ai_sysadmin.commands.replay",
     "ai_sysadmin.commands.run",
 )

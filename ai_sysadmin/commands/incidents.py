@@ -1,0 +1,73 @@
+"""`ai-sysadmin incidents [list|show ID]`: what the service found, from PostgreSQL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ai_sysadmin.store.incidents import STATUSES, IncidentStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("incidents", help="list incidents or show one")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    p.add_argument("id", nargs="?", type=int, help="incident id (for show)")
+    p.add_argument("--status", choices=STATUSES, help="only incidents in this status (list)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, load) -> int:
+    if args.action == "show" and args.id is None:
+        print("ai-sysadmin incidents show: an incident ID is required", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args, load()))
+
+
+async def _run(args: argparse.Namespace, cfg) -> int:
+    import psycopg
+
+    from ai_sysadmin.store.db import make_pool
+
+    pool = make_pool(cfg.database, max_size=1)
+    try:
+        await pool.open(wait=True, timeout=10)
+    except psycopg.OperationalError as exc:
+        print(f"ai-sysadmin: cannot reach PostgreSQL ({exc}); run `ai-sysadmin doctor`", file=sys.stderr)
+        return 1
+    try:
+        store = IncidentStore(pool)
+        if args.action == "list":
+            rows = await store.list(args.status, args.limit)
+            if args.json:
+                print(json.dumps(rows, default=str, indent=2))
+            elif not rows:
+                print("no incidents")
+            for r in [] if args.json else rows:
+                print(f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
+                      f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))")
+            return 0
+        inc = await store.show(args.id)
+        if inc is None:
+            print(f"no incident {args.id}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(inc, default=str, indent=2))
+            return 0
+        print(f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
+              f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}")
+        for key in ("summary", "diagnosis", "resolution", "outcome"):
+            if inc[key]:
+                print(f"  {key}: {inc[key]}")
+        for t in inc["triggers"]:
+            print(f"  trigger {t['id'][:12]} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
+        for f in inc["findings"]:
+            print(f"  finding {f['id']} ({f['layer']}, {f['severity']}): {f['title']}")
+        for a in inc["actions"]:
+            print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
+        return 0
+    finally:
+        await pool.close()
