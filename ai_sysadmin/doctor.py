@@ -81,15 +81,44 @@ async def check_database(cfg: Config) -> CheckResult:
         conn = await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True, **connect_kwargs(db, 5))
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
-        return CheckResult("database", "fail", f"{where}: {first}",
+        spool = _spool_state(cfg)
+        held = f"; outage spool holds {spool.describe()}" if spool is not None and spool.records else ""
+        return CheckResult("database", "fail", f"{where}: {first}{held}",
                            "start postgresql.service, or correct the database section "
                            "(NixOS: services.ai-sysadmin.database.createLocally)")
+    from ai_sysadmin.store.migrations import latest_version, metrics_backend
+
     async with conn:
         cur = await conn.execute("SELECT current_setting('server_version')")
         version = (await cur.fetchone())[0]
         schema = await schema_version(conn)
-    state = f"schema v{schema}" if schema else "schema not migrated yet (migrates when the service starts)"
+        backend = await metrics_backend(conn)
+    latest = latest_version()
+    if not schema:
+        state = f"schema not migrated yet (v{latest} is applied when the service starts)"
+    elif schema < latest:
+        state = f"schema v{schema}, v{latest} pending (applied when the service starts)"
+    else:
+        state = f"schema v{schema} (latest)"
+    if backend:
+        state += f", metrics in {'TimescaleDB hypertable' if backend == 'timescaledb' else 'native daily partitions'}"
+    spool = _spool_state(cfg)
+    if spool is not None and spool.records:
+        status = "warn" if spool.warning else "ok"
+        return CheckResult("database", status, f"PostgreSQL {version} at {where}, {state}; outage spool holds "
+                           f"{spool.describe()}", "the service flushes it while running; keep it running",
+                           required=False if status == "warn" else True)
     return CheckResult("database", "ok", f"PostgreSQL {version} at {where}, {state}")
+
+
+def _spool_state(cfg: Config):
+    """The outage spool's fill, read from its directory (None when there is none yet)."""
+    from ai_sysadmin.store.spool import Spool
+
+    path = cfg.spool.directory(cfg.state_dir)
+    if not os.path.isdir(path):
+        return None
+    return Spool(path, cfg.spool.max_bytes, cfg.spool.warn_ratio).state()
 
 
 def _journal_argv(cfg: Config) -> list[str]:

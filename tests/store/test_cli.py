@@ -50,3 +50,18 @@ def test_knowledge_search_finds_a_shipped_runbook(tmp_path: Path, llama_embed) -
     assert hits[0]["score"] >= hits[1]["score"]
     r = cli(tmp_path, {}, "knowledge", "search", "x")
     assert r.returncode == 2 and "configure roles.embed" in r.stderr
+
+
+async def test_doctor_shows_schema_backend_and_spool(pg_database: dict[str, Any], tmp_path: Path) -> None:
+    from ai_sysadmin.doctor import check_database
+    from ai_sysadmin.store.spool import Batch, Spool
+
+    cfg = make_config(tmp_path, database=pg_database, spool={"max_bytes": 1048576, "warn_ratio": 0.001})
+    assert "schema not migrated yet" in (await check_database(cfg)).detail
+    store = await open_store(cfg)
+    await store.close()
+    result = await check_database(cfg)
+    assert result.status == "ok" and "(latest)" in result.detail and "native daily partitions" in result.detail
+    Spool(cfg.spool.directory(cfg.state_dir), 1048576).append(Batch("audit", {"pad": "x" * 2000}))
+    result = await check_database(cfg)
+    assert result.status == "warn" and "outage spool holds 1 batch(es)" in result.detail
