@@ -94,3 +94,18 @@ async def test_a_refused_batch_raises_and_keeps_what_was_stored(pg_database: dic
         assert (await store.triggers.get(make_trigger(1).id))["count"] == 1
     finally:
         await store.close()
+
+
+async def test_timescaledb_path_when_the_extension_exists(pg_database: dict[str, Any], tmp_path: Path) -> None:
+    from ai_sysadmin.store.migrations import timescale_available
+
+    cfg = make_config(tmp_path, database=pg_database)
+    async with await psycopg.AsyncConnection.connect(cfg.database.conninfo(), autocommit=True) as conn:
+        if not await timescale_available(conn):
+            pytest.skip("TimescaleDB extension is not installed on this PostgreSQL (not packaged here); "
+                        "the native-partition path is tested instead")
+        await migrate(conn)
+        assert await metrics_backend(conn) == "timescaledb"
+        cur = await conn.execute("SELECT count(*) FROM timescaledb_information.hypertables "
+                                 "WHERE hypertable_name = 'metrics'")
+        assert (await cur.fetchone())[0] == 1
