@@ -8,6 +8,12 @@ from the configuration only -- never from log or model text -- and run without a
 Two readers share the argv: `read_lines` (blocking, for `replay` and benchmarks) and
 `follow_lines` (asyncio, for the service).  Bad lines are the parser's business: these
 only deliver bytes.
+
+Following: the system journal uses `journalctl --follow`, which wakes on journald's
+inotify signal.  A journal directory or file is polled instead (`--after-cursor` with the
+last cursor seen, every `poll_interval`): writers other than journald -- systemd-journal-
+remote, a copied file -- do not send that signal, and --follow would never see their
+new entries (measured with systemd 252).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -105,10 +112,39 @@ def _split_lines(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
         yield pending
 
 
-async def follow_lines(source: JournalSource, *, after_cursor: str | None = None,
-                       binary: str = "journalctl") -> AsyncIterator[bytes]:
-    """Entry lines as they are written; runs until cancelled or journalctl exits."""
-    argv = journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)
+async def follow_lines(source: JournalSource, *, after_cursor: str | None = None, binary: str = "journalctl",
+                       poll_interval: float = 0.25) -> AsyncIterator[bytes]:
+    """Entry lines as they are written; runs until cancelled (or journalctl --follow exits)."""
+    if source.kind == "system":
+        async for line in _run_lines(journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)):
+            yield line
+        return
+    cursor = after_cursor
+    while True:
+        tail: deque[bytes] = deque(maxlen=64)
+        async for line in _run_lines(journalctl_argv(source, after_cursor=cursor, binary=binary)):
+            tail.append(line)
+            yield line
+        # Resume after the last entry that carries a readable cursor (bad lines do not).
+        for line in reversed(tail):
+            found = _cursor_of(line)
+            if found:
+                cursor = found
+                break
+        await asyncio.sleep(poll_interval)
+
+
+def _cursor_of(line: bytes) -> str | None:
+    from ai_sysadmin.trigger.entry import _loads
+
+    try:
+        value = _loads(line).get("__CURSOR")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _run_lines(argv: list[str]) -> AsyncIterator[bytes]:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
                                                 limit=MAX_LINE)
