@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from ai_sysadmin.llm.errors import LLMError
+from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ ITEM_SCHEMA: dict[str, Any] = {
     "properties": {
         "severity": {"type": "string", "enum": list(SEVERITIES)},
         "category": {"type": "string", "enum": list(CATEGORIES)},
-        "summary": {"type": "string", "minLength": 1, "maxLength": 120},
+        "summary": {"type": "string", "minLength": 1, "maxLength": 100},
     },
     "required": ["severity", "category", "summary"],
     "additionalProperties": False,
@@ -152,7 +152,7 @@ AnswerHook = Callable[[str, Answer | None], None]  # (template_id, answer or Non
 
 class Classifier:
     def __init__(self, model: StructuredModel, cache: AnswerCache, *, calls_per_minute: float = 30.0,
-                 batch_size: int = 4, queue_size: int = 256, max_tokens: int = 96, retry_after: float = 15.0,
+                 batch_size: int = 4, queue_size: int = 256, max_tokens: int = 160, retry_after: float = 15.0,
                  clock: Callable[[], float] = time.monotonic):
         self.model = model
         self.cache = cache
@@ -223,6 +223,13 @@ class Classifier:
         self._in_flight.update(r.template_id for r in batch)
         try:
             answers = await self._ask(batch)
+        except (BadModelOutput, ModelRequestError) as exc:
+            # The model answers, just not usefully for this batch: give these templates up
+            # for now (asked again when seen again); the model is not down.
+            self.failures += 1
+            self.last_error = str(exc)
+            log.warning("trigger model gave no usable answer for %d template(s): %s", len(batch), exc)
+            answers = [None] * len(batch)
         except LLMError as exc:
             self.failures += 1
             if not self.degraded:
@@ -263,4 +270,4 @@ class Classifier:
         obj = await self.model.structured(messages, batch_schema(len(batch)), name="triage",
                                           max_tokens=self.max_tokens * len(batch))
         items = [obj] if len(batch) == 1 else obj["items"]
-        return [Answer(it["severity"], it["category"], it["summary"].strip()[:120] or "-") for it in items]
+        return [Answer(it["severity"], it["category"], " ".join(it["summary"].split())[:100] or "-") for it in items]
