@@ -612,9 +612,15 @@ def _parse_trigger(data: Any, issues: list[ConfigIssue]) -> TriggerConfig:
             where, _, reason = str(exc).partition(": ")
             issues.append(ConfigIssue(where, reason))
     disabled = sec.get("disabled_rules", list, [])
+    from ai_sysadmin.trigger.rules import PRIORITY_RULE_ID, builtin_rule_data
+
+    known = {r["id"] for r in builtin_rule_data()} | {r.get("id") for r in rules} | {PRIORITY_RULE_ID}
     for i, rid in enumerate(disabled):
         if not isinstance(rid, str):
             sec.error(f"disabled_rules[{i}]", f"must be a rule id string, got {_kind(rid)}")
+    unknown = sorted(r for r in disabled if isinstance(r, str) and r not in known)
+    if unknown:
+        sec.error("disabled_rules", f"unknown rule id(s): {', '.join(unknown)}")
     cfg = TriggerConfig(
         window_seconds=sec.get("window_seconds", int, d.window_seconds, _positive),
         commit_interval=sec.get("commit_interval", float, d.commit_interval, _positive),

@@ -43,7 +43,8 @@ def load_bgl(path: Path) -> tuple[list[str], list[bool]]:
     return lines, labels
 
 
-async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, alias: str) -> dict:
+async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, alias: str,
+                   min_severity: str = "medium") -> dict:
     from ai_sysadmin.llm import CallRecord, LLMClient
 
     flagged: set[int] = set()
@@ -57,7 +58,7 @@ async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, 
     client = LLMClient(cfg.roles.trigger, on_call=calls.append) if model_url else None
     import dataclasses
 
-    tcfg = dataclasses.replace(cfg.trigger, model_calls_per_minute=1e9)
+    tcfg = dataclasses.replace(cfg.trigger, model_calls_per_minute=1e9, model_min_severity=min_severity)
     pipeline = build_pipeline(tcfg, state_dir=None, model=client, decision_hook=hook)
     parser = TextParser()
     worker = asyncio.create_task(pipeline.classifier.run()) if pipeline.classifier else None
@@ -96,6 +97,7 @@ def main() -> None:
     ap.add_argument("--alias", default="trigger")
     ap.add_argument("--tiny-model", action="store_true", help="start the provisioned tiny llama-server")
     ap.add_argument("--data", default=str(DATA / "BGL_2k.log"))
+    ap.add_argument("--min-severity", default="medium", help="model answers below this raise no trigger")
     args = ap.parse_args()
     lines, labels = load_bgl(Path(args.data))
     runs = [("deterministic", None)]
@@ -109,7 +111,9 @@ def main() -> None:
         runs.append(("with model", args.model))
     try:
         for name, url in runs:
-            res = asyncio.run(evaluate(lines, labels, url, args.alias))
+            res = asyncio.run(evaluate(lines, labels, url, args.alias, args.min_severity))
+            if url:
+                name += f" (>= {args.min_severity})"
             print(f"BGL_2k {name:>13}: precision {res['precision']:.3f} recall {res['recall']:.3f} "
                   f"F1 {res['f1']:.3f} (tp {res['tp']} fp {res['fp']} fn {res['fn']} of {res['alerts']} alerts "
                   f"in {res['lines']} lines); templates {res['templates']}, triggers {res['triggers']}, "

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, load) -> int:
     cfg = load()
+    logging.getLogger("drain3").setLevel(logging.WARNING)  # its INFO lines are noise for an admin
     try:
         return asyncio.run(replay(args, cfg, sys.stdout, sys.stderr))
     except FileNotFoundError as exc:

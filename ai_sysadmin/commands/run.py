@@ -11,6 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, load) -> int:
+    import logging
+
     from ai_sysadmin.orchestrator import run_service
 
-    return run_service(load())
+    cfg = load()
+    logging.getLogger("drain3").setLevel(logging.WARNING)  # its INFO lines are noise in the service log
+    return run_service(cfg)

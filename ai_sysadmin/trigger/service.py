@@ -72,7 +72,7 @@ class FollowStatus:
 class TriggerFollower:
     def __init__(self, tcfg: TriggerConfig, source: JournalSource, sink: TriggerSink, *, state_dir: str | None,
                  model: StructuredModel | None, journalctl: str = "journalctl",
-                 on_record: Callable[[list[Any]], None] | None = None):
+                 on_record: Callable[[list[Any]], None] | None = None, poll_interval: float = 0.25):
         self.tcfg = tcfg
         self.source = source
         self.sink = sink
@@ -80,6 +80,7 @@ class TriggerFollower:
         self.model = model
         self.journalctl = journalctl
         self.on_record = on_record
+        self.poll_interval = poll_interval  # journal files/directories are polled (see reader)
         self.pipeline: Pipeline | None = None
         self.status = FollowStatus()
         self.started = asyncio.Event()  # set once journalctl runs and the cursor is loaded
@@ -118,7 +119,7 @@ class TriggerFollower:
         pipeline = self.pipeline
         max_message = self.tcfg.max_message
         n = 0
-        lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl)
+        lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl, poll_interval=self.poll_interval)
         self.started.set()
         async for line in lines:
             try:
