@@ -68,8 +68,10 @@ class Orchestrator:
                 continue
             report = self.follower.report()
             log.info("L1: %s", " ".join(f"{k}={v}" for k, v in report.items() if v is not None))
-            if report["degraded"] != was_degraded:
-                was_degraded = report["degraded"]
+            if report["degraded"] and not was_degraded:
+                log.warning("L1 degraded: trigger model unavailable (%s); deterministic triggers continue",
+                            report.get("model_error"))
+            was_degraded = report["degraded"]
 
 
 def run_service(cfg: Config) -> int:

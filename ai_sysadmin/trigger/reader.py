@@ -116,7 +116,11 @@ async def follow_lines(source: JournalSource, *, after_cursor: str | None = None
                        poll_interval: float = 0.25) -> AsyncIterator[bytes]:
     """Entry lines as they are written; runs until cancelled (or journalctl --follow exits)."""
     if source.kind == "system":
-        async for line in _run_lines(journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)):
+        argv = journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)
+        if after_cursor is None:
+            # First start on a host: begin with the current boot, not months of history.
+            argv.append("--boot")
+        async for line in _run_lines(argv):
             yield line
         return
     cursor = after_cursor
