@@ -237,6 +237,7 @@ class TriggerConfig:
 
     window_seconds: int = 300  # dedup window: one trigger per (template, unit, source) per window
     commit_interval: float = 0.5  # seconds between checkpoints (triggers + cursor) in follow mode
+    poll_interval: float = 0.25  # seconds between reads of a journal directory/file source
     max_message: int = 8192  # characters of MESSAGE used for matching and samples
     rules: tuple[dict[str, Any], ...] = ()  # extra rules, or replacements by id (validated)
     disabled_rules: tuple[str, ...] = ()
@@ -624,6 +625,7 @@ def _parse_trigger(data: Any, issues: list[ConfigIssue]) -> TriggerConfig:
     cfg = TriggerConfig(
         window_seconds=sec.get("window_seconds", int, d.window_seconds, _positive),
         commit_interval=sec.get("commit_interval", float, d.commit_interval, _positive),
+        poll_interval=sec.get("poll_interval", float, d.poll_interval, _positive),
         max_message=sec.get("max_message", int, d.max_message,
                             lambda v: None if v >= 256 else "must be at least 256"),
         rules=tuple(rules),

@@ -37,7 +37,7 @@ class Orchestrator:
         if cfg.trigger.model and cfg.roles.trigger.enable:
             client = LLMClient(cfg.roles.trigger, on_call=store.llm_calls)
         self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), store.triggers, state_dir=cfg.state_dir,
-                                        model=client)
+                                        model=client, poll_interval=cfg.trigger.poll_interval)
         follow = asyncio.create_task(self.follower.run(), name="l1")
         status = asyncio.create_task(self._status_loop(), name="status")
         stopping = asyncio.create_task(stop.wait(), name="stop")

@@ -6,7 +6,10 @@ into a sink that notes when each trigger arrives.  The write time is taken *afte
 systemd-journal-remote returned, so the figure is L1's own latency: polling the file,
 parsing, matching, and the checkpoint interval.
 
-    python bench/l1_latency.py [--entries 200] [--commit-interval 0.5] [--poll 0.25]
+    python bench/l1_latency.py [--entries 200] [--commit-interval 0.5] [--poll 0.25] [--pg]
+
+--pg records into the real PostgreSQL store (a throwaway cluster, as in the tests):
+the time is taken when record_triggers returned, i.e. the trigger is committed.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from rig.journal import JournalWriter  # noqa: E402
 
 
 class TimingSink:
-    def __init__(self) -> None:
+    def __init__(self, inner=None) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
         self.seen: dict[str, float] = {}
         self.cursor: str | None = None
 
     async def record_triggers(self, triggers, cursor, stream="journal") -> None:  # type: ignore[no-untyped-def]
+        if self.inner is not None:
+            await self.inner.record_triggers(triggers, cursor, stream)
         now = time.monotonic()
         for t in triggers:
             self.seen.setdefault(t.unit, now)
@@ -49,9 +55,22 @@ async def main(args: argparse.Namespace) -> None:
     jfile = tmp / "follow.journal"
     writer = JournalWriter()
     writer.write(jfile, [{"MESSAGE": "boot", "PRIORITY": 6}])
-    cfg = parse_config({"state_dir": str(tmp / "state")}, env={})
+    cluster = store = None
+    data: dict = {"state_dir": str(tmp / "state")}
+    if args.pg:
+        from rig.postgres import PgCluster
+
+        cluster = PgCluster.create()
+        cluster.start()
+        cluster.create_database("l1bench")
+        data["database"] = cluster.database_config("l1bench")
+    cfg = parse_config(data, env={})
+    if args.pg:
+        from ai_sysadmin.store.service import open_store
+
+        store = await open_store(cfg)
     tcfg = dataclasses.replace(cfg.trigger, model=False, commit_interval=args.commit_interval)
-    sink = TimingSink()
+    sink = TimingSink(store.triggers if store else None)
     follower = TriggerFollower(tcfg, JournalSource("file", str(jfile)), sink, state_dir=str(tmp / "state"), model=None,
                                poll_interval=args.poll)
     task = asyncio.create_task(follower.run())
@@ -69,9 +88,14 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    if store is not None:
+        await store.close()
+    if cluster is not None:
+        cluster.destroy()
     lat = sorted((sink.seen[u] - written[u]) * 1000 for u in written if u in sink.seen)
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-    print(f"trigger latency over {len(lat)}/{args.entries} entries (poll {args.poll}s, commit interval "
+    print(f"trigger latency into {'PostgreSQL' if args.pg else 'memory'} over {len(lat)}/{args.entries} entries "
+          f"(poll {args.poll}s, commit interval "
           f"{args.commit_interval}s): p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms, max {lat[-1]:.0f} ms, "
           f"mean {statistics.mean(lat):.0f} ms")
 
@@ -82,4 +106,5 @@ if __name__ == "__main__":
     ap.add_argument("--commit-interval", type=float, default=0.5)
     ap.add_argument("--poll", type=float, default=0.25)
     ap.add_argument("--gap", type=float, default=0.05, help="seconds between writes")
+    ap.add_argument("--pg", action="store_true", help="record into a real PostgreSQL store")
     asyncio.run(main(ap.parse_args()))
