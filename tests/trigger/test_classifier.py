@@ -42,7 +42,12 @@ async def test_new_error_templates_are_classified_once_and_cached(llama_trigger:
     records: list[CallRecord] = []
     async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
         pipe = pipeline(tmp_path, model=client, model_min_severity="info", model_batch_size=4)
-        await run_all(pipe, entries())
+        for e in entries():
+            pipe.process(e)
+        # Entries wait for the model's first answer: no checkpoint may move the cursor past them.
+        assert pipe.holding() and pipe.checkpoint() is None
+        await pipe.classifier.drain()
+        assert not pipe.holding()
         assert pipe.classifier.calls == 1  # two candidate templates, one batched call
         assert [r.outcome for r in records] == ["ok"]
         assert pipe.stats.model_requests == 2
@@ -119,3 +124,19 @@ def test_queue_is_bounded() -> None:
     c = Classifier(model=None, cache=AnswerCache(None), queue_size=2)  # type: ignore[arg-type]
     assert c.submit(Request("a", "a", "a", None, 3)) and c.submit(Request("b", "b", "b", None, 3))
     assert not c.submit(Request("c", "c", "c", None, 3)) and c.dropped == 1
+
+
+def test_holding_the_cursor_for_the_model_is_bounded() -> None:
+    from ai_sysadmin.trigger.pipeline import Pipeline
+    from ai_sysadmin.trigger.rules import RuleSet
+    from ai_sysadmin.trigger.templates import Templates
+
+    now = [0.0]
+    c = Classifier(model=None, cache=AnswerCache(None))  # type: ignore[arg-type]  # never asked here
+    pipe = Pipeline(Templates(None), RuleSet.build(), classifier=c, max_hold=10.0, clock=lambda: now[0])
+    pipe.process(Entry(message="frobnicator lost quorum", realtime_usec=T0_USEC, priority=3, identifier="frobd",
+                       cursor="c1"))
+    assert pipe.holding() and pipe.checkpoint() is None
+    now[0] = 11.0  # the model is slow or over budget: stop holding
+    cp = pipe.checkpoint()
+    assert cp is not None and cp.cursor == "c1"
