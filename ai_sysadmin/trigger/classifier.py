@@ -7,9 +7,10 @@
 * Requests are batched (several templates per call, one JSON-schema answer with one
   item per template) and budgeted per minute (a token bucket); templates wait in a
   bounded queue, and overflow is dropped for now and asked about when seen again.
-* When the model fails (down, timeout, bad output) the templates in that batch are
-  given up for this time, the classifier reports itself degraded, and deterministic
-  triggers keep flowing; the next success clears the flag.
+* When the model is down, every queued template is given up for now (asked again when
+  seen again, after `retry_after`), the classifier reports itself degraded, and
+  deterministic triggers keep flowing; the next answer clears the flag.  A timeout or an
+  unusable answer gives up only that batch (a timeout also marks L1 degraded).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError
+from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError, ModelTimeout
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
 
 log = logging.getLogger(__name__)
@@ -223,11 +224,14 @@ class Classifier:
         self._in_flight.update(r.template_id for r in batch)
         try:
             answers = await self._ask(batch)
-        except (BadModelOutput, ModelRequestError) as exc:
-            # The model answers, just not usefully for this batch: give these templates up
-            # for now (asked again when seen again); the model is not down.
+        except (BadModelOutput, ModelRequestError, ModelTimeout) as exc:
+            # The model is there, but gave nothing usable for this batch (or was too slow):
+            # give these templates up for now -- asked again when seen again -- and go on
+            # with the queue.  A timeout still marks L1 degraded: the model is overloaded.
             self.failures += 1
             self.last_error = str(exc)
+            if isinstance(exc, ModelTimeout):
+                self.degraded = True
             log.warning("trigger model gave no usable answer for %d template(s): %s", len(batch), exc)
             answers = [None] * len(batch)
         except LLMError as exc:
