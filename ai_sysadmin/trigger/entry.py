@@ -38,7 +38,7 @@ class Entry:
     message: str
     realtime_usec: int  # __REALTIME_TIMESTAMP: microseconds since the epoch
     priority: int | None = None  # syslog priority 0 (emerg) .. 7 (debug)
-    unit: str | None = None  # _SYSTEMD_UNIT, else UNIT (systemd's own messages), else USER_UNIT
+    unit: str | None = None  # UNIT / USER_UNIT (systemd about a unit), else _SYSTEMD_UNIT (who logged)
     identifier: str | None = None  # SYSLOG_IDENTIFIER
     pid: str | None = None
     comm: str | None = None
@@ -101,7 +101,9 @@ def from_journal(obj: Any, max_message: int = DEFAULT_MAX_MESSAGE) -> Entry:
         message=message[:max_message],
         realtime_usec=realtime,
         priority=_priority(get("PRIORITY")),
-        unit=field_text(get("_SYSTEMD_UNIT")) or field_text(get("UNIT")) or field_text(get("USER_UNIT")),
+        # systemd's own messages about a unit come from init.scope (or user@.service) and name
+        # their subject in UNIT= / USER_UNIT=: that is the unit the problem is about.
+        unit=field_text(get("UNIT")) or field_text(get("USER_UNIT")) or field_text(get("_SYSTEMD_UNIT")),
         identifier=field_text(get("SYSLOG_IDENTIFIER")),
         pid=field_text(get("_PID")),
         comm=field_text(get("_COMM")),

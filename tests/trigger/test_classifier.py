@@ -40,7 +40,7 @@ async def run_all(pipe, es: list[Entry]) -> None:  # type: ignore[no-untyped-def
 async def test_new_error_templates_are_classified_once_and_cached(llama_trigger: LlamaServer,
                                                                   tmp_path: Path) -> None:
     records: list[CallRecord] = []
-    async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
+    async with LLMClient(role_config(llama_trigger, "trigger", timeout=180), on_call=records.append) as client:
         pipe = pipeline(tmp_path, model=client, model_min_severity="info", model_batch_size=4)
         for e in entries():
             pipe.process(e)
@@ -69,7 +69,7 @@ async def test_new_error_templates_are_classified_once_and_cached(llama_trigger:
 
 
 async def test_single_template_batches_use_the_plain_schema(llama_trigger: LlamaServer) -> None:
-    async with LLMClient(role_config(llama_trigger, "trigger")) as client:
+    async with LLMClient(role_config(llama_trigger, "trigger", timeout=180)) as client:
         c = Classifier(client, AnswerCache(None), batch_size=1)
         got = []
         c.on_answer = lambda tid, a: got.append((tid, a))
@@ -84,7 +84,7 @@ async def test_model_stopped_degrades_but_deterministic_triggers_flow(llama_trig
                                                                       tmp_path: Path) -> None:
     llama_trigger.stop()
     try:
-        async with LLMClient(role_config(llama_trigger, "trigger")) as client:
+        async with LLMClient(role_config(llama_trigger, "trigger", timeout=180)) as client:
             pipe = pipeline(tmp_path, model=client, model_min_severity="info")
             es = entries() + [Entry(message="Out of memory: Killed process 912 (java)", realtime_usec=T0_USEC + 9,
                                     priority=2, identifier="kernel")]
@@ -98,7 +98,7 @@ async def test_model_stopped_degrades_but_deterministic_triggers_flow(llama_trig
             assert [t.source for t in cp.triggers] == ["rule:oom-kill"]
     finally:
         llama_trigger.restart()
-    async with LLMClient(role_config(llama_trigger, "trigger")) as client:
+    async with LLMClient(role_config(llama_trigger, "trigger", timeout=180)) as client:
         pipe.classifier.model = client
         pipe.classifier.retry_after = 0
         pipe.classifier._resting_until = 0.0

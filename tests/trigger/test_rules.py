@@ -113,6 +113,7 @@ def test_each_rule_fires_on_its_line_from_a_real_journal(rules_journal: Path) ->
     assert got["rule:auth-failure"].count == 5
     # The unit is what the problem is about: UNIT= for systemd's own messages.
     assert got["rule:unit-crashloop"].unit == "nginx.service"
+    assert got["rule:unit-failed"].unit == "nginx.service"  # logged by init.scope, about nginx
     assert got["rule:disk-full"].unit == "postgresql.service"
 
 
