@@ -1,9 +1,13 @@
 """The service: wiring and lifecycle of `ai-sysadmin run`.
 
-Today it runs L1: follow the journal, record triggers (with the journal cursor) in the
-store.  The review layers that consume triggers come later and hang off the same loop.
+Today it runs L1 (follow the journal, record triggers with the journal cursor), the
+metrics collector (every `intervals.metrics` seconds, threshold triggers into the same
+store), daily retention, and -- when an `embed` role is configured -- keeps the
+shipped runbooks indexed in the knowledge base.  The review layers that consume
+triggers come later and hang off the same loop.
 Degraded modes: a down trigger model leaves deterministic triggers flowing (L1 reports
-degraded); a down database spools (the store's business).
+degraded); a down database spools (the store's business); a down embedding server
+only delays runbook indexing.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from ai_sysadmin.config import Config
 log = logging.getLogger(__name__)
 
 STATUS_EVERY = 60.0  # seconds between status lines in the log
+RETENTION_EVERY = 24 * 3600.0  # partitions are daily; once a day keeps them ahead
+KNOWLEDGE_RETRY = 600.0  # seconds between runbook indexing attempts while embed is down
 
 
 class Orchestrator:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.follower: Any = None
+        self.knowledge_ready = False
 
     async def run(self, stop: asyncio.Event) -> int:
         from ai_sysadmin.llm import LLMClient
@@ -38,9 +45,18 @@ class Orchestrator:
             client = LLMClient(cfg.roles.trigger, on_call=store.llm_calls)
         self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), store.triggers, state_dir=cfg.state_dir,
                                         model=client, poll_interval=cfg.trigger.poll_interval)
+        from ai_sysadmin.collect.collector import MetricsCollector
+
+        collector = MetricsCollector(cfg, store.metrics, store.triggers)
         follow = asyncio.create_task(self.follower.run(), name="l1")
         status = asyncio.create_task(self._status_loop(), name="status")
         stopping = asyncio.create_task(stop.wait(), name="stop")
+        # Helpers: their failures are logged inside and never stop the service.
+        helpers = [
+            asyncio.create_task(collector.run(), name="metrics"),
+            asyncio.create_task(self._retention_loop(store), name="retention"),
+            asyncio.create_task(self._knowledge_task(store), name="knowledge"),
+        ]
         rc = 0
         try:
             done, _ = await asyncio.wait({follow, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -50,15 +66,45 @@ class Orchestrator:
                     log.error("L1 stopped: %s", exc)
                     rc = 1
         finally:
-            for t in (follow, status, stopping):
+            for t in (follow, status, stopping, *helpers):
                 t.cancel()
-            for t in (follow, status, stopping):
+            for t in (follow, status, stopping, *helpers):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             if client is not None:
                 await client.aclose()
             await store.close()
         return rc
+
+    async def _retention_loop(self, store: Any) -> None:
+        while True:
+            try:
+                report = await store.run_retention()
+                log.info("retention: %s", report)
+            except Exception as exc:  # database down: the next day's run catches up
+                log.warning("retention skipped: %s", exc)
+            await asyncio.sleep(RETENTION_EVERY)
+
+    async def _knowledge_task(self, store: Any) -> None:
+        """Index the shipped runbooks once the embedding server answers."""
+        embed = self.cfg.roles.embed
+        if embed is None or not embed.enable:
+            log.info("knowledge: no embed role configured; runbooks are not indexed")
+            return
+        from ai_sysadmin.llm import LLMClient
+        from ai_sysadmin.store.knowledge import KnowledgeBase
+
+        async with LLMClient(embed, on_call=store.llm_calls) as client:
+            while True:
+                try:
+                    kb = await KnowledgeBase.open(self.cfg.knowledge, client)
+                    indexed, unchanged = await kb.index_runbooks()
+                    log.info("knowledge: runbooks indexed=%d unchanged=%d", indexed, unchanged)
+                    self.knowledge_ready = True
+                    return
+                except Exception as exc:
+                    log.warning("knowledge: runbook indexing failed (%s); retrying in %.0fs", exc, KNOWLEDGE_RETRY)
+                await asyncio.sleep(KNOWLEDGE_RETRY)
 
     async def _status_loop(self) -> None:
         was_degraded = False

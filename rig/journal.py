@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 
 from rig.paths import rig_paths
 
-Entry = Mapping[str, str | bytes | int]
+Entry = Mapping[str, str | bytes | int | None]  # None omits a default field (e.g. PRIORITY)
 
 
 def export_format(entries: Iterable[Entry], *, boot_id: str | None = None, hostname: str = "testhost",
@@ -30,7 +30,7 @@ def export_format(entries: Iterable[Entry], *, boot_id: str | None = None, hostn
     now = start_usec if start_usec is not None else int(time.time() * 1_000_000)
     out = bytearray()
     for i, entry in enumerate(entries):
-        fields: dict[str, str | bytes | int] = {
+        fields: dict[str, str | bytes | int | None] = {
             "__REALTIME_TIMESTAMP": now + i,
             "__MONOTONIC_TIMESTAMP": 1_000_000 + i,
             "_BOOT_ID": boot,
@@ -39,6 +39,8 @@ def export_format(entries: Iterable[Entry], *, boot_id: str | None = None, hostn
         }
         fields.update(entry)
         for key, value in fields.items():
+            if value is None:
+                continue
             data = value if isinstance(value, bytes) else str(value).encode()
             if isinstance(value, bytes) or b"\n" in data:
                 out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"

@@ -39,7 +39,7 @@ def test_journal_writer_round_trips_through_journalctl(tmp_path: Path, journal_w
          "UNIT": "nginx.service", "PRIORITY": 3},
         {"MESSAGE": b"bad \xff utf8", "SYSLOG_IDENTIFIER": "x"},
         {"MESSAGE": big},
-        {"MESSAGE": "two\nlines"},
+        {"MESSAGE": "two\nlines", "PRIORITY": None},
     ], boot_id="0" * 32)
     journal_writer.write(path, [{"MESSAGE": "appended later"}], boot_id="0" * 32)
     out = subprocess.run(["journalctl", "--file", str(path), "-o", "json", "--all", "--no-pager"],
@@ -50,5 +50,6 @@ def test_journal_writer_round_trips_through_journalctl(tmp_path: Path, journal_w
     assert entries[1]["MESSAGE"] == list(b"bad \xff utf8")  # binary stays a byte array
     assert entries[2]["MESSAGE"] == big
     assert entries[3]["MESSAGE"] == "two\nlines"
+    assert "PRIORITY" not in entries[3]  # None omits a field the writer would default
     assert entries[4]["MESSAGE"] == "appended later"
     assert all(e["_BOOT_ID"] == "0" * 32 for e in entries)
