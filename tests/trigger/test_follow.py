@@ -75,7 +75,10 @@ def test_kill_9_during_follow_then_restart_loses_nothing_and_doubles_nothing(
     journal_writer.write(jfile, batch(0, 3000), start_usec=T0_USEC)
     cfg = {"state_dir": str(tmp_path / "state"), "database": pg_database, "log_level": "info",
            "journal": {"source": "file", "path": str(jfile)},
-           "trigger": {"model": False, "commit_interval": 0.05, "burst_min_count": 100000}}
+           "trigger": {"model": False, "commit_interval": 0.05, "burst_min_count": 100000},
+           # The entries are dated 2025 (T0_USEC); the service's start-up retention run would
+           # otherwise delete their triggers as older than events_days.
+           "retention": {"events_days": 0}}
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(cfg))
     conninfo = psycopg.conninfo.make_conninfo(host=pg_database["socket_dir"], port=pg_database["port"],
