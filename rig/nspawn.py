@@ -17,17 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.net import wait_until
-from rig.paths import PartMissing, cache_dir
+from rig.paths import PartMissing, read_env_file
 
 
 def nspawn_root() -> Path:
-    env: dict[str, str] = {}
-    f = cache_dir() / "nix.env"
-    if f.exists():
-        for line in f.read_text().splitlines():
-            if "=" in line:
-                k, v = line.split("=", 1)
-                env[k.strip()] = v.strip()
+    env = read_env_file("nix.env")
     root = os.environ.get("AI_SYSADMIN_NSPAWN_ROOT") or env.get("AI_SYSADMIN_NSPAWN_ROOT")
     if not root or not (Path(root) / ".complete").exists():
         raise PartMissing("nspawn root not provisioned (run scripts/provision-nix.sh)")

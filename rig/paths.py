@@ -18,14 +18,20 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _rig_env() -> dict[str, str]:
+def read_env_file(name: str) -> dict[str, str]:
+    """KEY=VALUE lines that the provisioning scripts write into the cache (rig.env, nix.env)."""
     env: dict[str, str] = {}
-    f = cache_dir() / "rig.env"
+    f = cache_dir() / name
     if f.exists():
         for line in f.read_text().splitlines():
             if "=" in line:
                 k, v = line.split("=", 1)
                 env[k.strip()] = v.strip()
+    return env
+
+
+def _rig_env() -> dict[str, str]:
+    env = read_env_file("rig.env")
     env.update({k: v for k, v in os.environ.items() if k.startswith("AI_SYSADMIN_")})
     return env
 

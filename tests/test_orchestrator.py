@@ -29,7 +29,7 @@ async def test_run_records_triggers_metrics_and_indexes_runbooks(
     cfg = parse_config({
         "state_dir": str(tmp_path / "state"),
         "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False},
-                  "embed": {"url": llama_embed.url, "model": llama_embed.alias}},
+                  "embed": {"url": llama_embed.url, "model": llama_embed.alias, "timeout": 300}},
         "intervals": {"metrics": 0.2},
         "database": pg_database,
         "journal": {"source": "file", "path": str(journal)},

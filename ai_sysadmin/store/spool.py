@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from ai_sysadmin.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class Spool:
         seq = (self._segments[-1].seq + 1) if self._segments else 1
         seg = Segment(seq, cls, self.dir / f"{seq:012d}-{cls}.jsonl")
         seg.path.touch()
-        _fsync_dir(self.dir)  # the new name must survive a crash too
+        fsync_dir(self.dir)  # the new name must survive a crash too
         self._segments.append(seg)
         self._sizes[seg.path] = 0
         self._counts[seg.path] = 0
@@ -267,7 +268,7 @@ class Spool:
         with self._lock:
             n = self._counts.get(seg.path, 0)
             self._forget(seg)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
             for stream, (seq, _) in list(self._cursors.items()):
                 if seq <= seg.seq:  # segments are removed oldest first: that cursor is committed
                     del self._cursors[stream]
@@ -329,11 +330,3 @@ class Spool:
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

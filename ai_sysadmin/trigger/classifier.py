@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError, ModelTimeout
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
+from ai_sysadmin.durable import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,8 @@ class AnswerCache:
         if not self.path or not self.dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "answers": {k: v.to_json() for k, v in self._answers.items()}}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        doc = {"version": 1, "answers": {k: v.to_json() for k, v in self._answers.items()}}
+        write_atomic(self.path, json.dumps(doc).encode())
         self.dirty = False
 
 

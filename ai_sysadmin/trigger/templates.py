@@ -31,6 +31,7 @@ from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner_config import TemplateMinerConfig
 
 from ai_sysadmin.trigger.model import template_id as hash_template
+from ai_sysadmin.durable import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,7 @@ class _AtomicFile(PersistenceHandler):
         self.generation = generation
 
     def save_state(self, state: bytes) -> None:
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(self.generation.encode() + b"\n" + state)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        write_atomic(self.path, self.generation.encode() + b"\n" + state)
 
     def load_state(self) -> bytes | None:
         try:
@@ -71,14 +66,6 @@ class _AtomicFile(PersistenceHandler):
         gen, _, state = data.partition(b"\n")
         self.generation = gen.decode()
         return state or None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rig.paths import cache_dir
+from rig.paths import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 STAND_IN = REPO / "nix" / "stand-in" / "nixpkgs"
@@ -25,14 +25,7 @@ FLAKES = ["--extra-experimental-features", "nix-command flakes"]
 
 
 def nix_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    f = cache_dir() / "nix.env"
-    if f.exists():
-        for line in f.read_text().splitlines():
-            if "=" in line:
-                k, v = line.split("=", 1)
-                env[k.strip()] = v.strip()
-    return env
+    return read_env_file("nix.env")
 
 
 def nix_tool(name: str) -> str | None:

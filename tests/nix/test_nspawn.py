@@ -11,7 +11,6 @@ the servers are reached from the host.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

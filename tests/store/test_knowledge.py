@@ -14,7 +14,7 @@ from tests.conftest import role_config
 
 @pytest.fixture()
 async def embedder(llama_embed):
-    async with LLMClient(role_config(llama_embed, "embed")) as client:
+    async with LLMClient(role_config(llama_embed, "embed", timeout=300)) as client:
         yield client
 
 

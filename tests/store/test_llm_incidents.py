@@ -17,7 +17,7 @@ async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict
                                                                llama_embed) -> None:
     store = await open_store(make_config(tmp_path, database=pg_database))
     try:
-        async with LLMClient(role_config(llama_embed, "embed"), on_call=store.llm_calls) as client:
+        async with LLMClient(role_config(llama_embed, "embed", timeout=300), on_call=store.llm_calls) as client:
             vectors = await client.embed(["disk full on /var", "sshd: failed password"])
         assert len(vectors) == 2
         await store.llm_calls.drain()

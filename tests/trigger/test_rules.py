@@ -9,7 +9,7 @@ import pytest
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.rules import RuleError, RuleSet, builtin_rule_data, required_literals
 from rig.journal import JournalWriter
-from tests.trigger.helpers import T0_USEC, by_source, entry, replay
+from tests.trigger.helpers import T0_USEC, entry, replay
 
 # rule id -> (entry fields, expected category).  Lines as the real programs write them.
 REALISTIC = {
