@@ -37,7 +37,7 @@ ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "trigger": {"timeout": 30.0, "max_tokens": 256, "context_size": 4096},
     "review": {"timeout": 180.0, "max_tokens": 1024, "context_size": 8192},
     "meta": {"timeout": 600.0, "max_tokens": 2048, "context_size": 16384},
-    "embed": {"timeout": 30.0, "max_tokens": 0, "context_size": 2048},
+    "embed": {"timeout": 120.0, "max_tokens": 0, "context_size": 2048},
 }
 
 # Units the service must never act on, whatever a model proposes.  They keep the host

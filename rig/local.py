@@ -3,9 +3,10 @@
     scripts/local.sh [--state DIR] [--check]
 
 Starts the three role servers (llama-server with the tiny SmolLM2 model) on the
-default ports 40080-40082, a private PostgreSQL cluster under the state dir, writes a
-config that differs from the built-in defaults only in where that database and the
-state live, and runs `ai-sysadmin doctor`.  Then it keeps everything running until
+default ports 40080-40082 and an embedding server on 40084, a private PostgreSQL
+cluster under the state dir, writes a config that differs from the built-in defaults
+only in where that database and the state live (and in switching the embed role on),
+and runs `ai-sysadmin doctor`.  Then it keeps everything running until
 Ctrl-C (with --check it stops after the doctor and exits with its status).  Later
 layers (`ai-sysadmin run`, `ai-sysadmin api`) are started here as they land.
 """
@@ -49,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     cluster: PgCluster | None = None
     children: list[subprocess.Popen] = []
     try:
-        for role in ("trigger", "review", "meta"):
+        for role in ("trigger", "review", "meta", "embed"):
             port = ROLE_DEFAULT_PORTS[role]
             if not _port_free(port):
                 print(f"local: port {port} (role {role}) is in use; stop what listens there", file=sys.stderr)
                 return 1
             print(f"local: starting llama-server for role {role} on 127.0.0.1:{port}", flush=True)
-            servers.append(tiny_server(role, state / "logs", port=port, tools=(role == "meta")).start())
+            servers.append(tiny_server(role, state / "logs", port=port, tools=(role == "meta"),
+                                       embeddings=(role == "embed")).start())
         print("local: starting private PostgreSQL", flush=True)
         cluster = PgCluster.create(state / "postgres").start()
         try:
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         config = {
             "state_dir": str(state / "service"),
             "database": cluster.database_config("ai-sysadmin"),
+            # The embed role is off by default; on here so `knowledge search` works locally.
+            "roles": {"embed": {}},
         }
         cfg_path = state / "config.json"
         cfg_path.write_text(json.dumps(config, indent=2) + "\n")
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = subprocess.run([exe, "doctor"], env=env).returncode
         if args.check:
             return rc
-        for sub in _service_commands(exe):
+        for sub in _service_commands():
             children.append(subprocess.Popen([exe, *sub], env=env))
         print("local: running; Ctrl-C stops everything", flush=True)
         stop = threading.Event()
@@ -95,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             cluster.stop()
 
 
-def _service_commands(exe: str) -> list[list[str]]:
+def _service_commands() -> list[list[str]]:
     """Long-running subcommands that exist in this build (layers arrive issue by issue)."""
-    out = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
-    return [[c] for c in ("run", "api") if f"    {c} " in out or f"{{{c}" in out or f",{c}" in out or f"{c}," in out]
+    from ai_sysadmin.cli import COMMAND_MODULES
+
+    return [[c] for c in ("run", "api") if f"ai_sysadmin.commands.{c}" in COMMAND_MODULES]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 #   scripts/local.sh [--state DIR] [--check]
 #
 # Provisions what is missing (scripts/provision.sh), then starts the three role
-# servers on 127.0.0.1:40080-40082 with the tiny SmolLM2 model, a private PostgreSQL
+# servers on 127.0.0.1:40080-40082 (and an embedding server on 40084) with the tiny SmolLM2 model, a private PostgreSQL
 # under .state/, and the service's parts; prints `ai-sysadmin doctor`. Ctrl-C stops all.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -32,6 +32,7 @@ COLLECTIONS = ("incidents", "runbooks", "notes")
 SNIPPET_CHARS = 400
 # Each document is embedded whole; the embedding model's context bounds how much counts.
 EMBED_CHARS = 4000
+EMBED_BATCH = 2  # documents per embeddings request
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ class KnowledgeBase:
         return await asyncio.to_thread(cls, client, embedder)
 
     async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self._embedder.embed([t[:EMBED_CHARS] for t in texts])
+        # A few documents per request: each request then fits the role's timeout on a
+        # small CPU box, and a slow first index does not fail as one giant request.
+        out: list[list[float]] = []
+        for i in range(0, len(texts), EMBED_BATCH):
+            out += await self._embedder.embed([t[:EMBED_CHARS] for t in texts[i:i + EMBED_BATCH]])
+        return out
 
     async def add(self, collection: str, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
         """Insert or replace one document."""

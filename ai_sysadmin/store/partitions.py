@@ -20,6 +20,7 @@ from ai_sysadmin.store.migrations import BACKEND_PARTITIONS, metrics_backend
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^metrics_p(\d{8})$")
+PARTITION_LOCK = 0x61695F70617274  # advisory lock key ("ai_part"), distinct from the migration lock
 
 
 def partition_name(day: date) -> str:
@@ -42,6 +43,10 @@ class MetricPartitions:
         missing = set(days) - self._known
         if not missing or await self.backend(conn) != BACKEND_PARTITIONS:
             return
+        # Two writers (the collector's batch and the retention job) may create the same
+        # day at once; IF NOT EXISTS alone still lets the second fail on the catalog, so
+        # creation is serialised until the caller's transaction ends.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
         for day in sorted(missing):
             start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             stmt = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF metrics FOR VALUES FROM ({}) TO ({})").format(
