@@ -24,7 +24,9 @@ class LlamaServer:
     host: str = "127.0.0.1"
     ctx_size: int = 4096
     parallel: int = 2
-    threads: int = 2
+    # One thread: llama.cpp's worker threads spin on barriers, so on a loaded 2-core box
+    # two threads can be far slower than one; tests must not depend on spare cores.
+    threads: int = 1
     chat_template: Path | None = None  # enables --jinja with this template (tool calling)
     embeddings: bool = False
     extra_args: list[str] = field(default_factory=list)

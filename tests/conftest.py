@@ -68,7 +68,9 @@ def llama_embed(rig_logs: Path) -> Iterator[LlamaServer]:
 
 def role_config(server: LlamaServer | None, name: str, url: str | None = None, **overrides: Any) -> RoleConfig:
     """A validated RoleConfig pointing at `server` (or at `url`)."""
-    data = {"url": url or server.url, "model": server.alias if server else name, **overrides}  # type: ignore[union-attr]
+    # A generous default timeout: the tests run on 2 loaded cores; the timeout tests set their own.
+    data = {"url": url or server.url, "model": server.alias if server else name, "timeout": 300,
+            **overrides}  # type: ignore[union-attr]
     cfg = parse_config({"roles": {name: data}}, env={})
     role = getattr(cfg.roles, name)
     assert role is not None
