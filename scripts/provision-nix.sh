@@ -61,7 +61,7 @@ if [[ ! -f "$ROOT/.complete" ]]; then
     # The mirror apt is already configured with (deb822 or one-line sources).
     DEBIAN_MIRROR="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)"
     [[ -n $DEBIAN_MIRROR ]] || DEBIAN_MIRROR="$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | head -1)"
-    [[ -n $DEBIAN_MIRROR ]] || { log "no Debian mirror in apt sources; set DEBIAN_MIRROR"; exit 1; }
+    [[ -n $DEBIAN_MIRROR ]] || { log "no Debian mirror in apt sources; set AI_SYSADMIN_DEBIAN_MIRROR"; exit 1; }
   fi
   $SUDO debootstrap --variant=minbase --include="$NSPAWN_PACKAGES" bookworm "$ROOT.tmp" "$DEBIAN_MIRROR" \
     >"$ROOT_BASE/debootstrap.log" 2>&1 || { tail -30 "$ROOT_BASE/debootstrap.log" >&2; exit 1; }
