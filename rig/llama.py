@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rig.net import free_port, wait_until
 from rig.paths import rig_paths
+from rig.proc import exit_report, spawn_logged
 
 
 @dataclass
@@ -51,11 +52,7 @@ class LlamaServer:
     def start(self, timeout: float = 120.0) -> "LlamaServer":
         if not self.port:
             self.port = free_port()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        logf.close()
+        self.proc = spawn_logged(self.argv(), self.log_path)
         try:
             wait_until(self.healthy, timeout, f"llama-server {self.alias} on :{self.port}", alive=self._dead)
         except Exception:
@@ -64,10 +61,7 @@ class LlamaServer:
         return self
 
     def _dead(self) -> str | None:
-        if self.proc is not None and self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            return f"exited with {self.proc.returncode}; log tail:\n{tail}"
-        return None
+        return exit_report(self.proc, self.log_path)
 
     def healthy(self) -> bool:
         try:

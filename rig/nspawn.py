@@ -16,8 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from rig.net import wait_until
 from rig.paths import PartMissing, read_env_file
+from rig.proc import exit_report, spawn_logged
 
 
 def nspawn_root() -> Path:
@@ -45,11 +48,7 @@ class Container:
                 "--volatile=overlay", f"--directory={self.root}", "--console=pipe",
                 f"--machine=aisys-{os.getpid()}"]
         argv += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        logf.close()
+        self.proc = spawn_logged(argv, self.log_path)
         try:
             wait_until(self._find_leader, 30, "container PID 1", alive=self._dead)
             # "degraded" is fine: a minimal root may have a unit that does not apply here.
@@ -61,34 +60,23 @@ class Container:
         return self
 
     def _dead(self) -> str | None:
-        if self.proc is not None and self.proc.poll() is not None:
-            return f"systemd-nspawn exited with {self.proc.returncode}:\n{self.log_path.read_text(errors='replace')[-3000:]}"
-        return None
+        report = exit_report(self.proc, self.log_path, tail=3000)
+        return f"systemd-nspawn {report}" if report else None
 
     def _find_leader(self) -> bool:
         """The container's init: the `systemd` process descending from our nspawn."""
         assert self.proc is not None
-        children: dict[int, list[int]] = {}
-        comm: dict[int, str] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return False
+        for child in children:
             try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            pid = int(entry.name)
-            rest = stat[stat.rindex(")") + 2:].split()
-            children.setdefault(int(rest[1]), []).append(pid)
-            comm[pid] = stat[stat.index("(") + 1:stat.rindex(")")]
-        todo = [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            for child in children.get(pid, []):
-                if comm.get(child) == "systemd":
-                    self.leader = child
+                if child.name() == "systemd":
+                    self.leader = child.pid
                     return True
-                todo.append(child)
+            except psutil.NoSuchProcess:
+                continue
         return False
 
     def run(self, argv: list[str], timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -77,8 +77,7 @@ def role_config(server: LlamaServer | None, name: str, url: str | None = None, *
     return role
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
+def _cluster() -> Iterator[PgCluster]:
     try:
         cluster = PgCluster.create()
     except PartMissing as exc:
@@ -88,6 +87,17 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    yield from _cluster()
+
+
+@pytest.fixture()
+def private_pg_cluster() -> Iterator[PgCluster]:
+    """A cluster of the test's own: stopping it must not disturb the shared session cluster."""
+    yield from _cluster()
 
 
 @pytest.fixture()

@@ -50,27 +50,24 @@ def test_all_parts_running(tmp_path: Path, llama_trigger: LlamaServer, llama_rev
     assert (tmp_path / "state" / "knowledge").is_dir()
 
 
-def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServer, journal_writer) -> None:
-    cluster = PgCluster.create()
-    try:
-        cluster.start()
-        cluster.create_database("aisys")
-        journal = journal_writer.write(tmp_path / "j" / "system.journal", [{"MESSAGE": "x"}])
-        config = {
-            "roles": {
-                "trigger": {"url": llama_trigger.url, "model": "trigger"},
-                "review": {"url": f"http://127.0.0.1:{free_port()}", "model": "review"},  # stopped
-                "meta": {"enable": False},
-            },
-            "database": cluster.database_config("aisys"),
-            "journal": {"source": "file", "path": str(journal)},
-        }
-        before = doctor(tmp_path, config)
-        assert lines_by_check(before.stdout)["database"].startswith("ok|"), before.stdout
-        cluster.stop()
-        r = doctor(tmp_path, config, "--json")
-    finally:
-        cluster.destroy()
+def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServer, journal_writer,
+                                      private_pg_cluster: PgCluster) -> None:
+    cluster = private_pg_cluster
+    cluster.create_database("aisys")
+    journal = journal_writer.write(tmp_path / "j" / "system.journal", [{"MESSAGE": "x"}])
+    config = {
+        "roles": {
+            "trigger": {"url": llama_trigger.url, "model": "trigger"},
+            "review": {"url": f"http://127.0.0.1:{free_port()}", "model": "review"},  # stopped
+            "meta": {"enable": False},
+        },
+        "database": cluster.database_config("aisys"),
+        "journal": {"source": "file", "path": str(journal)},
+    }
+    before = doctor(tmp_path, config)
+    assert lines_by_check(before.stdout)["database"].startswith("ok|"), before.stdout
+    cluster.stop()
+    r = doctor(tmp_path, config, "--json")
     assert r.returncode == 1
     results = {c["name"]: c for c in json.loads(r.stdout)}
     assert "role meta" not in results  # disabled roles are not checked

@@ -5,33 +5,21 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.spool import Batch
-from rig.paths import PartMissing
 from rig.postgres import PgCluster
-from rig.require import need
 from tests.conftest import make_config
 from tests.store.helpers import make_trigger, wait_for
 
 
 @pytest.fixture()
-def own_cluster() -> Iterator[PgCluster]:
-    """A private cluster: stopping it must not disturb the shared session cluster."""
-    try:
-        cluster = PgCluster.create()
-    except PartMissing as exc:
-        need(str(exc))
-    cluster.start()
-    cluster.create_database("aisys")
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
+def own_cluster(private_pg_cluster: PgCluster) -> PgCluster:
+    private_pg_cluster.create_database("aisys")
+    return private_pg_cluster
 
 
 async def test_records_survive_an_outage_exactly_once(own_cluster: PgCluster, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from ai_sysadmin.trigger.reader import JournalSource, read_lines
 from rig.journal import JournalWriter
 from rig.net import wait_until
+from rig.proc import spawn_logged
 from tests.trigger.helpers import T0_USEC, entry, replay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,13 +60,7 @@ def stored_triggers(conninfo: str) -> list[tuple]:
 
 
 def start(cfg_path: Path, log: Path) -> subprocess.Popen:
-    logf = open(log, "ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "run"], cwd=REPO,
-                                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    finally:
-        logf.close()
+    return spawn_logged([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "run"], log, cwd=REPO)
 
 
 @pytest.mark.slow
