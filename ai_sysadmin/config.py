@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 AUTONOMY_LEVELS = ("observe", "suggest", "auto-safe", "auto-full")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 JOURNAL_SOURCES = ("system", "directory", "file")
-ROLE_NAMES = ("trigger", "review", "meta", "embed")
 
 # Default ports of the three llama-server units (and the optional embedding server).
 ROLE_DEFAULT_PORTS = {"trigger": 40080, "review": 40081, "meta": 40082, "embed": 40084}
