@@ -18,6 +18,16 @@ COMMAND_MODULES = (
     "ai_sysadmin.commands.knowledge",
     "ai_sysadmin.commands.replay",
     "ai_sysadmin.commands.run",
+    "ai_sysadmin.commands.status",
+    "ai_sysadmin.commands.review",
+    "ai_sysadmin.commands.actions",
+    "ai_sysadmin.commands.pause",  # pause and resume
+    "ai_sysadmin.commands.executor",
+    "ai_sysadmin.commands.ask",
+    "ai_sysadmin.commands.chat",
+    "ai_sysadmin.commands.tools",
+    "ai_sysadmin.commands.api",
+    "ai_sysadmin.commands.models",
 )
 
 

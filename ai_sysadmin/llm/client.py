@@ -29,6 +29,7 @@ import jsonschema
 import openai
 
 from ai_sysadmin.config import RoleConfig
+from ai_sysadmin.llm import accounting
 from ai_sysadmin.llm.errors import (
     BadModelOutput,
     LLMError,
@@ -54,6 +55,8 @@ class CallRecord:
     completion_tokens: int
     latency_s: float
     outcome: str  # ok | unavailable | timeout | bad_output | rejected | error
+    layer: str | None = None  # from llm.accounting.call_context
+    incident_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -308,8 +311,9 @@ class LLMClient:
         if self._on_call is None:
             return
         try:
+            ctx = accounting.current()
             self._on_call(CallRecord(self.name, self.role.model, kind, prompt, completion,
-                                     time.monotonic() - started, outcome))
+                                     time.monotonic() - started, outcome, ctx.layer, ctx.incident_id))
         except Exception:  # accounting must never break a call
             log.exception("LLM call hook failed")
 

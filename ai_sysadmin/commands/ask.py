@@ -1,0 +1,16 @@
+"""`ai-sysadmin ask`: placeholder registered so the command list is fixed; its issue builds it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="(not built yet)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, load) -> int:
+    print("ai-sysadmin ask: not built yet", file=sys.stderr)
+    return 2
