@@ -1,10 +1,12 @@
 # NixOS module: services.ai-sysadmin
 #
 # Three llama.cpp servers (trigger / review / meta, plus an optional embedding server),
-# the ai-sysadmin orchestrator and its OpenAI-compatible API.  The Python service reads
-# only the JSON file rendered from `settings` (docs: docs/nixos.md; the contract:
-# ai_sysadmin/config.py).  Secrets never enter the Nix store: options ending in `File`
-# take a path that systemd hands to the service with LoadCredential=.
+# the ai-sysadmin orchestrator, its privileged executor, its OpenAI-compatible API and an
+# `ai-sysadmin` command for admins.  The Python service reads only the JSON file
+# rendered from `settings` -- one file per unit, each naming exactly the credentials that
+# unit gets (docs: docs/nixos.md; the contract: ai_sysadmin/config.py).  Secrets never
+# enter the Nix store: options ending in `File` take a path that systemd hands to the
+# service with LoadCredential=.
 {
   config,
   lib,
@@ -18,6 +20,24 @@ let
   llama = cfg.llamacpp;
   settingsFormat = pkgs.formats.json { };
 
+  # Units and database roles of the privileged and the client-facing parts.  Each trust
+  # boundary (DESIGN.md section 1) is its own PostgreSQL role; the orchestrator owns the
+  # schema and GRANTs the other two what they need when it migrates.
+  executorUser = "${cfg.database.user}-executor";
+  apiUser = "${cfg.database.user}-api";
+  stateDirs = {
+    orchestrator = "/var/lib/ai-sysadmin";
+    api = "/var/lib/ai-sysadmin-api";
+    executor = "/var/lib/ai-sysadmin-executor";
+  };
+
+  # The approval signing key (HMAC over a person's approval).  The orchestrator never
+  # gets it: it can queue actions but cannot forge an approval.
+  generatedKeyPath = "${stateDirs.executor}/approval-key";
+  generateKey = cfg.actions.approvalKeyFile == null;
+  approvalKeyPath = if generateKey then generatedKeyPath else cfg.actions.approvalKeyFile;
+  keyUnit = "ai-sysadmin-approval-key.service";
+
   roleNames = [ "trigger" "review" "meta" "embed" ];
   roleDefaults = {
     trigger = { port = 40080; contextSize = 4096; parallel = 2; enable = true; };
@@ -30,7 +50,32 @@ let
 
   isLoopback = host:
     builtins.elem host [ "localhost" "::1" "[::1]" ] || builtins.match "127\\.[0-9]+\\.[0-9]+\\.[0-9]+" host != null;
-  urlHost = host: if lib.hasInfix ":" host && !(lib.hasPrefix "[" host) then "[${host}]" else host;
+  bracketHost = host: if lib.hasInfix ":" host && !(lib.hasPrefix "[" host) then "[${host}]" else host;
+
+  # The host part of a URL (null: none, or a unix socket such as postgresql:///db?host=/run/postgresql).
+  hostOfUrl = url:
+    let m = builtins.match "[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*@)?([[][0-9A-Fa-f:.]*[]]|[^/?#:]*).*" url; in
+    if m == null then null
+    else
+      let h = builtins.elemAt m 1; in
+      if h == "" || lib.hasPrefix "%2F" h || lib.hasPrefix "%2f" h then null
+      else lib.removeSuffix "]" (lib.removePrefix "[" h);
+  isIpLiteral = h: builtins.match "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+" h != null || lib.hasInfix ":" h;
+  # Every host a unit talks to over IP, read from its *rendered* settings: role and
+  # knowledge URLs set through `settings` count as much as the typed options.
+  settingsHosts = s:
+    let
+      roleUrls = lib.mapAttrsToList (_: r: if r.enable or true then r.url or null else null) (s.roles or { });
+      urls = lib.filter builtins.isString (roleUrls ++ [ (s.knowledge.url or null) (s.database.dsn or null) (s.database.host or null) ]);
+    in
+    lib.unique (lib.filter (h: h != null) (map (u: if lib.hasInfix "://" u then hostOfUrl u else if lib.hasPrefix "/" u then null else u) urls));
+  # IPAddressAllow= takes addresses, not names: when a name is among the hosts the unit
+  # keeps only its address-family restriction (a firewall is the place for names).
+  ipPolicy = hosts:
+    let remote = lib.filter (h: !(isLoopback h)) hosts; in
+    if remote == [ ] then { IPAddressDeny = "any"; IPAddressAllow = [ "localhost" ]; }
+    else if lib.all isIpLiteral remote then { IPAddressDeny = "any"; IPAddressAllow = [ "localhost" ] ++ remote; }
+    else { };
 
   # The llama-cpp build matching `acceleration` (nixpkgs' llama-cpp exposes these flags).
   llamaPackage =
@@ -131,7 +176,11 @@ let
       contextSize = lib.mkOption {
         type = lib.types.ints.positive;
         default = roleDefaults.${role}.contextSize;
-        description = "Context size in tokens (`--ctx-size`), shared by all parallel slots.";
+        description = ''
+          Context size in tokens (`--ctx-size`): the total of all parallel slots.  Each
+          slot (one request) gets `contextSize / parallel`, and that per-slot size is what
+          the service is told (`settings.roles.${role}.context_size`).
+        '';
       };
       parallel = lib.mkOption {
         type = lib.types.ints.positive;
@@ -166,7 +215,7 @@ let
     description = "The ${role} role's llama-server (unit `llama-${role}`).";
   };
 
-  roleUrl = role: "http://${urlHost (if isLoopback llama.${role}.host then llama.${role}.host else "127.0.0.1")}:${toString llama.${role}.port}";
+  roleUrl = role: "http://${bracketHost (if isLoopback llama.${role}.host then llama.${role}.host else "127.0.0.1")}:${toString llama.${role}.port}";
 
   llamaArgs = role:
     let r = llama.${role}; in
@@ -222,8 +271,10 @@ let
     };
   };
 
+  localDb = cfg.database.createLocally;
+
   dbSettings =
-    if cfg.database.createLocally then {
+    if localDb then {
       socket_dir = "/run/postgresql";
       name = cfg.database.name;
       user = cfg.database.user;
@@ -232,24 +283,83 @@ let
       dsn = cfg.database.url;
     };
 
-  chromaUrl = "http://${urlHost config.services.chromadb.host}:${toString config.services.chromadb.port}";
+  chromaUrl = "http://${bracketHost config.services.chromadb.host}:${toString config.services.chromadb.port}";
 
-  credentials =
-    lib.optional (cfg.database.passwordFile != null) "db-password:${cfg.database.passwordFile}";
-  apiCredentials = lib.optional (cfg.api.apiKeyFile != null) "api-key:${cfg.api.apiKeyFile}";
+  # ------------------------------------------------------------ one configuration per unit
+  # Every unit that runs ai-sysadmin gets its own rendered file and exactly the
+  # credentials that file names (LoadCredential=), nothing more:
+  #   orchestrator  database password (remote database) only: no API key, no approval key
+  #   api           API key, approval key, database password
+  #   executor      approval key, database password
+  #   admin command absolute paths instead of credentials (root-only files: run it as root)
+  base = cfg.settings;
+  # Where another unit reaches the API on this host; null when it only listens elsewhere.
+  apiLocalHost =
+    if isLoopback cfg.api.host then cfg.api.host
+    else if builtins.elem cfg.api.host [ "0.0.0.0" "::" "[::]" ] then "127.0.0.1"
+    else null;
+  apiForClients = lib.optionalAttrs (cfg.api.enable && apiLocalHost != null) {
+    api = { host = apiLocalHost; port = cfg.api.port; };
+  };
+  actionsBase = removeAttrs (base.actions or { }) [ "approval_key_file" ];
+  dbAs = user: extra: (base.database or { }) // lib.optionalAttrs localDb { inherit user; } // extra;
 
-  configFile = settingsFormat.generate "ai-sysadmin.json" cfg.settings;
+  unitSettings = {
+    orchestrator = removeAttrs base [ "api" ] // apiForClients // {
+      database = dbAs cfg.database.user (lib.optionalAttrs localDb {
+        executor_role = executorUser;
+        api_role = apiUser;
+      });
+      actions = actionsBase;
+    };
+    api = base // {
+      state_dir = stateDirs.api;
+      database = dbAs apiUser { };
+      actions = actionsBase // { approval_key_file = "approval-key"; };
+    };
+    executor = removeAttrs base [ "api" ] // {
+      state_dir = stateDirs.executor;
+      database = dbAs executorUser { };
+      actions = actionsBase // { approval_key_file = "approval-key"; };
+    };
+    # `ai-sysadmin` on the host: the service's configuration, the API's database role
+    # (read incidents and actions, write approvals), secrets as root-only paths.
+    admin = removeAttrs base [ "api" ] // apiForClients // {
+      database = dbAs apiUser (lib.optionalAttrs (cfg.database.passwordFile != null) {
+        password_file = cfg.database.passwordFile;
+      });
+      actions = actionsBase // { approval_key_file = approvalKeyPath; };
+    };
+  };
+  configFiles = lib.mapAttrs (name: s: settingsFormat.generate "ai-sysadmin-${name}.json" s) unitSettings;
+  configFile = configFiles.orchestrator;
 
-  remoteDb = !cfg.database.createLocally;
+  dbCredential = lib.optional (cfg.database.passwordFile != null) "db-password:${cfg.database.passwordFile}";
+  apiKeyCredential = lib.optional (cfg.api.apiKeyFile != null) "api-key:${cfg.api.apiKeyFile}";
+  approvalKeyCredential = [ "approval-key:${approvalKeyPath}" ];
 
+  adminCommand = pkgs.writeShellScriptBin "ai-sysadmin" ''
+    # ai-sysadmin with this host's service configuration (services.ai-sysadmin);
+    # --config or AI_SYSADMIN_CONFIG still choose another file.
+    export AI_SYSADMIN_CONFIG="''${AI_SYSADMIN_CONFIG:-${configFiles.admin}}"
+    exec ${cfg.package}/bin/ai-sysadmin "$@"
+  '';
+
+  # Model units and the database are wanted, not required: stopping llama-meta or
+  # postgresql (or a crash past the restart limit) must leave the orchestrator running
+  # in its degraded mode, spooling, instead of stopping it with them.
+  # postgresql.target (nixpkgs) is reached once postgresql-setup.service has created
+  # the database and roles; ordering after postgresql.service alone would race it.
+  pgUnits = lib.optionals localDb [ "postgresql.target" "postgresql.service" ];
   orchestratorDeps =
     map unitOf enabledRoles
-    ++ lib.optional cfg.database.createLocally "postgresql.service"
+    ++ pgUnits
     ++ lib.optional (cfg.knowledgeBase.backend == "chromadb") "chromadb.service";
 
   secretOptions = [
     [ "api" "apiKeyFile" ]
     [ "database" "passwordFile" ]
+    [ "actions" "approvalKeyFile" ]
   ];
 in
 {
@@ -284,7 +394,46 @@ in
       description = ''
         What the service may do on its own: `observe` only records, `suggest` queues every
         action for approval, `auto-safe` runs low-risk actions, `auto-full` runs low- and
-        medium-risk actions.  High-risk actions always wait for a person.
+        medium-risk actions.  High-risk actions always wait for a person.  The executor
+        re-reads this level from its own rendered configuration before every action.
+      '';
+    };
+
+    protectedUnits = lib.mkOption {
+      type = lib.types.listOf (lib.types.strMatching "[A-Za-z0-9:_.\\\\@-]+\\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap)");
+      default = [ ];
+      example = [ "nginx.service" "borgbackup-job-home.service" ];
+      description = ''
+        Units the service must never act on, *added* to the built-in safe list (sshd,
+        journald, logind, D-Bus, nix-daemon, networking, polkit, PostgreSQL, the `llama-*`
+        and `ai-sysadmin*` units).  Actions on them are refused whatever a model proposes.
+        To replace the built-in list instead, set `settings.protected_units_replace = true`.
+      '';
+    };
+
+    actions.approvalKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/keys/ai-sysadmin-approval-key";
+      description = ''
+        File holding the key that signs a person's approval of an action (HMAC).  The
+        executor, the API and root's `ai-sysadmin actions approve` get it; the
+        orchestrator never does, so it cannot forge an approval.  `null` generates 32
+        random bytes into ${generatedKeyPath} (mode 0600, root) on first boot
+        (unit `ai-sysadmin-approval-key`).  A string path, read by systemd
+        (LoadCredential=): never a Nix path literal.
+      '';
+    };
+
+    admins = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "alice" ];
+      description = ''
+        Local users who may run `ai-sysadmin status`, `incidents` and `doctor` against the
+        service's database (peer authentication, mapped to the API's read-mostly role).
+        root always may.  Approving an action also needs the approval key, which only
+        root can read: run `sudo ai-sysadmin actions approve ID --reason ...`.
       '';
     };
 
@@ -294,8 +443,13 @@ in
         options = {
           state_dir = lib.mkOption {
             type = lib.types.str;
-            default = "/var/lib/ai-sysadmin";
-            description = "State directory (the unit's StateDirectory).";
+            default = stateDirs.orchestrator;
+            readOnly = true;
+            description = ''
+              State directory: the units' fixed `StateDirectory=` (the API and the executor
+              get /var/lib/ai-sysadmin-api and /var/lib/ai-sysadmin-executor).  Read-only,
+              because systemd creates and owns exactly that directory.
+            '';
           };
           autonomy_level = lib.mkOption {
             type = lib.types.enum [ "observe" "suggest" "auto-safe" "auto-full" ];
@@ -314,14 +468,15 @@ in
       example = lib.literalExpression ''
         {
           intervals.review = 600;
-          protected_units = [ "sshd.service" "nginx.service" ];
+          actions.cooldown_seconds = 1800;
         }
       '';
       description = ''
-        The service's configuration file (JSON), rendered from these settings.  The module
-        fills `roles`, `database`, `knowledge`, `api` and `journal` from its other
-        options; anything set here is merged over them.  The keys are documented in
-        docs/configuration.md; unknown keys are rejected when the service starts.
+        The service's configuration (JSON), rendered from these settings into one file per
+        unit.  The module fills `roles`, `database`, `knowledge`, `api`, `journal`,
+        `protected_units` and `actions.approval_key_file` from its other options; anything
+        set here is merged over them.  The keys are documented in docs/configuration.md;
+        unknown keys are rejected when the service starts.
       '';
     };
 
@@ -330,7 +485,15 @@ in
       readOnly = true;
       default = configFile;
       defaultText = lib.literalExpression "a JSON file in the Nix store rendered from settings";
-      description = "The rendered configuration file (read-only).";
+      description = "The orchestrator's rendered configuration file (read-only).";
+    };
+
+    unitConfigFiles = lib.mkOption {
+      type = lib.types.attrsOf lib.types.path;
+      readOnly = true;
+      internal = true;
+      default = configFiles;
+      description = "The rendered configuration file of each part (orchestrator, api, executor, admin).";
     };
 
     llamacpp = {
@@ -349,6 +512,7 @@ in
           `"cuda"`, `"rocm"` and `"vulkan"` override the package with the matching support
           flag, offload every layer unless `gpuLayers` says otherwise, and open exactly
           the device nodes that backend needs (DevicePolicy=closed plus DeviceAllow).
+          CUDA is unfree in nixpkgs (`nixpkgs.config.allowUnfree` or a predicate).
         '';
       };
       trigger = roleOption "trigger";
@@ -374,9 +538,10 @@ in
         default = null;
         example = "/run/keys/ai-sysadmin-api-key";
         description = ''
-          File holding the API key clients must send (`Authorization: Bearer ...`).  Read by
-          systemd (LoadCredential=), never copied into the Nix store: give a string path,
-          not a Nix path literal.
+          File holding the API keys clients must send (`Authorization: Bearer ...`): one
+          `name:key` per line (the name is recorded as the approver), or one bare key.
+          Read by systemd (LoadCredential=) for the API unit only, never copied into the
+          Nix store: give a string path, not a Nix path literal.
         '';
       };
       openFirewall = lib.mkOption {
@@ -391,31 +556,48 @@ in
         type = lib.types.bool;
         default = true;
         description = ''
-          Create a PostgreSQL role and database on this host's `services.postgresql`
-          (peer authentication over the unix socket).  The host's package choice and
-          other pg_hba rules are left as they are.
+          Create the database and its roles (`user`, `user`-executor, `user`-api) on this
+          host's `services.postgresql`, with peer authentication over the unix socket.
+          The host's package choice and other pg_hba rules are left as they are.
         '';
       };
       timescaledb = lib.mkOption {
-        type = lib.types.bool;
-        default = true;
-        description = "Load the TimescaleDB extension into the local PostgreSQL (metrics hypertables).";
+        type = lib.types.coercedTo lib.types.bool (b: if b then "apache" else "none")
+          (lib.types.enum [ "none" "apache" "tsl" ]);
+        default = "apache";
+        example = "tsl";
+        description = ''
+          TimescaleDB in the local PostgreSQL: `"apache"` loads nixpkgs'
+          `timescaledb-apache` (Apache-2.0: hypertables; the service drops old chunks with
+          its own retention job), `"tsl"` the Timescale-licensed build (unfree: needs
+          `nixpkgs.config.allowUnfree` or a predicate; adds compression), `"none"` plain
+          PostgreSQL (daily partitions).  `true`/`false` mean `"apache"`/`"none"`.
+          `ai-sysadmin doctor` says which one the database uses.
+        '';
       };
       name = lib.mkOption {
         type = lib.types.str;
         default = "ai-sysadmin";
-        description = "Database name.";
+        description = "Database name.  With `createLocally` it must equal `user` (nixpkgs' ensureDBOwnership).";
       };
       user = lib.mkOption {
         type = lib.types.str;
         default = "ai-sysadmin";
-        description = "Database role, also the service's (dynamic) user name for peer authentication.";
+        description = ''
+          Database role of the orchestrator, also its (dynamic) user name for peer
+          authentication.  The executor and the API get the roles `user`-executor and
+          `user`-api.
+        '';
       };
       url = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
         default = null;
         example = "postgresql://ai-sysadmin@db.example.org/ai-sysadmin";
-        description = "libpq URL of an existing server, used when `createLocally` is false.  No password here: see `passwordFile`.";
+        description = ''
+          libpq URL of an existing server, used when `createLocally` is false (every part
+          then connects with it: the per-part roles need a local database).  No password
+          here: see `passwordFile`.
+        '';
       };
       passwordFile = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
@@ -452,6 +634,15 @@ in
             assertion = !(cfg.database.createLocally && cfg.database.url != null);
             message = "services.ai-sysadmin.database.url is only used with createLocally = false.";
           }
+          {
+            # nixpkgs' ensureDBOwnership grants the database *of the same name* only.
+            assertion = !cfg.database.createLocally || cfg.database.name == cfg.database.user;
+            message = "services.ai-sysadmin.database.name (${cfg.database.name}) must equal database.user (${cfg.database.user}) with createLocally = true: services.postgresql.ensureUsers.*.ensureDBOwnership owns only the database of the same name.";
+          }
+          {
+            assertion = !((cfg.settings.actions or { }) ? approval_key_file);
+            message = "services.ai-sysadmin.settings.actions.approval_key_file is set per unit by the module: set services.ai-sysadmin.actions.approvalKeyFile instead.";
+          }
         ]
         ++ map (p: let v = lib.getAttrFromPath p cfg; in {
           assertion = v == null || (lib.hasPrefix "/" v && !(lib.hasPrefix builtins.storeDir v));
@@ -466,6 +657,10 @@ in
             assertion = !(llama.enable && llama.${role}.enable) || isLoopback llama.${role}.host;
             message = "services.ai-sysadmin.llamacpp.${role}.host must be a loopback address: model servers never listen beyond this host.";
           }
+          {
+            assertion = !(llama.enable && llama.${role}.enable) || llama.${role}.contextSize >= llama.${role}.parallel * 128;
+            message = "services.ai-sysadmin.llamacpp.${role}.contextSize (${toString llama.${role}.contextSize}) leaves under 128 tokens per slot for parallel = ${toString llama.${role}.parallel}.";
+          }
         ]) roleNames;
 
       # The configuration contract (ai_sysadmin/config.py).  mkDefault: settings win.
@@ -474,7 +669,8 @@ in
           enable = lib.mkDefault (llama.enable && llama.${role}.enable);
           url = lib.mkDefault (roleUrl role);
           model = lib.mkDefault llama.${role}.alias;
-          context_size = lib.mkDefault llama.${role}.contextSize;
+          # What one request may use: llama-server splits --ctx-size over --parallel slots.
+          context_size = lib.mkDefault (llama.${role}.contextSize / llama.${role}.parallel);
         });
         database = lib.mapAttrs (_: lib.mkDefault) dbSettings
           // lib.optionalAttrs (cfg.database.passwordFile != null) { password_file = lib.mkDefault "db-password"; };
@@ -484,15 +680,16 @@ in
           port = lib.mkDefault cfg.api.port;
         } // lib.optionalAttrs (cfg.api.apiKeyFile != null) { api_key_file = lib.mkDefault "api-key"; };
         journal.source = lib.mkDefault "system";
+        protected_units = lib.mkIf (cfg.protectedUnits != [ ]) cfg.protectedUnits;
       };
 
       systemd.services.ai-sysadmin = {
         description = "ai-sysadmin orchestrator (journal triggers, review, meta analysis, policy)";
         after = [ "network.target" ] ++ orchestratorDeps;
-        requires = orchestratorDeps;
+        wants = orchestratorDeps;
         wantedBy = [ "multi-user.target" ];
-        environment.AI_SYSADMIN_CONFIG = "${configFile}";
-        serviceConfig = commonHardening // {
+        environment.AI_SYSADMIN_CONFIG = "${configFiles.orchestrator}";
+        serviceConfig = commonHardening // ipPolicy (settingsHosts unitSettings.orchestrator) // {
           Type = "exec";
           ExecStart = "${cfg.package}/bin/ai-sysadmin run";
           Restart = "on-failure";
@@ -502,21 +699,100 @@ in
           User = cfg.database.user;
           Group = cfg.database.user;
           # Reads the whole system journal.  This is the only privilege it gets: no
-          # capabilities, no sudo, no polkit rule.
+          # capabilities, no sudo, no polkit rule; actions go through the executor.
           SupplementaryGroups = [ "systemd-journal" ];
           # The journal group must map to the real group: no user namespace.
           PrivateUsers = false;
+          # The orchestrator monitors the host, so nothing it measures may be hidden:
+          # * every process (top-N by CPU and memory): /proc/<pid>/stat and statm of
+          #   other users are world-readable once ProtectProc=invisible is off, and
+          #   ProcSubset stays "all" for /proc/pressure, /proc/vmstat and /proc/meminfo;
+          ProtectProc = "default";
+          # * every real mount's space and inodes: "read-only" keeps /home (and mounts
+          #   under it) visible to statvfs(), where "true" would put an empty tmpfs over
+          #   it.  ProtectSystem=strict and PrivateMounts= only remount read-only and
+          #   keep propagation from the host (mounts made later appear too);
+          #   PrivateTmp= binds a directory of the host's /tmp file system, so /tmp
+          #   reports that file system; PrivateDevices= replaces /dev, a pseudo file
+          #   system the collector skips.
+          ProtectHome = "read-only";
           StateDirectory = "ai-sysadmin";
           StateDirectoryMode = "0700";
           CacheDirectory = "ai-sysadmin";
-          LoadCredential = credentials;
-          # Unix sockets: PostgreSQL, D-Bus (unit states).  IP: the model servers and
-          # ChromaDB on loopback, or the remote database.
+          LoadCredential = dbCredential;
+          # Unix sockets: PostgreSQL, D-Bus (unit states).  IP: the hosts of its
+          # rendered configuration only (IPAddressAllow= from settings, see ipPolicy).
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
-          IPAddressDeny = lib.mkIf (!remoteDb) "any";
-          IPAddressAllow = lib.mkIf (!remoteDb) "localhost";
         };
       };
+
+      systemd.services.ai-sysadmin-executor = {
+        description = "ai-sysadmin executor (runs approved catalog actions after re-validating them)";
+        after = [ "network.target" ] ++ pgUnits ++ lib.optional generateKey keyUnit;
+        wants = pgUnits;
+        requires = lib.optional generateKey keyUnit;
+        wantedBy = [ "multi-user.target" ];
+        environment = {
+          AI_SYSADMIN_CONFIG = "${configFiles.executor}";
+          # Store writes (garbage collection, repair) go through nix-daemon, which owns
+          # /nix/store and its database: the executor needs neither writable.
+          NIX_REMOTE = "daemon";
+        };
+        # nix-env, nix-collect-garbage, nix-store for the Nix actions; systemctl,
+        # journalctl and systemd-run come with the default unit PATH.
+        path = [ config.nix.package ];
+        serviceConfig = removeAttrs commonHardening [ "DynamicUser" ] // {
+          Type = "exec";
+          ExecStart = "${cfg.package}/bin/ai-sysadmin executor";
+          Restart = "on-failure";
+          RestartSec = 5;
+          # root, but otherwise locked down.  root talks to systemd over D-Bus without a
+          # polkit rule (restart_unit, reset_failed_unit, systemd-run for the rollback),
+          # and owns /nix/var/nix/profiles and /var/log/journal: no capability is needed.
+          User = "root";
+          Group = "root";
+          # The writable paths, each for its actions (ProtectSystem=strict keeps the rest
+          # read-only):
+          ReadWritePaths = [
+            "/nix/var/nix/profiles" # rollback_generation (nix-env --rollback), collect_garbage (old generations)
+            "/var/log/journal" # vacuum_journal (journalctl --vacuum-size/--vacuum-time)
+          ];
+          # its own state (crash marker, output buffers) and the generated approval key.
+          StateDirectory = "ai-sysadmin-executor";
+          StateDirectoryMode = "0700";
+          LoadCredential = approvalKeyCredential ++ dbCredential;
+          # No network: PostgreSQL, D-Bus, nix-daemon and journald are unix sockets,
+          # which a private network namespace keeps.  A remote database needs IP.
+          PrivateNetwork = localDb;
+          RestrictAddressFamilies = [ "AF_UNIX" ] ++ lib.optionals (!localDb) [ "AF_INET" "AF_INET6" ];
+        } // lib.optionalAttrs localDb { IPAddressDeny = "any"; } // lib.optionalAttrs (!localDb) (ipPolicy (settingsHosts unitSettings.executor));
+      };
+
+      # Creates the approval key once; never overwrites it, never logs it.
+      systemd.services.ai-sysadmin-approval-key = lib.mkIf generateKey {
+        description = "ai-sysadmin: create the approval signing key";
+        wantedBy = [ "multi-user.target" ];
+        before = [ "ai-sysadmin-executor.service" "ai-sysadmin-api.service" ];
+        unitConfig.ConditionPathExists = "!${generatedKeyPath}";
+        serviceConfig = removeAttrs commonHardening [ "DynamicUser" ] // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          StateDirectory = "ai-sysadmin-executor";
+          StateDirectoryMode = "0700";
+          PrivateNetwork = true;
+          RestrictAddressFamilies = [ "AF_UNIX" ];
+          IPAddressDeny = "any";
+        };
+        script = ''
+          umask 077
+          head -c 32 /dev/urandom | base64 > ${generatedKeyPath}.tmp
+          mv ${generatedKeyPath}.tmp ${generatedKeyPath}
+        '';
+      };
+
+      # `ai-sysadmin status|incidents|doctor|actions ...` for admins, with the host's
+      # configuration.  hiPrio: it wins over the bare package in systemPackages.
+      environment.systemPackages = [ (lib.hiPrio adminCommand) ];
     }
 
     (lib.mkIf llama.enable {
@@ -527,26 +803,29 @@ in
       systemd.services.ai-sysadmin-api = {
         description = "ai-sysadmin OpenAI-compatible API";
         after = [ "network.target" ] ++ lib.optional (lib.elem "meta" enabledRoles) (unitOf "meta")
-          ++ lib.optional cfg.database.createLocally "postgresql.service";
-        requires = lib.optional (lib.elem "meta" enabledRoles) (unitOf "meta")
-          ++ lib.optional cfg.database.createLocally "postgresql.service";
+          ++ pgUnits ++ lib.optional generateKey keyUnit;
+        # wants, as for the orchestrator: the API answers 503 for a stopped model.
+        wants = lib.optional (lib.elem "meta" enabledRoles) (unitOf "meta") ++ pgUnits;
+        requires = lib.optional generateKey keyUnit;
         wantedBy = [ "multi-user.target" ];
-        environment.AI_SYSADMIN_CONFIG = "${configFile}";
+        environment.AI_SYSADMIN_CONFIG = "${configFiles.api}";
         serviceConfig = commonHardening // {
           Type = "exec";
           ExecStart = "${cfg.package}/bin/ai-sysadmin api";
           Restart = "on-failure";
           RestartSec = 5;
-          User = "${cfg.database.user}-api";
+          # Peer authentication maps this user to the API's database role.
+          User = apiUser;
+          Group = apiUser;
           PrivateUsers = true;
           ProcSubset = "pid";
           StateDirectory = "ai-sysadmin-api";
-          LoadCredential = apiCredentials ++ credentials;
+          StateDirectoryMode = "0700";
+          LoadCredential = apiKeyCredential ++ approvalKeyCredential ++ dbCredential;
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
-          # Reachable from this host only, unless it listens beyond loopback (with a key).
-          IPAddressDeny = lib.mkIf (isLoopback cfg.api.host && !remoteDb) "any";
-          IPAddressAllow = lib.mkIf (isLoopback cfg.api.host && !remoteDb) "localhost";
-        };
+        }
+        # Reachable from this host only, unless it listens beyond loopback (with a key).
+        // lib.optionalAttrs (isLoopback cfg.api.host) (ipPolicy (settingsHosts unitSettings.api));
       };
       networking.firewall.allowedTCPPorts = lib.mkIf cfg.api.openFirewall [ cfg.api.port ];
     })
@@ -558,11 +837,27 @@ in
         ensureUsers = [
           {
             name = cfg.database.user;
-            ensureDBOwnership = cfg.database.name == cfg.database.user;
+            ensureDBOwnership = true;
           }
+          { name = executorUser; }
+          { name = apiUser; }
         ];
-        extensions = lib.mkIf cfg.database.timescaledb (ps: [ ps.timescaledb ]);
-        settings.shared_preload_libraries = lib.mkIf cfg.database.timescaledb [ "timescaledb" ];
+        # root runs the executor and may use the API role (the admin command); the API
+        # unit's user and the listed admins map to the API role.  Every other local
+        # user keeps nixpkgs' default: peer authentication as the role of its own name.
+        identMap = ''
+          ai-sysadmin-executor root ${executorUser}
+          ai-sysadmin-api ${apiUser} ${apiUser}
+          ai-sysadmin-api root ${apiUser}
+        '' + lib.concatMapStrings (u: "ai-sysadmin-api ${u} ${apiUser}\n") cfg.admins;
+        # Placed before nixpkgs' default rules (those are mkAfter); first match wins.
+        authentication = ''
+          local ${cfg.database.name} ${executorUser} peer map=ai-sysadmin-executor
+          local ${cfg.database.name} ${apiUser} peer map=ai-sysadmin-api
+        '';
+        extensions = lib.mkIf (cfg.database.timescaledb != "none")
+          (ps: [ (if cfg.database.timescaledb == "tsl" then ps.timescaledb else ps.timescaledb-apache) ]);
+        settings.shared_preload_libraries = lib.mkIf (cfg.database.timescaledb != "none") [ "timescaledb" ];
       };
     })
 

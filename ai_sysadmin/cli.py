@@ -39,7 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _config_everywhere(parser)
     return parser
+
+
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept `--config PATH` after any (sub)command too: `ai-sysadmin doctor --config x.json`.
+
+    default=SUPPRESS: a subcommand that is not given --config leaves the top-level value
+    (or its default) alone.  Recursive, so nested subcommands (`actions approve`) take it too.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub in set(action.choices.values()):
+            if "--config" not in sub._option_string_actions:
+                sub.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                                 help="JSON configuration (as before the command)")
+            _config_everywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,3 +77,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the safety net: one line with the problem and the fix, never a traceback
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        print(f"ai-sysadmin {getattr(args, 'command', '')}: {_explain(exc)}".replace("  ", " "), file=sys.stderr)
+        return 1
+
+
+def _explain(exc: BaseException) -> str:
+    """What went wrong and how to fix it, for errors a command did not handle itself."""
+    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated
+
+    if isinstance(exc, (DatabaseUnavailable, SchemaNotMigrated)):
+        return str(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None:
+        if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
+            return str(SchemaNotMigrated.from_error(exc))
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return str(DatabaseUnavailable.from_error(exc))
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return (f"the database refused access ({_first_line(exc)}); run as the service user or grant the role "
+                    "access (see `ai-sysadmin doctor`)")
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or 'a file'}: permission denied; run as a user that can read it"
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or 'a file'}: no such file or directory"
+    if isinstance(exc, OSError):
+        return f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
+    return (f"unexpected error: {type(exc).__name__}: {_first_line(exc)} "
+            "(a bug: please report it; run with log_level debug for details)")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

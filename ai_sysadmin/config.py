@@ -40,7 +40,9 @@ ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Units the service must never act on, whatever a model proposes.  They keep the host
-# reachable and the service itself alive.
+# reachable and the service itself alive.  Entries are unit names or fnmatch globs
+# (`unit_is_protected`).  A user's `protected_units` is added to these; only
+# `protected_units_replace: true` replaces them.
 DEFAULT_PROTECTED_UNITS = (
     "sshd.service",
     "systemd-journald.service",
@@ -51,17 +53,33 @@ DEFAULT_PROTECTED_UNITS = (
     "systemd-networkd.service",
     "NetworkManager.service",
     "postgresql.service",
+    "polkit.service",
     "ai-sysadmin.service",
     "ai-sysadmin-api.service",
+    "ai-sysadmin-executor.service",
+    "ai-sysadmin*.service",
     "llama-trigger.service",
     "llama-review.service",
     "llama-meta.service",
     "llama-embed.service",
+    "llama-*.service",
 )
 
 _UNIT_RE = re.compile(
     r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap)$"
 )
+# A glob: unit-name characters plus * ? [ ] !, still ending in a unit type (or a bare `*`).
+_UNIT_GLOB_RE = re.compile(
+    r"^[A-Za-z0-9:_.\\@*?\[\]!-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap|\*)$"
+)
+
+
+def unit_is_protected(unit: str, protected: tuple[str, ...] | list[str]) -> bool:
+    """True when `unit` is named by an entry of `protected` (exact name or fnmatch glob)."""
+    import fnmatch
+
+    name = unit if "." in unit else f"{unit}.service"  # `sshd` means sshd.service, as systemctl reads it
+    return any(name == p or fnmatch.fnmatchcase(name, p) for p in protected)
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 
 
@@ -159,6 +177,10 @@ class DatabaseConfig:
     user: str | None
     password_file: str | None
     password: Secret | None
+    # Least-privilege roles that the orchestrator (schema owner) GRANTs to after migrating
+    # (ai_sysadmin/store/grants.py); None: that part has no role of its own.
+    executor_role: str | None = None
+    api_role: str | None = None
 
     def conninfo(self) -> str:
         """A libpq conninfo string; the password is passed separately (`password`)."""
@@ -183,19 +205,32 @@ class KnowledgeConfig:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One bearer key of the API; `name` is the actor recorded on approvals."""
+
+    name: str
+    key: Secret
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     host: str
     port: int
     api_key_file: str | None
     api_key: Secret | None
     require_auth: bool
+    keys: tuple[ApiKey, ...] = ()  # parsed from api_key_file: `name:key` lines or one bare key
+    max_body_bytes: int = 8 * 1024 * 1024  # request bodies above this get 413 (images come base64)
+    max_concurrent_per_key: int = 4  # in-flight requests per key (or per client address without auth)
+    upstream_timeout: float | None = None  # seconds for the upstream's headers / next chunk; None: the role's
+    background_role: str | None = "trigger"  # answers Open WebUI's title/tag requests; None: the selected model
 
 
 @dataclass(frozen=True)
 class JournalConfig:
     source: str  # system | directory | file
     path: str | None  # directory or file for the non-system sources
-    cursor_file: str
+    # (The journal cursor is stored in PostgreSQL with the triggers it covers, not in a file.)
 
 
 @dataclass(frozen=True)
@@ -231,6 +266,24 @@ class ThresholdsConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    """Incidents (correlation, lifecycle), L2 context and L3 review (docs/review.md)."""
+
+    debounce_seconds: float = 10.0  # an early review runs this long after the first critical trigger
+    early_min_interval: float = 60.0  # at most one early review per this many seconds
+    early_severity: str = "critical"  # triggers at or above this ask for an early review
+    context_tokens: int | None = None  # prompt budget; None: roles.review.context_size - max_tokens - 256
+    max_triggers: int = 400  # distinct (template, unit) entries the context keeps; older ones are folded
+    knowledge_hits: int = 3  # runbooks / past incidents retrieved into the context
+    incident_window: float = 900.0  # triggers on the same unit / category within this join one incident
+    causal_window: float = 300.0  # an OOM kill or a full disk explains unit failures this long after it
+    quiet_seconds: float = 600.0  # an incident resolves by itself after this long without triggers ...
+    reopen_window: float = 3600.0  # ... reopens on recurrence within this, and closes after it
+    escalate_min_interval: float = 900.0  # at most one escalation to L4 per incident per this many seconds
+    max_attempts: int = 2  # model answers tried per review: the first plus one retry showing the error
+
+
+@dataclass(frozen=True)
 class TriggerConfig:
     """L1, the journal trigger pipeline (docs/triggers.md)."""
 
@@ -250,6 +303,54 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class ActionsConfig:
+    """The action policy and the executor (docs/actions.md)."""
+
+    # HMAC key that signs a person's approval: a path or a bare systemd credential name.
+    # Read when needed (approve, executor), not at load: the orchestrator's config may name
+    # it while only the executor, the API and root can read it.
+    approval_key_file: str | None = None
+    approval_ttl_seconds: int = 3600  # an approval older than this is void
+    rate_window_seconds: int = 3600  # window of the two rate limits below
+    rate_limit_per_target: int = 3  # automatic executions on one target (unit, nix-store, ...) per window
+    rate_limit_per_action: int = 10  # automatic executions of one catalog id per window
+    cooldown_seconds: int = 600  # no automatic action on a target this soon after the last one
+    poll_interval: float = 30.0  # executor: fallback poll when a NOTIFY was missed
+    output_cap_bytes: int = 65536  # stdout and stderr kept per step (each)
+    verify_window_seconds: float = 30.0  # how long a restarted unit must stay up to pass verification
+    nix_mode: str = "auto"  # auto: run Nix actions on NixOS only, dry-run elsewhere; run; dry-run
+    system_profile: str = "/nix/var/nix/profiles/system"
+    current_system: str = "/run/current-system"
+    protected_patterns: tuple[str, ...] = ("llama-*", "ai-sysadmin*", "polkit*")  # shell-style, never acted on
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """L4 meta analysis: the investigation tool loop (docs/meta.md)."""
+
+    max_steps: int = 12  # model turns with tools offered; then one last turn without tools
+    deadline_seconds: float = 600.0  # whole investigation; the answer phase keeps a reserve of it
+    max_calls_per_step: int = 4  # tool calls executed from one model turn (more are refused)
+    tool_timeout: float = 20.0  # seconds per tool call
+    tool_output_share: float = 0.15  # share of roles.meta.context_size one tool result may take ...
+    tool_output_max_chars: int = 12000  # ... and never more characters than this
+    tool_choice: str = "auto"  # auto | required ("required" makes weak models call tools)
+    prefill: str = ""  # assistant text prefilled before each tool turn (weak models: "<tool_call>\n")
+    step_max_tokens: int = 512
+    answer_max_tokens: int = 768
+    diagnosis_max_tokens: int = 1024
+    transcript_max_chars: int = 60000  # stored with the finding; longer transcripts keep head and tail
+    knowledge_hits: int = 3  # runbooks / past incidents put into the investigation's context
+    escalation_debounce_seconds: float = 900.0  # at most one escalated investigation per incident per this
+    disk_paths: tuple[str, ...] = ("/var", "/nix/var", "/home", "/srv", "/opt", "/tmp")  # largest_dirs roots
+    system_profile: str = "/nix/var/nix/profiles/system"
+    current_system: str = "/run/current-system"
+    booted_system: str = "/run/booted-system"
+    nix_store: str | None = None  # a store URI for the nix tools (default: the system's store)
+    tools: tuple[str, ...] | None = None  # offer only these tools (small contexts); None: the whole catalog
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str
     autonomy_level: str
@@ -266,6 +367,9 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 # --------------------------------------------------------------------------- reading helpers
@@ -484,7 +588,9 @@ def _parse_database(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]
     sec = _Section(data, "database", issues)
 
     def no_password(v: str) -> str | None:
-        if re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v):
+        # key=value form, URI userinfo, and URI query parameters (?password=... / &password=...)
+        if (re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
+                or re.search(r"[?&]password=", v, re.IGNORECASE)):
             return "must not contain a password; use database.password_file"
         return None
 
@@ -497,6 +603,8 @@ def _parse_database(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]
         user=sec.get("user", str, None, nullable=True),
         password_file=sec.get("password_file", str, None, nullable=True),
         password=None,
+        executor_role=sec.get("executor_role", str, None, _role_name, nullable=True),
+        api_role=sec.get("api_role", str, None, _role_name, nullable=True),
     )
     pw = _read_secret(sec, "password_file", db.password_file, env)
     sec.finish()
@@ -530,15 +638,65 @@ def _parse_api(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> 
         sec.error("api_key_file", "required when api.require_auth is true")
     if not loopback and require is False:
         sec.error("require_auth", f"cannot be false when api.host ({host}) is not loopback")
+    keys = parse_api_keys(key.reveal(), key.source, sec) if key is not None else ()
+    d = ApiConfig(host="", port=0, api_key_file=None, api_key=None, require_auth=False)
+    background = sec.get("background_role", str, d.background_role,
+                         _one_of(("trigger", "review", "meta")), nullable=True)
+    cfg = ApiConfig(
+        host=host, port=port, api_key_file=key_file, api_key=key, require_auth=bool(require), keys=keys,
+        # Below 64 KiB an ordinary chat with some history would be refused; such a bound is a typo.
+        max_body_bytes=sec.get("max_body_bytes", int, d.max_body_bytes,
+                               lambda v: None if v >= 65536 else "must be at least 65536 (64 KiB)"),
+        max_concurrent_per_key=sec.get("max_concurrent_per_key", int, d.max_concurrent_per_key, _positive),
+        upstream_timeout=sec.get("upstream_timeout", float, d.upstream_timeout, _positive, nullable=True),
+        background_role=background,
+    )
     sec.finish()
-    return ApiConfig(host=host, port=port, api_key_file=key_file, api_key=key, require_auth=bool(require))
+    return cfg
+
+
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def parse_api_keys(text: str, source: str, sec: "_Section | None" = None) -> tuple[ApiKey, ...]:
+    """The API key file: one `name:key` per line, or one bare key (named `api`).
+
+    Blank lines and `#` comments are skipped.  Problems name the line, never the key.
+    """
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
+             if ln.strip() and not ln.strip().startswith("#")]
+    problems: list[str] = []
+    keys: list[ApiKey] = []
+    for lineno, line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not _KEY_NAME_RE.match(name.strip()):
+            if len(lines) == 1:  # one bare key (it may contain ':' itself)
+                keys.append(ApiKey("api", Secret(line, source)))
+                continue
+            problems.append(f"line {lineno}: expected `name:key` (name: letters, digits, _ . @ -)")
+            continue
+        name, value = name.strip(), value.strip()
+        if not value:
+            problems.append(f"line {lineno}: key for {name!r} is empty")
+        elif any(k.name == name for k in keys):
+            problems.append(f"line {lineno}: name {name!r} appears twice")
+        elif any(k.key.reveal() == value for k in keys):
+            problems.append(f"line {lineno}: same key as another line")
+        else:
+            keys.append(ApiKey(name, Secret(value, source)))
+    for p in problems:
+        if sec is not None:
+            sec.error("api_key_file", f"{source}: {p}")
+    return tuple(keys)
 
 
 def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> JournalConfig:
     sec = _Section(data, "journal", issues)
     source = sec.get("source", str, "system", _one_of(JOURNAL_SOURCES))
     path = sec.get("path", str, None, _abs_path, nullable=True)
-    cursor = sec.get("cursor_file", str, None, _abs_path, nullable=True)
+    if sec.raw("cursor_file") is not _MISSING:
+        sec.error("cursor_file", "no longer used: the journal cursor is stored in PostgreSQL together with the "
+                  "triggers it covers (table cursors); remove this key")
     if source in ("directory", "file") and path is None:
         sec.error("path", f"required when journal.source is {source!r}")
     if source == "system" and path is not None:
@@ -547,7 +705,6 @@ def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> Jour
     return JournalConfig(
         source=source,
         path=os.path.expanduser(path) if path else None,
-        cursor_file=os.path.expanduser(cursor or os.path.join(state_dir, "journal.cursor")),
     )
 
 
@@ -645,17 +802,146 @@ def _parse_trigger(data: Any, issues: list[ConfigIssue]) -> TriggerConfig:
     return cfg
 
 
+def _parse_review(data: Any, issues: list[ConfigIssue]) -> ReviewConfig:
+    sec = _Section(data, "review", issues)
+    d = ReviewConfig()
+    cfg = ReviewConfig(
+        debounce_seconds=sec.get("debounce_seconds", float, d.debounce_seconds, _non_negative),
+        early_min_interval=sec.get("early_min_interval", float, d.early_min_interval, _non_negative),
+        early_severity=sec.get("early_severity", str, d.early_severity,
+                               _one_of(("critical", "high", "medium", "low", "info"))),
+        context_tokens=sec.get("context_tokens", int, d.context_tokens,
+                               lambda v: None if v >= 512 else "must be at least 512", nullable=True),
+        max_triggers=sec.get("max_triggers", int, d.max_triggers,
+                             lambda v: None if 10 <= v <= 100_000 else "must be between 10 and 100000"),
+        knowledge_hits=sec.get("knowledge_hits", int, d.knowledge_hits,
+                               lambda v: None if 0 <= v <= 20 else "must be between 0 and 20"),
+        incident_window=sec.get("incident_window", float, d.incident_window, _positive),
+        causal_window=sec.get("causal_window", float, d.causal_window, _positive),
+        quiet_seconds=sec.get("quiet_seconds", float, d.quiet_seconds, _positive),
+        reopen_window=sec.get("reopen_window", float, d.reopen_window, _positive),
+        escalate_min_interval=sec.get("escalate_min_interval", float, d.escalate_min_interval, _non_negative),
+        max_attempts=sec.get("max_attempts", int, d.max_attempts,
+                             lambda v: None if 1 <= v <= 5 else "must be between 1 and 5"),
+    )
+    sec.finish()
+    return cfg
+
+
+def _role_name(v: Any) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}", v) else "not a PostgreSQL role name"
+
+
+NIX_MODES = ("auto", "run", "dry-run")
+
+
+def _parse_actions(data: Any, issues: list[ConfigIssue]) -> ActionsConfig:
+    sec = _Section(data, "actions", issues)
+    d = ActionsConfig()
+
+    def key_ref(v: Any) -> str | None:
+        if "/" in v:
+            return None if os.path.isabs(v) else "must be an absolute path or a bare systemd credential name"
+        return None if re.fullmatch(r"[A-Za-z0-9_.:-]+", v) else "not a valid systemd credential name"
+
+    def patterns(v: Any) -> str | None:
+        bad = [p for p in v if not isinstance(p, str) or not re.fullmatch(r"[A-Za-z0-9:_.@*?-]{1,256}", p)]
+        return f"not unit name patterns: {bad!r}" if bad else None
+
+    cfg = ActionsConfig(
+        approval_key_file=sec.get("approval_key_file", str, None, key_ref, nullable=True),
+        approval_ttl_seconds=sec.get("approval_ttl_seconds", int, d.approval_ttl_seconds, _positive),
+        rate_window_seconds=sec.get("rate_window_seconds", int, d.rate_window_seconds, _positive),
+        rate_limit_per_target=sec.get("rate_limit_per_target", int, d.rate_limit_per_target, _non_negative),
+        rate_limit_per_action=sec.get("rate_limit_per_action", int, d.rate_limit_per_action, _non_negative),
+        cooldown_seconds=sec.get("cooldown_seconds", int, d.cooldown_seconds, _non_negative),
+        poll_interval=sec.get("poll_interval", float, d.poll_interval, _positive),
+        output_cap_bytes=sec.get("output_cap_bytes", int, d.output_cap_bytes,
+                                 lambda v: None if 1024 <= v <= 16 * 1024 * 1024
+                                 else "must be between 1024 and 16777216"),
+        verify_window_seconds=sec.get("verify_window_seconds", float, d.verify_window_seconds, _non_negative),
+        nix_mode=sec.get("nix_mode", str, d.nix_mode, _one_of(NIX_MODES)),
+        system_profile=sec.get("system_profile", str, d.system_profile, _abs_path),
+        current_system=sec.get("current_system", str, d.current_system, _abs_path),
+        protected_patterns=tuple(sec.get("protected_patterns", list, list(d.protected_patterns), patterns)),
+    )
+    sec.finish()
+    return cfg
+
+
+def _meta_tools(sec: _Section) -> tuple[str, ...] | None:
+    from ai_sysadmin.meta.tools.names import TOOL_NAMES  # the catalog's names, without importing the tools
+
+    def known(v: list[Any]) -> str | None:
+        bad = [x for x in v if x not in TOOL_NAMES]
+        return f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}" if bad else None
+
+    value = sec.get("tools", list, None, known, nullable=True)
+    return tuple(value) if value is not None else None
+
+
+def _parse_meta(data: Any, issues: list[ConfigIssue]) -> MetaConfig:
+    sec = _Section(data, "meta", issues)
+    d = MetaConfig()
+
+    def paths(v: list[Any]) -> str | None:
+        for i, p in enumerate(v):
+            if not isinstance(p, str) or not os.path.isabs(p) or ".." in p.split("/"):
+                return f"item {i} must be an absolute path without '..'"
+        return None
+
+    def ranged(lo: float, hi: float) -> Callable[[Any], str | None]:
+        return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
+
+    cfg = MetaConfig(
+        max_steps=sec.get("max_steps", int, d.max_steps, ranged(1, 100)),
+        deadline_seconds=sec.get("deadline_seconds", float, d.deadline_seconds, _positive),
+        max_calls_per_step=sec.get("max_calls_per_step", int, d.max_calls_per_step, ranged(1, 32)),
+        tool_timeout=sec.get("tool_timeout", float, d.tool_timeout, _positive),
+        tool_output_share=sec.get("tool_output_share", float, d.tool_output_share, ranged(0.01, 0.5)),
+        tool_output_max_chars=sec.get("tool_output_max_chars", int, d.tool_output_max_chars, ranged(600, 200000)),
+        tool_choice=sec.get("tool_choice", str, d.tool_choice, _one_of(("auto", "required"))),
+        prefill=sec.get("prefill", str, d.prefill, lambda v: None if len(v) <= 64 else "must be at most 64 characters"),
+        step_max_tokens=sec.get("step_max_tokens", int, d.step_max_tokens, _positive),
+        answer_max_tokens=sec.get("answer_max_tokens", int, d.answer_max_tokens, _positive),
+        diagnosis_max_tokens=sec.get("diagnosis_max_tokens", int, d.diagnosis_max_tokens, _positive),
+        transcript_max_chars=sec.get("transcript_max_chars", int, d.transcript_max_chars, ranged(1000, 10_000_000)),
+        knowledge_hits=sec.get("knowledge_hits", int, d.knowledge_hits, ranged(0, 20)),
+        escalation_debounce_seconds=sec.get("escalation_debounce_seconds", float, d.escalation_debounce_seconds,
+                                            _non_negative),
+        disk_paths=tuple(sec.get("disk_paths", list, list(d.disk_paths), paths)),
+        system_profile=sec.get("system_profile", str, d.system_profile, _abs_path),
+        current_system=sec.get("current_system", str, d.current_system, _abs_path),
+        booted_system=sec.get("booted_system", str, d.booted_system, _abs_path),
+        nix_store=sec.get("nix_store", str, d.nix_store,
+                          lambda v: None if re.fullmatch(r"[A-Za-z0-9_./:?&=%+-]{1,300}", v) else "not a store URI",
+                          nullable=True),
+        tools=_meta_tools(sec),
+    )
+    sec.finish()
+    return cfg
+
+
 def _parse_units(value: Any, issues: list[ConfigIssue]) -> tuple[str, ...]:
     if not isinstance(value, list):
         issues.append(ConfigIssue("protected_units", f"must be a list, got {_kind(value)}"))
         return DEFAULT_PROTECTED_UNITS
     out = []
     for i, unit in enumerate(value):
-        if not isinstance(unit, str) or not _UNIT_RE.match(unit):
-            issues.append(ConfigIssue(f"protected_units[{i}]", f"not a systemd unit name: {unit!r}"))
+        if not isinstance(unit, str) or not (_UNIT_RE.match(unit) or _UNIT_GLOB_RE.match(unit)):
+            issues.append(ConfigIssue(f"protected_units[{i}]",
+                                      f"not a systemd unit name or glob (e.g. nginx.service, llama-*.service): {unit!r}"))
         else:
             out.append(unit)
     return tuple(out)
+
+
+def _effective_units(user: tuple[str, ...] | None, replace: bool) -> tuple[str, ...]:
+    """The safe defaults plus the user's entries (in that order, no duplicates), or the user's alone."""
+    if user is None:
+        return DEFAULT_PROTECTED_UNITS
+    base = () if replace else DEFAULT_PROTECTED_UNITS
+    return tuple(dict.fromkeys(base + user))
 
 
 def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | None = None) -> Config:
@@ -681,8 +967,15 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
     retention = _parse_retention(_or_none(top.raw("retention")), issues)
     thresholds = _parse_thresholds(_or_none(top.raw("thresholds")), issues)
     trigger = _parse_trigger(_or_none(top.raw("trigger")), issues)
+    actions = _parse_actions(_or_none(top.raw("actions")), issues)
+    review = _parse_review(_or_none(top.raw("review")), issues)
+    meta = _parse_meta(_or_none(top.raw("meta")), issues)
     units_raw = top.raw("protected_units")
-    units = DEFAULT_PROTECTED_UNITS if units_raw is _MISSING else _parse_units(units_raw, issues)
+    units_replace = top.get("protected_units_replace", bool, False)
+    if units_replace and units_raw is _MISSING:
+        issues.append(ConfigIssue("protected_units_replace",
+                                  "true without protected_units would protect nothing; list the units to protect"))
+    units = _effective_units(None if units_raw is _MISSING else _parse_units(units_raw, issues), units_replace)
     top.finish()
     if issues:
         raise ConfigError(issues, source)
@@ -702,6 +995,9 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
         retention=retention,
         thresholds=thresholds,
         trigger=trigger,
+        actions=actions,
+        review=review,
+        meta=meta,
     )
 
 

@@ -2,6 +2,9 @@
 
 Exit status 0 only when every required part is fine, so the command can gate a
 deployment (`ExecStartPre=`, a CI job, or an admin's first look after a rebuild).
+
+Read-only: doctor creates nothing and deletes nothing -- not the state directory, not
+the knowledge base, not a spool segment.  What is missing is reported, with the fix.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import grp
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from typing import Awaitable, Callable
 
@@ -112,13 +114,10 @@ async def check_database(cfg: Config) -> CheckResult:
 
 
 def _spool_state(cfg: Config):
-    """The outage spool's fill, read from its directory (None when there is none yet)."""
-    from ai_sysadmin.store.spool import Spool
+    """The outage spool's fill, read from its directory without touching it (None when there is none)."""
+    from ai_sysadmin.store.spool import read_state
 
-    path = cfg.spool.directory(cfg.state_dir)
-    if not os.path.isdir(path):
-        return None
-    return Spool(path, cfg.spool.max_bytes, cfg.spool.warn_ratio).state()
+    return read_state(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio)
 
 
 def _journal_argv(cfg: Config) -> list[str]:
@@ -165,16 +164,39 @@ def _gid_exists(gid: int) -> bool:
 
 async def check_state_dir(cfg: Config) -> CheckResult:
     path = cfg.state_dir
-    try:
-        os.makedirs(path, mode=0o750, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-") as f:
-            f.write(b"ok")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        return CheckResult("state dir", "fail", f"{path} not writable: {exc.strerror}",
+    if not os.path.isdir(path):
+        parent = _existing_parent(path)
+        if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+            return CheckResult("state dir", "fail", f"{path} does not exist and cannot be created by this user",
+                               "create it for the service user (NixOS: StateDirectory=ai-sysadmin) or set state_dir")
+        return CheckResult("state dir", "warn", f"{path} does not exist yet (the service creates it at start)",
+                           "start the service once, or create it", required=False)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return CheckResult("state dir", "fail", f"{path} not writable by this user",
                            "fix ownership or set state_dir (NixOS: StateDirectory=ai-sysadmin)")
     return CheckResult("state dir", "ok", f"{path} writable")
+
+
+def _existing_parent(path: str) -> str | None:
+    p = os.path.dirname(os.path.abspath(path))
+    while p and not os.path.isdir(p):
+        if p == os.path.dirname(p):
+            return None
+        p = os.path.dirname(p)
+    return p or None
+
+
+async def check_quarantine(cfg: Config) -> CheckResult:
+    """Records PostgreSQL refused (kept aside so they never block L1 or the spool)."""
+    from ai_sysadmin.store.quarantine import directory, read_state
+
+    where = directory(cfg.state_dir)
+    st = read_state(where)
+    if not st.records:
+        return CheckResult("quarantine", "ok", "no quarantined records")
+    return CheckResult("quarantine", "warn", f"{st.describe()} ({where}/records.jsonl)",
+                       "read the reason; the records are kept as JSON and can be re-inserted by hand",
+                       required=False)
 
 
 async def check_knowledge(cfg: Config) -> CheckResult:
@@ -191,25 +213,30 @@ async def check_knowledge(cfg: Config) -> CheckResult:
                     return CheckResult("knowledge", "ok", f"ChromaDB server at {kb.url} answers")
         return CheckResult("knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})",
                            "correct knowledge.url")
-    try:
-        os.makedirs(kb.path, mode=0o750, exist_ok=True)
-    except OSError as exc:
-        return CheckResult("knowledge", "fail", f"{kb.path} not creatable: {exc.strerror}",
-                           "fix ownership of the state directory or set knowledge.path")
-    if not os.access(kb.path, os.W_OK):
+    if not os.path.isdir(kb.path):
+        return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} does not exist yet "
+                           "(the service creates it at start)", "start the service once", required=False)
+    if not os.access(kb.path, os.W_OK | os.X_OK):
         return CheckResult("knowledge", "fail", f"{kb.path} not writable", "fix ownership or set knowledge.path")
+    db = os.path.join(kb.path, "chroma.sqlite3")
+    if not os.path.exists(db):
+        return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} is empty (filled at start)",
+                           "start the service once", required=False)
 
-    def open_embedded() -> int:
-        import chromadb
-        from chromadb.config import Settings
+    def count_collections() -> int:
+        import sqlite3
 
-        client = chromadb.PersistentClient(path=kb.path, settings=Settings(anonymized_telemetry=False))
-        return len(client.list_collections())
+        # Read-only and without chromadb: opening a PersistentClient writes (migrations, locks).
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM collections").fetchone()[0])
+        finally:
+            conn.close()
 
     try:
-        n = await asyncio.to_thread(open_embedded)
-    except Exception as exc:  # chromadb raises many kinds; all mean "cannot use it"
-        return CheckResult("knowledge", "fail", f"embedded ChromaDB at {kb.path} cannot open: {exc}",
+        n = await asyncio.to_thread(count_collections)
+    except Exception as exc:  # sqlite3.DatabaseError and friends: all mean "cannot use it"
+        return CheckResult("knowledge", "fail", f"embedded ChromaDB at {kb.path} cannot be read: {exc}",
                            "move the damaged directory aside; it is rebuilt at start")
     return CheckResult("knowledge", "ok", f"embedded ChromaDB at {kb.path} ({n} collections)")
 
@@ -235,6 +262,7 @@ def planned_checks(cfg: Config) -> list[tuple[str, Callable[[], Awaitable[CheckR
         ("journal", lambda: check_journal(cfg)),
         ("state dir", lambda: check_state_dir(cfg)),
         ("knowledge", lambda: check_knowledge(cfg)),
+        ("quarantine", lambda: check_quarantine(cfg)),
     ]
     return checks
 

@@ -32,6 +32,11 @@ class Orchestrator:
         self.cfg = cfg
         self.follower: Any = None
         self.knowledge_ready = False
+        self.actions: Any = None  # ActionService, built in run()
+        self.review: Any = None  # ai_sysadmin.review.stack.ReviewStack, built in run()
+        # Hooks other layers set before run(): L4 escalation and resolved-incident write-back.
+        self.escalate: Any = None  # review.hooks.Escalate
+        self.on_resolved: Any = None  # incidents.hooks.OnResolved
 
     async def run(self, stop: asyncio.Event) -> int:
         from ai_sysadmin.llm import LLMClient
@@ -40,14 +45,31 @@ class Orchestrator:
 
         cfg = self.cfg
         store = await open_store(cfg)
+        await self._apply_grants(store)
+        from ai_sysadmin.actions.service import ActionService
+
+        # The one Proposer of the service: the review and meta layers propose through it.
+        self.actions = ActionService(cfg, store.pool)
         client = None
         if cfg.trigger.model and cfg.roles.trigger.enable:
             client = LLMClient(cfg.roles.trigger, on_call=store.llm_calls)
-        self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), store.triggers, state_dir=cfg.state_dir,
-                                        model=client, poll_interval=cfg.trigger.poll_interval)
+        from ai_sysadmin.meta.service import MetaLayer
+        from ai_sysadmin.review.stack import ReviewStack
+
+        # L4: the review's escalations start investigations; resolved incidents are learned.
+        meta = MetaLayer.build(cfg, store, self.actions)
+        self.escalate = self.escalate or meta.escalate
+        self.on_resolved = self.on_resolved or meta.on_resolved
+        # Incidents and the review listen to every recorded trigger through this sink.
+        self.review = ReviewStack.build(cfg, store, self.actions, escalate=self.escalate, on_resolved=self.on_resolved)
+        from ai_sysadmin.trigger.sink import numbered_sink
+
+        # L1 records its checkpoint number with the cursor (exact resume after kill -9).
+        self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), numbered_sink(self.review.tap, store.triggers),
+                                        state_dir=cfg.state_dir, model=client, poll_interval=cfg.trigger.poll_interval)
         from ai_sysadmin.collect.collector import MetricsCollector
 
-        collector = MetricsCollector(cfg, store.metrics, store.triggers)
+        collector = MetricsCollector(cfg, store.metrics, self.review.tap)
         follow = asyncio.create_task(self.follower.run(), name="l1")
         status = asyncio.create_task(self._status_loop(), name="status")
         stopping = asyncio.create_task(stop.wait(), name="stop")
@@ -56,6 +78,7 @@ class Orchestrator:
             asyncio.create_task(collector.run(), name="metrics"),
             asyncio.create_task(self._retention_loop(store), name="retention"),
             asyncio.create_task(self._knowledge_task(store), name="knowledge"),
+            *await self.review.start(),
         ]
         rc = 0
         try:
@@ -73,8 +96,23 @@ class Orchestrator:
                     await t
             if client is not None:
                 await client.aclose()
+            await self.review.aclose()
+            await meta.aclose()
             await store.close()
         return rc
+
+    async def _apply_grants(self, store: Any) -> None:
+        """GRANT the executor's and the API's roles their privileges (idempotent; after migrating)."""
+        db = self.cfg.database
+        if not (db.executor_role or db.api_role):
+            return
+        from ai_sysadmin.store.grants import apply_grants
+
+        try:
+            granted = await apply_grants(store.pool, db)
+            log.info("database grants applied: %s", ", ".join(f"{r} ({len(g)})" for r, g in granted.items()) or "none")
+        except Exception as exc:  # database down at start: the next start applies them
+            log.warning("database grants not applied: %s", exc)
 
     async def _retention_loop(self, store: Any) -> None:
         while True:

@@ -18,8 +18,11 @@ CACHE="${AI_SYSADMIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-sysadmin}"
 mkdir -p "$CACHE"
 
 # Bump when the package list or the root's set-up changes: the old root is removed.
-NSPAWN_ROOT_VERSION=bookworm-3
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates
+NSPAWN_ROOT_VERSION=bookworm-4
+# postgresql-15, sudo and iptables: the NixOS VM test scripts (nix/tests/*.nix) run in
+# this root through rig/nixos_driver.py, and use `sudo -u postgres psql` and the
+# firewall's `iptables -S nixos-fw`.
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates,postgresql-15,sudo,iptables
 DEBIAN_MIRROR="${AI_SYSADMIN_DEBIAN_MIRROR:-}"
 
 log() { printf 'provision-nix: %s\n' "$*" >&2; }
@@ -54,8 +57,17 @@ ROOT="$ROOT_BASE/$NSPAWN_ROOT_VERSION"
 if [[ ! -f "$ROOT/.complete" ]]; then
   log "building the Debian bookworm root for systemd-nspawn ($ROOT, about 2-4 minutes)"
   mkdir -p "$ROOT_BASE"
-  # Old versions of the root are dropped so the cache does not grow.
-  find "$ROOT_BASE" -mindepth 1 -maxdepth 1 -type d ! -name "$NSPAWN_ROOT_VERSION" -exec rm -rf {} +
+  # Old versions of the root are dropped so the cache does not grow, unless a running
+  # systemd-nspawn still boots from one (another checkout's tests).
+  for old in "$ROOT_BASE"/*/; do
+    old="${old%/}"
+    [[ $(basename "$old") == "$NSPAWN_ROOT_VERSION" || $old == "$ROOT.tmp" ]] && continue
+    if grep -qsF -- "--directory=$old" /proc/[0-9]*/cmdline; then
+      log "keeping $old: a running systemd-nspawn uses it"
+    else
+      rm -rf "$old"
+    fi
+  done
   rm -rf "$ROOT" "$ROOT.tmp"
   if [[ -z $DEBIAN_MIRROR ]]; then
     # The mirror apt is already configured with (deb822 or one-line sources).
@@ -72,6 +84,10 @@ if [[ ! -f "$ROOT/.complete" ]]; then
   $SUDO ln -sf /dev/null "$ROOT.tmp/etc/systemd/system/console-getty.service"
   $SUDO ln -sf /dev/null "$ROOT.tmp/etc/systemd/system/systemd-networkd.service"
   $SUDO ln -sf /dev/null "$ROOT.tmp/etc/systemd/system/systemd-resolved.service"
+  # Debian's own PostgreSQL cluster stays out of the way: the rendered NixOS
+  # postgresql.service (initdb, ensureUsers, ...) runs the postgres binaries instead.
+  $SUDO ln -sf /dev/null "$ROOT.tmp/etc/systemd/system/postgresql@.service"
+  $SUDO rm -rf "$ROOT.tmp/etc/postgresql/15" "$ROOT.tmp/var/lib/postgresql/15"
   echo nspawn-check | $SUDO tee "$ROOT.tmp/etc/hostname" >/dev/null
   $SUDO rm -rf "$ROOT.tmp"/var/cache/apt/archives/*.deb "$ROOT.tmp"/var/lib/apt/lists/*
   $SUDO touch "$ROOT.tmp/.complete"

@@ -38,7 +38,7 @@ def test_empty_document_is_a_valid_local_config() -> None:
     assert cfg.journal.source == "system"
     assert cfg.protected_units == DEFAULT_PROTECTED_UNITS
     assert cfg.knowledge.path == os.path.join(cfg.state_dir, "knowledge")
-    assert cfg.journal.cursor_file.startswith(cfg.state_dir)
+    assert not hasattr(cfg.journal, "cursor_file")  # the cursor lives in PostgreSQL with its triggers
 
 
 def test_state_dir_follows_systemd_state_directory() -> None:
@@ -77,7 +77,23 @@ def test_full_document_round_trips(tmp_path: Path) -> None:
     assert cfg.intervals.review == 300.5
     assert cfg.knowledge.url == "http://127.0.0.1:8000"
     assert "port=5433" in cfg.database.conninfo() and "dbname=aisys" in cfg.database.conninfo()
-    assert cfg.protected_units == ("sshd.service", "getty@tty1.service")
+    # A user's list adds to the safe defaults: listing one unit must not unprotect sshd or the database.
+    assert cfg.protected_units == DEFAULT_PROTECTED_UNITS + ("getty@tty1.service",)
+
+
+def test_protected_units_defaults_globs_and_knowing_replacement() -> None:
+    from ai_sysadmin.config import unit_is_protected
+
+    cfg = parse_config({"protected_units": ["nginx.service", "backup-*.timer"]}, env={})
+    for unit in ("sshd.service", "polkit.service", "postgresql.service", "ai-sysadmin-executor.service",
+                 "ai-sysadmin-anything.service", "llama-review.service", "llama-custom.service", "nginx.service",
+                 "backup-daily.timer", "sshd"):
+        assert unit_is_protected(unit, cfg.protected_units), unit
+    for unit in ("nginx-exporter.service", "backup-daily.service", "myapp.service"):
+        assert not unit_is_protected(unit, cfg.protected_units), unit
+    replaced = parse_config({"protected_units": ["nginx.service"], "protected_units_replace": True}, env={})
+    assert replaced.protected_units == ("nginx.service",)
+    assert not unit_is_protected("sshd.service", replaced.protected_units)
 
 
 @pytest.mark.parametrize("level", AUTONOMY_LEVELS)
@@ -105,6 +121,12 @@ def test_every_autonomy_level_is_accepted(level: str) -> None:
         ({"api": {"require_auth": True}}, "api.api_key_file", "required when api.require_auth is true"),
         ({"database": {"dsn": "postgresql://u:pw@db/x"}}, "database.dsn", "must not contain a password"),
         ({"database": {"dsn": "host=db password=pw"}}, "database.dsn", "must not contain a password"),
+        ({"database": {"dsn": "postgresql://db/x?sslmode=require&password=pw"}}, "database.dsn",
+         "must not contain a password"),
+        ({"database": {"dsn": "postgresql:///x?PASSWORD=pw"}}, "database.dsn", "must not contain a password"),
+        ({"journal": {"cursor_file": "/var/lib/x/cursor"}}, "journal.cursor_file", "no longer used"),
+        ({"protected_units_replace": True}, "protected_units_replace", "would protect nothing"),
+        ({"protected_units": ["llama-*"]}, "protected_units[0]", "not a systemd unit name or glob"),
         ({"database": {"socket_dir": "run/pg"}}, "database.socket_dir", "must be an absolute path"),
         ({"journal": {"source": "file"}}, "journal.path", "required when journal.source is 'file'"),
         ({"journal": {"source": "syslog"}}, "journal.source", "must be one of system, directory, file"),

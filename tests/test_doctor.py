@@ -36,6 +36,7 @@ def roles_for(servers: dict[str, LlamaServer]) -> dict[str, Any]:
 def test_all_parts_running(tmp_path: Path, llama_trigger: LlamaServer, llama_review: LlamaServer,
                            llama_meta: LlamaServer, pg_database: dict, journal_writer) -> None:
     journal = journal_writer.write(tmp_path / "journal" / "system.journal", [{"MESSAGE": "hello"}])
+    (tmp_path / "state").mkdir()
     r = doctor(tmp_path, {
         "roles": roles_for({"trigger": llama_trigger, "review": llama_review, "meta": llama_meta}),
         "database": pg_database,
@@ -43,11 +44,48 @@ def test_all_parts_running(tmp_path: Path, llama_trigger: LlamaServer, llama_rev
     })
     assert r.returncode == 0, r.stdout + r.stderr
     checks = lines_by_check(r.stdout)
-    assert set(checks) == {"role trigger", "role review", "role meta", "database", "journal", "state dir", "knowledge"}
-    assert all(v.startswith("ok|") for v in checks.values()), r.stdout
+    assert set(checks) == {"role trigger", "role review", "role meta", "database", "journal", "state dir",
+                           "knowledge", "quarantine"}
+    assert all(v.startswith("ok|") for k, v in checks.items() if k != "knowledge"), r.stdout
     assert "serves 'review'" in checks["role review"]
     assert "PostgreSQL 1" in checks["database"]
-    assert (tmp_path / "state" / "knowledge").is_dir()
+    # Read-only: the missing knowledge base is reported, not created.
+    assert checks["knowledge"].startswith("warn|") and "does not exist yet" in checks["knowledge"]
+    assert not (tmp_path / "state" / "knowledge").exists()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(root.rglob("*"))}
+
+
+def test_doctor_creates_and_deletes_nothing(tmp_path: Path, private_pg_cluster: PgCluster) -> None:
+    """A missing state dir, a spool with an empty and a torn segment, a quarantined record: reported, untouched."""
+    cluster = private_pg_cluster
+    cluster.create_database("aisys")
+    config = {"roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+              "database": cluster.database_config("aisys"), "journal": {"source": "file", "path": str(tmp_path)}}
+    r = doctor(tmp_path, config)
+    checks = lines_by_check(r.stdout)
+    assert checks["state dir"].startswith("warn|") and "does not exist yet" in checks["state dir"], r.stdout
+    assert not (tmp_path / "state").exists()
+
+    spool = tmp_path / "state" / "spool"
+    spool.mkdir(parents=True)
+    (spool / "000000000001-events.jsonl").write_bytes(b"")  # the service's Spool would delete this
+    (spool / "000000000002-events.jsonl").write_bytes(
+        b'{"id":"8d0e0d4e-2b4b-4fb4-9d1e-7c1b4a0d3f10","kind":"audit","payload":{}}\n{"id":"torn')
+    q = tmp_path / "state" / "quarantine"
+    q.mkdir()
+    (q / "records.jsonl").write_text(json.dumps({"at": "2026-01-01T00:00:00+00:00", "kind": "trigger",
+                                                 "reason": "CheckViolation: count", "record": {}}) + "\n")
+    cluster.stop()  # database down: the spool is shown in the database line
+    before = tree(tmp_path / "state")
+    r = doctor(tmp_path, config, "--json")
+    assert tree(tmp_path / "state") == before  # nothing created, repaired or deleted
+    results = {c["name"]: c for c in json.loads(r.stdout)}
+    assert results["quarantine"]["status"] == "warn" and "1 quarantined record" in results["quarantine"]["detail"]
+    assert "CheckViolation" in results["quarantine"]["detail"]
+    assert "outage spool holds 2 batch(es)" in results["database"]["detail"], results["database"]
 
 
 def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServer, journal_writer,
@@ -76,7 +114,7 @@ def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServe
     assert "start llama-review.service" in results["role review"]["fix"]
     assert results["database"]["status"] == "fail"
     assert "postgresql" in results["database"]["fix"]
-    assert results["state dir"]["status"] == "ok"
+    assert results["state dir"]["status"] == "warn"  # not there yet: reported, not created
 
 
 def test_wrong_model_alias_and_missing_journal(tmp_path: Path, llama_trigger: LlamaServer,

@@ -2,13 +2,25 @@
 
 Counters (CPU time, swap pages, network errors) are turned into per-interval values by
 keeping the previous reading in the `SystemReader` instance -- never in module state.
+
+A hung mount (an NFS server gone, a stuck FUSE daemon) blocks `statvfs` in the kernel,
+possibly for ever.  Each mount is therefore asked in a worker thread with a timeout;
+a mount that did not answer is skipped (logged once) until its stuck call returns, so
+one dead mount never stalls the collector or piles up threads.
+
+Process metrics are per program name (summed over its processes), never per pid: a
+pid in a series name would make a new series for every restart.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import os
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -19,6 +31,9 @@ _SKIP_FS = {"tmpfs", "devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup
             "autofs", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf", "configfs",
             "fusectl", "hugetlbfs", "efivarfs", "binfmt_misc", "fuse.lxcfs", "nfsd", "rpc_pipefs"}
 TOP_N = 5
+STATVFS_TIMEOUT = 2.0
+
+log = logging.getLogger(__name__)
 
 
 def _read_vmstat(proc: Path) -> dict[str, int]:
@@ -58,9 +73,60 @@ def real_mounts() -> list[psutil._common.sdiskpart]:
     return out
 
 
+class MountStats:
+    """statvfs per mount with a timeout, in worker threads; a hung mount is skipped until it answers."""
+
+    def __init__(self, timeout: float = STATVFS_TIMEOUT, statvfs: Callable[[str], os.statvfs_result] = os.statvfs):
+        self.timeout = timeout
+        self._statvfs = statvfs  # tests pass a stand-in for a hung mount (no NFS server here to kill)
+        self._stuck: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
+
+    def _ask(self, mountpoint: str) -> "concurrent.futures.Future[os.statvfs_result]":
+        # A daemon thread per call, not a pool: a call stuck in the kernel must not keep the
+        # process from exiting (pool workers are joined at exit).
+        fut: concurrent.futures.Future[os.statvfs_result] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(self._statvfs(mountpoint))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting reader
+                fut.set_exception(exc)
+
+        threading.Thread(target=run, name=f"statvfs {mountpoint}", daemon=True).start()
+        return fut
+
+    def read(self, mounts: list[str]) -> dict[str, os.statvfs_result]:
+        out: dict[str, os.statvfs_result] = {}
+        asked: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
+        for mp in mounts:
+            stuck = self._stuck.get(mp)
+            if stuck is not None:
+                if not stuck.done():
+                    continue  # still hung from an earlier round: do not pile up another thread
+                del self._stuck[mp]
+                log.info("mount %s answers again", mp)
+            asked[mp] = self._ask(mp)
+        deadline = time.monotonic() + self.timeout
+        for mp, fut in asked.items():
+            try:
+                out[mp] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                self._stuck[mp] = fut
+                log.warning("mount %s did not answer statvfs within %.0fs (hung network or FUSE mount?); "
+                            "skipped until it does", mp, self.timeout)
+            except OSError:
+                continue
+        return out
+
+    @property
+    def hung(self) -> list[str]:
+        return sorted(mp for mp, f in self._stuck.items() if not f.done())
+
+
 class SystemReader:
-    def __init__(self, proc: str = "/proc"):
+    def __init__(self, proc: str = "/proc", mounts: MountStats | None = None):
         self.proc = Path(proc)
+        self.mounts = mounts or MountStats()
         self._prev_t: float | None = None
         self._prev_cpu: psutil._common.scputimes | None = None
         self._prev_vm: dict[str, int] = {}
@@ -99,17 +165,15 @@ class SystemReader:
         for res, avg10 in read_psi(self.proc).items():
             add(f"psi.{res}.some_avg10", avg10)
 
-        for part in real_mounts():
-            try:
-                st = os.statvfs(part.mountpoint)
-            except OSError:
-                continue
+        for mountpoint, st in self.mounts.read([p.mountpoint for p in real_mounts()]).items():
             if st.f_blocks:
                 used = (st.f_blocks - st.f_bfree) * st.f_frsize
                 usable = used + st.f_bavail * st.f_frsize
-                add("disk.used_percent", 100.0 * used / usable if usable else 0.0, part.mountpoint)
+                add("disk.used_percent", 100.0 * used / usable if usable else 0.0, mountpoint)
             if st.f_files:
-                add("disk.inodes_used_percent", 100.0 * (st.f_files - st.f_ffree) / st.f_files, part.mountpoint)
+                add("disk.inodes_used_percent", 100.0 * (st.f_files - st.f_ffree) / st.f_files, mountpoint)
+        hung = self.mounts.hung
+        add("disk.hung_mounts", len(hung))
 
         for nic, c in psutil.net_io_counters(pernic=True).items():
             cur = (c.errin, c.errout, c.dropin, c.dropout)
@@ -124,18 +188,22 @@ class SystemReader:
         return s
 
     def _top_processes(self, now: float) -> list[Sample]:
-        """Top processes by CPU and memory; Process objects are kept so cpu_percent has a baseline."""
-        rows = []
+        """Top programs by CPU and memory (summed over their processes); Process objects are kept
+        so cpu_percent has a baseline.  The subject is the program name: never a pid."""
+        cpu_by: dict[str, float] = {}
+        mem_by: dict[str, float] = {}
         alive: dict[int, psutil.Process] = {}
         for p in psutil.process_iter(["name", "memory_percent"]):
             proc = self._procs.get(p.pid, p)
             try:
                 cpu = proc.cpu_percent(None)  # 0.0 on the first sight of a process
-                rows.append((f"{p.info['name']}[{p.pid}]", cpu, p.info["memory_percent"] or 0.0))
+                name = p.info["name"] or "?"
+                cpu_by[name] = cpu_by.get(name, 0.0) + cpu
+                mem_by[name] = mem_by.get(name, 0.0) + (p.info["memory_percent"] or 0.0)
                 alive[p.pid] = proc
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         self._procs = alive
-        out = [Sample(now, "proc.cpu_percent", cpu, who) for who, cpu, _ in sorted(rows, key=lambda r: -r[1])[:TOP_N]]
-        out += [Sample(now, "proc.mem_percent", mem, who) for who, _, mem in sorted(rows, key=lambda r: -r[2])[:TOP_N]]
+        out = [Sample(now, "proc.cpu_percent", v, name) for name, v in sorted(cpu_by.items(), key=lambda r: -r[1])[:TOP_N]]
+        out += [Sample(now, "proc.mem_percent", v, name) for name, v in sorted(mem_by.items(), key=lambda r: -r[1])[:TOP_N]]
         return out

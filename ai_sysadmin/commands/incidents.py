@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 
+from ai_sysadmin.commands.replay import positive_int
 from ai_sysadmin.store.incidents import STATUSES, IncidentStore
 
 
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
     p.add_argument("id", nargs="?", type=int, help="incident id (for show)")
     p.add_argument("--status", choices=STATUSES, help="only incidents in this status (list)")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=positive_int, default=50, help="at most this many incidents (list)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -32,11 +33,31 @@ async def _run(args: argparse.Namespace, cfg) -> int:
 
     from ai_sysadmin.store.db import make_pool
 
+    from psycopg_pool import PoolTimeout
+
+    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, require_schema
+
+    from ai_sysadmin.store.db import connect_kwargs
+
+    # One plain connection first: its error says why (the pool would only say "timed out"),
+    # and it tells a database that was never migrated from one that is down.
+    try:
+        probe = await psycopg.AsyncConnection.connect(cfg.database.conninfo(), **connect_kwargs(cfg.database, 5))
+    except psycopg.OperationalError as exc:
+        print(f"ai-sysadmin incidents: {DatabaseUnavailable.from_error(exc)}", file=sys.stderr)
+        return 1
+    try:
+        async with probe:
+            await require_schema(probe)
+    except SchemaNotMigrated as exc:
+        print(f"ai-sysadmin incidents: {exc}", file=sys.stderr)
+        return 1
     pool = make_pool(cfg.database, max_size=1)
     try:
         await pool.open(wait=True, timeout=10)
-    except psycopg.OperationalError as exc:
-        print(f"ai-sysadmin: cannot reach PostgreSQL ({exc}); run `ai-sysadmin doctor`", file=sys.stderr)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        await pool.close()
+        print(f"ai-sysadmin incidents: {DatabaseUnavailable.from_error(exc)}", file=sys.stderr)
         return 1
     try:
         store = IncidentStore(pool)

@@ -7,11 +7,13 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any, TextIO
 
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
+from ai_sysadmin.trigger.reader import JournalctlError
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
 MAX_BAD_SHOWN = 10
@@ -22,21 +24,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="journal file or directory, `journalctl -o json` export, or text log")
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: one object per trigger")
     p.add_argument("--no-model", action="store_true", help="deterministic rules only; never call the trigger model")
-    p.add_argument("--window", type=int, metavar="SECONDS", help="dedup window (default: trigger.window_seconds)")
+    p.add_argument("--window", type=positive_int, metavar="SECONDS",
+                   help="dedup window (default: trigger.window_seconds)")
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep templates and model answers here (default: in memory, the service state is untouched)")
     p.add_argument("--kind", choices=("journal", "json", "text"), help="override input detection")
+    p.add_argument("--through", choices=("triggers", "review"), default="triggers",
+                   help="review: also incidents, context, review and policy (dry run: executes nothing)")
+    p.add_argument("--autonomy", choices=("observe", "suggest", "auto-safe", "auto-full"),
+                   help="with --through review: the autonomy level the policy decides at")
+    p.add_argument("--metrics", metavar="SNAPSHOT", help="with --through review: a metric snapshot JSON file")
     p.set_defaults(func=run)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a zero or negative window/limit is a typo)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace, load) -> int:
     cfg = load()
     logging.getLogger("drain3").setLevel(logging.WARNING)  # its INFO lines are noise for an admin
+    problem = _unreadable(args.source)
+    if problem:
+        print(f"ai-sysadmin replay: {problem}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(replay(args, cfg, sys.stdout, sys.stderr))
     except FileNotFoundError as exc:
         print(f"ai-sysadmin replay: {exc.filename}: no such file or directory", file=sys.stderr)
         return 2
+    except PermissionError as exc:
+        print(f"ai-sysadmin replay: {exc.filename or args.source}: permission denied; run as a user that can "
+              "read it (the system journal: group systemd-journal)", file=sys.stderr)
+        return 2
+    except JournalctlError as exc:
+        print(f"ai-sysadmin replay: {args.source}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _unreadable(source: str) -> str | None:
+    """Why `source` cannot be read, checked up front so the error names the file, not a traceback."""
+    if not os.path.exists(source):
+        return f"{source}: no such file or directory"
+    if not os.access(source, os.R_OK | (os.X_OK if os.path.isdir(source) else 0)):
+        return f"{source}: permission denied; run as a user that can read it (the system journal: group systemd-journal)"
+    if not os.path.isdir(source) and not os.path.isfile(source):
+        return f"{source}: not a regular file or directory"
+    return None
 
 
 async def replay(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO) -> int:
@@ -84,6 +125,12 @@ async def replay(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO) -
         if client is not None:
             await client.aclose()
     triggers = sorted(pipeline.totals(), key=lambda t: (t.first_seen, -SEVERITY_RANK[t.severity], t.id))
+    if getattr(args, "through", "triggers") == "review":
+        from ai_sysadmin.review.replay import through_review
+
+        print(f"replay: {pipeline.stats.entries} entries, {len(triggers)} trigger(s)", file=err)
+        return await through_review(cfg, triggers, out, err, use_model=not args.no_model,
+                                    autonomy=args.autonomy, metrics_path=args.metrics)
     for t in triggers:
         print(json.dumps(_row(t), ensure_ascii=False) if args.format == "json" else _text(t), file=out)
     s = pipeline.stats

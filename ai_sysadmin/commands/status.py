@@ -1,16 +1,79 @@
-"""`ai-sysadmin status`: placeholder registered so the command list is fixed; its issue builds it."""
+"""`ai-sysadmin status`: layers and their health, models, database, last review, open
+incidents (with NixOS advice), pending approvals, degraded parts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="(not built yet)")
+    p = sub.add_parser("status", help="health of the layers, models and database; open incidents; last review")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, load) -> int:
-    print("ai-sysadmin status: not built yet", file=sys.stderr)
-    return 2
+    return asyncio.run(_run(args, load()))
+
+
+async def _run(args: argparse.Namespace, cfg: Any) -> int:
+    from ai_sysadmin.status import gather_status
+    from ai_sysadmin.store.db import make_pool
+
+    pool = make_pool(cfg.database, max_size=1, timeout=5)
+    await pool.open(wait=False)
+    try:
+        st = await gather_status(cfg, pool)
+    finally:
+        await pool.close()
+    if args.format == "json":
+        print(json.dumps(st, default=str, indent=2))
+    else:
+        print(render(st))
+    return 0 if st["database"]["reachable"] else 1
+
+
+def render(st: dict[str, Any]) -> str:
+    out = [f"ai-sysadmin status at {st['at']:%Y-%m-%d %H:%M:%S} UTC, autonomy {st['autonomy_level']}"]
+    db = st["database"]
+    out.append("database: " + (f"ok (schema v{db['schema_version']})" if db["reachable"]
+                               else f"UNREACHABLE ({db.get('error', '')})"))
+    for name, m in st["models"].items():
+        out.append(f"model {name:<8} {m['status']:<12} {m['model']} at {m['url']}"
+                   f"{'  ' + m['detail'] if m['detail'] and m['status'] != 'ok' else ''}")
+    lay = st["layers"]
+    if lay:
+        l1 = lay["l1"]
+        out.append(f"L1 triggers: last checkpoint {_ago(l1['age_s'])}, {l1['triggers_last_hour']} trigger(s) "
+                   "in the last hour")
+        out.append(f"metrics: last sample {_ago(lay['metrics']['age_s'])}")
+    r = st.get("last_review")
+    if r:
+        share = f", {r['cached_share']:.0%} of the prompt cached" if r.get("cached_share") is not None else ""
+        out.append(f"last review: #{r['id']} {r['started_at']:%Y-%m-%d %H:%M:%S} ({r['reason']}) {r['outcome']}"
+                   f"{' status ' + r['status'] if r.get('status') else ''}{' -- ' + r['error'] if r.get('error') else ''}"
+                   f"; {r['prompt_tokens']} prompt tokens{share}")
+    else:
+        out.append("last review: none yet")
+    pend = st.get("pending_approvals")
+    out.append(f"pending approvals: {pend if pend is not None else 'unknown'}")
+    incs = st.get("open_incidents") or []
+    out.append(f"open incidents: {len(incs)}")
+    for i in incs:
+        conf = " (low confidence)" if i.get("confidence") == "low" else ""
+        out.append(f"  #{i['id']:<5} {i['status']:<12} {i['severity']:<8} {i['category']:<13} {i['title']}{conf}")
+        for line in (i.get("advice") or "").splitlines():
+            out.append(f"         advice (NixOS, not applied): {line}")
+    out.append("degraded: " + ("none" if not st["degraded"] else ""))
+    out += [f"  - {d}" for d in st["degraded"]]
+    return "\n".join(out)
+
+
+def _ago(age: float | None) -> str:
+    if age is None:
+        return "never"
+    return f"{age:.0f}s ago" if age < 120 else f"{age / 60:.0f} min ago"

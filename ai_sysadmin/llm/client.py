@@ -65,6 +65,7 @@ class ChatResult:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens: prompt served from the server's cache
 
 
 @dataclass(frozen=True)
@@ -146,22 +147,34 @@ class LLMClient:
             finish_reason=choice.finish_reason,
             prompt_tokens=_usage(resp, "prompt_tokens"),
             completion_tokens=_usage(resp, "completion_tokens"),
+            cached_tokens=_cached_tokens(resp),
         )
 
     async def stream(self, messages: list[Message], *, max_tokens: int | None = None,
                      temperature: float = 0.2, **extra: Any) -> AsyncIterator[str]:
-        """Yield content deltas as they arrive. Errors map to the typed failures."""
+        """Yield content deltas as they arrive. Errors map to the typed failures.
+
+        Usage is asked for (`stream_options.include_usage`): llama-server (and OpenAI)
+        send real token counts in the last chunk, which is what gets recorded.  A server
+        that sends none is recorded with the number of content chunks as completion tokens.
+        """
         started = time.monotonic()
-        completion = 0
+        chunks = 0
+        prompt = completion = None
         outcome = "error"
+        options = {"include_usage": True, **(extra.pop("stream_options", None) or {})}
         try:
             stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
                 model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
-                temperature=temperature, stream=True, **extra))
+                temperature=temperature, stream=True, stream_options=options, **extra))
             try:
                 async for chunk in stream:
+                    usage = getattr(chunk, "usage", None)
+                    if usage is not None:
+                        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+                        completion = int(getattr(usage, "completion_tokens", 0) or 0)
                     if chunk.choices and chunk.choices[0].delta.content:
-                        completion += 1
+                        chunks += 1
                         yield chunk.choices[0].delta.content
             except Exception as exc:  # mid-stream failure
                 raise self._map(exc) from exc
@@ -172,26 +185,35 @@ class LLMClient:
             outcome = _outcome(exc)
             raise
         finally:
-            self._record("stream", 0, completion, started, outcome)
+            self._record("stream", prompt or 0, completion if completion is not None else chunks, started, outcome)
 
     async def structured(self, messages: list[Message], schema: dict[str, Any], *, name: str = "answer",
                          max_tokens: int | None = None, temperature: float = 0.0) -> dict[str, Any]:
-        """Ask for a JSON object that llama-server constrains to `schema`, and validate it."""
-        result = await self.chat(
-            messages, max_tokens=max_tokens, temperature=temperature,
-            response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
-        )
-        try:
-            obj = json.loads(result.text)
-        except json.JSONDecodeError as exc:
-            why = "truncated at max_tokens" if result.finish_reason == "length" else f"not JSON ({exc.msg})"
-            raise BadModelOutput(self.name, f"structured answer {why}", raw=result.text) from None
-        try:
-            jsonschema.validate(obj, schema)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise BadModelOutput(self.name, f"answer violates schema at {where}: {exc.message}", raw=result.text) from None
-        return obj
+        """Ask for a JSON object that llama-server constrains to `schema`, and validate it.
+
+        Recorded as kind `structured`, with outcome `bad_output` when the answer is not
+        valid JSON or violates the schema (its tokens were still spent and are counted).
+        """
+        response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+        def check(resp: Any) -> dict[str, Any]:
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                why = "truncated at max_tokens" if choice.finish_reason == "length" else f"not JSON ({exc.msg})"
+                raise BadModelOutput(self.name, f"structured answer {why}", raw=text) from None
+            try:
+                jsonschema.validate(obj, schema)
+            except jsonschema.ValidationError as exc:
+                where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+                raise BadModelOutput(self.name, f"answer violates schema at {where}: {exc.message}", raw=text) from None
+            return obj
+
+        return await self._call("structured", lambda: self._sdk.chat.completions.create(
+            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
+            temperature=temperature, response_format=response_format), check)
 
     async def tool_turn(self, messages: list[Message], tools: list[dict[str, Any]], *,
                         tool_choice: str | dict[str, Any] = "auto", max_tokens: int | None = None,
@@ -267,15 +289,26 @@ class LLMClient:
         value = override if override is not None else self.role.max_tokens
         return value or None
 
-    async def _call(self, kind: str, make: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, kind: str, make: Callable[[], Awaitable[Any]],
+                    check: Callable[[Any], T] | None = None) -> Any:
+        """One recorded request; `check` turns the response into the result and may raise BadModelOutput."""
         started = time.monotonic()
         try:
             resp = await self._with_retries(make)
         except LLMError as exc:
             self._record(kind, 0, 0, started, _outcome(exc))
             raise
-        self._record(kind, _usage(resp, "prompt_tokens"), _usage(resp, "completion_tokens"), started, "ok")
-        return resp
+        prompt, completion = _usage(resp, "prompt_tokens"), _usage(resp, "completion_tokens")
+        if check is None:
+            self._record(kind, prompt, completion, started, "ok")
+            return resp
+        try:
+            result = check(resp)
+        except LLMError as exc:
+            self._record(kind, prompt, completion, started, _outcome(exc))
+            raise
+        self._record(kind, prompt, completion, started, "ok")
+        return result
 
     async def _with_retries(self, make: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
@@ -335,6 +368,11 @@ def _outcome(exc: LLMError) -> str:
 def _usage(resp: Any, name: str) -> int:
     usage = getattr(resp, "usage", None)
     return int(getattr(usage, name, 0) or 0) if usage else 0
+
+
+def _cached_tokens(resp: Any) -> int:
+    details = getattr(getattr(resp, "usage", None), "prompt_tokens_details", None)
+    return int(getattr(details, "cached_tokens", 0) or 0) if details else 0
 
 
 def _short(exc: BaseException) -> str:

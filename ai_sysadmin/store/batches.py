@@ -14,10 +14,27 @@ from typing import Any, Awaitable, Callable
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ai_sysadmin.sanitize import clean_json, clean_optional, clean_text
 from ai_sysadmin.store.partitions import MetricPartitions
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITIES
 
-Applier = Callable[[psycopg.AsyncConnection, dict[str, Any]], Awaitable[None]]
+# An applier may return a callback to run once the transaction has committed (e.g. "these
+# partitions now exist"): state about the database must not run ahead of a rollback.
+AfterCommit = Callable[[], None]
+Applier = Callable[[psycopg.AsyncConnection, dict[str, Any]], Awaitable[AfterCommit | None]]
+# The careful variant of an applier: every record in its own savepoint; a record the
+# database refuses is handed to `refuse(record, reason)` and the rest (and the cursor) go in.
+Refuse = Callable[[str, Any, str], None]  # (record kind, record, reason)
+CarefulApplier = Callable[[psycopg.AsyncConnection, dict[str, Any], Refuse], Awaitable[AfterCommit | None]]
+
+# Bounds of stored text fields (characters, after escaping).
+UNIT_CHARS, TEMPLATE_CHARS, SAMPLE_CHARS, SUMMARY_CHARS, FIELD_CHARS = 512, 4096, 2048, 1000, 1024
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """The database (or the driver, adapting a value) refused this data; retrying cannot help."""
+    return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded,
+                            UnicodeError, ValueError, TypeError, OverflowError))
 
 _SEVERITY_ORDER = "ARRAY[" + ", ".join(f"'{s}'" for s in reversed(SEVERITIES)) + "]"  # info .. critical
 
@@ -48,37 +65,68 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 SAVE_CURSOR = """
-INSERT INTO cursors (stream, cursor, updated_at) VALUES (%s, %s, now())
-ON CONFLICT (stream) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = EXCLUDED.updated_at
+INSERT INTO cursors (stream, cursor, checkpoint, updated_at) VALUES (%s, %s, %s, now())
+ON CONFLICT (stream) DO UPDATE SET cursor = EXCLUDED.cursor, checkpoint = EXCLUDED.checkpoint,
+    updated_at = EXCLUDED.updated_at
 """
 
 
+def trigger_row(t: dict[str, Any]) -> dict[str, Any]:
+    """One trigger as SQL parameters, every text sanitised (NUL and controls escaped, bounded)."""
+    return {
+        "id": t["id"], "severity": t["severity"], "category": t["category"],
+        "source": clean_text(t["source"], UNIT_CHARS), "unit": clean_optional(t.get("unit"), UNIT_CHARS),
+        "template": clean_text(t["template"], TEMPLATE_CHARS), "template_id": clean_text(t["template_id"], 64),
+        "count": t["count"],
+        "first_seen": datetime.fromisoformat(t["first_seen"]), "last_seen": datetime.fromisoformat(t["last_seen"]),
+        "sample": Jsonb([clean_text(s, SAMPLE_CHARS) for s in list(t.get("sample") or [])[-MAX_SAMPLES:]]),
+        "summary": clean_optional(t.get("summary"), SUMMARY_CHARS),
+        "host": clean_optional(t.get("host"), 255), "boot_id": clean_optional(t.get("boot_id"), 64),
+        "fields": Jsonb(clean_json(t.get("fields") or {}, FIELD_CHARS)),
+    }
+
+
+async def _save_cursor(cur: psycopg.AsyncCursor, payload: dict[str, Any]) -> None:
+    if payload.get("cursor") is not None:
+        await cur.execute(SAVE_CURSOR, (payload.get("stream", "journal"), payload["cursor"], payload.get("checkpoint")))
+
+
 async def apply_triggers(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-    rows = [
-        {**t, "first_seen": datetime.fromisoformat(t["first_seen"]), "last_seen": datetime.fromisoformat(t["last_seen"]),
-         "sample": Jsonb(list(t.get("sample") or [])[-MAX_SAMPLES:]), "fields": Jsonb(t.get("fields") or {})}
-        for t in payload["triggers"]
-    ]
+    rows = [trigger_row(t) for t in payload["triggers"]]
     async with conn.cursor() as cur:
         if rows:
             await cur.executemany(UPSERT_TRIGGER, rows)
-        if payload.get("cursor") is not None:
-            await cur.execute(SAVE_CURSOR, (payload.get("stream", "journal"), payload["cursor"]))
+        await _save_cursor(cur, payload)
+
+
+async def apply_triggers_carefully(conn: psycopg.AsyncConnection, payload: dict[str, Any], refuse: Refuse) -> None:
+    """Like apply_triggers, one savepoint per trigger: a refused one is set aside, the cursor still moves."""
+    async with conn.cursor() as cur:
+        for t in payload["triggers"]:
+            try:
+                async with conn.transaction():
+                    await cur.execute(UPSERT_TRIGGER, trigger_row(t))
+            except Exception as exc:
+                if not is_refusal(exc):
+                    raise
+                refuse("trigger", t, f"{type(exc).__name__}: {exc}")
+        await _save_cursor(cur, payload)
 
 
 def metrics_applier(partitions: MetricPartitions) -> Applier:
     """rows: [epoch_seconds, name, subject, value]; daily partitions first, then one COPY."""
 
     async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-        rows = [(datetime.fromtimestamp(ts, timezone.utc), name, subject or "", float(value))
-                for ts, name, subject, value in payload["rows"]]
+        rows = [(datetime.fromtimestamp(ts, timezone.utc), clean_text(name, 200), clean_text(subject or "", 512),
+                 float(value)) for ts, name, subject, value in payload["rows"]]
         if not rows:
-            return
-        await partitions.ensure(conn, {r[0].date() for r in rows})
+            return None
+        created = await partitions.ensure(conn, {r[0].date() for r in rows})
         async with conn.cursor() as cur:
             async with cur.copy("COPY metrics (ts, name, subject, value) FROM STDIN") as copy:
                 for row in rows:
                     await copy.write_row(row)
+        return lambda: partitions.mark_known(created)
 
     return apply_metrics
 
@@ -86,19 +134,34 @@ def metrics_applier(partitions: MetricPartitions) -> Applier:
 async def apply_audit(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-        (datetime.fromisoformat(payload["at"]), payload["actor"], payload["event"], payload.get("subject"),
-         Jsonb(payload.get("detail") or {})))
+        (datetime.fromisoformat(payload["at"]), clean_text(payload["actor"], 200), clean_text(payload["event"], 200),
+         clean_optional(payload.get("subject")), Jsonb(clean_json(payload.get("detail") or {}))))
+
+
+def _llm_row(c: dict[str, Any]) -> dict[str, Any]:
+    return {"at": datetime.fromisoformat(c["at"]), "role": clean_text(c["role"], 64), "model": clean_text(c["model"], 200),
+            "kind": clean_text(c["kind"], 32), "prompt_tokens": int(c["prompt_tokens"]),
+            "completion_tokens": int(c["completion_tokens"]), "latency_s": float(c["latency_s"]),
+            "outcome": clean_text(c["outcome"], 32), "layer": clean_optional(c.get("layer"), 64),
+            "incident_id": c.get("incident_id")}
+
+
+INSERT_LLM_CALL = (
+    "INSERT INTO llm_calls (at, role, model, kind, prompt_tokens, completion_tokens, latency_s, outcome, layer,"
+    " incident_id) VALUES (%(at)s, %(role)s, %(model)s, %(kind)s, %(prompt_tokens)s, %(completion_tokens)s,"
+    " %(latency_s)s, %(outcome)s, %(layer)s, %(incident_id)s)")
 
 
 async def apply_llm_calls(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
     async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO llm_calls (at, role, model, kind, prompt_tokens, completion_tokens, latency_s, outcome)"
-            " VALUES (%(at)s, %(role)s, %(model)s, %(kind)s, %(prompt_tokens)s, %(completion_tokens)s,"
-            " %(latency_s)s, %(outcome)s)",
-            [{**c, "at": datetime.fromisoformat(c["at"])} for c in payload["calls"]])
+        await cur.executemany(INSERT_LLM_CALL, [_llm_row(c) for c in payload["calls"]])
 
 
 def default_appliers(partitions: MetricPartitions) -> dict[str, Applier]:
     return {"triggers": apply_triggers, "metrics": metrics_applier(partitions), "audit": apply_audit,
             "llm_calls": apply_llm_calls}
+
+
+def careful_appliers() -> dict[str, CarefulApplier]:
+    """Kinds whose batches can be split per record; others are quarantined whole."""
+    return {"triggers": apply_triggers_carefully}

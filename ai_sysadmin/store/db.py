@@ -42,6 +42,39 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, UNREACHABLE_ERRORS)
 
 
+def _last_line(exc: BaseException) -> str:
+    """The line of a libpq error that says what failed (the first; later ones are hints)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL does not answer: commands say so in one line with the fix."""
+
+    @classmethod
+    def from_error(cls, exc: BaseException) -> "DatabaseUnavailable":
+        return cls(f"cannot reach PostgreSQL ({_last_line(exc)}); start postgresql.service or correct the "
+                   "database section, then see `ai-sysadmin doctor`")
+
+
+class SchemaNotMigrated(RuntimeError):
+    """The database exists but the service never migrated it (or an older version did)."""
+
+    @classmethod
+    def from_error(cls, exc: BaseException | None = None) -> "SchemaNotMigrated":
+        why = f" ({_last_line(exc)})" if exc is not None else ""
+        return cls(f"the database schema is not migrated{why}; start the service once "
+                   "(systemctl start ai-sysadmin; it applies the schema), then retry")
+
+
+async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int:
+    """The applied schema version; SchemaNotMigrated below `minimum` (read-only commands call this first)."""
+    version = await schema_version(conn)
+    if version < minimum:
+        raise SchemaNotMigrated.from_error()
+    return version
+
+
 def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
     """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
 

@@ -66,10 +66,80 @@ class IncidentStore:
             await cur.execute("SELECT id, severity, category, source, unit, template, count, first_seen, last_seen, "
                               "sample FROM triggers WHERE incident_id = %s ORDER BY first_seen", (incident_id,))
             incident["triggers"] = await cur.fetchall()
-            await cur.execute("SELECT id, layer, severity, title, detail, created_at FROM findings "
+            await cur.execute("SELECT id, layer, severity, title, detail, category, advice, review_id, created_at FROM findings "
                               "WHERE incident_id = %s ORDER BY id", (incident_id,))
             incident["findings"] = await cur.fetchall()
             await cur.execute("SELECT id, action, params, risk, status, created_at, updated_at FROM actions "
                               "WHERE incident_id = %s ORDER BY id", (incident_id,))
             incident["actions"] = await cur.fetchall()
             return incident
+
+    # ------------------------------------------------------------------ the correlator's side (issue 12)
+
+    async def save_correlated(self, inc: dict[str, Any], trigger_ids: Sequence[str], *,
+                              status_changed: bool) -> int:
+        """Insert (inc['id'] is None) or update one correlated incident and link its triggers.
+
+        The status is written only when the correlator changed it, so an acknowledgement a
+        person made meanwhile is not overwritten by a mere update.
+        """
+        now = datetime.now(timezone.utc)
+        cols = {k: inc[k] for k in ("title", "severity", "category", "unit", "units", "confidence",
+                                     "first_trigger_at", "last_trigger_at", "reopened")}
+        async with self._pool.connection() as conn, conn.transaction():
+            if inc["id"] is None:
+                cur = await conn.execute(
+                    "INSERT INTO incidents (title, severity, category, unit, units, confidence, first_trigger_at, "
+                    "last_trigger_at, reopened, status, resolved_at, resolved_reason) VALUES (%(title)s, "
+                    "%(severity)s, %(category)s, %(unit)s, %(units)s, %(confidence)s, %(first_trigger_at)s, "
+                    "%(last_trigger_at)s, %(reopened)s, %(status)s, %(resolved_at)s, %(resolved_reason)s) RETURNING id",
+                    {**cols, "status": inc["status"], "resolved_at": inc["resolved_at"],
+                     "resolved_reason": inc["resolved_reason"]})
+                incident_id = int((await cur.fetchone())[0])  # type: ignore[index]
+            else:
+                incident_id = int(inc["id"])
+                status_sql = ""
+                if status_changed:
+                    status_sql = (", status = %(status)s, resolved_at = %(resolved_at)s, "
+                                  "resolved_reason = %(resolved_reason)s, "
+                                  "resolution = CASE WHEN %(status)s = 'resolved' THEN %(resolved_reason)s "
+                                  "ELSE resolution END, "
+                                  "closed_at = CASE WHEN %(status)s = 'closed' THEN %(now)s END")
+                await conn.execute(
+                    "UPDATE incidents SET title = %(title)s, severity = %(severity)s, category = %(category)s, "
+                    "unit = %(unit)s, units = %(units)s, confidence = %(confidence)s, "
+                    "first_trigger_at = %(first_trigger_at)s, last_trigger_at = %(last_trigger_at)s, "
+                    "reopened = %(reopened)s, updated_at = %(now)s" + status_sql + " WHERE id = %(id)s",
+                    {**cols, "id": incident_id, "status": inc["status"], "resolved_at": inc["resolved_at"],
+                     "resolved_reason": inc["resolved_reason"], "now": now})
+            if trigger_ids:
+                await conn.execute("UPDATE triggers SET incident_id = %s WHERE id = ANY(%s) "
+                                   "AND incident_id IS DISTINCT FROM %s", (incident_id, list(trigger_ids), incident_id))
+            return incident_id
+
+    async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> list[dict[str, Any]]:
+        """Incidents the correlator must remember across a restart, each with its trigger rows."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM incidents WHERE status IN ('open', 'acknowledged') OR (status = 'resolved' "
+                "AND resolved_at > now() - make_interval(secs => %s)) ORDER BY id", (reopen_window_s,))
+            rows = await cur.fetchall()
+            for r in rows:
+                await cur.execute("SELECT * FROM triggers WHERE incident_id = %s ORDER BY first_seen DESC LIMIT %s",
+                                  (r["id"], triggers_per_incident))
+                r["trigger_rows"] = await cur.fetchall()
+            return rows
+
+    async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> list[dict[str, Any]]:
+        """Triggers recorded lately that no incident holds (a crash between record and correlate)."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM triggers WHERE incident_id IS NULL AND recorded_at > now() - "
+                              "make_interval(secs => %s) ORDER BY first_seen LIMIT %s", (since_s, limit))
+            return await cur.fetchall()
+
+    async def statuses(self, ids: Sequence[int]) -> dict[int, str]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT id, status FROM incidents WHERE id = ANY(%s)", (list(ids),))
+            return {int(i): s for i, s in await cur.fetchall()}

@@ -31,7 +31,8 @@ class LLMCallRecorder:
         """LLMClient(on_call=recorder): queue only, never block or raise."""
         row = {"at": datetime.now(timezone.utc).isoformat(), "role": rec.role, "model": rec.model,
                "kind": rec.kind, "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-               "latency_s": rec.latency_s, "outcome": rec.outcome}
+               "latency_s": rec.latency_s, "outcome": rec.outcome, "layer": rec.layer,
+               "incident_id": rec.incident_id}
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
@@ -83,4 +84,13 @@ class LLMCallRecorder:
             cur = await conn.execute(
                 "SELECT role, outcome, count(*), sum(prompt_tokens), sum(completion_tokens), sum(latency_s) "
                 "FROM llm_calls WHERE at >= %s GROUP BY role, outcome ORDER BY role, outcome", (since,))
+            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+    @staticmethod
+    async def by_layer(writer: StoreWriter, since: datetime) -> list[tuple[str | None, str, int, int, int]]:
+        """(layer, kind, calls, prompt_tokens, completion_tokens) since `since`: what each layer costs."""
+        async with writer.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT layer, kind, count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls "
+                "WHERE at >= %s GROUP BY layer, kind ORDER BY layer NULLS LAST, kind", (since,))
             return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]

@@ -201,6 +201,110 @@ async def _v2_metrics(conn: psycopg.AsyncConnection) -> None:
     await conn.execute("INSERT INTO store_settings (key, value) VALUES ('metrics_backend', %s)", (backend,))
 
 
+# Statuses of an action (docs/actions.md): queued waits for a person; approved waits for
+# the executor; recorded (observe), refused, rejected, expired, dry-run, verified, failed and
+# interrupted are final.  'proposed' and 'succeeded' stay valid for rows written before v4.
+ACTION_STATUSES = ("proposed", "queued", "approved", "rejected", "executing", "succeeded", "failed", "verified",
+                   "recorded", "refused", "interrupted", "expired", "dry-run")
+
+V4_ACTIONS = f"""
+ALTER TABLE actions DROP CONSTRAINT actions_status_check;
+ALTER TABLE actions ADD CONSTRAINT actions_status_check CHECK (status IN ({_in_list(ACTION_STATUSES)}));
+ALTER TABLE actions ALTER COLUMN risk DROP NOT NULL;  -- an unknown action id has no catalog risk
+ALTER TABLE actions
+    ADD COLUMN decision text CHECK (decision IN ('record', 'queue', 'execute', 'refuse')),
+    ADD COLUMN decision_reason text NOT NULL DEFAULT '',
+    ADD COLUMN proposal_reason text NOT NULL DEFAULT '',
+    ADD COLUMN source text,
+    ADD COLUMN proposed_by text,
+    ADD COLUMN target text,
+    ADD COLUMN errors jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN started_at timestamptz,
+    ADD COLUMN finished_at timestamptz,
+    ADD COLUMN executed_by text,
+    ADD COLUMN result jsonb,
+    ADD COLUMN verification jsonb;
+CREATE INDEX actions_target_started ON actions (target, started_at DESC) WHERE started_at IS NOT NULL;
+CREATE INDEX actions_status ON actions (status, id);
+
+-- Approvals: a person's carries an HMAC signature the orchestrator cannot make (it has
+-- no key); the policy's own (kind 'policy') is re-decided by the executor from its config.
+CREATE TABLE action_approvals (
+    id bigserial PRIMARY KEY,
+    action_id bigint NOT NULL REFERENCES actions (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('person', 'policy')),
+    approver text NOT NULL,
+    reason text NOT NULL DEFAULT '',
+    approved_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    signature text
+);
+CREATE INDEX action_approvals_action ON action_approvals (action_id, id DESC);
+
+-- A failed verification opens a breaker on its target; only a person clears it.
+CREATE TABLE action_breakers (
+    id bigserial PRIMARY KEY,
+    target text NOT NULL,
+    action_id bigint REFERENCES actions (id) ON DELETE SET NULL,
+    reason text NOT NULL,
+    tripped_at timestamptz NOT NULL DEFAULT now(),
+    cleared_at timestamptz,
+    cleared_by text
+);
+CREATE UNIQUE INDEX action_breakers_open ON action_breakers (target) WHERE cleared_at IS NULL;
+
+-- The executor LISTENs on this channel; any writer that approves (service, CLI, API) wakes it.
+CREATE FUNCTION actions_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ai_sysadmin_actions', NEW.id::text);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER actions_notify AFTER INSERT OR UPDATE OF status ON actions
+    FOR EACH ROW WHEN (NEW.status = 'approved') EXECUTE FUNCTION actions_notify();
+"""
+
+
+V5_INCIDENTS_REVIEW = """
+-- Incident lifecycle as the correlator keeps it (issue 12): which units, how sure,
+-- when its triggers started/stopped, why it resolved, how often it came back.
+ALTER TABLE incidents
+    ADD COLUMN units text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN confidence text NOT NULL DEFAULT 'normal' CHECK (confidence IN ('low', 'normal')),
+    ADD COLUMN first_trigger_at timestamptz,
+    ADD COLUMN last_trigger_at timestamptz,
+    ADD COLUMN acknowledged_at timestamptz,
+    ADD COLUMN closed_at timestamptz,
+    ADD COLUMN reopened integer NOT NULL DEFAULT 0,
+    ADD COLUMN resolved_reason text;
+
+-- One row per L3 review: when, why, what it cost and what came of it.
+CREATE TABLE reviews (
+    id bigserial PRIMARY KEY,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    reason text NOT NULL,
+    outcome text NOT NULL CHECK (outcome IN ('ok', 'failed', 'skipped')),
+    status text,
+    error text,
+    attempts integer NOT NULL DEFAULT 0,
+    model text,
+    prompt_tokens integer NOT NULL DEFAULT 0,
+    cached_tokens integer NOT NULL DEFAULT 0,
+    completion_tokens integer NOT NULL DEFAULT 0,
+    context_tokens integer NOT NULL DEFAULT 0,
+    latency_s double precision,
+    incident_ids bigint[] NOT NULL DEFAULT '{}',
+    answer jsonb
+);
+CREATE INDEX reviews_started_at ON reviews (started_at DESC);
+
+ALTER TABLE findings
+    ADD COLUMN review_id bigint REFERENCES reviews (id) ON DELETE SET NULL,
+    ADD COLUMN category text,
+    ADD COLUMN advice text;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -214,10 +318,25 @@ def _sql(text: str) -> Callable[[psycopg.AsyncConnection], Awaitable[None]]:
     return run
 
 
+# Hardening (issue 9): LLM call accounting per layer and incident; the number of the
+# L1 checkpoint whose state file goes with the stored cursor (trigger/checkpoints.py).
+V3_HARDENING = """
+ALTER TABLE cursors ADD COLUMN checkpoint bigint;
+ALTER TABLE llm_calls
+    ADD COLUMN layer text,
+    ADD COLUMN incident_id bigint;
+CREATE INDEX llm_calls_layer_at ON llm_calls (layer, at);
+CREATE INDEX llm_calls_incident ON llm_calls (incident_id) WHERE incident_id IS NOT NULL;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
               _sql(V1_CORE)),
     Migration(2, "metrics time series (TimescaleDB hypertable or daily partitions)", _v2_metrics),
+    Migration(3, "hardening: llm_calls.layer/incident_id, cursors.checkpoint", _sql(V3_HARDENING)),
+    Migration(4, "actions: decisions, approvals (signed), breakers, executor results, NOTIFY", _sql(V4_ACTIONS)),
+    Migration(5, "incident lifecycle columns, reviews, finding advice", _sql(V5_INCIDENTS_REVIEW)),
 )
 
 

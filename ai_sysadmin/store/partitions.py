@@ -28,7 +28,12 @@ def partition_name(day: date) -> str:
 
 
 class MetricPartitions:
-    """Knows which daily partitions exist (a cache per process) and creates missing ones."""
+    """Knows which daily partitions exist (a cache per process) and creates missing ones.
+
+    A day counts as existing only once the transaction that created it has committed
+    (`mark_known`, called by the writer after commit): a rolled-back CREATE must not
+    leave the cache believing in a partition that is not there.
+    """
 
     def __init__(self) -> None:
         self._known: set[date] = set()
@@ -39,10 +44,18 @@ class MetricPartitions:
             self._backend = await metrics_backend(conn)
         return self._backend
 
-    async def ensure(self, conn: psycopg.AsyncConnection, days: Iterable[date]) -> None:
+    def mark_known(self, days: Iterable[date]) -> None:
+        """The transaction that ran `ensure` for `days` committed: they exist now."""
+        self._known.update(days)
+
+    async def ensure(self, conn: psycopg.AsyncConnection, days: Iterable[date]) -> set[date]:
+        """Create missing daily partitions in the caller's transaction; returns the days handled.
+
+        The caller passes the result to `mark_known` once its transaction has committed.
+        """
         missing = set(days) - self._known
         if not missing or await self.backend(conn) != BACKEND_PARTITIONS:
-            return
+            return set()
         # Two writers (the collector's batch and the retention job) may create the same
         # day at once; IF NOT EXISTS alone still lets the second fail on the catalog, so
         # creation is serialised until the caller's transaction ends.
@@ -58,7 +71,7 @@ class MetricPartitions:
                 # Rows of that day already sit in metrics_default (written before the
                 # partition existed); they stay there until retention empties it.
                 log.warning("metrics for %s stay in metrics_default (it already holds rows of that day)", day)
-            self._known.add(day)
+        return missing
 
     async def existing(self, conn: psycopg.AsyncConnection) -> dict[date, str]:
         cur = await conn.execute(
@@ -71,14 +84,11 @@ class MetricPartitions:
                 out[datetime.strptime(m.group(1), "%Y%m%d").date()] = name
         return out
 
-    async def drop_before(self, conn: psycopg.AsyncConnection, cutoff: date) -> list[str]:
-        """Drop every daily partition wholly before `cutoff`, and old rows of the default one."""
-        dropped = []
-        for day, name in sorted((await self.existing(conn)).items()):
-            if day < cutoff:
-                await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-                self._known.discard(day)
-                dropped.append(name)
-        await conn.execute("DELETE FROM metrics_default WHERE ts < %s",
-                           (datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc),))
-        return dropped
+    async def expired(self, conn: psycopg.AsyncConnection, cutoff: date) -> list[tuple[date, str]]:
+        """Daily partitions wholly before `cutoff`, oldest first."""
+        return [(day, name) for day, name in sorted((await self.existing(conn)).items()) if day < cutoff]
+
+    async def drop(self, conn: psycopg.AsyncConnection, day: date, name: str) -> None:
+        """Drop one partition in the caller's (short) transaction; forgotten only after it commits."""
+        self._known.discard(day)  # a rollback leaves it existing: ensure() then re-checks harmlessly
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))

@@ -2,8 +2,17 @@
 
 metrics  -> whole daily partitions (or TimescaleDB chunks) dropped; partitions for the
             next days created ahead so the hot path rarely runs DDL
-events   -> triggers not attached to an incident, LLM call accounting, old batch ids
+events   -> triggers not attached to an incident, LLM call accounting
+batch ids-> `ingest_batches` rows only guard replays of the outage spool: kept one day,
+            or longer while this host's spool still holds batches from before then
 audit    -> only when retention.audit_days > 0 (append-only otherwise)
+
+It must never stall ingestion, so every step is its own short transaction:
+* `lock_timeout` on each: a DROP that would queue behind (and so in front of) L1's or
+  the collector's writes gives up after LOCK_TIMEOUT and is retried on the next run;
+* deletes go in batches of `batch_rows` rows, each committed on its own, so no lock
+  is held across a bulk delete and the partition lock (taken to create partitions) is
+  released before any drop or delete starts.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.config import RetentionConfig
@@ -20,51 +30,105 @@ from ai_sysadmin.store.partitions import MetricPartitions
 
 log = logging.getLogger(__name__)
 
-# Batch ids only guard spool replays; a spool older than this would be a very long outage.
-BATCH_ID_DAYS = 14
+BATCH_ID_KEEP = timedelta(days=1)
 DAYS_AHEAD = 2
+LOCK_TIMEOUT = "2s"
+DELETE_BATCH = 5000
 
 
 @dataclass
 class RetentionReport:
     dropped_partitions: list[str] = field(default_factory=list)
     deleted: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # steps that hit lock_timeout; retried next run
 
 
 async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partitions: MetricPartitions,
-                        now: datetime | None = None) -> RetentionReport:
+                        now: datetime | None = None, *, spooled_since: datetime | None = None,
+                        batch_rows: int = DELETE_BATCH, lock_timeout: str = LOCK_TIMEOUT) -> RetentionReport:
+    """One retention pass.  `spooled_since`: when the oldest batch still in this host's spool was spooled."""
     now = now or datetime.now(timezone.utc)
     report = RetentionReport()
-    async with pool.connection() as conn:
-        async with conn.transaction():
+    job = _Job(pool, report, batch_rows, lock_timeout)
+    today = now.date()
+
+    async def create_ahead(conn: psycopg.AsyncConnection) -> None:
+        created = await partitions.ensure(conn, [today + timedelta(days=d) for d in range(DAYS_AHEAD + 1)])
+        job.after_commit = lambda: partitions.mark_known(created)
+
+    await job.step("create partitions", create_ahead)
+    if cfg.metrics_days:
+        cutoff = today - timedelta(days=cfg.metrics_days)
+        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
+        async with pool.connection() as conn:
             backend = await partitions.backend(conn)
-            today = now.date()
-            await partitions.ensure(conn, [today + timedelta(days=d) for d in range(DAYS_AHEAD + 1)])
-            if cfg.metrics_days:
-                cutoff = today - timedelta(days=cfg.metrics_days)
-                if backend == BACKEND_TIMESCALE:
-                    await conn.execute("SELECT drop_chunks('metrics', older_than => %s::timestamptz)",
-                                       (datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc),))
-                else:
-                    report.dropped_partitions = await partitions.drop_before(conn, cutoff)
-            if cfg.events_days:
-                cutoff_ts = now - timedelta(days=cfg.events_days)
-                report.deleted["triggers"] = await _delete(
-                    conn, "DELETE FROM triggers WHERE last_seen < %s AND incident_id IS NULL", cutoff_ts)
-                report.deleted["llm_calls"] = await _delete(conn, "DELETE FROM llm_calls WHERE at < %s", cutoff_ts)
-            report.deleted["ingest_batches"] = await _delete(
-                conn, "DELETE FROM ingest_batches WHERE applied_at < %s",
-                now - timedelta(days=max(BATCH_ID_DAYS, cfg.events_days)))
-            if cfg.audit_days:
-                # The append-only trigger lets this transaction (only) delete old rows.
-                await conn.execute("SET LOCAL ai_sysadmin.retention = 'on'")
-                report.deleted["audit_log"] = await _delete(
-                    conn, "DELETE FROM audit_log WHERE at < %s", now - timedelta(days=cfg.audit_days))
-    if report.dropped_partitions or any(report.deleted.values()):
-        log.info("retention: dropped %s; deleted %s", report.dropped_partitions or "no partitions", report.deleted)
+            expired = [] if backend == BACKEND_TIMESCALE else await partitions.expired(conn, cutoff)
+        if backend == BACKEND_TIMESCALE:
+            await job.step("drop chunks", lambda c: c.execute(
+                "SELECT drop_chunks('metrics', older_than => %s::timestamptz)", (cutoff_ts,)))
+        else:
+            for day, name in expired:
+                if await job.step(f"drop {name}", lambda c, d=day, n=name: partitions.drop(c, d, n)):
+                    report.dropped_partitions.append(name)
+            await job.delete("metrics_default", "ts < %s", cutoff_ts)
+    if cfg.events_days:
+        cutoff_ts = now - timedelta(days=cfg.events_days)
+        await job.delete("triggers", "last_seen < %s AND incident_id IS NULL", cutoff_ts)
+        await job.delete("llm_calls", "at < %s", cutoff_ts)
+    keep_from = min(now, spooled_since) if spooled_since else now
+    await job.delete("ingest_batches", "applied_at < %s", keep_from - BATCH_ID_KEEP)
+    if cfg.audit_days:
+        # The append-only trigger lets these transactions (only) delete old rows.
+        await job.delete("audit_log", "at < %s", now - timedelta(days=cfg.audit_days),
+                         setup="SET LOCAL ai_sysadmin.retention = 'on'")
+    if report.dropped_partitions or any(report.deleted.values()) or report.skipped:
+        log.info("retention: dropped %s; deleted %s%s", report.dropped_partitions or "no partitions", report.deleted,
+                 f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "")
     return report
 
 
-async def _delete(conn, stmt: str, cutoff: datetime) -> int:
-    cur = await conn.execute(stmt, (cutoff,))
-    return cur.rowcount
+class _Job:
+    def __init__(self, pool: AsyncConnectionPool, report: RetentionReport, batch_rows: int, lock_timeout: str):
+        self.pool = pool
+        self.report = report
+        self.batch_rows = batch_rows
+        self.lock_timeout = lock_timeout
+        self.after_commit = None  # set by a step that must learn of its own commit
+
+    async def step(self, what: str, body) -> bool:  # type: ignore[no-untyped-def]
+        """Run `body(conn)` in its own transaction with lock_timeout; False when it hit the timeout."""
+        self.after_commit = None
+        try:
+            async with self.pool.connection() as conn:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")  # fixed text, not input
+                    await body(conn)
+        except psycopg.errors.LockNotAvailable:
+            self.report.skipped.append(what)
+            return False
+        if self.after_commit is not None:
+            self.after_commit()
+        return True
+
+    async def delete(self, table: str, where: str, cutoff: datetime, setup: str | None = None) -> None:
+        """DELETE in batches of batch_rows rows, each batch its own short transaction."""
+        # Table and condition are fixed text from this module, never input.
+        stmt = (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {table} WHERE {where} LIMIT {int(self.batch_rows)}))")
+        total = 0
+        while True:
+            n = 0
+
+            async def body(conn: psycopg.AsyncConnection) -> None:
+                nonlocal n
+                if setup:
+                    await conn.execute(setup)  # type: ignore[arg-type]
+                cur = await conn.execute(stmt, (cutoff,))  # type: ignore[arg-type]
+                n = cur.rowcount
+
+            if not await self.step(f"delete from {table}", body):
+                break
+            total += n
+            if n < self.batch_rows:
+                break
+        self.report.deleted[table] = total

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.config import Config, RetentionConfig
 from ai_sysadmin.store.audit import AuditLog
-from ai_sysadmin.store.batches import default_appliers
+from ai_sysadmin.store.batches import careful_appliers, default_appliers
 from ai_sysadmin.store.db import is_unreachable, make_pool
 from ai_sysadmin.store.incidents import IncidentStore
 from ai_sysadmin.store.llm_calls import LLMCallRecorder
 from ai_sysadmin.store.metrics import MetricStore
 from ai_sysadmin.store.migrations import migrate
 from ai_sysadmin.store.partitions import MetricPartitions
+from ai_sysadmin.store.quarantine import Quarantine
+from ai_sysadmin.store.quarantine import directory as quarantine_dir
 from ai_sysadmin.store.retention import RetentionReport, run_retention
 from ai_sysadmin.store.spool import Spool, SpoolMetrics
 from ai_sysadmin.store.triggers import PgTriggerStore
@@ -47,9 +50,12 @@ class Store:
     partitions: MetricPartitions
     retention_cfg: RetentionConfig
     registry: CollectorRegistry
+    quarantine: Quarantine  # records PostgreSQL refused (doctor and status show them)
 
     async def run_retention(self) -> RetentionReport:
-        return await run_retention(self.pool, self.retention_cfg, self.partitions)
+        oldest = self.spool.oldest_spooled_at()
+        since = datetime.fromtimestamp(oldest, timezone.utc) if oldest is not None else None
+        return await run_retention(self.pool, self.retention_cfg, self.partitions, spooled_since=since)
 
     async def close(self) -> None:
         await self.llm_calls.aclose()
@@ -65,10 +71,12 @@ def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registr
     spool = Spool(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio,
                   SpoolMetrics(registry))
     partitions = MetricPartitions()
-    writer = StoreWriter(pool, spool, default_appliers(partitions), retry_interval=retry_interval, prepare=migrate)
+    quarantine = Quarantine(quarantine_dir(cfg.state_dir), registry=registry)
+    writer = StoreWriter(pool, spool, default_appliers(partitions), quarantine=quarantine,
+                         careful=careful_appliers(), retry_interval=retry_interval, prepare=migrate)
     return Store(pool=pool, spool=spool, writer=writer, triggers=PgTriggerStore(writer), metrics=MetricStore(writer),
                  audit=AuditLog(writer), llm_calls=LLMCallRecorder(writer), incidents=IncidentStore(pool),
-                 partitions=partitions, retention_cfg=cfg.retention, registry=registry)
+                 partitions=partitions, retention_cfg=cfg.retention, registry=registry, quarantine=quarantine)
 
 
 async def open_store(cfg: Config, **kw) -> Store:

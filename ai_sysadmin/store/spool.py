@@ -15,22 +15,37 @@ The bound counts bytes on disk.  When an append would exceed it, whole metrics
 segments are removed oldest first; triggers and audit records are never dropped --
 if they alone exceed the bound the spool keeps them, reports `over_bound` and logs
 an error on every append until the database is back.
+
+Atomic per record: each batch is one `write` on an O_APPEND descriptor; a write that
+fails half-way (ENOSPC, a file-size limit) is cut back to where it started and raised
+as `SpoolFull`, so the caller knows it is not spooled and no torn tail corrupts the
+next record.  Size accounting follows the file, not the intent.  A torn tail left by
+a crash mid-write is cut off when the spool is opened.
+
+Cursor-only batches (L1 checkpoints that carry only a newer journal cursor) would fill
+the never-dropped segments during a long outage; they are coalesced instead: the newest
+one per stream waits in `cursor-<stream>.json` (replaced atomically) and is flushed
+after the segments.  A later batch of the same stream that carries its own cursor
+supersedes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from ai_sysadmin.durable import fsync_dir
+
+from ai_sysadmin.durable import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +53,29 @@ log = logging.getLogger(__name__)
 KIND_CLASS = {"triggers": "events", "audit": "events", "metrics": "metrics", "llm_calls": "metrics"}
 DROPPABLE = "metrics"
 _SEGMENT_RE = re.compile(r"^(\d{12})-(events|metrics)\.jsonl$")
+_PENDING_RE = re.compile(r"^cursor-[0-9a-f]{16}\.json$")
+PENDING_SEQ = 1 << 62  # a coalesced cursor sorts after every segment
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append `data` as one whole record or not at all (a failed/short write is cut back and raised)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(28, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            except OSError:
+                pass  # the reader cuts an unterminated tail; the caller is told either way
+            raise
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -49,9 +87,15 @@ class Batch:
     batch_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def encode(self) -> bytes:
-        line = json.dumps({"id": self.batch_id, "kind": self.kind, "payload": self.payload},
-                          separators=(",", ":"), ensure_ascii=False)
+        # ASCII escapes: a payload may hold lone surrogates or NUL from hostile log text;
+        # the spool must take it whatever it is (the database side sanitises).
+        line = json.dumps({"id": self.batch_id, "kind": self.kind, "payload": self.payload, "at": time.time()},
+                          separators=(",", ":"), ensure_ascii=True)
         return line.encode() + b"\n"
+
+    @property
+    def cursor_only(self) -> bool:
+        return self.kind == "triggers" and not self.payload.get("triggers") and self.payload.get("cursor") is not None
 
 
 @dataclass(frozen=True)
@@ -117,7 +161,9 @@ class Spool:
         self._counts: dict[Path, int] = {}
         self._segments: list[Segment] = []
         self._active: dict[str, Segment] = {}
-        self._cursors: dict[str, tuple[int, str]] = {}  # stream -> (segment seq, cursor) of pending batches
+        # stream -> (segment seq, cursor, checkpoint number) of the newest batch waiting here
+        self._cursors: dict[str, tuple[int, str, int | None]] = {}
+        self._pending: dict[str, tuple[Batch, Path, float | None]] = {}  # coalesced cursor-only batch per stream
         self._dropped = {"metrics": 0, "llm_calls": 0}
         self._warned = False
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -127,10 +173,14 @@ class Spool:
 
     def _scan(self) -> None:
         for path in sorted(self.dir.iterdir()):
+            if _PENDING_RE.match(path.name):
+                self._load_pending(path)
+                continue
             m = _SEGMENT_RE.match(path.name)
             if not m:
                 continue
             seg = Segment(int(m.group(1)), m.group(2), path)
+            _cut_torn_tail(path)
             batches = self._read(seg)
             if not batches:
                 path.unlink()
@@ -140,29 +190,62 @@ class Spool:
             self._counts[path] = len(batches)
             for b in batches:
                 self._note_cursor(seg, b)
-        if self._segments:
+        if self._segments or self._pending:
             log.warning("outage spool %s holds %s from an earlier run; flushing when PostgreSQL answers",
                         self.dir, self.state().describe())
         self._publish()
 
-    def _note_cursor(self, seg: Segment, batch: Batch) -> None:
+    def _load_pending(self, path: Path) -> None:
+        try:
+            obj = json.loads(path.read_bytes())
+            batch = Batch(kind=obj["kind"], payload=obj["payload"], batch_id=obj["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.error("outage spool %s: %s is unreadable; removed (a newer cursor comes with the next checkpoint)",
+                      self.dir, path.name)
+            path.unlink(missing_ok=True)
+            return
+        stream = batch.payload.get("stream", "journal")
+        self._pending[stream] = (batch, path, obj.get("at"))
+        self._note_cursor(None, batch)
+
+    def _note_cursor(self, seg: Segment | None, batch: Batch) -> None:
         if batch.kind == "triggers" and batch.payload.get("cursor") is not None:
-            self._cursors[batch.payload.get("stream", "journal")] = (seg.seq, batch.payload["cursor"])
+            self._cursors[batch.payload.get("stream", "journal")] = (
+                seg.seq if seg is not None else PENDING_SEQ, batch.payload["cursor"], batch.payload.get("checkpoint"))
 
     def state(self) -> SpoolState:
         total = sum(self._sizes.values())
         events = sum(self._sizes[s.path] for s in self._segments if s.cls != DROPPABLE)
-        return SpoolState(records=sum(self._counts.values()), bytes=total, max_bytes=self.max_bytes,
-                          fill_ratio=total / self.max_bytes, warn_ratio=self.warn_ratio,
+        return SpoolState(records=sum(self._counts.values()) + len(self._pending), bytes=total,
+                          max_bytes=self.max_bytes, fill_ratio=total / self.max_bytes, warn_ratio=self.warn_ratio,
                           dropped=dict(self._dropped), over_bound=events > self.max_bytes)
 
     def empty(self) -> bool:
-        return not self._segments
+        return not self._segments and not self._pending
+
+    def oldest_spooled_at(self) -> float | None:
+        """Epoch seconds at which the oldest batch still waiting was spooled (None: empty)."""
+        with self._lock:
+            times = [at for _, _, at in self._pending.values() if at is not None]
+            if self._segments:
+                try:
+                    with open(self._segments[0].path, "rb") as f:
+                        at = json.loads(f.readline()).get("at")
+                    if at is not None:
+                        times.append(float(at))
+                except (OSError, ValueError, AttributeError):
+                    times.append(os.stat(self._segments[0].path).st_ctime if self._segments[0].path.exists() else 0)
+            return min(times) if times else None
 
     def cursor(self, stream: str) -> str | None:
         """The newest cursor of `stream` still waiting here (newer than the database's)."""
         found = self._cursors.get(stream)
         return found[1] if found else None
+
+    def position(self, stream: str) -> tuple[str, int | None] | None:
+        """(cursor, checkpoint number) of the newest batch of `stream` waiting here."""
+        found = self._cursors.get(stream)
+        return (found[1], found[2]) if found else None
 
     def _publish(self) -> None:
         st = self.state()
@@ -179,10 +262,16 @@ class Spool:
     # ------------------------------------------------------------------ writing
 
     def append(self, batch: Batch) -> bool:
-        """Durably append `batch`; False when it was a metrics batch dropped for lack of room."""
+        """Durably append `batch`; False when it was a metrics batch dropped for lack of room.
+
+        Raises SpoolFull when the disk refuses the write; nothing of the batch is then kept.
+        """
         cls = KIND_CLASS[batch.kind]
         data = batch.encode()
         with self._lock:
+            if batch.cursor_only:
+                self._put_pending(batch, data)
+                return True
             if not self._make_room(len(data)) and cls == DROPPABLE:
                 self._count_drop(batch.kind, 1)
                 self._publish()
@@ -191,20 +280,56 @@ class Spool:
             if seg is None or self._sizes[seg.path] >= self.segment_bytes:
                 seg = self._new_segment(cls)
             try:
-                with open(seg.path, "ab") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_whole(seg.path, data)
             except OSError as exc:
-                raise SpoolFull(exc.errno, f"outage spool {self.dir}: {exc.strerror}") from exc
+                self._sizes[seg.path] = _size(seg.path)  # exact, whatever the cut-back managed
+                raise SpoolFull(exc.errno or 28, f"outage spool {self.dir}: {exc.strerror or exc}") from exc
             self._sizes[seg.path] += len(data)
             self._counts[seg.path] += 1
             self._note_cursor(seg, batch)
+            stream = batch.payload.get("stream", "journal") if batch.kind == "triggers" else None
+            if stream in self._pending and batch.payload.get("cursor") is not None:
+                self._drop_pending(stream)  # superseded: this batch carries a newer cursor
             if self.state().over_bound:
                 log.error("outage spool %s exceeds its bound with triggers/audit records alone (%s); "
                           "they are kept -- bring PostgreSQL back", self.dir, self.state().describe())
             self._publish()
             return True
+
+    def _put_pending(self, batch: Batch, data: bytes) -> None:
+        stream = batch.payload.get("stream", "journal")
+        path = self.dir / f"cursor-{hashlib.sha256(stream.encode()).hexdigest()[:16]}.json"
+        old = self._pending.get(stream)
+        at = old[2] if old else json.loads(data).get("at")  # the oldest moment a cursor waits since
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise SpoolFull(exc.errno or 28, f"outage spool {self.dir}: {exc.strerror or exc}") from exc
+        self._pending[stream] = (batch, path, at)
+        self._note_cursor(None, batch)
+        self._publish()
+
+    def _drop_pending(self, stream: str) -> None:
+        found = self._pending.pop(stream, None)
+        if found is not None:
+            found[1].unlink(missing_ok=True)
+
+    def pending_cursors(self) -> list[Batch]:
+        """Coalesced cursor-only batches, flushed after every segment."""
+        with self._lock:
+            return [b for b, _, _ in self._pending.values()]
+
+    def remove_pending(self, batch: Batch) -> None:
+        """`batch` (from pending_cursors) is committed: forget it unless a newer one replaced it."""
+        with self._lock:
+            stream = batch.payload.get("stream", "journal")
+            found = self._pending.get(stream)
+            if found is not None and found[0].batch_id == batch.batch_id:
+                self._drop_pending(stream)
+                fsync_dir(self.dir)
+                if self._cursors.get(stream, (0, None))[0] == PENDING_SEQ:
+                    del self._cursors[stream]
+            self._publish()
 
     def _new_segment(self, cls: str) -> Segment:
         seq = (self._segments[-1].seq + 1) if self._segments else 1
@@ -269,7 +394,7 @@ class Spool:
             n = self._counts.get(seg.path, 0)
             self._forget(seg)
             fsync_dir(self.dir)
-            for stream, (seq, _) in list(self._cursors.items()):
+            for stream, (seq, _, _) in list(self._cursors.items()):
                 if seq <= seg.seq:  # segments are removed oldest first: that cursor is committed
                     del self._cursors[stream]
             if self._metrics:
@@ -295,30 +420,22 @@ class Spool:
                           "a torn final write (that append never completed)" if last else "corrupt")
         return out
 
-    def quarantine(self, batch: Batch, reason: str) -> str:
-        """Keep a batch PostgreSQL refused (it would block the flush forever) for the admin."""
-        path = self.dir / "rejected.jsonl"
-        line = json.dumps({"reason": reason, "batch": json.loads(batch.encode())}, ensure_ascii=False)
-        with self._lock, open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        return str(path)
-
     # ------------------------------------------------------------------ cursor mirror
 
-    def save_cursor(self, stream: str, cursor: str) -> None:
-        """Remember the last committed cursor for a start while PostgreSQL is down."""
+    def save_cursor(self, stream: str, cursor: str, checkpoint: int | None = None) -> None:
+        """Remember the last committed cursor (and checkpoint number) for a start while PostgreSQL is down."""
         path = self.dir / "cursors.json"
         with self._lock:
             data = self._load_mirror()
             data[stream] = cursor
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            data[f"{stream}#checkpoint"] = checkpoint
+            write_atomic(path, json.dumps(data).encode())
+
+    def mirrored_position(self, stream: str) -> tuple[str | None, int | None]:
+        with self._lock:
+            data = self._load_mirror()
+            n = data.get(f"{stream}#checkpoint")
+            return data.get(stream), n if isinstance(n, int) else None
 
     def mirrored_cursor(self, stream: str) -> str | None:
         with self._lock:
@@ -330,3 +447,56 @@ class Spool:
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """A crash mid-append can leave an unterminated last line: cut it so the next append starts clean."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return
+            keep = data.rfind(b"\n") + 1
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        return
+    log.error("outage spool %s: cut a torn final write (%d bytes; that append never completed)",
+              path.name, len(data) - keep)
+
+
+def read_state(directory: str | os.PathLike[str], max_bytes: int, warn_ratio: float = 0.8) -> SpoolState | None:
+    """The spool's fill as `doctor` reports it: read only (creates, repairs and deletes nothing)."""
+    d = Path(directory)
+    try:
+        names = sorted(p.name for p in d.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    records = total = events = 0
+    for name in names:
+        path = d / name
+        if _PENDING_RE.match(name):
+            records += 1
+            continue
+        m = _SEGMENT_RE.match(name)
+        if not m:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        n = sum(1 for line in data.split(b"\n") if line.strip())
+        records += n
+        total += len(data)
+        if m.group(2) != DROPPABLE:
+            events += len(data)
+    return SpoolState(records=records, bytes=total, max_bytes=max_bytes, fill_ratio=total / max_bytes,
+                      warn_ratio=warn_ratio, dropped={}, over_bound=events > max_bytes)

@@ -29,25 +29,32 @@ class PgTriggerStore:
     def __init__(self, writer: StoreWriter):
         self._writer = writer
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal") -> None:
+    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
+                              checkpoint: int | None = None) -> None:
         for t in triggers:
             _check_aware(t)
         payload: dict[str, Any] = {"stream": stream, "cursor": cursor, "triggers": [t.to_json() for t in triggers]}
+        if checkpoint is not None:
+            payload["checkpoint"] = checkpoint
         await self._writer.submit(Batch("triggers", payload))
 
     async def load_cursor(self, stream: str = "journal") -> str | None:
-        spooled = self._writer.spool.cursor(stream)
+        return (await self.load_position(stream))[0]
+
+    async def load_position(self, stream: str = "journal") -> tuple[str | None, int | None]:
+        """(cursor, checkpoint number) to resume `stream` from: spool first, then the database, then the mirror."""
+        spooled = self._writer.spool.position(stream)
         if spooled is not None:
             return spooled  # newer than anything committed: the spool flushes in order
         try:
             async with self._writer.pool.connection() as conn:
-                cur = await conn.execute("SELECT cursor FROM cursors WHERE stream = %s", (stream,))
+                cur = await conn.execute("SELECT cursor, checkpoint FROM cursors WHERE stream = %s", (stream,))
                 row = await cur.fetchone()
-                return row[0] if row else None
+                return (row[0], row[1]) if row else (None, None)
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
-            return await asyncio.to_thread(self._writer.spool.mirrored_cursor, stream)
+            return await asyncio.to_thread(self._writer.spool.mirrored_position, stream)
 
     async def get(self, trigger_id: str) -> dict[str, Any] | None:
         """One stored trigger as a dict (for the CLI, the API and tests)."""

@@ -5,6 +5,12 @@ flusher has drained the spool, so a journal cursor in the database never moves b
 Each batch is applied in a transaction that first records its id in `ingest_batches`;
 a replay (the commit's answer was lost with the connection, or the process died
 between commit and deleting the spool segment) finds the id and skips: exactly once.
+
+A batch the database refuses (a constraint, a value it cannot take -- text is
+sanitised before, so this is the exception) must neither stop L1 nor block the spool:
+it is applied again record by record in savepoints, in one transaction; refused
+records go to the quarantine (store.quarantine) with the reason, the rest and the
+journal cursor are committed.  The same path serves direct writes and spool flushes.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from typing import Awaitable, Callable, Mapping
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ai_sysadmin.store.batches import Applier
+from ai_sysadmin.store.batches import Applier, CarefulApplier, is_refusal
 from ai_sysadmin.store.db import is_unreachable
+from ai_sysadmin.store.quarantine import Quarantine
 from ai_sysadmin.store.spool import Batch, Spool
 
 log = logging.getLogger(__name__)
@@ -28,9 +35,12 @@ STORED, SPOOLED, DROPPED = "stored", "spooled", "dropped"
 
 class StoreWriter:
     def __init__(self, pool: AsyncConnectionPool, spool: Spool, appliers: Mapping[str, Applier], *,
+                 quarantine: Quarantine, careful: Mapping[str, CarefulApplier] | None = None,
                  retry_interval: float = 2.0, flush_chunk: int = 200,
                  prepare: Callable[[AsyncConnectionPool], Awaitable[object]] | None = None):
         self.pool = pool
+        self.quarantine = quarantine
+        self._careful = dict(careful or {})
         # Runs (once, successfully) before the first write: the schema migration, so a
         # service started during an outage migrates before it flushes.
         self._prepare = prepare
@@ -74,7 +84,7 @@ class StoreWriter:
                 return await self._to_spool(batch)
             try:
                 await self.ensure_prepared()
-                await self._apply([batch])
+                await self._apply_or_quarantine([batch], strict=True)
                 return STORED
             except Exception as exc:
                 if not is_unreachable(exc):
@@ -102,28 +112,68 @@ class StoreWriter:
     async def _apply(self, batches: list[Batch]) -> int:
         """Apply in one transaction; returns how many were new (not replays)."""
         fresh = 0
+        after = []
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 for b in batches:
-                    cur = await conn.execute(
-                        "INSERT INTO ingest_batches (batch_id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        (b.batch_id, b.kind))
-                    if cur.rowcount == 0:
-                        log.info("batch %s (%s) was already applied; skipped", b.batch_id, b.kind)
+                    if not await self._claim(conn, b):
                         continue
-                    await self._appliers[b.kind](conn, b.payload)
+                    done = await self._appliers[b.kind](conn, b.payload)
+                    if done is not None:
+                        after.append(done)
                     fresh += 1
-        self.reachable = True
+        self._committed(batches, after)
         await self._mirror_cursors(batches)
         return fresh
 
+    async def _claim(self, conn, b: Batch) -> bool:  # type: ignore[no-untyped-def]
+        cur = await conn.execute(
+            "INSERT INTO ingest_batches (batch_id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING", (b.batch_id, b.kind))
+        if cur.rowcount == 0:
+            log.info("batch %s (%s) was already applied; skipped", b.batch_id, b.kind)
+            return False
+        return True
+
+    def _committed(self, batches: list[Batch], after: list) -> None:  # type: ignore[type-arg]
+        self.reachable = True
+        for done in after:
+            done()
+
+    async def _apply_carefully(self, b: Batch) -> None:
+        """One transaction, one savepoint per record; refused records are quarantined (before commit)."""
+        refused: list[tuple[str, object, str]] = []
+        after = []
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                if not await self._claim(conn, b):
+                    return
+                careful = self._careful.get(b.kind)
+                if careful is not None:
+                    done = await careful(conn, b.payload, lambda kind, rec, why: refused.append((kind, rec, why)))
+                else:
+                    try:
+                        async with conn.transaction():
+                            done = await self._appliers[b.kind](conn, b.payload)
+                    except Exception as exc:
+                        if is_unreachable(exc) or not is_refusal(exc):
+                            raise
+                        refused.append((b.kind, b.payload, f"{type(exc).__name__}: {exc}"))
+                        done = None
+                if done is not None:
+                    after.append(done)
+                # Kept before the commit: a crash in between quarantines a record twice, never loses it.
+                for kind, rec, why in refused:
+                    await asyncio.to_thread(self.quarantine.put, kind, rec, why, batch_id=b.batch_id)
+        self._committed([b], after)
+        await self._mirror_cursors([b])
+
     async def _mirror_cursors(self, batches: list[Batch]) -> None:
-        latest: dict[str, str] = {}
+        latest: dict[str, tuple[str, int | None]] = {}
         for b in batches:
             if b.kind == "triggers" and b.payload.get("cursor") is not None:
-                latest[b.payload.get("stream", "journal")] = b.payload["cursor"]
-        for stream, cursor in latest.items():
-            await asyncio.to_thread(self.spool.save_cursor, stream, cursor)
+                latest[b.payload.get("stream", "journal")] = (b.payload["cursor"], b.payload.get("checkpoint"))
+        for stream, (cursor, checkpoint) in latest.items():
+            await asyncio.to_thread(self.spool.save_cursor, stream, cursor, checkpoint)
 
     # ------------------------------------------------------------------ flushing
 
@@ -134,6 +184,13 @@ class StoreWriter:
             async with self._order:
                 seg = await asyncio.to_thread(self.spool.oldest)
                 if seg is None:
+                    try:
+                        flushed += await self._flush_pending_cursors()
+                    except Exception as exc:
+                        if not is_unreachable(exc):
+                            raise
+                        self._mark_unreachable(exc)
+                        return flushed
                     if flushed:
                         log.info("outage spool drained (%d batches flushed); writing directly again", flushed)
                     return flushed
@@ -150,23 +207,49 @@ class StoreWriter:
                 await asyncio.to_thread(self.spool.remove, seg)
                 flushed += len(batches)
 
-    async def _apply_or_quarantine(self, batches: list[Batch]) -> None:
-        """A batch PostgreSQL refuses would block the spool forever: set it aside, named."""
+    async def _apply_or_quarantine(self, batches: list[Batch], *, strict: bool = False) -> None:
+        """Apply; a batch PostgreSQL refuses is applied record by record, refused records quarantined.
+
+        `strict` (direct writes): an error that is not a refusal of the data (a bug, a
+        missing grant) is raised.  Flushing the spool sets even those aside, named: one
+        bad batch must not block every later one forever.
+        """
         try:
             await self._apply(batches)
             return
         except Exception as exc:
-            if is_unreachable(exc):
+            if is_unreachable(exc) or (strict and not is_refusal(exc)):
                 raise
         for b in batches:  # find the culprit(s) one by one
             try:
                 await self._apply([b])
+                continue
             except Exception as exc:
-                if is_unreachable(exc):
+                if is_unreachable(exc) or (strict and not is_refusal(exc)):
                     raise
-                where = await asyncio.to_thread(self.spool.quarantine, b, str(exc))
-                log.error("PostgreSQL refused spooled %s batch %s (%s); kept in %s for inspection",
-                          b.kind, b.batch_id, str(exc).strip().splitlines()[0], where)
+                first = exc
+            try:
+                await self._apply_carefully(b)
+                continue
+            except Exception as exc:
+                if is_unreachable(exc) or (strict and not is_refusal(exc)):
+                    raise
+                first = exc
+            # Even record by record it fails: keep the whole batch aside, and let a journal
+            # cursor it carried move on (its triggers are in the quarantine, named).
+            await asyncio.to_thread(self.quarantine.put, b.kind, b.payload, f"{type(first).__name__}: {first}",
+                                    batch_id=b.batch_id)
+            if b.kind == "triggers" and b.payload.get("cursor") is not None:
+                await self._apply([Batch("triggers", {**b.payload, "triggers": []})])
+
+    async def _flush_pending_cursors(self) -> int:
+        """The coalesced cursor-only batches go last: every batch they follow is committed."""
+        pending = self.spool.pending_cursors()
+        for b in pending:
+            await self.ensure_prepared()
+            await self._apply_or_quarantine([b])
+            await asyncio.to_thread(self.spool.remove_pending, b)
+        return len(pending)
 
     async def _flush_loop(self) -> None:
         while not self._stopping:

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
+from ai_sysadmin.envelope import SYSTEM_RULE, wrap
+from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError, ModelTimeout
+from ai_sysadmin.sanitize import clean_text
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
 from ai_sysadmin.durable import write_atomic
 
@@ -262,13 +265,20 @@ class Classifier:
             await self.step()
 
     async def _ask(self, batch: list[Request]) -> list[Answer]:
-        lines = []
-        for i, r in enumerate(batch, 1):
-            where = f" unit={r.unit}" if r.unit else ""
-            pri = f" priority={r.priority}" if r.priority is not None else ""
-            lines.append(f"{i}. template: {r.template[:400]}\n   example:{where}{pri} {r.sample[:300]}")
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
-        obj = await self.model.structured(messages, batch_schema(len(batch)), name="triage",
-                                          max_tokens=self.max_tokens * len(batch))
+        messages = build_messages(batch)
+        with call_context(layer="l1"):
+            obj = await self.model.structured(messages, batch_schema(len(batch)), name="triage",
+                                              max_tokens=self.max_tokens * len(batch))
         items = [obj] if len(batch) == 1 else obj["items"]
         return [Answer(it["severity"], it["category"], " ".join(it["summary"].split())[:100] or "-") for it in items]
+
+
+def build_messages(batch: list[Request]) -> list[dict[str, Any]]:
+    """The classification prompt: log text only inside the untrusted-data envelope, sanitised and bounded."""
+    lines = []
+    for i, r in enumerate(batch, 1):
+        where = f" unit={clean_text(r.unit, 120)}" if r.unit else ""
+        pri = f" priority={r.priority}" if r.priority is not None else ""
+        lines.append(f"{i}. template: {clean_text(r.template, 400)}\n   example:{where}{pri} {clean_text(r.sample, 300)}")
+    return [{"role": "system", "content": f"{SYSTEM_PROMPT} {SYSTEM_RULE}"},
+            {"role": "user", "content": wrap("\n".join(lines), "journal", max_chars=600 * len(batch) + 200)}]

@@ -6,18 +6,19 @@ trigger, the occurrences since the previous checkpoint together with the cursor 
 last entry processed; the sink stores both in one transaction and adds the counts.
 After a crash the entries past the stored cursor are read again and counted once.
 
-While entries of a template wait for the model's first answer, checkpoints are held
-back (at most `max_hold` seconds): the cursor must not pass entries whose trigger does
-not exist yet.  A down model answers at once with an error, so this costs latency only
-while the model is actually thinking.
+What the entries past the cursor cannot rebuild travels with each checkpoint as its
+`state` (the caller keeps it durably, keyed by the checkpoint number stored with the
+cursor): entries held for the model's first answer on their template, open triggers of
+min-count rules, and the burst detector's rates.  So the cursor never waits for the
+model, and a kill -9 at any moment restarts exactly where one uninterrupted run would be.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
 
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.classifier import Answer, Classifier, Request
@@ -61,11 +62,24 @@ class _Held:
     last: Entry | None = None
     seqs: list[int] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"window": self.window, "cluster_id": self.cluster_id, "count": self.count,
+                "entries": [asdict(e) for e in self.entries], "last": asdict(self.last) if self.last else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "_Held":
+        return cls(int(data["window"]), int(data["cluster_id"]), [Entry(**e) for e in data["entries"]],
+                   int(data["count"]), Entry(**data["last"]) if data.get("last") else None)
+
 
 @dataclass
 class Checkpoint:
     triggers: list[Trigger]  # deltas: count = occurrences since the previous checkpoint
     cursor: str | None  # of the last entry these cover (None: none read yet)
+    state: dict[str, Any] = field(default_factory=dict)  # what a restart at `cursor` needs (see module doc)
+    changed: bool = False  # state changed without a new cursor (a model answer came)
+
+STATE_VERSION = 1
 
 
 class Pipeline:
@@ -89,7 +103,9 @@ class Pipeline:
         self._last_cursor = start_cursor
         self._window: int | None = None
         self._held: dict[str, dict[tuple[str | None, int], _Held]] = {}
+        self._requests: dict[str, Request] = {}  # what was asked for each held template
         self._held_since: float | None = None
+        self._answered = False  # held entries resolved since the last checkpoint
         self._unit_ids: dict[str | None, str] = {}
         if classifier is not None:
             classifier.on_answer = self._on_answer
@@ -143,6 +159,7 @@ class Pipeline:
             req = Request(tid, self.templates.template(cluster_id), entry.message, entry.source_unit, p)
             if not self.classifier.submit(req):
                 return 0
+            self._requests[tid] = req
             self.stats.model_requests += 1
         if self._held_since is None:
             self._held_since = self._clock()
@@ -166,6 +183,9 @@ class Pipeline:
     def _on_answer(self, tid: str, answer: Answer | None) -> None:
         """The model answered (or failed) for `tid`: turn held entries into triggers, or let them go."""
         held = self._held.pop(tid, {})
+        self._requests.pop(tid, None)
+        if held:
+            self._answered = True
         if not self._held:
             self._held_since = None
         if answer is None or SEVERITY_RANK[answer.severity] < self.model_min_rank:
@@ -206,31 +226,55 @@ class Pipeline:
     # ------------------------------------------------------------------ checkpoints
 
     def holding(self) -> bool:
-        """True while a checkpoint must wait for the model (entries held, not for too long)."""
-        if self._held_since is None:
-            return False
-        if self._clock() - self._held_since <= self.max_hold:
-            return True
-        # The model is slow or over budget: stop holding the cursor.  The held entries still
-        # become triggers when the answer comes; only a crash before that would lose them.
-        log.warning("trigger model answer pending for more than %.0fs; checkpointing past %d held template(s)",
-                    self.max_hold, len(self._held))
-        self._held_since = self._clock()
-        return False
+        """True while entries wait for the model's first answer on their template (informational)."""
+        return bool(self._held)
 
-    def checkpoint(self, force: bool = False) -> Checkpoint | None:
-        """Persist miner state and model answers, then hand out deltas and their cursor.
+    def checkpoint(self, force: bool = False) -> Checkpoint:
+        """Persist miner state and model answers, then hand out deltas, their cursor and the state.
 
-        None while entries wait for the model (see `holding`).  The miner state is saved
-        *before* the cursor can advance, so it is never behind the cursor: entries read
-        again after a crash map to the same templates and so to the same trigger ids.
+        The miner state is saved *before* the cursor can advance, so it is never behind the
+        cursor: entries read again after a crash map to the same templates and so to the
+        same trigger ids.  (`force` is kept for callers; nothing waits any more.)
         """
-        if not force and self.holding():
-            return None
         self.templates.save()
         if self.classifier is not None:
             self.classifier.cache.save()
-        return Checkpoint(self.windows.take_deltas(), self._last_cursor)
+        changed, self._answered = self._answered, False
+        return Checkpoint(self.windows.take_deltas(), self._last_cursor, self.state(), changed)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a restart at the current cursor needs that the entries after it cannot rebuild."""
+        held = [{"template_id": tid, "unit": unit, "request": asdict(self._requests[tid]) if tid in self._requests
+                 else None, **h.to_json()} for tid, groups in self._held.items() for (unit, _), h in groups.items()]
+        return {"version": STATE_VERSION, "cursor": self._last_cursor, "window": self._window,
+                "generation": self.templates.generation, "held": held, "open": self.windows.carried_state(),
+                "burst": self.burst.to_json() if self.burst is not None else None}
+
+    def restore(self, state: dict[str, Any]) -> bool:
+        """Resume from `state` (saved with the checkpoint of the stored cursor); False if unusable."""
+        if state.get("version") != STATE_VERSION or state.get("generation") != self.templates.generation:
+            log.warning("L1 checkpoint state does not match this template generation; starting without it")
+            return False
+        self._window = state.get("window")
+        self.windows.restore(state.get("open") or [])
+        if self.burst is not None and state.get("burst"):
+            self.burst.load_json(state["burst"])
+        for item in state.get("held") or []:
+            tid = item["template_id"]
+            h = _Held.from_json(item)
+            self._held.setdefault(tid, {})[(item.get("unit"), h.window)] = h
+            if item.get("request") and tid not in self._requests:
+                self._requests[tid] = Request(**item["request"])
+        for tid in list(self._held):
+            answer = self.classifier.lookup(tid) if self.classifier is not None else None
+            if answer is not None:
+                self._on_answer(tid, answer)  # answered before the crash, after the last checkpoint
+            elif self.classifier is None or tid not in self._requests or \
+                    not self.classifier.submit(self._requests[tid]):
+                self._on_answer(tid, None)  # cannot ask again now: given up, as a failed answer is
+        if self._held and self._held_since is None:
+            self._held_since = self._clock()
+        return True
 
     def committed(self, cp: Checkpoint) -> None:
         """The sink durably recorded `cp`: forget triggers of windows no entry can reach."""
@@ -240,8 +284,10 @@ class Pipeline:
         self.windows.retire_before(oldest)
 
     def failed(self, cp: Checkpoint) -> None:
-        """The sink could not record `cp`: its deltas go out again with the next checkpoint."""
+        """The sink could not record `cp`: its deltas (and state change) go out again with the next checkpoint."""
         self.windows.give_back(cp.triggers)
+        if cp.changed:
+            self._answered = True
 
     def totals(self) -> list[Trigger]:
         return self.windows.totals()

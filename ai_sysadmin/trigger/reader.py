@@ -9,6 +9,11 @@ Two readers share the argv: `read_lines` (blocking, for `replay` and benchmarks)
 `follow_lines` (asyncio, for the service).  Bad lines are the parser's business: these
 only deliver bytes.
 
+journalctl's stderr is drained all the time (a warning it repeats -- a corrupt file, a
+rotated journal -- would otherwise fill the 64 KiB pipe, block journalctl and silently
+stall L1); its lines are logged as warnings, at most a few per minute, and the last ones
+are kept for the error message if journalctl exits non-zero.
+
 Following: the system journal uses `journalctl --follow`, which wakes on journald's
 inotify signal.  A journal directory or file is polled instead (`--after-cursor` with the
 last cursor seen, every `poll_interval`): writers other than journald -- systemd-journal-
@@ -20,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +39,43 @@ from typing import AsyncIterator, Iterator
 # (and counted as bad) instead of exhausting memory.
 MAX_LINE = 64 * 1024 * 1024
 READ_CHUNK = 1 << 20
+STDERR_LOG_PER_MINUTE = 5
+STDERR_KEEP = 20  # last stderr lines kept for an error message
+
+log = logging.getLogger(__name__)
+
+
+class StderrLog:
+    """journalctl's stderr lines: logged as warnings (rate-limited), the last few kept."""
+
+    def __init__(self, per_minute: int = STDERR_LOG_PER_MINUTE, clock=time.monotonic):  # type: ignore[no-untyped-def]
+        self.per_minute = per_minute
+        self.clock = clock
+        self.tail: deque[str] = deque(maxlen=STDERR_KEEP)
+        self.lines = 0
+        self.suppressed = 0
+        self._window_start = -1e18
+        self._logged = 0
+
+    def line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            return
+        self.lines += 1
+        self.tail.append(text[:500])
+        now = self.clock()
+        if now - self._window_start >= 60.0:
+            if self.suppressed:
+                log.warning("journalctl: %d more stderr line(s) not shown in the last minute", self.suppressed)
+            self._window_start, self._logged, self.suppressed = now, 0, 0
+        if self._logged < self.per_minute:
+            self._logged += 1
+            log.warning("journalctl: %s", text[:500])
+        else:
+            self.suppressed += 1
+
+    def text(self) -> str:
+        return " | ".join(self.tail)[:500]
 
 
 @dataclass(frozen=True)
@@ -72,19 +117,22 @@ def read_lines(source: JournalSource, *, after_cursor: str | None = None,
     argv = journalctl_argv(source, after_cursor=after_cursor, binary=binary)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             bufsize=READ_CHUNK)
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = StderrLog()
+    drain = threading.Thread(target=lambda: [errors.line(ln) for ln in proc.stderr], daemon=True,  # type: ignore[union-attr]
+                             name="journalctl-stderr")
+    drain.start()
     try:
         yield from _split_lines(proc.stdout)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        if proc.stderr:
-            proc.stderr.close()
+        drain.join(5)
+        proc.stderr.close()
         proc.stdout.close()
     if proc.returncode not in (0, -9):
-        raise JournalctlError(f"journalctl exited {proc.returncode}: {err[:500]}")
+        raise JournalctlError(f"journalctl exited {proc.returncode}: {errors.text()}")
 
 
 def _split_lines(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
@@ -124,9 +172,10 @@ async def follow_lines(source: JournalSource, *, after_cursor: str | None = None
             yield line
         return
     cursor = after_cursor
+    errors = StderrLog()  # one rate limit across the polling runs
     while True:
         tail: deque[bytes] = deque(maxlen=64)
-        async for line in _run_lines(journalctl_argv(source, after_cursor=cursor, binary=binary)):
+        async for line in _run_lines(journalctl_argv(source, after_cursor=cursor, binary=binary), errors):
             tail.append(line)
             yield line
         # Resume after the last entry that carries a readable cursor (bad lines do not).
@@ -148,12 +197,25 @@ def _cursor_of(line: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _run_lines(argv: list[str]) -> AsyncIterator[bytes]:
+async def _drain_stderr(stream: asyncio.StreamReader, errors: StderrLog) -> None:
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line over the reader's limit: take what is there
+            line = await stream.read(READ_CHUNK)
+        if not line:
+            return
+        errors.line(line)
+
+
+async def _run_lines(argv: list[str], errors: StderrLog | None = None) -> AsyncIterator[bytes]:
     """Lines of journalctl's stdout, read in large chunks (per-line reads cost ~15% here)."""
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
                                                 limit=2 * READ_CHUNK)
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = errors if errors is not None else StderrLog()
+    drain = asyncio.create_task(_drain_stderr(proc.stderr, errors), name="journalctl-stderr")
     try:
         parts: list[bytes] = []
         size = 0
@@ -190,11 +252,15 @@ async def _run_lines(argv: list[str]) -> AsyncIterator[bytes]:
             if tail:
                 yield tail
         rc = await proc.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(drain), 5)
         if rc != 0:
-            err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
-            raise JournalctlError(f"journalctl exited {rc}: {err[:500]}")
+            raise JournalctlError(f"journalctl exited {rc}: {errors.text()}")
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await drain

@@ -7,12 +7,18 @@
 journal, and every `commit_interval` hand the new trigger deltas and their cursor to the
 sink in one call.  The reader and the committer are separate tasks on one event loop,
 so checkpoints keep coming during a backlog and while the model thinks.
+
+Each checkpoint's state (held entries, min-count counts, burst rates) is written to a
+numbered file before the sink records the cursor with that number (trigger/checkpoints.py),
+so a restart resumes exactly where the stored cursor is.  A failed checkpoint (disk full
+during an outage, a database error) is logged and retried; it never stops L1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from typing import Any, Callable
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.trigger.burst import BurstDetector
+from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
 from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
 from ai_sysadmin.trigger.pipeline import DecisionHook, Pipeline
@@ -36,7 +43,8 @@ YIELD_EVERY = 512  # entries between yields to the event loop while a backlog is
 
 def state_paths(state_dir: str) -> dict[str, Path]:
     base = Path(state_dir) / "trigger"
-    return {"templates": base / "templates.drain", "answers": base / "model-answers.json"}
+    return {"templates": base / "templates.drain", "answers": base / "model-answers.json",
+            "checkpoints": base / "checkpoints"}
 
 
 def build_pipeline(tcfg: TriggerConfig, *, state_dir: str | None, model: StructuredModel | None,
@@ -66,6 +74,7 @@ class FollowStatus:
     recorded_triggers: int = 0
     last_commit: float | None = None
     sink_errors: int = 0
+    last_error: str | None = None
 
 
 class TriggerFollower:
@@ -84,6 +93,9 @@ class TriggerFollower:
         self.status = FollowStatus()
         self.started = asyncio.Event()  # set once journalctl runs and the cursor is loaded
         self._recorded_cursor: str | None = None
+        self.checkpoints = CheckpointFiles(state_paths(state_dir)["checkpoints"] if state_dir else None)
+        self._numbered = _accepts_checkpoint(sink)
+        self._error_logged = 0.0
 
     @property
     def degraded(self) -> bool:
@@ -91,9 +103,13 @@ class TriggerFollower:
 
     async def run(self) -> None:
         """Follow until cancelled; the last checkpoint is recorded on the way out."""
-        cursor = await self.sink.load_cursor("journal")
+        cursor, number = await self._load_position()
         self._recorded_cursor = cursor
         self.pipeline = build_pipeline(self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor)
+        state = self.checkpoints.load(number) if cursor is not None else None
+        resumed = state is not None and state.get("cursor") == cursor and self.pipeline.restore(state)
+        if cursor is not None and number is not None and not resumed:
+            log.warning("L1 resumes at the stored cursor without its checkpoint state (checkpoint %s)", number)
         log.info("L1 following the %s journal%s", self.source.kind, " from the stored cursor" if cursor else "")
         tasks = [asyncio.create_task(self._read(cursor), name="l1-read"),
                  asyncio.create_task(self._commit_loop(), name="l1-commit")]
@@ -102,16 +118,22 @@ class TriggerFollower:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
-                t.result()  # re-raise a reader/committer failure
+                t.result()  # re-raise a reader failure
         finally:
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            # Not forced: entries still waiting for the model stay behind the cursor.
             with contextlib.suppress(Exception):
                 await self.commit()
+
+    async def _load_position(self) -> tuple[str | None, int | None]:
+        if hasattr(self.sink, "load_position"):
+            with contextlib.suppress(AttributeError):
+                cursor, number = await self.sink.load_position("journal")
+                return cursor, number
+        return await self.sink.load_cursor("journal"), None
 
     async def _read(self, cursor: str | None) -> None:
         assert self.pipeline is not None
@@ -127,7 +149,15 @@ class TriggerFollower:
                 pipeline.bad_line()
                 log.warning("journal line skipped: %s", exc)
                 continue
-            pipeline.process(entry)
+            try:
+                pipeline.process(entry)
+            except Exception:
+                # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
+                pipeline.bad_line()
+                now = time.monotonic()
+                if now - self._error_logged >= 30.0:
+                    self._error_logged = now
+                    log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -136,17 +166,32 @@ class TriggerFollower:
     async def _commit_loop(self) -> None:
         while True:
             await asyncio.sleep(self.tcfg.commit_interval)
-            await self.commit()
+            try:
+                await self.commit()
+            except Exception as exc:
+                # Its deltas went back to the pipeline and the cursor did not move: the next
+                # round retries.  Logged at most every 30 s (a full disk would flood the log).
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                now = time.monotonic()
+                if now - self._error_logged >= 30.0:
+                    self._error_logged = now
+                    log.error("L1 checkpoint failed (%d so far), retrying: %s", self.status.sink_errors,
+                              self.status.last_error)
 
     async def commit(self, force: bool = False) -> int:
-        """One checkpoint: record deltas + cursor; returns how many triggers were recorded."""
+        """One checkpoint: state file, then deltas + cursor + its number; returns how many triggers were recorded."""
         if self.pipeline is None:
             return 0
         cp = self.pipeline.checkpoint(force=force)
-        if cp is None or (not cp.triggers and cp.cursor == self._recorded_cursor):
+        if not cp.triggers and cp.cursor == self._recorded_cursor and not cp.changed:
             return 0
         try:
-            await self.sink.record_triggers(cp.triggers, cp.cursor, "journal")
+            if self._numbered and cp.cursor is not None:
+                number = await asyncio.to_thread(self.checkpoints.write, cp.state)
+                await self.sink.record_triggers(cp.triggers, cp.cursor, "journal", checkpoint=number)
+                await asyncio.to_thread(self.checkpoints.committed, number)
+            else:
+                await self.sink.record_triggers(cp.triggers, cp.cursor, "journal")
         except Exception:
             self.pipeline.failed(cp)
             self.status.sink_errors += 1
@@ -167,3 +212,16 @@ class TriggerFollower:
                 "recorded_triggers": self.status.recorded_triggers,
                 "model_calls": c.calls if c else 0, "model_failures": c.failures if c else 0,
                 "model_error": c.last_error if c else None}
+
+
+def _accepts_checkpoint(sink: Any) -> bool:
+    """Does this sink take the checkpoint number (so the state can be resumed exactly)?"""
+    try:
+        params = inspect.signature(sink.record_triggers).parameters
+    except (TypeError, ValueError):
+        return False
+    ok = "checkpoint" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not ok:
+        log.warning("trigger sink %s does not take a checkpoint number: after a crash, entries waiting for "
+                    "the model and min-count counts restart from zero", type(sink).__name__)
+    return ok

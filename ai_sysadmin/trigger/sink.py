@@ -13,6 +13,9 @@ Semantics the pipeline relies on:
   returns, both survive a crash, and one never survives without the other.  The cursor
   is that of the last entry the batch covers, so a restart counts each entry once.
 * `cursor=None` means "no safe cursor yet" and must not overwrite a stored cursor.
+* `checkpoint` (L1 only) is the number of the checkpoint state file that goes with the
+  cursor (trigger/checkpoints.py); it is stored with the cursor, atomically, and
+  `load_position` returns both.
 
 `JsonlTriggerSink` is a small durable implementation for tests and hosts run without a
 database: one fsync'd JSON line per batch, merged by id the same way when read back.
@@ -32,12 +35,15 @@ from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITY_RANK, Trigger
 
 @runtime_checkable
 class TriggerSink(Protocol):
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal") -> None:
+    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
+                              checkpoint: int | None = None) -> None:
         """Atomically upsert triggers by Trigger.id (count/last_seen/sample updated, never duplicated) and
-        persist the cursor of `stream` in the same transaction (or spool durably when the DB is down)."""
+        persist the cursor of `stream` (with `checkpoint`) in the same transaction (or spool durably)."""
         ...
 
     async def load_cursor(self, stream: str = "journal") -> str | None: ...
+
+    async def load_position(self, stream: str = "journal") -> tuple[str | None, int | None]: ...
 
 
 class JsonlTriggerSink:
@@ -63,9 +69,10 @@ class JsonlTriggerSink:
         if torn:
             self._append(b"\n")
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal") -> None:
-        line = json.dumps({"stream": stream, "cursor": cursor, "triggers": [t.to_json() for t in triggers]},
-                          separators=(",", ":")) + "\n"
+    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
+                              checkpoint: int | None = None) -> None:
+        line = json.dumps({"stream": stream, "cursor": cursor, "checkpoint": checkpoint,
+                           "triggers": [t.to_json() for t in triggers]}, separators=(",", ":")) + "\n"
         await asyncio.to_thread(self._append, line.encode())
 
     def _append(self, data: bytes) -> None:
@@ -77,15 +84,18 @@ class JsonlTriggerSink:
             os.close(fd)
 
     async def load_cursor(self, stream: str = "journal") -> str | None:
-        return (await asyncio.to_thread(self._load))[1].get(stream)
+        return (await self.load_position(stream))[0]
+
+    async def load_position(self, stream: str = "journal") -> tuple[str | None, int | None]:
+        return (await asyncio.to_thread(self._load))[1].get(stream, (None, None))
 
     def triggers(self) -> dict[str, Trigger]:
         """Every trigger recorded, merged by id as the PostgreSQL store merges them."""
         return self._load()[0]
 
-    def _load(self) -> tuple[dict[str, Trigger], dict[str, str]]:
+    def _load(self) -> tuple[dict[str, Trigger], dict[str, tuple[str, int | None]]]:
         triggers: dict[str, Trigger] = {}
-        cursors: dict[str, str] = {}
+        cursors: dict[str, tuple[str, int | None]] = {}
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -102,7 +112,7 @@ class JsonlTriggerSink:
                 old = triggers.get(new.id)
                 triggers[new.id] = new if old is None else merge(old, new)
             if batch.get("cursor") is not None:
-                cursors[batch.get("stream", "journal")] = batch["cursor"]
+                cursors[batch.get("stream", "journal")] = (batch["cursor"], batch.get("checkpoint"))
         return triggers, cursors
 
 
@@ -113,3 +123,47 @@ def merge(old: Trigger, new: Trigger) -> Trigger:
                    first_seen=min(old.first_seen, new.first_seen), last_seen=max(old.last_seen, new.last_seen),
                    sample=(list(old.sample) + list(new.sample))[-MAX_SAMPLES:],
                    summary=new.summary if new.summary is not None else old.summary)
+
+
+class CheckpointedTap:
+    """Lets L1 record its checkpoint number through a listening wrapper that does not pass it on.
+
+    `tap` (incidents.service.TriggerTap) records through `store` and then tells its
+    listeners; it predates checkpoint numbers.  This records through `store` with the
+    number itself and then tells the same listeners, so both keep working.  Drop it once
+    the tap forwards `checkpoint` (trigger.service then uses the tap directly).
+    """
+
+    def __init__(self, tap: object, store: TriggerSink):
+        self._tap = tap
+        self._store = store
+
+    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
+                              checkpoint: int | None = None) -> None:
+        await self._store.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
+        for fn in list(getattr(self._tap, "_listeners", [])):
+            try:
+                fn(triggers)
+            except Exception:  # a listener must never fail L1's checkpoint
+                import logging
+
+                logging.getLogger(__name__).exception("trigger listener failed")
+
+    async def load_cursor(self, stream: str = "journal") -> str | None:
+        return await self._store.load_cursor(stream)
+
+    async def load_position(self, stream: str = "journal") -> tuple[str | None, int | None]:
+        return await self._store.load_position(stream)
+
+
+def numbered_sink(sink: object, store: TriggerSink) -> object:
+    """`sink` if it takes checkpoint numbers, else a CheckpointedTap around it."""
+    import inspect
+
+    try:
+        params = inspect.signature(sink.record_triggers).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return sink
+    if "checkpoint" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return sink
+    return CheckpointedTap(sink, store)

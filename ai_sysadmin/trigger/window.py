@@ -11,7 +11,7 @@ entry they cover.  So an open trigger keeps two views: the running total (what
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -147,6 +147,20 @@ class Windows:
         """Forget handed-over triggers of windows before `window`: no entry can reach them again."""
         for tid in [tid for tid, t in self.open.items() if t.window < window and (not t.dirty or not t.ready)]:
             del self.open[tid]
+
+    def carried_state(self) -> list[dict[str, Any]]:
+        """Open triggers whose state a restart cannot rebuild from the entries after the cursor.
+
+        A rule with min_count counts across the whole window: a restart that began at
+        zero would need min_count more lines (or never record a trigger already half
+        counted).  Triggers without min_count are rebuilt by the entries read again.
+        """
+        return [asdict(t) for t in self.open.values() if t.min_count > 1]
+
+    def restore(self, carried: list[dict[str, Any]]) -> None:
+        for data in carried:
+            t = Open(**data)
+            self.open[t.id] = t
 
     def totals(self) -> list[Trigger]:
         """Every ready trigger with its running total (what `replay` prints)."""

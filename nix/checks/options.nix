@@ -3,7 +3,7 @@
 let
   lib = import ../stand-in/nixpkgs/lib;
   pkgs = import ../stand-in/nixpkgs/pkgs.nix { inherit lib; system = "x86_64-linux"; };
-  nixosSystem = import ../stand-in/nixpkgs/nixos { inherit lib; pkgsFor = _: pkgs; };
+  nixosSystem = import ../stand-in/nixpkgs/nixos { inherit lib; pkgsFor = { system, config ? { } }: pkgs.withConfig config; };
   sys = nixosSystem { system = "x86_64-linux"; modules = [ ../../module.nix ]; };
   isOption = v: builtins.isAttrs v && (v._type or null) == "option";
   text = v: if builtins.isAttrs v && v ? _type && v ? text then v.text else lib.toPretty "" v;

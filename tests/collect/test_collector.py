@@ -79,3 +79,46 @@ async def test_collect_once_stores_metrics_and_threshold_triggers(pg_database: d
         assert stored["count"] == 2 and stored["category"] == "disk-full"
     finally:
         await store.close()
+
+
+def test_a_hung_mount_is_skipped_not_waited_for() -> None:
+    """statvfs on a hung NFS/FUSE mount blocks in the kernel; here a stand-in blocks the same way
+    (this machine has no network filesystem to kill), every other mount is the real statvfs."""
+    import threading
+    import time
+
+    from ai_sysadmin.collect.system import MountStats
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    def statvfs(mp: str) -> os.statvfs_result:
+        calls.append(mp)
+        if mp == "/hung":
+            release.wait(30)
+        return os.statvfs("/")
+
+    stats = MountStats(timeout=0.3, statvfs=statvfs)
+    started = time.monotonic()
+    got = stats.read(["/", "/hung"])
+    assert time.monotonic() - started < 5  # bounded by the timeout, not by the hung mount
+    assert set(got) == {"/"} and stats.hung == ["/hung"]
+    got = stats.read(["/", "/hung"])  # still hung: skipped, and no second thread piles up on it
+    assert set(got) == {"/"} and calls.count("/hung") == 1
+    release.set()
+    deadline = time.monotonic() + 10
+    while stats.hung and time.monotonic() < deadline:
+        release.wait(0.01)
+    assert set(stats.read(["/", "/hung"])) == {"/", "/hung"} and not stats.hung
+
+
+def test_process_metrics_are_per_program_never_per_pid() -> None:
+    import re
+
+    samples = SystemReader().read()
+    procs = [s for s in samples if s.name.startswith("proc.")]
+    assert procs
+    for s in procs:
+        assert not re.search(r"\[\d+\]|\b\d{2,}\b", s.subject), s.subject  # a pid would be a new series per restart
+    cpu = [s.subject for s in procs if s.name == "proc.cpu_percent"]
+    assert len(cpu) == len(set(cpu))  # one series per program, its processes summed

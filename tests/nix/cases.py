@@ -18,7 +18,9 @@ def base(**svc: Any) -> dict[str, Any]:
         "llamacpp": {r: {"model": MODEL} for r in ("trigger", "review", "meta")},
     }
     _merge(cfg, svc)
-    return {"services": {"ai-sysadmin": cfg}}
+    # A container: NixOS' root-filesystem and boot-loader assertions do not apply
+    # (nixos/modules/system/boot/stage-1.nix, loader/grub/grub.nix).
+    return {"services": {"ai-sysadmin": cfg}, "boot": {"isContainer": True}}
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> None:

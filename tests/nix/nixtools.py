@@ -49,13 +49,18 @@ class EvalError(Exception):
 
 
 @functools.lru_cache(maxsize=None)
-def _render_cached(case_json: str) -> str:
+def _render_cached(case_json: str, lib_path: str | None = None) -> str:
     tool = nix_tool("nix-instantiate")
     assert tool
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(case_json)
     try:
-        r = run([tool, "--eval", "--strict", "--json", str(RENDER), "--argstr", "caseFile", f.name])
+        # --read-write-mode: the rendered files (builtins.toFile) are written to the store,
+        # so a unit's AI_SYSADMIN_CONFIG path holds exactly what it will read.
+        argv = [tool, "--read-write-mode", "--eval", "--strict", "--json", str(RENDER), "--argstr", "caseFile", f.name]
+        if lib_path:
+            argv += ["--arg", "libPath", lib_path]
+        r = run(argv)
     finally:
         os.unlink(f.name)
     if r.returncode != 0:
@@ -63,9 +68,14 @@ def _render_cached(case_json: str) -> str:
     return r.stdout
 
 
-def render(config: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate module.nix with `config` (NixOS options as JSON) and return what it renders."""
-    return json.loads(_render_cached(json.dumps({"config": config}, sort_keys=True)))
+def render(config: dict[str, Any], pkgs: dict[str, Any] | None = None, lib_path: str | None = None) -> dict[str, Any]:
+    """Evaluate module.nix with `config` (NixOS options as JSON) and return what it renders.
+
+    `pkgs` overrides stand-in packages (JSON package markers); `lib_path` evaluates with
+    another nixpkgs `lib` (the real one) instead of the stand-in's.
+    """
+    case = {"config": config, "pkgs": pkgs or {}}
+    return json.loads(_render_cached(json.dumps(case, sort_keys=True), lib_path))
 
 
 def case_id(config: dict[str, Any]) -> str:

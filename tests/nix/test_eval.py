@@ -40,23 +40,100 @@ def test_renders_without_failed_assertions(case: tuple[str, dict[str, Any]]) -> 
     assert out["warnings"] == []
 
 
-def test_config_json_loads_with_the_python_loader(case: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
+PARTS = {"orchestrator": "ai-sysadmin.service", "api": "ai-sysadmin-api.service",
+         "executor": "ai-sysadmin-executor.service"}
+
+
+def named_credentials(doc: Any) -> set[str]:
+    """Every bare systemd credential name a rendered configuration refers to (`*_file` keys)."""
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k.endswith("_file") and isinstance(v, str) and "/" not in v:
+                out.add(v)
+            else:
+                out |= named_credentials(v)
+    return out
+
+
+def test_each_unit_gets_exactly_the_credentials_its_config_names(case: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
+    """A unit's LoadCredential= names == the credentials its own rendered file names, and the
+    Python loader accepts that file with a $CREDENTIALS_DIRECTORY holding exactly those."""
     name, out = case
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    for cred in ("api-key", "db-password"):
-        (creds / cred).write_text("not-a-real-secret\n")
-    cfg = parse_config(out["settings"], env={"CREDENTIALS_DIRECTORY": str(creds)}, source=name)
     svc = CASES[name]["services"]["ai-sysadmin"]
-    assert cfg.autonomy_level == svc.get("autonomyLevel", "suggest")
-    llama = svc.get("llamacpp", {})
-    for role, port in LLAMA.items():
-        rc = getattr(cfg.roles, role)
-        enabled = llama.get("enable", True) and llama.get(role, {}).get("enable", True)
-        assert rc.enable == enabled
-        assert rc.url == f"http://127.0.0.1:{port}"
-        assert rc.model == role
-    assert cfg.api.port == 40083
+    for part, unit in PARTS.items():
+        if unit not in out["units"]:
+            assert part == "api" and not svc.get("api", {}).get("enable")
+            continue
+        u = unit_lines(out["units"][unit])
+        rendered = out["unitConfigs"][part]
+        env = dict(e.strip('"').split("=", 1) for e in u["Environment"])
+        assert env["AI_SYSADMIN_CONFIG"] == rendered["path"]
+        with open(rendered["path"]) as f:  # the file the unit reads is the one checked here
+            assert json.load(f) == rendered["content"]
+        loaded = {c.split(":", 1)[0] for c in u.get("LoadCredential", [])}
+        assert loaded == named_credentials(rendered["content"]), (unit, loaded)
+        creds = tmp_path / part
+        creds.mkdir()
+        for cred in loaded:
+            (creds / cred).write_text("k1:not-a-real-secret\n" if cred == "api-key" else "not-a-real-secret\n")
+        cfg = parse_config(rendered["content"], env={"CREDENTIALS_DIRECTORY": str(creds)}, source=f"{name}/{part}")
+        assert cfg.autonomy_level == svc.get("autonomyLevel", "suggest")
+        llama = svc.get("llamacpp", {})
+        for role, port in LLAMA.items():
+            rc = getattr(cfg.roles, role)
+            enabled = llama.get("enable", True) and llama.get(role, {}).get("enable", True)
+            assert rc.enable == enabled
+            assert rc.url == f"http://127.0.0.1:{port}"
+            assert rc.model == role
+        local = svc.get("database", {}).get("createLocally", True)
+        if local:
+            assert cfg.database.user == {"orchestrator": "ai-sysadmin", "api": "ai-sysadmin-api",
+                                         "executor": "ai-sysadmin-executor"}[part]
+        # The approval key: the executor and the API get it; the orchestrator never does.
+        key = cfg.actions.approval_key_file
+        assert (key == "approval-key") == (part != "orchestrator") and (key is None) == (part == "orchestrator")
+        assert ("api-key" in loaded) == (part == "api" and bool(svc.get("api", {}).get("apiKeyFile")))
+
+
+def test_orchestrator_config_names_the_other_roles(case: tuple[str, dict[str, Any]]) -> None:
+    name, out = case
+    db = out["unitConfigs"]["orchestrator"]["content"]["database"]
+    if CASES[name]["services"]["ai-sysadmin"].get("database", {}).get("createLocally", True):
+        assert (db["executor_role"], db["api_role"]) == ("ai-sysadmin-executor", "ai-sysadmin-api")
+    else:
+        assert "executor_role" not in db and "api_role" not in db
+
+
+def test_admin_command(case: tuple[str, dict[str, Any]]) -> None:
+    """`ai-sysadmin` on the host runs the package with the admin configuration; secrets
+    there are root-only paths, never credentials (an admin shell has none)."""
+    name, out = case
+    (script,) = [b for b in out["binScripts"] if b["name"] == "ai-sysadmin"]
+    admin = out["unitConfigs"]["admin"]
+    assert admin["path"] in script["text"] and '"$@"' in script["text"]
+    assert script["text"].rstrip().endswith('/bin/ai-sysadmin "$@"')
+    assert named_credentials(admin["content"]) == set()
+    assert admin["content"]["actions"]["approval_key_file"] == "/var/lib/ai-sysadmin-executor/approval-key"
+    svc = CASES[name]["services"]["ai-sysadmin"]
+    if svc.get("database", {}).get("createLocally", True):
+        assert admin["content"]["database"]["user"] == "ai-sysadmin-api"
+    else:
+        assert admin["content"]["database"].get("password_file") in (None, DB_SECRET_PATH)
+    cfg = parse_config(admin["content"], env={}, source=f"{name}/admin") if "password_file" not in admin["content"]["database"] else None
+    if cfg is not None:
+        assert cfg.actions.approval_key_file == "/var/lib/ai-sysadmin-executor/approval-key"
+
+
+def test_context_size_is_per_slot(case: tuple[str, dict[str, Any]]) -> None:
+    name, out = case
+    for role, total, parallel in (("trigger", 4096, 2), ("review", 8192, 1), ("meta", 16384, 1)):
+        assert out["settings"]["roles"][role]["context_size"] == total // parallel
+        if role in out["units"]:
+            pass
+    u = unit_lines(out["units"]["llama-trigger.service"]) if "llama-trigger.service" in out["units"] else None
+    if u:
+        assert "--ctx-size 4096 --parallel 2 " in (one(u, "ExecStart") or "")
 
 
 def test_llama_units(case: tuple[str, dict[str, Any]]) -> None:
@@ -117,15 +194,23 @@ def test_orchestrator_unit(case: tuple[str, dict[str, Any]]) -> None:
         expected.append("postgresql.service")
     if svc.get("knowledgeBase", {}).get("backend") == "chromadb":
         expected.append("chromadb.service")
-    assert (one(u, "Requires") or "").split() == expected
+    if local_db:
+        expected.append("postgresql.target")  # reached once postgresql-setup made the roles
+    # wants + after, never requires: a stopped model server or database leaves the
+    # orchestrator running (degraded, spooling).
+    assert "Requires" not in u and "BindsTo" not in u
+    assert set((one(u, "Wants") or "").split()) == set(expected)
     assert set(expected) <= set((one(u, "After") or "").split())
+    assert one(u, "ProtectProc") == "default" and one(u, "ProtectHome") == "read-only"
+    assert "ProcSubset" not in u
     assert u["SupplementaryGroups"] == ["systemd-journal"]
     assert one(u, "DynamicUser") == "true" and one(u, "CapabilityBoundingSet") == ""
     assert one(u, "StateDirectory") == "ai-sysadmin"
     assert "AmbientCapabilities" in u and one(u, "AmbientCapabilities") == ""
     assert not any("sudo" in line or "polkit" in line for line in out["units"]["ai-sysadmin.service"].splitlines())
-    env = one(u, "Environment") or ""
-    assert env.startswith('"AI_SYSADMIN_CONFIG=/nix/store/') and env.endswith('-ai-sysadmin.json"')
+    env = dict(e.strip('"').split("=", 1) for e in u["Environment"])
+    assert env["AI_SYSADMIN_CONFIG"].startswith("/nix/store/")
+    assert env["AI_SYSADMIN_CONFIG"].endswith("-ai-sysadmin-orchestrator.json")
 
 
 def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
@@ -138,14 +223,18 @@ def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
     u = unit_lines(out["units"]["ai-sysadmin-api.service"])
     assert (one(u, "ExecStart") or "").endswith("/bin/ai-sysadmin api")
     meta_on = CASES[name]["services"]["ai-sysadmin"]["llamacpp"].get("meta", {}).get("enable", True)
-    assert ("llama-meta.service" in (one(u, "Requires") or "")) == meta_on
+    assert ("llama-meta.service" in (one(u, "Wants") or "")) == meta_on
     assert ("llama-meta.service" in (one(u, "After") or "")) == meta_on
+    assert (one(u, "Requires") or "").split() == ["ai-sysadmin-approval-key.service"]
+    assert one(u, "User") == "ai-sysadmin-api"
+    creds = {c.split(":", 1)[0]: c.split(":", 1)[1] for c in u["LoadCredential"]}
+    assert creds["approval-key"] == "/var/lib/ai-sysadmin-executor/approval-key"
     if api.get("apiKeyFile"):
-        assert u["LoadCredential"] == [f"api-key:{api['apiKeyFile']}"]
+        assert creds["api-key"] == api["apiKeyFile"]
         assert out["settings"]["api"]["api_key_file"] == "api-key"
         assert "IPAddressDeny" not in u
     else:
-        assert "LoadCredential" not in u
+        assert "api-key" not in creds
         assert one(u, "IPAddressAllow") == "localhost"
     assert out["firewall"]["tcp"] == ([40083] if api.get("openFirewall") else [])
 
@@ -171,10 +260,23 @@ def test_postgresql_wiring(case: tuple[str, dict[str, Any]]) -> None:
     assert pg["enable"] == local
     if local:
         assert pg["ensureDatabases"] == ["ai-sysadmin"]
-        assert pg["ensureUsers"] == [{"name": "ai-sysadmin", "ensureDBOwnership": True}]
-        assert pg["extensions"] == ["timescaledb-stand-in"]
+        assert pg["ensureUsers"] == [{"name": "ai-sysadmin", "ensureDBOwnership": True},
+                                     {"name": "ai-sysadmin-executor", "ensureDBOwnership": False},
+                                     {"name": "ai-sysadmin-api", "ensureDBOwnership": False}]
+        # The free build by default (Apache-2.0); the TSL build only on request.
+        assert pg["extensions"] == ["timescaledb-apache"]
         assert pg["sharedPreloadLibraries"] == "timescaledb"
         assert out["settings"]["database"] == {"socket_dir": "/run/postgresql", "name": "ai-sysadmin", "user": "ai-sysadmin"}
+        # Our pg_hba lines sit between nixpkgs' "# Generated file" (mkBefore) and its
+        # default rules (mkAfter); root maps to the executor's and the API's roles.
+        hba = pg["authentication"].splitlines()
+        assert hba[0] == "# Generated file; do not edit!"
+        ours = hba.index("local ai-sysadmin ai-sysadmin-executor peer map=ai-sysadmin-executor")
+        assert ours < hba.index("local all all              peer")
+        assert "ai-sysadmin-executor root ai-sysadmin-executor" in pg["identMap"].splitlines()
+        assert "ai-sysadmin-api root ai-sysadmin-api" in pg["identMap"].splitlines()
+        with open(pg["hbaFile"]) as f:
+            assert f.read() == pg["authentication"]
     else:
         assert out["settings"]["database"]["password_file"] == "db-password"
 
@@ -183,12 +285,13 @@ def test_postgresql_wiring(case: tuple[str, dict[str, Any]]) -> None:
 
 def test_host_postgresql_choices_are_kept(nix_instantiate: str) -> None:
     cfg = base()
-    cfg["services"]["postgresql"] = {"package": {"__package": "/nix/store/x-postgresql-16", "name": "postgresql-16"},
+    cfg["services"]["postgresql"] = {"package": {"__package": "/nix/store/x-postgresql-16", "name": "postgresql-16",
+                                                 "extensions": ["timescaledb-apache"]},
                                      "settings": {"shared_preload_libraries": "pg_stat_statements"},
                                      "authentication": "host all all 10.0.0.0/8 scram-sha-256"}
     pg = render(cfg)["postgresql"]
     assert pg["packageName"] == "postgresql-16"
-    assert pg["authentication"] == "host all all 10.0.0.0/8 scram-sha-256"
+    assert "host all all 10.0.0.0/8 scram-sha-256" in pg["authentication"].splitlines()
     assert set(pg["sharedPreloadLibraries"].split(",")) == {"timescaledb", "pg_stat_statements"}
 
 
@@ -213,6 +316,10 @@ def test_unknown_settings_key_reaches_the_loader(nix_instantiate: str) -> None:
     ({"llamacpp": {"review": {"host": "0.0.0.0"}}}, "llamacpp.review.host must be a loopback address"),
     ({"database": {"createLocally": False}}, "set createLocally = true or a database.url"),
     ({"api": {"apiKeyFile": "/nix/store/abc-key"}}, "must be an absolute path outside the Nix store"),
+    ({"actions": {"approvalKeyFile": "/nix/store/abc-key"}}, "actions.approvalKeyFile must be an absolute path"),
+    ({"database": {"name": "aisys"}}, "database.name (aisys) must equal database.user (ai-sysadmin)"),
+    ({"settings": {"actions": {"approval_key_file": "/k"}}}, "set services.ai-sysadmin.actions.approvalKeyFile instead"),
+    ({"llamacpp": {"trigger": {"contextSize": 256, "parallel": 4}}}, "leaves under 128 tokens per slot"),
 ])
 def test_assertions(nix_instantiate: str, svc: dict[str, Any], message: str) -> None:
     failed = render(base(**svc))["assertions"]
@@ -245,3 +352,76 @@ def test_unknown_option_is_an_error(nix_instantiate: str) -> None:
 def test_bad_type_is_an_error(nix_instantiate: str) -> None:
     with pytest.raises(EvalError, match=r"autonomyLevel' is not of type"):
         render(base(autonomyLevel="yolo"))
+
+
+def test_state_dir_is_read_only(nix_instantiate: str) -> None:
+    """StateDirectory= is fixed, so settings.state_dir cannot point elsewhere."""
+    with pytest.raises(EvalError, match=r"settings.state_dir' is read-only, but it's set multiple times"):
+        render(base(settings={"state_dir": "/srv/ai"}))
+
+
+def test_protected_units_add_to_the_defaults(nix_instantiate: str) -> None:
+    out = render(base(protectedUnits=["nginx.service"]))
+    assert out["settings"]["protected_units"] == ["nginx.service"]
+    assert "protected_units" not in render(base())["settings"]
+    with pytest.raises(EvalError, match=r"protectedUnits.*is not of type"):
+        render(base(protectedUnits=["nginx; rm -rf /"]))
+
+
+def test_role_url_off_host_opens_ip_for_that_address_only(nix_instantiate: str) -> None:
+    """IPAddressAllow= follows the rendered settings, not only the typed options."""
+    ip = render(base(settings={"roles": {"meta": {"url": "http://10.1.2.3:8080"}}}))
+    u = unit_lines(ip["units"]["ai-sysadmin.service"])
+    assert one(u, "IPAddressDeny") == "any" and u["IPAddressAllow"] == ["localhost", "10.1.2.3"]
+    named = render(base(settings={"knowledge": {"url": "http://chroma.lan:8000"}}))
+    u = unit_lines(named["units"]["ai-sysadmin.service"])
+    assert "IPAddressDeny" not in u and "IPAddressAllow" not in u  # a name: the firewall's job
+    remote = render(CASES["remote-db"])
+    assert "IPAddressDeny" not in unit_lines(remote["units"]["ai-sysadmin.service"])
+
+
+def test_executor_unit(nix_instantiate: str) -> None:
+    out = render(base())
+    u = unit_lines(out["units"]["ai-sysadmin-executor.service"])
+    assert (one(u, "ExecStart") or "").endswith("/bin/ai-sysadmin executor")
+    assert one(u, "User") == "root" and "DynamicUser" not in u
+    assert one(u, "CapabilityBoundingSet") == "" and one(u, "NoNewPrivileges") == "true"
+    assert one(u, "ProtectSystem") == "strict" and one(u, "ProtectHome") == "true"
+    assert u["ReadWritePaths"] == ["/nix/var/nix/profiles", "/var/log/journal"]
+    assert one(u, "PrivateNetwork") == "true" and u["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert u["LoadCredential"] == ["approval-key:/var/lib/ai-sysadmin-executor/approval-key"]
+    assert (one(u, "Requires") or "").split() == ["ai-sysadmin-approval-key.service"]
+    assert "Requires" not in unit_lines(out["units"]["ai-sysadmin.service"])
+    env = dict(e.strip('"').split("=", 1) for e in u["Environment"])
+    assert env["NIX_REMOTE"] == "daemon" and "nix-stand-in/bin" in env["PATH"]
+    key = unit_lines(out["units"]["ai-sysadmin-approval-key.service"])
+    assert key["ConditionPathExists"] == ["!/var/lib/ai-sysadmin-executor/approval-key"]
+    assert one(key, "Type") == "oneshot" and one(key, "PrivateNetwork") == "true"
+    script = (one(key, "ExecStart") or "").split()[-1]
+    with open(script) as f:
+        text = f.read()
+    assert "umask 077" in text and "/dev/urandom" in text and "echo" not in text
+    # A key of one's own: no generator unit, the executor and API load that file.
+    own = render(base(actions={"approvalKeyFile": "/run/keys/approval"}, api={"enable": True}))
+    assert "ai-sysadmin-approval-key.service" not in own["units"]
+    for unit in ("ai-sysadmin-executor.service", "ai-sysadmin-api.service"):
+        lines = unit_lines(own["units"][unit])
+        assert "approval-key:/run/keys/approval" in lines["LoadCredential"] and "Requires" not in lines
+    assert own["unitConfigs"]["admin"]["content"]["actions"]["approval_key_file"] == "/run/keys/approval"
+
+
+@pytest.mark.parametrize("edition, ext", [("apache", "timescaledb-apache"), (True, "timescaledb-apache"),
+                                          ("none", None), (False, None)])
+def test_timescaledb_editions(nix_instantiate: str, edition: Any, ext: str | None) -> None:
+    pg = render(base(database={"timescaledb": edition}))["postgresql"]
+    assert pg["extensions"] == ([ext] if ext else [])
+    assert pg["sharedPreloadLibraries"] == ("timescaledb" if ext else None)
+
+
+def test_tsl_timescaledb_needs_allow_unfree(nix_instantiate: str) -> None:
+    """The TSL build is unfree in nixpkgs: it refuses to evaluate unless allowed."""
+    with pytest.raises(EvalError, match=r"timescaledb-stand-in.*has an unfree license \(‘TSL’\), refusing to evaluate"):
+        render(base(database={"timescaledb": "tsl"}))
+    cfg = base(database={"timescaledb": "tsl"})
+    cfg["nixpkgs"] = {"config": {"allowUnfree": True}}
+    assert render(cfg)["postgresql"]["extensions"] == ["timescaledb"]

@@ -44,8 +44,10 @@ async def test_new_error_templates_are_classified_once_and_cached(llama_trigger:
         pipe = pipeline(tmp_path, model=client, model_min_severity="info", model_batch_size=4)
         for e in entries():
             pipe.process(e)
-        # Entries wait for the model's first answer: no checkpoint may move the cursor past them.
-        assert pipe.holding() and pipe.checkpoint() is None
+        # Entries wait for the model's first answer: the checkpoint carries them in its state.
+        assert pipe.holding()
+        held = pipe.checkpoint().state["held"]
+        assert sorted(h["count"] for h in held) == [1, 2]
         await pipe.classifier.drain()
         assert not pipe.holding()
         assert pipe.classifier.calls == 1  # two candidate templates, one batched call
@@ -126,17 +128,36 @@ def test_queue_is_bounded() -> None:
     assert not c.submit(Request("c", "c", "c", None, 3)) and c.dropped == 1
 
 
-def test_holding_the_cursor_for_the_model_is_bounded() -> None:
+def test_held_entries_travel_with_the_checkpoint_and_resume_after_a_restart(tmp_path: Path) -> None:
+    from ai_sysadmin.trigger.classifier import Answer
     from ai_sysadmin.trigger.pipeline import Pipeline
     from ai_sysadmin.trigger.rules import RuleSet
     from ai_sysadmin.trigger.templates import Templates
 
-    now = [0.0]
-    c = Classifier(model=None, cache=AnswerCache(None))  # type: ignore[arg-type]  # never asked here
-    pipe = Pipeline(Templates(None), RuleSet.build(), classifier=c, max_hold=10.0, clock=lambda: now[0])
-    pipe.process(Entry(message="frobnicator lost quorum", realtime_usec=T0_USEC, priority=3, identifier="frobd",
-                       cursor="c1"))
-    assert pipe.holding() and pipe.checkpoint() is None
-    now[0] = 11.0  # the model is slow or over budget: stop holding
+    def build(cache: AnswerCache) -> Pipeline:
+        c = Classifier(model=None, cache=cache)  # type: ignore[arg-type]  # never asked here
+        t = Templates(None)
+        return Pipeline(t, RuleSet.build(), classifier=c)
+
+    pipe = build(AnswerCache(None))
+    for i in range(3):
+        pipe.process(Entry(message=f"frobnicator lost quorum after {i} retries", realtime_usec=T0_USEC + i,
+                           priority=3, identifier="frobd", cursor=f"c{i}"))
     cp = pipe.checkpoint()
-    assert cp is not None and cp.cursor == "c1"
+    assert cp.cursor == "c2" and not cp.triggers  # the cursor does not wait for the model
+    state = json.loads(json.dumps(cp.state))  # what the checkpoint file holds
+    (held,) = state["held"]
+    assert held["count"] == 3 and held["request"]["priority"] == 3
+
+    # A restart whose cache already has the answer (it came after the last checkpoint):
+    # the held entries become triggers at once, counted as one uninterrupted run would.
+    cache = AnswerCache(None)
+    cache.put(held["template_id"], Answer("high", "other", "quorum lost"))
+    again = build(cache)
+    assert again.restore(state)
+    (t,) = again.totals()
+    assert t.source == "model" and t.count == 3 and again.checkpoint().changed
+
+    # Without an answer yet the held entries are asked about again, still held.
+    later = build(AnswerCache(None))
+    assert later.restore(state) and later.holding() and later.classifier.pending(held["template_id"])

@@ -7,12 +7,12 @@
   outputs = { self }:
     let
       baseLib = import ./lib;
-      pkgsFor = system: import ./pkgs.nix { inherit system; lib = self.lib; };
+      pkgsFor = { system, config ? { } }: import ./pkgs.nix { inherit system config; lib = self.lib; };
     in
     {
       lib = baseLib // {
         nixosSystem = import ./nixos/default.nix { lib = self.lib; inherit pkgsFor; };
       };
-      legacyPackages = baseLib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgsFor;
+      legacyPackages = baseLib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system: pkgsFor { inherit system; });
     };
 }

@@ -93,6 +93,14 @@ let
     hasSuffix = p: s: let lp = stringLength p; ls = stringLength s; in ls >= lp && substring (ls - lp) lp s == p;
     hasInfix = infix: s: builtins.match ".*${escapeRegex infix}.*" s != null;
     removePrefix = p: s: if hasPrefix p s then substring (stringLength p) (stringLength s) s else s;
+    removeSuffix = p: s:
+      let lp = stringLength p; ls = stringLength s; in
+      if hasSuffix p s then substring 0 (ls - lp) s else s;
+    # As lib/strings.nix: a store path itself (not a path inside one).
+    isStorePath = x:
+      (isString x || builtins.isPath x || (isAttrs x && x ? outPath))
+      && (let str = toString x; in substring 0 1 str == "/" && builtins.dirOf str == builtins.storeDir);
+    getName = x: if isString x then (builtins.parseDrvName x).name else x.pname or (builtins.parseDrvName x.name).name;
     escapeShellArg = s: "'${replaceStrings [ "'" ] [ "'\\''" ] (toString s)}'";
     escapeShellArgs = concatMapStringsSep " " escapeShellArg;
     splitString = sep: s: filter isString (builtins.split (escapeRegex sep) s);
@@ -106,6 +114,11 @@ let
     getExe' = pkg: name: "${pkg}/bin/${name}";
     getExe = pkg: getExe' pkg (pkg.meta.mainProgram or (builtins.parseDrvName pkg.name).name);
     makeBinPath = concatMapStringsSep ":" (p: "${p}/bin");
+    makeSearchPathOutput = _output: sub: concatMapStringsSep ":" (p: "${p}/${sub}");
+    # lib/meta.nix: nix-env / buildEnv priority.
+    setPrio = priority: drv: drv // { meta = (drv.meta or { }) // { inherit priority; }; };
+    hiPrio = setPrio (-10);
+    lowPrio = setPrio 10;
     systems.flakeExposed = [ "x86_64-linux" "aarch64-linux" ];
 
     # ------------------------------------------------------------------ docs helpers
@@ -130,9 +143,12 @@ let
          else "{\n" + concatMapStrings (n: "${indent}  ${if match "[A-Za-z_][A-Za-z0-9_'-]*" n != null then n else toJSON n} = ${toPretty "${indent}  " v.${n}};\n") (attrNames v) + "${indent}}")
       else toString v;
 
+    # The entries of lib/licenses.nix the project's packages carry (same `free` flags).
     licenses = {
-      asl20 = { spdxId = "Apache-2.0"; free = true; };
-      mit = { spdxId = "MIT"; free = true; };
+      asl20 = { spdxId = "Apache-2.0"; shortName = "asl20"; free = true; };
+      mit = { spdxId = "MIT"; shortName = "mit"; free = true; };
+      postgresql = { spdxId = "PostgreSQL"; shortName = "postgresql"; free = true; };
+      tsl = { shortName = "TSL"; fullName = "Timescale License Agreement"; free = false; };
       unfree = { shortName = "unfree"; free = false; };
     };
     maintainers = { };

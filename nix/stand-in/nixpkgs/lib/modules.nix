@@ -2,7 +2,8 @@
 # observable behaviour (option declarations, definitions merged by type, mkIf / mkMerge
 # / mkOverride pushed down lazily, submodules, freeform types, "option does not exist"
 # errors, option renames and removals).  Written for this project's CI; not nixpkgs
-# code.  Order properties (mkBefore / mkAfter) are accepted and ignored.
+# code.  Order properties (mkOrder / mkBefore / mkAfter) sort an option's definitions
+# before they are merged, as lib/modules.nix's sortProperties does.
 { lib }:
 let
   inherit (builtins)
@@ -42,12 +43,18 @@ let
     else map (mapAttrs (_: mkOrder v.priority)) (pushDown v.content);
 
   # Resolve the properties of one definition of a *leaf* option.
-  discharge = prio: v:
-    if !isProp v then [ { inherit prio; value = v; } ]
-    else if v._type == "merge" then concatMap (discharge prio) v.contents
-    else if v._type == "if" then (if v.condition then discharge prio v.content else [ ])
-    else if v._type == "override" then discharge v.priority v.content
-    else discharge prio v.content;
+  discharge = prio: v: dischargeOrdered prio 1000 v;
+  dischargeOrdered = prio: order: v:
+    if !isProp v then [ { inherit prio order; value = v; } ]
+    else if v._type == "merge" then concatMap (dischargeOrdered prio order) v.contents
+    else if v._type == "if" then (if v.condition then dischargeOrdered prio order v.content else [ ])
+    else if v._type == "override" then dischargeOrdered v.priority order v.content
+    else dischargeOrdered prio v.priority v.content;
+
+  # Stable sort by order priority (lower first): mkBefore 500, default 1000, mkAfter 1500.
+  sortByOrder = defs:
+    let indexed = lib.imap0 (i: d: d // { _i = i; }) defs; in
+    map (d: removeAttrs d [ "_i" ]) (builtins.sort (a: b: a.order < b.order || (a.order == b.order && a._i < b._i)) indexed);
 
   mkOption = attrs: attrs // { _type = "option"; };
   isOption = v: isAttrs v && (v._type or null) == "option";
@@ -58,10 +65,10 @@ let
       type = opt.type or lib.types.unspecified;
       fromDefs = concatMap (d: map (x: x // { inherit (d) file; }) (discharge defaultPriority d.value)) defs;
       # The default stays unevaluated unless it is the value used.
-      fromDefault = if opt ? default then [ { file = "<default>"; prio = 1500; value = opt.default; } ] else [ ];
+      fromDefault = if opt ? default then [ { file = "<default>"; prio = 1500; order = 1000; value = opt.default; } ] else [ ];
       all = fromDefs ++ fromDefault;
       prio = foldl' (a: d: if d.prio < a then d.prio else a) 9999 all;
-      effective = filter (d: d.prio == prio) all;
+      effective = sortByOrder (filter (d: d.prio == prio) all);
       isDefined = effective != [ ];
       bad = filter (d: !(type.check d.value)) effective;
       merged =
@@ -70,7 +77,8 @@ let
           throw "A definition for option `${showOption loc}' is not of type `${type.description}'. Definition values:${
             lib.concatMapStrings (d: "\n- In `${d.file}': ${lib.toPretty "  " d.value}") bad}"
         else type.merge loc effective;
-      readOnlyOk = !(opt.readOnly or false) || length effective <= 1
+      # As lib/modules.nix: the default counts as a definition of a read-only option.
+      readOnlyOk = !(opt.readOnly or false) || length (fromDefs ++ fromDefault) <= 1
         || throw "The option `${showOption loc}' is read-only, but it's set multiple times.";
     in
     opt // {

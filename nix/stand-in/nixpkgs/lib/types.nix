@@ -118,9 +118,11 @@ let
       check = x: isStringLike x && builtins.substring 0 1 (toString x) == "/";
       merge = mergeEqual;
     };
+    # As lib/types.nix: a derivation or a store path itself; any other string (say
+    # "/usr/bin/llama-server" or "llama-cpp") is rejected.
     package = mkOptionType {
       name = "package"; description = "package";
-      check = x: isDerivation x || (isStringLike x && lib.hasPrefix "/" (toString x));
+      check = x: isDerivation x || lib.isStorePath x;
       merge = mergeOne;
     };
     attrs = mkOptionType {

@@ -1,6 +1,6 @@
 # STAND-IN NixOS base options: assertions, warnings, firewall, users, etc, hardware and
 # the few other top-level options the project's configurations set.  Not nixpkgs code.
-{ lib, ... }:
+{ lib, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   free = description: mkOption { type = types.attrsOf types.anything; default = { }; inherit description; };
@@ -29,12 +29,13 @@ in
       default = { };
       description = "Files in /etc.";
     };
-    users.users = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; description = "Users."; };
     users.groups = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; description = "Groups."; };
     hardware.graphics.enable = mkOption { type = types.bool; default = false; description = "Graphics drivers."; };
     hardware.nvidia = free "NVIDIA driver options (stand-in: free-form).";
     services.xserver.videoDrivers = mkOption { type = types.listOf types.str; default = [ ]; description = "Video drivers."; };
-    nixpkgs.config = free "nixpkgs configuration (stand-in: free-form).";
+    nixpkgs.config = free "nixpkgs configuration (stand-in: free-form; allowUnfree and allowUnfreePredicate reach pkgs).";
+    nix.package = mkOption { type = types.package; default = pkgs.nix; description = "The Nix package (nixos/modules/config/nix.nix)."; };
+    users.users = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; description = "Users."; };
     virtualisation = free "VM settings of the NixOS test driver (stand-in: free-form).";
     system.stateVersion = mkOption { type = types.str; default = "25.05"; description = "State version."; };
     system.build = mkOption { type = types.lazyAttrsOf types.raw; default = { }; description = "Build products."; };

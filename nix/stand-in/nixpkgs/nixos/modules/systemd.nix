@@ -1,8 +1,15 @@
-# STAND-IN for the NixOS systemd service options and unit-file rendering.  Renders
-# `systemd.services.<name>` into `systemd.units."<name>.service".text`, following the
-# unit-file layout NixOS produces (lists become repeated lines; booleans true/false).
-# Not nixpkgs code.
-{ lib, config, ... }:
+# STAND-IN for the NixOS systemd service/target options and unit-file rendering
+# (nixos/lib/systemd-lib.nix, nixos/lib/systemd-unit-options.nix,
+# nixos/modules/system/boot/systemd.nix).  Renders `systemd.services.<name>` and
+# `systemd.targets.<name>` into `systemd.units."<name>.<type>".text` the way NixOS lays
+# them out: dependencies in [Unit], `environment` as Environment="K=V" lines with PATH
+# from `path` plus NixOS' default coreutils/findutils/gnugrep/gnused/systemd, `script`,
+# `preStart` and `postStart` as ExecStart=/ExecStartPre=/ExecStartPost= scripts run by
+# bash with -e, lists as repeated lines, booleans true/false.
+# Divergences: NixOS enables units with symlinks in its unit directory; this renders
+# WantedBy=/RequiredBy= in an [Install] section instead (rig/nixos_driver.py enables
+# from it).  Not nixpkgs code.
+{ lib, config, pkgs, ... }:
 let
   inherit (lib) mkOption types;
 
@@ -20,31 +27,38 @@ let
   };
   listOpt = description: mkOption { type = types.listOf types.str; default = [ ]; inherit description; };
 
+  commonOptions = {
+    enable = mkOption { type = types.bool; default = true; description = "Whether to install this unit."; };
+    description = mkOption { type = types.str; default = ""; description = "Description= of the unit."; };
+    after = listOpt "After= dependencies.";
+    before = listOpt "Before= dependencies.";
+    requires = listOpt "Requires= dependencies.";
+    wants = listOpt "Wants= dependencies.";
+    bindsTo = listOpt "BindsTo= dependencies.";
+    partOf = listOpt "PartOf= dependencies.";
+    conflicts = listOpt "Conflicts= dependencies.";
+    wantedBy = listOpt "Install WantedBy=.";
+    requiredBy = listOpt "Install RequiredBy=.";
+    unitConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Unit] section options."; };
+  };
+
   serviceModule = { name, config, ... }: {
-    options = {
-      enable = mkOption { type = types.bool; default = true; description = "Whether to install this unit."; };
-      description = mkOption { type = types.str; default = ""; description = "Description= of the unit."; };
-      after = listOpt "After= dependencies.";
-      before = listOpt "Before= dependencies.";
-      requires = listOpt "Requires= dependencies.";
-      wants = listOpt "Wants= dependencies.";
-      bindsTo = listOpt "BindsTo= dependencies.";
-      partOf = listOpt "PartOf= dependencies.";
-      wantedBy = listOpt "Install WantedBy=.";
-      requiredBy = listOpt "Install RequiredBy=.";
+    options = commonOptions // {
       environment = mkOption {
         type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));
         default = { };
         description = "Environment variables of the service.";
       };
       path = mkOption { type = types.listOf (types.either types.package types.str); default = [ ]; description = "Packages on PATH."; };
-      unitConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Unit] section options."; };
       serviceConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Service] section options."; };
       startLimitBurst = mkOption { type = types.nullOr types.int; default = null; description = "StartLimitBurst=."; };
       startLimitIntervalSec = mkOption { type = types.nullOr types.int; default = null; description = "StartLimitIntervalSec=."; };
-      script = mkOption { type = types.lines; default = ""; description = "Shell commands run as ExecStart (stand-in: written with builtins.toFile)."; };
+      script = mkOption { type = types.lines; default = ""; description = "Shell commands run as ExecStart."; };
+      preStart = mkOption { type = types.lines; default = ""; description = "Shell commands run as ExecStartPre."; };
+      postStart = mkOption { type = types.lines; default = ""; description = "Shell commands run as ExecStartPost."; };
     };
   };
+  targetModule = { name, ... }: { options = commonOptions; };
 
   render = v: if builtins.isBool v then lib.boolToString v else toString v;
   section = attrs: lib.concatStrings (lib.mapAttrsToList (k: v:
@@ -53,25 +67,35 @@ let
   deps = name: list: lib.optionalString (list != [ ]) "${name}=${lib.concatStringsSep " " list}\n";
   envLine = k: v: "Environment=${builtins.toJSON "${k}=${toString v}"}\n";
 
-  unitText = name: s:
-    let
-      path = s.path ++ [ "/run/wrappers" "/run/current-system/sw" ];
-      execStart = lib.optionalAttrs (s.script != "") {
-        ExecStart = builtins.toFile "unit-script-${name}-start" "#!/bin/sh\nset -e\n${s.script}\n";
-      };
-    in
+  # makeJobScript: `#!${runtimeShell} -e` (the stand-in's store files are not
+  # executable, so the shell is named on the Exec line).
+  jobScript = name: kind: text: "${pkgs.runtimeShell} -e ${pkgs.writeText "unit-script-${name}-${kind}" "#!${pkgs.runtimeShell} -e\n${text}\n"}";
+
+  unitSection = s:
     "[Unit]\n"
     + lib.optionalString (s.description != "") "Description=${s.description}\n"
     + deps "After" s.after + deps "Before" s.before + deps "Requires" s.requires + deps "Wants" s.wants
-    + deps "BindsTo" s.bindsTo + deps "PartOf" s.partOf
+    + deps "BindsTo" s.bindsTo + deps "PartOf" s.partOf + deps "Conflicts" s.conflicts
+    + section s.unitConfig;
+  installSection = s: lib.optionalString (s.wantedBy != [ ] || s.requiredBy != [ ]) (
+    "\n[Install]\n" + deps "WantedBy" s.wantedBy + deps "RequiredBy" s.requiredBy);
+
+  defaultPath = [ pkgs.coreutils pkgs.findutils pkgs.gnugrep pkgs.gnused pkgs.systemd ];
+  serviceText = name: s:
+    let
+      path = s.path ++ defaultPath;
+      env = { PATH = "${lib.makeBinPath path}:${lib.makeSearchPathOutput "bin" "sbin" path}"; } // s.environment;
+      scripts = lib.optionalAttrs (s.script != "") { ExecStart = jobScript name "start" s.script; }
+        // lib.optionalAttrs (s.preStart != "") { ExecStartPre = jobScript name "pre-start" s.preStart; }
+        // lib.optionalAttrs (s.postStart != "") { ExecStartPost = jobScript name "post-start" s.postStart; };
+    in
+    unitSection s
     + lib.optionalString (s.startLimitBurst != null) "StartLimitBurst=${toString s.startLimitBurst}\n"
     + lib.optionalString (s.startLimitIntervalSec != null) "StartLimitIntervalSec=${toString s.startLimitIntervalSec}\n"
-    + section s.unitConfig
     + "\n[Service]\n"
-    + lib.concatStrings (lib.mapAttrsToList envLine (lib.filterAttrs (_: v: v != null) s.environment))
-    + section (s.serviceConfig // execStart)
-    + lib.optionalString (s.wantedBy != [ ] || s.requiredBy != [ ]) (
-      "\n[Install]\n" + deps "WantedBy" s.wantedBy + deps "RequiredBy" s.requiredBy);
+    + lib.concatStrings (lib.mapAttrsToList envLine (lib.filterAttrs (_: v: v != null) env))
+    + section (s.serviceConfig // scripts)
+    + installSection s;
 in
 {
   options.systemd = {
@@ -80,6 +104,11 @@ in
       default = { };
       description = "systemd services.";
     };
+    targets = mkOption {
+      type = types.attrsOf (types.submodule targetModule);
+      default = { };
+      description = "systemd targets.";
+    };
     tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; description = "tmpfiles.d lines."; };
     units = mkOption {
       type = types.attrsOf (types.attrsOf types.anything);
@@ -87,6 +116,9 @@ in
       description = "Rendered unit files (stand-in: { text; }).";
     };
   };
-  config.systemd.units = lib.mapAttrs' (name: s: lib.nameValuePair "${name}.service" { text = unitText name s; })
-    (lib.filterAttrs (_: s: s.enable) config.systemd.services);
+  config.systemd.units =
+    lib.mapAttrs' (name: s: lib.nameValuePair "${name}.service" { text = serviceText name s; })
+      (lib.filterAttrs (_: s: s.enable) config.systemd.services)
+    // lib.mapAttrs' (name: t: lib.nameValuePair "${name}.target" { text = unitSection t + installSection t; })
+      (lib.filterAttrs (_: t: t.enable) config.systemd.targets);
 }

@@ -1,0 +1,395 @@
+"""The executor: the only privileged part.  Picks up approved actions, re-validates, runs, verifies.
+
+Pickup is PostgreSQL LISTEN/NOTIFY on `ai_sysadmin_actions` (a trigger on `actions`
+notifies whenever a row becomes `approved`, whoever wrote it) plus a slow poll in case
+a notification was missed.  It needs nothing but the database: no socket of its own,
+no network, no polkit rule to keep in sync with the catalog.
+
+For every approved action it re-reads the row and trusts none of it: the catalog id
+and parameters are validated again, the risk is the catalog's (a row whose risk
+differs is refused), protected units come from its own config (and every alias
+systemd reports for the unit), the pause from the database.  A person's approval must
+carry a valid HMAC signature (actions/signing.py) that has not expired; an approval by
+the service's policy is re-decided with the executor's own autonomy level, limits,
+cool-downs and breakers.  Only then does it run the catalog's argv (no shell), with a
+timeout and bounded output, and verify.
+
+Crash safety: an action found `executing` at start (the executor died mid-action) is
+marked `interrupted` and verified; it is never re-run on the executor's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ai_sysadmin.actions import signing
+from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
+from ai_sysadmin.actions.policy import is_protected
+from ai_sysadmin.actions.runner import RunResult, run_argv
+from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.state import gather, now_utc, paused_until
+from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
+from ai_sysadmin.config import Config
+from ai_sysadmin.store.db import connect_kwargs
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "ai_sysadmin_actions"
+ACTOR = "ai-sysadmin-executor"
+# Held for the executor's whole session: one executor per database.
+EXECUTOR_LOCK = 0x41_49_53_45_58  # "AISEX"
+
+
+class Refusal(Exception):
+    def __init__(self, status: str, reason: str):
+        self.status = status  # refused | expired
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Executor:
+    def __init__(self, cfg: Config, *, catalog: Catalog | None = None, clock: Callable[[], datetime] | None = None,
+                 out: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.catalog = catalog or load_catalog()
+        self.clock = clock or now_utc
+        self.paths = Paths(system_profile=cfg.actions.system_profile, current_system=cfg.actions.current_system)
+        self.out = out or (lambda line: print(line, flush=True))
+        self._key: bytes | None = None
+        self._key_error: str | None = None
+        try:
+            self._key = signing.load_key(cfg)
+        except signing.KeyUnavailable as exc:
+            self._key_error = str(exc)
+        self.handled = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def nix_runs(self) -> bool:
+        mode = self.cfg.actions.nix_mode
+        return mode == "run" or (mode == "auto" and is_nixos())
+
+    async def connect(self) -> psycopg.AsyncConnection:
+        db = self.cfg.database
+        return await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True,
+                                                     **{**connect_kwargs(db), "application_name": ACTOR})
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
+        if self._key is None:
+            log.warning("executor: %s; only actions its own policy lets run automatically will run",
+                        self._key_error)
+        log.info("executor: autonomy %s, Nix actions %s, systemd %s", self.cfg.autonomy_level,
+                 "run" if self.nix_runs() else "DRY RUN (not NixOS)", "yes" if has_systemd() else "no")
+        while not stop.is_set():
+            try:
+                listen = await self.connect()
+            except psycopg.OperationalError as exc:
+                log.warning("executor: database unreachable (%s); retrying", str(exc).strip().splitlines()[-1:])
+                await _wait(stop, self.cfg.actions.poll_interval)
+                continue
+            try:
+                cur = await listen.execute("SELECT pg_try_advisory_lock(%s)", (EXECUTOR_LOCK,))
+                if not (await cur.fetchone())[0]:  # type: ignore[index]
+                    log.error("executor: another executor holds the lock on this database; exiting")
+                    return 1
+                work = await self.connect()
+                try:
+                    await self.recover(work)
+                    await listen.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        await self.process_pending(work)
+                        if once:
+                            return 0
+                        await self._wait_notify(listen, stop)
+                finally:
+                    await work.close()
+            except psycopg.OperationalError as exc:
+                log.warning("executor: lost the database (%s); reconnecting", exc)
+                await _wait(stop, min(5.0, self.cfg.actions.poll_interval))
+            finally:
+                await listen.close()
+        return 0
+
+    async def _wait_notify(self, listen: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        gen = listen.notifies(timeout=self.cfg.actions.poll_interval, stop_after=1)
+        waiter = asyncio.ensure_future(_drain(gen))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (waiter, stopper):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover(self, conn: psycopg.AsyncConnection) -> list[int]:
+        """`executing` at start: the previous executor died mid-action.  Mark, verify, never re-run."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM actions WHERE status = 'executing' ORDER BY id")
+        rows = await cur.fetchall()
+        for row in rows:
+            now = self.clock()
+            async with conn.transaction():
+                await self._move(conn, row["id"], "executing", "interrupted", now,
+                                 "executor stopped mid-action; not re-run, verifying what happened",
+                                 "action.interrupted", {"action": row["action"], "params": row["params"]})
+            verification = await self._verify_row(conn, row, steps_ok=True, interrupted=True)
+            async with conn.transaction():
+                await conn.execute("UPDATE actions SET verification = %s, finished_at = %s, updated_at = %s "
+                                   "WHERE id = %s", (Jsonb(verification), self.clock(), self.clock(), row["id"]))
+                await self._audit(conn, self.clock(), "action.interrupted.verified", row["id"], verification)
+                if not verification["passed"]:
+                    await self._trip(conn, row, "verification failed after an interrupted run")
+            log.warning("executor: action %s was interrupted; verification %s", row["id"],
+                        "passed" if verification["passed"] else "FAILED")
+        return [r["id"] for r in rows]
+
+    # ------------------------------------------------------------------ the work
+
+    async def process_pending(self, conn: psycopg.AsyncConnection) -> int:
+        done = 0
+        while True:
+            handled = await self.process_one(conn)
+            if handled is None:
+                return done
+            done += 1
+
+    async def process_one(self, conn: psycopg.AsyncConnection) -> int | None:
+        """Claim and handle the oldest approved action; None when there is none (or paused)."""
+        now = self.clock()
+        async with conn.transaction():
+            if await paused_until(conn, now) is not None:
+                return None  # approved actions wait; their approval may expire meanwhile
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM actions WHERE status = 'approved' ORDER BY id LIMIT 1 "
+                              "FOR UPDATE SKIP LOCKED")
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            try:
+                va, how = await self.revalidate(conn, row, now)
+            except Refusal as r:
+                await self._move(conn, row["id"], "approved", r.status, now, r.reason, f"action.{r.status}",
+                                 {"action": row["action"], "params": row["params"], "reason": r.reason})
+                log.warning("executor: action %s %s: %s", row["id"], r.status, r.reason)
+                self.handled += 1
+                return row["id"]
+            dry = va.spec.needs_nixos and not self.nix_runs()
+            if dry:
+                await self._dry_run(conn, row, va, now)
+                self.handled += 1
+                return row["id"]
+            verifier = Verifier(self.cfg, started_at=now, conn=None)
+            before = await verifier.before(va.id, va.params)
+            await conn.execute("UPDATE actions SET status = 'executing', started_at = %s, updated_at = %s, "
+                               "executed_by = %s, result = %s WHERE id = %s",
+                               (now, now, f"{ACTOR}@{socket.gethostname()}",
+                                Jsonb({"mode": "run", "before": before, "approval": how, "steps": []}), row["id"]))
+            await self._step(conn, row["id"], "approved", "executing", now, f"re-validated ({how}); running")
+            await self._audit(conn, now, "action.executing", row["id"],
+                              {"action": va.id, "params": va.params, "approval": how,
+                               "argv": [list(s.argv) for s in va.steps(self.paths)]})
+        # Committed: the row says `executing` before anything runs (crash safety).
+        results = await self._run_steps(conn, row["id"], va)
+        steps_ok = all(r.ok for r in results)
+        verification = await self._verify_row(conn, {**row, "result": {"before": before}, "started_at": now},
+                                              steps_ok=steps_ok)
+        final = "verified" if verification["passed"] else "failed"
+        end = self.clock()
+        async with conn.transaction():
+            await conn.execute("UPDATE actions SET verification = %s, finished_at = %s WHERE id = %s",
+                               (Jsonb(verification), end, row["id"]))
+            await self._move(conn, row["id"], "executing", final, end,
+                             "verification passed" if final == "verified" else "verification failed: " + "; ".join(
+                                 c["check"] for c in verification["checks"] if not c["passed"]),
+                             f"action.{final}", {"verification": verification})
+            if final == "failed":
+                await self._trip(conn, row, "verification failed")
+        log.info("executor: action %s %s %s: %s", row["id"], va.id, va.params, final)
+        self.handled += 1
+        return row["id"]
+
+    async def revalidate(self, conn: psycopg.AsyncConnection, row: dict[str, Any], now: datetime
+                         ) -> tuple[ValidatedAction, str]:
+        """Everything again, from the catalog and this executor's own config; raises Refusal."""
+        try:
+            va = self.catalog.validate(row["action"], row["params"])
+        except ProposalRejected as exc:
+            raise Refusal("refused", f"not a valid catalog action: {exc}") from None
+        if row["risk"] != va.risk:
+            raise Refusal("refused", f"recorded risk {row['risk']!r} is not the catalog's {va.risk!r}")
+        if row["target"] is not None and row["target"] != va.target:
+            raise Refusal("refused", f"recorded target {row['target']!r} is not {va.target!r}")
+        aliases: tuple[str, ...] = ()
+        if va.unit and has_systemd():
+            aliases = await unit_names(va.unit)
+        a = self.cfg.actions
+        for u in (va.unit, *aliases):
+            if u and is_protected(u, self.cfg.protected_units, a.protected_patterns):
+                raise Refusal("refused", f"protected unit {u} (executor's own list): never acted on")
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM action_approvals WHERE action_id = %s ORDER BY id DESC LIMIT 1",
+                          (row["id"],))
+        ap = await cur.fetchone()
+        if ap is None:
+            raise Refusal("refused", "approved without an approval record")
+        if ap["expires_at"] <= now:
+            raise Refusal("expired", f"approval by {ap['approver']} expired at {ap['expires_at'].isoformat()}")
+        if ap["approved_at"] > now + timedelta(seconds=60):
+            raise Refusal("refused", "approval is dated in the future")
+        if ap["signature"] is not None or ap["kind"] == "person":
+            if self._key is None:
+                raise Refusal("refused", f"cannot check a person's approval: {self._key_error}")
+            if ap["approver"] in (SERVICE_ACTOR, POLICY_APPROVER, ACTOR):
+                raise Refusal("refused", f"approver {ap['approver']!r} is the service, not a person")
+            if not signing.valid(self._key, ap["signature"], row["id"], row["action"], row["params"],
+                                 ap["approver"], ap["approved_at"], ap["expires_at"]):
+                raise Refusal("refused", "approval signature is not valid for this action (not made with the "
+                                         "approval key, or the action was changed after approval)")
+            return va, f"approved by {ap['approver']} (signed)"
+        # The service's own approval: only what THIS config's policy would run automatically.
+        facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases)
+        d = facts.decide(self.cfg.autonomy_level, va)
+        if d.decision != "execute":
+            raise Refusal("refused", f"no person approved it and the executor's own policy says "
+                                     f"{d.decision}: {d.reason}")
+        return va, f"policy ({d.reason})"
+
+    async def _run_steps(self, conn: psycopg.AsyncConnection, action_id: int, va: ValidatedAction) -> list[RunResult]:
+        results: list[RunResult] = []
+        cap = self.cfg.actions.output_cap_bytes
+        for step in va.steps(self.paths):
+            if step.detached:
+                r = await self._run_detached(step, action_id, va.spec.timeout)
+            else:
+                r = await run_argv(step.argv, timeout=va.spec.timeout, cap=cap)
+            results.append(r)
+            async with conn.transaction():
+                await conn.execute("UPDATE actions SET result = jsonb_set(result, '{steps}', "
+                                   "(result->'steps') || %s::jsonb) WHERE id = %s",
+                                   (Jsonb([r.to_json()]), action_id))
+                await self._audit(conn, self.clock(), "action.step", action_id,
+                                  {"argv": list(r.argv), "exit_status": r.exit_status, "error": r.error,
+                                   "seconds": round(r.seconds, 3)})
+            if not r.ok:
+                break
+        return results
+
+    async def _run_detached(self, step: Step, action_id: int, timeout: float) -> RunResult:
+        # Run the store path the profile points at now, not the mutable link.
+        argv = (os.path.realpath(step.argv[0]), *step.argv[1:])
+        cap = self.cfg.actions.output_cap_bytes
+        if not has_systemd():
+            # Named: off systemd there is no unit to detach into; it runs as our child.
+            r = await run_argv(argv, timeout=timeout, cap=cap)
+            return RunResult(r.argv, r.exit_status, r.stdout, r.stderr + "\n[ran directly: no systemd]",
+                             r.truncated, r.seconds, r.error)
+        unit = f"ai-sysadmin-action-{action_id}.service"
+        start = await run_argv(["systemd-run", f"--unit={unit}", "--service-type=oneshot",
+                                "--property=RemainAfterExit=yes", "--no-block",
+                                f"--description=ai-sysadmin action {action_id}", "--", *argv], timeout=60, cap=cap)
+        if not start.ok:
+            return start
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        p: dict[str, str] = {}
+        while loop.time() < deadline:
+            p = await unit_props(unit, "ActiveState", "Result", "ExecMainStatus")
+            if p.get("ActiveState") in ("active", "failed") or (p.get("ActiveState") == "inactive"
+                                                               and p.get("Result") not in (None, "")):
+                break
+            await asyncio.sleep(0.2)
+        status = int(p.get("ExecMainStatus") or -1) if p.get("ActiveState") in ("active", "failed", "inactive") \
+            else None
+        await run_argv(["systemctl", "stop", "--", unit], timeout=60, cap=cap)
+        await run_argv(["systemctl", "reset-failed", "--", unit], timeout=60, cap=cap)
+        err = None if status is not None else f"{unit} did not finish within {timeout:.0f}s"
+        return RunResult(argv, status if p.get("Result") in ("success", "exit-code") else None,
+                         start.stdout, f"detached as {unit} (output in its journal); result {p.get('Result')}",
+                         False, 0.0, err if err else (None if p.get("Result") == "success" else
+                                                      f"{unit} result {p.get('Result')}"))
+
+    async def _dry_run(self, conn: psycopg.AsyncConnection, row: dict[str, Any], va: ValidatedAction,
+                       now: datetime) -> None:
+        argvs = [list(s.argv) for s in va.steps(self.paths)]
+        for argv in argvs:
+            self.out(f"DRY RUN (not NixOS; actions.nix_mode={self.cfg.actions.nix_mode}): action {row['id']} "
+                     f"would run: {argv!r}")
+        await conn.execute("UPDATE actions SET result = %s, started_at = %s, finished_at = %s, executed_by = %s "
+                           "WHERE id = %s", (Jsonb({"mode": "dry-run", "argv": argvs}), now, now,
+                                             f"{ACTOR}@{socket.gethostname()}", row["id"]))
+        await self._move(conn, row["id"], "approved", "dry-run", now,
+                         "DRY RUN: not NixOS, the argv was printed and not run", "action.dry-run", {"argv": argvs})
+
+    async def _verify_row(self, conn: psycopg.AsyncConnection, row: dict[str, Any], *, steps_ok: bool,
+                          interrupted: bool = False) -> dict[str, Any]:
+        try:
+            va = self.catalog.validate(row["action"], row["params"])
+        except ProposalRejected as exc:
+            return {"passed": False, "checks": [{"check": "catalog action", "passed": False, "observed": str(exc)}]}
+        before = (row.get("result") or {}).get("before") or {}
+        v = Verifier(self.cfg, started_at=row.get("started_at"), conn=conn)
+        try:
+            out = await v.check(va.id, va.params, before, steps_ok)
+        except Exception as exc:  # a verification that cannot run is a failed one
+            log.exception("executor: verification of action %s raised", row["id"])
+            out = {"passed": False, "checks": [{"check": "verification ran", "passed": False,
+                                                "observed": f"{type(exc).__name__}: {exc}"}]}
+        if interrupted:
+            out["interrupted"] = True
+        return out
+
+    async def _trip(self, conn: psycopg.AsyncConnection, row: dict[str, Any], reason: str) -> None:
+        target = row.get("target") or row["action"]
+        await conn.execute("INSERT INTO action_breakers (target, action_id, reason) VALUES (%s, %s, %s) "
+                           "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING",
+                           (target, row["id"], f"action {row['id']} ({row['action']}): {reason}"))
+        await self._audit(conn, self.clock(), "breaker.tripped", row["id"], {"target": target, "reason": reason})
+        if row.get("incident_id") is not None:
+            await conn.execute("UPDATE incidents SET status = 'open', resolved_at = NULL, updated_at = %s "
+                               "WHERE id = %s", (self.clock(), row["incident_id"]))
+            await self._audit(conn, self.clock(), "incident.reopened", row["id"],
+                              {"incident": row["incident_id"], "reason": reason})
+
+    # ------------------------------------------------------------------ recording
+
+    async def _move(self, conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
+                    reason: str, event: str, detail: dict[str, Any]) -> None:
+        await conn.execute("UPDATE actions SET status = %s, updated_at = %s WHERE id = %s", (to, at, action_id))
+        await self._step(conn, action_id, frm, to, at, reason)
+        await self._audit(conn, at, event, action_id, {**detail, "reason": reason})
+
+    @staticmethod
+    async def _step(conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
+                    reason: str) -> None:
+        await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
+                           "VALUES (%s, %s, %s, %s, %s, %s)", (action_id, frm, to, ACTOR, reason[:2000], at))
+
+    @staticmethod
+    async def _audit(conn: psycopg.AsyncConnection, at: datetime, event: str, action_id: int,
+                     detail: dict[str, Any]) -> None:
+        await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
+                           (at, ACTOR, event, f"action:{action_id}", Jsonb(detail)))
+
+
+async def _drain(gen: Any) -> None:
+    async for _ in gen:
+        pass
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -1,0 +1,80 @@
+"""The autonomy policy: one pure function from the facts to a decision and its reason.
+
+    decide(autonomy, risk, protected=..., paused=..., rate_limited=..., cooling_down=..., breaker_open=...)
+
+Inputs are facts the caller established from the catalog (risk), its own configuration
+(autonomy level, protected units, limits) and the database (pause, counters, breakers);
+nothing here comes from a model.  The order of the rules is the policy:
+
+1. a protected unit is refused, at every level;
+2. `observe` records only;
+3. a global pause queues everything for a person;
+4. high risk always waits for a person;
+5. `suggest` queues everything;
+6. `auto-safe` runs low risk, `auto-full` low and medium -- unless the target's breaker
+   is open, it is cooling down after the last action, or a rate limit is reached:
+   then it is queued for a person, with that reason.
+
+The executor calls the same function with its own facts before it runs an action that
+no person approved, so the row's recorded decision is never trusted on its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Iterable
+
+AUTO_RISKS = {"observe": (), "suggest": (), "auto-safe": ("low",), "auto-full": ("low", "medium")}
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str  # record | queue | execute | refuse
+    reason: str
+
+
+def decide(autonomy: str, risk: str, *, protected: bool = False, paused: bool = False,
+           rate_limited: str | None = None, cooling_down: str | None = None,
+           breaker_open: str | None = None, target: str = "") -> Decision:
+    """`rate_limited`, `cooling_down`, `breaker_open`: None, or the reason in words."""
+    if autonomy not in AUTO_RISKS:
+        raise ValueError(f"unknown autonomy level {autonomy!r}")
+    if risk not in ("low", "medium", "high"):
+        raise ValueError(f"unknown risk {risk!r}")
+    what = f" {target}" if target else ""
+    if protected:
+        return Decision("refuse", f"protected unit{what}: never acted on")
+    if autonomy == "observe":
+        return Decision("record", "autonomy level observe: recorded only")
+    if paused:
+        return Decision("queue", "actions are paused: queued for a person")
+    if risk == "high":
+        return Decision("queue", "high risk: always waits for a person")
+    if risk not in AUTO_RISKS[autonomy]:
+        return Decision("queue", f"{risk} risk at autonomy level {autonomy}: queued for a person")
+    for blocked in (breaker_open, cooling_down, rate_limited):
+        if blocked:
+            return Decision("queue", f"{blocked}: queued for a person")
+    return Decision("execute", f"{risk} risk at autonomy level {autonomy}: runs automatically")
+
+
+def canonical_unit(unit: str) -> str:
+    """`sshd` and `sshd.service` are the same unit to systemctl."""
+    return unit if "." in unit else f"{unit}.service"
+
+
+def is_protected(unit: str | None, protected_units: Iterable[str], patterns: Iterable[str] = ()) -> bool:
+    """Exact names (with or without .service) or shell-style patterns such as `llama-*`."""
+    if unit is None:
+        return False
+    name = canonical_unit(unit)
+    names = {canonical_unit(u) for u in protected_units}
+    if name in names:
+        return True
+    # A template instance (foo@x.service) is protected when its template (foo@.service) is.
+    if "@" in name:
+        prefix, _, rest = name.partition("@")
+        if f"{prefix}@.{rest.rsplit('.', 1)[-1]}" in names:
+            return True
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, canonical_unit(p)) for p in patterns)

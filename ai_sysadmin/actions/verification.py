@@ -1,0 +1,218 @@
+"""What the executor checks after (and notes before) each action.
+
+Each catalog action has a `before` snapshot (stored with the action as it starts
+executing, so a restarted executor can still verify an interrupted one) and a
+`check` that returns whether the action did what it is for.  Observations come from
+the host: systemctl, journalctl, statvfs, the profile links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ai_sysadmin.actions.runner import run_argv
+from ai_sysadmin.config import Config
+
+SETTLING = ("activating", "deactivating", "reloading", "refreshing")
+
+
+def has_systemd() -> bool:
+    return os.path.isdir("/run/systemd/system")
+
+
+def is_nixos() -> bool:
+    return os.path.exists("/etc/NIXOS") or (os.path.exists("/run/current-system") and has_systemd())
+
+
+async def _out(argv: list[str], timeout: float = 30.0) -> tuple[int | None, str]:
+    r = await run_argv(argv, timeout=timeout, cap=1 << 20)
+    return r.exit_status, r.stdout + (("\n" + r.stderr) if r.stderr else "")
+
+
+async def unit_props(unit: str, *props: str) -> dict[str, str]:
+    code, text = await _out(["systemctl", "show", *(f"--property={p}" for p in props), "--", unit])
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+async def unit_names(unit: str) -> tuple[str, ...]:
+    """Every name systemd knows the unit by (aliases too), for the protected-unit check."""
+    if not has_systemd():
+        return ()
+    p = await unit_props(unit, "Id", "Names")
+    return tuple(dict.fromkeys([p.get("Id", ""), *p.get("Names", "").split()]).keys() - {""})
+
+
+async def failed_units() -> list[str]:
+    if not has_systemd():
+        return []
+    code, text = await _out(["systemctl", "list-units", "--state=failed", "--plain", "--no-legend", "--all"])
+    return sorted(line.split()[0] for line in text.splitlines() if line.strip())
+
+
+_SIZE = re.compile(r"take up ([\d.]+)([KMGTPE]?)B?", re.I)
+
+
+async def journal_usage() -> int | None:
+    code, text = await _out(["journalctl", "--disk-usage"])
+    m = _SIZE.search(text)
+    if code != 0 or not m:
+        return None
+    mult = 1024 ** ("BKMGTPE".index(m.group(2).upper() or "B"))
+    return int(float(m.group(1)) * mult)
+
+
+def store_dir() -> str:
+    return os.environ.get("NIX_STORE_DIR") or "/nix/store"
+
+
+def free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _generation(profile: str) -> tuple[int | None, dict[int, str]]:
+    """(current generation number, {n: target}) of a Nix profile."""
+    d, base = os.path.split(profile)
+    gens: dict[int, str] = {}
+    pat = re.compile(rf"^{re.escape(base)}-(\d+)-link$")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return None, {}
+    for name in names:
+        m = pat.match(name)
+        if m:
+            gens[int(m.group(1))] = os.path.realpath(os.path.join(d, name))
+    try:
+        link = os.readlink(profile)
+    except OSError:
+        return None, gens
+    m = pat.match(os.path.basename(link))
+    return (int(m.group(1)) if m else None), gens
+
+
+@dataclass
+class Verifier:
+    cfg: Config
+    started_at: datetime | None = None
+    conn: psycopg.AsyncConnection | None = None  # for "no new failure trigger"
+
+    async def before(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        a = self.cfg.actions
+        if action == "restart_unit" and has_systemd():
+            return {"props": await unit_props(params["unit"], "ActiveState", "InvocationID", "NRestarts")}
+        if action == "vacuum_journal":
+            return {"journal_bytes": await journal_usage()}
+        if action == "collect_garbage":
+            return {"store": store_dir(), "free_bytes": free_bytes(store_dir())}
+        if action == "rollback_generation":
+            cur, gens = _generation(a.system_profile)
+            prev = max((n for n in gens if cur is not None and n < cur), default=None)
+            return {"generation": cur, "target": os.path.realpath(a.system_profile),
+                    "expected_generation": prev, "expected_target": gens.get(prev) if prev is not None else None,
+                    "failed_units": await failed_units()}
+        return {}
+
+    async def check(self, action: str, params: dict[str, Any], before: dict[str, Any],
+                    steps_ok: bool) -> dict[str, Any]:
+        fn = getattr(self, f"_check_{action}", None)
+        checks: list[dict[str, Any]] = [{"check": "every step exited 0", "passed": steps_ok}]
+        if fn is not None:
+            checks += await fn(params, before)
+        return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+    async def _check_restart_unit(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        unit = params["unit"]
+        window = self.cfg.actions.verify_window_seconds
+        deadline = time.monotonic() + 120.0
+        p = await unit_props(unit, "ActiveState", "SubState", "InvocationID", "NRestarts", "Result")
+        while p.get("ActiveState") in SETTLING and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            p = await unit_props(unit, "ActiveState", "SubState", "InvocationID", "NRestarts", "Result")
+        checks = [{"check": f"{unit} is active", "passed": p.get("ActiveState") == "active",
+                   "observed": p.get("ActiveState")}]
+        if not checks[0]["passed"]:
+            return checks
+        end = time.monotonic() + window
+        stable = True
+        while time.monotonic() < end:
+            await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
+            q = await unit_props(unit, "ActiveState", "InvocationID", "NRestarts")
+            if q.get("ActiveState") != "active" or q.get("InvocationID") != p.get("InvocationID") \
+                    or q.get("NRestarts") != p.get("NRestarts"):
+                stable, p = False, q
+                break
+        checks.append({"check": f"{unit} stayed active without restarting for {window:g}s", "passed": stable,
+                       "observed": p.get("ActiveState")})
+        checks.append(await self._no_new_trigger(unit))
+        return checks
+
+    async def _no_new_trigger(self, unit: str) -> dict[str, Any]:
+        if self.conn is None or self.started_at is None:
+            return {"check": "no new failure trigger", "passed": True, "observed": "not checked (no database)"}
+        cur = await self.conn.execute("SELECT count(*) FROM triggers WHERE unit = %s AND last_seen >= %s "
+                                      "AND severity IN ('critical', 'high')", (unit, self.started_at))
+        n = (await cur.fetchone())[0]  # type: ignore[index]
+        return {"check": f"no new high/critical trigger for {unit}", "passed": n == 0, "observed": n}
+
+    async def _check_reset_failed_unit(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        state = (await unit_props(params["unit"], "ActiveState")).get("ActiveState")
+        return [{"check": f"{params['unit']} is not failed", "passed": state is not None and state != "failed",
+                 "observed": state}]
+
+    async def _check_vacuum_journal(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        after = await journal_usage()
+        b = before.get("journal_bytes")
+        checks = [{"check": "journal disk usage did not grow", "passed": after is not None and b is not None
+                   and after <= b, "observed": {"before": b, "after": after}}]
+        if "max_size_mb" in params:
+            # Active files are not vacuumed; allow one default-sized active file on top.
+            limit = int(params["max_size_mb"]) * 1024 * 1024 + 128 * 1024 * 1024
+            checks.append({"check": f"journal at most {params['max_size_mb']} MiB (+ active files)",
+                           "passed": after is not None and after <= limit, "observed": after})
+        return checks
+
+    async def _check_collect_garbage(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        after = free_bytes(before.get("store") or store_dir())
+        b = before.get("free_bytes") or 0
+        # Other writers share the file system: a fall of up to 1% (at most 64 MiB) is noise.
+        slack = min(64 * 1024 * 1024, b // 100)
+        return [{"check": "free space on the store's file system did not fall", "passed": after + slack >= b,
+                 "observed": {"before": b, "after": after, "freed": after - b}}]
+
+    async def _check_nix_store_repair(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        code, text = await _out(["nix-store", "--verify", "--check-contents"], timeout=3600)
+        modified = [line for line in text.splitlines() if "was modified" in line or "is corrupt" in line]
+        return [{"check": "nix-store --verify --check-contents exits 0 with no modified path",
+                 "passed": code == 0 and not modified, "observed": {"exit": code, "modified": modified[:20]}}]
+
+    async def _check_rollback_generation(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        a = self.cfg.actions
+        expected = before.get("expected_target")
+        now_target = os.path.realpath(a.system_profile)
+        current = os.path.realpath(a.current_system)
+        checks = [
+            {"check": "system profile points at the previous generation", "passed": expected is not None
+             and now_target == expected, "observed": {"profile": now_target, "expected": expected}},
+            {"check": f"{a.current_system} is the previous generation", "passed": expected is not None
+             and current == expected, "observed": current},
+        ]
+        if has_systemd():
+            failed = await failed_units()
+            new = sorted(set(failed) - set(before.get("failed_units") or []))
+            checks.append({"check": "no unit failed that was not failed before", "passed": not new,
+                           "observed": new})
+        return checks

@@ -1,0 +1,43 @@
+"""Per-key concurrency: a client holds at most N requests in flight; the next one gets 429.
+
+A model server has few slots; one script opening fifty streams must not starve the
+admin's chat.  The count is per key name (per client address when no keys are
+configured).  Refusing at once with `Retry-After` is better than queueing: the client
+knows, and a slot freed by a finished stream is free again immediately.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from ai_sysadmin.api.errors import ApiError
+
+RETRY_AFTER_SECONDS = 1
+
+
+class ConcurrencyLimiter:
+    def __init__(self, per_key: int):
+        self.per_key = per_key
+        self._in_flight: dict[str, int] = {}
+
+    def in_flight(self, who: str) -> int:
+        return self._in_flight.get(who, 0)
+
+    @contextlib.contextmanager
+    def hold(self, who: str) -> Iterator[None]:
+        # Single-threaded event loop: check and increment cannot interleave.
+        current = self._in_flight.get(who, 0)
+        if current >= self.per_key:
+            raise ApiError(429, f"too many concurrent requests for {who!r}: {current} in flight, limit "
+                                f"{self.per_key} (api.max_concurrent_per_key)",
+                           code="concurrency_limit", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self._in_flight[who] = current + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[who] - 1
+            if left:
+                self._in_flight[who] = left
+            else:
+                del self._in_flight[who]

@@ -1,0 +1,130 @@
+"""The hot path: relay one request to a role's llama-server, bytes in, bytes out.
+
+Streams are copied chunk by chunk as they arrive (`iter_any`), never parsed: only the
+last two chunks are kept so the usage numbers can be read once at the end.  A client
+that disconnects cancels the handler (the runner uses `handler_cancellation`); the
+`finally` then closes the upstream connection, which is how llama-server learns to
+stop generating and free the slot.  An upstream that dies or stalls after the headers
+were sent ends the stream with an OpenAI-shaped error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+
+import aiohttp
+from aiohttp import web
+
+from ai_sysadmin.api.errors import ApiError, error_body, sse_error
+from ai_sysadmin.api.metrics import ApiMetrics
+from ai_sysadmin.api.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_MAX_ERROR_BODY = 64 * 1024
+
+
+async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes, *, stream: bool,
+                model: str, metrics: ApiMetrics, started: float) -> web.StreamResponse:
+    resp = await upstream.post(path, body)
+    complete = False
+    try:
+        if resp.status != 200:
+            raise await upstream_failure(upstream, resp, metrics)
+        if not stream:
+            payload = await _read_body(upstream, resp, metrics)
+            complete = True
+            metrics.tokens_from(model, usage_of(payload))
+            return web.Response(body=payload, status=200, content_type="application/json")
+        out = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await out.prepare(request)
+        prev = last = b""
+        first = True
+        try:
+            async for chunk in resp.content.iter_any():
+                if first:
+                    metrics.ttft.labels(model).observe(time.monotonic() - started)
+                    first = False
+                await out.write(chunk)
+                prev, last = last, chunk
+            complete = True
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            err = upstream.map_error(exc)
+            message = err.message if isinstance(err, ApiError) else str(exc)
+            code = err.code if isinstance(err, ApiError) else "upstream_error"
+            kind = "timeout" if code == "upstream_timeout" else "died_mid_stream"
+            metrics.upstream_errors.labels(upstream.name, kind).inc()
+            log.warning("%s: stream ended by the model server: %s", upstream.name, message)
+            sep = b"" if not last or last.endswith(b"\n\n") else b"\n\n"
+            await out.write(sep + sse_error(f"the model server stopped mid-answer: {message}",
+                                            "upstream_error", code))
+        metrics.tokens_from(model, usage_of(prev + last))
+        await out.write_eof()
+        return out
+    finally:
+        if complete:
+            resp.release()
+        else:
+            resp.close()  # drops the connection: llama-server stops generating and frees the slot
+
+
+async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        err = upstream.map_error(exc)
+        metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and
+                                       err.status == 504 else "failed").inc()
+        raise err from None
+
+
+async def upstream_failure(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> ApiError:
+    """A non-200 upstream answer as an ApiError in OpenAI's shape (llama-server omits `param`)."""
+    try:
+        raw = await resp.content.read(_MAX_ERROR_BODY)
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        raw = b""
+    message, err_type, code = f"model server {upstream.name!r} answered HTTP {resp.status}", None, None
+    try:
+        data = json.loads(raw)
+        err = data.get("error", data) if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            message = str(err.get("message") or message)[:2000]
+            err_type = err.get("type") if isinstance(err.get("type"), str) else None
+            code = err.get("code") if isinstance(err.get("code"), str) else None
+    except ValueError:
+        if raw:
+            message = f"{message}: {raw[:200].decode('utf-8', 'replace')}"
+    if resp.status == 503:
+        metrics.upstream_errors.labels(upstream.name, "not_ready").inc()
+        return ApiError(503, f"model server {upstream.name!r} is not ready: {message}", code="upstream_loading",
+                        headers={"Retry-After": "5"})
+    if resp.status >= 500 or resp.status < 400:
+        metrics.upstream_errors.labels(upstream.name, f"http_{resp.status}").inc()
+        return ApiError(502, f"model server {upstream.name!r} failed (HTTP {resp.status}): {message}",
+                        code="upstream_error")
+    # 4xx: the request itself was refused (context too long, bad grammar ...): the client's to fix.
+    return ApiError(resp.status, message, type=err_type, code=code or "upstream_rejected")
+
+
+def usage_of(tail: bytes) -> tuple[int, int] | None:
+    """(prompt, completion) tokens from the last bytes of an answer, or None."""
+    p = None
+    for p in _PROMPT.finditer(tail):
+        pass
+    c = None
+    for c in _COMPLETION.finditer(tail):
+        pass
+    if p is None or c is None:
+        return None
+    return int(p.group(1)), int(c.group(1))
+
+
+__all__ = ["relay", "upstream_failure", "usage_of", "error_body"]

@@ -1,0 +1,214 @@
+"""REST for tools and dashboards: status, incidents, actions, approve / reject.
+
+Reads go through the stores the CLI uses (IncidentStore, actions.approvals), so the
+API shows exactly what `ai-sysadmin incidents` and `ai-sysadmin actions` show.
+Approve and reject always need a key -- also on loopback -- because the key's name is
+the actor recorded in the audit trail; a reason is required for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from ai_sysadmin.api.auth import require_key
+from ai_sysadmin.api.errors import ApiError, bad_field
+from ai_sysadmin.api.state import ApiState
+from ai_sysadmin.api.validate import decode_object
+from ai_sysadmin.llm.serving import serving_info
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 500
+
+
+def _state(request: web.Request) -> ApiState:
+    return request.app["state"]
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(value, default=_default), status=status, content_type="application/json")
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if hasattr(v, "to_json"):
+        return v.to_json()
+    if hasattr(v, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(v)
+    return str(v)
+
+
+def _pool(st: ApiState) -> Any:
+    if st.pool is None:
+        raise ApiError(503, "no database configured for this server", code="database_unavailable")
+    return st.pool
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int = 1, hi: int = MAX_LIMIT) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_field(name, "must be an integer") from None
+    if not lo <= value <= hi:
+        raise bad_field(name, f"must be between {lo} and {hi}")
+    return value
+
+
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_field("id", f"must be an integer, got {raw[:40]!r}") from None
+    if not 0 < value < 2**63:
+        raise bad_field("id", "out of range")
+    return value
+
+
+async def _db(coro: Any) -> Any:
+    """Run a store call; a database that is down is 503, not a 500 with a traceback."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        return await coro
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise ApiError(503, f"database unavailable: {exc.__class__.__name__}", code="database_unavailable") from None
+
+
+# ------------------------------------------------------------------ status
+
+
+async def status(request: web.Request) -> web.Response:
+    st = _state(request)
+    models_task = asyncio.ensure_future(serving_info(st.cfg.roles.enabled(), st.session))
+    body: dict[str, Any]
+    try:
+        from ai_sysadmin.status import gather_status  # issue 12
+    except ImportError:
+        body = {"status": "unknown", "detail": "status gathering is not installed"}
+    else:
+        try:
+            body = dict(await gather_status(st.cfg, st.pool))
+        except Exception as exc:
+            log.warning("status: %s", exc)
+            body = {"status": "unknown", "detail": f"status unavailable: {exc.__class__.__name__}"}
+    body["models"] = [i.to_json() for i in await models_task]
+    return _json(body)
+
+
+# ------------------------------------------------------------------ incidents
+
+
+async def incidents(request: web.Request) -> web.Response:
+    from ai_sysadmin.store.incidents import STATUSES, IncidentStore
+
+    st = _state(request)
+    wanted = request.query.get("status")
+    if wanted is not None and wanted not in STATUSES:
+        raise bad_field("status", f"must be one of {', '.join(STATUSES)}")
+    limit = _int_param(request, "limit", 50)
+    rows = await _db(IncidentStore(_pool(st)).list(wanted, limit))
+    return _json({"object": "list", "data": rows})
+
+
+async def incident(request: web.Request) -> web.Response:
+    from ai_sysadmin.store.incidents import IncidentStore
+
+    st = _state(request)
+    incident_id = _id(request)
+    row = await _db(IncidentStore(_pool(st)).show(incident_id))
+    if row is None:
+        raise ApiError(404, f"no incident {incident_id}", param="id", code="not_found")
+    return _json(row)
+
+
+# ------------------------------------------------------------------ actions
+
+
+def _approvals() -> Any:
+    try:
+        from ai_sysadmin.actions import approvals  # issue 11
+    except ImportError:
+        raise ApiError(503, "actions are not installed in this server", code="actions_unavailable") from None
+    return approvals
+
+
+async def _actions_call(coro: Any) -> Any:
+    approvals = _approvals()
+    try:
+        return await _db(coro)
+    except approvals.NotFound as exc:
+        raise ApiError(404, str(exc), param="id", code="not_found") from None
+    except approvals.InvalidState as exc:
+        raise ApiError(409, str(exc), code="invalid_state") from None
+    except approvals.NotAuthorized as exc:
+        raise ApiError(403, str(exc), code="not_authorized") from None
+
+
+async def actions(request: web.Request) -> web.Response:
+    approvals = _approvals()
+    st = _state(request)
+    wanted = request.query.get("status")
+    if wanted is not None and not (0 < len(wanted) <= 32 and wanted.replace("_", "").isalpha()):
+        raise bad_field("status", "must be an action status such as 'proposed'")
+    limit = _int_param(request, "limit", 50)
+    rows = await _actions_call(approvals.list_actions(_pool(st), status=wanted, limit=limit))
+    return _json({"object": "list", "data": rows})
+
+
+async def action(request: web.Request) -> web.Response:
+    approvals = _approvals()
+    st = _state(request)
+    row = await _actions_call(approvals.show_action(_pool(st), _id(request)))
+    return _json(row)
+
+
+async def _decide(request: web.Request, verb: str) -> web.Response:
+    approvals = _approvals()
+    st = _state(request)
+    who = require_key(request, f"{verb} an action")
+    action_id = _id(request)
+    data = decode_object(await request.read())
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise bad_field("reason", "required: a non-empty string saying why")
+    if len(reason) > 2000:
+        raise bad_field("reason", "at most 2000 characters")
+    pool = _pool(st)
+    if verb == "approve":
+        key = _approval_key(st)
+        call = approvals.approve(pool, action_id, who, reason.strip(), key=key)
+    else:
+        call = approvals.reject(pool, action_id, who, reason.strip())
+    # Shielded: a client hanging up must not cancel a decision halfway through its transaction.
+    result = await asyncio.shield(_actions_call(call))
+    return _json(result if result is not None else {"id": action_id, "status": verb + "d"})
+
+
+def _approval_key(st: ApiState) -> Any:
+    actions_cfg = getattr(st.cfg, "actions", None)
+    return getattr(actions_cfg, "approval_key", None)
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, "approve")
+
+
+async def reject(request: web.Request) -> web.Response:
+    return await _decide(request, "reject")

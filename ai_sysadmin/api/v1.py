@@ -1,0 +1,145 @@
+"""OpenAI endpoints: /v1/models, /v1/chat/completions, /v1/embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from ai_sysadmin.api.auth import actor
+from ai_sysadmin.api.background import background_task
+from ai_sysadmin.api.errors import ApiError, bad_field
+from ai_sysadmin.api.relay import relay
+from ai_sysadmin.api.state import AGENT_MODEL, ApiState
+from ai_sysadmin.api.validate import check_chat, check_embeddings, decode_object, model_name, wants_stream
+
+EMBED_ROLE = "embed"
+
+
+def state_of(request: web.Request) -> ApiState:
+    return request.app["state"]
+
+
+def caller(request: web.Request) -> str:
+    """Who the concurrency limit counts against: the key name, else the client address."""
+    return actor(request) or f"address:{request.remote or 'unknown'}"
+
+
+async def list_models(request: web.Request) -> web.Response:
+    st = state_of(request)
+    names = list(st.upstreams)
+    probes = await asyncio.gather(*(st.upstreams[n].probe() for n in names))
+    by_role = dict(zip(names, probes))
+    meta = by_role.get("meta", {"up": False, "status": "not configured"})
+    data = [{
+        "id": AGENT_MODEL, "object": "model", "created": st.started, "owned_by": "ai-sysadmin",
+        "up": bool(meta.get("up")),
+        "ai_sysadmin": {"kind": "agent", "backed_by": "meta", "status": meta.get("status")},
+    }]
+    for name in names:
+        p = by_role[name]
+        role = st.upstreams[name].role
+        data.append({
+            "id": name, "object": "model", "created": st.started,
+            "owned_by": p.get("owned_by") or "llama-server", "up": bool(p.get("up")),
+            "ai_sysadmin": {"kind": "embedding" if name == EMBED_ROLE else "role", "status": p.get("status"),
+                            "upstream_model": role.model, "served": p.get("served"),
+                            "context_size": (p.get("meta") or {}).get("n_ctx")},
+        })
+    return web.json_response({"object": "list", "data": data})
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    st = state_of(request)
+    started = time.monotonic()
+    model = "unknown"
+    code = 500
+    try:
+        body = await request.read()
+        data = decode_object(body)
+        requested = model_name(data)
+        model = _label(st, requested)
+        check_chat(data)
+        is_agent = requested == AGENT_MODEL
+        upstream = None if is_agent else st.role_for(requested)
+        if upstream is not None and upstream.name == EMBED_ROLE:
+            raise bad_field("model", f"{requested!r} is the embedding model; use /v1/embeddings")
+        with st.limiter.hold(caller(request)):
+            st.metrics.in_flight.labels(model).inc()
+            try:
+                task = background_task(data)
+                cheap = st.background_upstream() if task else None
+                if cheap is not None and (is_agent or upstream is None or upstream.name != cheap.name):
+                    # Title/tag generation: never the meta model's slot, never an investigation.
+                    st.metrics.background.labels(task).inc()
+                    upstream, is_agent = cheap, False
+                if is_agent:
+                    if st.agent is None:
+                        raise ApiError(503, "the ai-sysadmin agent is not available in this server",
+                                       code="agent_unavailable")
+                    resp = await st.agent.complete(request, data, started)
+                else:
+                    assert upstream is not None
+                    if data.get("model") != upstream.role.model:
+                        # The server's own id; re-encoding once per request, never per chunk.
+                        body = json.dumps({**data, "model": upstream.role.model}).encode()
+                    resp = await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data),
+                                       model=model, metrics=st.metrics, started=started)
+                code = resp.status
+                return resp
+            finally:
+                st.metrics.in_flight.labels(model).dec()
+    except ApiError as exc:
+        code = exc.status
+        raise
+    except asyncio.CancelledError:
+        code = 499  # client closed the connection (nginx's convention)
+        raise
+    finally:
+        st.metrics.requests.labels("chat", model, str(code)).inc()
+        st.metrics.latency.labels("chat", model).observe(time.monotonic() - started)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    st = state_of(request)
+    started = time.monotonic()
+    model = "unknown"
+    code = 500
+    try:
+        body = await request.read()
+        data = decode_object(body)
+        requested = model_name(data)
+        model = _label(st, requested)
+        upstream = st.role_for(requested) if requested != AGENT_MODEL else None
+        if upstream is None or upstream.name != EMBED_ROLE:
+            if EMBED_ROLE not in st.upstreams:
+                raise ApiError(404, "no embedding model is configured (roles.embed)", param="model",
+                               code="model_not_found")
+            raise bad_field("model", f"{requested!r} does not serve embeddings; use {EMBED_ROLE!r}")
+        check_embeddings(data)
+        with st.limiter.hold(caller(request)):
+            if data.get("model") != upstream.role.model:
+                body = json.dumps({**data, "model": upstream.role.model}).encode()
+            resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=model,
+                               metrics=st.metrics, started=started)
+            code = resp.status
+            return resp
+    except ApiError as exc:
+        code = exc.status
+        raise
+    except asyncio.CancelledError:
+        code = 499
+        raise
+    finally:
+        st.metrics.requests.labels("embeddings", model, str(code)).inc()
+        st.metrics.latency.labels("embeddings", model).observe(time.monotonic() - started)
+
+
+def _label(st: ApiState, requested: str) -> str:
+    """The metrics label: a known model id, never a client-chosen string (bounded cardinality)."""
+    if requested == AGENT_MODEL:
+        return AGENT_MODEL
+    role = st.aliases.get(requested)
+    return role if role is not None else "unknown"

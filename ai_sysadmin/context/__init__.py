@@ -1,0 +1,1 @@
+"""L2: the bounded, token-budgeted context the review model sees."""

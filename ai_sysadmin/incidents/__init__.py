@@ -1,0 +1,1 @@
+"""Incidents: deterministic correlation of triggers into problems, and their lifecycle."""

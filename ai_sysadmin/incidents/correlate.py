@@ -1,0 +1,335 @@
+"""Deterministic correlation: triggers in, incidents (one per problem) out.  No model, no I/O.
+
+A trigger joins an existing incident when an admin would draw the link:
+
+1. *cause and effect* -- a unit that fails or crashes after an OOM kill that named it
+   (cgroup path or process name), or whose failure says `oom-kill`; a unit that logged
+   ENOSPC, or whose failure says "No space left", while a disk-full incident is open;
+2. *same unit* -- any trigger about a systemd unit already in the incident (repeated
+   failures of one unit, its crash loop, its segfaults);
+3. *same category* -- for host-wide problems (disk, memory, kernel, hardware, time,
+   network, nix, certificates, auth, ...) within `incident_window`; per-unit categories
+   (unit-failure, crash) join by category only when no unit is named on either side,
+   so two unrelated units failing are two incidents.
+
+Otherwise it opens a new incident.  All windows are measured on trigger times (the
+journal's clock), so a replay gives the same incidents as the live run did.
+
+Severity is the worst of the incident's triggers, except that a `model` trigger counts
+at most `medium`: the trigger model's opinion alone never makes an incident urgent.
+Category and title come from the primary trigger: rule/threshold evidence before model
+evidence, causes (oom, disk-full, ...) before effects (unit-failure, crash), then
+severity, then the earliest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from ai_sysadmin.config import ReviewConfig
+from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
+
+SYSTEMD_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$")
+PER_UNIT_CATEGORIES = frozenset({"crash", "unit-failure", "other"})
+CAUSE_CATEGORIES = frozenset({"oom", "disk-full", "crash"})  # a crash causes its unit's failure
+EFFECT_CATEGORIES = frozenset({"crash", "unit-failure"})
+MODEL_CAP = "medium"  # the highest severity model-only evidence may give an incident
+ACTIVE = ("open", "acknowledged")
+MAX_TRIGGERS_KEPT = 500  # evidence kept per incident in memory; the database keeps all links
+
+_MEMCG = re.compile(r"(?:task_memcg|oom_memcg)=\S*?/([A-Za-z0-9:_.\\@-]+\.(?:service|scope))")
+_KILLED = re.compile(r"Kill(?:ed)? process \d+ \(([^)\s]+)\)|\b([A-Za-z0-9_.-]{2,})\[\d+\]: segfault|"
+                     r"Process \d+ \(([^)\s]+)\) of user")
+_OOM_RESULT = re.compile(r"oom-kill|OOM killer", re.IGNORECASE)
+_ENOSPC = re.compile(r"No space left on device|ENOSPC|Disk quota exceeded", re.IGNORECASE)
+
+
+def systemd_unit(name: str | None) -> str | None:
+    """`name` when it is a systemd unit; L1 falls back to identifiers (`kernel`, `sshd`) otherwise."""
+    return name if name and SYSTEMD_UNIT.match(name) else None
+
+
+def effective_rank(severity: str, source: str) -> int:
+    rank = SEVERITY_RANK[severity]
+    return min(rank, SEVERITY_RANK[MODEL_CAP]) if source == "model" else rank
+
+
+def _stem(unit: str) -> str:
+    return unit.rsplit(".", 1)[0].split("@", 1)[0].lower()
+
+
+@dataclass
+class Evidence:
+    """What the correlator keeps of a trigger (bounded, no raw floods)."""
+
+    id: str
+    severity: str
+    category: str
+    source: str
+    unit: str | None
+    summary: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+
+    @classmethod
+    def of(cls, t: Trigger) -> "Evidence":
+        return cls(t.id, t.severity, t.category, t.source, t.unit, t.summary or t.template, t.first_seen,
+                   t.last_seen, t.count)
+
+    @property
+    def model_only(self) -> bool:
+        return self.source == "model"
+
+    def primary_key(self) -> tuple[Any, ...]:
+        cause = 2 if self.category not in EFFECT_CATEGORIES else (1 if self.category == "crash" else 0)
+        return (not self.model_only, cause, effective_rank(self.severity, self.source),
+                -self.first_seen.timestamp(), self.id)
+
+
+@dataclass
+class Incident:
+    key: int  # the correlator's own handle; `id` is the stored id (None until persisted)
+    status: str
+    category: str
+    severity: str
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    id: int | None = None
+    units: set[str] = field(default_factory=set)  # systemd units the triggers are about
+    victims: set[str] = field(default_factory=set)  # units / process names a cause trigger named
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+    trigger_count: int = 0  # distinct triggers ever linked (evidence keeps at most MAX_TRIGGERS_KEPT)
+    resolved_at: datetime | None = None
+    resolved_reason: str | None = None
+    reopened: int = 0
+    acknowledged: bool = False
+
+    @property
+    def confidence(self) -> str:
+        return "low" if all(e.model_only for e in self.evidence.values()) else "normal"
+
+    @property
+    def trigger_ids(self) -> list[str]:
+        return sorted(self.evidence, key=lambda i: (self.evidence[i].first_seen, i))
+
+    @property
+    def all_units(self) -> set[str]:
+        return self.units | {v for v in self.victims if systemd_unit(v)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "category": self.category, "severity": self.severity,
+                "title": self.title, "units": sorted(self.units), "confidence": self.confidence,
+                "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+                "trigger_ids": self.trigger_ids, "reopened": self.reopened,
+                "resolved_reason": self.resolved_reason}
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """Unit health as the collector last saw it."""
+
+    available: bool
+    failed: frozenset[str] = frozenset()
+    reason: str = ""
+
+    def healthy(self, units: Iterable[str]) -> bool:
+        return self.available and not (set(units) & self.failed)
+
+
+@dataclass(frozen=True)
+class Change:
+    incident: Incident
+    kind: str  # opened | updated | reopened | resolved | closed
+
+
+class Correlator:
+    def __init__(self, cfg: ReviewConfig):
+        self.cfg = cfg
+        self.incidents: dict[int, Incident] = {}  # open, acknowledged, resolved-within-reopen-window
+        self._by_trigger: dict[str, int] = {}
+        self._next_key = 1
+
+    # ------------------------------------------------------------------ input
+
+    def add(self, triggers: Iterable[Trigger]) -> list[Change]:
+        changes: dict[int, str] = {}
+        for t in sorted(triggers, key=lambda t: (t.first_seen, t.id)):
+            inc, kind = self._place(t)
+            if changes.get(inc.key) not in ("opened", "reopened"):
+                changes[inc.key] = kind
+        return [Change(self.incidents[k], kind) for k, kind in changes.items() if k in self.incidents]
+
+    def restore(self, inc: Incident) -> None:
+        """Take back an incident loaded from the store (service start)."""
+        self.incidents[inc.key] = inc
+        self._next_key = max(self._next_key, inc.key + 1)
+        for tid in inc.evidence:
+            self._by_trigger[tid] = inc.key
+
+    def _place(self, t: Trigger) -> tuple[Incident, str]:
+        ev = Evidence.of(t)
+        known = self._by_trigger.get(t.id)
+        if known is not None and known in self.incidents:
+            inc = self.incidents[known]
+            old = inc.evidence.get(t.id)
+            if old is not None:
+                ev.count += old.count
+                ev.first_seen = min(ev.first_seen, old.first_seen)
+            return inc, self._attach(inc, ev, t)
+        match = self._match(t)
+        if match is None:
+            inc = Incident(key=self._next_key, status="open", category=t.category, severity=t.severity,
+                           title="", first_seen=t.first_seen, last_seen=t.last_seen)
+            self._next_key += 1
+            self.incidents[inc.key] = inc
+            self._attach(inc, ev, t)
+            return inc, "opened"
+        return match, self._attach(match, ev, t)
+
+    def _attach(self, inc: Incident, ev: Evidence, t: Trigger) -> str:
+        kind = "updated"
+        if inc.status in ("resolved", "closed"):
+            inc.status = "acknowledged" if inc.acknowledged else "open"
+            inc.resolved_at = None
+            inc.resolved_reason = None
+            inc.reopened += 1
+            kind = "reopened"
+        if ev.id not in inc.evidence:
+            inc.trigger_count += 1
+        if ev.id in inc.evidence or len(inc.evidence) < MAX_TRIGGERS_KEPT:
+            inc.evidence[ev.id] = ev
+        self._by_trigger[ev.id] = inc.key
+        inc.first_seen = min(inc.first_seen, ev.first_seen)
+        inc.last_seen = max(inc.last_seen, ev.last_seen)
+        unit = systemd_unit(t.unit)
+        if unit:
+            inc.units.add(unit)
+        if t.category in CAUSE_CATEGORIES:
+            inc.victims |= _victims(t)
+        self._derive(inc)
+        return kind
+
+    def _derive(self, inc: Incident) -> None:
+        """Severity, category and title from the evidence: the same evidence, the same answer."""
+        evs = list(inc.evidence.values())
+        primary = max(evs, key=Evidence.primary_key)
+        rank = max(effective_rank(e.severity, e.source) for e in evs)
+        inc.severity = next(s for s, r in SEVERITY_RANK.items() if r == rank)
+        inc.category = primary.category
+        unit = systemd_unit(primary.unit) or (sorted(inc.all_units)[0] if inc.all_units else None)
+        others = len(inc.all_units - {unit}) if unit else 0
+        title = primary.summary.strip().rstrip(".")[:120]
+        if unit:
+            title += f" ({unit}{f' and {others} more unit(s)' if others else ''})"
+        inc.title = title
+
+    def _match(self, t: Trigger) -> Incident | None:
+        unit = systemd_unit(t.unit)
+        window = timedelta(seconds=self.cfg.incident_window)
+        causal = timedelta(seconds=self.cfg.causal_window)
+        reopen = timedelta(seconds=self.cfg.reopen_window)
+        text = " ".join([t.template, *t.sample, str(t.fields.get("unit_result", ""))])
+        best: tuple[int, float, Incident] | None = None
+        for inc in self.incidents.values():
+            if inc.status in ACTIVE:
+                near = t.first_seen <= inc.last_seen + window
+            elif inc.status == "resolved" and inc.resolved_at is not None:
+                near = t.first_seen <= inc.resolved_at + reopen
+            else:
+                near = False
+            if not near:
+                continue
+            score = 0
+            if t.category in EFFECT_CATEGORIES and inc.category in CAUSE_CATEGORIES and t.category != inc.category \
+                    and t.first_seen <= inc.last_seen + causal:
+                named = unit is not None and _names(inc.victims, unit)
+                said = (inc.category == "oom" and _OOM_RESULT.search(text)) or \
+                       (inc.category == "disk-full" and _ENOSPC.search(text))
+                blind = inc.category == "oom" and not inc.victims and t.first_seen <= inc.first_seen + causal
+                if named or said or blind:
+                    score = 3
+            if not score and unit and unit in inc.all_units:
+                score = 2
+            if not score and t.category == inc.category and (
+                    t.category not in PER_UNIT_CATEGORIES or (unit is None and not inc.units)):
+                score = 1
+            if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
+                best = (score, inc.last_seen.timestamp(), inc)
+        return best[2] if best else None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def tick(self, now: datetime, units: UnitView) -> list[Change]:
+        """Self-resolve quiet incidents whose units are healthy; close old resolved ones."""
+        out: list[Change] = []
+        quiet = timedelta(seconds=self.cfg.quiet_seconds)
+        for inc in list(self.incidents.values()):
+            if inc.status in ACTIVE and now - inc.last_seen >= quiet:
+                involved = sorted(inc.all_units)
+                if not involved:
+                    reason = f"no new triggers for {self.cfg.quiet_seconds:g}s"
+                elif units.healthy(involved):
+                    reason = (f"no new triggers for {self.cfg.quiet_seconds:g}s and "
+                              f"{', '.join(involved)} no longer failed")
+                else:
+                    continue  # failed, or no unit state to confirm: stays open
+                inc.status, inc.resolved_at, inc.resolved_reason = "resolved", now, reason
+                out.append(Change(inc, "resolved"))
+            elif inc.status == "resolved" and inc.resolved_at is not None \
+                    and now - inc.resolved_at >= timedelta(seconds=self.cfg.reopen_window):
+                inc.status = "closed"
+                self._forget(inc)
+                out.append(Change(inc, "closed"))
+        return out
+
+    def set_status(self, key: int, status: str) -> None:
+        """A person acknowledged / resolved / closed it (CLI, API)."""
+        inc = self.incidents.get(key)
+        if inc is None:
+            return
+        inc.acknowledged = inc.acknowledged or status == "acknowledged"
+        inc.status = status
+        if status == "closed":
+            self._forget(inc)
+
+    def _forget(self, inc: Incident) -> None:
+        self.incidents.pop(inc.key, None)
+        for tid in inc.evidence:
+            if self._by_trigger.get(tid) == inc.key:
+                del self._by_trigger[tid]
+
+    def active(self) -> list[Incident]:
+        return sorted((i for i in self.incidents.values() if i.status in ACTIVE),
+                      key=lambda i: (-SEVERITY_RANK[i.severity], i.first_seen, i.key))
+
+    def by_id(self, incident_id: int) -> Incident | None:
+        return next((i for i in self.incidents.values() if i.id == incident_id), None)
+
+
+def _victims(t: Trigger) -> set[str]:
+    out: set[str] = set()
+    for line in [t.template, *t.sample]:
+        out.update(m.group(1) for m in _MEMCG.finditer(line))
+        for m in _KILLED.finditer(line):
+            out.update(g for g in m.groups() if g and g != "<*>")
+    unit = systemd_unit(t.unit)
+    if unit and t.category == "disk-full":
+        out.add(unit)  # a unit that logged ENOSPC: its failure is this incident's effect
+    return out
+
+
+def _names(victims: set[str], unit: str) -> bool:
+    """True when a victim is this unit, or the process name the unit runs (postgres ~ postgresql)."""
+    if unit in victims:
+        return True
+    stem = _stem(unit)
+    for v in victims:
+        v = v.lower()
+        if len(v) >= 3 and len(stem) >= 3 and (stem.startswith(v) or v.startswith(stem)):
+            return True
+    return False

@@ -1,0 +1,1 @@
+"""L4 meta analysis: an investigation tool loop over read-only tools (see docs/meta.md)."""

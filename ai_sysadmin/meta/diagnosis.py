@@ -1,0 +1,88 @@
+"""The diagnosis an investigation ends with: a json_schema the model must fill, checked after.
+
+The model's object is never trusted as is: evidence ids are checked against what the
+investigation really saw (tool call ids, trigger, incident and knowledge ids) and
+unknown ones are marked unverified; confidence is capped when nothing verified backs
+it; a model that gives no usable object yields a deterministic low-confidence
+diagnosis built from the steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+EVIDENCE_KINDS = ("tool_call", "trigger", "incident", "knowledge")
+UNVERIFIED_CONFIDENCE_CAP = 0.3
+
+DIAGNOSIS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "root_cause": {"type": "string", "minLength": 1, "maxLength": 600},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "evidence": {
+            "type": "array", "maxItems": 8,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string", "enum": list(EVIDENCE_KINDS)},
+                    "id": {"type": "string", "maxLength": 80},
+                    "note": {"type": "string", "maxLength": 200},
+                },
+                "required": ["kind", "id", "note"],
+                "additionalProperties": False,
+            },
+        },
+        "proposed_actions": {
+            "type": "array", "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "maxLength": 64},
+                    "params": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200}},
+                    "reason": {"type": "string", "maxLength": 300},
+                },
+                "required": ["action", "params", "reason"],
+                "additionalProperties": False,
+            },
+        },
+        "admin_checks": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 200}},
+    },
+    "required": ["root_cause", "confidence", "severity", "evidence", "proposed_actions", "admin_checks"],
+    "additionalProperties": False,
+}
+
+
+def check(diagnosis: dict[str, Any], known: dict[str, Iterable[str]]) -> dict[str, Any]:
+    """The model's diagnosis with each evidence item marked verified or not, confidence capped."""
+    known_sets = {k: {str(x) for x in v} for k, v in known.items()}
+    evidence = []
+    for item in diagnosis.get("evidence", []):
+        kind, ident = item.get("kind"), str(item.get("id", ""))
+        verified = ident in known_sets.get(kind, set())
+        evidence.append({**item, "verified": verified})
+    out = {**diagnosis, "evidence": evidence, "source": "model"}
+    confidence = float(diagnosis.get("confidence", 0.0))
+    if not any(e["verified"] for e in evidence):
+        confidence = min(confidence, UNVERIFIED_CONFIDENCE_CAP)
+    out["confidence"] = round(max(0.0, min(1.0, confidence)), 3)
+    return out
+
+
+def fallback(question: str, steps: list[dict[str, Any]], why: str, severity: str = "info") -> dict[str, Any]:
+    """A recorded diagnosis when the model gave none: what was looked at, and that it is undetermined."""
+    ok = [s for s in steps if s.get("ok") and not s.get("refused")]
+    failed = [s for s in steps if not s.get("ok")]
+    looked = ", ".join(f"{s['tool']} ({s['call_id']})" for s in ok[:6]) or "nothing"
+    return {
+        "root_cause": f"Undetermined: {why}. Tools that answered: {looked}.",
+        "confidence": 0.0,
+        "severity": severity if severity in SEVERITIES else "info",
+        "evidence": [{"kind": "tool_call", "id": s["call_id"], "note": s.get("summary", "")[:200], "verified": True}
+                     for s in ok[:8]],
+        "proposed_actions": [],
+        "admin_checks": [f"Investigate by hand: {question[:150]}"]
+        + ([f"{len(failed)} tool call(s) failed; see the transcript"] if failed else []),
+        "source": "fallback",
+    }

@@ -1,0 +1,468 @@
+"""The L4 investigation: an OpenAI tool-calling loop over read-only tools, ending in a diagnosis.
+
+    inv = Investigator.from_config(cfg, pool=pool, client=meta_client, proposer=actions, kb=kb)
+    result = await inv.investigate("why is nginx down?", incident_id=7, on_event=show)
+
+The loop does not depend on the model calling tools well:
+
+* at most `meta.max_steps` model turns with tools offered, inside `meta.deadline_seconds`
+  (the answer phase keeps a reserve of the deadline);
+* a call identical to an earlier one (name and arguments) is refused with a message
+  telling the model to move on; two refusals in a row end the tool phase;
+* unknown tools, invalid arguments and undecodable calls come back to the model as
+  error results, and the loop goes on;
+* then one turn with the tools withheld: the answer (streamed), and a `response_format`
+  json_schema diagnosis, checked against what the tools really returned; when the model
+  gives no usable diagnosis a deterministic low-confidence one is recorded instead;
+* a model server that goes away mid-loop ends the investigation as `failed`, recorded.
+
+Every tool result enters the conversation through `envelope.wrap`; the question and
+chat history are neutralised (they cannot forge template tokens).  Every model call is
+tagged `call_context(layer="meta", incident_id=...)`.  The result is stored as a
+finding (layer meta) with a bounded transcript, and proposed actions go through the
+Proposer only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ai_sysadmin import envelope
+from ai_sysadmin.actions.types import Proposal, ProposalOutcome
+from ai_sysadmin.config import Config
+from ai_sysadmin.llm.accounting import call_context
+from ai_sysadmin.llm.errors import BadModelOutput, LLMError
+from ai_sysadmin.meta import diagnosis as diag
+from ai_sysadmin.meta.proposing import propose
+from ai_sysadmin.meta.transcript import bound_transcript
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = ("step_start", "step_result", "answer_delta", "proposal", "diagnosis", "error")
+OUTCOMES = ("ok", "degraded", "failed", "deadline")
+MAX_REFUSALS_IN_A_ROW = 2
+ANSWER_RESERVE_SHARE = 0.3  # of the deadline, kept for the answer and the diagnosis
+ANSWER_RESERVE_MAX = 180.0
+
+SYSTEM_PROMPT = (
+    "You are the meta analysis layer of ai-sysadmin, investigating a NixOS host for its administrator. "
+    "Use the read-only tools to collect evidence, one focused call at a time; every tool result has an id "
+    "(c1, c2, ...) that you cite as evidence. You cannot run commands. To fix something, call propose_action "
+    "with an action from the catalog; a policy decides whether it runs. When you know enough, stop calling "
+    "tools and answer: the root cause, the evidence (tool call ids, trigger and incident ids), and what the "
+    "administrator should check."
+)
+ANSWER_PROMPT = (
+    "Stop using tools now. Answer the question in a few sentences: the most likely root cause, the evidence "
+    "(cite tool call ids like c1, trigger or incident ids), and what the administrator should check."
+)
+DIAGNOSIS_PROMPT = (
+    "Now give the diagnosis as one JSON object: root_cause, confidence (0 to 1), severity, evidence (kind "
+    "tool_call with ids like c1, or trigger, incident, knowledge ids you were shown), proposed_actions "
+    "(catalog action ids with params; empty if none) and admin_checks."
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # one of EVENT_KINDS
+    data: dict[str, Any]
+
+
+@dataclass
+class Step:
+    call_id: str
+    tool: str
+    arguments: Any
+    ok: bool
+    summary: str
+    truncated: bool = False
+    refused: bool = False
+    latency_s: float = 0.0
+    turn: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "tool": self.tool, "arguments": self.arguments, "ok": self.ok,
+                "summary": self.summary, "truncated": self.truncated, "refused": self.refused,
+                "latency_s": round(self.latency_s, 4), "turn": self.turn}
+
+
+@dataclass
+class Investigation:
+    question: str
+    incident_id: int | None = None
+    answer: str = ""
+    diagnosis: dict[str, Any] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    proposals: list[ProposalOutcome] = field(default_factory=list)
+    finding_id: int | None = None
+    outcome: str = "ok"  # one of OUTCOMES
+    error: str | None = None
+    turns: list[dict[str, Any]] = field(default_factory=list)  # per model call: kind, latency_s, outcome
+    latency_s: float = 0.0
+    messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    seen_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)  # evidence ids tools returned
+
+    def to_json(self) -> dict[str, Any]:
+        return {"question": self.question, "incident": self.incident_id, "answer": self.answer,
+                "diagnosis": self.diagnosis, "steps": [s.to_json() for s in self.steps],
+                "proposals": [p.to_json() for p in self.proposals], "finding_id": self.finding_id,
+                "outcome": self.outcome, "error": self.error, "turns": self.turns,
+                "latency_s": round(self.latency_s, 3)}
+
+
+OnEvent = Callable[[Event], Awaitable[None]]
+
+
+class _Stop(Exception):
+    """The tool phase ends (deadline, model gone); `outcome` says how."""
+
+    def __init__(self, outcome: str, message: str):
+        self.outcome = outcome
+        super().__init__(message)
+
+
+class Investigator:
+    def __init__(self, cfg: Config, client: Any, tools: Any, proposer: Any, *, incident_store: Any = None,
+                 kb: Any = None):
+        self.cfg = cfg
+        self.m = cfg.meta
+        self.client = client  # llm.LLMClient of the meta role
+        self.tools = tools  # meta.tools.Toolset
+        self.proposer = proposer  # actions.types.Proposer (or None: proposals are refused)
+        self.incident_store = incident_store  # meta.findings.MetaFindings (or None: nothing is stored)
+        self.kb = kb if kb is not None else getattr(getattr(tools, "context", None), "kb", None)
+        if getattr(tools, "context", None) is not None and tools.context.proposer is None:
+            tools.context.proposer = proposer
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> "Investigator":
+        from ai_sysadmin.meta.findings import MetaFindings
+        from ai_sysadmin.meta.tools import build_toolset
+
+        tools = build_toolset(cfg, pool=pool, kb=kb, proposer=proposer)
+        return cls(cfg, client, tools, proposer, incident_store=MetaFindings(pool) if pool is not None else None,
+                   kb=kb)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
+                          on_event: OnEvent | None = None) -> Investigation:
+        started = time.monotonic()
+        inv = Investigation(question=question, incident_id=incident_id)
+        emit = _Emitter(on_event)
+        deadline = started + self.m.deadline_seconds
+        reserve = min(self.m.deadline_seconds * ANSWER_RESERVE_SHARE, ANSWER_RESERVE_MAX)
+        with call_context(layer="meta", incident_id=incident_id):
+            known = await self._known_ids(incident_id)
+            messages = await self._opening(question, history or [], incident_id, known)
+            final_text: str | None = None
+            try:
+                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve)
+            except _Stop as stop:
+                inv.outcome, inv.error = stop.outcome, str(stop)
+                await emit(Event("error", {"outcome": stop.outcome, "message": str(stop)}))
+            await self._answer_phase(inv, messages, final_text, emit, deadline)
+            known["tool_call"] = {s.call_id for s in inv.steps if s.ok}
+            await self._diagnosis_phase(inv, messages, known, emit, deadline)
+            inv.latency_s = time.monotonic() - started
+            inv.messages = messages
+            await self._record(inv, emit)
+        return inv
+
+    async def _opening(self, question: str, history: list[dict], incident_id: int | None,
+                       known: dict[str, set[str]]) -> list[dict[str, Any]]:
+        system = f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        for turn in history[-20:]:
+            role = turn.get("role")
+            if role in ("user", "assistant") and isinstance(turn.get("content"), str):
+                messages.append({"role": role, "content": envelope.neutralise(turn["content"])[:4000]})
+        context = []
+        incident = known.pop("_incident", None)
+        if incident is not None:
+            context.append(envelope.wrap(_incident_text(incident), "incident"))
+        hits = await self._knowledge(question, incident)
+        if hits:
+            lines = [f"{h.collection}/{h.id}: {h.snippet}" for h in hits]
+            known["knowledge"] |= {f"{h.collection}/{h.id}" for h in hits} | {h.id for h in hits}
+            context.append("Related knowledge (cite as knowledge ids):\n" + envelope.wrap_lines(lines, "knowledge"))
+        text = envelope.neutralise(question)
+        if context:
+            text += "\n\n" + "\n\n".join(context)
+        messages.append({"role": "user", "content": text})
+        return messages
+
+    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
+                          tool_deadline: float) -> str | None:
+        """Run tool turns; returns the model's own final text when it stopped calling tools."""
+        seen: dict[str, str] = {}  # canonical call -> call id
+        refusals_in_a_row = 0
+        definitions = self.tools.definitions()
+        for turn_no in range(1, self.m.max_steps + 1):
+            remaining = tool_deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Stop("deadline", f"deadline reached after {turn_no - 1} step(s)")
+            request = messages + ([{"role": "assistant", "content": self.m.prefill}] if self.m.prefill else [])
+            t0 = time.monotonic()
+            try:
+                turn = await asyncio.wait_for(
+                    self.client.tool_turn(request, definitions, tool_choice=self.m.tool_choice,
+                                          max_tokens=self.m.step_max_tokens), remaining)
+            except asyncio.TimeoutError:
+                inv.turns.append(_turn("tools", t0, "timeout"))
+                raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
+            except BadModelOutput as exc:
+                # An undecodable call (unknown tool, arguments not JSON): tell the model, go on.
+                inv.turns.append(_turn("tools", t0, "bad_output"))
+                call_id = f"c{len(inv.steps) + 1}"
+                step = Step(call_id, "(invalid call)", None, False, f"error: {exc}"[:200], turn=turn_no)
+                inv.steps.append(step)
+                await emit(Event("step_result", _result_data(step)))
+                messages.append({"role": "user", "content": (
+                    f"Your last tool call ({call_id}) could not be used: "
+                    + envelope.wrap(str(exc) + (f" (raw: {exc.raw[:300]})" if exc.raw else ""), "error") + "\nCall one of the listed tools with a JSON object "
+                    "of arguments, or answer without tools.")})
+                continue
+            except LLMError as exc:
+                inv.turns.append(_turn("tools", t0, "error"))
+                raise _Stop("failed", f"meta model failed at step {turn_no}: {exc}") from None
+            inv.turns.append(_turn("tools", t0, "ok"))
+            if not turn.tool_calls:
+                return (turn.content or "").strip() or None
+            calls = []
+            for call in turn.tool_calls:
+                calls.append((f"c{len(inv.steps) + len(calls) + 1}", call))
+            messages.append({"role": "assistant", "content": turn.content or "", "tool_calls": [
+                {"id": cid, "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, sort_keys=True)}}
+                for cid, c in calls]})
+            refused_all = True
+            for index, (cid, call) in enumerate(calls):
+                key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True)
+                await emit(Event("step_start", {"call_id": cid, "tool": call.name, "arguments": call.arguments}))
+                if index >= self.m.max_calls_per_step:
+                    step, text = self._refused(cid, call, turn_no,
+                                               f"at most {self.m.max_calls_per_step} tool calls per turn; "
+                                               "ask again in your next turn if you still need it")
+                elif key in seen:
+                    step, text = self._refused(cid, call, turn_no,
+                                               f"identical to {seen[key]} (same tool and arguments); its result "
+                                               "is above. Move on: use a different tool or different arguments, "
+                                               "or give your answer")
+                else:
+                    seen[key] = cid
+                    refused_all = False
+                    result = await self.tools.call(call.name, call.arguments)
+                    step = Step(cid, call.name, call.arguments, result.ok, result.summary, result.truncated,
+                                latency_s=result.latency_s, turn=turn_no)
+                    text = result.text
+                    self._collect_ids(result, inv)
+                inv.steps.append(step)
+                messages.append({"role": "tool", "tool_call_id": cid,
+                                 "content": f"[{cid}] " + envelope.wrap(text, f"tool:{call.name}",
+                                                                        max_chars=self.tools.max_chars + 1000)})
+                await emit(Event("step_result", _result_data(step)))
+            await self._emit_new_proposals(inv, emit)
+            refusals_in_a_row = refusals_in_a_row + 1 if refused_all else 0
+            if refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
+                return None  # the model is looping: make it answer
+        return None
+
+    def _refused(self, cid: str, call: Any, turn_no: int, why: str) -> tuple[Step, str]:
+        return (Step(cid, call.name, call.arguments, False, f"refused: {why}"[:200], refused=True, turn=turn_no),
+                f"refused: {why}.")
+
+    def _collect_ids(self, result: Any, inv: Investigation) -> None:
+        data = result.data
+        if isinstance(data, dict) and isinstance(data.get("evidence_ids"), dict):
+            for kind, ids in data["evidence_ids"].items():
+                inv.seen_ids.setdefault(str(kind), set()).update(str(i) for i in ids)
+
+    async def _emit_new_proposals(self, inv: Investigation, emit: "_Emitter") -> None:
+        ctx = getattr(self.tools, "context", None)
+        if ctx is None:
+            return
+        for outcome in ctx.proposals[len(inv.proposals):]:
+            inv.proposals.append(outcome)
+            await emit(Event("proposal", outcome.to_json()))
+
+    async def _answer_phase(self, inv: Investigation, messages: list[dict[str, Any]], final_text: str | None,
+                            emit: "_Emitter", deadline: float) -> None:
+        if final_text:
+            inv.answer = final_text
+            await emit(Event("answer_delta", {"text": final_text}))
+            messages.append({"role": "assistant", "content": final_text})
+            return
+        if inv.outcome == "failed":
+            return
+        messages.append({"role": "user", "content": ANSWER_PROMPT})
+        t0 = time.monotonic()
+        parts: list[str] = []
+        try:
+            async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                async for delta in self.client.stream(messages, max_tokens=self.m.answer_max_tokens):
+                    parts.append(delta)
+                    await emit(Event("answer_delta", {"text": delta}))
+            inv.turns.append(_turn("stream", t0, "ok"))
+        except (TimeoutError, asyncio.TimeoutError):
+            inv.turns.append(_turn("stream", t0, "timeout"))
+            self._degrade(inv, "deadline", "deadline reached while answering")
+        except LLMError as exc:
+            inv.turns.append(_turn("stream", t0, "error"))
+            self._degrade(inv, "failed", f"meta model failed while answering: {exc}")
+        inv.answer = "".join(parts).strip()
+        messages.append({"role": "assistant", "content": inv.answer})
+
+    async def _diagnosis_phase(self, inv: Investigation, messages: list[dict[str, Any]],
+                               known: dict[str, set[str]], emit: "_Emitter", deadline: float) -> None:
+        for kind, ids in inv.seen_ids.items():
+            known.setdefault(kind, set()).update(ids)
+        severity = known.pop("_severity", {"info"})
+        fallback_severity = next(iter(severity)) if severity else "info"
+        why = None
+        if inv.outcome == "failed":
+            why = inv.error or "the meta model failed"
+        else:
+            t0 = time.monotonic()
+            try:
+                obj = await asyncio.wait_for(
+                    self.client.structured(messages + [{"role": "user", "content": DIAGNOSIS_PROMPT}],
+                                           diag.DIAGNOSIS_SCHEMA, name="diagnosis",
+                                           max_tokens=self.m.diagnosis_max_tokens),
+                    max(1.0, deadline - time.monotonic()))
+                inv.turns.append(_turn("structured", t0, "ok"))
+                inv.diagnosis = diag.check(obj, known)
+            except asyncio.TimeoutError:
+                inv.turns.append(_turn("structured", t0, "timeout"))
+                why = "the deadline passed before the model gave a diagnosis"
+                self._degrade(inv, "deadline", why)
+            except LLMError as exc:
+                inv.turns.append(_turn("structured", t0, "error"))
+                why = f"the model gave no usable diagnosis ({exc})"
+                self._degrade(inv, "failed" if not isinstance(exc, BadModelOutput) else "degraded", why)
+        if why is not None:
+            inv.diagnosis = diag.fallback(inv.question, [s.to_json() for s in inv.steps], why, fallback_severity)
+        if not inv.answer:
+            inv.answer = inv.diagnosis["root_cause"]
+            await emit(Event("answer_delta", {"text": inv.answer}))
+        await emit(Event("diagnosis", inv.diagnosis))
+
+    def _degrade(self, inv: Investigation, outcome: str, message: str) -> None:
+        rank = {"ok": 0, "degraded": 1, "deadline": 2, "failed": 3}
+        if rank[outcome] > rank[inv.outcome]:
+            inv.outcome = outcome
+        inv.error = inv.error or message
+
+    # ------------------------------------------------------------------ context and records
+
+    async def _known_ids(self, incident_id: int | None) -> dict[str, Any]:
+        known: dict[str, Any] = {"tool_call": set(), "trigger": set(), "incident": set(), "knowledge": set()}
+        if incident_id is None or self.incident_store is None:
+            return known
+        try:
+            incident = await self.incident_store.incident(incident_id)
+        except Exception as exc:  # database down: investigate without the incident's context
+            log.warning("meta: cannot read incident %s: %s", incident_id, exc)
+            return known
+        if incident is not None:
+            known["incident"].add(str(incident_id))
+            known["trigger"] |= {str(t["id"]) for t in incident.get("triggers", [])}
+            known["_incident"] = incident
+            known["_severity"] = {incident.get("severity") or "info"}
+        return known
+
+    async def _knowledge(self, question: str, incident: dict[str, Any] | None) -> list[Any]:
+        if self.kb is None or self.m.knowledge_hits <= 0:
+            return []
+        text = question if incident is None else f"{incident.get('title', '')}\n{question}"
+        try:
+            return await self.kb.search(text, k=self.m.knowledge_hits)
+        except Exception as exc:  # knowledge is context, never a reason to fail
+            log.warning("meta: knowledge search failed: %s", exc)
+            return []
+
+    async def _record(self, inv: Investigation, emit: "_Emitter") -> None:
+        finding: dict[str, Any] = {}
+        if self.incident_store is not None:
+            finding = self._finding_detail(inv)
+            try:
+                inv.finding_id = await self.incident_store.record(
+                    inv.incident_id, inv.diagnosis.get("severity", "info"),
+                    "meta: " + inv.diagnosis.get("root_cause", "")[:200], finding)
+            except Exception as exc:
+                log.warning("meta: cannot store the finding: %s", exc)
+                self._degrade(inv, "degraded", f"finding not stored: {exc}")
+        await self._propose_diagnosis_actions(inv, emit)
+        if inv.finding_id is not None and self.incident_store is not None:
+            finding["proposals"] = [p.to_json() for p in inv.proposals]
+            try:
+                await self.incident_store.update(inv.finding_id, finding)
+            except Exception as exc:
+                log.warning("meta: cannot update finding %s: %s", inv.finding_id, exc)
+
+    def _finding_detail(self, inv: Investigation) -> dict[str, Any]:
+        return {"question": inv.question[:2000], "answer": inv.answer[:8000], "diagnosis": inv.diagnosis,
+                "outcome": inv.outcome, "error": inv.error, "steps": [s.to_json() for s in inv.steps],
+                "proposals": [p.to_json() for p in inv.proposals], "turns": inv.turns,
+                "latency_s": round(inv.latency_s, 3),
+                "transcript": bound_transcript(inv.messages, self.m.transcript_max_chars)}
+
+    async def _propose_diagnosis_actions(self, inv: Investigation, emit: "_Emitter") -> None:
+        done = {(p.action, json.dumps(p.params, sort_keys=True)) for p in inv.proposals}
+        for item in inv.diagnosis.get("proposed_actions", [])[:3]:
+            key = (item.get("action", ""), json.dumps(item.get("params", {}), sort_keys=True))
+            if key in done:
+                continue
+            done.add(key)
+            outcome = await propose(self.proposer, Proposal(
+                action=str(item.get("action", "")), params=dict(item.get("params") or {}),
+                reason=str(item.get("reason", ""))[:500], source="meta", incident_id=inv.incident_id,
+                finding_id=inv.finding_id))
+            inv.proposals.append(outcome)
+            await emit(Event("proposal", outcome.to_json()))
+
+
+class _Emitter:
+    """Calls on_event; a failing callback (a client gone) stops events, never the investigation."""
+
+    def __init__(self, on_event: OnEvent | None):
+        self._on_event = on_event
+
+    async def __call__(self, event: Event) -> None:
+        if self._on_event is None:
+            return
+        try:
+            await self._on_event(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("meta: event callback failed (%s); no more events for this investigation", exc)
+            self._on_event = None
+
+
+def _turn(kind: str, t0: float, outcome: str) -> dict[str, Any]:
+    return {"kind": kind, "latency_s": round(time.monotonic() - t0, 4), "outcome": outcome}
+
+
+def _result_data(step: Step) -> dict[str, Any]:
+    return {"call_id": step.call_id, "tool": step.tool, "ok": step.ok, "summary": step.summary,
+            "truncated": step.truncated}
+
+
+def _incident_text(incident: dict[str, Any]) -> str:
+    lines = [f"incident {incident['id']}: {incident.get('title')} (status {incident.get('status')}, "
+             f"severity {incident.get('severity')}, category {incident.get('category')}, unit {incident.get('unit')})"]
+    if incident.get("summary"):
+        lines.append(f"summary: {incident['summary']}")
+    for t in incident.get("triggers", [])[:20]:
+        lines.append(f"trigger {t['id']}: {t.get('severity')} x{t.get('count')} {t.get('source')} "
+                     f"{t.get('unit') or ''}: {t.get('template')}")
+    for f in incident.get("findings", [])[-5:]:
+        lines.append(f"finding {f['id']} ({f.get('layer')}): {f.get('title')}")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""unit_dependencies: what a unit needs, what needs it, and its ordering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
+
+FORWARD = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", "Before", "TriggeredBy")
+REVERSE = ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "ConsistsOf", "Triggers")
+
+
+def tools(ctx: Any) -> list[Tool]:
+    async def handler(args: dict[str, Any]) -> ToolOutput:
+        props = REVERSE if args.get("reverse") else FORWARD
+        r = await ctx.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(props)}", "--",
+                                  args["unit"]])
+        if r.timed_out or r.returncode != 0:
+            raise ToolError(f"systemctl show: {(r.stderr.strip() or 'timed out')[:300]}")
+        deps = {k: v.split() for k, v in (ln.split("=", 1) for ln in r.stdout.splitlines() if "=" in ln) if v}
+        if not deps:
+            return ToolOutput(f"{args['unit']}: no {'reverse ' if args.get('reverse') else ''}dependencies",
+                              {"dependencies": {}})
+        text = "\n".join(f"{k}: {' '.join(v)}" for k, v in deps.items())
+        return ToolOutput(text, {"dependencies": deps}, f"{args['unit']}: {sum(map(len, deps.values()))} deps")
+
+    params = obj({"unit": UNIT, "reverse": {"type": "boolean", "description": "units that depend on this one"}},
+                 ("unit",))
+    return [Tool("unit_dependencies", "Dependencies of a systemd unit (Requires, Wants, After, ...), or with "
+                 "reverse=true the units that depend on it.", params, handler)]

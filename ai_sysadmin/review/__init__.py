@@ -1,0 +1,1 @@
+"""L3: the periodic (and early) review of incidents, with deterministic candidates."""

@@ -1,0 +1,175 @@
+"""Deterministic candidates: what each rule family and runbook suggests, without a model.
+
+A *family* is the rule id of a trigger (`rule:unit-crashloop` -> `unit-crashloop`), a
+threshold name (`threshold:disk` -> `disk`), else its category.  Each family names
+candidate catalog actions, the runbook that explains it, and NixOS-native advice: a
+declarative snippet for the admin's configuration, never applied automatically.
+
+The review model sees the candidates as options.  When it is down, not used, or its
+answer is invalid, the candidates are proposed as they are (source `rules`), so the
+service is useful on weak models.  Every proposal still passes the policy.  Actions on
+units are never suggested for protected units, and `notify` is always a candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ai_sysadmin.incidents.correlate import CAUSE_CATEGORIES, Incident, systemd_unit
+
+VACUUM = ("vacuum_journal", {"max_size_mb": 1024})
+GC = ("collect_garbage", {"older_than_days": 14})
+
+
+@dataclass(frozen=True)
+class Family:
+    actions: tuple[str | tuple[str, dict[str, Any]], ...] = ()  # "restart_unit" (unit filled in) or (id, params)
+    runbook: str | None = None
+    advice: tuple[str, ...] = ()  # Nix snippets; {unit} / {name} are filled from the incident
+
+
+_CRASH = Family(("reset_failed_unit", "restart_unit"), "crash-loop",
+                ('systemd.services.{name}.serviceConfig = { Restart = "on-failure"; RestartSec = "10s"; };',))
+_UNIT = Family(("restart_unit",), "crash-loop")
+_OOM = Family(("restart_unit",), "oom",
+              ('systemd.services.{name}.serviceConfig.MemoryMax = "1G";  # size it to the service',
+               "zramSwap.enable = true;", "services.earlyoom.enable = true;"))
+_DISK = Family((VACUUM, GC), "disk-full",
+               ('nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 14d"; };',
+                "nix.optimise.automatic = true;", 'services.journald.extraConfig = "SystemMaxUse=1G";'))
+
+FAMILIES: dict[str, Family] = {
+    "unit-crashloop": _CRASH,
+    "unit-failed": _UNIT, "unit-result": _UNIT, "unit-start-failed": _UNIT, "unit-timeout": _UNIT,
+    "unit-dependency": Family((), "crash-loop"),
+    "failed-unit": Family(("reset_failed_unit", "restart_unit"), "crash-loop"),
+    "segfault": Family(("restart_unit",), "crash-loop"), "coredump": Family(("restart_unit",), "crash-loop"),
+    "coredump-field": Family(("restart_unit",), "crash-loop"),
+    "oom-kill": _OOM, "oomd-kill": _OOM, "memory-pressure": Family((), "oom", ("zramSwap.enable = true;",)),
+    "disk-full": _DISK, "inode-full": _DISK, "disk": _DISK, "inodes": _DISK,
+    "nixos-activation": Family(("rollback_generation",), "nixos-rebuild-failed",
+                               ("system.autoUpgrade.allowReboot = false;  # keep upgrades from switching blindly",)),
+    "nix-store": Family(("nix_store_repair",), "nix-store-corruption",
+                        ("nix.settings.auto-optimise-store = true;  # after the repair; hard links, not a fix",)),
+    "auth-failure": Family((), "ssh-brute-force",
+                           ("services.fail2ban.enable = true;",
+                            "services.openssh.settings.PasswordAuthentication = false;")),
+    "time-sync-lost": Family((), "time-sync", ("services.timesyncd.enable = true;  # or services.chrony.enable",)),
+    "time-jump": Family((), "time-sync", ("services.timesyncd.enable = true;  # or services.chrony.enable",)),
+    "certificate": Family((), "certificate-expiry",
+                          ('security.acme = { acceptTerms = true; defaults.email = "admin@example.org"; };',
+                           'services.nginx.virtualHosts."example.org".enableACME = true;  # renews automatically')),
+    "disk-io-error": Family((), None, ("services.smartd.enable = true;",)),
+    "smart": Family((), None, ("services.smartd.enable = true;",)),
+    "hung-task": Family(), "link-down": Family(),
+}
+# Categories stand in for families when no rule id is known (model triggers, custom rules).
+CATEGORY_FAMILIES = {"oom": "oom-kill", "disk-full": "disk-full", "unit-failure": "unit-failed",
+                     "crash": "segfault", "nix": "nix-store", "time": "time-sync-lost",
+                     "certificate": "certificate", "auth": "auth-failure"}
+
+_CTRL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class Candidates:
+    actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    runbooks: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+
+
+def family_of(source: str, category: str) -> str:
+    if ":" in source:
+        name = source.split(":", 1)[1]
+        if name in FAMILIES:
+            return name
+    return CATEGORY_FAMILIES.get(category, category)
+
+
+UNIT_ACTIONS = ("restart_unit", "reset_failed_unit")
+EFFECT_FAMILIES = frozenset({"unit-failed", "unit-result", "unit-start-failed", "unit-timeout", "unit-dependency",
+                             "failed-unit", "unit-crashloop"})
+
+
+def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
+    """`is_protected(unit) -> bool` (the policy's check, so candidates and policy agree).
+
+    Unit actions target the units of the family's own triggers (and, for OOM kills and
+    crashes, the units they named).  When the incident is about a cause (memory, disk,
+    a crash), the failing units' own families add no unit actions: restarting a unit
+    before its cause is fixed only fails again.
+    """
+    out = Candidates()
+    evs = sorted(inc.evidence.values(), key=lambda e: (e.source == "model", e.first_seen, e.id))
+    fam_units: dict[str, list[str]] = {}
+    for ev in evs:
+        name = family_of(ev.source, ev.category)
+        units = fam_units.setdefault(name, [])
+        u = systemd_unit(ev.unit)
+        if u and u not in units:
+            units.append(u)
+        if ev.category in ("oom", "crash"):
+            units += [v for v in _target_units(inc) if v not in units]
+    cause_first = inc.category in CAUSE_CATEGORIES
+    for fam_name, units in fam_units.items():
+        out.families.append(fam_name)
+        fam = FAMILIES.get(fam_name)
+        if fam is None:
+            continue
+        if fam.runbook and fam.runbook not in out.runbooks:
+            out.runbooks.append(fam.runbook)
+        for spec in fam.actions:
+            if isinstance(spec, tuple):
+                _add(out.actions, spec[0], dict(spec[1]))
+            elif spec not in UNIT_ACTIONS:
+                _add(out.actions, spec, {})
+            elif not (cause_first and fam_name in EFFECT_FAMILIES):
+                for unit in units:
+                    if is_protected(unit) or (spec == "restart_unit" and not unit.endswith(".service")):
+                        continue
+                    _add(out.actions, spec, {"unit": unit})
+        for snippet in fam.advice:
+            name = _nix_name(units[0]) if units else None
+            if "{name}" in snippet and not name:
+                continue
+            text = snippet.replace("{name}", name or "")
+            if text not in out.advice:
+                out.advice.append(text)
+    _add(out.actions, "notify", {"message": notify_message(inc)})
+    return out
+
+
+def notify_message(inc: Incident) -> str:
+    title = _CTRL.sub(" ", inc.title)[:300]
+    ref = f"#{inc.id}" if inc.id is not None else "(new)"
+    return f"ai-sysadmin: incident {ref} [{inc.severity} {inc.category}] {title}"
+
+
+def _target_units(inc: Incident) -> list[str]:
+    """The units an OOM kill or crash named: victims by unit name, else units matching a victim process."""
+    from ai_sysadmin.incidents.correlate import _names
+
+    victims = sorted(v for v in inc.victims if systemd_unit(v))
+    return victims + sorted(u for u in inc.units if u not in victims and _names(inc.victims, u))
+
+
+def _nix_name(unit: str) -> str | None:
+    name = unit.rsplit(".", 1)[0]
+    if not name.replace("-", "").replace("_", "").isalnum() or "@" in name:
+        return None
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_'-]*", name) else f'"{name}"'
+
+
+def _add(actions: list[tuple[str, dict[str, Any]]], action: str, params: dict[str, Any]) -> None:
+    if (action, params) not in actions:
+        actions.append((action, params))
+
+
+def runbook_names(cands: Iterable[Candidates]) -> list[str]:
+    seen: list[str] = []
+    for c in cands:
+        seen += [r for r in c.runbooks if r not in seen]
+    return seen

@@ -1,0 +1,380 @@
+"""L3 review: on a timer and early on critical triggers, one structured model answer.
+
+One review:
+1. the active incidents (from the correlator), their deterministic candidates and advice;
+2. L2: the trigger window, metrics, unit states, policy state and knowledge, built into a
+   stable-first prompt under the token budget (context.build);
+3. the review model answers in the `response_format` json_schema (review.schema); an
+   invalid or truncated answer gets one retry that shows the error, then the review is a
+   recorded failure -- never a crash, never a guess;
+4. proposals go through the Proposer (catalog validation + policy): the model's (source
+   `review`) when its answer is valid; otherwise -- model down, answer invalid, or no
+   model -- the deterministic candidates (source `rules`).  Each (incident, action,
+   params) is proposed once per incident;
+5. the review row, its findings (with NixOS advice) and token figures (prompt, cached
+   prompt share, completion) are recorded; `escalate` calls the L4 hook, debounced.
+
+The scheduler runs every `intervals.review` and early: `review.debounce_seconds` after the
+first trigger at or above `review.early_severity`, at most one early run per
+`review.early_min_interval`.  Nothing a review does can stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from ai_sysadmin.config import Config
+from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
+from ai_sysadmin.context.tokens import TokenCounter
+from ai_sysadmin.context.window import TriggerWindow
+from ai_sysadmin.incidents.correlate import Incident
+from ai_sysadmin.review.candidates import Candidates, candidates_for
+from ai_sysadmin.review.hooks import Escalate
+from ai_sysadmin.review.record import ReviewSink
+from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, parse_answer
+from ai_sysadmin.review.state import StateSource
+from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
+
+log = logging.getLogger(__name__)
+
+BUDGET_RESERVE = 256  # tokens kept free beyond the answer: the retry's error note and rounding
+RUNBOOK_CHARS = 400
+
+
+def default_budget(cfg: Config) -> int:
+    if cfg.review.context_tokens:
+        return cfg.review.context_tokens
+    role = cfg.roles.review
+    return max(512, role.context_size - (role.max_tokens or 1024) - BUDGET_RESERVE)
+
+
+@dataclass
+class ReviewResult:
+    reason: str
+    outcome: str = "skipped"  # ok | failed | skipped
+    status: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+    latency_s: float | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    context_tokens: int = 0
+    compaction: list[str] = field(default_factory=list)
+    incident_ids: list[int] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    proposals: list[dict[str, Any]] = field(default_factory=list)
+    answer: dict[str, Any] | None = None
+    escalated: list[int] = field(default_factory=list)
+    id: int | None = None
+    model: str | None = None
+
+    @property
+    def cached_share(self) -> float | None:
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+    def row(self) -> dict[str, Any]:
+        return {"started_at": self.started_at, "finished_at": self.finished_at, "reason": self.reason,
+                "outcome": self.outcome, "status": self.status, "error": self.error, "attempts": self.attempts,
+                "model": self.model, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens,
+                "completion_tokens": self.completion_tokens, "context_tokens": self.context_tokens,
+                "latency_s": self.latency_s, "incident_ids": self.incident_ids, "answer": self.answer,
+                "findings": self.findings}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "outcome": self.outcome, "status": self.status,
+                "error": self.error, "attempts": self.attempts, "started_at": self.started_at.isoformat(),
+                "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
+                "cached_tokens": self.cached_tokens, "cached_share": self.cached_share,
+                "completion_tokens": self.completion_tokens, "context_tokens": self.context_tokens,
+                "compaction": self.compaction, "incidents": self.incident_ids, "findings": self.findings,
+                "proposals": self.proposals, "escalated": self.escalated}
+
+
+class ReviewService:
+    def __init__(self, cfg: Config, *, incidents: Callable[[], Sequence[Incident]], window: TriggerWindow,
+                 proposer: Any, catalog: Any, sink: ReviewSink, state: StateSource, units: Any,
+                 client: Any = None, counter: TokenCounter | None = None, escalate: Escalate | None = None,
+                 budget: int | None = None, use_model: bool = True):
+        self.cfg = cfg
+        self.incidents = incidents
+        self.window = window
+        self.proposer = proposer
+        self.catalog = catalog
+        self.sink = sink
+        self.state = state
+        self.units = units
+        self.client = client if use_model else None
+        self.counter = counter or TokenCounter(client)
+        self.escalate = escalate
+        self.budget = budget or default_budget(cfg)
+        self.proposed: set[tuple[int | None, str, str]] = set()
+        self.advised: set[int] = set()
+        self._escalated_at: dict[int, float] = {}
+        self._wake = asyncio.Event()
+        self._early_at: float | None = None
+        self._last_early = -1e18
+        self.last: ReviewResult | None = None
+        self.running = False
+        self.in_model_call = False  # tests: the review is waiting for the model
+        self.reviews = 0
+
+    # ------------------------------------------------------------------ input
+
+    def notify(self, triggers: Sequence[Trigger], incident_of: dict[str, int] | None = None) -> None:
+        """TriggerTap listener: into the L2 window; an early review on critical triggers."""
+        self.window.add(triggers, incident_of)
+        threshold = SEVERITY_RANK[self.cfg.review.early_severity]
+        # Model-only evidence never asks for an early run (it never makes an incident urgent).
+        if any(SEVERITY_RANK[t.severity] >= threshold and t.source != "model" for t in triggers):
+            now = time.monotonic()
+            if self._early_at is None:
+                self._early_at = max(now + self.cfg.review.debounce_seconds,
+                                     self._last_early + self.cfg.review.early_min_interval)
+                self._wake.set()
+
+    def request(self) -> None:
+        """Ask for a review as soon as possible (CLI/API `review --now` in-process)."""
+        self._early_at = time.monotonic()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ scheduler
+
+    async def run(self) -> None:
+        interval = self.cfg.intervals.review
+        next_periodic = time.monotonic() + interval
+        while True:
+            now = time.monotonic()
+            due = min(next_periodic, self._early_at if self._early_at is not None else float("inf"))
+            if due > now:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=due - now)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if self._early_at is not None and self._early_at <= now:
+                reason, self._early_at, self._last_early = "early", None, now
+            else:
+                reason = "schedule"
+            next_periodic = time.monotonic() + interval
+            await self.review_once(reason)
+
+    # ------------------------------------------------------------------ one review
+
+    async def review_once(self, reason: str = "manual") -> ReviewResult:
+        """One review; every failure becomes the recorded outcome, never an exception."""
+        res = ReviewResult(reason=reason, model=getattr(getattr(self.client, "role", None), "model", None))
+        self.running = True
+        try:
+            await self._review(res)
+        except Exception as exc:  # the last line of defence: the loop must survive anything
+            log.exception("review failed unexpectedly")
+            res.outcome, res.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"[:500]
+        finally:
+            self.running = False
+            self.in_model_call = False
+        res.finished_at = datetime.now(timezone.utc)
+        try:
+            res.id = await self.sink.record(res.row())
+        except Exception as exc:
+            log.warning("review %s could not be recorded (%s)", res.outcome, exc)
+        try:
+            self.window.save()
+        except OSError as exc:
+            log.warning("context window not saved (%s)", exc)
+        self.last = res
+        self.reviews += 1
+        log.info("review (%s): %s%s; %d finding(s), %d proposal(s); prompt %d tokens (%s cached)",
+                 reason, res.outcome, f" ({res.error})" if res.error else "", len(res.findings), len(res.proposals),
+                 res.prompt_tokens, f"{res.cached_share:.0%}" if res.cached_share is not None else "-")
+        return res
+
+    async def _review(self, res: ReviewResult) -> None:
+        from ai_sysadmin.actions.policy import is_protected
+
+        incs = list(self.incidents())
+        res.incident_ids = [i.id for i in incs if i.id is not None]
+        protected = self.cfg.protected_units
+        cands = {i.key: candidates_for(i, lambda u: is_protected(u, protected)) for i in incs}
+        # Deterministic findings: NixOS advice, once per incident.
+        for inc in incs:
+            c = cands[inc.key]
+            if c.advice and inc.id is not None and inc.id not in self.advised:
+                self.advised.add(inc.id)
+                res.findings.append({"layer": "rules", "incident": inc.id, "severity": inc.severity,
+                                     "category": inc.category, "summary": inc.title, "evidence": [f"I{inc.id}"],
+                                     "advice": c.advice})
+        ctx: Context | None = None
+        try:
+            inputs = await self._inputs(incs, cands)
+            ctx = await build_context(inputs, self.counter, self.budget)
+            res.context_tokens, res.compaction = ctx.tokens, ctx.steps
+        except ContextTooLarge as exc:
+            res.outcome, res.error = "failed", str(exc)
+        if ctx is not None and self.client is None:
+            res.outcome, res.error = "skipped", "no review model (deterministic candidates only)"
+        elif ctx is not None:
+            answer = await self._ask(ctx, res, incs)
+            if answer is not None:
+                res.answer = answer
+                res.outcome, res.status = "ok", answer["status"]
+                await self._apply(answer, ctx, res, incs)
+                return
+        await self._propose_candidates(incs, cands, res)
+
+    async def _inputs(self, incs: list[Incident], cands: dict[int, Candidates]) -> ContextInputs:
+        from ai_sysadmin.store.knowledge import shipped_runbooks
+
+        view = await self.units.view()
+        metrics = await self.state.metrics()
+        policy = await self.state.policy()
+        runbooks = shipped_runbooks()
+        knowledge: list[dict[str, Any]] = []
+        for inc in incs:
+            for name in cands[inc.key].runbooks:
+                if name in runbooks and all(k["id"] != name for k in knowledge):
+                    knowledge.append({"collection": "runbooks", "id": name, "title": _title(runbooks[name]),
+                                      "snippet": _fix_part(runbooks[name])})
+        k = self.cfg.review.knowledge_hits
+        if incs and k:
+            for hit in await self.state.knowledge(" ".join(i.title for i in incs[:3]), k):
+                if all(x["id"] != hit["id"] for x in knowledge):
+                    knowledge.append(hit)
+        rows = []
+        for inc in incs:
+            c = cands[inc.key]
+            rows.append({"id": inc.id if inc.id is not None else inc.key, "severity": inc.severity,
+                         "category": inc.category, "status": inc.status, "confidence": inc.confidence,
+                         "title": inc.title, "units": sorted(inc.all_units),
+                         "triggers": [f"T{t[:8]}" for t in inc.trigger_ids[-6:]],
+                         "candidates": [{"action": a, "params": p} for a, p in c.actions]})
+        return ContextInputs(
+            catalog=self.catalog.describe(), protected_units=list(self.cfg.protected_units), incidents=rows,
+            triggers=self.window.newest(), folded=self.window.folded, metrics=metrics,
+            units={"available": view.available, "failed": sorted(view.failed), "reason": view.reason},
+            policy=policy, knowledge=knowledge, autonomy=self.cfg.autonomy_level)
+
+    async def _ask(self, ctx: Context, res: ReviewResult, incs: list[Incident]) -> dict[str, Any] | None:
+        from ai_sysadmin.llm.accounting import call_context
+        from ai_sysadmin.llm.errors import LLMError, ModelRequestError
+
+        health = await self.client.health()
+        if not health.ok and health.status != "unsupported":
+            res.outcome, res.error = "skipped", f"review model unavailable ({health.status}: {health.detail})"[:500]
+            return None
+        evidence = list(ctx.incident_refs) + list(ctx.trigger_refs)
+        schema = answer_schema(list(ctx.incident_refs.values()), evidence, self.catalog.ids())
+        messages = ctx.messages()
+        top = incs[0].id if incs and incs[0].id is not None else None
+        started = time.monotonic()
+        with call_context(layer="review", incident_id=top):
+            for attempt in range(1, self.cfg.review.max_attempts + 1):
+                res.attempts = attempt
+                self.in_model_call = True
+                try:
+                    out = await self.client.chat(
+                        messages, temperature=0.0, max_tokens=self.cfg.roles.review.max_tokens or None,
+                        response_format={"type": "json_schema",
+                                         "json_schema": {"name": "review", "schema": schema, "strict": True}})
+                except ModelRequestError as exc:
+                    res.outcome, res.error = "failed", str(exc)[:500]
+                    return None
+                except LLMError as exc:  # down or timed out mid-review: a recorded failure
+                    res.outcome, res.error = "failed", f"review model failed mid-review: {exc}"[:500]
+                    return None
+                finally:
+                    self.in_model_call = False
+                res.prompt_tokens += out.prompt_tokens
+                res.cached_tokens += out.cached_tokens
+                res.completion_tokens += out.completion_tokens
+                try:
+                    answer = parse_answer(out.text, out.finish_reason, schema)
+                    res.latency_s = time.monotonic() - started
+                    return answer
+                except InvalidAnswer as exc:
+                    res.error = f"attempt {attempt}: {exc}"
+                    messages = ctx.messages() + [{"role": "user", "content":
+                                                  f"Your previous answer was invalid: {exc}. "
+                                                  "Answer again with one complete, short JSON object."}]
+        res.latency_s = time.monotonic() - started
+        res.outcome = "failed"
+        res.error = f"no valid answer after {res.attempts} attempt(s); last: {res.error}"[:500]
+        return None
+
+    async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident]) -> None:
+        from ai_sysadmin.actions.types import Proposal
+
+        for f in answer["findings"]:
+            ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
+            res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
+                                 "category": f["category"], "summary": f["summary"], "evidence": ev, "advice": []})
+        for a in answer["actions"]:
+            await self._propose(Proposal(action=a["action"], params=a["params"], reason=a["reason"] or "review",
+                                         source="review", incident_id=a["incident"]), res)
+        if answer["escalate"] and self.escalate is not None:
+            target = next((f["incident"] for f in answer["findings"] if f["incident"] is not None),
+                          incs[0].id if incs else None)
+            if target is not None:
+                now = time.monotonic()
+                if now - self._escalated_at.get(target, -1e18) >= self.cfg.review.escalate_min_interval:
+                    self._escalated_at[target] = now
+                    try:
+                        await self.escalate(target, answer["escalate_reason"] or "review asked for a deeper look")
+                        res.escalated.append(target)
+                    except Exception:
+                        log.exception("escalation hook failed for incident %s", target)
+
+    async def _propose_candidates(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
+        from ai_sysadmin.actions.types import Proposal
+
+        for inc in incs:
+            for action, params in cands[inc.key].actions:
+                await self._propose(Proposal(action=action, params=params, source="rules",
+                                             reason=f"candidate for {inc.category} ({inc.title})"[:300],
+                                             incident_id=inc.id), res)
+
+    async def _propose(self, p: Any, res: ReviewResult) -> None:
+        key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str))
+        if key in self.proposed:
+            return
+        self.proposed.add(key)
+        try:
+            outcome = await self.proposer.propose(p)
+        except Exception as exc:  # the proposer's store is down: say so, keep reviewing
+            res.proposals.append({"action": p.action, "params": p.params, "risk": None, "source": p.source,
+                                  "decision": "refuse", "reason": f"not recorded: {exc.__class__.__name__}",
+                                  "incident": p.incident_id})
+            self.proposed.discard(key)
+            return
+        res.proposals.append(outcome.to_json())
+
+    def forget_incident(self, incident_id: int) -> None:
+        """An incident closed or reopened: its actions may be proposed again."""
+        self.proposed = {k for k in self.proposed if k[0] != incident_id}
+        self.advised.discard(incident_id)
+
+    def report(self) -> dict[str, Any]:
+        last = self.last
+        return {"reviews": self.reviews, "running": self.running, "budget": self.budget,
+                "last": None if last is None else {"outcome": last.outcome, "at": last.started_at.isoformat(),
+                                                   "error": last.error}}
+
+
+def _title(md: str) -> str:
+    return next((ln[2:].strip() for ln in md.splitlines() if ln.startswith("# ")), "")
+
+
+def _fix_part(md: str) -> str:
+    """The runbook's **Fix** section (what the review can act on), else its start; one line."""
+    i = md.find("**Fix**")
+    text = md[i + len("**Fix**"):] if i >= 0 else md
+    return " ".join(text.split())[:RUNBOOK_CHARS]

@@ -1,0 +1,90 @@
+"""Incidents + L2 + L3 as the service runs them, built from the config in one place.
+
+    stack = ReviewStack.build(cfg, store, actions, escalate=..., on_resolved=...)
+    sink = stack.tap            # give L1 and the collector this sink instead of store.triggers
+    tasks = await stack.start() # incident loop + review scheduler
+    ...
+    await stack.aclose()
+
+A down review model is not fatal: reviews are recorded as skipped and the deterministic
+candidates are still proposed.  A down database delays incident writes (kept in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ai_sysadmin.config import Config
+from ai_sysadmin.context.window import TriggerWindow
+from ai_sysadmin.incidents.health import CollectorUnits
+from ai_sysadmin.incidents.hooks import OnResolved
+from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.review.hooks import Escalate
+from ai_sysadmin.review.record import PgReviewSink
+from ai_sysadmin.review.service import ReviewService
+from ai_sysadmin.review.state import PgState
+
+log = logging.getLogger(__name__)
+
+
+def window_path(cfg: Config) -> Path:
+    return Path(cfg.state_dir) / "review" / "context-window.json"
+
+
+@dataclass
+class ReviewStack:
+    incidents: IncidentService
+    review: ReviewService
+    tap: TriggerTap
+    client: Any
+
+    @classmethod
+    def build(cls, cfg: Config, store: Any, actions: Any, *, escalate: Escalate | None = None,
+              on_resolved: OnResolved | None = None, knowledge: Any = None) -> "ReviewStack":
+        from ai_sysadmin.actions.catalog import load_catalog
+
+        units = CollectorUnits(store.pool, cfg.intervals.metrics)
+        incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved)
+        client = None
+        if cfg.roles.review.enable:
+            from ai_sysadmin.llm import LLMClient
+
+            client = LLMClient(cfg.roles.review, on_call=store.llm_calls)
+        window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
+        review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
+                               catalog=load_catalog(), sink=PgReviewSink(store.pool),
+                               state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge),
+                               units=units, client=client, escalate=escalate)
+
+        def to_review(triggers: Any) -> None:
+            review.notify(triggers, {t.id: i for t in triggers
+                                     if (i := _incident_id(incidents, t.id)) is not None})
+
+        tap = TriggerTap(store.triggers, incidents.submit, to_review)
+        return cls(incidents, review, tap, client)
+
+    async def start(self) -> list[asyncio.Task[None]]:
+        try:
+            await self.incidents.start()
+        except Exception as exc:  # database down at start: correlate what comes, restore later restarts
+            log.warning("incidents: live incidents not restored (%s)", exc)
+        return [asyncio.create_task(self.incidents.run(), name="incidents"),
+                asyncio.create_task(self.review.run(), name="review")]
+
+    async def aclose(self) -> None:
+        try:
+            self.review.window.save()
+        except OSError as exc:
+            log.warning("context window not saved (%s)", exc)
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def _incident_id(incidents: IncidentService, trigger_id: str) -> int | None:
+    key = incidents.correlator._by_trigger.get(trigger_id)
+    inc = incidents.correlator.incidents.get(key) if key is not None else None
+    return inc.id if inc is not None else None

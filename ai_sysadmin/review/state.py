@@ -1,0 +1,93 @@
+"""The changing state L2 puts in the context: metrics, policy, knowledge -- from the live
+database, or from a replay's metric snapshot.  Every source tolerates failure: a part
+that cannot be read is shown as unknown, never blocks a review."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, Sequence
+
+from ai_sysadmin.config import Config
+
+log = logging.getLogger(__name__)
+
+# Metric series worth the review's tokens (per-process tops are the meta layer's business).
+CONTEXT_METRICS = ("disk.used_percent", "disk.inodes_used_percent", "mem.percent", "swap.percent",
+                   "swap.pages_per_s", "psi.memory.some_avg10", "cpu.percent", "cpu.iowait_percent",
+                   "units.failed", "net.errors", "net.drops")
+
+
+def threshold_state(cfg: Config, name: str, value: float) -> bool | None:
+    t = cfg.thresholds
+    limit = {"disk.used_percent": t.disk_percent, "disk.inodes_used_percent": t.inode_percent,
+             "psi.memory.some_avg10": t.memory_pressure_avg10, "swap.pages_per_s": t.swap_pages_per_s,
+             "units.failed": float(t.failed_units)}.get(name)
+    return None if limit is None else value >= limit
+
+
+class StateSource(Protocol):
+    async def metrics(self) -> list[dict[str, Any]]: ...
+
+    async def policy(self) -> dict[str, Any]: ...
+
+    async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]: ...
+
+
+class PgState:
+    def __init__(self, cfg: Config, pool: Any, *, actions: Any = None, knowledge: Any = None):
+        self.cfg = cfg
+        self.pool = pool
+        self.actions = actions  # ActionService (policy_state)
+        self.kb = knowledge  # KnowledgeBase
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT name, subject, (array_agg(value ORDER BY ts DESC))[1], (array_agg(value ORDER BY ts))[1] "
+                    "FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) "
+                    "GROUP BY name, subject ORDER BY name, subject LIMIT 60", (list(CONTEXT_METRICS),))
+                rows = await cur.fetchall()
+        except Exception as exc:
+            log.info("review: metrics unavailable for the context (%s)", exc)
+            return []
+        return [{"name": n, "subject": s, "last": float(last), "first": float(first),
+                 "over": threshold_state(self.cfg, n, float(last))} for n, s, last, first in rows]
+
+    async def policy(self) -> dict[str, Any]:
+        if self.actions is None or not hasattr(self.actions, "policy_state"):
+            return {"autonomy_level": self.cfg.autonomy_level}
+        try:
+            return await self.actions.policy_state()
+        except Exception as exc:
+            return {"autonomy_level": self.cfg.autonomy_level, "unavailable": exc.__class__.__name__}
+
+    async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]:
+        if self.kb is None or k <= 0 or not text.strip():
+            return []
+        try:
+            hits = await self.kb.search(text, ["runbooks", "incidents"], k)
+        except Exception as exc:  # embed server down: review without knowledge
+            log.info("review: knowledge search failed (%s)", exc)
+            return []
+        return [{"collection": h.collection, "id": h.id, "title": h.metadata.get("title", ""), "snippet": h.snippet}
+                for h in hits]
+
+
+class SnapshotState:
+    """Replay: metrics from the snapshot file, the policy as configured, shipped runbooks by name."""
+
+    def __init__(self, cfg: Config, samples: Sequence[Any] = ()):
+        self.cfg = cfg
+        self.samples = list(samples)
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "subject": s.subject, "last": s.value, "first": s.value,
+                 "over": threshold_state(self.cfg, s.name, s.value)}
+                for s in self.samples if s.name in CONTEXT_METRICS]
+
+    async def policy(self) -> dict[str, Any]:
+        return {"autonomy_level": self.cfg.autonomy_level}
+
+    async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]:
+        return []

@@ -1,0 +1,124 @@
+"""What `ai-sysadmin status` and the API's /api/v1/status show: one dict, read from the
+database and the model servers, so it works from any process (CLI, API) while the
+service runs elsewhere.
+
+    status = await gather_status(cfg, pool)
+
+Keys: `database`, `models` (per role: health), `layers` (l1, metrics, incidents, review:
+when each last did something and whether that is recent), `last_review`,
+`open_incidents` (with NixOS advice), `pending_approvals`, `degraded` (one line per
+degraded part; empty when all is well).  A part that cannot be read is reported,
+never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+from ai_sysadmin.config import Config
+from ai_sysadmin.store.db import SCHEMA_TABLE
+
+STALE_FACTOR = 3  # a layer is stale after this many of its intervals without activity
+
+
+async def _models(cfg: Config, timeout: float) -> dict[str, Any]:
+    from ai_sysadmin.llm import LLMClient
+
+    async def one(role: Any) -> tuple[str, dict[str, Any]]:
+        async with LLMClient(role) as client:
+            try:
+                h = await asyncio.wait_for(client.health(), timeout)
+                return role.name, {"url": role.url, "model": role.model, "status": h.status, "detail": h.detail}
+            except asyncio.TimeoutError:
+                return role.name, {"url": role.url, "model": role.model, "status": "unavailable",
+                                   "detail": f"no answer within {timeout:g}s"}
+
+    return dict(await asyncio.gather(*(one(r) for r in cfg.roles.enabled())))
+
+
+def _age(ts: datetime | None, now: datetime) -> float | None:
+    return None if ts is None else round((now - ts).total_seconds(), 1)
+
+
+async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
+    from psycopg.rows import dict_row
+
+    out: dict[str, Any] = {"database": {"reachable": False}, "layers": {}, "last_review": None,
+                           "open_incidents": [], "pending_approvals": None}
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(f"SELECT coalesce(max(version), 0) AS v FROM {SCHEMA_TABLE}")
+        out["database"] = {"reachable": True, "schema_version": (await cur.fetchone())["v"]}
+        await cur.execute("SELECT max(updated_at) AS at FROM cursors WHERE stream = 'journal'")
+        l1 = (await cur.fetchone())["at"]
+        await cur.execute("SELECT max(last_seen) AS at, count(*) AS n FROM triggers "
+                          "WHERE recorded_at > now() - interval '1 hour'")
+        trig = await cur.fetchone()
+        await cur.execute("SELECT max(ts) AS at FROM metrics WHERE ts > now() - interval '1 day'")
+        met = (await cur.fetchone())["at"]
+        await cur.execute("SELECT id, started_at, finished_at, reason, outcome, status, error, attempts, "
+                          "prompt_tokens, cached_tokens, completion_tokens, context_tokens, latency_s "
+                          "FROM reviews ORDER BY id DESC LIMIT 1")
+        last = await cur.fetchone()
+        await cur.execute(
+            "SELECT i.id, i.status, i.severity, i.category, i.title, i.confidence, i.units, i.opened_at, "
+            "i.last_trigger_at, (SELECT string_agg(DISTINCT f.advice, E'\\n') FROM findings f "
+            "WHERE f.incident_id = i.id AND f.advice IS NOT NULL) AS advice FROM incidents i "
+            "WHERE i.status IN ('open', 'acknowledged') ORDER BY array_position(ARRAY['critical', 'high', "
+            "'medium', 'low', 'info'], i.severity), i.id LIMIT 50")
+        out["open_incidents"] = await cur.fetchall()
+        try:
+            async with conn.transaction():
+                await cur.execute("SELECT count(*) AS n FROM actions WHERE status = 'queued'")
+                out["pending_approvals"] = (await cur.fetchone())["n"]
+        except Exception:  # the actions schema is older than this service: unknown
+            out["pending_approvals"] = None
+    review_every = cfg.intervals.review
+    out["layers"] = {
+        "l1": {"last_checkpoint": l1, "age_s": _age(l1, now), "triggers_last_hour": trig["n"]},
+        "metrics": {"last_sample": met, "age_s": _age(met, now),
+                    "stale": met is None or (now - met).total_seconds() > STALE_FACTOR * cfg.intervals.metrics},
+        "incidents": {"open": len(out["open_incidents"])},
+        "review": {"last": last["started_at"] if last else None, "outcome": last["outcome"] if last else None,
+                   "stale": last is None or (now - last["started_at"]).total_seconds() > STALE_FACTOR * review_every},
+    }
+    if last:
+        p = last["prompt_tokens"] or 0
+        last["cached_share"] = round(last["cached_tokens"] / p, 3) if p else None
+    out["last_review"] = last
+    return out
+
+
+async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
+                        service: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status document; `service` may add in-process reports (an orchestrator's own view)."""
+    now = datetime.now(timezone.utc)
+    models_task = asyncio.create_task(_models(cfg, model_timeout))
+    try:
+        db = await _database(cfg, pool, now)
+    except Exception as exc:
+        db = {"database": {"reachable": False, "error": str(exc).strip().splitlines()[-1][:200] if str(exc) else
+                           exc.__class__.__name__},
+              "layers": {}, "last_review": None, "open_incidents": [], "pending_approvals": None}
+    models = await models_task
+    degraded = []
+    if not db["database"]["reachable"]:
+        degraded.append(f"database unreachable: {db['database'].get('error', '')}; the service spools")
+    for name, m in models.items():
+        if m["status"] != "ok":
+            what = {"trigger": "L1 keeps deterministic triggers only", "review": "reviews are skipped; "
+                    "deterministic candidates are still proposed", "meta": "no deep analysis or chat",
+                    "embed": "no knowledge retrieval"}.get(name, "")
+            degraded.append(f"{name} model {m['status']}{': ' + m['detail'] if m['detail'] else ''}; {what}")
+    layers = db["layers"]
+    if layers.get("metrics", {}).get("stale"):
+        degraded.append("metrics collector: no recent samples")
+    rv = layers.get("review", {})
+    if db["database"]["reachable"] and rv.get("outcome") in ("failed", "skipped"):
+        degraded.append(f"last review {rv['outcome']}: {(db['last_review'] or {}).get('error') or ''}")
+    status = {"at": now, "autonomy_level": cfg.autonomy_level, "models": models, **db, "degraded": degraded}
+    if service:
+        status["service"] = service
+    return status

@@ -1,0 +1,68 @@
+# Shared by render.nix and render-test.nix: JSON package markers, and the description
+# of an evaluated NixOS system that tests/nix/ and rig/nixos_driver.py consume.
+{ lib }:
+rec {
+  # { "__package": "/dir", "name": "..." } -> a package whose outPath is /dir; its
+  # `override`/`withPackages` keep it (the rig's programs have no variants).
+  package = p: flags: {
+    type = "derivation";
+    name = p.name or "package";
+    pname = p.name or "package";
+    version = p.version or "0";
+    psqlSchema = p.psqlSchema or (p.version or "0");
+    outPath = p.__package;
+    meta = { };
+    override = f: package p (flags // (if builtins.isFunction f then f flags else f));
+    withPackages = _: package p flags;
+    withJIT = package p flags;
+    withoutJIT = package p flags;
+    # "extensions": [ names ] gives a PostgreSQL marker its extension set.
+    pkgs = builtins.listToAttrs (map (n: { name = n; value = package { __package = "${p.__package}-${n}"; name = n; } { }; })
+      (p.extensions or [ ]));
+    passthru = flags;
+  } // flags;
+  convert = v:
+    if builtins.isAttrs v && v ? __package then package v { }
+    else if builtins.isAttrs v && v ? __file then v.__file
+    else if builtins.isAttrs v then builtins.mapAttrs (_: convert) v
+    else if builtins.isList v then map convert v
+    else v;
+
+  readJson = f: builtins.fromJSON (builtins.readFile f);
+
+  describe = sys:
+    let
+      cfg = sys.checkedConfig;
+      pg = cfg.services.postgresql;
+      ai = cfg.services.ai-sysadmin;
+      scripts = lib.filter (p: p ? scriptText) cfg.environment.systemPackages;
+    in
+    if sys.failed != [ ] then { assertions = sys.failed; }
+    else
+      builtins.deepSeq cfg.warnings {
+        assertions = [ ];
+        inherit (cfg) warnings;
+        units = builtins.mapAttrs (_: u: u.text) cfg.systemd.units;
+        settings = ai.settings;
+        configFile = toString ai.configFile;
+        # Each part's rendered file, as the unit reads it.
+        unitConfigs = lib.mapAttrs (_: f: { path = toString f; content = readJson f; }) ai.unitConfigFiles;
+        firewall = { tcp = cfg.networking.firewall.allowedTCPPorts; udp = cfg.networking.firewall.allowedUDPPorts; };
+        postgresql = {
+          inherit (pg) enable;
+        } // lib.optionalAttrs pg.enable {
+          inherit (pg) ensureDatabases authentication identMap;
+          ensureUsers = map (u: { inherit (u) name ensureDBOwnership; }) pg.ensureUsers;
+          sharedPreloadLibraries = pg.settings.shared_preload_libraries;
+          packageName = pg.package.name;
+          extensions = map (e: e.pname or e.name) (pg.extensions (pg.package.pkgs or { }));
+          hbaFile = pg.settings.hba_file;
+          identFile = pg.settings.ident_file;
+        };
+        chromadb = cfg.services.chromadb.enable;
+        # Programs the configuration puts on the system PATH that the rig can install
+        # (the stand-in's writeShellScriptBin carries its text).
+        binScripts = map (p: { name = p.binName; text = p.scriptText; }) scripts;
+        etc = lib.mapAttrs (_: e: { inherit (e) text; source = if e.source == null then null else toString e.source; }) cfg.environment.etc;
+      };
+}

@@ -1,0 +1,230 @@
+"""The proposer, approvals, grants and the executor's re-validation against real PostgreSQL roles.
+
+Executions here use only actions that refuse, expire or dry-run before touching the
+host; the runs against real systemd and real Nix are in test_nspawn.py and test_nix.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ai_sysadmin.actions import approvals
+from ai_sysadmin.actions.executor import Executor
+from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.signing import load_key
+from ai_sysadmin.actions.state import now_utc, set_pause
+from ai_sysadmin.actions.types import Proposal
+from ai_sysadmin.store.db import make_pool
+from tests.actions.conftest import RolesDB, config
+
+
+def P(action: str, **params) -> Proposal:
+    return Proposal(action=action, params=params, reason="test", source="review")
+
+
+async def _rows(db: RolesDB, q: str, *args) -> list[dict]:
+    async with await psycopg.AsyncConnection.connect(db.conninfo(db.orchestrator)) as c:
+        cur = c.cursor(row_factory=dict_row)
+        await cur.execute(q, args)
+        return await cur.fetchall()
+
+
+class Rig:
+    def __init__(self, tmp: Path, db: RolesDB, key: Path, level: str = "auto-safe", **actions):
+        self.db = db
+        self.orch_cfg = config(tmp, db, db.orchestrator, autonomy_level=level, actions=actions)
+        self.exec_cfg = config(tmp, db, db.executor, autonomy_level=level,
+                               actions={"approval_key_file": str(key), "nix_mode": "dry-run",
+                                        "system_profile": str(tmp / "no-such-profile"), **actions})
+        self.api_cfg = config(tmp, db, db.api, actions={"approval_key_file": str(key)})
+
+    async def __aenter__(self) -> "Rig":
+        self.pool = make_pool(self.orch_cfg.database)
+        self.api_pool = make_pool(self.api_cfg.database)
+        await self.pool.open(wait=True)
+        await self.api_pool.open(wait=True)
+        self.service = ActionService(self.orch_cfg, self.pool)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.pool.close()
+        await self.api_pool.close()
+
+    async def execute_pending(self, **kw) -> Executor:
+        ex = Executor(self.exec_cfg, out=lambda line: None, **kw)
+        conn = await ex.connect()
+        try:
+            await ex.process_pending(conn)
+        finally:
+            await conn.close()
+        return ex
+
+
+def test_every_decision_is_recorded_with_its_reason(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, rate_limit_per_target=1) as rig:
+            ok = await rig.service.propose(P("restart_unit", unit="web.service"))
+            assert (ok.decision, ok.risk) == ("execute", "low") and ok.action_id
+            dup = await rig.service.propose(P("restart_unit", unit="web.service"))
+            assert dup.action_id == ok.action_id and "already pending" in dup.reason
+            prot = await rig.service.propose(P("restart_unit", unit="sshd.service"))
+            assert prot.decision == "refuse" and "protected" in prot.reason
+            own = await rig.service.propose(P("restart_unit", unit="ai-sysadmin-executor.service"))
+            assert own.decision == "refuse"
+            high = await rig.service.propose(P("rollback_generation"))
+            assert high.decision == "queue" and "high risk" in high.reason
+            med = await rig.service.propose(P("collect_garbage", older_than_days=30))
+            assert med.decision == "queue"
+            bad = await rig.service.propose(Proposal(action="restart_unit", params={"unit": "x; reboot"},
+                                                     reason="model", source="meta"))
+            assert bad.decision == "refuse" and [e.field for e in bad.errors] == ["params.unit"]
+            unknown = await rig.service.propose(Proposal(action="rm_rf", params={}, reason="", source="meta"))
+            assert unknown.decision == "refuse" and unknown.errors[0].field == "action"
+            state = await rig.service.policy_state()
+            assert state["queued"] == 2 and state["paused_until"] is None
+            # the approved one counts against the per-target limit (1): the next is queued
+            await rig.execute_pending()  # executor (own policy): runs restart_unit? no systemd here -> fails
+            again = await rig.service.propose(P("reset_failed_unit", unit="web.service"))
+            assert again.decision == "queue" and ("rate limit" in again.reason or "breaker" in again.reason)
+        rows = await _rows(roles_db, "SELECT id, status, decision, decision_reason, errors FROM actions ORDER BY id")
+        assert [r["decision"] for r in rows] == ["execute", "refuse", "refuse", "queue", "queue", "refuse", "refuse",
+                                                 "queue"]
+        assert all(r["decision_reason"] for r in rows)
+        steps = await _rows(roles_db, "SELECT action_id, to_status FROM action_steps WHERE from_status IS NULL")
+        assert len(steps) == len(rows)
+        audit = await _rows(roles_db, "SELECT event, subject FROM audit_log ORDER BY id")
+        events = [a["event"] for a in audit]
+        assert events.count("action.refuse") == 4 and "action.duplicate" in events and "action.execute" in events
+
+    asyncio.run(main())
+
+
+def test_roles_have_only_their_grants(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key) as rig:
+            q = await rig.service.propose(P("rollback_generation"))
+        denied = [
+            (roles_db.executor, "INSERT INTO action_approvals (action_id, kind, approver, approved_at, expires_at) "
+                                "VALUES (%s, 'person', 'x', now(), now())"),
+            (roles_db.executor, "UPDATE actions SET params = '{}' WHERE id = %s"),
+            (roles_db.executor, "UPDATE actions SET risk = 'low' WHERE id = %s"),
+            (roles_db.executor, "DELETE FROM actions WHERE id = %s"),
+            (roles_db.api, "UPDATE actions SET risk = 'low' WHERE id = %s"),
+            (roles_db.api, "UPDATE actions SET result = '{}' WHERE id = %s"),
+            (roles_db.api, "INSERT INTO actions (action, risk) VALUES ('notify', 'low') RETURNING %s"),
+            (roles_db.api, "INSERT INTO action_breakers (target, reason) VALUES ('x', %s::text)"),
+        ]
+        for role, stmt in denied:
+            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(role)) as c:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    await c.execute(stmt, (q.action_id,))
+        # what they need works
+        async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.executor)) as c:
+            await c.execute("SELECT * FROM actions, action_approvals, action_breakers, store_settings LIMIT 1")
+            await c.execute("UPDATE actions SET updated_at = now() WHERE id = %s", (q.action_id,))
+        async with Rig(tmp_path, roles_db, approval_key) as rig:
+            out = await approvals.approve(rig.api_pool, q.action_id, "api-key-ops", "tested",
+                                          key=load_key(rig.api_cfg))
+            assert out["approver"] == "api-key-ops"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("forgery", ["person-bad-signature", "policy-unsigned", "risk-lowered", "params-changed"])
+def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB, approval_key: Path,
+                                               forgery: str) -> None:
+    """As the orchestrator's role (the schema owner), mark an action approved: the executor refuses."""
+    async def main() -> None:
+        level = "suggest" if forgery == "params-changed" else "auto-full"
+        async with Rig(tmp_path, roles_db, approval_key, level=level) as rig:
+            if forgery == "params-changed":
+                q = await rig.service.propose(P("collect_garbage", older_than_days=30))
+                await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+            else:
+                q = await rig.service.propose(P("rollback_generation"))
+            assert q.decision == "queue"
+            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
+                async with c.transaction():
+                    if forgery == "person-bad-signature":
+                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                        "expires_at, signature) VALUES (%s, 'person', 'alice', now(), "
+                                        "now() + interval '1 hour', %s)", (q.action_id, "ab" * 32))
+                    elif forgery == "policy-unsigned":
+                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                        "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
+                                        "now() + interval '1 hour')", (q.action_id,))
+                    elif forgery == "risk-lowered":
+                        await c.execute("UPDATE actions SET risk = 'low' WHERE id = %s", (q.action_id,))
+                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                        "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
+                                        "now() + interval '1 hour')", (q.action_id,))
+                    else:  # a person's signed approval, then the orchestrator edits the parameters
+                        await c.execute("UPDATE actions SET params = '{\"older_than_days\": 1}' WHERE id = %s",
+                                        (q.action_id,))
+                    await c.execute("UPDATE actions SET status = 'approved' WHERE id = %s", (q.action_id,))
+            ex = await rig.execute_pending()
+            assert ex.handled == 1
+        row = (await _rows(roles_db, "SELECT status, started_at, result FROM actions WHERE id = %s", q.action_id))[0]
+        assert row["status"] == "refused" and row["started_at"] is None and row["result"] is None
+        step = (await _rows(roles_db, "SELECT actor, reason FROM action_steps WHERE action_id = %s "
+                            "ORDER BY id DESC LIMIT 1", q.action_id))[0]
+        assert step["actor"] == "ai-sysadmin-executor"
+        expect = {"person-bad-signature": "signature", "policy-unsigned": "own policy says queue",
+                  "risk-lowered": "not the catalog's", "params-changed": "signature"}[forgery]
+        assert expect in step["reason"], step["reason"]
+
+    asyncio.run(main())
+
+
+def test_person_approval_runs_and_expired_one_does_nothing(tmp_path: Path, roles_db: RolesDB,
+                                                            approval_key: Path) -> None:
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+            a = await rig.service.propose(P("collect_garbage", older_than_days=7))
+            b = await rig.service.propose(P("nix_store_repair"))
+            assert a.decision == b.decision == "queue"
+            with pytest.raises(approvals.NotAuthorized):
+                await approvals.approve(rig.pool, a.action_id, "alice", "ok", key=None)
+            with pytest.raises(approvals.NotAuthorized):
+                await approvals.approve(rig.pool, a.action_id, "ai-sysadmin", "ok", key=load_key(rig.api_cfg))
+            with pytest.raises(approvals.NotFound):
+                await approvals.approve(rig.pool, 99999, "alice", "ok", key=load_key(rig.api_cfg))
+            key = load_key(rig.api_cfg)
+            await approvals.approve(rig.api_pool, a.action_id, "alice", "disk full", key=key)
+            await approvals.approve(rig.api_pool, b.action_id, "alice", "later", key=key, ttl_seconds=60)
+            with pytest.raises(approvals.InvalidState):
+                await approvals.approve(rig.api_pool, a.action_id, "alice", "twice", key=key)
+            # the executor's clock is two minutes on: b's approval is void, a's is not
+            later = now_utc() + timedelta(minutes=2)
+            await rig.execute_pending(clock=lambda: later)
+        rows = {r["id"]: r for r in await _rows(roles_db, "SELECT id, status, result FROM actions")}
+        assert rows[b.action_id]["status"] == "expired" and rows[b.action_id]["result"] is None
+        # off NixOS (nix_mode dry-run) the medium action is a named dry run: argv printed, not run
+        assert rows[a.action_id]["status"] == "dry-run"
+        assert rows[a.action_id]["result"]["argv"] == [["nix-collect-garbage", "--delete-older-than", "7d"]]
+
+    asyncio.run(main())
+
+
+def test_pause_queues_and_holds_the_executor(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full") as rig:
+            a = await rig.service.propose(P("collect_garbage", older_than_days=3))
+            assert a.decision == "execute"
+            async with rig.pool.connection() as c:
+                await set_pause(c, None)
+            b = await rig.service.propose(P("vacuum_journal", max_size_mb=500))
+            assert b.decision == "queue" and "paused" in b.reason
+            ex = await rig.execute_pending()
+            assert ex.handled == 0
+            assert (await rig.service.policy_state())["paused_until"] == "indefinitely"
+        rows = {r["id"]: r["status"] for r in await _rows(roles_db, "SELECT id, status FROM actions")}
+        assert rows == {a.action_id: "approved", b.action_id: "queued"}
+
+    asyncio.run(main())

@@ -1,0 +1,260 @@
+"""Real systemd: the executor (root) in a booted container, proposals from a non-root user.
+
+One `systemd-nspawn --boot` container for the module.  This checkout and the test
+venv's site-packages are bind-mounted read-only and run with the container's
+python3; the throwaway PostgreSQL cluster's unix socket is bind-mounted at the same
+path.  The executor runs as a transient unit (`systemd-run`, root, its own config with
+the executor's database role and the approval key).  Proposals come from
+`ai-sysadmin actions propose` run as `nobody` with the orchestrator's database role,
+which can neither restart a unit itself nor read the approval key.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import site
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from rig.net import wait_until
+from rig.nspawn import Container, nspawn_root
+from rig.paths import PartMissing
+from rig.require import need
+from tests.actions.conftest import RolesDB, make_roles_db
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+MNT = "/run/aisx"
+FINAL = ("verified", "failed", "refused", "expired", "interrupted", "dry-run", "rejected")
+
+UNITS = {
+    # Fails on its first start (the "problem"), runs on the next: a restart fixes it.
+    "flaky.service": "[Service]\nExecStart=/bin/sh -c 'if [ ! -e /run/flaky-ok ]; then touch /run/flaky-ok; "
+                     "exit 1; fi; echo start >> /run/flaky-starts; exec sleep infinity'\n",
+    "flaky2.service": "[Service]\nExecStart=/bin/sh -c 'if [ ! -e /run/flaky2-ok ]; then touch /run/flaky2-ok; "
+                      "exit 1; fi; echo start >> /run/flaky2-starts; exec sleep infinity'\n",
+    "flaky3.service": "[Service]\nExecStart=/bin/sh -c 'if [ ! -e /run/flaky3-ok ]; then touch /run/flaky3-ok; "
+                      "exit 1; fi; echo start >> /run/flaky3-starts; exec sleep infinity'\n",
+    # Takes a few seconds to start: the executor is killed while its restart is under way.
+    "slow.service": "[Service]\nExecStartPre=/bin/sh -c 'echo pre >> /run/slow-starts; exec sleep 5'\n"
+                    "ExecStart=/bin/sleep infinity\n",
+}
+
+
+def _site_packages() -> str:
+    for p in site.getsitepackages():
+        if Path(p, "psycopg").exists():
+            return p
+    need("no site-packages with psycopg (run under the provisioned venv)")
+    raise AssertionError
+
+
+class Host:
+    def __init__(self, c: Container, db: RolesDB):
+        self.c, self.db = c, db
+
+    def cli(self, *args: str, user: str = "root", config: str = "orch") -> Any:
+        argv = ["/usr/local/bin/ai-sysadmin", "--config", f"/etc/ai-sysadmin/{config}.json", *args]
+        if user != "root":
+            argv = ["runuser", "-u", user, "--", *argv]
+        return self.c.run(argv, timeout=120)
+
+    def propose(self, unit: str, user: str = "nobody", config: str = "orch") -> dict[str, Any]:
+        r = self.cli("actions", "propose", "restart_unit", "--params", json.dumps({"unit": unit}),
+                     "--reason", "unit failed", user=user, config=config)
+        assert r.stdout.strip(), r.stderr
+        return json.loads(r.stdout)
+
+    def row(self, action_id: int) -> dict[str, Any]:
+        with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            cur.execute("SELECT * FROM actions WHERE id = %s", (action_id,))
+            return cur.fetchone()  # type: ignore[return-value]
+
+    def wait_status(self, action_id: int, statuses: tuple[str, ...], timeout: float = 90) -> dict[str, Any]:
+        wait_until(lambda: self.row(action_id)["status"] in statuses, timeout,
+                   f"action {action_id} in {statuses}", poll=0.2, alive=self.executor_dead)
+        return self.row(action_id)
+
+    def executor_dead(self) -> str | None:
+        state = self.c.run(["systemctl", "is-active", "aisx-executor.service"]).stdout.strip()
+        if state in ("active", "activating"):
+            return None
+        return "executor not running:\n" + self.c.run(["journalctl", "-u", "aisx-executor", "-n", "40",
+                                                       "--no-pager"]).stdout
+
+    def start_executor(self) -> None:
+        self.c.run(["systemctl", "reset-failed", "aisx-executor.service"])
+        r = self.c.run(["systemd-run", "--unit=aisx-executor", "--property=Environment=PYTHONUNBUFFERED=1",
+                        "/usr/local/bin/ai-sysadmin", "--config", "/etc/ai-sysadmin/executor.json", "executor"])
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: self.executor_dead() is None, 30, "executor started")
+        # LISTEN is set up once the executor has connected; its log says so.
+        wait_until(lambda: "executor: autonomy" in self.c.run(
+            ["journalctl", "-u", "aisx-executor", "--no-pager", "-o", "cat"]).stdout, 60, "executor ready",
+            alive=self.executor_dead)
+
+    def lines(self, path: str) -> int:
+        r = self.c.run(["cat", path])
+        return len(r.stdout.splitlines()) if r.returncode == 0 else 0
+
+    def audit(self, action_id: int) -> list[str]:
+        with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
+            cur = conn.execute("SELECT actor || ':' || event FROM audit_log WHERE subject = %s ORDER BY id",
+                               (f"action:{action_id}",))
+            return [r[0] for r in cur.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    try:
+        root = nspawn_root()
+    except PartMissing as exc:
+        need(str(exc))
+    db = make_roles_db(pg_cluster, roles)
+    sock = str(pg_cluster.sockdir)
+    binds = [(str(REPO), f"{MNT}/src"), (_site_packages(), f"{MNT}/site"), (sock, sock)]
+    c = Container(root, tmp_path_factory.mktemp("nspawn-actions") / "nspawn.log", binds_ro=binds)
+    c.start()
+    try:
+        c.write("/usr/local/bin/ai-sysadmin", "#!/bin/sh\n"
+                f"export PYTHONPATH={MNT}/src:{MNT}/site PYTHONDONTWRITEBYTECODE=1\n"
+                "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
+        c.write("/etc/ai-sysadmin/approval.key", secrets.token_hex(32))
+        assert c.sh("chmod 755 /usr/local/bin/ai-sysadmin && chmod 600 /etc/ai-sysadmin/approval.key").returncode == 0
+
+        def cfg(role: str, level: str, **actions: Any) -> str:
+            return json.dumps({
+                "state_dir": "/tmp/aisx-state", "autonomy_level": level,
+                "database": db.section(role),
+                "actions": {"approval_key_file": "/etc/ai-sysadmin/approval.key", "poll_interval": 1,
+                            "verify_window_seconds": 2, "cooldown_seconds": 0, **actions}})
+
+        c.write("/etc/ai-sysadmin/orch.json", cfg(db.orchestrator, "auto-safe"))
+        c.write("/etc/ai-sysadmin/orch-suggest.json", cfg(db.orchestrator, "suggest"))
+        c.write("/etc/ai-sysadmin/orch-short-ttl.json", cfg(db.orchestrator, "suggest", approval_ttl_seconds=1))
+        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "auto-safe"))
+        assert c.sh("chmod 644 /etc/ai-sysadmin/*.json").returncode == 0
+        for name, text in UNITS.items():
+            c.write(f"/etc/systemd/system/{name}", text)
+        # An alias of a protected unit, under an innocent name.
+        c.sh("ln -s /lib/systemd/system/systemd-journald.service /etc/systemd/system/harmless.service")
+        assert c.run(["systemctl", "daemon-reload"]).returncode == 0
+        h = Host(c, db)
+        h.start_executor()
+        yield h
+    finally:
+        c.stop()
+        if pg_cluster.running():
+            pg_cluster.drop_database(db.name)
+
+
+def test_auto_safe_restart_by_the_executor_is_verified(host: Host) -> None:
+    c = host.c
+    c.run(["systemctl", "start", "flaky.service"])
+    wait_until(lambda: c.run(["systemctl", "is-failed", "flaky.service"]).stdout.strip() == "failed", 30,
+               "flaky.service failed")
+    # the orchestrator's user cannot restart it itself, nor read the approval key
+    r = c.run(["runuser", "-u", "nobody", "--", "systemctl", "restart", "flaky.service"])
+    assert r.returncode != 0
+    assert c.run(["runuser", "-u", "nobody", "--", "cat", "/etc/ai-sysadmin/approval.key"]).returncode != 0
+
+    out = host.propose("flaky.service")
+    assert (out["decision"], out["risk"]) == ("execute", "low")
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "verified", row
+    assert row["verification"]["passed"] and row["result"]["steps"][0]["argv"] == [
+        "systemctl", "restart", "--", "flaky.service"]
+    assert c.run(["systemctl", "is-active", "flaky.service"]).stdout.strip() == "active"
+    assert host.lines("/run/flaky-starts") == 1
+    events = host.audit(out["action_id"])
+    assert events[0] == "ai-sysadmin:action.execute"
+    assert {"ai-sysadmin-executor:action.executing", "ai-sysadmin-executor:action.step",
+            "ai-sysadmin-executor:action.verified"} <= set(events)
+    show = host.cli("actions", "show", str(out["action_id"]))
+    assert "verification passed" in show.stdout and "[ok] flaky.service is active" in show.stdout
+
+
+def test_protected_units_are_refused_even_under_an_alias(host: Host) -> None:
+    out = host.propose("sshd.service")
+    assert out["decision"] == "refuse" and "protected" in out["reason"]
+    # the orchestrator does not know the alias; the executor asks systemd and refuses
+    alias = host.propose("harmless.service")
+    assert alias["decision"] == "execute"
+    row = host.wait_status(alias["action_id"], FINAL)
+    assert row["status"] == "refused" and row["started_at"] is None
+    reason = host.cli("actions", "show", str(alias["action_id"])).stdout
+    assert "protected unit systemd-journald.service" in reason
+
+
+def test_suggest_waits_until_a_person_approves(host: Host) -> None:
+    c = host.c
+    c.run(["systemctl", "start", "flaky2.service"])
+    wait_until(lambda: c.run(["systemctl", "is-failed", "flaky2.service"]).stdout.strip() == "failed", 30,
+               "flaky2 failed")
+    out = host.propose("flaky2.service", config="orch-suggest")
+    assert out["decision"] == "queue"
+    # the executor has seen the queue (a later auto action on another unit ran); this one still waits
+    other = host.propose("flaky.service")
+    host.wait_status(other["action_id"], FINAL)
+    assert host.row(out["action_id"])["status"] == "queued" and host.lines("/run/flaky2-starts") == 0
+    # the orchestrator's user cannot approve (no key); root can
+    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right", user="nobody")
+    assert r.returncode == 1 and "not readable" in r.stderr and "Traceback" not in r.stderr
+    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right")
+    assert r.returncode == 0, r.stderr
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "verified" and host.lines("/run/flaky2-starts") == 1
+    show = host.cli("actions", "show", str(out["action_id"])).stdout
+    assert "approval (person, signed) by root" in show
+
+
+def test_an_expired_approval_does_nothing(host: Host) -> None:
+    c = host.c
+    c.run(["systemctl", "start", "flaky3.service"])
+    wait_until(lambda: c.run(["systemctl", "is-failed", "flaky3.service"]).stdout.strip() == "failed", 30,
+               "flaky3 failed")
+    assert host.cli("pause").returncode == 0
+    out = host.propose("flaky3.service", config="orch-suggest")
+    assert out["decision"] == "queue" and "paused" in out["reason"]
+    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "ok", config="orch-short-ttl")
+    assert r.returncode == 0, r.stderr
+    with psycopg.connect(host.db.conninfo(host.db.orchestrator)) as conn:
+        expires = conn.execute("SELECT expires_at FROM action_approvals WHERE action_id = %s",
+                               (out["action_id"],)).fetchone()[0]
+        wait_until(lambda: conn.execute("SELECT clock_timestamp() > %s", (expires,)).fetchone()[0], 10, "approval expired")
+    assert host.cli("resume").returncode == 0
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "expired" and row["started_at"] is None
+    assert host.lines("/run/flaky3-starts") == 0
+    assert c.run(["systemctl", "is-failed", "flaky3.service"]).stdout.strip() == "failed"
+
+
+def test_kill_9_mid_action_is_interrupted_verified_and_not_rerun(host: Host) -> None:
+    c = host.c
+    assert c.run(["systemctl", "start", "slow.service"], timeout=60).returncode == 0
+    assert host.lines("/run/slow-starts") == 1
+    out = host.propose("slow.service")
+    assert out["decision"] == "execute"
+    host.wait_status(out["action_id"], ("executing",))
+    # the restart is under way (ExecStartPre of the new start is running) when the executor dies
+    wait_until(lambda: host.lines("/run/slow-starts") == 2, 30, "restart under way")
+    assert c.run(["systemctl", "kill", "--signal=KILL", "aisx-executor.service"]).returncode == 0
+    wait_until(lambda: host.executor_dead() is not None, 30, "executor killed")
+    assert host.row(out["action_id"])["status"] == "executing"
+    host.start_executor()
+    row = host.wait_status(out["action_id"], ("interrupted",))
+    wait_until(lambda: host.row(out["action_id"])["verification"] is not None, 90, "verification recorded")
+    row = host.row(out["action_id"])
+    assert row["verification"]["passed"] and row["verification"]["interrupted"]
+    assert c.run(["systemctl", "is-active", "slow.service"]).stdout.strip() == "active"
+    assert host.lines("/run/slow-starts") == 2  # the initial start and the one restart: never re-run
+    with psycopg.connect(host.db.conninfo(host.db.orchestrator)) as conn:
+        steps = [r[0] for r in conn.execute("SELECT to_status FROM action_steps WHERE action_id = %s ORDER BY id",
+                                            (out["action_id"],)).fetchall()]
+    assert steps == ["approved", "executing", "interrupted"]

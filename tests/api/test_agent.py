@@ -1,0 +1,55 @@
+"""The `ai-sysadmin` model end to end: the L4 investigation over the real meta server and database."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+
+from tests.api.conftest import ApiProcess, slots_busy
+
+
+def _client(api: ApiProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{api.url}/v1", api_key=api.keys["admin"], max_retries=0, timeout=300)
+
+
+QUESTION = ("nginx.service failed. Call propose_action with action restart_unit and params {\"unit\": \"nginx.service\"}.")
+
+
+def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta) -> None:
+    stream = _client(api).chat.completions.create(
+        model="ai-sysadmin", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": QUESTION}])
+    text, events, usage = [], [], None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text.append(chunk.choices[0].delta.content)
+        extra = (chunk.model_extra or {}).get("ai_sysadmin")
+        if extra:
+            events.append(extra)
+        if chunk.usage is not None:
+            usage = chunk.usage
+    body = "".join(text)
+    kinds = [e["event"] for e in events]
+    print(body)
+    print(json.dumps(events[-1], indent=1, default=str)[:3000])
+    # A tool step, shown folded in the text and carried as data.
+    assert "step_start" in kinds and "step_result" in kinds
+    assert body.startswith("<details>") and "</details>" in body
+    step = next(e["data"] for e in events if e["event"] == "step_start")
+    assert f"**{step['tool']}**" in body.split("</details>")[0]
+    done = events[-1]
+    assert done["event"] == "done" and done["data"]["steps"]
+    assert usage is not None and usage.completion_tokens > 0  # the meta calls' own token counts
+    assert slots_busy(api_meta) == 0
+
+
+def test_agent_non_streaming_carries_the_structured_investigation(api: ApiProcess) -> None:
+    r = _client(api).chat.completions.create(model="ai-sysadmin",
+                                             messages=[{"role": "user", "content": QUESTION}])
+    extra = r.model_extra["ai_sysadmin"]
+    print(r.choices[0].message.content)
+    print(json.dumps(extra, indent=1, default=str)[:3000])
+    assert extra["steps"] and extra["outcome"] in ("ok", "degraded", "failed", "deadline")
+    assert "<details>" in r.choices[0].message.content
