@@ -51,12 +51,13 @@ def clean_text(text: str, max_chars: int | None = MAX_TEXT) -> str:
     """Escaped, then bounded: safe for a PostgreSQL text column and for a prompt."""
     if not isinstance(text, str):
         text = str(text)
-    if max_chars is not None and len(text) > max_chars:
-        # Cut first (cheap on a 1 MiB line), escape the kept part, cut again: an escape
-        # is longer than the character it replaces.
-        text = escape_controls(text[:max_chars])
-        return bound(text, max_chars)
-    return escape_controls(text)
+    if max_chars is None:
+        return escape_controls(text)
+    if len(text) > max_chars:
+        # Cut first (cheap on a 1 MiB line), then escape the kept part (an escape is longer
+        # than the character it replaces, so cut that again); the marker counts the original.
+        return escape_controls(text[:max_chars])[:max_chars] + CUT_MARK.format(n=len(text) - max_chars)
+    return bound(escape_controls(text), max_chars)
 
 
 def clean_optional(text: str | None, max_chars: int | None = MAX_TEXT) -> str | None:

@@ -1,19 +1,25 @@
 # The ai-sysadmin Python package (the `ai-sysadmin` command), from this repository.
+# Every dependency is a nixpkgs python3Packages attribute (docs/nixos.md lists each with
+# its file and licence) except drain3, which nixpkgs lacks: nix/python/drain3.nix builds
+# it from its PyPI sdist.
 {
   lib,
+  callPackage,
   buildPythonApplication,
   setuptools,
   openai,
   aiohttp,
   psycopg,
   chromadb,
-  drain3,
   prometheus-client,
   jsonschema,
   psutil,
+  rank-bm25,
   pytestCheckHook,
   pytest-asyncio,
   pytest-timeout,
+  hypothesis,
+  drain3 ? callPackage ./python/drain3.nix { },
 }:
 
 buildPythonApplication {
@@ -22,6 +28,12 @@ buildPythonApplication {
   pyproject = true;
 
   src = ./..;
+
+  # pyproject.toml asks for psycopg[binary]: nixpkgs' psycopg is built with its C
+  # implementation already, so the binary wheel extra does not apply.
+  postPatch = ''
+    substituteInPlace pyproject.toml --replace-fail '"psycopg[binary,pool]>=3.1"' '"psycopg[pool]>=3.1"'
+  '';
 
   build-system = [ setuptools ];
 
@@ -34,12 +46,14 @@ buildPythonApplication {
     prometheus-client
     jsonschema
     psutil
+    rank-bm25
   ] ++ psycopg.optional-dependencies.pool;
 
   nativeCheckInputs = [
     pytestCheckHook
     pytest-asyncio
     pytest-timeout
+    hypothesis
   ];
   # The suite's real-part tests (llama-server, PostgreSQL, systemd-nspawn) skip in the
   # build sandbox; the Nix checks need nix itself.

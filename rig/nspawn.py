@@ -1,10 +1,11 @@
 """Boot the cached Debian bookworm root with systemd-nspawn and run commands inside it.
 
 The root is built by scripts/provision-nix.sh ($AI_SYSADMIN_CACHE/nix.env names it).
-The container boots real systemd (`--boot`), shares the host's network namespace (so
-its loopback ports are the host's: tests pick free ports with bind 0), and runs on a
-volatile overlay so the cached root is never changed.  Commands run inside through
-`nsenter` into the container's PID 1.
+The container boots real systemd (`--boot`) on a volatile overlay so the cached root is
+never changed.  By default it shares the host's network namespace (so its loopback
+ports are the host's: tests pick free ports with bind 0); `private_network=True` gives
+it its own (rig/nixos_driver.py: each VM-test node has its own ports and firewall).
+Commands run inside through `nsenter` into the container's PID 1.
 """
 
 from __future__ import annotations
@@ -40,14 +41,20 @@ class Container:
     root: Path
     log_path: Path
     binds_ro: list[tuple[str, str]] = field(default_factory=list)
+    binds: list[tuple[str, str]] = field(default_factory=list)
+    private_network: bool = False
+    name: str = ""
     proc: subprocess.Popen | None = None
     leader: int | None = None
 
     def start(self, timeout: float = 120.0) -> "Container":
         argv = ["systemd-nspawn", "--quiet", "--keep-unit", "--register=no", "--boot",
                 "--volatile=overlay", f"--directory={self.root}", "--console=pipe",
-                f"--machine=aisys-{os.getpid()}"]
+                f"--machine=aisys-{os.getpid()}{'-' + self.name if self.name else ''}"]
         argv += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro]
+        argv += [f"--bind={src}:{dst}" for src, dst in self.binds]
+        if self.private_network:
+            argv.append("--private-network")
         self.proc = spawn_logged(argv, self.log_path)
         try:
             wait_until(self._find_leader, 30, "container PID 1", alive=self._dead)
@@ -79,13 +86,15 @@ class Container:
                 continue
         return False
 
-    def run(self, argv: list[str], timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, argv: list[str], timeout: float = 60.0, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         assert self.leader is not None
         return subprocess.run(["nsenter", "-t", str(self.leader), "-m", "-u", "-i", "-p", "-n", "-C", "--", *argv],
-                              capture_output=True, text=True, timeout=timeout, input=input)
+                              capture_output=True, text=True, timeout=timeout, input=input, env=env)
 
-    def sh(self, script: str, timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run(["/bin/sh", "-c", script], timeout=timeout, input=input)
+    def sh(self, script: str, timeout: float = 60.0, input: str | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run(["/bin/sh", "-c", script], timeout=timeout, input=input, env=env)
 
     def write(self, path: str, text: str) -> None:
         r = self.sh(f"mkdir -p \"$(dirname '{path}')\" && cat > '{path}'", input=text)

@@ -52,11 +52,21 @@ async def test_chat_returns_text_and_usage(llama_trigger: LlamaServer) -> None:
     assert records[0].completion_tokens == result.completion_tokens
 
 
-async def test_stream_yields_deltas(llama_trigger: LlamaServer) -> None:
-    async with LLMClient(role_config(llama_trigger, "trigger")) as client:
-        chunks = [c async for c in client.stream([{"role": "user", "content": "Count to five."}], max_tokens=24)]
+async def test_stream_yields_deltas_and_records_real_usage(llama_trigger: LlamaServer) -> None:
+    from ai_sysadmin.llm.accounting import call_context
+
+    records: list[CallRecord] = []
+    async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
+        with call_context(layer="api", incident_id=42):
+            chunks = [c async for c in client.stream([{"role": "user", "content": "Count to five."}], max_tokens=24)]
+        again = await client.chat([{"role": "user", "content": "Count to five."}], max_tokens=24, temperature=0.2)
     assert len(chunks) > 1  # streamed, not one blob
     assert "".join(chunks).strip()
+    (rec, chat) = records
+    assert (rec.kind, rec.outcome, rec.layer, rec.incident_id) == ("stream", "ok", "api", 42)
+    # Token counts come from the server's usage chunk: the same prompt costs what a plain chat call costs.
+    assert rec.prompt_tokens == chat.prompt_tokens > 0
+    assert 0 < rec.completion_tokens <= 24 and chat.layer is None
 
 
 async def test_structured_output_is_a_schema_valid_object(llama_review: LlamaServer) -> None:
@@ -69,11 +79,17 @@ async def test_structured_output_is_a_schema_valid_object(llama_review: LlamaSer
 
 
 async def test_truncated_structured_output_is_bad_output(llama_review: LlamaServer) -> None:
-    async with LLMClient(role_config(llama_review, "review")) as client:
+    records: list[CallRecord] = []
+    async with LLMClient(role_config(llama_review, "review"), on_call=records.append) as client:
         with pytest.raises(BadModelOutput, match="truncated at max_tokens") as info:
             await client.structured([{"role": "user", "content": "Classify this log line."}],
                                     SEVERITY_SCHEMA, max_tokens=3)
+        await client.structured([{"role": "user", "content": "Classify: 'disk sda failed'"}], SEVERITY_SCHEMA,
+                                max_tokens=120)
     assert info.value.raw is not None and info.value.role == "review"
+    # Recorded as what they were: structured calls, the first one's real outcome, tokens spent either way.
+    assert [(r.kind, r.outcome) for r in records] == [("structured", "bad_output"), ("structured", "ok")]
+    assert records[0].completion_tokens == 3 and records[0].prompt_tokens > 0
 
 
 async def test_tool_calls_are_parsed(llama_meta: LlamaServer) -> None:

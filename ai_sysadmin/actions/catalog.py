@@ -168,7 +168,8 @@ def _builtin_specs() -> list[ActionSpec]:
                 "max_age_days": {"type": "integer", "minimum": 1, "maximum": 3650,
                                  "description": "delete archived journal files older than this"},
             }, [], minProperties=1),
-            verification="journal disk usage did not grow and, with max_size_mb, is at most that size",
+            verification="the archived journal files take at most max_size_mb and none is older than "
+                         "max_age_days (journalctl deletes only archived files)",
             target_of=lambda _: "journal",
             steps_of=_vacuum_steps,
             timeout=300.0,

@@ -37,23 +37,29 @@ PENDING = ("queued", "approved", "executing")
 MAX_TEXT = 2000  # proposal reasons and actors are kept at most this long
 
 
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text and jsonb cannot hold NUL
+
+
 def bounded_params(params: Any) -> dict[str, Any]:
-    """What is stored/echoed of a proposal's parameters: JSON, and small."""
+    """What is stored/echoed of a proposal's parameters: strict JSON (no NaN, no NUL), and small."""
     if not isinstance(params, dict):
-        return {"_invalid": repr(params)[:200]}
+        return {"_invalid": _no_nul(repr(params)[:200])}
     try:
-        text = json.dumps(params, sort_keys=True)
+        text = json.dumps(params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        return {"_invalid": repr(params)[:200]}
-    return params if len(text) <= 4096 else {"_truncated": text[:1024]}
+        return {"_invalid": _no_nul(repr(params)[:200])}
+    if len(text) > 4096:
+        return {"_truncated": _no_nul(text[:1024])}
+    return json.loads(text.replace("\\u0000", "\\ufffd")) if "\\u0000" in text else params
 
 
 def bounded_action(action: Any) -> str:
-    return action[:100] if isinstance(action, str) else repr(action)[:100]
+    return _no_nul(action[:100] if isinstance(action, str) else repr(action)[:100])
 
 
 def _text(value: Any) -> str:
-    return str(value if value is not None else "")[:MAX_TEXT]
+    return _no_nul(str(value if value is not None else "")[:MAX_TEXT])
 
 
 class ActionService:

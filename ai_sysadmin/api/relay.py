@@ -69,10 +69,13 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         await out.write_eof()
         return out
     finally:
-        if complete:
+        if complete and not stream:
             resp.release()
         else:
-            resp.close()  # drops the connection: llama-server stops generating and frees the slot
+            # Incomplete: dropping the connection is how llama-server learns to stop generating
+            # and free the slot.  Streams: llama-server closes the connection after an SSE
+            # answer while still announcing keep-alive, so it must never go back to the pool.
+            resp.close()
 
 
 async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:

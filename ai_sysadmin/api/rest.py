@@ -201,9 +201,14 @@ async def _decide(request: web.Request, verb: str) -> web.Response:
     return _json(result if result is not None else {"id": action_id, "status": verb + "d"})
 
 
-def _approval_key(st: ApiState) -> Any:
-    actions_cfg = getattr(st.cfg, "actions", None)
-    return getattr(actions_cfg, "approval_key", None)
+def _approval_key(st: ApiState) -> bytes:
+    """The approval signing key, read when needed (actions.approval_key_file; a credential)."""
+    from ai_sysadmin.actions.signing import KeyUnavailable, load_key
+
+    try:
+        return load_key(st.cfg)
+    except KeyUnavailable as exc:
+        raise ApiError(403, f"this API server cannot sign approvals: {exc}", code="approval_key_unavailable") from None
 
 
 async def approve(request: web.Request) -> web.Response:

@@ -48,11 +48,18 @@ class Upstream:
 
     async def post(self, path: str, body: bytes) -> aiohttp.ClientResponse:
         """Send `body` and return once the response headers arrived (the caller releases it)."""
-        try:
-            return await self.session.post(f"{self.role.url}{path}", data=body, headers=self.headers(),
-                                           timeout=self.timeout(), allow_redirects=False)
-        except Exception as exc:
-            raise self.map_error(exc) from None
+        for attempt in (1, 2):
+            try:
+                return await self.session.post(f"{self.role.url}{path}", data=body, headers=self.headers(),
+                                               timeout=self.timeout(), allow_redirects=False)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled keep-alive connection the server had just closed: the request never
+                # reached it, so one retry on a fresh connection is safe.  (Refused is final.)
+                if attempt == 2 or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise self.map_error(exc) from None
+            except Exception as exc:
+                raise self.map_error(exc) from None
+        raise AssertionError("unreachable")
 
     def map_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, ApiError) or not isinstance(exc, Exception):
@@ -110,7 +117,8 @@ class Upstream:
 def make_session() -> aiohttp.ClientSession:
     # No connection cap: the per-key limiter and llama-server's slots bound concurrency.
     # auto_decompress off: bytes are relayed exactly as the model server sent them.
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
+    # Idle connections are dropped after 3 s, before llama-server's own 5 s keep-alive timeout.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=3, enable_cleanup_closed=True)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",))
 
 

@@ -78,11 +78,13 @@ def incident_row(inc: Incident) -> dict[str, Any]:
 
 class IncidentService:
     def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
+                 on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.cfg = cfg
         self.store = store  # ai_sysadmin.store.incidents.IncidentStore
         self.units = units
         self.on_resolved = on_resolved
+        self.on_correlated = on_correlated  # (triggers, trigger id -> incident id): the review's window
         self.clock = clock
         self.correlator = Correlator(cfg.review)
         self._pending: dict[str, Trigger] = {}
@@ -163,7 +165,17 @@ class IncidentService:
             self._mark(ch, ch.kind != "updated")
             self._linked.setdefault(ch.incident.key, set()).update(
                 t.id for t in batch if self.correlator._by_trigger.get(t.id) == ch.incident.key)
-        await self._flush()
+        try:
+            await self._flush()
+        finally:
+            if batch and self.on_correlated is not None:
+                ids = {t.id: inc.id for t in batch
+                       if (inc := self.correlator.incidents.get(self.correlator._by_trigger.get(t.id, -1))) is not None
+                       and inc.id is not None}
+                try:
+                    self.on_correlated(batch, ids)
+                except Exception:
+                    log.exception("incidents: on_correlated listener failed")
         return changes
 
     async def tick(self) -> list[Change]:

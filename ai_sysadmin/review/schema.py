@@ -16,13 +16,29 @@ import jsonschema
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
 
 STATUSES = ("ok", "degraded", "critical")
-MAX_FINDINGS = 5
-MAX_ACTIONS = 5
-MAX_EVIDENCE = 6
-TEXT_MAX = 240
+# Bounds keep a complete answer well within the review role's max_tokens even when a
+# small model fills every string to its limit.
+MAX_FINDINGS = 3
+MAX_ACTIONS = 2
+MAX_EVIDENCE = 4
+TEXT_MAX = 120
+PARAM_TEXT_MAX = 80
 
 
-def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str], action_ids: Sequence[str]) -> dict[str, Any]:
+def params_schema(catalog: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Every parameter name the catalog knows, typed, none required: bounded for the grammar;
+    each action's own schema is checked by the catalog afterwards (a bad one is rejected)."""
+    props: dict[str, Any] = {}
+    for a in catalog:
+        for name, spec in a.get("parameters", {}).get("properties", {}).items():
+            kind = spec.get("type", "string")
+            props[name] = ({"type": "string", "maxLength": min(spec.get("maxLength", PARAM_TEXT_MAX), PARAM_TEXT_MAX)}
+                           if kind == "string" else {"type": kind})
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str], action_ids: Sequence[str],
+                  catalog: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     incident = {"enum": sorted(set(incident_ids))} if incident_ids else {"type": "null"}
     evidence: dict[str, Any] = {"type": "array", "maxItems": MAX_EVIDENCE}
     evidence["items"] = {"enum": list(dict.fromkeys(evidence_refs))} if evidence_refs else {"type": "string"}
@@ -34,14 +50,14 @@ def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str], act
                "properties": {"incident": incident, "severity": {"enum": list(SEVERITIES)},
                               "category": {"enum": list(CATEGORIES)}, "summary": text, "evidence": evidence}}
     action = {"type": "object", "additionalProperties": False, "required": ["action", "params", "incident", "reason"],
-              "properties": {"action": {"enum": list(action_ids)}, "params": {"type": "object"},
+              "properties": {"action": {"enum": list(action_ids)}, "params": params_schema(catalog) if catalog else {"type": "object"},
                              "incident": incident, "reason": text}}
     return {"type": "object", "additionalProperties": False,
             "required": ["status", "findings", "actions", "escalate", "escalate_reason"],
             "properties": {"status": {"enum": list(STATUSES)},
                            "findings": {"type": "array", "maxItems": MAX_FINDINGS, "items": finding},
                            "actions": {"type": "array", "maxItems": MAX_ACTIONS, "items": action},
-                           "escalate": {"type": "boolean"}, "escalate_reason": text}}
+                           "escalate": {"type": "boolean"}, "escalate_reason": {"type": "string", "maxLength": 80}}}
 
 
 class InvalidAnswer(Exception):

@@ -116,7 +116,7 @@ class ReviewService:
         self.counter = counter or TokenCounter(client)
         self.escalate = escalate
         self.budget = budget or default_budget(cfg)
-        self.proposed: set[tuple[int | None, str, str]] = set()
+        self.proposed: set[tuple[int | None, str, str, int]] = set()
         self.advised: set[int] = set()
         self._escalated_at: dict[int, float] = {}
         self._wake = asyncio.Event()
@@ -213,6 +213,13 @@ class ReviewService:
                 res.findings.append({"layer": "rules", "incident": inc.id, "severity": inc.severity,
                                      "category": inc.category, "summary": inc.title, "evidence": [f"I{inc.id}"],
                                      "advice": c.advice})
+        if self.client is not None:
+            health = await self.client.health()
+            if not health.ok and health.status != "unsupported":
+                res.outcome = "skipped"
+                res.error = f"review model unavailable ({health.status}: {health.detail})"[:500]
+                await self._propose_candidates(incs, cands, res)
+                return
         ctx: Context | None = None
         try:
             inputs = await self._inputs(incs, cands)
@@ -267,12 +274,8 @@ class ReviewService:
         from ai_sysadmin.llm.accounting import call_context
         from ai_sysadmin.llm.errors import LLMError, ModelRequestError
 
-        health = await self.client.health()
-        if not health.ok and health.status != "unsupported":
-            res.outcome, res.error = "skipped", f"review model unavailable ({health.status}: {health.detail})"[:500]
-            return None
         evidence = list(ctx.incident_refs) + list(ctx.trigger_refs)
-        schema = answer_schema(list(ctx.incident_refs.values()), evidence, self.catalog.ids())
+        schema = answer_schema(list(ctx.incident_refs.values()), evidence, self.catalog.ids(), self.catalog.describe())
         messages = ctx.messages()
         top = incs[0].id if incs and incs[0].id is not None else None
         started = time.monotonic()
@@ -317,9 +320,10 @@ class ReviewService:
             ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
             res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
                                  "category": f["category"], "summary": f["summary"], "evidence": ev, "advice": []})
+        epochs = {i.id: i.reopened for i in incs}
         for a in answer["actions"]:
             await self._propose(Proposal(action=a["action"], params=a["params"], reason=a["reason"] or "review",
-                                         source="review", incident_id=a["incident"]), res)
+                                         source="review", incident_id=a["incident"]), res, epochs.get(a["incident"], 0))
         if answer["escalate"] and self.escalate is not None:
             target = next((f["incident"] for f in answer["findings"] if f["incident"] is not None),
                           incs[0].id if incs else None)
@@ -340,10 +344,11 @@ class ReviewService:
             for action, params in cands[inc.key].actions:
                 await self._propose(Proposal(action=action, params=params, source="rules",
                                              reason=f"candidate for {inc.category} ({inc.title})"[:300],
-                                             incident_id=inc.id), res)
+                                             incident_id=inc.id), res, inc.reopened)
 
-    async def _propose(self, p: Any, res: ReviewResult) -> None:
-        key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str))
+    async def _propose(self, p: Any, res: ReviewResult, epoch: int = 0) -> None:
+        # Once per incident (and again after it reopened: `epoch` is its reopen count).
+        key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str), epoch)
         if key in self.proposed:
             return
         self.proposed.add(key)
@@ -356,11 +361,6 @@ class ReviewService:
             self.proposed.discard(key)
             return
         res.proposals.append(outcome.to_json())
-
-    def forget_incident(self, incident_id: int) -> None:
-        """An incident closed or reopened: its actions may be proposed again."""
-        self.proposed = {k for k in self.proposed if k[0] != incident_id}
-        self.advised.discard(incident_id)
 
     def report(self) -> dict[str, Any]:
         last = self.last

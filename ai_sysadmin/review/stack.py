@@ -60,11 +60,10 @@ class ReviewStack:
                                state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge),
                                units=units, client=client, escalate=escalate)
 
-        def to_review(triggers: Any) -> None:
-            review.notify(triggers, {t.id: i for t in triggers
-                                     if (i := _incident_id(incidents, t.id)) is not None})
-
-        tap = TriggerTap(store.triggers, incidents.submit, to_review)
+        # Triggers reach the review's window (and its early-run check) once correlated,
+        # so each window entry knows its incident.
+        incidents.on_correlated = review.notify
+        tap = TriggerTap(store.triggers, incidents.submit)
         return cls(incidents, review, tap, client)
 
     async def start(self) -> list[asyncio.Task[None]]:
@@ -83,8 +82,3 @@ class ReviewStack:
         if self.client is not None:
             await self.client.aclose()
 
-
-def _incident_id(incidents: IncidentService, trigger_id: str) -> int | None:
-    key = incidents.correlator._by_trigger.get(trigger_id)
-    inc = incidents.correlator.incidents.get(key) if key is not None else None
-    return inc.id if inc is not None else None

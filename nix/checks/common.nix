@@ -24,6 +24,8 @@ rec {
   convert = v:
     if builtins.isAttrs v && v ? __package then package v { }
     else if builtins.isAttrs v && v ? __file then v.__file
+    # { "__fetchurl": "/file" }: a fetchurl whose every download is that local file.
+    else if builtins.isAttrs v && v ? __fetchurl then (_: v.__fetchurl)
     else if builtins.isAttrs v then builtins.mapAttrs (_: convert) v
     else if builtins.isList v then map convert v
     else v;

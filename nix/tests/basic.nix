@@ -55,7 +55,7 @@ pkgs.testers.runNixOSTest {
     pid = machine.succeed("systemctl show -p MainPID --value ai-sysadmin.service").strip()
     groups = machine.succeed(f"grep ^Groups: /proc/{pid}/status").split()[1:]
     journal_gid = machine.succeed("getent group systemd-journal | cut -d: -f3").strip()
-    assert journal_gid in groups.split(), groups
+    assert journal_gid in groups, groups
 
     # Listening sockets: the model servers on loopback only; nothing else of ours.
     listening = machine.succeed("ss -ltnH | awk '{print $4}'").split()

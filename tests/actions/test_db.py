@@ -228,3 +228,41 @@ def test_pause_queues_and_holds_the_executor(tmp_path: Path, roles_db: RolesDB, 
         assert rows == {a.action_id: "approved", b.action_id: "queued"}
 
     asyncio.run(main())
+
+
+def test_hostile_proposals_through_the_recording_service(tmp_path: Path, roles_db: RolesDB,
+                                                         approval_key: Path) -> None:
+    """The property test's proposals, through ActionService and PostgreSQL: nothing approved that should not be."""
+    from hypothesis import HealthCheck, given, settings
+
+    from ai_sysadmin.actions.catalog import load_catalog
+    from tests.actions.test_properties import action_ids, params
+
+    catalog = load_catalog()
+    loop = asyncio.new_event_loop()
+    rig = Rig(tmp_path, roles_db, approval_key, level="auto-safe", rate_limit_per_target=10**6,
+              rate_limit_per_action=10**6)
+    loop.run_until_complete(rig.__aenter__())
+    outcomes = []
+    try:
+        @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(action=action_ids, p=params)
+        def propose(action, p) -> None:
+            outcomes.append(loop.run_until_complete(rig.service.propose(
+                Proposal(action=action, params=p, reason="r" * 5000, source="meta"))))
+
+        propose()
+    finally:
+        loop.run_until_complete(rig.__aexit__())
+        loop.close()
+    rows = asyncio.run(_rows(roles_db, "SELECT id, action, params, risk, status, errors FROM actions"))
+    assert rows and len(rows) <= len(outcomes)
+    for r in rows:
+        if r["status"] == "approved":
+            va = catalog.validate(r["action"], r["params"])  # raises if it is not a valid catalog action
+            assert va.risk == r["risk"] == "low"
+        else:
+            assert r["status"] in ("refused", "queued")
+            if r["status"] == "refused" and r["errors"]:
+                assert all(e["field"].startswith(("action", "params", "source")) for e in r["errors"])
+    assert all(o.decision != "execute" or o.risk == "low" for o in outcomes)

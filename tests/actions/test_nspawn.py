@@ -12,6 +12,7 @@ which can neither restart a unit itself nor read the approval key.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import site
 from pathlib import Path
@@ -46,6 +47,63 @@ UNITS = {
 }
 
 
+NIX = "/nix-test"  # the container's own local Nix store, state and profiles
+NIX_ENV = {"NIX_STORE_DIR": f"{NIX}/store", "NIX_STATE_DIR": f"{NIX}/var", "NIX_LOG_DIR": f"{NIX}/var/log",
+           "NIX_CONF_DIR": f"{NIX}/etc"}
+# RECORDING STAND-IN for NixOS's switch-to-configuration: logs, and points current-system at its generation.
+SWITCH = f"""#!/bin/sh
+export PATH=/bin:/usr/bin
+out=$(cd "$(dirname "$0")/.." && pwd)
+echo "$out $* unit=$(cat /proc/self/cgroup | tail -1)" >> {NIX}/switch.log
+ln -sfn "$out" {NIX}/current-system
+"""
+DRV = """{ n }: derivation {
+  name = "nixos-system-gen${n}"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "export PATH=/bin:/usr/bin; mkdir -p $out/bin; cp ${./switch.sh} $out/bin/switch-to-configuration; chmod 555 $out/bin/switch-to-configuration" ];
+}
+"""
+
+
+def _nix_binds(tmp: Path) -> list[tuple[str, str]]:
+    """Debian's nix-bin and the libraries the bookworm root lacks, for use inside the container."""
+    import shutil
+    import subprocess
+
+    nix = shutil.which("nix")
+    if nix is None:
+        need("nix-bin not installed (run scripts/provision-nix.sh)")
+    libs = tmp / "nixlib"
+    libs.mkdir()
+    for line in subprocess.run(["ldd", nix], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split("=>")
+        if len(parts) == 2 and parts[1].split() and not parts[1].split()[0].startswith("/usr/lib/nix/"):
+            lib = parts[1].split()[0]
+            shutil.copy(os.path.realpath(lib), libs / os.path.basename(lib))
+    return [(os.path.realpath(nix), "/usr/bin/nix"), ("/usr/lib/nix", "/usr/lib/nix"),
+            ("/usr/libexec/nix", "/usr/libexec/nix"), (str(libs), f"{MNT}/nixlib")]
+
+
+def _setup_nix(c: Container) -> list[str]:
+    """Real Nix inside the container: two built system generations in a local store."""
+    script = (f"printf '%s\\n' {MNT}/nixlib /usr/lib/nix > /etc/ld.so.conf.d/aisx-nix.conf && ldconfig && "
+              "for n in nix-env nix-store nix-build nix-collect-garbage; do ln -sf /usr/bin/nix /usr/bin/$n; done && "
+              f"mkdir -p {NIX}/etc && printf 'build-users-group =\\nsandbox = false\\nsubstituters =\\n' > {NIX}/etc/nix.conf")
+    r = c.sh(script)
+    assert r.returncode == 0, r.stderr
+    c.write(f"{NIX}/switch.sh", SWITCH)
+    c.write(f"{NIX}/system.nix", DRV)
+    env = " ".join(f"{k}={v}" for k, v in NIX_ENV.items())
+    gens = []
+    for n in (1, 2):
+        r = c.sh(f"{env} nix-build {NIX}/system.nix --argstr n {n} --no-out-link", timeout=120)
+        assert r.returncode == 0, r.stderr
+        gens.append(r.stdout.strip())
+        r = c.sh(f"{env} nix-env -p {NIX}/var/profiles/system --set {gens[-1]}")
+        assert r.returncode == 0, r.stderr
+    assert c.sh(f"ln -s {gens[-1]} {NIX}/current-system").returncode == 0
+    return gens
+
+
 def _site_packages() -> str:
     for p in site.getsitepackages():
         if Path(p, "psycopg").exists():
@@ -57,6 +115,7 @@ def _site_packages() -> str:
 class Host:
     def __init__(self, c: Container, db: RolesDB):
         self.c, self.db = c, db
+        self.gens: list[str] = []
 
     def cli(self, *args: str, user: str = "root", config: str = "orch") -> Any:
         argv = ["/usr/local/bin/ai-sysadmin", "--config", f"/etc/ai-sysadmin/{config}.json", *args]
@@ -64,8 +123,9 @@ class Host:
             argv = ["runuser", "-u", user, "--", *argv]
         return self.c.run(argv, timeout=120)
 
-    def propose(self, unit: str, user: str = "nobody", config: str = "orch") -> dict[str, Any]:
-        r = self.cli("actions", "propose", "restart_unit", "--params", json.dumps({"unit": unit}),
+    def propose(self, unit: str | None, user: str = "nobody", config: str = "orch", action: str = "restart_unit",
+                **params: Any) -> dict[str, Any]:
+        r = self.cli("actions", "propose", action, "--params", json.dumps({"unit": unit} if unit else params),
                      "--reason", "unit failed", user=user, config=config)
         assert r.stdout.strip(), r.stderr
         return json.loads(r.stdout)
@@ -91,6 +151,7 @@ class Host:
     def start_executor(self) -> None:
         self.c.run(["systemctl", "reset-failed", "aisx-executor.service"])
         r = self.c.run(["systemd-run", "--unit=aisx-executor", "--property=Environment=PYTHONUNBUFFERED=1",
+                        *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
                         "/usr/local/bin/ai-sysadmin", "--config", "/etc/ai-sysadmin/executor.json", "executor"])
         assert r.returncode == 0, r.stderr
         wait_until(lambda: self.executor_dead() is None, 30, "executor started")
@@ -118,10 +179,12 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         need(str(exc))
     db = make_roles_db(pg_cluster, roles)
     sock = str(pg_cluster.sockdir)
-    binds = [(str(REPO), f"{MNT}/src"), (_site_packages(), f"{MNT}/site"), (sock, sock)]
-    c = Container(root, tmp_path_factory.mktemp("nspawn-actions") / "nspawn.log", binds_ro=binds)
+    tmp = tmp_path_factory.mktemp("nspawn-actions")
+    binds = [(str(REPO), f"{MNT}/src"), (_site_packages(), f"{MNT}/site"), (sock, sock), *_nix_binds(tmp)]
+    c = Container(root, tmp / "nspawn.log", binds_ro=binds)
     c.start()
     try:
+        gens = _setup_nix(c)
         c.write("/usr/local/bin/ai-sysadmin", "#!/bin/sh\n"
                 f"export PYTHONPATH={MNT}/src:{MNT}/site PYTHONDONTWRITEBYTECODE=1\n"
                 "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
@@ -138,7 +201,9 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         c.write("/etc/ai-sysadmin/orch.json", cfg(db.orchestrator, "auto-safe"))
         c.write("/etc/ai-sysadmin/orch-suggest.json", cfg(db.orchestrator, "suggest"))
         c.write("/etc/ai-sysadmin/orch-short-ttl.json", cfg(db.orchestrator, "suggest", approval_ttl_seconds=1))
-        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "auto-safe"))
+        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "auto-safe", nix_mode="run",
+                                                      system_profile=f"{NIX}/var/profiles/system",
+                                                      current_system=f"{NIX}/current-system"))
         assert c.sh("chmod 644 /etc/ai-sysadmin/*.json").returncode == 0
         for name, text in UNITS.items():
             c.write(f"/etc/systemd/system/{name}", text)
@@ -146,6 +211,7 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         c.sh("ln -s /lib/systemd/system/systemd-journald.service /etc/systemd/system/harmless.service")
         assert c.run(["systemctl", "daemon-reload"]).returncode == 0
         h = Host(c, db)
+        h.gens = gens
         h.start_executor()
         yield h
     finally:
@@ -258,3 +324,43 @@ def test_kill_9_mid_action_is_interrupted_verified_and_not_rerun(host: Host) -> 
         steps = [r[0] for r in conn.execute("SELECT to_status FROM action_steps WHERE action_id = %s ORDER BY id",
                                             (out["action_id"],)).fetchall()]
     assert steps == ["approved", "executing", "interrupted"]
+
+
+def test_rollback_generation_runs_the_switch_detached_with_systemd_run(host: Host) -> None:
+    c = host.c
+    gen1, gen2 = host.gens
+    out = host.propose(None, action="rollback_generation")
+    assert out["decision"] == "queue" and "high risk" in out["reason"]
+    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "upgrade broke nginx")
+    assert r.returncode == 0, r.stderr
+    row = host.wait_status(out["action_id"], FINAL, timeout=120)
+    assert row["status"] == "verified", row["verification"]
+    steps = row["result"]["steps"]
+    assert steps[0]["argv"] == ["nix-env", "--rollback", "-p", f"{NIX}/var/profiles/system"]
+    assert steps[1]["argv"] == [f"{gen1}/bin/switch-to-configuration", "switch"]
+    unit = f"ai-sysadmin-action-{out['action_id']}.service"
+    assert f"detached as {unit}" in steps[1]["stderr"]
+    record = c.run(["cat", f"{NIX}/switch.log"]).stdout.split()
+    # it ran from the rolled-back generation's store path, inside its own transient unit
+    assert record[:2] == [gen1, "switch"] and record[2].endswith(f"/{unit}")
+    assert c.run(["readlink", "-f", f"{NIX}/current-system"]).stdout.strip() == gen1
+    assert c.run(["systemctl", "is-active", unit]).stdout.strip() in ("inactive", "unknown")  # cleaned up
+
+
+def test_vacuum_journal_and_reset_failed_on_real_systemd(host: Host) -> None:
+    c = host.c
+    out = host.propose(None, action="vacuum_journal", max_size_mb=64)
+    assert out["decision"] == "execute"
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "verified", row["verification"]
+    assert [s["argv"] for s in row["result"]["steps"]] == [["journalctl", "--rotate"],
+                                                         ["journalctl", "--vacuum-size=64M"]]
+    c.write("/etc/systemd/system/broken.service", "[Service]\nExecStart=/bin/false\n")
+    c.run(["systemctl", "daemon-reload"])
+    c.run(["systemctl", "start", "broken.service"])
+    wait_until(lambda: c.run(["systemctl", "is-failed", "broken.service"]).stdout.strip() == "failed", 30,
+               "broken failed")
+    out = host.propose("broken.service", action="reset_failed_unit")
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "verified", row["verification"]
+    assert c.run(["systemctl", "is-failed", "broken.service"]).stdout.strip() != "failed"

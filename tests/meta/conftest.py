@@ -24,7 +24,7 @@ from rig.require import need
 META_CTX = 8192
 # Small generation budgets keep each tiny-model turn to a second or two.
 TINY_META = {"tool_choice": "required", "prefill": "<tool_call>\n", "step_max_tokens": 96,
-             "answer_max_tokens": 48, "diagnosis_max_tokens": 320, "deadline_seconds": 240}
+             "answer_max_tokens": 48, "diagnosis_max_tokens": 600, "deadline_seconds": 240}
 
 
 def start_meta_server(logs: Path, alias: str = "meta") -> LlamaServer:

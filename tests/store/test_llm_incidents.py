@@ -17,13 +17,22 @@ async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict
                                                                llama_embed) -> None:
     store = await open_store(make_config(tmp_path, database=pg_database))
     try:
+        from ai_sysadmin.llm.accounting import call_context
+
         async with LLMClient(role_config(llama_embed, "embed", timeout=300), on_call=store.llm_calls) as client:
-            vectors = await client.embed(["disk full on /var", "sshd: failed password"])
+            with call_context(layer="knowledge", incident_id=17):
+                vectors = await client.embed(["disk full on /var", "sshd: failed password"])
         assert len(vectors) == 2
         await store.llm_calls.drain()
-        totals = await LLMCallRecorder.totals(store.writer, datetime.now(timezone.utc) - timedelta(hours=1))
+        since = datetime.now(timezone.utc) - timedelta(hours=1)
+        totals = await LLMCallRecorder.totals(store.writer, since)
         assert [(r[0], r[1], r[2]) for r in totals] == [("embed", "ok", 1)]
         assert totals[0][3] > 0  # prompt tokens counted by the server
+        # The layer and the incident the call served are persisted with it.
+        assert [r[:3] for r in await LLMCallRecorder.by_layer(store.writer, since)] == [("knowledge", "embed", 1)]
+        async with store.pool.connection() as conn:
+            cur = await conn.execute("SELECT layer, incident_id FROM llm_calls")
+            assert await cur.fetchall() == [("knowledge", 17)]
     finally:
         await store.close()
 

@@ -70,3 +70,78 @@ def test_reopen_finds_pending_batches_and_skips_a_torn_last_line(tmp_path: Path)
     assert again.state().records == 3
     assert again.cursor("journal") == "c2"
     assert [b.payload["cursor"] for b in again.read(again.oldest())] == ["c0", "c1", "c2"]
+
+
+CHILD = r"""
+import json, resource, sys
+from ai_sysadmin.store.spool import Batch, Spool, SpoolFull
+spool = Spool(sys.argv[1], max_bytes=4 * 1024 * 1024)
+spool.append(Batch("triggers", {"stream": "journal", "cursor": "c0", "triggers": [{"id": "t0"}]}))
+size = sum(p.stat().st_size for p in spool.dir.glob("*-events.jsonl"))
+# The next record would cross the file-size limit half-way: the kernel writes part of it.
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 400, size + 400))
+out = {}
+try:
+    spool.append(Batch("triggers", {"stream": "journal", "cursor": "c1", "triggers": [{"id": "t1", "pad": "p" * 5000}]}))
+    out["big"] = "spooled"
+except SpoolFull as exc:
+    out["big"] = f"failed: {exc}"
+# A small record after the failure must land whole, not glued to a torn tail.
+spool.append(Batch("triggers", {"stream": "journal", "cursor": "c2", "triggers": [{"id": "t2"}]}))
+out["state_bytes"] = spool.state().bytes
+out["file_bytes"] = sum(p.stat().st_size for p in spool.dir.glob("*-events.jsonl"))
+print(json.dumps(out))
+"""
+
+
+def test_a_write_failing_half_way_leaves_the_spool_readable(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes the kernel accept only part of a record (as ENOSPC does on a full disk)."""
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, cwd=repo,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["big"].startswith("failed:")  # reported failed: the caller does not advance its cursor
+    assert out["state_bytes"] == out["file_bytes"]  # size accounting follows the file exactly
+    again = Spool(tmp_path, max_bytes=4 * MiB)
+    batches = [b for seg in [again.oldest()] for b in again.read(seg)]
+    assert [b.payload["cursor"] for b in batches] == ["c0", "c2"]  # the failed record is wholly absent
+    assert again.cursor("journal") == "c2"
+
+
+def test_cursor_only_batches_are_coalesced(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 * MiB)
+    for i in range(5000):  # a long outage with a quiet journal: only the cursor moves
+        assert spool.append(Batch("triggers", {"stream": "journal", "cursor": f"q{i}", "triggers": []}))
+    st = spool.state()
+    assert st.records == 1 and st.bytes == 0  # not 5000 records in the never-dropped segments
+    assert spool.cursor("journal") == "q4999" and not spool.empty()
+    reopened = Spool(tmp_path, max_bytes=1 * MiB)
+    assert reopened.cursor("journal") == "q4999" and [b.payload["cursor"] for b in reopened.pending_cursors()] == ["q4999"]
+    # A batch with triggers carries its own, newer cursor: the coalesced one is superseded.
+    reopened.append(trigger_batch(7))
+    assert reopened.pending_cursors() == [] and reopened.cursor("journal") == "c7"
+    reopened.append(Batch("triggers", {"stream": "journal", "cursor": "q9", "triggers": []}))
+    seg = reopened.oldest()
+    assert [b.payload["cursor"] for b in reopened.read(seg)] == ["c7"]
+    reopened.remove(seg)
+    (pending,) = reopened.pending_cursors()
+    assert reopened.cursor("journal") == "q9"  # still waiting: flushed after the segments
+    reopened.remove_pending(pending)
+    assert reopened.empty() and reopened.cursor("journal") is None
+
+
+def test_a_torn_tail_is_cut_when_the_spool_opens(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=4 * MiB)
+    spool.append(trigger_batch(0))
+    seg = spool.oldest()
+    with open(seg.path, "ab") as f:
+        f.write(b'{"id": "torn", "kind": "trig')  # power lost in the middle of an append
+    again = Spool(tmp_path, max_bytes=4 * MiB)
+    again.append(trigger_batch(1))
+    assert seg.path.read_bytes().endswith(b"\n") and b"torn" not in seg.path.read_bytes()
+    assert [b.payload["cursor"] for s in [again.oldest()] for b in again.read(s)] == ["c0"]

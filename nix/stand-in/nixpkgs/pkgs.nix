@@ -119,6 +119,7 @@ let
     };
     inherit python3Packages;
     curl = standIn "curl-stand-in" { };
+    iptables = standIn "iptables-stand-in" { };
     jq = standIn "jq-stand-in" { };
     bash = standIn "bash-stand-in" { };
     runtimeShell = "${self.bash}/bin/bash";

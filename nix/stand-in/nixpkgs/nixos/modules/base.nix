@@ -1,6 +1,6 @@
 # STAND-IN NixOS base options: assertions, warnings, firewall, users, etc, hardware and
 # the few other top-level options the project's configurations set.  Not nixpkgs code.
-{ lib, pkgs, ... }:
+{ lib, pkgs, config, ... }:
 let
   inherit (lib) mkOption types;
   free = description: mkOption { type = types.attrsOf types.anything; default = { }; inherit description; };
@@ -39,5 +39,28 @@ in
     virtualisation = free "VM settings of the NixOS test driver (stand-in: free-form).";
     system.stateVersion = mkOption { type = types.str; default = "25.05"; description = "State version."; };
     system.build = mkOption { type = types.lazyAttrsOf types.raw; default = { }; description = "Build products."; };
+  };
+
+  # STAND-IN for nixos/modules/services/networking/firewall-iptables.nix: the chain
+  # nixos-fw accepts loopback and the allowed ports, refuses the rest; INPUT jumps to it.
+  config = lib.mkIf config.networking.firewall.enable {
+    systemd.services.firewall = {
+      description = "Firewall";
+      wantedBy = [ "sysinit.target" ];
+      path = [ pkgs.iptables ];
+      serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+      script = ''
+        for chain in nixos-fw-accept nixos-fw-refuse nixos-fw; do
+          iptables -w -N "$chain" 2>/dev/null || iptables -w -F "$chain"
+        done
+        iptables -w -A nixos-fw-accept -j ACCEPT
+        iptables -w -A nixos-fw-refuse -j DROP
+        iptables -w -A nixos-fw -i lo -j nixos-fw-accept
+        ${lib.concatMapStrings (p: "iptables -w -A nixos-fw -p tcp --dport ${toString p} -j nixos-fw-accept\n") config.networking.firewall.allowedTCPPorts}
+        ${lib.concatMapStrings (p: "iptables -w -A nixos-fw -p udp --dport ${toString p} -j nixos-fw-accept\n") config.networking.firewall.allowedUDPPorts}
+        iptables -w -A nixos-fw -j nixos-fw-refuse
+        iptables -w -C INPUT -j nixos-fw 2>/dev/null || iptables -w -A INPUT -j nixos-fw
+      '';
+    };
   };
 }

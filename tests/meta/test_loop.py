@@ -1,0 +1,188 @@
+"""The L4 loop against the real meta llama-server (tiny model, Qwen2.5 template): plumbing, not judgement.
+
+Each test forces the tiny model with tool_choice=required + the `<tool_call>` prefill and
+narrows the offered tools with `meta.tools`, so which tool it calls is determined by
+what is offered; the loop's behaviour (execution, refusal, limits, errors, failure
+recording) is what is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from ai_sysadmin import envelope
+from ai_sysadmin.llm import CallRecord, LLMClient
+from ai_sysadmin.meta.findings import MetaFindings
+from ai_sysadmin.meta.loop import Event, Investigator
+from ai_sysadmin.meta.tools import Toolset, build_toolset
+from rig.llama import LlamaServer
+from tests.meta.conftest import meta_config, start_meta_server
+
+
+def tool_messages(inv) -> list[dict[str, Any]]:
+    return [m for m in inv.messages if m["role"] == "tool"]
+
+
+async def run(cfg, *, question: str = "Why does myapp.service keep failing?", tools: Toolset | None = None,
+              store: Any = None, incident_id: int | None = None, records: list | None = None, on_event=None):
+    async with LLMClient(cfg.roles.meta, on_call=(records.append if records is not None else None)) as client:
+        inv = Investigator(cfg, client, tools or build_toolset(cfg), None, incident_store=store)
+        return await inv.investigate(question, incident_id=incident_id, on_event=on_event)
+
+
+async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, meta_server: LlamaServer,
+                                                             migrated) -> None:
+    db, pool = migrated
+    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 1, "tools": ["disk_usage"]})
+    events: list[Event] = []
+    records: list[CallRecord] = []
+
+    async def collect(e: Event) -> None:
+        events.append(e)
+
+    inv = await run(cfg, question="Is a disk full?", store=MetaFindings(pool), records=records, on_event=collect)
+    step = inv.steps[0]
+    assert step.tool == "disk_usage" and step.ok and step.call_id == "c1", step
+    # The result went back to the model as the tool message for that call id, inside one envelope.
+    msg = tool_messages(inv)[0]
+    assert msg["tool_call_id"] == "c1"
+    assert envelope.is_closed_once(msg["content"]) and 'kind="tool:disk_usage"' in msg["content"]
+    assert " ext4 size " in msg["content"] or " size " in msg["content"]
+    assistant = [m for m in inv.messages if m["role"] == "assistant" and m.get("tool_calls")]
+    assert assistant[0]["tool_calls"][0]["id"] == "c1"
+    # Events in order: step start/result, answer deltas, the diagnosis.
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["step_start", "step_result"] and kinds[-1] == "diagnosis"
+    assert events[1].data == {"call_id": "c1", "tool": "disk_usage", "ok": True, "summary": step.summary,
+                              "truncated": False}
+    assert "answer_delta" in kinds and inv.answer
+    # Step limit 1 -> the final turn had no tools; the diagnosis is schema-shaped and stored.
+    assert [t["kind"] for t in inv.turns] == ["tools", "stream", "structured"]
+    assert set(inv.diagnosis) >= {"root_cause", "confidence", "evidence", "proposed_actions", "admin_checks"}
+    assert 0 <= inv.diagnosis["confidence"] <= 1
+    row = await MetaFindings(pool).get(inv.finding_id)
+    assert row["layer"] == "meta" and row["detail"]["steps"][0]["tool"] == "disk_usage"
+    transcript = row["detail"]["transcript"]
+    assert transcript[0]["role"] == "system" and len(json.dumps(transcript)) <= cfg.meta.transcript_max_chars + 2000
+    # Every model call was tagged as the meta layer.
+    assert records and {(r.layer, r.kind) for r in records} == {("meta", "tools"), ("meta", "stream"),
+                                                                ("meta", "structured")}
+
+
+async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(tmp_path: Path,
+                                                                             meta_server: LlamaServer) -> None:
+    # disk_usage takes no arguments: every call of it is identical to the first.
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["disk_usage"]})
+    inv = await run(cfg, question="Is any disk full?")
+    first, *later = inv.steps
+    assert first.tool == "disk_usage" and first.ok and not first.refused
+    assert later and all(s.refused and not s.ok and "identical to c1" in s.summary for s in later)
+    refusal = tool_messages(inv)[1]["content"]
+    assert "Move on" in refusal and "identical to c1" in refusal
+    assert len(tool_messages(inv)) == len(inv.steps)  # every call got an answer, refused ones too
+    # Two tool turns (the limit), then the answer without tools and the diagnosis.
+    assert [t["kind"] for t in inv.turns] == ["tools", "tools", "stream", "structured"]
+    assert inv.answer and inv.diagnosis["root_cause"]
+
+
+class Advertising(Toolset):
+    """The real toolset, offering the model one tool more than it has or a loosened schema.
+
+    Not a mock: the model really calls what it is offered; this is how a model that
+    invents a tool name or sends ill-typed arguments looks to the loop.
+    """
+
+    def __init__(self, base: Toolset, extra: list[dict[str, Any]], replace: bool = False):
+        super().__init__([base.get(n) for n in base.names], max_chars=base.max_chars, timeout=base.timeout,  # type: ignore[misc]
+                         context=base.context)
+        self.extra = extra
+        self.replace = replace
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return self.extra if self.replace else super().definitions() + self.extra
+
+
+def fn(name: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": f"{name} tool",
+                                             "parameters": {"type": "object", "properties": properties,
+                                                            "required": required}}}
+
+
+async def test_unknown_tool_is_an_error_result_and_the_loop_goes_on(tmp_path: Path, meta_server: LlamaServer) -> None:
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["disk_usage"]})
+    tools = Advertising(build_toolset(cfg), [fn("restart_everything", {}, [])], replace=True)
+    inv = await run(cfg, tools=tools)
+    assert inv.steps and inv.steps[0].tool == "restart_everything" and not inv.steps[0].ok
+    content = tool_messages(inv)[0]["content"]
+    assert "unknown tool 'restart_everything'" in content and "disk_usage" in content
+    assert [t["kind"] for t in inv.turns][:2] == ["tools", "tools"]  # the loop went on to step 2
+    assert inv.outcome in ("ok", "degraded") and inv.diagnosis
+
+
+async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path: Path,
+                                                                         meta_server: LlamaServer) -> None:
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tools": ["unit_status"]})
+    # Offered with `unit` as an integer, validated as a unit name: the model's call must fail validation.
+    loose = fn("unit_status", {"unit": {"type": "integer"}}, ["unit"])
+    inv = await run(cfg, tools=Advertising(build_toolset(cfg), [loose], replace=True))
+    typed = [s for s in inv.steps if s.tool == "unit_status" and not s.refused]
+    assert typed and all(isinstance(s.arguments["unit"], int) and not s.ok for s in typed)
+    contents = "\n".join(m["content"] for m in tool_messages(inv))
+    assert "invalid argument unit: must be of type string" in contents
+    assert len([t for t in inv.turns if t["kind"] == "tools"]) >= 2  # the loop went on
+
+
+async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(tmp_path: Path,
+                                                                               meta_server: LlamaServer) -> None:
+    # The tiny model writes journal_query arguments it never closes: not JSON.
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"], "step_max_tokens": 200})
+    inv = await run(cfg)
+    bad = [s for s in inv.steps if s.tool == "(invalid call)"]
+    assert bad and "arguments are not JSON" in bad[0].summary
+    told = [m["content"] for m in inv.messages if m["role"] == "user" and "could not be used" in m["content"]]
+    assert told and envelope.is_closed_once(told[0])
+    assert [t["kind"] for t in inv.turns][:2] == ["tools", "tools"]
+    assert inv.diagnosis["root_cause"]
+
+
+async def test_model_that_never_calls_a_tool_still_yields_a_diagnosis(tmp_path: Path, meta_server: LlamaServer) -> None:
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tool_choice": "auto", "prefill": ""})
+    inv = await run(cfg, question="Say hello.")
+    assert inv.diagnosis["root_cause"] and inv.answer
+    assert inv.outcome in ("ok", "degraded")
+    if not inv.steps:  # the tiny model answered in text: the loop took it as the answer
+        assert [t["kind"] for t in inv.turns][:1] == ["tools"]
+
+
+async def test_server_killed_mid_loop_is_a_recorded_failure(tmp_path: Path, migrated, rig_logs: Path) -> None:
+    db, pool = migrated
+    server = start_meta_server(rig_logs, alias="meta-doomed")
+    try:
+        cfg = meta_config(tmp_path, server, database=db, meta={"max_steps": 4, "tools": ["disk_usage", "top_processes"]})
+
+        async def kill_after_first_result(e: Event) -> None:
+            if e.kind == "step_result" and server.proc is not None and server.proc.poll() is None:
+                os.killpg(server.proc.pid, signal.SIGKILL)
+                server.proc.wait()
+
+        inv = await run(cfg, store=MetaFindings(pool), on_event=kill_after_first_result)
+    finally:
+        server.stop()
+    assert inv.outcome == "failed"
+    assert "cannot reach" in inv.error and inv.steps and inv.steps[0].ok
+    assert inv.diagnosis["source"] == "fallback" and inv.diagnosis["confidence"] == 0.0
+    assert inv.diagnosis["evidence"][0]["id"] == "c1"
+    row = await MetaFindings(pool).get(inv.finding_id)
+    assert row["detail"]["outcome"] == "failed" and "cannot reach" in row["detail"]["error"]
+
+
+async def test_deadline_ends_the_tool_phase(tmp_path: Path, meta_server: LlamaServer) -> None:
+    # A deadline this short leaves the tool phase no time (the answer phase keeps its reserve).
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 5, "deadline_seconds": 0.001, "tools": ["disk_usage"]})
+    inv = await run(cfg)
+    assert inv.outcome == "deadline" and "deadline" in inv.error
+    assert inv.diagnosis and inv.diagnosis["root_cause"]
