@@ -276,6 +276,8 @@ let
   dbSettings =
     if localDb then {
       socket_dir = "/run/postgresql";
+      # The socket's name carries the port (.s.PGSQL.<port>).
+      port = config.services.postgresql.settings.port;
       name = cfg.database.name;
       user = cfg.database.user;
     }

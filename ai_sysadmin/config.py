@@ -337,7 +337,7 @@ class MetaConfig:
     tool_choice: str = "auto"  # auto | required ("required" makes weak models call tools)
     prefill: str = ""  # assistant text prefilled before each tool turn (weak models: "<tool_call>\n")
     step_max_tokens: int = 512
-    answer_max_tokens: int = 768
+    answer_max_tokens: int = 768  # 0: no streamed prose answer; the answer is the diagnosis (one call less)
     diagnosis_max_tokens: int = 1024
     transcript_max_chars: int = 60000  # stored with the finding; longer transcripts keep head and tail
     knowledge_hits: int = 3  # runbooks / past incidents put into the investigation's context
@@ -903,7 +903,7 @@ def _parse_meta(data: Any, issues: list[ConfigIssue]) -> MetaConfig:
         tool_choice=sec.get("tool_choice", str, d.tool_choice, _one_of(("auto", "required"))),
         prefill=sec.get("prefill", str, d.prefill, lambda v: None if len(v) <= 64 else "must be at most 64 characters"),
         step_max_tokens=sec.get("step_max_tokens", int, d.step_max_tokens, _positive),
-        answer_max_tokens=sec.get("answer_max_tokens", int, d.answer_max_tokens, _positive),
+        answer_max_tokens=sec.get("answer_max_tokens", int, d.answer_max_tokens, _non_negative),
         diagnosis_max_tokens=sec.get("diagnosis_max_tokens", int, d.diagnosis_max_tokens, _positive),
         transcript_max_chars=sec.get("transcript_max_chars", int, d.transcript_max_chars, ranged(1000, 10_000_000)),
         knowledge_hits=sec.get("knowledge_hits", int, d.knowledge_hits, ranged(0, 20)),

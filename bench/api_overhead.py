@@ -104,7 +104,8 @@ def main() -> int:
     ap.add_argument("--levels", default="1,8,32")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="api-bench-"))
-    llama = tiny_server("trigger", tmp, ctx_size=32 * 512, parallel=32, threads=1)
+    llama = tiny_server("trigger", tmp, ctx_size=32 * 512, parallel=32, threads=1,
+                        extra_args=["--threads-http", "80"])
     llama.start()
     key = secrets.token_hex(16)
     (tmp / "keys").write_text(f"bench:{key}\n")

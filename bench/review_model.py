@@ -32,7 +32,8 @@ async def main(args: argparse.Namespace) -> None:
     server.start()
     try:
         cfg = parse_config({"state_dir": str(logs / "state"),
-                            "roles": {"review": {"url": server.url, "model": "review", "timeout": 600}}}, env={})
+                            "roles": {"trigger": {"enable": False},
+                                      "review": {"url": server.url, "model": "review", "timeout": 600}}}, env={})
         from ai_sysadmin.llm import LLMClient
         from tests.review.conftest import service
 

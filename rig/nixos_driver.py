@@ -147,6 +147,9 @@ class Machine:
     def start(self) -> None:
         if self.booted:
             return
+        if not self.container.private_network and "firewall.service" in self.node["units"]:
+            # Its rules would land in the host's tables.
+            raise RuntimeError(f"{self.name}: a firewall needs a private network (networking.firewall.enable = false)")
         self.container.start()
         self.booted = True
         self._install()
@@ -158,6 +161,9 @@ class Machine:
 
     def _install(self) -> None:
         c = self.container
+        # The Debian root's own units of the same names (postgresql.service) were started
+        # at boot; the node's units replace them.
+        c.run(["systemctl", "stop", *self.node["units"]])
         for unit, text in self.node["units"].items():
             c.write(f"/etc/systemd/system/{unit}", text)
         for unit, target in self._install_links():

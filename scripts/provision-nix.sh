@@ -18,11 +18,13 @@ CACHE="${AI_SYSADMIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-sysadmin}"
 mkdir -p "$CACHE"
 
 # Bump when the package list or the root's set-up changes: the old root is removed.
-NSPAWN_ROOT_VERSION=bookworm-4
+NSPAWN_ROOT_VERSION=bookworm-5
 # postgresql-15, sudo and iptables: the NixOS VM test scripts (nix/tests/*.nix) run in
 # this root through rig/nixos_driver.py, and use `sudo -u postgres psql` and the
-# firewall's `iptables -S nixos-fw`.
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates,postgresql-15,sudo,iptables
+# firewall's `iptables -S nixos-fw`.  libnss-systemd resolves DynamicUser= names (as
+# NixOS does), which PostgreSQL's peer authentication and dbus-daemon need;
+# libnss-myhostname resolves the host name.
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates,postgresql-15,sudo,iptables,libnss-systemd,libnss-myhostname
 DEBIAN_MIRROR="${AI_SYSADMIN_DEBIAN_MIRROR:-}"
 
 log() { printf 'provision-nix: %s\n' "$*" >&2; }
@@ -94,10 +96,31 @@ if [[ ! -f "$ROOT/.complete" ]]; then
   $SUDO mv "$ROOT.tmp" "$ROOT"
 fi
 
+# ---------------------------------------------------------------- the real nixpkgs lib
+# tests/nix/test_stand_in.py holds the stand-in's lib against the real one.  Its source:
+# $AI_SYSADMIN_NIXPKGS_LIB_SRC (a git directory or a checkout of nix-community/nixpkgs.lib
+# or nixpkgs), else the mirror this project's build machines keep.  Copied out of the
+# repository's tree: nothing fetched is part of the project.
+LIB_SRC="${AI_SYSADMIN_NIXPKGS_LIB_SRC:-/work/.mirror/nix-community+nixpkgs.lib/repo}"
+NIXPKGS_LIB=""
+if [[ -d $LIB_SRC/lib ]]; then
+  NIXPKGS_LIB="$LIB_SRC/lib"
+elif git --git-dir="$LIB_SRC" rev-parse HEAD >/dev/null 2>&1; then
+  rev="$(git --git-dir="$LIB_SRC" rev-parse HEAD)"
+  if [[ ! -f $CACHE/nixpkgs-lib/$rev/lib/default.nix ]]; then
+    rm -rf "$CACHE/nixpkgs-lib" && mkdir -p "$CACHE/nixpkgs-lib/$rev"
+    git --git-dir="$LIB_SRC" archive HEAD lib | tar -x -C "$CACHE/nixpkgs-lib/$rev"
+  fi
+  NIXPKGS_LIB="$CACHE/nixpkgs-lib/$rev/lib"
+else
+  log "no real nixpkgs lib (set AI_SYSADMIN_NIXPKGS_LIB_SRC): the stand-in's lib is not compared with it"
+fi
+
 cat >"$CACHE/nix.env.tmp" <<ENV
 AI_SYSADMIN_NIX_BIN=$NIX_BIN
 AI_SYSADMIN_NSPAWN_ROOT=$ROOT
 AI_SYSADMIN_NSPAWN_ROOT_VERSION=$NSPAWN_ROOT_VERSION
+AI_SYSADMIN_NIXPKGS_LIB=$NIXPKGS_LIB
 ENV
 mv "$CACHE/nix.env.tmp" "$CACHE/nix.env"
 log "ready ($CACHE/nix.env)"

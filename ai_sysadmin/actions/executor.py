@@ -72,6 +72,8 @@ class Executor:
         except signing.KeyUnavailable as exc:
             self._key_error = str(exc)
         self.handled = 0
+        self._consumed: set[str] = set()  # signatures already run by this process
+        self.listening = False  # true while it waits for a NOTIFY (tests and benches wait on it)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,6 +118,11 @@ class Executor:
             except psycopg.OperationalError as exc:
                 log.warning("executor: lost the database (%s); reconnecting", exc)
                 await _wait(stop, min(5.0, self.cfg.actions.poll_interval))
+            except Exception:
+                # A row or a bug must not crash-loop the unit: log it, wait a poll, start over
+                # (recovery then marks an action this left `executing` as interrupted).
+                log.exception("executor: unexpected error; retrying after %.0fs", self.cfg.actions.poll_interval)
+                await _wait(stop, self.cfg.actions.poll_interval)
             finally:
                 await listen.close()
         return 0
@@ -124,9 +131,11 @@ class Executor:
         gen = listen.notifies(timeout=self.cfg.actions.poll_interval, stop_after=1)
         waiter = asyncio.ensure_future(_drain(gen))
         stopper = asyncio.ensure_future(stop.wait())
+        self.listening = True
         try:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.listening = False
             for t in (waiter, stopper):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -258,6 +267,13 @@ class Executor:
                                  ap["approver"], ap["approved_at"], ap["expires_at"]):
                 raise Refusal("refused", "approval signature is not valid for this action (not made with the "
                                          "approval key, or the action was changed after approval)")
+            # A signature is good for one run: a re-inserted copy of an action that already ran
+            # (same id, same approval) is a replay.
+            cur = await conn.execute("SELECT 1 FROM audit_log WHERE subject = %s AND actor = %s "
+                                     "AND event = 'action.executing' LIMIT 1", (f"action:{row['id']}", ACTOR))
+            if ap["signature"] in self._consumed or await cur.fetchone():
+                raise Refusal("refused", "this approval was already used: an action runs once per approval")
+            self._consumed.add(ap["signature"])
             return va, f"approved by {ap['approver']} (signed)"
         # The service's own approval: only what THIS config's policy would run automatically.
         facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases)

@@ -24,6 +24,7 @@ from ai_sysadmin.config import RoleConfig
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 1.0  # health / props probes for /v1/models, /health/ready, status
+WRITE_ATTEMPTS = 3  # sends of one request when the server drops the connection before answering
 
 
 @dataclass
@@ -48,15 +49,17 @@ class Upstream:
 
     async def post(self, path: str, body: bytes) -> aiohttp.ClientResponse:
         """Send `body` and return once the response headers arrived (the caller releases it)."""
-        for attempt in (1, 2):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 return await self.session.post(f"{self.role.url}{path}", data=body, headers=self.headers(),
                                                timeout=self.timeout(), allow_redirects=False)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A pooled keep-alive connection the server had just closed: the request never
-                # reached it, so one retry on a fresh connection is safe.  (Refused is final.)
-                if attempt == 2 or isinstance(exc, aiohttp.ClientConnectorError):
+                # The server closed the connection before any response (a keep-alive connection
+                # it had just dropped, or its HTTP queue was full): the request was not
+                # processed, so trying again on a fresh connection is safe.  Refused is final.
+                if attempt == WRITE_ATTEMPTS or isinstance(exc, aiohttp.ClientConnectorError):
                     raise self.map_error(exc) from None
+                await asyncio.sleep(0.01 * attempt)
             except Exception as exc:
                 raise self.map_error(exc) from None
         raise AssertionError("unreachable")

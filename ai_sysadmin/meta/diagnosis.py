@@ -18,17 +18,17 @@ UNVERIFIED_CONFIDENCE_CAP = 0.3
 DIAGNOSIS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "root_cause": {"type": "string", "minLength": 1, "maxLength": 600},
+        "root_cause": {"type": "string", "minLength": 1, "maxLength": 400},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "severity": {"type": "string", "enum": list(SEVERITIES)},
         "evidence": {
-            "type": "array", "maxItems": 8,
+            "type": "array", "maxItems": 6,
             "items": {
                 "type": "object",
                 "properties": {
                     "kind": {"type": "string", "enum": list(EVIDENCE_KINDS)},
                     "id": {"type": "string", "maxLength": 80},
-                    "note": {"type": "string", "maxLength": 200},
+                    "note": {"type": "string", "maxLength": 160},
                 },
                 "required": ["kind", "id", "note"],
                 "additionalProperties": False,
@@ -41,13 +41,13 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "action": {"type": "string", "maxLength": 64},
                     "params": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200}},
-                    "reason": {"type": "string", "maxLength": 300},
+                    "reason": {"type": "string", "maxLength": 240},
                 },
                 "required": ["action", "params", "reason"],
                 "additionalProperties": False,
             },
         },
-        "admin_checks": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 200}},
+        "admin_checks": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 160}},
     },
     "required": ["root_cause", "confidence", "severity", "evidence", "proposed_actions", "admin_checks"],
     "additionalProperties": False,
@@ -86,3 +86,15 @@ def fallback(question: str, steps: list[dict[str, Any]], why: str, severity: str
         + ([f"{len(failed)} tool call(s) failed; see the transcript"] if failed else []),
         "source": "fallback",
     }
+
+
+def as_text(diagnosis: dict[str, Any]) -> str:
+    """The diagnosis as a short answer, when the model gave no prose answer."""
+    parts = [str(diagnosis.get("root_cause", "")).strip()]
+    cited = [f"{e['kind']} {e['id']}" for e in diagnosis.get("evidence", []) if e.get("verified")]
+    if cited:
+        parts.append("Evidence: " + ", ".join(cited[:6]) + ".")
+    checks = [str(c) for c in diagnosis.get("admin_checks", [])[:3]]
+    if checks:
+        parts.append("Check: " + "; ".join(checks) + ".")
+    return " ".join(p for p in parts if p)

@@ -299,8 +299,8 @@ class Investigator:
             await emit(Event("answer_delta", {"text": final_text}))
             messages.append({"role": "assistant", "content": final_text})
             return
-        if inv.outcome == "failed":
-            return
+        if inv.outcome == "failed" or self.m.answer_max_tokens == 0:
+            return  # no prose answer: the diagnosis phase renders one
         messages.append({"role": "user", "content": ANSWER_PROMPT})
         t0 = time.monotonic()
         parts: list[str] = []
@@ -349,7 +349,7 @@ class Investigator:
         if why is not None:
             inv.diagnosis = diag.fallback(inv.question, [s.to_json() for s in inv.steps], why, fallback_severity)
         if not inv.answer:
-            inv.answer = inv.diagnosis["root_cause"]
+            inv.answer = diag.as_text(inv.diagnosis)
             await emit(Event("answer_delta", {"text": inv.answer}))
         await emit(Event("diagnosis", inv.diagnosis))
 

@@ -4,8 +4,8 @@ The orchestrator's role owns the schema (it migrates); after migrating it grants
 other two roles exactly what they need, idempotently (GRANT of a held privilege is a
 no-op; privileges not listed are REVOKEd first, so a narrowed list takes effect):
 
-* executor (`database.executor_role`): reads actions, approvals, breakers, the pause
-  and triggers (verification); writes only the execution columns of `actions`, steps,
+* executor (`database.executor_role`): reads actions, approvals, breakers, the pause,
+  the audit log and triggers (verification); writes only the execution columns of `actions`, steps,
   audit, breakers, and reopens incidents.
 * API (`database.api_role`): reads incidents, findings, actions, status data; writes
   approvals and rejections (status columns of `actions`, steps, audit).
@@ -46,6 +46,7 @@ EXECUTOR_GRANTS: tuple[Grant, ...] = (
     Grant("action_steps", "INSERT"),
     Grant("action_breakers", "SELECT"),
     Grant("action_breakers", "INSERT"),
+    Grant("audit_log", "SELECT"),  # a signed approval runs once: it looks for an earlier run
     Grant("audit_log", "INSERT"),
     Grant("store_settings", "SELECT"),
     Grant("triggers", "SELECT"),

@@ -16,7 +16,6 @@ model, and a kill -9 at any moment restarts exactly where one uninterrupted run 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -86,8 +85,7 @@ class Pipeline:
     def __init__(self, templates: Templates, rules: RuleSet, *, window_seconds: int = 300,
                  classifier: Classifier | None = None, burst: BurstDetector | None = None,
                  model_min_severity: str = "medium", start_cursor: str | None = None,
-                 decision_hook: DecisionHook | None = None, max_held: int = 1000, max_hold: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 decision_hook: DecisionHook | None = None, max_held: int = 1000):
         self.templates = templates
         self.rules = rules
         self.windows = Windows(window_seconds, templates.template)
@@ -97,14 +95,11 @@ class Pipeline:
         self.stats = Stats()
         self.decision_hook = decision_hook
         self.max_held = max_held
-        self.max_hold = max_hold
-        self._clock = clock
         self._seq = 0
         self._last_cursor = start_cursor
         self._window: int | None = None
         self._held: dict[str, dict[tuple[str | None, int], _Held]] = {}
         self._requests: dict[str, Request] = {}  # what was asked for each held template
-        self._held_since: float | None = None
         self._answered = False  # held entries resolved since the last checkpoint
         self._unit_ids: dict[str | None, str] = {}
         if classifier is not None:
@@ -161,8 +156,6 @@ class Pipeline:
                 return 0
             self._requests[tid] = req
             self.stats.model_requests += 1
-        if self._held_since is None:
-            self._held_since = self._clock()
         held = self._held.setdefault(tid, {})
         h = held.get((entry.source_unit, w))
         if h is None:
@@ -186,8 +179,6 @@ class Pipeline:
         self._requests.pop(tid, None)
         if held:
             self._answered = True
-        if not self._held:
-            self._held_since = None
         if answer is None or SEVERITY_RANK[answer.severity] < self.model_min_rank:
             return
         for h in held.values():
@@ -272,8 +263,6 @@ class Pipeline:
             elif self.classifier is None or tid not in self._requests or \
                     not self.classifier.submit(self._requests[tid]):
                 self._on_answer(tid, None)  # cannot ask again now: given up, as a failed answer is
-        if self._held and self._held_since is None:
-            self._held_since = self._clock()
         return True
 
     def committed(self, cp: Checkpoint) -> None:

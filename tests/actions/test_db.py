@@ -266,3 +266,94 @@ def test_hostile_proposals_through_the_recording_service(tmp_path: Path, roles_d
             if r["status"] == "refused" and r["errors"]:
                 assert all(e["field"].startswith(("action", "params", "source")) for e in r["errors"])
     assert all(o.decision != "execute" or o.risk == "low" for o in outcomes)
+
+
+def test_grants_are_idempotent_and_skip_missing_roles(roles_db: RolesDB) -> None:
+    from ai_sysadmin.config import parse_config
+    from ai_sysadmin.store.grants import apply_grants
+
+    async def main() -> None:
+        section = {**roles_db.section(roles_db.orchestrator), "api_role": "no_such_role_xyz"}
+        db = parse_config({"database": section}, env={}).database
+        async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
+            first = await apply_grants(c, db)
+            second = await apply_grants(c, db)
+        assert first == second and set(first) == {roles_db.executor}
+        assert "UPDATE(status,updated_at,started_at,finished_at,executed_by,result,verification) actions" in first[
+            roles_db.executor]
+
+    asyncio.run(main())
+
+
+def test_the_executor_decides_policy_approvals_from_its_own_config(tmp_path: Path, roles_db: RolesDB,
+                                                                    approval_key: Path) -> None:
+    """The service runs at auto-full; the executor's own config says auto-safe and protects one more unit."""
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full") as rig:
+            gc = await rig.service.propose(P("collect_garbage", older_than_days=5))
+            unit = await rig.service.propose(P("reset_failed_unit", unit="precious.service"))
+            assert gc.decision == unit.decision == "execute"
+            rig.exec_cfg = config(tmp_path, roles_db, roles_db.executor, autonomy_level="auto-safe",
+                                  protected_units=["precious.service"], actions={"nix_mode": "dry-run"})
+            await rig.execute_pending()
+        rows = {r["id"]: r for r in await _rows(roles_db, "SELECT id, status FROM actions")}
+        assert rows[gc.action_id]["status"] == rows[unit.action_id]["status"] == "refused"
+        reasons = [r["reason"] for r in await _rows(roles_db, "SELECT reason FROM action_steps "
+                                                              "WHERE to_status = 'refused' ORDER BY action_id")]
+        assert "own policy says queue: medium risk at autonomy level auto-safe" in reasons[0]
+        assert "protected unit precious.service (executor's own list)" in reasons[1]
+
+    asyncio.run(main())
+
+
+def test_notify_wakes_the_executor_long_before_its_poll(tmp_path: Path, roles_db: RolesDB,
+                                                        approval_key: Path) -> None:
+    from rig.net import wait_until
+
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", poll_interval=600) as rig:
+            ex = Executor(rig.exec_cfg, out=lambda line: None)
+            stop = asyncio.Event()
+            task = asyncio.create_task(ex.run(stop))
+            try:
+                # ready once it has run its first round (recovery, pending) and waits on LISTEN
+                await asyncio.to_thread(wait_until, lambda: ex.listening, 30, "executor listening")
+                out = await rig.service.propose(P("collect_garbage", older_than_days=2))
+                await asyncio.to_thread(wait_until, lambda: ex.handled == 1, 30, "picked up via NOTIFY")
+            finally:
+                stop.set()
+                assert await task == 0
+        assert (await _rows(roles_db, "SELECT status FROM actions WHERE id = %s", out.action_id))[0]["status"] \
+            == "dry-run"
+
+    asyncio.run(main())
+
+
+def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
+    """The orchestrator re-creates an action that already ran, with a copy of its (valid) signed approval."""
+    async def main() -> None:
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+            q = await rig.service.propose(P("notify", message="disk almost full"))
+            await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+            await rig.execute_pending()
+            first = (await _rows(roles_db, "SELECT * FROM actions WHERE id = %s", q.action_id))[0]
+            assert first["status"] in ("verified", "failed") and first["started_at"] is not None
+            ap = (await _rows(roles_db, "SELECT * FROM action_approvals WHERE action_id = %s", q.action_id))[0]
+            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
+                async with c.transaction():
+                    await c.execute("DELETE FROM actions WHERE id = %s", (q.action_id,))
+                    await c.execute("INSERT INTO actions (id, action, params, risk, status, target) VALUES "
+                                    "(%s, 'notify', %s, 'low', 'approved', 'notify')",
+                                    (q.action_id, psycopg.types.json.Jsonb(first["params"])))
+                    await c.execute("INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, "
+                                    "expires_at, signature) VALUES (%s, 'person', %s, '', %s, %s, %s)",
+                                    (q.action_id, ap["approver"], ap["approved_at"], ap["expires_at"],
+                                     ap["signature"]))
+            await rig.execute_pending()  # a new executor process: nothing in memory
+        row = (await _rows(roles_db, "SELECT status, started_at FROM actions WHERE id = %s", q.action_id))[0]
+        assert row["status"] == "refused" and row["started_at"] is None
+        reason = (await _rows(roles_db, "SELECT reason FROM action_steps WHERE action_id = %s ORDER BY id DESC",
+                              q.action_id))[0]["reason"]
+        assert "already used" in reason
+
+    asyncio.run(main())

@@ -22,9 +22,12 @@ from rig.paths import PartMissing
 from rig.require import need
 
 META_CTX = 8192
-# Small generation budgets keep each tiny-model turn to a second or two.
+# Small generation budgets keep each tiny-model turn to a second or two.  With 48 tokens the
+# tiny model's diagnosis is usually cut (-> the recorded fallback diagnosis); tests that
+# need the model's own diagnosis and a streamed answer set FULL_DIAGNOSIS.
 TINY_META = {"tool_choice": "required", "prefill": "<tool_call>\n", "step_max_tokens": 96,
-             "answer_max_tokens": 48, "diagnosis_max_tokens": 600, "deadline_seconds": 240}
+             "answer_max_tokens": 0, "diagnosis_max_tokens": 48, "deadline_seconds": 240}
+FULL_DIAGNOSIS = {"diagnosis_max_tokens": 700, "answer_max_tokens": 32}
 
 
 def start_meta_server(logs: Path, alias: str = "meta") -> LlamaServer:
@@ -96,3 +99,53 @@ async def migrated(pg_database: dict[str, Any]):
         yield pg_database, pool
     finally:
         await pool.close()
+
+
+NIX_SYSTEM = """
+{ version }:
+let
+  mk = name: text: derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+                                args = [ "-c" "echo ${text} > $out" ]; };
+  app = mk "myapp-${version}" "app ${version}";
+  lib = mk "libfoo-1.0" "lib";
+in derivation {
+  name = "nixos-system-test-${version}"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "/bin/mkdir -p $out; echo ${app} ${lib} > $out/refs" ];
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def nix_profile(tmp_path_factory: pytest.TempPathFactory):
+    """A real system profile with two generations in a local store in a temp dir (Debian's nix-bin).
+
+    Each generation is a real store path (built by nix-build with /bin/sh, no nixpkgs)
+    whose closure holds `myapp-<version>` and `libfoo-1.0`, so diff-closures has a
+    version change to report.  Yields (store URI, profile path, {generation: store path}).
+    """
+    import os
+    import shutil
+    import subprocess
+
+    from rig.paths import read_env_file
+
+    bindir = read_env_file("nix.env").get("AI_SYSADMIN_NIX_BIN") or os.path.dirname(shutil.which("nix-build") or "")
+    if not bindir or not os.path.exists(os.path.join(bindir, "nix-build")):
+        need("nix-build not installed (run scripts/provision-nix.sh)")
+    base = tmp_path_factory.mktemp("nix")
+    uri = f"local?store={base}/store&state={base}/var&log={base}/log"
+    env = {**os.environ, "NIX_CONFIG": "build-users-group =\nsandbox = false\nsubstituters =\nwarn-dirty = false"}
+    (base / "system.nix").write_text(NIX_SYSTEM)
+    (base / "profiles").mkdir()
+    profile = base / "profiles" / "system"
+    gens: dict[int, Path] = {}
+    for number, version in ((1, "1.0"), (2, "2.0")):
+        out = subprocess.run([f"{bindir}/nix-build", "--store", uri, str(base / "system.nix"), "--argstr", "version",
+                              version, "--no-out-link"], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        path = Path(out.stdout.strip())
+        r = subprocess.run([f"{bindir}/nix-env", "--store", uri, "-p", str(profile), "--set", str(path)],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        gens[number] = path
+    return uri, profile, gens

@@ -20,7 +20,7 @@ from ai_sysadmin.meta.findings import MetaFindings
 from ai_sysadmin.meta.loop import Event, Investigator
 from ai_sysadmin.meta.tools import Toolset, build_toolset
 from rig.llama import LlamaServer
-from tests.meta.conftest import meta_config, start_meta_server
+from tests.meta.conftest import FULL_DIAGNOSIS, meta_config, start_meta_server
 
 
 def tool_messages(inv) -> list[dict[str, Any]]:
@@ -37,7 +37,8 @@ async def run(cfg, *, question: str = "Why does myapp.service keep failing?", to
 async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, meta_server: LlamaServer,
                                                              migrated) -> None:
     db, pool = migrated
-    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 1, "tools": ["disk_usage"]})
+    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 1, "tools": ["disk_usage"],
+                                                                **FULL_DIAGNOSIS})
     events: list[Event] = []
     records: list[CallRecord] = []
 
@@ -84,8 +85,8 @@ async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(tmp
     refusal = tool_messages(inv)[1]["content"]
     assert "Move on" in refusal and "identical to c1" in refusal
     assert len(tool_messages(inv)) == len(inv.steps)  # every call got an answer, refused ones too
-    # Two tool turns (the limit), then the answer without tools and the diagnosis.
-    assert [t["kind"] for t in inv.turns] == ["tools", "tools", "stream", "structured"]
+    # Two tool turns (the limit), then the diagnosis without tools (no prose answer configured).
+    assert [t["kind"] for t in inv.turns] == ["tools", "tools", "structured"]
     assert inv.answer and inv.diagnosis["root_cause"]
 
 
@@ -150,7 +151,8 @@ async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(t
 
 
 async def test_model_that_never_calls_a_tool_still_yields_a_diagnosis(tmp_path: Path, meta_server: LlamaServer) -> None:
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tool_choice": "auto", "prefill": ""})
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tool_choice": "auto", "prefill": "",
+                                                   "step_max_tokens": 24, "tools": ["disk_usage"]})
     inv = await run(cfg, question="Say hello.")
     assert inv.diagnosis["root_cause"] and inv.answer
     assert inv.outcome in ("ok", "degraded")

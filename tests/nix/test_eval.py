@@ -266,7 +266,8 @@ def test_postgresql_wiring(case: tuple[str, dict[str, Any]]) -> None:
         # The free build by default (Apache-2.0); the TSL build only on request.
         assert pg["extensions"] == ["timescaledb-apache"]
         assert pg["sharedPreloadLibraries"] == "timescaledb"
-        assert out["settings"]["database"] == {"socket_dir": "/run/postgresql", "name": "ai-sysadmin", "user": "ai-sysadmin"}
+        assert out["settings"]["database"] == {"socket_dir": "/run/postgresql", "port": 5432, "name": "ai-sysadmin",
+                                               "user": "ai-sysadmin"}
         # Our pg_hba lines sit between nixpkgs' "# Generated file" (mkBefore) and its
         # default rules (mkAfter); root maps to the executor's and the API's roles.
         hba = pg["authentication"].splitlines()

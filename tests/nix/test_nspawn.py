@@ -1,118 +1,33 @@
 """Real systemd: the rendered units run in a booted Debian bookworm container.
 
-module.nix is rendered (nixpkgs STAND-IN) with its package options pointing at the
-provisioned llama-server build and a launcher for this checkout's Python package; the
-files are bind-mounted read-only into a `systemd-nspawn --boot` container at the same
-paths (under /run, which the units' ProtectHome/PrivateTmp leave visible).  The
-container shares the host's network namespace, so ports are picked with bind 0 and
-the servers are reached from the host.
+module.nix is rendered (nixpkgs STAND-IN) with its package options pointing at real
+programs (rig/nixos_driver.py: the provisioned llama-server, a launcher for this
+checkout's Python package, Debian's PostgreSQL 15 under the rendered postgresql.service
+and postgresql-setup.service), booted with `systemd-nspawn --boot` and started the way
+NixOS starts them at boot.  The container shares the host's network namespace, so ports
+are picked with bind 0 and the servers are reached from the host.  One container serves
+the whole module.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from rig.net import free_port
-from rig.nspawn import Container, main_pid, nspawn_root, poll, unit_state
-from rig.paths import PartMissing, rig_paths
+from rig.net import free_port, wait_until
+from rig.nixos_driver import Machine, RigPackages, render_config
+from rig.paths import PartMissing
 from rig.require import need
 from tests.nix.cases import base
-from tests.nix.nixtools import REPO, render
 
 ROLES = ("trigger", "review", "meta")
+HOG_MB = 400  # another user's process that must top the memory list
 pytestmark = pytest.mark.slow
-
-
-def _venv_site_packages() -> Path:
-    import site  # the interpreter running the tests is the provisioned venv's
-
-    for p in site.getsitepackages():
-        if Path(p, "__editable__.ai_sysadmin-0.1.0.pth").exists() or Path(p, "aiohttp").exists():
-            return Path(p)
-    need("no site-packages with the project's dependencies (run under the provisioned venv)")
-    raise AssertionError
-
-
-def _has_subcommand(name: str) -> bool:
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", name, "--help"], capture_output=True, cwd=REPO)
-    return r.returncode == 0
-
-
-class Rig:
-    def __init__(self, tmp: Path):
-        try:
-            self.root = nspawn_root()
-            paths = rig_paths()
-            self.llama = paths.need("llama_server")
-            self.model = paths.need("model")
-        except PartMissing as exc:
-            need(str(exc))
-        self.dir = Path(f"/run/ai-sysadmin-check-{uuid.uuid4().hex[:8]}")
-        self.log = tmp / "nspawn.log"
-
-    def prepare(self) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        d = self.dir
-        (d / "llama/bin").mkdir(parents=True)
-        shutil.copy(self.llama, d / "llama/bin/llama-server")
-        (d / "model.gguf").touch()
-        for sub in ("ai/bin", "ai/site-packages", "ai/src"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        launcher = d / "ai/bin/ai-sysadmin"
-        launcher.write_text("#!/bin/sh\n"
-                            f"export PYTHONPATH={d}/ai/src:{d}/ai/site-packages\n"
-                            "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
-        for p in [d, *d.rglob("*")]:
-            p.chmod(0o755 if p.is_dir() or p.name in ("llama-server", "ai-sysadmin") else 0o644)
-        self.ports = {r: free_port() for r in ROLES}
-        self.api_port = free_port()
-        cfg = base(
-            package={"__package": str(d / "ai"), "name": "ai-sysadmin"},
-            llamacpp={"acceleration": "cpu", "package": {"__package": str(d / "llama"), "name": "llama-cpp"},
-                      **{r: {"model": str(d / "model.gguf"), "port": self.ports[r], "contextSize": 512,
-                             "parallel": 1, "threads": 1} for r in ROLES}},
-            api={"enable": True, "port": self.api_port},
-            database={"createLocally": False, "url": "postgresql:///ai-sysadmin?host=/run/postgresql"},
-        )
-        out = render(cfg)
-        assert out["assertions"] == []
-        (d / "ai-sysadmin.json").write_text(json.dumps(out["settings"]))
-        (d / "ai-sysadmin.json").chmod(0o644)
-        binds = [(str(d), str(d)),
-                 (str(self.model), str(d / "model.gguf")),
-                 (str(_venv_site_packages()), str(d / "ai/site-packages")),
-                 (str(REPO), str(d / "ai/src")),
-                 (str(d / "ai-sysadmin.json"), out["configFile"])]
-        return out, binds
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def booted(tmp_path_factory: pytest.TempPathFactory, nix_instantiate: str) -> Iterator[tuple[Container, Rig, dict[str, Any]]]:
-    rig = Rig(tmp_path_factory.mktemp("nspawn"))
-    try:
-        out, binds = rig.prepare()
-        c = Container(rig.root, rig.log, binds_ro=binds)
-        c.start()
-        try:
-            for name, text in out["units"].items():
-                c.write(f"/etc/systemd/system/{name}", text)
-            assert c.run(["systemctl", "daemon-reload"]).returncode == 0
-            yield c, rig, out
-        finally:
-            c.stop()
-    finally:
-        rig.cleanup()
 
 
 def _health(port: int) -> bool:
@@ -131,44 +46,112 @@ def _chat(port: int, model: str) -> dict[str, Any]:
         return json.load(r)
 
 
-def _journal_tail(c: Container, unit: str) -> str:
-    return c.run(["journalctl", "-u", unit, "-n", "30", "--no-pager"]).stdout
+class FullFilesystem:
+    """A small ext4 file system, filled to the last block, mounted on the host.
+
+    It is bound into the container under /home (a real file system: the collector
+    skips pseudo file systems such as tmpfs), where ProtectHome=true would hide it.
+    """
+
+    def __init__(self, tmp: Path):
+        self.image = tmp / "home-full.img"
+        self.mnt = tmp / "home-full"
+
+    def __enter__(self) -> "FullFilesystem":
+        self.mnt.mkdir()
+        subprocess.run(["truncate", "-s", "8M", str(self.image)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True, capture_output=True)
+        r = subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mnt)], capture_output=True, text=True)
+        if r.returncode != 0:
+            need(f"loop mount not possible here: {r.stderr.strip()}")
+        # dd ends with ENOSPC: that is the point.
+        subprocess.run(["dd", "if=/dev/zero", f"of={self.mnt}/fill", "bs=64k"], capture_output=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["umount", str(self.mnt)], capture_output=True)
 
 
 @pytest.fixture(scope="module")
-def llama_units(booted: tuple[Container, Rig, dict[str, Any]]) -> tuple[Container, Rig, dict[str, Any]]:
-    c, rig, out = booted
-    r = c.run(["systemctl", "start", "--no-block", *(f"llama-{r}.service" for r in ROLES)])
-    assert r.returncode == 0, r.stderr
+def booted(tmp_path_factory: pytest.TempPathFactory, nix_instantiate: str) -> Iterator[tuple[Machine, dict[str, Any]]]:
+    tmp = tmp_path_factory.mktemp("nspawn")
+    try:
+        rig = RigPackages()
+    except PartMissing as exc:
+        need(str(exc))
+    rig.prepare()
+    try:
+        with FullFilesystem(tmp) as full:
+            ports = {r: free_port() for r in ROLES} | {"api": free_port(), "pg": free_port()}
+            cfg = base(
+                package=rig.package(),
+                llamacpp={"acceleration": "cpu",
+                          **{r: {"model": str(rig.model), "port": ports[r], "contextSize": 512, "parallel": 1,
+                                 "threads": 1} for r in ROLES}},
+                api={"enable": True, "port": ports["api"]},
+                database={"timescaledb": "none"},  # Debian has no TimescaleDB build
+                settings={"intervals": {"metrics": 2}},
+            )
+            # The host's network namespace: its own PostgreSQL port, and no firewall
+            # rules (they would land in the host's tables).
+            cfg["services"]["postgresql"] = {"settings": {"port": ports["pg"]}}
+            cfg["networking"] = {"firewall": {"enable": False}}
+            out = render_config(cfg, rig)
+            assert out["assertions"] == [], out["assertions"]
+            node = {**out, "systemPackages": []}
+            m = Machine("host", node, rig, tmp, private_network=False, extra_binds=[(str(full.mnt), "/home/full")])
+            try:
+                m.start()
+                yield m, {"ports": ports, "out": out}
+            finally:
+                m.shutdown()
+    finally:
+        rig.cleanup()
+
+
+@pytest.fixture(scope="module")
+def running(booted: tuple[Machine, dict[str, Any]]) -> tuple[Machine, dict[str, Any]]:
+    m, info = booted
     for role in ROLES:
+        m.wait_for_unit(f"llama-{role}.service", timeout=120)
         try:
-            poll(lambda: _health(rig.ports[role]), 180, f"llama-{role} /health")
+            wait_until(lambda: _health(info["ports"][role]), 180, f"llama-{role} /health", poll=0.2)
         except TimeoutError:
-            pytest.fail(f"llama-{role} not healthy:\n{_journal_tail(c, f'llama-{role}.service')}")
+            pytest.fail(f"llama-{role} not healthy:\n{m._journal(f'llama-{role}.service')}")
+    m.wait_for_unit("postgresql.target", timeout=120)
+    m.wait_for_unit("ai-sysadmin.service", timeout=120)
     return booted
 
 
+def _psql(m: Machine, port: int, sql: str) -> str:
+    return m.succeed(f"sudo -u postgres psql -p {port} -d ai-sysadmin -tAc {json.dumps(sql)}")
+
+
+def _main_pid(m: Machine, unit: str) -> int:
+    return int(m.get_unit_info(unit)["MainPID"])
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_llama_unit_active_and_answers(llama_units: tuple[Container, Rig, dict[str, Any]], role: str) -> None:
-    c, rig, _ = llama_units
-    assert unit_state(c, f"llama-{role}.service") == "active"
-    reply = _chat(rig.ports[role], role)
+def test_llama_unit_active_and_answers(running: tuple[Machine, dict[str, Any]], role: str) -> None:
+    m, info = running
+    assert m.get_unit_info(f"llama-{role}.service")["ActiveState"] == "active"
+    reply = _chat(info["ports"][role], role)
     assert reply["choices"][0]["message"]["content"] is not None
     assert reply["model"] == role
 
 
-def test_ports_bound_on_loopback_only(llama_units: tuple[Container, Rig, dict[str, Any]]) -> None:
-    c, rig, _ = llama_units
+def test_ports_bound_on_loopback_only(running: tuple[Machine, dict[str, Any]]) -> None:
+    _, info = running
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout.split("\n")
-    for role, port in rig.ports.items():
+    for role in ROLES:
+        port = info["ports"][role]
         addrs = {line.split()[3] for line in listening if line.split() and line.split()[3].endswith(f":{port}")}
         assert addrs == {f"127.0.0.1:{port}"}, (role, addrs)
 
 
-def test_dynamic_user_and_sandbox(llama_units: tuple[Container, Rig, dict[str, Any]]) -> None:
-    c, rig, _ = llama_units
-    pid = main_pid(c, "llama-trigger.service")
-    status = c.run(["cat", f"/proc/{pid}/status"]).stdout
+def test_dynamic_user_and_sandbox(running: tuple[Machine, dict[str, Any]]) -> None:
+    m, _ = running
+    status = m.succeed(f"cat /proc/{_main_pid(m, 'llama-trigger.service')}/status")
     uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
     assert uid != 0
     cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1]
@@ -176,62 +159,100 @@ def test_dynamic_user_and_sandbox(llama_units: tuple[Container, Rig, dict[str, A
     assert "NoNewPrivs:\t1" in status and "Seccomp:\t2" in status
 
 
-def test_killed_llama_is_restarted(llama_units: tuple[Container, Rig, dict[str, Any]]) -> None:
-    c, rig, _ = llama_units
+def test_killed_llama_is_restarted(running: tuple[Machine, dict[str, Any]]) -> None:
+    m, info = running
     unit = "llama-review.service"
-    before = main_pid(c, unit)
+    before = _main_pid(m, unit)
     assert before > 0
-    assert c.run(["kill", "-9", str(before)]).returncode == 0
-    poll(lambda: main_pid(c, unit) not in (0, before) and unit_state(c, unit) == "active", 60, "restart after kill")
-    poll(lambda: _health(rig.ports["review"]), 120, "llama-review healthy again")
-    restarts = c.run(["systemctl", "show", "-p", "NRestarts", "--value", unit]).stdout.strip()
-    assert int(restarts) >= 1
+    m.succeed(f"kill -9 {before}")
+    wait_until(lambda: _main_pid(m, unit) not in (0, before) and m.get_unit_info(unit)["ActiveState"] == "active",
+               60, "restart after kill", poll=0.2)
+    wait_until(lambda: _health(info["ports"]["review"]), 120, "llama-review healthy again", poll=0.2)
+    assert int(m.get_unit_info(unit)["NRestarts"]) >= 1
 
 
-def test_orchestrator_unit(llama_units: tuple[Container, Rig, dict[str, Any]]) -> None:
-    c, rig, out = llama_units
+def test_orchestrator_runs_with_the_journal_group_only(running: tuple[Machine, dict[str, Any]]) -> None:
+    m, _ = running
+    status = m.succeed(f"cat /proc/{_main_pid(m, 'ai-sysadmin.service')}/status")
+    groups = next(line for line in status.splitlines() if line.startswith("Groups:")).split()[1:]
+    gid = m.succeed("getent group systemd-journal").split(":")[2]
+    assert groups == [gid]
+    assert int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]) != 0
+    assert int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16) == 0
+    starts = {u: int(m.get_unit_info(u)["ActiveEnterTimestampMonotonic"])
+              for u in ["ai-sysadmin.service", "postgresql-setup.service", *(f"llama-{r}.service" for r in ROLES)]}
+    assert all(starts["ai-sysadmin.service"] >= v for v in starts.values())
+
+
+def test_orchestrator_sees_other_users_processes_and_mounts_under_home(running: tuple[Machine, dict[str, Any]]) -> None:
+    """ProtectProc=default and ProtectHome=read-only: the top list holds a process of
+    another user, and a full file system under /home is measured (the collector's
+    readings, from the orchestrator's own sandbox, in PostgreSQL)."""
+    m, info = running
+    pg = info["ports"]["pg"]
+    # setpriv execs python3: $! is the hog's pid.
+    hog = m.succeed(f"setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c "
+                    f"'import time; x = b\"x\" * ({HOG_MB} << 20); time.sleep(600)' >/dev/null 2>&1 & echo $!").strip()
+    try:
+        pid = int(hog)
+        assert m.succeed(f"stat -c %U /proc/{pid}").strip() == "nobody"
+
+        def reported() -> bool:
+            rows = _psql(m, pg, "select name, subject, max(value) from metrics where ts > now() - interval '1 minute' "
+                                "and (name = 'proc.mem_percent' or subject = '/home/full') group by name, subject")
+            got = {(r.split("|")[0], r.split("|")[1]): float(r.split("|")[2]) for r in rows.split() if r.count("|") == 2}
+            return (("proc.mem_percent", f"python3[{pid}]") in got
+                    and got.get(("disk.used_percent", "/home/full"), 0) >= 99.0)
+
+        wait_until(reported, 90, "hog in the top list and /home/full reported full", poll=1.0)
+    finally:
+        m.execute(f"kill {hog}" if hog.isdigit() else "true")
+
+
+def test_stopping_a_model_or_the_database_leaves_the_orchestrator_running(running: tuple[Machine, dict[str, Any]]) -> None:
+    """wants + after, not requires: the orchestrator keeps running degraded, and recovers."""
+    m, info = running
     unit = "ai-sysadmin.service"
-    show = c.run(["systemctl", "show", "-p", "LoadState,After,Requires", unit]).stdout
-    assert "LoadState=loaded" in show
-    for role in ROLES:
-        assert f"llama-{role}.service" in show
-    # The configuration file and the journal group, exactly as the unit gets them:
-    # the package's own loader validates the rendered JSON inside the container.
-    props = ["-p", "DynamicUser=yes", "-p", "User=ai-sysadmin", "-p", "SupplementaryGroups=systemd-journal",
-             "-p", "ProtectSystem=strict", "-p", "ProtectHome=yes", "-p", "PrivateTmp=yes",
-             "-E", f"AI_SYSADMIN_CONFIG={out['configFile']}"]
-    r = c.run(["systemd-run", "--wait", "--pipe", "--quiet", *props, f"{rig.dir}/ai/bin/ai-sysadmin", "config", "check"],
-              timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    r = c.run(["systemd-run", "--wait", "--pipe", "--quiet", *props, "journalctl", "-q", "-n", "1", "--no-pager",
-               "-u", "llama-trigger.service"], timeout=60)
-    assert r.returncode == 0 and r.stdout.strip(), r.stdout + r.stderr
-    if not _has_subcommand("run"):
-        print("\nai-sysadmin run: program not present yet; unit rendered, verified and loaded, not started")
-        return
-    assert c.run(["systemctl", "start", unit]).returncode == 0
-    poll(lambda: unit_state(c, unit) == "active", 60, "ai-sysadmin active")
-    pid = main_pid(c, unit)
-    groups = next(line for line in c.run(["cat", f"/proc/{pid}/status"]).stdout.splitlines()
-                  if line.startswith("Groups:")).split()[1:]
-    gid = c.run(["getent", "group", "systemd-journal"]).stdout.split(":")[2]
-    assert gid in groups
-    ts = {u: int(c.run(["systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", u]).stdout.strip())
-          for u in [unit, *(f"llama-{r}.service" for r in ROLES)]}
-    assert all(ts[unit] >= ts[f"llama-{r}.service"] for r in ROLES)
+    pid = _main_pid(m, unit)
+
+    def doctor_line(name: str) -> str:
+        status, out = m.execute("ai-sysadmin doctor")  # the admin command, as root
+        return next((line for line in out.splitlines() if f"  {name}:" in line), out)
+
+    m.succeed("systemctl stop llama-trigger.service")
+    assert m.get_unit_info(unit)["ActiveState"] == "active" and _main_pid(m, unit) == pid
+    assert doctor_line("role trigger").startswith("FAIL"), doctor_line("role trigger")
+    m.succeed("systemctl stop postgresql.service")
+    assert m.get_unit_info(unit)["ActiveState"] == "active" and _main_pid(m, unit) == pid
+    assert doctor_line("database").startswith("FAIL")
+    m.succeed("systemctl start llama-trigger.service postgresql.target")
+    wait_until(lambda: _health(info["ports"]["trigger"]), 120, "llama-trigger healthy again", poll=0.2)
+    m.wait_for_unit("postgresql.target", timeout=120)
+    assert doctor_line("role trigger").startswith("ok"), doctor_line("role trigger")
+    # The same process all along: never stopped, never restarted.
+    assert _main_pid(m, unit) == pid and m.get_unit_info(unit)["NRestarts"] == "0"
+    # ... and writing to the database again once it is back (metrics every 2 s).
+    wait_until(lambda: _psql(m, info["ports"]["pg"], "select count(*) from metrics where ts > now() - interval '3 seconds'")
+               .strip() not in ("", "0"), 60, "metrics written after the database returned", poll=1.0)
 
 
-def test_api_unit(llama_units: tuple[Container, Rig, dict[str, Any]]) -> None:
-    c, rig, _ = llama_units
-    unit = "ai-sysadmin-api.service"
-    show = c.run(["systemctl", "show", "-p", "LoadState,Requires", unit]).stdout
-    assert "LoadState=loaded" in show and "llama-meta.service" in show
-    if not _has_subcommand("api"):
-        print("\nai-sysadmin api: program not present yet; unit rendered, verified and loaded, not started")
-        return
-    assert c.run(["systemctl", "start", unit]).returncode == 0
-    poll(lambda: unit_state(c, unit) == "active", 60, "ai-sysadmin-api active")
-    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
-    poll(lambda: f"127.0.0.1:{rig.api_port}" in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout,
-         60, "API listening")
-    assert f"0.0.0.0:{rig.api_port}" not in listening
+def test_each_unit_reads_its_own_config(running: tuple[Machine, dict[str, Any]]) -> None:
+    """The admin command and the orchestrator load their rendered files inside the container."""
+    m, info = running
+    out = info["out"]
+    assert m.succeed("ai-sysadmin config check").startswith(f"configuration ok ({out['unitConfigs']['admin']['path']})")
+    env = m.get_unit_info("ai-sysadmin.service")["Environment"]
+    assert f"AI_SYSADMIN_CONFIG={out['unitConfigs']['orchestrator']['path']}" in env
+    key = m.succeed("stat -c '%U %a %s' /var/lib/ai-sysadmin-executor/approval-key").split()
+    assert key[:2] == ["root", "600"] and int(key[2]) > 40
+
+
+def test_api_unit(running: tuple[Machine, dict[str, Any]]) -> None:
+    m, info = running
+    m.wait_for_unit("ai-sysadmin-api.service", timeout=60)
+    port = info["ports"]["api"]
+    wait_until(lambda: f"127.0.0.1:{port}" in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout,
+               60, "API listening", poll=0.2)
+    assert f"0.0.0.0:{port}" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    uid = m.succeed(f"stat -c %u /proc/{_main_pid(m, 'ai-sysadmin-api.service')}").strip()
+    assert m.succeed(f"getent passwd {uid}").split(":")[0] == "ai-sysadmin-api"

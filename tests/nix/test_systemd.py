@@ -19,12 +19,16 @@ import pytest
 
 from rig.paths import cache_dir, rig_paths
 from rig.require import need
-from tests.nix.cases import base
+from tests.nix.cases import _merge, base
 from tests.nix.nixtools import render
 
 MAX_EXPOSURE = 2.5
 OUR_UNITS = ("llama-trigger.service", "llama-review.service", "llama-meta.service", "llama-embed.service",
-             "ai-sysadmin.service", "ai-sysadmin-api.service")
+             "ai-sysadmin.service", "ai-sysadmin-api.service", "ai-sysadmin-executor.service",
+             "ai-sysadmin-approval-key.service")
+# The shell of the unit scripts (`script =`) must exist for verify: the host's.
+PKGS = {n: {"__package": "/usr", "name": n} for n in ("bash", "coreutils", "findutils", "gnugrep", "gnused",
+                                                        "systemd", "nix")}
 
 
 def _packages(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -47,6 +51,7 @@ VERIFY_CASES = {
     "rocm": {"llamacpp": {"acceleration": "rocm"}},
     "vulkan": {"llamacpp": {"acceleration": "vulkan"}},
     "api-exposed": {"api": {"enable": True, "host": "0.0.0.0", "apiKeyFile": "/run/keys/k", "openFirewall": True}},
+    "local-db": {"database": {"createLocally": True, "url": None}},
 }
 
 SCORES: dict[str, dict[str, float]] = {}
@@ -66,10 +71,10 @@ def units(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp(f"units-{request.param}")
     llama_pkg, ai_pkg = _packages(root / "pkgs")
     # A remote database keeps postgresql.service (a stand-in unit) out of the dependencies.
-    cfg = base(package=ai_pkg, database={"createLocally": False, "url": "postgresql:///ai?host=/run/postgresql"},
-               **VERIFY_CASES[request.param])
+    cfg = base(package=ai_pkg, database={"createLocally": False, "url": "postgresql:///ai?host=/run/postgresql"})
+    _merge(cfg["services"]["ai-sysadmin"], VERIFY_CASES[request.param])
     cfg["services"]["ai-sysadmin"]["llamacpp"]["package"] = llama_pkg
-    out = render(cfg)
+    out = render(cfg, pkgs=PKGS)
     assert out["assertions"] == []
     unit_dir = root / "units"
     unit_dir.mkdir()

@@ -163,7 +163,11 @@ let
       decls = foldl' (mergeDecls prefix) { } (map (m: m.options) loaded);
       freeforms = filter (t: t != null) (map (m: m.freeformType) loaded);
       freeformType = if freeforms == [ ] then null else builtins.head freeforms;
-      tree = evalTree prefix decls (map (m: { inherit (m) file; value = m.config; }) loaded);
+      # As lib/modules.nix: definitions are merged in reverse order of the collected
+      # modules (a later module's list elements and lines come first, imports before
+      # their importer).  tests/nix/test_stand_in.py compares this with the real lib.
+      reversed = let n = length loaded; in builtins.genList (i: builtins.elemAt loaded (n - 1 - i)) n;
+      tree = evalTree prefix decls (map (m: { inherit (m) file; value = m.config; }) reversed);
       options = tree.options;
       declared = optionValues options;
       # Like the real module system, `_module` is internal and not part of `config`.

@@ -1,0 +1,71 @@
+"""The CLI on bad input and bad state: one line naming the problem and the fix, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from rig.postgres import PgCluster
+
+
+def run(tmp_path: Path, config: dict[str, Any], *argv: str, where: str = "after") -> subprocess.CompletedProcess[str]:
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"state_dir": str(tmp_path / "state"), **config}))
+    opt = ["--config", str(f)]
+    args = [*argv, *opt] if where == "after" else [*opt, *argv]
+    return subprocess.run([sys.executable, "-m", "ai_sysadmin", *args], capture_output=True, text=True, timeout=120,
+                          env=os.environ.copy(), cwd=Path(__file__).resolve().parents[2])
+
+
+def one_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO"))]
+    assert lines, r.stderr
+    return lines[-1]
+
+
+def test_config_after_the_subcommand_works_for_every_command(tmp_path: Path) -> None:
+    cfg = {"log_level": "warning", "trigger": {"window_seconds": 77}}
+    after = run(tmp_path, cfg, "config", "show")
+    before = run(tmp_path, cfg, "config", "show", where="before")
+    assert after.returncode == before.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    assert json.loads(after.stdout)["trigger"]["window_seconds"] == 77
+    from ai_sysadmin.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():  # every registered subcommand, including later ones
+        assert "--config" in p._option_string_actions, name
+    assert parser.parse_args(["doctor", "--config", "/x.json"]).config == "/x.json"
+    assert parser.parse_args(["--config", "/y.json", "doctor"]).config == "/y.json"
+
+
+def test_unmigrated_database_and_database_down(tmp_path: Path, private_pg_cluster: PgCluster) -> None:
+    private_pg_cluster.create_database("fresh")
+    db = private_pg_cluster.database_config("fresh")
+    r = run(tmp_path, {"database": db}, "incidents")
+    assert r.returncode == 1 and "not migrated" in one_line(r) and "start the service once" in one_line(r)
+    private_pg_cluster.stop()
+    r = run(tmp_path, {"database": db}, "incidents", "show", "3")
+    assert r.returncode == 1 and "cannot reach PostgreSQL" in one_line(r) and "postgresql.service" in one_line(r)
+
+
+def test_bad_limits_and_unreadable_inputs(tmp_path: Path) -> None:
+    for limit in ("0", "-3"):
+        r = run(tmp_path, {}, "incidents", "--limit", limit)
+        assert r.returncode == 2 and "--limit" in one_line(r), r.stderr
+    r = run(tmp_path, {}, "replay", str(tmp_path / "journal"), "--window", "0")
+    assert r.returncode == 2 and "--window: must be at least 1" in one_line(r)
+    r = run(tmp_path, {}, "replay", str(tmp_path / "no-such.journal"))
+    assert r.returncode == 2 and "no such file or directory" in one_line(r)
+    r = run(tmp_path, {}, "replay", "/dev/null/x")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (tmp_path / "broken.json").write_text("{not json")
+    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "doctor", "--config", str(tmp_path / "broken.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "invalid JSON at line 1" in r.stderr and "Traceback" not in r.stderr
