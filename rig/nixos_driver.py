@@ -90,6 +90,8 @@ class RigPackages:
         self.model.touch()
         for sub in ("ai/bin", "ai/site-packages", "ai/src"):
             (d / sub).mkdir(parents=True, exist_ok=True)
+        # See Machine._same_boot_id.
+        (d / "boot_id").write_text(Path("/proc/sys/kernel/random/boot_id").read_text())
         launcher = d / "ai/bin/ai-sysadmin"
         launcher.write_text("#!/bin/sh\n"
                             f"export PYTHONPATH={d}/ai/src:{d}/ai/site-packages\n"
@@ -152,12 +154,23 @@ class Machine:
             raise RuntimeError(f"{self.name}: a firewall needs a private network (networking.firewall.enable = false)")
         self.container.start()
         self.booted = True
+        self._same_boot_id()
         self._install()
         wanted = self._wanted_units()
         if wanted:
             r = self.container.run(["systemctl", "start", "--no-block", *wanted], env=self._env())
             if r.returncode != 0:
                 raise RuntimeError(f"{self.name}: starting {wanted}: {r.stderr}")
+
+    def _same_boot_id(self) -> None:
+        """systemd-nspawn gives the container its own boot id, but a unit with
+        ProtectKernelTunables= sees the kernel's: `journalctl --boot` in such a unit
+        would find no entry.  On a VM the two are one; here the container is given the
+        kernel's id and journald restarted, so new entries carry it."""
+        r = self.container.sh(f"mount --bind {self.rig.dir}/boot_id /proc/sys/kernel/random/boot_id && "
+                              "systemctl restart systemd-journald")
+        if r.returncode != 0:
+            raise RuntimeError(f"{self.name}: boot id: {r.stderr}")
 
     def _install(self) -> None:
         c = self.container

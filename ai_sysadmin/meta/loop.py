@@ -264,9 +264,7 @@ class Investigator:
                     text = result.text
                     self._collect_ids(result, inv)
                 inv.steps.append(step)
-                messages.append({"role": "tool", "tool_call_id": cid,
-                                 "content": f"[{cid}] " + envelope.wrap(text, f"tool:{call.name}",
-                                                                        max_chars=self.tools.max_chars + 1000)})
+                messages.append(tool_message(cid, call.name, text, self.tools.max_chars))
                 await emit(Event("step_result", _result_data(step)))
             await self._emit_new_proposals(inv, emit)
             refusals_in_a_row = refusals_in_a_row + 1 if refused_all else 0
@@ -444,6 +442,13 @@ class _Emitter:
         except Exception as exc:
             log.warning("meta: event callback failed (%s); no more events for this investigation", exc)
             self._on_event = None
+
+
+def tool_message(call_id: str, tool: str, text: str, max_chars: int) -> dict[str, Any]:
+    """The conversation message carrying one tool result: always one untrusted-data envelope."""
+    # The budget was applied before; the envelope's own bound only catches what escaping added.
+    return {"role": "tool", "tool_call_id": call_id,
+            "content": f"[{call_id}] " + envelope.wrap(text, f"tool:{tool}", max_chars=max_chars + 1000)}
 
 
 def _turn(kind: str, t0: float, outcome: str) -> dict[str, Any]:

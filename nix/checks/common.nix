@@ -34,7 +34,7 @@ rec {
 
   describe = sys:
     let
-      cfg = sys.checkedConfig;
+      cfg = sys.checkedConfig or sys.config;
       pg = cfg.services.postgresql;
       ai = cfg.services.ai-sysadmin;
       scripts = lib.filter (p: p ? scriptText) cfg.environment.systemPackages;

@@ -126,7 +126,7 @@ async def test_unknown_tool_is_an_error_result_and_the_loop_goes_on(tmp_path: Pa
 
 async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path: Path,
                                                                          meta_server: LlamaServer) -> None:
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tools": ["unit_status"]})
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["unit_status"]})
     # Offered with `unit` as an integer, validated as a unit name: the model's call must fail validation.
     loose = fn("unit_status", {"unit": {"type": "integer"}}, ["unit"])
     inv = await run(cfg, tools=Advertising(build_toolset(cfg), [loose], replace=True))
@@ -140,7 +140,7 @@ async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path
 async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(tmp_path: Path,
                                                                                meta_server: LlamaServer) -> None:
     # The tiny model writes journal_query arguments it never closes: not JSON.
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"], "step_max_tokens": 200})
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"]})
     inv = await run(cfg)
     bad = [s for s in inv.steps if s.tool == "(invalid call)"]
     assert bad and "arguments are not JSON" in bad[0].summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 import pytest
@@ -133,7 +134,7 @@ def test_context_size_is_per_slot(case: tuple[str, dict[str, Any]]) -> None:
             pass
     u = unit_lines(out["units"]["llama-trigger.service"]) if "llama-trigger.service" in out["units"] else None
     if u:
-        assert "--ctx-size 4096 --parallel 2 " in (one(u, "ExecStart") or "")
+        assert " ".join(shlex.split(one(u, "ExecStart") or "")).count("--ctx-size 4096 --parallel 2 ") == 1
 
 
 def test_llama_units(case: tuple[str, dict[str, Any]]) -> None:
@@ -148,8 +149,10 @@ def test_llama_units(case: tuple[str, dict[str, Any]]) -> None:
             assert unit_name not in out["units"]
             continue
         u = unit_lines(out["units"][unit_name])
-        exec_start = one(u, "ExecStart") or ""
+        # nixos/lib/utils.nix quotes every argument ("--port" "40080"): compare the argv.
+        exec_start = " ".join(shlex.split(one(u, "ExecStart") or ""))
         assert exec_start.split()[0].endswith("/bin/llama-server")
+        assert '"--host" "127.0.0.1"' in (one(u, "ExecStart") or "")
         assert f"--host 127.0.0.1 --port {port} " in exec_start
         assert f"--model {MODEL}" in exec_start and f"--alias {role}" in exec_start
         assert one(u, "Restart") == "always"

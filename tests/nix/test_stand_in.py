@@ -168,3 +168,38 @@ def test_vm_test_nodes_meet_the_boot_assertions(nix_instantiate: str) -> None:
     ok, out = nix_eval(nix_instantiate, expr)
     assert ok, out
     assert json.loads(out) == {"machine": [], "exposed": []}
+
+
+# ------------------------------------------------------------------ module.nix under the real lib
+
+@pytest.mark.parametrize("name", ["default", "cuda", "api-exposed", "remote-db", "chromadb", "embed"])
+def test_module_renders_the_same_under_the_real_lib(nix_instantiate: str, name: str) -> None:
+    """module.nix (and the stand-in NixOS modules) evaluated by nixpkgs' own module system
+    render exactly what the stand-in's module system renders."""
+    from tests.nix.cases import CASES
+    from tests.nix.nixtools import render
+
+    real = render(CASES[name], lib_path=str(real_lib()))
+    assert real["assertions"] == [] and real["warnings"] == []
+    assert real == render(CASES[name])
+
+
+@pytest.mark.parametrize("svc, message", [
+    ({"api": {"enable": True, "host": "0.0.0.0"}}, "is not a loopback address"),
+    ({"database": {"name": "aisys"}}, "must equal database.user"),
+    ({"ollamaHost": "http://x:11434"}, "no longer has any effect"),
+])
+def test_assertions_under_the_real_lib(nix_instantiate: str, svc: dict, message: str) -> None:
+    from tests.nix.cases import base
+    from tests.nix.nixtools import render
+
+    failed = render(base(**svc), lib_path=str(real_lib()))["assertions"]
+    assert any(message in m for m in failed), failed
+
+
+def test_unknown_option_under_the_real_lib(nix_instantiate: str) -> None:
+    from tests.nix.cases import base
+    from tests.nix.nixtools import EvalError, render
+
+    with pytest.raises(EvalError, match=r"services.ai-sysadmin.llamacpp.trigger.modle' does not exist"):
+        render(base(llamacpp={"trigger": {"modle": "/x"}}), lib_path=str(real_lib()))

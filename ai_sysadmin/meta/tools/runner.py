@@ -59,11 +59,21 @@ class Runner:
         return RunOutput(tuple(full), proc.returncode, out, err, cut)
 
 
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
+    """Read to EOF, keeping at most cap + 1 bytes (so the caller knows it was cut)."""
+    buf = bytearray()
+    while len(buf) <= cap:
+        chunk = await stream.read(65536)  # returns what is there, b"" at EOF
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf[:cap + 1])
+
+
 async def _collect(proc: asyncio.subprocess.Process) -> tuple[str, str, bool]:
     assert proc.stdout is not None and proc.stderr is not None
-    out_task = asyncio.ensure_future(proc.stdout.read(MAX_OUTPUT_BYTES + 1))
-    err_task = asyncio.ensure_future(proc.stderr.read(64 * 1024))
-    out, err = await asyncio.gather(out_task, err_task)
+    out, err = await asyncio.gather(_read_capped(proc.stdout, MAX_OUTPUT_BYTES),
+                                    _read_capped(proc.stderr, 64 * 1024))
     cut = len(out) > MAX_OUTPUT_BYTES
     if cut:  # stop a producer that would go on writing forever
         _kill(proc)

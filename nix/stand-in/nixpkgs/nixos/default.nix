@@ -27,7 +27,7 @@ let
   failed = map (a: a.message) (lib.filter (a: !a.assertion) eval.config.assertions);
   checked =
     if failed != [ ] then throw "\nFailed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
-    else lib.foldl' (acc: w: lib.warn w acc) eval.checkedConfig eval.config.warnings;
+    else lib.foldl' (acc: w: lib.warn w acc) (eval.checkedConfig or eval.config) eval.config.warnings;
 in
 eval // {
   inherit failed pkgs;

@@ -1,16 +1,17 @@
-# STAND-IN for the `utils` module argument (nixos/lib/utils.nix): only the systemd
-# command-line escaping the project uses.  Not nixpkgs code.
+# STAND-IN for the `utils` module argument (nixos/lib/utils.nix): the systemd
+# command-line escaping the project uses, as nixpkgs writes it -- every argument a
+# JSON string ("..."), `%` and `$` doubled for systemd's specifiers and environment
+# expansion.  Not nixpkgs code.
 { lib }:
 rec {
-  # One argument of an Exec*= line: plain when it has no special characters, otherwise
-  # a double-quoted C-style string; `%` and `$` are escaped for systemd's specifiers and
-  # environment expansion.
   escapeSystemdExecArg = arg:
     let
-      s = toString arg;
-      plain = builtins.match "[A-Za-z0-9_./:=@+,-]+" s != null;
-      quoted = builtins.toJSON s;
+      s =
+        if builtins.isPath arg then "${arg}"
+        else if builtins.isString arg then arg
+        else if builtins.isInt arg || builtins.isFloat arg || lib.isDerivation arg then toString arg
+        else throw "escapeSystemdExecArg only allows strings, paths, numbers and derivations";
     in
-    builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (if plain then s else quoted);
-  escapeSystemdExecArgs = args: lib.concatMapStringsSep " " escapeSystemdExecArg args;
+    builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (builtins.toJSON s);
+  escapeSystemdExecArgs = lib.concatMapStringsSep " " escapeSystemdExecArg;
 }
