@@ -79,7 +79,11 @@ def unit_is_protected(unit: str, protected: tuple[str, ...] | list[str]) -> bool
     import fnmatch
 
     name = unit if "." in unit else f"{unit}.service"  # `sshd` means sshd.service, as systemctl reads it
-    return any(name == p or fnmatch.fnmatchcase(name, p) for p in protected)
+    names = [name]
+    if "@" in name:  # an instance (getty@tty1.service) is protected when its template (getty@.service) is
+        prefix, _, rest = name.partition("@")
+        names.append(f"{prefix}@.{rest.rsplit('.', 1)[-1]}")
+    return any(n == p or fnmatch.fnmatchcase(n, p) for n in names for p in protected)
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 
 

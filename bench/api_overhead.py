@@ -62,22 +62,26 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: di
     return time.perf_counter() - t0, ttft or 0.0, tokens
 
 
-async def batch(url: str, body: bytes, headers: dict, concurrency: int, requests: int) -> dict:
-    # Same client settings for both paths: a new connection per request (llama-server closes
-    # the connection after every streamed answer anyway, while announcing keep-alive).
-    conn = aiohttp.TCPConnector(limit=0, force_close=True)
+async def mixed(direct_url: str, api_url: str, body: bytes, headers: dict, concurrency: int,
+                pairs_per_worker: int) -> dict:
+    """`concurrency` workers, each alternating direct and API requests (order flipped per pair),
+    so both paths see the same load at the same moments: a busy machine hits both alike."""
+    conn = aiohttp.TCPConnector(limit=0, force_close=True)  # same client settings for both paths
+    out = {"direct": [], "api": [], "paired": []}
     async with aiohttp.ClientSession(connector=conn) as session:
-        sem = asyncio.Semaphore(concurrency)
-
-        async def run() -> tuple[float, float, int]:
-            async with sem:
-                return await one(session, url, body, headers)
+        async def worker(w: int) -> None:
+            for i in range(pairs_per_worker):
+                order = ("direct", "api") if (w + i) % 2 == 0 else ("api", "direct")
+                got = {}
+                for path in order:
+                    got[path] = await one(session, direct_url if path == "direct" else api_url, body, headers)
+                    out[path].append(got[path])
+                out["paired"].append((got["api"][0] - got["direct"][0], got["api"][1] - got["direct"][1]))
 
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(run() for _ in range(requests)))
-        wall = time.perf_counter() - t0
-    return {"lat": [r[0] for r in results], "ttft": [r[1] for r in results], "tokens": sum(r[2] for r in results),
-            "wall": wall}
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        out["wall"] = time.perf_counter() - t0
+    return out
 
 
 async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: psutil.Process, n: int) -> float:
@@ -99,8 +103,8 @@ async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: ps
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--requests", type=int, default=64, help="request pairs per concurrency level")
+    ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--levels", default="1,8,32")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="api-bench-"))
@@ -136,37 +140,38 @@ def main() -> int:
                            "max_tokens": args.tokens, "temperature": 0, "seed": 7, "ignore_eos": True,
                            "stream": True}).encode()
         print(f"llama-server {llama.url} (32 slots, 1 thread), API {api_url}; {args.tokens} tokens per answer, "
-              f"{args.rounds} interleaved rounds per level; cores: {os.cpu_count()}")
-        print(f"{'streams':>7} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'ttft p50':>9} {'ttft p99':>9} {'tok/s':>8}")
-        for level in [int(x) for x in args.levels.split(",")]:
-            requests = max(24, level * 4)
-            acc = {"direct": {"lat": [], "ttft": [], "tokens": 0, "wall": 0.0},
-                   "api": {"lat": [], "ttft": [], "tokens": 0, "wall": 0.0}}
-            asyncio.run(batch(f"{llama.url}/v1/chat/completions", body, headers, level, level))  # warm-up
-            for rnd in range(args.rounds):
-                order = ("direct", "api") if rnd % 2 == 0 else ("api", "direct")
-                for path in order:
-                    url = (llama.url if path == "direct" else api_url) + "/v1/chat/completions"
-                    res = asyncio.run(batch(url, body, headers, level, requests))
-                    for k in ("lat", "ttft"):
-                        acc[path][k] += res[k]
-                    acc[path]["tokens"] += res["tokens"]
-                    acc[path]["wall"] += res["wall"]
-            figures = {}
-            for path in ("direct", "api"):
-                a = acc[path]
-                figures[path] = (pct(a["lat"], .5) * 1e3, pct(a["lat"], .99) * 1e3, pct(a["ttft"], .5) * 1e3,
-                                 pct(a["ttft"], .99) * 1e3, a["tokens"] / a["wall"])
-                f = figures[path]
-                print(f"{level:>7} {path:<7} {f[0]:>8.1f} {f[1]:>8.1f} {f[2]:>9.1f} {f[3]:>9.1f} {f[4]:>8.1f}")
-            d, a = figures["direct"], figures["api"]
-            print(f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
-                  f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x")
+              f"~{args.requests} interleaved direct/API pairs per level; cores: {os.cpu_count()}, "
+              f"load average {os.getloadavg()[0]:.1f}")
         long_body = json.dumps({"model": "trigger", "messages": [{"role": "user", "content": "Go on."}],
                                 "max_tokens": 400, "ignore_eos": True, "stream": True}).encode()
         per = asyncio.run(rss_per_stream(api_url, long_body, headers, psutil.Process(proc.pid), 32))
         print(f"API RSS per open stream (32 open): {per / 1024:.1f} KiB; "
               f"API RSS now {psutil.Process(proc.pid).memory_info().rss / 2**20:.1f} MiB")
+        print(f"{'streams':>7} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'ttft p50':>9} {'ttft p99':>9} {'tok/s':>8}")
+        for level in [int(x) for x in args.levels.split(",")]:
+            pairs = max(2, args.requests // level)
+            asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", body,
+                              headers, level, 1))  # warm-up
+            res = asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", body,
+                                    headers, level, pairs))
+            figures = {}
+            for path in ("direct", "api"):
+                lat = [r[0] for r in res[path]]
+                ttft = [r[1] for r in res[path]]
+                busy = sum(lat)  # time spent in requests of this path, summed over workers
+                tps = sum(r[2] for r in res[path]) / busy * level
+                figures[path] = (pct(lat, .5) * 1e3, pct(lat, .99) * 1e3, pct(ttft, .5) * 1e3, pct(ttft, .99) * 1e3,
+                                 tps)
+                f = figures[path]
+                print(f"{level:>7} {path:<7} {f[0]:>8.1f} {f[1]:>8.1f} {f[2]:>9.1f} {f[3]:>9.1f} {f[4]:>8.1f}")
+            d, a = figures["direct"], figures["api"]
+            print(f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
+                  f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x")
+            dl = [p[0] * 1e3 for p in res["paired"]]
+            dt = [p[1] * 1e3 for p in res["paired"]]
+            print(f"{level:>7} {'paired':<7} {statistics.median(dl):>+8.1f} {pct(dl, .99):>+8.1f} "
+                  f"{statistics.median(dt):>+9.1f} {pct(dt, .99):>+9.1f}   (median/p99 of per-pair differences, "
+                  f"{len(dl)} pairs)")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -90,8 +90,6 @@ class RigPackages:
         self.model.touch()
         for sub in ("ai/bin", "ai/site-packages", "ai/src"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        # See Machine._same_boot_id.
-        (d / "boot_id").write_text(Path("/proc/sys/kernel/random/boot_id").read_text())
         launcher = d / "ai/bin/ai-sysadmin"
         launcher.write_text("#!/bin/sh\n"
                             f"export PYTHONPATH={d}/ai/src:{d}/ai/site-packages\n"
@@ -166,11 +164,13 @@ class Machine:
         """systemd-nspawn gives the container its own boot id, but a unit with
         ProtectKernelTunables= sees the kernel's: `journalctl --boot` in such a unit
         would find no entry.  On a VM the two are one; here the container is given the
-        kernel's id and journald restarted, so new entries carry it."""
-        r = self.container.sh(f"mount --bind {self.rig.dir}/boot_id /proc/sys/kernel/random/boot_id && "
-                              "systemctl restart systemd-journald")
-        if r.returncode != 0:
-            raise RuntimeError(f"{self.name}: boot id: {r.stderr}")
+        kernel's id (nspawn's over-mounts removed) and journald restarted, so new
+        entries carry it."""
+        kernel_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        r = self.container.sh("for i in 1 2 3 4; do umount /proc/sys/kernel/random/boot_id 2>/dev/null || break; done; "
+                              "systemctl restart systemd-journald && cat /proc/sys/kernel/random/boot_id")
+        if r.returncode != 0 or r.stdout.strip() != kernel_id:
+            raise RuntimeError(f"{self.name}: boot id: {r.stdout} {r.stderr}")
 
     def _install(self) -> None:
         c = self.container

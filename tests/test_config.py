@@ -91,6 +91,7 @@ def test_protected_units_defaults_globs_and_knowing_replacement() -> None:
         assert unit_is_protected(unit, cfg.protected_units), unit
     for unit in ("nginx-exporter.service", "backup-daily.service", "myapp.service"):
         assert not unit_is_protected(unit, cfg.protected_units), unit
+    assert unit_is_protected("getty@tty1.service", ("getty@.service",))
     replaced = parse_config({"protected_units": ["nginx.service"], "protected_units_replace": True}, env={})
     assert replaced.protected_units == ("nginx.service",)
     assert not unit_is_protected("sshd.service", replaced.protected_units)
@@ -219,12 +220,19 @@ def test_secret_problems_name_the_key(tmp_path: Path, value: str, env_dir: bool,
     assert reason in found["roles.meta.api_key_file"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; permission case needs a normal user")
+def without_root_file_access() -> list[str]:
+    """argv prefix: root minus the capabilities that let it read any file (a plain user needs none)."""
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
 def test_unreadable_secret_is_reported(tmp_path: Path) -> None:
     f = tmp_path / "k"
     f.write_text("x")
     f.chmod(0)
-    assert "not readable" in problems({"api": {"api_key_file": str(f)}})["api.api_key_file"]
+    (tmp_path / "c.json").write_text(json.dumps({"api": {"api_key_file": str(f)}}))
+    r = subprocess.run([*without_root_file_access(), sys.executable, "-m", "ai_sysadmin", "--config",
+                        str(tmp_path / "c.json"), "config", "check"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "api.api_key_file: file" in r.stderr and "is not readable by this user" in r.stderr
 
 
 # ------------------------------------------------------------------------ CLI

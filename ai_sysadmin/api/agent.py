@@ -105,15 +105,18 @@ class Agent:
             await out.write(_sse(chunk))
 
         inv = await self.investigator.investigate(question, history=history, on_event=send)
+        self.st.metrics.tokens_from(AGENT_MODEL, (tally[0], tally[1]))
         tail = render.finish(inv, streamed=True)
         summary = {"event": "done", "data": _summary(inv)}
-        await out.write(_sse(_chunk(render.id, {"content": tail} if tail else {}, extra=summary)))
-        await out.write(_sse(_chunk(render.id, {}, finish="stop")))
-        if include_usage:
-            await out.write(_sse({**_chunk(render.id, {}), "choices": [], "usage": _usage_json(tally)}))
-        await out.write(b"data: [DONE]\n\n")
-        await out.write_eof()
-        self.st.metrics.tokens_from(AGENT_MODEL, (tally[0], tally[1]))
+        try:
+            await out.write(_sse(_chunk(render.id, {"content": tail} if tail else {}, extra=summary)))
+            await out.write(_sse(_chunk(render.id, {}, finish="stop")))
+            if include_usage:
+                await out.write(_sse({**_chunk(render.id, {}), "choices": [], "usage": _usage_json(tally)}))
+            await out.write(b"data: [DONE]\n\n")
+            await out.write_eof()
+        except ConnectionError:
+            pass  # the client left; the investigation is recorded anyway
         return out
 
 

@@ -47,26 +47,32 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         await out.prepare(request)
         prev = last = b""
         first = True
-        try:
-            async for chunk in resp.content.iter_any():
-                if first:
-                    metrics.ttft.labels(model).observe(time.monotonic() - started)
-                    first = False
+        chunks = resp.content.iter_any().__aiter__()
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                complete = True
+                break
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                await _upstream_died(upstream, exc, out, last, metrics)
+                break
+            if first:
+                metrics.ttft.labels(model).observe(time.monotonic() - started)
+                first = False
+            try:
                 await out.write(chunk)
-                prev, last = last, chunk
-            complete = True
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            err = upstream.map_error(exc)
-            message = err.message if isinstance(err, ApiError) else str(exc)
-            code = err.code if isinstance(err, ApiError) else "upstream_error"
-            kind = "timeout" if code == "upstream_timeout" else "died_mid_stream"
-            metrics.upstream_errors.labels(upstream.name, kind).inc()
-            log.warning("%s: stream ended by the model server: %s", upstream.name, message)
-            sep = b"" if not last or last.endswith(b"\n\n") else b"\n\n"
-            await out.write(sep + sse_error(f"the model server stopped mid-answer: {message}",
-                                            "upstream_error", code))
+            except ConnectionError:
+                # The client went away (without handler cancellation seeing it first): stop;
+                # the finally below drops the upstream connection, which frees the slot.
+                metrics.upstream_errors.labels(upstream.name, "client_gone").inc()
+                return out
+            prev, last = last, chunk
         metrics.tokens_from(model, usage_of(prev + last))
-        await out.write_eof()
+        try:
+            await out.write_eof()
+        except ConnectionError:
+            pass
         return out
     finally:
         if complete and not stream:
@@ -76,6 +82,21 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             # and free the slot.  Streams: llama-server closes the connection after an SSE
             # answer while still announcing keep-alive, so it must never go back to the pool.
             resp.close()
+
+
+async def _upstream_died(upstream: Upstream, exc: BaseException, out: web.StreamResponse, last: bytes,
+                         metrics: ApiMetrics) -> None:
+    """End a stream whose upstream failed after the headers were sent: one error event."""
+    err = upstream.map_error(exc)
+    message = err.message if isinstance(err, ApiError) else str(exc)
+    code = err.code if isinstance(err, ApiError) else "upstream_error"
+    metrics.upstream_errors.labels(upstream.name, "timeout" if code == "upstream_timeout" else "died_mid_stream").inc()
+    log.warning("%s: stream ended by the model server: %s", upstream.name, message)
+    sep = b"" if not last or last.endswith(b"\n\n") else b"\n\n"
+    try:
+        await out.write(sep + sse_error(f"the model server stopped mid-answer: {message}", "upstream_error", code))
+    except ConnectionError:
+        pass  # the client is gone too
 
 
 async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:

@@ -108,7 +108,9 @@ async def status(request: web.Request) -> web.Response:
         except Exception as exc:
             log.warning("status: %s", exc)
             body = {"status": "unknown", "detail": f"status unavailable: {exc.__class__.__name__}"}
-    body["models"] = [i.to_json() for i in await models_task]
+    # Per role: the status module's health view, plus what the server serves (llm.serving).
+    health = body.get("models") if isinstance(body.get("models"), dict) else {}
+    body["models"] = {i.role: {**i.to_json(), **health.get(i.role, {})} for i in await models_task}
     return _json(body)
 
 

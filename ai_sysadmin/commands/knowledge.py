@@ -70,11 +70,13 @@ async def _search(args: argparse.Namespace, cfg) -> int:
                   f"({str(exc)[:200]}); run `ai-sysadmin doctor`", file=sys.stderr)
             return 1
         note = None
+        collections = args.collection or COLLECTIONS
         try:
-            await kb.index_runbooks()  # cheap when unchanged; a fresh install still finds runbooks
+            if "runbooks" in collections:
+                await kb.index_runbooks()  # cheap when unchanged; a fresh install still finds runbooks
         except LLMError as exc:
             note = f"embedding model unavailable ({exc}); runbooks not (re)indexed, lexical ranking only"
-        hits = await kb.search(args.text, args.collection or COLLECTIONS, k=args.k)
+        hits = await kb.search(args.text, collections, k=args.k)
         if kb.last_vector_error and note is None:
             note = f"embedding model unavailable ({kb.last_vector_error}); lexical ranking only"
     if note:

@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, load) -> int:
+    import logging
+
+    # One line about an unreachable database is enough; the pool would repeat it per attempt.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     return asyncio.run(_run(args, load()))
 
 

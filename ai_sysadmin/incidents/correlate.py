@@ -181,7 +181,9 @@ class Correlator:
                 ev.count += old.count
                 ev.first_seen = min(ev.first_seen, old.first_seen)
             return inc, self._attach(inc, ev, t)
-        match = self._match(t)
+        match, causal = self._match(t)
+        if match is not None and causal and systemd_unit(t.unit):
+            match.victims.add(t.unit)  # type: ignore[arg-type]  # the effect names its unit: act on that one
         if match is None:
             inc = Incident(key=self._next_key, status="open", category=t.category, severity=t.severity,
                            title="", first_seen=t.first_seen, last_seen=t.last_seen)
@@ -228,7 +230,8 @@ class Correlator:
             title += f" ({unit}{f' and {others} more unit(s)' if others else ''})"
         inc.title = title
 
-    def _match(self, t: Trigger) -> Incident | None:
+    def _match(self, t: Trigger) -> tuple[Incident | None, bool]:
+        """The incident `t` joins (None: a new one), and whether the link is cause and effect."""
         unit = systemd_unit(t.unit)
         window = timedelta(seconds=self.cfg.incident_window)
         causal = timedelta(seconds=self.cfg.causal_window)
@@ -260,7 +263,7 @@ class Correlator:
                 score = 1
             if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
                 best = (score, inc.last_seen.timestamp(), inc)
-        return best[2] if best else None
+        return (best[2], best[0] == 3) if best else (None, False)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -223,6 +223,8 @@ class Investigator:
                 call_id = f"c{len(inv.steps) + 1}"
                 step = Step(call_id, "(invalid call)", None, False, f"error: {exc}"[:200], turn=turn_no)
                 inv.steps.append(step)
+                await emit(Event("step_start", {"call_id": call_id, "tool": step.tool,
+                                                "arguments": {"raw": (exc.raw or "")[:200]}}))
                 await emit(Event("step_result", _result_data(step)))
                 messages.append({"role": "user", "content": (
                     f"Your last tool call ({call_id}) could not be used: "

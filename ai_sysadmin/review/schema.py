@@ -21,8 +21,8 @@ STATUSES = ("ok", "degraded", "critical")
 MAX_FINDINGS = 3
 MAX_ACTIONS = 2
 MAX_EVIDENCE = 4
-TEXT_MAX = 120
-PARAM_TEXT_MAX = 80
+TEXT_MAX = 100
+PARAM_TEXT_MAX = 64
 
 
 def params_schema(catalog: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str], act
             "properties": {"status": {"enum": list(STATUSES)},
                            "findings": {"type": "array", "maxItems": MAX_FINDINGS, "items": finding},
                            "actions": {"type": "array", "maxItems": MAX_ACTIONS, "items": action},
-                           "escalate": {"type": "boolean"}, "escalate_reason": {"type": "string", "maxLength": 80}}}
+                           "escalate": {"type": "boolean"}, "escalate_reason": {"type": "string", "maxLength": 64}}}
 
 
 class InvalidAnswer(Exception):

@@ -57,7 +57,8 @@ class ReviewStack:
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
         review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
                                catalog=load_catalog(), sink=PgReviewSink(store.pool),
-                               state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge),
+                               state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge,
+                                             on_call=store.llm_calls),
                                units=units, client=client, escalate=escalate)
 
         # Triggers reach the review's window (and its early-run check) once correlated,
@@ -81,4 +82,7 @@ class ReviewStack:
             log.warning("context window not saved (%s)", exc)
         if self.client is not None:
             await self.client.aclose()
+        state = self.review.state
+        if hasattr(state, "aclose"):
+            await state.aclose()
 

@@ -33,12 +33,42 @@ class StateSource(Protocol):
     async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]: ...
 
 
+KB_RETRY = 600.0  # seconds between attempts to open the knowledge base while embed is down
+
+
 class PgState:
-    def __init__(self, cfg: Config, pool: Any, *, actions: Any = None, knowledge: Any = None):
+    def __init__(self, cfg: Config, pool: Any, *, actions: Any = None, knowledge: Any = None,
+                 on_call: Any = None):
         self.cfg = cfg
         self.pool = pool
         self.actions = actions  # ActionService (policy_state)
-        self.kb = knowledge  # KnowledgeBase
+        self.kb = knowledge  # KnowledgeBase; opened lazily from the embed role when None
+        self._on_call = on_call
+        self._embed_client: Any = None
+        self._kb_failed_at: float | None = None
+
+    async def _knowledge_base(self) -> Any:
+        import time
+
+        embed = self.cfg.roles.embed
+        if self.kb is not None or embed is None or not embed.enable:
+            return self.kb
+        if self._kb_failed_at is not None and time.monotonic() - self._kb_failed_at < KB_RETRY:
+            return None
+        from ai_sysadmin.llm import LLMClient
+        from ai_sysadmin.store.knowledge import KnowledgeBase
+
+        try:
+            self._embed_client = self._embed_client or LLMClient(embed, on_call=self._on_call)
+            self.kb = await KnowledgeBase.open(self.cfg.knowledge, self._embed_client)
+        except Exception as exc:
+            log.info("review: knowledge base not available (%s); retrying in %.0fs", exc, KB_RETRY)
+            self._kb_failed_at = time.monotonic()
+        return self.kb
+
+    async def aclose(self) -> None:
+        if self._embed_client is not None:
+            await self._embed_client.aclose()
 
     async def metrics(self) -> list[dict[str, Any]]:
         try:
@@ -63,10 +93,13 @@ class PgState:
             return {"autonomy_level": self.cfg.autonomy_level, "unavailable": exc.__class__.__name__}
 
     async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]:
-        if self.kb is None or k <= 0 or not text.strip():
+        if k <= 0 or not text.strip():
+            return []
+        kb = await self._knowledge_base()
+        if kb is None:
             return []
         try:
-            hits = await self.kb.search(text, ["runbooks", "incidents"], k)
+            hits = await kb.search(text, ["runbooks", "incidents"], k)
         except Exception as exc:  # embed server down: review without knowledge
             log.info("review: knowledge search failed (%s)", exc)
             return []

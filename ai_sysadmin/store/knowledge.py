@@ -76,7 +76,7 @@ our out over own same she should so some such than that the their them then ther
 through to too under until up very was we were what when where which while who why will with would you your
 my our is isnt doesnt dont wont cant seems seem getting get got keeps happening happened something anything
 """.split())
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.@:/\-]*[a-z0-9]|[a-z0-9]")
+_TOKEN = re.compile(r"/?[a-z0-9][a-z0-9_.@:/\-]*[a-z0-9]|[a-z0-9]")
 _PARTS = re.compile(r"[a-z0-9]+")
 
 

@@ -197,6 +197,7 @@ class TriggerFollower:
             self.status.sink_errors += 1
             raise
         self.pipeline.committed(cp)
+        self.status.last_error = None
         self._recorded_cursor = cp.cursor
         self.status.recorded_batches += 1
         self.status.recorded_triggers += len(cp.triggers)
@@ -209,7 +210,8 @@ class TriggerFollower:
         stats = self.pipeline.stats.to_json() if self.pipeline else {}
         c = self.pipeline.classifier if self.pipeline else None
         return {"degraded": self.degraded, **stats, "recorded_batches": self.status.recorded_batches,
-                "recorded_triggers": self.status.recorded_triggers,
+                "recorded_triggers": self.status.recorded_triggers, "checkpoint_errors": self.status.sink_errors,
+                "checkpoint_error": self.status.last_error,
                 "model_calls": c.calls if c else 0, "model_failures": c.failures if c else 0,
                 "model_error": c.last_error if c else None}
 

@@ -225,5 +225,27 @@ def metric(api: ApiProcess, name: str, **labels: str) -> float:
     return total
 
 
-def now() -> float:
-    return time.monotonic()
+async def _with_pool(api: ApiProcess, fn) -> Any:
+    from ai_sysadmin.config import parse_config
+    from ai_sysadmin.store.db import make_pool
+
+    cfg = parse_config(api.config, env={})
+    pool = make_pool(cfg.database, max_size=2)
+    await pool.open(wait=True, timeout=30)
+    try:
+        return await fn(cfg, pool)
+    finally:
+        await pool.close()
+
+
+def propose(api: ApiProcess, unit: str) -> Any:
+    """A real proposal through the real ActionService: the policy (autonomy suggest) queues it."""
+    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.types import Proposal
+    from ai_sysadmin.store.incidents import IncidentStore
+
+    async def go(cfg, pool):
+        incident = await IncidentStore(pool).open(f"{unit} failed", "high", "unit-failure", unit=unit)
+        return await ActionService(cfg, pool).propose(Proposal(
+            action="restart_unit", params={"unit": unit}, reason="unit failed", source="meta", incident_id=incident))
+    return asyncio.run(_with_pool(api, go))

@@ -140,7 +140,7 @@ async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path
 async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(tmp_path: Path,
                                                                                meta_server: LlamaServer) -> None:
     # The tiny model writes journal_query arguments it never closes: not JSON.
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"]})
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"], "step_max_tokens": 64})
     inv = await run(cfg)
     bad = [s for s in inv.steps if s.tool == "(invalid call)"]
     assert bad and "arguments are not JSON" in bad[0].summary

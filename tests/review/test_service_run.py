@@ -29,7 +29,7 @@ def _one(pg: PgCluster, db: str, sql: str):
 
 
 async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, pg_database: dict, journal_writer,
-                                         llama_review: LlamaServer) -> None:
+                                         llama_trigger: LlamaServer) -> None:
     journal = journal_writer.write(tmp_path / "journal" / "system.journal", [
         {"MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
          "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": 3},
@@ -38,14 +38,19 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
     ])
     data = {
         "state_dir": str(tmp_path / "state"),
-        "roles": {"trigger": {"enable": False}, "meta": {"enable": False},
-                  "review": {"url": llama_review.url, "model": llama_review.alias, "timeout": 300,
-                             "context_size": 2048, "max_tokens": 900}},
+        # The review role points at a server that is up but is not asked here for speed: the
+        # model path has its own tests (test_review_model); this one checks the wiring, so the
+        # review runs deterministically (`review.enable = false`) and the status sees the others.
+        "roles": {"trigger": {"url": llama_trigger.url, "model": llama_trigger.alias}, "meta": {"enable": False},
+                  "review": {"enable": False}},
         "intervals": {"metrics": 1, "review": 3600},
         "database": pg_database,
         "journal": {"source": "file", "path": str(journal)},
         "trigger": {"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
         "review": {"debounce_seconds": 0.5},  # the critical OOM asks for an early review
+        # This machine's own readings must not add incidents of their own (its disk may be full).
+        "thresholds": {"disk_percent": 100, "inode_percent": 100, "memory_pressure_avg10": 100,
+                       "swap_pages_per_s": 1e12},
     }
     cfg = parse_config(data, env={})
     db = pg_database["name"]
@@ -72,12 +77,11 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
                                    "WHERE t.incident_id = i.id) FROM incidents i")
         assert inc[1:] == ("oom", "critical", ["tomcat.service"], 2)
         review = _one(pg_cluster, db, "SELECT reason, outcome, prompt_tokens, context_tokens, error FROM reviews")
-        assert review[0] == "early" and review[1] in ("ok", "failed"), review
-        n_actions = _one(pg_cluster, db, "SELECT count(*) FROM actions WHERE incident_id IS NOT NULL")[0]
-        if review[1] == "failed":
-            assert n_actions >= 1  # the deterministic candidates stand in
-        calls = _one(pg_cluster, db, "SELECT count(*) FROM llm_calls WHERE role = 'review'")[0]
-        assert calls >= 1
+        assert review[0] == "early" and review[1] == "skipped", review
+        # The deterministic candidates went through the real ActionService: recorded, queued (suggest).
+        acts = {r[0]: r[1] for r in psycopg.connect(pg_cluster.conninfo(db)).execute(
+            "SELECT action, status FROM actions WHERE incident_id IS NOT NULL")}
+        assert acts.get("restart_unit") == "queued" and acts.get("notify") == "queued", acts
 
         pool = make_pool(cfg.database, max_size=1)
         await pool.open(wait=True)
@@ -85,11 +89,12 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
             st = await gather_status(cfg, pool)
         finally:
             await pool.close()
-        assert st["database"]["reachable"] and st["models"]["review"]["status"] == "ok"
+        assert st["database"]["reachable"] and st["models"]["trigger"]["status"] == "ok"
+        assert "review" not in st["models"] and st["pending_approvals"] >= 2
         assert [i["id"] for i in st["open_incidents"]] == [inc[0]]
         assert "zramSwap.enable = true;" in (st["open_incidents"][0]["advice"] or "")
         assert st["last_review"]["reason"] == "early" and st["layers"]["l1"]["last_checkpoint"] is not None
-        assert not any(d.startswith("review model") for d in st["degraded"]), st["degraded"]
+        assert any(d.startswith("last review skipped") for d in st["degraded"]), st["degraded"]
     finally:
         stop.set()
         rc = await asyncio.wait_for(task, 60)

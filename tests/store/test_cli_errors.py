@@ -65,6 +65,15 @@ def test_bad_limits_and_unreadable_inputs(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no such file or directory" in one_line(r)
     r = run(tmp_path, {}, "replay", "/dev/null/x")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    secret = tmp_path / "unreadable.journal"
+    secret.write_bytes(b"x")
+    secret.chmod(0)
+    (tmp_path / "empty.json").write_text("{}")
+    # As root: without the capabilities that let root read any file, as the service user would be.
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    r = subprocess.run([*prefix, sys.executable, "-m", "ai_sysadmin", "replay", str(secret), "--config",
+                        str(tmp_path / "empty.json")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "permission denied" in one_line(r)
     (tmp_path / "broken.json").write_text("{not json")
     r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "doctor", "--config", str(tmp_path / "broken.json")],
                        capture_output=True, text=True, timeout=60)

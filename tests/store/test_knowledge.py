@@ -18,6 +18,23 @@ async def embedder(llama_embed):
         yield client
 
 
+@pytest.fixture(scope="module")
+async def indexed_runbooks(llama_embed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge directory with the shipped runbooks embedded once; tests search copies of it."""
+    path = tmp_path_factory.mktemp("kb-indexed") / "kb"
+    async with LLMClient(role_config(llama_embed, "embed", timeout=300)) as client:
+        kb = await KnowledgeBase.open(KnowledgeConfig(path=str(path), url=None), client)
+        assert await kb.index_runbooks() == (len(shipped_runbooks()), 0)  # a fresh index embeds every runbook
+    return path
+
+
+def copy_of(indexed: Path, tmp_path: Path) -> KnowledgeConfig:
+    import shutil
+
+    shutil.copytree(indexed, tmp_path / "kb")
+    return KnowledgeConfig(path=str(tmp_path / "kb"), url=None)
+
+
 def test_the_required_runbooks_are_shipped() -> None:
     names = set(shipped_runbooks())
     assert {"oom", "disk-full", "crash-loop", "nixos-rebuild-failed", "nix-store-corruption", "time-sync",
@@ -45,11 +62,10 @@ async def test_add_search_and_persist_across_restart(tmp_path: Path, embedder: L
     assert [(h.id, h.metadata.get("author")) for h in hits] == [("note-1", "alice")]
 
 
-async def test_runbooks_indexed_once_and_reindexed_on_change(tmp_path: Path, embedder: LLMClient) -> None:
-    cfg = KnowledgeConfig(path=str(tmp_path / "kb"), url=None)
-    kb = await KnowledgeBase.open(cfg, embedder)
+async def test_runbooks_indexed_once_and_reindexed_on_change(tmp_path: Path, embedder: LLMClient,
+                                                           indexed_runbooks: Path) -> None:
+    kb = await KnowledgeBase.open(copy_of(indexed_runbooks, tmp_path), embedder)
     books = shipped_runbooks()
-    assert await kb.index_runbooks() == (len(books), 0)
     assert await kb.index_runbooks() == (0, len(books))  # unchanged: nothing re-embedded
     changed = dict(books)
     changed["oom"] += "\nAlso check `systemd-oomd` decisions.\n"
@@ -72,9 +88,10 @@ def test_tokens_keep_compound_names_and_their_parts() -> None:
     assert "on" not in toks and "no" not in toks  # stopwords
 
 
-async def test_hybrid_ranking_finds_exact_words_a_weak_embedder_misses(tmp_path: Path, embedder: LLMClient) -> None:
-    kb = await KnowledgeBase.open(KnowledgeConfig(path=str(tmp_path / "kb"), url=None), embedder)
-    await kb.index_runbooks()
+async def test_hybrid_ranking_finds_exact_words_a_weak_embedder_misses(tmp_path: Path, embedder: LLMClient,
+                                                                        indexed_runbooks: Path) -> None:
+    kb = await KnowledgeBase.open(copy_of(indexed_runbooks, tmp_path), embedder)
+    assert await kb.index_runbooks() == (0, len(shipped_runbooks()))  # the copy is complete
     query = "the disk is full, no space left on device"
     hybrid = await kb.search(query, ["runbooks"], k=5)
     assert hybrid[0].id == "disk-full" and hybrid[0].lexical_rank == 1 and hybrid[0].vector_rank is not None
@@ -89,13 +106,11 @@ async def test_hybrid_ranking_finds_exact_words_a_weak_embedder_misses(tmp_path:
     assert hits[0].id == "n1" and hits[0].metadata == {"author": "bob", "incident_id": 12}
 
 
-async def test_search_ranks_by_words_alone_when_the_embedder_is_down(tmp_path: Path, embedder: LLMClient) -> None:
+async def test_search_ranks_by_words_alone_when_the_embedder_is_down(tmp_path: Path, indexed_runbooks: Path) -> None:
     from ai_sysadmin.store.knowledge import EmbedderUnavailable
     from rig.net import free_port
 
-    cfg = KnowledgeConfig(path=str(tmp_path / "kb"), url=None)
-    kb = await KnowledgeBase.open(cfg, embedder)
-    await kb.index_runbooks()
+    cfg = copy_of(indexed_runbooks, tmp_path)
     dead = role_config(None, "embed", url=f"http://127.0.0.1:{free_port()}", max_retries=0)
     async with LLMClient(dead) as down:
         offline = await KnowledgeBase.open(cfg, down)

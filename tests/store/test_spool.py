@@ -115,13 +115,13 @@ def test_a_write_failing_half_way_leaves_the_spool_readable(tmp_path: Path) -> N
 
 def test_cursor_only_batches_are_coalesced(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=1 * MiB)
-    for i in range(5000):  # a long outage with a quiet journal: only the cursor moves
+    for i in range(300):  # a long outage with a quiet journal: only the cursor moves
         assert spool.append(Batch("triggers", {"stream": "journal", "cursor": f"q{i}", "triggers": []}))
     st = spool.state()
-    assert st.records == 1 and st.bytes == 0  # not 5000 records in the never-dropped segments
-    assert spool.cursor("journal") == "q4999" and not spool.empty()
+    assert st.records == 1 and st.bytes == 0  # not 300 records in the never-dropped segments
+    assert spool.cursor("journal") == "q299" and not spool.empty()
     reopened = Spool(tmp_path, max_bytes=1 * MiB)
-    assert reopened.cursor("journal") == "q4999" and [b.payload["cursor"] for b in reopened.pending_cursors()] == ["q4999"]
+    assert reopened.cursor("journal") == "q299" and [b.payload["cursor"] for b in reopened.pending_cursors()] == ["q299"]
     # A batch with triggers carries its own, newer cursor: the coalesced one is superseded.
     reopened.append(trigger_batch(7))
     assert reopened.pending_cursors() == [] and reopened.cursor("journal") == "c7"
