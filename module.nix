@@ -696,8 +696,12 @@ in
           ExecStart = "${cfg.package}/bin/ai-sysadmin run";
           Restart = "on-failure";
           RestartSec = 5;
-          # A stable name for the dynamic user: PostgreSQL peer authentication maps it
-          # to the database role of the same name.
+          # A static system user, not DynamicUser=: the orchestrator reads unit states
+          # over D-Bus (systemctl), and dbus-daemon refuses dynamic users
+          # (nixpkgs#297756, systemd#22737; systemd.exec(5) on DynamicUser=).  What
+          # DynamicUser= implied is set explicitly here.  PostgreSQL peer authentication
+          # maps the user to the database role of the same name.
+          DynamicUser = false;
           User = cfg.database.user;
           Group = cfg.database.user;
           # Reads the whole system journal.  This is the only privilege it gets: no
@@ -754,10 +758,11 @@ in
           User = "root";
           Group = "root";
           # The writable paths, each for its actions (ProtectSystem=strict keeps the rest
-          # read-only):
+          # read-only).  "-": a host without one (a volatile journal) still starts the
+          # executor; the action that needs it then fails on its own.
           ReadWritePaths = [
-            "/nix/var/nix/profiles" # rollback_generation (nix-env --rollback), collect_garbage (old generations)
-            "/var/log/journal" # vacuum_journal (journalctl --vacuum-size/--vacuum-time)
+            "-/nix/var/nix/profiles" # rollback_generation (nix-env --rollback), collect_garbage (old generations)
+            "-/var/log/journal" # vacuum_journal (journalctl --vacuum-size/--vacuum-time)
           ];
           # its own state (crash marker, output buffers) and the generated approval key.
           StateDirectory = "ai-sysadmin-executor";
@@ -791,6 +796,13 @@ in
           mv ${generatedKeyPath}.tmp ${generatedKeyPath}
         '';
       };
+
+      users.users.${cfg.database.user} = {
+        isSystemUser = true;
+        group = cfg.database.user;
+        description = "ai-sysadmin orchestrator";
+      };
+      users.groups.${cfg.database.user} = { };
 
       # `ai-sysadmin status|incidents|doctor|actions ...` for admins, with the host's
       # configuration.  hiPrio: it wins over the bare package in systemPackages.

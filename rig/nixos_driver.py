@@ -177,6 +177,14 @@ class Machine:
         # The Debian root's own units of the same names (postgresql.service) were started
         # at boot; the node's units replace them.
         c.run(["systemctl", "stop", *self.node["units"]])
+        # users.users / users.groups: what NixOS' activation creates.
+        for group in self.node.get("groups", []):
+            c.sh(f"getent group {shlex.quote(group)} >/dev/null || groupadd --system {shlex.quote(group)}")
+        for user, spec in self.node.get("users", {}).items():
+            r = c.sh(f"getent passwd {shlex.quote(user)} >/dev/null || useradd --system --no-create-home "
+                     f"--shell /usr/sbin/nologin --gid {shlex.quote(spec['group'])} {shlex.quote(user)}")
+            if r.returncode != 0:
+                raise RuntimeError(f"{self.name}: creating user {user}: {r.stderr}")
         for unit, text in self.node["units"].items():
             c.write(f"/etc/systemd/system/{unit}", text)
         for unit, target in self._install_links():

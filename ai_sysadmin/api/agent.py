@@ -53,6 +53,8 @@ class Agent:
         self.investigator: Any = None
         self.client: Any = None
         self.error: str | None = None
+        self.store: Any = None
+        self.recorder: Any = None
 
     async def start(self) -> None:
         """Build the investigator; a missing part leaves the model listed but answering 503."""
@@ -64,7 +66,8 @@ class Agent:
 
             if not cfg.roles.meta.enable:
                 raise RuntimeError("roles.meta is disabled")
-            self.client = LLMClient(cfg.roles.meta, on_call=_count_tokens)
+            self.recorder = self._open_accounting()
+            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call)
             proposer = ActionService(cfg, self.st.pool)
             self.investigator = Investigator.from_config(cfg, pool=self.st.pool, client=self.client,
                                                          proposer=proposer, kb=None)
@@ -72,9 +75,36 @@ class Agent:
             self.error = f"{exc.__class__.__name__}: {exc}"
             log.warning("the ai-sysadmin agent model is unavailable: %s", self.error)
 
+    def _open_accounting(self) -> Any:
+        """Record the agent's model calls in llm_calls like the service does (layer meta).
+
+        The writer spools into the API's own state directory while PostgreSQL is away.
+        Accounting is bookkeeping: if it cannot be set up the agent still answers."""
+        try:
+            from prometheus_client import CollectorRegistry
+
+            from ai_sysadmin.store.service import build_store
+
+            self.store = build_store(self.st.cfg, pool=self.st.pool, registry=CollectorRegistry())
+            self.store.writer.start()
+            self.store.llm_calls.start()
+            return self.store.llm_calls
+        except Exception as exc:
+            log.warning("agent model calls will not be recorded: %s", exc)
+            self.store = None
+            return None
+
+    def _on_call(self, record: Any) -> None:
+        _count_tokens(record)
+        if self.recorder is not None:
+            self.recorder(record)
+
     async def aclose(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+        if self.store is not None:
+            await self.store.llm_calls.aclose()
+            await self.store.writer.aclose()
 
     async def complete(self, request: web.Request, data: dict[str, Any], started: float) -> web.StreamResponse:
         if self.investigator is None:

@@ -65,6 +65,9 @@ rec {
         # Programs the configuration puts on the system PATH that the rig can install
         # (the stand-in's writeShellScriptBin carries its text).
         binScripts = map (p: { name = p.binName; text = p.scriptText; }) scripts;
+        # Static system users and groups (users.users / users.groups).
+        users = lib.mapAttrs (n: u: { group = u.group or n; isSystemUser = u.isSystemUser or false; }) cfg.users.users;
+        groups = builtins.attrNames cfg.users.groups;
         etc = lib.mapAttrs (_: e: { inherit (e) text; source = if e.source == null then null else toString e.source; }) cfg.environment.etc;
       };
 }

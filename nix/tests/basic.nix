@@ -57,6 +57,17 @@ pkgs.testers.runNixOSTest {
     journal_gid = machine.succeed("getent group systemd-journal | cut -d: -f3").strip()
     assert journal_gid in groups, groups
 
+    # The admin command reads the host's configuration; the approval key is root's alone.
+    machine.succeed("ai-sysadmin config check")
+    assert machine.succeed("stat -c '%U %a' /var/lib/ai-sysadmin-executor/approval-key").split() == ["root", "600"]
+
+    # A model server is wanted, not required: stopping it leaves the orchestrator running.
+    machine.succeed("systemctl stop llama-meta.service")
+    assert machine.succeed("systemctl show -p MainPID --value ai-sysadmin.service").strip() == pid
+    machine.succeed("systemctl is-active ai-sysadmin.service")
+    machine.succeed("systemctl start llama-meta.service")
+    machine.wait_until_succeeds(f"curl -sf http://127.0.0.1:{ROLES['meta']}/health", timeout=300)
+
     # Listening sockets: the model servers on loopback only; nothing else of ours.
     listening = machine.succeed("ss -ltnH | awk '{print $4}'").split()
     for port in ROLES.values():

@@ -15,7 +15,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +109,6 @@ def api_review(rig_logs: Path) -> Iterator[LlamaServer]:
 @pytest.fixture(scope="session")
 def api_db(pg_cluster) -> Iterator[dict[str, Any]]:
     """A migrated database of the API tests' own."""
-    from psycopg_pool import AsyncConnectionPool  # noqa: F401
-
     name = f"t_api_{secrets.token_hex(4)}"
     pg_cluster.create_database(name)
     section = pg_cluster.database_config(name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import openai
 
-from tests.api.conftest import ApiProcess, propose, slots_busy
+from rig.net import wait_until
+from tests.api.conftest import ApiProcess, metric, propose, slots_busy
 
 
 def _client(api: ApiProcess) -> openai.OpenAI:
@@ -52,3 +53,5 @@ def test_agent_non_streaming_and_chat_text_cannot_approve(api: ApiProcess) -> No
     assert "<details>" in r.choices[0].message.content
     shown = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers={"Authorization": f"Bearer {api.keys['admin']}"})
     assert shown.json()["status"] == "queued" and shown.json()["approvals"] == []
+    # The agent's model calls are accounted like the service's: llm_calls rows of layer meta.
+    wait_until(lambda: metric(api, "ai_sysadmin_llm_calls_by_layer", layer="meta") > 0, 30, "meta calls recorded")

@@ -207,7 +207,13 @@ def test_orchestrator_unit(case: tuple[str, dict[str, Any]]) -> None:
     assert one(u, "ProtectProc") == "default" and one(u, "ProtectHome") == "read-only"
     assert "ProcSubset" not in u
     assert u["SupplementaryGroups"] == ["systemd-journal"]
-    assert one(u, "DynamicUser") == "true" and one(u, "CapabilityBoundingSet") == ""
+    # A static user: dbus-daemon refuses dynamic users (unit states come over D-Bus).
+    assert one(u, "DynamicUser") == "false" and one(u, "User") == "ai-sysadmin"
+    assert out["users"]["ai-sysadmin"] == {"group": "ai-sysadmin", "isSystemUser": True}
+    assert one(u, "CapabilityBoundingSet") == "" and one(u, "NoNewPrivileges") == "true"
+    for key, want in {"ProtectSystem": "strict", "PrivateTmp": "true", "RemoveIPC": "true",
+                      "RestrictSUIDSGID": "true"}.items():  # what DynamicUser= implied
+        assert one(u, key) == want, key
     assert one(u, "StateDirectory") == "ai-sysadmin"
     assert "AmbientCapabilities" in u and one(u, "AmbientCapabilities") == ""
     assert not any("sudo" in line or "polkit" in line for line in out["units"]["ai-sysadmin.service"].splitlines())
@@ -391,7 +397,7 @@ def test_executor_unit(nix_instantiate: str) -> None:
     assert one(u, "User") == "root" and "DynamicUser" not in u
     assert one(u, "CapabilityBoundingSet") == "" and one(u, "NoNewPrivileges") == "true"
     assert one(u, "ProtectSystem") == "strict" and one(u, "ProtectHome") == "true"
-    assert u["ReadWritePaths"] == ["/nix/var/nix/profiles", "/var/log/journal"]
+    assert u["ReadWritePaths"] == ["-/nix/var/nix/profiles", "-/var/log/journal"]
     assert one(u, "PrivateNetwork") == "true" and u["RestrictAddressFamilies"] == ["AF_UNIX"]
     assert u["LoadCredential"] == ["approval-key:/var/lib/ai-sysadmin-executor/approval-key"]
     assert (one(u, "Requires") or "").split() == ["ai-sysadmin-approval-key.service"]

@@ -182,6 +182,8 @@ def test_orchestrator_runs_with_the_journal_group_only(running: tuple[Machine, d
     assert int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16) == 0
     # Started after the database was set up and the models were up (llama-review was
     # restarted by the kill test, so its start is not the boot's).
+    # Unit states come over D-Bus: the collector must have read them.
+    assert "unit state not collected" not in m.succeed("journalctl -u ai-sysadmin.service --no-pager -o cat")
     starts = {u: int(m.get_unit_info(u)["ActiveEnterTimestampMonotonic"])
               for u in ["ai-sysadmin.service", "postgresql-setup.service", "llama-trigger.service", "llama-meta.service"]}
     assert all(starts["ai-sysadmin.service"] >= v for v in starts.values())
@@ -190,7 +192,8 @@ def test_orchestrator_runs_with_the_journal_group_only(running: tuple[Machine, d
 def test_orchestrator_sees_other_users_processes_and_mounts_under_home(running: tuple[Machine, dict[str, Any]]) -> None:
     """ProtectProc=default and ProtectHome=read-only: the top list holds a process of
     another user, and a full file system under /home is measured (the collector's
-    readings, from the orchestrator's own sandbox, in PostgreSQL)."""
+    readings, from the orchestrator's own sandbox, in PostgreSQL); and unit states are
+    read over D-Bus (a static user: dbus-daemon refuses dynamic ones)."""
     m, info = running
     pg = info["ports"]["pg"]
     # setpriv execs python3: $! is the hog's pid.
@@ -206,13 +209,16 @@ def test_orchestrator_sees_other_users_processes_and_mounts_under_home(running: 
         def reported() -> bool:
             status, rows = m.execute(f"sudo -u postgres psql -p {pg} -d ai-sysadmin -tAc \"select name, subject, "
                                      "max(value) from metrics where ts > now() - interval '20 seconds' and "
-                                     "(name = 'proc.mem_percent' or subject = '/home/full') group by name, subject\"")
+                                     "(name in ('proc.mem_percent', 'units.failed') or subject = '/home/full') "
+                                     "group by name, subject\"")
             if status != 0:  # not migrated yet
                 return False
             got = {(r.split("|")[0], r.split("|")[1]): float(r.split("|")[2]) for r in rows.split() if r.count("|") == 2}
             hog_seen = any(name == "proc.mem_percent" and subject in ("python3", f"python3[{pid}]") and v >= share
                            for (name, subject), v in got.items())
-            return hog_seen and got.get(("disk.used_percent", "/home/full"), 0) >= 99.0
+            # units.failed: unit states read over D-Bus by the orchestrator's own user.
+            return (hog_seen and got.get(("disk.used_percent", "/home/full"), 0) >= 99.0
+                    and ("units.failed", "") in got)
 
         wait_until(reported, 90, "hog in the top list and /home/full reported full", poll=1.0)
     finally:
@@ -266,3 +272,18 @@ def test_api_unit(running: tuple[Machine, dict[str, Any]]) -> None:
     assert f"0.0.0.0:{port}" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     uid = m.succeed(f"stat -c %u /proc/{_main_pid(m, 'ai-sysadmin-api.service')}").strip()
     assert m.succeed(f"getent passwd {uid}").split(":")[0] == "ai-sysadmin-api"
+
+
+def test_executor_unit(running: tuple[Machine, dict[str, Any]]) -> None:
+    """root, but no capability, no new privileges, and no network of its own (PrivateNetwork=)."""
+    m, _ = running
+    m.wait_for_unit("ai-sysadmin-executor.service", timeout=60)
+    pid = _main_pid(m, "ai-sysadmin-executor.service")
+    status = m.succeed(f"cat /proc/{pid}/status")
+    assert next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1] == "0"
+    assert int(next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1], 16) == 0
+    assert "NoNewPrivs:\t1" in status
+    assert m.succeed(f"readlink /proc/{pid}/ns/net") != m.succeed("readlink /proc/1/ns/net")
+    # Its own configuration names the approval key it was given, and nothing else secret.
+    env = m.get_unit_info("ai-sysadmin-executor.service")["Environment"]
+    assert "-ai-sysadmin-executor.json" in env

@@ -63,7 +63,20 @@ def test_flake_outputs(nix: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     names = set(__import__("json").loads(r.stdout))
     assert {"vm-basic", "vm-trigger", "package", "module-eval-cpu", "module-eval-cuda",
-            "module-eval-api-exposed"} <= names, names
+            "module-eval-api-exposed", "module-eval-timescaledb-tsl", "module-eval-timescaledb-none",
+            "module-eval-admins-and-protected"} <= names, names
+
+
+def test_flake_check_refuses_unfree_timescaledb(nix: str, tmp_path: Path) -> None:
+    """Without its allowUnfreePredicate the TSL case must fail: nothing unfree slips in."""
+    flake = _flake_copy(tmp_path)
+    text = (flake / "flake.nix").read_text()
+    bad = text.replace('nixpkgs.config.allowUnfreePredicate = pkg: lib.getName pkg == "timescaledb";', "")
+    assert bad != text
+    (flake / "flake.nix").write_text(bad)
+    r = _flake_check(nix, flake)
+    assert r.returncode != 0
+    assert "has an unfree license (‘TSL’), refusing to evaluate" in r.stderr, r.stderr
 
 
 def test_vm_test_scripts_are_python(nix: str, tmp_path: Path) -> None:

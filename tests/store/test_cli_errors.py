@@ -55,16 +55,30 @@ def test_unmigrated_database_and_database_down(tmp_path: Path, private_pg_cluste
     assert r.returncode == 1 and "cannot reach PostgreSQL" in one_line(r) and "postgresql.service" in one_line(r)
 
 
-def test_bad_limits_and_unreadable_inputs(tmp_path: Path) -> None:
-    for limit in ("0", "-3"):
-        r = run(tmp_path, {}, "incidents", "--limit", limit)
-        assert r.returncode == 2 and "--limit" in one_line(r), r.stderr
-    r = run(tmp_path, {}, "replay", str(tmp_path / "journal"), "--window", "0")
-    assert r.returncode == 2 and "--window: must be at least 1" in one_line(r)
-    r = run(tmp_path, {}, "replay", str(tmp_path / "no-such.journal"))
-    assert r.returncode == 2 and "no such file or directory" in one_line(r)
-    r = run(tmp_path, {}, "replay", "/dev/null/x")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+def main_in_process(tmp_path: Path, capsys, *argv: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """ai_sysadmin.cli.main as the console script calls it (argparse errors exit 2)."""
+    from ai_sysadmin.cli import main
+
+    (tmp_path / "c.json").write_text(json.dumps({"state_dir": str(tmp_path / "state")}))
+    try:
+        rc = main([*argv, "--config", str(tmp_path / "c.json")])
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err.strip().splitlines()[-1] if err.strip() else ""
+
+
+def test_bad_limits_and_unreadable_inputs(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    for limit in ("0", "-3", "ten"):
+        rc, line = main_in_process(tmp_path, capsys, "incidents", "--limit", limit)
+        assert rc == 2 and "argument --limit" in line, line
+    rc, line = main_in_process(tmp_path, capsys, "replay", str(tmp_path / "journal"), "--window", "0")
+    assert rc == 2 and "--window: must be at least 1" in line
+    rc, line = main_in_process(tmp_path, capsys, "replay", str(tmp_path / "no-such.journal"))
+    assert rc == 2 and "no such file or directory" in line
+    rc, line = main_in_process(tmp_path, capsys, "replay", "/dev/null/x")
+    assert rc == 2 and "/dev/null/x" in line
     secret = tmp_path / "unreadable.journal"
     secret.write_bytes(b"x")
     secret.chmod(0)

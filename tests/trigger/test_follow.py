@@ -56,7 +56,9 @@ def stored_cursor(conninfo: str) -> str | None:
 
 def stored_triggers(conninfo: str) -> list[tuple]:
     with psycopg.connect(conninfo) as conn:
-        return conn.execute("SELECT id, source, unit, first_seen, count FROM triggers").fetchall()
+        # Journal triggers only: the collector's thresholds depend on this machine's mounts.
+        return conn.execute("SELECT id, source, unit, first_seen, count FROM triggers "
+                            "WHERE source NOT LIKE 'threshold:%'").fetchall()
 
 
 def start(cfg_path: Path, log: Path) -> subprocess.Popen:
