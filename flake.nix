@@ -28,7 +28,8 @@
       # Option sets the module must evaluate for (tests/nix/ renders and checks many more).
       evalCases = model: {
         cpu = { services.ai-sysadmin.llamacpp.acceleration = "cpu"; };
-        cuda = { services.ai-sysadmin.llamacpp.acceleration = "cuda"; };
+        # CUDA is unfree (cudaPackages): as on a real CUDA host, allowed explicitly.
+        cuda = { services.ai-sysadmin.llamacpp.acceleration = "cuda"; nixpkgs.config.allowUnfree = true; };
         rocm = { services.ai-sysadmin.llamacpp.acceleration = "rocm"; };
         vulkan = { services.ai-sysadmin.llamacpp.acceleration = "vulkan"; };
         # The TimescaleDB builds: free by default; TSL (unfree) when allowed; none.

@@ -138,6 +138,34 @@ let
     SystemCallErrorNumber = "EPERM";
   };
 
+  # What a part that investigates the host needs: the orchestrator, and the API (its
+  # `ai-sysadmin` model runs the same read-only investigation tools: journal, processes,
+  # disks, unit states, generations).  Nothing it measures may be hidden:
+  hostView = {
+    # A static system user, not DynamicUser=: unit states are read over D-Bus
+    # (systemctl), and dbus-daemon refuses dynamic users (nixpkgs#297756,
+    # systemd#22737; systemd.exec(5) on DynamicUser=).  What DynamicUser= implied
+    # (ProtectSystem=strict, PrivateTmp=, RemoveIPC=, NoNewPrivileges=, ...) is set
+    # explicitly by commonHardening.
+    DynamicUser = false;
+    # Reads the whole system journal: the only privilege it gets (no capabilities, no
+    # sudo, no polkit rule; actions go through the executor).
+    SupplementaryGroups = [ "systemd-journal" ];
+    # The journal group must map to the real group: no user namespace.
+    PrivateUsers = false;
+    # Every process (top-N by CPU and memory): other users' /proc/<pid>/stat and statm
+    # are world-readable once ProtectProc=invisible is off; ProcSubset stays "all" for
+    # /proc/pressure, /proc/vmstat and /proc/meminfo.
+    ProtectProc = "default";
+    # Every real mount's space and inodes: "read-only" keeps /home (and mounts under it)
+    # visible to statvfs(), where "true" would put an empty tmpfs over it.
+    # ProtectSystem=strict and PrivateMounts= only remount read-only and keep
+    # propagation from the host (mounts made later appear too); PrivateTmp= binds a
+    # directory of the host's /tmp file system, so /tmp reports that file system;
+    # PrivateDevices= replaces /dev, a pseudo file system the collector skips.
+    ProtectHome = "read-only";
+  };
+
   roleModule = role: { config, ... }: {
     options = {
       enable = lib.mkOption {
@@ -586,8 +614,8 @@ in
         type = lib.types.str;
         default = "ai-sysadmin";
         description = ''
-          Database role of the orchestrator, also its (dynamic) user name for peer
-          authentication.  The executor and the API get the roles `user`-executor and
+          Database role of the orchestrator, also its system user's name (peer
+          authentication).  The executor and the API get the roles `user`-executor and
           `user`-api.
         '';
       };
@@ -691,37 +719,14 @@ in
         wants = orchestratorDeps;
         wantedBy = [ "multi-user.target" ];
         environment.AI_SYSADMIN_CONFIG = "${configFiles.orchestrator}";
-        serviceConfig = commonHardening // ipPolicy (settingsHosts unitSettings.orchestrator) // {
+        serviceConfig = commonHardening // hostView // ipPolicy (settingsHosts unitSettings.orchestrator) // {
           Type = "exec";
           ExecStart = "${cfg.package}/bin/ai-sysadmin run";
           Restart = "on-failure";
           RestartSec = 5;
-          # A static system user, not DynamicUser=: the orchestrator reads unit states
-          # over D-Bus (systemctl), and dbus-daemon refuses dynamic users
-          # (nixpkgs#297756, systemd#22737; systemd.exec(5) on DynamicUser=).  What
-          # DynamicUser= implied is set explicitly here.  PostgreSQL peer authentication
-          # maps the user to the database role of the same name.
-          DynamicUser = false;
+          # PostgreSQL peer authentication maps the user to the role of the same name.
           User = cfg.database.user;
           Group = cfg.database.user;
-          # Reads the whole system journal.  This is the only privilege it gets: no
-          # capabilities, no sudo, no polkit rule; actions go through the executor.
-          SupplementaryGroups = [ "systemd-journal" ];
-          # The journal group must map to the real group: no user namespace.
-          PrivateUsers = false;
-          # The orchestrator monitors the host, so nothing it measures may be hidden:
-          # * every process (top-N by CPU and memory): /proc/<pid>/stat and statm of
-          #   other users are world-readable once ProtectProc=invisible is off, and
-          #   ProcSubset stays "all" for /proc/pressure, /proc/vmstat and /proc/meminfo;
-          ProtectProc = "default";
-          # * every real mount's space and inodes: "read-only" keeps /home (and mounts
-          #   under it) visible to statvfs(), where "true" would put an empty tmpfs over
-          #   it.  ProtectSystem=strict and PrivateMounts= only remount read-only and
-          #   keep propagation from the host (mounts made later appear too);
-          #   PrivateTmp= binds a directory of the host's /tmp file system, so /tmp
-          #   reports that file system; PrivateDevices= replaces /dev, a pseudo file
-          #   system the collector skips.
-          ProtectHome = "read-only";
           StateDirectory = "ai-sysadmin";
           StateDirectoryMode = "0700";
           CacheDirectory = "ai-sysadmin";
@@ -797,12 +802,19 @@ in
         '';
       };
 
+      # Static users of the two host-investigating parts (see hostView).
       users.users.${cfg.database.user} = {
         isSystemUser = true;
         group = cfg.database.user;
         description = "ai-sysadmin orchestrator";
       };
       users.groups.${cfg.database.user} = { };
+      users.users.${apiUser} = lib.mkIf cfg.api.enable {
+        isSystemUser = true;
+        group = apiUser;
+        description = "ai-sysadmin API";
+      };
+      users.groups.${apiUser} = lib.mkIf cfg.api.enable { };
 
       # `ai-sysadmin status|incidents|doctor|actions ...` for admins, with the host's
       # configuration.  hiPrio: it wins over the bare package in systemPackages.
@@ -823,7 +835,7 @@ in
         requires = lib.optional generateKey keyUnit;
         wantedBy = [ "multi-user.target" ];
         environment.AI_SYSADMIN_CONFIG = "${configFiles.api}";
-        serviceConfig = commonHardening // {
+        serviceConfig = commonHardening // hostView // {
           Type = "exec";
           ExecStart = "${cfg.package}/bin/ai-sysadmin api";
           Restart = "on-failure";
@@ -831,8 +843,6 @@ in
           # Peer authentication maps this user to the API's database role.
           User = apiUser;
           Group = apiUser;
-          PrivateUsers = true;
-          ProcSubset = "pid";
           StateDirectory = "ai-sysadmin-api";
           StateDirectoryMode = "0700";
           LoadCredential = apiKeyCredential ++ approvalKeyCredential ++ dbCredential;

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -152,8 +153,12 @@ def main() -> int:
             pairs = max(2, args.requests // level)
             asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", body,
                               headers, level, 1))  # warm-up
+            api_proc = psutil.Process(proc.pid)
+            cpu0 = api_proc.cpu_times()
             res = asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", body,
                                     headers, level, pairs))
+            cpu1 = api_proc.cpu_times()
+            cpu_ms = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e3 / len(res["api"])
             figures = {}
             for path in ("direct", "api"):
                 lat = [r[0] for r in res[path]]
@@ -172,6 +177,8 @@ def main() -> int:
             print(f"{level:>7} {'paired':<7} {statistics.median(dl):>+8.1f} {pct(dl, .99):>+8.1f} "
                   f"{statistics.median(dt):>+9.1f} {pct(dt, .99):>+9.1f}   (median/p99 of per-pair differences, "
                   f"{len(dl)} pairs)")
+            print(f"{level:>7} {'api cpu':<7} {cpu_ms:>8.2f} ms of API process CPU per request "
+                  f"({args.tokens} chunks relayed each): the cost that does not depend on machine load")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -180,6 +187,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         llama.stop()
+    shutil.rmtree(tmp, ignore_errors=True)  # kept (with the logs) only when the bench failed
     return 0
 
 

@@ -66,6 +66,8 @@ async def main(args: argparse.Namespace) -> None:
         if shares:
             print(f"cached share on consecutive reviews: mean {statistics.mean(shares):.2f} "
                   f"min {min(shares):.2f} ({[round(s, 2) for s in shares]})")
+        if args.no_judgement:
+            return
         # Judgement over the scenarios: does the model name the expected category / a candidate?
         hit_cat = hit_act = valid = 0
         d = logs / "scen"
@@ -90,4 +92,5 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--reviews", type=int, default=6)
+    ap.add_argument("--no-judgement", action="store_true", help="latency, tokens and cache figures only")
     asyncio.run(main(ap.parse_args()))

@@ -21,9 +21,10 @@ no person approved, so the row's recorded decision is never trusted on its own.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from typing import Iterable
+
+from ai_sysadmin.config import unit_is_protected
 
 AUTO_RISKS = {"observe": (), "suggest": (), "auto-safe": ("low",), "auto-full": ("low", "medium")}
 
@@ -65,16 +66,11 @@ def canonical_unit(unit: str) -> str:
 
 
 def is_protected(unit: str | None, protected_units: Iterable[str], patterns: Iterable[str] = ()) -> bool:
-    """Exact names (with or without .service) or shell-style patterns such as `llama-*`."""
+    """Exact names (with or without .service), globs, templates, or patterns such as `llama-*`.
+
+    One matcher for the whole service (config.unit_is_protected), so the policy, the
+    executor and the review's candidates cannot disagree about what is protected.
+    """
     if unit is None:
         return False
-    name = canonical_unit(unit)
-    names = {canonical_unit(u) for u in protected_units}
-    if name in names:
-        return True
-    # A template instance (foo@x.service) is protected when its template (foo@.service) is.
-    if "@" in name:
-        prefix, _, rest = name.partition("@")
-        if f"{prefix}@.{rest.rsplit('.', 1)[-1]}" in names:
-            return True
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, canonical_unit(p)) for p in patterns)
+    return unit_is_protected(unit, [*(canonical_unit(u) for u in protected_units), *patterns])

@@ -33,10 +33,12 @@ async def list_models(request: web.Request) -> web.Response:
     probes = await asyncio.gather(*(st.upstreams[n].probe() for n in names))
     by_role = dict(zip(names, probes))
     meta = by_role.get("meta", {"up": False, "status": "not configured"})
+    agent_error = getattr(st.agent, "error", None) if st.agent is not None else "not enabled"
     data = [{
         "id": AGENT_MODEL, "object": "model", "created": st.started, "owned_by": "ai-sysadmin",
-        "up": bool(meta.get("up")),
-        "ai_sysadmin": {"kind": "agent", "backed_by": "meta", "status": meta.get("status")},
+        "up": bool(meta.get("up")) and agent_error is None,
+        "ai_sysadmin": {"kind": "agent", "backed_by": "meta",
+                        "status": meta.get("status") if agent_error is None else f"unavailable: {agent_error}"},
     }]
     for name in names:
         p = by_role[name]
@@ -74,7 +76,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 if cheap is not None and (is_agent or upstream is None or upstream.name != cheap.name):
                     # Title/tag generation: never the meta model's slot, never an investigation.
                     st.metrics.background.labels(task).inc()
-                    upstream, is_agent = cheap, False
+                    fallback = upstream if upstream is not None else st.upstreams.get("meta")
+                    try:
+                        resp = await _relay_chat(request, st, cheap, data, body, model, started)
+                    except ApiError as exc:
+                        if exc.status != 503 or fallback is None:
+                            raise
+                        # The cheap role is down: a title from the selected model beats none.
+                        resp = await _relay_chat(request, st, fallback, data, body, model, started)
+                    code = resp.status
+                    return resp
                 if is_agent:
                     if st.agent is None:
                         raise ApiError(503, "the ai-sysadmin agent is not available in this server",
@@ -82,11 +93,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     resp = await st.agent.complete(request, data, started)
                 else:
                     assert upstream is not None
-                    if data.get("model") != upstream.role.model:
-                        # The server's own id; re-encoding once per request, never per chunk.
-                        body = json.dumps({**data, "model": upstream.role.model}).encode()
-                    resp = await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data),
-                                       model=model, metrics=st.metrics, started=started)
+                    resp = await _relay_chat(request, st, upstream, data, body, model, started)
                 code = resp.status
                 return resp
             finally:
@@ -100,6 +107,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     finally:
         st.metrics.requests.labels("chat", model, str(code)).inc()
         st.metrics.latency.labels("chat", model).observe(time.monotonic() - started)
+
+
+async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str,
+                      started: float) -> web.StreamResponse:
+    if data.get("model") != upstream.role.model:
+        # The server's own id; re-encoding once per request, never per chunk.
+        body = json.dumps({**data, "model": upstream.role.model}).encode()
+    return await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data), model=model,
+                       metrics=st.metrics, started=started)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

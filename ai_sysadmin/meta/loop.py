@@ -235,6 +235,18 @@ class Investigator:
                 inv.turns.append(_turn("tools", t0, "error"))
                 raise _Stop("failed", f"meta model failed at step {turn_no}: {exc}") from None
             inv.turns.append(_turn("tools", t0, "ok"))
+            if not turn.tool_calls and (turn.finish_reason == "length" or self.m.tool_choice == "required"):
+                # Cut off, or a required call not made: not an answer. Say so and go on.
+                call_id = f"c{len(inv.steps) + 1}"
+                why = ("your turn was cut off at the token limit" if turn.finish_reason == "length"
+                       else "a tool call was required and none was made")
+                step = Step(call_id, "(invalid call)", None, False, f"error: {why}", turn=turn_no)
+                inv.steps.append(step)
+                await emit(Event("step_start", {"call_id": call_id, "tool": step.tool, "arguments": {}}))
+                await emit(Event("step_result", _result_data(step)))
+                messages.append({"role": "user", "content": f"Your last turn ({call_id}) could not be used: {why}. "
+                                 "Call one tool with short arguments, or answer without tools."})
+                continue
             if not turn.tool_calls:
                 return (turn.content or "").strip() or None
             calls = []

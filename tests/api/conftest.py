@@ -187,7 +187,9 @@ def open_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServe
              api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
     """Loopback without any key: model endpoints open, approvals still refused."""
     tmp = tmp_path_factory.mktemp("open-api")
-    cfg = base_config(tmp, trigger=llama_trigger, review=api_review, meta=api_meta, embed=None, db=api_db, api={})
+    # Titles from `review`, which the failure test kills: then they must fall back to the selected model.
+    cfg = base_config(tmp, trigger=llama_trigger, review=api_review, meta=api_meta, embed=None, db=api_db,
+                      api={"background_role": "review"})
     proc = ApiProcess(cfg, tmp)
     proc.start()
     try:

@@ -252,7 +252,7 @@ def test_review_timeout_is_504(api: ApiProcess, api_review) -> None:
     assert time.monotonic() - t0 < 30
 
 
-def test_upstream_dying_mid_stream_then_refused_then_back(api: ApiProcess, api_review) -> None:
+def test_upstream_dying_mid_stream_then_refused_then_back(api: ApiProcess, api_review, open_api: ApiProcess) -> None:
     wait_until(lambda: slots_busy(api_review) == 0, 60, "review idle")
     c = client(api)
     stream = c.chat.completions.create(model="review", stream=True, max_tokens=3000, temperature=1,
@@ -276,6 +276,10 @@ def test_upstream_dying_mid_stream_then_refused_then_back(api: ApiProcess, api_r
     assert c.chat.completions.create(model="trigger", messages=[{"role": "user", "content": "x"}], max_tokens=1)
     r = httpx.get(f"{api.url}/health/ready")
     assert r.status_code == 503 and r.json()["upstreams"]["review"]["up"] is False
+    # A title request whose cheap role (review, on open_api) is down falls back to the selected model.
+    title = openai.OpenAI(base_url=f"{open_api.url}/v1", api_key="none", max_retries=0).chat.completions.create(
+        model="meta", messages=[{"role": "user", "content": OPEN_WEBUI_TITLE}], max_tokens=8)
+    assert title.model == "meta" and title.choices[0].message.content is not None
     api_review.restart()
     r = c.chat.completions.create(model="review", messages=[{"role": "user", "content": "x"}], max_tokens=1)
     assert r.choices

@@ -34,10 +34,17 @@ async def run(cfg, *, question: str = "Why does myapp.service keep failing?", to
         return await inv.investigate(question, incident_id=incident_id, on_event=on_event)
 
 
+def executed(inv, tool: str):
+    """The first call of `tool` that ran (a turn the tiny model garbled comes back as '(invalid call)')."""
+    runs = [s for s in inv.steps if s.tool == tool and not s.refused]
+    assert runs, [s.to_json() for s in inv.steps]
+    return runs[0]
+
+
 async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, meta_server: LlamaServer,
                                                              migrated) -> None:
     db, pool = migrated
-    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 1, "tools": ["disk_usage"],
+    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 3, "tools": ["disk_usage"],
                                                                 **FULL_DIAGNOSIS})
     events: list[Event] = []
     records: list[CallRecord] = []
@@ -46,27 +53,28 @@ async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, met
         events.append(e)
 
     inv = await run(cfg, question="Is a disk full?", store=MetaFindings(pool), records=records, on_event=collect)
-    step = inv.steps[0]
-    assert step.tool == "disk_usage" and step.ok and step.call_id == "c1", step
+    step = executed(inv, "disk_usage")
+    assert step.ok and step.call_id.startswith("c"), step
     # The result went back to the model as the tool message for that call id, inside one envelope.
-    msg = tool_messages(inv)[0]
-    assert msg["tool_call_id"] == "c1"
+    [msg] = [m for m in tool_messages(inv) if m["tool_call_id"] == step.call_id]
     assert envelope.is_closed_once(msg["content"]) and 'kind="tool:disk_usage"' in msg["content"]
-    assert " ext4 size " in msg["content"] or " size " in msg["content"]
-    assistant = [m for m in inv.messages if m["role"] == "assistant" and m.get("tool_calls")]
-    assert assistant[0]["tool_calls"][0]["id"] == "c1"
-    # Events in order: step start/result, answer deltas, the diagnosis.
+    assert " size " in msg["content"] and " inodes " in msg["content"]
+    calls = [c for m in inv.messages if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+    assert step.call_id in [c["id"] for c in calls]
+    # Events: the step's start and result, answer deltas, the diagnosis last.
+    mine = [e for e in events if e.data.get("call_id") == step.call_id]
+    assert [e.kind for e in mine] == ["step_start", "step_result"]
+    assert mine[1].data == {"call_id": step.call_id, "tool": "disk_usage", "ok": True, "summary": step.summary,
+                            "truncated": False}
     kinds = [e.kind for e in events]
-    assert kinds[:2] == ["step_start", "step_result"] and kinds[-1] == "diagnosis"
-    assert events[1].data == {"call_id": "c1", "tool": "disk_usage", "ok": True, "summary": step.summary,
-                              "truncated": False}
-    assert "answer_delta" in kinds and inv.answer
-    # Step limit 1 -> the final turn had no tools; the diagnosis is schema-shaped and stored.
-    assert [t["kind"] for t in inv.turns] == ["tools", "stream", "structured"]
+    assert "answer_delta" in kinds and kinds[-1] == "diagnosis" and inv.answer
+    # Then the final turns had no tools; the diagnosis is schema-shaped and stored.
+    kinds = [t["kind"] for t in inv.turns]
+    assert kinds[-2:] == ["stream", "structured"] and set(kinds[:-2]) == {"tools"} and len(kinds) <= 5
     assert set(inv.diagnosis) >= {"root_cause", "confidence", "evidence", "proposed_actions", "admin_checks"}
     assert 0 <= inv.diagnosis["confidence"] <= 1
     row = await MetaFindings(pool).get(inv.finding_id)
-    assert row["layer"] == "meta" and row["detail"]["steps"][0]["tool"] == "disk_usage"
+    assert row["layer"] == "meta" and "disk_usage" in [s["tool"] for s in row["detail"]["steps"]]
     transcript = row["detail"]["transcript"]
     assert transcript[0]["role"] == "system" and len(json.dumps(transcript)) <= cfg.meta.transcript_max_chars + 2000
     # Every model call was tagged as the meta layer.
@@ -77,16 +85,18 @@ async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, met
 async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(tmp_path: Path,
                                                                              meta_server: LlamaServer) -> None:
     # disk_usage takes no arguments: every call of it is identical to the first.
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["disk_usage"]})
+    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tools": ["disk_usage"]})
     inv = await run(cfg, question="Is any disk full?")
-    first, *later = inv.steps
-    assert first.tool == "disk_usage" and first.ok and not first.refused
-    assert later and all(s.refused and not s.ok and "identical to c1" in s.summary for s in later)
-    refusal = tool_messages(inv)[1]["content"]
-    assert "Move on" in refusal and "identical to c1" in refusal
-    assert len(tool_messages(inv)) == len(inv.steps)  # every call got an answer, refused ones too
-    # Two tool turns (the limit), then the diagnosis without tools (no prose answer configured).
-    assert [t["kind"] for t in inv.turns] == ["tools", "tools", "structured"]
+    first = executed(inv, "disk_usage")
+    later = [s for s in inv.steps if s.tool == "disk_usage" and s is not first]
+    assert [s for s in inv.steps if s.tool == "disk_usage" and not s.refused] == [first]  # ran once
+    assert later and all(s.refused and not s.ok and f"identical to {first.call_id}" in s.summary for s in later)
+    refusal = next(m["content"] for m in tool_messages(inv) if m["tool_call_id"] == later[0].call_id)
+    assert "Move on" in refusal and f"identical to {first.call_id}" in refusal
+    assert len(tool_messages(inv)) == len([s for s in inv.steps if s.tool == "disk_usage"])  # each got an answer
+    # At most three tool turns (the limit; two refused-only turns end it early), then the diagnosis.
+    kinds = [t["kind"] for t in inv.turns]
+    assert kinds[-1] == "structured" and set(kinds[:-1]) == {"tools"} and 2 <= len(kinds) - 1 <= 3
     assert inv.answer and inv.diagnosis["root_cause"]
 
 
@@ -151,13 +161,15 @@ async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(t
 
 
 async def test_model_that_never_calls_a_tool_still_yields_a_diagnosis(tmp_path: Path, meta_server: LlamaServer) -> None:
+    # tool_choice auto and no prefill: the tiny model answers in text and calls nothing.
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tool_choice": "auto", "prefill": "",
-                                                   "step_max_tokens": 24, "tools": ["disk_usage"]})
+                                                   "step_max_tokens": 64, "tools": ["disk_usage"]})
     inv = await run(cfg, question="Say hello.")
-    assert inv.diagnosis["root_cause"] and inv.answer
-    assert inv.outcome in ("ok", "degraded")
-    if not inv.steps:  # the tiny model answered in text: the loop took it as the answer
-        assert [t["kind"] for t in inv.turns][:1] == ["tools"]
+    assert not [s for s in inv.steps if s.ok]
+    assert inv.turns[0]["kind"] == "tools" and inv.turns[-1]["kind"] == "structured"
+    assert inv.answer and inv.diagnosis["root_cause"] and inv.outcome in ("ok", "degraded")
+    # Nothing verified backs it: confidence is capped (or 0 for the fallback).
+    assert inv.diagnosis["confidence"] <= 0.3
 
 
 async def test_server_killed_mid_loop_is_a_recorded_failure(tmp_path: Path, migrated, rig_logs: Path) -> None:

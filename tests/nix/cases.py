@@ -46,5 +46,7 @@ CASES: dict[str, dict[str, Any]] = {
     "chromadb": base(knowledgeBase={"backend": "chromadb"}),
     "llama-off": base(llamacpp={"enable": False}),
 }
+# CUDA is unfree in nixpkgs (cudaPackages): a CUDA host allows it, so do these cases.
+CASES["cuda"]["nixpkgs"] = {"config": {"allowUnfree": True}}
 for level in ("observe", "suggest", "auto-safe", "auto-full"):
     CASES[f"autonomy-{level}"] = base(autonomyLevel=level)

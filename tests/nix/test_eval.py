@@ -226,7 +226,7 @@ def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
     name, out = case
     api = CASES[name]["services"]["ai-sysadmin"].get("api", {})
     if not api.get("enable"):
-        assert "ai-sysadmin-api.service" not in out["units"]
+        assert "ai-sysadmin-api.service" not in out["units"] and "ai-sysadmin-api" not in out["users"]
         assert out["firewall"]["tcp"] == []
         return
     u = unit_lines(out["units"]["ai-sysadmin-api.service"])
@@ -236,6 +236,12 @@ def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
     assert ("llama-meta.service" in (one(u, "After") or "")) == meta_on
     assert (one(u, "Requires") or "").split() == ["ai-sysadmin-approval-key.service"]
     assert one(u, "User") == "ai-sysadmin-api"
+    # Its `ai-sysadmin` model investigates the host with the orchestrator's tools: the
+    # same view (static user for D-Bus, journal group, every process, /home).
+    assert one(u, "DynamicUser") == "false" and u["SupplementaryGroups"] == ["systemd-journal"]
+    assert one(u, "ProtectProc") == "default" and one(u, "ProtectHome") == "read-only"
+    assert "ProcSubset" not in u and one(u, "PrivateUsers") == "false"
+    assert out["users"]["ai-sysadmin-api"] == {"group": "ai-sysadmin-api", "isSystemUser": True}
     creds = {c.split(":", 1)[0]: c.split(":", 1)[1] for c in u["LoadCredential"]}
     assert creds["approval-key"] == "/var/lib/ai-sysadmin-executor/approval-key"
     if api.get("apiKeyFile"):

@@ -127,7 +127,7 @@ def test_formats_json_type(nix_instantiate: str, lib_path: Path, defs: str, resu
     ('{ allowUnfreePredicate = p: (import ' + str(STAND_IN_LIB) + ').getName p == "timescaledb"; }', "timescaledb", True),
     ('{ allowUnfreePredicate = p: false; }', "timescaledb", False),
 ])
-def test_unfree_licences_refuse_unless_allowed(nix_instantiate: str, config: str, attr: str, ok: bool) -> None:
+def test_unfree_licences_refuse_unless_allowed(nix_instantiate: str, config: str, attr: str, ok: bool) -> None:  # noqa: E501
     """check-meta.nix: an unfree package's outPath refuses to evaluate unless allowed;
     ext/timescaledb.nix: the TSL build is unfree, timescaledb-apache is Apache-2.0."""
     expr = f"(import {STAND_IN}/pkgs.nix {{ config = {config}; }}).postgresql.pkgs.{attr}.outPath"
@@ -203,3 +203,15 @@ def test_unknown_option_under_the_real_lib(nix_instantiate: str) -> None:
 
     with pytest.raises(EvalError, match=r"services.ai-sysadmin.llamacpp.trigger.modle' does not exist"):
         render(base(llamacpp={"trigger": {"modle": "/x"}}), lib_path=str(real_lib()))
+
+
+@pytest.mark.parametrize("config, ok", [("{ }", False), ("{ allowUnfree = true; }", True)])
+def test_cuda_build_needs_allow_unfree(nix_instantiate: str, config: str, ok: bool) -> None:
+    """llama-cpp's CUDA build depends on cudaPackages (CUDA EULA, unfree): a CUDA host
+    allows unfree; the ROCm and Vulkan builds need nothing."""
+    for flag, needs in (("cudaSupport", True), ("rocmSupport", False), ("vulkanSupport", False)):
+        expr = f"(import {STAND_IN}/pkgs.nix {{ config = {config}; }}).llama-cpp.override {{ {flag} = true; }}"
+        good, out = nix_eval(nix_instantiate, f"({expr}).outPath")
+        assert good == (ok or not needs), (flag, out)
+        if not good:
+            assert "cuda_cudart-stand-in" in out and "unfree" in out, out

@@ -8,6 +8,7 @@
 # nixpkgs file each behaviour mirrors):
 # * licences: a package whose meta.license is not free refuses to evaluate unless
 #   config.allowUnfree or config.allowUnfreePredicate allows it (pkgs/stdenv/generic/check-meta.nix);
+#   llama-cpp with cudaSupport depends on the unfree CUDA runtime;
 # * formats.json: the recursive JSON value type of pkgs/pkgs-lib/formats.nix;
 # * postgresql: `pkgs`, `withPackages`, `withJIT`/`withoutJIT`, `psqlSchema`, and the
 #   extensions `timescaledb` (TSL, unfree) and `timescaledb-apache` (Apache-2.0) of
@@ -43,12 +44,17 @@ let
     in
     guarded // { inherit meta; } // removeAttrs attrs [ "meta" "env" ];
 
+  # cudaPackages' runtime (cuda_cudart, libcublas): the CUDA EULA, unfree.  A CUDA
+  # build depends on it, so instantiating one refuses unless unfree is allowed.
+  cudaRuntime = standIn "cuda_cudart-stand-in" { pname = "cuda_cudart"; meta.license = lib.licenses.unfree; };
+
   llamaCpp = flags:
     let
       suffix = lib.concatStrings (lib.mapAttrsToList (n: v: lib.optionalString v "-${n}") flags);
     in
     standIn "llama-cpp${suffix}-stand-in" {
       pname = "llama-cpp";
+      env = lib.optionalAttrs (flags.cudaSupport or false) { cuda = cudaRuntime.outPath; };
       # pkgs/by-name/ll/llama-cpp/package.nix: MIT; its mainProgram is `llama`, the
       # server binary is bin/llama-server.
       meta = { mainProgram = "llama"; license = lib.licenses.mit; };
