@@ -88,13 +88,14 @@ async def check_database(cfg: Config) -> CheckResult:
         return CheckResult("database", "fail", f"{where}: {first}{held}",
                            "start postgresql.service, or correct the database section "
                            "(NixOS: services.ai-sysadmin.database.createLocally)")
-    from ai_sysadmin.store.migrations import latest_version, metrics_backend
+    from ai_sysadmin.store.migrations import latest_version, metrics_backend, timescale_edition
 
     async with conn:
         cur = await conn.execute("SELECT current_setting('server_version')")
         version = (await cur.fetchone())[0]
         schema = await schema_version(conn)
         backend = await metrics_backend(conn)
+        edition = await timescale_edition(conn) if backend == "timescaledb" else None
     latest = latest_version()
     if not schema:
         state = f"schema not migrated yet (v{latest} is applied when the service starts)"
@@ -103,7 +104,11 @@ async def check_database(cfg: Config) -> CheckResult:
     else:
         state = f"schema v{schema} (latest)"
     if backend:
-        state += f", metrics in {'TimescaleDB hypertable' if backend == 'timescaledb' else 'native daily partitions'}"
+        # Which TimescaleDB edition is active matters: only the TSL build compresses.
+        kind = {"apache": "TimescaleDB (Apache edition) hypertable, no compression",
+                "timescale": "TimescaleDB (TSL edition) hypertable, compressed after 2 days"}.get(
+                    edition or "", "TimescaleDB hypertable")
+        state += f", metrics in {kind if backend == 'timescaledb' else 'plain PostgreSQL native daily partitions'}"
     spool = _spool_state(cfg)
     if spool is not None and spool.records:
         status = "warn" if spool.warning else "ok"

@@ -27,9 +27,13 @@ import psutil
 from ai_sysadmin.store.metrics import Sample
 
 # Pseudo and container filesystems carry no data an admin can run out of.
-_SKIP_FS = {"tmpfs", "devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup", "cgroup2", "nsfs", "ramfs",
+_SKIP_FS = {"devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup", "cgroup2", "nsfs", "ramfs",
             "autofs", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf", "configfs",
             "fusectl", "hugetlbfs", "efivarfs", "binfmt_misc", "fuse.lxcfs", "nfsd", "rpc_pipefs"}
+# tmpfs holds data where an admin puts it (/tmp, /home on a diskless host, /var/cache):
+# a full one fails writes like any disk.  Under these roots it is systemd's and the
+# kernel's bookkeeping (/run, /run/user/*, /dev/shm), sized by them, not by the admin.
+_RUNTIME_ROOTS = ("/run", "/dev", "/sys", "/proc")
 TOP_N = 5
 STATVFS_TIMEOUT = 2.0
 
@@ -67,6 +71,9 @@ def real_mounts() -> list[psutil._common.sdiskpart]:
     out = []
     for part in psutil.disk_partitions(all=True):
         if part.fstype in _SKIP_FS or not part.fstype or part.mountpoint in seen:
+            continue
+        if part.fstype == "tmpfs" and any(part.mountpoint == r or part.mountpoint.startswith(r + "/")
+                                          for r in _RUNTIME_ROOTS):
             continue
         seen.add(part.mountpoint)
         out.append(part)

@@ -50,7 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def local_actor() -> str:
-    return pwd.getpwuid(os.getuid()).pw_name
+    """The person at the terminal: approving needs root (the key is root's), so under
+    sudo the invoking user is what the audit trail should name, not "root"."""
+    name = pwd.getpwuid(os.getuid()).pw_name
+    sudo_user = os.environ.get("SUDO_USER", "")
+    if os.getuid() == 0 and sudo_user and sudo_user != "root" and sudo_user.replace("-", "").replace("_", "").isalnum():
+        return f"{sudo_user} (sudo)"
+    return name
 
 
 def run(args: argparse.Namespace, load) -> int:

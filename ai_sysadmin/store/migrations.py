@@ -190,8 +190,12 @@ async def _v2_metrics(conn: psycopg.AsyncConnection) -> None:
         # Not run on the development machines (the extension is not packaged there).
         await conn.execute(f"CREATE TABLE metrics ({METRICS_COLUMNS})")
         await conn.execute("SELECT create_hypertable('metrics', 'ts', chunk_time_interval => interval '1 day')")
-        await conn.execute("ALTER TABLE metrics SET (timescaledb.compress, timescaledb.compress_segmentby = 'name')")
-        await conn.execute("SELECT add_compression_policy('metrics', interval '2 days')")
+        # Compression and its policy exist only in the TSL (community) build; the Apache
+        # build (nixpkgs timescaledb-apache, the module's free default) has hypertables and
+        # drop_chunks, which is all retention needs.
+        if await timescale_edition(conn) != "apache":
+            await conn.execute("ALTER TABLE metrics SET (timescaledb.compress, timescaledb.compress_segmentby = 'name')")
+            await conn.execute("SELECT add_compression_policy('metrics', interval '2 days')")
     else:
         await conn.execute(f"CREATE TABLE metrics ({METRICS_COLUMNS}) PARTITION BY RANGE (ts)")
         # Catches rows outside every daily partition (a skewed clock, an old spool); the
@@ -347,6 +351,13 @@ def latest_version() -> int:
 async def timescale_available(conn: psycopg.AsyncConnection) -> bool:
     cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
     return await cur.fetchone() is not None
+
+
+async def timescale_edition(conn: psycopg.AsyncConnection) -> str | None:
+    """'apache' or 'timescale' (TSL) when the extension is loaded, else None."""
+    cur = await conn.execute("SELECT current_setting('timescaledb.license', true)")
+    row = await cur.fetchone()
+    return (row[0] or None) if row else None
 
 
 async def metrics_backend(conn: psycopg.AsyncConnection) -> str | None:

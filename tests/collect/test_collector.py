@@ -123,3 +123,28 @@ def test_process_metrics_are_per_program_never_per_pid() -> None:
         assert str(os.getpid()) not in s.subject
     cpu = [s.subject for s in procs if s.name == "proc.cpu_percent"]
     assert len(cpu) == len(set(cpu))  # one series per program, its processes summed
+
+
+def test_a_full_tmpfs_outside_the_runtime_roots_is_reported(tmp_path: Path) -> None:
+    """A tmpfs /home or /tmp fills like a disk; /run's and /dev's tmpfs are systemd's bookkeeping."""
+    import subprocess
+
+    from rig.require import need
+
+    if os.geteuid() != 0:
+        need("mounting a tmpfs needs root")
+    mnt = tmp_path / "home"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        with open(mnt / "fill", "wb") as f:
+            try:
+                f.write(b"\0" * (2 * 1024 * 1024))
+            except OSError:  # ENOSPC: the point of the test
+                pass
+        samples = SystemReader().read()
+        used = [s.value for s in samples if s.name == "disk.used_percent" and s.subject == str(mnt)]
+        assert used and used[0] >= 99.0, used
+        assert not [s for s in samples if s.name == "disk.used_percent" and s.subject.startswith("/run/")]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
