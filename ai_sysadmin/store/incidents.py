@@ -143,3 +143,14 @@ class IncidentStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT id, status FROM incidents WHERE id = ANY(%s)", (list(ids),))
             return {int(i): s for i, s in await cur.fetchall()}
+
+    async def link_missing(self, pairs: Sequence[tuple[str, int]]) -> int:
+        """Link triggers that reached the database after their incident was saved (spooled in an outage)."""
+        if not pairs:
+            return 0
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE triggers SET incident_id = v.inc FROM (SELECT unnest(%s::text[]) AS id, "
+                "unnest(%s::bigint[]) AS inc) v WHERE triggers.id = v.id AND triggers.incident_id IS NULL",
+                ([p[0] for p in pairs], [p[1] for p in pairs]))
+            return cur.rowcount

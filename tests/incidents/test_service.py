@@ -57,6 +57,16 @@ async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) ->
         await svc2.process()
         assert len(await store.incidents.list()) == 2
 
+        # A trigger that reached the database only after its incident was saved (spooled in an
+        # outage) is linked on the next tick.
+        late = trig("e" * 32, "high", "unit-failure", "web.service", "web.service: Failed late", now + timedelta(seconds=6))
+        svc2.submit([late])
+        await svc2.process()
+        assert (await store.triggers.get("e" * 32)) is None  # not in the database yet
+        await store.triggers.record_triggers([late], None, stream="thresholds")
+        await svc2.tick()
+        assert (await store.triggers.get("e" * 32))["incident_id"] == oom["id"]
+
         # A person acknowledges the db2 incident: the service keeps that status.
         db2 = next(r for r in rows if r["category"] == "unit-failure")
         await store.incidents.set_status(db2["id"], "acknowledged")

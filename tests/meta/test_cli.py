@@ -12,7 +12,7 @@ from typing import Any
 
 from ai_sysadmin.meta.tools.names import TOOL_NAMES
 from rig.net import free_port
-from tests.meta.conftest import FULL_DIAGNOSIS, TINY_META, META_CTX
+from tests.meta.conftest import META_CTX, TINY_META
 from tests.scenarios.helpers import load as load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migra
     journal = scenario_journal(journal_writer, tmp_path, "disk-full")
     config = write_config(tmp_path, {
         "database": db, "journal": {"source": "file", "path": str(journal)}, "roles": {"meta": meta_role(meta_server)},
-        "meta": {**TINY_META, **FULL_DIAGNOSIS, "max_steps": 2, "tools": ["journal_query", "disk_usage"]}})
+        "meta": {**TINY_META, "answer_max_tokens": 32, "max_steps": 2, "tools": ["journal_query", "disk_usage"]}})
     r = cli(config, "ask", "Why are writes failing on this host?")
     assert r.returncode == 0, r.stderr
     out = r.stdout

@@ -10,7 +10,7 @@ and the API.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import jsonschema
@@ -64,7 +64,6 @@ class Tool:
     handler: Handler
     kind: str = "read"  # read | propose (no tool runs a command that changes the host)
     narrow_hint: str = "ask for a shorter range or fewer lines"
-    _validator: Any = field(default=None, compare=False, repr=False)
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI tools-list entry."""
