@@ -62,10 +62,7 @@ class Orchestrator:
         self.on_resolved = self.on_resolved or meta.on_resolved
         # Incidents and the review listen to every recorded trigger through this sink.
         self.review = ReviewStack.build(cfg, store, self.actions, escalate=self.escalate, on_resolved=self.on_resolved)
-        from ai_sysadmin.trigger.sink import numbered_sink
-
-        # L1 records its checkpoint number with the cursor (exact resume after kill -9).
-        self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), numbered_sink(self.review.tap, store.triggers),
+        self.follower = TriggerFollower(cfg.trigger, journal_source(cfg), self.review.tap,
                                         state_dir=cfg.state_dir, model=client, poll_interval=cfg.trigger.poll_interval)
         from ai_sysadmin.collect.collector import MetricsCollector
 

@@ -118,7 +118,15 @@ async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
     rv = layers.get("review", {})
     if db["database"]["reachable"] and rv.get("outcome") in ("failed", "skipped"):
         degraded.append(f"last review {rv['outcome']}: {(db['last_review'] or {}).get('error') or ''}")
-    status = {"at": now, "autonomy_level": cfg.autonomy_level, "models": models, **db, "degraded": degraded}
+    # Records the database refused (kept, with the reason, in the state dir; see docs/storage.md).
+    from ai_sysadmin.store.quarantine import directory, read_state
+
+    quarantine = read_state(directory(cfg.state_dir))
+    if quarantine.records:
+        degraded.append(quarantine.describe())
+    status = {"at": now, "autonomy_level": cfg.autonomy_level, "models": models, **db, "degraded": degraded,
+              "quarantine": {"records": quarantine.records, "bytes": quarantine.bytes, "last_at": quarantine.last_at,
+                             "last_kind": quarantine.last_kind, "last_reason": quarantine.last_reason}}
     if service:
         status["service"] = service
     return status

@@ -87,6 +87,10 @@ async def _run(args: argparse.Namespace, cfg) -> int:
             print(f"  trigger {t['id'][:12]} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
         for f in inc["findings"]:
             print(f"  finding {f['id']} ({f['layer']}, {f['severity']}): {f['title']}")
+            if f.get("advice"):  # a declarative suggestion for configuration.nix; never applied by the service
+                print("    suggested NixOS configuration:")
+                for line in str(f["advice"]).splitlines():
+                    print(f"      {line}")
         for a in inc["actions"]:
             print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
         return 0

@@ -52,8 +52,10 @@ class TriggerTap:
     def listen(self, fn: Callable[[Sequence[Trigger]], None]) -> None:
         self._listeners.append(fn)
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal") -> None:
-        await self._inner.record_triggers(triggers, cursor, stream)
+    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
+                              checkpoint: int | None = None) -> None:
+        # L1's checkpoint number travels with the cursor (exact resume after kill -9).
+        await self._inner.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
         for fn in self._listeners:
             try:
                 fn(triggers)
@@ -62,6 +64,9 @@ class TriggerTap:
 
     async def load_cursor(self, stream: str = "journal") -> str | None:
         return await self._inner.load_cursor(stream)
+
+    async def load_position(self, stream: str = "journal") -> tuple[str | None, int | None]:
+        return await self._inner.load_position(stream)
 
     def __getattr__(self, name: str) -> Any:  # get(), ... of the wrapped store
         return getattr(self._inner, name)
