@@ -24,6 +24,8 @@ import re
 import unicodedata
 from typing import Iterable
 
+from ai_sysadmin.sanitize import escape_controls
+
 OPEN = "<untrusted-data"
 CLOSE = "</untrusted-data>"
 
@@ -44,16 +46,10 @@ _MARKUP = re.compile(
     r"|<<\s*/?\s*SYS\s*>>",
     re.IGNORECASE,
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _KIND = re.compile(r"[^a-z0-9_.:-]")
 
 DEFAULT_MAX_CHARS = 4000
 TRUNCATION_MARK = "…[cut: {n} more characters]"
-
-
-def _escape_control(match: re.Match[str]) -> str:
-    ch = match.group(0)
-    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
 
 
 def _defang(match: re.Match[str]) -> str:
@@ -65,7 +61,7 @@ def neutralise(text: str) -> str:
     # NFKC folds fullwidth and other compatibility forms (＜／ｕｎｔｒｕｓｔｅｄ…) to ASCII, so
     # the checks below see what a tokenizer might read as the delimiter.
     folded = unicodedata.normalize("NFKC", text)
-    folded = _CONTROL.sub(_escape_control, folded)
+    folded = escape_controls(folded)  # the store's escapes (ai_sysadmin.sanitize): one definition
     folded = _MARKUP.sub(_defang, folded)
     folded = _DELIM.sub(lambda m: m.group(0)[:9] + "\u00b7" + m.group(0)[-4:], folded)
     # A bare angle bracket next to the (now broken) word is harmless, but a stray closing

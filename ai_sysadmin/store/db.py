@@ -75,6 +75,45 @@ async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int
     return version
 
 
+def install_safe_adapters(conn: psycopg.AsyncConnection | psycopg.Connection) -> None:
+    """Make every text and JSON parameter on `conn` storable, whoever wrote the query.
+
+    PostgreSQL refuses NUL in `text` and `jsonb`; one journal line carrying it once
+    stopped L1.  The batch appliers bound and clean their fields (ai_sysadmin.sanitize),
+    but incidents, reviews, findings and actions are written directly with model and log
+    text in them; adapting at the driver means no query can forget it.  The same
+    escapes as the appliers (idempotent), so cleaned text passes unchanged.
+    """
+    import json
+
+    from psycopg.types.json import set_json_dumps
+    from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
+
+    from ai_sysadmin.sanitize import clean_json, escape_controls
+
+    class SafeStr(StrDumperUnknown):
+        def dump(self, obj: str) -> bytes:
+            return super().dump(escape_controls(obj))
+
+    class SafeStrText(StrDumper):
+        def dump(self, obj: str) -> bytes:
+            return super().dump(escape_controls(obj))
+
+    class SafeStrBinary(StrBinaryDumper):
+        def dump(self, obj: str) -> bytes:
+            return super().dump(escape_controls(obj))
+
+    # Registration order matters: the last dumper registered for a format is the default.
+    conn.adapters.register_dumper(str, SafeStrText)
+    conn.adapters.register_dumper(str, SafeStrBinary)
+    conn.adapters.register_dumper(str, SafeStr)
+    set_json_dumps(lambda obj: json.dumps(clean_json(obj, None)), context=conn)
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    install_safe_adapters(conn)
+
+
 def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
     """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
 
@@ -87,5 +126,5 @@ def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, time
     return AsyncConnectionPool(
         cfg.conninfo(), kwargs=connect_kwargs(cfg, connect_timeout=timeout), min_size=min_size,
         max_size=max_size, timeout=timeout, open=False, check=AsyncConnectionPool.check_connection,
-        name="ai-sysadmin",
+        configure=_configure, name="ai-sysadmin",
     )
