@@ -8,7 +8,8 @@ no-op; privileges not listed are REVOKEd first, so a narrowed list takes effect)
   the audit log and triggers (verification); writes only the execution columns of `actions`, steps,
   audit, breakers, and reopens incidents.
 * API (`database.api_role`): reads incidents, findings, actions, status data; writes
-  approvals and rejections (status columns of `actions`, steps, audit).
+  approvals and rejections (status columns of `actions`, steps, audit), and what its chat
+  model's investigations record (proposals, diagnosis findings, model-call accounting).
 
 Ownership cannot be restrained this way -- the orchestrator can write any row -- which is
 why a person's approval is also signed (actions/signing.py).  Roles are created by
@@ -73,9 +74,19 @@ API_GRANTS: tuple[Grant, ...] = (
     Grant("audit_log", "SELECT"),
     Grant("audit_log", "INSERT"),
     Grant("ai_sysadmin_schema", "SELECT"),
+    # The `ai-sysadmin` chat model runs L4 investigations in the API process: they record
+    # proposals (through the same policy; the executor re-validates catalog risk, params and
+    # approvals, so an inserted row grants nothing), their diagnosis finding, and the
+    # model calls' accounting (the store writer de-duplicates batches by id).
+    Grant("actions", "INSERT"),
+    Grant("findings", "INSERT"),
+    Grant("findings", "UPDATE", ("detail",)),
+    Grant("llm_calls", "INSERT"),
+    Grant("ingest_batches", "SELECT"),
+    Grant("ingest_batches", "INSERT"),
 )
 
-SEQUENCES = {"action_steps": "action_steps_id_seq", "action_breakers": "action_breakers_id_seq",
+SEQUENCES = {"actions": "actions_id_seq", "findings": "findings_id_seq", "action_steps": "action_steps_id_seq", "action_breakers": "action_breakers_id_seq",
              "audit_log": "audit_log_id_seq", "action_approvals": "action_approvals_id_seq"}
 
 

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ai_sysadmin.store.db import SCHEMA_TABLE
+from ai_sysadmin.store.db import SCHEMA_TABLE, schema_version
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
 
 log = logging.getLogger(__name__)
@@ -372,6 +372,11 @@ async def metrics_backend(conn: psycopg.AsyncConnection) -> str | None:
 
 async def _migrate_conn(conn: psycopg.AsyncConnection) -> list[int]:
     applied: list[int] = []
+    # Up to date: nothing to lock or create.  The API's and the executor's roles open the
+    # store too and hold no CREATE privilege (store/grants.py); they must get here.
+    async with conn.transaction():
+        if await schema_version(conn) == latest_version():
+            return applied
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         await conn.execute(

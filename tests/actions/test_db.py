@@ -117,7 +117,9 @@ def test_roles_have_only_their_grants(tmp_path: Path, roles_db: RolesDB, approva
             (roles_db.executor, "DELETE FROM actions WHERE id = %s"),
             (roles_db.api, "UPDATE actions SET risk = 'low' WHERE id = %s"),
             (roles_db.api, "UPDATE actions SET result = '{}' WHERE id = %s"),
-            (roles_db.api, "INSERT INTO actions (action, risk) VALUES ('notify', 'low') RETURNING %s"),
+            (roles_db.api, "UPDATE actions SET params = '{}' WHERE id = %s"),
+            (roles_db.api, "DELETE FROM actions WHERE id = %s"),
+            (roles_db.api, "UPDATE findings SET severity = 'info' WHERE id = %s"),
             (roles_db.api, "INSERT INTO action_breakers (target, reason) VALUES ('x', %s::text)"),
         ]
         for role, stmt in denied:
