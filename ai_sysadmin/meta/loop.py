@@ -40,6 +40,7 @@ from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.transcript import bound_transcript
+from ai_sysadmin.meta.turn import tool_turn
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class Investigator:
             inv.latency_s = time.monotonic() - started
             inv.messages = messages
             await self._record(inv, emit)
+        await emit(Event("diagnosis", inv.diagnosis))  # the final object, after its proposals
         return inv
 
     async def _opening(self, question: str, history: list[dict], incident_id: int | None,
@@ -212,8 +214,8 @@ class Investigator:
             t0 = time.monotonic()
             try:
                 turn = await asyncio.wait_for(
-                    self.client.tool_turn(request, definitions, tool_choice=self.m.tool_choice,
-                                          max_tokens=self.m.step_max_tokens), remaining)
+                    tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
+                              max_tokens=self.m.step_max_tokens), remaining)
             except asyncio.TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
@@ -235,7 +237,7 @@ class Investigator:
                 inv.turns.append(_turn("tools", t0, "error"))
                 raise _Stop("failed", f"meta model failed at step {turn_no}: {exc}") from None
             inv.turns.append(_turn("tools", t0, "ok"))
-            if not turn.tool_calls and (turn.finish_reason == "length" or self.m.tool_choice == "required"):
+            if not turn.calls and (turn.finish_reason == "length" or self.m.tool_choice == "required"):
                 # Cut off, or a required call not made: not an answer. Say so and go on.
                 call_id = f"c{len(inv.steps) + 1}"
                 why = ("your turn was cut off at the token limit" if turn.finish_reason == "length"
@@ -247,20 +249,29 @@ class Investigator:
                 messages.append({"role": "user", "content": f"Your last turn ({call_id}) could not be used: {why}. "
                                  "Call one tool with short arguments, or answer without tools."})
                 continue
-            if not turn.tool_calls:
+            if not turn.calls:
                 return (turn.content or "").strip() or None
             calls = []
-            for call in turn.tool_calls:
+            for call in turn.calls:
                 calls.append((f"c{len(inv.steps) + len(calls) + 1}", call))
             messages.append({"role": "assistant", "content": turn.content or "", "tool_calls": [
                 {"id": cid, "type": "function",
-                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, sort_keys=True)}}
+                 # A broken call is echoed with empty arguments: the server re-parses this history.
+                 "function": {"name": c.name or "invalid", "arguments": json.dumps(c.arguments, sort_keys=True)
+                              if c.error is None else "{}"}}
                 for cid, c in calls]})
             refused_all = True
             for index, (cid, call) in enumerate(calls):
-                key = call.name + "\x00" + json.dumps(call.arguments, sort_keys=True)
-                await emit(Event("step_start", {"call_id": cid, "tool": call.name, "arguments": call.arguments}))
-                if index >= self.m.max_calls_per_step:
+                key = call.name + "\x00" + (json.dumps(call.arguments, sort_keys=True) if call.error is None
+                                            else call.raw)
+                shown = call.arguments if call.error is None else {"raw": call.raw[:200]}
+                await emit(Event("step_start", {"call_id": cid, "tool": call.name, "arguments": shown}))
+                if call.error is not None:
+                    step = Step(cid, call.name or "(invalid call)", {"raw": call.raw[:200]}, False,
+                                f"error: {call.error}"[:200], turn=turn_no)
+                    text = (f"error: {call.error}. Send the arguments as one complete JSON object, "
+                            "and fewer calls per turn.")
+                elif index >= self.m.max_calls_per_step:
                     step, text = self._refused(cid, call, turn_no,
                                                f"at most {self.m.max_calls_per_step} tool calls per turn; "
                                                "ask again in your next turn if you still need it")
@@ -363,7 +374,6 @@ class Investigator:
         if not inv.answer:
             inv.answer = diag.as_text(inv.diagnosis)
             await emit(Event("answer_delta", {"text": inv.answer}))
-        await emit(Event("diagnosis", inv.diagnosis))
 
     def _degrade(self, inv: Investigation, outcome: str, message: str) -> None:
         rank = {"ok": 0, "degraded": 1, "deadline": 2, "failed": 3}

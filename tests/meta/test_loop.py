@@ -34,9 +34,14 @@ async def run(cfg, *, question: str = "Why does myapp.service keep failing?", to
         return await inv.investigate(question, incident_id=incident_id, on_event=on_event)
 
 
+def garbled(step) -> bool:
+    """A call whose arguments the tiny model never finished (answered with an error, not run)."""
+    return isinstance(step.arguments, dict) and "raw" in step.arguments
+
+
 def executed(inv, tool: str):
-    """The first call of `tool` that ran (a turn the tiny model garbled comes back as '(invalid call)')."""
-    runs = [s for s in inv.steps if s.tool == tool and not s.refused]
+    """The first call of `tool` that ran."""
+    runs = [s for s in inv.steps if s.tool == tool and not s.refused and not garbled(s)]
     assert runs, [s.to_json() for s in inv.steps]
     return runs[0]
 
@@ -88,8 +93,8 @@ async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(tmp
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tools": ["disk_usage"]})
     inv = await run(cfg, question="Is any disk full?")
     first = executed(inv, "disk_usage")
-    later = [s for s in inv.steps if s.tool == "disk_usage" and s is not first]
-    assert [s for s in inv.steps if s.tool == "disk_usage" and not s.refused] == [first]  # ran once
+    later = [s for s in inv.steps if s.tool == "disk_usage" and s is not first and not garbled(s)]
+    assert [s for s in inv.steps if s.tool == "disk_usage" and not s.refused and not garbled(s)] == [first]
     assert later and all(s.refused and not s.ok and f"identical to {first.call_id}" in s.summary for s in later)
     refusal = next(m["content"] for m in tool_messages(inv) if m["tool_call_id"] == later[0].call_id)
     assert "Move on" in refusal and f"identical to {first.call_id}" in refusal
@@ -140,7 +145,7 @@ async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path
     # Offered with `unit` as an integer, validated as a unit name: the model's call must fail validation.
     loose = fn("unit_status", {"unit": {"type": "integer"}}, ["unit"])
     inv = await run(cfg, tools=Advertising(build_toolset(cfg), [loose], replace=True))
-    typed = [s for s in inv.steps if s.tool == "unit_status" and not s.refused]
+    typed = [s for s in inv.steps if s.tool == "unit_status" and not s.refused and "unit" in (s.arguments or {})]
     assert typed and all(isinstance(s.arguments["unit"], int) and not s.ok for s in typed)
     contents = "\n".join(m["content"] for m in tool_messages(inv))
     assert "invalid argument unit: must be of type string" in contents
@@ -152,11 +157,11 @@ async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(t
     # The tiny model writes journal_query arguments it never closes: not JSON.
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"], "step_max_tokens": 64})
     inv = await run(cfg)
-    bad = [s for s in inv.steps if s.tool == "(invalid call)"]
-    assert bad and "arguments are not JSON" in bad[0].summary
-    told = [m["content"] for m in inv.messages if m["role"] == "user" and "could not be used" in m["content"]]
-    assert told and envelope.is_closed_once(told[0])
-    assert [t["kind"] for t in inv.turns][:2] == ["tools", "tools"]
+    bad = [s for s in inv.steps if "arguments are not JSON" in s.summary]
+    assert bad and not bad[0].ok and "raw" in bad[0].arguments
+    told = next(m["content"] for m in tool_messages(inv) if m["tool_call_id"] == bad[0].call_id)
+    assert envelope.is_closed_once(told) and "Send the arguments as one complete JSON object" in told
+    assert [t["kind"] for t in inv.turns][:2] == ["tools", "tools"]  # the loop went on
     assert inv.diagnosis["root_cause"]
 
 
