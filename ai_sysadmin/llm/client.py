@@ -73,6 +73,10 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    # Lenient turns only: why this call cannot be run (arguments are then {}), and the
+    # start of what the model wrote, for the error the loop sends back.
+    error: str | None = None
+    raw: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,8 +221,16 @@ class LLMClient:
 
     async def tool_turn(self, messages: list[Message], tools: list[dict[str, Any]], *,
                         tool_choice: str | dict[str, Any] = "auto", max_tokens: int | None = None,
-                        temperature: float = 0.0) -> ToolTurn:
-        """One assistant turn with tools offered; arguments are decoded and checked to be objects."""
+                        temperature: float = 0.0, lenient: bool = False) -> ToolTurn:
+        """One assistant turn with tools offered; arguments are decoded and checked to be objects.
+
+        Strict (default): a malformed call (unknown tool, arguments not a JSON object)
+        fails the whole turn with BadModelOutput.  `lenient=True`: each call stands on its
+        own -- one whose arguments are not a JSON object comes back with `error` set, and
+        an unknown tool name comes back as it is, for the caller's dispatcher to answer.
+        An agent loop can so run the good calls of a turn and answer the bad ones (weak
+        models often cut the last call off at the token limit).
+        """
         resp = await self._call("tools", lambda: self._sdk.chat.completions.create(
             model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
             max_tokens=self._max_tokens(max_tokens), temperature=temperature))
@@ -227,17 +239,21 @@ class LLMClient:
         known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
         for i, tc in enumerate(choice.message.tool_calls or []):
             fn = tc.function
-            if fn.name not in known:
-                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {fn.name!r}", raw=fn.arguments)
+            raw = fn.arguments or "{}"
+            error = None
+            args: Any = {}
+            if fn.name not in known and not lenient:
+                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {fn.name!r}", raw=raw)
             try:
-                args = json.loads(fn.arguments or "{}")
+                args = json.loads(raw)
+                if not isinstance(args, dict):
+                    error = f"tool call {i} ({fn.name}) arguments are not an object"
             except json.JSONDecodeError as exc:
-                raise BadModelOutput(self.name, f"tool call {i} ({fn.name}) arguments are not JSON: {exc.msg}",
-                                     raw=fn.arguments) from None
-            if not isinstance(args, dict):
-                raise BadModelOutput(self.name, f"tool call {i} ({fn.name}) arguments are not an object",
-                                     raw=fn.arguments)
-            calls.append(ToolCall(id=tc.id or f"call_{i}", name=fn.name, arguments=args))
+                error = f"tool call {i} ({fn.name}) arguments are not JSON: {exc.msg}"
+            if error is not None and not lenient:
+                raise BadModelOutput(self.name, error, raw=raw)
+            calls.append(ToolCall(id=tc.id or f"call_{i}", name=str(fn.name or ""),
+                                  arguments=args if error is None else {}, error=error, raw=raw[:300]))
         return ToolTurn(content=choice.message.content, tool_calls=calls, finish_reason=choice.finish_reason)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
