@@ -139,6 +139,9 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
             if text not in out.advice:
                 out.advice.append(text)
     _add(out.actions, "notify", {"message": notify_message(inc)})
+    # A unit that hit its start limit refuses `systemctl restart` until its failed state is
+    # reset: whichever family named them first, reset-failed goes before the restart.
+    out.actions.sort(key=lambda a: 0 if a[0] == "reset_failed_unit" else 1)
     return out
 
 

@@ -80,6 +80,9 @@ def test_cli_through_review_auto_safe(tmp_path: Path) -> None:
     restart = next(p for p in props if p["action"] == "restart_unit")
     assert restart["decision"] == "execute" and restart["params"] == {"unit": "myapp.service"}
     assert set(restart) >= {"action", "params", "risk", "source", "decision", "reason", "incident"}
+    # The unit hit its start limit: `systemctl restart` is refused until reset-failed ran.
+    order = [p["action"] for p in props]
+    assert order.index("reset_failed_unit") < order.index("restart_unit"), order
     inc = next(x for x in lines if x["kind"] == "incident")
     assert set(inc) >= {"id", "category", "severity", "title", "trigger_ids"}
     assert "Traceback" not in r.stderr
