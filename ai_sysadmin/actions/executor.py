@@ -322,9 +322,11 @@ class Executor:
         deadline = loop.time() + timeout
         p: dict[str, str] = {}
         while loop.time() < deadline:
-            p = await unit_props(unit, "ActiveState", "Result", "ExecMainStatus")
-            if p.get("ActiveState") in ("active", "failed") or (p.get("ActiveState") == "inactive"
-                                                               and p.get("Result") not in (None, "")):
+            p = await unit_props(unit, "ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestampMonotonic")
+            # A transient unit queued with --no-block is "inactive" with Result=success before
+            # its job even starts: only an exit timestamp says that it ran and ended.
+            ran = p.get("ExecMainExitTimestampMonotonic") not in (None, "", "0")
+            if p.get("ActiveState") in ("active", "failed") or (p.get("ActiveState") == "inactive" and ran):
                 break
             await asyncio.sleep(0.2)
         status = int(p.get("ExecMainStatus") or -1) if p.get("ActiveState") in ("active", "failed", "inactive") \
