@@ -25,6 +25,8 @@ from pathlib import Path
 
 from ai_sysadmin.config import ROLE_DEFAULT_PORTS
 from rig.llama import LlamaServer, tiny_server
+
+LOCAL_META_CTX = 8192  # tokens per slot of the local meta server (the service's budgets follow it)
 from rig.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"local: port {port} (role {role}) is in use; stop what listens there", file=sys.stderr)
                 return 1
             print(f"local: starting llama-server for role {role} on 127.0.0.1:{port}", flush=True)
+            # The meta role's tool catalog and an investigation need ~8k tokens per slot.
+            size = {"ctx_size": 2 * LOCAL_META_CTX, "parallel": 2} if role == "meta" else {}
             servers.append(tiny_server(role, state / "logs", port=port, tools=(role == "meta"),
-                                       embeddings=(role == "embed")).start())
+                                       embeddings=(role == "embed"), **size).start())
         print("local: starting private PostgreSQL", flush=True)
         cluster = PgCluster.create(state / "postgres").start()
         try:
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "state_dir": str(state / "service"),
             "database": cluster.database_config("ai-sysadmin"),
             # The embed role is off by default; on here so `knowledge search` works locally.
-            "roles": {"embed": {}},
+            "roles": {"embed": {}, "meta": {"context_size": LOCAL_META_CTX}},
         }
         cfg_path = state / "config.json"
         cfg_path.write_text(json.dumps(config, indent=2) + "\n")

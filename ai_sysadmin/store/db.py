@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_dumps
+from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 
 from ai_sysadmin.config import DatabaseConfig
+from ai_sysadmin.sanitize import clean_json, escape_controls
 
 # Name of the table that records applied schema migrations (see store.migrations).
 SCHEMA_TABLE = "ai_sysadmin_schema"
@@ -75,6 +79,26 @@ async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int
     return version
 
 
+class _SafeStr(StrDumperUnknown):
+    def dump(self, obj: str) -> bytes:
+        return super().dump(escape_controls(obj))
+
+
+class _SafeStrText(StrDumper):
+    def dump(self, obj: str) -> bytes:
+        return super().dump(escape_controls(obj))
+
+
+class _SafeStrBinary(StrBinaryDumper):
+    def dump(self, obj: str) -> bytes:
+        return super().dump(escape_controls(obj))
+
+
+def _safe_json_dumps(obj: Any) -> str:
+    # Module level, not a closure: psycopg caches dumpers per dumps function.
+    return json.dumps(clean_json(obj, None))
+
+
 def install_safe_adapters(conn: psycopg.AsyncConnection | psycopg.Connection) -> None:
     """Make every text and JSON parameter on `conn` storable, whoever wrote the query.
 
@@ -84,30 +108,11 @@ def install_safe_adapters(conn: psycopg.AsyncConnection | psycopg.Connection) ->
     text in them; adapting at the driver means no query can forget it.  The same
     escapes as the appliers (idempotent), so cleaned text passes unchanged.
     """
-    import json
-
-    from psycopg.types.json import set_json_dumps
-    from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
-
-    from ai_sysadmin.sanitize import clean_json, escape_controls
-
-    class SafeStr(StrDumperUnknown):
-        def dump(self, obj: str) -> bytes:
-            return super().dump(escape_controls(obj))
-
-    class SafeStrText(StrDumper):
-        def dump(self, obj: str) -> bytes:
-            return super().dump(escape_controls(obj))
-
-    class SafeStrBinary(StrBinaryDumper):
-        def dump(self, obj: str) -> bytes:
-            return super().dump(escape_controls(obj))
-
     # Registration order matters: the last dumper registered for a format is the default.
-    conn.adapters.register_dumper(str, SafeStrText)
-    conn.adapters.register_dumper(str, SafeStrBinary)
-    conn.adapters.register_dumper(str, SafeStr)
-    set_json_dumps(lambda obj: json.dumps(clean_json(obj, None)), context=conn)
+    conn.adapters.register_dumper(str, _SafeStrText)
+    conn.adapters.register_dumper(str, _SafeStrBinary)
+    conn.adapters.register_dumper(str, _SafeStr)
+    set_json_dumps(_safe_json_dumps, context=conn)
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
