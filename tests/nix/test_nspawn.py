@@ -47,23 +47,21 @@ def _chat(port: int, model: str) -> dict[str, Any]:
 
 
 class FullFilesystem:
-    """A small ext4 file system, filled to the last block, mounted on the host.
+    """A small tmpfs, filled to the last page, mounted on the host.
 
-    It is bound into the container under /home (a real file system: the collector
-    skips pseudo file systems such as tmpfs), where ProtectHome=true would hide it.
+    It is bound into the container under /home, where ProtectHome=true would hide it:
+    the issue's case of a full tmpfs /home (a diskless host, or /home on tmpfs).
     """
 
     def __init__(self, tmp: Path):
-        self.image = tmp / "home-full.img"
         self.mnt = tmp / "home-full"
 
     def __enter__(self) -> "FullFilesystem":
         self.mnt.mkdir()
-        subprocess.run(["truncate", "-s", "8M", str(self.image)], check=True)
-        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True, capture_output=True)
-        r = subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mnt)], capture_output=True, text=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(self.mnt)],
+                           capture_output=True, text=True)
         if r.returncode != 0:
-            need(f"loop mount not possible here: {r.stderr.strip()}")
+            need(f"tmpfs mount not possible here: {r.stderr.strip()}")
         # dd ends with ENOSPC: that is the point.
         subprocess.run(["dd", "if=/dev/zero", f"of={self.mnt}/fill", "bs=64k"], capture_output=True)
         return self
