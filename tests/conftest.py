@@ -31,11 +31,14 @@ def rig_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rig-logs")
 
 
-def _server(alias: str, logs: Path, **kw: Any) -> Iterator[LlamaServer]:
+def _server(alias: str, logs: Path, *, log_name: str | None = None, **kw: Any) -> Iterator[LlamaServer]:
+    """A started tiny llama-server, stopped at the end; `log_name` keeps a second server of one alias apart."""
     try:
         server = tiny_server(alias, logs, **kw)
     except PartMissing as exc:
         need(str(exc))
+    if log_name:
+        server.log_path = logs / log_name
     server.start()
     try:
         yield server

@@ -22,11 +22,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from rig.llama import LlamaServer, tiny_server
+from rig.llama import LlamaServer
 from rig.net import free_port, wait_until
-from rig.paths import PartMissing
 from rig.proc import exit_report, spawn_logged
-from rig.require import need
+from tests.conftest import _server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,28 +81,15 @@ class ApiProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _own_server(alias: str, logs: Path, **kw: Any) -> Iterator[LlamaServer]:
-    try:
-        server = tiny_server(alias, logs, **kw)
-    except PartMissing as exc:
-        need(str(exc))
-    server.log_path = logs / f"llama-api-{alias}.log"
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def api_meta(rig_logs: Path) -> Iterator[LlamaServer]:
     # The agent's tool prompt is ~3k tokens: 8k per slot, two slots.
-    yield from _own_server("meta", rig_logs, tools=True, ctx_size=16384, parallel=2)
+    yield from _server("meta", rig_logs, log_name="llama-api-meta.log", tools=True, ctx_size=16384, parallel=2)
 
 
 @pytest.fixture(scope="session")
 def api_review(rig_logs: Path) -> Iterator[LlamaServer]:
-    yield from _own_server("review", rig_logs, parallel=2)
+    yield from _server("review", rig_logs, log_name="llama-api-review.log", parallel=2)
 
 
 @pytest.fixture(scope="session")
