@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from aiohttp import web
 
@@ -53,16 +55,47 @@ async def list_models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": data})
 
 
+class _Outcome:
+    """What one request's metrics record: the model label and the status (499: the client left)."""
+
+    __slots__ = ("model", "code", "started")
+
+    def __init__(self) -> None:
+        self.model = "unknown"
+        self.code = 500
+        self.started = time.monotonic()
+
+
+@contextmanager
+def _accounted(st: ApiState, endpoint: str) -> Iterator[_Outcome]:
+    out = _Outcome()
+    try:
+        yield out
+    except ApiError as exc:
+        out.code = exc.status
+        raise
+    except asyncio.CancelledError:
+        out.code = 499  # client closed the connection (nginx's convention)
+        raise
+    finally:
+        st.metrics.requests.labels(endpoint, out.model, str(out.code)).inc()
+        st.metrics.latency.labels(endpoint, out.model).observe(time.monotonic() - out.started)
+
+
+async def _read(request: web.Request, st: ApiState, out: _Outcome) -> tuple[bytes, dict, str]:
+    """The body, decoded, and the model it names (labelled on `out` for the metrics)."""
+    body = await request.read()
+    data = decode_object(body)
+    requested = model_name(data)
+    out.model = _label(st, requested)
+    return body, data, requested
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
-    started = time.monotonic()
-    model = "unknown"
-    code = 500
-    try:
-        body = await request.read()
-        data = decode_object(body)
-        requested = model_name(data)
-        model = _label(st, requested)
+    with _accounted(st, "chat") as out:
+        body, data, requested = await _read(request, st, out)
+        model, started = out.model, out.started
         check_chat(data)
         is_agent = requested == AGENT_MODEL
         upstream = None if is_agent else st.role_for(requested)
@@ -84,9 +117,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                             raise
                         # The cheap role is down: a title from the selected model beats none.
                         resp = await _relay_chat(request, st, fallback, data, body, model, started)
-                    code = resp.status
-                    return resp
-                if is_agent:
+                elif is_agent:
                     if st.agent is None:
                         raise ApiError(503, "the ai-sysadmin agent is not available in this server",
                                        code="agent_unavailable")
@@ -94,19 +125,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 else:
                     assert upstream is not None
                     resp = await _relay_chat(request, st, upstream, data, body, model, started)
-                code = resp.status
+                out.code = resp.status
                 return resp
             finally:
                 st.metrics.in_flight.labels(model).dec()
-    except ApiError as exc:
-        code = exc.status
-        raise
-    except asyncio.CancelledError:
-        code = 499  # client closed the connection (nginx's convention)
-        raise
-    finally:
-        st.metrics.requests.labels("chat", model, str(code)).inc()
-        st.metrics.latency.labels("chat", model).observe(time.monotonic() - started)
 
 
 async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str,
@@ -120,14 +142,8 @@ async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
-    started = time.monotonic()
-    model = "unknown"
-    code = 500
-    try:
-        body = await request.read()
-        data = decode_object(body)
-        requested = model_name(data)
-        model = _label(st, requested)
+    with _accounted(st, "embeddings") as out:
+        body, data, requested = await _read(request, st, out)
         upstream = st.role_for(requested) if requested != AGENT_MODEL else None
         if upstream is None or upstream.name != EMBED_ROLE:
             if EMBED_ROLE not in st.upstreams:
@@ -138,19 +154,10 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         with st.limiter.hold(caller(request)):
             if data.get("model") != upstream.role.model:
                 body = json.dumps({**data, "model": upstream.role.model}).encode()
-            resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=model,
-                               metrics=st.metrics, started=started)
-            code = resp.status
+            resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=out.model,
+                               metrics=st.metrics, started=out.started)
+            out.code = resp.status
             return resp
-    except ApiError as exc:
-        code = exc.status
-        raise
-    except asyncio.CancelledError:
-        code = 499
-        raise
-    finally:
-        st.metrics.requests.labels("embeddings", model, str(code)).inc()
-        st.metrics.latency.labels("embeddings", model).observe(time.monotonic() - started)
 
 
 def _label(st: ApiState, requested: str) -> str:

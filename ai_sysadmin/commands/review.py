@@ -9,10 +9,11 @@ configured autonomy level), exactly as a scheduled review would.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
+
+from ai_sysadmin.commands import db_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,15 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--now", action="store_true", required=True, help="run one review now")
     p.add_argument("--no-model", action="store_true", help="deterministic candidates only")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace, load) -> int:
-    import logging
-
-    # One line about an unreachable database is enough; the pool would repeat it per attempt.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    return asyncio.run(_run(args, load()))
+    p.set_defaults(func=db_command(_run))
 
 
 async def _run(args: argparse.Namespace, cfg: Any) -> int:

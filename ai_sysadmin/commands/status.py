@@ -4,24 +4,17 @@ incidents (with NixOS advice), pending approvals, degraded parts."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
+
+from ai_sysadmin.commands import db_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="health of the layers, models and database; open incidents; last review")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace, load) -> int:
-    import logging
-
-    # One line about an unreachable database is enough; the pool would repeat it per attempt.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    return asyncio.run(_run(args, load()))
+    p.set_defaults(func=db_command(_run))
 
 
 async def _run(args: argparse.Namespace, cfg: Any) -> int:
