@@ -9,6 +9,7 @@ diagnosis built from the steps.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -52,6 +53,43 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
     "required": ["root_cause", "confidence", "severity", "evidence", "proposed_actions", "admin_checks"],
     "additionalProperties": False,
 }
+
+
+def _grammar_param(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema as the model's grammar gets it: type and bounds.  Patterns stay
+    with the catalog's own validation (the policy applies it to whatever comes back);
+    the grammar only has to keep the object finite and the fields of the right kind."""
+    if schema.get("type") == "integer":
+        return {k: schema[k] for k in ("type", "minimum", "maximum") if k in schema}
+    return {"type": "string", "maxLength": min(int(schema.get("maxLength", 200)), 200)}
+
+
+def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
+    """DIAGNOSIS_SCHEMA with `proposed_actions` bound to the catalog: each item names one
+    catalog action and only that action's parameters.  A free-form `params` object lets a
+    weak model write keys until max_tokens; a bounded one always ends."""
+    if catalog is None or not catalog.ids():
+        return DIAGNOSIS_SCHEMA
+    variants = []
+    for action_id in catalog.ids():
+        spec = catalog.get(action_id)
+        props = spec.parameters.get("properties", {})
+        variants.append({
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": [action_id]},
+                "params": {"type": "object",
+                           "properties": {name: _grammar_param(sub) for name, sub in props.items()},
+                           "required": [n for n in spec.parameters.get("required", []) if n in props],
+                           "additionalProperties": False},
+                "reason": {"type": "string", "maxLength": 240},
+            },
+            "required": ["action", "params", "reason"],
+            "additionalProperties": False,
+        })
+    schema = json.loads(json.dumps(DIAGNOSIS_SCHEMA))
+    schema["properties"]["proposed_actions"] = {"type": "array", "maxItems": 3, "items": {"anyOf": variants}}
+    return schema
 
 
 def check(diagnosis: dict[str, Any], known: dict[str, Iterable[str]]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ai_sysadmin import envelope
+from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.actions.types import Proposal, ProposalOutcome
 from ai_sysadmin.config import Config
 from ai_sysadmin.llm.accounting import call_context
@@ -140,6 +141,8 @@ class Investigator:
         self.kb = kb if kb is not None else getattr(getattr(tools, "context", None), "kb", None)
         if getattr(tools, "context", None) is not None and tools.context.proposer is None:
             tools.context.proposer = proposer
+        # The diagnosis may only propose catalog actions with their own parameters.
+        self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
 
     @classmethod
     def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> "Investigator":
@@ -356,7 +359,7 @@ class Investigator:
             try:
                 obj = await asyncio.wait_for(
                     self.client.structured(messages + [{"role": "user", "content": DIAGNOSIS_PROMPT}],
-                                           diag.DIAGNOSIS_SCHEMA, name="diagnosis",
+                                           self.diagnosis_schema, name="diagnosis",
                                            max_tokens=self.m.diagnosis_max_tokens),
                     max(1.0, deadline - time.monotonic()))
                 inv.turns.append(_turn("structured", t0, "ok"))

@@ -141,7 +141,7 @@ def base_config(tmp: Path, *, trigger: LlamaServer, review: LlamaServer, meta: L
         "actions": {"approval_key_file": str(approval_key)},
         # The tiny model needs help to call tools at all (see COMMON test model facts).
         "meta": {"tool_choice": "required", "prefill": "<tool_call>\n", "max_steps": 1, "deadline_seconds": 240,
-                 "step_max_tokens": 96, "answer_max_tokens": 48, "diagnosis_max_tokens": 200,
+                 "step_max_tokens": 96, "answer_max_tokens": 48, "diagnosis_max_tokens": 3072,
                  "knowledge_hits": 0},
     }
 

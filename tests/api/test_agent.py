@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import openai
 
+from ai_sysadmin.actions.catalog import load_catalog
+
 from rig.net import wait_until
 from tests.api.conftest import ApiProcess, metric, propose, slots_busy
 
@@ -38,6 +40,23 @@ def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta
     assert f"**{step['tool']}**" in body.split("</details>")[0]
     done = events[-1]
     assert done["event"] == "done" and done["data"]["steps"]
+    # A proposal with its policy decision: the diagnosis grammar only admits catalog actions
+    # with their own parameters; the risk is the catalog's, the decision the policy's.
+    proposals = [e["data"] for e in events if e["event"] == "proposal"]
+    assert proposals, f"no proposal: {done['data']['diagnosis']}"
+    p = proposals[0]
+    spec = load_catalog().get(p["action"])
+    assert spec is not None and p["risk"] == spec.risk
+    assert p["decision"] in ("record", "queue", "execute", "refuse"), p
+    assert f"policy decision **{p['decision']}**" in body and "chat cannot approve" in body
+    assert done["data"]["proposals"] == proposals
+    if p["decision"] != "refuse":
+        assert p["action_id"] and f"action **#{p['action_id']}**" in body
+        shown = httpx.get(f"{api.url}/api/v1/actions/{p['action_id']}",
+                          headers={"Authorization": f"Bearer {api.keys['admin']}"}).json()
+        assert shown["action"] == p["action"] and shown["params"] == p["params"] and shown["risk"] == spec.risk
+        assert shown["status"] in ("proposed", "queued", "recorded", "verified", "failed", "running"), shown
+        assert shown["approvals"] == []
     assert usage is not None and usage.completion_tokens > 0  # the meta calls' own token counts
     assert slots_busy(api_meta) == 0
 
