@@ -9,7 +9,7 @@ diagnosis built from the steps.
 
 from __future__ import annotations
 
-import json
+import copy
 from typing import Any, Iterable
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -87,7 +87,7 @@ def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
             "required": ["action", "params", "reason"],
             "additionalProperties": False,
         })
-    schema = json.loads(json.dumps(DIAGNOSIS_SCHEMA))
+    schema = copy.deepcopy(DIAGNOSIS_SCHEMA)
     schema["properties"]["proposed_actions"] = {"type": "array", "maxItems": 3, "items": {"anyOf": variants}}
     return schema
 
