@@ -80,7 +80,7 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: di
 
 
 async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], bytes]", headers: dict,
-                concurrency: int, pairs_per_worker: int, keep_alive: bool, think: float) -> dict:
+                concurrency: int, pairs_per_worker: int, keep_alive: bool, think: float) -> list[tuple]:
     """Identical requests to both paths under the same load, as pairs.
 
     One stream: each pair runs back to back (order flipped per pair).  Several streams:
@@ -99,7 +99,7 @@ async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], byt
     announcing keep-alive), so the direct path connects per request whatever the client
     does.  The API keeps client connections alive, and with `keep_alive` the client uses
     that, as the openai SDK and Open WebUI do."""
-    out: dict = {"direct": [], "api": [], "direct_of_pair": [], "api_of_pair": []}
+    pairs: list[tuple] = []  # (direct result, API result): (latency s, ttft s, tokens) each
     urls = {"direct": direct_url, "api": api_url}
     direct = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
     via_api = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=not keep_alive))
@@ -117,18 +117,13 @@ async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], byt
                 else:
                     done = await asyncio.gather(*(one(sessions[path], urls[path], body, headers) for path in order))
                     got = dict(zip(order, done))
-                for path in order:
-                    out[path].append(got[path])
-                out["direct_of_pair"].append(got["direct"])
-                out["api_of_pair"].append(got["api"])
+                pairs.append((got["direct"], got["api"]))
 
-        t0 = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(max(1, concurrency // 2))))
-        out["wall"] = time.perf_counter() - t0
     finally:
         await direct.close()
         await via_api.close()
-    return out
+    return pairs
 
 
 async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: psutil.Process, n: int) -> float:
@@ -156,23 +151,24 @@ def bootstrap(pairs: list[tuple[float, float]], stat: "Callable[[list[tuple[floa
     return values[int(0.025 * rounds)], values[int(0.975 * rounds) - 1]
 
 
-def report(level: int, res: dict, cpu_ms: float, tokens: int) -> None:
+def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
     """Per path percentiles; then the added latency two ways, each with its 95% interval:
     the difference of the two paths' percentiles, and the median of per-pair differences
     (the paired estimate, which cancels what both requests of a pair went through)."""
     figures = {}
-    for path in ("direct", "api"):
-        lat = [r[0] for r in res[path]]
-        ttft = [r[1] for r in res[path]]
+    by_path = {"direct": [p[0] for p in pairs], "api": [p[1] for p in pairs]}
+    for path, results in by_path.items():
+        lat = [r[0] for r in results]
+        ttft = [r[1] for r in results]
         busy = sum(lat)  # time spent in requests of this path, summed over workers
-        tps = sum(r[2] for r in res[path]) / busy * level
+        tps = sum(r[2] for r in results) / busy * level
         figures[path] = (pct(lat, .5) * 1e3, pct(lat, .99) * 1e3, pct(ttft, .5) * 1e3, pct(ttft, .99) * 1e3, tps)
         f = figures[path]
         print(f"{level:>7} {path:<7} {f[0]:>8.1f} {f[1]:>8.1f} {f[2]:>9.1f} {f[3]:>9.1f} {f[4]:>8.1f}")
     d, a = figures["direct"], figures["api"]
     # (direct, api) latency per pair, in ms
-    lat_pairs = [(x[0] * 1e3, y[0] * 1e3) for x, y in zip(res["direct_of_pair"], res["api_of_pair"])]
-    ttft_pairs = [(x[1] * 1e3, y[1] * 1e3) for x, y in zip(res["direct_of_pair"], res["api_of_pair"])]
+    lat_pairs = [(x[0] * 1e3, y[0] * 1e3) for x, y in pairs]
+    ttft_pairs = [(x[1] * 1e3, y[1] * 1e3) for x, y in pairs]
 
     def p50_diff(ps: list[tuple[float, float]]) -> float:
         return pct([p[1] for p in ps], .5) - pct([p[0] for p in ps], .5)
@@ -180,9 +176,14 @@ def report(level: int, res: dict, cpu_ms: float, tokens: int) -> None:
     def paired_median(ps: list[tuple[float, float]]) -> float:
         return statistics.median(p[1] - p[0] for p in ps)
 
+    def p99_diff(ps: list[tuple[float, float]]) -> float:
+        return pct([p[1] for p in ps], .99) - pct([p[0] for p in ps], .99)
+
     lo, hi = bootstrap(lat_pairs, p50_diff)
+    lo99, hi99 = bootstrap(lat_pairs, p99_diff)
     print(f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
-          f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x  (api minus direct; p50 95% interval {lo:+.1f}..{hi:+.1f})")
+          f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x  (api minus direct; 95% intervals: p50 {lo:+.1f}..{hi:+.1f}, "
+          f"p99 {lo99:+.1f}..{hi99:+.1f})")
     dl = [p[1] - p[0] for p in lat_pairs]
     dt = [p[1] - p[0] for p in ttft_pairs]
     lo, hi = bootstrap(lat_pairs, paired_median)
@@ -192,7 +193,7 @@ def report(level: int, res: dict, cpu_ms: float, tokens: int) -> None:
           f"ttft {tlo:+.1f}..{thi:+.1f} ms")
     if level > 1:
         # One decode step at this load: the direct answers' time per token.
-        step = statistics.median((r[0] - r[1]) / max(1, r[2] - 1) for r in res["direct"]) * 1e3
+        step = statistics.median((r[0] - r[1]) / max(1, r[2] - 1) for r in by_path["direct"]) * 1e3
         later = sum(1 for x in dt if x > step / 2) / len(dt)
         earlier = sum(1 for x in dt if x < -step / 2) / len(dt)
         print(f"{level:>7} {'steps':<7} first token a decode step (~{step:.0f} ms) later through the API in "
@@ -270,11 +271,11 @@ def main() -> int:
                               headers, level, 1, not args.client_close, args.think))  # warm-up
             api_proc = psutil.Process(proc.pid)
             cpu0 = api_proc.cpu_times()
-            res = asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", bodies,
+            pairs_done = asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", bodies,
                                     headers, level, pairs, not args.client_close, args.think))
             cpu1 = api_proc.cpu_times()
-            cpu_ms = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e3 / len(res["api"])
-            report(level, res, cpu_ms, args.tokens)
+            cpu_ms = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e3 / len(pairs_done)
+            report(level, pairs_done, cpu_ms, args.tokens)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
