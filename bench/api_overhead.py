@@ -170,17 +170,14 @@ def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
     lat_pairs = [(x[0] * 1e3, y[0] * 1e3) for x, y in pairs]
     ttft_pairs = [(x[1] * 1e3, y[1] * 1e3) for x, y in pairs]
 
-    def p50_diff(ps: list[tuple[float, float]]) -> float:
-        return pct([p[1] for p in ps], .5) - pct([p[0] for p in ps], .5)
+    def pct_diff(q: float) -> "Callable[[list[tuple[float, float]]], float]":
+        return lambda ps: pct([p[1] for p in ps], q) - pct([p[0] for p in ps], q)
 
     def paired_median(ps: list[tuple[float, float]]) -> float:
         return statistics.median(p[1] - p[0] for p in ps)
 
-    def p99_diff(ps: list[tuple[float, float]]) -> float:
-        return pct([p[1] for p in ps], .99) - pct([p[0] for p in ps], .99)
-
-    lo, hi = bootstrap(lat_pairs, p50_diff)
-    lo99, hi99 = bootstrap(lat_pairs, p99_diff)
+    lo, hi = bootstrap(lat_pairs, pct_diff(.5))
+    lo99, hi99 = bootstrap(lat_pairs, pct_diff(.99))
     print(f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
           f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x  (api minus direct; 95% intervals: p50 {lo:+.1f}..{hi:+.1f}, "
           f"p99 {lo99:+.1f}..{hi99:+.1f})")
