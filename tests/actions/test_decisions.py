@@ -32,11 +32,11 @@ async def _as(db: RolesDB, role: str, *stmts: tuple[str, tuple]) -> None:
     async with await psycopg.AsyncConnection.connect(db.conninfo(role)) as c:
         async with c.transaction():
             for q, args in stmts:
-                await c.execute(q, args)  # type: ignore[arg-type]
+                await c.execute(q, args or None)  # type: ignore[arg-type]  # none: several statements
 
 
 async def _refused(db: RolesDB, role: str, q: str, args: tuple = (),
-                   error: type[Exception] = psycopg.errors.InsufficientPrivilege, match: str = "") -> None:
+                   error: type[Exception] = psycopg.errors.InsufficientPrivilege, match: str | None = None) -> None:
     with pytest.raises(error, match=match):
         await _as(db, role, (q, args))
 
@@ -54,7 +54,7 @@ def test_a_swap_between_show_and_approve_is_refused(tmp_path: Path, roles_db: Ro
             shown = await approvals.show_action(rig.api_pool, q.action_id)
             assert shown["digest"] == signing.digest(shown) and len(shown["digest"]) == 64
             swap = ("UPDATE actions SET action = 'rollback_generation', params = '{}', risk = 'high', "
-                    "target = 'system-generation' WHERE id = %s", (q.action_id,))
+                    "target = 'system-profile' WHERE id = %s", (q.action_id,))
             # 1. the orchestrator swaps the row between the person's `show` and `approve`
             await _as(roles_db, roles_db.orchestrator, swap)
             with pytest.raises(approvals.Changed, match=f"action {q.action_id} changed since you looked at it "
