@@ -86,8 +86,11 @@ class Executor:
 
     async def connect(self) -> psycopg.AsyncConnection:
         db = self.cfg.database
+        # pg_catalog first, whatever the database's owner (the orchestrator) set with ALTER
+        # DATABASE: its own functions or operators must not shadow the built-ins we rely on.
         return await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True,
-                                                     **{**connect_kwargs(db), "application_name": ACTOR})
+                                                     **{**connect_kwargs(db), "application_name": ACTOR,
+                                                        "options": "-c search_path=pg_catalog,public"})
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
         if self._key is None:

@@ -47,6 +47,13 @@ def _when(d: ledger.Decision, signed: bool) -> datetime:
     return min(d.at, d.recorded_at) if signed else d.recorded_at
 
 
+def _in_order(decisions: list[ledger.Decision], verify: Verify | None
+              ) -> list[tuple[datetime, ledger.Decision, bool]]:
+    """(when, decision, validly signed), in the order the decisions were made."""
+    rows = [(d, _signed(d, verify)) for d in decisions]
+    return [(_when(d, ok), d, ok) for d, ok in sorted(rows, key=lambda r: (_when(r[0], r[1]), r[0].id))]
+
+
 def _longer(a: datetime | str | None, b: datetime | str) -> datetime | str:
     if a == PAUSE_FOREVER or b == PAUSE_FOREVER:
         return PAUSE_FOREVER
@@ -71,11 +78,7 @@ async def paused_until(conn: psycopg.AsyncConnection, now: datetime, verify: Ver
                        ) -> datetime | str | None:
     """None when not paused; a datetime, or PAUSE_FOREVER."""
     state = await _legacy_pause(conn)
-    rows = []
-    for d in await ledger.pause_decisions(conn):
-        signed = _signed(d, verify)
-        rows.append((_when(d, signed), d.id, d, signed))
-    for _, _, d, signed in sorted(rows, key=lambda r: (r[0], r[1])):
+    for _, d, signed in _in_order(await ledger.pause_decisions(conn), verify):
         if d.kind == "resume":
             if signed:
                 state = None
@@ -108,12 +111,8 @@ async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = N
                              (target,) if target is not None else ())
     for t, i, r, at in await cur.fetchall():
         out[t] = {"target": t, "action_id": i, "reason": r, "tripped_at": at}
-    rows = []
-    for d in await ledger.breaker_decisions(conn, target):
-        signed = _signed(d, verify)
-        rows.append((_when(d, signed), d.id, d, signed))
     state: dict[str, dict[str, Any] | None] = {}
-    for when, _, d, signed in sorted(rows, key=lambda r: (r[0], r[1])):
+    for when, d, signed in _in_order(await ledger.breaker_decisions(conn, target), verify):
         if d.kind == "trip":
             state[d.target or ""] = {"target": d.target, "action_id": d.action_id, "reason": d.reason,
                                      "tripped_at": when}
