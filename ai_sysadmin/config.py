@@ -255,7 +255,7 @@ class RetentionConfig:
 
     metrics_days: int = 30
     events_days: int = 180  # triggers, llm calls
-    audit_days: int = 0  # the audit log is kept forever unless set
+    audit_days: int = 0  # ignored: the audit log is append-only for every role (store/retention.py)
 
 
 @dataclass(frozen=True)

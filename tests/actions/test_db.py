@@ -21,7 +21,7 @@ from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.state import now_utc, set_pause
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
-from tests.actions.conftest import RolesDB, config
+from tests.actions.conftest import RolesDB, config, digest_of
 
 
 def P(action: str, **params) -> Proposal:
@@ -132,7 +132,7 @@ def test_roles_have_only_their_grants(tmp_path: Path, roles_db: RolesDB, approva
             await c.execute("UPDATE actions SET updated_at = now() WHERE id = %s", (q.action_id,))
         async with Rig(tmp_path, roles_db, approval_key) as rig:
             out = await approvals.approve(rig.api_pool, q.action_id, "api-key-ops", "tested",
-                                          key=load_key(rig.api_cfg))
+                                          digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             assert out["approver"] == "api-key-ops"
 
     asyncio.run(main())
@@ -147,7 +147,8 @@ def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB
         async with Rig(tmp_path, roles_db, approval_key, level=level) as rig:
             if forgery == "params-changed":
                 q = await rig.service.propose(P("collect_garbage", older_than_days=30))
-                await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.api_pool, q.action_id, "alice", "ok",
+                                        digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             else:
                 q = await rig.service.propose(P("rollback_generation"))
             assert q.decision == "queue"
@@ -192,16 +193,21 @@ def test_person_approval_runs_and_expired_one_does_nothing(tmp_path: Path, roles
             b = await rig.service.propose(P("nix_store_repair"))
             assert a.decision == b.decision == "queue"
             with pytest.raises(approvals.NotAuthorized):
-                await approvals.approve(rig.pool, a.action_id, "alice", "ok", key=None)
+                await approvals.approve(rig.pool, a.action_id, "alice", "ok",
+                                        digest=await digest_of(rig.pool, a.action_id), key=None)
             with pytest.raises(approvals.NotAuthorized):
-                await approvals.approve(rig.pool, a.action_id, "ai-sysadmin", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.pool, a.action_id, "ai-sysadmin", "ok",
+                                        digest=await digest_of(rig.pool, a.action_id), key=load_key(rig.api_cfg))
             with pytest.raises(approvals.NotFound):
-                await approvals.approve(rig.pool, 99999, "alice", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.pool, 99999, "alice", "ok", digest="0" * 64, key=load_key(rig.api_cfg))
             key = load_key(rig.api_cfg)
-            await approvals.approve(rig.api_pool, a.action_id, "alice", "disk full", key=key)
-            await approvals.approve(rig.api_pool, b.action_id, "alice", "later", key=key, ttl_seconds=60)
+            await approvals.approve(rig.api_pool, a.action_id, "alice", "disk full",
+                                    digest=await digest_of(rig.api_pool, a.action_id), key=key)
+            await approvals.approve(rig.api_pool, b.action_id, "alice", "later",
+                                    digest=await digest_of(rig.api_pool, b.action_id), key=key, ttl_seconds=60)
             with pytest.raises(approvals.InvalidState):
-                await approvals.approve(rig.api_pool, a.action_id, "alice", "twice", key=key)
+                await approvals.approve(rig.api_pool, a.action_id, "alice", "twice",
+                                        digest=await digest_of(rig.api_pool, a.action_id), key=key)
             # the executor's clock is two minutes on: b's approval is void, a's is not
             later = now_utc() + timedelta(minutes=2)
             await rig.execute_pending(clock=lambda: later)
@@ -336,7 +342,8 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
     async def main() -> None:
         async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
             q = await rig.service.propose(P("notify", message="disk almost full"))
-            await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+            await approvals.approve(rig.api_pool, q.action_id, "alice", "ok",
+                                    digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             await rig.execute_pending()
             first = (await _rows(roles_db, "SELECT * FROM actions WHERE id = %s", q.action_id))[0]
             assert first["status"] in ("verified", "failed") and first["started_at"] is not None
@@ -348,9 +355,9 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
                                     "(%s, 'notify', %s, 'low', 'approved', 'notify')",
                                     (q.action_id, psycopg.types.json.Jsonb(first["params"])))
                     await c.execute("INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, "
-                                    "expires_at, signature) VALUES (%s, 'person', %s, '', %s, %s, %s)",
+                                    "expires_at, signature, digest) VALUES (%s, 'person', %s, '', %s, %s, %s, %s)",
                                     (q.action_id, ap["approver"], ap["approved_at"], ap["expires_at"],
-                                     ap["signature"]))
+                                     ap["signature"], ap["digest"]))
             await rig.execute_pending()  # a new executor process: nothing in memory
         row = (await _rows(roles_db, "SELECT status, started_at FROM actions WHERE id = %s", q.action_id))[0]
         assert row["status"] == "refused" and row["started_at"] is None

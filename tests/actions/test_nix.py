@@ -29,7 +29,7 @@ from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
 from rig.require import need
-from tests.actions.conftest import RolesDB, config, make_roles_db
+from tests.actions.conftest import RolesDB, config, digest_of, make_roles_db
 
 SWITCH = """#!/bin/sh
 # RECORDING STAND-IN for NixOS's switch-to-configuration (test only).
@@ -106,7 +106,8 @@ async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposa
         out = await ActionService(orch, pool).propose(proposal)
         assert out.decision == ("queue" if approve else "execute"), out
         if approve:
-            await approvals.approve(pool, out.action_id, "alice", "test", key=load_key(orch))
+            await approvals.approve(pool, out.action_id, "alice", "test",
+                                    digest=await digest_of(pool, out.action_id), key=load_key(orch))
         ex = Executor(exe, out=lambda line: None)
         conn = await ex.connect()
         try:
@@ -211,7 +212,8 @@ def test_a_repair_that_cannot_work_fails_verification_trips_the_breaker_and_reop
             out = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 9}, "x",
                                                                    "review"))
             assert out.decision == "queue" and "breaker open on nix-store" in out.reason
-            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand")
+            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand",
+                                          key=load_key(orch))
             again = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 8}, "x",
                                                                      "review"))
             # the breaker no longer blocks; three Nix store actions this hour reach the per-target limit

@@ -130,6 +130,13 @@ class Host:
         assert r.stdout.strip(), r.stderr
         return json.loads(r.stdout)
 
+    def approve(self, action_id: int, reason: str, user: str = "root", config: str = "orch") -> Any:
+        """As a person does: show the action, then approve the digest shown."""
+        shown = self.cli("actions", "show", str(action_id), "--format", "json", config=config)
+        digest = json.loads(shown.stdout)["digest"]
+        return self.cli("actions", "approve", str(action_id), "--digest", digest, "--reason", reason, user=user,
+                        config=config)
+
     def row(self, action_id: int) -> dict[str, Any]:
         with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -270,9 +277,9 @@ def test_suggest_waits_until_a_person_approves(host: Host) -> None:
     host.wait_status(other["action_id"], FINAL)
     assert host.row(out["action_id"])["status"] == "queued" and host.lines("/run/flaky2-starts") == 0
     # the orchestrator's user cannot approve (no key); root can
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right", user="nobody")
+    r = host.approve(out["action_id"], "looks right", user="nobody")
     assert r.returncode == 1 and "not readable" in r.stderr and "Traceback" not in r.stderr
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right")
+    r = host.approve(out["action_id"], "looks right")
     assert r.returncode == 0, r.stderr
     row = host.wait_status(out["action_id"], FINAL)
     assert row["status"] == "verified" and host.lines("/run/flaky2-starts") == 1
@@ -288,7 +295,7 @@ def test_an_expired_approval_does_nothing(host: Host) -> None:
     assert host.cli("pause").returncode == 0
     out = host.propose("flaky3.service", config="orch-suggest")
     assert out["decision"] == "queue" and "paused" in out["reason"]
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "ok", config="orch-short-ttl")
+    r = host.approve(out["action_id"], "ok", config="orch-short-ttl")
     assert r.returncode == 0, r.stderr
     with psycopg.connect(host.db.conninfo(host.db.orchestrator)) as conn:
         expires = conn.execute("SELECT expires_at FROM action_approvals WHERE action_id = %s",
@@ -331,7 +338,7 @@ def test_rollback_generation_runs_the_switch_detached_with_systemd_run(host: Hos
     gen1, gen2 = host.gens
     out = host.propose(None, action="rollback_generation")
     assert out["decision"] == "queue" and "high risk" in out["reason"]
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "upgrade broke nginx")
+    r = host.approve(out["action_id"], "upgrade broke nginx")
     assert r.returncode == 0, r.stderr
     row = host.wait_status(out["action_id"], FINAL, timeout=120)
     assert row["status"] == "verified", row["verification"]
