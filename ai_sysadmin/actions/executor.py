@@ -11,8 +11,10 @@ differs is refused), protected units come from its own config (and every alias
 systemd reports for the unit), the pause from the database.  A person's approval must
 carry a valid HMAC signature (actions/signing.py) that has not expired; an approval by
 the service's policy is re-decided with the executor's own autonomy level, limits,
-cool-downs and breakers.  Only then does it run the catalog's argv (no shell), with a
-timeout and bounded output, and verify.
+cool-downs and breakers.  Then it checks the action's declared preconditions against the
+live host (actions/preconditions.py: the unit really failed, the disk really is full,
+the system is still the generation a rollback was bound to).  Only then does it run the
+catalog's argv (no shell), with a timeout and bounded output, and verify.
 
 Crash safety: an action found `executing` at start (the executor died mid-action) is
 marked `interrupted` and verified; it is never re-run on the executor's own.
@@ -32,7 +34,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ai_sysadmin.actions import signing
+from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.runner import RunResult, run_argv
@@ -189,6 +191,11 @@ class Executor:
                 return None
             try:
                 va, how = await self.revalidate(conn, row, now)
+                # After the approval checks (a forged approval is refused as forged), before
+                # anything runs: the catalog's preconditions, read from the live host.
+                unmet = await preconditions.unmet(va, self.cfg, self.paths)
+                if unmet is not None:
+                    raise Refusal("refused", f"precondition not met: {unmet}")
             except Refusal as r:
                 await self._move(conn, row["id"], "approved", r.status, now, r.reason, f"action.{r.status}",
                                  {"action": row["action"], "params": row["params"], "reason": r.reason})
