@@ -436,7 +436,8 @@ in
       description = ''
         Units the service must never act on, *added* to the built-in safe list (sshd,
         journald, logind, D-Bus, nix-daemon, networking, polkit, PostgreSQL, the `llama-*`
-        and `ai-sysadmin*` units).  Actions on them are refused whatever a model proposes.
+        and `ai-sysadmin*` units; also `sshd.socket` and its `sshd@*` instances, `user@0`,
+        dhcpcd, the firewall, resolved and journald's namespaces and sockets).  Actions on them are refused whatever a model proposes.
         To replace the built-in list instead, set `settings.protected_units_replace = true`.
       '';
     };

@@ -63,6 +63,17 @@ DEFAULT_PROTECTED_UNITS = (
     "llama-meta.service",
     "llama-embed.service",
     "llama-*.service",
+    # Reachability and name resolution as NixOS runs them: sshd per connection from
+    # sshd.socket (services.openssh.startWhenNeeded), root's user manager, DHCP, the
+    # firewall (networking.firewall), resolved, journald's namespace instances and sockets.
+    "sshd.socket",
+    "sshd@*.service",
+    "user@0.service",
+    "dhcpcd.service",
+    "firewall.service",
+    "systemd-resolved.service",
+    "systemd-journald@*.service",
+    "systemd-journald*.socket",
 )
 
 _UNIT_RE = re.compile(

@@ -14,7 +14,10 @@ valid HMAC signature (actions/signing.py) over the digest of the row as it is no
 not have expired, and runs once: its use is recorded in the ledger (store/ledger.py),
 which only this executor's role writes.  An approval by the service's policy is
 re-decided with the executor's own autonomy level, limits, cool-downs, pause and
-breakers -- honouring only validly signed resumes and clearings.  Only then does it run the catalog's argv (no shell), with a
+breakers -- honouring only validly signed resumes and clearings.  Then it checks the
+action's declared preconditions against the live host (actions/preconditions.py: the
+unit really failed, the disk really is full, the system is still the generation a
+rollback was bound to).  Only then does it run the catalog's argv (no shell), with a
 timeout and bounded output, and verify.
 
 Crash safety: an action found `executing` at start (the executor died mid-action) is
@@ -35,7 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ai_sysadmin.actions import signing
+from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.runner import RunResult, run_argv
@@ -200,6 +203,11 @@ class Executor:
                 return None
             try:
                 va, how = await self.revalidate(conn, row, now)
+                # After the approval checks (a forged approval is refused as forged), before
+                # anything runs: the catalog's preconditions, read from the live host.
+                unmet = await preconditions.unmet(va, self.cfg, self.paths)
+                if unmet is not None:
+                    raise Refusal("refused", f"precondition not met: {unmet}")
             except Refusal as r:
                 await self._move(conn, row["id"], "approved", r.status, now, r.reason, f"action.{r.status}",
                                  {"action": row["action"], "params": row["params"], "reason": r.reason})

@@ -36,10 +36,11 @@ async def _rows(db: RolesDB, q: str, *args) -> list[dict]:
 
 
 class Rig:
-    def __init__(self, tmp: Path, db: RolesDB, key: Path, level: str = "auto-safe", **actions):
+    def __init__(self, tmp: Path, db: RolesDB, key: Path, level: str = "auto-safe", disk_percent: float = 90.0,
+                 **actions):
         self.db = db
         self.orch_cfg = config(tmp, db, db.orchestrator, autonomy_level=level, actions=actions)
-        self.exec_cfg = config(tmp, db, db.executor, autonomy_level=level,
+        self.exec_cfg = config(tmp, db, db.executor, autonomy_level=level, thresholds={"disk_percent": disk_percent},
                                actions={"approval_key_file": str(key), "nix_mode": "dry-run",
                                         "system_profile": str(tmp / "no-such-profile"), **actions})
         self.api_cfg = config(tmp, db, db.api, actions={"approval_key_file": str(key)})
@@ -89,9 +90,9 @@ def test_every_decision_is_recorded_with_its_reason(tmp_path: Path, roles_db: Ro
             state = await rig.service.policy_state()
             assert state["queued"] == 2 and state["paused_until"] is None
             # the approved one counts against the per-target limit (1): the next is queued
-            await rig.execute_pending()  # executor (own policy): runs restart_unit? no systemd here -> fails
             again = await rig.service.propose(P("reset_failed_unit", unit="web.service"))
             assert again.decision == "queue" and ("rate limit" in again.reason or "breaker" in again.reason)
+            await rig.execute_pending()  # the executor reads the unit's state first: no systemd here -> refused
         rows = await _rows(roles_db, "SELECT id, status, decision, decision_reason, errors FROM actions ORDER BY id")
         assert [r["decision"] for r in rows] == ["execute", "refuse", "refuse", "queue", "queue", "refuse", "refuse",
                                                  "queue"]
@@ -185,10 +186,21 @@ def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB
     asyncio.run(main())
 
 
+def full_store(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A Nix store directory, and an executor threshold this file system is above (it is 'full')."""
+    from ai_sysadmin.actions.preconditions import used_percent
+
+    (tmp / "store").mkdir()
+    monkeypatch.setenv("NIX_STORE_DIR", str(tmp / "store"))
+    return used_percent(str(tmp)) / 2
+
+
 def test_person_approval_runs_and_expired_one_does_nothing(tmp_path: Path, roles_db: RolesDB,
-                                                            approval_key: Path) -> None:
+                                                            approval_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = full_store(tmp_path, monkeypatch)
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest", disk_percent=full) as rig:
             a = await rig.service.propose(P("collect_garbage", older_than_days=7))
             b = await rig.service.propose(P("nix_store_repair"))
             assert a.decision == b.decision == "queue"
@@ -315,11 +327,14 @@ def test_the_executor_decides_policy_approvals_from_its_own_config(tmp_path: Pat
 
 
 def test_notify_wakes_the_executor_long_before_its_poll(tmp_path: Path, roles_db: RolesDB,
-                                                        approval_key: Path) -> None:
+                                                        approval_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rig.net import wait_until
 
+    full = full_store(tmp_path, monkeypatch)
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", poll_interval=600) as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", poll_interval=600,
+                       disk_percent=full) as rig:
             ex = Executor(rig.exec_cfg, out=lambda line: None)
             stop = asyncio.Event()
             task = asyncio.create_task(ex.run(stop))
@@ -364,5 +379,43 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
         reason = (await _rows(roles_db, "SELECT reason FROM action_steps WHERE action_id = %s ORDER BY id DESC",
                               q.action_id))[0]["reason"]
         assert "already used" in reason
+
+    asyncio.run(main())
+
+
+def test_the_executor_checks_the_world_not_the_story(tmp_path: Path, roles_db: RolesDB, approval_key: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policy-approved actions whose stated reason is false on this host: each refused with the
+    precondition it failed, in the steps and the audit log, and nothing run."""
+    (tmp_path / "store").mkdir()
+    monkeypatch.setenv("NIX_STORE_DIR", str(tmp_path / "store"))
+
+    async def main() -> None:
+        # thresholds.disk_percent 100: every file system here has room
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", disk_percent=100.0) as rig:
+            vac = await rig.service.propose(P("vacuum_journal", max_size_mb=1024))
+            gc = await rig.service.propose(P("collect_garbage", older_than_days=1))
+            unit = await rig.service.propose(P("restart_unit", unit="haproxy.service"))
+            note = await rig.service.propose(P("notify", message="disk is full"))
+            assert vac.decision == gc.decision == unit.decision == note.decision == "execute"
+            ex = await rig.execute_pending()
+            assert ex.handled == 4
+        rows = {r["id"]: r for r in await _rows(roles_db, "SELECT id, status, started_at FROM actions")}
+        for a in (vac, gc, unit):
+            assert rows[a.action_id]["status"] == "refused" and rows[a.action_id]["started_at"] is None
+        assert rows[note.action_id]["started_at"] is not None  # no world precondition: it ran
+        reasons = {r["action_id"]: r["reason"] for r in await _rows(
+            roles_db, "SELECT action_id, reason FROM action_steps WHERE to_status = 'refused'")}
+        # (a host without a journal directory has no journal file system to be full)
+        assert reasons[vac.action_id].startswith("precondition not met: ")
+        assert ("below thresholds.disk_percent 100%" in reasons[vac.action_id]
+                or "the journal is not on this host" in reasons[vac.action_id])
+        assert f"the file system holding {tmp_path / 'store'} is" in reasons[gc.action_id]
+        assert "precondition not met: no systemd here" in reasons[unit.action_id]
+        audit = {r["subject"]: r for r in await _rows(
+            roles_db, "SELECT subject, actor, detail FROM audit_log WHERE event = 'action.refused'")}
+        for a in (vac, gc, unit):
+            entry = audit[f"action:{a.action_id}"]
+            assert entry["actor"] == "ai-sysadmin-executor" and entry["detail"]["reason"] == reasons[a.action_id]
 
     asyncio.run(main())
