@@ -23,7 +23,7 @@ from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.state import now_utc
 from ai_sysadmin.store.ledger import SCHEMA
 from tests.actions.conftest import RolesDB, digest_of
-from tests.actions.test_db import P, Rig, _rows
+from tests.actions.test_db import P, Rig, _rows, full_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -174,9 +174,12 @@ def test_truncate_audit_log_fails_for_every_role(tmp_path: Path, roles_db: Roles
     asyncio.run(main())
 
 
-def test_a_persons_pause_holds_until_a_signed_resume(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
+def test_a_persons_pause_holds_until_a_signed_resume(tmp_path: Path, roles_db: RolesDB, approval_key: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    full = full_store(tmp_path, monkeypatch)  # the garbage collection's precondition holds: only the pause stops it
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="auto-full") as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", disk_percent=full) as rig:
             key = load_key(rig.api_cfg)
             a = await rig.service.propose(P("collect_garbage", older_than_days=3))
             assert a.decision == "execute"
@@ -216,9 +219,11 @@ def test_a_persons_pause_holds_until_a_signed_resume(tmp_path: Path, roles_db: R
 
 
 def test_a_breaker_cleared_by_the_orchestrator_stays_open(tmp_path: Path, roles_db: RolesDB,
-                                                          approval_key: Path) -> None:
+                                                          approval_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = full_store(tmp_path, monkeypatch)  # the garbage collection's precondition holds: only the breaker stops it
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="auto-full") as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", disk_percent=full) as rig:
             a = await rig.service.propose(P("collect_garbage", older_than_days=4))
             assert a.decision == "execute"
             target = (await _rows(roles_db, "SELECT target FROM actions WHERE id = %s", a.action_id))[0]["target"]

@@ -317,7 +317,7 @@ def test_protected_units_are_refused_even_under_an_alias(host: Host) -> None:
     assert c.sh("ln -s /lib/systemd/system/systemd-journald.service /etc/systemd/system/innocent.service && "
                 "systemctl daemon-reload").returncode == 0
     try:
-        r = host.cli("actions", "approve", str(late["action_id"]), "--reason", "looks right")
+        r = host.approve(late["action_id"], "looks right")
         assert r.returncode == 0, r.stderr
         row = host.wait_status(late["action_id"], FINAL)
     finally:
