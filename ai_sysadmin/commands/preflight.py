@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from ai_sysadmin.preflight.check import Report
 
 from ai_sysadmin.preflight.verdict import EXIT_USAGE
 
@@ -27,9 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nix", metavar="PATH", default="nix", help="the nix command for diff-closures (default: nix on PATH)")
     p.set_defaults(func=run)
 
-    def usage_error(message: str) -> NoReturn:  # exit 2 would read as "block"
-        p.print_usage(sys.stderr)
-        print(f"ai-sysadmin preflight: {message}", file=sys.stderr)
+    def usage_error(message: str) -> NoReturn:  # argparse's exit 2 would read as "block"
+        print(f"ai-sysadmin preflight: {message} (see --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
     p.error = usage_error  # type: ignore[method-assign]
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace, load) -> int:
     return report.verdict.exit_code
 
 
-def render_text(report) -> str:
+def render_text(report: Report) -> str:
     from ai_sysadmin.preflight.risks import Severity
 
     lines = [f"preflight {report.action.value}: {report.verdict.value.upper()}"]
