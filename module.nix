@@ -920,7 +920,7 @@ in
           *) action=switch ;;
         esac
         rc=0
-        ${cfg.package}/bin/ai-sysadmin --config ${configFiles.admin} preflight "$1" --action "$action" \
+        ${cfg.package}/bin/ai-sysadmin-preflight --config ${configFiles.admin} "$1" --action "$action" \
           --nix ${config.nix.package}/bin/nix || rc=$?
         if [ "$rc" -ge ${toString preflightFailsFrom} ]; then
           echo "ai-sysadmin preflight stopped the switch (exit $rc; blockOn = ${cfg.preflight.blockOn}); NIXOS_NO_CHECK=1 skips the check once" >&2

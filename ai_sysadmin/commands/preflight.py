@@ -1,7 +1,9 @@
 """`ai-sysadmin preflight NEW_SYSTEM`: judge a NixOS switch before it happens.
 
 Exit status: 0 ok, 1 warn, 2 block (the verdict), 3 bad input (one line naming it).
-NixOS runs it from `system.preSwitchChecks` (services.ai-sysadmin.preflight); see
+NixOS runs it from `system.preSwitchChecks` (services.ai-sysadmin.preflight) as
+`ai-sysadmin-preflight` (`main` below): the same command without importing every other
+subcommand (openai, psycopg, httpx), which would cost seconds on every switch.  See
 docs/preflight.md.
 """
 
@@ -12,10 +14,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from ai_sysadmin.preflight.verdict import EXIT_USAGE
+
 if TYPE_CHECKING:
     from ai_sysadmin.preflight.check import Report
-
-from ai_sysadmin.preflight.verdict import EXIT_USAGE
 
 _ACTIONS = ("switch", "boot", "test", "dry-activate", "check")
 
@@ -91,3 +93,24 @@ def render_text(report: Report) -> str:
         lines += [f"  {f.message}" for f in notes]
     lines.append(f"({report.elapsed_s:.2f} s)")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`ai-sysadmin-preflight [--config PATH] NEW_SYSTEM ...`: `ai-sysadmin preflight` alone."""
+    from ai_sysadmin.config import load_config
+
+    parser = argparse.ArgumentParser(prog="ai-sysadmin-preflight")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    p = sub.choices["preflight"]
+    p.prog = "ai-sysadmin-preflight"
+    p.add_argument("--config", metavar="PATH", help="JSON configuration (default: $AI_SYSADMIN_CONFIG, else defaults)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args, lambda: load_config(args.config))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

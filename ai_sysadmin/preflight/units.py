@@ -140,40 +140,59 @@ def compare(current: UnitInfo, new: UnitInfo) -> Comparison:
 
 @dataclass(frozen=True)
 class UnitDir:
-    """One system's units: name -> file, the files' identity, and what targets want."""
+    """One system's units: name -> file, each file's identity, drop-in directories, and
+    what targets want."""
 
     files: dict[str, Path]
+    ids: dict[str, str]  # the store path a unit's symlink names (/dev/null: masked)
+    dropins: frozenset[str]  # units with a <unit>.d directory
     wanted: dict[str, str]  # unit -> a target (or unit) that wants it
 
     def fingerprint(self, unit: str) -> tuple[str, ...]:
         """Store paths of the unit file and its drop-ins: equal means unchanged (NixOS
         puts each unit's text in its own store path), so most units are never parsed."""
-        p = self.files[unit]
-        parts = [os.path.realpath(p)]
-        d = p.parent / f"{unit}.d"
-        if d.is_dir():
-            parts += [f"{c.name}={os.path.realpath(c)}" for c in sorted(d.glob("*.conf"))]
+        parts = [self.ids[unit]]
+        if unit in self.dropins:
+            d = self.files[unit].parent / f"{unit}.d"
+            parts += [f"{c.name}={_identity(c)}" for c in sorted(d.glob("*.conf"))]
         return tuple(parts)
 
     def masked(self, unit: str) -> bool:
-        return os.path.realpath(self.files[unit]) == "/dev/null"
+        return self.ids[unit] == "/dev/null"
+
+
+def _identity(path: Path | str) -> str:
+    """Where a unit file's content lives.  NixOS links each unit to an absolute store
+    path: one readlink.  Anything else (a relative alias, a plain file) is resolved."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # not a link
+        return os.path.realpath(path)
+    return target if target.startswith("/") else os.path.realpath(path)
 
 
 def read_unit_dir(units_dir: Path) -> UnitDir:
+    # Resolved once: on NixOS etc/ and etc/systemd/system are links into other store paths.
+    units_dir = Path(os.path.realpath(units_dir))
     files: dict[str, Path] = {}
+    ids: dict[str, str] = {}
+    dropins: set[str] = set()
     wanted: dict[str, str] = {}
     try:
         entries = list(os.scandir(units_dir))
     except FileNotFoundError:
-        return UnitDir({}, {})
+        return UnitDir({}, {}, frozenset(), {})
     for e in entries:
         if e.name.endswith(_WANTS_DIRS) and e.is_dir():
             owner = e.name.rsplit(".", 1)[0]
             for w in os.listdir(e.path):
                 wanted.setdefault(w, owner)
+        elif e.name.endswith(".d") and e.is_dir():
+            dropins.add(e.name[:-2])
         elif e.name.endswith(_UNIT_SUFFIXES) and not e.is_dir():
             files[e.name] = Path(e.path)
-    return UnitDir(files, wanted)
+            ids[e.name] = _identity(e.path)
+    return UnitDir(files, ids, frozenset(dropins), wanted)
 
 
 def plan(current_dir: Path, new_dir: Path) -> list[PlannedUnit]:

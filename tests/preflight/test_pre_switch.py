@@ -31,10 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _launcher(root: Path) -> dict[str, Any]:
+    """The package's two console scripts (pyproject.toml), running this checkout."""
     (root / "ai/bin").mkdir(parents=True, exist_ok=True)
-    launcher = root / "ai/bin/ai-sysadmin"
-    launcher.write_text(f"#!/bin/sh\nexport PYTHONPATH={REPO}\nexec {sys.executable} -m ai_sysadmin \"$@\"\n")
-    launcher.chmod(0o755)
+    for name, module in (("ai-sysadmin", "ai_sysadmin"), ("ai-sysadmin-preflight", "ai_sysadmin.commands.preflight")):
+        launcher = root / "ai/bin" / name
+        launcher.write_text(f"#!/bin/sh\nexport PYTHONPATH={REPO}\nexec {sys.executable} -m {module} \"$@\"\n")
+        launcher.chmod(0o755)
     return {"__package": str(root / "ai"), "name": "ai-sysadmin"}
 
 
