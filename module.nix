@@ -661,8 +661,9 @@ in
         default = "block";
         description = ''
           Which verdict stops the switch: `block` (a protected unit removed, a person's
-          account removed; also when preflight cannot read a system), `warn` (any risk
-          flag), `never` (report only).  See docs/preflight.md.
+          account removed; also when preflight cannot read a system), `warn` (a warning too:
+          a protected unit restarted, a system user or group removed, low store space),
+          `never` (report only).  See docs/preflight.md.
         '';
       };
     };
