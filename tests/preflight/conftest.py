@@ -14,7 +14,7 @@ class Generations:
         self.store = store
         self.gen1 = store.build(BASE)
         # Everything a switch does: a restart, a protected restart, a skip, a reload, a
-        # stop, a start; a new kernel; a package update.  Verdict: warn.
+        # stop, a start; a new kernel and systemd; a package update.  Verdict: warn.
         self.warn = store.build(variant(
             "gen2-warn",
             units={"web.service": unit("web", "/bin/web --v2"),
@@ -24,7 +24,7 @@ class Generations:
                    "quiet.service": unit("quiet, described anew", "/bin/quiet"),
                    "old.service": None,
                    "new.service": unit("new", "/bin/new")},
-            add_wants=["new.service"], kernel="6.6.2",
+            add_wants=["new.service"], kernel="6.6.2", systemd="256.2",
             packages=[{"name": "hello", "version": "1.1", "kib": 48}, {"name": "tool", "version": "2.0", "kib": 4}]))
         # A person's account and a group removed.  Verdict: block.
         self.block = store.build(variant(

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ai_sysadmin.preflight import closure, units
-from ai_sysadmin.preflight.closure import PackageChange
+from ai_sysadmin.preflight import closure, risks, units
+from ai_sysadmin.preflight.closure import ClosureDiff, PackageChange
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,3 +47,11 @@ def test_usage_error_is_exit_3_in_one_line() -> None:
     r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "preflight", "/x", "--action", "reboot"],
                        capture_output=True, text=True, timeout=60, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1 and "--action" in r.stderr
+
+
+def test_store_space_flag() -> None:
+    tight = ClosureDiff((), added_bytes=300 << 20, net_bytes=200 << 20, store_free_bytes=100 << 20)
+    (flag,) = risks.store_space(tight)
+    assert flag.severity is risks.Severity.WARN and flag.evidence == {"free_bytes": 100 << 20, "added_bytes": 300 << 20}
+    assert risks.store_space(ClosureDiff((), 300 << 20, 0, 400 << 20)) == []
+    assert risks.store_space(ClosureDiff((), 0, -(5 << 20), 1)) == []  # a shrinking closure needs no room

@@ -59,7 +59,10 @@ def test_reboot_needed_names_the_kernel_links(generations: Generations) -> None:
     (flag,) = [f for f in report["flags"] if f["kind"] == "reboot-needed"]
     assert set(flag["evidence"]) == {"kernel", "initrd", "kernel-modules"}
     assert flag["evidence"]["kernel"]["to"].endswith("-linux-6.6.2-bzImage")
-    assert "systemd-changed" not in kinds(report)
+    (pid1,) = [f for f in report["flags"] if f["kind"] == "systemd-changed"]
+    assert pid1["severity"] == "info" and pid1["evidence"]["to"].endswith("-systemd-256.2")
+    _, same, err = preflight(generations, generations.ok, generations.gen1)
+    assert same is not None and same["reboot_needed"] is False and "systemd-changed" not in kinds(same), err
 
 
 def test_closure_diff_is_nix_store_diff_closures_parsed(generations: Generations) -> None:
@@ -114,6 +117,17 @@ def test_protected_list_comes_from_the_config(generations: Generations, tmp_path
     rc, report, err = preflight(generations, generations.ok, generations.gen1, "--config", str(cfg))
     assert report is not None, err
     assert rc == 1 and [f["evidence"]["unit"] for f in report["flags"] if f["kind"].startswith("protected")] == ["web.service"]
+
+
+def test_protected_unit_removed_blocks(generations: Generations, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"protected_units": ["old.service"]}))  # added to the defaults
+    rc, report, err = preflight(generations, generations.warn, generations.gen1, "--config", str(cfg))
+    assert report is not None, err
+    assert rc == 2 and report["verdict"] == "block"
+    (flag,) = [f for f in report["flags"] if f["kind"] == "protected-unit-removed"]
+    assert flag["evidence"] == {"unit": "old.service", "action": "stop", "reason": "removed from the new system"}
+    assert report["reasons"] == [flag["message"]]  # the sshd restart (warn) is outweighed, not listed
 
 
 def test_first_activation_has_nothing_to_compare(generations: Generations, tmp_path: Path) -> None:
