@@ -155,6 +155,15 @@ let
       scriptText = "#!${self.runtimeShell}\n${text}";
       meta.mainProgram = name;
     };
+    # trivial-builders.nix: bin/<name> running `text` under bash with errexit, nounset
+    # and pipefail (runtimeInputs prepended to PATH).  Carried like writeShellScriptBin.
+    writeShellApplication = { name, text, runtimeInputs ? [ ], ... }: standIn name {
+      binName = name;
+      scriptText = "#!${self.runtimeShell}\nset -o errexit\nset -o nounset\nset -o pipefail\n"
+        + lib.optionalString (runtimeInputs != [ ]) "export PATH=\"${lib.makeBinPath runtimeInputs}:$PATH\"\n"
+        + "\n${text}\n";
+      meta.mainProgram = name;
+    };
     formats.json = { }: {
       type = jsonValue;
       generate = name: value: self.writeText name (builtins.toJSON value);
