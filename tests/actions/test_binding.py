@@ -124,9 +124,11 @@ def test_review_and_investigation_proposals_are_bound(tmp_path: Path, roles_db: 
             # L4: `ask --incident N` -- the investigation's propose_action tool, same incident
             tools = build_toolset(cfg, pool=pool, proposer=ActionService(cfg, pool))
             with call_context(layer="meta", incident_id=crash.id):
-                r = await tools.call("propose_action", {**HAPROXY, "reason": "the log line says so"})
+                r = await tools.call("propose_action", {"action": "restart_unit",
+                                                        "params": {"unit": "nginx.service"},
+                                                        "reason": "the log line says so"})
                 assert r.data["proposal"]["decision"] == "queue", r.text
-                assert NOT_IN_EVIDENCE in r.text
+                assert f"{NOT_IN_EVIDENCE} (nginx.service)" in r.text
                 r = await tools.call("propose_action", {"action": "reset_failed_unit",
                                                         "params": {"unit": "myapp.service"}, "reason": "loop"})
                 assert r.data["proposal"]["decision"] == "execute", r.text
