@@ -337,6 +337,10 @@ class ActionsConfig:
     system_profile: str = "/nix/var/nix/profiles/system"
     current_system: str = "/run/current-system"
     protected_patterns: tuple[str, ...] = ("llama-*", "ai-sysadmin*", "polkit*")  # shell-style, never acted on
+    # Bounds for running a model's proposal unattended (actions/binding.py); outside them it is queued.
+    auto_min_gc_days: int = 7  # collect_garbage keeps at least this many days of generations
+    auto_min_journal_mb: int = 512  # vacuum_journal keeps at least this many MiB of archived journal
+    auto_min_journal_days: int = 7  # vacuum_journal keeps at least this many days of archived journal
 
 
 @dataclass(frozen=True)
@@ -879,6 +883,9 @@ def _parse_actions(data: Any, issues: list[ConfigIssue]) -> ActionsConfig:
         system_profile=sec.get("system_profile", str, d.system_profile, _abs_path),
         current_system=sec.get("current_system", str, d.current_system, _abs_path),
         protected_patterns=tuple(sec.get("protected_patterns", list, list(d.protected_patterns), patterns)),
+        auto_min_gc_days=sec.get("auto_min_gc_days", int, d.auto_min_gc_days, _positive),
+        auto_min_journal_mb=sec.get("auto_min_journal_mb", int, d.auto_min_journal_mb, _positive),
+        auto_min_journal_days=sec.get("auto_min_journal_days", int, d.auto_min_journal_days, _positive),
     )
     sec.finish()
     return cfg

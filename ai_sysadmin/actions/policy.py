@@ -11,9 +11,11 @@ nothing here comes from a model.  The order of the rules is the policy:
 3. a global pause queues everything for a person;
 4. high risk always waits for a person;
 5. `suggest` queues everything;
-6. `auto-safe` runs low risk, `auto-full` low and medium -- unless the target's breaker
-   is open, it is cooling down after the last action, or a rate limit is reached:
-   then it is queued for a person, with that reason.
+6. `auto-safe` runs low risk, `auto-full` low and medium -- unless the proposal is not
+   bound to its incident (`unbound`: a target outside the incident's evidence, parameters
+   outside the bounds for unattended runs; actions/binding.py), the target's breaker is
+   open, it is cooling down after the last action, or a rate limit is reached: then it
+   is queued for a person, with that reason.
 
 The executor calls the same function with its own facts before it runs an action that
 no person approved, so the row's recorded decision is never trusted on its own.
@@ -37,8 +39,8 @@ class Decision:
 
 def decide(autonomy: str, risk: str, *, protected: bool = False, paused: bool = False,
            rate_limited: str | None = None, cooling_down: str | None = None,
-           breaker_open: str | None = None, target: str = "") -> Decision:
-    """`rate_limited`, `cooling_down`, `breaker_open`: None, or the reason in words."""
+           breaker_open: str | None = None, target: str = "", unbound: str | None = None) -> Decision:
+    """`rate_limited`, `cooling_down`, `breaker_open`, `unbound`: None, or the reason in words."""
     if autonomy not in AUTO_RISKS:
         raise ValueError(f"unknown autonomy level {autonomy!r}")
     if risk not in ("low", "medium", "high"):
@@ -54,7 +56,7 @@ def decide(autonomy: str, risk: str, *, protected: bool = False, paused: bool = 
         return Decision("queue", "high risk: always waits for a person")
     if risk not in AUTO_RISKS[autonomy]:
         return Decision("queue", f"{risk} risk at autonomy level {autonomy}: queued for a person")
-    for blocked in (breaker_open, cooling_down, rate_limited):
+    for blocked in (unbound, breaker_open, cooling_down, rate_limited):
         if blocked:
             return Decision("queue", f"{blocked}: queued for a person")
     return Decision("execute", f"{risk} risk at autonomy level {autonomy}: runs automatically")

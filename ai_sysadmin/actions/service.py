@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import preconditions
+from ai_sysadmin.actions.binding import MODEL_SOURCES, unbound
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.state import gather, now_utc, policy_state
@@ -29,6 +30,7 @@ from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOut
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
 from ai_sysadmin.store.db import is_unreachable
+from ai_sysadmin.store.incidents import evidence_units
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,10 @@ class ActionService:
                                        decision="execute" if dup_status != "queued" else "queue", reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
-            decision = facts.decide(self.cfg.autonomy_level, va)
+            evidence = (await evidence_units(conn, proposal.incident_id)
+                        if proposal.source in MODEL_SOURCES and va.unit is not None else None)
+            decision = facts.decide(self.cfg.autonomy_level, va,
+                                    unbound(va, proposal.source, evidence, self.cfg.actions))
             action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, ())
             if decision.decision == "execute":
                 # The service may approve only what its policy lets it run; unsigned, so the
@@ -197,10 +202,12 @@ class ActionService:
 class DryRunProposer:
     """Validation and policy with no live state; records nothing (replay --through review)."""
 
-    def __init__(self, cfg: Config, catalog: Catalog | None = None):
+    def __init__(self, cfg: Config, catalog: Catalog | None = None,
+                 evidence: Callable[[int | None], Iterable[str] | None] | None = None):
         self.cfg = cfg
         self.catalog = catalog or load_catalog()
         self.outcomes: list[ProposalOutcome] = []
+        self.evidence = evidence or (lambda _incident: None)  # incident id -> its trusted units
 
     async def propose(self, proposal: Proposal) -> ProposalOutcome:
         try:
@@ -213,7 +220,8 @@ class DryRunProposer:
                                   source=proposal.source, incident_id=proposal.incident_id, errors=exc.errors)
         else:
             protected = is_protected(va.unit, self.cfg.protected_units, self.cfg.actions.protected_patterns)
-            d = decide(self.cfg.autonomy_level, va.risk, protected=protected, target=va.target)
+            bound = unbound(va, proposal.source, self.evidence(proposal.incident_id), self.cfg.actions)
+            d = decide(self.cfg.autonomy_level, va.risk, protected=protected, target=va.target, unbound=bound)
             out = ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=d.decision,
                                   reason=f"{d.reason} (dry run: nothing recorded)", source=proposal.source,
                                   incident_id=proposal.incident_id)

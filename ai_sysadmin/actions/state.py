@@ -137,10 +137,10 @@ class Facts:
     cooling_down: str | None
     breaker_open: str | None
 
-    def decide(self, autonomy: str, va: ValidatedAction) -> Decision:
+    def decide(self, autonomy: str, va: ValidatedAction, unbound: str | None = None) -> Decision:
         return decide(autonomy, va.risk, protected=self.protected, paused=self.paused,
                       rate_limited=self.rate_limited, cooling_down=self.cooling_down,
-                      breaker_open=self.breaker_open, target=va.target)
+                      breaker_open=self.breaker_open, target=va.target, unbound=unbound)
 
 
 async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction, now: datetime,

@@ -206,7 +206,8 @@ def render_triggers(inputs: ContextInputs, plan: Plan, refs: dict[str, str]) -> 
         if e.ids:
             refs[ref] = e.ids[-1]
         inc = f" I{e.incident_id}" if e.incident_id is not None else ""
-        lines.append(f"{ref}{inc} {e.severity} {e.category} {e.unit or '-'} x{e.count} {e.source} "
+        claim = f" (claims {e.claimed_unit}, unproven)" if e.claimed_unit else ""
+        lines.append(f"{ref}{inc} {e.severity} {e.category} {e.unit or '-'}{claim} x{e.count} {e.source} "
                      f"{e.first_seen[11:19]}..{e.last_seen[11:19]} | {e.template[:200]} | e.g. {e.sample}")
     if not lines:
         return "Recent triggers: none."

@@ -39,6 +39,7 @@ class Entry:
     sample: str
     ids: list[str] = field(default_factory=list)
     incident_id: int | None = None
+    claimed_unit: str | None = None  # a unit the lines named without proof (trigger/entry.py): text only
 
 
 @dataclass
@@ -70,6 +71,9 @@ class TriggerWindow:
                           (t.sample[-1] if t.sample else t.template)[:SAMPLE_CHARS])
                 self.entries[key] = e
             e.count += t.count
+            claimed = t.fields.get("claimed_unit") or t.fields.get("user_unit")
+            if isinstance(claimed, str):
+                e.claimed_unit = claimed[:120]
             if SEVERITY_RANK[t.severity] > SEVERITY_RANK[e.severity]:
                 e.severity = t.severity
             if e.source == "model" and t.source != "model":

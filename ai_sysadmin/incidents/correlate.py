@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ai_sysadmin.config import ReviewConfig
+from ai_sysadmin.trigger.entry import TRUSTED_SENDERS
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 SYSTEMD_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$")
@@ -74,11 +75,12 @@ class Evidence:
     first_seen: datetime
     last_seen: datetime
     count: int = 1
+    proven: bool = False  # measured (a threshold) or from a sender the trusted fields prove (trigger/entry.py)
 
     @classmethod
     def of(cls, t: Trigger) -> "Evidence":
         return cls(t.id, t.severity, t.category, t.source, t.unit, t.summary or t.template, t.first_seen,
-                   t.last_seen, t.count)
+                   t.last_seen, t.count, proven(t))
 
     @property
     def model_only(self) -> bool:
@@ -314,9 +316,25 @@ class Correlator:
         return next((i for i in self.incidents.values() if i.id == incident_id), None)
 
 
+def proven(t: Trigger) -> bool:
+    """Whether what `t` says is vouched for: the collector measured it, or a trusted sender said it.
+
+    Any local user can write "No space left on device"; only the kernel, PID 1,
+    systemd-coredump and the metric collector cannot be impersonated.
+    """
+    return t.source.startswith("threshold:") or t.fields.get("sender") in TRUSTED_SENDERS
+
+
 def _victims(t: Trigger) -> set[str]:
+    """What a cause trigger names as its victims.
+
+    Names parsed from message text (an OOM kill's cgroup or process, a segfault, a core
+    dump) count only when the trusted fields proved the sender is the kernel, PID 1 or
+    systemd-coredump (trigger/entry.py): anyone else can write those words.
+    """
     out: set[str] = set()
-    for line in [t.template, *t.sample]:
+    lines = [t.template, *t.sample] if t.fields.get("sender") in TRUSTED_SENDERS else []
+    for line in lines:
         out.update(m.group(1) for m in _MEMCG.finditer(line))
         for m in _KILLED.finditer(line):
             out.update(g for g in m.groups() if g and g != "<*>")

@@ -107,8 +107,11 @@ class IncidentService:
         for t in triggers:
             old = self._pending.get(t.id)
             if old is not None:
+                fields = dict(old.fields)
+                if fields.get("sender") != t.fields.get("sender"):
+                    fields.pop("sender", None)  # mixed senders: the text is unproven (trigger/entry.py)
                 t = Trigger(**{**old.__dict__, "count": old.count + t.count, "last_seen": max(old.last_seen, t.last_seen),
-                               "severity": t.severity, "sample": (old.sample + t.sample)[-5:]})
+                               "severity": t.severity, "sample": (old.sample + t.sample)[-5:], "fields": fields})
             elif len(self._pending) >= MAX_PENDING:
                 self.folded += 1
                 self._pending.pop(next(iter(self._pending)))

@@ -9,6 +9,11 @@ The review model sees the candidates as options.  When it is down, not used, or 
 answer is invalid, the candidates are proposed as they are (source `rules`), so the
 service is useful on weak models.  Every proposal still passes the policy.  Actions on
 units are never suggested for protected units, and `notify` is always a candidate.
+
+Units come only from trusted evidence (trigger/entry.py: the trigger's unit, and victims
+that a kernel / PID 1 / systemd-coredump line named), and the host-wide disk actions
+only when the disk problem is proven (a threshold or a trusted sender): text that any
+local user can log suggests a notice, never a target.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ class Family:
     actions: tuple[str | tuple[str, dict[str, Any]], ...] = ()  # "restart_unit" (unit filled in) or (id, params)
     runbook: str | None = None
     advice: tuple[str, ...] = ()  # Nix snippets; {unit} / {name} are filled from the incident
+    # Host-wide actions only when the family's evidence is proven (a threshold, or a trusted
+    # sender): "No space left on device" is text anyone can log, the disk's fill level is not.
+    needs_proof: bool = False
 
 
+_NONE = Family()
 _CRASH = Family(("reset_failed_unit", "restart_unit"), "crash-loop",
                 ('systemd.services.{name}.serviceConfig = { Restart = "on-failure"; RestartSec = "10s"; };',))
 _UNIT = Family(("restart_unit",), "crash-loop")
@@ -38,7 +47,8 @@ _OOM = Family(("restart_unit",), "oom",
                "zramSwap.enable = true;", "services.earlyoom.enable = true;"))
 _DISK = Family((VACUUM, GC), "disk-full",
                ('nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 14d"; };',
-                "nix.optimise.automatic = true;", 'services.journald.extraConfig = "SystemMaxUse=1G";'))
+                "nix.optimise.automatic = true;", 'services.journald.extraConfig = "SystemMaxUse=1G";'),
+               needs_proof=True)
 
 FAMILIES: dict[str, Family] = {
     "unit-crashloop": _CRASH,
@@ -105,9 +115,12 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
     out = Candidates()
     evs = sorted(inc.evidence.values(), key=lambda e: (e.source == "model", e.first_seen, e.id))
     fam_units: dict[str, list[str]] = {}
+    fam_proven: set[str] = set()
     for ev in evs:
         name = family_of(ev.source, ev.category)
         units = fam_units.setdefault(name, [])
+        if ev.proven:
+            fam_proven.add(name)
         u = systemd_unit(ev.unit)
         if u and u not in units:
             units.append(u)
@@ -121,9 +134,12 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
             continue
         if fam.runbook and fam.runbook not in out.runbooks:
             out.runbooks.append(fam.runbook)
+        # The disk families share these actions: any proven disk evidence (a threshold) proves the disk.
+        proved = not fam.needs_proof or any(FAMILIES.get(f, _NONE).needs_proof for f in fam_proven)
         for spec in fam.actions:
             if isinstance(spec, tuple):
-                _add(out.actions, spec[0], dict(spec[1]))
+                if proved:
+                    _add(out.actions, spec[0], dict(spec[1]))
             elif spec not in UNIT_ACTIONS:
                 _add(out.actions, spec, {})
             elif not (cause_first and fam_name in EFFECT_FAMILIES):

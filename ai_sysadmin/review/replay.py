@@ -98,7 +98,9 @@ async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, 
         from ai_sysadmin.llm import LLMClient
 
         client = LLMClient(cfg.roles.review)
-    service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=DryRunProposer(cfg),
+    units_of = {inc.id: inc.all_units for inc in incidents}
+    proposer = DryRunProposer(cfg, evidence=lambda incident_id: units_of.get(incident_id))  # type: ignore[arg-type]
+    service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
                             catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
                             units=StaticUnits(view), client=client, use_model=use_model)
     try:

@@ -61,7 +61,10 @@ ON CONFLICT (id) DO UPDATE SET
     summary = coalesce(EXCLUDED.summary, triggers.summary),
     host = coalesce(EXCLUDED.host, triggers.host),
     boot_id = coalesce(EXCLUDED.boot_id, triggers.boot_id),
-    fields = triggers.fields || EXCLUDED.fields
+    -- a trigger's text is proven (its `sender`) only while every record of it agrees (trigger/entry.py)
+    fields = CASE WHEN triggers.fields->>'sender' IS NOT DISTINCT FROM EXCLUDED.fields->>'sender'
+                  THEN triggers.fields || EXCLUDED.fields
+                  ELSE (triggers.fields || EXCLUDED.fields) - 'sender' END
 """
 
 SAVE_CURSOR = """

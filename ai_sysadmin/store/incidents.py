@@ -11,6 +11,21 @@ from psycopg_pool import AsyncConnectionPool
 STATUSES = ("open", "acknowledged", "resolved", "closed")
 
 
+async def evidence_units(conn: Any, incident_id: Any) -> frozenset[str] | None:
+    """The units an incident's trusted evidence names (its `units`, and `unit`); None: no such incident.
+
+    What a model's proposal for this incident may target unattended (actions/binding.py).
+    """
+    if not isinstance(incident_id, int) or isinstance(incident_id, bool) or not 0 < incident_id < 2**63:
+        return None
+    cur = await conn.execute("SELECT units, unit FROM incidents WHERE id = %s", (incident_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    units, unit = row
+    return frozenset([*(units or ()), *([unit] if unit else [])])
+
+
 class IncidentStore:
     def __init__(self, pool: AsyncConnectionPool):
         self._pool = pool

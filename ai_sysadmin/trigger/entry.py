@@ -6,11 +6,25 @@ field over the size limit prints as null unless --all is given.  Every one of th
 shapes decodes here into text so that nothing downstream has to care.  Messages are
 cut at `max_message` characters for matching: a 100 MiB line must not stall the
 pipeline, and the head of a message is what identifies it.
+
+Trust (docs/security.md, "Evidence and proposals"): journald lets any local user set any
+field whose name does not start with `_` (`logger --journald`, `systemd-cat`, the native
+protocol); the `_` fields are journald's own, taken from the kernel.  So an entry names
+a *target* (`unit`) only from what journald vouches for: `_SYSTEMD_UNIT` (the cgroup of
+the process that logged), or `UNIT=` / `COREDUMP_UNIT=` when the trusted fields prove
+the sender is PID 1 (`_PID=1`) or systemd-coredump (its own `systemd-coredump@` unit).
+Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
+people and models, never acted on.  User units (`USER_UNIT=`, `_SYSTEMD_USER_UNIT`) are
+named by their user and live in a user manager the catalog does not act on: text too.
+`sender` says which trusted sender, if any, the entry provably comes from; message
+text that names a victim (an OOM kill, a segfault, a core dump) counts only then.
+Text input (syslog files) proves nothing: it never names a unit or a sender.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from typing import Any
 
 try:  # orjson ships with chromadb; it parses journal JSON several times faster.
@@ -24,9 +38,18 @@ except ImportError:  # pragma: no cover - the stdlib is the fallback, not the pl
 
 DEFAULT_MAX_MESSAGE = 8192
 
+# Senders whose trusted fields prove who they are; only they may name a unit in text or fields.
+KERNEL, PID1, COREDUMP = "kernel", "pid1", "coredump"
+TRUSTED_SENDERS = frozenset({KERNEL, PID1, COREDUMP})
+_COREDUMP_UNIT_PREFIX = "systemd-coredump@"
+
 # systemd's structured result fields for unit/job failures (MESSAGE_ID catalogue entries).
 RESULT_FIELDS = ("UNIT_RESULT", "JOB_RESULT", "JOB_TYPE", "EXIT_CODE", "EXIT_STATUS", "MESSAGE_ID",
                  "COREDUMP_SIGNAL_NAME", "COREDUMP_EXE", "COREDUMP_UNIT")
+
+
+# Shaped like a systemd unit name (the correlator's test, kept here: L1 imports nothing above it).
+_UNIT_SHAPED = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$")
 
 
 class BadEntry(ValueError):
@@ -38,7 +61,7 @@ class Entry:
     message: str
     realtime_usec: int  # __REALTIME_TIMESTAMP: microseconds since the epoch
     priority: int | None = None  # syslog priority 0 (emerg) .. 7 (debug)
-    unit: str | None = None  # UNIT / USER_UNIT (systemd about a unit), else _SYSTEMD_UNIT (who logged)
+    unit: str | None = None  # a system unit journald vouches for (see the module docstring); never a claim
     identifier: str | None = None  # SYSLOG_IDENTIFIER
     pid: str | None = None
     comm: str | None = None
@@ -47,11 +70,24 @@ class Entry:
     cursor: str | None = None  # __CURSOR; None for text input
     message_len: int = 0  # length of the original message, before cutting
     result: dict[str, str] = field(default_factory=dict)  # RESULT_FIELDS present in the entry
+    claimed_unit: str | None = None  # UNIT= / COREDUMP_UNIT= the trusted fields do not back: text only
+    user_unit: str | None = None  # USER_UNIT= / _SYSTEMD_USER_UNIT: a user's own unit, text only
+    sender: str | None = None  # KERNEL | PID1 | COREDUMP when the trusted fields prove it, else None
 
     @property
     def source_unit(self) -> str | None:
-        """What a trigger is grouped by: the unit, else the program that logged it."""
-        return self.unit or self.identifier or self.comm
+        """What a trigger is grouped by: the unit, else the program that logged it.
+
+        The program's name (SYSLOG_IDENTIFIER is set by the sender, _COMM by the process
+        itself) is a label, never a target: one shaped like a unit name is marked so that
+        nothing downstream reads it as one (`logger -t haproxy.service`).
+        """
+        if self.unit:
+            return self.unit
+        name = self.identifier or self.comm
+        if name and _UNIT_SHAPED.match(name):
+            return f"{name} (identifier)"
+        return name
 
 
 def field_text(value: Any) -> str | None:
@@ -97,13 +133,13 @@ def from_journal(obj: Any, max_message: int = DEFAULT_MAX_MESSAGE) -> Entry:
             if value is not None:
                 result[name] = value[:256]
     get = obj.get
+    sender = trusted_sender(obj)
+    unit, claimed, user_unit = units_of(obj, sender)
     return Entry(
         message=message[:max_message],
         realtime_usec=realtime,
         priority=_priority(get("PRIORITY")),
-        # systemd's own messages about a unit come from init.scope (or user@.service) and name
-        # their subject in UNIT= / USER_UNIT=: that is the unit the problem is about.
-        unit=field_text(get("UNIT")) or field_text(get("USER_UNIT")) or field_text(get("_SYSTEMD_UNIT")),
+        unit=unit,
         identifier=field_text(get("SYSLOG_IDENTIFIER")),
         pid=field_text(get("_PID")),
         comm=field_text(get("_COMM")),
@@ -112,7 +148,43 @@ def from_journal(obj: Any, max_message: int = DEFAULT_MAX_MESSAGE) -> Entry:
         cursor=field_text(get("__CURSOR")),
         message_len=len(message),
         result=result,
+        claimed_unit=claimed,
+        user_unit=user_unit,
+        sender=sender,
     )
+
+
+def trusted_sender(obj: dict[str, Any]) -> str | None:
+    """KERNEL, PID1 or COREDUMP when journald's own `_` fields prove the sender, else None."""
+    if field_text(obj.get("_TRANSPORT")) == "kernel":
+        return KERNEL
+    if field_text(obj.get("_PID")) == "1":  # from the socket's credentials, not from the sender
+        return PID1
+    if (field_text(obj.get("_SYSTEMD_UNIT")) or "").startswith(_COREDUMP_UNIT_PREFIX):
+        return COREDUMP  # systemd-coredump runs as systemd-coredump@.service: a cgroup nobody else joins
+    return None
+
+
+def units_of(obj: dict[str, Any], sender: str | None) -> tuple[str | None, str | None, str | None]:
+    """(unit, claimed_unit, user_unit) of one entry, by the trust rules of the module docstring.
+
+    PID 1 names its subject in UNIT=, systemd-coredump the crashed process's unit in
+    COREDUMP_UNIT= (from that process's cgroup): those are the units a problem is about.
+    Otherwise the unit is the logging process's own cgroup unit, and a UNIT= claim stays text.
+    """
+    get = obj.get
+    claim = field_text(get("UNIT")) or field_text(get("COREDUMP_UNIT"))
+    user_unit = field_text(get("USER_UNIT")) or field_text(get("COREDUMP_USER_UNIT")) \
+        or field_text(get("_SYSTEMD_USER_UNIT"))
+    if user_unit:
+        # About a user's own unit (named by that user), or logged from inside a user manager:
+        # the system unit around it (user@UID.service) is not what the problem is about.
+        return None, claim, user_unit
+    if sender == PID1 and field_text(get("UNIT")):
+        return field_text(get("UNIT")), None, None
+    if sender == COREDUMP and field_text(get("COREDUMP_UNIT")):
+        return field_text(get("COREDUMP_UNIT")), None, None
+    return field_text(get("_SYSTEMD_UNIT")), claim, None
 
 
 def parse_json_line(line: bytes | str, max_message: int = DEFAULT_MAX_MESSAGE) -> Entry:

@@ -96,6 +96,9 @@ class Windows:
                 template_id=template_id, cluster_id=cluster_id, window=window, min_count=min_count,
                 first_usec=entry.realtime_usec, last_usec=entry.realtime_usec, host=entry.hostname,
                 boot_id=entry.boot_id, fields=_context(entry), template=template)
+        elif t.fields.get("sender") != entry.sender:
+            # One entry from another sender makes the whole trigger's text unproven (fail safe).
+            t.fields.pop("sender", None)
         t.count += count
         usec = entry.realtime_usec
         if usec > t.last_usec:
@@ -188,4 +191,11 @@ def _context(entry: Entry) -> dict[str, Any]:
         ctx["message_length"] = entry.message_len
     if entry.result:
         ctx.update({k.lower(): v for k, v in entry.result.items()})
+    # Trust (trigger/entry.py): who provably sent it, and what it claimed without proof.
+    if entry.sender:
+        ctx["sender"] = entry.sender
+    if entry.claimed_unit:
+        ctx["claimed_unit"] = entry.claimed_unit[:256]
+    if entry.user_unit:
+        ctx["user_unit"] = entry.user_unit[:256]
     return ctx

@@ -25,7 +25,9 @@ from tests.actions.conftest import RolesDB, config, digest_of
 
 
 def P(action: str, **params) -> Proposal:
-    return Proposal(action=action, params=params, reason="test", source="review")
+    # A person's proposal (CLI): these tests are about the policy's facts and the executor, not
+    # about binding a model's proposal to its incident (tests/actions/test_binding.py).
+    return Proposal(action=action, params=params, reason="test", source="cli")
 
 
 async def _rows(db: RolesDB, q: str, *args) -> list[dict]:

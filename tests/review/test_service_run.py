@@ -32,9 +32,10 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
                                          llama_trigger: LlamaServer) -> None:
     journal = journal_writer.write(tmp_path / "journal" / "system.journal", [
         {"MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
-         "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": 3},
+         "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": 3, "_TRANSPORT": "kernel"},
         {"MESSAGE": "tomcat.service: Failed with result 'oom-kill'.", "SYSLOG_IDENTIFIER": "systemd",
-         "UNIT": "tomcat.service", "PRIORITY": 4},
+         "UNIT": "tomcat.service", "PRIORITY": 4, "_PID": "1", "_UID": "0", "_SYSTEMD_UNIT": "init.scope",
+         "_TRANSPORT": "journal"},
     ])
     data = {
         "state_dir": str(tmp_path / "state"),

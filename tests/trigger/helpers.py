@@ -16,8 +16,18 @@ T0_USEC = 1_750_000_000_000_000  # 2025-06-15, on a 300 s window boundary
 
 def entry(message: str | bytes, *, ident: str = "app", unit: str | None = None, priority: int = 6,
           **extra: Any) -> dict[str, Any]:
-    e: dict[str, Any] = {"MESSAGE": message, "PRIORITY": priority, "SYSLOG_IDENTIFIER": ident, "_PID": "4242",
-                         "_COMM": ident[:15]}
+    """One entry as journald stores it: the `_` fields are journald's own (trusted), as a real sender gets them.
+
+    `ident="systemd"` is PID 1 (its messages about a unit name it in UNIT=), `ident="kernel"`
+    comes over the kernel transport; any other sender is an ordinary process (pid 4242).
+    """
+    e: dict[str, Any] = {"MESSAGE": message, "PRIORITY": priority, "SYSLOG_IDENTIFIER": ident}
+    if ident == "systemd":
+        e.update({"_PID": "1", "_UID": "0", "_COMM": "systemd", "_TRANSPORT": "journal", "_SYSTEMD_UNIT": "init.scope"})
+    elif ident == "kernel":
+        e["_TRANSPORT"] = "kernel"
+    else:
+        e.update({"_PID": "4242", "_COMM": ident[:15]})
     if unit:
         e["_SYSTEMD_UNIT"] = unit
     e.update(extra)

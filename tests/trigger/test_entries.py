@@ -47,7 +47,7 @@ def test_field_shapes_from_journalctl_json() -> None:
     assert field_text([104, 105, 255]) == "hi\ufffd"
     assert field_text(None) is None
     assert field_text(["first", "second"]) == "first"  # a field logged twice in one entry
-    e = from_journal({"MESSAGE": None, "__REALTIME_TIMESTAMP": "5", "PRIORITY": "x", "UNIT": "a.service"})
+    e = from_journal({"MESSAGE": None, "__REALTIME_TIMESTAMP": "5", "PRIORITY": "x", "UNIT": "a.service", "_PID": "1"})
     assert e.message == "" and e.priority is None and e.unit == "a.service"
 
 
