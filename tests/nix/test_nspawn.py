@@ -270,6 +270,9 @@ def test_api_unit(running: tuple[Machine, dict[str, Any]]) -> None:
                60, "API listening", poll=0.2)
     assert f"0.0.0.0:{port}" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     pid = _main_pid(m, "ai-sysadmin-api.service")
+    # LimitNOFILE=65536 reached the process (systemd's default soft limit is 1,024).
+    limits = next(ln for ln in m.succeed(f"cat /proc/{pid}/limits").splitlines() if ln.startswith("Max open files"))
+    assert limits.split()[3:5] == ["65536", "65536"], limits
     uid = m.succeed(f"stat -c %u /proc/{pid}").strip()
     assert m.succeed(f"getent passwd {uid}").split(":")[0] == "ai-sysadmin-api"
     # Its investigation tools read the journal: the journal group, as the orchestrator.
