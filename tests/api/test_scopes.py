@@ -37,8 +37,13 @@ def test_keys_without_approve_cannot_approve_or_reject(api: ApiProcess, name: st
         assert r.status_code in (403, 404, 405), (path, r.status_code, r.text)
     shown = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers=_h(api, name))
     assert shown.status_code == 200 and shown.json()["status"] == "queued"  # reading is in its scope
+    # Even with the digest it was shown, a key without `approve` is refused.
+    digest = shown.json()["digest"]
+    _refused(httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, name),
+                        json={"reason": "looks right", "digest": digest}), "approve")
     # A key with `approve` reaches the approval path and its name is the approver.
-    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "admin"), json={"reason": "ok"})
+    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "admin"),
+                   json={"reason": "ok", "digest": digest})
     assert r.status_code == 200 and r.json()["approver"] == "admin", r.text
 
 
