@@ -573,7 +573,9 @@ in
         example = "/run/keys/ai-sysadmin-api-key";
         description = ''
           File holding the API keys clients must send (`Authorization: Bearer ...`): one
-          `name:key` per line (the name is recorded as the approver), or one bare key.
+          `name[scope,...]:key` per line with the scopes `read`, `chat`, `approve` (the
+          name is recorded as the approver; a `name:key` line without scopes may read and
+          chat, never approve), or one bare key.
           Read by systemd (LoadCredential=) for the API unit only, never copied into the
           Nix store: give a string path, not a Nix path literal.
         '';
@@ -869,6 +871,11 @@ in
           StateDirectoryMode = "0700";
           LoadCredential = apiKeyCredential ++ approvalKeyCredential ++ dbCredential;
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+          # Every client connection is a file descriptor.  With systemd's default soft
+          # limit of 1,024, a flood of half-open connections exhausts it and asyncio stops
+          # accepting anyone (key-holders included) until they close; the API also closes
+          # such connections itself (api.header_timeout, api.max_unauthenticated_connections).
+          LimitNOFILE = 65536;
         }
         # Reachable from this host only, unless it listens beyond loopback (with a key).
         // lib.optionalAttrs (isLoopback cfg.api.host) (ipPolicy (settingsHosts unitSettings.api));

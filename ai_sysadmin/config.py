@@ -20,6 +20,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -219,12 +220,29 @@ class KnowledgeConfig:
     url: str | None  # ChromaDB server, e.g. services.chromadb
 
 
+class Scope(StrEnum):
+    """What an API key may do (the key file's `name[scope,...]:key`)."""
+
+    READ = "read"  # status, incidents, actions (GET), /metrics, /v1/models
+    CHAT = "chat"  # /v1/chat/completions, /v1/embeddings, /v1/models
+    APPROVE = "approve"  # POST /api/v1/actions/ID/approve and .../reject
+
+
+# A key line without scopes (the format before scopes existed) may read and chat, never
+# approve: approving needs `approve` written out.  The scrape key that docs/openwebui.md
+# has always called `prometheus:` reads only.
+DEFAULT_KEY_SCOPES = frozenset({Scope.READ, Scope.CHAT})
+SCRAPE_KEY_NAME = "prometheus"
+SCRAPE_KEY_SCOPES = frozenset({Scope.READ})
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """One bearer key of the API; `name` is the actor recorded on approvals."""
 
     name: str
     key: Secret
+    scopes: frozenset[Scope] = DEFAULT_KEY_SCOPES
 
 
 @dataclass(frozen=True)
@@ -239,6 +257,16 @@ class ApiConfig:
     max_concurrent_per_key: int = 4  # in-flight requests per key (or per client address without auth)
     upstream_timeout: float | None = None  # seconds for the upstream's headers / next chunk; None: the role's
     background_role: str | None = "trigger"  # answers Open WebUI's title/tag requests; None: the selected model
+    # Connections (api/connections.py): a new connection must send a request that passes
+    # authentication within header_timeout seconds; idle keep-alive connections close after
+    # keepalive_timeout; at most max_unauthenticated_connections wait without a valid key
+    # (beyond that the oldest is closed, so key-holders still get in).
+    header_timeout: float = 5.0
+    keepalive_timeout: float = 75.0
+    max_unauthenticated_connections: int = 1024
+    # In-flight requests per key on every endpoint other than the model ones (REST, /metrics,
+    # /v1/models); the model endpoints count against max_concurrent_per_key.
+    max_concurrent_rest_per_key: int = 8
 
 
 @dataclass(frozen=True)
@@ -669,17 +697,25 @@ def _parse_api(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> 
         max_concurrent_per_key=sec.get("max_concurrent_per_key", int, d.max_concurrent_per_key, _positive),
         upstream_timeout=sec.get("upstream_timeout", float, d.upstream_timeout, _positive, nullable=True),
         background_role=background,
+        header_timeout=sec.get("header_timeout", float, d.header_timeout, _positive),
+        keepalive_timeout=sec.get("keepalive_timeout", float, d.keepalive_timeout, _positive),
+        max_unauthenticated_connections=sec.get("max_unauthenticated_connections", int,
+                                                d.max_unauthenticated_connections, _positive),
+        max_concurrent_rest_per_key=sec.get("max_concurrent_rest_per_key", int, d.max_concurrent_rest_per_key,
+                                            _positive),
     )
     sec.finish()
     return cfg
 
 
-_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_KEY_NAME_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.@-]{1,64})(?:\[(?P<scopes>[^\]]*)\])?$")
 
 
 def parse_api_keys(text: str, source: str, sec: "_Section | None" = None) -> tuple[ApiKey, ...]:
-    """The API key file: one `name:key` per line, or one bare key (named `api`).
+    """The API key file: one `name:key` or `name[scope,...]:key` per line, or one bare key (named `api`).
 
+    Scopes are `read`, `chat`, `approve`; a line without them gets DEFAULT_KEY_SCOPES
+    (read, chat), the `prometheus` line SCRAPE_KEY_SCOPES (read), a bare key the defaults.
     Blank lines and `#` comments are skipped.  Problems name the line, never the key.
     """
     lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
@@ -687,26 +723,45 @@ def parse_api_keys(text: str, source: str, sec: "_Section | None" = None) -> tup
     problems: list[str] = []
     keys: list[ApiKey] = []
     for lineno, line in lines:
-        name, sep, value = line.partition(":")
-        if not sep or not _KEY_NAME_RE.match(name.strip()):
+        head, sep, value = line.partition(":")
+        m = _KEY_NAME_RE.match(head.strip()) if sep else None
+        if m is None:
             if len(lines) == 1:  # one bare key (it may contain ':' itself)
                 keys.append(ApiKey("api", Secret(line, source)))
                 continue
-            problems.append(f"line {lineno}: expected `name:key` (name: letters, digits, _ . @ -)")
+            problems.append(f"line {lineno}: expected `name:key` or `name[scope,...]:key` "
+                            "(name: letters, digits, _ . @ -)")
             continue
-        name, value = name.strip(), value.strip()
-        if not value:
+        name, value = m["name"], value.strip()
+        scopes, problem = _key_scopes(name, m["scopes"])
+        if problem:
+            problems.append(f"line {lineno}: {problem}")
+        elif not value:
             problems.append(f"line {lineno}: key for {name!r} is empty")
         elif any(k.name == name for k in keys):
             problems.append(f"line {lineno}: name {name!r} appears twice")
         elif any(k.key.reveal() == value for k in keys):
             problems.append(f"line {lineno}: same key as another line")
         else:
-            keys.append(ApiKey(name, Secret(value, source)))
+            keys.append(ApiKey(name, Secret(value, source), scopes))
     for p in problems:
         if sec is not None:
             sec.error("api_key_file", f"{source}: {p}")
     return tuple(keys)
+
+
+def _key_scopes(name: str, written: str | None) -> tuple[frozenset[Scope], str | None]:
+    """The scopes of one key line: those written in `[...]`, else the default for its name."""
+    if written is None:
+        return (SCRAPE_KEY_SCOPES if name == SCRAPE_KEY_NAME else DEFAULT_KEY_SCOPES), None
+    known = ", ".join(s.value for s in Scope)
+    words = [w.strip() for w in written.split(",") if w.strip()]
+    if not words:
+        return frozenset(), f"no scope inside [] for {name!r} (scopes: {known})"
+    unknown = [w for w in words if w not in {s.value for s in Scope}]
+    if unknown:
+        return frozenset(), f"unknown scope {unknown[0]!r} for {name!r} (scopes: {known})"
+    return frozenset(Scope(w) for w in words), None
 
 
 def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> JournalConfig:

@@ -3,8 +3,11 @@
     app = create_app(cfg)                       # everything from the config
     app = create_app(cfg, pool=pool, agent=a)   # tests and the service pass their own parts
 
-Middlewares, outermost first: errors (OpenAI shape for everything), auth (bearer keys).
+Middlewares, outermost first: errors (OpenAI shape for everything), auth (bearer keys,
+the endpoint's scopes from api/access.py, then the caller's per-key slot).
 Body size is bounded by aiohttp itself (`client_max_size` = api.max_body_bytes -> 413).
+Connections are bounded by api/connections.py (header timeout, unauthenticated cap,
+open-files limit) and aiohttp's keep-alive timeout (api.keepalive_timeout).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ai_sysadmin.api import health, rest, v1
+from ai_sysadmin.api import access, health, rest, v1
+from ai_sysadmin.api.access import AccessTable, Pool
 from ai_sysadmin.api.auth import KeyRing, auth_middleware_for
+from ai_sysadmin.api.connections import ConnectionGuard, GuardedTCPSite, raise_open_files_limit
 from ai_sysadmin.api.errors import error_middleware
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.api.metrics import ApiMetrics, StoreSnapshot, render
@@ -45,27 +50,42 @@ def create_app(cfg: Config, *, pool: Any = None, agent: Any = None, metrics: Api
                enable_agent: bool = True) -> web.Application:
     check_exposure(cfg)
     keyring = KeyRing(cfg.api.keys, required=cfg.api.require_auth)
-    st = ApiState(cfg=cfg, keyring=keyring, limiter=ConcurrencyLimiter(cfg.api.max_concurrent_per_key),
+    limiters = {Pool.MODEL: ConcurrencyLimiter(cfg.api.max_concurrent_per_key),
+                Pool.REST: ConcurrencyLimiter(cfg.api.max_concurrent_rest_per_key, "api.max_concurrent_rest_per_key")}
+    st = ApiState(cfg=cfg, keyring=keyring, limiter=limiters[Pool.MODEL],
                   metrics=metrics or ApiMetrics(), pool=pool, agent=agent)
-    app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring)],
+    guard = ConnectionGuard(cfg.api.header_timeout, cfg.api.max_unauthenticated_connections,
+                            on_close=lambda reason: st.metrics.connections_closed.labels(reason).inc())
+    table = AccessTable()
+    app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring, table, limiters, guard)],
                           client_max_size=cfg.api.max_body_bytes)
     app["state"] = st
     app["keyring"] = keyring
+    app["connections"] = guard
     app["max_body_bytes"] = cfg.api.max_body_bytes
     app["enable_agent"] = enable_agent
-    app.router.add_get("/health", health.health)
-    app.router.add_get("/health/ready", health.ready)
-    app.router.add_get("/metrics", metrics_page)
-    app.router.add_get("/v1/models", v1.list_models)
-    app.router.add_post("/v1/chat/completions", v1.chat_completions)
-    app.router.add_post("/v1/embeddings", v1.embeddings)
-    app.router.add_get("/api/v1/status", rest.status)
-    app.router.add_get("/api/v1/incidents", rest.incidents)
-    app.router.add_get("/api/v1/incidents/{id}", rest.incident)
-    app.router.add_get("/api/v1/actions", rest.actions)
-    app.router.add_get("/api/v1/actions/{id}", rest.action)
-    app.router.add_post("/api/v1/actions/{id}/approve", rest.approve)
-    app.router.add_post("/api/v1/actions/{id}/reject", rest.reject)
+    # (method, path, handler, who may call it: api/access.py)
+    routes = (
+        ("GET", "/health", health.health, access.PUBLIC),
+        ("GET", "/health/ready", health.ready, access.PUBLIC),
+        ("GET", "/metrics", metrics_page, access.READ),
+        ("GET", "/v1/models", v1.list_models, access.MODELS),
+        ("POST", "/v1/chat/completions", v1.chat_completions, access.CHAT),
+        ("POST", "/v1/embeddings", v1.embeddings, access.CHAT),
+        ("GET", "/api/v1/status", rest.status, access.READ),
+        ("GET", "/api/v1/incidents", rest.incidents, access.READ),
+        ("GET", "/api/v1/incidents/{id}", rest.incident, access.READ),
+        ("GET", "/api/v1/actions", rest.actions, access.READ),
+        ("GET", "/api/v1/actions/{id}", rest.action, access.READ),
+        ("POST", "/api/v1/actions/{id}/approve", rest.approve, access.APPROVE),
+        ("POST", "/api/v1/actions/{id}/reject", rest.reject, access.APPROVE),
+    )
+    for method, path, handler, rule in routes:
+        if method == "GET":
+            app.router.add_get(path, handler)  # and HEAD, with the same handler and rules
+        else:
+            app.router.add_route(method, path, handler)
+        table.set(handler, rule)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app
@@ -110,6 +130,8 @@ async def _cleanup(app: web.Application) -> None:
     st: ApiState = app["state"]
     if st.agent is not None and hasattr(st.agent, "aclose"):
         await st.agent.aclose()
+    if st.status is not None:
+        await st.status.aclose()
     if st.snapshot is not None:
         st.metrics.registry.unregister(st.snapshot)
         st.snapshot = None
@@ -121,12 +143,17 @@ async def _cleanup(app: web.Application) -> None:
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop`). A client disconnect cancels its handler."""
+    before, after = raise_open_files_limit()
+    if after != before:
+        log.info("open-files limit raised from %d to %d", before, after)
     app = create_app(cfg)
     # handler_cancellation: a closed client connection cancels the handler, which closes
     # the upstream request -- the model server stops generating for nobody.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    # keepalive_timeout: idle keep-alive connections close after it (aiohttp's own timer).
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           keepalive_timeout=cfg.api.keepalive_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.api.host, cfg.api.port, reuse_address=True)
+    site = GuardedTCPSite(runner, cfg.api.host, cfg.api.port, guard=app["connections"], reuse_address=True)
     try:
         await site.start()
     except OSError as exc:

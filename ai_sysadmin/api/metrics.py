@@ -43,6 +43,9 @@ class ApiMetrics:
         self.background = Counter("ai_sysadmin_api_background_requests",
                                   "Open WebUI background requests answered by the cheap role", ["task"], registry=r)
         self.in_flight = Gauge("ai_sysadmin_api_in_flight", "Requests in flight", ["model"], registry=r)
+        self.connections_closed = Counter("ai_sysadmin_api_connections_closed",
+                                          "Connections the API closed before they authenticated "
+                                          "(header_timeout, unauthenticated_cap)", ["reason"], registry=r)
 
     def tokens_from(self, model: str, usage: tuple[int, int] | None) -> None:
         if usage:

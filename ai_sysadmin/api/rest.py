@@ -2,8 +2,9 @@
 
 Reads go through the stores the CLI uses (IncidentStore, actions.approvals), so the
 API shows exactly what `ai-sysadmin incidents` and `ai-sysadmin actions` show.
-Approve and reject always need a key -- also on loopback -- because the key's name is
-the actor recorded in the audit trail; a reason is required for both.
+Approve and reject always need a key with the `approve` scope -- also on loopback --
+because the key's name is the actor recorded in the audit trail; a reason is required
+for both.  Status is computed once for all concurrent callers (api/coalesce.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ai_sysadmin.api.auth import require_key
+from ai_sysadmin.api.auth import require_key, require_scope
+from ai_sysadmin.api.coalesce import Coalesced
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.state import ApiState
 from ai_sysadmin.api.validate import decode_object
+from ai_sysadmin.config import Scope
 from ai_sysadmin.llm.serving import serving_info
 
 log = logging.getLogger(__name__)
@@ -94,8 +97,21 @@ async def _db(coro: Any) -> Any:
 # ------------------------------------------------------------------ status
 
 
+# One round of status is shared by every caller within this many seconds (api/coalesce.py):
+# the document is seconds-grained anyway (ages, "stale"), and 400 concurrent callers must
+# cost one round of database and model-server questions, not 400.
+STATUS_TTL_SECONDS = 2.0
+
+
 async def status(request: web.Request) -> web.Response:
     st = _state(request)
+    if st.status is None:
+        st.status = Coalesced(lambda: status_document(st), STATUS_TTL_SECONDS)
+    return web.Response(body=await st.status.get(), content_type="application/json")
+
+
+async def status_document(st: ApiState) -> bytes:
+    """The status document, encoded once for every caller that shares it."""
     models_task = asyncio.ensure_future(serving_info(st.cfg.roles.enabled(), st.session))
     body: dict[str, Any]
     try:
@@ -111,7 +127,7 @@ async def status(request: web.Request) -> web.Response:
     # Per role: the status module's health view, plus what the server serves (llm.serving).
     health = body.get("models") if isinstance(body.get("models"), dict) else {}
     body["models"] = {i.role: {**i.to_json(), **health.get(i.role, {})} for i in await models_task}
-    return _json(body)
+    return json.dumps(body, default=_default).encode()
 
 
 # ------------------------------------------------------------------ incidents
@@ -185,6 +201,8 @@ async def _decide(request: web.Request, verb: str) -> web.Response:
     approvals = _approvals()
     st = _state(request)
     who = require_key(request, f"{verb} an action")
+    # The middleware checked the route's scope already; the decision itself checks again.
+    require_scope(request, Scope.APPROVE, "approving or rejecting an action")
     action_id = _id(request)
     data = decode_object(await request.read())
     reason = data.get("reason")

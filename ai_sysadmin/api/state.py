@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from ai_sysadmin.api.auth import KeyRing
+from ai_sysadmin.api.coalesce import Coalesced
 from ai_sysadmin.api.errors import ApiError
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.api.metrics import ApiMetrics, StoreSnapshot
@@ -22,7 +23,7 @@ AGENT_MODEL = "ai-sysadmin"
 class ApiState:
     cfg: Config
     keyring: KeyRing
-    limiter: ConcurrencyLimiter
+    limiter: ConcurrencyLimiter  # the model endpoints' per-key limit (the auth middleware holds it)
     metrics: ApiMetrics
     session: aiohttp.ClientSession | None = None
     upstreams: dict[str, Upstream] = field(default_factory=dict)  # role name -> upstream
@@ -31,6 +32,7 @@ class ApiState:
     owns_pool: bool = False
     snapshot: StoreSnapshot | None = None
     agent: Any = None  # ai_sysadmin.api.agent.Agent
+    status: Coalesced[bytes] | None = None  # /api/v1/status, shared by concurrent callers (rest.status)
     started: int = field(default_factory=lambda: int(time.time()))
 
     def role_for(self, model: str) -> Upstream:

@@ -10,7 +10,6 @@ from typing import Iterator
 
 from aiohttp import web
 
-from ai_sysadmin.api.auth import actor
 from ai_sysadmin.api.background import background_task
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
@@ -22,11 +21,6 @@ EMBED_ROLE = "embed"
 
 def state_of(request: web.Request) -> ApiState:
     return request.app["state"]
-
-
-def caller(request: web.Request) -> str:
-    """Who the concurrency limit counts against: the key name, else the client address."""
-    return actor(request) or f"address:{request.remote or 'unknown'}"
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -101,34 +95,34 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         upstream = None if is_agent else st.role_for(requested)
         if upstream is not None and upstream.name == EMBED_ROLE:
             raise bad_field("model", f"{requested!r} is the embedding model; use /v1/embeddings")
-        with st.limiter.hold(caller(request)):
-            st.metrics.in_flight.labels(model).inc()
-            try:
-                task = background_task(data)
-                cheap = st.background_upstream() if task else None
-                if cheap is not None and (is_agent or upstream is None or upstream.name != cheap.name):
-                    # Title/tag generation: never the meta model's slot, never an investigation.
-                    st.metrics.background.labels(task).inc()
-                    fallback = upstream if upstream is not None else st.upstreams.get("meta")
-                    try:
-                        resp = await _relay_chat(request, st, cheap, data, body, model, started)
-                    except ApiError as exc:
-                        if exc.status != 503 or fallback is None:
-                            raise
-                        # The cheap role is down: a title from the selected model beats none.
-                        resp = await _relay_chat(request, st, fallback, data, body, model, started)
-                elif is_agent:
-                    if st.agent is None:
-                        raise ApiError(503, "the ai-sysadmin agent is not available in this server",
-                                       code="agent_unavailable")
-                    resp = await st.agent.complete(request, data, started)
-                else:
-                    assert upstream is not None
-                    resp = await _relay_chat(request, st, upstream, data, body, model, started)
-                out.code = resp.status
-                return resp
-            finally:
-                st.metrics.in_flight.labels(model).dec()
+        # (the per-key limit was taken by the auth middleware, before the body was read)
+        st.metrics.in_flight.labels(model).inc()
+        try:
+            task = background_task(data)
+            cheap = st.background_upstream() if task else None
+            if cheap is not None and (is_agent or upstream is None or upstream.name != cheap.name):
+                # Title/tag generation: never the meta model's slot, never an investigation.
+                st.metrics.background.labels(task).inc()
+                fallback = upstream if upstream is not None else st.upstreams.get("meta")
+                try:
+                    resp = await _relay_chat(request, st, cheap, data, body, model, started)
+                except ApiError as exc:
+                    if exc.status != 503 or fallback is None:
+                        raise
+                    # The cheap role is down: a title from the selected model beats none.
+                    resp = await _relay_chat(request, st, fallback, data, body, model, started)
+            elif is_agent:
+                if st.agent is None:
+                    raise ApiError(503, "the ai-sysadmin agent is not available in this server",
+                                   code="agent_unavailable")
+                resp = await st.agent.complete(request, data, started)
+            else:
+                assert upstream is not None
+                resp = await _relay_chat(request, st, upstream, data, body, model, started)
+            out.code = resp.status
+            return resp
+        finally:
+            st.metrics.in_flight.labels(model).dec()
 
 
 async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str,
@@ -151,13 +145,13 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
                                code="model_not_found")
             raise bad_field("model", f"{requested!r} does not serve embeddings; use {EMBED_ROLE!r}")
         check_embeddings(data)
-        with st.limiter.hold(caller(request)):
-            if data.get("model") != upstream.role.model:
-                body = json.dumps({**data, "model": upstream.role.model}).encode()
-            resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=out.model,
-                               metrics=st.metrics, started=out.started)
-            out.code = resp.status
-            return resp
+        # (the per-key limit was taken by the auth middleware, before the body was read)
+        if data.get("model") != upstream.role.model:
+            body = json.dumps({**data, "model": upstream.role.model}).encode()
+        resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=out.model,
+                           metrics=st.metrics, started=out.started)
+        out.code = resp.status
+        return resp
 
 
 def _label(st: ApiState, requested: str) -> str:

@@ -22,6 +22,8 @@ def _plain(value: object) -> object:
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):  # an API key's scopes
+        return sorted(str(_plain(v)) for v in value)
     return value
 
 

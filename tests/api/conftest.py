@@ -38,6 +38,9 @@ class ApiProcess:
     workdir: Path
     keys: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    # Start with this soft RLIMIT_NOFILE (systemd's default is 1024), as a unit without
+    # LimitNOFILE= would; None: inherit the test's.
+    nofile_soft: int | None = None
 
     @property
     def port(self) -> int:
@@ -55,10 +58,17 @@ class ApiProcess:
         cfg_path = self.workdir / "config.json"
         cfg_path.write_text(json.dumps(self.config))
         self.proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "api"],
-                                 self.log_path, cwd=str(REPO))
+                                 self.log_path, cwd=str(REPO), preexec_fn=self._limits)
         wait_until(self._healthy, timeout, f"ai-sysadmin api on :{self.port}",
                    alive=lambda: exit_report(self.proc, self.log_path))
         return self
+
+    def _limits(self) -> None:
+        if self.nofile_soft is not None:
+            import resource
+
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile_soft, hard))
 
     def _healthy(self) -> bool:
         try:
@@ -146,9 +156,20 @@ def base_config(tmp: Path, *, trigger: LlamaServer, review: LlamaServer, meta: L
     }
 
 
+# The scopes each test key is written with in the key file; None: a line in the format
+# from before scopes (`name:key`), which gets read+chat -- and `prometheus` read only.
+KEY_SCOPES: dict[str, str | None] = {"admin": "read,chat,approve", "ops": "read,chat,approve",
+                                     "reader": None, "prometheus": None, "webui": "chat"}
+
+
+def key_file_text(keys: dict[str, str]) -> str:
+    return "# name[scopes]:key\n" + "".join(
+        f"{n}{'[' + KEY_SCOPES[n] + ']' if KEY_SCOPES.get(n) else ''}:{k}\n" for n, k in keys.items())
+
+
 @pytest.fixture(scope="session")
 def api_keys() -> dict[str, str]:
-    return {"admin": "k-" + secrets.token_hex(16), "ops": "k-" + secrets.token_hex(16)}
+    return {name: "k-" + secrets.token_hex(16) for name in KEY_SCOPES}
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +178,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, ap
         api_keys: dict[str, str]) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("api")
     key_file = tmp / "api.keys"
-    key_file.write_text("# name:key\n" + "".join(f"{n}:{k}\n" for n, k in api_keys.items()))
+    key_file.write_text(key_file_text(api_keys))
     cfg = base_config(tmp, trigger=llama_trigger, review=api_review, meta=api_meta, embed=llama_embed, db=api_db,
                       api={"api_key_file": str(key_file), "max_concurrent_per_key": 3})
     proc = ApiProcess(cfg, tmp, keys=api_keys)

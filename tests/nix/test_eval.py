@@ -236,6 +236,8 @@ def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
     assert ("llama-meta.service" in (one(u, "After") or "")) == meta_on
     assert (one(u, "Requires") or "").split() == ["ai-sysadmin-approval-key.service"]
     assert one(u, "User") == "ai-sysadmin-api"
+    # Room for many connections: a flood of half-open ones must not exhaust 1,024 files.
+    assert one(u, "LimitNOFILE") == "65536"
     # Its `ai-sysadmin` model investigates the host with the orchestrator's tools: the
     # same view (static user for D-Bus, journal group, every process, /home).
     assert one(u, "DynamicUser") == "false" and u["SupplementaryGroups"] == ["systemd-journal"]

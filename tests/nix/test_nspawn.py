@@ -270,6 +270,17 @@ def test_api_unit(running: tuple[Machine, dict[str, Any]]) -> None:
                60, "API listening", poll=0.2)
     assert f"0.0.0.0:{port}" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     pid = _main_pid(m, "ai-sysadmin-api.service")
+    # LimitNOFILE=65536 reached systemd (its default soft limit is 1,024), and the process
+    # runs with soft == hard (it raises its own soft limit too).  The hard limit it got is
+    # min(65536, this container's own), which here may be lower than 65536.
+    show = m.succeed("systemctl show -p LimitNOFILE -p LimitNOFILESoft ai-sysadmin-api.service").split()
+    assert show == ["LimitNOFILE=65536", "LimitNOFILESoft=65536"], show
+
+    def open_files(p: str) -> list[int]:
+        line = next(ln for ln in m.succeed(f"cat /proc/{p}/limits").splitlines() if ln.startswith("Max open files"))
+        return [int(v) for v in line.split()[3:5]]
+
+    assert open_files(pid) == [min(65536, open_files("1")[1])] * 2
     uid = m.succeed(f"stat -c %u /proc/{pid}").strip()
     assert m.succeed(f"getent passwd {uid}").split(":")[0] == "ai-sysadmin-api"
     # Its investigation tools read the journal: the journal group, as the orchestrator.
