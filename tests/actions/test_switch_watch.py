@@ -105,7 +105,7 @@ class Switching(Host):
         r = c.run(["systemd-run", "--unit=aisx-nix-daemon", *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
                    "/usr/bin/nix-daemon"])
         assert r.returncode == 0, r.stderr
-        wait_until(lambda: c.run(["test", "-S", f"{NIX}/var/nix/daemon-socket/socket"]).returncode == 0, 30,
+        wait_until(lambda: c.run(["test", "-S", f"{NIX}/var/daemon-socket/socket"]).returncode == 0, 30,
                    "nix-daemon socket")
 
     def switch(self, n: int) -> None:
@@ -228,9 +228,9 @@ def test_a_switch_made_after_the_approval_is_refused(host: Switching) -> None:
     assert row["params"] == {"from_generation": 2} and row["status"] == "queued" and row["risk"] == "high"
     assert row["source"] == "rules" and row["attributed_units"] == ["app.service"]
     # the proof: the generation pair, how the switch touched the unit, the closure diff
-    assert "switch generation 1 \u2192 2" in row["reason"], row["reason"]
-    assert "app.service failed after it (stop-start:" in row["reason"], row["reason"]
-    assert "app 1.0 \u2192 1.1" in row["reason"], row["reason"]
+    assert "switch generation 1 \u2192 2" in row["proposal_reason"], row["proposal_reason"]
+    assert "app.service failed after it (stop-start:" in row["proposal_reason"], row["proposal_reason"]
+    assert "app 1.0 \u2192 1.1" in row["proposal_reason"], row["proposal_reason"]
     print(f"\nfailure -> attributed incident: {_secs(row['failed_at'], row['attributed_at']):.2f} s")
 
     shown = json.loads(host.cli("actions", "show", str(row["id"]), "--format", "json").stdout)
@@ -256,7 +256,7 @@ def test_a_failing_switch_is_attributed_rolled_back_and_verified(host: Switching
                "api.service failed")
     row = host.rollback_proposal(4)
     assert row["params"] == {"from_generation": 4} and row["status"] == "queued"
-    assert "switch generation 3 \u2192 4" in row["reason"] and "api 1.0 \u2192 1.1" in row["reason"], row["reason"]
+    assert "switch generation 3 \u2192 4" in row["proposal_reason"] and "api 1.0 \u2192 1.1" in row["proposal_reason"], row["proposal_reason"]
     latency = _secs(row["failed_at"], row["attributed_at"])
     print(f"\nfailure -> attributed incident: {latency:.2f} s")
     assert latency < 30
