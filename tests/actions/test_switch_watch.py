@@ -71,7 +71,7 @@ let
     args = [ ./build-pkg.sh ];
   };
 in derivation {
-  name = "nixos-system-gen${n}"; inherit n; system = builtins.currentSystem; builder = "/bin/sh";
+  name = "nixos-system-box-99.${n}"; inherit n; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ ./build-system.sh ]; switch = ./switch.sh;
   app = pkg "app" app appOk; api = pkg "api" api apiOk;
 }
@@ -264,6 +264,7 @@ def test_a_failing_switch_is_attributed_rolled_back_and_verified(host: Switching
     # what a person sees before approving
     show = host.cli("incidents", "show", str(row["incident_id"]))
     assert show.returncode == 0, show.stderr
+    print(f"proof: {row['proposal_reason']}\n{show.stdout}")
     assert "after switch generation 3 -> 4" in show.stdout and "api.service failed" in show.stdout, show.stdout
     assert "unit change: api.service stop-start" in show.stdout and "closure: api 1.0 -> 1.1" in show.stdout
     status = host.cli("status")
