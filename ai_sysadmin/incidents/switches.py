@@ -42,14 +42,17 @@ class SwitchWatch:
         self.is_protected = is_protected
         self.nix = nix
         self.last_path: str | None = None
+        self.last_at: datetime | None = None  # when the last recorded switch happened
         self.started = False
         self.switches = 0
         self.attributed = 0
         self.last_error: str | None = None
 
     async def start(self) -> None:
-        self.last_path = await self.store.last_path()
-        if self.last_path is None:
+        last = await self.store.last()
+        if last is not None:
+            self.last_path, self.last_at = last
+        else:
             now = running(self.cfg.actions.current_system, self.cfg.actions.system_profile)
             self.last_path = now.path if now else None  # the first start: what runs is the baseline
         self.started = True
@@ -63,9 +66,13 @@ class SwitchWatch:
         now = running(self.cfg.actions.current_system, self.cfg.actions.system_profile)
         if now is not None and now.path != self.last_path:
             await self._record(self.last_path, now)
-        new = await self.store.attribute(self.cfg.review.switch_window, GRACE_S)
+        window = self.cfg.review.switch_window
+        # Twice the window: an incident written late (L1 catching up, a database outage) still counts.
+        if self.last_at is None or (datetime.now(timezone.utc) - self.last_at).total_seconds() > 2 * window:
+            return []  # no switch in its window: nothing to attribute (and no query every poll)
+        new = await self.store.attribute(window, GRACE_S)
         for a in new:
-            log.warning("incident %s attributed to switch %s: %s failed %.1fs after it was noticed",
+            log.warning("incident %s attributed to switch %s: %s failed after it (attributed %.1fs after the failure)",
                         a["incident_id"], a["switch_id"], ", ".join(a["units"]),
                         (a["attributed_at"] - a["failed_at"]).total_seconds())
         self.attributed += len(new)
@@ -89,7 +96,7 @@ class SwitchWatch:
                         from_path=old, to_path=now.path, verdict=report.get("verdict"), preflight=report,
                         touched=touched(report))
         sid = await self.store.record(row)
-        self.last_path = now.path
+        self.last_path, self.last_at = now.path, now.since
         self.switches += 1
         log.warning("switch %s noticed: generation %s -> %s (%s), preflight %s; watching %d unit(s) for %.0fs",
                     sid, from_gen, now.generation, now.path, row.verdict or report.get("error"), len(row.touched),

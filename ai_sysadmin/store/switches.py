@@ -66,12 +66,13 @@ class SwitchStore:
                  Jsonb(sw.preflight), list(sw.touched)))
             return int((await cur.fetchone())[0])  # type: ignore[index]
 
-    async def last_path(self) -> str | None:
-        """The system the last recorded switch went to (where the watch resumes after a restart)."""
+    async def last(self) -> tuple[str, datetime] | None:
+        """The system the last recorded switch went to, and when (where the watch resumes after a restart)."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT to_path FROM switches ORDER BY switched_at DESC, id DESC LIMIT 1")
+            cur = await conn.execute("SELECT to_path, switched_at FROM switches "
+                                     "ORDER BY switched_at DESC, id DESC LIMIT 1")
             row = await cur.fetchone()
-            return row[0] if row else None
+            return (row[0], row[1]) if row else None
 
     async def attribute(self, window: float, grace: float) -> list[dict[str, Any]]:
         """Attribute the incidents the rule above matches; returns the new attributions."""
