@@ -743,6 +743,9 @@ in
         wants = orchestratorDeps;
         wantedBy = [ "multi-user.target" ];
         environment.AI_SYSADMIN_CONFIG = "${configFiles.orchestrator}";
+        # The watch after a switch judges each switch (docs/preflight.md): `nix store
+        # diff-closures`, through the Nix daemon (read-only queries).
+        path = [ config.nix.package ];
         serviceConfig = commonHardening // hostView // ipPolicy (settingsHosts unitSettings.orchestrator) // {
           Type = "exec";
           ExecStart = "${cfg.package}/bin/ai-sysadmin run";

@@ -324,6 +324,11 @@ class ReviewConfig:
     reopen_window: float = 3600.0  # ... reopens on recurrence within this, and closes after it
     escalate_min_interval: float = 900.0  # at most one escalation to L4 per incident per this many seconds
     max_attempts: int = 2  # model answers tried per review: the first plus one retry showing the error
+    # The watch after a switch (docs/preflight.md): new failures of units a NixOS switch
+    # touched, this long after it, are attributed to it; the current-system link is read
+    # every switch_poll seconds.
+    switch_window: float = 900.0
+    switch_poll: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -897,6 +902,9 @@ def _parse_review(data: Any, issues: list[ConfigIssue]) -> ReviewConfig:
         escalate_min_interval=sec.get("escalate_min_interval", float, d.escalate_min_interval, _non_negative),
         max_attempts=sec.get("max_attempts", int, d.max_attempts,
                              lambda v: None if 1 <= v <= 5 else "must be between 1 and 5"),
+        switch_window=sec.get("switch_window", float, d.switch_window, _positive),
+        switch_poll=sec.get("switch_poll", float, d.switch_poll,
+                            lambda v: None if 0.1 <= v <= 3600 else "must be between 0.1 and 3600"),
     )
     sec.finish()
     return cfg

@@ -76,6 +76,7 @@ class Orchestrator:
             asyncio.create_task(self._retention_loop(store), name="retention"),
             asyncio.create_task(self._knowledge_task(store), name="knowledge"),
             *await self.review.start(),
+            asyncio.create_task(self._switch_watch(store).run(), name="switches"),
         ]
         rc = 0
         try:
@@ -97,6 +98,15 @@ class Orchestrator:
             await meta.aclose()
             await store.close()
         return rc
+
+    def _switch_watch(self, store: Any) -> Any:
+        """The watch after a switch (docs/preflight.md): records switches, attributes failures to them."""
+        from ai_sysadmin.actions.policy import is_protected
+        from ai_sysadmin.incidents.switches import SwitchWatch
+        from ai_sysadmin.store.switches import SwitchStore
+
+        protected = self.cfg.protected_units
+        return SwitchWatch(self.cfg, SwitchStore(store.pool), is_protected=lambda u: is_protected(u, protected))
 
     async def _apply_grants(self, store: Any) -> None:
         """GRANT the executor's and the API's roles their privileges (idempotent; after migrating)."""

@@ -76,6 +76,7 @@ async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
                 out["pending_approvals"] = (await cur.fetchone())["n"]
         except Exception:  # the actions schema is older than this service: unknown
             out["pending_approvals"] = None
+        out["last_switch"] = await _last_switch(conn)
     review_every = cfg.intervals.review
     out["layers"] = {
         "l1": {"last_checkpoint": l1, "age_s": _age(l1, now), "triggers_last_hour": trig["n"]},
@@ -90,6 +91,17 @@ async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
         last["cached_share"] = round(last["cached_tokens"] / p, 3) if p else None
     out["last_review"] = last
     return out
+
+
+async def _last_switch(conn: Any) -> dict[str, Any] | None:
+    """The last NixOS switch, its preflight verdict and what failed after it (docs/preflight.md)."""
+    from ai_sysadmin.store.switches import last_switch
+
+    try:
+        async with conn.transaction():
+            return await last_switch(conn)
+    except Exception:  # a schema before migration 7, or a role without the grant: unknown
+        return None
 
 
 async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,

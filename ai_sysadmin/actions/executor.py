@@ -406,7 +406,7 @@ class Executor:
         except ProposalRejected as exc:
             return {"passed": False, "checks": [{"check": "catalog action", "passed": False, "observed": str(exc)}]}
         before = (row.get("result") or {}).get("before") or {}
-        v = Verifier(self.cfg, started_at=row.get("started_at"), conn=conn)
+        v = Verifier(self.cfg, started_at=row.get("started_at"), conn=conn, incident_id=row.get("incident_id"))
         try:
             out = await v.check(va.id, va.params, before, steps_ok)
         except Exception as exc:  # a verification that cannot run is a failed one

@@ -127,6 +127,7 @@ class Verifier:
     cfg: Config
     started_at: datetime | None = None
     conn: psycopg.AsyncConnection | None = None  # for "no new failure trigger"
+    incident_id: int | None = None  # the action's incident: a rollback checks the units it attributed to a switch
 
     async def before(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         a = self.cfg.actions
@@ -239,4 +240,31 @@ class Verifier:
             new = sorted(set(failed) - set(before.get("failed_units") or []))
             checks.append({"check": "no unit failed that was not failed before", "passed": not new,
                            "observed": new})
+            checks += await self._recovered_after_switch()
+        return checks
+
+    async def _recovered_after_switch(self) -> list[dict[str, Any]]:
+        """The units whose failure the incident attributed to the switch are active again.  Only those:
+        the rollback is for them (a rollback without such an incident checks the profile links and
+        new failures only, and says so)."""
+        from ai_sysadmin.store.switches import attributed_units
+
+        if self.conn is None or self.incident_id is None:
+            return [{"check": "units attributed to the switch are active again", "passed": True,
+                     "observed": "not checked (no incident attributed to a switch)"}]
+        units = await attributed_units(self.conn, self.incident_id)
+        if not units:
+            return [{"check": "units attributed to the switch are active again", "passed": True,
+                     "observed": f"not checked (incident {self.incident_id} is not attributed to a switch)"}]
+        checks = []
+        deadline = time.monotonic() + 120.0
+        for unit in units:
+            p = await unit_props(unit, "ActiveState", "SubState")
+            # switch-to-configuration has started them; some take a while to come up.
+            while p.get("ActiveState") in SETTLING and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                p = await unit_props(unit, "ActiveState", "SubState")
+            checks.append({"check": f"{unit} (failed after the switch) is active again",
+                           "passed": p.get("ActiveState") == "active",
+                           "observed": f"{p.get('ActiveState')}/{p.get('SubState')}"})
         return checks

@@ -72,6 +72,8 @@ async def _run(args: argparse.Namespace, cfg) -> int:
                       f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))")
             return 0
         inc = await store.show(args.id)
+        if inc is not None:
+            inc["switch"] = await _switch_of(pool, args.id)
         if inc is None:
             print(f"no incident {args.id}", file=sys.stderr)
             return 1
@@ -91,8 +93,44 @@ async def _run(args: argparse.Namespace, cfg) -> int:
                 print("    suggested NixOS configuration:")
                 for line in str(f["advice"]).splitlines():
                     print(f"      {line}")
+        for line in switch_lines(inc.get("switch")):
+            print(line)
         for a in inc["actions"]:
             print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
         return 0
     finally:
         await pool.close()
+
+
+async def _switch_of(pool, incident_id: int):  # noqa: ANN001,ANN202 - the pool and a row
+    """The switch the incident is attributed to, with the proof (store/switches.py), or None."""
+    from ai_sysadmin.store.switches import attribution
+
+    try:
+        async with pool.connection() as conn:
+            return await attribution(conn, incident_id)
+    except Exception:  # a schema before migration 7: no attribution to show
+        return None
+
+
+def switch_lines(sw) -> list[str]:  # noqa: ANN001 - an attribution row
+    if not sw:
+        return []
+    pf = sw.get("preflight") or {}
+    out = [f"  after switch generation {sw['from_generation'] or '?'} -> {sw['to_generation'] or '?'} "
+           f"at {sw['switched_at']:%Y-%m-%d %H:%M:%S} (preflight {sw.get('verdict') or 'not judged'}): "
+           f"{', '.join(sw['units'])} failed {(sw['failed_at'] - sw['switched_at']).total_seconds():.1f}s after it",
+           f"    system {sw['from_path']} -> {sw['to_path']}"]
+    plan = {u["unit"]: u for u in pf.get("units") or []}
+    for u in sw["units"]:
+        p = plan.get(u, {})
+        out.append(f"    unit change: {u} {p.get('action', '?')} ({p.get('reason', '')})")
+    diff = pf.get("closure")
+    if diff is None:
+        out.append("    closure diff: unavailable")
+    else:
+        for c in diff.get("changes") or []:
+            size = c.get("size_delta_bytes")
+            out.append(f"    closure: {c['package']} {', '.join(c['from']) or '-'} -> {', '.join(c['to']) or '-'}"
+                       + ("" if size is None else f" ({size:+d} B)"))
+    return out

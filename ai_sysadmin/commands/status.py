@@ -56,6 +56,7 @@ def render(st: dict[str, Any]) -> str:
                    f"; {r['prompt_tokens']} prompt tokens{share}")
     else:
         out.append("last review: none yet")
+    out += render_switch(st.get("last_switch"))
     pend = st.get("pending_approvals")
     out.append(f"pending approvals: {pend if pend is not None else 'unknown'}")
     incs = st.get("open_incidents") or []
@@ -68,6 +69,25 @@ def render(st: dict[str, Any]) -> str:
     out.append("degraded: " + ("none" if not st["degraded"] else ""))
     out += [f"  - {d}" for d in st["degraded"]]
     return "\n".join(out)
+
+
+def render_switch(sw: dict[str, Any] | None) -> list[str]:
+    if not sw:
+        return ["last switch: none noticed"]
+    verdict = sw.get("verdict") or "not judged"
+    reasons = "; ".join(sw.get("reasons") or [])
+    out = [f"last switch: generation {_gen(sw['from_generation'])} -> {_gen(sw['to_generation'])} at "
+           f"{sw['switched_at']:%Y-%m-%d %H:%M:%S}, preflight {verdict}{' (' + reasons + ')' if reasons else ''}"]
+    failed = sw.get("failed_after") or []
+    if not failed:
+        out.append(f"  nothing failed after it among the {len(sw.get('touched') or [])} unit(s) it touched")
+    for f in failed:
+        out.append(f"  failed after it: {', '.join(f['units'])} -> incident #{f['incident_id']} ({f['status']})")
+    return out
+
+
+def _gen(n: int | None) -> str:
+    return "?" if n is None else str(n)
 
 
 def _ago(age: float | None) -> str:

@@ -103,8 +103,9 @@ class ReviewService:
     def __init__(self, cfg: Config, *, incidents: Callable[[], Sequence[Incident]], window: TriggerWindow,
                  proposer: Any, catalog: Any, sink: ReviewSink, state: StateSource, units: Any,
                  client: Any = None, counter: TokenCounter | None = None, escalate: Escalate | None = None,
-                 budget: int | None = None, use_model: bool = True):
+                 budget: int | None = None, use_model: bool = True, switches: Any = None):
         self.cfg = cfg
+        self.switches = switches  # store.switches.SwitchStore: incidents attributed to a NixOS switch
         self.incidents = incidents
         self.window = window
         self.proposer = proposer
@@ -205,6 +206,7 @@ class ReviewService:
         res.incident_ids = [i.id for i in incs if i.id is not None]
         protected = self.cfg.protected_units
         cands = {i.key: candidates_for(i, lambda u: is_protected(u, protected)) for i in incs}
+        await self._propose_rollbacks(incs, cands, res)
         # Deterministic findings: NixOS advice, once per incident.
         for inc in incs:
             c = cands[inc.key]
@@ -345,6 +347,36 @@ class ReviewService:
                 await self._propose(Proposal(action=action, params=params, source="rules",
                                              reason=f"candidate for {inc.category} ({inc.title})"[:300],
                                              incident_id=inc.id), res, inc.reopened)
+
+    async def _propose_rollbacks(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
+        """An incident attributed to a switch: roll back from that generation, with the proof.  Proposed
+        before the model answers (source `rules`): the model may add to it, never remove it."""
+        if self.switches is None:
+            return
+        from ai_sysadmin.actions.types import Proposal
+        from ai_sysadmin.preflight.watch import proof, rollback_target
+
+        try:
+            found = await self.switches.attributions([i.id for i in incs if i.id is not None])
+        except Exception as exc:  # database down: the next review proposes it
+            log.warning("review: switch attributions not read (%s)", exc)
+            return
+        for inc in incs:
+            sw = found.get(inc.id) if inc.id is not None else None
+            if sw is None or sw["to_generation"] is None:
+                continue
+            back_to = rollback_target(self.cfg.actions.system_profile, int(sw["to_generation"]))
+            if back_to != sw["from_generation"]:
+                # `nix-env --rollback` goes to the generation numbered before M: only when that is the
+                # one the switch came from does rolling back undo the switch.
+                log.warning("review: incident %s follows switch %s -> %s, but a rollback from %s goes to %s; "
+                            "not proposed", inc.id, sw["from_generation"], sw["to_generation"],
+                            sw["to_generation"], back_to)
+                continue
+            params = {"from_generation": int(sw["to_generation"])}
+            cands[inc.key].actions.insert(0, ("rollback_generation", params))  # the model sees it first
+            await self._propose(Proposal(action="rollback_generation", params=params, source="rules",
+                                         reason=proof(sw, list(sw["units"])), incident_id=inc.id), res, inc.reopened)
 
     async def _propose(self, p: Any, res: ReviewResult, epoch: int = 0) -> None:
         # Once per incident (and again after it reopened: `epoch` is its reopen count).

@@ -27,6 +27,7 @@ from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
 from ai_sysadmin.review.service import ReviewService
 from ai_sysadmin.review.state import PgState
+from ai_sysadmin.store.switches import SwitchStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class ReviewStack:
                                catalog=load_catalog(), sink=PgReviewSink(store.pool),
                                state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge,
                                              on_call=store.llm_calls),
-                               units=units, client=client, escalate=escalate)
+                               units=units, client=client, escalate=escalate,
+                               switches=SwitchStore(store.pool))
 
         # Triggers reach the review's window (and its early-run check) once correlated,
         # so each window entry knows its incident.

@@ -57,6 +57,8 @@ EXECUTOR_GRANTS: tuple[Grant, ...] = (
     Grant("incidents", "SELECT"),
     Grant("incidents", "UPDATE", ("status", "updated_at", "resolved_at")),
     Grant("ai_sysadmin_schema", "SELECT"),
+    # A rollback's verification: the units the incident attributed to the switch are active again.
+    Grant("switch_incidents", "SELECT"),
 )
 
 API_GRANTS: tuple[Grant, ...] = (
@@ -89,6 +91,9 @@ API_GRANTS: tuple[Grant, ...] = (
     Grant("llm_calls", "INSERT"),
     Grant("ingest_batches", "SELECT"),
     Grant("ingest_batches", "INSERT"),
+    # status: the last switch, its preflight verdict, what failed after it.
+    Grant("switches", "SELECT"),
+    Grant("switch_incidents", "SELECT"),
 )
 
 SEQUENCES = {"actions": "actions_id_seq", "findings": "findings_id_seq", "action_steps": "action_steps_id_seq", "action_breakers": "action_breakers_id_seq",

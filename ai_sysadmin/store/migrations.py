@@ -366,6 +366,33 @@ ALTER TABLE action_approvals ADD COLUMN digest text;
 """
 
 
+# The watch after a switch (issue 20, docs/preflight.md): each NixOS switch the service
+# noticed (generation N -> M, the preflight report for it) and the incidents attributed to
+# it (new failures of units the switch touched, within review.switch_window).
+V7_SWITCHES = """
+CREATE TABLE switches (
+    id bigserial PRIMARY KEY,
+    switched_at timestamptz NOT NULL,
+    noticed_at timestamptz NOT NULL DEFAULT now(),
+    from_generation integer,
+    to_generation integer,
+    from_path text,
+    to_path text NOT NULL,
+    verdict text CHECK (verdict IN ('ok', 'warn', 'block')),
+    preflight jsonb NOT NULL,
+    touched text[] NOT NULL DEFAULT '{}'
+);
+CREATE INDEX switches_at ON switches (switched_at DESC);
+CREATE TABLE switch_incidents (
+    incident_id bigint PRIMARY KEY REFERENCES incidents (id) ON DELETE CASCADE,
+    switch_id bigint NOT NULL REFERENCES switches (id) ON DELETE CASCADE,
+    units text[] NOT NULL,
+    failed_at timestamptz NOT NULL,
+    attributed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX switch_incidents_switch ON switch_incidents (switch_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
               _sql(V1_CORE)),
@@ -375,6 +402,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "incident lifecycle columns, reviews, finding advice", _sql(V5_INCIDENTS_REVIEW)),
     Migration(6, "decisions: audit log append-only for every role, rejections final, approval digests",
               _sql(V6_DECISIONS)),
+    Migration(7, "switches: NixOS switches noticed, their preflight, incidents attributed to them",
+              _sql(V7_SWITCHES)),
 )
 
 

@@ -25,6 +25,25 @@ def test_status_carries_models(api: ApiProcess) -> None:
     assert meta["slots_total"] == 2 and meta["slots_busy"] == 0 and meta["model_file"].endswith(".gguf")
 
 
+def test_status_shows_the_last_switch(api: ApiProcess) -> None:
+    """The watch after a switch (docs/preflight.md): the API's status carries the last switch and its verdict."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from ai_sysadmin.store.switches import SwitchRow, SwitchStore
+    from tests.api.conftest import _with_pool
+
+    row = SwitchRow(datetime.now(timezone.utc), 7, 8, "/nix/store/a-nixos-system-7", "/nix/store/b-nixos-system-8",
+                    "warn", {"verdict": "warn", "reasons": ["protected unit sshd.service is restarted"]},
+                    ("sshd.service", "web.service"))
+    asyncio.run(_with_pool(api, lambda cfg, pool: SwitchStore(pool).record(row)))
+    r = httpx.get(f"{api.url}/api/v1/status", headers=_h(api), timeout=30)
+    assert r.status_code == 200, r.text
+    last = r.json()["last_switch"]
+    assert (last["from_generation"], last["to_generation"], last["verdict"]) == (7, 8, "warn"), last
+    assert last["reasons"] == ["protected unit sshd.service is restarted"] and last["failed_after"] == []
+
+
 def test_incidents_and_actions_and_approval_by_key_name(api: ApiProcess) -> None:
     outcome = propose(api, "web-approve.service")
     assert outcome.decision == "queue" and outcome.action_id
