@@ -54,7 +54,9 @@ async def run_scenario(cfg: Config, sc: Scenario, *, use_model: bool, autonomy: 
     run = await review_pipeline(cfg, l1.triggers, use_model=use_model, autonomy=autonomy,
                                 samples=samples, units=units)
     res = run.result
-    if use_model and res.error and res.error.startswith("review model unavailable"):
+    # Down before or during the review: what follows is the rules' fallback, not the model's judgement.
+    # (An answer that was invalid is the model's own result and is scored: review column `failed`.)
+    if use_model and res.error and res.error.startswith(("review model unavailable", "review model failed mid-review")):
         return RunOutcome(None, res.error)
     obs = Observation(
         incidents=[{"category": i.category, "severity": i.severity, "title": i.title, "units": sorted(i.all_units)}
