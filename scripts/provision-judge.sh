@@ -70,8 +70,8 @@ PY
 fi
 
 # A cached file of another size is not the pinned model (a cheap check on every run).
-if [[ $(stat -c %s "$MODEL") != "$JUDGE_MODEL_SIZE" ]]; then
-  log "$MODEL: not the pinned judge model (size $(stat -c %s "$MODEL")); remove it and run again"; exit 1
+if [[ $(stat -L -c %s "$MODEL") != "$JUDGE_MODEL_SIZE" ]]; then
+  log "$MODEL: not the pinned judge model (size $(stat -L -c %s "$MODEL")); remove it and run again"; exit 1
 fi
 { grep -v '^AI_SYSADMIN_JUDGE_MODEL=' "$CACHE/rig.env" 2>/dev/null || true
   printf 'AI_SYSADMIN_JUDGE_MODEL=%s\n' "$MODEL"; } >"$CACHE/rig.env.judge.tmp"
