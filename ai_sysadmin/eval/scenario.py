@@ -19,6 +19,7 @@ Every error names the file and the field.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -207,10 +208,15 @@ def _key(raw: Any, where: str) -> Key:
                neutral=_specs({"neutral": neutral}, "neutral", where), rules_incidents=rules)
 
 
-def _specs(raw: dict[str, Any], name: str, where: str) -> tuple[ActionSpec, ...]:
+@functools.lru_cache(maxsize=1)
+def _catalog_ids() -> frozenset[str]:
     from ai_sysadmin.actions.catalog import load_catalog
 
-    known = set(load_catalog().ids())
+    return frozenset(load_catalog().ids())
+
+
+def _specs(raw: dict[str, Any], name: str, where: str) -> tuple[ActionSpec, ...]:
+    known = _catalog_ids()
     items = raw.get(name, [])
     if not isinstance(items, list):
         raise ScenarioError(f"{where}.{name}: must be a list")
