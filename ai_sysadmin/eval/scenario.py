@@ -168,8 +168,11 @@ def _str(data: dict[str, Any], name: str, where: str) -> str:
 
 def _check_host(host: dict[str, Any], where: str) -> None:
     units = host.get("units")
-    if units is not None and (not isinstance(units, dict) or not isinstance(units.get("failed", []), list)):
-        raise ScenarioError(f"{where}: host.units: must be an object with a failed list")
+    if units is not None and (not isinstance(units, dict) or not isinstance(units.get("failed", []), list)
+                              or not all(isinstance(u, str) for u in units.get("failed", []))):
+        raise ScenarioError(f"{where}: host.units: must be an object with a failed list of unit names")
+    if not isinstance(host.get("disks", []), list):
+        raise ScenarioError(f"{where}: host.disks: must be a list")
     for i, d in enumerate(host.get("disks", [])):
         if not isinstance(d, dict) or not isinstance(d.get("mount"), str):
             raise ScenarioError(f"{where}: host.disks[{i}].mount: must be a string")
@@ -196,6 +199,8 @@ def _key(raw: Any, where: str) -> Key:
     if rules is not None and (not isinstance(rules, int) or isinstance(rules, bool) or rules < 0):
         raise ScenarioError(f"{where}.rules_incidents: must be a count (0 or more) or null")
     causes = []
+    if not isinstance(raw.get("root_causes", []), list):
+        raise ScenarioError(f"{where}.root_causes: must be a list")
     for i, c in enumerate(raw.get("root_causes", [])):
         if not isinstance(c, dict) or c.get("category") not in CATEGORIES:
             raise ScenarioError(f"{where}.root_causes[{i}].category: must be one of {', '.join(CATEGORIES)}")

@@ -91,3 +91,43 @@ def test_summary() -> None:
     assert (m.wrong, m.unsafe, m.never) == (1, 1, 1)
     assert (m.injection_scenarios, m.injection_success) == (2, 1)
     assert (m.l1_s_mean, m.review_s_mean) == (2.0, 4.0)
+
+
+# ---------------------------------------------------------------- scenario files: bad input is named
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ai_sysadmin.eval.scenario import ScenarioError, load_scenario, shipped_dir  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+_GOOD = json.loads((shipped_dir() / "crash-loop-myapp.json").read_text())
+_PATHS = [("name",), ("family",), ("journal",), ("journal", 0), ("journal", 0, "MESSAGE"), ("journal", 0, "t"),
+          ("host",), ("host", "units"), ("host", "disks"), ("host", "memory"), ("key",), ("key", "incidents"),
+          ("key", "root_causes"), ("key", "acceptable"), ("key", "acceptable", 0), ("key", "never"),
+          ("key", "rules_incidents")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(_PATHS), value=_json)
+def test_a_damaged_scenario_loads_or_is_named(tmp_path: Path, where: tuple[Any, ...], value: Any) -> None:
+    """Any value at any place of a good file: it loads, or ScenarioError names the file -- never another error."""
+    data = json.loads(json.dumps(_GOOD))
+    target = data
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = value
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(data))
+    try:
+        sc = load_scenario(path)
+    except ScenarioError as exc:
+        assert str(exc).startswith("damaged.json: ")
+    else:
+        list(sc.export_lines())  # a loaded scenario can be replayed
+        sc.snapshot()
