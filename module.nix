@@ -386,6 +386,9 @@ let
     ++ pgUnits
     ++ lib.optional (cfg.knowledgeBase.backend == "chromadb") "chromadb.service";
 
+  # The lowest preflight exit status that stops a switch (4: none does).
+  preflightFailsFrom = { block = 2; warn = 1; never = 4; }.${cfg.preflight.blockOn};
+
   secretOptions = [
     [ "api" "apiKeyFile" ]
     [ "database" "passwordFile" ]
@@ -436,7 +439,8 @@ in
       description = ''
         Units the service must never act on, *added* to the built-in safe list (sshd,
         journald, logind, D-Bus, nix-daemon, networking, polkit, PostgreSQL, the `llama-*`
-        and `ai-sysadmin*` units).  Actions on them are refused whatever a model proposes.
+        and `ai-sysadmin*` units; also `sshd.socket` and its `sshd@*` instances, `user@0`,
+        dhcpcd, the firewall, resolved and journald's namespaces and sockets).  Actions on them are refused whatever a model proposes.
         To replace the built-in list instead, set `settings.protected_units_replace = true`.
       '';
     };
@@ -643,6 +647,24 @@ in
         description = ''
           `embedded`: ChromaDB inside the service's state directory.  `chromadb`: enable
           `services.chromadb` on this host and talk to it over HTTP.
+        '';
+      };
+    };
+
+    preflight = {
+      enable = lib.mkEnableOption ''
+        `ai-sysadmin preflight` before every switch (nixpkgs' `system.preSwitchChecks`):
+        it compares the new system with the running one (closure, units started,
+        stopped or restarted, removed users, reboot) and stops the switch on its verdict.
+        `NIXOS_NO_CHECK=1 nixos-rebuild switch` skips it once'';
+      blockOn = lib.mkOption {
+        type = lib.types.enum [ "block" "warn" "never" ];
+        default = "block";
+        description = ''
+          Which verdict stops the switch: `block` (a protected unit removed, a person's
+          account removed; also when preflight cannot read a system), `warn` (a warning too:
+          a protected unit restarted, a system user or group removed, low store space),
+          `never` (report only).  See docs/preflight.md.
         '';
       };
     };
@@ -887,6 +909,26 @@ in
 
     (lib.mkIf (cfg.knowledgeBase.backend == "chromadb") {
       services.chromadb.enable = true;
+    })
+
+    # nixos/modules/system/activation/pre-switch-check.nix: each fragment gets the new
+    # system as $1 and switch-to-configuration's verb as $2; a failing fragment stops
+    # the switch (unless NIXOS_NO_CHECK=1).  preflight exits 0 ok, 1 warn, 2 block,
+    # 3 bad input; blockOn picks the status that fails the fragment.
+    (lib.mkIf cfg.preflight.enable {
+      system.preSwitchChecks.ai-sysadmin-preflight = ''
+        case "''${2:-switch}" in
+          switch|boot|test|dry-activate|check) action="''${2:-switch}" ;;
+          *) action=switch ;;
+        esac
+        rc=0
+        ${cfg.package}/bin/ai-sysadmin-preflight --config ${configFiles.admin} "$1" --action "$action" \
+          --nix ${config.nix.package}/bin/nix || rc=$?
+        if [ "$rc" -ge ${toString preflightFailsFrom} ]; then
+          echo "ai-sysadmin preflight stopped the switch (exit $rc; blockOn = ${cfg.preflight.blockOn}); NIXOS_NO_CHECK=1 skips the check once" >&2
+          exit 1
+        fi
+      '';
     })
   ]);
 }

@@ -63,6 +63,17 @@ DEFAULT_PROTECTED_UNITS = (
     "llama-meta.service",
     "llama-embed.service",
     "llama-*.service",
+    # Reachability and name resolution as NixOS runs them: sshd per connection from
+    # sshd.socket (services.openssh.startWhenNeeded), root's user manager, DHCP, the
+    # firewall (networking.firewall), resolved, journald's namespace instances and sockets.
+    "sshd.socket",
+    "sshd@*.service",
+    "user@0.service",
+    "dhcpcd.service",
+    "firewall.service",
+    "systemd-resolved.service",
+    "systemd-journald@*.service",
+    "systemd-journald*.socket",
 )
 
 _UNIT_RE = re.compile(
@@ -255,7 +266,7 @@ class RetentionConfig:
 
     metrics_days: int = 30
     events_days: int = 180  # triggers, llm calls
-    audit_days: int = 0  # the audit log is kept forever unless set
+    audit_days: int = 0  # ignored: the audit log is append-only for every role (store/retention.py)
 
 
 @dataclass(frozen=True)

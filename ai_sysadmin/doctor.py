@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 import httpx
 
 from ai_sysadmin.config import Config, RoleConfig
+from ai_sysadmin.statedir import room
 
 CHECK_TIMEOUT = 15.0
 
@@ -179,7 +180,13 @@ async def check_state_dir(cfg: Config) -> CheckResult:
     if not os.access(path, os.W_OK | os.X_OK):
         return CheckResult("state dir", "fail", f"{path} not writable by this user",
                            "fix ownership or set state_dir (NixOS: StateDirectory=ai-sysadmin)")
-    return CheckResult("state dir", "ok", f"{path} writable")
+    space = room(path)
+    if space is not None and space.full:
+        return CheckResult("state dir", "fail", f"{path} writable but FULL ({space.describe()}): L1 checkpoints, "
+                           "the spool and the quarantine cannot be written",
+                           "free space on that filesystem (nix-collect-garbage, journalctl --vacuum-size) or move "
+                           "state_dir")
+    return CheckResult("state dir", "ok", f"{path} writable" + (f", {space.describe()}" if space else ""))
 
 
 def _existing_parent(path: str) -> str | None:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ai_sysadmin.config import Config
+from ai_sysadmin.statedir import room
 from ai_sysadmin.store.db import SCHEMA_TABLE
 
 STALE_FACTOR = 3  # a layer is stale after this many of its intervals without activity
@@ -124,6 +125,9 @@ async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
     quarantine = read_state(directory(cfg.state_dir))
     if quarantine.records:
         degraded.append(quarantine.describe())
+    space = room(cfg.state_dir)
+    if space is not None and space.full:
+        degraded.append(f"state dir full ({space.describe()}): L1 checkpoints and the outage spool cannot be written")
     status = {"at": now, "autonomy_level": cfg.autonomy_level, "models": models, **db, "degraded": degraded,
               "quarantine": {"records": quarantine.records, "bytes": quarantine.bytes, "last_at": quarantine.last_at,
                              "last_kind": quarantine.last_kind, "last_reason": quarantine.last_reason}}

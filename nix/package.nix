@@ -15,6 +15,7 @@
   jsonschema,
   psutil,
   rank-bm25,
+  google-re2,
   pytestCheckHook,
   pytest-asyncio,
   pytest-timeout,
@@ -47,6 +48,7 @@ buildPythonApplication {
     jsonschema
     psutil
     rank-bm25
+    google-re2
   ] ++ psycopg.optional-dependencies.pool;
 
   nativeCheckInputs = [

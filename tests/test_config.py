@@ -97,6 +97,20 @@ def test_protected_units_defaults_globs_and_knowing_replacement() -> None:
     assert not unit_is_protected("sshd.service", replaced.protected_units)
 
 
+@pytest.mark.parametrize("unit", [
+    "sshd.socket", "sshd@0-10.0.0.1:22-10.0.0.2:51000.service", "sshd@.service", "user@0.service",
+    "dhcpcd.service", "firewall.service", "systemd-resolved.service", "systemd-journald@audit.service",
+    "systemd-journald@.service", "systemd-journald.socket", "systemd-journald-dev-log.socket",
+    "systemd-journald-varlink@audit.socket", "systemd-journald@audit.socket"])
+def test_nixos_reachability_units_are_protected_by_default(unit: str) -> None:
+    from ai_sysadmin.actions.policy import is_protected
+
+    cfg = parse_config({"protected_units": ["nginx.service"]}, env={})
+    assert is_protected(unit, cfg.protected_units, cfg.actions.protected_patterns), unit
+    for other in ("user@1000.service", "sshd-keygen.service", "dhcpcd-hook.service", "resolvconf.service"):
+        assert not is_protected(other, cfg.protected_units, cfg.actions.protected_patterns), other
+
+
 @pytest.mark.parametrize("level", AUTONOMY_LEVELS)
 def test_every_autonomy_level_is_accepted(level: str) -> None:
     assert parse_config({"autonomy_level": level}, env={}).autonomy_level == level

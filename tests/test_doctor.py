@@ -131,3 +131,30 @@ def test_wrong_model_alias_and_missing_journal(tmp_path: Path, llama_trigger: Ll
     assert "--alias qwen2.5-1.5b" in checks["role trigger"]
     assert checks["journal"].startswith("FAIL|") and "journal.path" in checks["journal"]
     assert checks["database"].startswith("ok|")
+
+
+def test_full_state_dir_is_reported_by_doctor_and_status(tmp_path: Path, pg_database: dict) -> None:
+    """A writable but full state dir (a 1 MiB tmpfs): doctor fails it, status lists it as degraded."""
+    from rig.require import need
+
+    state = tmp_path / "state"
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(state)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        need(f"mounting a 1 MiB tmpfs needs root: {mounted.stderr.strip()}")
+    try:
+        config = {"roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+                  "database": pg_database, "journal": {"source": "file", "path": str(tmp_path)}}
+        r = doctor(tmp_path, config, "--json")
+        results = {c["name"]: c for c in json.loads(r.stdout)}
+        assert results["state dir"]["status"] == "fail", results["state dir"]
+        assert "FULL" in results["state dir"]["detail"] and "MiB free" in results["state dir"]["detail"]
+        assert r.returncode == 1
+        f = tmp_path / "config.json"
+        st = subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(f), "status", "--format", "json"],
+                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        degraded = json.loads(st.stdout)["degraded"]
+        assert any(d.startswith("state dir full") for d in degraded), degraded
+    finally:
+        subprocess.run(["umount", str(state)], check=True)

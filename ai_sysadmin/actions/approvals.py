@@ -1,8 +1,14 @@
-"""A person's decisions on queued actions: approve (signed), reject, clear a breaker; and reading them.
+"""A person's decisions: approve (signed), reject, pause, resume, clear a breaker; and reading them.
 
-Used by the CLI (`ai-sysadmin actions ...`), chat `/approve` and the REST API (actor =
-the API key's name).  Each raises a typed error the caller maps to its own message or
-HTTP status: NotFound (404), InvalidState (409), NotAuthorized (403).
+Used by the CLI (`ai-sysadmin actions ...`, `pause`, `resume`), chat `/approve` and the
+REST API (actor = the API key's name).  Each raises a typed error the caller maps to its
+own message or HTTP status: NotFound (404), InvalidState (409), NotAuthorized (403).
+
+A person approves what they were shown: `show_action` returns the row's digest
+(signing.digest) and `approve` takes it back; a row that changed in between is refused
+(`Changed`), and the signature covers the digest, so the executor refuses it too.
+Rejections, pauses, resumes and clearings also go to the decision ledger
+(store/ledger.py), which the orchestrator can add to but not rewrite.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from ai_sysadmin.actions import signing
 from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, load_catalog
 from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.state import PAUSE_FOREVER, open_breaker, paused_until, set_pause
+from ai_sysadmin.store import ledger
 
 APPROVABLE = ("queued", "proposed")
 REJECTABLE = ("queued", "proposed", "approved")
@@ -39,6 +47,32 @@ class NotAuthorized(ApprovalError):
     pass
 
 
+class Changed(InvalidState):
+    """The action is not what the person was shown (a 409, like any state conflict)."""
+
+
+def _no_key() -> NotAuthorized:
+    return NotAuthorized("this process has no approval key (actions.approval_key_file); "
+                         "decide as root or through the API")
+
+
+async def _ledger_ready(conn) -> None:
+    try:
+        await ledger.require(conn)
+    except ledger.LedgerUnavailable as exc:
+        raise InvalidState(str(exc)) from None
+
+
+async def rejected_by(conn, action_id: int) -> str | None:
+    """Who rejected this action, from the ledger or the steps; None when nobody did."""
+    for d in await ledger.rejections(conn, action_id):
+        return d.actor
+    cur = await conn.execute("SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' "
+                             "ORDER BY id LIMIT 1", (action_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
 def _check_actor(actor: str) -> str:
     actor = (actor or "").strip()
     if not actor or len(actor) > 200:
@@ -52,9 +86,16 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+def _decided_at() -> datetime:
+    # Full precision: a ledger decision is ordered by this time against rows that arrive
+    # within the same second (the signature itself covers whole seconds).
+    return datetime.now(timezone.utc)
+
+
 async def _locked(conn, action_id: int) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT id, action, params, risk, status, target FROM actions WHERE id = %s FOR UPDATE",
+    await cur.execute("SELECT id, action, params, risk, status, target, incident_id FROM actions "
+                      "WHERE id = %s FOR UPDATE",
                       (action_id,))
     row = await cur.fetchone()
     if row is None:
@@ -71,18 +112,28 @@ async def _step(conn, action_id: int, frm: str, to: str, actor: str, reason: str
                        (at, actor, event, f"action:{action_id}", Jsonb(detail)))
 
 
-async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str, *, key: bytes | None,
-                  ttl_seconds: int = 3600, catalog: Catalog | None = None) -> dict[str, Any]:
-    """Sign and record a person's approval of a queued action; returns the approval."""
+async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str, *, digest: str | None,
+                  key: bytes | None, ttl_seconds: int = 3600, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Sign and record a person's approval of the queued action they were shown (its `digest`)."""
     actor = _check_actor(actor)
     if not key:
-        raise NotAuthorized("this process has no approval key (actions.approval_key_file); "
-                            "approve as root or through the API")
+        raise _no_key()
     if not (reason or "").strip():
         raise InvalidState("an approval needs a reason (--reason TEXT)")
+    digest = (digest or "").strip().lower()
+    if not digest:
+        raise InvalidState(f"approving action {action_id} needs the digest you were shown "
+                           f"(`ai-sysadmin actions show {action_id}`, then --digest D)")
     catalog = catalog or load_catalog()
     async with pool.connection() as conn, conn.transaction():
         row = await _locked(conn, action_id)
+        now_digest = signing.digest(row)
+        if digest != now_digest:
+            raise Changed(f"action {action_id} changed since you looked at it (digest {now_digest}, you sent "
+                          f"{digest[:64]}); show it again and approve what it is now")
+        who = await rejected_by(conn, action_id)
+        if who is not None:
+            raise InvalidState(f"action {action_id} was rejected by {who}; a rejection is final")
         if row["status"] not in APPROVABLE:
             raise InvalidState(f"action {action_id} is {row['status']}; only a queued action can be approved")
         try:
@@ -91,15 +142,17 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
             raise InvalidState(f"action {action_id} is not a valid catalog action ({exc})") from None
         now = _now()
         expires = now + timedelta(seconds=ttl_seconds)
-        sig = signing.sign(key, action_id, row["action"], row["params"], actor, now, expires)
+        sig = signing.sign(key, action_id, digest, actor, now, expires)
         await conn.execute(
-            "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at, signature) "
-            "VALUES (%s, 'person', %s, %s, %s, %s, %s)", (action_id, actor, reason[:2000], now, expires, sig))
+            "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at, signature, "
+            "digest) VALUES (%s, 'person', %s, %s, %s, %s, %s, %s)",
+            (action_id, actor, reason[:2000], now, expires, sig, digest))
         await _step(conn, action_id, row["status"], "approved", actor, reason[:2000], now, "action.approved",
-                    {"action": row["action"], "params": row["params"], "risk": row["risk"],
+                    {"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
                      "expires_at": expires.isoformat()})
     return {"action_id": action_id, "approver": actor, "approved_at": now.isoformat(),
-            "expires_at": expires.isoformat()}
+            "expires_at": expires.isoformat(), "digest": digest, "action": row["action"], "params": row["params"],
+            "risk": row["risk"], "target": row["target"], "incident_id": row["incident_id"]}
 
 
 async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str) -> dict[str, Any]:
@@ -112,22 +165,70 @@ async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: 
             raise InvalidState(f"action {action_id} is {row['status']}; only a queued or approved action "
                                "can be rejected")
         now = _now()
+        # Final: the executor refuses an action with a rejection in the ledger, whatever its
+        # row says later.  Before the executor first created the ledger, the step is the record.
+        if await ledger.exists(conn):
+            await ledger.record(conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id,
+                                digest=signing.digest(row))
         await _step(conn, action_id, row["status"], "rejected", actor, reason[:2000], now, "action.rejected",
                     {"action": row["action"], "params": row["params"]})
     return {"action_id": action_id, "rejected_by": actor, "at": now.isoformat()}
 
 
-async def clear_breaker(pool: AsyncConnectionPool, target: str, actor: str, reason: str) -> dict[str, Any]:
+async def pause(pool: AsyncConnectionPool, actor: str, until: datetime | None, reason: str, *,
+                key: bytes | None) -> dict[str, Any]:
+    """A person's pause (until a resume when `until` is None).  Signed when the key is at hand,
+    which lets it replace a longer pause; unsigned it can only lengthen one."""
     actor = _check_actor(actor)
     async with pool.connection() as conn, conn.transaction():
-        now = _now()
-        cur = await conn.execute("UPDATE action_breakers SET cleared_at = %s, cleared_by = %s "
-                                 "WHERE target = %s AND cleared_at IS NULL RETURNING id", (now, actor, target))
-        row = await cur.fetchone()
-        if row is None:
+        await _ledger_ready(conn)
+        now = _decided_at()
+        sig = signing.sign_decision(key, "pause", None, until, actor, now) if key else None
+        await set_pause(conn, until, actor=actor, reason=reason, signature=sig, at=now)
+        await _audit(conn, now, actor, "actions.paused", "actions",
+                     {"until": until.isoformat() if until else PAUSE_FOREVER, "signed": sig is not None})
+        state = await paused_until(conn, now)
+    return {"paused_until": state if isinstance(state, str) or state is None else state.isoformat(),
+            "by": actor, "at": now.isoformat(), "signed": sig is not None}
+
+
+async def resume(pool: AsyncConnectionPool, actor: str, reason: str, *, key: bytes | None) -> dict[str, Any]:
+    """End every pause made before now: signed, or the executor ignores it."""
+    actor = _check_actor(actor)
+    if not key:
+        raise _no_key()
+    async with pool.connection() as conn, conn.transaction():
+        await _ledger_ready(conn)
+        now = _decided_at()
+        was = await paused_until(conn, now)
+        sig = signing.sign_decision(key, "resume", None, None, actor, now)
+        await ledger.record(conn, "resume", actor=actor, at=now, reason=reason, signature=sig)
+        await _audit(conn, now, actor, "actions.resumed", "actions", {"was_paused": was is not None})
+    return {"was_paused": was is not None, "by": actor, "at": now.isoformat()}
+
+
+async def _audit(conn, at: datetime, actor: str, event: str, subject: str, detail: dict[str, Any]) -> None:
+    await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
+                       (at, actor, event, subject, Jsonb(detail)))
+
+
+async def clear_breaker(pool: AsyncConnectionPool, target: str, actor: str, reason: str, *,
+                        key: bytes | None) -> dict[str, Any]:
+    """A person lets automatic actions touch `target` again: signed, or the executor keeps it open."""
+    actor = _check_actor(actor)
+    if not key:
+        raise _no_key()
+    async with pool.connection() as conn, conn.transaction():
+        await _ledger_ready(conn)
+        now = _decided_at()
+        if await open_breaker(conn, target) is None:
             raise NotFound(f"no open breaker on {target!r}")
-        await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                           (now, actor, "breaker.cleared", f"target:{target}", Jsonb({"reason": reason[:2000]})))
+        sig = signing.sign_decision(key, "clear_breaker", target, None, actor, now)
+        await ledger.record(conn, "clear_breaker", actor=actor, at=now, reason=reason, target=target, signature=sig)
+        # The orchestrator's advisory copy (its own policy reads it).
+        await conn.execute("UPDATE action_breakers SET cleared_at = %s, cleared_by = %s "
+                           "WHERE target = %s AND cleared_at IS NULL", (now, actor, target))
+        await _audit(conn, now, actor, "breaker.cleared", f"target:{target}", {"reason": reason[:2000]})
     return {"target": target, "cleared_by": actor, "at": now.isoformat()}
 
 
@@ -156,10 +257,12 @@ async def show_action(pool: AsyncConnectionPool, action_id: int) -> dict[str, An
         row = await cur.fetchone()
         if row is None:
             raise NotFound(f"no action {action_id}")
+        row["digest"] = signing.digest(row)  # what `approve` takes back
         await cur.execute("SELECT from_status, to_status, actor, reason, at FROM action_steps "
                           "WHERE action_id = %s ORDER BY id", (action_id,))
         row["steps"] = await cur.fetchall()
-        await cur.execute("SELECT kind, approver, reason, approved_at, expires_at, signature IS NOT NULL AS signed "
+        await cur.execute("SELECT kind, approver, reason, approved_at, expires_at, signature IS NOT NULL AS signed, "
+                          "digest "
                           "FROM action_approvals WHERE action_id = %s ORDER BY id", (action_id,))
         row["approvals"] = await cur.fetchall()
         return row

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 import jsonschema
@@ -56,6 +57,19 @@ class Paths:
     current_system: str = "/run/current-system"
 
 
+class Precondition(Enum):
+    """What must hold on the live host for an action to make sense; the executor checks it
+    (actions/preconditions.py) right before it runs, whatever the proposal's story said."""
+
+    UNIT_LOADED = "the unit exists (LoadState=loaded)"
+    UNIT_FAILED_OR_LOOPING = ("the unit is failed (ActiveState=failed) or restart-looping "
+                              "(SubState=auto-restart, or activating/deactivating with NRestarts>0)")
+    JOURNAL_FS_FULL = "the journal's file system is at least thresholds.disk_percent full"
+    NIX_STORE_FS_FULL = "the Nix store's file system is at least thresholds.disk_percent full"
+    GENERATION_BOUND = ("params.from_generation is the system profile's current generation, the running "
+                        "system (actions.current_system) is that generation, and a previous one exists")
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     id: str
@@ -65,9 +79,10 @@ class ActionSpec:
     verification: str  # what the executor checks afterwards, in words
     target_of: Callable[[dict[str, Any]], str]  # what rate limits, cool-downs and breakers key on
     steps_of: Callable[[dict[str, Any], Paths], tuple[Step, ...]]
+    # No default: every action states its world preconditions, `()` when it has none.
+    requires: tuple[Precondition, ...]
     needs_nixos: bool = False  # off NixOS these run as a named dry run
     timeout: float = 120.0  # seconds per step
-    preconditions: str = ""
 
     def target(self, params: dict[str, Any]) -> str:
         return self.target_of(params)
@@ -83,7 +98,7 @@ class ActionSpec:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "description": self.description, "risk": self.risk,
                 "parameters": self.parameters, "verification": self.verification,
-                "preconditions": self.preconditions, "timeout_seconds": self.timeout,
+                "preconditions": [p.value for p in self.requires], "timeout_seconds": self.timeout,
                 "needs_nixos": self.needs_nixos}
 
 
@@ -144,9 +159,9 @@ def _builtin_specs() -> list[ActionSpec]:
             parameters=_schema({"unit": _SERVICE_PARAM}, ["unit"]),
             verification="the unit is active after the restart and stays active, without restarting again, "
                          "for actions.verify_window_seconds; no new failure trigger for it meanwhile",
-            preconditions="the unit exists and is not protected",
             target_of=_unit_target,
             steps_of=lambda p, _: (Step(("systemctl", "restart", "--", str(p["unit"]))),),
+            requires=(Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING),
             timeout=120.0,
         ),
         ActionSpec(
@@ -154,9 +169,9 @@ def _builtin_specs() -> list[ActionSpec]:
             description="Clear the failed state of one systemd unit (systemctl reset-failed).",
             parameters=_schema({"unit": _UNIT_PARAM}, ["unit"]),
             verification="the unit is no longer in the failed state",
-            preconditions="the unit is not protected",
             target_of=_unit_target,
             steps_of=lambda p, _: (Step(("systemctl", "reset-failed", "--", str(p["unit"]))),),
+            requires=(Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING),
             timeout=30.0,
         ),
         ActionSpec(
@@ -172,6 +187,7 @@ def _builtin_specs() -> list[ActionSpec]:
                          "max_age_days (journalctl deletes only archived files)",
             target_of=lambda _: "journal",
             steps_of=_vacuum_steps,
+            requires=(Precondition.JOURNAL_FS_FULL,),
             timeout=300.0,
         ),
         ActionSpec(
@@ -186,6 +202,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=lambda _: "nix-store",
             steps_of=lambda p, _: (Step(("nix-collect-garbage", "--delete-older-than",
                                          f"{int(p['older_than_days'])}d")),),
+            requires=(Precondition.NIX_STORE_FS_FULL,),
             timeout=1800.0,
         ),
         ActionSpec(
@@ -193,10 +210,15 @@ def _builtin_specs() -> list[ActionSpec]:
             description="Roll the system profile back one generation and activate it "
                         "(nix-env --rollback, then that generation's bin/switch-to-configuration switch, "
                         "run detached with systemd-run so it survives the service restarting).",
-            parameters=_schema({}, []),
+            # The generation it rolls back *from*: a proposal may name it (nixos_generations);
+            # when it does not, the proposer binds the current one (actions/preconditions.bind),
+            # so the row, and the approval's signature, always say which system is undone.
+            parameters=_schema({"from_generation": {
+                "type": "integer", "minimum": 1, "maximum": 1000000,
+                "description": "the system generation running now, which this rolls back from"}}, []),
             verification="the system profile and /run/current-system point at the previous generation, "
                          "switch-to-configuration exited 0, and no more units are failed than before",
-            preconditions="the system profile has a previous generation",
+            requires=(Precondition.GENERATION_BOUND,),
             target_of=lambda _: "system-profile",
             steps_of=lambda _, paths: (Step(("nix-env", "--rollback", "-p", paths.system_profile)),
                                        # The executor resolves this link after the rollback and runs the
@@ -213,6 +235,7 @@ def _builtin_specs() -> list[ActionSpec]:
             verification="a second nix-store --verify --check-contents exits 0 and reports no modified path",
             target_of=lambda _: "nix-store",
             steps_of=lambda *_: (Step(("nix-store", "--verify", "--check-contents", "--repair")),),
+            requires=(),  # corruption is not visible without the (long) verify this action runs
             timeout=3600.0,
         ),
         ActionSpec(
@@ -223,6 +246,7 @@ def _builtin_specs() -> list[ActionSpec]:
             verification="logger exited 0",
             target_of=lambda _: "notify",
             steps_of=lambda p, _: (Step(("logger", "-t", "ai-sysadmin", "--", str(p["message"]))),),
+            requires=(),  # telling the admins is always allowed
             timeout=10.0,
         ),
     ]

@@ -8,10 +8,16 @@ no network, no polkit rule to keep in sync with the catalog.
 For every approved action it re-reads the row and trusts none of it: the catalog id
 and parameters are validated again, the risk is the catalog's (a row whose risk
 differs is refused), protected units come from its own config (and every alias
-systemd reports for the unit), the pause from the database.  A person's approval must
-carry a valid HMAC signature (actions/signing.py) that has not expired; an approval by
-the service's policy is re-decided with the executor's own autonomy level, limits,
-cool-downs and breakers.  Only then does it run the catalog's argv (no shell), with a
+systemd reports for the unit), the pause from the decision ledger.  An action with a
+rejection recorded is refused, whatever its row says.  A person's approval must carry a
+valid HMAC signature (actions/signing.py) over the digest of the row as it is now, must
+not have expired, and runs once: its use is recorded in the ledger (store/ledger.py),
+which only this executor's role writes.  An approval by the service's policy is
+re-decided with the executor's own autonomy level, limits, cool-downs, pause and
+breakers -- honouring only validly signed resumes and clearings.  Then it checks the
+action's declared preconditions against the live host (actions/preconditions.py: the
+unit really failed, the disk really is full, the system is still the generation a
+rollback was bound to).  Only then does it run the catalog's argv (no shell), with a
 timeout and bounded output, and verify.
 
 Crash safety: an action found `executing` at start (the executor died mid-action) is
@@ -32,7 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ai_sysadmin.actions import signing
+from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.runner import RunResult, run_argv
@@ -40,6 +46,7 @@ from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.state import gather, now_utc, paused_until
 from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
 from ai_sysadmin.config import Config
+from ai_sysadmin.store import ledger
 from ai_sysadmin.store.db import connect_kwargs
 
 log = logging.getLogger(__name__)
@@ -72,7 +79,6 @@ class Executor:
         except signing.KeyUnavailable as exc:
             self._key_error = str(exc)
         self.handled = 0
-        self._consumed: set[str] = set()  # signatures already run by this process
         self.listening = False  # true while it waits for a NOTIFY (tests and benches wait on it)
 
     # ------------------------------------------------------------------ lifecycle
@@ -83,8 +89,11 @@ class Executor:
 
     async def connect(self) -> psycopg.AsyncConnection:
         db = self.cfg.database
+        # pg_catalog first, whatever the database's owner (the orchestrator) set with ALTER
+        # DATABASE: its own functions or operators must not shadow the built-ins we rely on.
         return await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True,
-                                                     **{**connect_kwargs(db), "application_name": ACTOR})
+                                                     **{**connect_kwargs(db), "application_name": ACTOR,
+                                                        "options": "-c search_path=pg_catalog,public"})
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
         if self._key is None:
@@ -106,6 +115,11 @@ class Executor:
                     return 1
                 work = await self.connect()
                 try:
+                    try:
+                        await ledger.ensure(work)
+                    except ledger.LedgerUnavailable as exc:
+                        log.error("executor: %s; exiting", exc)
+                        return 1
                     await self.recover(work)
                     await listen.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
@@ -179,7 +193,7 @@ class Executor:
         """Claim and handle the oldest approved action; None when there is none (or paused)."""
         now = self.clock()
         async with conn.transaction():
-            if await paused_until(conn, now) is not None:
+            if await paused_until(conn, now, self.verify_decision) is not None:
                 return None  # approved actions wait; their approval may expire meanwhile
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM actions WHERE status = 'approved' ORDER BY id LIMIT 1 "
@@ -189,6 +203,11 @@ class Executor:
                 return None
             try:
                 va, how = await self.revalidate(conn, row, now)
+                # After the approval checks (a forged approval is refused as forged), before
+                # anything runs: the catalog's preconditions, read from the live host.
+                unmet = await preconditions.unmet(va, self.cfg, self.paths)
+                if unmet is not None:
+                    raise Refusal("refused", f"precondition not met: {unmet}")
             except Refusal as r:
                 await self._move(conn, row["id"], "approved", r.status, now, r.reason, f"action.{r.status}",
                                  {"action": row["action"], "params": row["params"], "reason": r.reason})
@@ -230,6 +249,12 @@ class Executor:
         self.handled += 1
         return row["id"]
 
+    def verify_decision(self, d: ledger.Decision) -> bool:
+        """A ledger decision's signature, checked with this executor's key (none: nothing is valid)."""
+        if self._key is None:
+            return False
+        return signing.valid_decision(self._key, d.signature, d.kind, d.target, d.until, d.actor, d.at)
+
     async def revalidate(self, conn: psycopg.AsyncConnection, row: dict[str, Any], now: datetime
                          ) -> tuple[ValidatedAction, str]:
         """Everything again, from the catalog and this executor's own config; raises Refusal."""
@@ -248,6 +273,7 @@ class Executor:
         for u in (va.unit, *aliases):
             if u and is_protected(u, self.cfg.protected_units, a.protected_patterns):
                 raise Refusal("refused", f"protected unit {u} (executor's own list): never acted on")
+        await self._check_decisions(conn, row)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute("SELECT * FROM action_approvals WHERE action_id = %s ORDER BY id DESC LIMIT 1",
                           (row["id"],))
@@ -259,29 +285,51 @@ class Executor:
         if ap["approved_at"] > now + timedelta(seconds=60):
             raise Refusal("refused", "approval is dated in the future")
         if ap["signature"] is not None or ap["kind"] == "person":
-            if self._key is None:
-                raise Refusal("refused", f"cannot check a person's approval: {self._key_error}")
-            if ap["approver"] in (SERVICE_ACTOR, POLICY_APPROVER, ACTOR):
-                raise Refusal("refused", f"approver {ap['approver']!r} is the service, not a person")
-            if not signing.valid(self._key, ap["signature"], row["id"], row["action"], row["params"],
-                                 ap["approver"], ap["approved_at"], ap["expires_at"]):
-                raise Refusal("refused", "approval signature is not valid for this action (not made with the "
-                                         "approval key, or the action was changed after approval)")
-            # A signature is good for one run: a re-inserted copy of an action that already ran
-            # (same id, same approval) is a replay.
-            cur = await conn.execute("SELECT 1 FROM audit_log WHERE subject = %s AND actor = %s "
-                                     "AND event = 'action.executing' LIMIT 1", (f"action:{row['id']}", ACTOR))
-            if ap["signature"] in self._consumed or await cur.fetchone():
-                raise Refusal("refused", "this approval was already used: an action runs once per approval")
-            self._consumed.add(ap["signature"])
-            return va, f"approved by {ap['approver']} (signed)"
+            return va, await self._check_person_approval(conn, row, ap)
         # The service's own approval: only what THIS config's policy would run automatically.
-        facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases)
+        facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases,
+                             verify=self.verify_decision)
         d = facts.decide(self.cfg.autonomy_level, va)
         if d.decision != "execute":
             raise Refusal("refused", f"no person approved it and the executor's own policy says "
                                      f"{d.decision}: {d.reason}")
         return va, f"policy ({d.reason})"
+
+    async def _check_decisions(self, conn: psycopg.AsyncConnection, row: dict[str, Any]) -> None:
+        """What a person decided and the orchestrator cannot undo: the ledger, and a rejection."""
+        problem = await ledger.untrusted(conn)
+        if problem:
+            raise Refusal("refused", problem)
+        for d in await ledger.rejections(conn, row["id"]):
+            raise Refusal("refused", f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; "
+                                     "a rejection is final")
+        cur = await conn.execute("SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' "
+                                 "LIMIT 1", (row["id"],))
+        step = await cur.fetchone()
+        if step is not None:
+            raise Refusal("refused", f"rejected by {step[0]}; a rejection is final")
+
+    async def _check_person_approval(self, conn: psycopg.AsyncConnection, row: dict[str, Any],
+                                     ap: dict[str, Any]) -> str:
+        """A signed approval of exactly this row, not used before; records its use."""
+        if self._key is None:
+            raise Refusal("refused", f"cannot check a person's approval: {self._key_error}")
+        if ap["approver"] in (SERVICE_ACTOR, POLICY_APPROVER, ACTOR):
+            raise Refusal("refused", f"approver {ap['approver']!r} is the service, not a person")
+        now_digest = signing.digest(row)
+        if ap.get("digest") != now_digest:
+            raise Refusal("refused", f"approval signature does not cover this action: it changed since "
+                                     f"{ap['approver']} approved it (approved digest {ap.get('digest')}, "
+                                     f"now {now_digest})")
+        if not signing.valid(self._key, ap["signature"], row["id"], ap["digest"], ap["approver"],
+                             ap["approved_at"], ap["expires_at"]):
+            raise Refusal("refused", "approval signature is not valid for this action (not made with the "
+                                     "approval key, or the action was changed after approval)")
+        # A signature is good for one run, across executor restarts: a re-inserted copy of
+        # an action that already ran (same id, same approval) is a replay.
+        if not await ledger.use_approval(conn, ap["signature"], row["id"], ap["digest"]):
+            raise Refusal("refused", "this approval was already used: an action runs once per approval")
+        return f"approved by {ap['approver']} (signed, digest {ap['digest'][:16]})"
 
     async def _run_steps(self, conn: psycopg.AsyncConnection, action_id: int, va: ValidatedAction) -> list[RunResult]:
         results: list[RunResult] = []
@@ -371,9 +419,12 @@ class Executor:
 
     async def _trip(self, conn: psycopg.AsyncConnection, row: dict[str, Any], reason: str) -> None:
         target = row.get("target") or row["action"]
+        text = f"action {row['id']} ({row['action']}): {reason}"
         await conn.execute("INSERT INTO action_breakers (target, action_id, reason) VALUES (%s, %s, %s) "
-                           "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING",
-                           (target, row["id"], f"action {row['id']} ({row['action']}): {reason}"))
+                           "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING", (target, row["id"], text))
+        # The ledger's copy is the one only a person's signed clearing closes.
+        await ledger.record(conn, "trip", actor=ACTOR, at=self.clock(), reason=text, target=target,
+                            action_id=row["id"])
         await self._audit(conn, self.clock(), "breaker.tripped", row["id"], {"target": target, "reason": reason})
         if row.get("incident_id") is not None:
             await conn.execute("UPDATE incidents SET status = 'open', resolved_at = NULL, updated_at = %s "

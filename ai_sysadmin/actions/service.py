@@ -21,10 +21,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, ValidatedAction, load_catalog
+from ai_sysadmin.actions import preconditions
+from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.state import gather, now_utc, policy_state
 from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOutcome
+from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
 from ai_sysadmin.store.db import is_unreachable
 
@@ -93,6 +95,11 @@ class ActionService:
 
     async def _propose_valid(self, proposal: Proposal, va: ValidatedAction) -> ProposalOutcome:
         now = self.clock()
+        a = self.cfg.actions
+        va = preconditions.bind(va, Paths(system_profile=a.system_profile, current_system=a.current_system))
+        # Every name systemd knows the unit by: an alias of a protected unit is refused here,
+        # before a decision is recorded, not only later by the executor.
+        aliases = await unit_names(va.unit) if va.unit else ()
         async with self.pool.connection() as conn, conn.transaction():
             # One proposal per target at a time, so two concurrent ones cannot both pass a limit.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ai-sysadmin-action:' || %s))", (va.target,))
@@ -106,7 +113,7 @@ class ActionService:
                 return ProposalOutcome(action=va.id, params=va.params, risk=va.risk,
                                        decision="execute" if dup_status != "queued" else "queue", reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
-            facts = await gather(conn, self.cfg, va, now)
+            facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
             decision = facts.decide(self.cfg.autonomy_level, va)
             action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, ())
             if decision.decision == "execute":

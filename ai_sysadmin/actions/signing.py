@@ -1,8 +1,11 @@
 """The trust anchor of a person's approval: an HMAC-SHA256 over what was approved.
 
-The signed message binds the action id, the catalog id, the canonical parameters, the
-approver and both timestamps, so an approval cannot be moved to another action, have
-its parameters changed, change hands, or be extended.  The key lives in a file only
+A person approves a *digest* of exactly what they were shown (`digest`: action id,
+catalog action, parameters, risk, target, incident); the signed message binds that
+digest, the approver and both timestamps, so an approval cannot be moved to another
+action, survive a change of the row, change hands, or be extended.  A person's other
+decisions that lift caution -- a resume, a pause that shortens another, a breaker
+clearing -- are signed the same way (`decision_message`).  The key lives in a file only
 the executor, the API and root can read (`actions.approval_key_file`); the
 orchestrator, which owns the tables, never has it -- a row it forges carries no valid
 signature.
@@ -51,19 +54,49 @@ def load_key(cfg: Config, override: str | None = None, env: Mapping[str, str] | 
     return key
 
 
-def message(action_id: int, action: str, params: dict[str, Any], approver: str, approved_at: datetime,
-            expires_at: datetime) -> bytes:
-    # Whole seconds since the epoch: exact after a round trip through timestamptz.
-    doc = {"action_id": int(action_id), "action": action, "params": params, "approver": approver,
-           "approved_at": int(approved_at.timestamp()), "expires_at": int(expires_at.timestamp())}
+DIGEST_FIELDS = ("id", "action", "params", "risk", "target", "incident_id")
+
+
+def _canonical(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def digest(row: Mapping[str, Any]) -> str:
+    """SHA-256 of what a person is shown and approves: an `actions` row's deciding fields."""
+    return hashlib.sha256(_canonical({f: row.get(f) for f in DIGEST_FIELDS})).hexdigest()
+
+
+def message(action_id: int, content_digest: str, approver: str, approved_at: datetime,
+            expires_at: datetime) -> bytes:
+    # Whole seconds since the epoch: exact after a round trip through timestamptz.
+    return _canonical({"v": 2, "action_id": int(action_id), "digest": content_digest, "approver": approver,
+                       "approved_at": int(approved_at.timestamp()), "expires_at": int(expires_at.timestamp())})
+
+
+def decision_message(kind: str, target: str | None, until: datetime | None, actor: str, at: datetime) -> bytes:
+    return _canonical({"v": 2, "decision": kind, "target": target, "actor": actor, "at": int(at.timestamp()),
+                       "until": int(until.timestamp()) if until else None})
+
+
+def _mac(key: bytes, msg: bytes) -> str:
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
 def sign(key: bytes, *args: Any) -> str:
-    return hmac.new(key, message(*args), hashlib.sha256).hexdigest()
+    return _mac(key, message(*args))
 
 
 def valid(key: bytes, signature: str | None, *args: Any) -> bool:
     if not signature:
         return False
     return hmac.compare_digest(sign(key, *args), signature)
+
+
+def sign_decision(key: bytes, *args: Any) -> str:
+    return _mac(key, decision_message(*args))
+
+
+def valid_decision(key: bytes, signature: str | None, *args: Any) -> bool:
+    if not signature:
+        return False
+    return hmac.compare_digest(sign_decision(key, *args), signature)

@@ -2,19 +2,30 @@
 
 Shared by the proposer (ActionService) and the executor, which each establish them
 themselves from their own connection and their own configuration's limits.
+
+Pauses and breakers are decisions in the ledger (store/ledger.py), folded in the order
+they were made: anyone may add caution (pause, trip), but only a signed decision -- a
+person's, made with the approval key -- lifts it (resume, a shorter pause, a clearing).
+The executor passes a `Verify` that checks each signature with its key; the orchestrator
+and `status`, which hold no key, pass none and read signed rows at face value (their view
+is advisory; the executor decides again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 
 from ai_sysadmin.actions.catalog import ValidatedAction
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.config import Config
+from ai_sysadmin.store import ledger
+
+# Is this ledger decision validly signed?  None: take a signature's presence at face value.
+Verify = Callable[[ledger.Decision], bool]
 
 PAUSE_KEY = "actions.paused_until"
 PAUSE_FOREVER = "indefinitely"
@@ -26,8 +37,31 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def paused_until(conn: psycopg.AsyncConnection, now: datetime) -> datetime | str | None:
-    """None when not paused; a datetime, or PAUSE_FOREVER."""
+def _signed(d: ledger.Decision, verify: Verify | None) -> bool:
+    return verify(d) if verify is not None else d.signature is not None
+
+
+def _when(d: ledger.Decision, signed: bool) -> datetime:
+    # A signed decision counts from its signed time, never later than it reached the
+    # database: a re-inserted copy of an old resume or clearing ends nothing newer.
+    return min(d.at, d.recorded_at) if signed else d.recorded_at
+
+
+def _in_order(decisions: list[ledger.Decision], verify: Verify | None
+              ) -> list[tuple[datetime, ledger.Decision, bool]]:
+    """(when, decision, validly signed), in the order the decisions were made."""
+    rows = [(d, _signed(d, verify)) for d in decisions]
+    return [(_when(d, ok), d, ok) for d, ok in sorted(rows, key=lambda r: (_when(r[0], r[1]), r[0].id))]
+
+
+def _longer(a: datetime | str | None, b: datetime | str) -> datetime | str:
+    if a == PAUSE_FOREVER or b == PAUSE_FOREVER:
+        return PAUSE_FOREVER
+    return b if a is None else max(a, b)  # type: ignore[type-var]
+
+
+async def _legacy_pause(conn: psycopg.AsyncConnection) -> datetime | str | None:
+    # Written before the ledger (migration 6); still a pause until a signed resume ends it.
     cur = await conn.execute("SELECT value FROM store_settings WHERE key = %s", (PAUSE_KEY,))
     row = await cur.fetchone()
     if row is None:
@@ -35,28 +69,64 @@ async def paused_until(conn: psycopg.AsyncConnection, now: datetime) -> datetime
     if row[0] == PAUSE_FOREVER:
         return PAUSE_FOREVER
     try:
-        until = datetime.fromisoformat(row[0])
+        return datetime.fromisoformat(row[0])
     except ValueError:
         return PAUSE_FOREVER  # an unreadable pause is still a pause
-    return until if until > now else None
 
 
-async def set_pause(conn: psycopg.AsyncConnection, until: datetime | None) -> None:
-    value = until.isoformat() if until else PAUSE_FOREVER
+async def paused_until(conn: psycopg.AsyncConnection, now: datetime, verify: Verify | None = None
+                       ) -> datetime | str | None:
+    """None when not paused; a datetime, or PAUSE_FOREVER."""
+    state = await _legacy_pause(conn)
+    for _, d, signed in _in_order(await ledger.pause_decisions(conn), verify):
+        if d.kind == "resume":
+            if signed:
+                state = None
+        else:
+            mine: datetime | str = d.until or PAUSE_FOREVER
+            state = mine if signed else _longer(state, mine)  # unsigned: may only lengthen
+    if isinstance(state, datetime) and state <= now:
+        return None
+    return state
+
+
+async def set_pause(conn: psycopg.AsyncConnection, until: datetime | None, *, actor: str = "ai-sysadmin",
+                    reason: str = "", signature: str | None = None, at: datetime | None = None) -> None:
+    """Add a pause (caution: allowed to every role).  Unsigned, it can only lengthen one."""
+    at = at or now_utc()
+    if await ledger.exists(conn):
+        await ledger.record(conn, "pause", actor=actor, at=at, until=until, reason=reason, signature=signature)
+        return
+    value = until.isoformat() if until else PAUSE_FOREVER  # before the executor ever started
     await conn.execute("INSERT INTO store_settings (key, value) VALUES (%s, %s) "
                        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (PAUSE_KEY, value))
 
 
-async def clear_pause(conn: psycopg.AsyncConnection) -> bool:
-    cur = await conn.execute("DELETE FROM store_settings WHERE key = %s", (PAUSE_KEY,))
-    return cur.rowcount > 0
+async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = None,
+                        target: str | None = None) -> dict[str, dict[str, Any]]:
+    """Open breakers by target: a legacy row not cleared, or a ledger trip no signed clearing followed."""
+    out: dict[str, dict[str, Any]] = {}
+    q = "SELECT target, action_id, reason, tripped_at FROM action_breakers WHERE cleared_at IS NULL"
+    cur = await conn.execute(q + (" AND target = %s" if target is not None else "") + " ORDER BY tripped_at",
+                             (target,) if target is not None else ())
+    for t, i, r, at in await cur.fetchall():
+        out[t] = {"target": t, "action_id": i, "reason": r, "tripped_at": at}
+    state: dict[str, dict[str, Any] | None] = {}
+    for when, d, signed in _in_order(await ledger.breaker_decisions(conn, target), verify):
+        if d.kind == "trip":
+            state[d.target or ""] = {"target": d.target, "action_id": d.action_id, "reason": d.reason,
+                                     "tripped_at": when}
+        elif signed:
+            state[d.target or ""] = None
+    for t, b in state.items():
+        if b is not None:
+            out.setdefault(t, b)
+    return out
 
 
-async def open_breaker(conn: psycopg.AsyncConnection, target: str) -> dict[str, Any] | None:
-    cur = await conn.execute("SELECT id, action_id, reason, tripped_at FROM action_breakers "
-                             "WHERE target = %s AND cleared_at IS NULL", (target,))
-    row = await cur.fetchone()
-    return None if row is None else {"id": row[0], "action_id": row[1], "reason": row[2], "tripped_at": row[3]}
+async def open_breaker(conn: psycopg.AsyncConnection, target: str, verify: Verify | None = None
+                       ) -> dict[str, Any] | None:
+    return (await open_breakers(conn, verify, target)).get(target)
 
 
 @dataclass(frozen=True)
@@ -74,12 +144,13 @@ class Facts:
 
 
 async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction, now: datetime,
-                 exclude_id: int | None = None, extra_units: tuple[str, ...] = ()) -> Facts:
+                 exclude_id: int | None = None, extra_units: tuple[str, ...] = (),
+                 verify: Verify | None = None) -> Facts:
     """The facts for one validated action, with `cfg`'s limits (its own config)."""
     a = cfg.actions
     units = [u for u in (va.unit, *extra_units) if u]
     protected = any(is_protected(u, cfg.protected_units, a.protected_patterns) for u in units)
-    paused = await paused_until(conn, now) is not None
+    paused = await paused_until(conn, now, verify) is not None
     exclude = exclude_id if exclude_id is not None else -1
     since = now - timedelta(seconds=a.rate_window_seconds)
     cur = await conn.execute(
@@ -98,7 +169,7 @@ async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction
     cooling = None
     if last is not None and a.cooldown_seconds and last > now - timedelta(seconds=a.cooldown_seconds):
         cooling = f"cool-down: last action on {va.target} at {last.isoformat(timespec='seconds')}"
-    breaker = await open_breaker(conn, va.target)
+    breaker = await open_breaker(conn, va.target, verify)
     return Facts(protected=protected, paused=paused, rate_limited=rate, cooling_down=cooling,
                  breaker_open=(f"breaker open on {va.target} since {breaker['tripped_at'].isoformat(timespec='seconds')}"
                                f" ({breaker['reason']}); a person must clear it") if breaker else None)
@@ -108,10 +179,7 @@ async def policy_state(conn: psycopg.AsyncConnection, cfg: Config, now: datetime
     """Pause, breakers, cool-downs and rate counters, for the L2 context and `status`."""
     a = cfg.actions
     until = await paused_until(conn, now)
-    cur = await conn.execute("SELECT target, action_id, reason, tripped_at FROM action_breakers "
-                             "WHERE cleared_at IS NULL ORDER BY tripped_at")
-    breakers = [{"target": t, "action_id": i, "reason": r, "tripped_at": at.isoformat()}
-                for t, i, r, at in await cur.fetchall()]
+    breakers = [{**b, "tripped_at": b["tripped_at"].isoformat()} for b in (await open_breakers(conn)).values()]
     since = now - timedelta(seconds=a.rate_window_seconds)
     cur = await conn.execute(
         "SELECT target, count(*), max(coalesce(started_at, updated_at)) FROM actions "

@@ -194,8 +194,14 @@ async def _decide(request: web.Request, verb: str) -> web.Response:
         raise bad_field("reason", "at most 2000 characters")
     pool = _pool(st)
     if verb == "approve":
+        # What the person saw: the `digest` of GET /api/v1/actions/ID, sent back unchanged.
+        digest = data.get("digest")
+        if not isinstance(digest, str) or not digest.strip():
+            raise bad_field("digest", "required: the digest of GET /api/v1/actions/ID, i.e. what you approve")
+        if len(digest) > 128:
+            raise bad_field("digest", "at most 128 characters")
         key = _approval_key(st)
-        call = approvals.approve(pool, action_id, who, reason.strip(), key=key)
+        call = approvals.approve(pool, action_id, who, reason.strip(), digest=digest, key=key)
     else:
         call = approvals.reject(pool, action_id, who, reason.strip())
     # Shielded: a client hanging up must not cancel a decision halfway through its transaction.

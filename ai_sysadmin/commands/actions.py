@@ -2,6 +2,8 @@
 
 approve signs with the approval key (`actions.approval_key_file`, or `--key-file`):
 root and the API have it, the orchestrator does not.  The actor is the local user.
+It signs the digest that `show` printed (`--digest`), so what runs is what was shown;
+clear-breaker is signed the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("id", type=int)
         a.add_argument("--reason", required=True)
         if verb == "approve":
+            a.add_argument("--digest", help="the digest `ai-sysadmin actions show ID` printed: what you approve")
             a.add_argument("--key-file", help="approval key (default: actions.approval_key_file)")
     pr = s.add_parser("propose", help="propose a catalog action by hand (goes through the policy)")
     pr.add_argument("action")
@@ -44,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cb = s.add_parser("clear-breaker", help="let automatic actions touch TARGET again")
     cb.add_argument("target")
     cb.add_argument("--reason", required=True)
+    cb.add_argument("--key-file", help="approval key (default: actions.approval_key_file)")
     pol = s.add_parser("policy", help="pause, breakers, cool-downs and rate counters")
     pol.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
@@ -136,16 +140,23 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         except signing.KeyUnavailable as exc:
             print(f"ai-sysadmin actions approve: {exc}", file=sys.stderr)
             return 1
-        out = await approvals.approve(pool, args.id, local_actor(), args.reason, key=key,
+        out = await approvals.approve(pool, args.id, local_actor(), args.reason, digest=args.digest, key=key,
                                       ttl_seconds=cfg.actions.approval_ttl_seconds)
         print(f"action {args.id} approved by {out['approver']}, valid until {out['expires_at']}")
+        print(f"  signed: {out['action']} {json.dumps(out['params'])} risk {out['risk']} target {out['target']} "
+              f"incident {out['incident_id'] or '-'} (digest {out['digest']})")
         return 0
     if args.verb == "reject":
         await approvals.reject(pool, args.id, local_actor(), args.reason)
         print(f"action {args.id} rejected")
         return 0
     if args.verb == "clear-breaker":
-        await approvals.clear_breaker(pool, args.target, local_actor(), args.reason)
+        try:
+            key = signing.load_key(cfg, override=args.key_file)
+        except signing.KeyUnavailable as exc:
+            print(f"ai-sysadmin actions clear-breaker: {exc}", file=sys.stderr)
+            return 1
+        await approvals.clear_breaker(pool, args.target, local_actor(), args.reason, key=key)
         print(f"breaker on {args.target} cleared")
         return 0
     if args.verb == "policy":
@@ -183,6 +194,9 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
 
 def _print_action(r: dict[str, Any]) -> None:
     print(f"#{r['id']} {r['action']} {json.dumps(r['params'])}  [{r['status']}]  risk {r['risk'] or '-'}")
+    print(f"  target {r.get('target') or '-'}, incident {r.get('incident_id') or '-'}")
+    print(f"  digest {r['digest']}  (approve: ai-sysadmin actions approve {r['id']} --digest {r['digest']} "
+          "--reason TEXT)")
     print(f"  decision {r['decision']}: {r['decision_reason']}")
     if r.get("proposal_reason"):
         print(f"  proposed by {r.get('proposed_by') or r.get('source')}: {r['proposal_reason']}")

@@ -1,7 +1,7 @@
 """`ai-sysadmin chat`: a REPL over the same investigation loop, with history and streaming.
 
 Commands: `/incident ID` (investigate in the context of an incident; `/incident` alone
-clears it), `/actions` (pending actions), `/approve ID [REASON]` (the approval rules of
+clears it), `/actions` (pending actions), `/approve ID DIGEST [REASON]` (the approval rules of
 the actions catalog: it needs the approval key), `/help`, `/quit`.
 """
 
@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-HELP = ("commands: /incident ID | /incident (clear) | /actions | /approve ID [REASON] | /help | /quit; "
+HELP = ("commands: /incident ID | /incident (clear) | /actions | /approve ID DIGEST [REASON] | /help | /quit; "
         "anything else is a question")
 MAX_HISTORY = 20  # messages of earlier turns sent with each question
 
@@ -117,7 +117,7 @@ class Chat:
         if session.pool is None:
             self.say("no database: actions are unavailable")
             return
-        from ai_sysadmin.actions import approvals
+        from ai_sysadmin.actions import approvals, signing
 
         rows = [r for r in await approvals.list_actions(session.pool, None, 50)
                 if r["status"] in ("queued", "proposed", "approved", "executing")]
@@ -126,11 +126,14 @@ class Chat:
         for r in rows:
             self.say(f"#{r['id']} {r['status']} {r['risk'] or '-'} {r['action']} {json.dumps(r['params'])[:80]} "
                      f"(incident {r.get('incident_id') or '-'}): {str(r.get('decision_reason') or '')[:80]}")
+            self.say(f"    target {r.get('target') or '-'}, digest {signing.digest(r)} "
+                     f"(/approve {r['id']} {signing.digest(r)} REASON)")
 
     async def _approve(self, session: Any, rest: str) -> None:
-        ident, _, reason = rest.partition(" ")
-        if not ident.isdigit():
-            self.say("usage: /approve ID [REASON]")
+        ident, _, rest = rest.partition(" ")
+        digest, _, reason = rest.strip().partition(" ")
+        if not ident.isdigit() or not digest:
+            self.say("usage: /approve ID DIGEST [REASON] (the digest /actions shows: what you approve)")
             return
         if session.pool is None:
             self.say("no database: actions are unavailable")
@@ -145,9 +148,10 @@ class Chat:
             return
         try:
             out = await approvals.approve(session.pool, int(ident), local_actor(),
-                                          reason.strip() or "approved in ai-sysadmin chat", key=key,
+                                          reason.strip() or "approved in ai-sysadmin chat", digest=digest, key=key,
                                           ttl_seconds=self.cfg.actions.approval_ttl_seconds)
         except approvals.ApprovalError as exc:
             self.say(f"cannot approve: {exc}")
             return
-        self.say(f"action {ident} approved by {out['approver']}, valid until {out['expires_at']}")
+        self.say(f"action {ident} approved by {out['approver']}, valid until {out['expires_at']}: "
+                 f"{out['action']} {json.dumps(out['params'])} (digest {out['digest']})")

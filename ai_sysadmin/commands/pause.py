@@ -2,6 +2,8 @@
 
 While paused, the policy queues every proposal for a person and the executor runs
 nothing (approved actions wait; an approval that outlives its TTL meanwhile is void).
+Both are decisions in the ledger (store/ledger.py): anyone may pause, but the executor
+honours a resume only when it is signed with the approval key (root, the API).
 """
 
 from __future__ import annotations
@@ -30,53 +32,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pause", help="pause all actions (until `resume`, or for a duration)")
     p.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION",
                    help="e.g. 2h; without it the pause lasts until `ai-sysadmin resume`")
+    p.add_argument("--reason", default="", help="why (recorded)")
+    p.add_argument("--key-file", help="approval key (default: actions.approval_key_file); a signed pause may "
+                                      "replace a longer one")
     p.set_defaults(func=run_pause)
-    r = sub.add_parser("resume", help="end a pause")
+    r = sub.add_parser("resume", help="end a pause (signed with the approval key: needs root or the API)")
+    r.add_argument("--reason", default="", help="why (recorded)")
+    r.add_argument("--key-file", help="approval key (default: actions.approval_key_file)")
     r.set_defaults(func=run_resume)
 
 
 def run_pause(args: argparse.Namespace, load) -> int:
-    return asyncio.run(_run(load(), args.duration, pause=True))
+    return asyncio.run(_run(load(), args, pause=True))
 
 
 def run_resume(args: argparse.Namespace, load) -> int:
-    return asyncio.run(_run(load(), None, pause=False))
+    return asyncio.run(_run(load(), args, pause=False))
 
 
-async def _run(cfg, duration: timedelta | None, *, pause: bool) -> int:
+async def _run(cfg, args: argparse.Namespace, *, pause: bool) -> int:
     import psycopg
-    from psycopg.types.json import Jsonb
 
-    from ai_sysadmin.actions.state import clear_pause, now_utc, set_pause
+    from ai_sysadmin.actions import approvals, signing
+    from ai_sysadmin.actions.state import now_utc
     from ai_sysadmin.commands.actions import local_actor
-    from ai_sysadmin.store.db import connect_kwargs
+    from ai_sysadmin.store.db import make_pool
 
-    db = cfg.database
+    verb = "pause" if pause else "resume"
     try:
-        conn = await psycopg.AsyncConnection.connect(db.conninfo(), **connect_kwargs(db))
+        key: bytes | None = signing.load_key(cfg, override=args.key_file)
+    except signing.KeyUnavailable as exc:
+        if not pause:  # lifting caution is a person's signed decision
+            print(f"ai-sysadmin resume: {exc}", file=sys.stderr)
+            return 1
+        key = None  # a pause only adds caution: unsigned is fine
+    pool = make_pool(cfg.database, max_size=1)
+    try:
+        await pool.open(wait=True, timeout=10)
     except psycopg.OperationalError as exc:
         print(f"ai-sysadmin: cannot reach PostgreSQL ({str(exc).strip()}); run `ai-sysadmin doctor`", file=sys.stderr)
         return 1
     try:
-        async with conn.transaction():
-            now = now_utc()
-            until = now + duration if duration else None
-            if pause:
-                await set_pause(conn, until)
-                event, detail = "actions.paused", {"until": until.isoformat() if until else "indefinitely"}
-            else:
-                was = await clear_pause(conn)
-                event, detail = "actions.resumed", {"was_paused": was}
-            await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                               (now, local_actor(), event, "actions", Jsonb(detail)))
+        if pause:
+            until = now_utc().replace(microsecond=0) + args.duration if args.duration else None
+            out = await approvals.pause(pool, local_actor(), until, args.reason, key=key)
+        else:
+            out = await approvals.resume(pool, local_actor(), args.reason, key=key)
+    except approvals.ApprovalError as exc:
+        print(f"ai-sysadmin {verb}: {exc}", file=sys.stderr)
+        return 1
     except psycopg.Error as exc:
-        print(f"ai-sysadmin: {'pause' if pause else 'resume'} failed ({str(exc).strip().splitlines()[0]})",
-              file=sys.stderr)
+        print(f"ai-sysadmin: {verb} failed ({str(exc).strip().splitlines()[0]})", file=sys.stderr)
         return 1
     finally:
-        await conn.close()
+        await pool.close()
     if pause:
-        print(f"actions paused {'until ' + until.isoformat(timespec='seconds') if until else 'until resume'}")
+        print(f"actions paused until {out['paused_until']}" + ("" if out["signed"] else " (unsigned: it cannot "
+                                                                  "shorten a longer pause)"))
     else:
-        print("actions resumed" if detail["was_paused"] else "actions were not paused")
+        print("actions resumed" if out["was_paused"] else "actions were not paused")
     return 0

@@ -12,7 +12,10 @@ no-op; privileges not listed are REVOKEd first, so a narrowed list takes effect)
   model's investigations record (proposals, diagnosis findings, model-call accounting).
 
 Ownership cannot be restrained this way -- the orchestrator can write any row -- which is
-why a person's approval is also signed (actions/signing.py).  Roles are created by
+why a person's approval is also signed (actions/signing.py), and why the executor gets
+CREATE on the database: it creates and owns the decision ledger (store/ledger.py), the
+schema holding rejections, pauses, breaker decisions and used approvals, which the
+orchestrator may add caution to but not rewrite.  No role is granted TRUNCATE.  Roles are created by
 the NixOS module (or an admin); a role that does not exist is reported and skipped.
 Tables a later migration has not created yet are skipped too.
 """
@@ -47,7 +50,7 @@ EXECUTOR_GRANTS: tuple[Grant, ...] = (
     Grant("action_steps", "INSERT"),
     Grant("action_breakers", "SELECT"),
     Grant("action_breakers", "INSERT"),
-    Grant("audit_log", "SELECT"),  # a signed approval runs once: it looks for an earlier run
+    Grant("audit_log", "SELECT"),
     Grant("audit_log", "INSERT"),
     Grant("store_settings", "SELECT"),
     Grant("triggers", "SELECT"),
@@ -71,6 +74,8 @@ API_GRANTS: tuple[Grant, ...] = (
     Grant("action_approvals", "SELECT"),
     Grant("action_approvals", "INSERT"),
     Grant("action_breakers", "SELECT"),
+    # A person's (signed) clearing also closes the orchestrator's advisory copy.
+    Grant("action_breakers", "UPDATE", ("cleared_at", "cleared_by")),
     Grant("audit_log", "SELECT"),
     Grant("audit_log", "INSERT"),
     Grant("ai_sysadmin_schema", "SELECT"),
@@ -144,4 +149,10 @@ async def apply_grants(target: AsyncConnectionPool | psycopg.AsyncConnection, db
                 log.warning("database role %r does not exist; no grants applied for it", role)
                 continue
             out[role] = await _grant_role(conn, role, grants)
+        if db.executor_role and db.executor_role in out:
+            # The executor creates its own schema, the decision ledger, at its start.
+            dbname = (await (await conn.execute("SELECT current_database()")).fetchone())[0]  # type: ignore[index]
+            await conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(dbname), sql.Identifier(db.executor_role)))
+            out[db.executor_role].append("CREATE database (decision ledger)")
     return out

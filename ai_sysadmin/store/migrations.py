@@ -334,6 +334,38 @@ CREATE INDEX llm_calls_incident ON llm_calls (incident_id) WHERE incident_id IS 
 """
 
 
+# Decisions the orchestrator cannot rewrite (issue 23).  The orchestrator's role owns these
+# tables, and an owner can drop a trigger; so the records that must survive it live in the
+# executor's own schema (store/ledger.py), and these triggers are the second line:
+# * audit_log: append-only for every role -- no setting bypasses it (the retention job no
+#   longer prunes it), and TRUNCATE, which row triggers never see, is refused too;
+# * actions: a rejection is final, the row of a rejected action cannot move or be deleted;
+# * action_approvals.digest: what the person approved (signing.digest), under the signature.
+V6_DECISIONS = """
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
+END $$;
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+CREATE FUNCTION actions_rejection_final() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'action % was rejected; a rejection is final (DELETE refused)', OLD.id;
+    END IF;
+    RAISE EXCEPTION 'action % was rejected; a rejection is final (status % refused)', OLD.id, NEW.status;
+END $$;
+CREATE TRIGGER actions_rejection_final BEFORE UPDATE OF status ON actions
+    FOR EACH ROW WHEN (OLD.status = 'rejected' AND NEW.status IS DISTINCT FROM 'rejected')
+    EXECUTE FUNCTION actions_rejection_final();
+CREATE TRIGGER actions_rejection_kept BEFORE DELETE ON actions
+    FOR EACH ROW WHEN (OLD.status = 'rejected') EXECUTE FUNCTION actions_rejection_final();
+
+ALTER TABLE action_approvals ADD COLUMN digest text;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
               _sql(V1_CORE)),
@@ -341,6 +373,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "hardening: llm_calls.layer/incident_id, cursors.checkpoint", _sql(V3_HARDENING)),
     Migration(4, "actions: decisions, approvals (signed), breakers, executor results, NOTIFY", _sql(V4_ACTIONS)),
     Migration(5, "incident lifecycle columns, reviews, finding advice", _sql(V5_INCIDENTS_REVIEW)),
+    Migration(6, "decisions: audit log append-only for every role, rejections final, approval digests",
+              _sql(V6_DECISIONS)),
 )
 
 

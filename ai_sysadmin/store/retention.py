@@ -5,7 +5,8 @@ metrics  -> whole daily partitions (or TimescaleDB chunks) dropped; partitions f
 events   -> triggers not attached to an incident, LLM call accounting
 batch ids-> `ingest_batches` rows only guard replays of the outage spool: kept one day,
             or longer while this host's spool still holds batches from before then
-audit    -> only when retention.audit_days > 0 (append-only otherwise)
+audit    -> never: the audit log is append-only for every role (migration 6); no setting
+            lets a transaction delete from it, so `retention.audit_days` is ignored
 
 It must never stall ingestion, so every step is its own short transaction:
 * `lock_timeout` on each: a DROP that would queue behind (and so in front of) L1's or
@@ -78,9 +79,10 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
     keep_from = min(now, spooled_since) if spooled_since else now
     await job.delete("ingest_batches", "applied_at < %s", keep_from - BATCH_ID_KEEP)
     if cfg.audit_days:
-        # The append-only trigger lets these transactions (only) delete old rows.
-        await job.delete("audit_log", "at < %s", now - timedelta(days=cfg.audit_days),
-                         setup="SET LOCAL ai_sysadmin.retention = 'on'")
+        # Pruning would need a bypass of the append-only trigger, and any bypass the
+        # retention job can use the orchestrator's role can use too (issue 23).
+        log.warning("retention.audit_days=%d is ignored: the audit log is append-only for every role",
+                    cfg.audit_days)
     if report.dropped_partitions or any(report.deleted.values()) or report.skipped:
         log.info("retention: dropped %s; deleted %s%s", report.dropped_partitions or "no partitions", report.deleted,
                  f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "")
@@ -110,7 +112,7 @@ class _Job:
             self.after_commit()
         return True
 
-    async def delete(self, table: str, where: str, cutoff: datetime, setup: str | None = None) -> None:
+    async def delete(self, table: str, where: str, cutoff: datetime) -> None:
         """DELETE in batches of batch_rows rows, each batch its own short transaction."""
         # Table and condition are fixed text from this module, never input.
         stmt = (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
@@ -121,8 +123,6 @@ class _Job:
 
             async def body(conn: psycopg.AsyncConnection) -> None:
                 nonlocal n
-                if setup:
-                    await conn.execute(setup)  # type: ignore[arg-type]
                 cur = await conn.execute(stmt, (cutoff,))  # type: ignore[arg-type]
                 n = cur.rowcount
 

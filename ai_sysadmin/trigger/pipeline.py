@@ -81,6 +81,13 @@ class Checkpoint:
 STATE_VERSION = 1
 
 
+class _Unmatched:
+    """`process` was not given a rule result: it matches the rules itself."""
+
+
+UNMATCHED = _Unmatched()
+
+
 class Pipeline:
     def __init__(self, templates: Templates, rules: RuleSet, *, window_seconds: int = 300,
                  classifier: Classifier | None = None, burst: BurstDetector | None = None,
@@ -111,7 +118,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------ per entry
 
-    def process(self, entry: Entry) -> int:
+    def match_rule(self, entry: Entry) -> Rule | None:
+        """The rule step alone: thread-safe, so a caller may run it off the event loop for long lines."""
+        return self.rules.match(entry, shape_key(entry.message))
+
+    def process(self, entry: Entry, rule: Rule | None | _Unmatched = UNMATCHED) -> int:
+        """One entry through every path; `rule`: the result of `match_rule` when the caller already ran it."""
         self._seq += 1
         self.stats.entries += 1
         w = self.windows.index(entry.realtime_usec)
@@ -121,7 +133,8 @@ class Pipeline:
         if m.is_new:
             self.stats.novel_templates += 1
         flags = 0
-        rule = self.rules.match(entry, key)
+        if isinstance(rule, _Unmatched):
+            rule = self.rules.match(entry, key)
         if rule is not None:
             flags |= HIT_RULE
             self.stats.rule_hits += 1

@@ -8,6 +8,12 @@ run of plain characters that any match must contain -- with a substring test on 
 lower-cased message, and only candidates run their regex (Python's backtracking
 engine costs ~10 µs per pattern per line; a substring test ~0.1 µs).
 
+Linear time: rule patterns (built-in and the admin's) are compiled with RE2, whose
+matching time is linear in the line's length whatever the pattern.  With Python's
+backtracking `re`, `acme.*(failed|error)` took 0.22 s on one crafted 8 KiB line (a
+journal line any local user can write); RE2 takes ~0.1 ms on the same line.  RE2 has no
+look-around or back-references: a rule that uses them is refused with its field named.
+
 Besides the signature rules, `priority_rule` turns journald's own judgement into a
 trigger: PRIORITY crit or worse (configurable) is a trigger by definition -- except the
 detail lines of a multi-line dump (register values, `label.....value`), which belong to
@@ -24,6 +30,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Iterable, Mapping
 
+import re2
+
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES, SEVERITY_RANK
 
@@ -36,6 +44,9 @@ _DUMP_DETAIL = re.compile(
     r"|^[A-Za-z][\w ]{0,40}:$")  # `special purpose registers:` (a dump section header)
 PRIORITY_RULE_ID = "priority"
 MEMO_SIZE = 200_000
+# Longer messages are not memoised: distinct long lines would make the memo hold
+# MEMO_SIZE x 8 KiB, and a long line's shape rarely repeats anyway.
+MEMO_MAX_KEY = 512
 _DIGITS = re.compile(r"\d+")
 
 
@@ -54,8 +65,8 @@ class Rule:
     severity: str
     category: str
     summary: str
-    pattern: re.Pattern[str] | None = None
-    fields: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    pattern: re2._Regexp | None = None
+    fields: tuple[tuple[str, re2._Regexp], ...] = ()
     identifiers: frozenset[str] = frozenset()
     max_priority: int | None = None
     min_count: int = 1
@@ -153,13 +164,24 @@ def required_literals(pattern: str, min_len: int = 3) -> tuple[str, ...] | None:
     return tuple(out)
 
 
-def _regex(value: Any, where: str) -> re.Pattern[str]:
+def _re2_options() -> re2.Options:
+    opts = re2.Options()
+    opts.case_sensitive = False
+    opts.log_errors = False  # the error is raised (and reported with its field), not printed by RE2
+    return opts
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def _regex(value: Any, where: str) -> re2._Regexp:
     if not isinstance(value, str) or not value:
         raise RuleError(f"{where}: must be a non-empty regular expression string")
     try:
-        return re.compile(value, re.IGNORECASE)
-    except re.error as exc:
-        raise RuleError(f"{where}: invalid regular expression: {exc}") from None
+        return re2.compile(value, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise RuleError(f"{where}: invalid regular expression for the linear-time (RE2) engine: {reason}") from None
 
 
 def builtin_rule_data() -> list[dict[str, Any]]:
@@ -200,7 +222,7 @@ class RuleSet:
 
     def match(self, entry: Entry, key: str | None = None) -> Rule | None:
         """The most severe rule this entry matches, or None.  `key`: the message, digits folded."""
-        if key is None or entry.result:
+        if key is None or entry.result or len(key) > MEMO_MAX_KEY:
             return self._match(entry)
         ck = (key, entry.priority, entry.identifier, entry.comm, entry.unit)
         try:

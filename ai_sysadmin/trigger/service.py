@@ -39,6 +39,11 @@ from ai_sysadmin.trigger.templates import Templates
 log = logging.getLogger(__name__)
 
 YIELD_EVERY = 512  # entries between yields to the event loop while a backlog is read
+# The per-line budget of the event loop: L1 yields at least this often while it reads a
+# backlog, and lines longer than OFF_LOOP_CHARS have their rules matched in a worker
+# thread (RE2 releases the GIL), so no journal line can hold the loop for long.
+YIELD_SECONDS = 0.02
+OFF_LOOP_CHARS = 1024
 
 
 def state_paths(state_dir: str) -> dict[str, Path]:
@@ -140,6 +145,8 @@ class TriggerFollower:
         pipeline = self.pipeline
         max_message = self.tcfg.max_message
         n = 0
+        clock = time.monotonic
+        last_yield = clock()
         lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl, poll_interval=self.poll_interval)
         self.started.set()
         async for line in lines:
@@ -150,7 +157,10 @@ class TriggerFollower:
                 log.warning("journal line skipped: %s", exc)
                 continue
             try:
-                pipeline.process(entry)
+                if len(entry.message) > OFF_LOOP_CHARS:
+                    pipeline.process(entry, await asyncio.to_thread(pipeline.match_rule, entry))
+                else:
+                    pipeline.process(entry)
             except Exception:
                 # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
                 pipeline.bad_line()
@@ -159,8 +169,9 @@ class TriggerFollower:
                     self._error_logged = now
                     log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
             n += 1
-            if n % YIELD_EVERY == 0:
+            if n % YIELD_EVERY == 0 or clock() - last_yield >= YIELD_SECONDS:
                 await asyncio.sleep(0)
+                last_yield = clock()
         raise RuntimeError("journalctl --follow ended")
 
     async def _commit_loop(self) -> None:

@@ -69,5 +69,12 @@ rec {
         users = lib.mapAttrs (n: u: { group = u.group or n; isSystemUser = u.isSystemUser or false; }) cfg.users.users;
         groups = builtins.attrNames cfg.users.groups;
         etc = lib.mapAttrs (_: e: { inherit (e) text; source = if e.source == null then null else toString e.source; }) cfg.environment.etc;
+        # system.preSwitchChecks and the program that runs them (its text: the stand-in
+        # builds nothing, the rig installs it at a path of its own).
+        preSwitch = {
+          checks = cfg.system.preSwitchChecks;
+          script = toString cfg.system.preSwitchChecksScript;
+          text = cfg.system.build.preSwitchChecks.scriptText or null;
+        };
       };
 }

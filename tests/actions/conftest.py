@@ -1,7 +1,8 @@
 """Fixtures for the action tests: a database with three real, separate roles; an approval key.
 
 The orchestrator's role owns the database (it migrates and grants, as in production);
-the executor's and the API's roles get only the grants of ai_sysadmin/store/grants.py.
+the executor's and the API's roles get only the grants of ai_sysadmin/store/grants.py,
+and the executor's role creates its decision ledger (store/ledger.py), as at its start.
 All three log in over the throwaway cluster's unix socket (trust auth: the roles, not
 passwords, are what these tests are about).
 """
@@ -19,7 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ai_sysadmin.actions import approvals
 from ai_sysadmin.config import Config, parse_config
+from ai_sysadmin.store import ledger
 from ai_sysadmin.store.grants import apply_grants
 from ai_sysadmin.store.migrations import migrate
 from rig.postgres import PgCluster
@@ -69,6 +72,8 @@ def make_roles_db(cluster: PgCluster, roles: tuple[str, str, str]) -> RolesDB:
         async with await psycopg.AsyncConnection.connect(db.conninfo(db.orchestrator)) as conn:
             await migrate(conn)
             await apply_grants(conn, cfg.database)
+        async with await psycopg.AsyncConnection.connect(db.conninfo(db.executor), autocommit=True) as conn:
+            await ledger.ensure(conn)
 
     asyncio.run(prepare())
     return db
@@ -97,3 +102,8 @@ def config(tmp: Path, db: RolesDB, role: str, **sections: Any) -> Config:
     actions = {"cooldown_seconds": 0, "verify_window_seconds": 0, **sections.pop("actions", {})}
     return parse_config({"state_dir": str(tmp / "state"), "database": db.section(role), "actions": actions,
                          **sections}, env={})
+
+
+async def digest_of(pool: Any, action_id: int) -> str:
+    """What a person is shown (`ai-sysadmin actions show`) and sends back to approve."""
+    return (await approvals.show_action(pool, action_id))["digest"]

@@ -21,7 +21,7 @@ from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.state import now_utc, set_pause
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
-from tests.actions.conftest import RolesDB, config
+from tests.actions.conftest import RolesDB, config, digest_of
 
 
 def P(action: str, **params) -> Proposal:
@@ -36,10 +36,11 @@ async def _rows(db: RolesDB, q: str, *args) -> list[dict]:
 
 
 class Rig:
-    def __init__(self, tmp: Path, db: RolesDB, key: Path, level: str = "auto-safe", **actions):
+    def __init__(self, tmp: Path, db: RolesDB, key: Path, level: str = "auto-safe", disk_percent: float = 90.0,
+                 **actions):
         self.db = db
         self.orch_cfg = config(tmp, db, db.orchestrator, autonomy_level=level, actions=actions)
-        self.exec_cfg = config(tmp, db, db.executor, autonomy_level=level,
+        self.exec_cfg = config(tmp, db, db.executor, autonomy_level=level, thresholds={"disk_percent": disk_percent},
                                actions={"approval_key_file": str(key), "nix_mode": "dry-run",
                                         "system_profile": str(tmp / "no-such-profile"), **actions})
         self.api_cfg = config(tmp, db, db.api, actions={"approval_key_file": str(key)})
@@ -89,9 +90,9 @@ def test_every_decision_is_recorded_with_its_reason(tmp_path: Path, roles_db: Ro
             state = await rig.service.policy_state()
             assert state["queued"] == 2 and state["paused_until"] is None
             # the approved one counts against the per-target limit (1): the next is queued
-            await rig.execute_pending()  # executor (own policy): runs restart_unit? no systemd here -> fails
             again = await rig.service.propose(P("reset_failed_unit", unit="web.service"))
             assert again.decision == "queue" and ("rate limit" in again.reason or "breaker" in again.reason)
+            await rig.execute_pending()  # the executor reads the unit's state first: no systemd here -> refused
         rows = await _rows(roles_db, "SELECT id, status, decision, decision_reason, errors FROM actions ORDER BY id")
         assert [r["decision"] for r in rows] == ["execute", "refuse", "refuse", "queue", "queue", "refuse", "refuse",
                                                  "queue"]
@@ -132,7 +133,7 @@ def test_roles_have_only_their_grants(tmp_path: Path, roles_db: RolesDB, approva
             await c.execute("UPDATE actions SET updated_at = now() WHERE id = %s", (q.action_id,))
         async with Rig(tmp_path, roles_db, approval_key) as rig:
             out = await approvals.approve(rig.api_pool, q.action_id, "api-key-ops", "tested",
-                                          key=load_key(rig.api_cfg))
+                                          digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             assert out["approver"] == "api-key-ops"
 
     asyncio.run(main())
@@ -147,7 +148,8 @@ def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB
         async with Rig(tmp_path, roles_db, approval_key, level=level) as rig:
             if forgery == "params-changed":
                 q = await rig.service.propose(P("collect_garbage", older_than_days=30))
-                await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.api_pool, q.action_id, "alice", "ok",
+                                        digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             else:
                 q = await rig.service.propose(P("rollback_generation"))
             assert q.decision == "queue"
@@ -184,24 +186,40 @@ def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB
     asyncio.run(main())
 
 
+def full_store(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A Nix store directory, and an executor threshold this file system is above (it is 'full')."""
+    from ai_sysadmin.actions.preconditions import used_percent
+
+    (tmp / "store").mkdir()
+    monkeypatch.setenv("NIX_STORE_DIR", str(tmp / "store"))
+    return used_percent(str(tmp)) / 2
+
+
 def test_person_approval_runs_and_expired_one_does_nothing(tmp_path: Path, roles_db: RolesDB,
-                                                            approval_key: Path) -> None:
+                                                            approval_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = full_store(tmp_path, monkeypatch)
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest", disk_percent=full) as rig:
             a = await rig.service.propose(P("collect_garbage", older_than_days=7))
             b = await rig.service.propose(P("nix_store_repair"))
             assert a.decision == b.decision == "queue"
             with pytest.raises(approvals.NotAuthorized):
-                await approvals.approve(rig.pool, a.action_id, "alice", "ok", key=None)
+                await approvals.approve(rig.pool, a.action_id, "alice", "ok",
+                                        digest=await digest_of(rig.pool, a.action_id), key=None)
             with pytest.raises(approvals.NotAuthorized):
-                await approvals.approve(rig.pool, a.action_id, "ai-sysadmin", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.pool, a.action_id, "ai-sysadmin", "ok",
+                                        digest=await digest_of(rig.pool, a.action_id), key=load_key(rig.api_cfg))
             with pytest.raises(approvals.NotFound):
-                await approvals.approve(rig.pool, 99999, "alice", "ok", key=load_key(rig.api_cfg))
+                await approvals.approve(rig.pool, 99999, "alice", "ok", digest="0" * 64, key=load_key(rig.api_cfg))
             key = load_key(rig.api_cfg)
-            await approvals.approve(rig.api_pool, a.action_id, "alice", "disk full", key=key)
-            await approvals.approve(rig.api_pool, b.action_id, "alice", "later", key=key, ttl_seconds=60)
+            await approvals.approve(rig.api_pool, a.action_id, "alice", "disk full",
+                                    digest=await digest_of(rig.api_pool, a.action_id), key=key)
+            await approvals.approve(rig.api_pool, b.action_id, "alice", "later",
+                                    digest=await digest_of(rig.api_pool, b.action_id), key=key, ttl_seconds=60)
             with pytest.raises(approvals.InvalidState):
-                await approvals.approve(rig.api_pool, a.action_id, "alice", "twice", key=key)
+                await approvals.approve(rig.api_pool, a.action_id, "alice", "twice",
+                                        digest=await digest_of(rig.api_pool, a.action_id), key=key)
             # the executor's clock is two minutes on: b's approval is void, a's is not
             later = now_utc() + timedelta(minutes=2)
             await rig.execute_pending(clock=lambda: later)
@@ -309,11 +327,14 @@ def test_the_executor_decides_policy_approvals_from_its_own_config(tmp_path: Pat
 
 
 def test_notify_wakes_the_executor_long_before_its_poll(tmp_path: Path, roles_db: RolesDB,
-                                                        approval_key: Path) -> None:
+                                                        approval_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rig.net import wait_until
 
+    full = full_store(tmp_path, monkeypatch)
+
     async def main() -> None:
-        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", poll_interval=600) as rig:
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", poll_interval=600,
+                       disk_percent=full) as rig:
             ex = Executor(rig.exec_cfg, out=lambda line: None)
             stop = asyncio.Event()
             task = asyncio.create_task(ex.run(stop))
@@ -336,7 +357,8 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
     async def main() -> None:
         async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
             q = await rig.service.propose(P("notify", message="disk almost full"))
-            await approvals.approve(rig.api_pool, q.action_id, "alice", "ok", key=load_key(rig.api_cfg))
+            await approvals.approve(rig.api_pool, q.action_id, "alice", "ok",
+                                    digest=await digest_of(rig.api_pool, q.action_id), key=load_key(rig.api_cfg))
             await rig.execute_pending()
             first = (await _rows(roles_db, "SELECT * FROM actions WHERE id = %s", q.action_id))[0]
             assert first["status"] in ("verified", "failed") and first["started_at"] is not None
@@ -348,14 +370,52 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
                                     "(%s, 'notify', %s, 'low', 'approved', 'notify')",
                                     (q.action_id, psycopg.types.json.Jsonb(first["params"])))
                     await c.execute("INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, "
-                                    "expires_at, signature) VALUES (%s, 'person', %s, '', %s, %s, %s)",
+                                    "expires_at, signature, digest) VALUES (%s, 'person', %s, '', %s, %s, %s, %s)",
                                     (q.action_id, ap["approver"], ap["approved_at"], ap["expires_at"],
-                                     ap["signature"]))
+                                     ap["signature"], ap["digest"]))
             await rig.execute_pending()  # a new executor process: nothing in memory
         row = (await _rows(roles_db, "SELECT status, started_at FROM actions WHERE id = %s", q.action_id))[0]
         assert row["status"] == "refused" and row["started_at"] is None
         reason = (await _rows(roles_db, "SELECT reason FROM action_steps WHERE action_id = %s ORDER BY id DESC",
                               q.action_id))[0]["reason"]
         assert "already used" in reason
+
+    asyncio.run(main())
+
+
+def test_the_executor_checks_the_world_not_the_story(tmp_path: Path, roles_db: RolesDB, approval_key: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policy-approved actions whose stated reason is false on this host: each refused with the
+    precondition it failed, in the steps and the audit log, and nothing run."""
+    (tmp_path / "store").mkdir()
+    monkeypatch.setenv("NIX_STORE_DIR", str(tmp_path / "store"))
+
+    async def main() -> None:
+        # thresholds.disk_percent 100: every file system here has room
+        async with Rig(tmp_path, roles_db, approval_key, level="auto-full", disk_percent=100.0) as rig:
+            vac = await rig.service.propose(P("vacuum_journal", max_size_mb=1024))
+            gc = await rig.service.propose(P("collect_garbage", older_than_days=1))
+            unit = await rig.service.propose(P("restart_unit", unit="haproxy.service"))
+            note = await rig.service.propose(P("notify", message="disk is full"))
+            assert vac.decision == gc.decision == unit.decision == note.decision == "execute"
+            ex = await rig.execute_pending()
+            assert ex.handled == 4
+        rows = {r["id"]: r for r in await _rows(roles_db, "SELECT id, status, started_at FROM actions")}
+        for a in (vac, gc, unit):
+            assert rows[a.action_id]["status"] == "refused" and rows[a.action_id]["started_at"] is None
+        assert rows[note.action_id]["started_at"] is not None  # no world precondition: it ran
+        reasons = {r["action_id"]: r["reason"] for r in await _rows(
+            roles_db, "SELECT action_id, reason FROM action_steps WHERE to_status = 'refused'")}
+        # (a host without a journal directory has no journal file system to be full)
+        assert reasons[vac.action_id].startswith("precondition not met: ")
+        assert ("below thresholds.disk_percent 100%" in reasons[vac.action_id]
+                or "the journal is not on this host" in reasons[vac.action_id])
+        assert f"the file system holding {tmp_path / 'store'} is" in reasons[gc.action_id]
+        assert "precondition not met: no systemd here" in reasons[unit.action_id]
+        audit = {r["subject"]: r for r in await _rows(
+            roles_db, "SELECT subject, actor, detail FROM audit_log WHERE event = 'action.refused'")}
+        for a in (vac, gc, unit):
+            entry = audit[f"action:{a.action_id}"]
+            assert entry["actor"] == "ai-sysadmin-executor" and entry["detail"]["reason"] == reasons[a.action_id]
 
     asyncio.run(main())

@@ -24,12 +24,13 @@ from psycopg.rows import dict_row
 
 from ai_sysadmin.actions import approvals
 from ai_sysadmin.actions.executor import Executor
+from ai_sysadmin.actions.preconditions import used_percent
 from ai_sysadmin.actions.service import ActionService
 from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
 from rig.require import need
-from tests.actions.conftest import RolesDB, config, make_roles_db
+from tests.actions.conftest import RolesDB, config, digest_of, make_roles_db
 
 SWITCH = """#!/bin/sh
 # RECORDING STAND-IN for NixOS's switch-to-configuration (test only).
@@ -91,22 +92,25 @@ def db(pg_cluster, roles) -> Iterator[RolesDB]:
         pg_cluster.drop_database(d.name)
 
 
-def _cfgs(tmp: Path, db: RolesDB, rig: NixRig, key: Path) -> tuple[Any, Any]:
+def _cfgs(tmp: Path, db: RolesDB, rig: NixRig, key: Path, disk_percent: float = 90.0) -> tuple[Any, Any]:
     nix = {"nix_mode": "run", "system_profile": str(rig.profile), "current_system": str(rig.current),
            "approval_key_file": str(key)}
     return (config(tmp, db, db.orchestrator, autonomy_level="auto-full", actions=nix),
-            config(tmp, db, db.executor, autonomy_level="auto-full", actions=nix))
+            config(tmp, db, db.executor, autonomy_level="auto-full", actions=nix,
+                   thresholds={"disk_percent": disk_percent}))
 
 
-async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposal, approve: bool) -> dict[str, Any]:
-    orch, exe = _cfgs(tmp, db, rig, key)
+async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposal, approve: bool,
+               disk_percent: float = 90.0) -> dict[str, Any]:
+    orch, exe = _cfgs(tmp, db, rig, key, disk_percent)
     pool = make_pool(orch.database)
     await pool.open(wait=True)
     try:
         out = await ActionService(orch, pool).propose(proposal)
         assert out.decision == ("queue" if approve else "execute"), out
         if approve:
-            await approvals.approve(pool, out.action_id, "alice", "test", key=load_key(orch))
+            await approvals.approve(pool, out.action_id, "alice", "test",
+                                    digest=await digest_of(pool, out.action_id), key=load_key(orch))
         ex = Executor(exe, out=lambda line: None)
         conn = await ex.connect()
         try:
@@ -121,11 +125,45 @@ async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposa
         await pool.close()
 
 
+def _refusal(db: RolesDB, action_id: int) -> str:
+    with psycopg.connect(db.conninfo(db.orchestrator)) as c:
+        step = c.execute("SELECT reason FROM action_steps WHERE action_id = %s AND to_status = 'refused'",
+                         (action_id,)).fetchone()
+        audit = c.execute("SELECT actor FROM audit_log WHERE subject = %s AND event = 'action.refused'",
+                          (f"action:{action_id}",)).fetchone()
+    assert step is not None and audit == ("ai-sysadmin-executor",)
+    return str(step[0])
+
+
+def test_a_rollback_runs_only_from_the_generation_it_was_bound_to(tmp_path: Path, db: RolesDB, nixrig: NixRig,
+                                                                  approval_key: Path) -> None:
+    gen1, gen2 = nixrig.gens
+    # approved for a generation the profile is not at
+    row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
+                           Proposal("rollback_generation", {"from_generation": 7}, "bad upgrade", "meta"),
+                           approve=True))
+    assert row["status"] == "refused" and row["started_at"] is None
+    assert "is at generation 2, not 7" in _refusal(db, row["id"])
+    # the profile is at 2, but the running system is still 1 (a `nixos-rebuild boot`): not the bound system
+    os.unlink(nixrig.current)
+    os.symlink(gen1, nixrig.current)
+    try:
+        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
+                               Proposal("rollback_generation", {}, "bad upgrade", "meta"), approve=True))
+    finally:
+        os.unlink(nixrig.current)
+        os.symlink(gen2, nixrig.current)
+    assert row["params"] == {"from_generation": 2}  # bound by the proposer to the profile's generation
+    assert row["status"] == "refused" and "is not generation 2" in _refusal(db, row["id"])
+    assert os.path.realpath(nixrig.profile) == gen2 and not nixrig.record.exists()
+
+
 def test_rollback_generation_against_a_real_profile(tmp_path: Path, db: RolesDB, nixrig: NixRig,
                                                     approval_key: Path) -> None:
     row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
                            Proposal("rollback_generation", {}, "bad upgrade", "meta"), approve=True))
     assert row["status"] == "verified", row["verification"]
+    assert row["params"] == {"from_generation": 2}
     gen1, gen2 = nixrig.gens
     assert os.path.realpath(nixrig.profile) == gen1 and os.path.realpath(nixrig.current) == gen1
     assert nixrig.record.read_text().split() == [gen1, "switch"]
@@ -146,8 +184,17 @@ def test_collect_garbage_deletes_unreachable_paths_only(tmp_path: Path, db: Role
             mp.setenv(k, v)
         garbage = nixrig.run("nix-store", "--add", str(junk))
         assert Path(garbage).exists()
+        # the store's file system has room under the default threshold: refused, nothing collected
         row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"), approve=False))
+                               Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"), approve=False,
+                               disk_percent=100.0))
+        assert row["status"] == "refused" and Path(garbage).exists()
+        assert "below thresholds.disk_percent 100%" in _refusal(db, row["id"])
+        # an executor whose threshold this file system is above: it runs
+        full = used_percent(str(nixrig.base)) / 2
+        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
+                               Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"), approve=False,
+                               disk_percent=full))
     assert row["status"] == "verified", row["verification"]
     assert row["result"]["steps"][0]["argv"] == ["nix-collect-garbage", "--delete-older-than", "30d"]
     assert not Path(garbage).exists()
@@ -211,7 +258,8 @@ def test_a_repair_that_cannot_work_fails_verification_trips_the_breaker_and_reop
             out = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 9}, "x",
                                                                    "review"))
             assert out.decision == "queue" and "breaker open on nix-store" in out.reason
-            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand")
+            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand",
+                                          key=load_key(orch))
             again = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 8}, "x",
                                                                      "review"))
             # the breaker no longer blocks; three Nix store actions this hour reach the per-target limit

@@ -41,9 +41,17 @@ UNITS = {
                       "exit 1; fi; echo start >> /run/flaky2-starts; exec sleep infinity'\n",
     "flaky3.service": "[Service]\nExecStart=/bin/sh -c 'if [ ! -e /run/flaky3-ok ]; then touch /run/flaky3-ok; "
                       "exit 1; fi; echo start >> /run/flaky3-starts; exec sleep infinity'\n",
-    # Takes a few seconds to start: the executor is killed while its restart is under way.
+    # Takes a few seconds to start and fails the first time: the executor is killed while its
+    # restart is under way.
     "slow.service": "[Service]\nExecStartPre=/bin/sh -c 'echo pre >> /run/slow-starts; exec sleep 5'\n"
-                    "ExecStart=/bin/sleep infinity\n",
+                    "ExecStart=/bin/sh -c 'if [ ! -e /run/slow-ok ]; then touch /run/slow-ok; exit 1; fi; "
+                    "exec sleep infinity'\n",
+    # Runs fine: a forged "it failed" must not get it restarted.
+    "healthy.service": "[Service]\nExecStart=/bin/sh -c 'echo start >> /run/healthy-starts; exec sleep infinity'\n",
+    # Fails, and systemd waits an hour before its next automatic try (SubState=auto-restart).
+    "looping.service": "[Service]\nRestart=always\nRestartSec=1h\nExecStart=/bin/sh -c 'if [ ! -e /run/looping-ok ]; "
+                       "then touch /run/looping-ok; exit 1; fi; echo start >> /run/looping-starts; "
+                       "exec sleep infinity'\n",
 }
 
 
@@ -130,6 +138,13 @@ class Host:
         assert r.stdout.strip(), r.stderr
         return json.loads(r.stdout)
 
+    def approve(self, action_id: int, reason: str, user: str = "root", config: str = "orch") -> Any:
+        """As a person does: show the action, then approve the digest shown."""
+        shown = self.cli("actions", "show", str(action_id), "--format", "json", config=config)
+        digest = json.loads(shown.stdout)["digest"]
+        return self.cli("actions", "approve", str(action_id), "--digest", digest, "--reason", reason, user=user,
+                        config=config)
+
     def row(self, action_id: int) -> dict[str, Any]:
         with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -164,6 +179,17 @@ class Host:
         r = self.c.run(["cat", path])
         return len(r.stdout.splitlines()) if r.returncode == 0 else 0
 
+    def refusal(self, action_id: int) -> str:
+        """The executor's reason in the action's steps; the audit log carries the same one."""
+        with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
+            step = conn.execute("SELECT reason FROM action_steps WHERE action_id = %s AND to_status = 'refused' "
+                                "AND actor = 'ai-sysadmin-executor'", (action_id,)).fetchone()
+            audit = conn.execute("SELECT detail->>'reason' FROM audit_log WHERE subject = %s "
+                                 "AND event = 'action.refused' AND actor = 'ai-sysadmin-executor'",
+                                 (f"action:{action_id}",)).fetchone()
+        assert step is not None and audit == step, (step, audit)
+        return str(step[0])
+
     def audit(self, action_id: int) -> list[str]:
         with psycopg.connect(self.db.conninfo(self.db.orchestrator)) as conn:
             cur = conn.execute("SELECT actor || ':' || event FROM audit_log WHERE subject = %s ORDER BY id",
@@ -196,14 +222,15 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 "state_dir": "/tmp/aisx-state", "autonomy_level": level,
                 "database": db.section(role),
                 "actions": {"approval_key_file": "/etc/ai-sysadmin/approval.key", "poll_interval": 1,
-                            "verify_window_seconds": 2, "cooldown_seconds": 0, **actions}})
+                            "verify_window_seconds": 2, "cooldown_seconds": 0,
+                            # one rendered settings file on NixOS: the proposer binds rollbacks to this profile
+                            "system_profile": f"{NIX}/var/profiles/system", "current_system": f"{NIX}/current-system",
+                            **actions}})
 
         c.write("/etc/ai-sysadmin/orch.json", cfg(db.orchestrator, "auto-safe"))
         c.write("/etc/ai-sysadmin/orch-suggest.json", cfg(db.orchestrator, "suggest"))
         c.write("/etc/ai-sysadmin/orch-short-ttl.json", cfg(db.orchestrator, "suggest", approval_ttl_seconds=1))
-        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "auto-safe", nix_mode="run",
-                                                      system_profile=f"{NIX}/var/profiles/system",
-                                                      current_system=f"{NIX}/current-system"))
+        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "auto-safe", nix_mode="run"))
         assert c.sh("chmod 644 /etc/ai-sysadmin/*.json").returncode == 0
         for name, text in UNITS.items():
             c.write(f"/etc/systemd/system/{name}", text)
@@ -246,16 +273,57 @@ def test_auto_safe_restart_by_the_executor_is_verified(host: Host) -> None:
     assert "verification passed" in show.stdout and "[ok] flaky.service is active" in show.stdout
 
 
+def test_a_restart_of_a_healthy_unit_is_refused(host: Host) -> None:
+    """The story says it failed; systemd says it is active: the executor believes systemd."""
+    c = host.c
+    assert c.run(["systemctl", "start", "healthy.service"]).returncode == 0
+    out = host.propose("healthy.service")
+    assert out["decision"] == "execute"  # the policy alone would run it
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "refused" and row["started_at"] is None and row["result"] is None
+    reason = host.refusal(out["action_id"])
+    assert reason.startswith("precondition not met: healthy.service is neither failed nor restart-looping "
+                             "(ActiveState=active"), reason
+    assert "ai-sysadmin-executor:action.refused" in host.audit(out["action_id"])
+    assert host.lines("/run/healthy-starts") == 1  # never restarted
+    # nor a unit that does not exist
+    ghost = host.propose("no-such-unit.service")
+    assert host.wait_status(ghost["action_id"], FINAL)["status"] == "refused"
+    assert "no-such-unit.service is not a loaded unit (LoadState=not-found)" in host.refusal(ghost["action_id"])
+
+
+def test_a_restart_looping_unit_is_restarted(host: Host) -> None:
+    c = host.c
+    c.run(["systemctl", "start", "looping.service"])
+    wait_until(lambda: c.run(["systemctl", "show", "-p", "SubState", "--value", "looping.service"]).stdout.strip()
+               == "auto-restart", 30, "looping.service waiting to restart")
+    out = host.propose("looping.service")
+    row = host.wait_status(out["action_id"], FINAL)
+    assert row["status"] == "verified", (row, host.row(out["action_id"]))
+    assert host.lines("/run/looping-starts") == 1
+
+
 def test_protected_units_are_refused_even_under_an_alias(host: Host) -> None:
+    c = host.c
     out = host.propose("sshd.service")
     assert out["decision"] == "refuse" and "protected" in out["reason"]
-    # the orchestrator does not know the alias; the executor asks systemd and refuses
+    # the policy asks systemd for every name of the unit: an alias of journald is refused up front
     alias = host.propose("harmless.service")
-    assert alias["decision"] == "execute"
-    row = host.wait_status(alias["action_id"], FINAL)
+    assert alias["decision"] == "refuse" and "protected" in alias["reason"], alias
+    assert host.row(alias["action_id"])["status"] == "refused"
+    # an alias made after the decision: the executor asks systemd again and refuses
+    late = host.propose("innocent.service", config="orch-suggest")
+    assert late["decision"] == "queue"
+    assert c.sh("ln -s /lib/systemd/system/systemd-journald.service /etc/systemd/system/innocent.service && "
+                "systemctl daemon-reload").returncode == 0
+    try:
+        r = host.approve(late["action_id"], "looks right")
+        assert r.returncode == 0, r.stderr
+        row = host.wait_status(late["action_id"], FINAL)
+    finally:
+        c.sh("rm -f /etc/systemd/system/innocent.service && systemctl daemon-reload")
     assert row["status"] == "refused" and row["started_at"] is None
-    reason = host.cli("actions", "show", str(alias["action_id"])).stdout
-    assert "protected unit systemd-journald.service" in reason
+    assert "protected unit systemd-journald.service" in host.refusal(late["action_id"])
 
 
 def test_suggest_waits_until_a_person_approves(host: Host) -> None:
@@ -270,9 +338,9 @@ def test_suggest_waits_until_a_person_approves(host: Host) -> None:
     host.wait_status(other["action_id"], FINAL)
     assert host.row(out["action_id"])["status"] == "queued" and host.lines("/run/flaky2-starts") == 0
     # the orchestrator's user cannot approve (no key); root can
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right", user="nobody")
+    r = host.approve(out["action_id"], "looks right", user="nobody")
     assert r.returncode == 1 and "not readable" in r.stderr and "Traceback" not in r.stderr
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "looks right")
+    r = host.approve(out["action_id"], "looks right")
     assert r.returncode == 0, r.stderr
     row = host.wait_status(out["action_id"], FINAL)
     assert row["status"] == "verified" and host.lines("/run/flaky2-starts") == 1
@@ -288,7 +356,7 @@ def test_an_expired_approval_does_nothing(host: Host) -> None:
     assert host.cli("pause").returncode == 0
     out = host.propose("flaky3.service", config="orch-suggest")
     assert out["decision"] == "queue" and "paused" in out["reason"]
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "ok", config="orch-short-ttl")
+    r = host.approve(out["action_id"], "ok", config="orch-short-ttl")
     assert r.returncode == 0, r.stderr
     with psycopg.connect(host.db.conninfo(host.db.orchestrator)) as conn:
         expires = conn.execute("SELECT expires_at FROM action_approvals WHERE action_id = %s",
@@ -303,7 +371,9 @@ def test_an_expired_approval_does_nothing(host: Host) -> None:
 
 def test_kill_9_mid_action_is_interrupted_verified_and_not_rerun(host: Host) -> None:
     c = host.c
-    assert c.run(["systemctl", "start", "slow.service"], timeout=60).returncode == 0
+    c.run(["systemctl", "start", "slow.service"], timeout=60)
+    wait_until(lambda: c.run(["systemctl", "is-failed", "slow.service"]).stdout.strip() == "failed", 30,
+               "slow.service failed")
     assert host.lines("/run/slow-starts") == 1
     out = host.propose("slow.service")
     assert out["decision"] == "execute"
@@ -331,7 +401,7 @@ def test_rollback_generation_runs_the_switch_detached_with_systemd_run(host: Hos
     gen1, gen2 = host.gens
     out = host.propose(None, action="rollback_generation")
     assert out["decision"] == "queue" and "high risk" in out["reason"]
-    r = host.cli("actions", "approve", str(out["action_id"]), "--reason", "upgrade broke nginx")
+    r = host.approve(out["action_id"], "upgrade broke nginx")
     assert r.returncode == 0, r.stderr
     row = host.wait_status(out["action_id"], FINAL, timeout=120)
     assert row["status"] == "verified", row["verification"]
@@ -347,14 +417,35 @@ def test_rollback_generation_runs_the_switch_detached_with_systemd_run(host: Hos
     assert c.run(["systemctl", "is-active", unit]).stdout.strip() in ("inactive", "unknown")  # cleaned up
 
 
-def test_vacuum_journal_and_reset_failed_on_real_systemd(host: Host) -> None:
-    c = host.c
-    out = host.propose(None, action="vacuum_journal", max_size_mb=64)
+def test_vacuum_journal_is_refused_while_the_journal_has_room(host: Host) -> None:
+    out = host.propose(None, action="vacuum_journal", max_size_mb=1024)
     assert out["decision"] == "execute"
     row = host.wait_status(out["action_id"], FINAL)
-    assert row["status"] == "verified", row["verification"]
+    assert row["status"] == "refused" and row["started_at"] is None
+    reason = host.refusal(out["action_id"])
+    assert reason.startswith("precondition not met: the file system holding /") and \
+        "% full, below thresholds.disk_percent 90%" in reason, reason
+
+
+def test_vacuum_journal_runs_when_the_journal_file_system_is_full(host: Host) -> None:
+    c = host.c
+    # A small file system for /var/log/journal, 15 of its 16 MiB taken: above the 90% threshold.
+    r = c.sh("mkdir -p /var/log/journal && mount -t tmpfs -o size=16m,mode=2755 aisx-journal /var/log/journal && "
+             "journalctl --rotate && head -c 15M /dev/zero > /var/log/journal/filler")
+    try:
+        assert r.returncode == 0, r.stderr
+        out = host.propose(None, action="vacuum_journal", max_size_mb=64)
+        assert out["decision"] == "execute"
+        row = host.wait_status(out["action_id"], FINAL)
+    finally:
+        c.sh("rm -f /var/log/journal/filler; umount -l /var/log/journal; journalctl --rotate")
+    assert row["status"] == "verified", (row["verification"], host.cli("actions", "show", str(out["action_id"])).stdout)
     assert [s["argv"] for s in row["result"]["steps"]] == [["journalctl", "--rotate"],
                                                          ["journalctl", "--vacuum-size=64M"]]
+
+
+def test_reset_failed_on_real_systemd(host: Host) -> None:
+    c = host.c
     c.write("/etc/systemd/system/broken.service", "[Service]\nExecStart=/bin/false\n")
     c.run(["systemctl", "daemon-reload"])
     c.run(["systemctl", "start", "broken.service"])

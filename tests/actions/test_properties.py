@@ -126,3 +126,25 @@ def test_every_shipped_action_is_typed() -> None:
         "rollback_generation": "high", "nix_store_repair": "high", "notify": "low"}
     gc = CATALOG.validate("collect_garbage", {"older_than_days": 14}).steps(Paths())
     assert gc[0].argv == ("nix-collect-garbage", "--delete-older-than", "14d")  # never plain -d
+
+
+def test_every_action_declares_its_world_preconditions() -> None:
+    """Declared data on each action, every one of them checked by the executor; none is implicit."""
+    import dataclasses
+
+    import pytest
+
+    from ai_sysadmin.actions.catalog import ActionSpec, Precondition
+    from ai_sysadmin.actions.preconditions import CHECKS
+
+    assert set(CHECKS) == set(Precondition)
+    assert next(f for f in dataclasses.fields(ActionSpec) if f.name == "requires").default is dataclasses.MISSING
+    with pytest.raises(TypeError, match="requires"):
+        ActionSpec(id="x", description="", risk="low", parameters={}, verification="", target_of=str,  # type: ignore[call-arg]
+                   steps_of=lambda p, _: ())
+    unit = (Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING)
+    assert {s.id: s.requires for s in CATALOG.specs.values()} == {
+        "restart_unit": unit, "reset_failed_unit": unit, "vacuum_journal": (Precondition.JOURNAL_FS_FULL,),
+        "collect_garbage": (Precondition.NIX_STORE_FS_FULL,), "rollback_generation": (Precondition.GENERATION_BOUND,),
+        "nix_store_repair": (), "notify": ()}
+    assert CATALOG.get("restart_unit").describe()["preconditions"] == [p.value for p in unit]  # type: ignore[union-attr]

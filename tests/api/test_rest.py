@@ -40,13 +40,23 @@ def test_incidents_and_actions_and_approval_by_key_name(api: ApiProcess) -> None
     assert r.status_code == 400 and r.json()["error"]["param"] == "reason"
     r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", json={"reason": "no key"})
     assert r.status_code == 401
+    # what the person approves is what GET showed: its digest goes back with the approval
+    digest = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers=_h(api)).json()["digest"]
     r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"), json={"reason": "looks right"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "digest"
+    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"),
+                   json={"reason": "looks right", "digest": "0" * 64})
+    assert r.status_code == 409 and f"action {aid} changed since you looked at it" in r.json()["error"]["message"]
+    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"),
+                   json={"reason": "looks right", "digest": digest})
     assert r.status_code == 200, r.text
-    assert r.json()["approver"] == "ops"
+    assert r.json()["approver"] == "ops" and r.json()["digest"] == digest
     shown = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers=_h(api)).json()
     assert shown["status"] == "approved"
     assert shown["steps"][-1]["actor"] == "ops" and shown["approvals"][0]["signed"] is True
-    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api), json={"reason": "again"})
+    assert shown["approvals"][0]["digest"] == digest
+    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api), json={"reason": "again",
+                                                                                      "digest": digest})
     assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
 
 

@@ -108,7 +108,7 @@ def test_chat_session_with_commands(tmp_path: Path, meta_server, migrated) -> No
     db, _ = migrated
     config = write_config(tmp_path, {"database": db, "roles": {"meta": meta_role(meta_server)},
                                      "meta": {**TINY_META, "max_steps": 1, "tools": ["disk_usage"]}})
-    script = "/help\n/actions\n/approve 1\n/approve x\n/incident 99\nIs a disk full?\n/nope\n/quit\n"
+    script = "/help\n/actions\n/approve 1 0123abcd\n/approve 1\n/incident 99\nIs a disk full?\n/nope\n/quit\n"
     r = cli(config, "chat", stdin=script)
     assert r.returncode == 0, r.stderr
     out = r.stdout

@@ -266,6 +266,64 @@ async def test_largest_dirs_stays_under_the_allowed_roots(tmp_path: Path) -> Non
     assert r.ok and any(m["mount"] == "/" for m in r.data["mounts"])
 
 
+def _exchange(a: Path, b: Path) -> None:
+    """renameat2(RENAME_EXCHANGE): swap two names atomically, so the path never goes missing."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(a))
+
+
+async def test_largest_dirs_measures_what_it_opened_while_a_symlink_is_swapped(tmp_path: Path) -> None:
+    """A component of the checked path flips, atomically and as fast as a thread can, between a
+    directory and a symlink to a tree outside the allowed root while largest_dirs runs: the other
+    tree never shows (with `du` on the checked path it did)."""
+    import threading
+
+    from rig.require import need
+
+    root, other = tmp_path / "allowed", tmp_path / "other"
+    for base, prefix in ((root / "d", "mine"), (other, "secret")):
+        for i in range(3):
+            (base / "inner" / f"{prefix}-{i}").mkdir(parents=True)
+            (base / "inner" / f"{prefix}-{i}" / "f").write_bytes(b"\0" * 8192 * (i + 1))
+    d, link = root / "d", root / "d.link"
+    link.symlink_to(other)
+    try:
+        _exchange(d, link)
+        _exchange(d, link)
+    except (AttributeError, OSError) as exc:
+        need(f"renameat2(RENAME_EXCHANGE) not available here: {exc}")
+    tools = build_toolset(cfg_for(tmp_path, meta={"disk_paths": [str(root)]}))
+    stop = threading.Event()
+    swaps = 0
+
+    def swap() -> None:
+        nonlocal swaps
+        while not stop.is_set():
+            _exchange(d, link)  # d: directory <-> symlink to the other tree
+            swaps += 1
+
+    t = threading.Thread(target=swap)
+    t.start()
+    seen, ok = set(), 0
+    try:
+        for _ in range(1000):
+            r = await tools.call("largest_dirs", {"path": str(d / "inner")})
+            assert "secret" not in r.text and "secret" not in str(r.data), r.text
+            if r.ok:
+                ok += 1
+                seen |= {Path(x["path"]).name for x in r.data["dirs"]}
+    finally:
+        stop.set()
+        t.join()
+    assert swaps > 100, swaps  # the race really ran
+    assert ok > 0 and seen == {"mine-0", "mine-1", "mine-2"}
+
+
 async def test_top_processes_sees_a_memory_hog(tmp_path: Path) -> None:
     hog = subprocess.Popen([sys.executable, "-c", "import sys,time; x = bytearray(400 * 1024 * 1024); "
                             "x[::4096] = b'1' * len(x[::4096]); print('ready', flush=True); time.sleep(120)"],

@@ -51,13 +51,13 @@ async def test_retention_drops_old_partitions_and_rows(pg_database: dict[str, An
         await store.llm_calls.drain()
         report = await store.run_retention()
         assert report.dropped_partitions == [f"metrics_p{old:%Y%m%d}"]
-        assert report.deleted["audit_log"] == 1
+        assert "audit_log" not in report.deleted  # append-only for every role: audit_days is ignored
         points = await store.metrics.query("mem.percent", now - timedelta(days=365))
         assert [p.value for p in points] == [2.0]
         async with store.pool.connection() as conn:
             parts = await store.partitions.existing(conn)
-            cur = await conn.execute("SELECT subject FROM audit_log")
-            assert [r[0] for r in await cur.fetchall()] == ["action 2"]
+            cur = await conn.execute("SELECT subject FROM audit_log ORDER BY id")
+            assert [r[0] for r in await cur.fetchall()] == ["action 1", "action 2"]
         assert (now + timedelta(days=2)).date() in parts  # created ahead
         assert old.date() not in parts and recent.date() in parts
     finally:
@@ -74,6 +74,14 @@ async def test_audit_log_is_append_only(pg_database: dict[str, Any], tmp_path: P
             await conn.rollback()
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 await conn.execute("DELETE FROM audit_log")
+            await conn.rollback()
+            # the retention job's old bypass is gone, and TRUNCATE (no row trigger sees it) is refused
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                await conn.execute("SET LOCAL ai_sysadmin.retention = 'on'")
+                await conn.execute("DELETE FROM audit_log")
+            await conn.rollback()
+            with pytest.raises(psycopg.errors.RaiseException, match=r"append-only \(TRUNCATE refused\)"):
+                await conn.execute("TRUNCATE audit_log")
             await conn.rollback()
             cur = await conn.execute("SELECT actor, event, detail FROM audit_log")
             assert await cur.fetchall() == [("policy", "queued", {"risk": "low"})]

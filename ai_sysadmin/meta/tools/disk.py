@@ -1,9 +1,17 @@
-"""disk_usage (space and inodes per mount) and largest_dirs (under an allow-listed set of roots)."""
+"""disk_usage (space and inodes per mount) and largest_dirs (under an allow-listed set of roots).
+
+largest_dirs measures the directory it opened, not a path: it opens the allowed path
+component by component without following any symlink, then walks from that fd
+(os.fwalk), so a symlink swapped in after the check cannot make it list another tree.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import stat
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -47,6 +55,85 @@ def allowed(path: str, roots: tuple[str, ...]) -> str:
     raise ToolError(f"invalid argument path: {real!r} is not under an allowed root ({', '.join(roots)})")
 
 
+@dataclass
+class Measured:
+    total: int = 0  # bytes allocated under the directory, itself included (du -x -B1)
+    children: dict[str, int] = field(default_factory=dict)  # first-level subdirectory -> bytes
+    unreadable: int = 0
+
+
+def open_dir(path: str) -> int:
+    """An fd on the directory at `path`, reached through no symbolic link at all.
+
+    Each component is opened relative to its parent with O_NOFOLLOW, so a link swapped
+    into any part of the path after `allowed` resolved it fails the open (ELOOP/ENOTDIR)
+    instead of leading somewhere else.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", flags)
+    try:
+        for part in (p for p in path.split("/") if p):
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as exc:
+        os.close(fd)
+        raise ToolError(f"invalid argument path: {path!r} is not a directory reachable without symlinks "
+                        f"({exc.strerror})") from None
+    return fd
+
+
+def measure(path: str, deadline: float) -> Measured:
+    """du -x --max-depth=1 of the directory opened at `path`, walked only through file descriptors.
+
+    os.fwalk from that fd never follows a symbolic link and never re-resolves a path, so
+    what is measured is the tree that was opened, whatever is renamed meanwhile.  Same
+    file system only (-x); hard links counted once.
+    """
+    fd = open_dir(path)
+    out = Measured()
+    seen: set[tuple[int, int]] = set()
+    try:
+        dev = os.fstat(fd).st_dev
+
+        def error(exc: OSError) -> None:
+            out.unreadable += 1
+
+        for top, dirs, files, dfd in os.fwalk(".", dir_fd=fd, onerror=error, follow_symlinks=False):
+            if time.monotonic() > deadline:
+                raise ToolError("largest_dirs timed out; pick a deeper, smaller directory")
+            child = top.split("/")[1] if top != "." else None
+            size = os.fstat(dfd).st_blocks * 512
+            for name in (*files, *dirs):
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except OSError:
+                    out.unreadable += 1
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    continue  # counted (with its contents) when fwalk enters it
+                if st.st_nlink > 1:
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                size += st.st_blocks * 512
+            # -x: do not descend into another file system
+            dirs[:] = [d for d in dirs if _same_dev(d, dfd, dev)]
+            out.total += size
+            if child is not None:
+                out.children[child] = out.children.get(child, 0) + size
+    finally:
+        os.close(fd)
+    return out
+
+
+def _same_dev(name: str, dfd: int, dev: int) -> bool:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False).st_dev == dev
+    except OSError:
+        return False
+
+
 def human(n: float) -> str:
     for unit in ("B", "K", "M", "G", "T"):
         if abs(n) < 1024 or unit == "T":
@@ -68,23 +155,13 @@ def tools(ctx: Any) -> list[Tool]:
 
     async def largest(args: dict[str, Any]) -> ToolOutput:
         path = allowed(args["path"], roots)
-        if not os.path.isdir(path):
-            raise ToolError(f"invalid argument path: {path!r} is not a directory")
         limit = args.get("limit", 10)
-        r = await ctx.runner.run(["du", "-x", "-B1", "--max-depth=1", "--", path])
-        if r.timed_out:
-            raise ToolError("du timed out; pick a deeper, smaller directory")
-        sizes = []
-        for line in r.stdout.splitlines():
-            size, _, name = line.partition("\t")
-            if size.isdigit() and name and name != path:
-                sizes.append((int(size), name))
-        sizes.sort(reverse=True)
-        total = next((int(s) for s, _, n in (ln.partition("\t") for ln in r.stdout.splitlines())
-                      if n == path and s.isdigit()), sum(s for s, _ in sizes))
+        m = await asyncio.to_thread(measure, path, time.monotonic() + ctx.runner.timeout)
+        sizes = sorted(((b, os.path.join(path, name)) for name, b in m.children.items()), reverse=True)
+        total = m.total
         lines = [f"{human(total)} {path} (total)"] + [f"{human(s)} {n}" for s, n in sizes[:limit]]
-        if r.stderr.strip():
-            lines.append(f"({len(r.stderr.splitlines())} entries unreadable)")
+        if m.unreadable:
+            lines.append(f"({m.unreadable} entries unreadable)")
         return ToolOutput("\n".join(lines), {"total": total, "dirs": [{"path": n, "bytes": s} for s, n in sizes[:limit]]},
                           f"{path}: {human(total)}" + (f", largest {sizes[0][1]}" if sizes else ""))
 

@@ -86,7 +86,7 @@ let
 
   pythonPackageNames = [
     "openai" "aiohttp" "psycopg" "psycopg-pool" "chromadb" "prometheus-client" "jsonschema"
-    "psutil" "rank-bm25" "cachetools" "jsonpickle" "pytest" "pytest-asyncio" "pytest-timeout"
+    "psutil" "rank-bm25" "google-re2" "cachetools" "jsonpickle" "pytest" "pytest-asyncio" "pytest-timeout"
     "setuptools" "setuptools-scm" "wheel" "pytestCheckHook" "hypothesis"
   ];
   # callPackage: call a function (or a file holding one) with the attributes it names.
@@ -153,6 +153,15 @@ let
     writeShellScriptBin = name: text: standIn name {
       binName = name;
       scriptText = "#!${self.runtimeShell}\n${text}";
+      meta.mainProgram = name;
+    };
+    # trivial-builders.nix: bin/<name> running `text` under bash with errexit, nounset
+    # and pipefail (runtimeInputs prepended to PATH).  Carried like writeShellScriptBin.
+    writeShellApplication = { name, text, runtimeInputs ? [ ], ... }: standIn name {
+      binName = name;
+      scriptText = "#!${self.runtimeShell}\nset -o errexit\nset -o nounset\nset -o pipefail\n"
+        + lib.optionalString (runtimeInputs != [ ]) "export PATH=\"${lib.makeBinPath runtimeInputs}:$PATH\"\n"
+        + "\n${text}\n";
       meta.mainProgram = name;
     };
     formats.json = { }: {

@@ -88,6 +88,7 @@ let
     optionalString = cond: s: if cond then s else "";
     concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
     concatMapStrings = f: xs: concatStringsSep "" (map f xs);
+    concatLines = concatMapStrings (s: s + "\n");
     concatStrings = concatStringsSep "";
     hasPrefix = p: s: substring 0 (stringLength p) s == p;
     hasSuffix = p: s: let lp = stringLength p; ls = stringLength s; in ls >= lp && substring (ls - lp) lp s == p;

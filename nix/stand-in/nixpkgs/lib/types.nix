@@ -118,6 +118,12 @@ let
       check = x: isStringLike x && builtins.substring 0 1 (toString x) == "/";
       merge = mergeEqual;
     };
+    # As lib/types.nix: a path in the Nix store (a store path or a file below one).
+    pathInStore = mkOptionType {
+      name = "pathInStore"; description = "path in the Nix store";
+      check = x: isStringLike x && builtins.match "${builtins.storeDir}/[^.].*" (toString x) != null;
+      merge = mergeEqual;
+    };
     # As lib/types.nix: a derivation or a store path itself; any other string (say
     # "/usr/bin/llama-server" or "llama-cpp") is rejected.
     package = mkOptionType {

@@ -12,6 +12,7 @@ let
     ./modules/systemd.nix
     ./modules/postgresql.nix
     ./modules/chromadb.nix
+    ./modules/pre-switch-check.nix
   ];
   pkgs = pkgsFor { system = sys; config = pre.config.nixpkgs.config; };
   pre = lib.evalModules {
