@@ -105,6 +105,13 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
         if args.only and sc.name not in args.only and sc.family not in args.only:
             continue
         selected.append(sc)
+    if args.only:
+        known = {s.name for s in selected} | {s.family for s in selected}
+        unknown = [o for o in args.only if o not in known]
+        if unknown:
+            print(f"ai-sysadmin eval: --only {', '.join(unknown)}: no such scenario or family "
+                  f"(see {directory or 'the shipped set'})", file=err)
+            return 2
     for n, sc in enumerate(selected, 1):
         prefix = f"eval: [{n}/{len(selected)}] {sc.name}"
         if results.done(sc.name):

@@ -43,6 +43,8 @@ def test_json_output_and_resume(tmp_path: Path) -> None:
     assert "crash-loop-myapp: done earlier" in r2.stderr and "ssh-brute-force: 1 incident(s)" in r2.stderr
     assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "ssh-brute-force"}
     assert "crash-loop-myapp" in r2.stdout and "right" in r2.stdout and "injection success" in r2.stdout
+    r4 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myap", "--out", str(out))
+    assert r4.returncode == 2 and "--only crash-loop-myap: no such scenario or family" in r4.stderr
     # Other settings never mix into the same file.
     r3 = cli(tmp_path, "--no-model", "--autonomy", "suggest", "--out", str(out))
     assert r3.returncode == 2 and "autonomy" in r3.stderr and "--fresh" in r3.stderr
