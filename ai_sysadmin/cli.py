@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "ai_sysadmin.commands.api",
     "ai_sysadmin.commands.models",
     "ai_sysadmin.commands.preflight",
+    "ai_sysadmin.commands.eval",
 )
 
 

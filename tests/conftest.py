@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:
 
 from ai_sysadmin.config import Config, RoleConfig, parse_config  # noqa: E402
 from rig.journal import JournalWriter  # noqa: E402
-from rig.llama import LlamaServer, tiny_server  # noqa: E402
+from rig.llama import LlamaServer, judge_server, tiny_server  # noqa: E402
 from rig.paths import PartMissing  # noqa: E402
 from rig.postgres import PgCluster  # noqa: E402
 from rig.require import need  # noqa: E402
@@ -31,10 +31,11 @@ def rig_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rig-logs")
 
 
-def _server(alias: str, logs: Path, *, log_name: str | None = None, **kw: Any) -> Iterator[LlamaServer]:
-    """A started tiny llama-server, stopped at the end; `log_name` keeps a second server of one alias apart."""
+def _server(alias: str, logs: Path, *, log_name: str | None = None, judge: bool = False,
+            **kw: Any) -> Iterator[LlamaServer]:
+    """A started tiny (or judge) llama-server, stopped at the end; `log_name` keeps a second server of one alias apart."""
     try:
-        server = tiny_server(alias, logs, **kw)
+        server = (judge_server if judge else tiny_server)(alias, logs, **kw)
     except PartMissing as exc:
         need(str(exc))
     if log_name:
@@ -67,6 +68,13 @@ def llama_meta(rig_logs: Path) -> Iterator[LlamaServer]:
 def llama_embed(rig_logs: Path) -> Iterator[LlamaServer]:
     """The embed role: the tiny model served with --embeddings (real, if small, vectors)."""
     yield from _server("embed", rig_logs, embeddings=True)
+
+
+@pytest.fixture(scope="session")
+def llama_judge(rig_logs: Path) -> Iterator[LlamaServer]:
+    """Qwen2.5-Coder-1.5B-Instruct with --jinja: the instruct model that can actually judge
+    (review answers, tool calls); SmolLM2-135M only proves the plumbing."""
+    yield from _server("judge", rig_logs, judge=True, tools=True, ctx_size=8192, parallel=1)
 
 
 def role_config(server: LlamaServer | None, name: str, url: str | None = None, **overrides: Any) -> RoleConfig:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
 import sys
-import time
 from typing import Any, TextIO
 
-from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
+from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.reader import JournalctlError
-
-PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
-MAX_BAD_SHOWN = 10
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,64 +76,21 @@ def _unreadable(source: str) -> str | None:
 
 
 async def replay(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO) -> int:
-    from ai_sysadmin.llm import LLMClient
-    from ai_sysadmin.trigger.service import build_pipeline
-    from ai_sysadmin.trigger.sources import iter_entries
+    from ai_sysadmin.trigger.replay import run_l1
 
-    tcfg = cfg.trigger
-    if args.window:
-        tcfg = dataclasses.replace(tcfg, window_seconds=args.window)
-    # Replay is offline work: no per-minute budget, but still one call per new template.
-    tcfg = dataclasses.replace(tcfg, model_calls_per_minute=1e9)
-    use_model = not args.no_model and tcfg.model and cfg.roles.trigger.enable
-    client = LLMClient(cfg.roles.trigger) if use_model else None
-    pipeline = build_pipeline(tcfg, state_dir=args.state_dir, model=client)
-    bad_shown = 0
-
-    def on_bad(lineno: int, reason: str) -> None:
-        nonlocal bad_shown
-        pipeline.bad_line()
-        if bad_shown < MAX_BAD_SHOWN:
-            print(f"replay: line {lineno}: skipped: {reason}", file=err)
-            bad_shown += 1
-
-    worker = asyncio.create_task(pipeline.classifier.run()) if pipeline.classifier else None
-    started = last = time.monotonic()
-    try:
-        for i, entry in enumerate(iter_entries(args.source, max_message=tcfg.max_message, on_bad=on_bad,
-                                               kind=args.kind), 1):
-            pipeline.process(entry)
-            if i % 4096 == 0:
-                await asyncio.sleep(0)  # let model calls progress
-                now = time.monotonic()
-                if now - last >= PROGRESS_EVERY:
-                    last = now
-                    print(f"replay: {i} entries, {i / (now - started):,.0f}/s, "
-                          f"{pipeline.stats.novel_templates} templates", file=err)
-        if pipeline.classifier is not None:
-            await pipeline.classifier.drain()
-            while not pipeline.classifier.idle:
-                await asyncio.sleep(0.05)
-    finally:
-        if worker is not None:
-            worker.cancel()
-        if client is not None:
-            await client.aclose()
-    triggers = sorted(pipeline.totals(), key=lambda t: (t.first_seen, -SEVERITY_RANK[t.severity], t.id))
+    l1 = await run_l1(cfg, args.source, use_model=not args.no_model, window=args.window, state_dir=args.state_dir,
+                      kind=args.kind, err=err)
+    triggers, s = l1.triggers, l1.pipeline.stats
     if getattr(args, "through", "triggers") == "review":
         from ai_sysadmin.review.replay import through_review
 
-        print(f"replay: {pipeline.stats.entries} entries, {len(triggers)} trigger(s)", file=err)
+        print(f"replay: {s.entries} entries, {len(triggers)} trigger(s)", file=err)
         return await through_review(cfg, triggers, out, err, use_model=not args.no_model,
                                     autonomy=args.autonomy, metrics_path=args.metrics)
     for t in triggers:
         print(json.dumps(_row(t), ensure_ascii=False) if args.format == "json" else _text(t), file=out)
-    s = pipeline.stats
-    c = pipeline.classifier
-    model = "off" if c is None else (f"{c.calls} call(s), degraded: {c.last_error}" if c.degraded
-                                     else f"{c.calls} call(s)")
     print(f"replay: {s.entries} entries, {s.bad_lines} bad line(s), {s.novel_templates} templates, "
-          f"{len(triggers)} trigger(s); model: {model}", file=err)
+          f"{len(triggers)} trigger(s); model: {l1.model_summary}", file=err)
     return 0
 
 

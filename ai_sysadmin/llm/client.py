@@ -38,6 +38,7 @@ from ai_sysadmin.llm.errors import (
     ModelUnavailable,
     Unsupported,
 )
+from ai_sysadmin.llm.textcalls import content_tool_call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -237,24 +238,31 @@ class LLMClient:
         choice = resp.choices[0]
         calls: list[ToolCall] = []
         known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
-        for i, tc in enumerate(choice.message.tool_calls or []):
-            fn = tc.function
-            raw = fn.arguments or "{}"
+        content = choice.message.content
+        native = [(tc.id, tc.function.name, tc.function.arguments) for tc in choice.message.tool_calls or []]
+        if not native:
+            # Small models write the call as a (fenced) JSON object in the text; read
+            # exactly that shape as a call, checked below like a native one (llm.textcalls).
+            text_call = content_tool_call(content, known)
+            if text_call is not None:
+                native, content = [(None, text_call.name, text_call.raw_arguments)], None
+        for i, (call_id, name, arguments) in enumerate(native):
+            raw = arguments or "{}"
             error = None
             args: Any = {}
-            if fn.name not in known and not lenient:
-                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {fn.name!r}", raw=raw)
+            if name not in known and not lenient:
+                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {name!r}", raw=raw)
             try:
                 args = json.loads(raw)
                 if not isinstance(args, dict):
-                    error = f"tool call {i} ({fn.name}) arguments are not an object"
+                    error = f"tool call {i} ({name}) arguments are not an object"
             except json.JSONDecodeError as exc:
-                error = f"tool call {i} ({fn.name}) arguments are not JSON: {exc.msg}"
+                error = f"tool call {i} ({name}) arguments are not JSON: {exc.msg}"
             if error is not None and not lenient:
                 raise BadModelOutput(self.name, error, raw=raw)
-            calls.append(ToolCall(id=tc.id or f"call_{i}", name=str(fn.name or ""),
+            calls.append(ToolCall(id=call_id or f"call_{i}", name=str(name or ""),
                                   arguments=args if error is None else {}, error=error, raw=raw[:300]))
-        return ToolTurn(content=choice.message.content, tool_calls=calls, finish_reason=choice.finish_reason)
+        return ToolTurn(content=content, tool_calls=calls, finish_reason=choice.finish_reason)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         resp = await self._call("embed", lambda: self._sdk.embeddings.create(model=self.role.model, input=texts))

@@ -15,12 +15,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
+
+
+PROPOSAL_KEYS = ("action", "params", "risk", "source", "decision", "reason", "incident", "errors")
 
 
 class SnapshotError(ValueError):
@@ -55,8 +59,23 @@ def load_snapshot(path: str) -> tuple[list[Any], Any]:
     return samples, units
 
 
-async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, err: TextIO, *,
-                         use_model: bool, autonomy: str | None, metrics_path: str | None) -> int:
+@dataclass
+class ReviewRun:
+    """What incidents, L2, L3 and the policy made of a set of triggers (nothing executed)."""
+
+    triggers: list[Trigger]  # L1's, plus threshold triggers from the snapshot
+    incidents: list[Any]  # incidents.correlate.Incident, numbered from 1 in opening order
+    incident_of: dict[str, int]  # trigger id -> incident number
+    result: Any  # review.service.ReviewResult
+    seconds: float  # wall time of correlation + context + review + policy
+
+
+async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model: bool, autonomy: str | None,
+                          samples: Sequence[Any] = (), units: Any = None) -> ReviewRun:
+    """Triggers -> incidents -> L2 -> L3 -> policy, in memory, with the dry-run proposer.
+
+    `samples`/`units` (a metric snapshot) add threshold triggers and the unit states.
+    """
     from ai_sysadmin.actions.catalog import load_catalog
     from ai_sysadmin.actions.service import DryRunProposer
     from ai_sysadmin.collect.thresholds import evaluate
@@ -67,17 +86,16 @@ async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, 
     from ai_sysadmin.review.service import ReviewService
     from ai_sysadmin.review.state import SnapshotState
 
+    started = time.monotonic()
     if autonomy:
         cfg = dataclasses.replace(cfg, autonomy_level=autonomy)
-    samples: list[Any] = []
     view = UnitView(False, reason="replay: no unit state (give --metrics with units)")
     triggers = list(triggers)
-    if metrics_path:
-        try:
-            samples, units = load_snapshot(metrics_path)
-        except (SnapshotError, OSError) as exc:
-            print(f"ai-sysadmin replay: {exc}", file=err)
-            return 2
+    samples = list(samples)
+    if samples or units is not None:
+        from ai_sysadmin.collect.units import UnitStates
+
+        units = units if units is not None else UnitStates(False, "not in the snapshot")
         # Thresholds time unit states "now"; a snapshot is at its own time.
         at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), timezone.utc)
         triggers += [dataclasses.replace(t, first_seen=at, last_seen=at) if t.source == "threshold:failed-unit" else t
@@ -108,19 +126,33 @@ async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, 
     finally:
         if client is not None:
             await client.aclose()
+    return ReviewRun(triggers, incidents, incident_of, res, time.monotonic() - started)
+
+
+async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, err: TextIO, *,
+                         use_model: bool, autonomy: str | None, metrics_path: str | None) -> int:
+    samples: list[Any] = []
+    units = None
+    if metrics_path:
+        try:
+            samples, units = load_snapshot(metrics_path)
+        except (SnapshotError, OSError) as exc:
+            print(f"ai-sysadmin replay: {exc}", file=err)
+            return 2
+    run = await review_pipeline(cfg, triggers, use_model=use_model, autonomy=autonomy, samples=samples, units=units)
+    res, incidents, incident_of = run.result, run.incidents, run.incident_of
 
     def emit(obj: dict[str, Any]) -> None:
         print(json.dumps(obj, ensure_ascii=False, default=str), file=out)
 
-    for t in triggers:
+    for t in run.triggers:
         emit({"kind": "trigger", **t.to_json(), "incident": incident_of.get(t.id)})
     for inc in incidents:
         emit({"kind": "incident", **inc.to_json()})
     for f in res.findings:
         emit({"kind": "finding", **f})
     for p in res.proposals:
-        emit({"kind": "proposal", **{k: p.get(k) for k in ("action", "params", "risk", "source", "decision",
-                                                             "reason", "incident", "errors")}})
+        emit({"kind": "proposal", **{k: p.get(k) for k in PROPOSAL_KEYS}})
     print(f"replay: {len(incidents)} incident(s), review {res.outcome}"
           f"{' (' + res.error + ')' if res.error else ''}, {len(res.findings)} finding(s), "
           f"{len(res.proposals)} proposal(s), context {res.context_tokens} tokens"
