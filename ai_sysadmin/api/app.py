@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ai_sysadmin.api import health, rest, v1
+from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.auth import KeyRing, auth_middleware_for
 from ai_sysadmin.api.errors import error_middleware
 from ai_sysadmin.api.limits import ConcurrencyLimiter
@@ -49,6 +50,7 @@ def create_app(cfg: Config, *, pool: Any = None, agent: Any = None, metrics: Api
                   metrics=metrics or ApiMetrics(), pool=pool, agent=agent)
     app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring)],
                           client_max_size=cfg.api.max_body_bytes)
+    requestlog.install(app)  # outermost: access and error lines, X-Request-Id
     app["state"] = st
     app["keyring"] = keyring
     app["max_body_bytes"] = cfg.api.max_body_bytes
@@ -84,7 +86,7 @@ async def _startup(app: web.Application) -> None:
     st.session = make_session()
     for role in cfg.roles.enabled():
         read_timeout = cfg.api.upstream_timeout or role.timeout
-        st.upstreams[role.name] = Upstream(role, st.session, read_timeout)
+        st.upstreams[role.name] = Upstream(role, st.session, read_timeout, cfg.api.upstream_idle_timeout)
     # Clients may name a role ("meta") or the id its server answers to (roles.meta.model).
     st.aliases = {name: name for name in st.upstreams}
     for name, up in st.upstreams.items():

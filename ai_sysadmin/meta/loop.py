@@ -106,6 +106,7 @@ class Investigation:
     outcome: str = "ok"  # one of OUTCOMES
     error: str | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)  # per model call: kind, latency_s, outcome
+    answer_streamed: bool = False  # the tool phase's final text already went out as answer_delta events
     latency_s: float = 0.0
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
     seen_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)  # evidence ids tools returned
@@ -156,7 +157,8 @@ class Investigator:
     # ------------------------------------------------------------------ the loop
 
     async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
-                          on_event: OnEvent | None = None) -> Investigation:
+                          on_event: OnEvent | None = None, stream_text: bool = False) -> Investigation:
+        """`stream_text`: tool turns are streamed too, so an answer given in one arrives token by token."""
         started = time.monotonic()
         inv = Investigation(question=question, incident_id=incident_id)
         emit = _Emitter(on_event)
@@ -167,7 +169,8 @@ class Investigator:
             messages = await self._opening(question, history or [], incident_id, known)
             final_text: str | None = None
             try:
-                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve)
+                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve,
+                                                    stream_text=stream_text)
             except _Stop as stop:
                 inv.outcome, inv.error = stop.outcome, str(stop)
                 await emit(Event("error", {"outcome": stop.outcome, "message": str(stop)}))
@@ -204,12 +207,21 @@ class Investigator:
         return messages
 
     async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
-                          tool_deadline: float) -> str | None:
+                          tool_deadline: float, stream_text: bool = False) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
         seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
         definitions = self.tools.definitions()
+        streamed: list[str] = []  # this turn's text, already shown
+
+        async def on_text(text: str) -> None:
+            streamed.append(text)
+            await emit(Event("answer_delta", {"text": text}))
+
         for turn_no in range(1, self.m.max_steps + 1):
+            if streamed:  # text of an earlier turn that then called tools: keep it apart
+                await emit(Event("answer_delta", {"text": "\n\n"}))
+                streamed.clear()
             remaining = tool_deadline - time.monotonic()
             if remaining <= 0:
                 raise _Stop("deadline", f"deadline reached after {turn_no - 1} step(s)")
@@ -218,7 +230,8 @@ class Investigator:
             try:
                 turn = await asyncio.wait_for(
                     tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
-                              max_tokens=self.m.step_max_tokens), remaining)
+                              max_tokens=self.m.step_max_tokens, on_text=on_text if stream_text else None),
+                    remaining)
             except asyncio.TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
@@ -253,6 +266,7 @@ class Investigator:
                                  "Call one tool with short arguments, or answer without tools."})
                 continue
             if not turn.calls:
+                inv.answer_streamed = bool(streamed)
                 return (turn.content or "").strip() or None
             calls = []
             for call in turn.calls:
@@ -322,7 +336,8 @@ class Investigator:
                             emit: "_Emitter", deadline: float) -> None:
         if final_text:
             inv.answer = final_text
-            await emit(Event("answer_delta", {"text": final_text}))
+            if not inv.answer_streamed:
+                await emit(Event("answer_delta", {"text": final_text}))
             messages.append({"role": "assistant", "content": final_text})
             return
         if inv.outcome == "failed" or self.m.answer_max_tokens == 0:
