@@ -16,7 +16,7 @@ from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.validate import check_chat, check_embeddings, decode_object, model_name, wants_stream
-from ai_sysadmin.api import shaping
+from ai_sysadmin.api import requestlog, shaping
 
 EMBED_ROLE = "embed"
 
@@ -136,6 +136,7 @@ async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, 
                       started: float) -> web.StreamResponse:
     # The server's own id, client tools, background caps, the slot size (api/shaping.py);
     # re-encoded at most once per request, never per chunk.
+    requestlog.note(request, model=model)
     body = await shaping.prepare(st.cfg.api, upstream, data, body)
     return await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data), model=model,
                        metrics=st.metrics, started=started)

@@ -88,6 +88,19 @@ def dead_meta_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: Llama
         proc.stop()
 
 
+@pytest.fixture(scope="module")
+def tools_pass_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, stall_server: LlamaServer,
+                   api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+    tmp = tmp_path_factory.mktemp("tools-pass-api")
+    cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=api_meta, embed=None, db=api_db,
+                      api={"client_tools": "pass"})
+    proc = _start(tmp, cfg, {})
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 def _client(api: ApiProcess) -> openai.OpenAI:
     key = next(iter(api.keys.values()), "none")
     return openai.OpenAI(base_url=f"{api.url}/v1", api_key=key, max_retries=0, timeout=120)
@@ -158,6 +171,21 @@ def test_silent_upstream_ends_the_stream_within_the_idle_limit(webui_api: ApiPro
     assert r2.choices
 
 
+def test_client_that_leaves_is_logged_as_499(webui_api: ApiProcess, stall_server: LlamaServer) -> None:
+    """Open WebUI's Stop closes the connection: the access line says 499, and the slot is freed."""
+    wait_slots_free(stall_server)
+    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
+                      json={"model": "review", "stream": True, "max_tokens": 2000, "ignore_eos": True,
+                            "messages": [{"role": "user", "content": "A long story."}]}) as r:
+        rid = r.headers["X-Request-Id"]
+        for n, _ in enumerate(r.iter_lines()):
+            if n >= 4:
+                break  # leaving the block closes the connection mid-answer
+    lines = _wait_logged(webui_api, rid, "status=499")
+    assert any("access " in line and "model=review" in line for line in lines)
+    wait_slots_free(stall_server)
+
+
 def test_background_tasks_are_capped_and_recognised(webui_api: ApiProcess) -> None:
     """0.12.4's follow-up request carries no max_tokens; ignore_eos would have it write to the slot's end."""
     before = metric(webui_api, "ai_sysadmin_api_background_requests_total", task="follow_ups")
@@ -181,6 +209,20 @@ def test_client_tools_are_dropped_for_role_models(webui_api: ApiProcess) -> None
     # The 29 tools rendered by the template would be thousands of prompt tokens.
     assert r.usage is not None and r.usage.prompt_tokens < 300, r.usage
     assert not r.choices[0].message.tool_calls
+
+
+def test_client_tools_pass_through_to_meta_when_configured(tools_pass_api: ApiProcess) -> None:
+    """api.client_tools = "pass": a client's own tools reach the role's server (the tests/api/test_openai.py
+    request, which yields no call with the default "drop")."""
+    from tests.api.test_openai import TOOLS
+
+    r = _client(tools_pass_api).chat.completions.create(
+        model="meta", messages=[{"role": "user", "content": "What is the status of nginx.service?"},
+                                {"role": "assistant", "content": "<tool_call>\n"}],
+        tools=TOOLS, tool_choice="required", max_tokens=64, temperature=0)
+    calls = r.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_unit_status"
+    assert isinstance(json.loads(calls[0].function.arguments), dict)
 
 
 def test_prompt_larger_than_the_slot_is_a_400_naming_its_size(webui_api: ApiProcess,
