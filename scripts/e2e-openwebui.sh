@@ -44,7 +44,9 @@ if [[ ! -f "$OWUI_VENV/.complete" ]]; then
   log "installing open-webui==$OWUI_VERSION and selenium into $OWUI_VENV"
   rm -rf "$OWUI_VENV"
   "$PYTHON" -m venv "$OWUI_VENV"
-  "$OWUI_VENV/bin/pip" install -q "open-webui==$OWUI_VERSION" selenium
+  # (pip warns once per package about this machine's extra file:// indexes; keep real errors)
+  "$OWUI_VENV/bin/pip" install -q "open-webui==$OWUI_VERSION" selenium \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   touch "$OWUI_VENV/.complete"
   log "installed"
 fi
