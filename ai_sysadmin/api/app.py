@@ -17,11 +17,11 @@ from typing import Any
 from aiohttp import web
 
 from ai_sysadmin.api import health, rest, v1
-from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.auth import KeyRing, auth_middleware_for
 from ai_sysadmin.api.errors import error_middleware
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.api.metrics import ApiMetrics, StoreSnapshot, render
+from ai_sysadmin.api.requestlog import install as install_request_log
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.upstream import Upstream, make_session
 from ai_sysadmin.config import Config, is_loopback
@@ -50,7 +50,7 @@ def create_app(cfg: Config, *, pool: Any = None, agent: Any = None, metrics: Api
                   metrics=metrics or ApiMetrics(), pool=pool, agent=agent)
     app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring)],
                           client_max_size=cfg.api.max_body_bytes)
-    requestlog.install(app)  # outermost: access and error lines, X-Request-Id
+    install_request_log(app)  # outermost: access and error lines, X-Request-Id
     app["state"] = st
     app["keyring"] = keyring
     app["max_body_bytes"] = cfg.api.max_body_bytes
