@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-log = logging.getLogger("ai_sysadmin.api.access")
+log = logging.getLogger(__name__)  # ai_sysadmin.api.requestlog
 
 HEADER = "X-Request-Id"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
