@@ -67,10 +67,26 @@ class Browser:
     def generating(self) -> bool:
         return bool(self.driver.find_elements(By.CSS_SELECTOR, 'button[aria-label="Stop"]'))
 
+    def _dialog_button(self) -> Any:
+        for label in ("Okay, Let's Go!", "Get started"):
+            for button in self.driver.find_elements(By.XPATH, f'//button[normalize-space()="{label}"]'):
+                if button.is_displayed():
+                    return button
+        return None
+
+    def dismiss_dialogs(self) -> None:
+        """The "What's New" changelog a fresh Open WebUI shows once, over the chat (if it comes, within 3 s)."""
+        try:
+            self.until(lambda: self._dialog_button() is not None, 3, "changelog dialog")
+        except TimeoutError:
+            return
+        self._dialog_button().click()
+
     def ask(self, model: str, question: str) -> float:
         """Open a new chat with `model` selected, send `question`; returns when it was sent."""
         self.driver.get(f"{self.url}/?models={model}")
         self.until(lambda: self.driver.find_element(By.ID, "chat-input").is_displayed(), 120, "chat input")
+        self.dismiss_dialogs()
         box = self.driver.find_element(By.ID, "chat-input")
         box.click()
         box.send_keys(question)
