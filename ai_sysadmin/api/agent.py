@@ -9,8 +9,10 @@ What the client gets, streamed as it happens:
       Investigating with read-only tools ...
       - `c1` **unit_status**(unit=nginx.service) → ok: failed since 10:02 ...
 
-* the answer as `content` deltas, token by token as the meta model writes it (also
-  when it answers inside a tool turn), then the proposals:
+* what the meta model writes during a tool turn, live in the same block (it is thinking
+  aloud before a tool call; when it is the answer instead, the answer follows whole);
+* the answer as `content` deltas, token by token as the meta model writes it, then the
+  proposals:
 
       **Proposed actions** (approve with the CLI or POST /api/v1/actions/ID/approve, never in chat)
       - action #12 restart_unit {"unit": "nginx.service"}: risk low, policy decision queue ...
@@ -254,6 +256,10 @@ class Renderer:
                 head = f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}** "
             state = "ok" if data.get("ok") else "failed"
             return f"{head}→ {state}: {_esc(data.get('summary'), SUMMARY_CHARS)}\n", ""
+        if kind == "turn_delta":
+            # Written during a tool turn: thinking aloud before a call (weak models write a lot
+            # of it), or the answer, which then follows whole as answer_delta.  Live either way.
+            return str(data.get("text") or ""), ""
         if kind == "answer_delta":
             if self.failed is not None:
                 return "", ""  # a fallback diagnosis written without the model: not an answer

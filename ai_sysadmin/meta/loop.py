@@ -45,7 +45,9 @@ from ai_sysadmin.meta.turn import tool_turn
 
 log = logging.getLogger(__name__)
 
-EVENT_KINDS = ("step_start", "step_result", "answer_delta", "proposal", "diagnosis", "error")
+# turn_delta: text the model writes during a tool turn, live; it is thinking aloud when the turn
+# then calls tools, and the answer when it does not (then also sent whole as an answer_delta).
+EVENT_KINDS = ("step_start", "step_result", "turn_delta", "answer_delta", "proposal", "diagnosis", "error")
 OUTCOMES = ("ok", "degraded", "failed", "deadline")
 MAX_REFUSALS_IN_A_ROW = 2
 ANSWER_RESERVE_SHARE = 0.3  # of the deadline, kept for the answer and the diagnosis
@@ -106,7 +108,6 @@ class Investigation:
     outcome: str = "ok"  # one of OUTCOMES
     error: str | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)  # per model call: kind, latency_s, outcome
-    answer_streamed: bool = False  # the tool phase's final text already went out as answer_delta events
     latency_s: float = 0.0
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
     seen_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)  # evidence ids tools returned
@@ -158,7 +159,8 @@ class Investigator:
 
     async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
                           on_event: OnEvent | None = None, stream_text: bool = False) -> Investigation:
-        """`stream_text`: tool turns are streamed too, so an answer given in one arrives token by token."""
+        """`stream_text`: tool turns are streamed too (turn_delta events), so what the model writes in
+        one is seen as it is written -- the agent API shows it in the live reasoning block."""
         started = time.monotonic()
         inv = Investigation(question=question, incident_id=incident_id)
         emit = _Emitter(on_event)
@@ -212,15 +214,15 @@ class Investigator:
         seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
         definitions = self.tools.definitions()
-        streamed: list[str] = []  # this turn's text, already shown
+        streamed: list[str] = []  # this turn's text, already shown as turn_delta events
 
         async def on_text(text: str) -> None:
             streamed.append(text)
-            await emit(Event("answer_delta", {"text": text}))
+            await emit(Event("turn_delta", {"text": text}))
 
         for turn_no in range(1, self.m.max_steps + 1):
             if streamed:  # text of an earlier turn that then called tools: keep it apart
-                await emit(Event("answer_delta", {"text": "\n\n"}))
+                await emit(Event("turn_delta", {"text": "\n\n"}))
                 streamed.clear()
             remaining = tool_deadline - time.monotonic()
             if remaining <= 0:
@@ -266,7 +268,6 @@ class Investigator:
                                  "Call one tool with short arguments, or answer without tools."})
                 continue
             if not turn.calls:
-                inv.answer_streamed = bool(streamed)
                 return (turn.content or "").strip() or None
             calls = []
             for call in turn.calls:
@@ -336,8 +337,7 @@ class Investigator:
                             emit: "_Emitter", deadline: float) -> None:
         if final_text:
             inv.answer = final_text
-            if not inv.answer_streamed:
-                await emit(Event("answer_delta", {"text": final_text}))
+            await emit(Event("answer_delta", {"text": final_text}))
             messages.append({"role": "assistant", "content": final_text})
             return
         if inv.outcome == "failed" or self.m.answer_max_tokens == 0:

@@ -6,9 +6,8 @@ would lose all four.  The loop needs the good ones executed and the bad one answ
 with an error the model can act on: it asks the client for a lenient turn
 (`LLMClient.tool_turn(lenient=True)`) and keeps the reason with each call.
 
-With `on_text`, the turn is streamed (`LLMClient.tool_turn_stream`): a turn in which the
-model answers instead of calling a tool reaches the chat token by token, not in one piece
-after the whole turn was generated.
+With `on_text`, the turn is streamed (`LLMClient.tool_turn_stream`): what the model writes
+in it is seen as it is written, not in one piece after the whole turn was generated.
 """
 
 from __future__ import annotations
