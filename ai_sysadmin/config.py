@@ -245,6 +245,9 @@ class ApiKey:
     scopes: frozenset[Scope] = DEFAULT_KEY_SCOPES
 
 
+CLIENT_TOOLS = ("drop", "pass")  # api.client_tools
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     host: str
@@ -256,6 +259,12 @@ class ApiConfig:
     max_body_bytes: int = 8 * 1024 * 1024  # request bodies above this get 413 (images come base64)
     max_concurrent_per_key: int = 4  # in-flight requests per key (or per client address without auth)
     upstream_timeout: float | None = None  # seconds for the upstream's headers / next chunk; None: the role's
+    # Seconds without a byte from a model server once its answer has started (between streamed
+    # chunks): then the answer ends with an error naming the role.  Separate from upstream_timeout,
+    # which also covers the wait for the first token (prompt processing can take minutes on a CPU).
+    upstream_idle_timeout: float = 30.0
+    client_tools: str = "drop"  # role models: drop | pass the client's `tools` (Open WebUI sends ~29, >20 KB)
+    background_max_tokens: int = 256  # max_tokens given to background tasks (titles, tags, follow-ups)
     background_role: str | None = "trigger"  # answers Open WebUI's title/tag requests; None: the selected model
     # Connections (api/connections.py): a new connection must send a request that passes
     # authentication within header_timeout seconds; idle keep-alive connections close after
@@ -701,6 +710,9 @@ def _parse_api(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> 
                                lambda v: None if v >= 65536 else "must be at least 65536 (64 KiB)"),
         max_concurrent_per_key=sec.get("max_concurrent_per_key", int, d.max_concurrent_per_key, _positive),
         upstream_timeout=sec.get("upstream_timeout", float, d.upstream_timeout, _positive, nullable=True),
+        upstream_idle_timeout=sec.get("upstream_idle_timeout", float, d.upstream_idle_timeout, _positive),
+        client_tools=sec.get("client_tools", str, d.client_tools, _one_of(CLIENT_TOOLS)),
+        background_max_tokens=sec.get("background_max_tokens", int, d.background_max_tokens, _positive),
         background_role=background,
         header_timeout=sec.get("header_timeout", float, d.header_timeout, _positive),
         keepalive_timeout=sec.get("keepalive_timeout", float, d.keepalive_timeout, _positive),

@@ -6,9 +6,11 @@ Starts the three role servers (llama-server with the tiny SmolLM2 model) on the
 default ports 40080-40082 and an embedding server on 40084, a private PostgreSQL
 cluster under the state dir, writes a config that differs from the built-in defaults
 only in where that database and the state live (and in switching the embed role on),
-and runs `ai-sysadmin doctor`.  Then it keeps everything running until
-Ctrl-C (with --check it stops after the doctor and exits with its status).  Later
-layers (`ai-sysadmin run`, `ai-sysadmin api`) are started here as they land.
+and runs `ai-sysadmin doctor`.  Then it starts the service (`ai-sysadmin run`) and the
+API on 127.0.0.1:40083 -- without a key, which the API allows on loopback only -- and
+keeps everything running until Ctrl-C (with --check it stops after the doctor and exits
+with its status).  Every `ai-sysadmin` command runs as `python -m ai_sysadmin` from this
+checkout (PYTHONPATH), never through the shared venv's editable install.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -77,14 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         cfg_path = state / "config.json"
         cfg_path.write_text(json.dumps(config, indent=2) + "\n")
-        exe = shutil.which("ai-sysadmin") or str(Path(sys.executable).with_name("ai-sysadmin"))
-        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg_path)}
+        # `python -m` with this checkout first on the path: the venv's `ai-sysadmin` script
+        # imports whichever checkout the shared venv was installed from.
+        exe = [sys.executable, "-m", "ai_sysadmin"]
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg_path),
+               "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
         print(f"local: config {cfg_path}\nlocal: ai-sysadmin doctor", flush=True)
-        rc = subprocess.run([exe, "doctor"], env=env).returncode
+        rc = subprocess.run([*exe, "doctor"], env=env, cwd=REPO).returncode
         if args.check:
             return rc
         for sub in _service_commands():
-            children.append(subprocess.Popen([exe, *sub], env=env))
+            children.append(subprocess.Popen([*exe, *sub], env=env, cwd=REPO))
         print("local: running; Ctrl-C stops everything", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

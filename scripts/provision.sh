@@ -65,14 +65,10 @@ if [[ ! -x "$VENV/bin/python" || ! -f "$VENV/.complete" ]]; then
   pip_quiet "$VENV/bin/pip" install -q -e "$REPO[test]"
   touch "$VENV/.complete"
 fi
-# Point the (shared, cached) venv at *this* checkout; cheap and keeps `ai-sysadmin` current.
-if ! "$VENV/bin/python" - "$REPO" <<'PY'
-import sys, pathlib, ai_sysadmin
-sys.exit(0 if pathlib.Path(ai_sysadmin.__file__).resolve().parent.parent == pathlib.Path(sys.argv[1]).resolve() else 1)
-PY
-then
-  pip_quiet "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO" >/dev/null
-fi
+# The venv is shared by every checkout using this cache: it provides the dependencies, and
+# its editable install points at whichever checkout created it.  It is never re-pointed
+# (two checkouts would overwrite each other's): test.sh and local.sh put their own checkout
+# first on PYTHONPATH and run `python -m ai_sysadmin`, which then imports that checkout.
 
 # ---------------------------------------------------------------- llama-server
 # AMX kernels crash (SIGSEGV in ggml_backend_amx_mul_mat) on these VMs even though the CPU
@@ -146,6 +142,9 @@ AI_SYSADMIN_CACHE="$CACHE" AI_SYSADMIN_PROVISION_LOCKED=1 PYTHON="$VENV/bin/pyth
   bash "$REPO/scripts/provision-judge.sh"
 
 # ---------------------------------------------------------------- Nix checks
-# nix-bin, debootstrap and a cached bookworm root for the systemd-nspawn checks.
-AI_SYSADMIN_CACHE="$CACHE" bash "$REPO/scripts/provision-nix.sh"
+# nix-bin, debootstrap and a cached bookworm root for the systemd-nspawn checks; only the
+# test suite needs them (local.sh sets AI_SYSADMIN_SKIP_NIX=1).
+if [[ "${AI_SYSADMIN_SKIP_NIX:-0}" != 1 ]]; then
+  AI_SYSADMIN_CACHE="$CACHE" bash "$REPO/scripts/provision-nix.sh"
+fi
 log "ready ($CACHE/rig.env)"

@@ -12,6 +12,8 @@ bash "$REPO/scripts/provision.sh"
 CACHE="${AI_SYSADMIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-sysadmin}"
 set -a; . "$CACHE/rig.env"; set +a
 export AI_SYSADMIN_REQUIRE_REAL_PARTS=1
+# This checkout's code, whichever checkout the shared venv's editable install points at.
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 cd "$REPO"
 set +e
 "$AI_SYSADMIN_VENV/bin/python" -m pytest -ra "$@"

@@ -110,6 +110,60 @@ async def test_tool_calls_are_parsed(llama_meta: LlamaServer) -> None:
     assert msg["tool_calls"][0]["function"]["name"] == "unit_status"
 
 
+async def test_streamed_tool_turn_shows_text_live_and_parses_calls(llama_meta: LlamaServer) -> None:
+    """tool_turn_stream: an answer in a tool turn arrives as deltas; a call is joined from its pieces."""
+    seen: list[str] = []
+
+    async def on_content(text: str) -> None:
+        seen.append(text)
+
+    records: list[CallRecord] = []
+    async with LLMClient(role_config(llama_meta, "meta"), on_call=records.append) as client:
+        answer = await client.tool_turn_stream(
+            [{"role": "user", "content": "Say hello to the administrator in one sentence."}], TOOLS,
+            on_content=on_content, tool_choice="none", max_tokens=24)
+        answer_deltas = list(seen)
+        call_turn = await client.tool_turn_stream(
+            [{"role": "system", "content": "You are a Linux administrator. Use tools."},
+             {"role": "user", "content": "Is nginx.service running?"},
+             {"role": "assistant", "content": "<tool_call>\n"}], TOOLS,
+            on_content=on_content, tool_choice="required", max_tokens=64)
+    assert len(answer_deltas) >= 2 and answer.content == "".join(answer_deltas)
+    assert not answer.tool_calls
+    assert call_turn.tool_calls and call_turn.tool_calls[0].name == "unit_status"
+    assert isinstance(call_turn.tool_calls[0].arguments, dict)
+    assert [(r.kind, r.outcome) for r in records] == [("tools", "ok"), ("tools", "ok")]
+    assert records[0].completion_tokens > 0
+
+
+async def test_stream_from_a_stopped_server_times_out_on_the_idle_limit(rig_logs) -> None:
+    """SIGSTOP mid-stream: ModelTimeout after idle_timeout, not after the role's (long) timeout."""
+    import os
+    import signal
+
+    from tests.conftest import _server
+
+    gen = _server("review", rig_logs, log_name="llama-idle-review.log")
+    server = next(gen)
+    try:
+        role = role_config(server, "review")
+        async with LLMClient(role, idle_timeout=1.5) as client:
+            t0 = None
+            with pytest.raises(ModelTimeout) as info:
+                try:
+                    async for _ in client.stream([{"role": "user", "content": "A long story."}], max_tokens=2000,
+                                                 temperature=1.0, extra_body={"ignore_eos": True}):
+                        if t0 is None:
+                            os.kill(server.proc.pid, signal.SIGSTOP)
+                            t0 = time.monotonic()
+                finally:
+                    os.kill(server.proc.pid, signal.SIGCONT)
+        assert t0 is not None and time.monotonic() - t0 < 1.5 + 8
+        assert "went silent" in str(info.value) and "review" in str(info.value)
+    finally:
+        gen.close()
+
+
 async def test_health_models_and_tokenize(llama_trigger: LlamaServer) -> None:
     async with LLMClient(role_config(llama_trigger, "trigger")) as client:
         health = await client.health()

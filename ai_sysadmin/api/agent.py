@@ -1,19 +1,33 @@
 """The `ai-sysadmin` model: a chat turn runs the L4 investigation and streams its answer.
 
-What the client sees, in the text (Open WebUI renders the HTML `<details>` block folded):
+What the client gets, streamed as it happens:
 
-    <details><summary>Investigation: 3 tool steps</summary>
-    - c1 unit_status(unit=nginx.service) -> ok: failed since 10:02 ...
-    </details>
-    <the answer, streamed as the model writes it>
-    **Proposed actions** (approve with the CLI or POST /api/v1/actions/ID/approve, never in chat)
-    - action #12 restart_unit {"unit": "nginx.service"}: risk low, policy decision queue ...
+* the investigation steps as `reasoning_content` deltas -- what llama.cpp sends for a
+  thinking model, and what Open WebUI (0.12, utils/middleware.py) renders live as a
+  folded "Thinking" block, closed as soon as answer text arrives:
 
-and the same as data: every streamed chunk of an event carries `ai_sysadmin: {event, data}`,
-a non-streamed answer carries `ai_sysadmin: {steps, proposals, diagnosis, finding_id, outcome}`.
+      Investigating with read-only tools ...
+      - `c1` **unit_status**(unit=nginx.service) → ok: failed since 10:02 ...
 
-Approval is never possible through chat text: this module only reads the question and
-history, and the investigator can only *propose* (policy decides); nothing here calls
+* what the meta model writes during a tool turn, live in the same block (it is thinking
+  aloud before a tool call; when it is the answer instead, the answer follows whole);
+* the answer as `content` deltas, token by token as the meta model writes it, then the
+  proposals:
+
+      **Proposed actions** (approve with the CLI or POST /api/v1/actions/ID/approve, never in chat)
+      - action #12 restart_unit {"unit": "nginx.service"}: risk low, policy decision queue ...
+
+* a failed investigation (the meta model unreachable, gone silent, or failing) ends
+  as an error: an OpenAI-shaped error event and `[DONE]` in a stream, an error status
+  otherwise -- never as answer text that looks like a diagnosis.
+
+The same as data: every streamed chunk of an event carries `ai_sysadmin: {event, data}`;
+a non-streamed answer carries `message.reasoning_content` and
+`ai_sysadmin: {steps, proposals, diagnosis, finding_id, outcome}`.
+
+The client's own `tools` are ignored: the agent has its own, read-only ones.  Approval
+is never possible through chat text: this module only reads the question and history,
+and the investigator can only *propose* (policy decides); nothing here calls
 approvals.  The question and history reach the model neutralised by the investigator
 (the untrusted-data envelope).  A client that disconnects cancels the investigation.
 """
@@ -31,14 +45,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ai_sysadmin.api.errors import ApiError, bad_field
+from ai_sysadmin.api import requestlog
+from ai_sysadmin.api.errors import ApiError, bad_field, sse_error
 from ai_sysadmin.api.relay import SSE_HEADERS
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.validate import wants_stream
 
 log = logging.getLogger(__name__)
 
-_DETAILS_RE = re.compile(r"<details>.*?</details>\s*", re.DOTALL)
+_DETAILS_RE = re.compile(r"<details\b[^>]*>.*?</details>\s*", re.DOTALL)  # also Open WebUI's reasoning blocks
 _PROPOSALS_RE = re.compile(r"\n*\*\*Proposed actions\*\*.*\Z", re.DOTALL)
 SUMMARY_CHARS = 160
 ARGS_CHARS = 120
@@ -67,7 +82,7 @@ class Agent:
             if not cfg.roles.meta.enable:
                 raise RuntimeError("roles.meta is disabled")
             self.recorder = self._open_accounting()
-            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call)
+            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call, idle_timeout=cfg.api.upstream_idle_timeout)
             proposer = ActionService(cfg, self.st.pool)
             self.investigator = Investigator.from_config(cfg, pool=self.st.pool, client=self.client,
                                                          proposer=proposer, kb=None)
@@ -116,29 +131,43 @@ class Agent:
         render = Renderer()
         tally = [0, 0]
         _usage.set(tally)
+        requestlog.note(request, model=AGENT_MODEL)
         if not stream:
             inv = await self.investigator.investigate(question, history=history, on_event=render.collect)
+            requestlog.note(request, tokens=(tally[0], tally[1]))
+            if render.failure(inv) is not None:
+                raise investigation_failed(render.failure(inv))
             text = render.finish(inv)
-            return web.json_response(_completion(render.id, text, inv, tally))
+            return web.json_response(_completion(render.id, text, render.reasoning_text(), inv, tally))
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await out.prepare(request)
         await out.write(_sse(_chunk(render.id, {"role": "assistant", "content": ""})))
+        # Shown at once: the first model turn can take tens of seconds on a CPU.
+        await out.write(_sse(_chunk(render.id, {"reasoning_content": render.opening()})))
         first = [True]
 
         async def send(event: Any) -> None:
-            text = render.on_event(event.kind, event.data)
-            chunk = _chunk(render.id, {"content": text} if text else {}, extra={"event": event.kind,
-                                                                                 "data": event.data})
+            reasoning, text = render.on_event(event.kind, event.data)
+            delta = {**({"reasoning_content": reasoning} if reasoning else {}), **({"content": text} if text else {})}
+            chunk = _chunk(render.id, delta, extra={"event": event.kind, "data": event.data})
             if first[0] and text:
                 self.st.metrics.ttft.labels(AGENT_MODEL).observe(time.monotonic() - started)
                 first[0] = False
             await out.write(_sse(chunk))
 
-        inv = await self.investigator.investigate(question, history=history, on_event=send)
+        inv = await self.investigator.investigate(question, history=history, on_event=send, stream_text=True)
         self.st.metrics.tokens_from(AGENT_MODEL, (tally[0], tally[1]))
-        tail = render.finish(inv, streamed=True)
+        requestlog.note(request, tokens=(tally[0], tally[1]))
         summary = {"event": "done", "data": _summary(inv)}
+        failure = render.failure(inv)
         try:
+            if failure is not None:
+                requestlog.note(request, error=failure)
+                await out.write(_sse(_chunk(render.id, {}, extra=summary)))
+                await out.write(sse_error(failure, "upstream_error", "investigation_failed") + b"data: [DONE]\n\n")
+                await out.write_eof()
+                return out
+            tail = render.finish(inv, streamed=True)
             await out.write(_sse(_chunk(render.id, {"content": tail} if tail else {}, extra=summary)))
             await out.write(_sse(_chunk(render.id, {}, finish="stop")))
             if include_usage:
@@ -148,6 +177,10 @@ class Agent:
         except ConnectionError:
             pass  # the client left; the investigation is recorded anyway
         return out
+
+
+def investigation_failed(message: str) -> ApiError:
+    return ApiError(502, message, code="investigation_failed")
 
 
 def _count_tokens(record: Any) -> None:
@@ -187,55 +220,68 @@ def _text(content: Any) -> str:
 
 
 class Renderer:
-    """Turns investigation events into the text the client shows."""
+    """Turns investigation events into (reasoning, content) text for the client."""
 
     def __init__(self) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.reasoning: list[str] = []
         self.parts: list[str] = []
-        self.details_open = False
-        self.details_done = False
         self.started: set[str] = set()
         self.steps = 0
+        self.failed: str | None = None  # the error of a failed investigation (the answer after it is a fallback)
 
     async def collect(self, event: Any) -> None:
-        text = self.on_event(event.kind, event.data)
+        reasoning, text = self.on_event(event.kind, event.data)
+        if reasoning:
+            self.reasoning.append(reasoning)
         if text:
             self.parts.append(text)
 
-    def on_event(self, kind: str, data: dict[str, Any]) -> str:
+    def opening(self) -> str:
+        return "Investigating with read-only tools …\n\n"
+
+    def reasoning_text(self) -> str:
+        return self.opening() + "".join(self.reasoning)
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> tuple[str, str]:
         if kind == "step_start":
             self.steps += 1
             self.started.add(str(data.get("call_id")))
-            return self._open() + (f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}**"
-                                   f"({_esc(_args(data.get('arguments')), ARGS_CHARS)}) ")
+            return (f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}**"
+                    f"({_esc(_args(data.get('arguments')), ARGS_CHARS)}) "), ""
         if kind == "step_result":
             head = ""
             if str(data.get("call_id")) not in self.started:
                 self.steps += 1
-                head = self._open() + f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}** "
+                head = f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}** "
             state = "ok" if data.get("ok") else "failed"
-            return f"{head}→ {state}: {_esc(data.get('summary'), SUMMARY_CHARS)}\n"
+            return f"{head}→ {state}: {_esc(data.get('summary'), SUMMARY_CHARS)}\n", ""
+        if kind == "turn_delta":
+            # Written during a tool turn: thinking aloud before a call (weak models write a lot
+            # of it), or the answer, which then follows whole as answer_delta.  Live either way.
+            return str(data.get("text") or ""), ""
         if kind == "answer_delta":
-            return self._close() + str(data.get("text") or "")
+            if self.failed is not None:
+                return "", ""  # a fallback diagnosis written without the model: not an answer
+            return "", str(data.get("text") or "")
         if kind == "error":
-            return f"\n> investigation {_esc(data.get('outcome'))}: {_esc(data.get('message'), 300)}\n"
-        return ""  # proposal, diagnosis: listed at the end and carried as data
+            message = _esc(data.get("message"), 300)
+            if data.get("outcome") == "failed":
+                self.failed = f"the investigation failed: {message}"
+            return f"\n**Investigation {_esc(data.get('outcome'))}:** {message}\n", ""
+        return "", ""  # proposal, diagnosis: listed at the end and carried as data
 
-    def _open(self) -> str:
-        if self.details_open or self.details_done:
-            return ""
-        self.details_open = True
-        return "<details>\n<summary>Investigation steps</summary>\n\n"
-
-    def _close(self) -> str:
-        if not self.details_open:
-            return ""
-        self.details_open, self.details_done = False, True
-        return "\n</details>\n\n"
+    def failure(self, inv: Any) -> str | None:
+        """Why this investigation is an error for the client, or None when it has an answer to show."""
+        if self.failed is not None:
+            return self.failed
+        if getattr(inv, "outcome", "ok") == "failed":
+            return f"the investigation failed: {_esc(inv.error or 'the meta model failed', 300)}"
+        return None
 
     def finish(self, inv: Any, streamed: bool = False) -> str:
-        """The closing text (the whole text when not streamed)."""
-        tail = [self._close()]
+        """The closing text (the whole content when not streamed)."""
+        tail = []
         if inv.proposals:
             tail.append(proposals_text(inv.proposals))
         if getattr(inv, "finding_id", None):
@@ -262,9 +308,10 @@ def _summary(inv: Any) -> dict[str, Any]:
             "diagnosis": inv.diagnosis, "finding_id": inv.finding_id, "outcome": inv.outcome, "error": inv.error}
 
 
-def _completion(cid: str, text: str, inv: Any, tally: list[int]) -> dict[str, Any]:
+def _completion(cid: str, text: str, reasoning: str, inv: Any, tally: list[int]) -> dict[str, Any]:
+    message = {"role": "assistant", "content": text, "reasoning_content": reasoning}
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": AGENT_MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": _usage_json(tally), "ai_sysadmin": _summary(inv)}
 
 

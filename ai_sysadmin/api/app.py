@@ -26,6 +26,7 @@ from ai_sysadmin.api.connections import ConnectionGuard, GuardedTCPSite, raise_o
 from ai_sysadmin.api.errors import error_middleware
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.api.metrics import ApiMetrics, StoreSnapshot, render
+from ai_sysadmin.api.requestlog import install as install_request_log
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.upstream import Upstream, make_session
 from ai_sysadmin.config import Config, is_loopback
@@ -59,6 +60,7 @@ def create_app(cfg: Config, *, pool: Any = None, agent: Any = None, metrics: Api
     table = AccessTable()
     app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring, table, limiters, guard)],
                           client_max_size=cfg.api.max_body_bytes)
+    install_request_log(app)  # outermost: access and error lines, X-Request-Id
     app["state"] = st
     app["keyring"] = keyring
     app["connections"] = guard
@@ -104,7 +106,7 @@ async def _startup(app: web.Application) -> None:
     st.session = make_session()
     for role in cfg.roles.enabled():
         read_timeout = cfg.api.upstream_timeout or role.timeout
-        st.upstreams[role.name] = Upstream(role, st.session, read_timeout)
+        st.upstreams[role.name] = Upstream(role, st.session, read_timeout, cfg.api.upstream_idle_timeout)
     # Clients may name a role ("meta") or the id its server answers to (roles.meta.model).
     st.aliases = {name: name for name in st.upstreams}
     for name, up in st.upstreams.items():

@@ -5,7 +5,10 @@ configured), as one user message built from its task templates -- they start wit
 `### Task:` and carry the conversation inside `<chat_history>`.  Open WebUI strips its
 own `metadata.task` before calling an OpenAI endpoint, so the prompt is all there is
 to recognise them by.  They are answered by a cheap role (`api.background_role`) so a
-title never occupies the meta model's only slot or starts an investigation.
+title never occupies the meta model's only slot or starts an investigation, with at
+most `api.background_max_tokens` to write (api/shaping.py): Open WebUI sets no limit.
+The keywords below follow Open WebUI's DEFAULT_*_GENERATION_PROMPT_TEMPLATE texts
+(backend/open_webui/config.py), checked against 0.6 and 0.12.4.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 _TASKS = (
     ("title", "title"),
     ("tags categorizing", "tags"),
-    ("follow-up questions", "follow_ups"),
+    ("follow-up questions", "follow_ups"),  # up to 0.6
+    ("might naturally send next", "follow_ups"),  # 0.12: "Predict 3-5 useful messages this user might ..."
     ("search queries", "queries"),
     ("autocompletion system", "autocomplete"),
     ("image generation", "image_prompt"),
@@ -41,6 +45,8 @@ def background_task(data: dict[str, Any]) -> str | None:
     for keyword, task in _TASKS:
         if keyword in head:
             return task
+    if '"follow_ups"' in text:  # the output format names it, whatever the wording above
+        return "follow_ups"
     return "other"
 
 

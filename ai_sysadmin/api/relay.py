@@ -1,7 +1,10 @@
 """The hot path: relay one request to a role's llama-server, bytes in, bytes out.
 
 Streams are copied chunk by chunk as they arrive (`iter_any`), never parsed: only the
-last two chunks are kept so the usage numbers can be read once at the end.  A client
+last two chunks are kept so the usage numbers can be read once at the end.  Once the
+first chunk arrived, each next one must come within `api.upstream_idle_timeout`: a
+server stopped mid-answer keeps its connection open and would otherwise hold the chat
+for the whole read timeout.  A client
 that disconnects cancels the handler (the runner uses `handler_cancellation`); the
 `finally` then closes the upstream connection, which is how llama-server learns to
 stop generating and free the slot.  An upstream that dies or stalls after the headers
@@ -15,10 +18,12 @@ import json
 import logging
 import re
 import time
+from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
+from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.errors import ApiError, error_body, sse_error
 from ai_sysadmin.api.metrics import ApiMetrics
 from ai_sysadmin.api.upstream import Upstream
@@ -33,6 +38,7 @@ _MAX_ERROR_BODY = 64 * 1024
 
 async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes, *, stream: bool,
                 model: str, metrics: ApiMetrics, started: float) -> web.StreamResponse:
+    requestlog.note(request, model=model)
     resp = await upstream.post(path, body)
     complete = False
     try:
@@ -42,6 +48,7 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             payload = await _read_body(upstream, resp, metrics)
             complete = True
             metrics.tokens_from(model, usage_of(payload))
+            requestlog.note(request, tokens=usage_of(payload))
             return web.Response(body=payload, status=200, content_type="application/json")
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await out.prepare(request)
@@ -50,12 +57,17 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         chunks = resp.content.iter_any().__aiter__()
         while True:
             try:
-                chunk = await chunks.__anext__()
+                # The first token may take the whole read timeout (prompt processing); after
+                # it, a silent server is a stopped one.
+                chunk = await (chunks.__anext__() if first else _next_within(chunks, upstream.idle_timeout))
             except StopAsyncIteration:
                 complete = True
                 break
+            except _Stalled:
+                await _upstream_died(request, upstream, upstream.idle_error(), out, last, metrics)
+                break
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                await _upstream_died(upstream, exc, out, last, metrics)
+                await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
             if first:
                 metrics.ttft.labels(model).observe(time.monotonic() - started)
@@ -69,6 +81,7 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
                 return out
             prev, last = last, chunk
         metrics.tokens_from(model, usage_of(prev + last))
+        requestlog.note(request, tokens=usage_of(prev + last))
         try:
             await out.write_eof()
         except ConnectionError:
@@ -84,17 +97,30 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             resp.close()
 
 
-async def _upstream_died(upstream: Upstream, exc: BaseException, out: web.StreamResponse, last: bytes,
-                         metrics: ApiMetrics) -> None:
-    """End a stream whose upstream failed after the headers were sent: one error event."""
-    err = upstream.map_error(exc)
-    message = err.message if isinstance(err, ApiError) else str(exc)
+class _Stalled(Exception):
+    """Nothing from the upstream between two chunks within the idle limit."""
+
+
+async def _next_within(chunks: AsyncIterator[bytes], seconds: float) -> bytes:
+    try:
+        async with asyncio.timeout(seconds):
+            return await chunks.__anext__()
+    except TimeoutError:  # ours, or aiohttp's sock_read (a TimeoutError too) when it is shorter
+        raise _Stalled() from None
+
+
+async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseException, out: web.StreamResponse,
+                         last: bytes, metrics: ApiMetrics) -> None:
+    """End a stream whose upstream failed after the headers were sent: one error event, then [DONE]."""
+    message = err.message if isinstance(err, ApiError) else f"model server {upstream.name!r} failed"
     code = err.code if isinstance(err, ApiError) else "upstream_error"
-    metrics.upstream_errors.labels(upstream.name, "timeout" if code == "upstream_timeout" else "died_mid_stream").inc()
+    reason = {"upstream_timeout": "timeout", "upstream_idle": "idle"}.get(code or "", "died_mid_stream")
+    metrics.upstream_errors.labels(upstream.name, reason).inc()
     log.warning("%s: stream ended by the model server: %s", upstream.name, message)
+    requestlog.note(request, error=message)
     sep = b"" if not last or last.endswith(b"\n\n") else b"\n\n"
     try:
-        await out.write(sep + sse_error(f"the model server stopped mid-answer: {message}", "upstream_error", code))
+        await out.write(sep + sse_error(message, "upstream_error", code) + b"data: [DONE]\n\n")
     except ConnectionError:
         pass  # the client is gone too
 

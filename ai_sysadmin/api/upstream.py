@@ -6,7 +6,13 @@ to the statuses clients expect:
 
 * nothing listens (connection refused)          -> 503 at once (connect timeout 1 s by default);
 * no byte within the read timeout               -> 504 (`api.upstream_timeout`, else the role's timeout);
+* silent for `api.upstream_idle_timeout` once the answer has started -> an error event naming the role
+  (a server stopped mid-answer can keep its connection open for minutes);
 * the server drops the connection mid-response  -> 502 before headers, an error event after.
+
+Messages are plain words for the person in the chat window; the library's own exception
+text (aiohttp's "Response payload is not completed: <TransferEncodingError ...>") goes
+to the log only.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class Upstream:
     role: RoleConfig
     session: aiohttp.ClientSession
     read_timeout: float
+    idle_timeout: float = 30.0  # between chunks once the answer has started (api.upstream_idle_timeout)
+    slot_tokens: int | None = None  # the served context per slot, from /props (asked once, see slot_size)
 
     @property
     def name(self) -> str:
@@ -78,9 +86,48 @@ class Upstream:
             return ApiError(503, f"model server {self.name!r} is not reachable at {self.role.url}: "
                                  f"{exc.os_error.strerror if exc.os_error and exc.os_error.strerror else exc}",
                             code="upstream_unavailable", headers={"Retry-After": "5"})
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            log.warning("%s: connection broken mid-answer: %s", self.name, _short(exc))
+            return ApiError(502, f"model server {self.name!r} stopped mid-answer: it closed the connection "
+                                 "before the answer was complete (stopped or crashed? see its log)",
+                            code="upstream_error")
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            log.warning("%s: disconnected: %s", self.name, _short(exc))
+            return ApiError(502, f"model server {self.name!r} closed the connection without answering "
+                                 "(stopped or crashed? see its log)", code="upstream_error")
         if isinstance(exc, aiohttp.ClientError):
-            return ApiError(502, f"model server {self.name!r} failed: {_short(exc)}", code="upstream_error")
+            log.warning("%s: request failed: %s", self.name, _short(exc))
+            return ApiError(502, f"model server {self.name!r} failed ({exc.__class__.__name__}); see the API log",
+                            code="upstream_error")
         return exc
+
+    def idle_error(self) -> ApiError:
+        return ApiError(504, f"model server {self.name!r} went silent mid-answer: nothing for "
+                             f"{self.idle_timeout:g}s (api.upstream_idle_timeout); it may be stopped or overloaded",
+                        code="upstream_idle")
+
+    async def slot_size(self) -> int | None:
+        """Tokens one request may use on this server (`/props` n_ctx per slot), asked once; None if unknown."""
+        if self.slot_tokens is None:
+            status, props = await self.get_json("/props")
+            settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+            n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+            if status == 200 and isinstance(n_ctx, int) and n_ctx > 0:
+                self.slot_tokens = n_ctx
+        return self.slot_tokens
+
+    async def post_json(self, path: str, payload: Any, timeout: float) -> tuple[int, Any]:
+        """A small JSON request to a llama-server extra (/tokenize, /apply-template); (0, None) on failure."""
+        try:
+            async with self.session.post(f"{self.role.url}{path}", json=payload, headers=self.headers(False),
+                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                try:
+                    return r.status, await r.json(content_type=None)
+                except ValueError:
+                    return r.status, None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.debug("%s %s: %s", self.name, path, exc)
+            return 0, None
 
     async def get_json(self, path: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, Any]:
         """(status, decoded JSON or None); status 0 when nothing answers."""

@@ -15,6 +15,7 @@ from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.validate import check_chat, check_embeddings, decode_object, model_name, wants_stream
+from ai_sysadmin.api import requestlog, shaping
 
 EMBED_ROLE = "embed"
 
@@ -127,9 +128,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str,
                       started: float) -> web.StreamResponse:
-    if data.get("model") != upstream.role.model:
-        # The server's own id; re-encoding once per request, never per chunk.
-        body = json.dumps({**data, "model": upstream.role.model}).encode()
+    # The server's own id, client tools, background caps, the slot size (api/shaping.py);
+    # re-encoded at most once per request, never per chunk.
+    requestlog.note(request, model=model)
+    body = await shaping.prepare(st.cfg.api, upstream, data, body)
     return await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data), model=model,
                        metrics=st.metrics, started=started)
 

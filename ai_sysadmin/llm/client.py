@@ -113,10 +113,14 @@ CallHook = Callable[[CallRecord], None]
 class LLMClient:
     """Client for one role; construct from `RoleConfig`, close with `aclose()`."""
 
-    def __init__(self, role: RoleConfig, *, on_call: CallHook | None = None, backoff_base: float = 0.5):
+    def __init__(self, role: RoleConfig, *, on_call: CallHook | None = None, backoff_base: float = 0.5,
+                 idle_timeout: float | None = None):
         self.role = role
         self._on_call = on_call
         self._backoff_base = backoff_base
+        # Streams only: once the first chunk arrived, each next one must come within this many
+        # seconds (a server stopped mid-answer keeps its connection open); None: role.timeout.
+        self.idle_timeout = idle_timeout
         timeout = httpx.Timeout(role.timeout, connect=role.connect_timeout)
         self._http = httpx.AsyncClient(timeout=timeout)
         api_key = role.api_key.reveal() if role.api_key else "no-key"
@@ -173,7 +177,7 @@ class LLMClient:
                 model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
                 temperature=temperature, stream=True, stream_options=options, **extra))
             try:
-                async for chunk in stream:
+                async for chunk in self._idle_limited(stream):
                     usage = getattr(chunk, "usage", None)
                     if usage is not None:
                         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -236,33 +240,87 @@ class LLMClient:
             model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
             max_tokens=self._max_tokens(max_tokens), temperature=temperature))
         choice = resp.choices[0]
-        calls: list[ToolCall] = []
-        known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
-        content = choice.message.content
-        native = [(tc.id, tc.function.name, tc.function.arguments) for tc in choice.message.tool_calls or []]
-        if not native:
-            # Small models write the call as a (fenced) JSON object in the text; read
-            # exactly that shape as a call, checked below like a native one (llm.textcalls).
-            text_call = content_tool_call(content, known)
-            if text_call is not None:
-                native, content = [(None, text_call.name, text_call.raw_arguments)], None
-        for i, (call_id, name, arguments) in enumerate(native):
-            raw = arguments or "{}"
-            error = None
-            args: Any = {}
-            if name not in known and not lenient:
-                raise BadModelOutput(self.name, f"tool call {i} names unknown tool {name!r}", raw=raw)
-            try:
-                args = json.loads(raw)
-                if not isinstance(args, dict):
-                    error = f"tool call {i} ({name}) arguments are not an object"
-            except json.JSONDecodeError as exc:
-                error = f"tool call {i} ({name}) arguments are not JSON: {exc.msg}"
-            if error is not None and not lenient:
-                raise BadModelOutput(self.name, error, raw=raw)
-            calls.append(ToolCall(id=call_id or f"call_{i}", name=str(name or ""),
-                                  arguments=args if error is None else {}, error=error, raw=raw[:300]))
+        raw = [(tc.id or "", str(tc.function.name or ""), tc.function.arguments or "{}")
+               for tc in choice.message.tool_calls or []]
+        raw, content = _text_call(raw, choice.message.content, tools)
+        calls = _decode_calls(self.name, raw, tools, lenient)
         return ToolTurn(content=content, tool_calls=calls, finish_reason=choice.finish_reason)
+
+    async def tool_turn_stream(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                               on_content: Callable[[str], Awaitable[None]], tool_choice: str | dict[str, Any] = "auto",
+                               max_tokens: int | None = None, temperature: float = 0.0,
+                               lenient: bool = False) -> ToolTurn:
+        """`tool_turn`, streamed: content deltas go to `on_content` as they arrive.
+
+        A turn that ends up answering (no tool calls) has so been shown token by token;
+        tool-call deltas are joined per index (the name comes once, the arguments in pieces).
+        """
+        started = time.monotonic()
+        prompt = completion = 0
+        outcome = "error"
+        parts: list[str] = []
+        pieces: dict[int, dict[str, str]] = {}
+        finish: str | None = None
+        try:
+            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
+                model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
+                max_tokens=self._max_tokens(max_tokens), temperature=temperature, stream=True,
+                stream_options={"include_usage": True}))
+            try:
+                async for chunk in self._idle_limited(stream):
+                    usage = getattr(chunk, "usage", None)
+                    if usage is not None:
+                        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+                        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    finish = choice.finish_reason or finish
+                    delta = choice.delta
+                    if delta.content:
+                        parts.append(delta.content)
+                        await on_content(delta.content)
+                    for tc in delta.tool_calls or []:
+                        piece = pieces.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        piece["id"] = piece["id"] or (tc.id or "")
+                        if tc.function is not None:
+                            piece["name"] = piece["name"] or (tc.function.name or "")
+                            piece["arguments"] += tc.function.arguments or ""
+            except LLMError:
+                raise
+            except Exception as exc:  # mid-stream failure
+                raise self._map(exc) from exc
+            finally:
+                await stream.close()
+            raw = [(p["id"], p["name"], p["arguments"]) for _, p in sorted(pieces.items())]
+            raw, content = _text_call(raw, "".join(parts) or None, tools)
+            calls = _decode_calls(self.name, raw, tools, lenient)
+            outcome = "ok"
+        except LLMError as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            self._record("tools", prompt, completion, started, outcome)
+        return ToolTurn(content=content, tool_calls=calls, finish_reason=finish)
+
+    async def _idle_limited(self, stream: Any) -> AsyncIterator[Any]:
+        """The stream's chunks; after the first, silence longer than idle_timeout is ModelTimeout."""
+        chunks = stream.__aiter__()
+        first = True
+        while True:
+            try:
+                if first or self.idle_timeout is None:
+                    chunk = await chunks.__anext__()
+                else:
+                    async with asyncio.timeout(self.idle_timeout):
+                        chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise ModelTimeout(self.name, f"went silent mid-answer: nothing for {self.idle_timeout:g}s "
+                                              "(api.upstream_idle_timeout); stopped or overloaded?") from None
+            first = False
+            yield chunk
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         resp = await self._call("embed", lambda: self._sdk.embeddings.create(model=self.role.model, input=texts))
@@ -373,6 +431,43 @@ class LLMClient:
                                      time.monotonic() - started, outcome, ctx.layer, ctx.incident_id))
         except Exception:  # accounting must never break a call
             log.exception("LLM call hook failed")
+
+
+def _text_call(raw: list[tuple[str, str, str]], content: str | None, tools: list[dict[str, Any]]
+               ) -> tuple[list[tuple[str, str, str]], str | None]:
+    """Small models write a call as a (fenced) JSON object in the text: exactly that shape, naming
+    an offered tool, becomes a call (checked by _decode_calls like a native one); else nothing changes."""
+    if raw:
+        return raw, content
+    known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+    found = content_tool_call(content, known)
+    if found is None:
+        return raw, content
+    return [("", found.name, found.raw_arguments)], None
+
+
+def _decode_calls(role: str, raw: list[tuple[str, str, str]], tools: list[dict[str, Any]],
+                  lenient: bool) -> list[ToolCall]:
+    """(id, name, arguments text) per call -> ToolCalls; strict: the first bad call fails the turn."""
+    calls: list[ToolCall] = []
+    known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
+    for i, (call_id, name, text) in enumerate(raw):
+        text = text or "{}"
+        error = None
+        args: Any = {}
+        if name not in known and not lenient:
+            raise BadModelOutput(role, f"tool call {i} names unknown tool {name!r}", raw=text)
+        try:
+            args = json.loads(text)
+            if not isinstance(args, dict):
+                error = f"tool call {i} ({name}) arguments are not an object"
+        except json.JSONDecodeError as exc:
+            error = f"tool call {i} ({name}) arguments are not JSON: {exc.msg}"
+        if error is not None and not lenient:
+            raise BadModelOutput(role, error, raw=text)
+        calls.append(ToolCall(id=call_id or f"call_{i}", name=name, arguments=args if error is None else {},
+                              error=error, raw=text[:300]))
+    return calls
 
 
 def _retryable(exc: BaseException) -> bool:

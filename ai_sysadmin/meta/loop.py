@@ -45,7 +45,9 @@ from ai_sysadmin.meta.turn import tool_turn
 
 log = logging.getLogger(__name__)
 
-EVENT_KINDS = ("step_start", "step_result", "answer_delta", "proposal", "diagnosis", "error")
+# turn_delta: text the model writes during a tool turn, live; it is thinking aloud when the turn
+# then calls tools, and the answer when it does not (then also sent whole as an answer_delta).
+EVENT_KINDS = ("step_start", "step_result", "turn_delta", "answer_delta", "proposal", "diagnosis", "error")
 OUTCOMES = ("ok", "degraded", "failed", "deadline")
 MAX_REFUSALS_IN_A_ROW = 2
 ANSWER_RESERVE_SHARE = 0.3  # of the deadline, kept for the answer and the diagnosis
@@ -156,7 +158,9 @@ class Investigator:
     # ------------------------------------------------------------------ the loop
 
     async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
-                          on_event: OnEvent | None = None) -> Investigation:
+                          on_event: OnEvent | None = None, stream_text: bool = False) -> Investigation:
+        """`stream_text`: tool turns are streamed too (turn_delta events), so what the model writes in
+        one is seen as it is written -- the agent API shows it in the live reasoning block."""
         started = time.monotonic()
         inv = Investigation(question=question, incident_id=incident_id)
         emit = _Emitter(on_event)
@@ -167,7 +171,8 @@ class Investigator:
             messages = await self._opening(question, history or [], incident_id, known)
             final_text: str | None = None
             try:
-                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve)
+                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve,
+                                                    stream_text=stream_text)
             except _Stop as stop:
                 inv.outcome, inv.error = stop.outcome, str(stop)
                 await emit(Event("error", {"outcome": stop.outcome, "message": str(stop)}))
@@ -204,12 +209,21 @@ class Investigator:
         return messages
 
     async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
-                          tool_deadline: float) -> str | None:
+                          tool_deadline: float, stream_text: bool = False) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
         seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
         definitions = self.tools.definitions()
+        streamed: list[str] = []  # this turn's text, already shown as turn_delta events
+
+        async def on_text(text: str) -> None:
+            streamed.append(text)
+            await emit(Event("turn_delta", {"text": text}))
+
         for turn_no in range(1, self.m.max_steps + 1):
+            if streamed:  # text of an earlier turn that then called tools: keep it apart
+                await emit(Event("turn_delta", {"text": "\n\n"}))
+                streamed.clear()
             remaining = tool_deadline - time.monotonic()
             if remaining <= 0:
                 raise _Stop("deadline", f"deadline reached after {turn_no - 1} step(s)")
@@ -218,7 +232,8 @@ class Investigator:
             try:
                 turn = await asyncio.wait_for(
                     tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
-                              max_tokens=self.m.step_max_tokens), remaining)
+                              max_tokens=self.m.step_max_tokens, on_text=on_text if stream_text else None),
+                    remaining)
             except asyncio.TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop("deadline", f"deadline reached during step {turn_no}") from None

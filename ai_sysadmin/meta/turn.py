@@ -5,13 +5,16 @@ JSON), so a model that writes three good calls and a fourth cut off at the token
 would lose all four.  The loop needs the good ones executed and the bad one answered
 with an error the model can act on: it asks the client for a lenient turn
 (`LLMClient.tool_turn(lenient=True)`) and keeps the reason with each call.
+
+With `on_text`, the turn is streamed (`LLMClient.tool_turn_stream`): what the model writes
+in it is seen as it is written, not in one piece after the whole turn was generated.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,16 @@ class Turn:
 
 
 async def tool_turn(client: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
-                    tool_choice: str, max_tokens: int | None) -> Turn:
+                    tool_choice: str, max_tokens: int | None,
+                    on_text: Callable[[str], Awaitable[None]] | None = None) -> Turn:
     # Lenient: unknown names come back for the toolset to answer; undecodable arguments
     # come back with the reason, instead of failing the whole turn.
-    turn = await client.tool_turn(messages, tools, tool_choice=tool_choice, max_tokens=max_tokens, lenient=True)
+    if on_text is not None and hasattr(client, "tool_turn_stream"):
+        turn = await client.tool_turn_stream(messages, tools, on_content=on_text, tool_choice=tool_choice,
+                                             max_tokens=max_tokens, lenient=True)
+    else:
+        turn = await client.tool_turn(messages, tools, tool_choice=tool_choice, max_tokens=max_tokens,
+                                      lenient=True)
     calls = []
     for c in turn.tool_calls:
         error = c.error

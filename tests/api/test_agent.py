@@ -19,13 +19,19 @@ QUESTION = ("nginx.service failed. Call propose_action with action restart_unit 
 
 
 def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta) -> None:
-    stream = _client(api).chat.completions.create(
-        model="ai-sysadmin", stream=True, stream_options={"include_usage": True},
+    # Open WebUI attaches its own ~29 tools to every request: the agent ignores them (it has its own).
+    from tests.api.test_webui import client_tools
+
+    raw = _client(api).chat.completions.with_raw_response.create(
+        model="ai-sysadmin", stream=True, stream_options={"include_usage": True}, tools=client_tools(),
         messages=[{"role": "user", "content": QUESTION}])
-    text, events, usage = [], [], None
-    for chunk in stream:
+    rid = raw.headers["X-Request-Id"]
+    text, reasoning, events, usage = [], [], [], None
+    for chunk in raw.parse():
         if chunk.choices and chunk.choices[0].delta.content:
             text.append(chunk.choices[0].delta.content)
+        if chunk.choices and (chunk.choices[0].delta.model_extra or {}).get("reasoning_content"):
+            reasoning.append(chunk.choices[0].delta.model_extra["reasoning_content"])
         extra = (chunk.model_extra or {}).get("ai_sysadmin")
         if extra:
             events.append(extra)
@@ -33,11 +39,17 @@ def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta
             usage = chunk.usage
     body = "".join(text)
     kinds = [e["event"] for e in events]
-    # A tool step, shown folded in the text and carried as data.
+    # Tool steps live, as reasoning deltas (Open WebUI folds them while they stream), carried as data;
+    # no HTML block in the answer text.
     assert "step_start" in kinds and "step_result" in kinds
-    assert body.startswith("<details>") and "</details>" in body
+    assert "<details" not in body and "</details>" not in body
     step = next(e["data"] for e in events if e["event"] == "step_start")
-    assert f"**{step['tool']}**" in body.split("</details>")[0]
+    assert len(reasoning) >= 3 and f"**{step['tool']}**" in "".join(reasoning)
+    assert not any(t.startswith("owui_tool_") for t in (e["data"].get("tool", "") for e in events
+                                                         if e["event"] == "step_start"))
+    # The answer token by token: several content deltas before the proposals.
+    answer_deltas = [e for e in events if e["event"] == "answer_delta"]
+    assert len(answer_deltas) >= 2, answer_deltas
     done = events[-1]
     assert done["event"] == "done" and done["data"]["steps"]
     # A proposal with its policy decision: the diagnosis grammar only admits catalog actions
@@ -59,6 +71,12 @@ def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta
         assert shown["approvals"] == []
     assert usage is not None and usage.completion_tokens > 0  # the meta calls' own token counts
     assert slots_busy(api_meta) == 0
+    # One access line: who, which model, how it ended, the meta calls' tokens.
+    wait_until(lambda: any(f"rid={rid}" in line and "access " in line for line in api.log().splitlines()), 15,
+               "access line")
+    access = next(line for line in api.log().splitlines() if f"rid={rid}" in line and "access " in line)
+    assert "key=admin" in access and "model=ai-sysadmin" in access and "status=200" in access
+    assert f"tokens={usage.prompt_tokens}+{usage.completion_tokens}" in access
 
 
 def test_agent_non_streaming_and_chat_text_cannot_approve(api: ApiProcess) -> None:
@@ -69,7 +87,9 @@ def test_agent_non_streaming_and_chat_text_cannot_approve(api: ApiProcess) -> No
     extra = r.model_extra["ai_sysadmin"]
     assert extra["steps"] and extra["outcome"] in ("ok", "degraded", "failed", "deadline")
     assert extra["finding_id"]  # recorded as a meta finding
-    assert "<details>" in r.choices[0].message.content
+    # The steps as reasoning_content (what Open WebUI shows folded), the answer as content.
+    assert "<details" not in r.choices[0].message.content
+    assert "**" in r.choices[0].message.model_extra["reasoning_content"]
     shown = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers={"Authorization": f"Bearer {api.keys['admin']}"})
     assert shown.json()["status"] == "queued" and shown.json()["approvals"] == []
     # The agent's model calls are accounted like the service's: llm_calls rows of layer meta.

@@ -87,14 +87,13 @@ TOOLS = [{"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]}}}]
 
 
-def test_client_tools_pass_through_to_meta(api: ApiProcess) -> None:
+def test_client_tools_are_dropped_by_default(api: ApiProcess) -> None:
+    """api.client_tools = "drop": the request that yields a call with tools passed (test_webui) yields none."""
     r = client(api).chat.completions.create(
         model="meta", messages=[{"role": "user", "content": "What is the status of nginx.service?"},
                                 {"role": "assistant", "content": "<tool_call>\n"}],
         tools=TOOLS, tool_choice="required", max_tokens=64, temperature=0)
-    calls = r.choices[0].message.tool_calls
-    assert calls and calls[0].function.name == "get_unit_status"
-    assert isinstance(json.loads(calls[0].function.arguments), dict)
+    assert not r.choices[0].message.tool_calls
 
 
 def test_empty_tools_list_is_accepted(api: ApiProcess) -> None:

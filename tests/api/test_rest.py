@@ -125,7 +125,9 @@ def test_proposals_render_with_id_risk_and_decision(api: ApiProcess) -> None:
         outcome_ = "ok"
 
     render = Renderer()
-    text = render.on_event("answer_delta", {"text": "restart it"}) + render.finish(Inv(), streamed=True)
+    reasoning, answer = render.on_event("answer_delta", {"text": "restart it"})  # (reasoning, content)
+    text = answer + render.finish(Inv(), streamed=True)
+    assert reasoning == "" and answer == "restart it"
     assert f"action **#{outcome.action_id}** `restart_unit`" in text
     assert "risk **low**" in text and "policy decision **queue**" in text
     assert f"POST /api/v1/actions/ID/approve" in text and "chat cannot approve" in text
