@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, load) -> int:
     from ai_sysadmin.config import ConfigError, unit_is_protected
+    from ai_sysadmin.preflight import history
     from ai_sysadmin.preflight.check import SwitchAction, run_preflight
     from ai_sysadmin.preflight.system import PreflightInputError
 
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace, load) -> int:
     protected = cfg.protected_units
     try:
         report = run_preflight(args.new_system, args.current or cfg.actions.current_system, SwitchAction(args.action),
-                               lambda unit: unit_is_protected(unit, protected), nix=args.nix)
+                               lambda unit: unit_is_protected(unit, protected), nix=args.nix,
+                               extra_flags=lambda planned, diff: history.flags(cfg.database, planned, diff))
     except PreflightInputError as exc:
         print(f"ai-sysadmin preflight: {exc}", file=sys.stderr)
         return EXIT_USAGE
