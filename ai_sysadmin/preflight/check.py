@@ -40,6 +40,7 @@ class Report:
     units: tuple[units.PlannedUnit, ...]
     closure: closure.ClosureDiff | None
     elapsed_s: float
+    model: Any = None  # preflight.summary.ModelSummary when the review model was asked
 
     @property
     def verdict(self) -> Verdict:
@@ -64,6 +65,7 @@ class Report:
                 "changes": [{"package": c.package, "kind": c.kind, "from": list(c.before), "to": list(c.after),
                              "size_delta_bytes": c.size_delta} for c in diff.changes],
             },
+            "model": None if self.model is None else self.model.to_json(),
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
