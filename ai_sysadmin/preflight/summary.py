@@ -88,6 +88,12 @@ def facts(report: Report) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
+def fact_chars(role: RoleConfig) -> int:
+    """How much of the facts fits the role's context with the answer (about 2 characters a
+    token for JSON of names and numbers: pessimistic, so the request is not refused)."""
+    return max(1000, (role.context_size - MAX_TOKENS - 400) * 2)
+
+
 def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
     """One structured call, bounded by `timeout` seconds in all (connect, retries, answer)."""
     from ai_sysadmin.llm.client import LLMClient
@@ -99,7 +105,7 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
                       connect_timeout=min(role.connect_timeout, timeout))
     messages = [{"role": "system", "content": PROMPT},
                 {"role": "user", "content": f"Deterministic verdict: {report.verdict.value}\n"
-                                            + wrap(facts(report), "preflight", max_chars=12000)}]
+                                            + wrap(facts(report), "preflight", max_chars=fact_chars(role))}]
 
     async def call() -> dict[str, Any]:
         async with LLMClient(bounded) as client:
