@@ -669,6 +669,16 @@ in
           `never` (report only).  See docs/preflight.md.
         '';
       };
+      model = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = ''
+          Also ask the review model for a summary and a recommendation (`--model`).  It
+          may raise the verdict, never lower it; past `review.preflight_model_timeout`
+          (default 25 s) the report says so and the verdict is at least `warn`.  Off by
+          default: every switch would wait for the model.
+        '';
+      };
     };
   };
 
@@ -933,7 +943,7 @@ in
         esac
         rc=0
         ${cfg.package}/bin/ai-sysadmin-preflight --config ${configFiles.admin} "$1" --action "$action" \
-          --nix ${config.nix.package}/bin/nix || rc=$?
+          --nix ${config.nix.package}/bin/nix${lib.optionalString cfg.preflight.model " --model"} || rc=$?
         if [ "$rc" -ge ${toString preflightFailsFrom} ]; then
           echo "ai-sysadmin preflight stopped the switch (exit $rc; blockOn = ${cfg.preflight.blockOn}); NIXOS_NO_CHECK=1 skips the check once" >&2
           exit 1

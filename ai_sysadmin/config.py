@@ -338,6 +338,9 @@ class ReviewConfig:
     # every switch_poll seconds.
     switch_window: float = 900.0
     switch_poll: float = 2.0
+    # The review model's summary in `ai-sysadmin preflight` (docs/preflight.md): past this
+    # the report says so and the verdict is at least warn (never block from the timeout).
+    preflight_model_timeout: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -917,6 +920,8 @@ def _parse_review(data: Any, issues: list[ConfigIssue]) -> ReviewConfig:
         switch_window=sec.get("switch_window", float, d.switch_window, _positive),
         switch_poll=sec.get("switch_poll", float, d.switch_poll,
                             lambda v: None if 0.1 <= v <= 3600 else "must be between 0.1 and 3600"),
+        preflight_model_timeout=sec.get("preflight_model_timeout", float, d.preflight_model_timeout,
+                                        lambda v: None if 0 < v <= 30 else "must be between 0 and 30 seconds"),
     )
     sec.finish()
     return cfg

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--action", choices=_ACTIONS, default="switch", help="switch-to-configuration's verb (default switch)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--nix", metavar="PATH", default="nix", help="the nix command for diff-closures (default: nix on PATH)")
+    p.add_argument("--model", dest="use_model", action="store_true", default=None,
+                   help="also ask the review model for a summary (it may raise the verdict, never lower it)")
+    p.add_argument("--no-model", dest="use_model", action="store_false",
+                   help="do not ask the model (default for ai-sysadmin-preflight; ai-sysadmin preflight asks "
+                        "when the review role is enabled)")
     p.set_defaults(func=run)
 
     def usage_error(message: str) -> NoReturn:  # argparse's exit 2 would read as "block"
@@ -41,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, load) -> int:
     from ai_sysadmin.config import ConfigError, unit_is_protected
+    from ai_sysadmin.preflight import history
     from ai_sysadmin.preflight.check import SwitchAction, run_preflight
     from ai_sysadmin.preflight.system import PreflightInputError
 
@@ -52,13 +58,21 @@ def run(args: argparse.Namespace, load) -> int:
     protected = cfg.protected_units
     try:
         report = run_preflight(args.new_system, args.current or cfg.actions.current_system, SwitchAction(args.action),
-                               lambda unit: unit_is_protected(unit, protected), nix=args.nix)
+                               lambda unit: unit_is_protected(unit, protected), nix=args.nix,
+                               extra_flags=lambda planned, diff: history.flags(cfg.database, planned, diff))
     except PreflightInputError as exc:
         print(f"ai-sysadmin preflight: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a file vanished or became unreadable mid-check
         print(f"ai-sysadmin preflight: {exc.filename or 'a file'}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    explicit = bool(args.use_model)
+    if args.use_model or (args.use_model is None and cfg.roles.review.enable):
+        from ai_sysadmin.preflight import summary
+
+        # The model's time counts into the report's: the whole check stays within ~30 s.
+        model = summary.ask(cfg.roles.review, report, cfg.review.preflight_model_timeout)
+        report = summary.apply(report, model, explicit)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -87,6 +101,10 @@ def render_text(report: Report) -> str:
             lines.append(f"  {c.package}: {vers}{size}".rstrip())
         if len(diff.changes) > 40:
             lines.append(f"  ... {len(diff.changes) - 40} more (--format json lists all)")
+    if report.model is not None and report.model.summary:
+        lines.append(f"model ({report.model.role}, {report.model.elapsed_s:.1f} s): {report.model.verdict}")
+        lines.append(f"  {report.model.summary}")
+        lines.append(f"  recommendation: {report.model.recommendation}")
     notes = [f for f in report.flags if f.severity is Severity.INFO]
     if notes:
         lines.append("notes:")
@@ -106,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.prog = "ai-sysadmin-preflight"
     p.add_argument("--config", metavar="PATH", help="JSON configuration (default: $AI_SYSADMIN_CONFIG, else defaults)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.use_model is None:  # before every switch: the model only when the module option asks (--model)
+        args.use_model = False
     try:
         return run(args, lambda: load_config(args.config))
     except KeyboardInterrupt:

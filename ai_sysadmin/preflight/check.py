@@ -6,9 +6,10 @@ import enum
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
-from ai_sysadmin.preflight import accounts, closure, risks, units
+from ai_sysadmin.preflight import accounts, closure, firewall, risks, ssh, units
 from ai_sysadmin.preflight.risks import RiskFlag, Severity
 from ai_sysadmin.preflight.system import REBOOT_LINKS, REEXEC_LINKS, changed_links, open_system
 from ai_sysadmin.preflight.verdict import Decision, Verdict, decide
@@ -39,6 +40,7 @@ class Report:
     units: tuple[units.PlannedUnit, ...]
     closure: closure.ClosureDiff | None
     elapsed_s: float
+    model: Any = None  # preflight.summary.ModelSummary when the review model was asked
 
     @property
     def verdict(self) -> Verdict:
@@ -63,12 +65,16 @@ class Report:
                 "changes": [{"package": c.package, "kind": c.kind, "from": list(c.before), "to": list(c.after),
                              "size_delta_bytes": c.size_delta} for c in diff.changes],
             },
+            "model": None if self.model is None else self.model.to_json(),
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
 def run_preflight(new_path: str, current_path: str, action: SwitchAction,
-                  is_protected: Callable[[str], bool], nix: str = "nix") -> Report:
+                  is_protected: Callable[[str], bool], nix: str = "nix",
+                  env: Mapping[str, str] | None = None, proc_net: Path = Path("/proc/net"),
+                  extra_flags: Callable[[list[units.PlannedUnit], closure.ClosureDiff | None], list[RiskFlag]]
+                  | None = None) -> Report:
     """Judge switching from `current_path` to `new_path`.  Raises PreflightInputError."""
     t0 = time.monotonic()
     new = open_system(new_path, "new system")
@@ -83,6 +89,7 @@ def run_preflight(new_path: str, current_path: str, action: SwitchAction,
     if action.activates:
         planned = units.plan(current.units_dir, new.units_dir)
         flags += risks.protected_units(planned, is_protected)
+        flags += _ssh_firewall(current.real, new.real, os.environ if env is None else env, proc_net)
     flags += risks.accounts(accounts.removed(current, new))
     flags += risks.reboot(changed_links(current, new, REBOOT_LINKS), changed_links(current, new, REEXEC_LINKS))
 
@@ -93,8 +100,20 @@ def run_preflight(new_path: str, current_path: str, action: SwitchAction,
     except closure.ClosureUnavailable as exc:
         flags.append(risks.unavailable("closure-unavailable", str(exc)))
 
+    if extra_flags is not None:  # the incident history (preflight/history.py), when a database is configured
+        flags += extra_flags(planned, diff)
+
     if action is SwitchAction.DRY_ACTIVATE:
         # dry-activate changes nothing: report what a switch would do, decide nothing.
         flags = [replace(f, severity=Severity.INFO) for f in flags]
     return Report(str(new.real), str(current.real), action, decide(flags), tuple(flags), tuple(planned), diff,
                   time.monotonic() - t0)
+
+
+def _ssh_firewall(current: Path, new: Path, env: Mapping[str, str], proc_net: Path) -> list[RiskFlag]:
+    sessions = ssh.session_ports(env, proc_net, ssh.sshd_ports(current))
+    if not sessions:
+        return []
+    cur_dir, new_dir = current / "etc/systemd/system", new / "etc/systemd/system"
+    return risks.ssh_firewall(sessions, {p: firewall.tcp_port_allowed(cur_dir, p) for p in sessions},
+                              {p: firewall.tcp_port_allowed(new_dir, p) for p in sessions})

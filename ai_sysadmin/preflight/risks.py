@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ai_sysadmin.preflight.accounts import AccountChanges
 from ai_sysadmin.preflight.closure import ClosureDiff
@@ -93,3 +93,28 @@ def unavailable(kind: str, why: str) -> RiskFlag:
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
+
+
+def ssh_firewall(sessions: dict[int, str], current: dict[int, "PortStateLike"],
+                 new: dict[int, "PortStateLike"]) -> list[RiskFlag]:
+    """Block when the new firewall no longer accepts the port of an active SSH session
+    that the current one accepts; a side that cannot be read is a note."""
+    out = []
+    for port, seen in sorted(sessions.items()):
+        cur, nxt = current[port], new[port]
+        if cur.allowed is None or nxt.allowed is None:
+            why = cur.why if cur.allowed is None else nxt.why
+            out.append(RiskFlag("firewall-unchecked", Severity.INFO,
+                                f"firewall not checked for the SSH session on port {port}: {why}"))
+        elif cur.allowed and not nxt.allowed:
+            out.append(RiskFlag(
+                "firewall-closes-ssh", Severity.BLOCK,
+                f"the new firewall no longer allows TCP port {port}, the port of an active SSH session",
+                {"port": port, "session": seen, "current": list(cur.evidence) or [cur.why], "new": nxt.why}))
+    return out
+
+
+class PortStateLike(Protocol):
+    allowed: bool | None
+    why: str
+    evidence: tuple[str, ...]

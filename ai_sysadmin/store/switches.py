@@ -121,3 +121,46 @@ async def attributed_units(conn: Any, incident_id: int) -> list[str] | None:
     cur = await conn.execute("SELECT units FROM switch_incidents WHERE incident_id = %s", (incident_id,))
     row = await cur.fetchone()
     return None if row is None else list(row[0])
+
+
+# ---------------------------------------------------------------- preflight's incident history
+# Synchronous (the preflight command has no event loop); each is one statement.
+
+OPEN_INCIDENTS_SQL = """
+SELECT id, status, title, ARRAY(SELECT u FROM unnest(units) u WHERE u = ANY(%(units)s) ORDER BY u) AS units
+FROM incidents WHERE status IN ('open', 'acknowledged') AND units && %(units)s::text[] ORDER BY id
+"""
+
+FAILED_AFTER_SWITCH_SQL = """
+SELECT x.incident_id, x.units, x.failed_at, s.id AS switch_id, s.switched_at, s.from_generation, s.to_generation
+FROM switch_incidents x JOIN switches s ON s.id = x.switch_id
+WHERE x.units && %(units)s::text[] ORDER BY x.failed_at DESC, x.incident_id DESC LIMIT 50
+"""
+
+# The package versions that earlier switches brought in (their preflight's closure diff,
+# "to" versions) when an incident was attributed to that switch.
+FAILED_PACKAGES_SQL = """
+SELECT c->>'package' AS package, v AS version, s.id AS switch_id, s.from_generation, s.to_generation,
+       array_agg(DISTINCT x.incident_id ORDER BY x.incident_id) AS incident_ids
+FROM switches s JOIN switch_incidents x ON x.switch_id = s.id
+CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(s.preflight->'closure'->'changes')
+    WHEN 'array' THEN s.preflight->'closure'->'changes' ELSE '[]'::jsonb END) c
+CROSS JOIN LATERAL jsonb_array_elements_text(CASE jsonb_typeof(c->'to') WHEN 'array' THEN c->'to'
+    ELSE '[]'::jsonb END) v
+WHERE c->>'package' = ANY(%(packages)s::text[])
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 3 DESC
+"""
+
+
+def history_for(conn: Any, units: list[str], packages: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Open incidents of `units`, incidents attributed to earlier switches that name one of
+    `units`, and package versions earlier failing switches brought in (a psycopg Connection)."""
+    cur = conn.cursor(row_factory=dict_row)
+    out: dict[str, list[dict[str, Any]]] = {}
+    cur.execute(OPEN_INCIDENTS_SQL, {"units": units})
+    out["open"] = cur.fetchall()
+    cur.execute(FAILED_AFTER_SWITCH_SQL, {"units": units})
+    out["failed_after"] = cur.fetchall()
+    cur.execute(FAILED_PACKAGES_SQL, {"packages": packages})
+    out["packages"] = cur.fetchall()
+    return out

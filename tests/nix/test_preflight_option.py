@@ -51,3 +51,12 @@ def test_off_by_default(lib_path: str | None) -> None:
 def test_stand_in_and_real_lib_agree(nix_instantiate: str) -> None:
     cfg = base(preflight={"enable": True, "blockOn": "warn"})
     assert render(cfg, lib_path=str(real_lib())) == render(cfg)
+
+
+@pytest.mark.parametrize("model", [None, False, True])
+def test_model_option_adds_the_flag(lib_path: str | None, model: bool | None) -> None:
+    opts: dict[str, Any] = {"enable": True} | ({} if model is None else {"model": model})
+    fragment = _render(lib_path, **opts)["preSwitch"]["checks"]["ai-sysadmin-preflight"]
+    call = next(ln for ln in fragment.splitlines() if "--nix " in ln)
+    # Off by default: every switch would wait for the model.
+    assert call.rstrip().endswith("/bin/nix --model || rc=$?" if model else "/bin/nix || rc=$?"), call

@@ -14,11 +14,39 @@
 # hands `spec` to update-users-groups.pl.
 { specFile }:
 let
+  lines = builtins.concatStringsSep "\n";
   spec = builtins.fromJSON (builtins.readFile specFile);
   kib = builtins.concatStringsSep "" (builtins.genList (_: "0123456789abcdef") 64);
   blob = n: builtins.concatStringsSep "" (builtins.genList (_: kib) n);
-  units = builtins.mapAttrs (n: text: builtins.toFile n text) spec.units;
   file = name: text: builtins.toFile name text;
+  # The firewall as nixpkgs renders it (firewall-iptables.nix / firewall-nftables.nix):
+  # "firewall": { "tcp": [ 22 ], "ranges": [ [ 8000, 8010 ] ] } or "nftables": { … }.
+  fw = spec.firewall or null;
+  fwStart = file "firewall-start" (''
+    #!/bin/sh
+    ip46tables -N nixos-fw
+    ip46tables -A nixos-fw -m conntrack --ctstate ESTABLISHED,RELATED -j nixos-fw-accept
+  '' + lines (map (p: "ip46tables -A nixos-fw -p tcp --dport ${toString p} -j nixos-fw-accept ") fw.tcp
+    ++ map (r: "ip46tables -A nixos-fw -p tcp --dport ${toString (builtins.elemAt r 0)}:${toString (builtins.elemAt r 1)} -j nixos-fw-accept ") (fw.ranges or [ ]))
+    + "\nip46tables -A nixos-fw -j nixos-fw-log-refuse\n");
+  fwUnit = "[Unit]\nDescription=Firewall\n[Service]\nType=oneshot\nRemainAfterExit=true\n"
+    + "ExecStart=@${fwStart} firewall-start\nX-ReloadIfChanged=true\n";
+  nft = spec.nftables or null;
+  nftSet = builtins.concatStringsSep ", " (map toString nft.tcp ++ map (r: "${toString (builtins.elemAt r 0)}-${toString (builtins.elemAt r 1)}") (nft.ranges or [ ]));
+  nftRules = file "nixos-fw.nft" ''
+    table inet nixos-fw {
+      chain input-allow {
+        ${if nft.tcp == [ ] && (nft.ranges or [ ]) == [ ] then "" else "tcp dport { ${nftSet} } accept"}
+        icmp type echo-request accept
+      }
+    }
+  '';
+  nftStart = file "nftables-start" "#!/bin/sh\nnft -f ${nftRules}\n";
+  nftUnit = "[Unit]\nDescription=nftables firewall\n[Service]\nType=oneshot\nExecStart=${nftStart}\n";
+  allUnits = spec.units
+    // (if fw == null then { } else { "firewall.service" = fwUnit; })
+    // (if nft == null then { } else { "nftables.service" = nftUnit; });
+  units = builtins.mapAttrs (n: text: builtins.toFile n text) allUnits;
   kernel = file "linux-${spec.kernel}-bzImage" "kernel ${spec.kernel}\n";
   initrd = file "initrd-linux-${spec.kernel}" "initrd ${spec.kernel}\n";
   modules = file "linux-${spec.kernel}-modules" "modules ${spec.kernel}\n";
@@ -34,7 +62,6 @@ let
     echo update-users-groups.pl ${usersGroups}
   '';
   packages = map (p: { inherit (p) name; path = file "${p.name}-${p.version}" (blob p.kib); }) spec.packages;
-  lines = builtins.concatStringsSep "\n";
 in
 derivation {
   name = "nixos-system-${spec.name}";
