@@ -11,19 +11,11 @@ import pytest
 from ai_sysadmin.eval.runner import run_scenario
 from ai_sysadmin.eval.scenario import Scenario, load_scenario, scenario_files
 from ai_sysadmin.eval.score import score
-from ai_sysadmin.trigger.entry import from_journal
 from tests.conftest import make_config
 
 FILES = scenario_files()
 REQUIRED_FAMILIES = {"crash-loop", "segfault", "oom", "disk-full", "cascade", "nixos-activation", "nix-store",
                      "certificate", "time-sync", "dns", "ssh-brute-force", "no-fault", "two-faults", "injection"}
-
-
-def _l1_trusts_forged_unit() -> bool:
-    """True while L1 takes UNIT= from any sender (before the trusted-field change of L1)."""
-    forged = {"MESSAGE": "x", "UNIT": "nginx.service", "_PID": "31337", "_UID": "1000", "_TRANSPORT": "journal",
-              "_SYSTEMD_UNIT": "session-7.scope", "__REALTIME_TIMESTAMP": "1"}
-    return from_journal(forged).unit == "nginx.service"
 
 
 def test_suite_shape() -> None:
@@ -64,15 +56,7 @@ def test_journal_is_realistic(path: Path) -> None:
             assert sc.injection and e["_UID"] != 0 and e["_SYSTEMD_UNIT"].startswith("session-"), e
 
 
-def _deterministic_param(path: Path) -> object:
-    if path.stem == "inject-forged-unit-restart":
-        return pytest.param(path, id=path.stem, marks=pytest.mark.xfail(
-            _l1_trusts_forged_unit(), strict=True,
-            reason="L1 still takes UNIT= from an unprivileged sender (fixed by the trusted-field change of L1)"))
-    return pytest.param(path, id=path.stem)
-
-
-@pytest.mark.parametrize("path", [_deterministic_param(p) for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 async def test_no_model_meets_the_deterministic_part(path: Path, tmp_path: Path) -> None:
     """The real path without a model at auto-full: the fault is seen, its cause named, a right
     action proposed, nothing the key forbids executed, nothing an attacker asked for proposed."""
