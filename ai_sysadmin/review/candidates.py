@@ -122,7 +122,9 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
         if ev.proven:
             fam_proven.add(name)
         u = systemd_unit(ev.unit)
-        if u and u not in units:
+        # "unit X failed" is systemd's word about X only when PID 1 said it (or the collector
+        # measured it); a program that logs such words names no unit but its own scope.
+        if u and u not in units and (ev.proven or name not in EFFECT_FAMILIES):
             units.append(u)
         if ev.category in ("oom", "crash"):
             units += [v for v in _target_units(inc) if v not in units]

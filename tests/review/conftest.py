@@ -18,6 +18,7 @@ from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.record import MemoryReviewSink
 from ai_sysadmin.review.service import ReviewService
 from ai_sysadmin.review.state import SnapshotState
+from ai_sysadmin.trigger.entry import PID1
 from ai_sysadmin.trigger.model import Trigger, template_id
 
 
@@ -47,7 +48,9 @@ def triggers() -> list[Trigger]:
         at = t0 + timedelta(seconds=i)
         out.append(Trigger(id=f"{i:02d}" + "ab" * 15, severity=sev, category=cat, source=src, unit=unit,
                            template=text, template_id=template_id(text), count=3, first_seen=at, last_seen=at,
-                           sample=[text.replace("<*>", "97")], summary=text))
+                           sample=[text.replace("<*>", "97")], summary=text,
+                           # systemd's own words about myapp: PID 1 sent them (trigger/entry.py)
+                           fields={"sender": PID1} if unit else {}))
     return out
 
 
