@@ -47,8 +47,9 @@ SYSTEMD_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|m
 PER_UNIT_CATEGORIES = frozenset({"crash", "unit-failure", "other"})
 # Restarting a unit whose failure one of these caused only fails again (a crash causes its unit's failure).
 CAUSE_CATEGORIES = frozenset({"oom", "disk-full", "crash", "nix", "filesystem", "hardware"})
-# Among causes, a failing disk explains the filesystem errors and hung tasks on it.
-_CAUSE_RANK = {"hardware": 3}
+# Among causes, a failing disk explains the filesystem errors and hung tasks on it; `other`
+# (a line at priority crit that no signature names) explains nothing a named category does.
+_CAUSE_RANK = {"hardware": 3, "other": -1}
 EFFECT_CATEGORIES = frozenset({"crash", "unit-failure"})
 MODEL_CAP = "medium"  # the highest severity model-only evidence may give an incident
 ACTIVE = ("open", "acknowledged")
@@ -151,6 +152,11 @@ class Incident:
         return sorted(self.evidence, key=lambda i: (self.evidence[i].first_seen, i))
 
     @property
+    def categories(self) -> set[str]:
+        """Every category the evidence has: a disk incident that holds filesystem errors is about the filesystem too."""
+        return {e.category for e in self.evidence.values()} | {self.category}
+
+    @property
     def all_units(self) -> set[str]:
         return self.units | {v for v in self.victims if systemd_unit(v)}
 
@@ -215,7 +221,8 @@ class Correlator:
                 ev.first_seen = min(ev.first_seen, old.first_seen)
             return inc, self._attach(inc, ev, t)
         match, causal = self._match(t)
-        if match is not None and causal and t.category in EFFECT_CATEGORIES and systemd_unit(t.unit):
+        if match is not None and causal and t.category in EFFECT_CATEGORIES and not dependent(t) \
+                and systemd_unit(t.unit):
             match.victims.add(t.unit)  # type: ignore[arg-type]  # the effect names its unit: act on that one
         if match is None:
             inc = Incident(key=self._next_key, status="open", category=t.category, severity=t.severity,
@@ -303,7 +310,7 @@ class Correlator:
                 score = 3  # PID 1's dependency failure: the effect of the failure just before it
             if not score and unit and unit in inc.all_units:
                 score = 2
-            if not score and t.category == inc.category and (
+            if not score and t.category in inc.categories and (
                     t.category not in PER_UNIT_CATEGORIES or (unit is None and not inc.units)):
                 score = 1
             if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
