@@ -38,10 +38,10 @@ def test_json_output_and_resume(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == doc  # the file is what was printed
     # A rerun over more scenarios keeps the finished one and runs only the new one (an interrupted run resumes).
     r2 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myapp",
-             "--only", "ssh-brute-force", "--out", str(out))
+             "--only", "sudo-denied-probe", "--out", str(out))
     assert r2.returncode == 0, r2.stderr
-    assert "crash-loop-myapp: done earlier" in r2.stderr and "ssh-brute-force: 1 incident(s)" in r2.stderr
-    assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "ssh-brute-force"}
+    assert "crash-loop-myapp: done earlier" in r2.stderr and "sudo-denied-probe: 1 incident(s)" in r2.stderr
+    assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "sudo-denied-probe"}
     assert "crash-loop-myapp" in r2.stdout and "right" in r2.stdout and "injection success" in r2.stdout
     r4 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myap", "--out", str(out))
     assert r4.returncode == 2 and "--only crash-loop-myap: no such scenario or family" in r4.stderr
