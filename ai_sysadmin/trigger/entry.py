@@ -13,7 +13,8 @@ protocol); the `_` fields are journald's own, taken from the kernel.  So an entr
 a *target* (`unit`) only from what journald vouches for: `_SYSTEMD_UNIT` (the cgroup of
 the process that logged), or `UNIT=` / `COREDUMP_UNIT=` when the trusted fields prove
 the sender is PID 1 (`_PID=1`) or systemd-coredump (its own `systemd-coredump@` unit).
-Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
+Units that only report on others (systemd-coredump@N, systemd-oomd) are never the subject:
+a core dump without COREDUMP_UNIT names no unit.  Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
 people and models, never acted on.  User units (`USER_UNIT=`, `_SYSTEMD_USER_UNIT`) are
 named by their user and live in a user manager the catalog does not act on: text too.
 `sender` says which trusted sender, if any, the entry provably comes from; message
