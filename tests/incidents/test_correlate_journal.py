@@ -25,7 +25,7 @@ USER = {"_PID": "31337", "_UID": "1000", "_GID": "100", "_COMM": "logger", "_TRA
 def coredump(pid: int, comm: str, unit: str | None) -> dict[str, Any]:
     """systemd-coredump's entry, from its own per-dump instance unit."""
     e = {"_PID": "5120", "_UID": "0", "_COMM": "systemd-coredum", "_TRANSPORT": "journal",
-         "_SYSTEMD_UNIT": f"systemd-coredump@0-5120-0.service", "SYSLOG_IDENTIFIER": "systemd-coredump",
+         "_SYSTEMD_UNIT": "systemd-coredump@0-5120-0.service", "SYSLOG_IDENTIFIER": "systemd-coredump",
          "PRIORITY": "2", "MESSAGE_ID": "fc2e22bc6ee647b6b90729ab34a250b1", "COREDUMP_PID": str(pid),
          "COREDUMP_COMM": comm, "COREDUMP_SIGNAL": "11", "COREDUMP_SIGNAL_NAME": "SIGSEGV",
          "MESSAGE": f"Process {pid} ({comm}) of user 990 dumped core.\n\nStack trace of thread {pid}:\n"
