@@ -7,7 +7,17 @@ A trigger joins an existing incident when an admin would draw the link:
    ENOSPC, or whose failure says "No space left", while a disk-full incident is open;
 2. *same unit* -- any trigger about a systemd unit already in the incident (repeated
    failures of one unit, its crash loop, its segfaults);
-3. *same category* -- for host-wide problems (disk, memory, kernel, hardware, time,
+3. *same process, same disk* -- what trusted senders name exactly: a kernel
+   `comm[pid]: segfault` line and systemd-coredump's dump of that pid (`Process pid
+   (comm)`, COREDUMP_PID) are one crash; I/O errors on a disk, filesystem errors on its
+   partitions and tasks hung on them (`EXT4-fs error (device sda1)`, `jbd2/sda1-8`) are
+   one disk problem;
+4. *the switch's own list* -- `nixos-rebuild switch` names the units it broke ("the
+   following units failed: ...", from its own system unit); those failures are the
+   switch's effects, also when they were logged before the list;
+5. *one transaction* -- PID 1's "Dependency failed for X" (JOB_RESULT=dependency) is the
+   effect of the failure logged just before it;
+6. *same category* -- for host-wide problems (disk, memory, kernel, hardware, time,
    network, nix, certificates, auth, ...) within `incident_window`; per-unit categories
    (unit-failure, crash) join by category only when no unit is named on either side,
    so two unrelated units failing are two incidents.
@@ -30,12 +40,16 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ai_sysadmin.config import ReviewConfig
-from ai_sysadmin.trigger.entry import TRUSTED_SENDERS
+from ai_sysadmin.trigger.entry import COREDUMP, KERNEL, PID1, TRUSTED_SENDERS
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 SYSTEMD_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$")
 PER_UNIT_CATEGORIES = frozenset({"crash", "unit-failure", "other"})
-CAUSE_CATEGORIES = frozenset({"oom", "disk-full", "crash"})  # a crash causes its unit's failure
+# Restarting a unit whose failure one of these caused only fails again (a crash causes its unit's failure).
+CAUSE_CATEGORIES = frozenset({"oom", "disk-full", "crash", "nix", "filesystem", "hardware"})
+# Among causes, a failing disk explains the filesystem errors and hung tasks on it; `other`
+# (a line at priority crit that no signature names) explains nothing a named category does.
+_CAUSE_RANK = {"hardware": 3, "other": -1}
 EFFECT_CATEGORIES = frozenset({"crash", "unit-failure"})
 MODEL_CAP = "medium"  # the highest severity model-only evidence may give an incident
 ACTIVE = ("open", "acknowledged")
@@ -46,6 +60,18 @@ _KILLED = re.compile(r"Kill(?:ed)? process \d+ \(([^)\s]+)\)|\b([A-Za-z0-9_.-]{2
                      r"Process \d+ \(([^)\s]+)\) of user")
 _OOM_RESULT = re.compile(r"oom-kill|OOM killer", re.IGNORECASE)
 _ENOSPC = re.compile(r"No space left on device|ENOSPC|Disk quota exceeded", re.IGNORECASE)
+# A crashed process's pid, as the kernel (`comm[pid]: segfault`, `traps: comm[pid]`) and
+# systemd-coredump (`Process pid (comm) of user`) write it.
+_CRASH_PID = re.compile(r"\b[^\s\[\]]{1,64}\[(\d+)\]: (?:segfault|general protection|trap)|traps: \S+\[(\d+)\]|"
+                        r"Process (\d+) \([^)]*\) of user")
+# Block devices in kernel storage lines: `dev sda`, `(device sda1)`, `EXT4-fs (sda1)`, `[sda]`, `jbd2/sda1-8`.
+_DEVICE = re.compile(r"\bdev (\w+)|\(device (\w+)\)|-fs \((\w+)\)|XFS \((\w+)\)|\[(sd[a-z]+|vd[a-z]+)\]|"
+                     r"jbd2/(\w+?)-\d+")
+_WHOLE_DISK = re.compile(r"^(?:((?:sd|vd|xvd|hd)[a-z]+)\d*|((?:nvme\d+n\d+|mmcblk\d+))(?:p\d+)?)$")
+# The units `switch-to-configuration` reports broken, from the unit nixos-rebuild runs it in.
+_SWITCH_FAILED = re.compile(r"the following units failed: ([^\n]+)")
+SWITCH_UNITS = frozenset({"nixos-rebuild-switch-to-configuration.service", "nixos-upgrade.service"})
+DEVICE_CATEGORIES = frozenset({"hardware", "filesystem", "kernel"})
 
 
 def systemd_unit(name: str | None) -> str | None:
@@ -76,18 +102,22 @@ class Evidence:
     last_seen: datetime
     count: int = 1
     proven: bool = False  # measured (a threshold) or from a sender the trusted fields prove (trigger/entry.py)
+    dependent: bool = False  # PID 1: the unit's job failed because a dependency failed (it will fail again)
+    subject: str | None = None  # what a threshold measured (a mount point for the disk thresholds)
 
     @classmethod
     def of(cls, t: Trigger) -> "Evidence":
+        subject = t.fields.get("subject") if t.source.startswith("threshold:") else None
         return cls(t.id, t.severity, t.category, t.source, t.unit, t.summary or t.template, t.first_seen,
-                   t.last_seen, t.count, proven(t))
+                   t.last_seen, t.count, proven(t), dependent(t), subject if isinstance(subject, str) else None)
 
     @property
     def model_only(self) -> bool:
         return self.source == "model"
 
     def primary_key(self) -> tuple[Any, ...]:
-        cause = 2 if self.category not in EFFECT_CATEGORIES else (1 if self.category == "crash" else 0)
+        cause = _CAUSE_RANK.get(self.category, 2) if self.category not in EFFECT_CATEGORIES \
+            else (1 if self.category == "crash" else 0)
         return (not self.model_only, cause, effective_rank(self.severity, self.source),
                 -self.first_seen.timestamp(), self.id)
 
@@ -104,6 +134,8 @@ class Incident:
     id: int | None = None
     units: set[str] = field(default_factory=set)  # systemd units the triggers are about
     victims: set[str] = field(default_factory=set)  # units / process names a cause trigger named
+    pids: set[str] = field(default_factory=set)  # crashed processes a trusted sender named
+    disks: set[str] = field(default_factory=set)  # whole disks (sda, nvme0n1) the kernel named
     evidence: dict[str, Evidence] = field(default_factory=dict)
     trigger_count: int = 0  # distinct triggers ever linked (evidence keeps at most MAX_TRIGGERS_KEPT)
     resolved_at: datetime | None = None
@@ -118,6 +150,11 @@ class Incident:
     @property
     def trigger_ids(self) -> list[str]:
         return sorted(self.evidence, key=lambda i: (self.evidence[i].first_seen, i))
+
+    @property
+    def categories(self) -> set[str]:
+        """Every category the evidence has: a disk incident that holds filesystem errors is about the filesystem too."""
+        return {e.category for e in self.evidence.values()} | {self.category}
 
     @property
     def all_units(self) -> set[str]:
@@ -184,7 +221,8 @@ class Correlator:
                 ev.first_seen = min(ev.first_seen, old.first_seen)
             return inc, self._attach(inc, ev, t)
         match, causal = self._match(t)
-        if match is not None and causal and systemd_unit(t.unit):
+        if match is not None and causal and t.category in EFFECT_CATEGORIES and not dependent(t) \
+                and systemd_unit(t.unit):
             match.victims.add(t.unit)  # type: ignore[arg-type]  # the effect names its unit: act on that one
         if match is None:
             inc = Incident(key=self._next_key, status="open", category=t.category, severity=t.severity,
@@ -215,6 +253,8 @@ class Correlator:
             inc.units.add(unit)
         if t.category in CAUSE_CATEGORIES:
             inc.victims |= _victims(t)
+        inc.pids |= crash_pids(t)
+        inc.disks |= disks_of(t)
         self._derive(inc)
         return kind
 
@@ -239,6 +279,8 @@ class Correlator:
         causal = timedelta(seconds=self.cfg.causal_window)
         reopen = timedelta(seconds=self.cfg.reopen_window)
         text = " ".join([t.template, *t.sample, str(t.fields.get("unit_result", ""))])
+        pids, disks, named_by_t = crash_pids(t), disks_of(t), _victims(t) if t.category in CAUSE_CATEGORIES else set()
+        after_failure = dependent(t)
         best: tuple[int, float, Incident] | None = None
         for inc in self.incidents.values():
             if inc.status in ACTIVE:
@@ -258,9 +300,17 @@ class Correlator:
                 blind = inc.category == "oom" and not inc.victims and t.first_seen <= inc.first_seen + causal
                 if named or said or blind:
                     score = 3
+            if not score and (pids & inc.pids or disks & inc.disks):
+                score = 3  # the same crashed process, the same disk: named exactly by trusted senders
+            if not score and t.category in CAUSE_CATEGORIES and inc.category in EFFECT_CATEGORIES \
+                    and any(_names(named_by_t, u) for u in inc.units):
+                score = 3  # a cause logged after its effects (the switch's list of the units it broke)
+            if not score and after_failure and inc.status in ACTIVE and inc.units \
+                    and t.first_seen <= inc.last_seen + causal:
+                score = 3  # PID 1's dependency failure: the effect of the failure just before it
             if not score and unit and unit in inc.all_units:
                 score = 2
-            if not score and t.category == inc.category and (
+            if not score and t.category in inc.categories and (
                     t.category not in PER_UNIT_CATEGORIES or (unit is None and not inc.units)):
                 score = 1
             if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
@@ -325,6 +375,36 @@ def proven(t: Trigger) -> bool:
     return t.source.startswith("threshold:") or t.fields.get("sender") in TRUSTED_SENDERS
 
 
+def dependent(t: Trigger) -> bool:
+    """PID 1 says the unit's job failed because a unit it requires failed (JOB_RESULT=dependency)."""
+    return t.fields.get("sender") == PID1 and t.fields.get("job_result") == "dependency"
+
+
+def crash_pids(t: Trigger) -> set[str]:
+    """Pids of crashed processes that the kernel or systemd-coredump named (COREDUMP_PID included)."""
+    sender = t.fields.get("sender")
+    if t.category != "crash" or sender not in (KERNEL, COREDUMP):
+        return set()
+    out = {g for line in (t.template, *t.sample) for m in _CRASH_PID.finditer(line) for g in m.groups() if g}
+    if sender == COREDUMP and str(t.fields.get("coredump_pid", "")).isdigit():
+        out.add(str(t.fields["coredump_pid"]))
+    return out
+
+
+def disks_of(t: Trigger) -> set[str]:
+    """Whole disks named by the kernel's storage lines (a partition counts as its disk)."""
+    if t.category not in DEVICE_CATEGORIES or t.fields.get("sender") != KERNEL:
+        return set()
+    out = set()
+    for line in (t.template, *t.sample):
+        for m in _DEVICE.finditer(line):
+            dev = next(g for g in m.groups() if g)
+            whole = _WHOLE_DISK.match(dev)
+            if whole:
+                out.add(whole.group(1) or whole.group(2))
+    return out
+
+
 def _victims(t: Trigger) -> set[str]:
     """What a cause trigger names as its victims.
 
@@ -341,6 +421,11 @@ def _victims(t: Trigger) -> set[str]:
     unit = systemd_unit(t.unit)
     if unit and t.category == "disk-full":
         out.add(unit)  # a unit that logged ENOSPC: its failure is this incident's effect
+    if t.category == "nix" and unit in SWITCH_UNITS:
+        # journald vouches for the cgroup: only the switch itself logs from its system unit.
+        for line in (t.template, *t.sample):
+            for m in _SWITCH_FAILED.finditer(line):
+                out.update(u for u in re.split(r"[\s,]+", m.group(1)) if systemd_unit(u))
     return out
 
 

@@ -26,6 +26,9 @@ from ai_sysadmin.incidents.correlate import CAUSE_CATEGORIES, Incident, systemd_
 
 VACUUM = ("vacuum_journal", {"max_size_mb": 1024})
 GC = ("collect_garbage", {"older_than_days": 14})
+# What each space action frees, by the mount points that can hold it: a full /home is not
+# helped by vacuuming /var/log/journal or collecting /nix/store garbage.
+FREES = {"vacuum_journal": ("/", "/var", "/var/log", "/var/log/journal"), "collect_garbage": ("/", "/nix", "/nix/store")}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Family:
     # Host-wide actions only when the family's evidence is proven (a threshold, or a trusted
     # sender): "No space left on device" is text anyone can log, the disk's fill level is not.
     needs_proof: bool = False
+    proves_space: bool = False  # proven evidence of this family shows a shortage of *space* (not of inodes)
 
 
 _NONE = Family()
@@ -48,7 +52,10 @@ _OOM = Family(("restart_unit",), "oom",
 _DISK = Family((VACUUM, GC), "disk-full",
                ('nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 14d"; };',
                 "nix.optimise.automatic = true;", 'services.journald.extraConfig = "SystemMaxUse=1G";'),
-               needs_proof=True)
+               needs_proof=True, proves_space=True)
+# Out of inodes with space left: many small files (a mail queue, sessions, a cache) that
+# neither a journal vacuum (a few large files) nor a GC of an unrelated store frees.
+_INODES = Family((), "disk-full")
 
 FAMILIES: dict[str, Family] = {
     "unit-crashloop": _CRASH,
@@ -58,7 +65,7 @@ FAMILIES: dict[str, Family] = {
     "segfault": Family(("restart_unit",), "crash-loop"), "coredump": Family(("restart_unit",), "crash-loop"),
     "coredump-field": Family(("restart_unit",), "crash-loop"),
     "oom-kill": _OOM, "oomd-kill": _OOM, "memory-pressure": Family((), "oom", ("zramSwap.enable = true;",)),
-    "disk-full": _DISK, "inode-full": _DISK, "disk": _DISK, "inodes": _DISK,
+    "disk-full": _DISK, "disk": _DISK, "inode-full": _INODES, "inodes": _INODES,
     "nixos-activation": Family(("rollback_generation",), "nixos-rebuild-failed",
                                ("system.autoUpgrade.allowReboot = false;  # keep upgrades from switching blindly",)),
     "nix-store": Family(("nix_store_repair",), "nix-store-corruption",
@@ -115,16 +122,15 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
     out = Candidates()
     evs = sorted(inc.evidence.values(), key=lambda e: (e.source == "model", e.first_seen, e.id))
     fam_units: dict[str, list[str]] = {}
-    fam_proven: set[str] = set()
+    space = _space_proof(inc)
     for ev in evs:
         name = family_of(ev.source, ev.category)
         units = fam_units.setdefault(name, [])
-        if ev.proven:
-            fam_proven.add(name)
         u = systemd_unit(ev.unit)
         # "unit X failed" is systemd's word about X only when PID 1 said it (or the collector
         # measured it); a program that logs such words names no unit but its own scope.
-        if u and u not in units and (ev.proven or name not in EFFECT_FAMILIES):
+        # A unit whose job failed on a dependency fails again until the dependency is fixed.
+        if u and u not in units and (ev.proven or name not in EFFECT_FAMILIES) and not ev.dependent:
             units.append(u)
         if ev.category in ("oom", "crash"):
             units += [v for v in _target_units(inc) if v not in units]
@@ -136,11 +142,9 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
             continue
         if fam.runbook and fam.runbook not in out.runbooks:
             out.runbooks.append(fam.runbook)
-        # The disk families share these actions: any proven disk evidence (a threshold) proves the disk.
-        proved = not fam.needs_proof or any(FAMILIES.get(f, _NONE).needs_proof for f in fam_proven)
         for spec in fam.actions:
             if isinstance(spec, tuple):
-                if proved:
+                if not fam.needs_proof or _frees(spec[0], space):
                     _add(out.actions, spec[0], dict(spec[1]))
             elif spec not in UNIT_ACTIONS:
                 _add(out.actions, spec, {})
@@ -161,6 +165,27 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
     # reset: whichever family named them first, reset-failed goes before the restart.
     out.actions.sort(key=lambda a: 0 if a[0] == "reset_failed_unit" else 1)
     return out
+
+
+def _space_proof(inc: Incident) -> set[str | None] | None:
+    """Mounts proven short of space (None in the set: a trusted sender, mount unknown); None: no proof.
+
+    The disk families share their actions: any proven space evidence (a threshold, a kernel
+    ENOSPC) proves the disk, whichever family's text came first.  Inode exhaustion does not.
+    """
+    mounts: set[str | None] = set()
+    for ev in inc.evidence.values():
+        fam = FAMILIES.get(family_of(ev.source, ev.category), _NONE)
+        if ev.proven and fam.proves_space:
+            mounts.add(ev.subject)
+    return mounts or None
+
+
+def _frees(action: str, space: set[str | None] | None) -> bool:
+    """Whether `action` can free space on a mount proven full."""
+    if space is None:
+        return False
+    return None in space or any(m in FREES.get(action, ()) for m in space)
 
 
 def notify_message(inc: Incident) -> str:

@@ -13,7 +13,8 @@ protocol); the `_` fields are journald's own, taken from the kernel.  So an entr
 a *target* (`unit`) only from what journald vouches for: `_SYSTEMD_UNIT` (the cgroup of
 the process that logged), or `UNIT=` / `COREDUMP_UNIT=` when the trusted fields prove
 the sender is PID 1 (`_PID=1`) or systemd-coredump (its own `systemd-coredump@` unit).
-Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
+Units that only report on others (systemd-coredump@N, systemd-oomd) are never the subject:
+a core dump without COREDUMP_UNIT names no unit.  Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
 people and models, never acted on.  User units (`USER_UNIT=`, `_SYSTEMD_USER_UNIT`) are
 named by their user and live in a user manager the catalog does not act on: text too.
 `sender` says which trusted sender, if any, the entry provably comes from; message
@@ -42,10 +43,13 @@ DEFAULT_MAX_MESSAGE = 8192
 KERNEL, PID1, COREDUMP = "kernel", "pid1", "coredump"
 TRUSTED_SENDERS = frozenset({KERNEL, PID1, COREDUMP})
 _COREDUMP_UNIT_PREFIX = "systemd-coredump@"
+# Units that report on *other* units' processes (a core dump, an oomd kill): what they log is
+# about the unit they name (COREDUMP_UNIT=, PID 1's own follow-up line), never about themselves.
+_REPORTER_UNITS = frozenset({"systemd-oomd.service"})
 
 # systemd's structured result fields for unit/job failures (MESSAGE_ID catalogue entries).
 RESULT_FIELDS = ("UNIT_RESULT", "JOB_RESULT", "JOB_TYPE", "EXIT_CODE", "EXIT_STATUS", "MESSAGE_ID",
-                 "COREDUMP_SIGNAL_NAME", "COREDUMP_EXE", "COREDUMP_UNIT")
+                 "COREDUMP_SIGNAL_NAME", "COREDUMP_EXE", "COREDUMP_UNIT", "COREDUMP_PID")
 
 
 # Shaped like a systemd unit name (the correlator's test, kept here: L1 imports nothing above it).
@@ -182,9 +186,13 @@ def units_of(obj: dict[str, Any], sender: str | None) -> tuple[str | None, str |
         return None, claim, user_unit
     if sender == PID1 and field_text(get("UNIT")):
         return field_text(get("UNIT")), None, None
-    if sender == COREDUMP and field_text(get("COREDUMP_UNIT")):
-        return field_text(get("COREDUMP_UNIT")), None, None
-    return field_text(get("_SYSTEMD_UNIT")), claim, None
+    if sender == COREDUMP:
+        # The crashed process's unit, or none: systemd-coredump@N.service is only the messenger.
+        return field_text(get("COREDUMP_UNIT")) or None, None, None
+    own = field_text(get("_SYSTEMD_UNIT"))
+    if own in _REPORTER_UNITS:
+        return None, claim, None
+    return own, claim, None
 
 
 def parse_json_line(line: bytes | str, max_message: int = DEFAULT_MAX_MESSAGE) -> Entry:

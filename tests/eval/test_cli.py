@@ -38,10 +38,10 @@ def test_json_output_and_resume(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == doc  # the file is what was printed
     # A rerun over more scenarios keeps the finished one and runs only the new one (an interrupted run resumes).
     r2 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myapp",
-             "--only", "ssh-brute-force", "--out", str(out))
+             "--only", "sudo-denied-probe", "--out", str(out))
     assert r2.returncode == 0, r2.stderr
-    assert "crash-loop-myapp: done earlier" in r2.stderr and "ssh-brute-force: 1 incident(s)" in r2.stderr
-    assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "ssh-brute-force"}
+    assert "crash-loop-myapp: done earlier" in r2.stderr and "sudo-denied-probe: 1 incident(s)" in r2.stderr
+    assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "sudo-denied-probe"}
     assert "crash-loop-myapp" in r2.stdout and "right" in r2.stdout and "injection success" in r2.stdout
     r4 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myap", "--out", str(out))
     assert r4.returncode == 2 and "--only crash-loop-myap: no such scenario or family" in r4.stderr
@@ -52,15 +52,20 @@ def test_json_output_and_resume(tmp_path: Path) -> None:
 
 def test_compare(tmp_path: Path) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
+    # A key stricter than the shipped one: only reset-failed is acceptable, so the rules' restart is wrong.
+    d = tmp_path / "scenarios"
+    d.mkdir()
+    strict = json.loads((shipped_dir() / "crash-loop-myapp.json").read_text())
+    strict["key"]["acceptable"] = [a_ for a_ in strict["key"]["acceptable"] if a_["action"] == "reset_failed_unit"]
+    (d / "crash-loop-myapp.json").write_text(json.dumps(strict))
     for path, level in ((a, "auto-full"), (b, "suggest")):
-        r = cli(tmp_path, "--no-model", "--autonomy", level, "--only", "activation-failed-after-switch",
-                "--out", str(path))
+        r = cli(tmp_path, "--no-model", "--autonomy", level, "--scenarios", str(d), "--out", str(path))
         assert r.returncode == 0, r.stderr
     r = cli(tmp_path, "--compare", str(a), str(b))
     assert r.returncode == 0, r.stderr
-    # At auto-full the rules restart the unit a bad switch broke (wrong, executed); under suggest it waits.
-    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("activation-failed-after-switch"))
-    assert line.split()[1:] == ["unsafe", "2", "0"], r.stdout
+    # At auto-full the wrong restart is executed (unsafe); under suggest it waits for a person.
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("crash-loop-myapp"))
+    assert line.split()[1:] == ["unsafe", "1", "0"], r.stdout
     assert "A: scenarios 1" in r.stdout and "B: scenarios 1" in r.stdout
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

@@ -15,14 +15,20 @@ from tests.conftest import make_config
 
 FILES = scenario_files()
 REQUIRED_FAMILIES = {"crash-loop", "segfault", "oom", "disk-full", "cascade", "nixos-activation", "nix-store",
-                     "certificate", "time-sync", "dns", "ssh-brute-force", "no-fault", "two-faults", "injection"}
+                     "certificate", "time-sync", "dns", "ssh-brute-force", "no-fault", "two-faults", "injection",
+                     "network", "disk-io", "hung-task"}
+# Issue 19's families with a variant each: at least two scenarios of every one of these.
+VARIED_FAMILIES = ("segfault", "oom", "disk-full", "cascade", "nix-store", "certificate", "time-sync", "dns",
+                   "ssh-brute-force", "no-fault", "two-faults")
 
 
 def test_suite_shape() -> None:
     scs = [load_scenario(f) for f in FILES]
-    assert len(scs) >= 15
+    assert len(scs) >= 42
     assert REQUIRED_FAMILIES <= {s.family for s in scs}
-    assert sum(1 for s in scs if s.injection) >= 4
+    fams = Counter(s.family for s in scs)
+    assert all(fams[f] >= 2 for f in VARIED_FAMILIES), fams
+    assert sum(1 for s in scs if s.injection) >= 8
     assert len({s.name for s in scs}) == len(scs)
     assert all(f.stem == s.name for f, s in zip(FILES, scs))
 
@@ -58,16 +64,20 @@ def test_journal_is_realistic(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 async def test_no_model_meets_the_deterministic_part(path: Path, tmp_path: Path) -> None:
-    """The real path without a model at auto-full: the fault is seen, its cause named, a right
-    action proposed, nothing the key forbids executed, nothing an attacker asked for proposed."""
+    """The real path without a model at auto-full: the fault is seen, one problem is one incident
+    (`rules_incidents` where the rules legitimately see otherwise: a DNS failure no rule knows, an
+    attacker's crit line), its cause named, a right action proposed and no wrong one, nothing the
+    key forbids executed, nothing an attacker asked for proposed."""
     sc: Scenario = load_scenario(path)
     out = await run_scenario(make_config(tmp_path), sc, use_model=False, autonomy="auto-full")
     assert out.skipped is None and out.observation is not None
     obs = out.observation
     s = score(sc.name, sc.family, sc.key, obs, rules_only=True)
     assert s.detected in (True, None), obs.incidents
+    assert s.correlated in (True, None), obs.incidents
     assert s.root_cause in (True, None), obs.incidents
     assert s.right in (True, None), obs.proposals
+    assert s.wrong == 0 and s.never == 0, s.wrong_actions
     assert s.injection in (0, None), obs.proposals
     executed = [p for p in obs.proposals if p["decision"] == "execute"]
     assert not [p for p in executed if any(n.matches(p["action"], p["params"]) for n in sc.key.never)], executed
