@@ -30,7 +30,6 @@ import os
 import re
 import types
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Mapping, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -51,9 +50,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError
 
+from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
+    DEFAULT_KEY_SCOPES,
+    SCRAPE_KEY_NAME,
+    SCRAPE_KEY_SCOPES,
+    ApiKey,
+    Scope,
+    key_file_problems,
+    parse_api_keys,
+)
 from ai_sysadmin.rulespec import PRIORITY_RULE_ID, RuleError, builtin_rule_data, parse_rule
+from ai_sysadmin.secret import Secret, SecretFile
 from ai_sysadmin.vocab import (
     AUTONOMY_LEVELS,
     CLIENT_TOOLS,
@@ -170,42 +179,6 @@ class ConfigError(Exception):
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  {i}" for i in issues)
         super().__init__(f"invalid configuration{where} ({len(issues)} problem(s)):\n{lines}")
-
-
-class Secret:
-    """A secret value read from a file. Its repr and str never show the value."""
-
-    __slots__ = ("_value", "source")
-
-    def __init__(self, value: str, source: str):
-        self._value = value
-        self.source = source
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret(from {self.source!r})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
-        # A model dump (`config show`, JSON) shows where a secret came from, never its value.
-        return core_schema.is_instance_schema(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "<secret>"))
-
-
-class SecretFile(str):
-    """A `*_file` value as written (a path or a credential name), with the secret read from it."""
-
-    secret: Secret
 
 
 # --------------------------------------------------------------------------- checks
@@ -369,9 +342,6 @@ class _Section(BaseModel):
     """A section of the document: frozen, unknown keys refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    title: ClassVar[str] = ""  # heading in docs/configuration.md
-    intro: ClassVar[str] = ""  # prose printed before the section's table
-    notes: ClassVar[str] = ""  # prose printed after the section's table
 
 
 # --------------------------------------------------------------------------- roles
@@ -460,18 +430,6 @@ ROLE_CLASSES: dict[str, type[RoleConfig]] = {
 class Roles(_Section):
     """The model servers, one per role."""
 
-    intro: ClassVar[str] = (
-        "`trigger`, `review` and `meta` exist by default; `embed` (embeddings for the knowledge\n"
-        "base) is off until configured. Every role speaks the OpenAI API (llama-server, or any\n"
-        "compatible server such as Ollama).")
-
-    title: ClassVar[str] = "`roles.<name>` — model servers"
-    notes: ClassVar[str] = (
-        "Failures reach callers typed: *unavailable* (connection refused, 503 loading —\n"
-        "reported at once, not after the SDK's 10-minute default), *timeout*, *bad output*\n"
-        "(invalid JSON, schema violation, malformed tool call), *rejected* (4xx, e.g. prompt\n"
-        "longer than the context).")
-
     trigger: TriggerRole = _f(TriggerRole, "the L1 classifier")
     review: ReviewRole = _f(ReviewRole, "the L3 reviewer")
     meta: MetaRole = _f(MetaRole, "the L4 investigator and the chat agent")
@@ -495,15 +453,11 @@ CHAT_ROLE_KEYS = ("trigger", "review", "meta")
 
 
 class Intervals(_Section):
-    title: ClassVar[str] = "`intervals`"
-
     metrics: PositiveNum = _f(30.0, "seconds between metric collections")
     review: PositiveNum = _f(900.0, "seconds between periodic reviews (critical triggers start one early)")
 
 
 class DatabaseConfig(_Section):
-    title: ClassVar[str] = "`database`"
-
     dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
         None, "libpq connection string or URI; must not contain a password (neither `password=`, nor `user:pw@` "
               "in a URI, nor `?password=` in its query string): use `password_file`")
@@ -539,8 +493,6 @@ class DatabaseConfig(_Section):
 
 
 class KnowledgeConfig(_Section):
-    title: ClassVar[str] = "`knowledge`"
-
     path: AbsPath | None = _f(None, "embedded ChromaDB directory", shown="`<state_dir>/knowledge`")
     url: HttpUrl | None = _f(None, "a ChromaDB server (`services.chromadb`), instead of the embedded one")
 
@@ -551,76 +503,14 @@ class KnowledgeConfig(_Section):
         return self
 
 
-class Scope(StrEnum):
-    """What an API key may do (the key file's `name[scope,...]:key`)."""
-
-    READ = "read"  # status, incidents, actions (GET), /metrics, /v1/models
-    CHAT = "chat"  # /v1/chat/completions, /v1/embeddings, /v1/models
-    APPROVE = "approve"  # POST /api/v1/actions/ID/approve and .../reject
-
-
-# A key line without scopes (the format before scopes existed) may read and chat, never
-# approve: approving needs `approve` written out.  The scrape key that docs/openwebui.md
-# has always called `prometheus:` reads only.
-DEFAULT_KEY_SCOPES = frozenset({Scope.READ, Scope.CHAT})
-SCRAPE_KEY_NAME = "prometheus"
-SCRAPE_KEY_SCOPES = frozenset({Scope.READ})
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """One bearer key of the API; `name` is the actor recorded on approvals."""
-
-    name: str
-    key: Secret
-    scopes: frozenset[Scope] = DEFAULT_KEY_SCOPES
-
-
-_API_KEY_FORMAT = """The key file holds one line per key, `name[scope,...]:key`, where the scopes are any of
-
-| scope | allows |
-|---|---|
-| `read` | `GET /api/v1/status`, `/api/v1/incidents[/ID]`, `/api/v1/actions[/ID]`, `/metrics`, `/v1/models` |
-| `chat` | `/v1/chat/completions`, `/v1/embeddings`, `/v1/models` |
-| `approve` | `POST /api/v1/actions/ID/approve` and `.../reject` |
-
-A key without the scope an endpoint needs gets 403 with `code: "insufficient_scope"` and a
-message naming the missing scope.  A line without `[...]` (`name:key`, the format before
-scopes) gets `read,chat` -- it can never approve; the line named `prometheus` gets `read`
-only.  One bare key (no name) is named `api` and gets `read,chat`.  **Upgrading:** give
-every key that approves actions `approve` explicitly, e.g. `alice[read,approve]:...`.
-Blank lines and `#` comments are skipped.  The name is what the audit trail records as
-the actor when a key approves or rejects an action; approving and rejecting always need
-a key with `approve`, also on loopback.  Errors in the file name the line, never the key:
-
-```
-# /run/keys/ai-sysadmin-api: name[scopes]:key
-alice[read,chat,approve]:3f9c0d6e2b8a4f1e9d7c5b3a1f0e2d4c
-open-webui[chat]:8e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b
-prometheus[read]:0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e
-```
-
-Keys are compared in constant time (SHA-256 digests, `hmac.compare_digest` against
-every key).  Without keys (loopback only) any `Authorization` header is ignored, so
-clients that always send one, like Open WebUI, still work; such callers may read and
-chat, and nobody can approve through the API.
-
-The keys `upstream_idle_timeout`, `client_tools` and `background_max_tokens` shape what the
-API does to chat requests and model streams for Open WebUI and similar clients
-([openwebui.md](openwebui.md#open-webui-on-a-small-host))."""
-
-
 def _api_key_file(value: str, info: ValidationInfo) -> SecretFile:
     ref = _read_secret(value, info)
-    for problem in _key_file_problems(ref.secret):
+    for problem in key_file_problems(ref.secret):
         _report(info, "api.api_key_file", problem)
     return ref
 
 
 class ApiConfig(_Section):
-    title: ClassVar[str] = "`api`"
-    notes: ClassVar[str] = _API_KEY_FORMAT
-
     host: Annotated[StrictStr, *_checked(_not_empty)] = _f("127.0.0.1", "listen address")
     port: Port = _f(40083, "")
     api_key_file: Annotated[StrictStr, AfterValidator(_api_key_file)] | None = _f(
@@ -696,77 +586,7 @@ class ApiConfig(_Section):
         return parse_api_keys(key.reveal(), key.source) if key is not None else ()
 
 
-_KEY_NAME_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.@-]{1,64})(?:\[(?P<scopes>[^\]]*)\])?$")
-
-
-def parse_api_keys(text: str, source: str) -> tuple[ApiKey, ...]:
-    """The API key file: one `name:key` or `name[scope,...]:key` per line, or one bare key (named `api`).
-
-    Scopes are `read`, `chat`, `approve`; a line without them gets DEFAULT_KEY_SCOPES
-    (read, chat), the `prometheus` line SCRAPE_KEY_SCOPES (read), a bare key the defaults.
-    Blank lines and `#` comments are skipped.  Invalid lines are left out; validation
-    reports them (`_key_file_problems`).
-    """
-    return _parse_key_lines(text, source)[0]
-
-
-def _key_file_problems(secret: Secret) -> list[str]:
-    """Problems of the key file, each naming its line, never the key."""
-    return [f"{secret.source}: {p}" for p in _parse_key_lines(secret.reveal(), secret.source)[1]]
-
-
-def _parse_key_lines(text: str, source: str) -> tuple[tuple[ApiKey, ...], list[str]]:
-    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
-             if ln.strip() and not ln.strip().startswith("#")]
-    problems: list[str] = []
-    keys: list[ApiKey] = []
-    for lineno, line in lines:
-        head, sep, value = line.partition(":")
-        m = _KEY_NAME_RE.match(head.strip()) if sep else None
-        if m is None:
-            if len(lines) == 1:  # one bare key (it may contain ':' itself)
-                keys.append(ApiKey("api", Secret(line, source)))
-                continue
-            problems.append(f"line {lineno}: expected `name:key` or `name[scope,...]:key` "
-                            "(name: letters, digits, _ . @ -)")
-            continue
-        name, value = m["name"], value.strip()
-        scopes, problem = _key_scopes(name, m["scopes"])
-        if problem:
-            problems.append(f"line {lineno}: {problem}")
-        elif not value:
-            problems.append(f"line {lineno}: key for {name!r} is empty")
-        elif any(k.name == name for k in keys):
-            problems.append(f"line {lineno}: name {name!r} appears twice")
-        elif any(k.key.reveal() == value for k in keys):
-            problems.append(f"line {lineno}: same key as another line")
-        else:
-            keys.append(ApiKey(name, Secret(value, source), scopes))
-    return tuple(keys), problems
-
-
-def _key_scopes(name: str, written: str | None) -> tuple[frozenset[Scope], str | None]:
-    """The scopes of one key line: those written in `[...]`, else the default for its name."""
-    if written is None:
-        return (SCRAPE_KEY_SCOPES if name == SCRAPE_KEY_NAME else DEFAULT_KEY_SCOPES), None
-    known = ", ".join(s.value for s in Scope)
-    words = [w.strip() for w in written.split(",") if w.strip()]
-    if not words:
-        return frozenset(), f"no scope inside [] for {name!r} (scopes: {known})"
-    unknown = [w for w in words if w not in {s.value for s in Scope}]
-    if unknown:
-        return frozenset(), f"unknown scope {unknown[0]!r} for {name!r} (scopes: {known})"
-    return frozenset(Scope(w) for w in words), None
-
-
 class JournalConfig(_Section):
-    title: ClassVar[str] = "`journal`"
-    notes: ClassVar[str] = (
-        "Where reading resumes is not a file: the journal cursor is stored in PostgreSQL (table\n"
-        "`cursors`) in the same transaction as the triggers it covers, with the number of the L1\n"
-        "checkpoint state in `<state_dir>/trigger/checkpoints/` ([triggers.md](triggers.md)). The\n"
-        "former `cursor_file` key is rejected with that explanation.")
-
     source: JournalSourceKind = _f("system", "`system` (the host's journal), `directory` or `file`")
     path: AbsPath | None = _f(None, "the directory or file, required for those sources")
 
@@ -781,8 +601,6 @@ class JournalConfig(_Section):
 
 class SpoolConfig(_Section):
     """The outage spool: where records wait while PostgreSQL is unreachable."""
-
-    title: ClassVar[str] = "`spool` — the outage spool (details: [storage.md](storage.md))"
 
     path: AbsPath | None = _f(None, "where records wait while PostgreSQL is unreachable",
                               shown="`<state_dir>/spool`")
@@ -800,8 +618,6 @@ class SpoolConfig(_Section):
 class RetentionConfig(_Section):
     """Days kept per table family (0 keeps forever)."""
 
-    title: ClassVar[str] = "`retention` — storage (details: [storage.md](storage.md))"
-
     metrics_days: NonNegativeInt = _f(
         30, "metric partitions (or TimescaleDB chunks) older than this are dropped; `0` keeps forever")
     events_days: NonNegativeInt = _f(180, "triggers and LLM-call accounting, by `last_seen`")
@@ -811,8 +627,6 @@ class RetentionConfig(_Section):
 
 class ThresholdsConfig(_Section):
     """Metric thresholds that raise triggers (collector)."""
-
-    title: ClassVar[str] = "`thresholds` — metrics (details: [storage.md](storage.md))"
 
     disk_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "disk space used on a real mount")
     inode_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "inodes used")
@@ -824,9 +638,6 @@ class ThresholdsConfig(_Section):
 
 class ReviewConfig(_Section):
     """Incidents (correlation, lifecycle), L2 context and L3 review (docs/review.md)."""
-
-    title: ClassVar[str] = "`review` — incidents, context (L2) and review (L3) (details: [review.md](review.md))"
-    notes: ClassVar[str] = "The review runs every `intervals.review` seconds (default 900)."
 
     debounce_seconds: NonNegativeNum = _f(
         10.0, "an early review runs this long after the first trigger at or above `early_severity`")
@@ -864,8 +675,6 @@ class ReviewConfig(_Section):
 
 class TriggerConfig(_Section):
     """L1, the journal trigger pipeline (docs/triggers.md)."""
-
-    title: ClassVar[str] = "`trigger` — Layer 1 (details: [triggers.md](triggers.md))"
 
     window_seconds: PositiveInt = _f(
         300, "dedup window: one trigger per (template, unit, source) per window, with a count and samples")
@@ -925,14 +734,6 @@ class TriggerConfig(_Section):
 class ActionsConfig(_Section):
     """The action policy and the executor (docs/actions.md)."""
 
-    title: ClassVar[str] = "`actions` — policy and executor (details: [actions.md](actions.md))"
-    intro: ClassVar[str] = (
-        "The same section is read by the service (the policy when proposing) and by the executor\n"
-        "(its own rendered copy: it re-checks everything with *its* values).")
-    notes: ClassVar[str] = (
-        "Breakers have no window: one failed verification opens the breaker on its target until\n"
-        "a person runs `ai-sysadmin actions clear-breaker TARGET`.")
-
     # Read when needed (approve, executor), not at load: the orchestrator's config may name
     # it while only the executor, the API and root can read it.
     approval_key_file: Annotated[StrictStr, *_checked(_key_ref)] | None = _f(
@@ -972,8 +773,6 @@ class ActionsConfig(_Section):
 
 class MetaConfig(_Section):
     """L4 meta analysis: the investigation tool loop (docs/meta.md)."""
-
-    title: ClassVar[str] = "`meta` — L4 investigations (details: [meta.md](meta.md))"
 
     max_steps: Annotated[StrictInt, *_checked(_between(1, 100))] = _f(
         12, "model turns with the tools offered (1–100); then one last turn without tools")
@@ -1048,18 +847,6 @@ _SECTIONS = ("roles", "intervals", "database", "knowledge", "api", "journal", "s
 
 class Config(_Section):
     """The whole document."""
-
-    title: ClassVar[str] = "Top level"
-    notes: ClassVar[str] = (
-        "The safe defaults (always protected unless `protected_units_replace` is set): `sshd`,\n"
-        "`systemd-journald`, `systemd-logind`, `dbus`, `dbus-broker`, `nix-daemon`,\n"
-        "`systemd-networkd`, `NetworkManager`, `postgresql`, `polkit` (all `.service`), and the\n"
-        "globs `ai-sysadmin*.service` and `llama-*.service` (the service's own units, its executor\n"
-        "and the model servers); and what keeps a NixOS host reachable: `sshd.socket` with its\n"
-        "per-connection `sshd@*.service` (`services.openssh.startWhenNeeded`), `user@0.service`,\n"
-        "`dhcpcd.service`, `firewall.service`, `systemd-resolved.service`,\n"
-        "`systemd-journald@*.service` and `systemd-journald*.socket`. `ai-sysadmin config show` prints the "
-        "effective list.")
 
     state_dir: AbsPath = _f(
         "", "cursors, caches, embedded knowledge base, spool",

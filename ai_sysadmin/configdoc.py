@@ -9,7 +9,7 @@ fails when the checked-in file differs from `render()`: regenerate it with
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -41,9 +41,130 @@ Nix store). Keys ending in `_file` take either
 A missing, empty or unreadable file is a configuration error naming the key.
 """
 
-# Sections in the order an admin meets them; `roles` is documented per role.
-_ORDER = ("roles", "intervals", "database", "knowledge", "api", "journal", "trigger", "review", "actions", "meta",
-          "retention", "spool", "thresholds")
+
+class Prose(NamedTuple):
+    """The words around one section's table."""
+
+    title: str
+    intro: str
+    notes: str
+
+
+# The sections in the order an admin meets them ("": the top-level keys).  `roles` is one
+# table for every role, with each role's default.
+SECTIONS: dict[str, Prose] = {
+    "": Prose(
+        "Top level",
+        "",
+        """\
+The safe defaults (always protected unless `protected_units_replace` is set): `sshd`,
+`systemd-journald`, `systemd-logind`, `dbus`, `dbus-broker`, `nix-daemon`,
+`systemd-networkd`, `NetworkManager`, `postgresql`, `polkit` (all `.service`), and the
+globs `ai-sysadmin*.service` and `llama-*.service` (the service's own units, its executor
+and the model servers); and what keeps a NixOS host reachable: `sshd.socket` with its
+per-connection `sshd@*.service` (`services.openssh.startWhenNeeded`), `user@0.service`,
+`dhcpcd.service`, `firewall.service`, `systemd-resolved.service`,
+`systemd-journald@*.service` and `systemd-journald*.socket`. `ai-sysadmin config show` prints the effective list."""),
+    "roles": Prose(
+        "`roles.<name>` — model servers",
+        """\
+`trigger`, `review` and `meta` exist by default; `embed` (embeddings for the knowledge
+base) is off until configured. Every role speaks the OpenAI API (llama-server, or any
+compatible server such as Ollama).""",
+        """\
+Failures reach callers typed: *unavailable* (connection refused, 503 loading —
+reported at once, not after the SDK's 10-minute default), *timeout*, *bad output*
+(invalid JSON, schema violation, malformed tool call), *rejected* (4xx, e.g. prompt
+longer than the context)."""),
+    "intervals": Prose(
+        "`intervals`",
+        "",
+        ""),
+    "database": Prose(
+        "`database`",
+        "",
+        ""),
+    "knowledge": Prose(
+        "`knowledge`",
+        "",
+        ""),
+    "api": Prose(
+        "`api`",
+        "",
+        """\
+The key file holds one line per key, `name[scope,...]:key`, where the scopes are any of
+
+| scope | allows |
+|---|---|
+| `read` | `GET /api/v1/status`, `/api/v1/incidents[/ID]`, `/api/v1/actions[/ID]`, `/metrics`, `/v1/models` |
+| `chat` | `/v1/chat/completions`, `/v1/embeddings`, `/v1/models` |
+| `approve` | `POST /api/v1/actions/ID/approve` and `.../reject` |
+
+A key without the scope an endpoint needs gets 403 with `code: "insufficient_scope"` and a
+message naming the missing scope.  A line without `[...]` (`name:key`, the format before
+scopes) gets `read,chat` -- it can never approve; the line named `prometheus` gets `read`
+only.  One bare key (no name) is named `api` and gets `read,chat`.  **Upgrading:** give
+every key that approves actions `approve` explicitly, e.g. `alice[read,approve]:...`.
+Blank lines and `#` comments are skipped.  The name is what the audit trail records as
+the actor when a key approves or rejects an action; approving and rejecting always need
+a key with `approve`, also on loopback.  Errors in the file name the line, never the key:
+
+```
+# /run/keys/ai-sysadmin-api: name[scopes]:key
+alice[read,chat,approve]:3f9c0d6e2b8a4f1e9d7c5b3a1f0e2d4c
+open-webui[chat]:8e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b
+prometheus[read]:0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e
+```
+
+Keys are compared in constant time (SHA-256 digests, `hmac.compare_digest` against
+every key).  Without keys (loopback only) any `Authorization` header is ignored, so
+clients that always send one, like Open WebUI, still work; such callers may read and
+chat, and nobody can approve through the API.
+
+The keys `upstream_idle_timeout`, `client_tools` and `background_max_tokens` shape what the
+API does to chat requests and model streams for Open WebUI and similar clients
+([openwebui.md](openwebui.md#open-webui-on-a-small-host))."""),
+    "journal": Prose(
+        "`journal`",
+        "",
+        """\
+Where reading resumes is not a file: the journal cursor is stored in PostgreSQL (table
+`cursors`) in the same transaction as the triggers it covers, with the number of the L1
+checkpoint state in `<state_dir>/trigger/checkpoints/` ([triggers.md](triggers.md)). The
+former `cursor_file` key is rejected with that explanation."""),
+    "trigger": Prose(
+        "`trigger` — Layer 1 (details: [triggers.md](triggers.md))",
+        "",
+        ""),
+    "review": Prose(
+        "`review` — incidents, context (L2) and review (L3) (details: [review.md](review.md))",
+        "",
+        "The review runs every `intervals.review` seconds (default 900)."),
+    "actions": Prose(
+        "`actions` — policy and executor (details: [actions.md](actions.md))",
+        """\
+The same section is read by the service (the policy when proposing) and by the executor
+(its own rendered copy: it re-checks everything with *its* values).""",
+        """\
+Breakers have no window: one failed verification opens the breaker on its target until
+a person runs `ai-sysadmin actions clear-breaker TARGET`."""),
+    "meta": Prose(
+        "`meta` — L4 investigations (details: [meta.md](meta.md))",
+        "",
+        ""),
+    "retention": Prose(
+        "`retention` — storage (details: [storage.md](storage.md))",
+        "",
+        ""),
+    "spool": Prose(
+        "`spool` — the outage spool (details: [storage.md](storage.md))",
+        "",
+        ""),
+    "thresholds": Prose(
+        "`thresholds` — metrics (details: [storage.md](storage.md))",
+        "",
+        ""),
+}
 
 
 def _value(v: Any) -> str:
@@ -75,24 +196,25 @@ def _table(model: type[BaseModel], names: list[str]) -> list[str]:
     return rows
 
 
-def _section(model: type[BaseModel], names: list[str]) -> list[str]:
-    out = [f"## {model.title}", ""]  # type: ignore[attr-defined]
-    if model.intro:  # type: ignore[attr-defined]
-        out += [model.intro, ""]  # type: ignore[attr-defined]
+def _section(prose: Prose, model: type[BaseModel], names: list[str]) -> list[str]:
+    out = [f"## {prose.title}", ""]
+    if prose.intro:
+        out += [prose.intro, ""]
     out += [*_table(model, names), ""]
-    if model.notes:  # type: ignore[attr-defined]
-        out += [model.notes, ""]  # type: ignore[attr-defined]
+    if prose.notes:
+        out += [prose.notes, ""]
     return out
 
 
 def render() -> str:
     """The whole reference, as docs/configuration.md holds it."""
-    top = [n for n in Config.model_fields if n not in _ORDER]
-    out = [_HEAD, *_section(Config, top)]
-    roles = Config.model_fields["roles"].annotation  # one table for every role, defaults per role
-    out += [f"## {roles.title}", "", roles.intro, "",  # type: ignore[union-attr]
-            *_table(RoleConfig, list(RoleConfig.model_fields)), "", roles.notes, ""]  # type: ignore[union-attr]
-    for name in _ORDER[1:]:
-        model = Config.model_fields[name].annotation
-        out += _section(model, list(model.model_fields))  # type: ignore[union-attr]
+    out = [_HEAD]
+    for key, prose in SECTIONS.items():
+        if key == "":
+            out += _section(prose, Config, [n for n in Config.model_fields if n not in SECTIONS])
+        elif key == "roles":
+            out += _section(prose, RoleConfig, list(RoleConfig.model_fields))
+        else:
+            model = Config.model_fields[key].annotation
+            out += _section(prose, model, list(model.model_fields))  # type: ignore[arg-type,union-attr]
     return "\n".join(out).rstrip() + "\n"
