@@ -63,7 +63,7 @@ from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
 )
 from ai_sysadmin.rulespec import PRIORITY_RULE_ID, RuleError, builtin_rule_data, parse_rule
 from ai_sysadmin.secret import Secret, SecretFile
-from ai_sysadmin.vocab import (
+from ai_sysadmin.vocab import (  # noqa: F401 (the tuples are re-exported)
     AUTONOMY_LEVELS,
     CLIENT_TOOLS,
     JOURNAL_SOURCES,
@@ -79,17 +79,6 @@ from ai_sysadmin.vocab import (
     Severity,
     ToolChoice,
 )
-
-__all__ = [
-    "AUTONOMY_LEVELS", "CLIENT_TOOLS", "JOURNAL_SOURCES", "LOG_LEVELS", "NIX_MODES",
-    "ApiConfig", "ApiKey", "ActionsConfig", "Config", "ConfigError", "ConfigIssue", "DatabaseConfig",
-    "Intervals", "JournalConfig", "KnowledgeConfig", "MetaConfig", "RetentionConfig", "ReviewConfig",
-    "RoleConfig", "Roles", "Scope", "Secret", "SpoolConfig", "ThresholdsConfig", "TriggerConfig",
-    "is_loopback", "load_config", "parse_api_keys", "parse_config", "unit_is_protected",
-]
-
-# Default ports of the three llama-server units (and the optional embedding server).
-ROLE_DEFAULT_PORTS = {"trigger": 40080, "review": 40081, "meta": 40082, "embed": 40084}
 
 # Units the service must never act on, whatever a model proposes.  They keep the host
 # reachable and the service itself alive.  Entries are unit names or fnmatch globs
@@ -328,6 +317,8 @@ Port = Annotated[StrictInt, *_checked(_port)]
 AbsPath = Annotated[StrictStr, *_checked(_abs_path), AfterValidator(os.path.expanduser)]
 HttpUrl = Annotated[StrictStr, *_checked(_http_url)]
 SecretRef = Annotated[StrictStr, AfterValidator(_read_secret)]
+ServerUrl = Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))]  # the client appends /v1
+ModelId = Annotated[StrictStr, *_checked(_model_id)]
 
 
 def _f(default: Any, doc: str, shown: str | None = None, **kw: Any) -> Any:
@@ -353,9 +344,9 @@ class RoleConfig(_Section):
     role: ClassVar[str] = ""
 
     enable: StrictBool = _f(True, "a disabled role is neither used nor checked")
-    url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = _f(
+    url: ServerUrl = _f(
         "", "server root; the client appends `/v1`")
-    model: Annotated[StrictStr, *_checked(_model_id)] = _f(
+    model: ModelId = _f(
         "", "model id sent with each request; llama-server answers to its `--alias`", shown="the role name")
     timeout: PositiveNum = _f(0.0, "whole-request timeout, seconds")
     connect_timeout: PositiveNum = _f(1.0, "seconds; keeps a stopped server from stalling callers")
@@ -389,8 +380,8 @@ def _secret_of(ref: str | None) -> Secret | None:
 # must fail fast; the meta model runs long tool loops on a large model.
 class TriggerRole(RoleConfig):
     role: ClassVar[str] = "trigger"
-    url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = "http://127.0.0.1:40080"
-    model: Annotated[StrictStr, *_checked(_model_id)] = "trigger"
+    url: ServerUrl = "http://127.0.0.1:40080"
+    model: ModelId = "trigger"
     timeout: PositiveNum = 30.0
     max_tokens: NonNegativeInt = 256
     context_size: PositiveInt = 4096
@@ -398,8 +389,8 @@ class TriggerRole(RoleConfig):
 
 class ReviewRole(RoleConfig):
     role: ClassVar[str] = "review"
-    url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = "http://127.0.0.1:40081"
-    model: Annotated[StrictStr, *_checked(_model_id)] = "review"
+    url: ServerUrl = "http://127.0.0.1:40081"
+    model: ModelId = "review"
     timeout: PositiveNum = 180.0
     max_tokens: NonNegativeInt = 1024
     context_size: PositiveInt = 8192
@@ -407,8 +398,8 @@ class ReviewRole(RoleConfig):
 
 class MetaRole(RoleConfig):
     role: ClassVar[str] = "meta"
-    url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = "http://127.0.0.1:40082"
-    model: Annotated[StrictStr, *_checked(_model_id)] = "meta"
+    url: ServerUrl = "http://127.0.0.1:40082"
+    model: ModelId = "meta"
     timeout: PositiveNum = 600.0
     max_tokens: NonNegativeInt = 2048
     context_size: PositiveInt = 16384
@@ -416,8 +407,8 @@ class MetaRole(RoleConfig):
 
 class EmbedRole(RoleConfig):
     role: ClassVar[str] = "embed"
-    url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = "http://127.0.0.1:40084"
-    model: Annotated[StrictStr, *_checked(_model_id)] = "embed"
+    url: ServerUrl = "http://127.0.0.1:40084"
+    model: ModelId = "embed"
     timeout: PositiveNum = 120.0
     max_tokens: NonNegativeInt = 0
     context_size: PositiveInt = 2048
@@ -425,6 +416,8 @@ class EmbedRole(RoleConfig):
 
 ROLE_CLASSES: dict[str, type[RoleConfig]] = {
     "trigger": TriggerRole, "review": ReviewRole, "meta": MetaRole, "embed": EmbedRole}
+# Default ports of the three llama-server units (and the optional embedding server).
+ROLE_DEFAULT_PORTS = {name: urlsplit(cls.model_fields["url"].default).port for name, cls in ROLE_CLASSES.items()}
 
 
 class Roles(_Section):
