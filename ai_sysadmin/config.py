@@ -489,11 +489,18 @@ class KnowledgeConfig(_Section):
     path: AbsPath | None = _f(None, "embedded ChromaDB directory", shown="`<state_dir>/knowledge`")
     url: HttpUrl | None = _f(None, "a ChromaDB server (`services.chromadb`), instead of the embedded one")
 
-    @model_validator(mode="after")
-    def _one_store(self, info: ValidationInfo) -> KnowledgeConfig:
-        if self.path is not None and self.url is not None:
+    @model_validator(mode="before")
+    @classmethod
+    def _one_store(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if isinstance(data, dict) and data.get("path") is not None and data.get("url") is not None:
             _report(info, "knowledge.url", "set either knowledge.path (embedded) or knowledge.url (server), not both")
-        return self
+        return data
+
+
+def _require_auth(written: Any, has_key: bool, host: str) -> Any:
+    """`api.require_auth` unless written: a key on loopback is still honoured; beyond loopback it is mandatory."""
+    return (has_key or not is_loopback(host)) if written is None else written
 
 
 def _api_key_file(value: str, info: ValidationInfo) -> SecretFile:
@@ -550,21 +557,26 @@ class ApiConfig(_Section):
            "one gets 429 with `Retry-After: 1`. Counted apart from the model endpoints, so a dashboard does not "
            "take the chat's slots")
 
-    @model_validator(mode="after")
-    def _auth(self, info: ValidationInfo) -> ApiConfig:
-        api = self
-        loopback = is_loopback(api.host)
-        require = api.require_auth
-        if require is None:  # a key on loopback is still honoured; beyond loopback it is mandatory
-            require = api.api_key_file is not None or not loopback
-        if not loopback and api.api_key_file is None:
-            _report(info, "api.api_key_file", f"required when api.host ({api.host}) is not loopback")
-        elif require and api.api_key_file is None:
+    @model_validator(mode="before")
+    @classmethod
+    def _auth_fits_host(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if not isinstance(data, dict) or not isinstance(data.get("host", ""), str):
+            return data
+        host, key_file = data.get("host", "127.0.0.1"), data.get("api_key_file")
+        require = _require_auth(data.get("require_auth"), key_file is not None, host)
+        if not is_loopback(host) and key_file is None:
+            _report(info, "api.api_key_file", f"required when api.host ({host}) is not loopback")
+        elif require and key_file is None:
             _report(info, "api.api_key_file", "required when api.require_auth is true")
-        if not loopback and require is False:
-            _report(info, "api.require_auth", f"cannot be false when api.host ({api.host}) is not loopback")
-        _settle(api, require_auth=bool(require))
-        return api
+        if not is_loopback(host) and require is False:
+            _report(info, "api.require_auth", f"cannot be false when api.host ({host}) is not loopback")
+        return data
+
+    @model_validator(mode="after")
+    def _settle_auth(self) -> ApiConfig:
+        _settle(self, require_auth=bool(_require_auth(self.require_auth, self.api_key_file is not None, self.host)))
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -583,13 +595,18 @@ class JournalConfig(_Section):
     source: JournalSourceKind = _f("system", "`system` (the host's journal), `directory` or `file`")
     path: AbsPath | None = _f(None, "the directory or file, required for those sources")
 
-    @model_validator(mode="after")
-    def _path_fits_source(self, info: ValidationInfo) -> JournalConfig:
-        if self.source in ("directory", "file") and self.path is None:
-            _report(info, "journal.path", f"required when journal.source is {self.source!r}")
-        if self.source == "system" and self.path is not None:
+    @model_validator(mode="before")
+    @classmethod
+    def _path_fits_source(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if not isinstance(data, dict):
+            return data
+        source, path = data.get("source", "system"), data.get("path")
+        if source in ("directory", "file") and path is None:
+            _report(info, "journal.path", f"required when journal.source is {source!r}")
+        if source == "system" and path is not None:
             _report(info, "journal.path", "only used when journal.source is 'directory' or 'file'")
-        return self
+        return data
 
 
 class SpoolConfig(_Section):
@@ -1019,9 +1036,9 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | 
     try:
         cfg = Config.model_validate(data, context={"env": env, "issues": reported})
     except ValidationError as exc:
-        raise ConfigError(_issues(exc) + reported, source) from None
+        raise ConfigError(sorted(_issues(exc) + reported, key=lambda i: i.path), source) from None
     if reported:
-        raise ConfigError(reported, source)
+        raise ConfigError(sorted(reported, key=lambda i: i.path), source)
     cfg._source = source
     return cfg
 
