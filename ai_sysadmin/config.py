@@ -888,6 +888,7 @@ class Config(_Section):
 
     _source: str | None = PrivateAttr(default=None)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def source(self) -> str | None:
         """The file the document came from (None: the built-in defaults)."""
