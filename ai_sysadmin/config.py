@@ -5,40 +5,80 @@ the service reads nothing else except secrets, which are never in the JSON: keys
 ending in `_file` name a file, or -- when systemd passes credentials through
 `LoadCredential=` -- a bare credential name that resolves in `$CREDENTIALS_DIRECTORY`.
 
-Validation collects *every* problem before failing, each with its key path, so an
-admin fixes a broken `configuration.nix` in one round instead of one error at a time.
-Unknown keys are errors: a typo must not silently fall back to a default.
+The document is a tree of frozen pydantic models (`extra="forbid"`): each key is
+written once, with its type, default, check and description; docs/configuration.md is
+generated from them (`ai-sysadmin config docs`, ai_sysadmin/configdoc.py).
 
-The documented defaults (an empty `{}` is a valid local configuration) live in
-`DEFAULTS` below and in docs/configuration.md.
+Validation collects *every* problem before failing, each with its key path, so an
+admin fixes a broken `configuration.nix` in one round instead of one error at a time:
+pydantic's errors are mapped to `ConfigIssue`s (`_issues`), and the checks that span
+keys or name items of a list append theirs to the validation context (`_report`).
+Unknown keys are errors, with "did you mean": a typo must not silently fall back to
+a default.
+
+This module is the ground floor: it imports the vocabulary (`vocab.py`) and the rule
+definition (`rulespec.py`), never a layer.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
-from enum import StrEnum
+import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, ClassVar, Mapping, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-AUTONOMY_LEVELS = ("observe", "suggest", "auto-safe", "auto-full")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-JOURNAL_SOURCES = ("system", "directory", "file")
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-# Default ports of the three llama-server units (and the optional embedding server).
-ROLE_DEFAULT_PORTS = {"trigger": 40080, "review": 40081, "meta": 40082, "embed": 40084}
-# Per-role defaults: the small trigger model answers short classification prompts and
-# must fail fast; the meta model runs long tool loops on a large model.
-ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "trigger": {"timeout": 30.0, "max_tokens": 256, "context_size": 4096},
-    "review": {"timeout": 180.0, "max_tokens": 1024, "context_size": 8192},
-    "meta": {"timeout": 600.0, "max_tokens": 2048, "context_size": 16384},
-    "embed": {"timeout": 120.0, "max_tokens": 0, "context_size": 2048},
-}
+from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
+    DEFAULT_KEY_SCOPES,
+    SCRAPE_KEY_NAME,
+    SCRAPE_KEY_SCOPES,
+    ApiKey,
+    Scope,
+    key_file_problems,
+    parse_api_keys,
+)
+from ai_sysadmin.rulespec import PRIORITY_RULE_ID, RuleError, builtin_rule_data, parse_rule
+from ai_sysadmin.secret import Secret, SecretFile
+from ai_sysadmin.vocab import (  # noqa: F401 (the tuples are re-exported)
+    AUTONOMY_LEVELS,
+    CLIENT_TOOLS,
+    JOURNAL_SOURCES,
+    LOG_LEVELS,
+    NIX_MODES,
+    TOOL_NAMES,
+    AutonomyLevel,
+    ChatRole,
+    ClientTools,
+    JournalSourceKind,
+    LogLevel,
+    NixMode,
+    Severity,
+    ToolChoice,
+)
 
 # Units the service must never act on, whatever a model proposes.  They keep the host
 # reachable and the service itself alive.  Entries are unit names or fnmatch globs
@@ -84,19 +124,27 @@ _UNIT_RE = re.compile(
 _UNIT_GLOB_RE = re.compile(
     r"^[A-Za-z0-9:_.\\@*?\[\]!-]+\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap|\*)$"
 )
+_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 
 
 def unit_is_protected(unit: str, protected: tuple[str, ...] | list[str]) -> bool:
     """True when `unit` is named by an entry of `protected` (exact name or fnmatch glob)."""
-    import fnmatch
-
     name = unit if "." in unit else f"{unit}.service"  # `sshd` means sshd.service, as systemctl reads it
     names = [name]
     if "@" in name:  # an instance (getty@tty1.service) is protected when its template (getty@.service) is
         prefix, _, rest = name.partition("@")
         names.append(f"{prefix}@.{rest.rsplit('.', 1)[-1]}")
     return any(n == p or fnmatch.fnmatchcase(n, p) for n in names for p in protected)
-_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------- errors
@@ -122,406 +170,33 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration{where} ({len(issues)} problem(s)):\n{lines}")
 
 
-class Secret:
-    """A secret value read from a file. Its repr and str never show the value."""
-
-    __slots__ = ("_value", "source")
-
-    def __init__(self, value: str, source: str):
-        self._value = value
-        self.source = source
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret(from {self.source!r})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-# --------------------------------------------------------------------------- typed config
-
-
-@dataclass(frozen=True)
-class RoleConfig:
-    """One OpenAI-compatible model server (llama-server, or any compatible endpoint)."""
-
-    name: str
-    enable: bool
-    url: str  # server root, e.g. http://127.0.0.1:40080 (the client appends /v1)
-    model: str  # model id sent in requests; llama-server answers to its --alias
-    timeout: float  # whole-request timeout, seconds
-    connect_timeout: float  # connection set-up; small so a stopped server is seen at once
-    max_tokens: int
-    context_size: int
-    max_retries: int
-    api_key_file: str | None
-    api_key: Secret | None
-
-
-@dataclass(frozen=True)
-class Roles:
-    trigger: RoleConfig
-    review: RoleConfig
-    meta: RoleConfig
-    embed: RoleConfig | None
-
-    def enabled(self) -> list[RoleConfig]:
-        return [r for r in (self.trigger, self.review, self.meta, self.embed) if r and r.enable]
-
-
-@dataclass(frozen=True)
-class Intervals:
-    metrics: float
-    review: float
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    dsn: str | None
-    socket_dir: str
-    host: str | None
-    port: int
-    name: str
-    user: str | None
-    password_file: str | None
-    password: Secret | None
-    # Least-privilege roles that the orchestrator (schema owner) GRANTs to after migrating
-    # (ai_sysadmin/store/grants.py); None: that part has no role of its own.
-    executor_role: str | None = None
-    api_role: str | None = None
-
-    def conninfo(self) -> str:
-        """A libpq conninfo string; the password is passed separately (`password`)."""
-        if self.dsn:
-            return self.dsn
-        from psycopg.conninfo import make_conninfo
-
-        params: dict[str, Any] = {
-            "host": self.host or self.socket_dir,
-            "port": self.port,
-            "dbname": self.name,
-        }
-        if self.user:
-            params["user"] = self.user
-        return make_conninfo(**params)
-
-
-@dataclass(frozen=True)
-class KnowledgeConfig:
-    path: str  # embedded ChromaDB directory (used when url is None)
-    url: str | None  # ChromaDB server, e.g. services.chromadb
-
-
-class Scope(StrEnum):
-    """What an API key may do (the key file's `name[scope,...]:key`)."""
-
-    READ = "read"  # status, incidents, actions (GET), /metrics, /v1/models
-    CHAT = "chat"  # /v1/chat/completions, /v1/embeddings, /v1/models
-    APPROVE = "approve"  # POST /api/v1/actions/ID/approve and .../reject
-
-
-# A key line without scopes (the format before scopes existed) may read and chat, never
-# approve: approving needs `approve` written out.  The scrape key that docs/openwebui.md
-# has always called `prometheus:` reads only.
-DEFAULT_KEY_SCOPES = frozenset({Scope.READ, Scope.CHAT})
-SCRAPE_KEY_NAME = "prometheus"
-SCRAPE_KEY_SCOPES = frozenset({Scope.READ})
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """One bearer key of the API; `name` is the actor recorded on approvals."""
-
-    name: str
-    key: Secret
-    scopes: frozenset[Scope] = DEFAULT_KEY_SCOPES
-
-
-CLIENT_TOOLS = ("drop", "pass")  # api.client_tools
-
-
-@dataclass(frozen=True)
-class ApiConfig:
-    host: str
-    port: int
-    api_key_file: str | None
-    api_key: Secret | None
-    require_auth: bool
-    keys: tuple[ApiKey, ...] = ()  # parsed from api_key_file: `name:key` lines or one bare key
-    max_body_bytes: int = 8 * 1024 * 1024  # request bodies above this get 413 (images come base64)
-    max_concurrent_per_key: int = 4  # in-flight requests per key (or per client address without auth)
-    upstream_timeout: float | None = None  # seconds for the upstream's headers / next chunk; None: the role's
-    # Seconds without a byte from a model server once its answer has started (between streamed
-    # chunks): then the answer ends with an error naming the role.  Separate from upstream_timeout,
-    # which also covers the wait for the first token (prompt processing can take minutes on a CPU).
-    upstream_idle_timeout: float = 30.0
-    client_tools: str = "drop"  # role models: drop | pass the client's `tools` (Open WebUI sends ~29, >20 KB)
-    background_max_tokens: int = 256  # max_tokens given to background tasks (titles, tags, follow-ups)
-    background_role: str | None = "trigger"  # answers Open WebUI's title/tag requests; None: the selected model
-    # Connections (api/connections.py): a new connection must send a request that passes
-    # authentication within header_timeout seconds; idle keep-alive connections close after
-    # keepalive_timeout; at most max_unauthenticated_connections wait without a valid key
-    # (beyond that the oldest is closed, so key-holders still get in).
-    header_timeout: float = 5.0
-    keepalive_timeout: float = 75.0
-    max_unauthenticated_connections: int = 1024
-    # In-flight requests per key on every endpoint other than the model ones (REST, /metrics,
-    # /v1/models); the model endpoints count against max_concurrent_per_key.
-    max_concurrent_rest_per_key: int = 8
-
-
-@dataclass(frozen=True)
-class JournalConfig:
-    source: str  # system | directory | file
-    path: str | None  # directory or file for the non-system sources
-    # (The journal cursor is stored in PostgreSQL with the triggers it covers, not in a file.)
-
-
-@dataclass(frozen=True)
-class SpoolConfig:
-    """The outage spool: where records wait while PostgreSQL is unreachable."""
-
-    path: str | None = None  # None: <state_dir>/spool
-    max_bytes: int = 64 * 1024 * 1024
-    warn_ratio: float = 0.8  # fill ratio at which logs, doctor and /metrics warn
-
-    def directory(self, state_dir: str) -> str:
-        return self.path or os.path.join(state_dir, "spool")
-
-
-@dataclass(frozen=True)
-class RetentionConfig:
-    """Days kept per table family (0 keeps forever)."""
-
-    metrics_days: int = 30
-    events_days: int = 180  # triggers, llm calls
-    audit_days: int = 0  # ignored: the audit log is append-only for every role (store/retention.py)
-
-
-@dataclass(frozen=True)
-class ThresholdsConfig:
-    """Metric thresholds that raise triggers (collector)."""
-
-    disk_percent: float = 90.0
-    inode_percent: float = 90.0
-    memory_pressure_avg10: float = 20.0  # PSI "some" avg10, percent of time stalled
-    swap_pages_per_s: float = 1000.0  # swap-in + swap-out pages per second
-    failed_units: int = 1
-
-
-@dataclass(frozen=True)
-class ReviewConfig:
-    """Incidents (correlation, lifecycle), L2 context and L3 review (docs/review.md)."""
-
-    debounce_seconds: float = 10.0  # an early review runs this long after the first critical trigger
-    early_min_interval: float = 60.0  # at most one early review per this many seconds
-    early_severity: str = "critical"  # triggers at or above this ask for an early review
-    context_tokens: int | None = None  # prompt budget; None: roles.review.context_size - max_tokens - 256
-    max_triggers: int = 400  # distinct (template, unit) entries the context keeps; older ones are folded
-    knowledge_hits: int = 3  # runbooks / past incidents retrieved into the context
-    incident_window: float = 900.0  # triggers on the same unit / category within this join one incident
-    causal_window: float = 300.0  # an OOM kill or a full disk explains unit failures this long after it
-    quiet_seconds: float = 600.0  # an incident resolves by itself after this long without triggers ...
-    reopen_window: float = 3600.0  # ... reopens on recurrence within this, and closes after it
-    escalate_min_interval: float = 900.0  # at most one escalation to L4 per incident per this many seconds
-    max_attempts: int = 2  # model answers tried per review: the first plus one retry showing the error
-    # The watch after a switch (docs/preflight.md): new failures of units a NixOS switch
-    # touched, this long after it, are attributed to it; the current-system link is read
-    # every switch_poll seconds.
-    switch_window: float = 900.0
-    switch_poll: float = 2.0
-    # The review model's summary in `ai-sysadmin preflight` (docs/preflight.md): past this
-    # the report says so and the verdict is at least warn (never block from the timeout).
-    preflight_model_timeout: float = 25.0
-
-
-@dataclass(frozen=True)
-class TriggerConfig:
-    """L1, the journal trigger pipeline (docs/triggers.md)."""
-
-    window_seconds: int = 300  # dedup window: one trigger per (template, unit, source) per window
-    commit_interval: float = 0.5  # seconds between checkpoints (triggers + cursor) in follow mode
-    poll_interval: float = 0.25  # seconds between reads of a journal directory/file source
-    max_message: int = 8192  # characters of MESSAGE used for matching and samples
-    rules: tuple[dict[str, Any], ...] = ()  # extra rules, or replacements by id (validated)
-    disabled_rules: tuple[str, ...] = ()
-    priority_max: int = 2  # PRIORITY at or below this (crit) is a trigger on its own; -1 turns it off
-    burst_factor: float = 10.0
-    burst_min_count: int = 100
-    model: bool = True  # classify new warning-or-worse templates with the trigger role
-    model_calls_per_minute: float = 30.0
-    model_batch_size: int = 4
-    model_min_severity: str = "medium"  # model answers below this are cached but raise no trigger
-
-
-@dataclass(frozen=True)
-class ActionsConfig:
-    """The action policy and the executor (docs/actions.md)."""
-
-    # HMAC key that signs a person's approval: a path or a bare systemd credential name.
-    # Read when needed (approve, executor), not at load: the orchestrator's config may name
-    # it while only the executor, the API and root can read it.
-    approval_key_file: str | None = None
-    approval_ttl_seconds: int = 3600  # an approval older than this is void
-    rate_window_seconds: int = 3600  # window of the two rate limits below
-    rate_limit_per_target: int = 3  # automatic executions on one target (unit, nix-store, ...) per window
-    rate_limit_per_action: int = 10  # automatic executions of one catalog id per window
-    cooldown_seconds: int = 600  # no automatic action on a target this soon after the last one
-    poll_interval: float = 30.0  # executor: fallback poll when a NOTIFY was missed
-    output_cap_bytes: int = 65536  # stdout and stderr kept per step (each)
-    verify_window_seconds: float = 30.0  # how long a restarted unit must stay up to pass verification
-    nix_mode: str = "auto"  # auto: run Nix actions on NixOS only, dry-run elsewhere; run; dry-run
-    system_profile: str = "/nix/var/nix/profiles/system"
-    current_system: str = "/run/current-system"
-    protected_patterns: tuple[str, ...] = ("llama-*", "ai-sysadmin*", "polkit*")  # shell-style, never acted on
-    # Bounds for running a model's proposal unattended (actions/binding.py); outside them it is queued.
-    auto_min_gc_days: int = 7  # collect_garbage keeps at least this many days of generations
-    auto_min_journal_mb: int = 512  # vacuum_journal keeps at least this many MiB of archived journal
-    auto_min_journal_days: int = 7  # vacuum_journal keeps at least this many days of archived journal
-
-
-@dataclass(frozen=True)
-class MetaConfig:
-    """L4 meta analysis: the investigation tool loop (docs/meta.md)."""
-
-    max_steps: int = 12  # model turns with tools offered; then one last turn without tools
-    deadline_seconds: float = 600.0  # whole investigation; the answer phase keeps a reserve of it
-    max_calls_per_step: int = 4  # tool calls executed from one model turn (more are refused)
-    tool_timeout: float = 20.0  # seconds per tool call
-    tool_output_share: float = 0.15  # share of roles.meta.context_size one tool result may take ...
-    tool_output_max_chars: int = 12000  # ... and never more characters than this
-    tool_choice: str = "auto"  # auto | required ("required" makes weak models call tools)
-    prefill: str = ""  # assistant text prefilled before each tool turn (weak models: "<tool_call>\n")
-    step_max_tokens: int = 512
-    answer_max_tokens: int = 768  # 0: no streamed prose answer; the answer is the diagnosis (one call less)
-    diagnosis_max_tokens: int = 1024
-    transcript_max_chars: int = 60000  # stored with the finding; longer transcripts keep head and tail
-    knowledge_hits: int = 3  # runbooks / past incidents put into the investigation's context
-    escalation_debounce_seconds: float = 900.0  # at most one escalated investigation per incident per this
-    disk_paths: tuple[str, ...] = ("/var", "/nix/var", "/home", "/srv", "/opt", "/tmp")  # largest_dirs roots
-    system_profile: str = "/nix/var/nix/profiles/system"
-    current_system: str = "/run/current-system"
-    booted_system: str = "/run/booted-system"
-    nix_store: str | None = None  # a store URI for the nix tools (default: the system's store)
-    tools: tuple[str, ...] | None = None  # offer only these tools (small contexts); None: the whole catalog
-
-
-@dataclass(frozen=True)
-class Config:
-    state_dir: str
-    autonomy_level: str
-    log_level: str
-    roles: Roles
-    intervals: Intervals
-    database: DatabaseConfig
-    knowledge: KnowledgeConfig
-    api: ApiConfig
-    journal: JournalConfig
-    protected_units: tuple[str, ...]
-    source: str | None = field(default=None, compare=False)
-    spool: SpoolConfig = field(default_factory=SpoolConfig)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
-    trigger: TriggerConfig = field(default_factory=TriggerConfig)
-    actions: ActionsConfig = field(default_factory=ActionsConfig)
-    review: ReviewConfig = field(default_factory=ReviewConfig)
-    meta: MetaConfig = field(default_factory=MetaConfig)
-
-
-# --------------------------------------------------------------------------- reading helpers
-
-_MISSING = object()
-
-
-class _Section:
-    """Reads one JSON object, recording problems instead of raising.
-
-    Every `get` consumes a key; `finish` reports the keys nobody asked for.
-    """
-
-    def __init__(self, data: Any, path: str, issues: list[ConfigIssue]):
-        self.path = path
-        self.issues = issues
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.error("", f"must be an object, got {_kind(data)}")
-            data = {}
-        self.data: dict[str, Any] = data
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def error(self, name: str, reason: str) -> None:
-        self.issues.append(ConfigIssue(self.key(name) if name else (self.path or "(document)"), reason))
-
-    def raw(self, name: str) -> Any:
-        self.seen.add(name)
-        return self.data.get(name, _MISSING)
-
-    def get(
-        self,
-        name: str,
-        kind: type | tuple[type, ...],
-        default: Any,
-        check: Callable[[Any], str | None] | None = None,
-        nullable: bool = False,
-    ) -> Any:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if value is None and nullable:
-            return None
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # JSON has one number type: accept ints for floats, never bools for numbers.
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            self.error(name, f"must be {expected}{' or null' if nullable else ''}, got {_kind(value)}")
-            return default
-        if check is not None:
+# --------------------------------------------------------------------------- checks
+#
+# A check takes a value of the right type and returns a problem (str) or None; `_checked`
+# turns it into a pydantic validator whose error message is exactly that problem.
+
+
+def _checked(*checks: Callable[[Any], str | None]) -> list[AfterValidator]:
+    def wrap(check: Callable[[Any], str | None]) -> AfterValidator:
+        def validate(value: Any) -> Any:
             problem = check(value)
             if problem:
-                self.error(name, problem)
-                return default
-        return value
-
-    def finish(self) -> None:
-        for name in sorted(set(self.data) - self.seen):
-            self.error(name, "unknown key" + _did_you_mean(name, self.seen))
+                raise PydanticCustomError("config", problem)
+            return value
+        return AfterValidator(validate)
+    return [wrap(c) for c in checks]
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "an object"}
+def _report(info: ValidationInfo, path: str, reason: str) -> None:
+    """Record one more problem (cross-key checks, list items) without stopping validation."""
+    issues = (info.context or {}).get("issues")
+    if issues is None:  # a model built directly, outside parse_config
+        raise PydanticCustomError("config", f"{path}: {reason}")
+    issues.append(ConfigIssue(path, reason))
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _did_you_mean(name: str, known: set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+def _env(info: ValidationInfo) -> Mapping[str, str]:
+    return (info.context or {}).get("env", os.environ)
 
 
 def _positive(v: Any) -> str | None:
@@ -532,8 +207,20 @@ def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 or greater"
 
 
+def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}{unit}"
+
+
+def _at_least(lo: int, shown: str = "") -> Callable[[Any], str | None]:
+    return lambda v: None if v >= lo else f"must be at least {lo}{shown}"
+
+
 def _port(v: Any) -> str | None:
     return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
+
+
+def _not_empty(v: Any) -> str | None:
+    return None if v else "must not be empty"
 
 
 def _http_url(v: Any) -> str | None:
@@ -554,59 +241,685 @@ def _model_id(v: Any) -> str | None:
 
 
 def _abs_path(v: Any) -> str | None:
-    p = os.path.expanduser(v)
-    return None if os.path.isabs(p) else "must be an absolute path"
+    return None if os.path.isabs(os.path.expanduser(v)) else "must be an absolute path"
 
 
-def is_loopback(host: str) -> bool:
-    """True when `host` only accepts connections from this machine."""
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _percent(v: Any) -> str | None:
+    return None if 0 < v <= 100 else "must be a percentage greater than 0 and at most 100"
 
 
-def _read_secret(
-    sec: _Section, name: str, value: str | None, env: Mapping[str, str]
-) -> Secret | None:
+def _role_name(v: Any) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}", v) else "not a PostgreSQL role name"
+
+
+def _key_ref(v: Any) -> str | None:
+    if "/" in v:
+        return None if os.path.isabs(v) else "must be an absolute path or a bare systemd credential name"
+    return None if re.fullmatch(r"[A-Za-z0-9_.:-]+", v) else "not a valid systemd credential name"
+
+
+def _no_password(v: str) -> str | None:
+    # key=value form, URI userinfo, and URI query parameters (?password=... / &password=...)
+    if (re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
+            or re.search(r"[?&]password=", v, re.IGNORECASE)):
+        return "must not contain a password; use database.password_file"
+    return None
+
+
+def _unit_patterns(v: Any) -> str | None:
+    bad = [p for p in v if not re.fullmatch(r"[A-Za-z0-9:_.@*?-]{1,256}", p)]
+    return f"not unit name patterns: {bad!r}" if bad else None
+
+
+def _safe_paths(v: Any) -> str | None:
+    for i, p in enumerate(v):
+        if not os.path.isabs(p) or ".." in p.split("/"):
+            return f"item {i} must be an absolute path without '..'"
+    return None
+
+
+def _read_secret(value: str, info: ValidationInfo) -> SecretFile:
     """Resolve a `*_file` key: an absolute path, or a bare systemd credential name."""
-    if value is None:
-        return None
+    problem = _key_ref(value)
+    if problem:
+        raise PydanticCustomError("config", problem)
     if "/" in value:
-        if not os.path.isabs(value):
-            sec.error(name, "must be an absolute path or a bare systemd credential name")
-            return None
         path = Path(value)
     else:
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
-            sec.error(name, "not a valid systemd credential name")
-            return None
-        cred_dir = env.get("CREDENTIALS_DIRECTORY")
+        cred_dir = _env(info).get("CREDENTIALS_DIRECTORY")
         if not cred_dir:
-            sec.error(name, f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
-            return None
+            raise PydanticCustomError(
+                "config", f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
         path = Path(cred_dir) / value
+    where = repr(str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        sec.error(name, f"file {str(path)!r} does not exist")
-        return None
+        raise PydanticCustomError("config", f"file {where} does not exist") from None
     except PermissionError:
-        sec.error(name, f"file {str(path)!r} is not readable by this user")
-        return None
+        raise PydanticCustomError("config", f"file {where} is not readable by this user") from None
     except (OSError, UnicodeDecodeError) as exc:
-        sec.error(name, f"cannot read {str(path)!r}: {exc.__class__.__name__}")
-        return None
-    secret = text.strip()
-    if not secret:
-        sec.error(name, f"file {str(path)!r} is empty")
-        return None
-    return Secret(secret, str(path))
+        raise PydanticCustomError("config", f"cannot read {where}: {exc.__class__.__name__}") from None
+    if not text.strip():
+        raise PydanticCustomError("config", f"file {where} is empty")
+    ref = SecretFile(value)
+    ref.secret = Secret(text.strip(), str(path))
+    return ref
+
+
+# The JSON types.  JSON has one number type: a float key takes integers, never booleans.
+Num = Annotated[float, Strict()]
+PositiveNum = Annotated[Num, *_checked(_positive)]
+NonNegativeNum = Annotated[Num, *_checked(_non_negative)]
+PositiveInt = Annotated[StrictInt, *_checked(_positive)]
+NonNegativeInt = Annotated[StrictInt, *_checked(_non_negative)]
+Port = Annotated[StrictInt, *_checked(_port)]
+AbsPath = Annotated[StrictStr, *_checked(_abs_path), AfterValidator(os.path.expanduser)]
+HttpUrl = Annotated[StrictStr, *_checked(_http_url)]
+SecretRef = Annotated[StrictStr, AfterValidator(_read_secret)]
+ServerUrl = Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))]  # the client appends /v1
+ModelId = Annotated[StrictStr, *_checked(_model_id)]
+
+
+def _f(default: Any, doc: str, shown: str | None = None, **kw: Any) -> Any:
+    """A field with its meaning for docs/configuration.md (and a default written out, if not plain JSON)."""
+    extra = {"shown": shown} if shown is not None else None
+    if isinstance(default, type) and issubclass(default, BaseModel):
+        return Field(default_factory=default, description=doc, json_schema_extra=extra, **kw)
+    return Field(default, description=doc, json_schema_extra=extra, **kw)
+
+
+class _Section(BaseModel):
+    """A section of the document: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- roles
+
+
+class RoleConfig(_Section):
+    """One OpenAI-compatible model server (llama-server, or any compatible endpoint)."""
+
+    role: ClassVar[str] = ""
+
+    enable: StrictBool = _f(True, "a disabled role is neither used nor checked")
+    url: ServerUrl = _f(
+        "", "server root; the client appends `/v1`")
+    model: ModelId = _f(
+        "", "model id sent with each request; llama-server answers to its `--alias`", shown="the role name")
+    timeout: PositiveNum = _f(0.0, "whole-request timeout, seconds")
+    connect_timeout: PositiveNum = _f(1.0, "seconds; keeps a stopped server from stalling callers")
+    max_tokens: NonNegativeInt = _f(0, "default completion budget")
+    context_size: PositiveInt = _f(0, "the server's context, used for prompt budgeting")
+    max_retries: NonNegativeInt = _f(2, "retries with exponential backoff, only for 5xx (e.g. 503 while the model loads)")
+    api_key_file: SecretRef | None = _f(None, "bearer key for the server, if it needs one")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        return self.role
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def api_key(self) -> Secret | None:
+        return _secret_of(self.api_key_file)
+
+
+def _settle(model: BaseModel, **values: Any) -> None:
+    """Set a frozen model's values that follow from other keys, once, while it is being validated."""
+    for name, value in values.items():
+        object.__setattr__(model, name, value)
+
+
+def _secret_of(ref: str | None) -> Secret | None:
+    return ref.secret if isinstance(ref, SecretFile) else None
+
+
+# Per-role defaults: the small trigger model answers short classification prompts and
+# must fail fast; the meta model runs long tool loops on a large model.
+class TriggerRole(RoleConfig):
+    role: ClassVar[str] = "trigger"
+    url: ServerUrl = "http://127.0.0.1:40080"
+    model: ModelId = "trigger"
+    timeout: PositiveNum = 30.0
+    max_tokens: NonNegativeInt = 256
+    context_size: PositiveInt = 4096
+
+
+class ReviewRole(RoleConfig):
+    role: ClassVar[str] = "review"
+    url: ServerUrl = "http://127.0.0.1:40081"
+    model: ModelId = "review"
+    timeout: PositiveNum = 180.0
+    max_tokens: NonNegativeInt = 1024
+    context_size: PositiveInt = 8192
+
+
+class MetaRole(RoleConfig):
+    role: ClassVar[str] = "meta"
+    url: ServerUrl = "http://127.0.0.1:40082"
+    model: ModelId = "meta"
+    timeout: PositiveNum = 600.0
+    max_tokens: NonNegativeInt = 2048
+    context_size: PositiveInt = 16384
+
+
+class EmbedRole(RoleConfig):
+    role: ClassVar[str] = "embed"
+    url: ServerUrl = "http://127.0.0.1:40084"
+    model: ModelId = "embed"
+    timeout: PositiveNum = 120.0
+    max_tokens: NonNegativeInt = 0
+    context_size: PositiveInt = 2048
+
+
+ROLE_CLASSES: dict[str, type[RoleConfig]] = {
+    "trigger": TriggerRole, "review": ReviewRole, "meta": MetaRole, "embed": EmbedRole}
+# Default ports of the three llama-server units (and the optional embedding server).
+ROLE_DEFAULT_PORTS = {name: urlsplit(cls.model_fields["url"].default).port for name, cls in ROLE_CLASSES.items()}
+
+
+class Roles(_Section):
+    """The model servers, one per role."""
+
+    trigger: TriggerRole = _f(TriggerRole, "the L1 classifier")
+    review: ReviewRole = _f(ReviewRole, "the L3 reviewer")
+    meta: MetaRole = _f(MetaRole, "the L4 investigator and the chat agent")
+    embed: EmbedRole | None = _f(None, "embeddings for the knowledge base")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):  # `trigger: null` keeps the defaults, as an absent key does
+            data = {k: v for k, v in data.items() if not (v is None and k in CHAT_ROLE_KEYS)}
+        return data
+
+    def enabled(self) -> list[RoleConfig]:
+        return [r for r in (self.trigger, self.review, self.meta, self.embed) if r and r.enable]
+
+
+CHAT_ROLE_KEYS = ("trigger", "review", "meta")
 
 
 # --------------------------------------------------------------------------- sections
+
+
+class Intervals(_Section):
+    metrics: PositiveNum = _f(30.0, "seconds between metric collections")
+    review: PositiveNum = _f(900.0, "seconds between periodic reviews (critical triggers start one early)")
+
+
+class DatabaseConfig(_Section):
+    dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
+        None, "libpq connection string or URI; must not contain a password (neither `password=`, nor `user:pw@` "
+              "in a URI, nor `?password=` in its query string): use `password_file`")
+    socket_dir: AbsPath = _f("/run/postgresql", "used when `dsn` is null (peer authentication on NixOS)")
+    host: StrictStr | None = _f(None, "TCP host instead of the socket directory")
+    port: Port = _f(5432, "")
+    name: Annotated[StrictStr, *_checked(_not_empty)] = _f("ai-sysadmin", "database name")
+    user: StrictStr | None = _f(None, "", shown="`null` (the OS user)")
+    password_file: SecretRef | None = _f(None, "secret, see above")
+    # Least-privilege roles that the orchestrator (schema owner) GRANTs to after migrating
+    # (ai_sysadmin/store/grants.py); None: that part has no role of its own.
+    executor_role: Annotated[StrictStr, *_checked(_role_name)] | None = _f(
+        None, "the executor's own PostgreSQL role; after migrating, the service (schema owner) GRANTs it only "
+              "what the executor needs ([actions.md](actions.md#database-roles))")
+    api_role: Annotated[StrictStr, *_checked(_role_name)] | None = _f(
+        None, "the API's own role, granted read access plus approvals/rejections")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def password(self) -> Secret | None:
+        return _secret_of(self.password_file)
+
+    def conninfo(self) -> str:
+        """A libpq conninfo string; the password is passed separately (`password`)."""
+        if self.dsn:
+            return self.dsn
+        from psycopg.conninfo import make_conninfo
+
+        params: dict[str, Any] = {"host": self.host or self.socket_dir, "port": self.port, "dbname": self.name}
+        if self.user:
+            params["user"] = self.user
+        return make_conninfo(**params)
+
+
+class KnowledgeConfig(_Section):
+    path: AbsPath | None = _f(None, "embedded ChromaDB directory", shown="`<state_dir>/knowledge`")
+    url: HttpUrl | None = _f(None, "a ChromaDB server (`services.chromadb`), instead of the embedded one")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_store(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if isinstance(data, dict) and data.get("path") is not None and data.get("url") is not None:
+            _report(info, "knowledge.url", "set either knowledge.path (embedded) or knowledge.url (server), not both")
+        return data
+
+
+def _require_auth(written: Any, has_key: bool, host: str) -> Any:
+    """`api.require_auth` unless written: a key on loopback is still honoured; beyond loopback it is mandatory."""
+    return (has_key or not is_loopback(host)) if written is None else written
+
+
+def _api_key_file(value: str, info: ValidationInfo) -> SecretFile:
+    ref = _read_secret(value, info)
+    for problem in key_file_problems(ref.secret):
+        _report(info, "api.api_key_file", problem)
+    return ref
+
+
+class ApiConfig(_Section):
+    host: Annotated[StrictStr, *_checked(_not_empty)] = _f("127.0.0.1", "listen address")
+    port: Port = _f(40083, "")
+    api_key_file: Annotated[StrictStr, AfterValidator(_api_key_file)] | None = _f(
+        None, "bearer keys, required whenever `host` is not loopback (format below)")
+    require_auth: StrictBool | None = _f(
+        None, "cannot be `false` beyond loopback", shown="`true` when a key is configured or `host` is not loopback")
+    # Below 64 KiB an ordinary chat with some history would be refused; such a bound is a typo.
+    max_body_bytes: Annotated[StrictInt, *_checked(_at_least(65536, " (64 KiB)"))] = _f(
+        8 * 1024 * 1024, "larger request bodies get 413; at least 64 KiB (images arrive base64 inside the JSON)",
+        shown="`8388608` (8 MiB)")
+    max_concurrent_per_key: PositiveInt = _f(
+        4, "model requests (`/v1/chat/completions`, `/v1/embeddings`) in flight per key (per client address "
+           "without keys); the next one gets 429 with `Retry-After: 1`, before its body is read")
+    upstream_timeout: PositiveNum | None = _f(
+        None, "seconds the API waits for a model server's headers or its next streamed chunk before 504 / an "
+              "error event; `null` uses `roles.<role>.timeout`")
+    # Separate from upstream_timeout, which also covers the wait for the first token
+    # (prompt processing can take minutes on a CPU).
+    upstream_idle_timeout: PositiveNum = _f(
+        30.0, "seconds without a byte from a model server once its answer has started (between streamed chunks, "
+              "for role models and the agent's meta calls); then the stream ends with an error event naming the "
+              "role (`code: \"upstream_idle\"`). The wait for the first token stays `upstream_timeout` / the "
+              "role's `timeout`")
+    client_tools: ClientTools = _f(
+        "drop", "`drop` removes a client's `tools` / `tool_choice` / `parallel_tool_calls` before relaying to a "
+                "role model (Open WebUI attaches ~29 of its own, over 20 KB); `pass` relays them. The "
+                "`ai-sysadmin` agent always ignores client tools")
+    background_max_tokens: PositiveInt = _f(
+        256, "`max_tokens` given to Open WebUI's background tasks (title, tags, follow-ups, queries), which carry "
+             "none; a smaller limit the client set is kept")
+    background_role: ChatRole | None = _f(
+        "trigger", "the role that answers Open WebUI's title / tag / follow-up requests, whatever model was "
+                   "selected (when that role is down, the selected model's server answers; never the agent); "
+                   "`null` sends them to the selected model")
+    # Connections (api/connections.py).
+    header_timeout: PositiveNum = _f(
+        5.0, "seconds a new connection has to send a complete request header; then it is closed")
+    keepalive_timeout: PositiveNum = _f(75.0, "seconds an idle keep-alive connection stays open between requests")
+    max_unauthenticated_connections: PositiveInt = _f(
+        1024, "connections that have not yet made a request with a valid key (or, without keys, any request); "
+              "beyond it the oldest such connection is closed, so key-holders still get in during a flood")
+    max_concurrent_rest_per_key: PositiveInt = _f(
+        8, "requests in flight per key on every other endpoint (`/api/v1/*`, `/metrics`, `/v1/models`); the next "
+           "one gets 429 with `Retry-After: 1`. Counted apart from the model endpoints, so a dashboard does not "
+           "take the chat's slots")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auth_fits_host(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if not isinstance(data, dict) or not isinstance(data.get("host", ""), str):
+            return data
+        host, key_file = data.get("host", "127.0.0.1"), data.get("api_key_file")
+        require = _require_auth(data.get("require_auth"), key_file is not None, host)
+        if not is_loopback(host) and key_file is None:
+            _report(info, "api.api_key_file", f"required when api.host ({host}) is not loopback")
+        elif require and key_file is None:
+            _report(info, "api.api_key_file", "required when api.require_auth is true")
+        if not is_loopback(host) and require is False:
+            _report(info, "api.require_auth", f"cannot be false when api.host ({host}) is not loopback")
+        return data
+
+    @model_validator(mode="after")
+    def _settle_auth(self) -> ApiConfig:
+        _settle(self, require_auth=bool(_require_auth(self.require_auth, self.api_key_file is not None, self.host)))
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def api_key(self) -> Secret | None:
+        return _secret_of(self.api_key_file)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def keys(self) -> tuple[ApiKey, ...]:
+        """Parsed from api_key_file: `name:key` lines or one bare key."""
+        key = self.api_key
+        return parse_api_keys(key.reveal(), key.source) if key is not None else ()
+
+
+class JournalConfig(_Section):
+    source: JournalSourceKind = _f("system", "`system` (the host's journal), `directory` or `file`")
+    path: AbsPath | None = _f(None, "the directory or file, required for those sources")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_fits_source(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so this is reported together with any problem of their values.
+        if not isinstance(data, dict):
+            return data
+        source, path = data.get("source", "system"), data.get("path")
+        if source in ("directory", "file") and path is None:
+            _report(info, "journal.path", f"required when journal.source is {source!r}")
+        if source == "system" and path is not None:
+            _report(info, "journal.path", "only used when journal.source is 'directory' or 'file'")
+        return data
+
+
+class SpoolConfig(_Section):
+    """The outage spool: where records wait while PostgreSQL is unreachable."""
+
+    path: AbsPath | None = _f(None, "where records wait while PostgreSQL is unreachable",
+                              shown="`<state_dir>/spool`")
+    # Below 1 MiB the segment bookkeeping would dominate; such a bound is a typo.
+    max_bytes: Annotated[StrictInt, *_checked(_at_least(1024 * 1024, " (1 MiB)"))] = _f(
+        64 * 1024 * 1024, "bound; oldest metrics are dropped first, triggers and audit records never",
+        shown="`67108864` (64 MiB)")
+    warn_ratio: Annotated[Num, *_checked(lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1")] = _f(
+        0.8, "fill ratio at which logs, `doctor` and `/metrics` warn")
+
+    def directory(self, state_dir: str) -> str:
+        return self.path or os.path.join(state_dir, "spool")
+
+
+class RetentionConfig(_Section):
+    """Days kept per table family (0 keeps forever)."""
+
+    metrics_days: NonNegativeInt = _f(
+        30, "metric partitions (or TimescaleDB chunks) older than this are dropped; `0` keeps forever")
+    events_days: NonNegativeInt = _f(180, "triggers and LLM-call accounting, by `last_seen`")
+    audit_days: NonNegativeInt = _f(
+        0, "ignored since migration 6: the audit log is append-only for every role and kept forever")
+
+
+class ThresholdsConfig(_Section):
+    """Metric thresholds that raise triggers (collector)."""
+
+    disk_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "disk space used on a real mount")
+    inode_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "inodes used")
+    memory_pressure_avg10: Annotated[Num, *_checked(_percent)] = _f(
+        20.0, "PSI memory \"some\" avg10, percent of time stalled")
+    swap_pages_per_s: PositiveNum = _f(1000.0, "swap-in + swap-out pages per second")
+    failed_units: PositiveInt = _f(1, "failed systemd units")
+
+
+class ReviewConfig(_Section):
+    """Incidents (correlation, lifecycle), L2 context and L3 review (docs/review.md)."""
+
+    debounce_seconds: NonNegativeNum = _f(
+        10.0, "an early review runs this long after the first trigger at or above `early_severity`")
+    early_min_interval: NonNegativeNum = _f(60.0, "at most one early review per this many seconds")
+    early_severity: Severity = _f(
+        "critical", "triggers at or above this ask for an early review (model-only triggers never do)")
+    context_tokens: Annotated[StrictInt, *_checked(_at_least(512))] | None = _f(
+        None, "prompt budget in tokens; `null`: `roles.review.context_size - roles.review.max_tokens - 256`")
+    max_triggers: Annotated[StrictInt, *_checked(_between(10, 100_000))] = _f(
+        400, "distinct (template, unit) entries the context keeps; older ones fold into tallies")
+    knowledge_hits: Annotated[StrictInt, *_checked(_between(0, 20))] = _f(
+        3, "runbooks / past incidents retrieved from the knowledge base into the context")
+    incident_window: PositiveNum = _f(
+        900.0, "seconds: triggers on the same unit, or of the same host-wide category, within this join one incident")
+    causal_window: PositiveNum = _f(
+        300.0, "seconds an OOM kill, a full disk or a crash explains the failures of the units it named")
+    quiet_seconds: PositiveNum = _f(
+        600.0, "an incident resolves by itself after this long without triggers, once its units are not failed")
+    reopen_window: PositiveNum = _f(
+        3600.0, "a recurrence within this reopens a resolved incident; after it the incident is closed")
+    escalate_min_interval: NonNegativeNum = _f(
+        900.0, "at most one escalation to L4 per incident per this many seconds")
+    max_attempts: Annotated[StrictInt, *_checked(_between(1, 5))] = _f(
+        2, "model answers tried per review: the first plus one retry that shows the error")
+    switch_window: PositiveNum = _f(
+        900.0, "seconds after a NixOS switch during which new failures of the units it touched are attributed "
+               "to it ([preflight.md](preflight.md))")
+    switch_poll: Annotated[Num, *_checked(_between(0.1, 3600))] = _f(
+        2.0, "seconds between reads of the current-system link, to notice a switch")
+    preflight_model_timeout: Annotated[Num, *_checked(
+        lambda v: None if 0 < v <= 30 else "must be between 0 and 30 seconds")] = _f(
+        25.0, "seconds for the review model's summary in `ai-sysadmin preflight`; past this the report says so "
+              "and the verdict is at least warn (never block from the timeout)")
+
+
+class TriggerConfig(_Section):
+    """L1, the journal trigger pipeline (docs/triggers.md)."""
+
+    window_seconds: PositiveInt = _f(
+        300, "dedup window: one trigger per (template, unit, source) per window, with a count and samples")
+    commit_interval: PositiveNum = _f(
+        0.5, "seconds between checkpoints (triggers and the journal cursor, one transaction)")
+    poll_interval: PositiveNum = _f(0.25, "seconds between reads of a `directory`/`file` journal source")
+    max_message: Annotated[StrictInt, *_checked(_at_least(256))] = _f(
+        8192, "characters of `MESSAGE` used for matching and samples")
+    rules: tuple[dict[str, Any], ...] = _f(
+        (), "extra rules, or replacements of built-in ones by `id` (validated like the built-ins)")
+    disabled_rules: tuple[str, ...] = _f((), "ids of built-in rules to switch off")
+    priority_max: Annotated[StrictInt, *_checked(
+        lambda v: None if -1 <= v <= 7 else "must be a syslog priority 0..7, or -1 for off")] = _f(
+        2, "entries at this journal priority or more severe (crit) are triggers on their own; `-1` turns this off")
+    burst_factor: Annotated[Num, *_checked(lambda v: None if v > 1 else "must be greater than 1")] = _f(
+        10.0, "a template or unit firing this many times above its recent rate (and at least `burst_min_count` "
+              "times) is a burst")
+    burst_min_count: PositiveInt = _f(100, "the least count of a burst (see `burst_factor`)")
+    model: StrictBool = _f(True, "classify new warning-or-worse templates with the trigger role")
+    model_calls_per_minute: PositiveNum = _f(30.0, "budget for the trigger model")
+    model_batch_size: Annotated[StrictInt, *_checked(_between(1, 16))] = _f(4, "templates per model call")
+    model_min_severity: Severity = _f("medium", "model answers below this are cached but raise no trigger")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _valid_rules(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each rule through the rule parser; an invalid one is reported (with its key) and left out."""
+        if not isinstance(value, list | tuple):
+            return value
+        rules = []
+        for i, rule in enumerate(value):
+            try:
+                parse_rule(rule, f"trigger.rules[{i}]")
+                rules.append(rule)
+            except RuleError as exc:
+                where, _, reason = str(exc).partition(": ")
+                _report(info, where, reason)
+        return rules
+
+    @field_validator("disabled_rules", mode="before")
+    @classmethod
+    def _known_rules(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        for i, rid in enumerate(value):
+            if not isinstance(rid, str):
+                _report(info, f"trigger.disabled_rules[{i}]", f"must be a rule id string, got {_kind(rid)}")
+        ids = [r for r in value if isinstance(r, str)]
+        known = ({r["id"] for r in builtin_rule_data()} | {r.get("id") for r in info.data.get("rules", ())}
+                 | {PRIORITY_RULE_ID})
+        unknown = sorted(r for r in ids if r not in known)
+        if unknown:
+            _report(info, "trigger.disabled_rules", f"unknown rule id(s): {', '.join(unknown)}")
+        return ids
+
+
+class ActionsConfig(_Section):
+    """The action policy and the executor (docs/actions.md)."""
+
+    # Read when needed (approve, executor), not at load: the orchestrator's config may name
+    # it while only the executor, the API and root can read it.
+    approval_key_file: Annotated[StrictStr, *_checked(_key_ref)] | None = _f(
+        None, "HMAC key that signs a person's approval (path or bare credential name). Read when needed, not at "
+              "load: only root's CLI, the API and the executor can read it; the orchestrator may name it but "
+              "cannot read it. Without it nobody can approve and the executor runs only what its own policy runs "
+              "automatically")
+    approval_ttl_seconds: PositiveInt = _f(
+        3600, "an approval older than this is void (the executor marks the action `expired`)")
+    rate_window_seconds: PositiveInt = _f(3600, "the window of both rate limits")
+    rate_limit_per_target: NonNegativeInt = _f(
+        3, "automatic actions on one target (a unit, `nix-store`, `journal`, `system-profile`) per window; "
+           "beyond it proposals are queued for a person")
+    rate_limit_per_action: NonNegativeInt = _f(10, "automatic actions of one catalog id per window")
+    cooldown_seconds: NonNegativeInt = _f(600, "no automatic action on a target this soon after the last one")
+    poll_interval: PositiveNum = _f(30.0, "executor: seconds between fallback polls (it wakes at once on NOTIFY)")
+    output_cap_bytes: Annotated[StrictInt, *_checked(_between(1024, 16 * 1024 * 1024))] = _f(
+        65536, "stdout and stderr kept per step, each (the rest is read and dropped)")
+    verify_window_seconds: NonNegativeNum = _f(
+        30.0, "a restarted unit must stay active, without restarting, this long")
+    nix_mode: NixMode = _f(
+        "auto", "`auto`: Nix actions run on NixOS, are a named dry run elsewhere; `run`; `dry-run`")
+    system_profile: AbsPath = _f("/nix/var/nix/profiles/system", "the profile `rollback_generation` rolls back")
+    current_system: AbsPath = _f("/run/current-system", "checked after a rollback")
+    protected_patterns: Annotated[tuple[StrictStr, ...], *_checked(_unit_patterns)] = _f(
+        ("llama-*", "ai-sysadmin*", "polkit*"),
+        "shell-style unit patterns never acted on, in addition to `protected_units`")
+    # Bounds for running a model's proposal unattended (actions/binding.py); outside them it is queued.
+    auto_min_gc_days: PositiveInt = _f(
+        7, "a model's `collect_garbage` runs unattended only when it keeps at least this many days; below, it "
+           "is queued for a person with the bound as reason")
+    auto_min_journal_mb: PositiveInt = _f(
+        512, "a model's `vacuum_journal` runs unattended only when `max_size_mb` keeps at least this many MiB")
+    auto_min_journal_days: PositiveInt = _f(
+        7, "a model's `vacuum_journal` runs unattended only when `max_age_days` keeps at least this many days")
+
+
+class MetaConfig(_Section):
+    """L4 meta analysis: the investigation tool loop (docs/meta.md)."""
+
+    max_steps: Annotated[StrictInt, *_checked(_between(1, 100))] = _f(
+        12, "model turns with the tools offered (1–100); then one last turn without tools")
+    deadline_seconds: PositiveNum = _f(
+        600.0, "the whole investigation; the tool phase leaves about 30 % (at most 180 s) for the answer")
+    max_calls_per_step: Annotated[StrictInt, *_checked(_between(1, 32))] = _f(
+        4, "tool calls executed from one model turn (1–32); more are refused")
+    tool_timeout: PositiveNum = _f(20.0, "seconds per tool call (commands are killed with their process group)")
+    tool_output_share: Annotated[Num, *_checked(_between(0.01, 0.5))] = _f(
+        0.15, "share of `roles.meta.context_size` (tokens, ~3.5 characters each) one tool result may take "
+              "(0.01–0.5) ...")
+    tool_output_max_chars: Annotated[StrictInt, *_checked(_between(600, 200000))] = _f(
+        12000, "... and never more characters than this (600–200000)")
+    tool_choice: ToolChoice = _f(
+        "auto", "`auto` or `required` (the server forces a tool call each turn: for weak models)")
+    prefill: Annotated[StrictStr, *_checked(lambda v: None if len(v) <= 64 else "must be at most 64 characters")] = _f(
+        "", "assistant text put before each tool turn (weak models with the Qwen2.5 template: "
+            "`\"<tool_call>\\n\"`); at most 64 characters")
+    step_max_tokens: PositiveInt = _f(512, "tokens per tool turn")
+    answer_max_tokens: NonNegativeInt = _f(
+        768, "tokens of the streamed answer; `0`: no separate answer, it is rendered from the diagnosis "
+             "(one model call less)")
+    diagnosis_max_tokens: PositiveInt = _f(1024, "tokens of the json_schema diagnosis")
+    transcript_max_chars: Annotated[StrictInt, *_checked(_between(1000, 10_000_000))] = _f(
+        60000, "transcript stored with the finding (long messages cut, then the middle dropped)")
+    knowledge_hits: Annotated[StrictInt, *_checked(_between(0, 20))] = _f(
+        3, "runbooks / past incidents put into the investigation's context (0–20)")
+    escalation_debounce_seconds: NonNegativeNum = _f(
+        900.0, "an escalated incident is not investigated again within this (also across restarts)")
+    disk_paths: Annotated[tuple[StrictStr, ...], *_checked(_safe_paths)] = _f(
+        ("/var", "/nix/var", "/home", "/srv", "/opt", "/tmp"),
+        "the only roots `largest_dirs` may look under (absolute, no `..`)")
+    system_profile: AbsPath = _f("/nix/var/nix/profiles/system", "the profile whose generations `nixos_generations` lists")
+    current_system: AbsPath = _f("/run/current-system", "which generation runs")
+    booted_system: AbsPath = _f("/run/booted-system", "which generation was booted")
+    nix_store: Annotated[StrictStr, *_checked(
+        lambda v: None if re.fullmatch(r"[A-Za-z0-9_./:?&=%+-]{1,300}", v) else "not a store URI")] | None = _f(
+        None, "a store URI passed as `--store` to the nix tools (default: the system store)")
+    tools: tuple[StrictStr, ...] | None = _f(
+        None, "offer only these tools (names from `ai-sysadmin tools list`; unknown names are errors); `null`: all")
+
+    @field_validator("tools", mode="after")
+    @classmethod
+    def _known_tools(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        bad = [t for t in value or () if t not in TOOL_NAMES]
+        if bad:
+            raise PydanticCustomError(
+                "config", f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}")
+        return value
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def _unit_list(value: Any, info: ValidationInfo) -> Any:
+    """Report each entry that is not a unit name or glob (with its index); keep the rest."""
+    if not isinstance(value, list | tuple):
+        return value
+    good = []
+    for i, unit in enumerate(value):
+        if not isinstance(unit, str) or not (_UNIT_RE.match(unit) or _UNIT_GLOB_RE.match(unit)):
+            _report(info, f"protected_units[{i}]",
+                    f"not a systemd unit name or glob (e.g. nginx.service, llama-*.service): {unit!r}")
+        else:
+            good.append(unit)
+    return good
+
+
+_SECTIONS = ("roles", "intervals", "database", "knowledge", "api", "journal", "spool", "retention", "thresholds",
+             "trigger", "actions", "review", "meta")
+
+
+class Config(_Section):
+    """The whole document."""
+
+    state_dir: AbsPath = _f(
+        "", "cursors, caches, embedded knowledge base, spool",
+        shown="`$STATE_DIRECTORY` (systemd `StateDirectory=`), else `$XDG_STATE_HOME/ai-sysadmin` or "
+              "`~/.local/state/ai-sysadmin`")
+    autonomy_level: AutonomyLevel = _f(
+        "suggest", "`observe` records only; `suggest` queues every action for approval; `auto-safe` runs low-risk "
+                   "actions; `auto-full` runs low and medium; high risk always waits for a person")
+    log_level: LogLevel = _f("info", "`debug`, `info`, `warning`, `error`")
+    protected_units: tuple[StrictStr, ...] = _f(
+        DEFAULT_PROTECTED_UNITS, "units no action may touch, whatever a model proposes: exact names (`nginx.service`) or shell globs "
+              "(`backup-*.timer`); **added** to the defaults", shown="`[]` added to the safe defaults below")
+    protected_units_replace: StrictBool = _f(
+        False, "`true` replaces the safe defaults with `protected_units` alone (knowingly: sshd is then not "
+               "protected unless listed)")
+    roles: Roles = _f(Roles, "")
+    intervals: Intervals = _f(Intervals, "")
+    database: DatabaseConfig = _f(DatabaseConfig, "")
+    knowledge: KnowledgeConfig = _f(KnowledgeConfig, "")
+    api: ApiConfig = _f(ApiConfig, "")
+    journal: JournalConfig = _f(JournalConfig, "")
+    spool: SpoolConfig = _f(SpoolConfig, "")
+    retention: RetentionConfig = _f(RetentionConfig, "")
+    thresholds: ThresholdsConfig = _f(ThresholdsConfig, "")
+    trigger: TriggerConfig = _f(TriggerConfig, "")
+    actions: ActionsConfig = _f(ActionsConfig, "")
+    review: ReviewConfig = _f(ReviewConfig, "")
+    meta: MetaConfig = _f(MetaConfig, "")
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source(self) -> str | None:
+        """The file the document came from (None: the built-in defaults)."""
+        return self._source
+
+    @field_validator("protected_units", mode="before")
+    @classmethod
+    def _units(cls, value: Any, info: ValidationInfo) -> Any:
+        return _unit_list(value, info)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _document(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if not (v is None and k in _SECTIONS)}  # null: the defaults
+        data.setdefault("state_dir", _default_state_dir(_env(info)))
+        if data.get("protected_units_replace") is True and "protected_units" not in data:
+            _report(info, "protected_units_replace",
+                    "true without protected_units would protect nothing; list the units to protect")
+        return data
+
+    @model_validator(mode="after")
+    def _effective(self) -> Config:
+        """Values that follow from others: the protected units, the knowledge directory."""
+        given = self.protected_units if "protected_units" in self.model_fields_set else None
+        _settle(self, protected_units=_effective_units(given, self.protected_units_replace))
+        if self.knowledge.path is None:
+            _settle(self, knowledge=self.knowledge.model_copy(
+                update={"path": os.path.join(self.state_dir, "knowledge")}))
+        return self
 
 
 def _default_state_dir(env: Mapping[str, str]) -> str:
@@ -617,427 +930,6 @@ def _default_state_dir(env: Mapping[str, str]) -> str:
     return os.path.join(base, "ai-sysadmin")
 
 
-def _parse_role(name: str, data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> RoleConfig:
-    sec = _Section(data, f"roles.{name}", issues)
-    d = ROLE_DEFAULTS[name]
-    role = RoleConfig(
-        name=name,
-        enable=sec.get("enable", bool, True),
-        url=sec.get("url", str, f"http://127.0.0.1:{ROLE_DEFAULT_PORTS[name]}", _http_url).rstrip("/"),
-        model=sec.get("model", str, name, _model_id),
-        timeout=sec.get("timeout", float, d["timeout"], _positive),
-        connect_timeout=sec.get("connect_timeout", float, 1.0, _positive),
-        max_tokens=sec.get("max_tokens", int, d["max_tokens"], _non_negative),
-        context_size=sec.get("context_size", int, d["context_size"], _positive),
-        max_retries=sec.get("max_retries", int, 2, _non_negative),
-        api_key_file=sec.get("api_key_file", str, None, nullable=True),
-        api_key=None,
-    )
-    key = _read_secret(sec, "api_key_file", role.api_key_file, env)
-    sec.finish()
-    return _replace(role, api_key=key)
-
-
-def _parse_roles(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> Roles:
-    sec = _Section(data, "roles", issues)
-    parsed = {n: _parse_role(n, sec.raw(n) if sec.raw(n) is not _MISSING else None, issues, env)
-              for n in ("trigger", "review", "meta")}
-    embed_raw = sec.raw("embed")
-    embed = None if embed_raw is _MISSING or embed_raw is None else _parse_role("embed", embed_raw, issues, env)
-    sec.finish()
-    return Roles(embed=embed, **parsed)
-
-
-def _parse_database(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> DatabaseConfig:
-    sec = _Section(data, "database", issues)
-
-    def no_password(v: str) -> str | None:
-        # key=value form, URI userinfo, and URI query parameters (?password=... / &password=...)
-        if (re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
-                or re.search(r"[?&]password=", v, re.IGNORECASE)):
-            return "must not contain a password; use database.password_file"
-        return None
-
-    db = DatabaseConfig(
-        dsn=sec.get("dsn", str, None, no_password, nullable=True),
-        socket_dir=sec.get("socket_dir", str, "/run/postgresql", _abs_path),
-        host=sec.get("host", str, None, nullable=True),
-        port=sec.get("port", int, 5432, _port),
-        name=sec.get("name", str, "ai-sysadmin", lambda v: None if v else "must not be empty"),
-        user=sec.get("user", str, None, nullable=True),
-        password_file=sec.get("password_file", str, None, nullable=True),
-        password=None,
-        executor_role=sec.get("executor_role", str, None, _role_name, nullable=True),
-        api_role=sec.get("api_role", str, None, _role_name, nullable=True),
-    )
-    pw = _read_secret(sec, "password_file", db.password_file, env)
-    sec.finish()
-    return _replace(db, password=pw)
-
-
-def _parse_knowledge(data: Any, issues: list[ConfigIssue], state_dir: str) -> KnowledgeConfig:
-    sec = _Section(data, "knowledge", issues)
-    path = sec.get("path", str, None, _abs_path, nullable=True)
-    url = sec.get("url", str, None, _http_url, nullable=True)
-    if path is not None and url is not None:
-        sec.error("url", "set either knowledge.path (embedded) or knowledge.url (server), not both")
-    sec.finish()
-    return KnowledgeConfig(path=os.path.expanduser(path or os.path.join(state_dir, "knowledge")), url=url)
-
-
-def _parse_api(data: Any, issues: list[ConfigIssue], env: Mapping[str, str]) -> ApiConfig:
-    sec = _Section(data, "api", issues)
-    host = sec.get("host", str, "127.0.0.1", lambda v: None if v else "must not be empty")
-    port = sec.get("port", int, 40083, _port)
-    key_file = sec.get("api_key_file", str, None, nullable=True)
-    require = sec.get("require_auth", bool, None, nullable=True)
-    key = _read_secret(sec, "api_key_file", key_file, env)
-    loopback = is_loopback(host)
-    if require is None:
-        # A key on loopback is still honoured; beyond loopback it is mandatory.
-        require = key_file is not None or not loopback
-    if not loopback and key_file is None:
-        sec.error("api_key_file", f"required when api.host ({host}) is not loopback")
-    elif require and key_file is None:
-        sec.error("api_key_file", "required when api.require_auth is true")
-    if not loopback and require is False:
-        sec.error("require_auth", f"cannot be false when api.host ({host}) is not loopback")
-    keys = parse_api_keys(key.reveal(), key.source, sec) if key is not None else ()
-    d = ApiConfig(host="", port=0, api_key_file=None, api_key=None, require_auth=False)
-    background = sec.get("background_role", str, d.background_role,
-                         _one_of(("trigger", "review", "meta")), nullable=True)
-    cfg = ApiConfig(
-        host=host, port=port, api_key_file=key_file, api_key=key, require_auth=bool(require), keys=keys,
-        # Below 64 KiB an ordinary chat with some history would be refused; such a bound is a typo.
-        max_body_bytes=sec.get("max_body_bytes", int, d.max_body_bytes,
-                               lambda v: None if v >= 65536 else "must be at least 65536 (64 KiB)"),
-        max_concurrent_per_key=sec.get("max_concurrent_per_key", int, d.max_concurrent_per_key, _positive),
-        upstream_timeout=sec.get("upstream_timeout", float, d.upstream_timeout, _positive, nullable=True),
-        upstream_idle_timeout=sec.get("upstream_idle_timeout", float, d.upstream_idle_timeout, _positive),
-        client_tools=sec.get("client_tools", str, d.client_tools, _one_of(CLIENT_TOOLS)),
-        background_max_tokens=sec.get("background_max_tokens", int, d.background_max_tokens, _positive),
-        background_role=background,
-        header_timeout=sec.get("header_timeout", float, d.header_timeout, _positive),
-        keepalive_timeout=sec.get("keepalive_timeout", float, d.keepalive_timeout, _positive),
-        max_unauthenticated_connections=sec.get("max_unauthenticated_connections", int,
-                                                d.max_unauthenticated_connections, _positive),
-        max_concurrent_rest_per_key=sec.get("max_concurrent_rest_per_key", int, d.max_concurrent_rest_per_key,
-                                            _positive),
-    )
-    sec.finish()
-    return cfg
-
-
-_KEY_NAME_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.@-]{1,64})(?:\[(?P<scopes>[^\]]*)\])?$")
-
-
-def parse_api_keys(text: str, source: str, sec: "_Section | None" = None) -> tuple[ApiKey, ...]:
-    """The API key file: one `name:key` or `name[scope,...]:key` per line, or one bare key (named `api`).
-
-    Scopes are `read`, `chat`, `approve`; a line without them gets DEFAULT_KEY_SCOPES
-    (read, chat), the `prometheus` line SCRAPE_KEY_SCOPES (read), a bare key the defaults.
-    Blank lines and `#` comments are skipped.  Problems name the line, never the key.
-    """
-    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
-             if ln.strip() and not ln.strip().startswith("#")]
-    problems: list[str] = []
-    keys: list[ApiKey] = []
-    for lineno, line in lines:
-        head, sep, value = line.partition(":")
-        m = _KEY_NAME_RE.match(head.strip()) if sep else None
-        if m is None:
-            if len(lines) == 1:  # one bare key (it may contain ':' itself)
-                keys.append(ApiKey("api", Secret(line, source)))
-                continue
-            problems.append(f"line {lineno}: expected `name:key` or `name[scope,...]:key` "
-                            "(name: letters, digits, _ . @ -)")
-            continue
-        name, value = m["name"], value.strip()
-        scopes, problem = _key_scopes(name, m["scopes"])
-        if problem:
-            problems.append(f"line {lineno}: {problem}")
-        elif not value:
-            problems.append(f"line {lineno}: key for {name!r} is empty")
-        elif any(k.name == name for k in keys):
-            problems.append(f"line {lineno}: name {name!r} appears twice")
-        elif any(k.key.reveal() == value for k in keys):
-            problems.append(f"line {lineno}: same key as another line")
-        else:
-            keys.append(ApiKey(name, Secret(value, source), scopes))
-    for p in problems:
-        if sec is not None:
-            sec.error("api_key_file", f"{source}: {p}")
-    return tuple(keys)
-
-
-def _key_scopes(name: str, written: str | None) -> tuple[frozenset[Scope], str | None]:
-    """The scopes of one key line: those written in `[...]`, else the default for its name."""
-    if written is None:
-        return (SCRAPE_KEY_SCOPES if name == SCRAPE_KEY_NAME else DEFAULT_KEY_SCOPES), None
-    known = ", ".join(s.value for s in Scope)
-    words = [w.strip() for w in written.split(",") if w.strip()]
-    if not words:
-        return frozenset(), f"no scope inside [] for {name!r} (scopes: {known})"
-    unknown = [w for w in words if w not in {s.value for s in Scope}]
-    if unknown:
-        return frozenset(), f"unknown scope {unknown[0]!r} for {name!r} (scopes: {known})"
-    return frozenset(Scope(w) for w in words), None
-
-
-def _parse_journal(data: Any, issues: list[ConfigIssue], state_dir: str) -> JournalConfig:
-    sec = _Section(data, "journal", issues)
-    source = sec.get("source", str, "system", _one_of(JOURNAL_SOURCES))
-    path = sec.get("path", str, None, _abs_path, nullable=True)
-    if sec.raw("cursor_file") is not _MISSING:
-        sec.error("cursor_file", "no longer used: the journal cursor is stored in PostgreSQL together with the "
-                  "triggers it covers (table cursors); remove this key")
-    if source in ("directory", "file") and path is None:
-        sec.error("path", f"required when journal.source is {source!r}")
-    if source == "system" and path is not None:
-        sec.error("path", "only used when journal.source is 'directory' or 'file'")
-    sec.finish()
-    return JournalConfig(
-        source=source,
-        path=os.path.expanduser(path) if path else None,
-    )
-
-
-def _parse_spool(data: Any, issues: list[ConfigIssue]) -> SpoolConfig:
-    sec = _Section(data, "spool", issues)
-    d = SpoolConfig()
-    path = sec.get("path", str, None, _abs_path, nullable=True)
-    cfg = SpoolConfig(
-        path=os.path.expanduser(path) if path else None,
-        # Below 1 MiB the segment bookkeeping would dominate; such a bound is a typo.
-        max_bytes=sec.get("max_bytes", int, d.max_bytes,
-                          lambda v: None if v >= 1024 * 1024 else "must be at least 1048576 (1 MiB)"),
-        warn_ratio=sec.get("warn_ratio", float, d.warn_ratio,
-                           lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1"),
-    )
-    sec.finish()
-    return cfg
-
-
-def _parse_retention(data: Any, issues: list[ConfigIssue]) -> RetentionConfig:
-    sec = _Section(data, "retention", issues)
-    d = RetentionConfig()
-    cfg = RetentionConfig(
-        metrics_days=sec.get("metrics_days", int, d.metrics_days, _non_negative),
-        events_days=sec.get("events_days", int, d.events_days, _non_negative),
-        audit_days=sec.get("audit_days", int, d.audit_days, _non_negative),
-    )
-    sec.finish()
-    return cfg
-
-
-def _parse_thresholds(data: Any, issues: list[ConfigIssue]) -> ThresholdsConfig:
-    sec = _Section(data, "thresholds", issues)
-    d = ThresholdsConfig()
-
-    def percent(v: Any) -> str | None:
-        return None if 0 < v <= 100 else "must be a percentage greater than 0 and at most 100"
-
-    cfg = ThresholdsConfig(
-        disk_percent=sec.get("disk_percent", float, d.disk_percent, percent),
-        inode_percent=sec.get("inode_percent", float, d.inode_percent, percent),
-        memory_pressure_avg10=sec.get("memory_pressure_avg10", float, d.memory_pressure_avg10, percent),
-        swap_pages_per_s=sec.get("swap_pages_per_s", float, d.swap_pages_per_s, _positive),
-        failed_units=sec.get("failed_units", int, d.failed_units, _positive),
-    )
-    sec.finish()
-    return cfg
-
-
-def _parse_trigger(data: Any, issues: list[ConfigIssue]) -> TriggerConfig:
-    from ai_sysadmin.trigger.rules import RuleError, parse_rule  # rules are validated by their own parser
-
-    sec = _Section(data, "trigger", issues)
-    d = TriggerConfig()
-    rules_raw = sec.get("rules", list, [])
-    rules = []
-    for i, rule in enumerate(rules_raw):
-        try:
-            parse_rule(rule, f"trigger.rules[{i}]")
-            rules.append(rule)
-        except RuleError as exc:
-            where, _, reason = str(exc).partition(": ")
-            issues.append(ConfigIssue(where, reason))
-    disabled = sec.get("disabled_rules", list, [])
-    from ai_sysadmin.trigger.rules import PRIORITY_RULE_ID, builtin_rule_data
-
-    known = {r["id"] for r in builtin_rule_data()} | {r.get("id") for r in rules} | {PRIORITY_RULE_ID}
-    for i, rid in enumerate(disabled):
-        if not isinstance(rid, str):
-            sec.error(f"disabled_rules[{i}]", f"must be a rule id string, got {_kind(rid)}")
-    unknown = sorted(r for r in disabled if isinstance(r, str) and r not in known)
-    if unknown:
-        sec.error("disabled_rules", f"unknown rule id(s): {', '.join(unknown)}")
-    cfg = TriggerConfig(
-        window_seconds=sec.get("window_seconds", int, d.window_seconds, _positive),
-        commit_interval=sec.get("commit_interval", float, d.commit_interval, _positive),
-        poll_interval=sec.get("poll_interval", float, d.poll_interval, _positive),
-        max_message=sec.get("max_message", int, d.max_message,
-                            lambda v: None if v >= 256 else "must be at least 256"),
-        rules=tuple(rules),
-        disabled_rules=tuple(r for r in disabled if isinstance(r, str)),
-        priority_max=sec.get("priority_max", int, d.priority_max,
-                             lambda v: None if -1 <= v <= 7 else "must be a syslog priority 0..7, or -1 for off"),
-        burst_factor=sec.get("burst_factor", float, d.burst_factor,
-                             lambda v: None if v > 1 else "must be greater than 1"),
-        burst_min_count=sec.get("burst_min_count", int, d.burst_min_count, _positive),
-        model=sec.get("model", bool, d.model),
-        model_calls_per_minute=sec.get("model_calls_per_minute", float, d.model_calls_per_minute, _positive),
-        model_batch_size=sec.get("model_batch_size", int, d.model_batch_size,
-                                 lambda v: None if 1 <= v <= 16 else "must be between 1 and 16"),
-        model_min_severity=sec.get("model_min_severity", str, d.model_min_severity,
-                                   _one_of(("critical", "high", "medium", "low", "info"))),
-    )
-    sec.finish()
-    return cfg
-
-
-def _parse_review(data: Any, issues: list[ConfigIssue]) -> ReviewConfig:
-    sec = _Section(data, "review", issues)
-    d = ReviewConfig()
-    cfg = ReviewConfig(
-        debounce_seconds=sec.get("debounce_seconds", float, d.debounce_seconds, _non_negative),
-        early_min_interval=sec.get("early_min_interval", float, d.early_min_interval, _non_negative),
-        early_severity=sec.get("early_severity", str, d.early_severity,
-                               _one_of(("critical", "high", "medium", "low", "info"))),
-        context_tokens=sec.get("context_tokens", int, d.context_tokens,
-                               lambda v: None if v >= 512 else "must be at least 512", nullable=True),
-        max_triggers=sec.get("max_triggers", int, d.max_triggers,
-                             lambda v: None if 10 <= v <= 100_000 else "must be between 10 and 100000"),
-        knowledge_hits=sec.get("knowledge_hits", int, d.knowledge_hits,
-                               lambda v: None if 0 <= v <= 20 else "must be between 0 and 20"),
-        incident_window=sec.get("incident_window", float, d.incident_window, _positive),
-        causal_window=sec.get("causal_window", float, d.causal_window, _positive),
-        quiet_seconds=sec.get("quiet_seconds", float, d.quiet_seconds, _positive),
-        reopen_window=sec.get("reopen_window", float, d.reopen_window, _positive),
-        escalate_min_interval=sec.get("escalate_min_interval", float, d.escalate_min_interval, _non_negative),
-        max_attempts=sec.get("max_attempts", int, d.max_attempts,
-                             lambda v: None if 1 <= v <= 5 else "must be between 1 and 5"),
-        switch_window=sec.get("switch_window", float, d.switch_window, _positive),
-        switch_poll=sec.get("switch_poll", float, d.switch_poll,
-                            lambda v: None if 0.1 <= v <= 3600 else "must be between 0.1 and 3600"),
-        preflight_model_timeout=sec.get("preflight_model_timeout", float, d.preflight_model_timeout,
-                                        lambda v: None if 0 < v <= 30 else "must be between 0 and 30 seconds"),
-    )
-    sec.finish()
-    return cfg
-
-
-def _role_name(v: Any) -> str | None:
-    return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}", v) else "not a PostgreSQL role name"
-
-
-NIX_MODES = ("auto", "run", "dry-run")
-
-
-def _parse_actions(data: Any, issues: list[ConfigIssue]) -> ActionsConfig:
-    sec = _Section(data, "actions", issues)
-    d = ActionsConfig()
-
-    def key_ref(v: Any) -> str | None:
-        if "/" in v:
-            return None if os.path.isabs(v) else "must be an absolute path or a bare systemd credential name"
-        return None if re.fullmatch(r"[A-Za-z0-9_.:-]+", v) else "not a valid systemd credential name"
-
-    def patterns(v: Any) -> str | None:
-        bad = [p for p in v if not isinstance(p, str) or not re.fullmatch(r"[A-Za-z0-9:_.@*?-]{1,256}", p)]
-        return f"not unit name patterns: {bad!r}" if bad else None
-
-    cfg = ActionsConfig(
-        approval_key_file=sec.get("approval_key_file", str, None, key_ref, nullable=True),
-        approval_ttl_seconds=sec.get("approval_ttl_seconds", int, d.approval_ttl_seconds, _positive),
-        rate_window_seconds=sec.get("rate_window_seconds", int, d.rate_window_seconds, _positive),
-        rate_limit_per_target=sec.get("rate_limit_per_target", int, d.rate_limit_per_target, _non_negative),
-        rate_limit_per_action=sec.get("rate_limit_per_action", int, d.rate_limit_per_action, _non_negative),
-        cooldown_seconds=sec.get("cooldown_seconds", int, d.cooldown_seconds, _non_negative),
-        poll_interval=sec.get("poll_interval", float, d.poll_interval, _positive),
-        output_cap_bytes=sec.get("output_cap_bytes", int, d.output_cap_bytes,
-                                 lambda v: None if 1024 <= v <= 16 * 1024 * 1024
-                                 else "must be between 1024 and 16777216"),
-        verify_window_seconds=sec.get("verify_window_seconds", float, d.verify_window_seconds, _non_negative),
-        nix_mode=sec.get("nix_mode", str, d.nix_mode, _one_of(NIX_MODES)),
-        system_profile=sec.get("system_profile", str, d.system_profile, _abs_path),
-        current_system=sec.get("current_system", str, d.current_system, _abs_path),
-        protected_patterns=tuple(sec.get("protected_patterns", list, list(d.protected_patterns), patterns)),
-        auto_min_gc_days=sec.get("auto_min_gc_days", int, d.auto_min_gc_days, _positive),
-        auto_min_journal_mb=sec.get("auto_min_journal_mb", int, d.auto_min_journal_mb, _positive),
-        auto_min_journal_days=sec.get("auto_min_journal_days", int, d.auto_min_journal_days, _positive),
-    )
-    sec.finish()
-    return cfg
-
-
-def _meta_tools(sec: _Section) -> tuple[str, ...] | None:
-    from ai_sysadmin.meta.tools.names import TOOL_NAMES  # the catalog's names, without importing the tools
-
-    def known(v: list[Any]) -> str | None:
-        bad = [x for x in v if x not in TOOL_NAMES]
-        return f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}" if bad else None
-
-    value = sec.get("tools", list, None, known, nullable=True)
-    return tuple(value) if value is not None else None
-
-
-def _parse_meta(data: Any, issues: list[ConfigIssue]) -> MetaConfig:
-    sec = _Section(data, "meta", issues)
-    d = MetaConfig()
-
-    def paths(v: list[Any]) -> str | None:
-        for i, p in enumerate(v):
-            if not isinstance(p, str) or not os.path.isabs(p) or ".." in p.split("/"):
-                return f"item {i} must be an absolute path without '..'"
-        return None
-
-    def ranged(lo: float, hi: float) -> Callable[[Any], str | None]:
-        return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
-
-    cfg = MetaConfig(
-        max_steps=sec.get("max_steps", int, d.max_steps, ranged(1, 100)),
-        deadline_seconds=sec.get("deadline_seconds", float, d.deadline_seconds, _positive),
-        max_calls_per_step=sec.get("max_calls_per_step", int, d.max_calls_per_step, ranged(1, 32)),
-        tool_timeout=sec.get("tool_timeout", float, d.tool_timeout, _positive),
-        tool_output_share=sec.get("tool_output_share", float, d.tool_output_share, ranged(0.01, 0.5)),
-        tool_output_max_chars=sec.get("tool_output_max_chars", int, d.tool_output_max_chars, ranged(600, 200000)),
-        tool_choice=sec.get("tool_choice", str, d.tool_choice, _one_of(("auto", "required"))),
-        prefill=sec.get("prefill", str, d.prefill, lambda v: None if len(v) <= 64 else "must be at most 64 characters"),
-        step_max_tokens=sec.get("step_max_tokens", int, d.step_max_tokens, _positive),
-        answer_max_tokens=sec.get("answer_max_tokens", int, d.answer_max_tokens, _non_negative),
-        diagnosis_max_tokens=sec.get("diagnosis_max_tokens", int, d.diagnosis_max_tokens, _positive),
-        transcript_max_chars=sec.get("transcript_max_chars", int, d.transcript_max_chars, ranged(1000, 10_000_000)),
-        knowledge_hits=sec.get("knowledge_hits", int, d.knowledge_hits, ranged(0, 20)),
-        escalation_debounce_seconds=sec.get("escalation_debounce_seconds", float, d.escalation_debounce_seconds,
-                                            _non_negative),
-        disk_paths=tuple(sec.get("disk_paths", list, list(d.disk_paths), paths)),
-        system_profile=sec.get("system_profile", str, d.system_profile, _abs_path),
-        current_system=sec.get("current_system", str, d.current_system, _abs_path),
-        booted_system=sec.get("booted_system", str, d.booted_system, _abs_path),
-        nix_store=sec.get("nix_store", str, d.nix_store,
-                          lambda v: None if re.fullmatch(r"[A-Za-z0-9_./:?&=%+-]{1,300}", v) else "not a store URI",
-                          nullable=True),
-        tools=_meta_tools(sec),
-    )
-    sec.finish()
-    return cfg
-
-
-def _parse_units(value: Any, issues: list[ConfigIssue]) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        issues.append(ConfigIssue("protected_units", f"must be a list, got {_kind(value)}"))
-        return DEFAULT_PROTECTED_UNITS
-    out = []
-    for i, unit in enumerate(value):
-        if not isinstance(unit, str) or not (_UNIT_RE.match(unit) or _UNIT_GLOB_RE.match(unit)):
-            issues.append(ConfigIssue(f"protected_units[{i}]",
-                                      f"not a systemd unit name or glob (e.g. nginx.service, llama-*.service): {unit!r}"))
-        else:
-            out.append(unit)
-    return tuple(out)
-
-
 def _effective_units(user: tuple[str, ...] | None, replace: bool) -> tuple[str, ...]:
     """The safe defaults plus the user's entries (in that order, no duplicates), or the user's alone."""
     if user is None:
@@ -1046,61 +938,110 @@ def _effective_units(user: tuple[str, ...] | None, replace: bool) -> tuple[str, 
     return tuple(dict.fromkeys(base + user))
 
 
+# --------------------------------------------------------------------------- pydantic errors -> the report
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+               dict: "an object"}
+_EXPECTED = {"string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "a boolean",
+             "list_type": "a list", "tuple_type": "a list", "dict_type": "an object", "model_type": "an object",
+             "model_attributes_type": "an object"}
+# Keys that once existed: refused with what replaced them.
+_RETIRED = {
+    "journal.cursor_file": "no longer used: the journal cursor is stored in PostgreSQL together with the "
+                           "triggers it covers (table cursors); remove this key",
+}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation (`X`, `X | None`, `Annotated[X, ...]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, Annotated) or isinstance(annotation, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None
+
+
+def _allows_null(annotation: Any) -> bool:
+    if annotation is type(None):
+        return True
+    if get_origin(annotation) is Annotated:
+        return _allows_null(get_args(annotation)[0])
+    if get_origin(annotation) is Union or isinstance(annotation, types.UnionType):
+        return any(_allows_null(a) for a in get_args(annotation))
+    return False
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """The model holding the last key of `loc`, and that key's field (None: not a field)."""
+    model: type[BaseModel] | None = Config
+    holder, fld = None, None
+    for part in loc:
+        if isinstance(part, int):
+            fld = None  # an item of a list: not itself nullable
+            continue
+        if model is None:
+            return None, None
+        holder, fld = model, model.model_fields.get(part)
+        model = _model_in(fld.annotation) if fld is not None else None
+    return holder, fld
+
+
+def _issues(exc: ValidationError) -> list[ConfigIssue]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc, kind = tuple(err["loc"]), err["type"]
+        path = _key_path(loc)
+        holder, fld = _locate(loc)
+        if kind == "config":
+            reason = err["msg"]
+        elif kind == "extra_forbidden":
+            known = sorted(holder.model_fields) if holder is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            reason = _RETIRED.get(path) or "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        elif kind == "literal_error":
+            reason = "must be one of " + ", ".join(re.findall(r"'([^']*)'", err["ctx"]["expected"]))
+        elif kind in _EXPECTED:
+            null = " or null" if fld is not None and _allows_null(fld.annotation) else ""
+            reason = f"must be {_EXPECTED[kind]}{null}, got {_kind(err['input'])}"
+        else:
+            reason = err["msg"]
+        out.append(ConfigIssue(path, reason))
+    return out
+
+
+# --------------------------------------------------------------------------- entry points
+
+
 def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str | None = None) -> Config:
     """Validate a decoded JSON document. Raises ConfigError listing every problem."""
     env = os.environ if env is None else env
-    issues: list[ConfigIssue] = []
-    top = _Section(data, "", issues)
-    state_dir = os.path.expanduser(top.get("state_dir", str, _default_state_dir(env), _abs_path))
-    autonomy = top.get("autonomy_level", str, "suggest", _one_of(AUTONOMY_LEVELS))
-    log_level = top.get("log_level", str, "info", _one_of(LOG_LEVELS))
-    roles = _parse_roles(_or_none(top.raw("roles")), issues, env)
-    isec = _Section(_or_none(top.raw("intervals")), "intervals", issues)
-    intervals = Intervals(
-        metrics=isec.get("metrics", float, 30.0, _positive),
-        review=isec.get("review", float, 900.0, _positive),
-    )
-    isec.finish()
-    database = _parse_database(_or_none(top.raw("database")), issues, env)
-    knowledge = _parse_knowledge(_or_none(top.raw("knowledge")), issues, state_dir)
-    api = _parse_api(_or_none(top.raw("api")), issues, env)
-    journal = _parse_journal(_or_none(top.raw("journal")), issues, state_dir)
-    spool = _parse_spool(_or_none(top.raw("spool")), issues)
-    retention = _parse_retention(_or_none(top.raw("retention")), issues)
-    thresholds = _parse_thresholds(_or_none(top.raw("thresholds")), issues)
-    trigger = _parse_trigger(_or_none(top.raw("trigger")), issues)
-    actions = _parse_actions(_or_none(top.raw("actions")), issues)
-    review = _parse_review(_or_none(top.raw("review")), issues)
-    meta = _parse_meta(_or_none(top.raw("meta")), issues)
-    units_raw = top.raw("protected_units")
-    units_replace = top.get("protected_units_replace", bool, False)
-    if units_replace and units_raw is _MISSING:
-        issues.append(ConfigIssue("protected_units_replace",
-                                  "true without protected_units would protect nothing; list the units to protect"))
-    units = _effective_units(None if units_raw is _MISSING else _parse_units(units_raw, issues), units_replace)
-    top.finish()
-    if issues:
-        raise ConfigError(issues, source)
-    return Config(
-        state_dir=state_dir,
-        autonomy_level=autonomy,
-        log_level=log_level,
-        roles=roles,
-        intervals=intervals,
-        database=database,
-        knowledge=knowledge,
-        api=api,
-        journal=journal,
-        protected_units=units,
-        source=source,
-        spool=spool,
-        retention=retention,
-        thresholds=thresholds,
-        trigger=trigger,
-        actions=actions,
-        review=review,
-        meta=meta,
-    )
+    reported: list[ConfigIssue] = []
+    try:
+        cfg = Config.model_validate(data, context={"env": env, "issues": reported})
+    except ValidationError as exc:
+        raise ConfigError(sorted(_issues(exc) + reported, key=lambda i: i.path), source) from None
+    if reported:
+        raise ConfigError(sorted(reported, key=lambda i: i.path), source)
+    cfg._source = source
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -1118,15 +1059,6 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError([ConfigIssue("(document)", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")], source) from None
+        raise ConfigError([ConfigIssue("(document)", f"invalid JSON at line {exc.lineno} column {exc.colno}: "
+                                                     f"{exc.msg}")], source) from None
     return parse_config(data, env, source=source)
-
-
-def _or_none(value: Any) -> Any:
-    return None if value is _MISSING else value
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **changes)

@@ -56,9 +56,8 @@ async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, 
     cfg = parse_config({"state_dir": tempfile.mkdtemp(), **data}, env={})
     calls: list[CallRecord] = []
     client = LLMClient(cfg.roles.trigger, on_call=calls.append) if model_url else None
-    import dataclasses
 
-    tcfg = dataclasses.replace(cfg.trigger, model_calls_per_minute=1e9, model_min_severity=min_severity)
+    tcfg = cfg.trigger.model_copy(update={"model_calls_per_minute": 1e9, "model_min_severity": min_severity})
     pipeline = build_pipeline(tcfg, state_dir=None, model=client, decision_hook=hook)
     parser = TextParser()
     worker = asyncio.create_task(pipeline.classifier.run()) if pipeline.classifier else None

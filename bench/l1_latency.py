@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -69,7 +68,7 @@ async def main(args: argparse.Namespace) -> None:
         from ai_sysadmin.store.service import open_store
 
         store = await open_store(cfg)
-    tcfg = dataclasses.replace(cfg.trigger, model=False, commit_interval=args.commit_interval)
+    tcfg = cfg.trigger.model_copy(update={"model": False, "commit_interval": args.commit_interval})
     sink = TimingSink(store.triggers if store else None)
     follower = TriggerFollower(tcfg, JournalSource("file", str(jfile)), sink, state_dir=str(tmp / "state"), model=None,
                                poll_interval=args.poll)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
 
 async def run(url: str, alias: str, copies: int) -> None:
     cfg = parse_config({"roles": {"trigger": {"url": url, "model": alias}}}, env={})
-    tcfg = dataclasses.replace(cfg.trigger, model_calls_per_minute=1e9)
+    tcfg = cfg.trigger.model_copy(update={"model_calls_per_minute": 1e9})
     async with LLMClient(cfg.roles.trigger) as client:
         pipe = build_pipeline(tcfg, state_dir=None, model=client)
         worker = asyncio.create_task(pipe.classifier.run())

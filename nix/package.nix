@@ -16,6 +16,7 @@
   psutil,
   rank-bm25,
   google-re2,
+  pydantic,
   pytestCheckHook,
   pytest-asyncio,
   pytest-timeout,
@@ -49,6 +50,7 @@ buildPythonApplication {
     psutil
     rank-bm25
     google-re2
+    pydantic
   ] ++ psycopg.optional-dependencies.pool;
 
   nativeCheckInputs = [

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from ai_sysadmin.vocab import AUTONOMY_LEVELS
+
 DEFAULT_OUT = "ai-sysadmin-eval.json"
-AUTONOMY = ("observe", "suggest", "auto-safe", "auto-full")
+AUTONOMY = AUTONOMY_LEVELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

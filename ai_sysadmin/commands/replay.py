@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.reader import JournalctlError
+from ai_sysadmin.vocab import AUTONOMY_LEVELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("journal", "json", "text"), help="override input detection")
     p.add_argument("--through", choices=("triggers", "review"), default="triggers",
                    help="review: also incidents, context, review and policy (dry run: executes nothing)")
-    p.add_argument("--autonomy", choices=("observe", "suggest", "auto-safe", "auto-full"),
+    p.add_argument("--autonomy", choices=AUTONOMY_LEVELS,
                    help="with --through review: the autonomy level the policy decides at")
     p.add_argument("--metrics", metavar="SNAPSHOT", help="with --through review: a metric snapshot JSON file")
     p.set_defaults(func=run)

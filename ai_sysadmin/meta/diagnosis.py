@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+from ai_sysadmin.vocab import SEVERITIES
+
 EVIDENCE_KINDS = ("tool_call", "trigger", "incident", "knowledge")
 UNVERIFIED_CONFIDENCE_CAP = 0.3
 

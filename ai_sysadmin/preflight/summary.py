@@ -101,8 +101,8 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
 
     t0 = time.monotonic()
     # No retries: one attempt fits the budget; the role's own timeout no longer than ours.
-    bounded = replace(role, timeout=min(role.timeout, timeout), max_retries=0,
-                      connect_timeout=min(role.connect_timeout, timeout))
+    bounded = role.model_copy(update={"timeout": min(role.timeout, timeout), "max_retries": 0,
+                                      "connect_timeout": min(role.connect_timeout, timeout)})
     messages = [{"role": "system", "content": PROMPT},
                 {"role": "user", "content": f"Deterministic verdict: {report.verdict.value}\n"
                                             + wrap(facts(report), "preflight", max_chars=fact_chars(role))}]

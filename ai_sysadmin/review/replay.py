@@ -88,7 +88,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
 
     started = time.monotonic()
     if autonomy:
-        cfg = dataclasses.replace(cfg, autonomy_level=autonomy)
+        cfg = cfg.model_copy(update={"autonomy_level": autonomy})
     view = UnitView(False, reason="replay: no unit state (give --metrics with units)")
     triggers = list(triggers)
     samples = list(samples)

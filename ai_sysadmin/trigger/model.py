@@ -13,13 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# Stable vocabulary: users alert on these strings.
-CATEGORIES = (
-    "oom", "crash", "unit-failure", "disk-full", "filesystem", "hardware", "kernel", "auth",
-    "network", "time", "nix", "certificate", "resource", "security", "other",
-)
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-SEVERITY_RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # info=0 ... critical=4
+# The stable vocabulary (users alert on these strings) lives on the ground floor.
+from ai_sysadmin.vocab import CATEGORIES, SEVERITIES, SEVERITY_RANK  # noqa: F401 (re-exported)
 
 MAX_SAMPLES = 5
 

@@ -8,7 +8,6 @@ and `ai-sysadmin eval`; nothing is stored unless `state_dir` is given.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
@@ -51,9 +50,9 @@ async def run_l1(cfg: Config, source: str, *, use_model: bool, window: int | Non
 
     tcfg = cfg.trigger
     if window:
-        tcfg = dataclasses.replace(tcfg, window_seconds=window)
+        tcfg = tcfg.model_copy(update={"window_seconds": window})
     # Replay is offline work: no per-minute budget, but still one call per new template.
-    tcfg = dataclasses.replace(tcfg, model_calls_per_minute=1e9)
+    tcfg = tcfg.model_copy(update={"model_calls_per_minute": 1e9})
     model_on = use_model and tcfg.model and cfg.roles.trigger.enable
     client = LLMClient(cfg.roles.trigger) if model_on else None
     pipeline = build_pipeline(tcfg, state_dir=state_dir, model=client)

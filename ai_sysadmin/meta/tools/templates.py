@@ -7,8 +7,7 @@ from typing import Any
 
 from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
 from ai_sysadmin.meta.tools.metrics import DURATION, seconds
-
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+from ai_sysadmin.vocab import SEVERITIES
 
 
 def tools(ctx: Any) -> list[Tool]:

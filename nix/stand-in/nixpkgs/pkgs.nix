@@ -86,7 +86,7 @@ let
 
   pythonPackageNames = [
     "openai" "aiohttp" "psycopg" "psycopg-pool" "chromadb" "prometheus-client" "jsonschema"
-    "psutil" "rank-bm25" "google-re2" "cachetools" "jsonpickle" "pytest" "pytest-asyncio" "pytest-timeout"
+    "psutil" "rank-bm25" "google-re2" "pydantic" "cachetools" "jsonpickle" "pytest" "pytest-asyncio" "pytest-timeout"
     "setuptools" "setuptools-scm" "wheel" "pytestCheckHook" "hypothesis"
   ];
   # callPackage: call a function (or a file holding one) with the attributes it names.
