@@ -26,7 +26,7 @@ from ai_sysadmin import envelope
 from ai_sysadmin.config import Config
 from ai_sysadmin.eval.scenario import Scenario
 from ai_sysadmin.eval.shelf import RunbookShelf
-from ai_sysadmin.eval.snapshot_host import SnapshotHost
+from ai_sysadmin.eval.snapshot_host import NoCommands, SnapshotHost
 from ai_sysadmin.meta.escalation import QUESTION
 
 MODES = ("escalated", "all", "none")
@@ -91,8 +91,9 @@ async def _one(cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any
     host = SnapshotHost(sc, disk_paths=cfg.meta.disk_paths, triggers=run.triggers, incidents=run.incidents,
                         findings=res.findings, proposals=res.proposals)
     shelf = RunbookShelf()
+    runner = NoCommands()  # nothing in the toolset may run a command here
     # A toolset per investigation: its context collects that investigation's proposals.
-    tools = build_toolset(cfg, host=host, kb=shelf, proposer=run.proposer)
+    tools = build_toolset(cfg, host=host, kb=shelf, proposer=run.proposer, runner=runner)
     inv = Investigator(cfg, client, tools, run.proposer, incident_store=MemoryFindings(host), kb=shelf)
     first_call = len(calls)
     started = time.monotonic()
@@ -118,7 +119,7 @@ async def _one(cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any
         "steps": [{"call_id": s.call_id, "tool": s.tool, "arguments": s.arguments, "ok": s.ok, "refused": s.refused,
                    "summary": s.summary} for s in result.steps],
         "returned_ids": {k: sorted(v) for k, v in returned.items()},
-        "facts_asked": list(host.calls),
+        "facts_asked": list(host.calls), "commands_refused": len(runner.refused),
         "proposals": [{k: p.to_json().get(k) for k in ("action", "params", "decision", "source", "risk", "incident")}
                       for p in result.proposals],
         "model_calls": len(mine), "prompt_tokens": sum(c.prompt_tokens for c in mine),

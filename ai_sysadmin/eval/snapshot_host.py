@@ -22,12 +22,25 @@ from typing import Any, Sequence
 from ai_sysadmin.eval.scenario import SNAPSHOT_AFTER_S, T0_USEC, Scenario
 from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.journal import PRIORITIES
+from ai_sysadmin.meta.tools.runner import Runner, RunOutput
 from ai_sysadmin.trigger.model import SEVERITIES
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 _REL = re.compile(r"^-([0-9]{1,5})(s|m|min|h|d|w)$")
 _REL_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class NoCommands(Runner):
+    """The eval toolset's runner: it runs nothing on this host, and counts what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=1.0)
+        self.refused: list[list[str]] = []
+
+    async def run(self, argv: list[str], timeout: float | None = None) -> RunOutput:
+        self.refused.append(list(argv))
+        raise ToolError("the eval stand-in for the host runs no command")
 
 
 class SnapshotHost:
