@@ -7,7 +7,6 @@ component by component without following any symlink, then walks from that fd
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import time
