@@ -34,11 +34,17 @@ def server(rig_logs: Path) -> Iterator[LlamaServer]:
         s.stop()
 
 
+@pytest.mark.timeout(900)
 def test_a_scenario_with_l4_through_the_tiny_model(tmp_path: Path, server: LlamaServer) -> None:
+    # The review and trigger models are off (the rules review the incident; eval's L1-L3 with a model are
+    # tested elsewhere): the time goes to L4.  A short tool list keeps the tiny model's prompt small on
+    # two shared cores; every tool is still answered by the stand-in (test_snapshot_host).
     role = {"url": server.url, "model": server.alias, "timeout": 300, "context_size": META_CTX, "max_retries": 0}
     cfg = parse_config({"state_dir": str(tmp_path / "state"),
-                        "roles": {"trigger": role, "review": {**role, "max_tokens": 600}, "meta": role},
-                        "meta": {**TINY_META, "max_steps": 3}}, env={})
+                        "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": role},
+                        "meta": {**TINY_META, "max_steps": 2,
+                                 "tools": ["failed_units", "unit_status", "journal_query", "disk_usage",
+                                           "propose_action"]}}, env={})
     sc = load_scenario(shipped_dir() / "crash-loop-myapp.json")
     out = asyncio.run(run_scenario(cfg, sc, use_model=True, autonomy="auto-full", investigate="all"))
     assert out.skipped is None and out.observation is not None
@@ -50,7 +56,9 @@ def test_a_scenario_with_l4_through_the_tiny_model(tmp_path: Path, server: Llama
         assert inv["model_calls"] >= 2 and inv["prompt_tokens"] > 0  # tool turns and the diagnosis
         assert inv["diagnosis"]["source"] in ("model", "fallback") and inv["diagnosis"]["root_cause"]
         assert str(inv["incident"]) in inv["returned_ids"]["incident"]
+        assert "incident" in inv["facts_asked"]  # the loop opened with the incident the stand-in holds
         answered = [s for s in inv["steps"] if s["ok"] and s["tool"] in READ_TOOLS]
+        print("L4 steps:", [(s["tool"], s["ok"], s["summary"][:60]) for s in inv["steps"]], inv["facts_asked"])
         # Each read tool that answered was answered by the snapshot (the stand-in records every fact asked).
         assert len(inv["facts_asked"]) >= len(answered)
         for p in inv["proposals"]:
