@@ -1,4 +1,4 @@
-"""`ai-sysadmin eval`: run the scenario suite through L1 -> L3 -> policy and score it (executes nothing)."""
+"""`ai-sysadmin eval`: run the scenario suite through L1 -> L3 -> L4 -> policy and score it (executes nothing)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,20 @@ from ai_sysadmin.vocab import AUTONOMY_LEVELS
 
 DEFAULT_OUT = "ai-sysadmin-eval.json"
 AUTONOMY = AUTONOMY_LEVELS
+INVESTIGATE = ("escalated", "all", "none")  # eval.investigate.MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="score L1-L3 and the policy on the scenario suite (executes nothing)",
+    p = sub.add_parser("eval", help="score L1-L4 and the policy on the scenario suite (executes nothing)",
                        description="Replays each scenario (journal + host snapshot) through L1, incidents, L2, "
-                                   "the L3 review and the policy with the configured role models, and scores the "
+                                   "the L3 review, the L4 investigation (its tools answer from the scenario's "
+                                   "host snapshot) and the policy with the configured role models, and scores the "
                                    "result against the scenario's answer key. Nothing is executed or stored.")
     p.add_argument("--no-model", action="store_true", help="deterministic path only (rules and candidates)")
     p.add_argument("--autonomy", choices=AUTONOMY, help="the level the policy decides at (default: the config's)")
     p.add_argument("--scenarios", metavar="DIR", help="a directory of scenario JSON files (default: the shipped set)")
+    p.add_argument("--investigate", choices=INVESTIGATE, default="escalated",
+                   help="which incidents L4 investigates: the ones the review escalated (default), all, or none")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this scenario or family (repeatable)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--out", metavar="FILE", default=DEFAULT_OUT,
@@ -82,16 +86,18 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
         return 2
     autonomy = args.autonomy or cfg.autonomy_level
     use_model = not args.no_model
+    investigate = args.investigate if use_model else "none"  # no model, no L4
+    roles = ("trigger", "review") + (("meta",) if investigate != "none" else ())
     models = {r: (getattr(cfg.roles, r).model if use_model and getattr(cfg.roles, r).enable else "off")
-              for r in ("trigger", "review")}
+              for r in roles}
     if use_model and not cfg.trigger.model:
         models["trigger"] = "off"
     settings = {"autonomy": autonomy, "no_model": not use_model, "models": models,
-                "scenarios": str(directory) if directory else "shipped"}
+                "scenarios": str(directory) if directory else "shipped", "investigate": investigate}
     results = open_results(Path(args.out) if args.out else None, settings, fresh=args.fresh)
     down = None
     if use_model:
-        for role in ("trigger", "review"):
+        for role in roles:
             if models[role] != "off":
                 down = down or await model_down(cfg, role)
         if down:
@@ -124,15 +130,17 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
             continue
         print(f"{prefix} ...", file=err, flush=True)
         started = time.monotonic()
-        outcome = await run_scenario(cfg, sc, use_model=use_model, autonomy=autonomy)
+        outcome = await run_scenario(cfg, sc, use_model=use_model, autonomy=autonomy, investigate=investigate)
         if outcome.observation is None:
             s = skipped(sc.name, sc.family, outcome.skipped or "no result", sc.injection)
             print(f"{prefix}: skipped: {s.reason}", file=err)
         else:
             s = score(sc.name, sc.family, sc.key, outcome.observation, rules_only=not use_model)
             print(f"{prefix}: {s.incidents} incident(s), {s.proposals} proposal(s), right {_yn(s.right)}, "
-                  f"wrong {s.wrong}, unsafe {s.unsafe}, review {s.review} ({time.monotonic() - started:.1f} s)",
-                  file=err)
+                  f"wrong {s.wrong}, unsafe {s.unsafe}, review {s.review}"
+                  + (f", L4 {s.l4_runs} investigation(s) cause {_yn(s.l4_cause)} calls {s.l4_calls}"
+                     if s.l4_runs else "")
+                  + f" ({time.monotonic() - started:.1f} s)", file=err)
         results.add(s, outcome.observation)
     if args.format == "json":
         print(json.dumps(results.to_json(), ensure_ascii=False), file=out)

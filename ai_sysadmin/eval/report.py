@@ -7,7 +7,8 @@ from typing import Any
 from ai_sysadmin.eval.results import Results
 from ai_sysadmin.eval.score import ScenarioScore, Summary, summarize
 
-COLUMNS = ("scenario", "det", "corr", "cause", "right", "wrong", "unsafe", "inj", "L1 s", "rev s", "review")
+COLUMNS = ("scenario", "det", "corr", "cause", "right", "wrong", "unsafe", "inj", "L1 s", "rev s", "review",
+           "L4", "L4 cause", "calls", "rep", "grnd", "L4 s")
 
 
 def _mark(v: bool | None) -> str:
@@ -19,7 +20,15 @@ def row(s: ScenarioScore) -> list[str]:
         return [s.name, "skipped: " + (s.reason or "")] + [""] * (len(COLUMNS) - 2)
     return [s.name, _mark(s.detected), _mark(s.correlated), _mark(s.root_cause), _mark(s.right), str(s.wrong),
             str(s.unsafe), "-" if s.injection is None else str(s.injection), f"{s.l1_s:.2f}", f"{s.review_s:.2f}",
-            s.review]
+            s.review] + _l4_cells(s)
+
+
+def _l4_cells(s: ScenarioScore) -> list[str]:
+    """L4: investigations, cause, tool calls, repeated calls, grounded/cited evidence ids, seconds."""
+    if not s.l4_runs:
+        return ["-"] * 6
+    return [str(s.l4_runs), _mark(s.l4_cause), str(s.l4_calls), str(s.l4_repeated),
+            f"{s.l4_grounded}/{s.l4_cited}", f"{s.l4_s:.1f}"]
 
 
 def _table(rows: list[list[str]], header: tuple[str, ...]) -> str:
@@ -41,6 +50,17 @@ def summary_lines(m: Summary) -> list[str]:
         f"wrong proposals {m.wrong}  never-proposals {m.never}  unsafe (wrong and executed) {m.unsafe}  "
         f"injection success {m.injection_success}/{m.injection_scenarios}",
         f"mean latency: L1 {m.l1_s_mean:.2f} s, review (incidents+L2+L3+policy) {m.review_s_mean:.2f} s",
+    ] + _l4_lines(m)
+
+
+def _l4_lines(m: Summary) -> list[str]:
+    if not m.l4_investigations:
+        return ["L4: no investigation ran"]
+    return [
+        f"L4: {m.l4_investigations} investigation(s) in {m.l4_scenarios} scenario(s), root cause named "
+        f"{m.l4_cause_hits}/{m.l4_cause_of}, proposals {m.l4_proposals} (wrong {m.l4_wrong})",
+        f"L4 tools: {m.l4_calls} calls ({m.l4_repeated} repeated), {m.l4_tokens_mean:.0f} meta tokens per "
+        f"scenario, evidence ids grounded {m.l4_grounded}/{m.l4_cited}, mean latency {m.l4_s_mean:.1f} s",
     ]
 
 
@@ -50,16 +70,21 @@ def render_table(results: Results) -> str:
     head = (f"ai-sysadmin eval: autonomy {run.get('autonomy')}, "
             + ("no model (deterministic path)" if run.get("no_model")
                else f"trigger model {run.get('models', {}).get('trigger')}, "
-                    f"review model {run.get('models', {}).get('review')}"))
+                    f"review model {run.get('models', {}).get('review')}, "
+                    f"meta model {run.get('models', {}).get('meta', 'not run')} "
+                    f"(investigate: {run.get('investigate', 'none')})"))
+    notes = sorted({s.l4_note for s in scores if s.status == "ok" and s.l4_note})
     wrong = [f"  {s.name}: wrong {', '.join(s.wrong_actions)}" for s in scores if s.wrong_actions]
     return "\n".join([head, "", _table([row(s) for s in scores], COLUMNS), ""] + summary_lines(summarize(scores))
-                     + (["", "wrong proposals:"] + wrong if wrong else []))
+                     + (["", "wrong proposals:"] + wrong if wrong else [])
+                     + (["", "L4 notes:"] + [f"  {n}" for n in notes] if notes else []))
 
 
 def compare(a: Results, b: Results, a_name: str, b_name: str) -> str:
     """Side by side: per scenario where the two runs differ, and both summaries."""
     names = list(dict.fromkeys(list(a.scores) + list(b.scores)))
-    keys = ("detected", "correlated", "root_cause", "right", "wrong", "unsafe", "injection")
+    keys = ("detected", "correlated", "root_cause", "right", "wrong", "unsafe", "injection",
+            "l4_runs", "l4_cause", "l4_calls", "l4_repeated", "l4_grounded", "l4_cited")
     diffs: list[list[str]] = []
     for n in names:
         sa, sb = a.scores.get(n), b.scores.get(n)
@@ -86,4 +111,5 @@ def _label(run: dict[str, Any]) -> str:
     if run.get("no_model"):
         return f"autonomy {run.get('autonomy')}, no model"
     m = run.get("models", {})
-    return f"autonomy {run.get('autonomy')}, trigger {m.get('trigger')}, review {m.get('review')}"
+    return (f"autonomy {run.get('autonomy')}, trigger {m.get('trigger')}, review {m.get('review')}, "
+            f"meta {m.get('meta', 'not run')} (investigate: {run.get('investigate', 'none')})")

@@ -1,6 +1,6 @@
 """The results file: written after every scenario, so an interrupted run resumes where it stopped.
 
-{"format": "ai-sysadmin-eval/1", "run": {autonomy, no_model, models}, "scenarios":
+{"format": "ai-sysadmin-eval/1", "run": {autonomy, no_model, models, investigate}, "scenarios":
 {name: {"score": ScenarioScore, "observation": Observation | null}}, "summary": Summary}
 
 A resumed run keeps the scored scenarios of a file made with the same settings and runs
@@ -79,7 +79,10 @@ def open_results(path: Path | None, run: dict[str, Any], *, fresh: bool) -> Resu
     if path is None or fresh or not path.exists():
         return Results(path, run)
     old = read_results(path)
-    diff = [f"{k}: {old.run.get(k)!r} there, {v!r} now" for k, v in run.items() if old.run.get(k) != v]
+    # A file from before L4 has no `investigate`: it ran none.
+    before = {"investigate": "none"}
+    diff = [f"{k}: {old.run.get(k, before.get(k))!r} there, {v!r} now" for k, v in run.items()
+            if old.run.get(k, before.get(k)) != v]
     if diff:
         raise ResultsError(f"{path}: made with other settings ({'; '.join(diff)}); "
                            "use --fresh to start over or --out for another file")

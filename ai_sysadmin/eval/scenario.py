@@ -10,8 +10,12 @@ own).  Its parts:
 * `host`: what the collector would see -- `units.failed`, `disks` (mount, used and
   inode percent, largest directories), `memory`, `processes`, NixOS `generations`.
   Disk and memory figures become metric samples (threshold triggers, review context);
-  failed units become the unit states.  Processes and generations are the evidence an
-  L4 investigation would read (not used by L1-L3).
+  failed units become the unit states.  The L4 investigation's tools read all of it
+  through eval.snapshot_host (a stand-in for the live host).  Optional, for L4 only:
+  `units.status` (unit -> `systemctl show` properties, e.g. {"Result": "exit-code",
+  "NRestarts": 5}), `units.dependencies` (unit -> {"Requires": [...], "WantedBy": [...]}),
+  `disks[].size_gb` and `.fstype`, `generations[].closure_diff` (the `nix store
+  diff-closures` text from the generation listed before it), `.store_path`, `.booted`.
 * `key`: the answer key, scored without a model (eval.score).
 
 Every error names the file and the field.
@@ -187,6 +191,50 @@ def _check_host(host: dict[str, Any], where: str) -> None:
     for k in ("processes", "generations"):
         if not isinstance(host.get(k, []), list):
             raise ScenarioError(f"{where}: host.{k}: must be a list")
+    _check_l4_facts(host, where)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_l4_facts(host: dict[str, Any], where: str) -> None:
+    """The parts only the L4 tools read (eval.snapshot_host): each bad field named."""
+    units = host.get("units") or {}
+    status = units.get("status", {})
+    if not isinstance(status, dict) or not all(isinstance(v, dict) for v in status.values()):
+        raise ScenarioError(f"{where}: host.units.status: must map unit names to objects of properties")
+    for u, props in status.items():
+        for k, v in props.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise ScenarioError(f"{where}: host.units.status.{u}.{k}: must be a string or a number")
+    deps = units.get("dependencies", {})
+    if not isinstance(deps, dict):
+        raise ScenarioError(f"{where}: host.units.dependencies: must map unit names to objects")
+    for u, d in deps.items():
+        if not isinstance(d, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                              for v in d.values()):
+            raise ScenarioError(f"{where}: host.units.dependencies.{u}: must map properties to lists of unit names")
+    for i, d in enumerate(host.get("disks", [])):
+        if "size_gb" in d and (not _number(d["size_gb"]) or d["size_gb"] <= 0):
+            raise ScenarioError(f"{where}: host.disks[{i}].size_gb: must be a positive number")
+        if not isinstance(d.get("largest", []), list):
+            raise ScenarioError(f"{where}: host.disks[{i}].largest: must be a list")
+        for j, e in enumerate(d.get("largest", [])):
+            if not isinstance(e, dict) or not isinstance(e.get("path"), str) or not _number(e.get("size_mb")):
+                raise ScenarioError(f"{where}: host.disks[{i}].largest[{j}]: needs a path and a number size_mb")
+    for i, p in enumerate(host.get("processes", [])):
+        if not isinstance(p, dict) or not isinstance(p.get("pid"), int) or isinstance(p.get("pid"), bool):
+            raise ScenarioError(f"{where}: host.processes[{i}].pid: must be an integer")
+        for k in ("rss_mb", "cpu_percent"):
+            if k in p and not _number(p[k]):
+                raise ScenarioError(f"{where}: host.processes[{i}].{k}: must be a number")
+    for i, g in enumerate(host.get("generations", [])):
+        if not isinstance(g, dict) or not isinstance(g.get("number"), int) or isinstance(g.get("number"), bool):
+            raise ScenarioError(f"{where}: host.generations[{i}].number: must be an integer")
+        for k in ("closure_diff", "store_path", "date"):
+            if k in g and not isinstance(g[k], str):
+                raise ScenarioError(f"{where}: host.generations[{i}].{k}: must be a string")
 
 
 def _key(raw: Any, where: str) -> Key:

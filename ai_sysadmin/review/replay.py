@@ -68,13 +68,16 @@ class ReviewRun:
     incident_of: dict[str, int]  # trigger id -> incident number
     result: Any  # review.service.ReviewResult
     seconds: float  # wall time of correlation + context + review + policy
+    proposer: Any = None  # the dry-run proposer the review used (eval hands L4's proposals to it too)
 
 
 async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model: bool, autonomy: str | None,
-                          samples: Sequence[Any] = (), units: Any = None) -> ReviewRun:
+                          samples: Sequence[Any] = (), units: Any = None, escalate: Any = None) -> ReviewRun:
     """Triggers -> incidents -> L2 -> L3 -> policy, in memory, with the dry-run proposer.
 
     `samples`/`units` (a metric snapshot) add threshold triggers and the unit states.
+    `escalate`: the review's L4 hook (review.hooks.Escalate); eval records the escalations
+    with it and investigates after the review.
     """
     from ai_sysadmin.actions.catalog import load_catalog
     from ai_sysadmin.actions.service import DryRunProposer
@@ -120,13 +123,13 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     proposer = DryRunProposer(cfg, evidence=lambda incident_id: units_of.get(incident_id))  # type: ignore[arg-type]
     service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
                             catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
-                            units=StaticUnits(view), client=client, use_model=use_model)
+                            units=StaticUnits(view), client=client, use_model=use_model, escalate=escalate)
     try:
         res = await service.review_once("replay")
     finally:
         if client is not None:
             await client.aclose()
-    return ReviewRun(triggers, incidents, incident_of, res, time.monotonic() - started)
+    return ReviewRun(triggers, incidents, incident_of, res, time.monotonic() - started, proposer)
 
 
 async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, err: TextIO, *,

@@ -1,6 +1,7 @@
 """The L4 tool catalog: read-only investigation tools and the one proposing tool.
 
-    tools = build_toolset(cfg, pool=pool, kb=kb, proposer=proposer)
+    tools = build_toolset(cfg, pool=pool, kb=kb, proposer=proposer)          # facts from this machine
+    tools = build_toolset(cfg, host=SnapshotHost(...), kb=shelf, proposer=dry)  # eval: from a snapshot
     tools.definitions()                      # OpenAI `tools` list for the model
     result = await tools.call("unit_status", {"unit": "nginx.service"})
 
@@ -8,7 +9,8 @@
 and failures come back as a `ToolResult` with `ok=False`, which the loop hands to
 the model like any other result.  Output is cut to the budget with a note.  No tool
 runs a command that changes the host; `propose_action` only proposes through the
-Proposer (the policy decides).
+Proposer (the policy decides).  What the read tools report comes from a `HostFacts`
+(meta.tools.facts): the live host by default, a scenario's snapshot in `ai-sysadmin eval`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import Any, Iterable
 from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools.base import ParamError, Tool, ToolError, ToolOutput, ToolResult
 from ai_sysadmin.meta.tools.budget import budget_chars, fit
+from ai_sysadmin.meta.tools.facts import HostFacts
 from ai_sysadmin.meta.tools.runner import Runner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Toolset", "ToolContext", "ToolResult", "Tool", "build_toolset", "TOOL_MODULES"]
+__all__ = ["Toolset", "ToolContext", "ToolResult", "Tool", "HostFacts", "build_toolset", "TOOL_MODULES"]
 
 # One concept per module; each has `tools(ctx) -> list[Tool]`.
 TOOL_MODULES = (
@@ -41,6 +44,7 @@ class ToolContext:
 
     cfg: Config
     runner: Runner
+    host: HostFacts  # where the read tools' facts come from (live.LiveHost, or eval's SnapshotHost)
     pool: Any = None  # psycopg_pool.AsyncConnectionPool
     kb: Any = None  # store.knowledge.KnowledgeBase
     proposer: Any = None  # actions.types.Proposer
@@ -104,13 +108,18 @@ def _first_line(text: str) -> str:
 
 
 def build_toolset(cfg: Config, *, pool: Any = None, kb: Any = None, proposer: Any = None,
-                  runner: Runner | None = None) -> Toolset:
-    """Every tool of the catalog, with the output budget of the meta role."""
+                  runner: Runner | None = None, host: HostFacts | None = None) -> Toolset:
+    """Every tool of the catalog, with the output budget of the meta role.
+
+    `host`: where the facts come from; default the live host (through `runner` and `pool`)."""
     import importlib
+
+    from ai_sysadmin.meta.tools.live import LiveHost
 
     m = cfg.meta
     runner = runner or Runner(timeout=m.tool_timeout)
-    ctx = ToolContext(cfg=cfg, runner=runner, pool=pool, kb=kb, proposer=proposer)
+    host = host if host is not None else LiveHost(cfg, runner, pool)
+    ctx = ToolContext(cfg=cfg, runner=runner, host=host, pool=pool, kb=kb, proposer=proposer)
     tools: list[Tool] = []
     for name in TOOL_MODULES:
         tools += importlib.import_module(f"ai_sysadmin.meta.tools.{name}").tools(ctx)

@@ -7,7 +7,6 @@ component by component without following any symlink, then walks from that fd
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import time
@@ -25,7 +24,7 @@ PATH_PARAM = {"type": "string", "maxLength": 300, "pattern": r"^/[^\x00-\x1f\x7f
               "description": "absolute directory under an allowed root"}
 
 
-def _mounts() -> list[dict[str, Any]]:
+def mounts() -> list[dict[str, Any]]:
     out = []
     for p in psutil.disk_partitions(all=True):
         if p.fstype in SKIP_FSTYPES or not p.mountpoint:
@@ -142,28 +141,29 @@ def human(n: float) -> str:
     return str(n)
 
 
+def _size(n: int | None) -> str:
+    return "?" if n is None else human(n)
+
+
 def tools(ctx: Any) -> list[Tool]:
     roots = tuple(ctx.cfg.meta.disk_paths)
 
     async def usage(args: dict[str, Any]) -> ToolOutput:
-        mounts = await asyncio.to_thread(_mounts)
-        lines = [f"{m['mount']} {m['fstype']} size {human(m['size'])} used {m['used_percent']}% "
-                 f"free {human(m['free'])} inodes {m['inodes_used_percent']}%" for m in mounts]
+        mounts = await ctx.host.mounts()
+        lines = [f"{m['mount']} {m.get('fstype') or '?'} size {_size(m.get('size'))} used {m['used_percent']}% "
+                 f"free {_size(m.get('free'))} inodes {m.get('inodes_used_percent', '?')}%" for m in mounts]
         worst = max(mounts, key=lambda m: m["used_percent"], default=None)
         summary = f"{len(mounts)} mounts" + (f", fullest {worst['mount']} {worst['used_percent']}%" if worst else "")
         return ToolOutput("\n".join(lines) or "no mounted filesystems", {"mounts": mounts}, summary)
 
     async def largest(args: dict[str, Any]) -> ToolOutput:
-        path = allowed(args["path"], roots)
-        limit = args.get("limit", 10)
-        m = await asyncio.to_thread(measure, path, time.monotonic() + ctx.runner.timeout)
-        sizes = sorted(((b, os.path.join(path, name)) for name, b in m.children.items()), reverse=True)
-        total = m.total
-        lines = [f"{human(total)} {path} (total)"] + [f"{human(s)} {n}" for s, n in sizes[:limit]]
-        if m.unreadable:
-            lines.append(f"({m.unreadable} entries unreadable)")
-        return ToolOutput("\n".join(lines), {"total": total, "dirs": [{"path": n, "bytes": s} for s, n in sizes[:limit]]},
-                          f"{path}: {human(total)}" + (f", largest {sizes[0][1]}" if sizes else ""))
+        m = await ctx.host.largest_dirs(args["path"], args.get("limit", 10))
+        path, dirs = m["path"], m["dirs"]
+        lines = [f"{_size(m['total'])} {path} (total)"] + [f"{human(d['bytes'])} {d['path']}" for d in dirs]
+        if m.get("unreadable"):
+            lines.append(f"({m['unreadable']} entries unreadable)")
+        return ToolOutput("\n".join(lines), {"total": m["total"], "dirs": dirs},
+                          f"{path}: {_size(m['total'])}" + (f", largest {dirs[0]['path']}" if dirs else ""))
 
     return [
         Tool("disk_usage", "Space and inode use of every mounted filesystem.", obj({}), usage),

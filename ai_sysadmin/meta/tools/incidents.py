@@ -11,13 +11,8 @@ STATUSES = ("open", "acknowledged", "resolved", "closed")
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        if ctx.pool is None:
-            raise ToolError("no database configured: incidents are unavailable")
-        from ai_sysadmin.store.incidents import IncidentStore
-
-        store = IncidentStore(ctx.pool)
         if "incident_id" in args:
-            inc = await store.show(args["incident_id"])
+            inc = await ctx.host.incident(args["incident_id"])
             if inc is None:
                 raise ToolError(f"invalid argument incident_id: no incident {args['incident_id']}")
             lines = [f"incident {inc['id']}: {inc['title']} [{inc['status']}] {inc['severity']} {inc['category']}"
@@ -31,7 +26,7 @@ def tools(ctx: Any) -> list[Tool]:
             lines += [f"action {a['id']} {a['action']} [{a['status']}]" for a in inc["actions"][-10:]]
             ids = {"incident": [str(inc["id"])], "trigger": [str(t["id"]) for t in inc["triggers"]]}
             return ToolOutput("\n".join(lines), {"evidence_ids": ids}, f"incident {inc['id']}: {inc['status']}")
-        rows = await store.list(args.get("status"), args.get("limit", 10) * (4 if "unit" in args else 1))
+        rows = await ctx.host.incidents(args.get("status"), args.get("limit", 10) * (4 if "unit" in args else 1))
         if "unit" in args:
             rows = [r for r in rows if r.get("unit") == args["unit"]][: args.get("limit", 10)]
         if not rows:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
-from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolOutput, obj
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 PARAMS = obj({
@@ -66,18 +65,7 @@ def render(entry: dict[str, Any]) -> str:
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        r = await ctx.runner.run(argv(ctx.cfg, args))
-        if r.timed_out:
-            raise ToolError("journalctl timed out; narrow with unit, since or priority")
-        lines = []
-        for raw in r.stdout.splitlines():
-            try:
-                lines.append(render(json.loads(raw)))
-            except (json.JSONDecodeError, AttributeError):
-                continue
-        if r.returncode not in (0, None) and not lines:
-            err = (r.stderr.strip().splitlines() or ["journalctl failed"])[-1]
-            raise ToolError(f"journalctl: {err[:300]}")
+        lines = [render(e) for e in await ctx.host.journal(args)]
         if not lines:
             return ToolOutput("no matching journal entries", {"entries": 0}, "0 entries")
         return ToolOutput("\n".join(lines), {"entries": len(lines)}, f"{len(lines)} entries")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
@@ -28,27 +27,15 @@ def seconds(spec: str) -> int:
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        if ctx.pool is None:
-            raise ToolError("no database configured: metrics are unavailable")
         span = seconds(args.get("since", "1h"))
         if span <= 0 or span > 90 * 86400:
             raise ToolError("invalid argument since: must be between 1s and 90d")
-        now = datetime.now(timezone.utc)
-        since = now - timedelta(seconds=span)
         if "name" not in args:
-            return await _series(ctx.pool, since)
+            return _series(await ctx.host.metric_series(span))
         step = seconds(args["step"]) if "step" in args else max(1, span // 60)
         step = max(step, span // MAX_BUCKETS, 1)
-        agg = AGGREGATES[args.get("aggregate", "avg")]
-        q = (f"SELECT date_bin(%s::interval, ts, timestamptz '2000-01-01') AS bucket, subject, {agg}, count(*) "
-             "FROM metrics WHERE name = %s AND ts >= %s AND ts <= %s")
-        params: list[Any] = [timedelta(seconds=step), args["name"], since, now]
-        if "subject" in args:
-            q += " AND subject = %s"
-            params.append(args["subject"])
-        q += " GROUP BY bucket, subject ORDER BY subject, bucket LIMIT 2000"
-        async with ctx.pool.connection() as conn:
-            rows = await (await conn.execute(q, params)).fetchall()
+        rows = await ctx.host.metric_points(args["name"], args.get("subject"), span, step,
+                                            args.get("aggregate", "avg"))
         if not rows:
             return ToolOutput(f"no samples of {args['name']} in the last {args.get('since', '1h')} "
                               "(call without name to list the series)", {"points": 0}, "0 points")
@@ -63,11 +50,7 @@ def tools(ctx: Any) -> list[Tool]:
                  narrow_hint="give a subject, a shorter since or a larger step")]
 
 
-async def _series(pool: Any, since: datetime) -> ToolOutput:
-    async with pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT name, subject, count(*), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1] "
-            "FROM metrics WHERE ts >= %s GROUP BY name, subject ORDER BY name, subject LIMIT 500", (since,))).fetchall()
+def _series(rows: list[Any]) -> ToolOutput:
     if not rows:
         return ToolOutput("no metric samples in that range", {"series": 0}, "0 series")
     lines = ["name subject samples min max last"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ from ai_sysadmin.meta.tools.base import Tool, ToolOutput, obj
 SAMPLE_SECONDS = 0.5  # CPU percent is a rate: measured over this window
 
 
-def _top(sort_by: str, limit: int) -> list[dict[str, Any]]:
+def top(sort_by: str, limit: int) -> list[dict[str, Any]]:
     procs = list(psutil.process_iter(["pid", "name", "username", "memory_info", "cmdline"]))
     for p in procs:
         try:
@@ -39,9 +38,10 @@ def _top(sort_by: str, limit: int) -> list[dict[str, Any]]:
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        rows = await asyncio.to_thread(_top, args.get("sort_by", "memory"), args.get("limit", 10))
+        rows = await ctx.host.processes(args.get("sort_by", "memory"), args.get("limit", 10))
         lines = ["pid user cpu% rss_mb command"]
-        lines += [f"{r['pid']} {r['user']} {r['cpu_percent']} {r['rss'] / 1048576:.1f} {r['command']}" for r in rows]
+        lines += [f"{r['pid']} {r['user']} {r['cpu_percent']} {r['rss'] / 1048576:.1f} {r['command']}"
+                  + (f" (unit {r['unit']})" if r.get("unit") else "") for r in rows]
         top = rows[0] if rows else None
         return ToolOutput("\n".join(lines), {"processes": rows},
                           f"{len(rows)} processes" + (f", top pid {top['pid']}" if top else ""))

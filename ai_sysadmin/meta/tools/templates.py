@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 from ai_sysadmin.meta.tools.metrics import DURATION, seconds
 from ai_sysadmin.vocab import SEVERITIES
 
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        if ctx.pool is None:
-            raise ToolError("no database configured: triggers are unavailable")
-        since = datetime.now(timezone.utc) - timedelta(seconds=seconds(args.get("since", "24h")))
-        q = ("SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
-             "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s")
-        params: list[Any] = [since]
-        if "unit" in args:
-            q += " AND unit = %s"
-            params.append(args["unit"])
-        if "severity" in args:
-            q += " AND severity = ANY(%s)"
-            params.append(list(SEVERITIES[: SEVERITIES.index(args["severity"]) + 1]))
-        q += " GROUP BY template_id, unit ORDER BY max(last_seen) DESC LIMIT %s"
-        params.append(args.get("limit", 20))
-        async with ctx.pool.connection() as conn:
-            rows = await (await conn.execute(q, params)).fetchall()
+        severities = list(SEVERITIES[: SEVERITIES.index(args["severity"]) + 1]) if "severity" in args else None
+        rows = await ctx.host.trigger_templates(args.get("unit"), severities, seconds(args.get("since", "24h")),
+                                                args.get("limit", 20))
         if not rows:
             return ToolOutput("no triggers in that range", {"evidence_ids": {"trigger": []}}, "0 templates")
         lines = [f"x{total} {sev} {cat} unit={unit} last {last:%Y-%m-%d %H:%M:%S} triggers {','.join(ids)}: {tpl}"

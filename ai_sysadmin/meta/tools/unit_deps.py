@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 
 FORWARD = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", "Before", "TriggeredBy")
 REVERSE = ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "ConsistsOf", "Triggers")
@@ -13,11 +13,7 @@ REVERSE = ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "ConsistsOf", "Tr
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         props = REVERSE if args.get("reverse") else FORWARD
-        r = await ctx.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(props)}", "--",
-                                  args["unit"]])
-        if r.timed_out or r.returncode != 0:
-            raise ToolError(f"systemctl show: {(r.stderr.strip() or 'timed out')[:300]}")
-        deps = {k: v.split() for k, v in (ln.split("=", 1) for ln in r.stdout.splitlines() if "=" in ln) if v}
+        deps = await ctx.host.unit_dependencies(args["unit"], props)
         if not deps:
             return ToolOutput(f"{args['unit']}: no {'reverse ' if args.get('reverse') else ''}dependencies",
                               {"dependencies": {}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 
 PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Result", "UnitFileState",
               "FragmentPath", "MainPID", "ExecMainStatus", "ExecMainCode", "NRestarts", "Restart",
@@ -14,13 +14,7 @@ PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Resu
 
 def tools(ctx: Any) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        r = await ctx.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(PROPERTIES)}",
-                                  "--", args["unit"]])
-        if r.timed_out:
-            raise ToolError("systemctl timed out")
-        if r.returncode != 0:
-            raise ToolError(f"systemctl show: {(r.stderr.strip() or 'failed')[:300]}")
-        props = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+        props = await ctx.host.unit_properties(args["unit"], PROPERTIES)
         if props.get("LoadState") == "not-found":
             return ToolOutput(f"unit {args['unit']} not found (LoadState=not-found)", {"properties": props},
                               f"{args['unit']}: not found")
