@@ -1,7 +1,7 @@
 """Count SQL statements in ai_sysadmin/, inside and outside store/ (migrations.py excluded).
 
-A statement is a string literal (plain or the leading part of an f-string) whose first non-blank
-word is an upper-case SQL verb. Run from the repository root: python3 scripts/count_sql.py
+A statement is a string literal (plain or the leading part of an f-string; docstrings and other
+bare string statements excluded) whose first non-blank word is an upper-case SQL verb. Run from the repository root: python3 scripts/count_sql.py
 """
 
 import ast
@@ -14,6 +14,7 @@ VERB = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|GRAN
 
 def _texts(tree: ast.AST) -> list[str]:
     parts = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    parts |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ai_sysadmin.store import reviews
 from ai_sysadmin.store.db import SCHEMA_TABLE
 
 SEVERITY_ORDER = "ARRAY['critical', 'high', 'medium', 'low', 'info']"
@@ -25,10 +26,7 @@ async def read(conn: psycopg.AsyncConnection) -> dict[str, Any]:
     out["triggers"] = await cur.fetchone()
     await cur.execute("SELECT max(ts) AS at FROM metrics WHERE ts > now() - interval '1 day'")
     out["last_metric_at"] = (await cur.fetchone())["at"]  # type: ignore[index]
-    await cur.execute("SELECT id, started_at, finished_at, reason, outcome, status, error, attempts, "
-                      "prompt_tokens, cached_tokens, completion_tokens, context_tokens, latency_s "
-                      "FROM reviews ORDER BY id DESC LIMIT 1")
-    out["last_review"] = await cur.fetchone()
+    out["last_review"] = await reviews.last(conn)
     await cur.execute(
         "SELECT i.id, i.status, i.severity, i.category, i.title, i.confidence, i.units, i.opened_at, "
         "i.last_trigger_at, (SELECT string_agg(DISTINCT f.advice, E'\\n') FROM findings f "
