@@ -1,7 +1,8 @@
 """Count SQL statements in ai_sysadmin/, inside and outside store/ (migrations.py excluded).
 
 A statement is a string literal (plain or the leading part of an f-string; docstrings and other
-bare string statements excluded) whose first non-blank word is an upper-case SQL verb. Run from the repository root: python3 scripts/count_sql.py
+bare string statements excluded) whose first non-blank word is an upper-case SQL verb.
+Run from the repository root: python3 scripts/count_sql.py
 """
 
 import ast
