@@ -76,7 +76,7 @@ async def check_role(role: RoleConfig) -> CheckResult:
 async def check_database(cfg: Config) -> CheckResult:
     import psycopg
 
-    from ai_sysadmin.store.db import connect_kwargs, schema_version
+    from ai_sysadmin.store.db import connect_kwargs, schema_version, server_version
 
     db = cfg.database
     where = db.dsn or f"{db.host or db.socket_dir} port {db.port} db {db.name}"
@@ -92,8 +92,7 @@ async def check_database(cfg: Config) -> CheckResult:
     from ai_sysadmin.store.migrations import latest_version, metrics_backend, timescale_edition
 
     async with conn:
-        cur = await conn.execute("SELECT current_setting('server_version')")
-        version = (await cur.fetchone())[0]
+        version = await server_version(conn)
         schema = await schema_version(conn)
         backend = await metrics_backend(conn)
         edition = await timescale_edition(conn) if backend == "timescaledb" else None

@@ -19,7 +19,6 @@ from typing import Any
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.statedir import room
-from ai_sysadmin.store.db import SCHEMA_TABLE
 
 STALE_FACTOR = 3  # a layer is stale after this many of its intervals without activity
 
@@ -44,38 +43,16 @@ def _age(ts: datetime | None, now: datetime) -> float | None:
 
 
 async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
-    from psycopg.rows import dict_row
+    from ai_sysadmin.store import overview
 
     out: dict[str, Any] = {"database": {"reachable": False}, "layers": {}, "last_review": None,
                            "open_incidents": [], "pending_approvals": None}
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT coalesce(max(version), 0) AS v FROM {SCHEMA_TABLE}")
-        out["database"] = {"reachable": True, "schema_version": (await cur.fetchone())["v"]}
-        await cur.execute("SELECT max(updated_at) AS at FROM cursors WHERE stream = 'journal'")
-        l1 = (await cur.fetchone())["at"]
-        await cur.execute("SELECT max(last_seen) AS at, count(*) AS n FROM triggers "
-                          "WHERE recorded_at > now() - interval '1 hour'")
-        trig = await cur.fetchone()
-        await cur.execute("SELECT max(ts) AS at FROM metrics WHERE ts > now() - interval '1 day'")
-        met = (await cur.fetchone())["at"]
-        await cur.execute("SELECT id, started_at, finished_at, reason, outcome, status, error, attempts, "
-                          "prompt_tokens, cached_tokens, completion_tokens, context_tokens, latency_s "
-                          "FROM reviews ORDER BY id DESC LIMIT 1")
-        last = await cur.fetchone()
-        await cur.execute(
-            "SELECT i.id, i.status, i.severity, i.category, i.title, i.confidence, i.units, i.opened_at, "
-            "i.last_trigger_at, (SELECT string_agg(DISTINCT f.advice, E'\\n') FROM findings f "
-            "WHERE f.incident_id = i.id AND f.advice IS NOT NULL) AS advice FROM incidents i "
-            "WHERE i.status IN ('open', 'acknowledged') ORDER BY array_position(ARRAY['critical', 'high', "
-            "'medium', 'low', 'info'], i.severity), i.id LIMIT 50")
-        out["open_incidents"] = await cur.fetchall()
-        try:
-            async with conn.transaction():
-                await cur.execute("SELECT count(*) AS n FROM actions WHERE status = 'queued'")
-                out["pending_approvals"] = (await cur.fetchone())["n"]
-        except Exception:  # the actions schema is older than this service: unknown
-            out["pending_approvals"] = None
+        rows = await overview.read(conn)
+        out["database"] = {"reachable": True, "schema_version": rows["schema_version"]}
+        l1, trig, met, last = rows["l1_checkpoint_at"], rows["triggers"], rows["last_metric_at"], rows["last_review"]
+        out["open_incidents"] = rows["open_incidents"]
+        out["pending_approvals"] = rows["pending_approvals"]
         out["last_switch"] = await _last_switch(conn)
     review_every = cfg.intervals.review
     out["layers"] = {

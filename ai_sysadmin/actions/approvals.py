@@ -16,15 +16,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
 from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, load_catalog
 from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.state import PAUSE_FOREVER, open_breaker, paused_until, set_pause
-from ai_sysadmin.store import ledger
+from ai_sysadmin.store import actions as ledger_actions
+from ai_sysadmin.store import audit, ledger
 
 APPROVABLE = ("queued", "proposed")
 REJECTABLE = ("queued", "proposed", "approved")
@@ -67,10 +66,7 @@ async def rejected_by(conn, action_id: int) -> str | None:
     """Who rejected this action, from the ledger or the steps; None when nobody did."""
     for d in await ledger.rejections(conn, action_id):
         return d.actor
-    cur = await conn.execute("SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' "
-                             "ORDER BY id LIMIT 1", (action_id,))
-    row = await cur.fetchone()
-    return None if row is None else str(row[0])
+    return await ledger_actions.rejected_step_actor(conn, action_id)
 
 
 def _check_actor(actor: str) -> str:
@@ -93,23 +89,10 @@ def _decided_at() -> datetime:
 
 
 async def _locked(conn, action_id: int) -> dict[str, Any]:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT id, action, params, risk, status, target, incident_id FROM actions "
-                      "WHERE id = %s FOR UPDATE",
-                      (action_id,))
-    row = await cur.fetchone()
+    row = await ledger_actions.lock(conn, action_id)
     if row is None:
         raise NotFound(f"no action {action_id}")
     return row
-
-
-async def _step(conn, action_id: int, frm: str, to: str, actor: str, reason: str, at: datetime,
-                event: str, detail: dict[str, Any]) -> None:
-    await conn.execute("UPDATE actions SET status = %s, updated_at = %s WHERE id = %s", (to, at, action_id))
-    await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
-                       "VALUES (%s, %s, %s, %s, %s, %s)", (action_id, frm, to, actor, reason, at))
-    await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                       (at, actor, event, f"action:{action_id}", Jsonb(detail)))
 
 
 async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str, *, digest: str | None,
@@ -143,13 +126,12 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
         now = _now()
         expires = now + timedelta(seconds=ttl_seconds)
         sig = signing.sign(key, action_id, digest, actor, now, expires)
-        await conn.execute(
-            "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at, signature, "
-            "digest) VALUES (%s, 'person', %s, %s, %s, %s, %s, %s)",
-            (action_id, actor, reason[:2000], now, expires, sig, digest))
-        await _step(conn, action_id, row["status"], "approved", actor, reason[:2000], now, "action.approved",
-                    {"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
-                     "expires_at": expires.isoformat()})
+        await ledger_actions.add_person_approval(conn, action_id, approver=actor, reason=reason, approved_at=now,
+                                                 expires_at=expires, signature=sig, digest=digest)
+        await ledger_actions.transition(
+            conn, action_id, row["status"], "approved", actor=actor, at=now, reason=reason, event="action.approved",
+            detail={"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
+                    "expires_at": expires.isoformat()})
     return {"action_id": action_id, "approver": actor, "approved_at": now.isoformat(),
             "expires_at": expires.isoformat(), "digest": digest, "action": row["action"], "params": row["params"],
             "risk": row["risk"], "target": row["target"], "incident_id": row["incident_id"]}
@@ -170,8 +152,9 @@ async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: 
         if await ledger.exists(conn):
             await ledger.record(conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id,
                                 digest=signing.digest(row))
-        await _step(conn, action_id, row["status"], "rejected", actor, reason[:2000], now, "action.rejected",
-                    {"action": row["action"], "params": row["params"]})
+        await ledger_actions.transition(
+            conn, action_id, row["status"], "rejected", actor=actor, at=now, reason=reason, event="action.rejected",
+            detail={"action": row["action"], "params": row["params"]})
     return {"action_id": action_id, "rejected_by": actor, "at": now.isoformat()}
 
 
@@ -185,7 +168,7 @@ async def pause(pool: AsyncConnectionPool, actor: str, until: datetime | None, r
         now = _decided_at()
         sig = signing.sign_decision(key, "pause", None, until, actor, now) if key else None
         await set_pause(conn, until, actor=actor, reason=reason, signature=sig, at=now)
-        await _audit(conn, now, actor, "actions.paused", "actions",
+        await audit.insert(conn, now, actor, "actions.paused", "actions",
                      {"until": until.isoformat() if until else PAUSE_FOREVER, "signed": sig is not None})
         state = await paused_until(conn, now)
     return {"paused_until": state if isinstance(state, str) or state is None else state.isoformat(),
@@ -203,13 +186,8 @@ async def resume(pool: AsyncConnectionPool, actor: str, reason: str, *, key: byt
         was = await paused_until(conn, now)
         sig = signing.sign_decision(key, "resume", None, None, actor, now)
         await ledger.record(conn, "resume", actor=actor, at=now, reason=reason, signature=sig)
-        await _audit(conn, now, actor, "actions.resumed", "actions", {"was_paused": was is not None})
+        await audit.insert(conn, now, actor, "actions.resumed", "actions", {"was_paused": was is not None})
     return {"was_paused": was is not None, "by": actor, "at": now.isoformat()}
-
-
-async def _audit(conn, at: datetime, actor: str, event: str, subject: str, detail: dict[str, Any]) -> None:
-    await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                       (at, actor, event, subject, Jsonb(detail)))
 
 
 async def clear_breaker(pool: AsyncConnectionPool, target: str, actor: str, reason: str, *,
@@ -226,43 +204,21 @@ async def clear_breaker(pool: AsyncConnectionPool, target: str, actor: str, reas
         sig = signing.sign_decision(key, "clear_breaker", target, None, actor, now)
         await ledger.record(conn, "clear_breaker", actor=actor, at=now, reason=reason, target=target, signature=sig)
         # The orchestrator's advisory copy (its own policy reads it).
-        await conn.execute("UPDATE action_breakers SET cleared_at = %s, cleared_by = %s "
-                           "WHERE target = %s AND cleared_at IS NULL", (now, actor, target))
-        await _audit(conn, now, actor, "breaker.cleared", f"target:{target}", {"reason": reason[:2000]})
+        await ledger_actions.clear_breakers(conn, target, at=now, actor=actor)
+        await audit.insert(conn, now, actor, "breaker.cleared", f"target:{target}", {"reason": reason[:2000]})
     return {"target": target, "cleared_by": actor, "at": now.isoformat()}
 
 
-LIST_COLUMNS = ("id, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
-                "created_at, updated_at")
-
-
 async def list_actions(pool: AsyncConnectionPool, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    q = f"SELECT {LIST_COLUMNS} FROM actions"
-    args: list[Any] = []
-    if status:
-        q += " WHERE status = %s"
-        args.append(status)
-    q += " ORDER BY id DESC LIMIT %s"
-    args.append(max(1, min(int(limit), 1000)))
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(q, args)
-        return await cur.fetchall()
+        return await ledger_actions.list_actions(conn, status, max(1, min(int(limit), 1000)))
 
 
 async def show_action(pool: AsyncConnectionPool, action_id: int) -> dict[str, Any]:
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT * FROM actions WHERE id = %s", (action_id,))
-        row = await cur.fetchone()
+        row = await ledger_actions.get(conn, action_id)
         if row is None:
             raise NotFound(f"no action {action_id}")
         row["digest"] = signing.digest(row)  # what `approve` takes back
-        await cur.execute("SELECT from_status, to_status, actor, reason, at FROM action_steps "
-                          "WHERE action_id = %s ORDER BY id", (action_id,))
-        row["steps"] = await cur.fetchall()
-        await cur.execute("SELECT kind, approver, reason, approved_at, expires_at, signature IS NOT NULL AS signed, "
-                          "digest "
-                          "FROM action_approvals WHERE action_id = %s ORDER BY id", (action_id,))
-        row["approvals"] = await cur.fetchall()
+        row["steps"], row["approvals"] = await ledger_actions.history(conn, action_id)
         return row

@@ -35,8 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
@@ -46,8 +44,10 @@ from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.state import gather, now_utc, paused_until
 from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
 from ai_sysadmin.config import Config
-from ai_sysadmin.store import ledger
+from ai_sysadmin.store import actions as ledger_actions
+from ai_sysadmin.store import audit, ledger
 from ai_sysadmin.store.db import connect_kwargs
+from ai_sysadmin.store.incidents import reopen
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ class Executor:
                 await _wait(stop, self.cfg.actions.poll_interval)
                 continue
             try:
-                cur = await listen.execute("SELECT pg_try_advisory_lock(%s)", (EXECUTOR_LOCK,))
-                if not (await cur.fetchone())[0]:  # type: ignore[index]
+                if not await ledger_actions.try_session_lock(listen, EXECUTOR_LOCK):
                     log.error("executor: another executor holds the lock on this database; exiting")
                     return 1
                 work = await self.connect()
@@ -159,9 +158,7 @@ class Executor:
 
     async def recover(self, conn: psycopg.AsyncConnection) -> list[int]:
         """`executing` at start: the previous executor died mid-action.  Mark, verify, never re-run."""
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT * FROM actions WHERE status = 'executing' ORDER BY id")
-        rows = await cur.fetchall()
+        rows = await ledger_actions.with_status(conn, "executing")
         for row in rows:
             now = self.clock()
             async with conn.transaction():
@@ -170,8 +167,8 @@ class Executor:
                                  "action.interrupted", {"action": row["action"], "params": row["params"]})
             verification = await self._verify_row(conn, row, steps_ok=True, interrupted=True)
             async with conn.transaction():
-                await conn.execute("UPDATE actions SET verification = %s, finished_at = %s, updated_at = %s "
-                                   "WHERE id = %s", (Jsonb(verification), self.clock(), self.clock(), row["id"]))
+                await ledger_actions.update(conn, row["id"], verification=verification, finished_at=self.clock(),
+                                            updated_at=self.clock())
                 await self._audit(conn, self.clock(), "action.interrupted.verified", row["id"], verification)
                 if not verification["passed"]:
                     await self._trip(conn, row, "verification failed after an interrupted run")
@@ -195,10 +192,7 @@ class Executor:
         async with conn.transaction():
             if await paused_until(conn, now, self.verify_decision) is not None:
                 return None  # approved actions wait; their approval may expire meanwhile
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("SELECT * FROM actions WHERE status = 'approved' ORDER BY id LIMIT 1 "
-                              "FOR UPDATE SKIP LOCKED")
-            row = await cur.fetchone()
+            row = await ledger_actions.claim_approved(conn)
             if row is None:
                 return None
             try:
@@ -221,14 +215,13 @@ class Executor:
                 return row["id"]
             verifier = Verifier(self.cfg, started_at=now, conn=None)
             before = await verifier.before(va.id, va.params)
-            await conn.execute("UPDATE actions SET status = 'executing', started_at = %s, updated_at = %s, "
-                               "executed_by = %s, result = %s WHERE id = %s",
-                               (now, now, f"{ACTOR}@{socket.gethostname()}",
-                                Jsonb({"mode": "run", "before": before, "approval": how, "steps": []}), row["id"]))
-            await self._step(conn, row["id"], "approved", "executing", now, f"re-validated ({how}); running")
-            await self._audit(conn, now, "action.executing", row["id"],
-                              {"action": va.id, "params": va.params, "approval": how,
-                               "argv": [list(s.argv) for s in va.steps(self.paths)]})
+            await ledger_actions.transition(
+                conn, row["id"], "approved", "executing", actor=ACTOR, at=now, reason=f"re-validated ({how}); running",
+                event="action.executing",
+                detail={"action": va.id, "params": va.params, "approval": how,
+                        "argv": [list(s.argv) for s in va.steps(self.paths)]},
+                fields={"started_at": now, "executed_by": f"{ACTOR}@{socket.gethostname()}",
+                        "result": {"mode": "run", "before": before, "approval": how, "steps": []}})
         # Committed: the row says `executing` before anything runs (crash safety).
         results = await self._run_steps(conn, row["id"], va)
         steps_ok = all(r.ok for r in results)
@@ -237,12 +230,11 @@ class Executor:
         final = "verified" if verification["passed"] else "failed"
         end = self.clock()
         async with conn.transaction():
-            await conn.execute("UPDATE actions SET verification = %s, finished_at = %s WHERE id = %s",
-                               (Jsonb(verification), end, row["id"]))
             await self._move(conn, row["id"], "executing", final, end,
                              "verification passed" if final == "verified" else "verification failed: " + "; ".join(
                                  c["check"] for c in verification["checks"] if not c["passed"]),
-                             f"action.{final}", {"verification": verification})
+                             f"action.{final}", {"verification": verification},
+                             fields={"verification": verification, "finished_at": end})
             if final == "failed":
                 await self._trip(conn, row, "verification failed")
         log.info("executor: action %s %s %s: %s", row["id"], va.id, va.params, final)
@@ -274,10 +266,7 @@ class Executor:
             if u and is_protected(u, self.cfg.protected_units, a.protected_patterns):
                 raise Refusal("refused", f"protected unit {u} (executor's own list): never acted on")
         await self._check_decisions(conn, row)
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT * FROM action_approvals WHERE action_id = %s ORDER BY id DESC LIMIT 1",
-                          (row["id"],))
-        ap = await cur.fetchone()
+        ap = await ledger_actions.latest_approval(conn, row["id"])
         if ap is None:
             raise Refusal("refused", "approved without an approval record")
         if ap["expires_at"] <= now:
@@ -303,11 +292,9 @@ class Executor:
         for d in await ledger.rejections(conn, row["id"]):
             raise Refusal("refused", f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; "
                                      "a rejection is final")
-        cur = await conn.execute("SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' "
-                                 "LIMIT 1", (row["id"],))
-        step = await cur.fetchone()
-        if step is not None:
-            raise Refusal("refused", f"rejected by {step[0]}; a rejection is final")
+        who = await ledger_actions.rejected_step_actor(conn, row["id"])
+        if who is not None:
+            raise Refusal("refused", f"rejected by {who}; a rejection is final")
 
     async def _check_person_approval(self, conn: psycopg.AsyncConnection, row: dict[str, Any],
                                      ap: dict[str, Any]) -> str:
@@ -341,9 +328,7 @@ class Executor:
                 r = await run_argv(step.argv, timeout=va.spec.timeout, cap=cap)
             results.append(r)
             async with conn.transaction():
-                await conn.execute("UPDATE actions SET result = jsonb_set(result, '{steps}', "
-                                   "(result->'steps') || %s::jsonb) WHERE id = %s",
-                                   (Jsonb([r.to_json()]), action_id))
+                await ledger_actions.append_step_result(conn, action_id, r.to_json())
                 await self._audit(conn, self.clock(), "action.step", action_id,
                                   {"argv": list(r.argv), "exit_status": r.exit_status, "error": r.error,
                                    "seconds": round(r.seconds, 3)})
@@ -393,11 +378,10 @@ class Executor:
         for argv in argvs:
             self.out(f"DRY RUN (not NixOS; actions.nix_mode={self.cfg.actions.nix_mode}): action {row['id']} "
                      f"would run: {argv!r}")
-        await conn.execute("UPDATE actions SET result = %s, started_at = %s, finished_at = %s, executed_by = %s "
-                           "WHERE id = %s", (Jsonb({"mode": "dry-run", "argv": argvs}), now, now,
-                                             f"{ACTOR}@{socket.gethostname()}", row["id"]))
         await self._move(conn, row["id"], "approved", "dry-run", now,
-                         "DRY RUN: not NixOS, the argv was printed and not run", "action.dry-run", {"argv": argvs})
+                         "DRY RUN: not NixOS, the argv was printed and not run", "action.dry-run", {"argv": argvs},
+                         fields={"result": {"mode": "dry-run", "argv": argvs}, "started_at": now, "finished_at": now,
+                                 "executed_by": f"{ACTOR}@{socket.gethostname()}"})
 
     async def _verify_row(self, conn: psycopg.AsyncConnection, row: dict[str, Any], *, steps_ok: bool,
                           interrupted: bool = False) -> dict[str, Any]:
@@ -420,37 +404,28 @@ class Executor:
     async def _trip(self, conn: psycopg.AsyncConnection, row: dict[str, Any], reason: str) -> None:
         target = row.get("target") or row["action"]
         text = f"action {row['id']} ({row['action']}): {reason}"
-        await conn.execute("INSERT INTO action_breakers (target, action_id, reason) VALUES (%s, %s, %s) "
-                           "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING", (target, row["id"], text))
+        await ledger_actions.trip_breaker(conn, target, row["id"], text)
         # The ledger's copy is the one only a person's signed clearing closes.
         await ledger.record(conn, "trip", actor=ACTOR, at=self.clock(), reason=text, target=target,
                             action_id=row["id"])
         await self._audit(conn, self.clock(), "breaker.tripped", row["id"], {"target": target, "reason": reason})
         if row.get("incident_id") is not None:
-            await conn.execute("UPDATE incidents SET status = 'open', resolved_at = NULL, updated_at = %s "
-                               "WHERE id = %s", (self.clock(), row["incident_id"]))
+            await reopen(conn, row["incident_id"], self.clock())
             await self._audit(conn, self.clock(), "incident.reopened", row["id"],
                               {"incident": row["incident_id"], "reason": reason})
 
     # ------------------------------------------------------------------ recording
 
-    async def _move(self, conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
-                    reason: str, event: str, detail: dict[str, Any]) -> None:
-        await conn.execute("UPDATE actions SET status = %s, updated_at = %s WHERE id = %s", (to, at, action_id))
-        await self._step(conn, action_id, frm, to, at, reason)
-        await self._audit(conn, at, event, action_id, {**detail, "reason": reason})
-
     @staticmethod
-    async def _step(conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
-                    reason: str) -> None:
-        await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
-                           "VALUES (%s, %s, %s, %s, %s, %s)", (action_id, frm, to, ACTOR, reason[:2000], at))
+    async def _move(conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
+                    reason: str, event: str, detail: dict[str, Any], fields: dict[str, Any] | None = None) -> None:
+        await ledger_actions.transition(conn, action_id, frm, to, actor=ACTOR, at=at, reason=reason, event=event,
+                                        detail={**detail, "reason": reason}, fields=fields)
 
     @staticmethod
     async def _audit(conn: psycopg.AsyncConnection, at: datetime, event: str, action_id: int,
                      detail: dict[str, Any]) -> None:
-        await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                           (at, ACTOR, event, f"action:{action_id}", Jsonb(detail)))
+        await audit.insert(conn, at, ACTOR, event, ledger_actions.subject(action_id), detail)
 
 
 async def _drain(gen: Any) -> None:

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import preconditions
@@ -29,6 +28,8 @@ from ai_sysadmin.actions.state import gather, now_utc, policy_state
 from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOutcome
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
+from ai_sysadmin.store import actions as ledger_actions
+from ai_sysadmin.store import audit
 from ai_sysadmin.store.db import is_unreachable
 from ai_sysadmin.store.incidents import evidence_units
 
@@ -104,8 +105,8 @@ class ActionService:
         aliases = await unit_names(va.unit) if va.unit else ()
         async with self.pool.connection() as conn, conn.transaction():
             # One proposal per target at a time, so two concurrent ones cannot both pass a limit.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ai-sysadmin-action:' || %s))", (va.target,))
-            dup = await self._pending_duplicate(conn, va)
+            await ledger_actions.lock_target(conn, va.target)
+            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING)
             if dup is not None:
                 dup_id, dup_status = dup
                 reason = f"already pending as action {dup_id} ({dup_status})"
@@ -124,21 +125,12 @@ class ActionService:
             if decision.decision == "execute":
                 # The service may approve only what its policy lets it run; unsigned, so the
                 # executor re-decides it from its own configuration before running anything.
-                await conn.execute(
-                    "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
-                    "VALUES (%s, 'policy', %s, %s, %s, %s)",
-                    (action_id, POLICY_APPROVER, decision.reason, now,
-                     now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds)))
+                await ledger_actions.add_policy_approval(
+                    conn, action_id, approver=POLICY_APPROVER, reason=decision.reason, approved_at=now,
+                    expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds))
         return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=decision.decision,
                                reason=decision.reason, source=proposal.source, incident_id=proposal.incident_id,
                                action_id=action_id)
-
-    async def _pending_duplicate(self, conn: psycopg.AsyncConnection, va: ValidatedAction) -> tuple[int, str] | None:
-        cur = await conn.execute("SELECT id, status FROM actions WHERE action = %s AND params = %s "
-                                 "AND status = ANY(%s) ORDER BY id DESC LIMIT 1",
-                                 (va.id, Jsonb(va.params), list(PENDING)))
-        row = await cur.fetchone()
-        return (int(row[0]), str(row[1])) if row else None
 
     async def _record_refusal(self, proposal: Proposal, risk: str | None,
                               errors: tuple[FieldError, ...]) -> ProposalOutcome:
@@ -164,35 +156,26 @@ class ActionService:
         status = STATUS_OF[decision.decision]
         incident = proposal.incident_id if isinstance(proposal.incident_id, int) else None
         finding = proposal.finding_id if isinstance(proposal.finding_id, int) else None
-        if incident is not None:  # a model may name an incident that does not exist
-            cur = await conn.execute("SELECT 1 FROM incidents WHERE id = %s", (incident,))
-            incident = incident if await cur.fetchone() else None
-        if finding is not None:
-            cur = await conn.execute("SELECT 1 FROM findings WHERE id = %s", (finding,))
-            finding = finding if await cur.fetchone() else None
+        # A model may name an incident or finding that does not exist.
+        incident = await ledger_actions.existing_incident(conn, incident)
+        finding = await ledger_actions.existing_finding(conn, finding)
         source = proposal.source if proposal.source in SOURCES else "unknown"
-        cur = await conn.execute(
-            "INSERT INTO actions (incident_id, finding_id, action, params, risk, status, decision, decision_reason, "
-            "proposal_reason, source, proposed_by, target, errors, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (incident, finding, action, Jsonb(params), risk, status, decision.decision, decision.reason,
-             _text(proposal.reason), source, _text(proposal.actor) or None, target,
-             Jsonb([{"field": e.field, "reason": e.reason} for e in errors]), now, now))
-        action_id = int((await cur.fetchone())[0])  # type: ignore[index]
-        await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
-                           "VALUES (%s, NULL, %s, %s, %s, %s)",
-                           (action_id, status, _text(proposal.actor) or SERVICE_ACTOR, decision.reason, now))
-        await self._audit(conn, now, f"action.{decision.decision}", action_id,
-                          {"action": action, "params": params, "risk": risk, "decision": decision.decision,
-                           "reason": decision.reason, "source": source, "actor": proposal.actor,
-                           "incident": incident, "proposal_reason": _text(proposal.reason)})
-        return action_id
+        row = {"incident_id": incident, "finding_id": finding, "action": action, "params": params, "risk": risk,
+               "status": status, "decision": decision.decision, "decision_reason": decision.reason,
+               "proposal_reason": _text(proposal.reason), "source": source,
+               "proposed_by": _text(proposal.actor) or None, "target": target,
+               "errors": [{"field": e.field, "reason": e.reason} for e in errors]}
+        return await ledger_actions.insert(
+            conn, at=now, row=row, actor=SERVICE_ACTOR, step_actor=_text(proposal.actor) or SERVICE_ACTOR,
+            event=f"action.{decision.decision}",
+            detail={"action": action, "params": params, "risk": risk, "decision": decision.decision,
+                    "reason": decision.reason, "source": source, "actor": proposal.actor,
+                    "incident": incident, "proposal_reason": _text(proposal.reason)})
 
     @staticmethod
     async def _audit(conn: psycopg.AsyncConnection, now: datetime, event: str, action_id: int,
                      detail: dict[str, Any]) -> None:
-        await conn.execute("INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-                           (now, SERVICE_ACTOR, event, f"action:{action_id}", Jsonb(detail)))
+        await audit.insert(conn, now, SERVICE_ACTOR, event, ledger_actions.subject(action_id), detail)
 
     async def policy_state(self) -> dict[str, Any]:
         async with self.pool.connection() as conn:

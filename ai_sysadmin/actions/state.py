@@ -22,12 +22,12 @@ import psycopg
 from ai_sysadmin.actions.catalog import ValidatedAction
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.config import Config
+from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import ledger
 
 # Is this ledger decision validly signed?  None: take a signature's presence at face value.
 Verify = Callable[[ledger.Decision], bool]
 
-PAUSE_KEY = "actions.paused_until"
 PAUSE_FOREVER = "indefinitely"
 # Rows that count as an action taken (or about to be) on a target, for limits and cool-downs.
 TAKEN = ("approved", "executing", "succeeded", "failed", "verified", "interrupted", "dry-run")
@@ -62,14 +62,13 @@ def _longer(a: datetime | str | None, b: datetime | str) -> datetime | str:
 
 async def _legacy_pause(conn: psycopg.AsyncConnection) -> datetime | str | None:
     # Written before the ledger (migration 6); still a pause until a signed resume ends it.
-    cur = await conn.execute("SELECT value FROM store_settings WHERE key = %s", (PAUSE_KEY,))
-    row = await cur.fetchone()
-    if row is None:
+    value = await ledger_actions.legacy_pause(conn)
+    if value is None:
         return None
-    if row[0] == PAUSE_FOREVER:
+    if value == PAUSE_FOREVER:
         return PAUSE_FOREVER
     try:
-        return datetime.fromisoformat(row[0])
+        return datetime.fromisoformat(value)
     except ValueError:
         return PAUSE_FOREVER  # an unreadable pause is still a pause
 
@@ -98,18 +97,14 @@ async def set_pause(conn: psycopg.AsyncConnection, until: datetime | None, *, ac
         await ledger.record(conn, "pause", actor=actor, at=at, until=until, reason=reason, signature=signature)
         return
     value = until.isoformat() if until else PAUSE_FOREVER  # before the executor ever started
-    await conn.execute("INSERT INTO store_settings (key, value) VALUES (%s, %s) "
-                       "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (PAUSE_KEY, value))
+    await ledger_actions.set_legacy_pause(conn, value)
 
 
 async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = None,
                         target: str | None = None) -> dict[str, dict[str, Any]]:
     """Open breakers by target: a legacy row not cleared, or a ledger trip no signed clearing followed."""
     out: dict[str, dict[str, Any]] = {}
-    q = "SELECT target, action_id, reason, tripped_at FROM action_breakers WHERE cleared_at IS NULL"
-    cur = await conn.execute(q + (" AND target = %s" if target is not None else "") + " ORDER BY tripped_at",
-                             (target,) if target is not None else ())
-    for t, i, r, at in await cur.fetchall():
+    for t, i, r, at in await ledger_actions.uncleared_breakers(conn, target):
         out[t] = {"target": t, "action_id": i, "reason": r, "tripped_at": at}
     state: dict[str, dict[str, Any] | None] = {}
     for when, d, signed in _in_order(await ledger.breaker_decisions(conn, target), verify):
@@ -153,12 +148,8 @@ async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction
     paused = await paused_until(conn, now, verify) is not None
     exclude = exclude_id if exclude_id is not None else -1
     since = now - timedelta(seconds=a.rate_window_seconds)
-    cur = await conn.execute(
-        "SELECT count(*) FILTER (WHERE target = %s), count(*) FILTER (WHERE action = %s), "
-        "max(coalesce(started_at, updated_at)) FILTER (WHERE target = %s) "
-        "FROM actions WHERE status = ANY(%s) AND coalesce(started_at, updated_at) > %s AND id <> %s",
-        (va.target, va.id, va.target, list(TAKEN), since, exclude))
-    per_target, per_action, last = await cur.fetchone()  # type: ignore[misc]
+    per_target, per_action, last = await ledger_actions.recent_counts(
+        conn, target=va.target, action=va.id, statuses=TAKEN, since=since, exclude_id=exclude)
     rate = None
     if per_target >= a.rate_limit_per_target:
         rate = (f"rate limit: {per_target} action(s) on {va.target} in the last {a.rate_window_seconds}s "
@@ -181,18 +172,13 @@ async def policy_state(conn: psycopg.AsyncConnection, cfg: Config, now: datetime
     until = await paused_until(conn, now)
     breakers = [{**b, "tripped_at": b["tripped_at"].isoformat()} for b in (await open_breakers(conn)).values()]
     since = now - timedelta(seconds=a.rate_window_seconds)
-    cur = await conn.execute(
-        "SELECT target, count(*), max(coalesce(started_at, updated_at)) FROM actions "
-        "WHERE status = ANY(%s) AND coalesce(started_at, updated_at) > %s AND target IS NOT NULL "
-        "GROUP BY target ORDER BY target", (list(TAKEN), since))
     targets = []
-    for target, n, last in await cur.fetchall():
+    for target, n, last in await ledger_actions.recent_targets(conn, TAKEN, since):
         cool_until = last + timedelta(seconds=a.cooldown_seconds)
         targets.append({"target": target, "actions_in_window": n, "limit": a.rate_limit_per_target,
                         "last_action_at": last.isoformat(),
                         "cooling_down_until": cool_until.isoformat() if cool_until > now else None})
-    cur = await conn.execute("SELECT count(*) FROM actions WHERE status = 'queued'")
-    queued = (await cur.fetchone())[0]  # type: ignore[index]
+    queued = await ledger_actions.count_queued(conn)
     return {
         "autonomy_level": cfg.autonomy_level,
         "paused_until": (until if isinstance(until, str) else until.isoformat()) if until else None,

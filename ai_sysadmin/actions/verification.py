@@ -20,6 +20,7 @@ import psycopg
 
 from ai_sysadmin.actions.runner import run_argv
 from ai_sysadmin.config import Config
+from ai_sysadmin.store.triggers import severe_since
 
 SETTLING = ("activating", "deactivating", "reloading", "refreshing")
 
@@ -182,9 +183,7 @@ class Verifier:
     async def _no_new_trigger(self, unit: str) -> dict[str, Any]:
         if self.conn is None or self.started_at is None:
             return {"check": "no new failure trigger", "passed": True, "observed": "not checked (no database)"}
-        cur = await self.conn.execute("SELECT count(*) FROM triggers WHERE unit = %s AND last_seen >= %s "
-                                      "AND severity IN ('critical', 'high')", (unit, self.started_at))
-        n = (await cur.fetchone())[0]  # type: ignore[index]
+        n = await severe_since(self.conn, unit, self.started_at)
         return {"check": f"no new high/critical trigger for {unit}", "passed": n == 0, "observed": n}
 
     async def _check_reset_failed_unit(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:

@@ -52,18 +52,14 @@ async def review_now(cfg: Any, store: Any, *, use_model: bool = True) -> Any:
     from ai_sysadmin.actions.service import ActionService
     from ai_sysadmin.incidents.service import trigger_from_row
     from ai_sysadmin.review.stack import ReviewStack
+    from ai_sysadmin.store.triggers import recent as recent_triggers
 
     stack = ReviewStack.build(cfg, store, ActionService(cfg, store.pool))
     try:
         await stack.incidents.start()
         await stack.incidents.process()
         async with store.pool.connection() as conn:
-            from psycopg.rows import dict_row
-
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("SELECT * FROM triggers WHERE last_seen > now() - interval '1 hour' "
-                              "ORDER BY last_seen LIMIT %s", (cfg.review.max_triggers,))
-            rows = await cur.fetchall()
+            rows = await recent_triggers(conn, cfg.review.max_triggers)
         stack.review.window.add([trigger_from_row(r) for r in rows],
                                 {r["id"]: r["incident_id"] for r in rows if r["incident_id"] is not None})
         if not use_model:

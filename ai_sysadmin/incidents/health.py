@@ -12,6 +12,7 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.incidents.correlate import UnitView
+from ai_sysadmin.store.metrics import failed_units
 
 
 class CollectorUnits:
@@ -22,15 +23,10 @@ class CollectorUnits:
     async def view(self) -> UnitView:
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT ts FROM metrics WHERE name = 'units.failed' AND ts > now() - make_interval(secs => %s) "
-                    "ORDER BY ts DESC LIMIT 1", (self._max_age,))
-                row = await cur.fetchone()
-                if row is None:
+                units = await failed_units(conn, self._max_age)
+                if units is None:
                     return UnitView(False, reason=f"no unit state from the collector in the last {self._max_age:g}s")
-                cur = await conn.execute("SELECT subject FROM metrics WHERE name = 'unit.failed' AND ts = %s",
-                                         (row[0],))
-                return UnitView(True, frozenset(r[0] for r in await cur.fetchall()))
+                return UnitView(True, units)
         except Exception as exc:  # database down: unknown, never "healthy"
             return UnitView(False, reason=f"unit state unreadable: {exc.__class__.__name__}")
 

@@ -71,13 +71,11 @@ class PgState:
             await self._embed_client.aclose()
 
     async def metrics(self) -> list[dict[str, Any]]:
+        from ai_sysadmin.store.metrics import first_and_last
+
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT name, subject, (array_agg(value ORDER BY ts DESC))[1], (array_agg(value ORDER BY ts))[1] "
-                    "FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) "
-                    "GROUP BY name, subject ORDER BY name, subject LIMIT 60", (list(CONTEXT_METRICS),))
-                rows = await cur.fetchall()
+                rows = await first_and_last(conn, CONTEXT_METRICS)
         except Exception as exc:
             log.info("review: metrics unavailable for the context (%s)", exc)
             return []

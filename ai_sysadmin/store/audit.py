@@ -1,12 +1,30 @@
-"""The append-only audit trail: every decision and action step, never lost in an outage."""
+"""The append-only audit trail: every decision and action step, never lost in an outage.
+
+Two ways in: `AuditLog.record` goes through the writer (stored, or spooled while the
+database is away); `insert` writes one row on the caller's connection, inside its
+transaction, so an audit row commits or rolls back with the change it records.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
 
 from ai_sysadmin.store.spool import Batch
-from ai_sysadmin.store.writer import StoreWriter
+
+if TYPE_CHECKING:  # the writer imports the batch appliers, which import `insert`
+    from ai_sysadmin.store.writer import StoreWriter
+
+INSERT = "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)"
+
+
+async def insert(conn: psycopg.AsyncConnection, at: datetime, actor: str, event: str, subject: str | None,
+                 detail: dict[str, Any]) -> None:
+    """One audit row on `conn` (the caller's transaction, under the caller's role)."""
+    await conn.execute(INSERT, (at, actor, event, subject, Jsonb(detail)))
 
 
 class AuditLog:

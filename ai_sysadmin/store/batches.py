@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ai_sysadmin.sanitize import clean_json, clean_optional, clean_text
+from ai_sysadmin.store import audit
 from ai_sysadmin.store.partitions import MetricPartitions
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITIES
 
@@ -135,10 +136,9 @@ def metrics_applier(partitions: MetricPartitions) -> Applier:
 
 
 async def apply_audit(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)",
-        (datetime.fromisoformat(payload["at"]), clean_text(payload["actor"], 200), clean_text(payload["event"], 200),
-         clean_optional(payload.get("subject")), Jsonb(clean_json(payload.get("detail") or {}))))
+    await audit.insert(conn, datetime.fromisoformat(payload["at"]), clean_text(payload["actor"], 200),
+                       clean_text(payload["event"], 200), clean_optional(payload.get("subject")),
+                       clean_json(payload.get("detail") or {}))
 
 
 def _llm_row(c: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,11 @@ def connect_kwargs(cfg: DatabaseConfig, connect_timeout: float = 5.0) -> dict[st
     return kw
 
 
+async def server_version(conn: psycopg.AsyncConnection) -> str:
+    cur = await conn.execute("SELECT current_setting('server_version')")
+    return str((await cur.fetchone())[0])  # type: ignore[index]
+
+
 async def schema_version(conn: psycopg.AsyncConnection) -> int:
     """Highest applied migration, 0 when the schema was never migrated."""
     cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (SCHEMA_TABLE,))

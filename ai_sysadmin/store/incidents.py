@@ -26,6 +26,12 @@ async def evidence_units(conn: Any, incident_id: Any) -> frozenset[str] | None:
     return frozenset([*(units or ()), *([unit] if unit else [])])
 
 
+async def reopen(conn: Any, incident_id: int, at: datetime) -> None:
+    """Open an incident again on the caller's connection (an action meant to fix it failed)."""
+    await conn.execute("UPDATE incidents SET status = 'open', resolved_at = NULL, updated_at = %s WHERE id = %s",
+                       (at, incident_id))
+
+
 class IncidentStore:
     def __init__(self, pool: AsyncConnectionPool):
         self._pool = pool

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 from ai_sysadmin.store.spool import Batch
 from ai_sysadmin.store.writer import StoreWriter
@@ -64,3 +64,24 @@ class MetricStore:
                 "SELECT name, subject, min(value), avg(value), max(value) FROM metrics WHERE ts >= %s "
                 "GROUP BY name, subject ORDER BY name, subject", (since,))
             return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+
+async def failed_units(conn: Any, max_age: float) -> frozenset[str] | None:
+    """The units the collector last saw failed, at its newest `units.failed` sample no older than
+    `max_age` seconds; None when there is none (unit state unknown)."""
+    cur = await conn.execute("SELECT ts FROM metrics WHERE name = 'units.failed' AND ts > now() - "
+                             "make_interval(secs => %s) ORDER BY ts DESC LIMIT 1", (max_age,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    cur = await conn.execute("SELECT subject FROM metrics WHERE name = 'unit.failed' AND ts = %s", (row[0],))
+    return frozenset(r[0] for r in await cur.fetchall())
+
+
+async def first_and_last(conn: Any, names: Sequence[str]) -> list[tuple[str, str, float, float]]:
+    """(name, subject, last value, first value) of each series of `names` in the last 30 minutes (60 at most)."""
+    cur = await conn.execute(
+        "SELECT name, subject, (array_agg(value ORDER BY ts DESC))[1], (array_agg(value ORDER BY ts))[1] "
+        "FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) "
+        "GROUP BY name, subject ORDER BY name, subject LIMIT 60", (list(names),))
+    return [(n, s, last, first) for n, s, last, first in await cur.fetchall()]

@@ -71,3 +71,20 @@ def _check_aware(t: Trigger) -> None:
         value: datetime = getattr(t, name)
         if value.tzinfo is None:
             raise ValueError(f"trigger {t.id}: {name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+
+
+async def recent(conn: Any, limit: int) -> list[dict[str, Any]]:
+    """Trigger rows seen in the last hour, oldest first (`limit` at most)."""
+    from psycopg.rows import dict_row
+
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM triggers WHERE last_seen > now() - interval '1 hour' "
+                      "ORDER BY last_seen LIMIT %s", (limit,))
+    return await cur.fetchall()
+
+
+async def severe_since(conn: Any, unit: str, since: datetime) -> int:
+    """How many high or critical triggers about `unit` were seen at or after `since`."""
+    cur = await conn.execute("SELECT count(*) FROM triggers WHERE unit = %s AND last_seen >= %s "
+                             "AND severity IN ('critical', 'high')", (unit, since))
+    return int((await cur.fetchone())[0])
