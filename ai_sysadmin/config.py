@@ -164,6 +164,9 @@ class RoleConfig:
     max_retries: int
     api_key_file: str | None
     api_key: Secret | None
+    # Seconds of silence after which the service's client asks the server's /health whether it
+    # still works (before the first token), or gives up (between tokens); llm/liveness.py.
+    idle_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -632,6 +635,7 @@ def _parse_role(name: str, data: Any, issues: list[ConfigIssue], env: Mapping[st
         max_retries=sec.get("max_retries", int, 2, _non_negative),
         api_key_file=sec.get("api_key_file", str, None, nullable=True),
         api_key=None,
+        idle_timeout=sec.get("idle_timeout", float, 30.0, _positive),
     )
     key = _read_secret(sec, "api_key_file", role.api_key_file, env)
     sec.finish()

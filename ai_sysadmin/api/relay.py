@@ -1,10 +1,13 @@
 """The hot path: relay one request to a role's llama-server, bytes in, bytes out.
 
 Streams are copied chunk by chunk as they arrive (`iter_any`), never parsed: only the
-last two chunks are kept so the usage numbers can be read once at the end.  Once the
-first chunk arrived, each next one must come within `api.upstream_idle_timeout`: a
-server stopped mid-answer keeps its connection open and would otherwise hold the chat
-for the whole read timeout.  A client
+last two chunks are kept so the usage numbers can be read once at the end (before the
+first answer event, llama-server's prompt-progress events are held back and dropped:
+api/progress.py).  Once the first answer chunk arrived, each next one must come within
+`api.upstream_idle_timeout`: a server stopped mid-answer keeps its connection open and
+would otherwise hold the chat for the whole read timeout.  Before it, the same silence
+makes the server's /health be asked (llm/liveness.py): a prompt may take minutes to
+process, a stopped server must not.  A client
 that disconnects cancels the handler (the runner uses `handler_cancellation`); the
 `finally` then closes the upstream connection, which is how llama-server learns to
 stop generating and free the slot.  An upstream that dies or stalls after the headers
@@ -26,6 +29,7 @@ from aiohttp import web
 from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.errors import ApiError, error_body, sse_error
 from ai_sysadmin.api.metrics import ApiMetrics
+from ai_sysadmin.api.progress import Gate
 from ai_sysadmin.api.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -37,9 +41,17 @@ _MAX_ERROR_BODY = 64 * 1024
 
 
 async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes, *, stream: bool,
-                model: str, metrics: ApiMetrics, started: float) -> web.StreamResponse:
+                model: str, metrics: ApiMetrics, started: float, progress: bool = False) -> web.StreamResponse:
+    """`progress`: the body asks for prompt-progress events (api/progress.py), which are held back."""
     requestlog.note(request, model=model)
-    resp = await upstream.post(path, body)
+    # Headers come when a slot takes the request (streams) or with the whole answer: silence
+    # until then makes the server be probed, not waited on for the whole read timeout.
+    try:
+        resp = await upstream.watched(upstream.post(path, body))
+    except ApiError as exc:
+        if exc.code == "upstream_idle":
+            metrics.upstream_errors.labels(upstream.name, "idle").inc()
+        raise
     complete = False
     try:
         if resp.status != 200:
@@ -53,25 +65,34 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await out.prepare(request)
         prev = last = b""
-        first = True
+        answering = False
+        gate = Gate() if progress else None
         chunks = resp.content.iter_any().__aiter__()
         while True:
             try:
-                # The first token may take the whole read timeout (prompt processing); after
-                # it, a silent server is a stopped one.
-                chunk = await (chunks.__anext__() if first else _next_within(chunks, upstream.idle_timeout))
+                # Before the first token the server may be processing the prompt for minutes:
+                # silence there is probed; once it generates, a silent server is a stopped one.
+                chunk = await (_next_within(chunks, upstream.idle_timeout) if answering
+                               else upstream.watched(chunks.__anext__()))
             except StopAsyncIteration:
                 complete = True
                 break
             except _Stalled:
                 await _upstream_died(request, upstream, upstream.idle_error(), out, last, metrics)
                 break
+            except ApiError as exc:  # gone before its first token (upstream.watched)
+                await _upstream_died(request, upstream, exc, out, last, metrics)
+                break
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
-            if first:
+            if not answering:
+                if gate is not None:
+                    chunk = gate.feed(chunk)
+                    if not chunk:
+                        continue  # prompt progress only: alive, nothing for the client
                 metrics.ttft.labels(model).observe(time.monotonic() - started)
-                first = False
+                answering = True
             try:
                 await out.write(chunk)
             except ConnectionError:
@@ -80,6 +101,10 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
                 metrics.upstream_errors.labels(upstream.name, "client_gone").inc()
                 return out
             prev, last = last, chunk
+        if gate is not None and not answering and complete:
+            last = gate.leftover()  # ended before any answer event (an error event): pass it on
+            if last:
+                await _write_quietly(out, last)
         metrics.tokens_from(model, usage_of(prev + last))
         requestlog.note(request, tokens=usage_of(prev + last))
         try:
@@ -95,6 +120,13 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             # and free the slot.  Streams: llama-server closes the connection after an SSE
             # answer while still announcing keep-alive, so it must never go back to the pool.
             resp.close()
+
+
+async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
+    try:
+        await out.write(data)
+    except ConnectionError:
+        pass
 
 
 class _Stalled(Exception):
@@ -127,7 +159,10 @@ async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseExce
 
 async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:
     try:
-        return await resp.read()
+        return await upstream.watched(resp.read())
+    except ApiError:
+        metrics.upstream_errors.labels(upstream.name, "idle").inc()
+        raise
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         err = upstream.map_error(exc)
         metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and

@@ -8,6 +8,9 @@ to the statuses clients expect:
 * no byte within the read timeout               -> 504 (`api.upstream_timeout`, else the role's timeout);
 * silent for `api.upstream_idle_timeout` once the answer has started -> an error event naming the role
   (a server stopped mid-answer can keep its connection open for minutes);
+* silent for as long before its first token (waiting for headers, between prompt-progress
+  chunks, for a whole non-streamed answer) -> its /health is asked; no answer -> 504 before
+  the headers, an error event after (llm/liveness.py);
 * the server drops the connection mid-response  -> 502 before headers, an error event after.
 
 Messages are plain words for the person in the chat window; the library's own exception
@@ -20,12 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 import aiohttp
 
 from ai_sysadmin.api.errors import ApiError
 from ai_sysadmin.config import RoleConfig
+from ai_sysadmin.llm import liveness
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class Upstream:
     role: RoleConfig
     session: aiohttp.ClientSession
     read_timeout: float
-    idle_timeout: float = 30.0  # between chunks once the answer has started (api.upstream_idle_timeout)
+    idle_timeout: float = 30.0  # silence limit (api.upstream_idle_timeout); see llm/liveness.py
     slot_tokens: int | None = None  # the served context per slot, from /props (asked once, see slot_size)
 
     @property
@@ -100,6 +106,32 @@ class Upstream:
             return ApiError(502, f"model server {self.name!r} failed ({exc.__class__.__name__}); see the API log",
                             code="upstream_error")
         return exc
+
+    @property
+    def streams_progress(self) -> bool:
+        """llama-server (its /props answered, see slot_size): it can send prompt-progress chunks."""
+        return self.slot_tokens is not None
+
+    async def watched(self, aw: Awaitable[T]) -> T:
+        """`aw` (headers, a body, a chunk before the first token), 504 once silence and a failed
+        /health show the server gone (llm/liveness.py)."""
+        try:
+            return await liveness.watched(aw, self.idle_timeout, self._alive)
+        except liveness.Silent as exc:
+            log.warning("%s: stopped answering: %s", self.name, exc)
+            raise ApiError(504, f"model server {self.name!r} stopped answering: {exc} (api.upstream_idle_timeout); "
+                                "it may be stopped or crashed, see its log", code="upstream_idle") from None
+
+    async def _alive(self) -> str | None:
+        timeout = liveness.probe_timeout(self.idle_timeout)
+        try:
+            async with self.session.get(f"{self.role.url}/health", headers=self.headers(False),
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                return liveness.health_verdict(r.status, None, timeout)
+        except asyncio.TimeoutError:
+            return liveness.health_verdict(None, None, timeout)
+        except aiohttp.ClientError as exc:
+            return liveness.health_verdict(None, _short(exc), timeout)
 
     def idle_error(self) -> ApiError:
         return ApiError(504, f"model server {self.name!r} went silent mid-answer: nothing for "
