@@ -357,6 +357,8 @@ class LLMClient:
             try:
                 r = await self._http.get(f"{self.role.url}/props", headers=self._headers,
                                          timeout=liveness.probe_timeout(self.idle_timeout))
+                if r.status_code not in (200, 404):
+                    return extra  # loading, or failing: unknown for now, asked again next time
                 body = r.json() if r.status_code == 200 else None
                 self._progress = isinstance(body, dict) and "default_generation_settings" in body
             except (httpx.HTTPError, ValueError):
