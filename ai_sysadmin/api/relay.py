@@ -3,11 +3,10 @@
 Streams are copied chunk by chunk as they arrive (`iter_any`), never parsed: only the
 last two chunks are kept so the usage numbers can be read once at the end (before the
 first answer event, llama-server's prompt-progress events are held back and dropped:
-api/progress.py).  Once the first answer chunk arrived, each next one must come within
-`api.upstream_idle_timeout`: a server stopped mid-answer keeps its connection open and
-would otherwise hold the chat for the whole read timeout.  Before it, the same silence
-makes the server's /health be asked (llm/liveness.py): a prompt may take minutes to
-process, a stopped server must not.  A client
+api/progress.py).  Silence of `api.upstream_idle_timeout` -- before the headers, between
+chunks, or for a whole non-streamed answer -- makes the server's /health be asked
+(llm/liveness.py): a stopped server keeps its connection open and would otherwise hold
+the chat for the whole read timeout, while a prompt may take minutes to process.  A client
 that disconnects cancels the handler (the runner uses `handler_cancellation`); the
 `finally` then closes the upstream connection, which is how llama-server learns to
 stop generating and free the slot.  An upstream that dies or stalls after the headers
@@ -21,7 +20,6 @@ import json
 import logging
 import re
 import time
-from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -70,17 +68,13 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         chunks = resp.content.iter_any().__aiter__()
         while True:
             try:
-                # Before the first token the server may be processing the prompt for minutes:
-                # silence there is probed; once it generates, a silent server is a stopped one.
-                chunk = await (_next_within(chunks, upstream.idle_timeout) if answering
-                               else upstream.watched(chunks.__anext__()))
+                # Silence (a long prompt, another slot's prompt batch, or a stopped server) makes
+                # the server's /health be asked; only a server that is gone ends the stream.
+                chunk = await upstream.watched(chunks.__anext__(), answering)
             except StopAsyncIteration:
                 complete = True
                 break
-            except _Stalled:
-                await _upstream_died(request, upstream, upstream.idle_error(), out, last, metrics)
-                break
-            except ApiError as exc:  # gone before its first token (upstream.watched)
+            except ApiError as exc:  # silent and gone (upstream.watched)
                 await _upstream_died(request, upstream, exc, out, last, metrics)
                 break
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -127,18 +121,6 @@ async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
         await out.write(data)
     except ConnectionError:
         pass
-
-
-class _Stalled(Exception):
-    """Nothing from the upstream between two chunks within the idle limit."""
-
-
-async def _next_within(chunks: AsyncIterator[bytes], seconds: float) -> bytes:
-    try:
-        async with asyncio.timeout(seconds):
-            return await chunks.__anext__()
-    except TimeoutError:  # ours, or aiohttp's sock_read (a TimeoutError too) when it is shorter
-        raise _Stalled() from None
 
 
 async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseException, out: web.StreamResponse,

@@ -118,10 +118,9 @@ class LLMClient:
         self.role = role
         self._on_call = on_call
         self._backoff_base = backoff_base
-        # Silence limit (llm/liveness.py): between streamed tokens a hard limit; before the first
-        # token, and for a whole non-streamed answer, the point where /health is asked whether the
-        # server still works.  None: the role's own (roles.<name>.idle_timeout); the API's agent
-        # passes api.upstream_idle_timeout.  `idle_setting` names the key in error messages.
+        # Silence after which /health is asked whether the server still works (llm/liveness.py).
+        # None: the role's own (roles.<name>.idle_timeout); the API's agent passes
+        # api.upstream_idle_timeout.  `idle_setting` names the key in error messages.
         self.idle_timeout = idle_timeout if idle_timeout is not None else role.idle_timeout
         self.idle_setting = idle_setting or f"roles.{role.name}.idle_timeout"
         self._progress: bool | None = None  # does the server stream prompt progress (llama-server)?
@@ -310,35 +309,29 @@ class LLMClient:
         return ToolTurn(content=content, tool_calls=calls, finish_reason=finish)
 
     async def _idle_limited(self, stream: Any) -> AsyncIterator[Any]:
-        """The stream's answer chunks (prompt-progress chunks are taken as signs of life and dropped).
+        """The stream's answer chunks; prompt-progress chunks before the first are signs of life, not yielded.
 
-        Before the first answer chunk, silence makes the server be probed (llm/liveness.py);
-        after it, silence longer than idle_timeout is ModelTimeout."""
+        Silence of idle_timeout makes the server's /health be asked (llm/liveness.py): a long
+        prompt, or another slot's prompt batch, pauses a working server; a stopped one is gone."""
         chunks = stream.__aiter__()
         answering = False
         while True:
             try:
-                if answering:
-                    async with asyncio.timeout(self.idle_timeout):
-                        chunk = await chunks.__anext__()
-                else:
-                    chunk = await self._watched(chunks.__anext__())
+                chunk = await self._watched(chunks.__anext__(), answering)
             except StopAsyncIteration:
                 return
-            except TimeoutError:
-                raise ModelTimeout(self.name, f"went silent mid-answer: nothing for {self.idle_timeout:g}s "
-                                              f"({self.idle_setting}); stopped or overloaded?") from None
             if not answering and _is_progress(chunk):
                 continue
             answering = True
             yield chunk
 
-    async def _watched(self, aw: Awaitable[T]) -> T:
+    async def _watched(self, aw: Awaitable[T], answering: bool = False) -> T:
         """`aw`, failing with ModelTimeout as soon as silence plus a failed /health show the server gone."""
         try:
             return await liveness.watched(aw, self.idle_timeout, self._alive)
         except liveness.Silent as exc:
-            raise ModelTimeout(self.name, f"stopped answering: {exc} ({self.idle_setting}); "
+            what = "went silent mid-answer" if answering else "stopped answering"
+            raise ModelTimeout(self.name, f"{what}: {exc} ({self.idle_setting}); "
                                           "stopped or crashed? see its log") from None
 
     async def _alive(self) -> str | None:

@@ -15,9 +15,10 @@ for the whole read timeout.  So silence is checked, not timed out:
   waiting" and the silence clock restarts; no answer within `probe_timeout` (stopped,
   dead, shutting down) means the server is gone and the call fails at once.
 
-The overall limits (the read timeout, the role's timeout) still bound a server that
-stays healthy but never answers.  Once tokens flow, callers apply the idle limit between
-chunks directly: a generating server sends one every token.
+The same holds once tokens flow: on a server with several slots, one request's tokens
+pause while another's prompt batch is processed (tens of seconds on a small CPU), so
+silence between tokens is probed too.  The overall limits (the read timeout, the role's
+timeout) still bound a server that stays healthy but never answers.
 """
 
 from __future__ import annotations
