@@ -26,21 +26,28 @@ def ask(data: dict[str, Any], body: bytes) -> bytes | None:
 
 
 class Gate:
-    """Feeds a stream's first bytes; returns what may go to the client (b"" while only progress came)."""
+    """Feeds a stream's first bytes until the answer begins.
+
+    `feed` returns what may go to the client and whether the answer began: progress events
+    are dropped; SSE comments (llama-server's `:` pings, sent from its HTTP thread while the
+    prompt is processed) pass, since clients use them as keep-alives, but begin nothing."""
 
     def __init__(self) -> None:
         self._held = b""
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> tuple[bytes, bool]:
         self._held += chunk
+        out = b""
         while True:
             end = self._held.find(b"\n\n")
             if end < 0:
-                return b""  # an event not complete yet
+                return out, False  # an event not complete yet
             event, rest = self._held[:end + 2], self._held[end + 2:]
-            if FIELD not in event:
+            if FIELD not in event and not event.startswith(b":"):
                 self._held = b""
-                return event + rest  # the answer began: everything from here on goes out
+                return out + event + rest, True  # the answer began: everything from here on goes out
+            if event.startswith(b":"):
+                out += event
             self._held = rest
 
     def leftover(self) -> bytes:

@@ -81,12 +81,14 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
                 await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
             if not answering:
+                began = True
                 if gate is not None:
-                    chunk = gate.feed(chunk)
-                    if not chunk:
-                        continue  # prompt progress only: alive, nothing for the client
-                metrics.ttft.labels(model).observe(time.monotonic() - started)
-                answering = True
+                    chunk, began = gate.feed(chunk)  # progress dropped; pings pass
+                if began:
+                    metrics.ttft.labels(model).observe(time.monotonic() - started)
+                    answering = True
+                if not chunk:
+                    continue
             try:
                 await out.write(chunk)
             except ConnectionError:

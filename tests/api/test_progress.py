@@ -10,11 +10,12 @@ from ai_sysadmin.api.progress import Gate, ask
 PROGRESS = (b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
             b'"object":"chat.completion.chunk","prompt_progress":{"total":3000,"cache":0,"processed":%d,'
             b'"time_ms":%d}}\n\n')
+PING = b":\n\n"  # llama-server's SSE ping while a prompt is processed
 TOKEN = b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hi"}}]}\n\n'
 
 
 def test_progress_events_are_held_back_until_the_answer_in_any_split() -> None:
-    stream = PROGRESS % (0, 0) + PROGRESS % (2048, 900) + TOKEN + TOKEN
+    stream = PROGRESS % (0, 0) + PING + PROGRESS % (2048, 900) + TOKEN + TOKEN
     for size in (1, 7, 64, len(stream)):
         gate, out, answering = Gate(), b"", False
         for i in range(0, len(stream), size):
@@ -22,15 +23,14 @@ def test_progress_events_are_held_back_until_the_answer_in_any_split() -> None:
             if answering:
                 out += chunk  # the relay copies bytes untouched once the answer began
                 continue
-            passed = gate.feed(chunk)
-            answering = bool(passed)
+            passed, answering = gate.feed(chunk)
             out += passed
-        assert out == TOKEN + TOKEN, size
+        assert out == PING + TOKEN + TOKEN, size
 
 
 def test_a_stream_that_ends_before_an_answer_leaves_its_bytes() -> None:
     gate = Gate()
-    assert gate.feed(PROGRESS % (0, 0) + b'data: {"error":') == b""
+    assert gate.feed(PROGRESS % (0, 0) + b'data: {"error":') == (b"", False)
     assert gate.leftover() == b'data: {"error":'
 
 
