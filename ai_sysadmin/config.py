@@ -353,6 +353,13 @@ class RoleConfig(_Section):
     max_tokens: NonNegativeInt = _f(0, "default completion budget")
     context_size: PositiveInt = _f(0, "the server's context, used for prompt budgeting")
     max_retries: NonNegativeInt = _f(2, "retries with exponential backoff, only for 5xx (e.g. 503 while the model loads)")
+    # A stopped server keeps its socket open: silence is answered by a /health probe (llm/liveness.py).
+    idle_timeout: PositiveNum = _f(
+        30.0, "seconds of silence in the service's own calls to this server (before the first token, between "
+              "tokens, or a whole non-streamed call) after which the server's `/health` is asked; the call fails "
+              "(*timeout*) only if that does not answer within this many seconds (at least 1, at most 5) -- a long "
+              "prompt being processed is not silence. Streamed calls to llama-server ask for its prompt-progress "
+              "events, which count as signs of life. The API's calls use `api.upstream_idle_timeout` instead")
     api_key_file: SecretRef | None = _f(None, "bearer key for the server, if it needs one")
 
     @computed_field  # type: ignore[prop-decorator]
@@ -527,13 +534,15 @@ class ApiConfig(_Section):
     upstream_timeout: PositiveNum | None = _f(
         None, "seconds the API waits for a model server's headers or its next streamed chunk before 504 / an "
               "error event; `null` uses `roles.<role>.timeout`")
-    # Separate from upstream_timeout, which also covers the wait for the first token
-    # (prompt processing can take minutes on a CPU).
+    # Silence is probed, not trusted: a long prompt (minutes on a CPU) or another slot's prompt
+    # batch is a pause, a stopped server is not; /health tells them apart (llm/liveness.py).
     upstream_idle_timeout: PositiveNum = _f(
-        30.0, "seconds without a byte from a model server once its answer has started (between streamed chunks, "
-              "for role models and the agent's meta calls); then the stream ends with an error event naming the "
-              "role (`code: \"upstream_idle\"`). The wait for the first token stays `upstream_timeout` / the "
-              "role's `timeout`")
+        30.0, "seconds of silence from a model server (role models and the agent's meta calls) -- no headers, "
+              "no prompt-progress event, no token, no non-streamed answer -- after which its `/health` is asked. "
+              "If that answers, the wait goes on (up to `upstream_timeout` / the role's `timeout`): a long prompt, "
+              "or another slot's prompt batch, is not silence. If not within this many seconds (at least 1, at "
+              "most 5) the request ends with 504, or an error event naming the role once streaming "
+              "(`code: \"upstream_idle\"`) ([openwebui.md](openwebui.md#open-webui-on-a-small-host))")
     client_tools: ClientTools = _f(
         "drop", "`drop` removes a client's `tools` / `tool_choice` / `parallel_tool_calls` before relaying to a "
                 "role model (Open WebUI attaches ~29 of its own, over 20 KB); `pass` relays them. The "

@@ -143,7 +143,8 @@ def stopped_meta(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
     os.kill(args.meta_pid, signal.SIGSTOP)
     t0 = time.monotonic()
     try:
-        shown = b.until(lambda: "went silent" in b.text() or "investigation failed" in b.text(), IDLE_LIMIT + 90,
+        shown = b.until(lambda: any(s in b.text() for s in ("went silent", "stopped answering", "investigation failed")),
+                        IDLE_LIMIT + 90,
                         "the error in the chat")
         shot = b.shot("stopped-meta-1-error")
     finally:

@@ -82,7 +82,8 @@ class Agent:
             if not cfg.roles.meta.enable:
                 raise RuntimeError("roles.meta is disabled")
             self.recorder = self._open_accounting()
-            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call, idle_timeout=cfg.api.upstream_idle_timeout)
+            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call, idle_timeout=cfg.api.upstream_idle_timeout,
+                                    idle_setting="api.upstream_idle_timeout")
             proposer = ActionService(cfg, self.st.pool)
             self.investigator = Investigator.from_config(cfg, pool=self.st.pool, client=self.client,
                                                          proposer=proposer, kb=None)

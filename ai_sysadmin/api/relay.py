@@ -1,10 +1,12 @@
 """The hot path: relay one request to a role's llama-server, bytes in, bytes out.
 
 Streams are copied chunk by chunk as they arrive (`iter_any`), never parsed: only the
-last two chunks are kept so the usage numbers can be read once at the end.  Once the
-first chunk arrived, each next one must come within `api.upstream_idle_timeout`: a
-server stopped mid-answer keeps its connection open and would otherwise hold the chat
-for the whole read timeout.  A client
+last two chunks are kept so the usage numbers can be read once at the end (before the
+first answer event, llama-server's prompt-progress events are held back and dropped:
+api/progress.py).  Silence of `api.upstream_idle_timeout` -- before the headers, between
+chunks, or for a whole non-streamed answer -- makes the server's /health be asked
+(llm/liveness.py): a stopped server keeps its connection open and would otherwise hold
+the chat for the whole read timeout, while a prompt may take minutes to process.  A client
 that disconnects cancels the handler (the runner uses `handler_cancellation`); the
 `finally` then closes the upstream connection, which is how llama-server learns to
 stop generating and free the slot.  An upstream that dies or stalls after the headers
@@ -18,7 +20,6 @@ import json
 import logging
 import re
 import time
-from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from aiohttp import web
 from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.errors import ApiError, error_body, sse_error
 from ai_sysadmin.api.metrics import ApiMetrics
+from ai_sysadmin.api.progress import Gate
 from ai_sysadmin.api.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,17 @@ _MAX_ERROR_BODY = 64 * 1024
 
 
 async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes, *, stream: bool,
-                model: str, metrics: ApiMetrics, started: float) -> web.StreamResponse:
+                model: str, metrics: ApiMetrics, started: float, progress: bool = False) -> web.StreamResponse:
+    """`progress`: the body asks for prompt-progress events (api/progress.py), which are held back."""
     requestlog.note(request, model=model)
-    resp = await upstream.post(path, body)
+    # Headers come when a slot takes the request (streams) or with the whole answer: silence
+    # until then makes the server be probed, not waited on for the whole read timeout.
+    try:
+        resp = await upstream.watched(upstream.post(path, body))
+    except ApiError as exc:
+        if exc.code == "upstream_idle":
+            metrics.upstream_errors.labels(upstream.name, "idle").inc()
+        raise
     complete = False
     try:
         if resp.status != 200:
@@ -53,25 +63,32 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await out.prepare(request)
         prev = last = b""
-        first = True
+        answering = False
+        gate = Gate() if progress else None
         chunks = resp.content.iter_any().__aiter__()
         while True:
             try:
-                # The first token may take the whole read timeout (prompt processing); after
-                # it, a silent server is a stopped one.
-                chunk = await (chunks.__anext__() if first else _next_within(chunks, upstream.idle_timeout))
+                # Silence (a long prompt, another slot's prompt batch, or a stopped server) makes
+                # the server's /health be asked; only a server that is gone ends the stream.
+                chunk = await upstream.watched(chunks.__anext__(), answering)
             except StopAsyncIteration:
                 complete = True
                 break
-            except _Stalled:
-                await _upstream_died(request, upstream, upstream.idle_error(), out, last, metrics)
+            except ApiError as exc:  # silent and gone (upstream.watched)
+                await _upstream_died(request, upstream, exc, out, last, metrics)
                 break
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
-            if first:
-                metrics.ttft.labels(model).observe(time.monotonic() - started)
-                first = False
+            if not answering:
+                began = True
+                if gate is not None:
+                    chunk, began = gate.feed(chunk)  # progress dropped; pings pass
+                if began:
+                    metrics.ttft.labels(model).observe(time.monotonic() - started)
+                    answering = True
+                if not chunk:
+                    continue
             try:
                 await out.write(chunk)
             except ConnectionError:
@@ -80,6 +97,10 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
                 metrics.upstream_errors.labels(upstream.name, "client_gone").inc()
                 return out
             prev, last = last, chunk
+        if gate is not None and not answering and complete:
+            last = gate.leftover()  # ended before any answer event (an error event): pass it on
+            if last:
+                await _write_quietly(out, last)
         metrics.tokens_from(model, usage_of(prev + last))
         requestlog.note(request, tokens=usage_of(prev + last))
         try:
@@ -97,16 +118,11 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             resp.close()
 
 
-class _Stalled(Exception):
-    """Nothing from the upstream between two chunks within the idle limit."""
-
-
-async def _next_within(chunks: AsyncIterator[bytes], seconds: float) -> bytes:
+async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
     try:
-        async with asyncio.timeout(seconds):
-            return await chunks.__anext__()
-    except TimeoutError:  # ours, or aiohttp's sock_read (a TimeoutError too) when it is shorter
-        raise _Stalled() from None
+        await out.write(data)
+    except ConnectionError:
+        pass
 
 
 async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseException, out: web.StreamResponse,
@@ -127,7 +143,10 @@ async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseExce
 
 async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:
     try:
-        return await resp.read()
+        return await upstream.watched(resp.read())
+    except ApiError:
+        metrics.upstream_errors.labels(upstream.name, "idle").inc()
+        raise
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         err = upstream.map_error(exc)
         metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and

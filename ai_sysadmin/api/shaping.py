@@ -10,6 +10,8 @@ Open WebUI's tools instead of answering.  So, before relaying:
 * a background task (title, tags, follow-ups; see background.py) gets at most
   `api.background_max_tokens` to write -- Open WebUI sends none, and a small model
   then rambles until the read timeout;
+* a streamed request to llama-server asks for prompt-progress events (`return_progress`),
+  the signs of life while a long prompt is processed (api/progress.py, llm/liveness.py);
 * a prompt that cannot fit the server's slot (`/props` n_ctx per slot) is refused with
   400 `context_length_exceeded` naming both sizes, instead of being cut by the server
   (`max_tokens` is not counted: an answer that reaches the slot's end stops there with
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ai_sysadmin.api import progress
 from ai_sysadmin.api.background import background_task
 from ai_sysadmin.api.errors import ApiError
 from ai_sysadmin.api.upstream import Upstream
@@ -58,13 +61,19 @@ def reshape(api: ApiConfig, upstream: Upstream, data: dict[str, Any]) -> dict[st
     return {**{k: v for k, v in data.items() if k not in drop}, **changes}
 
 
-async def prepare(api: ApiConfig, upstream: Upstream, data: dict[str, Any], body: bytes) -> bytes:
-    """The body to relay: reshaped when needed, and known to fit the server's slot."""
+async def prepare(api: ApiConfig, upstream: Upstream, data: dict[str, Any], body: bytes,
+                  stream: bool) -> tuple[bytes, bool]:
+    """The body to relay: reshaped when needed, and known to fit the server's slot; and
+    whether it asks llama-server for prompt-progress events the relay must hold back."""
     shaped = reshape(api, upstream, data)
     if shaped is not None:
         data, body = shaped, json.dumps(shaped).encode()
     await check_fits(upstream, data, body)
-    return body
+    if stream and upstream.streams_progress:
+        asked = progress.ask(data, body)
+        if asked is not None:
+            return asked, True
+    return body, False
 
 
 async def check_fits(upstream: Upstream, data: dict[str, Any], body: bytes) -> None:

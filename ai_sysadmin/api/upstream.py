@@ -6,8 +6,11 @@ to the statuses clients expect:
 
 * nothing listens (connection refused)          -> 503 at once (connect timeout 1 s by default);
 * no byte within the read timeout               -> 504 (`api.upstream_timeout`, else the role's timeout);
-* silent for `api.upstream_idle_timeout` once the answer has started -> an error event naming the role
-  (a server stopped mid-answer can keep its connection open for minutes);
+* silent for `api.upstream_idle_timeout` (waiting for headers, between prompt-progress events
+  or tokens, for a whole non-streamed answer) -> its /health is asked; no answer -> 504 before
+  the headers, an error event naming the role after (llm/liveness.py).  A stopped server
+  keeps its connection open for minutes; a working one may pause a stream for a whole
+  batch of another slot's prompt;
 * the server drops the connection mid-response  -> 502 before headers, an error event after.
 
 Messages are plain words for the person in the chat window; the library's own exception
@@ -20,12 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 import aiohttp
 
 from ai_sysadmin.api.errors import ApiError
 from ai_sysadmin.config import RoleConfig
+from ai_sysadmin.llm import liveness
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class Upstream:
     role: RoleConfig
     session: aiohttp.ClientSession
     read_timeout: float
-    idle_timeout: float = 30.0  # between chunks once the answer has started (api.upstream_idle_timeout)
+    idle_timeout: float = 30.0  # silence before /health is asked (api.upstream_idle_timeout); llm/liveness.py
     slot_tokens: int | None = None  # the served context per slot, from /props (asked once, see slot_size)
 
     @property
@@ -101,10 +107,32 @@ class Upstream:
                             code="upstream_error")
         return exc
 
-    def idle_error(self) -> ApiError:
-        return ApiError(504, f"model server {self.name!r} went silent mid-answer: nothing for "
-                             f"{self.idle_timeout:g}s (api.upstream_idle_timeout); it may be stopped or overloaded",
-                        code="upstream_idle")
+    @property
+    def streams_progress(self) -> bool:
+        """llama-server (its /props answered, see slot_size): it can send prompt-progress chunks."""
+        return self.slot_tokens is not None
+
+    async def watched(self, aw: Awaitable[T], answering: bool = False) -> T:
+        """`aw` (headers, a body, a chunk), 504 once silence and a failed /health show the server
+        gone (llm/liveness.py); `answering`: tokens were flowing, which the message says."""
+        try:
+            return await liveness.watched(aw, self.idle_timeout, self._alive)
+        except liveness.Silent as exc:
+            log.warning("%s: silent: %s", self.name, exc)
+            what = "went silent mid-answer" if answering else "stopped answering"
+            raise ApiError(504, f"model server {self.name!r} {what}: {exc} (api.upstream_idle_timeout); "
+                                "it may be stopped or crashed, see its log", code="upstream_idle") from None
+
+    async def _alive(self) -> str | None:
+        timeout = liveness.probe_timeout(self.idle_timeout)
+        try:
+            async with self.session.get(f"{self.role.url}/health", headers=self.headers(False),
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                return liveness.health_verdict(r.status, None, timeout)
+        except asyncio.TimeoutError:
+            return liveness.health_verdict(None, None, timeout)
+        except aiohttp.ClientError as exc:
+            return liveness.health_verdict(None, _short(exc), timeout)
 
     async def slot_size(self) -> int | None:
         """Tokens one request may use on this server (`/props` n_ctx per slot), asked once; None if unknown."""

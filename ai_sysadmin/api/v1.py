@@ -131,9 +131,10 @@ async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, 
     # The server's own id, client tools, background caps, the slot size (api/shaping.py);
     # re-encoded at most once per request, never per chunk.
     requestlog.note(request, model=model)
-    body = await shaping.prepare(st.cfg.api, upstream, data, body)
-    return await relay(request, upstream, "/v1/chat/completions", body, stream=wants_stream(data), model=model,
-                       metrics=st.metrics, started=started)
+    stream = wants_stream(data)
+    body, progress = await shaping.prepare(st.cfg.api, upstream, data, body, stream)
+    return await relay(request, upstream, "/v1/chat/completions", body, stream=stream, model=model,
+                       metrics=st.metrics, started=started, progress=progress)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

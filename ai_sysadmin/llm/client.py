@@ -29,7 +29,7 @@ import jsonschema
 import openai
 
 from ai_sysadmin.config import RoleConfig
-from ai_sysadmin.llm import accounting
+from ai_sysadmin.llm import accounting, liveness
 from ai_sysadmin.llm.errors import (
     BadModelOutput,
     LLMError,
@@ -114,13 +114,16 @@ class LLMClient:
     """Client for one role; construct from `RoleConfig`, close with `aclose()`."""
 
     def __init__(self, role: RoleConfig, *, on_call: CallHook | None = None, backoff_base: float = 0.5,
-                 idle_timeout: float | None = None):
+                 idle_timeout: float | None = None, idle_setting: str | None = None):
         self.role = role
         self._on_call = on_call
         self._backoff_base = backoff_base
-        # Streams only: once the first chunk arrived, each next one must come within this many
-        # seconds (a server stopped mid-answer keeps its connection open); None: role.timeout.
-        self.idle_timeout = idle_timeout
+        # Silence after which /health is asked whether the server still works (llm/liveness.py).
+        # None: the role's own (roles.<name>.idle_timeout); the API's agent passes
+        # api.upstream_idle_timeout.  `idle_setting` names the key in error messages.
+        self.idle_timeout = idle_timeout if idle_timeout is not None else role.idle_timeout
+        self.idle_setting = idle_setting or f"roles.{role.name}.idle_timeout"
+        self._progress: bool | None = None  # does the server stream prompt progress (llama-server)?
         timeout = httpx.Timeout(role.timeout, connect=role.connect_timeout)
         self._http = httpx.AsyncClient(timeout=timeout)
         api_key = role.api_key.reveal() if role.api_key else "no-key"
@@ -172,6 +175,7 @@ class LLMClient:
         prompt = completion = None
         outcome = "error"
         options = {"include_usage": True, **(extra.pop("stream_options", None) or {})}
+        extra = await self._with_progress(extra)
         try:
             stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
                 model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
@@ -261,11 +265,12 @@ class LLMClient:
         parts: list[str] = []
         pieces: dict[int, dict[str, str]] = {}
         finish: str | None = None
+        extra = await self._with_progress({})
         try:
             stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
                 model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
                 max_tokens=self._max_tokens(max_tokens), temperature=temperature, stream=True,
-                stream_options={"include_usage": True}))
+                stream_options={"include_usage": True}, **extra))
             try:
                 async for chunk in self._idle_limited(stream):
                     usage = getattr(chunk, "usage", None)
@@ -304,23 +309,58 @@ class LLMClient:
         return ToolTurn(content=content, tool_calls=calls, finish_reason=finish)
 
     async def _idle_limited(self, stream: Any) -> AsyncIterator[Any]:
-        """The stream's chunks; after the first, silence longer than idle_timeout is ModelTimeout."""
+        """The stream's answer chunks; prompt-progress chunks before the first are signs of life, not yielded.
+
+        Silence of idle_timeout makes the server's /health be asked (llm/liveness.py): a long
+        prompt, or another slot's prompt batch, pauses a working server; a stopped one is gone."""
         chunks = stream.__aiter__()
-        first = True
+        answering = False
         while True:
             try:
-                if first or self.idle_timeout is None:
-                    chunk = await chunks.__anext__()
-                else:
-                    async with asyncio.timeout(self.idle_timeout):
-                        chunk = await chunks.__anext__()
+                chunk = await self._watched(chunks.__anext__(), answering)
             except StopAsyncIteration:
                 return
-            except TimeoutError:
-                raise ModelTimeout(self.name, f"went silent mid-answer: nothing for {self.idle_timeout:g}s "
-                                              "(api.upstream_idle_timeout); stopped or overloaded?") from None
-            first = False
+            if not answering and _is_progress(chunk):
+                continue
+            answering = True
             yield chunk
+
+    async def _watched(self, aw: Awaitable[T], answering: bool = False) -> T:
+        """`aw`, failing with ModelTimeout as soon as silence plus a failed /health show the server gone."""
+        try:
+            return await liveness.watched(aw, self.idle_timeout, self._alive)
+        except liveness.Silent as exc:
+            what = "went silent mid-answer" if answering else "stopped answering"
+            raise ModelTimeout(self.name, f"{what}: {exc} ({self.idle_setting}); "
+                                          "stopped or crashed? see its log") from None
+
+    async def _alive(self) -> str | None:
+        timeout = liveness.probe_timeout(self.idle_timeout)
+        try:
+            r = await self._http.get(f"{self.role.url}/health", headers=self._headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return liveness.health_verdict(None, _short(exc) if not isinstance(exc, httpx.TimeoutException)
+                                           else None, timeout)
+        return liveness.health_verdict(r.status_code, None, timeout)
+
+    async def _with_progress(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """`extra` asking llama-server for prompt-progress chunks; other servers get it unchanged
+        (the real OpenAI API rejects unknown fields).  Whether it is llama-server is asked once."""
+        if self._progress is None:
+            try:
+                r = await self._http.get(f"{self.role.url}/props", headers=self._headers,
+                                         timeout=liveness.probe_timeout(self.idle_timeout))
+                if r.status_code not in (200, 404):
+                    return extra  # loading, or failing: unknown for now, asked again next time
+                body = r.json() if r.status_code == 200 else None
+                self._progress = isinstance(body, dict) and "default_generation_settings" in body
+            except (httpx.HTTPError, ValueError):
+                return extra  # unknown for now: asked again next time
+        if not self._progress:
+            return extra
+        body = dict(extra.get("extra_body") or {})
+        body.setdefault("return_progress", True)
+        return {**extra, "extra_body": body}
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         resp = await self._call("embed", lambda: self._sdk.embeddings.create(model=self.role.model, input=texts))
@@ -396,7 +436,7 @@ class LLMClient:
         attempt = 0
         while True:
             try:
-                return await make()
+                return await self._watched(make())
             except Exception as exc:
                 mapped = self._map(exc)
                 if attempt >= self.role.max_retries or not _retryable(exc):
@@ -468,6 +508,11 @@ def _decode_calls(role: str, raw: list[tuple[str, str, str]], tools: list[dict[s
         calls.append(ToolCall(id=call_id or f"call_{i}", name=name, arguments=args if error is None else {},
                               error=error, raw=text[:300]))
     return calls
+
+
+def _is_progress(chunk: Any) -> bool:
+    """llama-server's prompt-progress chunk (`return_progress`): no answer in it."""
+    return bool((getattr(chunk, "model_extra", None) or {}).get("prompt_progress"))
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -2,7 +2,8 @@
 
 * `ModelUnavailable` - nothing answers (connection refused, server loading / 503):
   the caller degrades (deterministic paths keep running) and tries later.
-* `ModelTimeout` - the server took longer than the role's timeout.
+* `ModelTimeout` - the server took longer than the role's timeout, or went silent (its
+  idle limit passed and its /health did not answer: llm/liveness.py).
 * `BadModelOutput` - the answer arrived but is not what was asked for (invalid JSON,
   schema violation, malformed tool call).
 * `ModelRequestError` - the server rejected the request (4xx, e.g. prompt larger than

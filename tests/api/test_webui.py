@@ -1,9 +1,10 @@
 """What Open WebUI (0.12.4) meets, over real llama-servers: silent upstreams, background
 tasks, its built-in tools, oversized prompts, failed investigations, and the API's log.
 
-Own API processes: `webui_api` (idle limit IDLE seconds) over a review server of this module's own,
-which one test stops with SIGSTOP and resumes with SIGCONT; `dead_meta_api` whose meta
-role points at a port where nothing listens, so every investigation fails.
+Own API processes: `webui_api` (idle limit IDLE seconds) over review and meta servers of this
+module's own, which tests stop with SIGSTOP and resume with SIGCONT (always, in a `finally`;
+the fixtures stop the servers at the module's end); `dead_meta_api` whose meta role points at
+a port where nothing listens, so every investigation fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import secrets
 import signal
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,12 +24,17 @@ import openai
 import pytest
 
 from ai_sysadmin.api.background import background_task
+from ai_sysadmin.llm.liveness import probe_timeout
 from rig.llama import LlamaServer
 from rig.net import free_port, wait_until
 from tests.api.conftest import ApiProcess, base_config, metric, wait_slots_free
 from tests.conftest import _server
 
 IDLE = 2.0  # api.upstream_idle_timeout of webui_api
+# A server stopped before its first token is found out after IDLE s of silence plus a failed
+# /health probe; the margin covers a loaded 2-core host.  Far below the roles' timeouts (120 s, 600 s).
+GONE_WITHIN = IDLE + probe_timeout(IDLE) + 6
+LONG_PROMPT = 1000  # tokens: seconds of prompt processing for SmolLM2-135M on one thread (minutes on a loaded host)
 BACKGROUND_CAP = 8  # api.background_max_tokens of webui_api
 
 # Open WebUI 0.12.4's DEFAULT_FOLLOW_UP_GENERATION_PROMPT_TEMPLATE (backend/open_webui/config.py),
@@ -51,7 +58,25 @@ def client_tools(n: int = 29) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def stall_server(rig_logs: Path) -> Iterator[LlamaServer]:
-    yield from _server("review", rig_logs, log_name="llama-webui-review.log")
+    # 4,096 tokens per slot: room for LONG_PROMPT.
+    yield from _server("review", rig_logs, log_name="llama-webui-review.log", ctx_size=8192)
+
+
+@pytest.fixture(scope="module")
+def stall_meta(rig_logs: Path) -> Iterator[LlamaServer]:
+    """webui_api's meta server, which a test stops mid-investigation (the agent's tool prompt is ~3k tokens)."""
+    yield from _server("meta", rig_logs, log_name="llama-webui-meta.log", tools=True, ctx_size=16384, parallel=2)
+
+
+@contextmanager
+def stopped(server: LlamaServer) -> Iterator[float]:
+    """The server SIGSTOPped (its connections stay open, nothing answers); resumed on leaving, always."""
+    assert server.proc is not None and server.proc.poll() is None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        yield time.monotonic()
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
 
 
 def _start(tmp: Path, cfg: dict[str, Any], keys: dict[str, str]) -> ApiProcess:
@@ -60,14 +85,15 @@ def _start(tmp: Path, cfg: dict[str, Any], keys: dict[str, str]) -> ApiProcess:
 
 @pytest.fixture(scope="module")
 def webui_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, stall_server: LlamaServer,
-              api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+              stall_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("webui-api")
     keys = {"webui": "k-" + secrets.token_hex(16)}
     (tmp / "api.keys").write_text("".join(f"{n}:{k}\n" for n, k in keys.items()))
-    cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=api_meta, embed=None, db=api_db,
+    cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=stall_meta, embed=None, db=api_db,
                       api={"api_key_file": str(tmp / "api.keys"), "upstream_idle_timeout": IDLE,
                            "background_max_tokens": BACKGROUND_CAP})
     cfg["roles"]["review"]["timeout"] = 120  # the wait for a first token: far longer than the idle limit
+    cfg["roles"]["meta"]["timeout"] = 600
     proc = _start(tmp, cfg, keys)
     try:
         yield proc
@@ -169,6 +195,139 @@ def test_silent_upstream_ends_the_stream_within_the_idle_limit(webui_api: ApiPro
     r2 = _client(webui_api).chat.completions.create(model="review", max_tokens=2,
                                                     messages=[{"role": "user", "content": "x"}])
     assert r2.choices
+
+
+def _long_prompt(server: LlamaServer, tokens: int = LONG_PROMPT) -> str:
+    """About `tokens` prompt tokens, opened by a fresh nonce so llama-server's prompt cache cannot serve them."""
+    unit = "disk inode journal unit restart failed "
+    req = urllib.request.Request(f"{server.url}/tokenize", data=json.dumps({"content": unit * 10}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        per_unit = len(json.load(r)["tokens"]) / 10
+    return f"{secrets.token_hex(8)} " + unit * int(tokens / per_unit)
+
+
+def _sse_events(r: httpx.Response) -> list[str]:
+    return [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+
+
+def _content(events: list[str]) -> str:
+    out = []
+    for e in events:
+        if e == "[DONE]":
+            continue
+        for choice in json.loads(e).get("choices") or []:
+            out.append(choice.get("delta", {}).get("content") or "")
+    return "".join(out)
+
+
+def test_upstream_stopped_before_the_request_is_a_504_within_the_idle_limit(webui_api: ApiProcess,
+                                                                           stall_server: LlamaServer) -> None:
+    """SIGSTOP: the kernel still accepts connections, nothing answers; no headers ever come.  The API
+    asks the server's /health after IDLE s of silence and gives up when that is silent too."""
+    wait_slots_free(stall_server)
+    question = {"model": "review", "max_tokens": 8, "messages": [{"role": "user", "content": "Is the disk full?"}]}
+    results = []
+    with stopped(stall_server) as t0:
+        for stream in (True, False):
+            started = time.monotonic()
+            r = httpx.post(f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
+                           json={**question, "stream": stream})
+            results.append((r, time.monotonic() - started))
+    assert t0 > 0
+    for r, took in results:
+        assert r.status_code == 504, r.text
+        assert took < GONE_WITHIN, took  # not the role's 120 s
+        error = r.json()["error"]
+        assert error["code"] == "upstream_idle" and "'review'" in error["message"]
+        assert "stopped answering" in error["message"] and "/health" in error["message"]
+        lines = _wait_logged(webui_api, r.headers["X-Request-Id"], "access ", "error ")
+        assert any("access " in line and "status=504" in line and "model=review" in line for line in lines)
+        assert any("error " in line and "stopped answering" in line for line in lines)
+    # Resumed, it answers again.
+    ok = _client(webui_api).chat.completions.create(**question)
+    assert ok.choices
+
+
+def test_upstream_stopped_while_processing_the_prompt_ends_the_stream(webui_api: ApiProcess,
+                                                                      stall_server: LlamaServer) -> None:
+    """Stopped after taking the request, before its first token (the 1,000-token prompt is still being
+    processed): the stream ends with an error event naming the role, not after the role's 120 s."""
+    wait_slots_free(stall_server)
+    prompt = _long_prompt(stall_server)
+    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
+                      json={"model": "review", "stream": True, "max_tokens": 8,
+                            "messages": [{"role": "user", "content": prompt}]}) as r:
+        assert r.status_code == 200  # a slot took it: llama-server answered with headers (and 0 % progress)
+        rid = r.headers["X-Request-Id"]
+        with stopped(stall_server) as t0:
+            events = _sse_events(r)
+            took = time.monotonic() - t0
+    assert took < GONE_WITHIN, took
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert error["code"] == "upstream_idle" and "'review'" in error["message"]
+    assert "stopped answering" in error["message"], error  # before any token, not "went silent mid-answer"
+    assert _content(events[:-2]) == ""
+    assert not any("prompt_progress" in e for e in events)  # liveness only, never relayed
+    lines = _wait_logged(webui_api, rid, "access ", "error ")
+    access = next(line for line in lines if "access " in line)
+    assert "status=200" in access and "stream_error=yes" in access and "model=review" in access
+    assert any("error " in line and "stopped answering" in line for line in lines)
+    # Resumed, the server finishes the prompt batch, then sees the dropped connection and frees the slot.
+    wait_slots_free(stall_server, timeout=300)
+
+
+def test_long_prompt_outlasts_the_idle_limit(webui_api: ApiProcess, stall_server: LlamaServer) -> None:
+    """A prompt whose processing may take longer than IDLE s is answered: progress events and /health
+    show the server working, and none of the progress reaches the client."""
+    wait_slots_free(stall_server)
+    prompt = _long_prompt(stall_server)
+    started = time.monotonic()
+    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=120,
+                      json={"model": "review", "stream": True, "max_tokens": 4, "ignore_eos": True,
+                            "messages": [{"role": "user", "content": prompt}]}) as r:
+        assert r.status_code == 200
+        events = _sse_events(r)
+    took = time.monotonic() - started
+    assert events[-1] == "[DONE]" and not any('"error"' in e for e in events), events[-3:]
+    assert _content(events) and not any("prompt_progress" in e for e in events)
+    first = json.loads(events[0])
+    assert first["choices"][0]["delta"].get("role") == "assistant"
+    print(f"long prompt ({LONG_PROMPT} tokens) answered in {took:.1f}s with idle limit {IDLE:g}s")
+
+
+def test_stopped_meta_server_ends_the_investigation_as_an_error(webui_api: ApiProcess,
+                                                                stall_meta: LlamaServer) -> None:
+    """The agent's meta calls: a meta server stopped before its first token ends the investigation
+    within the idle limit (api.upstream_idle_timeout), as an error event naming the role."""
+    wait_slots_free(stall_meta)
+    question = [{"role": "user", "content": "why is nginx down?"}]
+    with stopped(stall_meta) as t0:
+        with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api),
+                          timeout=120, json={"model": "ai-sysadmin", "stream": True, "messages": question}) as r:
+            assert r.status_code == 200
+            rid = r.headers["X-Request-Id"]
+            events = _sse_events(r)
+            took = time.monotonic() - t0
+        started = time.monotonic()
+        plain = httpx.post(f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=120,
+                           json={"model": "ai-sysadmin", "messages": question})
+        took_plain = time.monotonic() - started
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert error["code"] == "investigation_failed", error
+    assert "meta" in error["message"] and "stopped answering" in error["message"], error
+    assert _content(events[:-2]) == ""
+    assert took < GONE_WITHIN, took  # not the meta role's 600 s, nor the investigation deadline
+    assert plain.status_code == 502 and plain.json()["error"]["code"] == "investigation_failed"
+    assert "stopped answering" in plain.json()["error"]["message"] and took_plain < GONE_WITHIN, took_plain
+    for request_id, status in ((rid, "status=200"), (plain.headers["X-Request-Id"], "status=502")):
+        lines = _wait_logged(webui_api, request_id, "access ", "error ")
+        access = next(line for line in lines if "access " in line)
+        assert "model=ai-sysadmin" in access and status in access and "key=webui" in access
+        assert any("error " in line and "stopped answering" in line for line in lines)
+    wait_slots_free(stall_meta)
 
 
 def test_client_that_leaves_is_logged_as_499(webui_api: ApiProcess, stall_server: LlamaServer) -> None:
