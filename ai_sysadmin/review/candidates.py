@@ -192,7 +192,7 @@ def supported_actions(inc: Incident) -> list[str]:
     """The action ids an incident's evidence supports: what a model's proposal for it may be
     without contradicting it (actions/binding.py; stored as `incidents.candidate_actions`).
 
-    Its candidates (the disk actions only when the disk is proven), and the unit actions of
+    Its candidates (the space actions only where a proven full mount is one they free), and the unit actions of
     its families even where the candidates left them out (a cause-first incident, a
     protected unit): whether the *unit* is in the evidence is checked on its own.
     """
