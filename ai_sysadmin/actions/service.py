@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import preconditions
-from ai_sysadmin.actions.binding import MODEL_SOURCES, unbound
+from ai_sysadmin.actions.binding import MODEL_SOURCES, Evidence, contradicts, unbound
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.state import gather, now_utc, policy_state
@@ -31,7 +31,7 @@ from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit
 from ai_sysadmin.store.db import is_unreachable
-from ai_sysadmin.store.incidents import evidence_units
+from ai_sysadmin.store.incidents import incident_evidence
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,14 @@ class ActionService:
                                        decision="execute" if dup_status != "queued" else "queue", reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
-            evidence = (await evidence_units(conn, proposal.incident_id)
-                        if proposal.source in MODEL_SOURCES and va.unit is not None else None)
+            found = (await incident_evidence(conn, proposal.incident_id)
+                     if proposal.source in MODEL_SOURCES else None)
+            evidence = Evidence(*found) if found is not None else None
+            against = contradicts(va, proposal.source, evidence)
             decision = facts.decide(self.cfg.autonomy_level, va,
                                     unbound(va, proposal.source, evidence, self.cfg.actions))
-            action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, ())
+            action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (),
+                                           contradicts=against)
             if decision.decision == "execute":
                 # The service may approve only what its policy lets it run; unsigned, so the
                 # executor re-decides it from its own configuration before running anything.
@@ -130,7 +133,7 @@ class ActionService:
                     expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds))
         return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=decision.decision,
                                reason=decision.reason, source=proposal.source, incident_id=proposal.incident_id,
-                               action_id=action_id)
+                               action_id=action_id, contradicts=against)
 
     async def _record_refusal(self, proposal: Proposal, risk: str | None,
                               errors: tuple[FieldError, ...]) -> ProposalOutcome:
@@ -152,7 +155,7 @@ class ActionService:
 
     async def _insert(self, conn: psycopg.AsyncConnection, now: datetime, proposal: Proposal, action: str,
                       params: dict[str, Any], risk: str | None, target: str | None, decision: Decision,
-                      errors: tuple[FieldError, ...]) -> int:
+                      errors: tuple[FieldError, ...], *, contradicts: str | None = None) -> int:
         status = STATUS_OF[decision.decision]
         incident = proposal.incident_id if isinstance(proposal.incident_id, int) else None
         finding = proposal.finding_id if isinstance(proposal.finding_id, int) else None
@@ -164,13 +167,14 @@ class ActionService:
                "status": status, "decision": decision.decision, "decision_reason": decision.reason,
                "proposal_reason": _text(proposal.reason), "source": source,
                "proposed_by": _text(proposal.actor) or None, "target": target,
-               "errors": [{"field": e.field, "reason": e.reason} for e in errors]}
+               "errors": [{"field": e.field, "reason": e.reason} for e in errors], "contradicts": contradicts}
         return await ledger_actions.insert(
             conn, at=now, row=row, actor=SERVICE_ACTOR, step_actor=_text(proposal.actor) or SERVICE_ACTOR,
             event=f"action.{decision.decision}",
             detail={"action": action, "params": params, "risk": risk, "decision": decision.decision,
                     "reason": decision.reason, "source": source, "actor": proposal.actor,
-                    "incident": incident, "proposal_reason": _text(proposal.reason)})
+                    "incident": incident, "proposal_reason": _text(proposal.reason),
+                    **({"contradicts": contradicts} if contradicts else {})})
 
     @staticmethod
     async def _audit(conn: psycopg.AsyncConnection, now: datetime, event: str, action_id: int,
@@ -186,11 +190,12 @@ class DryRunProposer:
     """Validation and policy with no live state; records nothing (replay --through review)."""
 
     def __init__(self, cfg: Config, catalog: Catalog | None = None,
-                 evidence: Callable[[int | None], Iterable[str] | None] | None = None):
+                 evidence: Callable[[int | None], Evidence | Iterable[str] | None] | None = None):
         self.cfg = cfg
         self.catalog = catalog or load_catalog()
         self.outcomes: list[ProposalOutcome] = []
-        self.evidence = evidence or (lambda _incident: None)  # incident id -> its trusted units
+        # incident id -> its Evidence (or just its trusted units)
+        self.evidence = evidence or (lambda _incident: None)
 
     async def propose(self, proposal: Proposal) -> ProposalOutcome:
         try:
@@ -203,10 +208,12 @@ class DryRunProposer:
                                   source=proposal.source, incident_id=proposal.incident_id, errors=exc.errors)
         else:
             protected = is_protected(va.unit, self.cfg.protected_units, self.cfg.actions.protected_patterns)
-            bound = unbound(va, proposal.source, self.evidence(proposal.incident_id), self.cfg.actions)
+            found = self.evidence(proposal.incident_id)
+            bound = unbound(va, proposal.source, found, self.cfg.actions)
             d = decide(self.cfg.autonomy_level, va.risk, protected=protected, target=va.target, unbound=bound)
             out = ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=d.decision,
                                   reason=f"{d.reason} (dry run: nothing recorded)", source=proposal.source,
-                                  incident_id=proposal.incident_id)
+                                  incident_id=proposal.incident_id,
+                                  contradicts=contradicts(va, proposal.source, found))
         self.outcomes.append(out)
         return out

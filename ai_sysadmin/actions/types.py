@@ -48,11 +48,14 @@ class ProposalOutcome:
     incident_id: int | None = None
     action_id: int | None = None  # the recorded row (None in dry-run)
     errors: tuple[FieldError, ...] = field(default_factory=tuple)
+    # Why a model's proposal contradicts its incident's evidence (actions/binding.py); None: it does not.
+    contradicts: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "params": self.params, "risk": self.risk, "decision": self.decision,
                 "reason": self.reason, "source": self.source, "incident": self.incident_id,
-                "action_id": self.action_id, "errors": [str(e) for e in self.errors]}
+                "action_id": self.action_id, "errors": [str(e) for e in self.errors],
+                "contradicts": self.contradicts}
 
 
 class Proposer(Protocol):

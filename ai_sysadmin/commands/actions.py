@@ -125,7 +125,8 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
             print("no actions")
         for r in rows:
             print(f"#{r['id']:<5} {r['status']:<11} {r['risk'] or '-':<6} {r['action']:<20} "
-                  f"{json.dumps(r['params'])[:60]:<40} {r['decision_reason'][:70]}")
+                  f"{json.dumps(r['params'])[:60]:<40} {r['decision_reason'][:70]}"
+                  + (f"  CONTRADICTS: {r['contradicts'][:80]}" if r.get("contradicts") else ""))
         return 0
     if args.verb == "show":
         row = await approvals.show_action(pool, args.id)
@@ -198,6 +199,8 @@ def _print_action(r: dict[str, Any]) -> None:
     print(f"  digest {r['digest']}  (approve: ai-sysadmin actions approve {r['id']} --digest {r['digest']} "
           "--reason TEXT)")
     print(f"  decision {r['decision']}: {r['decision_reason']}")
+    if r.get("contradicts"):
+        print(f"  contradicts the incident's evidence: {r['contradicts']}")
     if r.get("proposal_reason"):
         print(f"  proposed by {r.get('proposed_by') or r.get('source')}: {r['proposal_reason']}")
     for e in r.get("errors") or []:

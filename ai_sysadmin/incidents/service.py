@@ -72,10 +72,13 @@ class TriggerTap:
         return getattr(self._inner, name)
 
 
-def incident_row(inc: Incident) -> dict[str, Any]:
+def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] | None = None) -> dict[str, Any]:
+    """The stored row; `supported` (review.candidates.supported_actions, passed in by the
+    composition root: incidents do not import the review) fills `candidate_actions`."""
     unit = next((systemd_unit(e.unit) for e in sorted(inc.evidence.values(), key=lambda e: e.first_seen)
                  if systemd_unit(e.unit)), None)
     return {"id": inc.id, "title": inc.title, "severity": inc.severity, "category": inc.category, "unit": unit,
+            "candidate_actions": list(supported(inc)) if supported is not None else None,
             "units": sorted(inc.all_units), "confidence": inc.confidence, "first_trigger_at": inc.first_seen,
             "last_trigger_at": inc.last_seen, "reopened": inc.reopened, "status": inc.status,
             "resolved_at": inc.resolved_at, "resolved_reason": inc.resolved_reason}
@@ -84,8 +87,10 @@ def incident_row(inc: Incident) -> dict[str, Any]:
 class IncidentService:
     def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
                  on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 supported: Callable[[Incident], Sequence[str]] | None = None):
         self.cfg = cfg
+        self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
         self.store = store  # ai_sysadmin.store.incidents.IncidentStore
         self.units = units
         self.on_resolved = on_resolved
@@ -213,7 +218,7 @@ class IncidentService:
     async def _flush(self) -> None:
         for key, (inc, status_changed) in list(self._unsaved.items()):
             ids = sorted(self._linked.get(key, set()))
-            inc.id = await self.store.save_correlated(incident_row(inc), ids,
+            inc.id = await self.store.save_correlated(incident_row(inc, self.supported), ids,
                                                       status_changed=status_changed or inc.id is None)
             del self._unsaved[key]
             self._linked.pop(key, None)

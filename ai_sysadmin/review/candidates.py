@@ -188,6 +188,21 @@ def _frees(action: str, space: set[str | None] | None) -> bool:
     return None in space or any(m in FREES.get(action, ()) for m in space)
 
 
+def supported_actions(inc: Incident) -> list[str]:
+    """The action ids an incident's evidence supports: what a model's proposal for it may be
+    without contradicting it (actions/binding.py; stored as `incidents.candidate_actions`).
+
+    Its candidates (the space actions only where a proven full mount is one they free), and the unit actions of
+    its families even where the candidates left them out (a cause-first incident, a
+    protected unit): whether the *unit* is in the evidence is checked on its own.
+    """
+    cands = candidates_for(inc, lambda _unit: False)
+    ids = {a for a, _ in cands.actions}
+    for name in cands.families:
+        ids.update(spec for spec in FAMILIES.get(name, _NONE).actions if isinstance(spec, str))
+    return sorted(ids)
+
+
 def notify_message(inc: Incident) -> str:
     title = _CTRL.sub(" ", inc.title)[:300]
     ref = f"#{inc.id}" if inc.id is not None else "(new)"

@@ -119,8 +119,11 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
         from ai_sysadmin.llm import LLMClient
 
         client = LLMClient(cfg.roles.review)
-    units_of = {inc.id: inc.all_units for inc in incidents}
-    proposer = DryRunProposer(cfg, evidence=lambda incident_id: units_of.get(incident_id))  # type: ignore[arg-type]
+    from ai_sysadmin.actions.binding import Evidence
+    from ai_sysadmin.review.candidates import supported_actions
+
+    found = {inc.id: Evidence(frozenset(inc.all_units), frozenset(supported_actions(inc))) for inc in incidents}
+    proposer = DryRunProposer(cfg, evidence=found.get)  # type: ignore[arg-type]
     service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
                             catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
                             units=StaticUnits(view), client=client, use_model=use_model, escalate=escalate)

@@ -4,13 +4,15 @@ One review:
 1. the active incidents (from the correlator), their deterministic candidates and advice;
 2. L2: the trigger window, metrics, unit states, policy state and knowledge, built into a
    stable-first prompt under the token budget (context.build);
-3. the review model answers in the `response_format` json_schema (review.schema); an
-   invalid or truncated answer gets one retry that shows the error, then the review is a
-   recorded failure -- never a crash, never a guess;
-4. proposals go through the Proposer (catalog validation + policy): the model's (source
-   `review`) when its answer is valid; otherwise -- model down, answer invalid, or no
-   model -- the deterministic candidates (source `rules`).  Each (incident, action,
-   params) is proposed once per incident;
+3. the review model answers in the `response_format` json_schema (review.schema): its
+   actions are *choices* among the incidents' deterministic candidates, by label ("C1"),
+   each with its reason first; an invalid or truncated answer gets one retry that shows
+   the error, then the review is a recorded failure -- never a crash, never a guess;
+4. proposals go through the Proposer (catalog validation + policy): the model's choices
+   (source `review`, action and parameters taken from the chosen candidate, never from
+   the model), then the deterministic candidates (source `rules`) -- always, whether the
+   model answered, failed, is down or is not used.  Each (incident, action, params) is
+   proposed once per incident, so a candidate the model chose is not proposed again;
 5. the review row, its findings (with NixOS advice) and token figures (prompt, cached
    prompt share, completion) are recorded; `escalate` calls the L4 hook, debounced.
 
@@ -37,11 +39,13 @@ from ai_sysadmin.incidents.correlate import Incident
 from ai_sysadmin.review.candidates import Candidates, candidates_for
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import ReviewSink
-from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, parse_answer
+from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, choice_label, parse_answer
 from ai_sysadmin.review.state import StateSource
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 log = logging.getLogger(__name__)
+
+Choice = tuple[Incident, str, dict[str, Any]]  # a labelled candidate: its incident, action, parameters
 
 BUDGET_RESERVE = 256  # tokens kept free beyond the answer: the retry's error note and rounding
 RUNBOOK_CHARS = 400
@@ -236,8 +240,9 @@ class ReviewService:
             if answer is not None:
                 res.answer = answer
                 res.outcome, res.status = "ok", answer["status"]
-                await self._apply(answer, ctx, res, incs)
-                return
+                await self._apply(answer, ctx, res, incs, labelled(incs, cands))
+        # The candidates stand beside the model's choices (issue 19): a model that chose
+        # nothing, or the wrong label, does not take the rules' fix away.
         await self._propose_candidates(incs, cands, res)
 
     async def _inputs(self, incs: list[Incident], cands: dict[int, Candidates]) -> ContextInputs:
@@ -258,16 +263,17 @@ class ReviewService:
             for hit in await self.state.knowledge(" ".join(i.title for i in incs[:3]), k):
                 if all(x["id"] != hit["id"] for x in knowledge):
                     knowledge.append(hit)
+        choices = labelled(incs, cands)
         rows = []
         for inc in incs:
-            c = cands[inc.key]
             rows.append({"id": inc.id if inc.id is not None else inc.key, "severity": inc.severity,
                          "category": inc.category, "status": inc.status, "confidence": inc.confidence,
                          "title": inc.title, "units": sorted(inc.all_units),
                          "triggers": [f"T{t[:8]}" for t in inc.trigger_ids[-6:]],
-                         "candidates": [{"action": a, "params": p} for a, p in c.actions]})
+                         "candidates": [{"label": label, "action": a, "params": p}
+                                        for label, (i, a, p) in choices.items() if i is inc]})
         return ContextInputs(
-            catalog=self.catalog.describe(), protected_units=list(self.cfg.protected_units), incidents=rows,
+            protected_units=list(self.cfg.protected_units), incidents=rows,
             triggers=self.window.newest(), folded=self.window.folded, metrics=metrics,
             units={"available": view.available, "failed": sorted(view.failed), "reason": view.reason},
             policy=policy, knowledge=knowledge, autonomy=self.cfg.autonomy_level)
@@ -277,7 +283,7 @@ class ReviewService:
         from ai_sysadmin.llm.errors import LLMError, ModelRequestError
 
         evidence = list(ctx.incident_refs) + list(ctx.trigger_refs)
-        schema = answer_schema(list(ctx.incident_refs.values()), evidence, self.catalog.ids(), self.catalog.describe())
+        schema = answer_schema(list(ctx.incident_refs.values()), evidence, ctx.choices)
         messages = ctx.messages()
         top = incs[0].id if incs and incs[0].id is not None else None
         started = time.monotonic()
@@ -315,17 +321,30 @@ class ReviewService:
         res.error = f"no valid answer after {res.attempts} attempt(s); last: {res.error}"[:500]
         return None
 
-    async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident]) -> None:
+    async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident],
+                     choices: dict[str, Choice]) -> None:
+        """`choices`: label -> candidate, as `labelled` numbered them for the prompt."""
         from ai_sysadmin.actions.types import Proposal
 
         for f in answer["findings"]:
             ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
             res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
                                  "category": f["category"], "summary": f["summary"], "evidence": ev, "advice": []})
-        epochs = {i.id: i.reopened for i in incs}
         for a in answer["actions"]:
-            await self._propose(Proposal(action=a["action"], params=a["params"], reason=a["reason"] or "review",
-                                         source="review", incident_id=a["incident"]), res, epochs.get(a["incident"], 0))
+            chosen = choices.get(a["choice"])
+            if chosen is None:  # the schema's enum prevents it; a stale label is ignored, never guessed
+                log.warning("review: choice %r is not a candidate of this review; ignored", a["choice"])
+                continue
+            inc, action, params = chosen
+            reason = a["reason"] or "review"
+            if a["incident"] != inc.id:
+                # The label names one candidate of one incident; the `incident` field is the weaker
+                # signal (small models copy the first enum value).  The candidate's own incident is
+                # the one whose evidence built it, so the proposal is bound there, and the mismatch
+                # is kept in the reason for the person who reads it.
+                reason = f"{reason} (answer named incident {a['incident']}; {a['choice']} is incident {inc.id}'s)"
+            await self._propose(Proposal(action=action, params=dict(params), reason=reason[:300], source="review",
+                                         incident_id=inc.id), res, inc.reopened)
         if answer["escalate"] and self.escalate is not None:
             target = next((f["incident"] for f in answer["findings"] if f["incident"] is not None),
                           incs[0].id if incs else None)
@@ -399,6 +418,15 @@ class ReviewService:
         return {"reviews": self.reviews, "running": self.running, "budget": self.budget,
                 "last": None if last is None else {"outcome": last.outcome, "at": last.started_at.isoformat(),
                                                    "error": last.error}}
+
+
+def labelled(incs: Sequence[Incident], cands: dict[int, Candidates]) -> dict[str, Choice]:
+    """Every candidate of the review, numbered "C1".."Cn" in incident order: the answer's choices."""
+    out: dict[str, Choice] = {}
+    for inc in incs:
+        for action, params in cands[inc.key].actions:
+            out[choice_label(len(out) + 1)] = (inc, action, params)
+    return out
 
 
 def _title(md: str) -> str:

@@ -23,6 +23,7 @@ from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.hooks import OnResolved
 from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
 from ai_sysadmin.review.service import ReviewService
@@ -49,7 +50,8 @@ class ReviewStack:
         from ai_sysadmin.actions.catalog import load_catalog
 
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
-        incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved)
+        incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved,
+                                    supported=supported_actions)
         client = None
         if cfg.roles.review.enable:
             from ai_sysadmin.llm import LLMClient

@@ -25,7 +25,7 @@ MAX_REASON = 2000  # a step's reason is kept at most this long
 COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "executed_by", "result", "verification"})
 PAUSE_KEY = "actions.paused_until"  # the pause written before the ledger existed (migration 6)
 LIST_COLUMNS = ("id, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
-                "created_at, updated_at")
+                "contradicts, created_at, updated_at")
 
 
 def subject(action_id: int) -> str:
@@ -83,16 +83,17 @@ async def insert(conn: psycopg.AsyncConnection, *, at: datetime, row: Mapping[st
     """A new action (its row, its first step and the audit row) in one transaction; its id.
 
     `row`: incident_id, finding_id, action, params, risk, status, decision, decision_reason,
-    proposal_reason, source, proposed_by, target, errors.
+    proposal_reason, source, proposed_by, target, errors, and optionally contradicts (why a
+    model's proposal contradicts its incident's evidence, actions/binding.py).
     """
     async with conn.transaction():
         cur = await conn.execute(
             "INSERT INTO actions (incident_id, finding_id, action, params, risk, status, decision, decision_reason, "
-            "proposal_reason, source, proposed_by, target, errors, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "proposal_reason, source, proposed_by, target, errors, contradicts, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (row["incident_id"], row["finding_id"], row["action"], Jsonb(row["params"]), row["risk"], row["status"],
              row["decision"], row["decision_reason"], row["proposal_reason"], row["source"], row["proposed_by"],
-             row["target"], Jsonb(row["errors"]), at, at))
+             row["target"], Jsonb(row["errors"]), row.get("contradicts"), at, at))
         action_id = int((await cur.fetchone())[0])  # type: ignore[index]
         await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
                            "VALUES (%s, NULL, %s, %s, %s, %s)",

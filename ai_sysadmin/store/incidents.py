@@ -11,19 +11,26 @@ from psycopg_pool import AsyncConnectionPool
 STATUSES = ("open", "acknowledged", "resolved", "closed")
 
 
-async def evidence_units(conn: Any, incident_id: Any) -> frozenset[str] | None:
-    """The units an incident's trusted evidence names (its `units`, and `unit`); None: no such incident.
+async def incident_evidence(conn: Any, incident_id: Any) -> tuple[frozenset[str], frozenset[str] | None] | None:
+    """(units, supported actions) of an incident; None: no such incident.
 
-    What a model's proposal for this incident may target unattended (actions/binding.py).
+    What a model's proposal for this incident may target and do unattended
+    (actions/binding.py).  Units: those its trusted evidence names (`units`, and `unit`).
+
+    Supported actions: its `candidate_actions` (written by the incident service), plus
+    `rollback_generation` when the incident is attributed to a NixOS switch; None when the
+    row predates that column (nothing to compare against).
     """
     if not isinstance(incident_id, int) or isinstance(incident_id, bool) or not 0 < incident_id < 2**63:
         return None
-    cur = await conn.execute("SELECT units, unit FROM incidents WHERE id = %s", (incident_id,))
+    cur = await conn.execute("SELECT units, unit, candidate_actions, EXISTS (SELECT 1 FROM switch_incidents s "
+                             "WHERE s.incident_id = i.id) FROM incidents i WHERE id = %s", (incident_id,))
     row = await cur.fetchone()
     if row is None:
         return None
-    units, unit = row
-    return frozenset([*(units or ()), *([unit] if unit else [])])
+    units, unit, actions, switched = row
+    supported = None if actions is None else frozenset([*actions, *(["rollback_generation"] if switched else [])])
+    return frozenset([*(units or ()), *([unit] if unit else [])]), supported
 
 
 async def reopen(conn: Any, incident_id: int, at: datetime) -> None:
@@ -107,13 +114,15 @@ class IncidentStore:
         now = datetime.now(timezone.utc)
         cols = {k: inc[k] for k in ("title", "severity", "category", "unit", "units", "confidence",
                                      "first_trigger_at", "last_trigger_at", "reopened")}
+        cols["candidate_actions"] = inc.get("candidate_actions")
         async with self._pool.connection() as conn, conn.transaction():
             if inc["id"] is None:
                 cur = await conn.execute(
                     "INSERT INTO incidents (title, severity, category, unit, units, confidence, first_trigger_at, "
-                    "last_trigger_at, reopened, status, resolved_at, resolved_reason) VALUES (%(title)s, "
-                    "%(severity)s, %(category)s, %(unit)s, %(units)s, %(confidence)s, %(first_trigger_at)s, "
-                    "%(last_trigger_at)s, %(reopened)s, %(status)s, %(resolved_at)s, %(resolved_reason)s) RETURNING id",
+                    "last_trigger_at, reopened, status, resolved_at, resolved_reason, candidate_actions) VALUES "
+                    "(%(title)s, %(severity)s, %(category)s, %(unit)s, %(units)s, %(confidence)s, "
+                    "%(first_trigger_at)s, %(last_trigger_at)s, %(reopened)s, %(status)s, %(resolved_at)s, "
+                    "%(resolved_reason)s, %(candidate_actions)s) RETURNING id",
                     {**cols, "status": inc["status"], "resolved_at": inc["resolved_at"],
                      "resolved_reason": inc["resolved_reason"]})
                 incident_id = int((await cur.fetchone())[0])  # type: ignore[index]
@@ -130,7 +139,9 @@ class IncidentStore:
                     "UPDATE incidents SET title = %(title)s, severity = %(severity)s, category = %(category)s, "
                     "unit = %(unit)s, units = %(units)s, confidence = %(confidence)s, "
                     "first_trigger_at = %(first_trigger_at)s, last_trigger_at = %(last_trigger_at)s, "
-                    "reopened = %(reopened)s, updated_at = %(now)s" + status_sql + " WHERE id = %(id)s",
+                    "reopened = %(reopened)s, updated_at = %(now)s, "
+                    "candidate_actions = coalesce(%(candidate_actions)s, candidate_actions)"
+                    + status_sql + " WHERE id = %(id)s",
                     {**cols, "id": incident_id, "status": inc["status"], "resolved_at": inc["resolved_at"],
                      "resolved_reason": inc["resolved_reason"], "now": now})
             if trigger_ids:

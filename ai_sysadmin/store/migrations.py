@@ -393,6 +393,15 @@ CREATE TABLE switch_incidents (
 CREATE INDEX switch_incidents_switch ON switch_incidents (switch_id);
 """
 
+# What a model's proposal may rest on (issues 19 and 23): the actions an incident's
+# evidence supports (its deterministic candidates and their families, written by the
+# incident service), and, on each action, why a model's proposal contradicts that
+# evidence (actions/binding.py; NULL when it does not, or for a person's or the rules').
+V8_CONTRADICTS = """
+ALTER TABLE incidents ADD COLUMN candidate_actions text[];
+ALTER TABLE actions ADD COLUMN contradicts text;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
               _sql(V1_CORE)),
@@ -404,6 +413,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _sql(V6_DECISIONS)),
     Migration(7, "switches: NixOS switches noticed, their preflight, incidents attributed to them",
               _sql(V7_SWITCHES)),
+    Migration(8, "incidents.candidate_actions, actions.contradicts: model proposals against the evidence",
+              _sql(V8_CONTRADICTS)),
 )
 
 

@@ -6,7 +6,6 @@ import hashlib
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 
-from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.context.build import TEMPLATE_OVERHEAD, ContextInputs, build_context
 from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import TriggerWindow
@@ -32,9 +31,9 @@ def flood(n: int, start: int = 0) -> list[Trigger]:
 def inputs(window: TriggerWindow, n_incidents: int = 3) -> ContextInputs:
     incs = [{"id": i, "severity": "high", "category": "unit-failure", "status": "open", "confidence": "normal",
              "title": f"A systemd unit failed (app{i}.service)", "units": [f"app{i}.service"],
-             "triggers": [f"T{i:08x}"], "candidates": [{"action": "restart_unit", "params": {"unit": f"app{i}.service"}}]}
+             "triggers": [f"T{i:08x}"], "candidates": [{"label": f"C{i}", "action": "restart_unit", "params": {"unit": f"app{i}.service"}}]}
             for i in range(1, n_incidents + 1)]
-    return ContextInputs(catalog=load_catalog().describe(), protected_units=["sshd.service"], incidents=incs,
+    return ContextInputs(protected_units=["sshd.service"], incidents=incs,
                          triggers=window.newest(), folded=window.folded,
                          metrics=[{"name": "disk.used_percent", "subject": "/", "last": 93.0, "first": 90.0, "over": True}],
                          units={"available": True, "failed": ["app1.service"]}, policy={"autonomy_level": "suggest"},

@@ -8,7 +8,9 @@ import signal
 import jsonschema
 
 from ai_sysadmin.llm import LLMClient
+from ai_sysadmin.review.candidates import candidates_for
 from ai_sysadmin.review.schema import answer_schema
+from ai_sysadmin.review.service import labelled
 from rig.llama import tiny_server
 from rig.net import free_port
 from tests.review.conftest import review_cfg, service, until
@@ -20,14 +22,24 @@ async def test_answer_is_schema_valid_and_cached_on_the_next_review(tmp_path, ll
         svc = service(cfg, client=client)
         first = await svc.review_once("schedule")
         assert first.outcome == "ok", first.error
-        ids = [i.id for i in svc.incidents()]
-        schema = answer_schema(ids, [f"I{i}" for i in ids], svc.catalog.ids(), svc.catalog.describe())
+        incs = list(svc.incidents())
+        ids = [i.id for i in incs]
+        choices = labelled(incs, {i.key: candidates_for(i, lambda u: False) for i in incs})
+        schema = answer_schema(ids, [f"I{i}" for i in ids], list(choices))
         schema["properties"]["findings"]["items"]["properties"]["evidence"] = {"type": "array"}  # refs vary
         jsonschema.validate(first.answer, schema)
         assert first.latency_s is not None and 0 < first.latency_s < cfg.roles.review.timeout
         assert first.prompt_tokens > 0 and first.context_tokens <= svc.budget
+        # The model's choices are candidates (their parameters), then every other candidate
+        # is proposed beside them by the rules: together, exactly the candidates, each once.
+        chosen = {(choices[a["choice"]][0].id, choices[a["choice"]][1], str(choices[a["choice"]][2]))
+                  for a in first.answer["actions"]}
+        got = [(p["incident"], p["action"], str(p["params"]), p["source"]) for p in first.proposals]
+        assert sorted(g[:3] for g in got) == sorted((i.id, a, str(p)) for i, a, p in choices.values())
+        assert {g[:3] for g in got if g[3] == "review"} == chosen
+        assert {g[:3] for g in got if g[3] == "rules"} == {(i.id, a, str(p)) for i, a, p in choices.values()} - chosen
         for p in first.proposals:
-            assert p["source"] == "review" and p["decision"] in ("queue", "refuse")
+            assert p["decision"] == "queue"  # suggest: everything waits for a person
         second = await svc.review_once("schedule")
         assert second.outcome == "ok", second.error
         assert second.cached_tokens > 0  # the stable prefix came from llama-server's prompt cache

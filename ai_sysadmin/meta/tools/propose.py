@@ -2,7 +2,9 @@
 
 The proposal goes to the Proposer (the action service): the catalog validates it and
 the policy decides (record, queue, execute, refuse) from the autonomy level and the
-catalog's risk.  Nothing the model writes sets the risk or the decision.
+catalog's risk.  Nothing the model writes sets the risk or the decision.  A proposal that
+contradicts the incident's evidence (an action it does not support, a unit it does not
+name; actions/binding.py) is marked so and waits for a person.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def tools(ctx: Any) -> list[Tool]:
         ctx.proposals.append(outcome)
         text = (f"proposal {outcome.action}: decision {outcome.decision} (risk {outcome.risk or 'unknown'}); "
                 f"{outcome.reason}" + (f"; action id {outcome.action_id}" if outcome.action_id else ""))
+        if outcome.contradicts:  # the model should see that its proposal is not what the evidence shows
+            text += f"; contradicts the incident's evidence: {outcome.contradicts}"
         if outcome.errors:
             text += "; errors: " + "; ".join(str(e) for e in outcome.errors)
         return ToolOutput(text, {"proposal": outcome.to_json()}, f"{outcome.action}: {outcome.decision}")
