@@ -81,3 +81,7 @@ async def watched(aw: Awaitable[T], idle: float, probe: Probe) -> T:
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
+        if not task.cancelled():
+            # The caller may be cancelled (a client that went away) just as `aw` ended, e.g. with
+            # the stream's StopAsyncIteration: read the outcome so asyncio does not log it as lost.
+            task.exception()

@@ -87,6 +87,7 @@ def test_lean_entry_point_asks_only_with_model(llama_review: Any, generations: G
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp_path / "state"),
                                "database": {"socket_dir": str(tmp_path / "nosock")},
+                               "review": {"preflight_model_timeout": 30},  # the most it allows: a loaded CI host
                                "roles": {"review": {"url": llama_review.url, "model": llama_review.alias}}}))
 
     def lean(*extra: str) -> dict[str, Any]:
