@@ -92,20 +92,25 @@ class LlamaServer:
         self.stop()
 
 
-def tiny_server(alias: str, log_dir: Path, *, tools: bool = False, embeddings: bool = False,
-                port: int = 0, **kw: object) -> LlamaServer:
-    """A llama-server serving the provisioned SmolLM2-135M as `alias`."""
+def _provisioned_server(model_key: str, alias: str, log_dir: Path, *, tools: bool, port: int,
+                        **kw: object) -> LlamaServer:
+    """A llama-server for one of the rig's provisioned models (`model_key` in rig.env's paths)."""
     paths = rig_paths()
     return LlamaServer(
         alias=alias,
-        model=paths.need("model"),
+        model=paths.need(model_key),
         binary=paths.need("llama_server"),
         log_path=log_dir / f"llama-{alias}.log",
         port=port,
         chat_template=paths.need("chat_template") if tools else None,
-        embeddings=embeddings,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def tiny_server(alias: str, log_dir: Path, *, tools: bool = False, embeddings: bool = False,
+                port: int = 0, **kw: object) -> LlamaServer:
+    """A llama-server serving the provisioned SmolLM2-135M as `alias`."""
+    return _provisioned_server("model", alias, log_dir, tools=tools, port=port, embeddings=embeddings, **kw)
 
 
 def judge_server(alias: str, log_dir: Path, *, tools: bool = False, port: int = 0, **kw: object) -> LlamaServer:
@@ -114,13 +119,4 @@ def judge_server(alias: str, log_dir: Path, *, tools: bool = False, port: int = 
     A model that can judge, unlike SmolLM2-135M: ~2 GiB RSS, loads in ~6 s, about 120
     prompt / 22 generated tokens per second on two idle cores.
     """
-    paths = rig_paths()
-    return LlamaServer(
-        alias=alias,
-        model=paths.need("judge_model"),
-        binary=paths.need("llama_server"),
-        log_path=log_dir / f"llama-{alias}.log",
-        port=port,
-        chat_template=paths.need("chat_template") if tools else None,
-        **kw,  # type: ignore[arg-type]
-    )
+    return _provisioned_server("judge_model", alias, log_dir, tools=tools, port=port, **kw)

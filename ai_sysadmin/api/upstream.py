@@ -146,22 +146,17 @@ class Upstream:
 
     async def post_json(self, path: str, payload: Any, timeout: float) -> tuple[int, Any]:
         """A small JSON request to a llama-server extra (/tokenize, /apply-template); (0, None) on failure."""
-        try:
-            async with self.session.post(f"{self.role.url}{path}", json=payload, headers=self.headers(False),
-                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                try:
-                    return r.status, await r.json(content_type=None)
-                except ValueError:
-                    return r.status, None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.debug("%s %s: %s", self.name, path, exc)
-            return 0, None
+        return await self._json_request("POST", path, timeout, payload)
 
     async def get_json(self, path: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, Any]:
         """(status, decoded JSON or None); status 0 when nothing answers."""
+        return await self._json_request("GET", path, timeout)
+
+    async def _json_request(self, method: str, path: str, timeout: float, payload: Any = None) -> tuple[int, Any]:
         try:
-            async with self.session.get(f"{self.role.url}{path}", headers=self.headers(False),
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with self.session.request(method, f"{self.role.url}{path}", json=payload,
+                                            headers=self.headers(False),
+                                            timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 try:
                     return r.status, await r.json(content_type=None)
                 except ValueError:

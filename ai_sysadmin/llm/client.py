@@ -182,10 +182,9 @@ class LLMClient:
                 temperature=temperature, stream=True, stream_options=options, **extra))
             try:
                 async for chunk in self._idle_limited(stream):
-                    usage = getattr(chunk, "usage", None)
-                    if usage is not None:
-                        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-                        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+                    counted = _stream_usage(chunk)
+                    if counted is not None:
+                        prompt, completion = counted
                     if chunk.choices and chunk.choices[0].delta.content:
                         chunks += 1
                         yield chunk.choices[0].delta.content
@@ -273,10 +272,9 @@ class LLMClient:
                 stream_options={"include_usage": True}, **extra))
             try:
                 async for chunk in self._idle_limited(stream):
-                    usage = getattr(chunk, "usage", None)
-                    if usage is not None:
-                        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-                        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+                    counted = _stream_usage(chunk)
+                    if counted is not None:
+                        prompt, completion = counted
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
@@ -565,3 +563,10 @@ def _error_message(r: httpx.Response) -> str:
 def build_clients(roles: Iterable[RoleConfig], on_call: CallHook | None = None) -> dict[str, LLMClient]:
     """One client per enabled role, keyed by role name."""
     return {r.name: LLMClient(r, on_call=on_call) for r in roles if r.enable}
+
+
+def _stream_usage(chunk: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens when a streamed chunk carries the usage (the last one does)."""
+    if getattr(chunk, "usage", None) is None:
+        return None
+    return _usage(chunk, "prompt_tokens"), _usage(chunk, "completion_tokens")

@@ -12,6 +12,7 @@ which can neither restart a unit itself nor read the approval key.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import secrets
 import site
@@ -197,25 +198,36 @@ class Host:
             return [r[0] for r in cur.fetchall()]
 
 
-@pytest.fixture(scope="module")
-def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+@contextmanager
+def booted_host(pg_cluster, roles, tmp: Path) -> Iterator[tuple[Container, RolesDB]]:
+    """A booted bookworm container with this checkout, the database socket and a Nix store bound in,
+    `ai-sysadmin` on its PATH and an approval key only root reads; stopped and its database dropped after."""
     try:
         root = nspawn_root()
     except PartMissing as exc:
         need(str(exc))
     db = make_roles_db(pg_cluster, roles)
     sock = str(pg_cluster.sockdir)
-    tmp = tmp_path_factory.mktemp("nspawn-actions")
     binds = [(str(REPO), f"{MNT}/src"), (_site_packages(), f"{MNT}/site"), (sock, sock), *_nix_binds(tmp)]
     c = Container(root, tmp / "nspawn.log", binds_ro=binds)
     c.start()
     try:
-        gens = _setup_nix(c)
         c.write("/usr/local/bin/ai-sysadmin", "#!/bin/sh\n"
                 f"export PYTHONPATH={MNT}/src:{MNT}/site PYTHONDONTWRITEBYTECODE=1\n"
                 "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
         c.write("/etc/ai-sysadmin/approval.key", secrets.token_hex(32))
         assert c.sh("chmod 755 /usr/local/bin/ai-sysadmin && chmod 600 /etc/ai-sysadmin/approval.key").returncode == 0
+        yield c, db
+    finally:
+        c.stop()
+        if pg_cluster.running():
+            pg_cluster.drop_database(db.name)
+
+
+@pytest.fixture(scope="module")
+def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    with booted_host(pg_cluster, roles, tmp_path_factory.mktemp("nspawn-actions")) as (c, db):
+        gens = _setup_nix(c)
 
         def cfg(role: str, level: str, **actions: Any) -> str:
             return json.dumps({
@@ -241,10 +253,6 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         h.gens = gens
         h.start_executor()
         yield h
-    finally:
-        c.stop()
-        if pg_cluster.running():
-            pg_cluster.drop_database(db.name)
 
 
 def test_auto_safe_restart_by_the_executor_is_verified(host: Host) -> None:

@@ -20,9 +20,7 @@ switch made after the approval makes the executor refuse, saying why.
 from __future__ import annotations
 
 import json
-import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
@@ -30,11 +28,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from rig.net import wait_until
-from rig.nspawn import Container, nspawn_root
-from rig.paths import PartMissing
-from rig.require import need
-from tests.actions.conftest import make_roles_db
-from tests.actions.test_nspawn import FINAL, MNT, NIX, NIX_ENV, REPO, Host, _nix_binds, _site_packages
+from tests.actions.test_nspawn import FINAL, MNT, NIX, NIX_ENV, Host, booted_host
 
 pytestmark = pytest.mark.slow
 PROFILE = f"{NIX}/var/profiles/system"
@@ -164,25 +158,10 @@ class Switching(Host):
 
 @pytest.fixture(scope="module")
 def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switching]:
-    try:
-        root = nspawn_root()
-    except PartMissing as exc:
-        need(str(exc))
-    db = make_roles_db(pg_cluster, roles)
-    sock = str(pg_cluster.sockdir)
-    tmp = tmp_path_factory.mktemp("nspawn-switch")
-    binds = [(str(REPO), f"{MNT}/src"), (_site_packages(), f"{MNT}/site"), (sock, sock), *_nix_binds(tmp)]
-    c = Container(root, tmp / "nspawn.log", binds_ro=binds)
-    c.start()
-    try:
+    with booted_host(pg_cluster, roles, tmp_path_factory.mktemp("nspawn-switch")) as (c, db):
         h = Switching(c, db)
         h.build()
-        c.write("/usr/local/bin/ai-sysadmin", "#!/bin/sh\n"
-                f"export PYTHONPATH={MNT}/src:{MNT}/site PYTHONDONTWRITEBYTECODE=1\n"
-                "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
-        c.write("/etc/ai-sysadmin/approval.key", secrets.token_hex(32))
-        assert c.sh("chmod 755 /usr/local/bin/ai-sysadmin && chmod 600 /etc/ai-sysadmin/approval.key && "
-                    "mkdir -p /var/lib/aisx && chown nobody /var/lib/aisx").returncode == 0
+        assert c.sh("mkdir -p /var/lib/aisx && chown nobody /var/lib/aisx").returncode == 0
 
         def cfg(role: str, level: str, state: str, **extra: Any) -> str:
             return json.dumps({
@@ -209,10 +188,6 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         h.start_executor()
         h.start_service()
         yield h
-    finally:
-        c.stop()
-        if pg_cluster.running():
-            pg_cluster.drop_database(db.name)
 
 
 def _secs(a: datetime, b: datetime) -> float:
