@@ -49,7 +49,7 @@ CASES: dict[str, dict[str, Any]] = {
                                 "passwordFile": DB_SECRET_PATH}),
     "chromadb": base(knowledgeBase={"backend": "chromadb"}),
     "llama-off": base(llamacpp={"enable": False}),
-    "fleet-hub": base(fleet={"role": "hub", "tls": FLEET_TLS, "hub": {"openFirewall": True}}),
+    "fleet-hub": base(fleet={"role": "hub", "tls": FLEET_TLS}),
     "fleet-member": base(fleet={"role": "member", "hostId": "web-1", "tls": FLEET_TLS, "member": {
         "hubUrl": "https://hub.example.org:19532",
         "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}}),
