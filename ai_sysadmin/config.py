@@ -862,7 +862,8 @@ class FleetConfig(_Section):
         "standalone", "`standalone` (one host), `hub` (receives the members' journals) or `member` (uploads "
                       "its journal to the hub)")
     host: HostId | None = _f(
-        None, "this host's id in the fleet: the `host` of its rows in the database",
+        None, "this host's id in the fleet (NixOS: `fleet.hostId`); the database's existing rows belong to the "
+              "host name that migrated it (docs/fleet.md)",
         shown="`null` (the host name)")
     journal_dir: AbsPath | None = _f(
         None, "hub only: the directory systemd-journal-remote writes the members' journals to")
