@@ -341,16 +341,19 @@ let
         api_role = apiUser;
       });
       actions = actionsBase;
+      fleet = fleetFor "orchestrator";
     };
     api = base // {
       state_dir = stateDirs.api;
       database = dbAs apiUser { };
       actions = actionsBase // { approval_key_file = "approval-key"; };
+      fleet = fleetFor "api";
     };
     executor = removeAttrs base [ "api" ] // {
       state_dir = stateDirs.executor;
       database = dbAs executorUser { };
       actions = actionsBase // { approval_key_file = "approval-key"; };
+      fleet = fleetFor "executor";
     };
     # `ai-sysadmin` on the host: the service's configuration, the API's database role
     # (read incidents and actions, write approvals), secrets as root-only paths.
@@ -359,6 +362,7 @@ let
         password_file = cfg.database.passwordFile;
       });
       actions = actionsBase // { approval_key_file = approvalKeyPath; };
+      fleet = fleetFor "admin";
     };
   };
   configFiles = lib.mapAttrs (name: s: settingsFormat.generate "ai-sysadmin-${name}.json" s) unitSettings;
@@ -393,7 +397,39 @@ let
     [ "api" "apiKeyFile" ]
     [ "database" "passwordFile" ]
     [ "actions" "approvalKeyFile" ]
+    [ "fleet" "tls" "keyFile" ]
+    [ "fleet" "member" "database" "passwordFile" ]
   ];
+
+  # ------------------------------------------------------------ many hosts (docs/fleet.md)
+  # A hub receives its members' journals with nixpkgs' services.journald.remote
+  # (systemd-journal-remote), a member sends its own with services.journald.upload
+  # (systemd-journal-upload): journald's own protocol, no agent of ours on the wire.
+  fleet = cfg.fleet;
+  tls = fleet.tls;
+  tlsFiles = [ tls.keyFile tls.certFile tls.trustFile ];
+  # Mutual TLS needs all three: the key and certificate this host shows, and the CA it
+  # checks the other end's certificate against.
+  tlsOn = lib.all (f: f != null) tlsFiles;
+  tlsPartial = !tlsOn && lib.any (f: f != null) tlsFiles;
+  plainAllowed = fleet.privateNetwork != null;
+  isHub = fleet.role == "hub";
+  isMember = fleet.role == "member";
+  hubUrl = fleet.member.hubUrl;
+  hubScheme = if hubUrl == null then null else builtins.head (lib.splitString "://" hubUrl);
+  memberDb = fleet.member.database;
+  # libpq verifies the server's certificate only with these sslmode values.
+  dbVerified = url: builtins.match ".*[?&]sslmode=verify-(ca|full)(&.*)?" url != null;
+  fleetDbCredential = lib.optional (isMember && memberDb.passwordFile != null)
+    "fleet-db-password:${memberDb.passwordFile}";
+  # What each rendered file says about the fleet: the password is a credential of the
+  # orchestrator alone (its collector is the part that will write to the hub), a root-only
+  # path for the admin command, and absent elsewhere.
+  fleetFor = part:
+    let f = base.fleet or { }; in
+    if part == "orchestrator" then f
+    else if part == "admin" && memberDb.passwordFile != null && (f ? hub_password_file) then f // { hub_password_file = memberDb.passwordFile; }
+    else removeAttrs f [ "hub_password_file" ];
 in
 {
   imports =
@@ -642,6 +678,139 @@ in
       };
     };
 
+    fleet = {
+      role = lib.mkOption {
+        type = lib.types.enum [ "standalone" "hub" "member" ];
+        default = "standalone";
+        description = ''
+          This host's part in a fleet (docs/fleet.md).  `standalone`: one host, as before.
+          `hub`: receives the members' journals with systemd-journal-remote
+          (nixpkgs `services.journald.remote`), one journal file per sending host.
+          `member`: sends its journal to the hub with systemd-journal-upload (nixpkgs
+          `services.journald.upload`), which resumes from its saved cursor after an outage.
+          The hub's per-host pipelines, fleet incidents and the member's collector and
+          executor are not built yet: each host otherwise runs as `standalone`.
+        '';
+      };
+      hostId = lib.mkOption {
+        type = lib.types.str;
+        default = config.networking.hostName;
+        defaultText = lib.literalExpression "config.networking.hostName";
+        example = "web-1";
+        description = ''
+          This host's id in the fleet: the `host` of its rows in the database and the name
+          its database role is made from.  Letters, digits, `.`, `_`, `-`; at most 63.
+          With TLS, give each member a certificate naming it: systemd-journal-remote names
+          each host's journal file after the client certificate's distinguished name.
+        '';
+      };
+      privateNetwork = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "10.42.0.0/24, the rack's backplane";
+        description = ''
+          Plain HTTP (journals) and an unverified database connection are refused unless
+          this names the private network they stay on: an explicit, recorded decision, not
+          a default.  `null`: mutual TLS (`tls.*`) is required.
+        '';
+      };
+      tls = {
+        keyFile = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/var/lib/secrets/journal/host.key";
+          description = ''
+            Private key (PEM) this host presents: the hub's server key
+            (`services.journald.remote.settings.Remote.ServerKeyFile`, read by the
+            `systemd-journal-remote` user) or the member's client key
+            (`services.journald.upload.settings.Upload.ServerKeyFile`, read through the
+            `systemd-journal` group).  A string path outside the Nix store, never a Nix path
+            literal: the store is world-readable.
+          '';
+        };
+        certFile = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/var/lib/secrets/journal/host.pem";
+          description = "Certificate (PEM) of that key: the hub's server certificate or the member's client certificate.";
+        };
+        trustFile = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/var/lib/secrets/journal/ca.pem";
+          description = ''
+            CA certificate (PEM) the other end's certificate must be signed by: on the hub,
+            the members' client certificates (journal-remote then refuses uploads without
+            one); on a member, the hub's server certificate.
+          '';
+        };
+      };
+      hub = {
+        listenAddress = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "10.42.0.1";
+          description = ''
+            Address systemd-journal-remote's socket listens on; `null`: every address (nixpkgs'
+            own socket, port only).
+          '';
+        };
+        port = lib.mkOption {
+          type = lib.types.port;
+          default = 19532;
+          description = "TCP port of systemd-journal-remote (`services.journald.remote.port`).";
+        };
+        journalDirectory = lib.mkOption {
+          type = lib.types.str;
+          default = "/var/log/journal/remote/";
+          description = ''
+            Where systemd-journal-remote writes the members' journals
+            (`services.journald.remote.output`): one `remote-<host>.journal` file (set) per
+            sending host (`settings.Remote.SplitMode = "host"`).
+          '';
+        };
+        openFirewall = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = "Open `hub.port` in the firewall.";
+        };
+      };
+      member = {
+        hubUrl = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "https://hub.example.org:19532";
+          description = ''
+            The hub's systemd-journal-remote, where this member's journal goes
+            (`services.journald.upload.settings.Upload.URL`).  `https://` needs `tls.*`;
+            `http://` needs `privateNetwork`.
+          '';
+        };
+        database = {
+          url = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            example = "postgresql://ai_sysadmin_member_web-1@hub.example.org/ai-sysadmin?sslmode=verify-full&sslrootcert=/etc/ssl/hub-ca.pem";
+            description = ''
+              libpq URL of the hub's PostgreSQL as this member's own role (created on the hub
+              by `ai_sysadmin.store.fleet.create_member_role`; row-level security lets it
+              write and read only its own host's rows).  Without `sslmode=verify-full` (or
+              `verify-ca`) it needs `privateNetwork`.  No password here: `passwordFile`.
+            '';
+          };
+          passwordFile = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            example = "/run/keys/ai-sysadmin-hub-db";
+            description = ''
+              File holding that role's password: the orchestrator gets it as the credential
+              `fleet-db-password` (LoadCredential=), never through the Nix store.
+            '';
+          };
+        };
+      };
+    };
+
     knowledgeBase = {
       backend = lib.mkOption {
         type = lib.types.enum [ "embedded" "chromadb" ];
@@ -708,6 +877,48 @@ in
             message = "services.ai-sysadmin.settings.actions.approval_key_file is set per unit by the module: set services.ai-sysadmin.actions.approvalKeyFile instead.";
           }
         ]
+        ++ [
+          {
+            assertion = builtins.match "[A-Za-z0-9][A-Za-z0-9._-]{0,62}" fleet.hostId != null;
+            message = "services.ai-sysadmin.fleet.hostId (\"${fleet.hostId}\") must be a host id: letters, digits, . _ -, at most 63, starting with a letter or digit (it defaults to networking.hostName; set it when that is empty).";
+          }
+          {
+            assertion = !tlsPartial;
+            message = "services.ai-sysadmin.fleet.tls: set keyFile, certFile and trustFile together (mutual TLS), or none of them.";
+          }
+          {
+            assertion = !isHub || tlsOn || plainAllowed;
+            message = "services.ai-sysadmin.fleet.role = \"hub\" receives journals over HTTPS: set fleet.tls.keyFile, certFile and trustFile, or name the private network plain HTTP stays on in fleet.privateNetwork.";
+          }
+          {
+            assertion = !isMember || hubUrl != null;
+            message = "services.ai-sysadmin.fleet.role = \"member\" needs fleet.member.hubUrl (the hub's systemd-journal-remote, e.g. https://hub:19532).";
+          }
+          {
+            assertion = !isMember || hubUrl == null || builtins.elem hubScheme [ "https" "http" ];
+            message = "services.ai-sysadmin.fleet.member.hubUrl must start with https:// (or http:// on a private network).";
+          }
+          {
+            assertion = !isMember || hubScheme != "https" || tlsOn;
+            message = "services.ai-sysadmin.fleet.member.hubUrl is https://: set fleet.tls.keyFile, certFile and trustFile (the hub checks this member's certificate).";
+          }
+          {
+            assertion = !isMember || hubScheme != "http" || plainAllowed;
+            message = "services.ai-sysadmin.fleet.member.hubUrl is plain http://: name the private network it stays on in fleet.privateNetwork, or use https:// with fleet.tls.";
+          }
+          {
+            assertion = !isMember || memberDb.url == null || dbVerified memberDb.url || plainAllowed;
+            message = "services.ai-sysadmin.fleet.member.database.url does not verify the hub's certificate: add sslmode=verify-full (and sslrootcert=...), or name the private network in fleet.privateNetwork.";
+          }
+          {
+            assertion = !isMember || memberDb.passwordFile == null || memberDb.url != null;
+            message = "services.ai-sysadmin.fleet.member.database.passwordFile is set without fleet.member.database.url.";
+          }
+          {
+            assertion = isMember || (hubUrl == null && memberDb.url == null && memberDb.passwordFile == null);
+            message = "services.ai-sysadmin.fleet.member.* is only used with fleet.role = \"member\" (it is \"${fleet.role}\").";
+          }
+        ]
         ++ map (p: let v = lib.getAttrFromPath p cfg; in {
           assertion = v == null || (lib.hasPrefix "/" v && !(lib.hasPrefix builtins.storeDir v));
           message = "services.ai-sysadmin.${lib.concatStringsSep "." p} must be an absolute path outside the Nix store (secrets must not enter the store).";
@@ -745,6 +956,18 @@ in
         } // lib.optionalAttrs (cfg.api.apiKeyFile != null) { api_key_file = lib.mkDefault "api-key"; };
         journal.source = lib.mkDefault "system";
         protected_units = lib.mkIf (cfg.protectedUnits != [ ]) cfg.protectedUnits;
+        fleet = {
+          role = lib.mkDefault fleet.role;
+          host = lib.mkDefault fleet.hostId;
+        } // lib.optionalAttrs isHub {
+          journal_dir = lib.mkDefault fleet.hub.journalDirectory;
+        } // lib.optionalAttrs isMember ({
+          hub_url = lib.mkDefault hubUrl;
+        } // lib.optionalAttrs (memberDb.url != null) {
+          hub_dsn = lib.mkDefault memberDb.url;
+        } // lib.optionalAttrs (memberDb.passwordFile != null) {
+          hub_password_file = lib.mkDefault "fleet-db-password";
+        });
       };
 
       systemd.services.ai-sysadmin = {
@@ -767,7 +990,7 @@ in
           StateDirectory = "ai-sysadmin";
           StateDirectoryMode = "0700";
           CacheDirectory = "ai-sysadmin";
-          LoadCredential = dbCredential;
+          LoadCredential = dbCredential ++ fleetDbCredential;
           # Unix sockets: PostgreSQL, D-Bus (unit states).  IP: the hosts of its
           # rendered configuration only (IPAddressAllow= from settings, see ipPolicy).
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
@@ -924,6 +1147,42 @@ in
         extensions = lib.mkIf (cfg.database.timescaledb != "none")
           (ps: [ (if cfg.database.timescaledb == "tsl" then ps.timescaledb else ps.timescaledb-apache) ]);
         settings.shared_preload_libraries = lib.mkIf (cfg.database.timescaledb != "none") [ "timescaledb" ];
+      };
+    })
+
+    # The hub: nixpkgs' systemd-journal-remote, one journal file (set) per sending host.
+    (lib.mkIf isHub {
+      services.journald.remote = {
+        enable = true;
+        listen = if tlsOn then "https" else "http";
+        port = fleet.hub.port;
+        output = fleet.hub.journalDirectory;
+        settings.Remote = {
+          SplitMode = "host";
+        } // lib.optionalAttrs tlsOn {
+          ServerKeyFile = tls.keyFile;
+          ServerCertificateFile = tls.certFile;
+          TrustedCertificateFile = tls.trustFile;
+        };
+      };
+      # nixpkgs' socket listens on the port alone (every address); "" clears that first.
+      systemd.sockets.systemd-journal-remote.listenStreams = lib.mkIf (fleet.hub.listenAddress != null)
+        (lib.mkForce [ "" "${bracketHost fleet.hub.listenAddress}:${toString fleet.hub.port}" ]);
+      networking.firewall.allowedTCPPorts = lib.mkIf fleet.hub.openFirewall [ fleet.hub.port ];
+    })
+
+    # A member: nixpkgs' systemd-journal-upload to the hub.  Every Upload key is set, null
+    # included: some nixpkgs revisions give ServerKeyFile and NetworkTimeoutSec no default.
+    (lib.mkIf isMember {
+      services.journald.upload = {
+        enable = true;
+        settings.Upload = {
+          URL = hubUrl;
+          ServerKeyFile = if tlsOn then tls.keyFile else null;
+          ServerCertificateFile = if tlsOn then tls.certFile else null;
+          TrustedCertificateFile = if tlsOn then tls.trustFile else null;
+          NetworkTimeoutSec = lib.mkDefault null;
+        };
       };
     })
 

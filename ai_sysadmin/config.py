@@ -28,10 +28,11 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -843,6 +844,60 @@ class MetaConfig(_Section):
         return value
 
 
+FleetRole = Literal["standalone", "hub", "member"]
+# A host id names rows in the database and, on a member, part of its role name: a host
+# name's characters, at most 63 (a DNS label's length).
+_HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HostId = Annotated[StrictStr, *_checked(
+    lambda v: None if _HOST_ID_RE.match(v) else "must be a host id (letters, digits, . _ -; at most 63, "
+                                                "starting with a letter or digit)")]
+_HUB_KEYS = ("journal_dir",)
+_MEMBER_KEYS = ("hub_url", "hub_dsn", "hub_password_file")
+
+
+class FleetConfig(_Section):
+    """Many hosts (docs/fleet.md): this host's role and id, and what a hub or a member needs."""
+
+    role: FleetRole = _f(
+        "standalone", "`standalone` (one host), `hub` (receives the members' journals) or `member` (uploads "
+                      "its journal to the hub)")
+    host: HostId | None = _f(
+        None, "this host's id in the fleet (NixOS: `fleet.hostId`); the database's existing rows belong to the "
+              "host name that migrated it (docs/fleet.md)",
+        shown="`null` (the host name)")
+    journal_dir: AbsPath | None = _f(
+        None, "hub only: the directory systemd-journal-remote writes the members' journals to")
+    hub_url: HttpUrl | None = _f(None, "member only, required there: where systemd-journal-upload sends the journal")
+    hub_dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
+        None, "member only: libpq URI of the hub's PostgreSQL as this member's own role; no password (use "
+              "`hub_password_file`)")
+    # Read when used, not at load (like actions.approval_key_file): only the part that
+    # connects to the hub needs to be able to read it.
+    hub_password_file: Annotated[StrictStr, *_checked(_key_ref)] | None = _f(
+        None, "member only: the password of that role (path or bare credential name), read when used")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_fit_role(cls, data: Any, info: ValidationInfo) -> Any:
+        # On the keys as written, so these are reported together with problems of the values.
+        if not isinstance(data, dict):
+            return data
+        role = data.get("role", "standalone")
+        for key in _HUB_KEYS if role != "hub" else ():
+            if data.get(key) is not None:
+                _report(info, f"fleet.{key}", f"only used when fleet.role is 'hub' (it is {role!r})")
+        for key in _MEMBER_KEYS if role != "member" else ():
+            if data.get(key) is not None:
+                _report(info, f"fleet.{key}", f"only used when fleet.role is 'member' (it is {role!r})")
+        if role == "member" and data.get("hub_url") is None:
+            _report(info, "fleet.hub_url", "required when fleet.role is 'member'")
+        return data
+
+    def host_id(self) -> str:
+        """This host's id: `host`, else the host name (NixOS: networking.hostName)."""
+        return self.host or socket.gethostname()
+
+
 # --------------------------------------------------------------------------- the document
 
 
@@ -861,7 +916,7 @@ def _unit_list(value: Any, info: ValidationInfo) -> Any:
 
 
 _SECTIONS = ("roles", "intervals", "database", "knowledge", "api", "journal", "spool", "retention", "thresholds",
-             "trigger", "actions", "review", "meta")
+             "trigger", "actions", "review", "meta", "fleet")
 
 
 class Config(_Section):
@@ -894,6 +949,7 @@ class Config(_Section):
     actions: ActionsConfig = _f(ActionsConfig, "")
     review: ReviewConfig = _f(ReviewConfig, "")
     meta: MetaConfig = _f(MetaConfig, "")
+    fleet: FleetConfig = _f(FleetConfig, "")
 
     _source: str | None = PrivateAttr(default=None)
 

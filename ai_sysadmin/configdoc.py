@@ -164,6 +164,13 @@ a person runs `ai-sysadmin actions clear-breaker TARGET`."""),
         "`thresholds` — metrics (details: [storage.md](storage.md))",
         "",
         ""),
+    "fleet": Prose(
+        "`fleet` — many hosts (details: [fleet.md](fleet.md))",
+        "",
+        """\
+On NixOS the module fills these from `services.ai-sysadmin.fleet` (role, host id, hub
+journal directory, member hub URL, database URL and password credential). A key of the
+other role is an error. What is built so far: [fleet.md](fleet.md)."""),
 }
 
 

@@ -277,3 +277,41 @@ def test_cli_config_show_masks_secrets(tmp_path: Path) -> None:
     shown = json.loads(r.stdout)
     assert shown["api"]["api_key"] == "<secret>"
     assert "topsecretvalue" not in r.stdout
+
+
+# ------------------------------------------------------------------ fleet
+
+
+def test_fleet_defaults_to_a_standalone_host_named_like_the_machine() -> None:
+    import socket
+
+    cfg = parse_config({}, env={})
+    assert cfg.fleet.role == "standalone" and cfg.fleet.host is None
+    assert cfg.fleet.host_id() == socket.gethostname()
+    assert parse_config({"fleet": {"host": "web-1"}}, env={}).fleet.host_id() == "web-1"
+
+
+def test_fleet_member_keys_are_read_as_written_and_the_password_only_when_used() -> None:
+    # The credential does not exist here: naming it must not fail at load (read when used).
+    cfg = parse_config({"fleet": {"role": "member", "host": "web-1", "hub_url": "https://hub:19532",
+                                  "hub_dsn": "postgresql://m@hub/ai?sslmode=verify-full",
+                                  "hub_password_file": "fleet-db-password"}}, env={})
+    assert cfg.fleet.hub_url == "https://hub:19532" and cfg.fleet.hub_password_file == "fleet-db-password"
+    hub = parse_config({"fleet": {"role": "hub", "journal_dir": "/var/log/journal/remote/"}}, env={})
+    assert hub.fleet.journal_dir == "/var/log/journal/remote/"
+
+
+@pytest.mark.parametrize("fleet, path, reason", [
+    ({"role": "member"}, "fleet.hub_url", "required when fleet.role is 'member'"),
+    ({"role": "hub", "hub_url": "https://hub"}, "fleet.hub_url", "only used when fleet.role is 'member' (it is 'hub')"),
+    ({"journal_dir": "/srv/j"}, "fleet.journal_dir", "only used when fleet.role is 'hub' (it is 'standalone')"),
+    ({"role": "cluster"}, "fleet.role", "must be one of standalone, hub, member"),
+    ({"host": "web 1"}, "fleet.host", "must be a host id"),
+    ({"role": "member", "hub_url": "https://hub", "hub_dsn": "postgresql://m:pw@hub/ai"}, "fleet.hub_dsn",
+     "must not contain a password"),
+    ({"role": "member", "hub_url": "ftp://hub"}, "fleet.hub_url", "not an http(s) URL"),
+])
+def test_fleet_problems_name_their_key(fleet: dict, path: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"fleet": fleet}, env={})
+    assert any(i.path == path and reason in i.reason for i in exc.value.issues), exc.value.issues

@@ -14,10 +14,12 @@ range partitions (see store.partitions).  Which one was chosen is recorded in
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.store.db import SCHEMA_TABLE, schema_version
@@ -402,6 +404,79 @@ ALTER TABLE incidents ADD COLUMN candidate_actions text[];
 ALTER TABLE actions ADD COLUMN contradicts text;
 """
 
+# Many hosts (issue 22, docs/fleet.md): the host dimension and member isolation.
+#
+# * `host` on every table whose rows belong to one host.  Existing rows, and rows written
+#   by code that does not name a host, are the local host's: the column's DEFAULT is a
+#   constant (the local host id, passed to `migrate`), which PostgreSQL adds without
+#   rewriting the table.  triggers.host already existed (the journal's _HOSTNAME, NULL
+#   when an entry had none): a NULL now means the local host, filled in by a row trigger
+#   because the writer names the column explicitly.
+# * Indexes that start with host, for the queries that will filter by it.
+# * Row-level security on the tables a member's database role is granted
+#   (store/fleet.py): a role named ai_sysadmin_member_<host> sees and writes only rows of
+#   <host>; every other role keeps what its GRANTs give it (the owner bypasses RLS).  A
+#   member is recognised by its name, so a member without a host matches no row: the
+#   policy fails closed.  Not on a TimescaleDB hypertable: its chunks inherit GRANTs but
+#   not policies (timescale/timescaledb#7830) and RLS refuses compression (#6827), so
+#   store.fleet refuses member roles there instead.
+HOST_TABLES = ("incidents", "actions", "metrics", "switches")
+MEMBER_ROLE_PREFIX = "ai_sysadmin_member_"
+V9_INDEXES = """
+CREATE INDEX triggers_host_last_seen ON triggers (host, last_seen DESC);
+CREATE INDEX incidents_host_status ON incidents (host, status, updated_at DESC);
+CREATE INDEX actions_host_status ON actions (host, status, id);
+CREATE INDEX metrics_host_name_ts ON metrics (host, name, ts DESC);
+CREATE INDEX switches_host_at ON switches (host, switched_at DESC);
+"""
+V9_MEMBER_HOST = f"""
+-- The host of the current role when it is a fleet member's, else NULL.  Wrapped in a
+-- sub-select in the policies so it runs once per statement, not once per row.
+CREATE FUNCTION fleet_member_host() RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN starts_with(current_user::text, '{MEMBER_ROLE_PREFIX}')
+                THEN substr(current_user::text, {len(MEMBER_ROLE_PREFIX) + 1}) END
+$$;
+CREATE FUNCTION fleet_fill_host() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.host IS NULL THEN
+        NEW.host := TG_ARGV[0];
+    END IF;
+    RETURN NEW;
+END $$;
+"""
+_FLEET_POLICY = (
+    "CREATE POLICY fleet_member_host ON {table} FOR ALL"
+    " USING ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))"
+    " WITH CHECK ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))")
+# The tables a member role is granted anything on (store/fleet.py MEMBER_GRANTS).
+RLS_TABLES = ("metrics", "actions")
+
+
+async def _v9_hosts(conn: psycopg.AsyncConnection) -> None:
+    cur = await conn.execute("SELECT current_setting('ai_sysadmin.local_host', true)")
+    host = (await cur.fetchone())[0]  # type: ignore[index]
+    if not host:
+        raise RuntimeError("migration 9 needs the local host id (migrate(..., host=...))")
+    lit = sql.Literal(host)
+    for table in HOST_TABLES:
+        await conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN host text NOT NULL DEFAULT {}").format(
+            sql.Identifier(table), lit))
+    await conn.execute(sql.SQL("UPDATE triggers SET host = {} WHERE host IS NULL").format(lit))
+    await conn.execute(sql.SQL("ALTER TABLE triggers ALTER COLUMN host SET DEFAULT {}, "
+                               "ALTER COLUMN host SET NOT NULL").format(lit))
+    await conn.execute(V9_MEMBER_HOST)
+    await conn.execute(sql.SQL("CREATE TRIGGER triggers_fill_host BEFORE INSERT OR UPDATE OF host ON triggers "
+                               "FOR EACH ROW EXECUTE FUNCTION fleet_fill_host({})").format(lit))
+    await conn.execute(V9_INDEXES)
+    backend = await metrics_backend(conn)
+    for table in RLS_TABLES:
+        if table == "metrics" and backend == BACKEND_TIMESCALE:
+            continue
+        await conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(sql.Identifier(table)))
+        await conn.execute(sql.SQL(_FLEET_POLICY).format(table=sql.Identifier(table)))
+    await conn.execute("INSERT INTO store_settings (key, value) VALUES ('local_host', %s)", (host,))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
               _sql(V1_CORE)),
@@ -415,6 +490,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _sql(V7_SWITCHES)),
     Migration(8, "incidents.candidate_actions, actions.contradicts: model proposals against the evidence",
               _sql(V8_CONTRADICTS)),
+    Migration(9, "hosts: host column and indexes, member row-level security", _v9_hosts),
 )
 
 
@@ -444,7 +520,7 @@ async def metrics_backend(conn: psycopg.AsyncConnection) -> str | None:
     return row[0] if row else None
 
 
-async def _migrate_conn(conn: psycopg.AsyncConnection) -> list[int]:
+async def _migrate_conn(conn: psycopg.AsyncConnection, host: str) -> list[int]:
     applied: list[int] = []
     # Up to date: nothing to lock or create.  The API's and the executor's roles open the
     # store too and hold no CREATE privilege (store/grants.py); they must get here.
@@ -453,6 +529,8 @@ async def _migrate_conn(conn: psycopg.AsyncConnection) -> list[int]:
             return applied
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        # What a migration needs to know about this host (9: the owner of existing rows).
+        await conn.execute("SELECT set_config('ai_sysadmin.local_host', %s, true)", (host,))
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ("
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
@@ -471,9 +549,14 @@ async def _migrate_conn(conn: psycopg.AsyncConnection) -> list[int]:
     return applied
 
 
-async def migrate(target: AsyncConnectionPool | psycopg.AsyncConnection) -> list[int]:
-    """Apply pending migrations; returns the versions applied (empty when up to date)."""
+async def migrate(target: AsyncConnectionPool | psycopg.AsyncConnection, host: str | None = None) -> list[int]:
+    """Apply pending migrations; returns the versions applied (empty when up to date).
+
+    `host`: this host's id (config `fleet.host_id()`); existing rows become its rows.
+    None: the host name, which is what `fleet.host` defaults to.
+    """
+    host = host or socket.gethostname()
     if isinstance(target, AsyncConnectionPool):
         async with target.connection() as conn:
-            return await _migrate_conn(conn)
-    return await _migrate_conn(target)
+            return await _migrate_conn(conn, host)
+    return await _migrate_conn(target, host)

@@ -62,6 +62,13 @@ rec {
           identFile = pg.settings.ident_file;
         };
         chromadb = cfg.services.chromadb.enable;
+        # nixpkgs' services.journald.remote / .upload as the configuration set them.
+        journald = {
+          remote = { inherit (cfg.services.journald.remote) enable listen port output settings; };
+          upload = { inherit (cfg.services.journald.upload) enable; } // lib.optionalAttrs cfg.services.journald.upload.enable {
+            inherit (cfg.services.journald.upload) settings;
+          };
+        };
         # Programs the configuration puts on the system PATH that the rig can install
         # (the stand-in's writeShellScriptBin carries its text).
         binScripts = map (p: { name = p.binName; text = p.scriptText; }) scripts;

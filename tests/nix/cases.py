@@ -9,6 +9,10 @@ MODEL = "/var/lib/models/tiny.gguf"
 AI_PKG = {"__package": "/nix/store/00000000000000000000000000000000-ai-sysadmin-stand-in", "name": "ai-sysadmin"}
 SECRET_PATH = "/run/keys/ai-sysadmin-api-key"
 DB_SECRET_PATH = "/run/keys/ai-sysadmin-db-password"
+FLEET_TLS = {"keyFile": "/var/lib/secrets/journal/host.key", "certFile": "/var/lib/secrets/journal/host.pem",
+             "trustFile": "/var/lib/secrets/journal/ca.pem"}
+FLEET_DB_URL = "postgresql://ai_sysadmin_member_web-1@hub.example.org/ai-sysadmin?sslmode=verify-full"
+FLEET_DB_SECRET_PATH = "/run/keys/ai-sysadmin-hub-db"
 
 
 def base(**svc: Any) -> dict[str, Any]:
@@ -45,6 +49,10 @@ CASES: dict[str, dict[str, Any]] = {
                                 "passwordFile": DB_SECRET_PATH}),
     "chromadb": base(knowledgeBase={"backend": "chromadb"}),
     "llama-off": base(llamacpp={"enable": False}),
+    "fleet-hub": base(fleet={"role": "hub", "tls": FLEET_TLS}),
+    "fleet-member": base(fleet={"role": "member", "hostId": "web-1", "tls": FLEET_TLS, "member": {
+        "hubUrl": "https://hub.example.org:19532",
+        "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}}),
 }
 # CUDA is unfree in nixpkgs (cudaPackages): a CUDA host allows it, so do these cases.
 CASES["cuda"]["nixpkgs"] = {"config": {"allowUnfree": True}}

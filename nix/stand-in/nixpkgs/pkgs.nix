@@ -9,7 +9,8 @@
 # * licences: a package whose meta.license is not free refuses to evaluate unless
 #   config.allowUnfree or config.allowUnfreePredicate allows it (pkgs/stdenv/generic/check-meta.nix);
 #   llama-cpp with cudaSupport depends on the unfree CUDA runtime;
-# * formats.json: the recursive JSON value type of pkgs/pkgs-lib/formats.nix;
+# * formats.json: the recursive JSON value type of pkgs/pkgs-lib/formats.nix; formats.systemd
+#   (an INI whose null values are written as "# <key> is unset");
 # * postgresql: `pkgs`, `withPackages`, `withJIT`/`withoutJIT`, `psqlSchema`, and the
 #   extensions `timescaledb` (TSL, unfree) and `timescaledb-apache` (Apache-2.0) of
 #   pkgs/servers/sql/postgresql/ext.nix and ext/timescaledb.nix.
@@ -106,6 +107,8 @@ let
     };
 
   # pkgs/pkgs-lib/formats.nix
+  iniAtom = with lib.types; nullOr (oneOf [ bool int float str ]) // { description = "INI atom (null, bool, int, float or string)"; };
+  iniValue = v: if builtins.isBool v then lib.boolToString v else toString v;
   jsonValue = with lib.types;
     nullOr (oneOf [ bool int float str path (attrsOf jsonValue) (listOf jsonValue) ]) // { description = "JSON value"; };
 
@@ -167,6 +170,15 @@ let
     formats.json = { }: {
       type = jsonValue;
       generate = name: value: self.writeText name (builtins.toJSON value);
+    };
+    # formats.nix `systemd`: an INI with lists as duplicate keys, and null writing
+    # "# <key> is unset" instead of a value (lib.generators.toINI with mkValueStringDefault).
+    formats.systemd = {
+      type = with lib.types; attrsOf (attrsOf (either iniAtom (listOf iniAtom)));
+      generate = name: value: self.writeText name (lib.concatStrings (lib.mapAttrsToList (section: keys:
+        "[${section}]\n" + lib.concatStrings (lib.mapAttrsToList (k: v:
+          lib.concatMapStrings (x: if x == null then "# ${k} is unset\n" else "${k} = ${iniValue x}\n") (lib.toList v)) keys))
+        value));
     };
 
     callPackage = callPackageWith self;

@@ -13,6 +13,8 @@ let
     ./modules/postgresql.nix
     ./modules/chromadb.nix
     ./modules/pre-switch-check.nix
+    ./modules/journald-remote.nix
+    ./modules/journald-upload.nix
   ];
   pkgs = pkgsFor { system = sys; config = pre.config.nixpkgs.config; };
   pre = lib.evalModules {

@@ -1,7 +1,7 @@
 # STAND-IN for the NixOS systemd service/target options and unit-file rendering
 # (nixos/lib/systemd-lib.nix, nixos/lib/systemd-unit-options.nix,
-# nixos/modules/system/boot/systemd.nix).  Renders `systemd.services.<name>` and
-# `systemd.targets.<name>` into `systemd.units."<name>.<type>".text` the way NixOS lays
+# nixos/modules/system/boot/systemd.nix).  Renders `systemd.services.<name>`,
+# `systemd.targets.<name>` and `systemd.sockets.<name>` into `systemd.units."<name>.<type>".text` the way NixOS lays
 # them out: dependencies in [Unit], `environment` as Environment="K=V" lines with PATH
 # from `path` plus NixOS' default coreutils/findutils/gnugrep/gnused/systemd, `script`,
 # `preStart` and `postStart` as ExecStart=/ExecStartPre=/ExecStartPost= scripts run by
@@ -59,6 +59,12 @@ let
     };
   };
   targetModule = { name, ... }: { options = commonOptions; };
+  socketModule = { name, ... }: {
+    options = commonOptions // {
+      listenStreams = listOpt "ListenStream= lines (\"\" clears the ones before it).";
+      socketConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Socket] section options."; };
+    };
+  };
 
   render = v: if builtins.isBool v then lib.boolToString v else toString v;
   section = attrs: lib.concatStrings (lib.mapAttrsToList (k: v:
@@ -109,6 +115,11 @@ in
       default = { };
       description = "systemd targets.";
     };
+    sockets = mkOption {
+      type = types.attrsOf (types.submodule socketModule);
+      default = { };
+      description = "systemd sockets.";
+    };
     tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; description = "tmpfiles.d lines."; };
     units = mkOption {
       type = types.attrsOf (types.attrsOf types.anything);
@@ -120,5 +131,9 @@ in
     lib.mapAttrs' (name: s: lib.nameValuePair "${name}.service" { text = serviceText name s; })
       (lib.filterAttrs (_: s: s.enable) config.systemd.services)
     // lib.mapAttrs' (name: t: lib.nameValuePair "${name}.target" { text = unitSection t + installSection t; })
-      (lib.filterAttrs (_: t: t.enable) config.systemd.targets);
+      (lib.filterAttrs (_: t: t.enable) config.systemd.targets)
+    // lib.mapAttrs' (name: k: lib.nameValuePair "${name}.socket" {
+      text = unitSection k + "\n[Socket]\n" + lib.concatMapStrings (l: "ListenStream=${l}\n") k.listenStreams
+        + section k.socketConfig + installSection k;
+    }) (lib.filterAttrs (_: k: k.enable) config.systemd.sockets);
 }

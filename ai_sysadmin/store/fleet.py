@@ -1,0 +1,100 @@
+"""Fleet members' database roles: each member writes and reads only its own host's rows.
+
+A member (docs/fleet.md) reaches the hub's PostgreSQL as a role of its own, named
+`ai_sysadmin_member_<host>`.  Migration 9 put row-level security on the tables such a
+role is granted anything on (store/migrations.py `RLS_TABLES`): the policy takes the
+host from the role's name, so a member can only INSERT and SELECT metric and unit-state
+rows (unit states are metrics: `unit.failed`, `units.failed`) of its own host and only
+SELECT the actions addressed to it; on every other table it holds no privilege at all.
+Writes must be INSERTs: PostgreSQL refuses COPY FROM under row-level security.
+
+Creating a role needs CREATEROLE (an admin, or the hub's `postgres`); the GRANTs need the
+schema owner (the orchestrator's role) or a superuser.  The password is set apart, with
+psql's `\\password`, so it never travels or is logged in clear.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+
+from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, metrics_backend
+
+# What a member's role may do; everything else is refused by the absence of a GRANT,
+# and these rows are limited to its host by migration 9's policies.
+MEMBER_GRANTS: tuple[tuple[str, str], ...] = (
+    ("metrics", "SELECT"),
+    ("metrics", "INSERT"),
+    ("actions", "SELECT"),
+)
+# PostgreSQL truncates identifiers at 63 bytes; a longer name would silently lose part
+# of the host and so match another host's rows.
+_MAX_HOST = 63 - len(MEMBER_ROLE_PREFIX)
+_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class FleetError(Exception):
+    """A member role cannot be made as asked (bad host id, unsupported storage, no privilege)."""
+
+
+def member_role_name(host: str) -> str:
+    """The database role of the member `host`; the policies read the host back from it."""
+    if not _HOST_RE.match(host) or len(host) > _MAX_HOST:
+        raise FleetError(f"not a member host id: {host!r} (letters, digits, . _ -; at most {_MAX_HOST} "
+                         "characters, so that the role name fits PostgreSQL's 63)")
+    return MEMBER_ROLE_PREFIX + host
+
+
+async def _role_exists(conn: psycopg.AsyncConnection, role: str) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    return await cur.fetchone() is not None
+
+
+async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
+    """Create (or keep) the LOGIN role of member `host` and grant it MEMBER_GRANTS; returns its name.
+
+    Idempotent.  Refused on a TimescaleDB metrics hypertable, where the policies would not
+    hold (see store/migrations.py, migration 9).
+    """
+    role = member_role_name(host)
+    async with conn.transaction():
+        r = sql.Identifier(role)
+        if not await _role_exists(conn, role):
+            try:
+                await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise FleetError(f"cannot create role {role!r}: this connection's role needs CREATEROLE "
+                                 f"({exc.diag.message_primary})") from None
+        # In the same transaction: a refusal here leaves no role behind.
+        if await metrics_backend(conn) == BACKEND_TIMESCALE:
+            raise FleetError("member roles need row-level security on metrics, which a TimescaleDB hypertable "
+                             "does not carry to its chunks: not built for the TimescaleDB backend")
+        schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
+        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
+        for table, privilege in MEMBER_GRANTS:
+            await conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), sql.Identifier(table), r))
+    return role
+
+
+async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
+    """Revoke what the member `host` was granted and drop its role; False when it did not exist."""
+    role = member_role_name(host)
+    async with conn.transaction():
+        if not await _role_exists(conn, role):
+            return False
+        r = sql.Identifier(role)
+        schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
+        for table in sorted({t for t, _ in MEMBER_GRANTS}):
+            await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
+        await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(schema), r))
+        await conn.execute(sql.SQL("DROP ROLE {}").format(r))
+    return True
+
+
+async def member_roles(conn: psycopg.AsyncConnection) -> dict[str, str]:
+    """The member roles of this cluster: host -> role."""
+    cur = await conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname",
+                             (MEMBER_ROLE_PREFIX,))
+    return {name[len(MEMBER_ROLE_PREFIX):]: name for (name,) in await cur.fetchall()}

@@ -1,0 +1,268 @@
+"""Migration 9 (the host dimension) and fleet members' database roles, on the real PostgreSQL.
+
+As member B's own role (a real LOGIN role, connected as itself): writing A's rows fails
+with PostgreSQL's row-level security error, writing B's rows works, and B sees neither
+A's metrics nor A's actions, nor any other table.  Rows written before the migration, and
+rows written without a host, are the local host's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ai_sysadmin.store import fleet
+from ai_sysadmin.store.db import SCHEMA_TABLE
+from ai_sysadmin.store.migrations import MIGRATIONS, latest_version, migrate
+from rig.postgres import PgCluster
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+HUB = "hub-1"
+
+
+def _conninfo(cluster: PgCluster, db: str, role: str) -> str:
+    return f"host={cluster.sockdir} port={cluster.port} user={role} dbname={db}"
+
+
+@pytest.fixture()
+def database(pg_cluster: PgCluster) -> Iterator[str]:
+    name = f"fleet_{uuid.uuid4().hex[:10]}"
+    pg_cluster.create_database(name)
+    try:
+        yield name
+    finally:
+        if pg_cluster.running():
+            pg_cluster.drop_database(name)
+
+
+@pytest.fixture()
+async def owner(pg_cluster: PgCluster, database: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    """The schema owner's connection (the orchestrator's role in production), migrated."""
+    async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
+        await migrate(conn, host=HUB)
+        yield conn
+
+
+@pytest.fixture()
+async def members(pg_cluster: PgCluster, database: str,
+                  owner: psycopg.AsyncConnection) -> AsyncIterator[dict[str, str]]:
+    """Member roles for two hosts (unique names: roles are cluster-wide)."""
+    s = uuid.uuid4().hex[:6]
+    hosts = {"a": f"web-a-{s}", "b": f"web-b-{s}"}
+    for h in hosts.values():
+        await fleet.create_member_role(owner, h)
+    try:
+        yield hosts
+    finally:
+        if pg_cluster.running():
+            for h in hosts.values():
+                await fleet.drop_member_role(owner, h)
+
+
+async def _as(cluster: PgCluster, db: str, role: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(_conninfo(cluster, db, role), autocommit=True)
+
+
+async def _metric(conn: psycopg.AsyncConnection, host: str | None, name: str = "cpu.percent",
+                  value: float = 1.0) -> None:
+    if host is None:
+        await conn.execute("INSERT INTO metrics (ts, name, subject, value) VALUES (%s, %s, '', %s)",
+                           (NOW, name, value))
+    else:
+        await conn.execute("INSERT INTO metrics (ts, name, subject, value, host) VALUES (%s, %s, '', %s, %s)",
+                           (NOW, name, value, host))
+
+
+async def _action(conn: psycopg.AsyncConnection, host: str, target: str) -> int:
+    cur = await conn.execute("INSERT INTO actions (action, params, risk, status, target, host) "
+                             "VALUES ('restart_unit', '{}', 'low', 'approved', %s, %s) RETURNING id", (target, host))
+    return (await cur.fetchone())[0]  # type: ignore[index]
+
+
+# ------------------------------------------------------------------ migration 9
+
+
+async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, database: str) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
+        # The schema as version 8 left it, with rows in it.
+        async with conn.transaction():
+            await conn.execute(f"CREATE TABLE {SCHEMA_TABLE} (version integer PRIMARY KEY, name text NOT NULL, "
+                               "applied_at timestamptz NOT NULL DEFAULT now())")
+            for m in MIGRATIONS[:8]:
+                await m.apply(conn)
+                await conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
+        await conn.execute("INSERT INTO incidents (title, severity, category) VALUES ('old', 'high', 'unit-failure')")
+        await conn.execute("INSERT INTO actions (action, risk, target) VALUES ('restart_unit', 'low', 'x.service')")
+        await _metric(conn, None)
+        await conn.execute("INSERT INTO switches (switched_at, to_path, preflight) VALUES (%s, '/nix/store/x', '{}')",
+                           (NOW,))
+        for tid, host in (("t-journal", "from-journal"), ("t-none", None)):
+            await conn.execute(
+                "INSERT INTO triggers (id, severity, category, source, template, template_id, count, first_seen, "
+                "last_seen, host) VALUES (%s, 'high', 'unit-failure', 'rule', 't', 'tid', 1, %s, %s, %s)",
+                (tid, NOW, NOW, host))
+
+        assert await migrate(conn, host=HUB) == [9]
+        assert latest_version() == 9
+        for table in ("incidents", "actions", "metrics", "switches"):
+            cur = await conn.execute(sql.SQL("SELECT DISTINCT host FROM {}").format(sql.Identifier(table)))
+            assert await cur.fetchall() == [(HUB,)], table
+        cur = await conn.execute("SELECT id, host FROM triggers ORDER BY id")
+        assert await cur.fetchall() == [("t-journal", "from-journal"), ("t-none", HUB)]
+        cur = await conn.execute("SELECT value FROM store_settings WHERE key = 'local_host'")
+        assert await cur.fetchone() == (HUB,)
+
+        # Code that names no host (today's writers) writes the local host's rows ...
+        await _metric(conn, None, "mem.percent")
+        cur = await conn.execute("SELECT host FROM metrics WHERE name = 'mem.percent'")
+        assert await cur.fetchone() == (HUB,)
+        # ... and an explicit NULL host (a journal entry without _HOSTNAME) too.
+        await conn.execute(
+            "INSERT INTO triggers (id, severity, category, source, template, template_id, count, first_seen, "
+            "last_seen, host) VALUES ('t-new', 'high', 'unit-failure', 'rule', 't', 'tid', 1, %s, %s, NULL)",
+            (NOW, NOW))
+        cur = await conn.execute("SELECT host FROM triggers WHERE id = 't-new'")
+        assert await cur.fetchone() == (HUB,)
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            await conn.execute("UPDATE incidents SET host = NULL")
+
+
+async def test_host_indexes_exist(owner: psycopg.AsyncConnection) -> None:
+    cur = await owner.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%host%'")
+    defs = dict(await cur.fetchall())
+    for name, cols in (("triggers_host_last_seen", "(host, last_seen DESC)"),
+                       ("incidents_host_status", "(host, status, updated_at DESC)"),
+                       ("actions_host_status", "(host, status, id)"),
+                       ("metrics_host_name_ts", "(host, name, ts DESC)"),
+                       ("switches_host_at", "(host, switched_at DESC)")):
+        assert name in defs and defs[name].endswith(cols), (name, defs.get(name))
+
+
+# ------------------------------------------------------------------ member isolation
+
+
+async def test_member_writes_only_its_own_hosts_metrics(pg_cluster: PgCluster, database: str,
+                                                        owner: psycopg.AsyncConnection,
+                                                        members: dict[str, str]) -> None:
+    a, b = members["a"], members["b"]
+    await _metric(owner, a, value=11.0)  # what A's own role (or the hub) wrote
+    async with await _as(pg_cluster, database, fleet.member_role_name(b)) as conn:
+        cur = await conn.execute("SELECT current_user, fleet_member_host()")
+        assert await cur.fetchone() == (fleet.member_role_name(b), b)
+        await _metric(conn, b, value=22.0)  # its own row: allowed
+        await _metric(conn, b, "unit.failed", 1.0)  # unit states are metrics rows too
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
+            await _metric(conn, a, value=33.0)
+        # Naming no host means the hub's (the column default): not B's either.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
+            await _metric(conn, None)
+        cur = await conn.execute("SELECT host, value FROM metrics ORDER BY value")
+        assert await cur.fetchall() == [(b, 1.0), (b, 22.0)]
+        cur = await conn.execute("SELECT count(*) FROM metrics WHERE host = %s", (a,))
+        assert await cur.fetchone() == (0,)
+        # COPY would bypass the per-row check: PostgreSQL refuses it under RLS.
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            async with conn.cursor().copy("COPY metrics (ts, name, subject, value, host) FROM STDIN") as cp:
+                await cp.write_row((NOW, "cpu.percent", "", 1.0, b))
+        # Neither change nor delete, own rows included: INSERT and SELECT only.
+        for stmt in ("UPDATE metrics SET value = 0", "DELETE FROM metrics"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                await conn.execute(stmt)
+    cur = await owner.execute("SELECT host, value FROM metrics ORDER BY value")
+    assert await cur.fetchall() == [(b, 1.0), (a, 11.0), (b, 22.0)]
+
+
+async def test_member_reads_only_actions_addressed_to_it(pg_cluster: PgCluster, database: str,
+                                                         owner: psycopg.AsyncConnection,
+                                                         members: dict[str, str]) -> None:
+    a, b = members["a"], members["b"]
+    for_a = await _action(owner, a, "nginx.service")
+    for_b = await _action(owner, b, "postgresql-backup.service")
+    local = await _action(owner, HUB, "chromadb.service")
+    async with await _as(pg_cluster, database, fleet.member_role_name(b)) as conn:
+        cur = await conn.execute("SELECT id, target FROM actions ORDER BY id")
+        assert await cur.fetchall() == [(for_b, "postgresql-backup.service")]
+        cur = await conn.execute("SELECT count(*) FROM actions WHERE id = ANY(%s)", ([for_a, local],))
+        assert await cur.fetchone() == (0,)
+        for stmt in ("UPDATE actions SET status = 'executing'",
+                     "INSERT INTO actions (action, risk, host) VALUES ('restart_unit', 'low', current_user)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                await conn.execute(stmt)
+    async with await _as(pg_cluster, database, fleet.member_role_name(a)) as conn:
+        cur = await conn.execute("SELECT id FROM actions ORDER BY id")
+        assert await cur.fetchall() == [(for_a,)]
+
+
+@pytest.mark.parametrize("table", ["incidents", "triggers", "findings", "action_approvals", "audit_log",
+                                   "store_settings", "switches", "cursors", "ingest_batches"])
+async def test_member_has_nothing_else(pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection,
+                                       members: dict[str, str], table: str) -> None:
+    async with await _as(pg_cluster, database, fleet.member_role_name(members["b"])) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            await conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table)))
+
+
+async def test_local_roles_keep_every_host(pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection,
+                                           members: dict[str, str]) -> None:
+    """A role that is not a member's (the hub's API or executor) sees every host's rows."""
+    a, b = members["a"], members["b"]
+    role = f"local_{uuid.uuid4().hex[:8]}"
+    await owner.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        for table in ("metrics", "actions"):
+            await owner.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), sql.Identifier(role)))
+        await _metric(owner, a)
+        await _metric(owner, b)
+        await _action(owner, a, "a.service")
+        await _action(owner, b, "b.service")
+        async with await _as(pg_cluster, database, role) as conn:
+            cur = await conn.execute("SELECT fleet_member_host()")
+            assert await cur.fetchone() == (None,)
+            cur = await conn.execute("SELECT host FROM metrics ORDER BY host")
+            assert [h for (h,) in await cur.fetchall()] == sorted([a, b])
+            cur = await conn.execute("SELECT host FROM actions ORDER BY host")
+            assert [h for (h,) in await cur.fetchall()] == sorted([a, b])
+    finally:
+        await owner.execute(sql.SQL("REVOKE ALL ON metrics, actions FROM {}").format(sql.Identifier(role)))
+        await owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+async def test_member_roles_are_listed_idempotent_and_dropped(owner: psycopg.AsyncConnection,
+                                                              members: dict[str, str]) -> None:
+    listed = await fleet.member_roles(owner)
+    for h in members.values():
+        assert listed[h] == fleet.member_role_name(h)
+    assert await fleet.create_member_role(owner, members["a"]) == fleet.member_role_name(members["a"])
+    extra = f"web-c-{uuid.uuid4().hex[:6]}"
+    await fleet.create_member_role(owner, extra)
+    assert await fleet.drop_member_role(owner, extra) is True
+    assert extra not in await fleet.member_roles(owner)
+    assert await fleet.drop_member_role(owner, extra) is False
+
+
+@pytest.mark.parametrize("host", ["", "-web", "web 1", "web/1", "x" * 45, "wéb"])
+def test_member_role_names_refuse_bad_host_ids(host: str) -> None:
+    with pytest.raises(fleet.FleetError):
+        fleet.member_role_name(host)
+
+
+def test_member_role_name_fits_postgres() -> None:
+    assert fleet.member_role_name("x" * 44) == "ai_sysadmin_member_" + "x" * 44
+    assert len(fleet.member_role_name("x" * 44)) == 63
+
+
+async def test_creating_a_role_needs_createrole(pg_cluster: PgCluster, database: str,
+                                                owner: psycopg.AsyncConnection) -> None:
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    await owner.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        async with await _as(pg_cluster, database, role) as conn:
+            with pytest.raises(fleet.FleetError, match="CREATEROLE"):
+                await fleet.create_member_role(conn, f"web-d-{uuid.uuid4().hex[:6]}")
+    finally:
+        await owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
