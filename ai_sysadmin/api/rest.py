@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ai_sysadmin.api.auth import require_key, require_scope
 from ai_sysadmin.api.appkeys import STATE
+from ai_sysadmin.api.auth import require_key, require_scope
 from ai_sysadmin.api.coalesce import Coalesced
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.state import ApiState

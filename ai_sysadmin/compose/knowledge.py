@@ -19,7 +19,12 @@ from typing import Any, Callable
 
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient
-from ai_sysadmin.store.knowledge import COLLECTIONS, Hit, KnowledgeBase, KnowledgeUnavailable
+from ai_sysadmin.store.knowledge import (
+    COLLECTIONS,
+    Hit,
+    KnowledgeBase,
+    KnowledgeUnavailable,
+)
 
 RETRY_AFTER = 600.0  # seconds between attempts to open the knowledge base after a failure
 
