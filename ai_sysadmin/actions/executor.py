@@ -48,6 +48,7 @@ from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit, ledger
 from ai_sysadmin.store.db import connect_kwargs
 from ai_sysadmin.store.incidents import reopen
+from ai_sysadmin.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,7 @@ class Executor:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.listening = False
-            for t in (waiter, stopper):
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await stop_tasks(waiter, stopper)
 
     # ------------------------------------------------------------------ recovery
 

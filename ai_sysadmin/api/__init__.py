@@ -1,5 +1,5 @@
 """The OpenAI-compatible API, REST and /metrics (the `ai-sysadmin-api` unit)."""
 
-from ai_sysadmin.api.app import create_app, serve
+from ai_sysadmin.api.app import create_app
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app"]

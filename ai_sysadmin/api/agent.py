@@ -63,64 +63,21 @@ _usage: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("ai_sy
 
 
 class Agent:
-    def __init__(self, st: ApiState):
+    """The `ai-sysadmin` model's handler.  Its parts (the investigator, the meta client whose
+    calls reach `on_call`, the accounting) are built by compose/api.py; `investigator` None:
+    listed but answering 503 with `error`."""
+
+    def __init__(self, st: ApiState, *, recorder: Any = None):
         self.st = st
+        self.recorder = recorder  # store.llm_calls.LLMCallRecorder, or None: calls are not recorded
         self.investigator: Any = None
-        self.client: Any = None
         self.error: str | None = None
-        self.store: Any = None
-        self.recorder: Any = None
 
-    async def start(self) -> None:
-        """Build the investigator; a missing part leaves the model listed but answering 503."""
-        cfg = self.st.cfg
-        try:
-            from ai_sysadmin.actions.service import ActionService
-            from ai_sysadmin.llm import LLMClient
-            from ai_sysadmin.meta.loop import Investigator
-
-            if not cfg.roles.meta.enable:
-                raise RuntimeError("roles.meta is disabled")
-            self.recorder = self._open_accounting()
-            self.client = LLMClient(cfg.roles.meta, on_call=self._on_call, idle_timeout=cfg.api.upstream_idle_timeout,
-                                    idle_setting="api.upstream_idle_timeout")
-            proposer = ActionService(cfg, self.st.pool)
-            self.investigator = Investigator.from_config(cfg, pool=self.st.pool, client=self.client,
-                                                         proposer=proposer, kb=None)
-        except Exception as exc:
-            self.error = f"{exc.__class__.__name__}: {exc}"
-            log.warning("the ai-sysadmin agent model is unavailable: %s", self.error)
-
-    def _open_accounting(self) -> Any:
-        """Record the agent's model calls in llm_calls like the service does (layer meta).
-
-        The writer spools into the API's own state directory while PostgreSQL is away.
-        Accounting is bookkeeping: if it cannot be set up the agent still answers."""
-        try:
-            from prometheus_client import CollectorRegistry
-
-            from ai_sysadmin.store.service import build_store
-
-            self.store = build_store(self.st.cfg, pool=self.st.pool, registry=CollectorRegistry())
-            self.store.writer.start()
-            self.store.llm_calls.start()
-            return self.store.llm_calls
-        except Exception as exc:
-            log.warning("agent model calls will not be recorded: %s", exc)
-            self.store = None
-            return None
-
-    def _on_call(self, record: Any) -> None:
+    def on_call(self, record: Any) -> None:
+        """The meta client's on_call: the request's token tally, and llm_calls like the service (layer meta)."""
         _count_tokens(record)
         if self.recorder is not None:
             self.recorder(record)
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-        if self.store is not None:
-            await self.store.llm_calls.aclose()
-            await self.store.writer.aclose()
 
     async def complete(self, request: web.Request, data: dict[str, Any], started: float) -> web.StreamResponse:
         if self.investigator is None:

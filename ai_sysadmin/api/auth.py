@@ -22,6 +22,7 @@ from typing import Iterable, Protocol
 from aiohttp import web
 
 from ai_sysadmin.api.access import Access, AccessTable, Pool
+from ai_sysadmin.api.appkeys import KEYRING
 from ai_sysadmin.api.errors import ApiError, Handler
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.config import DEFAULT_KEY_SCOPES, ApiKey, Scope
@@ -97,7 +98,7 @@ def require_key(request: web.Request, what: str) -> str:
     """The key name, or 401: used where an actor must be recorded (approve, reject)."""
     name = actor(request)
     if name is None:
-        ring: KeyRing = request.app["keyring"]
+        ring: KeyRing = request.app[KEYRING]
         hint = "" if ring else " (none is configured: set api.api_key_file)"
         raise ApiError(401, f"{what} needs an API key{hint}", code="api_key_required", headers=_CHALLENGE)
     return name

@@ -18,6 +18,8 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Generic, TypeVar
 
+from ai_sysadmin.tasks import stop_tasks
+
 T = TypeVar("T")
 
 
@@ -48,6 +50,4 @@ class Coalesced(Generic[T]):
     async def aclose(self) -> None:
         """Cancel a round in progress (server shutdown)."""
         task, self._round = self._round, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks(task)

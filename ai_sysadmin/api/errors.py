@@ -14,6 +14,8 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from ai_sysadmin.api.appkeys import MAX_BODY_BYTES
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,7 +73,7 @@ def bad_field(param: str, message: str) -> ApiError:
 
 
 def body_too_large(request: web.Request) -> ApiError:
-    limit = request.app.get("max_body_bytes")
+    limit = request.app.get(MAX_BODY_BYTES)
     return ApiError(413, f"request body larger than the limit of {limit} bytes (api.max_body_bytes)",
                     code="body_too_large")
 
@@ -79,7 +81,7 @@ def body_too_large(request: web.Request) -> ApiError:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        limit = request.app.get("max_body_bytes")
+        limit = request.app.get(MAX_BODY_BYTES)
         if limit and request.content_length is not None and request.content_length > limit:
             return body_too_large(request).response()  # refused before reading a byte of it
         return await handler(request)

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ai_sysadmin.api.appkeys import STATE
 from ai_sysadmin.api.state import ApiState
 
 DB_TIMEOUT = 2.0
@@ -17,7 +18,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    st: ApiState = request.app["state"]
+    st: ApiState = request.app[STATE]
     names = list(st.upstreams)
     probes, db = await asyncio.gather(asyncio.gather(*(st.upstreams[n].probe() for n in names)), database(st))
     upstreams = {n: {"up": p["up"], "status": p["status"]} for n, p in zip(names, probes)}

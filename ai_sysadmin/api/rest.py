@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ai_sysadmin.api.appkeys import STATE
 from ai_sysadmin.api.auth import require_key, require_scope
 from ai_sysadmin.api.coalesce import Coalesced
 from ai_sysadmin.api.errors import ApiError, bad_field
@@ -32,7 +33,7 @@ MAX_LIMIT = 500
 
 
 def _state(request: web.Request) -> ApiState:
-    return request.app["state"]
+    return request.app[STATE]
 
 
 def _json(value: Any, status: int = 200) -> web.Response:

@@ -1,4 +1,4 @@
-"""What the handlers share, built once from the Config by create_app (no module-level state)."""
+"""What the handlers share: built by create_app, its parts filled in by compose/api.py's cleanup contexts."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class ApiState:
     upstreams: dict[str, Upstream] = field(default_factory=dict)  # role name -> upstream
     aliases: dict[str, str] = field(default_factory=dict)  # model id a client may send -> role name
     pool: Any = None  # psycopg_pool.AsyncConnectionPool
-    owns_pool: bool = False
     snapshot: StoreSnapshot | None = None
     agent: Any = None  # ai_sysadmin.api.agent.Agent
     status: Coalesced[bytes] | None = None  # /api/v1/status, shared by concurrent callers (rest.status)

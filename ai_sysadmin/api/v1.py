@@ -11,6 +11,7 @@ from typing import Iterator
 from aiohttp import web
 
 from ai_sysadmin.api.background import background_task
+from ai_sysadmin.api.appkeys import STATE
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
@@ -21,7 +22,7 @@ EMBED_ROLE = "embed"
 
 
 def state_of(request: web.Request) -> ApiState:
-    return request.app["state"]
+    return request.app[STATE]
 
 
 async def list_models(request: web.Request) -> web.Response:

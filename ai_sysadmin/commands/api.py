@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, load) -> int:
-    from ai_sysadmin.api.app import RefuseToStart, serve
+    from ai_sysadmin.compose.api import RefuseToStart, serve
 
     cfg = load()
     if args.host or args.port:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, load) -> int:
 
 
 async def _ask(args: argparse.Namespace, cfg: Any) -> int:
-    from ai_sysadmin.meta.session import open_session
+    from ai_sysadmin.compose.session import open_session
 
     printer = EventPrinter(sys.stdout) if args.format == "text" else None
     async with open_session(cfg) as session:

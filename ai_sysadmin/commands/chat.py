@@ -50,7 +50,7 @@ class Chat:
         return None if line == "" else line.rstrip("\n")
 
     async def run(self) -> int:
-        from ai_sysadmin.meta.session import open_session
+        from ai_sysadmin.compose.session import open_session
 
         async with open_session(self.cfg) as session:
             for w in session.warnings:

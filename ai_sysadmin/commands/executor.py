@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,15 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, load) -> int:
+    from ai_sysadmin.compose.executor import run_executor
+
     cfg = load()
-
-    async def main() -> int:
-        from ai_sysadmin.actions.executor import Executor
-
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await Executor(cfg).run(stop, once=args.once)
-
-    return asyncio.run(main())
+    return asyncio.run(run_executor(cfg, once=args.once))

@@ -54,7 +54,12 @@ async def review_now(cfg: Any, store: Any, *, use_model: bool = True) -> Any:
     from ai_sysadmin.review.stack import ReviewStack
     from ai_sysadmin.store.triggers import recent as recent_triggers
 
-    stack = ReviewStack.build(cfg, store, ActionService(cfg, store.pool))
+    client = None
+    if use_model and cfg.roles.review.enable:
+        from ai_sysadmin.llm import LLMClient
+
+        client = LLMClient(cfg.roles.review, on_call=store.llm_calls)
+    stack = ReviewStack.build(cfg, store, ActionService(cfg, store.pool), client=client)
     try:
         await stack.incidents.start()
         await stack.incidents.process()
@@ -62,11 +67,11 @@ async def review_now(cfg: Any, store: Any, *, use_model: bool = True) -> Any:
             rows = await recent_triggers(conn, cfg.review.max_triggers)
         stack.review.window.add([trigger_from_row(r) for r in rows],
                                 {r["id"]: r["incident_id"] for r in rows if r["incident_id"] is not None})
-        if not use_model:
-            stack.review.client = None
         return await stack.review.review_once("manual")
     finally:
         await stack.aclose()
+        if client is not None:
+            await client.aclose()
 
 
 def render(res: Any) -> str:

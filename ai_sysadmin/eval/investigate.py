@@ -84,17 +84,16 @@ async def investigate(cfg: Config, sc: Scenario, run: Any, todo: list[tuple[int,
 
 async def _one(cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any], incident_id: int,
                reason: str) -> dict[str, Any]:
-    from ai_sysadmin.meta.loop import Investigator
-    from ai_sysadmin.meta.tools import build_toolset
+    from ai_sysadmin.compose.investigator import build_investigator
 
     res = run.result
     host = SnapshotHost(sc, disk_paths=cfg.meta.disk_paths, triggers=run.triggers, incidents=run.incidents,
                         findings=res.findings, proposals=res.proposals)
     shelf = RunbookShelf()
     runner = NoCommands()  # nothing in the toolset may run a command here
-    # A toolset per investigation: its context collects that investigation's proposals.
-    tools = build_toolset(cfg, host=host, kb=shelf, proposer=run.proposer, runner=runner)
-    inv = Investigator(cfg, client, tools, run.proposer, incident_store=MemoryFindings(host), kb=shelf)
+    # The host, knowledge and findings are this scenario's: a fresh investigator per incident.
+    inv = build_investigator(cfg, client=client, proposer=run.proposer, knowledge=shelf, host=host, runner=runner,
+                             findings=MemoryFindings(host))
     first_call = len(calls)
     started = time.monotonic()
     question = QUESTION.format(id=incident_id, reason=envelope.neutralise(str(reason))[:500])

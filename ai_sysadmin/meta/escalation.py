@@ -9,12 +9,12 @@ or, per the findings table, by any other -- is not investigated again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, Callable
 
 from ai_sysadmin import envelope
+from ai_sysadmin.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,4 @@ class Escalator:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await stop_tasks(*self._tasks)

@@ -10,7 +10,7 @@ keeps the incident for the next call: nothing resolved is lost while the embedde
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -18,15 +18,15 @@ MAX_PENDING = 200
 
 
 class Learner:
-    def __init__(self, kb: Any | Callable[[], Awaitable[Any]], findings: Any = None):
-        self._kb = kb  # KnowledgeBase, or an async factory returning one (opened lazily)
+    def __init__(self, kb: Any, findings: Any = None):
+        # KnowledgeBase, or the process's compose.knowledge.SharedKnowledge (opened on first
+        # use; raises while it cannot be opened); None: no embed role, nothing is learned.
+        self._kb = kb
         self.findings = findings  # meta.findings.MetaFindings
         self.pending: dict[int, dict[str, Any]] = {}  # incident id -> document not yet embedded
         self.learned: list[int] = []
 
     async def kb(self) -> Any:
-        if callable(self._kb) and not hasattr(self._kb, "add_incident"):
-            self._kb = await self._kb()
         return self._kb
 
     async def on_resolved(self, incident: dict[str, Any]) -> None:

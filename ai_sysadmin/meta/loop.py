@@ -1,6 +1,6 @@
 """The L4 investigation: an OpenAI tool-calling loop over read-only tools, ending in a diagnosis.
 
-    inv = Investigator.from_config(cfg, pool=pool, client=meta_client, proposer=actions, kb=kb)
+    inv = build_investigator(cfg, client=meta_client, pool=pool, proposer=actions, knowledge=kb)  # compose/
     result = await inv.investigate("why is nginx down?", incident_id=7, on_event=show)
 
 The loop does not depend on the model calling tools well:
@@ -40,6 +40,7 @@ from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.proposing import propose
+from ai_sysadmin.meta.tools.proposals import collect_proposals
 from ai_sysadmin.meta.transcript import bound_transcript
 from ai_sysadmin.meta.turn import tool_turn
 
@@ -146,15 +147,6 @@ class Investigator:
         # The diagnosis may only propose catalog actions with their own parameters.
         self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
 
-    @classmethod
-    def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> "Investigator":
-        from ai_sysadmin.meta.findings import MetaFindings
-        from ai_sysadmin.meta.tools import build_toolset
-
-        tools = build_toolset(cfg, pool=pool, kb=kb, proposer=proposer)
-        return cls(cfg, client, tools, proposer, incident_store=MetaFindings(pool) if pool is not None else None,
-                   kb=kb)
-
     # ------------------------------------------------------------------ the loop
 
     async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
@@ -166,12 +158,12 @@ class Investigator:
         emit = _Emitter(on_event)
         deadline = started + self.m.deadline_seconds
         reserve = min(self.m.deadline_seconds * ANSWER_RESERVE_SHARE, ANSWER_RESERVE_MAX)
-        with call_context(layer="meta", incident_id=incident_id):
+        with call_context(layer="meta", incident_id=incident_id), collect_proposals() as proposed:
             known = await self._known_ids(incident_id)
             messages = await self._opening(question, history or [], incident_id, known)
             final_text: str | None = None
             try:
-                final_text = await self._tool_phase(inv, messages, emit, tool_deadline=deadline - reserve,
+                final_text = await self._tool_phase(inv, messages, emit, proposed, tool_deadline=deadline - reserve,
                                                     stream_text=stream_text)
             except _Stop as stop:
                 inv.outcome, inv.error = stop.outcome, str(stop)
@@ -209,7 +201,8 @@ class Investigator:
         return messages
 
     async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
-                          tool_deadline: float, stream_text: bool = False) -> str | None:
+                          proposed: list[ProposalOutcome], tool_deadline: float,
+                          stream_text: bool = False) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
         seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
@@ -309,7 +302,7 @@ class Investigator:
                 inv.steps.append(step)
                 messages.append(tool_message(cid, call.name, text, self.tools.max_chars))
                 await emit(Event("step_result", _result_data(step)))
-            await self._emit_new_proposals(inv, emit)
+            await self._emit_new_proposals(inv, emit, proposed)
             refusals_in_a_row = refusals_in_a_row + 1 if refused_all else 0
             if refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
                 return None  # the model is looping: make it answer
@@ -325,11 +318,11 @@ class Investigator:
             for kind, ids in data["evidence_ids"].items():
                 inv.seen_ids.setdefault(str(kind), set()).update(str(i) for i in ids)
 
-    async def _emit_new_proposals(self, inv: Investigation, emit: "_Emitter") -> None:
-        ctx = getattr(self.tools, "context", None)
-        if ctx is None:
-            return
-        for outcome in ctx.proposals[len(inv.proposals):]:
+    async def _emit_new_proposals(self, inv: Investigation, emit: "_Emitter",
+                                  proposed: list[ProposalOutcome]) -> None:
+        """Move what propose_action proposed in this turn (this investigation's collector) into `inv`."""
+        while proposed:
+            outcome = proposed.pop(0)
             inv.proposals.append(outcome)
             await emit(Event("proposal", outcome.to_json()))
 

@@ -1,10 +1,11 @@
 """Incidents + L2 + L3 as the service runs them, built from the config in one place.
 
-    stack = ReviewStack.build(cfg, store, actions, escalate=..., on_resolved=...)
+    stack = ReviewStack.build(cfg, store, actions, client=review_client, escalate=..., on_resolved=...)
     sink = stack.tap            # give L1 and the collector this sink instead of store.triggers
-    tasks = await stack.start() # incident loop + review scheduler
+    await stack.restore()       # the live incidents of the last run
+    tg.create_task(stack.incidents.run()); tg.create_task(stack.review.run())
     ...
-    await stack.aclose()
+    await stack.aclose()        # saves the context window (the client is its owner's to close)
 
 A down review model is not fatal: reviews are recorded as skipped and the deterministic
 candidates are still proposed.  A down database delays incident writes (kept in memory).
@@ -12,7 +13,6 @@ candidates are still proposed.  A down database delays incident writes (kept in 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,21 +42,17 @@ class ReviewStack:
     incidents: IncidentService
     review: ReviewService
     tap: TriggerTap
-    client: Any
 
     @classmethod
-    def build(cls, cfg: Config, store: Any, actions: Any, *, escalate: Escalate | None = None,
+    def build(cls, cfg: Config, store: Any, actions: Any, *, client: Any = None, escalate: Escalate | None = None,
               on_resolved: OnResolved | None = None, knowledge: Any = None) -> "ReviewStack":
+        """`client`: the review role's LLMClient (None: reviews are recorded as skipped);
+        `knowledge`: the process's knowledge base (None: the review opens none of its own)."""
         from ai_sysadmin.actions.catalog import load_catalog
 
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
         incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved,
                                     supported=supported_actions)
-        client = None
-        if cfg.roles.review.enable:
-            from ai_sysadmin.llm import LLMClient
-
-            client = LLMClient(cfg.roles.review, on_call=store.llm_calls)
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
         review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
                                catalog=load_catalog(), sink=PgReviewSink(store.pool),
@@ -69,23 +65,20 @@ class ReviewStack:
         # so each window entry knows its incident.
         incidents.on_correlated = review.notify
         tap = TriggerTap(store.triggers, incidents.submit)
-        return cls(incidents, review, tap, client)
+        return cls(incidents, review, tap)
 
-    async def start(self) -> list[asyncio.Task[None]]:
+    async def restore(self) -> None:
+        """The live incidents of the last run (before `incidents.run()` and `review.run()` start)."""
         try:
             await self.incidents.start()
         except Exception as exc:  # database down at start: correlate what comes, restore later restarts
             log.warning("incidents: live incidents not restored (%s)", exc)
-        return [asyncio.create_task(self.incidents.run(), name="incidents"),
-                asyncio.create_task(self.review.run(), name="review")]
 
     async def aclose(self) -> None:
         try:
             self.review.window.save()
         except OSError as exc:
             log.warning("context window not saved (%s)", exc)
-        if self.client is not None:
-            await self.client.aclose()
         state = self.review.state
         if hasattr(state, "aclose"):
             await state.aclose()

@@ -67,6 +67,10 @@ class EmbedderUnavailable(RuntimeError):
     """A vector search was asked for explicitly while the embedding model is down."""
 
 
+class KnowledgeUnavailable(RuntimeError):
+    """The knowledge base could not be opened (ChromaDB); callers go on without it."""
+
+
 # Words too common in questions and runbooks to tell documents apart.
 STOPWORDS = frozenset("""
 a about above after again all also am an and any are as at be because been before being below between both but

@@ -8,13 +8,13 @@ outage, and dropped -- counted -- only if the queue overflows).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timezone
 
 from ai_sysadmin.llm import CallRecord
 from ai_sysadmin.store.spool import Batch
 from ai_sysadmin.store.writer import StoreWriter
+from ai_sysadmin.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ class LLMCallRecorder:
 
     async def aclose(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
         await self.drain()
 

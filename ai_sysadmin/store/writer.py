@@ -16,7 +16,6 @@ journal cursor are committed.  The same path serves direct writes and spool flus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Awaitable, Callable, Mapping
 
@@ -27,6 +26,7 @@ from ai_sysadmin.store.batches import Applier, CarefulApplier, is_refusal
 from ai_sysadmin.store.db import is_unreachable
 from ai_sysadmin.store.quarantine import Quarantine
 from ai_sysadmin.store.spool import Batch, Spool
+from ai_sysadmin.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class StoreWriter:
     async def aclose(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
 
     # ------------------------------------------------------------------ writing

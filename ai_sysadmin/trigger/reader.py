@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
+from ai_sysadmin.tasks import stop_tasks
+
 # journald accepts fields up to hundreds of MiB; a line longer than this is skipped
 # (and counted as bad) instead of exhausting memory.
 MAX_LINE = 64 * 1024 * 1024
@@ -261,6 +263,4 @@ async def _run_lines(argv: list[str], errors: StderrLog | None = None) -> AsyncI
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-        drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await drain
+        await stop_tasks(drain)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from ai_sysadmin.config import Config
+from ai_sysadmin.tasks import stop_tasks
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 from ai_sysadmin.trigger.pipeline import Pipeline
 
@@ -84,8 +85,7 @@ async def run_l1(cfg: Config, source: str, *, use_model: bool, window: int | Non
             while not pipeline.classifier.idle:
                 await asyncio.sleep(0.05)
     finally:
-        if worker is not None:
-            worker.cancel()
+        await stop_tasks(worker)
         if client is not None:
             await client.aclose()
     triggers = sorted(pipeline.totals(), key=lambda t: (t.first_seen, -SEVERITY_RANK[t.severity], t.id))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ai_sysadmin.config import Config, TriggerConfig
+from ai_sysadmin.tasks import stop_tasks
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
@@ -125,11 +126,7 @@ class TriggerFollower:
             for t in done:
                 t.result()  # re-raise a reader failure
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await stop_tasks(*tasks)
             with contextlib.suppress(Exception):
                 await self.commit()
 

@@ -205,3 +205,57 @@ async def test_deadline_ends_the_tool_phase(tmp_path: Path, meta_server: LlamaSe
     inv = await run(cfg)
     assert inv.outcome == "deadline" and "deadline" in inv.error
     assert inv.diagnosis and inv.diagnosis["root_cause"]
+
+
+class ProposingToolset(Toolset):
+    """The real toolset, offering the model one parameterless tool, `propose_fix`; each call of it
+    runs the real propose_action for `unit`.
+
+    Not a mock: the model really calls the tool and the real action service records the
+    proposal.  The tiny model cannot be relied on to write an action's parameters, so which
+    unit is proposed is the test's; what is tested is which investigation reports it.
+    """
+
+    def __init__(self, base: Toolset):
+        super().__init__([base.get(n) for n in base.names], max_chars=base.max_chars, timeout=base.timeout,  # type: ignore[misc]
+                         context=base.context)
+        self.unit = ""
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [fn("propose_fix", {}, [])]
+
+    async def call(self, name: str, arguments: Any):
+        return await super().call("propose_action", {"action": "restart_unit", "params": {"unit": self.unit},
+                                                     "reason": f"{self.unit} keeps failing"})
+
+
+async def test_each_investigation_reports_only_its_own_proposals(tmp_path: Path, meta_server: LlamaServer,
+                                                                 migrated) -> None:
+    """One investigator (the service builds it once) investigating twice in a row (issue 19)."""
+    from ai_sysadmin.actions.service import ActionService
+
+    db, pool = migrated
+    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 3, "tools": ["propose_action"]})
+    actions = ActionService(cfg, pool)
+    tools = ProposingToolset(build_toolset(cfg, pool=pool, proposer=actions))
+    async with LLMClient(cfg.roles.meta) as client:
+        inv = Investigator(cfg, client, tools, actions, incident_store=MetaFindings(pool))
+        reports = []
+        for unit in ("first.service", "second.service"):
+            tools.unit = unit
+            events: list[Event] = []
+
+            async def collect(e: Event) -> None:
+                events.append(e)
+
+            result = await inv.investigate(f"Why does {unit} keep failing?", on_event=collect)
+            reports.append((unit, result, [e.data for e in events if e.kind == "proposal"]))
+    for unit, result, proposal_events in reports:
+        proposed = [p.params.get("unit") for p in result.proposals]
+        assert proposed and set(proposed) == {unit}, (unit, [s.to_json() for s in result.steps])
+        assert {e["params"]["unit"] for e in proposal_events} == {unit}
+        assert any(p.action_id is not None for p in result.proposals)  # recorded by the real action service
+    # The stored findings carry each investigation's own proposals too.
+    for unit, result, _ in reports:
+        row = await MetaFindings(pool).get(result.finding_id)
+        assert {p["params"]["unit"] for p in row["detail"]["proposals"]} == {unit}

@@ -18,18 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools.base import ParamError, Tool, ToolError, ToolOutput, ToolResult
 from ai_sysadmin.meta.tools.budget import budget_chars, fit
 from ai_sysadmin.meta.tools.facts import HostFacts
+from ai_sysadmin.meta.tools.proposals import collect_proposals, record_proposal
 from ai_sysadmin.meta.tools.runner import Runner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Toolset", "ToolContext", "ToolResult", "Tool", "HostFacts", "build_toolset", "TOOL_MODULES"]
+__all__ = ["Toolset", "ToolContext", "ToolResult", "Tool", "HostFacts", "build_toolset", "TOOL_MODULES",
+           "collect_proposals", "record_proposal"]
 
 # One concept per module; each has `tools(ctx) -> list[Tool]`.
 TOOL_MODULES = (
@@ -48,7 +50,6 @@ class ToolContext:
     pool: Any = None  # psycopg_pool.AsyncConnectionPool
     kb: Any = None  # store.knowledge.KnowledgeBase
     proposer: Any = None  # actions.types.Proposer
-    proposals: list[Any] = field(default_factory=list)  # ProposalOutcomes of propose_action, in order
 
 
 class Toolset:

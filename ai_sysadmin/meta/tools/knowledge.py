@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.store.knowledge import KnowledgeUnavailable
 
 COLLECTIONS = ("incidents", "runbooks", "notes")
 
@@ -18,6 +19,8 @@ def tools(ctx: Any) -> list[Tool]:
             hits = await ctx.kb.search(args["text"], cols, k=args.get("k", 4))
         except ValueError as exc:
             raise ToolError(f"invalid argument text: {exc}") from None
+        except KnowledgeUnavailable as exc:
+            raise ToolError(f"the knowledge base is unavailable ({exc}); use the other tools") from None
         if not hits:
             return ToolOutput("no matches", {"hits": 0}, "0 hits")
         ids = [f"{h.collection}/{h.id}" for h in hits]

@@ -15,6 +15,7 @@ from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.llm.accounting import current
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.tools.base import Tool, ToolOutput, obj
+from ai_sysadmin.meta.tools.proposals import record_proposal
 
 
 def _catalog_ids() -> list[str]:
@@ -33,7 +34,7 @@ def tools(ctx: Any) -> list[Tool]:
         outcome = await propose(ctx.proposer, Proposal(
             action=args["action"], params=args.get("params", {}), reason=args["reason"], source="meta",
             incident_id=current().incident_id))
-        ctx.proposals.append(outcome)
+        record_proposal(outcome)
         text = (f"proposal {outcome.action}: decision {outcome.decision} (risk {outcome.risk or 'unknown'}); "
                 f"{outcome.reason}" + (f"; action id {outcome.action_id}" if outcome.action_id else ""))
         if outcome.contradicts:  # the model should see that its proposal is not what the evidence shows

@@ -1,4 +1,7 @@
-"""The parts one investigation needs, opened from the config (for `ask`, `chat` and the API).
+"""The composition root of `ask` and `chat`: the parts one investigation needs, opened from the config.
+
+    async with open_session(cfg) as session:
+        await session.investigator.investigate(question)
 
 Each part degrades on its own: PostgreSQL down -> nothing is stored and proposals are
 refused (there is no action service), but the tools that read the host still run;
@@ -12,7 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
+from ai_sysadmin.compose.investigator import build_investigator
 from ai_sysadmin.config import Config
+from ai_sysadmin.llm import LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +25,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Session:
     cfg: Config
-    investigator: Any
-    client: Any
+    investigator: Any  # meta.loop.Investigator
+    client: LLMClient
     pool: Any = None
     kb: Any = None
     warnings: list[str] = field(default_factory=list)
@@ -29,9 +34,6 @@ class Session:
 
 @contextlib.asynccontextmanager
 async def open_session(cfg: Config, *, db_timeout: float = 5.0) -> AsyncIterator[Session]:
-    from ai_sysadmin.llm import LLMClient
-    from ai_sysadmin.meta.loop import Investigator
-
     warnings: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         pool = await _open_pool(cfg, db_timeout, warnings)
@@ -45,7 +47,7 @@ async def open_session(cfg: Config, *, db_timeout: float = 5.0) -> AsyncIterator
             proposer = ActionService(cfg, pool)
         client = LLMClient(cfg.roles.meta)
         stack.push_async_callback(client.aclose)
-        inv = Investigator.from_config(cfg, pool=pool, client=client, proposer=proposer, kb=kb)
+        inv = build_investigator(cfg, client=client, pool=pool, proposer=proposer, knowledge=kb)
         yield Session(cfg=cfg, investigator=inv, client=client, pool=pool, kb=kb, warnings=warnings)
 
 
@@ -64,16 +66,18 @@ async def _open_pool(cfg: Config, timeout: float, warnings: list[str]) -> Any:
 
 
 async def _open_kb(cfg: Config, stack: contextlib.AsyncExitStack, warnings: list[str]) -> Any:
+    """The knowledge base, opened now so that a failure is a warning before the first question."""
     embed = cfg.roles.embed
     if embed is None or not embed.enable:
         return None
-    from ai_sysadmin.llm import LLMClient
-    from ai_sysadmin.store.knowledge import KnowledgeBase
+    from ai_sysadmin.compose.knowledge import SharedKnowledge
+    from ai_sysadmin.store.knowledge import KnowledgeUnavailable
 
     client = LLMClient(embed)
     stack.push_async_callback(client.aclose)
+    knowledge = SharedKnowledge(cfg.knowledge, client)
     try:
-        return await KnowledgeBase.open(cfg.knowledge, client)
-    except Exception as exc:
-        warnings.append(f"knowledge base unavailable ({exc})")
+        return await knowledge.open()
+    except KnowledgeUnavailable as exc:
+        warnings.append(f"knowledge base unavailable ({exc.__cause__ or exc})")
         return None

@@ -1,0 +1,98 @@
+"""The composition root of `ai-sysadmin run`: every part of the service, built once, closed in reverse.
+
+    async with service_parts(cfg) as parts:        # the orchestrator runs parts.follower, ...
+        ...
+
+Owned here: the store (pool, spool, writer), one LLM client per role, one knowledge base
+(through the one embed client), the action service (the one Proposer), the investigator,
+the L4 hooks, incidents + review, L1's follower, the metrics collector and the switch watch.
+A failure while building closes what was already opened (the pool included).
+
+`escalate`/`on_resolved` replace the L4 hooks (tests record escalations instead of
+investigating).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from ai_sysadmin.actions.policy import is_protected
+from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.collect.collector import MetricsCollector
+from ai_sysadmin.compose.clients import RoleClients, service_clients
+from ai_sysadmin.compose.investigator import build_investigator
+from ai_sysadmin.compose.knowledge import SharedKnowledge
+from ai_sysadmin.config import Config
+from ai_sysadmin.incidents.switches import SwitchWatch
+from ai_sysadmin.meta.findings import MetaFindings
+from ai_sysadmin.meta.hooks import MetaHooks
+from ai_sysadmin.review.stack import ReviewStack
+from ai_sysadmin.store.service import Store, open_store
+from ai_sysadmin.store.switches import SwitchStore
+from ai_sysadmin.trigger.service import TriggerFollower, journal_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceParts:
+    cfg: Config
+    store: Store
+    clients: RoleClients
+    knowledge: SharedKnowledge | None  # None: no embed role
+    actions: ActionService
+    meta: MetaHooks
+    review: ReviewStack
+    follower: TriggerFollower
+    collector: MetricsCollector
+    switches: SwitchWatch
+
+
+@contextlib.asynccontextmanager
+async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any = None) -> AsyncIterator[ServiceParts]:
+    async with contextlib.AsyncExitStack() as stack:
+        store = await open_store(cfg)
+        stack.push_async_callback(store.close)
+        await apply_grants(cfg, store)
+        clients = await stack.enter_async_context(service_clients(cfg, on_call=store.llm_calls))
+        knowledge = SharedKnowledge(cfg.knowledge, clients.embed) if clients.embed is not None else None
+        # The one Proposer of the service: the review and meta layers propose through it.
+        actions = ActionService(cfg, store.pool)
+        findings = MetaFindings(store.pool)
+        investigator = build_investigator(cfg, client=clients.meta, pool=store.pool, proposer=actions,
+                                          knowledge=knowledge, findings=findings)
+        # L4: the review's escalations start investigations; resolved incidents are learned.
+        meta = MetaHooks.build(cfg, investigator, knowledge, findings)
+        stack.push_async_callback(meta.aclose)
+        # Incidents and the review listen to every recorded trigger through this sink.
+        review = ReviewStack.build(cfg, store, actions, client=clients.review, knowledge=knowledge,
+                                   escalate=escalate or meta.escalate, on_resolved=on_resolved or meta.on_resolved)
+        stack.push_async_callback(review.aclose)
+        follower = TriggerFollower(cfg.trigger, journal_source(cfg), review.tap, state_dir=cfg.state_dir,
+                                   model=clients.trigger, poll_interval=cfg.trigger.poll_interval)
+        collector = MetricsCollector(cfg, store.metrics, review.tap)
+        yield ServiceParts(cfg=cfg, store=store, clients=clients, knowledge=knowledge, actions=actions, meta=meta,
+                           review=review, follower=follower, collector=collector, switches=switch_watch(cfg, store))
+
+
+def switch_watch(cfg: Config, store: Store) -> SwitchWatch:
+    """The watch after a switch (docs/preflight.md): records switches, attributes failures to them."""
+    protected = cfg.protected_units
+    return SwitchWatch(cfg, SwitchStore(store.pool), is_protected=lambda u: is_protected(u, protected))
+
+
+async def apply_grants(cfg: Config, store: Store) -> None:
+    """GRANT the executor's and the API's roles their privileges (idempotent; after migrating)."""
+    db = cfg.database
+    if not (db.executor_role or db.api_role):
+        return
+    from ai_sysadmin.store.grants import apply_grants as grant
+
+    try:
+        granted = await grant(store.pool, db)
+        log.info("database grants applied: %s", ", ".join(f"{r} ({len(g)})" for r, g in granted.items()) or "none")
+    except Exception as exc:  # database down at start: the next start applies them
+        log.warning("database grants not applied: %s", exc)
