@@ -1,7 +1,7 @@
 """What the API costs on top of llama-server: identical streamed requests, direct vs through `ai-sysadmin api`.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/api_overhead.py [--requests 128] [--levels 1,8,32]
+    $AI_SYSADMIN_VENV/bin/python -m bench.api_overhead [--requests 128] [--levels 1,8,32]
     ... --spread 0 --think 0 --client-close     # the lockstep worst case (see below)
 
 Starts a real llama-server (tiny model, 32 slots, one compute thread) and the real API
@@ -49,11 +49,10 @@ import aiohttp
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from rig.llama import tiny_server  # noqa: E402
-from rig.net import free_port, wait_until  # noqa: E402
-from rig.proc import exit_report, spawn_logged  # noqa: E402
+from rig.llama import tiny_server
+from rig.net import free_port, wait_until
+from rig.proc import exit_report, spawn_logged
 
 
 def pct(values: list[float], q: float) -> float:

@@ -13,7 +13,7 @@ the journal cursor per batch, one after another as fast as they go) for a fixed 
 Prints p50/p99/max commit latency per phase; asserts nothing about speed.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/retention_commit.py [--old-triggers 200000] [--seconds 8]
+    $AI_SYSADMIN_VENV/bin/python -m bench.retention_commit [--old-triggers 200000] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -21,20 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.store.metrics import Sample  # noqa: E402
-from ai_sysadmin.store.retention import run_retention  # noqa: E402
-from ai_sysadmin.store.service import open_store  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
-from tests.store.helpers import make_trigger  # noqa: E402
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.store.metrics import Sample
+from ai_sysadmin.store.retention import run_retention
+from ai_sysadmin.store.service import open_store
+from rig.postgres import PgCluster
+from rig.triggers import make_trigger
 
 
 async def fill_old(store, n_triggers: int, metric_days: int, rows_per_day: int) -> None:  # type: ignore[no-untyped-def]

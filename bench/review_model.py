@@ -1,7 +1,7 @@
 """L3 with the real tiny model (SmolLM2-135M): latency p50/p95 at the default budget, tokens per
 review, cached share of prompt tokens on consecutive reviews, and judgement over the scenarios.
 
-    python bench/review_model.py [--reviews 6]
+    python -m bench.review_model [--reviews 6]
 
 The server gets the review role's default context (8192 tokens, one slot), so the default
 budget (context_size - max_tokens - 256) applies.  Judgement figures compare the model's
@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from tests.scenarios.helpers import by_kind, load, replay_review, scenarios, write_export  # noqa: E402
+from ai_sysadmin.config import parse_config
+from rig.scenarios import by_kind, load, replay_review, scenarios, write_export
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -35,7 +32,7 @@ async def main(args: argparse.Namespace) -> None:
                             "roles": {"trigger": {"enable": False},
                                       "review": {"url": server.url, "model": "review", "timeout": 600}}}, env={})
         from ai_sysadmin.llm import LLMClient
-        from tests.review.conftest import service
+        from rig.review import service
 
         async with LLMClient(cfg.roles.review) as client:
             svc = service(cfg, client=client)

@@ -1,6 +1,6 @@
 """Orchestrator RSS under a replayed soak: `ai-sysadmin run` with incidents and review wired in.
 
-    python bench/review_soak.py [--minutes 10] [--rate 1000]
+    python -m bench.review_soak [--minutes 10] [--rate 1000]
 
 Starts a throwaway PostgreSQL cluster and the real service (`python -m ai_sysadmin run`,
 journal.source = file, no model servers: the review runs its deterministic part every
@@ -27,10 +27,9 @@ import psutil
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from rig.journal import JournalWriter  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
+from rig.journal import JournalWriter
+from rig.postgres import PgCluster
 
 LINES = [("kernel", None, 6, "eth0: link up, 1000Mbps {n}"), ("nginx", "nginx.service", 6, "GET /api/{n} 200 {m}ms"),
          ("myapp", "myapp.service", 3, "request {n} failed: connection refused"),

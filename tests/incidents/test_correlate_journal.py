@@ -12,7 +12,7 @@ from typing import Any
 
 from ai_sysadmin.config import parse_config
 from rig.journal import JournalWriter
-from tests.scenarios.helpers import by_kind, replay_review
+from rig.scenarios import by_kind, replay_review
 from tests.trigger.helpers import T0_USEC
 
 PID1 = {"_PID": "1", "_UID": "0", "_GID": "0", "_COMM": "systemd", "_TRANSPORT": "journal",

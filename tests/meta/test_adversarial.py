@@ -99,7 +99,7 @@ async def test_hostile_incident_and_tool_output_never_act_beyond_policy(tmp_path
     from ai_sysadmin.store.service import open_store
     from datetime import datetime, timedelta, timezone
     from tests.meta.conftest import meta_config
-    from tests.store.helpers import make_trigger
+    from rig.triggers import make_trigger
 
     db, pool = migrated
     cfg = meta_config(tmp_path, meta_server, database=db, autonomy_level="auto-safe",

@@ -12,8 +12,8 @@ from typing import Any
 
 from ai_sysadmin.meta.tools.names import TOOL_NAMES
 from rig.net import free_port
+from rig.scenarios import load as load_scenario
 from tests.meta.conftest import META_CTX, TINY_META
-from tests.scenarios.helpers import load as load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 

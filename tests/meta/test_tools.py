@@ -167,7 +167,7 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
 async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) -> None:
     from ai_sysadmin.store.service import open_store
     from ai_sysadmin.store.incidents import IncidentStore
-    from tests.store.helpers import make_trigger
+    from rig.triggers import make_trigger
 
     db, pool = migrated
     cfg = cfg_for(tmp_path, database=db)

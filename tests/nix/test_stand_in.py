@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.paths import nix_env
 from rig.require import need
-from tests.nix.nixtools import REPO, STAND_IN, nix_env, run
+from tests.nix.nixtools import REPO, STAND_IN, run
 
 STAND_IN_LIB = STAND_IN / "lib"
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.preflight.nixsys import BASE, NixStore, unit, variant
+from rig.nixstore import BASE, NixStore, unit, variant
 
 
 class Generations:

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
+from rig.paths import nix_tool
 from rig.require import need
 from tests.nix.cases import base
-from tests.nix.nixtools import nix_tool, render
+from tests.nix.nixtools import render
 from tests.preflight.conftest import Generations
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from typing import Any
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.store.llm_calls import LLMCallRecorder
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config, role_config
-from tests.store.helpers import make_trigger
 
 
 async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict[str, Any], tmp_path: Path,

@@ -12,8 +12,9 @@ from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.spool import Batch
 from rig.postgres import PgCluster
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger, wait_for
+from tests.store.helpers import wait_for
 
 
 @pytest.fixture()

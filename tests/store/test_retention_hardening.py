@@ -15,8 +15,8 @@ from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.partitions import MetricPartitions, partition_name
 from ai_sysadmin.store.retention import run_retention
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger
 
 
 async def test_a_locked_partition_is_skipped_not_waited_for(pg_database: dict[str, Any], tmp_path: Path) -> None:
