@@ -31,7 +31,8 @@ import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import (

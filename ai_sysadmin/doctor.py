@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 from dataclasses import asdict, dataclass
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -258,7 +258,7 @@ async def check_knowledge(cfg: Config) -> CheckResult:
 async def _bounded(name: str, coro: Awaitable[CheckResult]) -> CheckResult:
     try:
         return await asyncio.wait_for(coro, CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return CheckResult(name, "fail", f"no answer within {CHECK_TIMEOUT:g}s", "see the part's logs")
     except Exception as exc:  # a crashing check is a failed check, never a crashed doctor
         return CheckResult(name, "fail", f"check crashed: {exc.__class__.__name__}: {exc}")

@@ -12,7 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import Mapping
 
 import re2
 

@@ -43,16 +43,16 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import aiohttp
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-
 from rig.llama import tiny_server
 from rig.net import free_port, wait_until
 from rig.proc import exit_report, spawn_logged
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pct(values: list[float], q: float) -> float:
@@ -78,7 +78,7 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: di
     return time.perf_counter() - t0, ttft or 0.0, tokens
 
 
-async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], bytes]", headers: dict,
+async def mixed(direct_url: str, api_url: str, bodies: Callable[[int, int], bytes], headers: dict,
                 concurrency: int, pairs_per_worker: int, keep_alive: bool, think: float) -> list[tuple]:
     """Identical requests to both paths under the same load, as pairs.
 
@@ -142,7 +142,7 @@ async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: ps
     return (opened - base) / n
 
 
-def bootstrap(pairs: list[tuple[float, float]], stat: "Callable[[list[tuple[float, float]]], float]",
+def bootstrap(pairs: list[tuple[float, float]], stat: Callable[[list[tuple[float, float]]], float],
               rounds: int = 2000) -> tuple[float, float]:
     """95% interval of `stat` over pairs resampled with replacement (seeded: reruns print the same)."""
     rng = random.Random(0)
@@ -169,7 +169,7 @@ def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
     lat_pairs = [(x[0] * 1e3, y[0] * 1e3) for x, y in pairs]
     ttft_pairs = [(x[1] * 1e3, y[1] * 1e3) for x, y in pairs]
 
-    def pct_diff(q: float) -> "Callable[[list[tuple[float, float]]], float]":
+    def pct_diff(q: float) -> Callable[[list[tuple[float, float]]], float]:
         return lambda ps: pct([p[1] for p in ps], q) - pct([p[0] for p in ps], q)
 
     def paired_median(ps: list[tuple[float, float]]) -> float:

@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE
 from ai_sysadmin.trigger.service import build_pipeline
 from ai_sysadmin.trigger.textparse import TextParser
+
+REPO = Path(__file__).resolve().parent.parent
 
 DATA = Path(os.environ.get("LOGHUB_DIR", REPO.parent / "shared" / "datasets" / "loghub"))
 

@@ -23,14 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import parse_json_line
 from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines
 from ai_sysadmin.trigger.service import build_pipeline
 from ai_sysadmin.trigger.textparse import TextParser
 from rig.journal import JournalWriter
+
+REPO = Path(__file__).resolve().parent.parent
 
 DATA = Path(os.environ.get("LOGHUB_DIR", REPO.parent / "shared" / "datasets" / "loghub"))
 SETS = ("BGL", "HDFS", "Linux", "OpenSSH")

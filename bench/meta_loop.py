@@ -20,14 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.llm import CallRecord, LLMClient
 from ai_sysadmin.meta.loop import Investigator
 from ai_sysadmin.meta.tools import build_toolset
 from rig.journal import JournalWriter
 from rig.llama import tiny_server
+
+REPO = Path(__file__).resolve().parent.parent
 
 SCENARIOS = REPO / "tests" / "scenarios" / "data"
 TOOLS = ["journal_query", "disk_usage", "top_processes", "failed_units", "unit_status"]

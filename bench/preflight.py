@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-
 from ai_sysadmin.config import DEFAULT_PROTECTED_UNITS, unit_is_protected
 from ai_sysadmin.preflight.check import SwitchAction, run_preflight
 from rig.nixstore import BASE, NixStore, unit
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def spec(name: str, paths: int, changed: bool) -> dict:

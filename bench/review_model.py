@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from rig.scenarios import by_kind, load, replay_review, scenarios, write_export
+from datetime import UTC
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -37,14 +38,14 @@ async def main(args: argparse.Namespace) -> None:
         async with LLMClient(cfg.roles.review) as client:
             svc = service(cfg, client=client)
             results = []
-            from datetime import datetime, timezone
+            from datetime import datetime
 
             from ai_sysadmin.trigger.model import Trigger, template_id
 
             for n in range(args.reviews):
                 svc.proposed.clear()
                 if n:  # the state changes between reviews, as it does on a host: one new trigger each time
-                    at = datetime.now(timezone.utc)
+                    at = datetime.now(UTC)
                     text = f"worker{n}.service: Main process exited, code=exited, status={n}/FAILURE"
                     svc.window.add([Trigger(id=f"{n:02d}" + "cd" * 15, severity="medium", category="unit-failure",
                                             source="rule:unit-start-failed", unit=f"worker{n}.service", template=text,

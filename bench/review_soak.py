@@ -26,10 +26,10 @@ from pathlib import Path
 import psutil
 import psycopg
 
-REPO = Path(__file__).resolve().parent.parent
-
 from rig.journal import JournalWriter
 from rig.postgres import PgCluster
+
+REPO = Path(__file__).resolve().parent.parent
 
 LINES = [("kernel", None, 6, "eth0: link up, 1000Mbps {n}"), ("nginx", "nginx.service", 6, "GET /api/{n} 200 {m}ms"),
          ("myapp", "myapp.service", 3, "request {n} failed: connection refused"),

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from ai_sysadmin.config import ROLE_DEFAULT_PORTS
 from rig.llama import LlamaServer, tiny_server
+from rig.postgres import PgCluster
 
 LOCAL_META_CTX = 8192  # tokens per slot of the local meta server (the service's budgets follow it)
-from rig.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parent.parent
 

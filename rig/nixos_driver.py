@@ -28,7 +28,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from rig.net import wait_until
 from rig.nspawn import Container, nspawn_root
@@ -83,7 +84,7 @@ class RigPackages:
         self.dir = Path(f"/run/ai-sysadmin-rig-{uuid.uuid4().hex[:8]}")
         self.model = self.dir / "model.gguf"
 
-    def prepare(self) -> "RigPackages":
+    def prepare(self) -> RigPackages:
         d = self.dir
         (d / "llama/bin").mkdir(parents=True)
         shutil.copy(self.llama, d / "llama/bin/llama-server")

@@ -19,7 +19,8 @@ import signal
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service

@@ -6,7 +6,7 @@ model client (a real llama-server).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.actions.service import DryRunProposer
@@ -23,7 +23,7 @@ from ai_sysadmin.trigger.model import Trigger, template_id
 
 
 def triggers() -> list[Trigger]:
-    t0 = datetime.now(timezone.utc)
+    t0 = datetime.now(UTC)
     rows = [("critical", "unit-failure", "myapp.service", "myapp.service: Start request repeated too quickly.",
              "rule:unit-crashloop"),
             ("high", "unit-failure", "myapp.service", "myapp.service: Failed with result 'exit-code'.", "rule:unit-failed"),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from ai_sysadmin.trigger.model import Trigger, template_id, trigger_id
 
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def make_trigger(n: int, *, count: int = 1, unit: str | None = "nginx.service", at: datetime = T0,

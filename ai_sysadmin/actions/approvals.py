@@ -13,7 +13,7 @@ Rejections, pauses, resumes and clearings also go to the decision ledger
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -79,13 +79,13 @@ def _check_actor(actor: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _decided_at() -> datetime:
     # Full precision: a ledger decision is ordered by this time against rows that arrive
     # within the same second (the signature itself covers whole seconds).
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def _locked(conn, action_id: int) -> dict[str, Any]:

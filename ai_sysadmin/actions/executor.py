@@ -32,7 +32,8 @@ import logging
 import os
 import socket
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import psycopg
 

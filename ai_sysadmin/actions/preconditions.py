@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from ai_sysadmin.actions.catalog import Paths, Precondition, ValidatedAction
 from ai_sysadmin.actions.verification import JOURNAL_DIRS, _generation, has_systemd, store_dir, unit_props

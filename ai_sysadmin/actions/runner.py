@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # Environment handed to action commands: only what they need (never the database
 # password or credentials directory of the executor).

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool

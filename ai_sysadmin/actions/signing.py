@@ -19,7 +19,8 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ai_sysadmin.config import Config
 

@@ -14,8 +14,9 @@ is advisory; the executor decides again).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Callable
 
 import psycopg
 
@@ -34,7 +35,7 @@ TAKEN = ("approved", "executing", "succeeded", "failed", "verified", "interrupte
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _signed(d: ledger.Decision, verify: Verify | None) -> bool:

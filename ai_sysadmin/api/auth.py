@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
+from collections.abc import Iterable
 
 from aiohttp import web
 

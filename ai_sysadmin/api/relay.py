@@ -15,7 +15,6 @@ were sent ends the stream with an OpenAI-shaped error event.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -77,7 +76,7 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             except ApiError as exc:  # silent and gone (upstream.watched)
                 await _upstream_died(request, upstream, exc, out, last, metrics)
                 break
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
             if not answering:
@@ -147,7 +146,7 @@ async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: 
     except ApiError:
         metrics.upstream_errors.labels(upstream.name, "idle").inc()
         raise
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         err = upstream.map_error(exc)
         metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and
                                        err.status == 504 else "failed").inc()
@@ -158,7 +157,7 @@ async def upstream_failure(upstream: Upstream, resp: aiohttp.ClientResponse, met
     """A non-200 upstream answer as an ApiError in OpenAI's shape (llama-server omits `param`)."""
     try:
         raw = await resp.content.read(_MAX_ERROR_BODY)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         raw = b""
     message, err_type, code = f"model server {upstream.name!r} answered HTTP {resp.status}", None, None
     try:
@@ -196,4 +195,4 @@ def usage_of(tail: bytes) -> tuple[int, int] | None:
     return int(p.group(1)), int(c.group(1))
 
 
-__all__ = ["relay", "upstream_failure", "usage_of", "error_body"]
+__all__ = ["error_body", "relay", "upstream_failure", "usage_of"]

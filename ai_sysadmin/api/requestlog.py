@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

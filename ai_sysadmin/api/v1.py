@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -53,7 +53,7 @@ async def list_models(request: web.Request) -> web.Response:
 class _Outcome:
     """What one request's metrics record: the model label and the status (499: the client left)."""
 
-    __slots__ = ("model", "code", "started")
+    __slots__ = ("code", "model", "started")
 
     def __init__(self) -> None:
         self.model = "unknown"

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -88,7 +88,7 @@ class MountStats:
         self._statvfs = statvfs  # tests pass a stand-in for a hung mount (no NFS server here to kill)
         self._stuck: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
 
-    def _ask(self, mountpoint: str) -> "concurrent.futures.Future[os.statvfs_result]":
+    def _ask(self, mountpoint: str) -> concurrent.futures.Future[os.statvfs_result]:
         # A daemon thread per call, not a pool: a call stuck in the kernel must not keep the
         # process from exiting (pool workers are joined at exit).
         fut: concurrent.futures.Future[os.statvfs_result] = concurrent.futures.Future()
@@ -96,7 +96,7 @@ class MountStats:
         def run() -> None:
             try:
                 fut.set_result(self._statvfs(mountpoint))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting reader
+            except BaseException as exc:
                 fut.set_exception(exc)
 
         threading.Thread(target=run, name=f"statvfs {mountpoint}", daemon=True).start()

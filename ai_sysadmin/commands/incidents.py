@@ -102,7 +102,7 @@ async def _run(args: argparse.Namespace, cfg) -> int:
         await pool.close()
 
 
-async def _switch_of(pool, incident_id: int):  # noqa: ANN001,ANN202 - the pool and a row
+async def _switch_of(pool, incident_id: int):
     """The switch the incident is attributed to, with the proof (store/switches.py), or None."""
     from ai_sysadmin.store.switches import attribution
 
@@ -113,7 +113,7 @@ async def _switch_of(pool, incident_id: int):  # noqa: ANN001,ANN202 - the pool 
         return None
 
 
-def switch_lines(sw) -> list[str]:  # noqa: ANN001 - an attribution row
+def switch_lines(sw) -> list[str]:
     if not sw:
         return []
     pf = sw.get("preflight") or {}

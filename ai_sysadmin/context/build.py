@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import Entry, Folded

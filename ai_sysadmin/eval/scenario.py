@@ -28,7 +28,8 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from ai_sysadmin.trigger.model import CATEGORIES
 

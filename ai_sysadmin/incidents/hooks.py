@@ -8,7 +8,8 @@ is logged and never stops correlation.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Protocol
+from typing import Any, Protocol
+from collections.abc import Awaitable
 
 
 class OnResolved(Protocol):

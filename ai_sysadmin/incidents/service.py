@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, Sequence
+from datetime import datetime, UTC
+from typing import Any, Protocol
+from collections.abc import Callable, Sequence
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
@@ -87,7 +88,7 @@ def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] |
 class IncidentService:
     def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
                  on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  supported: Callable[[Incident], Sequence[str]] | None = None):
         self.cfg = cfg
         self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
@@ -154,7 +155,7 @@ class IncidentService:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_tick - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -243,7 +244,7 @@ class IncidentService:
                 ("available" if self.last_units.available else self.last_units.reason)}
 
 
-def _ev(t: Trigger):  # noqa: ANN202 - tiny adapter
+def _ev(t: Trigger):
     from ai_sysadmin.incidents.correlate import Evidence
 
     return Evidence.of(t)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 import jsonschema
@@ -140,7 +141,7 @@ class LLMClient:
         await self._sdk.close()
         await self._http.aclose()
 
-    async def __aenter__(self) -> "LLMClient":
+    async def __aenter__(self) -> LLMClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -544,7 +545,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 160 else text[:157] + "..."
 
 
-def _status_message(exc: "openai.APIStatusError") -> str:
+def _status_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         err = body.get("error", body)

@@ -24,7 +24,8 @@ timeout) still bound a server that stays healthy but never answers.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 

@@ -30,7 +30,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
@@ -147,7 +148,7 @@ class Investigator:
         self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
 
     @classmethod
-    def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> "Investigator":
+    def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> Investigator:
         from ai_sysadmin.meta.findings import MetaFindings
         from ai_sysadmin.meta.tools import build_toolset
 
@@ -208,7 +209,7 @@ class Investigator:
         messages.append({"role": "user", "content": text})
         return messages
 
-    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
+    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: _Emitter,
                           tool_deadline: float, stream_text: bool = False) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
         seen: dict[str, str] = {}  # canonical call -> call id
@@ -234,7 +235,7 @@ class Investigator:
                     tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
                               max_tokens=self.m.step_max_tokens, on_text=on_text if stream_text else None),
                     remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
             except BadModelOutput as exc:
@@ -325,7 +326,7 @@ class Investigator:
             for kind, ids in data["evidence_ids"].items():
                 inv.seen_ids.setdefault(str(kind), set()).update(str(i) for i in ids)
 
-    async def _emit_new_proposals(self, inv: Investigation, emit: "_Emitter") -> None:
+    async def _emit_new_proposals(self, inv: Investigation, emit: _Emitter) -> None:
         ctx = getattr(self.tools, "context", None)
         if ctx is None:
             return
@@ -334,7 +335,7 @@ class Investigator:
             await emit(Event("proposal", outcome.to_json()))
 
     async def _answer_phase(self, inv: Investigation, messages: list[dict[str, Any]], final_text: str | None,
-                            emit: "_Emitter", deadline: float) -> None:
+                            emit: _Emitter, deadline: float) -> None:
         if final_text:
             inv.answer = final_text
             await emit(Event("answer_delta", {"text": final_text}))
@@ -351,7 +352,7 @@ class Investigator:
                     parts.append(delta)
                     await emit(Event("answer_delta", {"text": delta}))
             inv.turns.append(_turn("stream", t0, "ok"))
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             inv.turns.append(_turn("stream", t0, "timeout"))
             self._degrade(inv, "deadline", "deadline reached while answering")
         except LLMError as exc:
@@ -361,7 +362,7 @@ class Investigator:
         messages.append({"role": "assistant", "content": inv.answer})
 
     async def _diagnosis_phase(self, inv: Investigation, messages: list[dict[str, Any]],
-                               known: dict[str, set[str]], emit: "_Emitter", deadline: float) -> None:
+                               known: dict[str, set[str]], emit: _Emitter, deadline: float) -> None:
         for kind, ids in inv.seen_ids.items():
             known.setdefault(kind, set()).update(ids)
         severity = known.pop("_severity", {"info"})
@@ -379,7 +380,7 @@ class Investigator:
                     max(1.0, deadline - time.monotonic()))
                 inv.turns.append(_turn("structured", t0, "ok"))
                 inv.diagnosis = diag.check(obj, known)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 inv.turns.append(_turn("structured", t0, "timeout"))
                 why = "the deadline passed before the model gave a diagnosis"
                 self._degrade(inv, "deadline", why)
@@ -427,7 +428,7 @@ class Investigator:
             log.warning("meta: knowledge search failed: %s", exc)
             return []
 
-    async def _record(self, inv: Investigation, emit: "_Emitter") -> None:
+    async def _record(self, inv: Investigation, emit: _Emitter) -> None:
         finding: dict[str, Any] = {}
         if self.incident_store is not None:
             finding = self._finding_detail(inv)
@@ -453,7 +454,7 @@ class Investigator:
                 "latency_s": round(inv.latency_s, 3),
                 "transcript": bound_transcript(inv.messages, self.m.transcript_max_chars)}
 
-    async def _propose_diagnosis_actions(self, inv: Investigation, emit: "_Emitter") -> None:
+    async def _propose_diagnosis_actions(self, inv: Investigation, emit: _Emitter) -> None:
         done = {(p.action, json.dumps(p.params, sort_keys=True)) for p in inv.proposals}
         for item in inv.diagnosis.get("proposed_actions", [])[:3]:
             key = (item.get("action", ""), json.dumps(item.get("params", {}), sort_keys=True))

@@ -27,7 +27,7 @@ class MetaLayer:
     clients: list[Any]
 
     @classmethod
-    def build(cls, cfg: Config, store: Any, actions: Any) -> "MetaLayer":
+    def build(cls, cfg: Config, store: Any, actions: Any) -> MetaLayer:
         from ai_sysadmin.llm import LLMClient
         from ai_sysadmin.meta.loop import Investigator
         from ai_sysadmin.meta.tools import build_toolset

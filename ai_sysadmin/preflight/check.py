@@ -7,7 +7,8 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from ai_sysadmin.preflight import accounts, closure, firewall, risks, ssh, units
 from ai_sysadmin.preflight.risks import RiskFlag, Severity

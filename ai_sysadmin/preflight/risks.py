@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from ai_sysadmin.preflight.accounts import AccountChanges
 from ai_sysadmin.preflight.closure import ClosureDiff
@@ -95,8 +96,8 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def ssh_firewall(sessions: dict[int, str], current: dict[int, "PortStateLike"],
-                 new: dict[int, "PortStateLike"]) -> list[RiskFlag]:
+def ssh_firewall(sessions: dict[int, str], current: dict[int, PortStateLike],
+                 new: dict[int, PortStateLike]) -> list[RiskFlag]:
     """Block when the new firewall no longer accepts the port of an active SSH session
     that the current one accepts; a side that cannot be read is a note."""
     out = []

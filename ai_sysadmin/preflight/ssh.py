@@ -9,7 +9,7 @@ connections in /proc/net/tcp and tcp6 whose local port is one sshd listens on (t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 _ESTABLISHED = "01"
 

@@ -116,7 +116,7 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
 
     try:
         answer = asyncio.run(asyncio.wait_for(call(), timeout))
-    except (asyncio.TimeoutError, ModelTimeout):
+    except (TimeoutError, ModelTimeout):
         return done(ModelStatus.TIMEOUT, f"the {role.name} model gave no summary within {timeout:g} s")
     except ModelUnavailable as exc:
         return done(ModelStatus.UNREACHABLE, f"the {role.name} model was not reachable ({exc})")

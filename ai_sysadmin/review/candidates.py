@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ai_sysadmin.incidents.correlate import CAUSE_CATEGORIES, Incident, systemd_unit
 

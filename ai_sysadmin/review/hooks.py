@@ -9,7 +9,8 @@ the review.
 
 from __future__ import annotations
 
-from typing import Awaitable, Protocol
+from typing import Protocol
+from collections.abc import Awaitable
 
 
 class Escalate(Protocol):

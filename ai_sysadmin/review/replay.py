@@ -16,9 +16,10 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
+from collections.abc import Sequence
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
@@ -100,7 +101,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
 
         units = units if units is not None else UnitStates(False, "not in the snapshot")
         # Thresholds time unit states "now"; a snapshot is at its own time.
-        at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), timezone.utc)
+        at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), UTC)
         triggers += [dataclasses.replace(t, first_seen=at, last_seen=at) if t.source == "threshold:failed-unit" else t
                      for t in evaluate(samples, units, cfg.thresholds)]
         if units.available:

@@ -28,8 +28,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
@@ -65,7 +66,7 @@ class ReviewResult:
     status: str | None = None
     error: str | None = None
     attempts: int = 0
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     latency_s: float | None = None
     prompt_tokens: int = 0
@@ -163,7 +164,7 @@ class ReviewService:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=due - now)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             if self._early_at is not None and self._early_at <= now:
@@ -187,7 +188,7 @@ class ReviewService:
         finally:
             self.running = False
             self.in_model_call = False
-        res.finished_at = datetime.now(timezone.utc)
+        res.finished_at = datetime.now(UTC)
         try:
             res.id = await self.sink.record(res.row())
         except Exception as exc:

@@ -46,7 +46,7 @@ class ReviewStack:
 
     @classmethod
     def build(cls, cfg: Config, store: Any, actions: Any, *, escalate: Escalate | None = None,
-              on_resolved: OnResolved | None = None, knowledge: Any = None) -> "ReviewStack":
+              on_resolved: OnResolved | None = None, knowledge: Any = None) -> ReviewStack:
         from ai_sysadmin.actions.catalog import load_catalog
 
         units = CollectorUnits(store.pool, cfg.intervals.metrics)

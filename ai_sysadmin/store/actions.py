@@ -11,7 +11,8 @@ orchestrator cannot rewrite is store/ledger.py; this module writes the main sche
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import psycopg
 from psycopg import sql

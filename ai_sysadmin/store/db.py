@@ -61,7 +61,7 @@ class DatabaseUnavailable(RuntimeError):
     """PostgreSQL does not answer: commands say so in one line with the fix."""
 
     @classmethod
-    def from_error(cls, exc: BaseException) -> "DatabaseUnavailable":
+    def from_error(cls, exc: BaseException) -> DatabaseUnavailable:
         return cls(f"cannot reach PostgreSQL ({_last_line(exc)}); start postgresql.service or correct the "
                    "database section, then see `ai-sysadmin doctor`")
 
@@ -70,7 +70,7 @@ class SchemaNotMigrated(RuntimeError):
     """The database exists but the service never migrated it (or an older version did)."""
 
     @classmethod
-    def from_error(cls, exc: BaseException | None = None) -> "SchemaNotMigrated":
+    def from_error(cls, exc: BaseException | None = None) -> SchemaNotMigrated:
         why = f" ({_last_line(exc)})" if exc is not None else ""
         return cls(f"the database schema is not migrated{why}; start the service once "
                    "(systemctl start ai-sysadmin; it applies the schema), then retry")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Sequence
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -59,7 +60,7 @@ class IncidentStore:
                          resolution: str | None = None, outcome: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} not one of {', '.join(STATUSES)}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE incidents SET status = %s, updated_at = %s, "
@@ -111,7 +112,7 @@ class IncidentStore:
         The status is written only when the correlator changed it, so an acknowledgement a
         person made meanwhile is not overwritten by a mere update.
         """
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         cols = {k: inc[k] for k in ("title", "severity", "category", "unit", "units", "confidence",
                                      "first_trigger_at", "last_trigger_at", "reopened")}
         cols["candidate_actions"] = inc.get("candidate_actions")

@@ -27,7 +27,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
@@ -68,14 +69,7 @@ class EmbedderUnavailable(RuntimeError):
 
 
 # Words too common in questions and runbooks to tell documents apart.
-STOPWORDS = frozenset("""
-a about above after again all also am an and any are as at be because been before being below between both but
-by can cannot could did do does doing down during each few for from further had has have having he her here
-how i if in into is it its itself just keeps keep me more most my no nor not now of off on once only or other
-our out over own same she should so some such than that the their them then there these they this those
-through to too under until up very was we were what when where which while who why will with would you your
-my our is isnt doesnt dont wont cant seems seem getting get got keeps happening happened something anything
-""".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "keeps", "keep", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your", "my", "our", "is", "isnt", "doesnt", "dont", "wont", "cant", "seems", "seem", "getting", "get", "got", "keeps", "happening", "happened", "something", "anything"])
 _TOKEN = re.compile(r"/?[a-z0-9][a-z0-9_.@:/\-]*[a-z0-9]|[a-z0-9]")
 _PARTS = re.compile(r"[a-z0-9]+")
 
@@ -136,7 +130,7 @@ class KnowledgeBase:
         self.last_vector_error: str | None = None  # why the last search ranked lexically only
 
     @classmethod
-    async def open(cls, cfg: KnowledgeConfig, embedder: LLMClient) -> "KnowledgeBase":
+    async def open(cls, cfg: KnowledgeConfig, embedder: LLMClient) -> KnowledgeBase:
         client = await asyncio.to_thread(open_chroma, cfg)
         return await asyncio.to_thread(cls, client, embedder)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from ai_sysadmin.llm import CallRecord
 from ai_sysadmin.store.spool import Batch
@@ -29,7 +29,7 @@ class LLMCallRecorder:
 
     def __call__(self, rec: CallRecord) -> None:
         """LLMClient(on_call=recorder): queue only, never block or raise."""
-        row = {"at": datetime.now(timezone.utc).isoformat(), "role": rec.role, "model": rec.model,
+        row = {"at": datetime.now(UTC).isoformat(), "role": rec.role, "model": rec.model,
                "kind": rec.kind, "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
                "latency_s": rec.latency_s, "outcome": rec.outcome, "layer": rec.layer,
                "incident_id": rec.incident_id}

@@ -7,8 +7,9 @@ the planner prunes to the partitions/chunks of the asked range.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Sequence
 
 from ai_sysadmin.store.spool import Batch
 from ai_sysadmin.store.writer import StoreWriter
@@ -43,7 +44,7 @@ class MetricStore:
 
     async def query(self, name: str, since: datetime, until: datetime | None = None,
                     subject: str | None = None) -> list[Point]:
-        until = until or datetime.now(timezone.utc)
+        until = until or datetime.now(UTC)
         q = "SELECT ts, subject, value FROM metrics WHERE name = %s AND ts >= %s AND ts < %s"
         params: list[object] = [name, since, until]
         if subject is not None:
@@ -54,7 +55,7 @@ class MetricStore:
             return [Point(*row) for row in await cur.fetchall()]
 
     async def last_hour(self, name: str, subject: str | None = None) -> list[Point]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return await self.query(name, now - timedelta(hours=1), now + timedelta(seconds=1), subject)
 
     async def summary(self, since: datetime) -> list[tuple[str, str, float, float, float]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -48,7 +48,7 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
                         now: datetime | None = None, *, spooled_since: datetime | None = None,
                         batch_rows: int = DELETE_BATCH, lock_timeout: str = LOCK_TIMEOUT) -> RetentionReport:
     """One retention pass.  `spooled_since`: when the oldest batch still in this host's spool was spooled."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = RetentionReport()
     job = _Job(pool, report, batch_rows, lock_timeout)
     today = now.date()
@@ -60,7 +60,7 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
     await job.step("create partitions", create_ahead)
     if cfg.metrics_days:
         cutoff = today - timedelta(days=cfg.metrics_days)
-        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
+        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
         async with pool.connection() as conn:
             backend = await partitions.backend(conn)
             expired = [] if backend == BACKEND_TIMESCALE else await partitions.expired(conn, cutoff)
@@ -101,10 +101,9 @@ class _Job:
         """Run `body(conn)` in its own transaction with lock_timeout; False when it hit the timeout."""
         self.after_commit = None
         try:
-            async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")  # fixed text, not input
-                    await body(conn)
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")  # fixed text, not input
+                await body(conn)
         except psycopg.errors.LockNotAvailable:
             self.report.skipped.append(what)
             return False

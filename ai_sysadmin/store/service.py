@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -54,7 +54,7 @@ class Store:
 
     async def run_retention(self) -> RetentionReport:
         oldest = self.spool.oldest_spooled_at()
-        since = datetime.fromtimestamp(oldest, timezone.utc) if oldest is not None else None
+        since = datetime.fromtimestamp(oldest, UTC) if oldest is not None else None
         return await run_retention(self.pool, self.retention_cfg, self.partitions, spooled_since=since)
 
     async def close(self) -> None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ai_sysadmin.store.db import is_unreachable
 from ai_sysadmin.store.spool import Batch

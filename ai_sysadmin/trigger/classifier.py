@@ -23,7 +23,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
 
 from ai_sysadmin.envelope import SYSTEM_RULE, wrap
 from ai_sysadmin.llm.accounting import call_context

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 # journald accepts fields up to hundreds of MiB; a line longer than this is skipped
 # (and counted as bad) instead of exhausting memory.
@@ -84,7 +84,7 @@ class JournalSource:
     path: str | None = None
 
     @classmethod
-    def for_path(cls, path: str | os.PathLike[str]) -> "JournalSource":
+    def for_path(cls, path: str | os.PathLike[str]) -> JournalSource:
         p = Path(path)
         return cls("directory" if p.is_dir() else "file", str(p))
 

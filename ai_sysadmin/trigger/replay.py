@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger

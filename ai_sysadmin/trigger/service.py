@@ -23,7 +23,8 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.trigger.burst import BurstDetector

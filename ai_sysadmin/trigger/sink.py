@@ -28,7 +28,8 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
 
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITY_RANK, Trigger
 

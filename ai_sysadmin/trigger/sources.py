@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, BadEntry, Entry, parse_json_line
 from ai_sysadmin.trigger.reader import JournalSource, read_lines

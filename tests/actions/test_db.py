@@ -47,7 +47,7 @@ class Rig:
                                         "system_profile": str(tmp / "no-such-profile"), **actions})
         self.api_cfg = config(tmp, db, db.api, actions={"approval_key_file": str(key)})
 
-    async def __aenter__(self) -> "Rig":
+    async def __aenter__(self) -> Rig:
         self.pool = make_pool(self.orch_cfg.database)
         self.api_pool = make_pool(self.api_cfg.database)
         await self.pool.open(wait=True)

@@ -16,7 +16,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import psycopg
 import pytest

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import psycopg
 import pytest

@@ -16,7 +16,8 @@ import selectors
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import aiohttp
 import httpx

@@ -200,7 +200,7 @@ def test_concurrency_over_the_per_key_limit_is_429_with_retry_after(api: ApiProc
                 assert next(lines).startswith("data: {")
                 opened.wait(60)
                 done.wait(120)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
             opened.abort()
 

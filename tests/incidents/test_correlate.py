@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.incidents.correlate import Correlator, UnitView
 from ai_sysadmin.trigger.model import Trigger, template_id
 
-T0 = datetime(2025, 6, 15, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 15, tzinfo=UTC)
 CFG = parse_config({}, env={}).review
 N = 0
 

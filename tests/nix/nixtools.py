@@ -36,7 +36,7 @@ class EvalError(Exception):
     pass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render_cached(case_json: str, lib_path: str | None = None) -> str:
     tool = nix_tool("nix-instantiate")
     assert tool

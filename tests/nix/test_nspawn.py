@@ -15,7 +15,8 @@ import json
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -56,7 +57,7 @@ class FullFilesystem:
     def __init__(self, tmp: Path):
         self.mnt = tmp / "home-full"
 
-    def __enter__(self) -> "FullFilesystem":
+    def __enter__(self) -> FullFilesystem:
         self.mnt.mkdir()
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(self.mnt)],
                            capture_output=True, text=True)

@@ -33,7 +33,7 @@ def _flake_copy(tmp: Path) -> Path:
     return dst
 
 
-def _flake_check(nix: str, flake: Path) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def _flake_check(nix: str, flake: Path) -> subprocess.CompletedProcess[str]:  # noqa: F821
     return run([nix, *FLAKES, "flake", "check", "--no-build", "--no-write-lock-file",
                 "--override-input", "nixpkgs", f"path:{STAND_IN}", f"path:{flake}"], timeout=300)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict
                 vectors = await client.embed(["disk full on /var", "sshd: failed password"])
         assert len(vectors) == 2
         await store.llm_calls.drain()
-        since = datetime.now(timezone.utc) - timedelta(hours=1)
+        since = datetime.now(UTC) - timedelta(hours=1)
         totals = await LLMCallRecorder.totals(store.writer, since)
         assert [(r[0], r[1], r[2]) for r in totals] == [("embed", "ok", 1)]
         assert totals[0][3] > 0  # prompt tokens counted by the server
