@@ -29,10 +29,10 @@ import json
 import os
 import re
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
-from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import (

@@ -14,8 +14,8 @@ import grp
 import json
 import os
 import subprocess
-from dataclasses import asdict, dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 
 import httpx
 
@@ -114,7 +114,7 @@ async def check_database(cfg: Config) -> CheckResult:
         status = "warn" if spool.warning else "ok"
         return CheckResult("database", status, f"PostgreSQL {version} at {where}, {state}; outage spool holds "
                            f"{spool.describe()}", "the service flushes it while running; keep it running",
-                           required=False if status == "warn" else True)
+                           required=status != "warn")
     return CheckResult("database", "ok", f"PostgreSQL {version} at {where}, {state}")
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
-from collections.abc import Mapping
 
 import re2
 
@@ -122,10 +122,7 @@ def required_literals(pattern: str, min_len: int = 3) -> tuple[str, ...] | None:
         return None
     while len(tree) == 1 and tree[0][0] is sre.SUBPATTERN:
         tree = list(tree[0][1][3])
-    if len(tree) == 1 and tree[0][0] is sre.BRANCH:
-        branches = [list(b) for b in tree[0][1][1]]
-    else:
-        branches = [tree]
+    branches = [list(b) for b in tree[0][1][1]] if len(tree) == 1 and tree[0][0] is sre.BRANCH else [tree]
     out = []
     for seq in branches:
         best = run = ""

@@ -14,7 +14,7 @@ never raised.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_sysadmin.config import Config

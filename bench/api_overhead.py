@@ -42,8 +42,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict) -> tuple[float, float, int]:
@@ -115,7 +115,7 @@ async def mixed(direct_url: str, api_url: str, bodies: Callable[[int, int], byte
                     got = {path: await one(sessions[path], urls[path], body, headers) for path in order}
                 else:
                     done = await asyncio.gather(*(one(sessions[path], urls[path], body, headers) for path in order))
-                    got = dict(zip(order, done))
+                    got = dict(zip(order, done, strict=True))
                 pairs.append((got["direct"], got["api"]))
 
         await asyncio.gather(*(worker(w) for w in range(max(1, concurrency // 2))))

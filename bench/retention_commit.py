@@ -23,7 +23,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config

@@ -14,11 +14,11 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+from datetime import UTC
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from rig.scenarios import by_kind, load, replay_review, scenarios, write_export
-from datetime import UTC
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -56,7 +56,7 @@ async def main(args: argparse.Namespace) -> None:
         lat = sorted(r.latency_s for r in results if r.latency_s)
         print(f"reviews: {len(results)} (one new trigger between consecutive reviews), ok {len(ok)}, budget {svc.budget} tokens")
         if lat:
-            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
             print(f"latency p50 {statistics.median(lat):.1f}s p95 {p95:.1f}s")
         print("prompt tokens per review:", [r.prompt_tokens for r in results])
         print("completion tokens per review:", [r.completion_tokens for r in results])

@@ -71,9 +71,10 @@ def main(args: argparse.Namespace) -> None:
            "trigger": {"model": False}}
     (work / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(work / "config.json")}
-    log = open(work / "service.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    # The service gets its own copy of the descriptor; ours is closed once it has started.
+    with open(work / "service.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -110,7 +111,6 @@ def main(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         pg.destroy()
-        log.close()
         print(f"service log: {work / 'service.log'}")
 
 

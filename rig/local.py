@@ -16,6 +16,7 @@ checkout (PYTHONPATH), never through the shared venv's editable install.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -93,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print("local: running; Ctrl-C stops everything", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         return 0
     finally:
         for child in children:

@@ -6,7 +6,7 @@ model client (a real llama-server).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.actions.service import DryRunProposer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 from ai_sysadmin.trigger.model import Trigger, template_id, trigger_id
 

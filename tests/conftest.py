@@ -8,9 +8,9 @@ this machine; under scripts/test.sh (and so in CI) a missing part fails the run 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import pytest
 

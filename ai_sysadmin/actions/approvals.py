@@ -13,7 +13,7 @@ Rejections, pauses, resumes and clearings also go to the decision ledger
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool

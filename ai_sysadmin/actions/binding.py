@@ -30,8 +30,8 @@ are not checked here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ai_sysadmin.actions.catalog import ValidatedAction
 from ai_sysadmin.actions.policy import canonical_unit

@@ -8,11 +8,12 @@ can neither fill memory nor block on a full pipe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 # Environment handed to action commands: only what they need (never the database
 # password or credentials directory of the executor).
@@ -90,10 +91,8 @@ async def run_argv(argv: Sequence[str], *, timeout: float, cap: int,
             await proc.wait()
     except TimeoutError:
         error = f"timed out after {timeout:.0f}s; killed"
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)  # its own session: the whole group goes
-        except ProcessLookupError:
-            pass
         await proc.wait()
         readers.cancel()
         out, err, t1, t2 = b"", b"", False, False

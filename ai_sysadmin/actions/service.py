@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
-from collections.abc import Callable, Iterable
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool

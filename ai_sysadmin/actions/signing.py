@@ -17,10 +17,10 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 from ai_sysadmin.config import Config
 

@@ -13,6 +13,7 @@ open-files limit) and aiohttp's keep-alive timeout (api.keepalive_timeout).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -166,10 +167,8 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asynci
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     if ready is not None:
         ready.set()
     try:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
-from collections.abc import Iterable
 
 from aiohttp import web
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Generic, TypeVar
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

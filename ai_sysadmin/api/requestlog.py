@@ -21,8 +21,8 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 

@@ -7,8 +7,8 @@ trigger whose count grows, not one trigger per sample.
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from ai_sysadmin.collect.units import UnitStates
 from ai_sysadmin.config import ThresholdsConfig

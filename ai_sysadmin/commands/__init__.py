@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 def quiet_pool_logs() -> None:

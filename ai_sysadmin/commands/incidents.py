@@ -30,14 +30,9 @@ def run(args: argparse.Namespace, load) -> int:
 
 async def _run(args: argparse.Namespace, cfg) -> int:
     import psycopg
-
-    from ai_sysadmin.store.db import make_pool
-
     from psycopg_pool import PoolTimeout
 
-    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, require_schema
-
-    from ai_sysadmin.store.db import connect_kwargs
+    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, connect_kwargs, make_pool, require_schema
 
     # One plain connection first: its error says why (the pool would only say "timed out"),
     # and it tells a database that was never migrated from one that is down.

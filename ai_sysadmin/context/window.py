@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
 from ai_sysadmin.durable import write_atomic
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
@@ -84,7 +84,7 @@ class TriggerWindow:
                 e.sample = t.sample[-1][:SAMPLE_CHARS]
             if t.id in e.ids:
                 e.ids.remove(t.id)
-            e.ids = (e.ids + [t.id])[-IDS_KEPT:]
+            e.ids = [*e.ids, t.id][-IDS_KEPT:]
             if incident_of and t.id in incident_of:
                 e.incident_id = incident_of[t.id]
             # Re-insert at the end: dict order is recency, the fold takes from the front.

@@ -32,10 +32,10 @@ L4 (the investigations, eval.investigate), when it ran:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import re
-from typing import Any
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ai_sysadmin.eval.scenario import ActionSpec, Key
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timedelta, UTC
-from typing import Any
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.eval.scenario import SNAPSHOT_AFTER_S, T0_USEC, Scenario
 from ai_sysadmin.meta.tools.base import ToolError

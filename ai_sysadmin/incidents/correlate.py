@@ -35,10 +35,10 @@ severity, then the earliest.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from collections.abc import Iterable
 
 from ai_sysadmin.config import ReviewConfig
 from ai_sysadmin.trigger.entry import COREDUMP, KERNEL, PID1, TRUSTED_SENDERS

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import datetime, UTC
-from typing import Any, Protocol
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
@@ -153,10 +154,8 @@ class IncidentService:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_tick - loop.time()))
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.process()

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.preflight.watch import Running, judge, running, touched

@@ -21,9 +21,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 import jsonschema

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from ai_sysadmin import envelope
 

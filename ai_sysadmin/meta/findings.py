@@ -6,7 +6,7 @@ the escalation debounce ("was this incident investigated recently?").
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_sysadmin.store import findings

@@ -10,8 +10,8 @@ keeps the incident for the next call: nothing resolved is lost while the embedde
 from __future__ import annotations
 
 import logging
-from typing import Any
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

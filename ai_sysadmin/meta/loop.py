@@ -29,9 +29,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Awaitable, Callable
 
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
@@ -374,7 +374,7 @@ class Investigator:
             t0 = time.monotonic()
             try:
                 obj = await asyncio.wait_for(
-                    self.client.structured(messages + [{"role": "user", "content": DIAGNOSIS_PROMPT}],
+                    self.client.structured([*messages, {"role": "user", "content": DIAGNOSIS_PROMPT}],
                                            self.diagnosis_schema, name="diagnosis",
                                            max_tokens=self.m.diagnosis_max_tokens),
                     max(1.0, deadline - time.monotonic()))

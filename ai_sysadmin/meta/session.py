@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import AsyncIterator
 
 from ai_sysadmin.config import Config
 

@@ -12,9 +12,9 @@ in it is seen as it is written, not in one piece after the whole turn was genera
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Awaitable, Callable
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ Severities (what each does to the verdict, docs/preflight.md):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from collections.abc import Callable
 
 from ai_sysadmin.preflight.accounts import AccountChanges
 from ai_sysadmin.preflight.closure import ClosureDiff

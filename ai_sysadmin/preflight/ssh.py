@@ -8,8 +8,8 @@ connections in /proc/net/tcp and tcp6 whose local port is one sshd listens on (t
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 
 _ESTABLISHED = "01"
 

@@ -16,10 +16,10 @@ rollback proposal a person approves.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.actions.verification import _generation
 from ai_sysadmin.preflight.check import SwitchAction, run_preflight

@@ -19,9 +19,9 @@ local user can log suggests a notice, never a target.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 from ai_sysadmin.incidents.correlate import CAUSE_CATEGORIES, Incident, systemd_unit
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from collections.abc import Sequence
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
-
 
 PROPOSAL_KEYS = ("action", "params", "risk", "source", "decision", "reason", "incident", "errors")
 

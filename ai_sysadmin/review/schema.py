@@ -23,8 +23,8 @@ order, and so does Python's `json.dumps`):
 from __future__ import annotations
 
 import json
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import jsonschema
 

@@ -24,13 +24,14 @@ first trigger at or above `review.early_severity`, at most one early run per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
@@ -162,10 +163,8 @@ class ReviewService:
             due = min(next_periodic, self._early_at if self._early_at is not None else float("inf"))
             if due > now:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=due - now)
-                except TimeoutError:
-                    pass
                 continue
             if self._early_at is not None and self._early_at <= now:
                 reason, self._early_at, self._last_early = "early", None, now
@@ -314,7 +313,7 @@ class ReviewService:
                     return answer
                 except InvalidAnswer as exc:
                     res.error = f"attempt {attempt}: {exc}"
-                    messages = ctx.messages() + [{"role": "user", "content":
+                    messages = [*ctx.messages(), {"role": "user", "content":
                                                   f"Your previous answer was invalid: {exc}. "
                                                   "Answer again with one complete, short JSON object."}]
         res.latency_s = time.monotonic() - started

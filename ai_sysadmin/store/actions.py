@@ -10,9 +10,9 @@ orchestrator cannot rewrite is store/ledger.py; this module writes the main sche
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 import psycopg
 from psycopg import sql

@@ -7,7 +7,7 @@ transaction, so an audit row commits or rolls back with the change it records.
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg

@@ -24,11 +24,11 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
@@ -168,7 +168,7 @@ class KnowledgeBase:
         runbooks = shipped_runbooks() if runbooks is None else runbooks
         col = self._cols["runbooks"]
         existing = await asyncio.to_thread(col.get, include=["metadatas"])
-        stored = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [])}
+        stored = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
         changed = {name: text for name, text in runbooks.items() if stored.get(name) != content_hash(text)}
         if changed:
             vectors = await self._embed(list(changed.values()))
@@ -227,7 +227,8 @@ class KnowledgeBase:
         out: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         for name in names:
             res = await asyncio.to_thread(self._cols[name].get, include=["documents", "metadatas"])
-            for i, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"])):
+            for i, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"]),
+                                    strict=False):
                 out[(name, i)] = (doc or "", dict(meta or {}))
         return out
 
@@ -240,7 +241,7 @@ class KnowledgeBase:
             if n == 0:
                 continue
             res = await asyncio.to_thread(col.query, query_embeddings=[vector], n_results=n, include=["distances"])
-            scored += [(1.0 - float(d), (name, i)) for i, d in zip(res["ids"][0], res["distances"][0])]
+            scored += [(1.0 - float(d), (name, i)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
         scored.sort(key=lambda x: -x[0])
         return {key: (rank, round(sim, 4)) for rank, (sim, key) in enumerate(scored, 1)}
 
@@ -259,7 +260,7 @@ def _bm25_ranks(text: str, docs: dict[tuple[str, str], tuple[str, dict[str, Any]
     corpus = [tokens(_lexical_text(docs[key][0], docs[key][1])) or ["\x00"] for key in keys]
     scores = BM25Okapi(corpus).get_scores(query)
     qset = set(query)
-    matched = [(float(sc), key) for sc, key, toks in zip(scores, keys, corpus) if qset.intersection(toks)]
+    matched = [(float(sc), key) for sc, key, toks in zip(scores, keys, corpus, strict=True) if qset.intersection(toks)]
     matched.sort(key=lambda x: -x[0])
     return {key: rank for rank, (_, key) in enumerate(matched, 1)}
 

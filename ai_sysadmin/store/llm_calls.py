@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from ai_sysadmin.llm import CallRecord
 from ai_sysadmin.store.spool import Batch

@@ -6,10 +6,10 @@ the planner prunes to the partitions/chunks of the asked range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, UTC
-from typing import Any
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.store.spool import Batch
 from ai_sysadmin.store.writer import StoreWriter

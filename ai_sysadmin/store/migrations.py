@@ -14,8 +14,8 @@ range partitions (see store.partitions).  Which one was chosen is recorded in
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta, UTC
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

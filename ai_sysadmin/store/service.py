@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool

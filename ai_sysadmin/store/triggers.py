@@ -16,9 +16,9 @@ Semantics L1 relies on:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from collections.abc import Sequence
 
 from ai_sysadmin.store.db import is_unreachable
 from ai_sysadmin.store.spool import Batch

@@ -16,9 +16,9 @@ model, and a kill -9 at any moment restarts exactly where one uninterrupted run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.classifier import Answer, Classifier, Request

@@ -31,9 +31,9 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import AsyncIterator, Iterator
 
 # journald accepts fields up to hundreds of MiB; a line longer than this is skipped
 # (and counted as bad) instead of exhausting memory.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
-from collections.abc import Callable
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger

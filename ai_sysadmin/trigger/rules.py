@@ -25,9 +25,9 @@ model when their template is new.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 from ai_sysadmin.rulespec import (  # noqa: F401 (re-exported: the rule definition lives on the ground floor)
     PRIORITY_RULE_ID,

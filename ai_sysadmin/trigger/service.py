@@ -21,10 +21,10 @@ import contextlib
 import inspect
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.trigger.burst import BurstDetector

@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from collections.abc import Sequence
 
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITY_RANK, Trigger
 

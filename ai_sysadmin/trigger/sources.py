@@ -11,8 +11,8 @@ Every kind yields `Entry`s; a line that cannot be an entry is reported through
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, BadEntry, Entry, parse_json_line
 from ai_sysadmin.trigger.reader import JournalSource, read_lines

@@ -14,7 +14,7 @@ so replays of the same file form the same dedup windows.
 from __future__ import annotations
 
 import re
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, Entry
 

@@ -11,10 +11,10 @@ entry they cover.  So an open trigger keeps two views: the running total (what
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.model import MAX_SAMPLES, Trigger, trigger_id

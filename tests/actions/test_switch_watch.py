@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterator
 
 import psycopg
 import pytest

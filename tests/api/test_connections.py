@@ -15,9 +15,9 @@ import secrets
 import selectors
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import aiohttp
 import httpx

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.api.conftest import ApiProcess, metric, slots_busy, wait_slots_free
 from rig.net import wait_until
+from tests.api.conftest import ApiProcess, metric, slots_busy, wait_slots_free
 
 
 def client(api: ApiProcess, key: str | None = None, **kw) -> openai.OpenAI:
@@ -259,7 +259,7 @@ def test_upstream_dying_mid_stream_then_refused_then_back(api: ApiProcess, api_r
                                        messages=[{"role": "user", "content": "Write a very long story."}])
     seen = 0
     with pytest.raises(openai.APIError) as exc:
-        for chunk in stream:
+        for _chunk in stream:
             seen += 1
             if seen == 3:
                 api_review.proc.kill()  # the model server dies mid-answer

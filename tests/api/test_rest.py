@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from typing import Any, ClassVar
+
 import httpx
 import pytest
 
 from ai_sysadmin.api.agent import Renderer
 from tests.api.conftest import ApiProcess, propose
-from datetime import UTC
 
 
 def _h(api: ApiProcess, name: str = "admin") -> dict[str, str]:
@@ -121,7 +123,7 @@ def test_proposals_render_with_id_risk_and_decision(api: ApiProcess) -> None:
     outcome = propose(api, "web-render.service")
 
     class Inv:
-        proposals = [outcome]
+        proposals: ClassVar[list[Any]] = [outcome]
         finding_id = None
         outcome_ = "ok"
 

@@ -15,10 +15,10 @@ import secrets
 import signal
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import httpx
 import openai

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tracemalloc
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 from ai_sysadmin.context.build import TEMPLATE_OVERHEAD, ContextInputs, build_context
 from ai_sysadmin.context.tokens import TokenCounter

@@ -30,7 +30,7 @@ def test_suite_shape() -> None:
     assert all(fams[f] >= 2 for f in VARIED_FAMILIES), fams
     assert sum(1 for s in scs if s.injection) >= 8
     assert len({s.name for s in scs}) == len(scs)
-    assert all(f.stem == s.name for f, s in zip(FILES, scs))
+    assert all(f.stem == s.name for f, s in zip(FILES, scs, strict=True))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

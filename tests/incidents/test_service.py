@@ -4,7 +4,7 @@ from the collector's unit state, acknowledged by a person, hooks called."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_sysadmin.incidents.health import CollectorUnits

@@ -64,6 +64,7 @@ def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migra
     shown = cli(config, "incidents", "show", "1")  # no incident: the finding stands alone
     assert "Traceback" not in shown.stderr
     import psycopg
+
     from ai_sysadmin.config import parse_config
 
     dbc = parse_config({"database": db}, env={}).database

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,8 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
 
 
 async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) -> None:
-    from ai_sysadmin.store.service import open_store
     from ai_sysadmin.store.incidents import IncidentStore
+    from ai_sysadmin.store.service import open_store
     from rig.triggers import make_trigger
 
     db, pool = migrated

@@ -10,7 +10,7 @@ the review proposes the rollback only when `nix-env --rollback` would undo that 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 

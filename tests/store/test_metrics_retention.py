@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.metrics import Sample
+from ai_sysadmin.store.service import open_store
 from tests.conftest import make_config
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools.base import ParamError, Tool, ToolError, ToolOutput, ToolResult

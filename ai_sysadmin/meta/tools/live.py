@@ -12,9 +12,9 @@ import asyncio
 import json
 import os
 import time
-from datetime import datetime, timedelta, UTC
-from typing import Any
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.meta.tools import disk, generations, journal, metrics, processes
 from ai_sysadmin.meta.tools.base import ToolError
