@@ -51,6 +51,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
@@ -197,7 +198,8 @@ def _report(info: ValidationInfo, path: str, reason: str) -> None:
 
 
 def _env(info: ValidationInfo) -> Mapping[str, str]:
-    return (info.context or {}).get("env", os.environ)
+    env: Mapping[str, str] = (info.context or {}).get("env", os.environ)
+    return env
 
 
 def _positive(v: Any) -> str | None:
@@ -324,7 +326,7 @@ ModelId = Annotated[StrictStr, *_checked(_model_id)]
 
 def _f(default: Any, doc: str, shown: str | None = None, **kw: Any) -> Any:
     """A field with its meaning for docs/configuration.md (and a default written out, if not plain JSON)."""
-    extra = {"shown": shown} if shown is not None else None
+    extra: JsonDict | None = {"shown": shown} if shown is not None else None
     if isinstance(default, type) and issubclass(default, BaseModel):
         return Field(default_factory=default, description=doc, json_schema_extra=extra, **kw)
     return Field(default, description=doc, json_schema_extra=extra, **kw)

@@ -10,6 +10,7 @@ the knowledge base, not a spool segment.  What is missing is reported, with the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import grp
 import json
 import os
@@ -224,6 +225,8 @@ async def check_knowledge(cfg: Config) -> CheckResult:
                     return CheckResult("knowledge", "ok", f"ChromaDB server at {kb.url} answers")
         return CheckResult("knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})",
                            "correct knowledge.url")
+    if kb.path is None:  # the configuration fills it in from state_dir; a hand-built one may not
+        return CheckResult("knowledge", "fail", "neither knowledge.url nor knowledge.path is set", "set knowledge.path")
     if not os.path.isdir(kb.path):
         return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} does not exist yet "
                            "(the service creates it at start)", "start the service once", required=False)
@@ -267,7 +270,7 @@ async def _bounded(name: str, coro: Awaitable[CheckResult]) -> CheckResult:
 def planned_checks(cfg: Config) -> list[tuple[str, Callable[[], Awaitable[CheckResult]]]]:
     checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = []
     for role in cfg.roles.enabled():
-        checks.append((f"role {role.name}", lambda r=role: check_role(r)))
+        checks.append((f"role {role.name}", functools.partial(check_role, role)))
     checks += [
         ("database", lambda: check_database(cfg)),
         ("journal", lambda: check_journal(cfg)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
@@ -55,14 +56,14 @@ def _no_key() -> NotAuthorized:
                          "decide as root or through the API")
 
 
-async def _ledger_ready(conn) -> None:
+async def _ledger_ready(conn: psycopg.AsyncConnection) -> None:
     try:
         await ledger.require(conn)
     except ledger.LedgerUnavailable as exc:
         raise InvalidState(str(exc)) from None
 
 
-async def rejected_by(conn, action_id: int) -> str | None:
+async def rejected_by(conn: psycopg.AsyncConnection, action_id: int) -> str | None:
     """Who rejected this action, from the ledger or the steps; None when nobody did."""
     for d in await ledger.rejections(conn, action_id):
         return d.actor
@@ -88,7 +89,7 @@ def _decided_at() -> datetime:
     return datetime.now(UTC)
 
 
-async def _locked(conn, action_id: int) -> dict[str, Any]:
+async def _locked(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any]:
     row = await ledger_actions.lock(conn, action_id)
     if row is None:
         raise NotFound(f"no action {action_id}")

@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # Environment handed to action commands: only what they need (never the database
 # password or credentials directory of the executor).
@@ -35,7 +36,7 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_status == 0 and self.error is None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"argv": list(self.argv), "exit_status": self.exit_status, "stdout": self.stdout,
                 "stderr": self.stderr, "truncated": self.truncated, "seconds": round(self.seconds, 3),
                 "error": self.error}

@@ -58,7 +58,7 @@ def _in_order(decisions: list[ledger.Decision], verify: Verify | None
 def _longer(a: datetime | str | None, b: datetime | str) -> datetime | str:
     if a == PAUSE_FOREVER or b == PAUSE_FOREVER:
         return PAUSE_FOREVER
-    return b if a is None else max(a, b)  # type: ignore[type-var]
+    return b if a is None else max(a, b)
 
 
 async def _legacy_pause(conn: psycopg.AsyncConnection) -> datetime | str | None:

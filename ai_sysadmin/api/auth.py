@@ -25,7 +25,7 @@ from aiohttp import web
 from ai_sysadmin.api.access import Access, AccessTable, Pool
 from ai_sysadmin.api.errors import ApiError, Handler
 from ai_sysadmin.api.limits import ConcurrencyLimiter
-from ai_sysadmin.config import DEFAULT_KEY_SCOPES, ApiKey, Scope
+from ai_sysadmin.apikeys import DEFAULT_KEY_SCOPES, ApiKey, Scope
 
 ANONYMOUS = "anonymous"
 # What a caller without a key may do where no key is required (loopback without keys).

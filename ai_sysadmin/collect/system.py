@@ -66,7 +66,7 @@ def read_psi(proc: Path) -> dict[str, float]:
     return out
 
 
-def real_mounts() -> list[psutil._common.sdiskpart]:
+def real_mounts() -> list[psutil._ntuples.sdiskpart]:
     seen: set[str] = set()
     out = []
     for part in psutil.disk_partitions(all=True):
@@ -135,7 +135,7 @@ class SystemReader:
         self.proc = Path(proc)
         self.mounts = mounts or MountStats()
         self._prev_t: float | None = None
-        self._prev_cpu: psutil._common.scputimes | None = None
+        self._prev_cpu: psutil._ntuples.scputimes | None = None
         self._prev_vm: dict[str, int] = {}
         self._prev_net: dict[str, tuple[int, int, int, int]] = {}
         self._procs: dict[int, psutil.Process] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,7 +256,9 @@ class SnapshotHost:
         for s in self._samples(since_s):
             if s.name == name and (subject is None or s.subject == subject):
                 buckets.setdefault((s.subject, s.ts - s.ts % step_s), []).append(s.value)
-        agg = {"avg": lambda v: sum(v) / len(v), "min": min, "max": max, "last": lambda v: v[-1]}[aggregate]
+        aggs: dict[str, Callable[[list[float]], float]] = {
+            "avg": lambda v: sum(v) / len(v), "min": min, "max": max, "last": lambda v: v[-1]}
+        agg = aggs[aggregate]
         return [(datetime.fromtimestamp(b, UTC), subj, agg(v), len(v))
                 for (subj, b), v in sorted(buckets.items())]
 

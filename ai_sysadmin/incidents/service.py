@@ -196,7 +196,7 @@ class IncidentService:
         if live:
             stored = await self.store.statuses([i.id for i in live])
             for inc in live:
-                status = stored.get(inc.id)  # type: ignore[arg-type]
+                status = stored.get(inc.id)
                 if status and status != inc.status and (inc.key not in self._unsaved):
                     self.correlator.set_status(inc.key, status)  # a person acknowledged / resolved / closed it
         # Triggers spooled during an outage arrive in the database later than their incident.

@@ -42,7 +42,7 @@ from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.transcript import bound_transcript
-from ai_sysadmin.meta.turn import tool_turn
+from ai_sysadmin.meta.turn import TurnCall, tool_turn
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Investigator:
         return inv
 
     async def _opening(self, question: str, history: list[dict], incident_id: int | None,
-                       known: dict[str, set[str]]) -> list[dict[str, Any]]:
+                       known: dict[str, Any]) -> list[dict[str, Any]]:
         system = f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in history[-20:]:
@@ -270,7 +270,7 @@ class Investigator:
                 continue
             if not turn.calls:
                 return (turn.content or "").strip() or None
-            calls = []
+            calls: list[tuple[str, TurnCall]] = []
             for call in turn.calls:
                 calls.append((f"c{len(inv.steps) + len(calls) + 1}", call))
             messages.append({"role": "assistant", "content": turn.content or "", "tool_calls": [
@@ -362,7 +362,7 @@ class Investigator:
         messages.append({"role": "assistant", "content": inv.answer})
 
     async def _diagnosis_phase(self, inv: Investigation, messages: list[dict[str, Any]],
-                               known: dict[str, set[str]], emit: _Emitter, deadline: float) -> None:
+                               known: dict[str, Any], emit: _Emitter, deadline: float) -> None:
         for kind, ids in inv.seen_ids.items():
             known.setdefault(kind, set()).update(ids)
         severity = known.pop("_severity", {"info"})

@@ -116,6 +116,9 @@ def ssh_firewall(sessions: dict[int, str], current: dict[int, PortStateLike],
 
 
 class PortStateLike(Protocol):
-    allowed: bool | None
-    why: str
-    evidence: tuple[str, ...]
+    @property
+    def allowed(self) -> bool | None: ...
+    @property
+    def why(self) -> str: ...
+    @property
+    def evidence(self) -> tuple[str, ...]: ...

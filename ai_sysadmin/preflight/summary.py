@@ -109,7 +109,7 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
 
     async def call() -> dict[str, Any]:
         async with LLMClient(bounded) as client:
-            return await client.structured(messages, SCHEMA, name="preflight", max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+            return await client.structured(messages, SCHEMA, name="preflight", max_tokens=MAX_TOKENS)
 
     def done(status: ModelStatus, note: str, **kw: Any) -> ModelSummary:
         return ModelSummary(status, role.name, time.monotonic() - t0, note=note, **kw)

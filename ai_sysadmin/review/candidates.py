@@ -155,10 +155,10 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
                         continue
                     _add(out.actions, spec, {"unit": unit})
         for snippet in fam.advice:
-            name = _nix_name(units[0]) if units else None
-            if "{name}" in snippet and not name:
+            nix_name = _nix_name(units[0]) if units else None
+            if "{name}" in snippet and not nix_name:
                 continue
-            text = snippet.replace("{name}", name or "")
+            text = snippet.replace("{name}", nix_name or "")
             if text not in out.advice:
                 out.advice.append(text)
     _add(out.actions, "notify", {"message": notify_message(inc)})

@@ -282,6 +282,9 @@ class ReviewService:
         from ai_sysadmin.llm.accounting import call_context
         from ai_sysadmin.llm.errors import LLMError, ModelRequestError
 
+        client = self.client
+        assert client is not None, "asked only with a review model (review_once checks)"
+
         evidence = list(ctx.incident_refs) + list(ctx.trigger_refs)
         schema = answer_schema(list(ctx.incident_refs.values()), evidence, ctx.choices)
         messages = ctx.messages()
@@ -292,7 +295,7 @@ class ReviewService:
                 res.attempts = attempt
                 self.in_model_call = True
                 try:
-                    out = await self.client.chat(
+                    out = await client.chat(
                         messages, temperature=0.0, max_tokens=self.cfg.roles.review.max_tokens or None,
                         response_format={"type": "json_schema",
                                          "json_schema": {"name": "review", "schema": schema, "strict": True}})

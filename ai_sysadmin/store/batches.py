@@ -121,7 +121,7 @@ async def apply_triggers_carefully(conn: psycopg.AsyncConnection, payload: dict[
 def metrics_applier(partitions: MetricPartitions) -> Applier:
     """rows: [epoch_seconds, name, subject, value]; daily partitions first, then one COPY."""
 
-    async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
+    async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> AfterCommit | None:
         rows = [(datetime.fromtimestamp(ts, UTC), clean_text(name, 200), clean_text(subject or "", 512),
                  float(value)) for ts, name, subject, value in payload["rows"]]
         if not rows:

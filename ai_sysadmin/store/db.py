@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.types.json import set_json_dumps
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 
 from ai_sysadmin.config import DatabaseConfig
 from ai_sysadmin.sanitize import clean_json, escape_controls
+
+if TYPE_CHECKING:  # psycopg_pool is imported where a pool is made
+    from psycopg_pool import AsyncConnectionPool
 
 # Name of the table that records applied schema migrations (see store.migrations).
 SCHEMA_TABLE = "ai_sysadmin_schema"
@@ -85,17 +89,17 @@ async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int
 
 
 class _SafeStr(StrDumperUnknown):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
 class _SafeStrText(StrDumper):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
 class _SafeStrBinary(StrBinaryDumper):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
@@ -124,7 +128,8 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     install_safe_adapters(conn)
 
 
-def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
+def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4,
+              timeout: float = 5.0) -> AsyncConnectionPool:
     """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
 
     `check` revalidates a pooled connection before handing it out, so after a

@@ -28,11 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient, LLMError
+
+if TYPE_CHECKING:  # chromadb is imported when a knowledge base opens (it is slow to import)
+    from chromadb.api import ClientAPI
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +99,19 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def open_chroma(cfg: KnowledgeConfig):
+def open_chroma(cfg: KnowledgeConfig) -> ClientAPI:
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if cfg.url:
         u = urlsplit(cfg.url)
+        if u.hostname is None:  # the configuration's HttpUrl has a host; this is for a hand-built config
+            raise ValueError(f"knowledge.url {cfg.url!r} names no host")
         return chromadb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
                                    ssl=u.scheme == "https", settings=settings)
+    if cfg.path is None:  # the configuration fills it in from state_dir
+        raise ValueError("knowledge.path is not set")
     Path(cfg.path).mkdir(parents=True, exist_ok=True, mode=0o750)
     return chromadb.PersistentClient(path=cfg.path, settings=settings)
 

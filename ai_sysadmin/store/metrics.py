@@ -64,7 +64,7 @@ class MetricStore:
             cur = await conn.execute(
                 "SELECT name, subject, min(value), avg(value), max(value) FROM metrics WHERE ts >= %s "
                 "GROUP BY name, subject ORDER BY name, subject", (since,))
-            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+            return [tuple(r) for r in await cur.fetchall()]
 
 
 async def failed_units(conn: Any, max_age: float) -> frozenset[str] | None:

@@ -318,7 +318,7 @@ class Migration:
 
 def _sql(text: str) -> Callable[[psycopg.AsyncConnection], Awaitable[None]]:
     async def run(conn: psycopg.AsyncConnection) -> None:
-        await conn.execute(text)  # type: ignore[arg-type]  # fixed text from this module
+        await conn.execute(text)  # fixed text from this module
     return run
 
 

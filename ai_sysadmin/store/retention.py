@@ -19,6 +19,7 @@ It must never stall ingestion, so every step is its own short transaction:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -95,7 +96,7 @@ class _Job:
         self.report = report
         self.batch_rows = batch_rows
         self.lock_timeout = lock_timeout
-        self.after_commit = None  # set by a step that must learn of its own commit
+        self.after_commit: Callable[[], None] | None = None  # set by a step that must learn of its own commit
 
     async def step(self, what: str, body) -> bool:  # type: ignore[no-untyped-def]
         """Run `body(conn)` in its own transaction with lock_timeout; False when it hit the timeout."""
@@ -122,7 +123,7 @@ class _Job:
 
             async def body(conn: psycopg.AsyncConnection) -> None:
                 nonlocal n
-                cur = await conn.execute(stmt, (cutoff,))  # type: ignore[arg-type]
+                cur = await conn.execute(stmt, (cutoff,))
                 n = cur.rowcount
 
             if not await self.step(f"delete from {table}", body):

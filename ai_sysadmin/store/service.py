@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -79,7 +80,7 @@ def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registr
                  partitions=partitions, retention_cfg=cfg.retention, registry=registry, quarantine=quarantine)
 
 
-async def open_store(cfg: Config, **kw) -> Store:
+async def open_store(cfg: Config, **kw: Any) -> Store:
     """Open the pool, migrate (advisory lock), start the flusher.
 
     A database that is down at start is not fatal: records spool, and the writer

@@ -224,7 +224,7 @@ class Classifier:
         self.calls += 1
         self._in_flight.update(r.template_id for r in batch)
         try:
-            answers = await self._ask(batch)
+            answers: list[Answer | None] = list(await self._ask(batch))
         except (BadModelOutput, ModelRequestError, ModelTimeout) as exc:
             # The model is there, but gave nothing usable for this batch (or was too slow):
             # give these templates up for now -- asked again when seen again -- and go on
