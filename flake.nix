@@ -93,15 +93,25 @@
           (evalCases model)
         // { inherit package; });
 
-      devShells = forAllSystems (system: pkgs: {
-        default = pkgs.mkShell {
-          packages = [
-            (pkgs.python3.withPackages (ps: [ ps.pytest ps.pytest-asyncio ps.pytest-timeout ]))
-            pkgs.llama-cpp
-            pkgs.postgresql
-          ];
-        };
-      });
+      # `nix develop`: the package's Python dependencies and test runners (nix/package.nix's
+      # passthru, the lists its build uses), the type checker with the stubs pyproject's `test`
+      # extra names, ruff, and the real parts the tests start.  scripts/lint.sh and
+      # .pre-commit-config.yaml run ruff and mypy from $AI_SYSADMIN_VENV, which may point here.
+      devShells = forAllSystems (system: pkgs:
+        let
+          package = self.packages.${system}.default;
+        in
+        {
+          default = pkgs.mkShell {
+            packages = [
+              (pkgs.python3.withPackages (ps: package.passthru.dependencies ++ package.passthru.testDependencies
+                ++ [ ps.mypy ps.types-psutil ps.types-jsonschema ]))
+              pkgs.ruff
+              pkgs.llama-cpp
+              pkgs.postgresql
+            ];
+          };
+        });
 
       formatter = forAllSystems (system: pkgs: pkgs.nixfmt-rfc-style);
     };

@@ -30,9 +30,10 @@ import os
 import re
 import socket
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -51,6 +52,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
@@ -197,7 +199,8 @@ def _report(info: ValidationInfo, path: str, reason: str) -> None:
 
 
 def _env(info: ValidationInfo) -> Mapping[str, str]:
-    return (info.context or {}).get("env", os.environ)
+    env: Mapping[str, str] = (info.context or {}).get("env", os.environ)
+    return env
 
 
 def _positive(v: Any) -> str | None:
@@ -324,7 +327,7 @@ ModelId = Annotated[StrictStr, *_checked(_model_id)]
 
 def _f(default: Any, doc: str, shown: str | None = None, **kw: Any) -> Any:
     """A field with its meaning for docs/configuration.md (and a default written out, if not plain JSON)."""
-    extra = {"shown": shown} if shown is not None else None
+    extra: JsonDict | None = {"shown": shown} if shown is not None else None
     if isinstance(default, type) and issubclass(default, BaseModel):
         return Field(default_factory=default, description=doc, json_schema_extra=extra, **kw)
     return Field(default, description=doc, json_schema_extra=extra, **kw)

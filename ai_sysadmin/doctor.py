@@ -10,12 +10,13 @@ the knowledge base, not a spool segment.  What is missing is reported, with the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import grp
 import json
 import os
 import subprocess
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Awaitable, Callable
 
 import httpx
 
@@ -114,7 +115,7 @@ async def check_database(cfg: Config) -> CheckResult:
         status = "warn" if spool.warning else "ok"
         return CheckResult("database", status, f"PostgreSQL {version} at {where}, {state}; outage spool holds "
                            f"{spool.describe()}", "the service flushes it while running; keep it running",
-                           required=False if status == "warn" else True)
+                           required=status != "warn")
     return CheckResult("database", "ok", f"PostgreSQL {version} at {where}, {state}")
 
 
@@ -224,6 +225,8 @@ async def check_knowledge(cfg: Config) -> CheckResult:
                     return CheckResult("knowledge", "ok", f"ChromaDB server at {kb.url} answers")
         return CheckResult("knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})",
                            "correct knowledge.url")
+    if kb.path is None:  # the configuration fills it in from state_dir; a hand-built one may not
+        return CheckResult("knowledge", "fail", "neither knowledge.url nor knowledge.path is set", "set knowledge.path")
     if not os.path.isdir(kb.path):
         return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} does not exist yet "
                            "(the service creates it at start)", "start the service once", required=False)
@@ -258,7 +261,7 @@ async def check_knowledge(cfg: Config) -> CheckResult:
 async def _bounded(name: str, coro: Awaitable[CheckResult]) -> CheckResult:
     try:
         return await asyncio.wait_for(coro, CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return CheckResult(name, "fail", f"no answer within {CHECK_TIMEOUT:g}s", "see the part's logs")
     except Exception as exc:  # a crashing check is a failed check, never a crashed doctor
         return CheckResult(name, "fail", f"check crashed: {exc.__class__.__name__}: {exc}")
@@ -267,7 +270,7 @@ async def _bounded(name: str, coro: Awaitable[CheckResult]) -> CheckResult:
 def planned_checks(cfg: Config) -> list[tuple[str, Callable[[], Awaitable[CheckResult]]]]:
     checks: list[tuple[str, Callable[[], Awaitable[CheckResult]]]] = []
     for role in cfg.roles.enabled():
-        checks.append((f"role {role.name}", lambda r=role: check_role(r)))
+        checks.append((f"role {role.name}", functools.partial(check_role, role)))
     checks += [
         ("database", lambda: check_database(cfg)),
         ("journal", lambda: check_journal(cfg)),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable
+from typing import Any
+from collections.abc import Awaitable
 
 from ai_sysadmin.config import Config
 

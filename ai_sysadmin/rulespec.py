@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import re2
 
@@ -24,14 +25,20 @@ PRIORITY_RULE_ID = "priority"  # the rule journald's own PRIORITY raises (trigge
 
 
 class Matchable(Protocol):
-    """What a rule looks at in a journal entry (trigger/entry.py's Entry)."""
+    """What a rule looks at in a journal entry (trigger/entry.py's Entry); read-only."""
 
-    message: str
-    priority: int | None
-    identifier: str | None
-    comm: str | None
-    unit: str | None
-    result: Mapping[str, str]
+    @property
+    def message(self) -> str: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def identifier(self) -> str | None: ...
+    @property
+    def comm(self) -> str | None: ...
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def result(self) -> Mapping[str, str]: ...
 
 
 class RuleError(ValueError):
@@ -111,20 +118,15 @@ def required_literals(pattern: str, min_len: int = 3) -> tuple[str, ...] | None:
     Per top-level alternative, the longest run of literal characters (zero-width \\b and
     anchors do not break a run).  Sound for IGNORECASE matching of a lower-cased text.
     """
-    try:
-        import re._parser as sre  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - Python < 3.11
-        import sre_parse as sre  # type: ignore[no-redef]
+    # typeshed has no stubs for re._parser (CPython's private regex parser, Python >= 3.11).
+    import re._parser as sre  # type: ignore[import-not-found]
     try:
         tree = list(sre.parse(pattern))
     except re.error:
         return None
     while len(tree) == 1 and tree[0][0] is sre.SUBPATTERN:
         tree = list(tree[0][1][3])
-    if len(tree) == 1 and tree[0][0] is sre.BRANCH:
-        branches = [list(b) for b in tree[0][1][1]]
-    else:
-        branches = [tree]
+    branches = [list(b) for b in tree[0][1][1]] if len(tree) == 1 and tree[0][0] is sre.BRANCH else [tree]
     out = []
     for seq in branches:
         best = run = ""
@@ -165,4 +167,5 @@ def _regex(value: Any, where: str) -> re2._Regexp:
 
 def builtin_rule_data() -> list[dict[str, Any]]:
     text = resources.files("ai_sysadmin").joinpath("trigger", "rules.json").read_text(encoding="utf-8")
-    return json.loads(text)["rules"]
+    rules: list[dict[str, Any]] = json.loads(text)["rules"]
+    return rules

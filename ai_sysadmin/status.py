@@ -14,7 +14,7 @@ never raised.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_sysadmin.config import Config
@@ -31,7 +31,7 @@ async def _models(cfg: Config, timeout: float) -> dict[str, Any]:
             try:
                 h = await asyncio.wait_for(client.health(), timeout)
                 return role.name, {"url": role.url, "model": role.model, "status": h.status, "detail": h.detail}
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return role.name, {"url": role.url, "model": role.model, "status": "unavailable",
                                    "detail": f"no answer within {timeout:g}s"}
 
@@ -84,7 +84,7 @@ async def _last_switch(conn: Any) -> dict[str, Any] | None:
 async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
                         service: dict[str, Any] | None = None) -> dict[str, Any]:
     """The status document; `service` may add in-process reports (an orchestrator's own view)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     models_task = asyncio.create_task(_models(cfg, model_timeout))
     try:
         db = await _database(cfg, pool, now)

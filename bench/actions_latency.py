@@ -1,7 +1,7 @@
 """What a proposal costs, and how fast the executor picks up an approved action (NOTIFY vs poll).
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/actions_latency.py [--n 200]
+    $AI_SYSADMIN_VENV/bin/python -m bench.actions_latency [--n 200]
 
 Against a throwaway PostgreSQL cluster: p50/p99 of ActionService.propose for valid
 (recorded, auto-approved) and invalid (refused, recorded) proposals; then with an
@@ -15,22 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ai_sysadmin.actions.executor import Executor  # noqa: E402
-from ai_sysadmin.actions.service import ActionService  # noqa: E402
-from ai_sysadmin.actions.types import Proposal  # noqa: E402
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.store.db import make_pool  # noqa: E402
-from ai_sysadmin.store.migrations import migrate  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
+from ai_sysadmin.actions.executor import Executor
+from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.types import Proposal
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.store.db import make_pool
+from ai_sysadmin.store.migrations import migrate
+from rig.postgres import PgCluster
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -1,7 +1,7 @@
 """What the API costs on top of llama-server: identical streamed requests, direct vs through `ai-sysadmin api`.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/api_overhead.py [--requests 128] [--levels 1,8,32]
+    $AI_SYSADMIN_VENV/bin/python -m bench.api_overhead [--requests 128] [--levels 1,8,32]
     ... --spread 0 --think 0 --client-close     # the lockstep worst case (see below)
 
 Starts a real llama-server (tiny model, 32 slots, one compute thread) and the real API
@@ -42,23 +42,22 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from rig.llama import tiny_server
+from rig.net import free_port, wait_until
+from rig.proc import exit_report, spawn_logged
 
-from rig.llama import tiny_server  # noqa: E402
-from rig.net import free_port, wait_until  # noqa: E402
-from rig.proc import exit_report, spawn_logged  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict) -> tuple[float, float, int]:
@@ -79,7 +78,7 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: di
     return time.perf_counter() - t0, ttft or 0.0, tokens
 
 
-async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], bytes]", headers: dict,
+async def mixed(direct_url: str, api_url: str, bodies: Callable[[int, int], bytes], headers: dict,
                 concurrency: int, pairs_per_worker: int, keep_alive: bool, think: float) -> list[tuple]:
     """Identical requests to both paths under the same load, as pairs.
 
@@ -116,7 +115,7 @@ async def mixed(direct_url: str, api_url: str, bodies: "Callable[[int, int], byt
                     got = {path: await one(sessions[path], urls[path], body, headers) for path in order}
                 else:
                     done = await asyncio.gather(*(one(sessions[path], urls[path], body, headers) for path in order))
-                    got = dict(zip(order, done))
+                    got = dict(zip(order, done, strict=True))
                 pairs.append((got["direct"], got["api"]))
 
         await asyncio.gather(*(worker(w) for w in range(max(1, concurrency // 2))))
@@ -143,7 +142,7 @@ async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: ps
     return (opened - base) / n
 
 
-def bootstrap(pairs: list[tuple[float, float]], stat: "Callable[[list[tuple[float, float]]], float]",
+def bootstrap(pairs: list[tuple[float, float]], stat: Callable[[list[tuple[float, float]]], float],
               rounds: int = 2000) -> tuple[float, float]:
     """95% interval of `stat` over pairs resampled with replacement (seeded: reruns print the same)."""
     rng = random.Random(0)
@@ -170,7 +169,7 @@ def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
     lat_pairs = [(x[0] * 1e3, y[0] * 1e3) for x, y in pairs]
     ttft_pairs = [(x[1] * 1e3, y[1] * 1e3) for x, y in pairs]
 
-    def pct_diff(q: float) -> "Callable[[list[tuple[float, float]]], float]":
+    def pct_diff(q: float) -> Callable[[list[tuple[float, float]]], float]:
         return lambda ps: pct([p[1] for p in ps], q) - pct([p[0] for p in ps], q)
 
     def paired_median(ps: list[tuple[float, float]]) -> float:

@@ -3,9 +3,9 @@
 Data: loghub (https://github.com/logpai/loghub), BGL_2k.log; first field `-` = normal,
 anything else = an alert category.  The label field is cut off before L1 sees a line.
 
-    python bench/l1_bgl.py                 # deterministic path only
-    python bench/l1_bgl.py --model URL     # plus the trigger model at URL (llama-server)
-    python bench/l1_bgl.py --tiny-model    # start the provisioned SmolLM2-135M and use it
+    python -m bench.l1_bgl                 # deterministic path only
+    python -m bench.l1_bgl --model URL     # plus the trigger model at URL (llama-server)
+    python -m bench.l1_bgl --tiny-model    # start the provisioned SmolLM2-135M and use it
 
 A line counts as flagged when it fed a trigger: a rule, a model classification
 (severity >= trigger.model_min_severity), or a burst.
@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE
+from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.textparse import TextParser
 
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
-from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DATA = Path(os.environ.get("LOGHUB_DIR", REPO.parent / "shared" / "datasets" / "loghub"))
 

@@ -6,7 +6,7 @@ into a sink that notes when each trigger arrives.  The write time is taken *afte
 systemd-journal-remote returned, so the figure is L1's own latency: polling the file,
 parsing, matching, and the checkpoint interval.
 
-    python bench/l1_latency.py [--entries 200] [--commit-interval 0.5] [--poll 0.25] [--pg]
+    python -m bench.l1_latency [--entries 200] [--commit-interval 0.5] [--poll 0.25] [--pg]
 
 --pg records into the real PostgreSQL store (a throwaway cluster, as in the tests):
 the time is taken when record_triggers returned, i.e. the trigger is committed.
@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.trigger.reader import JournalSource  # noqa: E402
-from ai_sysadmin.trigger.service import TriggerFollower  # noqa: E402
-from rig.journal import JournalWriter  # noqa: E402
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.trigger.reader import JournalSource
+from ai_sysadmin.trigger.service import TriggerFollower
+from rig.journal import JournalWriter
 
 
 class TimingSink:

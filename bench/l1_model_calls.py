@@ -5,29 +5,23 @@ x N copies with shifted numbers (see l1_throughput.py), as text lines.  Starts t
 provisioned SmolLM2-135M llama-server (or uses --model URL) and runs L1 with the model
 path on; prints calls, candidate templates, calls per 10k lines and triggers by source.
 
-    python bench/l1_model_calls.py [--copies 5] [--model URL]
+    python -m bench.l1_model_calls [--copies 5] [--model URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from l1_throughput import loghub_lines, shifted  # noqa: E402
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.llm import LLMClient  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
-from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.llm import LLMClient
+from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.textparse import TextParser
+from bench.l1_throughput import loghub_lines, shifted
 
 
 async def run(url: str, alias: str, copies: int) -> None:

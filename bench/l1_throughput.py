@@ -6,7 +6,7 @@ in real logs too), so exact-repeat caching does not flatter the figures.  The li
 written as a real journal file by systemd-journal-remote (MESSAGE, PRIORITY,
 SYSLOG_IDENTIFIER, _PID, _COMM, _SYSTEMD_UNIT ...) and read back by journalctl.
 
-    python bench/l1_throughput.py [--copies 25]
+    python -m bench.l1_throughput [--copies 25]
 
 Prints entries/s for: journalctl alone; journalctl + JSON parsing (the "read");
 read + L1 (templates, rules, bursts, windows; no model); L1 alone on parsed entries
@@ -19,20 +19,18 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.trigger.entry import parse_json_line
+from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines
+from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.textparse import TextParser
+from rig.journal import JournalWriter
 
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.trigger.entry import parse_json_line  # noqa: E402
-from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
-from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
-from rig.journal import JournalWriter  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DATA = Path(os.environ.get("LOGHUB_DIR", REPO.parent / "shared" / "datasets" / "loghub"))
 SETS = ("BGL", "HDFS", "Linux", "OpenSSH")

@@ -7,7 +7,7 @@ tools (tool_choice=required, `<tool_call>` prefill); its answers are not a measu
 judgement, only of what one loop costs on this machine.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/meta_loop.py [--steps 4] [--scenarios disk-full,crash-loop,oom-protected-unit]
+    $AI_SYSADMIN_VENV/bin/python -m bench.meta_loop [--steps 4] [--scenarios disk-full,crash-loop,oom-protected-unit]
 """
 
 from __future__ import annotations
@@ -16,20 +16,18 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.llm import CallRecord, LLMClient
+from ai_sysadmin.meta.loop import Investigator
+from ai_sysadmin.meta.tools import build_toolset
+from rig.journal import JournalWriter
+from rig.llama import tiny_server
 
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.llm import CallRecord, LLMClient  # noqa: E402
-from ai_sysadmin.meta.loop import Investigator  # noqa: E402
-from ai_sysadmin.meta.tools import build_toolset  # noqa: E402
-from rig.journal import JournalWriter  # noqa: E402
-from rig.llama import tiny_server  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SCENARIOS = REPO / "tests" / "scenarios" / "data"
 TOOLS = ["journal_query", "disk_usage", "top_processes", "failed_units", "unit_status"]

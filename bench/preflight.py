@@ -1,6 +1,6 @@
 """`ai-sysadmin preflight` on a large diff: how long the whole check takes.
 
-Two generations built in a throwaway local Nix store (tests/preflight/generation.nix):
+Two generations built in a throwaway local Nix store (rig/generation.nix):
 each has --paths store paths besides the toplevel (half packages, half unit files);
 between them half the packages change version and size and half the units change
 their ExecStart, a protected unit restarts and the kernel changes.  The check runs as
@@ -16,7 +16,7 @@ Target (issue 20): at most 3 s for 2,000 generated store paths, no model.
 llama-server (SmolLM2-135M, Q4_1) serving the review role, started and stopped here.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/preflight.py [--paths 2000] [--runs 5]
+    $AI_SYSADMIN_VENV/bin/python -m bench.preflight [--paths 2000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ai_sysadmin.config import DEFAULT_PROTECTED_UNITS, unit_is_protected
+from ai_sysadmin.preflight.check import SwitchAction, run_preflight
+from rig.nixstore import BASE, NixStore, unit
 
-from ai_sysadmin.config import DEFAULT_PROTECTED_UNITS, unit_is_protected  # noqa: E402
-from ai_sysadmin.preflight.check import SwitchAction, run_preflight  # noqa: E402
-from tests.preflight.nixsys import BASE, NixStore, unit  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def spec(name: str, paths: int, changed: bool) -> dict:

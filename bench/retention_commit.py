@@ -13,7 +13,7 @@ the journal cursor per batch, one after another as fast as they go) for a fixed 
 Prints p50/p99/max commit latency per phase; asserts nothing about speed.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/retention_commit.py [--old-triggers 200000] [--seconds 8]
+    $AI_SYSADMIN_VENV/bin/python -m bench.retention_commit [--old-triggers 200000] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -21,25 +21,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.store.metrics import Sample  # noqa: E402
-from ai_sysadmin.store.retention import run_retention  # noqa: E402
-from ai_sysadmin.store.service import open_store  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
-from tests.store.helpers import make_trigger  # noqa: E402
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.store.metrics import Sample
+from ai_sysadmin.store.retention import run_retention
+from ai_sysadmin.store.service import open_store
+from rig.postgres import PgCluster
+from rig.triggers import make_trigger
 
 
 async def fill_old(store, n_triggers: int, metric_days: int, rows_per_day: int) -> None:  # type: ignore[no-untyped-def]
     """Data past the retention bounds, inserted with SQL (fast), as a long-running host would have."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with store.pool.connection() as conn:
         await conn.execute(
             "INSERT INTO triggers (id, severity, category, source, unit, template, template_id, count, first_seen,"
@@ -56,14 +53,13 @@ async def fill_old(store, n_triggers: int, metric_days: int, rows_per_day: int) 
 
 async def old_style_retention(store, now: datetime) -> None:  # type: ignore[no-untyped-def]
     """The one-transaction retention this replaced (for comparison only)."""
-    async with store.pool.connection() as conn:
-        async with conn.transaction():
-            await store.partitions.ensure(conn, [now.date() + timedelta(days=d) for d in range(3)])
-            for day, name in await store.partitions.expired(conn, now.date() - timedelta(days=30)):
-                await store.partitions.drop(conn, day, name)
-            await conn.execute("DELETE FROM triggers WHERE last_seen < %s AND incident_id IS NULL",
-                               (now - timedelta(days=180),))
-            await conn.execute("DELETE FROM ingest_batches WHERE applied_at < %s", (now - timedelta(days=14),))
+    async with store.pool.connection() as conn, conn.transaction():
+        await store.partitions.ensure(conn, [now.date() + timedelta(days=d) for d in range(3)])
+        for day, name in await store.partitions.expired(conn, now.date() - timedelta(days=30)):
+            await store.partitions.drop(conn, day, name)
+        await conn.execute("DELETE FROM triggers WHERE last_seen < %s AND incident_id IS NULL",
+                           (now - timedelta(days=180),))
+        await conn.execute("DELETE FROM ingest_batches WHERE applied_at < %s", (now - timedelta(days=14),))
 
 
 async def commits(store, seconds: float, tag: str) -> list[float]:  # type: ignore[no-untyped-def]
@@ -71,7 +67,7 @@ async def commits(store, seconds: float, tag: str) -> list[float]:  # type: igno
     end = time.monotonic() + seconds
     i = 0
     while time.monotonic() < end:
-        batch = [make_trigger(j, count=1, at=datetime.now(timezone.utc)) for j in range(i % 7, i % 7 + 20)]
+        batch = [make_trigger(j, count=1, at=datetime.now(UTC)) for j in range(i % 7, i % 7 + 20)]
         t = time.perf_counter()
         await store.triggers.record_triggers(batch, f"{tag}-{i}")
         lat.append(time.perf_counter() - t)
@@ -124,7 +120,7 @@ async def main(old_triggers: int, seconds: float) -> None:
 
         await fill_old(store, old_triggers, 4, 20_000)
         lat, runs = await phase(store, seconds, "old",
-                                lambda: old_style_retention(store, datetime.now(timezone.utc)))
+                                lambda: old_style_retention(store, datetime.now(UTC)))
         report("with one-transaction retention (old)", lat, f"   ({runs} passes)")
         await store.close()
     finally:

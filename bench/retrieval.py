@@ -10,24 +10,20 @@ llama-server --embeddings, a weak embedding model on purpose):
     hybrid   -- BM25 ranks fused with vector ranks (RRF), what `knowledge search` does
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/retrieval.py [--verbose]
+    $AI_SYSADMIN_VENV/bin/python -m bench.retrieval [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ai_sysadmin.config import KnowledgeConfig, parse_config  # noqa: E402
-from ai_sysadmin.llm import LLMClient  # noqa: E402
-from ai_sysadmin.store.knowledge import KnowledgeBase  # noqa: E402
-from rig.llama import tiny_server  # noqa: E402
+from ai_sysadmin.config import KnowledgeConfig, parse_config
+from ai_sysadmin.llm import LLMClient
+from ai_sysadmin.store.knowledge import KnowledgeBase
+from rig.llama import tiny_server
 
 QUERIES: list[tuple[str, str]] = [
     ("the disk is full, no space left on device", "disk-full"),

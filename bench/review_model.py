@@ -1,7 +1,7 @@
 """L3 with the real tiny model (SmolLM2-135M): latency p50/p95 at the default budget, tokens per
 review, cached share of prompt tokens on consecutive reviews, and judgement over the scenarios.
 
-    python bench/review_model.py [--reviews 6]
+    python -m bench.review_model [--reviews 6]
 
 The server gets the review role's default context (8192 tokens, one slot), so the default
 budget (context_size - max_tokens - 256) applies.  Judgement figures compare the model's
@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
+from datetime import UTC
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from tests.scenarios.helpers import by_kind, load, replay_review, scenarios, write_export  # noqa: E402
+from ai_sysadmin.config import parse_config
+from rig.scenarios import by_kind, load, replay_review, scenarios, write_export
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -35,19 +33,19 @@ async def main(args: argparse.Namespace) -> None:
                             "roles": {"trigger": {"enable": False},
                                       "review": {"url": server.url, "model": "review", "timeout": 600}}}, env={})
         from ai_sysadmin.llm import LLMClient
-        from tests.review.conftest import service
+        from rig.review import service
 
         async with LLMClient(cfg.roles.review) as client:
             svc = service(cfg, client=client)
             results = []
-            from datetime import datetime, timezone
+            from datetime import datetime
 
             from ai_sysadmin.trigger.model import Trigger, template_id
 
             for n in range(args.reviews):
                 svc.proposed.clear()
                 if n:  # the state changes between reviews, as it does on a host: one new trigger each time
-                    at = datetime.now(timezone.utc)
+                    at = datetime.now(UTC)
                     text = f"worker{n}.service: Main process exited, code=exited, status={n}/FAILURE"
                     svc.window.add([Trigger(id=f"{n:02d}" + "cd" * 15, severity="medium", category="unit-failure",
                                             source="rule:unit-start-failed", unit=f"worker{n}.service", template=text,
@@ -58,7 +56,7 @@ async def main(args: argparse.Namespace) -> None:
         lat = sorted(r.latency_s for r in results if r.latency_s)
         print(f"reviews: {len(results)} (one new trigger between consecutive reviews), ok {len(ok)}, budget {svc.budget} tokens")
         if lat:
-            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
             print(f"latency p50 {statistics.median(lat):.1f}s p95 {p95:.1f}s")
         print("prompt tokens per review:", [r.prompt_tokens for r in results])
         print("completion tokens per review:", [r.completion_tokens for r in results])

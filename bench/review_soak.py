@@ -1,6 +1,6 @@
 """Orchestrator RSS under a replayed soak: `ai-sysadmin run` with incidents and review wired in.
 
-    python bench/review_soak.py [--minutes 10] [--rate 1000]
+    python -m bench.review_soak [--minutes 10] [--rate 1000]
 
 Starts a throwaway PostgreSQL cluster and the real service (`python -m ai_sysadmin run`,
 journal.source = file, no model servers: the review runs its deterministic part every
@@ -26,11 +26,10 @@ from pathlib import Path
 import psutil
 import psycopg
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from rig.journal import JournalWriter
+from rig.postgres import PgCluster
 
-from rig.journal import JournalWriter  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 LINES = [("kernel", None, 6, "eth0: link up, 1000Mbps {n}"), ("nginx", "nginx.service", 6, "GET /api/{n} 200 {m}ms"),
          ("myapp", "myapp.service", 3, "request {n} failed: connection refused"),
@@ -72,9 +71,10 @@ def main(args: argparse.Namespace) -> None:
            "trigger": {"model": False}}
     (work / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(work / "config.json")}
-    log = open(work / "service.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    # The service gets its own copy of the descriptor; ours is closed once it has started.
+    with open(work / "service.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -111,7 +111,6 @@ def main(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         pg.destroy()
-        log.close()
         print(f"service log: {work / 'service.log'}")
 
 

@@ -1,6 +1,6 @@
 """L1 rule matching on crafted lines: Python's backtracking `re` against RE2, per line.
 
-    python bench/rules_worst_case.py
+    python -m bench.rules_worst_case
 
 A local user can write any journal line; a rule such as `acme.*(failed|error)` is
 quadratic in the line's length under a backtracking engine.  Prints, for each crafted

@@ -2,7 +2,7 @@
 query latency, and spool flush rate.  Prints figures; asserts nothing about speed.
 
     set -a; . ~/.cache/ai-sysadmin/rig.env; set +a
-    $AI_SYSADMIN_VENV/bin/python bench/store_bench.py [--rows 200000]
+    $AI_SYSADMIN_VENV/bin/python -m bench.store_bench [--rows 200000]
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ai_sysadmin.config import parse_config  # noqa: E402
-from ai_sysadmin.store.metrics import Sample  # noqa: E402
-from ai_sysadmin.store.service import open_store  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
-from tests.store.helpers import make_trigger  # noqa: E402
+from ai_sysadmin.config import parse_config
+from ai_sysadmin.store.metrics import Sample
+from ai_sysadmin.store.service import open_store
+from rig.postgres import PgCluster
+from rig.triggers import make_trigger
 
 SERIES = 50  # a host's worth of series (cpu, mem, disks, nics, top processes)
 

@@ -17,6 +17,7 @@
   rank-bm25,
   google-re2,
   pydantic,
+  pytest,
   pytestCheckHook,
   pytest-asyncio,
   pytest-timeout,
@@ -24,6 +25,29 @@
   drain3 ? callPackage ./python/drain3.nix { },
 }:
 
+let
+  # pyproject.toml's dependencies and its `test` extra's test runners; the flake's devShell
+  # builds its interpreter from these (passthru), so both stay one list.
+  dependencies = [
+    openai
+    aiohttp
+    psycopg
+    chromadb
+    drain3
+    prometheus-client
+    jsonschema
+    psutil
+    rank-bm25
+    google-re2
+    pydantic
+  ] ++ psycopg.optional-dependencies.pool;
+  testDependencies = [
+    pytest
+    pytest-asyncio
+    pytest-timeout
+    hypothesis
+  ];
+in
 buildPythonApplication {
   pname = "ai-sysadmin";
   version = "0.1.0";
@@ -39,31 +63,16 @@ buildPythonApplication {
 
   build-system = [ setuptools ];
 
-  dependencies = [
-    openai
-    aiohttp
-    psycopg
-    chromadb
-    drain3
-    prometheus-client
-    jsonschema
-    psutil
-    rank-bm25
-    google-re2
-    pydantic
-  ] ++ psycopg.optional-dependencies.pool;
+  inherit dependencies;
 
-  nativeCheckInputs = [
-    pytestCheckHook
-    pytest-asyncio
-    pytest-timeout
-    hypothesis
-  ];
+  nativeCheckInputs = [ pytestCheckHook ] ++ testDependencies;
   # The suite's real-part tests (llama-server, PostgreSQL, systemd-nspawn) skip in the
   # build sandbox; the Nix checks need nix itself.
   disabledTestPaths = [ "tests/nix" ];
 
   pythonImportsCheck = [ "ai_sysadmin" "ai_sysadmin.config" ];
+
+  passthru = { inherit dependencies testDependencies; };
 
   meta = {
     description = "Autonomous system administrator for NixOS hosts, running on local models only";

@@ -14,9 +14,9 @@ import struct
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from rig.paths import rig_paths
 

@@ -49,7 +49,7 @@ class LlamaServer:
             args += ["--embeddings", "--pooling", "mean"]
         return args + list(self.extra_args)
 
-    def start(self, timeout: float = 120.0) -> "LlamaServer":
+    def start(self, timeout: float = 120.0) -> LlamaServer:
         if not self.port:
             self.port = free_port()
         self.proc = spawn_logged(self.argv(), self.log_path)
@@ -80,12 +80,12 @@ class LlamaServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def restart(self, timeout: float = 120.0) -> "LlamaServer":
+    def restart(self, timeout: float = 120.0) -> LlamaServer:
         """Start again on the same port (a stopped role server coming back)."""
         self.stop()
         return self.start(timeout)
 
-    def __enter__(self) -> "LlamaServer":
+    def __enter__(self) -> LlamaServer:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,6 +16,7 @@ checkout (PYTHONPATH), never through the shared venv's editable install.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -26,9 +27,9 @@ from pathlib import Path
 
 from ai_sysadmin.config import ROLE_DEFAULT_PORTS
 from rig.llama import LlamaServer, tiny_server
+from rig.postgres import PgCluster
 
 LOCAL_META_CTX = 8192  # tokens per slot of the local meta server (the service's budgets follow it)
-from rig.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print("local: running; Ctrl-C stops everything", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         return 0
     finally:
         for child in children:

@@ -27,8 +27,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, ClassVar
 
 from rig.net import wait_until
 from rig.nspawn import Container, nspawn_root
@@ -83,7 +84,7 @@ class RigPackages:
         self.dir = Path(f"/run/ai-sysadmin-rig-{uuid.uuid4().hex[:8]}")
         self.model = self.dir / "model.gguf"
 
-    def prepare(self) -> "RigPackages":
+    def prepare(self) -> RigPackages:
         d = self.dir
         (d / "llama/bin").mkdir(parents=True)
         shutil.copy(self.llama, d / "llama/bin/llama-server")
@@ -119,7 +120,7 @@ class RigPackages:
         return out
 
     # Debian has no TimescaleDB build: nodes run plain PostgreSQL (the "none" edition).
-    NODE_MODULE = {"services": {"ai-sysadmin": {"database": {"timescaledb": "none"}}}}
+    NODE_MODULE: ClassVar[dict[str, Any]] = {"services": {"ai-sysadmin": {"database": {"timescaledb": "none"}}}}
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -288,7 +289,7 @@ class Machine:
             if state == "failed":
                 raise RuntimeError(f'{self.name}: unit "{unit}" reached state "{state}"\n{self._journal(unit)}')
             if state == "inactive":
-                status, jobs = self.systemctl("list-jobs --full 2>&1")
+                _status, jobs = self.systemctl("list-jobs --full 2>&1")
                 if "No jobs" in jobs and self.get_unit_info(unit)["ActiveState"] == state:
                     raise RuntimeError(f'{self.name}: unit "{unit}" is inactive and there are no pending jobs')
             return state == "active"

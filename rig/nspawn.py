@@ -47,7 +47,7 @@ class Container:
     proc: subprocess.Popen | None = None
     leader: int | None = None
 
-    def start(self, timeout: float = 120.0) -> "Container":
+    def start(self, timeout: float = 120.0) -> Container:
         argv = ["systemd-nspawn", "--quiet", "--keep-unit", "--register=no", "--boot",
                 "--volatile=overlay", f"--directory={self.root}", "--console=pipe",
                 f"--machine=aisys-{os.getpid()}{'-' + self.name if self.name else ''}"]
@@ -112,7 +112,7 @@ class Container:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

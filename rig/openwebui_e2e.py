@@ -18,8 +18,9 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service

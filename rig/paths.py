@@ -30,6 +30,19 @@ def read_env_file(name: str) -> dict[str, str]:
     return env
 
 
+def nix_env() -> dict[str, str]:
+    """What scripts/provision-nix.sh recorded (nix.env): where nix-bin and the nspawn root are."""
+    return read_env_file("nix.env")
+
+
+def nix_tool(name: str) -> str | None:
+    """A Nix command: from the provisioned nix-bin first, else from PATH; None when neither has it."""
+    d = nix_env().get("AI_SYSADMIN_NIX_BIN")
+    if d and (Path(d) / name).exists():
+        return str(Path(d) / name)
+    return shutil.which(name)
+
+
 def _rig_env() -> dict[str, str]:
     env = read_env_file("rig.env")
     env.update({k: v for k, v in os.environ.items() if k.startswith("AI_SYSADMIN_")})

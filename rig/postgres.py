@@ -37,7 +37,7 @@ class PgCluster:
     _started: bool = field(default=False, init=False)
 
     @classmethod
-    def create(cls, base: Path | None = None) -> "PgCluster":
+    def create(cls, base: Path | None = None) -> PgCluster:
         bindir = rig_paths().need("pg_bindir")
         if base is None:
             # Under /tmp so the postgres user can traverse to it when we are root.
@@ -87,7 +87,7 @@ class PgCluster:
         with open(self.datadir / "postgresql.auto.conf", "a") as f:
             f.write(conf)
 
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         if not self.logfile.exists():
             self.logfile.touch()
             self._chown(self.logfile)

@@ -4,8 +4,9 @@
 #   scripts/test.sh [pytest args...]
 #
 # Provisions what is missing first (scripts/provision.sh; warm runs take about a second),
-# then runs pytest with AI_SYSADMIN_REQUIRE_REAL_PARTS=1 so that a real part that
-# cannot be started fails the run instead of skipping tests.
+# lints and type-checks (scripts/lint.sh: ruff and mypy; a finding fails the run), then
+# runs pytest with AI_SYSADMIN_REQUIRE_REAL_PARTS=1 so that a real part that cannot be
+# started fails the run instead of skipping tests.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/provision.sh"
@@ -15,6 +16,10 @@ export AI_SYSADMIN_REQUIRE_REAL_PARTS=1
 # This checkout's code, whichever checkout the shared venv's editable install points at.
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 cd "$REPO"
+if ! bash "$REPO/scripts/lint.sh"; then
+  echo "test.sh: lint or type errors (scripts/lint.sh above) -- not running the tests" >&2
+  exit 1
+fi
 set +e
 "$AI_SYSADMIN_VENV/bin/python" -m pytest -ra "$@"
 rc=$?

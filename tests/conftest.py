@@ -7,23 +7,21 @@ this machine; under scripts/test.sh (and so in CI) a missing part fails the run 
 
 from __future__ import annotations
 
-import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from ai_sysadmin.config import Config, RoleConfig, parse_config
+from rig.journal import JournalWriter
+from rig.llama import LlamaServer, judge_server, tiny_server
+from rig.paths import PartMissing
+from rig.postgres import PgCluster
+from rig.require import need
 
-from ai_sysadmin.config import Config, RoleConfig, parse_config  # noqa: E402
-from rig.journal import JournalWriter  # noqa: E402
-from rig.llama import LlamaServer, judge_server, tiny_server  # noqa: E402
-from rig.paths import PartMissing  # noqa: E402
-from rig.postgres import PgCluster  # noqa: E402
-from rig.require import need  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

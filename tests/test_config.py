@@ -78,7 +78,7 @@ def test_full_document_round_trips(tmp_path: Path) -> None:
     assert cfg.knowledge.url == "http://127.0.0.1:8000"
     assert "port=5433" in cfg.database.conninfo() and "dbname=aisys" in cfg.database.conninfo()
     # A user's list adds to the safe defaults: listing one unit must not unprotect sshd or the database.
-    assert cfg.protected_units == DEFAULT_PROTECTED_UNITS + ("getty@tty1.service",)
+    assert cfg.protected_units == (*DEFAULT_PROTECTED_UNITS, "getty@tty1.service")
 
 
 def test_protected_units_defaults_globs_and_knowing_replacement() -> None:

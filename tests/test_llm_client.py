@@ -59,7 +59,7 @@ async def test_stream_yields_deltas_and_records_real_usage(llama_trigger: LlamaS
     async with LLMClient(role_config(llama_trigger, "trigger"), on_call=records.append) as client:
         with call_context(layer="api", incident_id=42):
             chunks = [c async for c in client.stream([{"role": "user", "content": "Count to five."}], max_tokens=24)]
-        again = await client.chat([{"role": "user", "content": "Count to five."}], max_tokens=24, temperature=0.2)
+        await client.chat([{"role": "user", "content": "Count to five."}], max_tokens=24, temperature=0.2)
     assert len(chunks) > 1  # streamed, not one blob
     assert "".join(chunks).strip()
     (rec, chat) = records
@@ -285,7 +285,7 @@ async def test_tiny_timeout_raises_timeout(llama_review: LlamaServer) -> None:
     role = role_config(llama_review, "review", timeout=0.01, max_retries=3)
     records: list[CallRecord] = []
     async with LLMClient(role, on_call=records.append) as client:
-        with pytest.raises(ModelTimeout, match="no answer within 0.01s"):
+        with pytest.raises(ModelTimeout, match=r"no answer within 0\.01s"):
             await client.chat([{"role": "user", "content": "Write a long story about servers."}], max_tokens=400)
     assert [r.outcome for r in records] == ["timeout"]  # not retried
 

@@ -13,9 +13,10 @@ Rejections, pauses, resumes and clearings also go to the decision ledger
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
@@ -55,14 +56,14 @@ def _no_key() -> NotAuthorized:
                          "decide as root or through the API")
 
 
-async def _ledger_ready(conn) -> None:
+async def _ledger_ready(conn: psycopg.AsyncConnection) -> None:
     try:
         await ledger.require(conn)
     except ledger.LedgerUnavailable as exc:
         raise InvalidState(str(exc)) from None
 
 
-async def rejected_by(conn, action_id: int) -> str | None:
+async def rejected_by(conn: psycopg.AsyncConnection, action_id: int) -> str | None:
     """Who rejected this action, from the ledger or the steps; None when nobody did."""
     for d in await ledger.rejections(conn, action_id):
         return d.actor
@@ -79,16 +80,16 @@ def _check_actor(actor: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _decided_at() -> datetime:
     # Full precision: a ledger decision is ordered by this time against rows that arrive
     # within the same second (the signature itself covers whole seconds).
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-async def _locked(conn, action_id: int) -> dict[str, Any]:
+async def _locked(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any]:
     row = await ledger_actions.lock(conn, action_id)
     if row is None:
         raise NotFound(f"no action {action_id}")

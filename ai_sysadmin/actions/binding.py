@@ -30,8 +30,8 @@ are not checked here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ai_sysadmin.actions.catalog import ValidatedAction
 from ai_sysadmin.actions.policy import canonical_unit
@@ -54,13 +54,13 @@ class Evidence:
     actions: frozenset[str] | None = None
 
 
-def _evidence(found: "Evidence | Iterable[str] | None") -> Evidence | None:
+def _evidence(found: Evidence | Iterable[str] | None) -> Evidence | None:
     if found is None or isinstance(found, Evidence):
         return found
     return Evidence(frozenset(found))  # a plain set of units (replay, older callers)
 
 
-def contradicts(va: ValidatedAction, source: str, found: "Evidence | Iterable[str] | None") -> str | None:
+def contradicts(va: ValidatedAction, source: str, found: Evidence | Iterable[str] | None) -> str | None:
     """Why a model's proposal contradicts its incident's evidence, in words; None when it does not.
 
     Only a proposal *with* an incident can contradict it: `found` None (no incident) is
@@ -76,7 +76,7 @@ def contradicts(va: ValidatedAction, source: str, found: "Evidence | Iterable[st
     return None
 
 
-def unbound(va: ValidatedAction, source: str, found: "Evidence | Iterable[str] | None",
+def unbound(va: ValidatedAction, source: str, found: Evidence | Iterable[str] | None,
             bounds: ActionsConfig) -> str | None:
     """None when `va` may run unattended as far as binding goes, else the reason in words.
 

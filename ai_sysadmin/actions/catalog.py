@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 
@@ -259,7 +260,8 @@ def _field_of(err: jsonschema.ValidationError) -> str:
         if m:
             path = f"{path}.{m.group(1)}" if path else m.group(1)
     elif err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {}))) if isinstance(err.instance, dict) else []
+        props = err.schema.get("properties", {}) if isinstance(err.schema, Mapping) else {}
+        extra = sorted(set(err.instance) - set(props)) if isinstance(err.instance, dict) else []
         if extra:
             name = str(extra[0])
             name = name if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name) else "(unknown)"
@@ -283,7 +285,8 @@ def _reason_of(err: jsonschema.ValidationError) -> str:
     if v == "additionalProperties":
         return "unknown parameter"
     if v == "minProperties":
-        return f"needs at least {err.validator_value} of: {', '.join(sorted(err.schema.get('properties', {})))}"
+        props = err.schema.get("properties", {}) if isinstance(err.schema, Mapping) else {}
+        return f"needs at least {err.validator_value} of: {', '.join(sorted(props))}"
     msg = err.message
     return msg if len(msg) <= 200 else msg[:200] + "..."
 

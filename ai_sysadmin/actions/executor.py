@@ -31,8 +31,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 
@@ -193,6 +194,7 @@ class Executor:
             row = await ledger_actions.claim_approved(conn)
             if row is None:
                 return None
+            action_id: int = row["id"]
             try:
                 va, how = await self.revalidate(conn, row, now)
                 # After the approval checks (a forged approval is refused as forged), before
@@ -205,12 +207,12 @@ class Executor:
                                  {"action": row["action"], "params": row["params"], "reason": r.reason})
                 log.warning("executor: action %s %s: %s", row["id"], r.status, r.reason)
                 self.handled += 1
-                return row["id"]
+                return action_id
             dry = va.spec.needs_nixos and not self.nix_runs()
             if dry:
                 await self._dry_run(conn, row, va, now)
                 self.handled += 1
-                return row["id"]
+                return action_id
             verifier = Verifier(self.cfg, started_at=now, conn=None)
             before = await verifier.before(va.id, va.params)
             await ledger_actions.transition(
@@ -237,7 +239,7 @@ class Executor:
                 await self._trip(conn, row, "verification failed")
         log.info("executor: action %s %s %s: %s", row["id"], va.id, va.params, final)
         self.handled += 1
-        return row["id"]
+        return action_id
 
     def verify_decision(self, d: ledger.Decision) -> bool:
         """A ledger decision's signature, checked with this executor's key (none: nothing is valid)."""

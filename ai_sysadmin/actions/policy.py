@@ -23,8 +23,8 @@ no person approved, so the row's recorded decision is never trusted on its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ai_sysadmin.config import unit_is_protected
 

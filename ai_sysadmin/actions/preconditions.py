@@ -20,8 +20,8 @@ refuses it once that is no longer the running system.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from ai_sysadmin.actions.catalog import Paths, Precondition, ValidatedAction
 from ai_sysadmin.actions.verification import JOURNAL_DIRS, _generation, has_systemd, store_dir, unit_props

@@ -8,11 +8,13 @@ can neither fill memory nor block on a full pipe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any
 
 # Environment handed to action commands: only what they need (never the database
 # password or credentials directory of the executor).
@@ -34,7 +36,7 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_status == 0 and self.error is None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"argv": list(self.argv), "exit_status": self.exit_status, "stdout": self.stdout,
                 "stderr": self.stderr, "truncated": self.truncated, "seconds": round(self.seconds, 3),
                 "error": self.error}
@@ -90,10 +92,8 @@ async def run_argv(argv: Sequence[str], *, timeout: float, cap: int,
             await proc.wait()
     except TimeoutError:
         error = f"timed out after {timeout:.0f}s; killed"
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)  # its own session: the whole group goes
-        except ProcessLookupError:
-            pass
         await proc.wait()
         readers.cancel()
         out, err, t1, t2 = b"", b"", False, False

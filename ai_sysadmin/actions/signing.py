@@ -17,9 +17,10 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ai_sysadmin.config import Config
 

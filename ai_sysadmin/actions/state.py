@@ -13,9 +13,10 @@ is advisory; the executor decides again).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -34,7 +35,7 @@ TAKEN = ("approved", "executing", "succeeded", "failed", "verified", "interrupte
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _signed(d: ledger.Decision, verify: Verify | None) -> bool:
@@ -57,7 +58,7 @@ def _in_order(decisions: list[ledger.Decision], verify: Verify | None
 def _longer(a: datetime | str | None, b: datetime | str) -> datetime | str:
     if a == PAUSE_FOREVER or b == PAUSE_FOREVER:
         return PAUSE_FOREVER
-    return b if a is None else max(a, b)  # type: ignore[type-var]
+    return b if a is None else max(a, b)
 
 
 async def _legacy_pause(conn: psycopg.AsyncConnection) -> datetime | str | None:

@@ -39,7 +39,7 @@ async def _out(argv: list[str], timeout: float = 30.0) -> tuple[int | None, str]
 
 
 async def unit_props(unit: str, *props: str) -> dict[str, str]:
-    code, text = await _out(["systemctl", "show", *(f"--property={p}" for p in props), "--", unit])
+    _code, text = await _out(["systemctl", "show", *(f"--property={p}" for p in props), "--", unit])
     out: dict[str, str] = {}
     for line in text.splitlines():
         k, sep, v = line.partition("=")
@@ -59,7 +59,7 @@ async def unit_names(unit: str) -> tuple[str, ...]:
 async def failed_units() -> list[str]:
     if not has_systemd():
         return []
-    code, text = await _out(["systemctl", "list-units", "--state=failed", "--plain", "--no-legend", "--all"])
+    _code, text = await _out(["systemctl", "list-units", "--state=failed", "--plain", "--no-legend", "--all"])
     return sorted(line.split()[0] for line in text.splitlines() if line.strip())
 
 

@@ -17,7 +17,7 @@ from enum import Enum
 from aiohttp import web
 
 from ai_sysadmin.api.errors import Handler
-from ai_sysadmin.config import Scope
+from ai_sysadmin.apikeys import Scope
 
 
 class Pool(Enum):

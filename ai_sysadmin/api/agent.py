@@ -93,8 +93,9 @@ class Agent:
         if not stream:
             inv = await self.investigator.investigate(question, history=history, on_event=render.collect)
             requestlog.note(request, tokens=(tally[0], tally[1]))
-            if render.failure(inv) is not None:
-                raise investigation_failed(render.failure(inv))
+            failure = render.failure(inv)
+            if failure is not None:
+                raise investigation_failed(failure)
             text = render.finish(inv)
             return web.json_response(_completion(render.id, text, render.reasoning_text(), inv, tally))
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)

@@ -46,7 +46,7 @@ def check_exposure(cfg: Config) -> None:
 
 def create_app(cfg: Config, *, metrics: ApiMetrics | None = None) -> web.Application:
     check_exposure(cfg)
-    keyring = KeyRing(cfg.api.keys, required=cfg.api.require_auth)
+    keyring = KeyRing(cfg.api.keys, required=bool(cfg.api.require_auth))  # settled to a bool by the config
     limiters = {Pool.MODEL: ConcurrencyLimiter(cfg.api.max_concurrent_per_key),
                 Pool.REST: ConcurrencyLimiter(cfg.api.max_concurrent_rest_per_key, "api.max_concurrent_rest_per_key")}
     st = ApiState(cfg=cfg, keyring=keyring, limiter=limiters[Pool.MODEL],

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
@@ -25,7 +26,7 @@ from ai_sysadmin.api.access import Access, AccessTable, Pool
 from ai_sysadmin.api.appkeys import KEYRING
 from ai_sysadmin.api.errors import ApiError, Handler
 from ai_sysadmin.api.limits import ConcurrencyLimiter
-from ai_sysadmin.config import DEFAULT_KEY_SCOPES, ApiKey, Scope
+from ai_sysadmin.apikeys import DEFAULT_KEY_SCOPES, ApiKey, Scope
 
 ANONYMOUS = "anonymous"
 # What a caller without a key may do where no key is required (loopback without keys).

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import resource
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler

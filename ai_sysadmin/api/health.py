@@ -21,7 +21,7 @@ async def ready(request: web.Request) -> web.Response:
     st: ApiState = request.app[STATE]
     names = list(st.upstreams)
     probes, db = await asyncio.gather(asyncio.gather(*(st.upstreams[n].probe() for n in names)), database(st))
-    upstreams = {n: {"up": p["up"], "status": p["status"]} for n, p in zip(names, probes)}
+    upstreams = {n: {"up": p["up"], "status": p["status"]} for n, p in zip(names, probes, strict=True)}
     ok = all(p["up"] for p in probes) and db["up"]
     body = {"status": "ready" if ok else "degraded", "upstreams": upstreams, "database": db}
     return web.json_response(body, status=200 if ok else 503)

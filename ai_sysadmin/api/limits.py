@@ -14,7 +14,7 @@ so a dashboard polling status does not eat the chat's slots, nor the reverse.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from ai_sysadmin.api.errors import ApiError
 

@@ -15,7 +15,7 @@ were sent ends the stream with an OpenAI-shaped error event.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -77,7 +77,7 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
             except ApiError as exc:  # silent and gone (upstream.watched)
                 await _upstream_died(request, upstream, exc, out, last, metrics)
                 break
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 await _upstream_died(request, upstream, upstream.map_error(exc), out, last, metrics)
                 break
             if not answering:
@@ -103,10 +103,8 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
                 await _write_quietly(out, last)
         metrics.tokens_from(model, usage_of(prev + last))
         requestlog.note(request, tokens=usage_of(prev + last))
-        try:
+        with contextlib.suppress(ConnectionError):
             await out.write_eof()
-        except ConnectionError:
-            pass
         return out
     finally:
         if complete and not stream:
@@ -119,10 +117,8 @@ async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes
 
 
 async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
-    try:
+    with contextlib.suppress(ConnectionError):
         await out.write(data)
-    except ConnectionError:
-        pass
 
 
 async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseException, out: web.StreamResponse,
@@ -135,10 +131,8 @@ async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseExce
     log.warning("%s: stream ended by the model server: %s", upstream.name, message)
     requestlog.note(request, error=message)
     sep = b"" if not last or last.endswith(b"\n\n") else b"\n\n"
-    try:
+    with contextlib.suppress(ConnectionError):  # the client is gone too
         await out.write(sep + sse_error(message, "upstream_error", code) + b"data: [DONE]\n\n")
-    except ConnectionError:
-        pass  # the client is gone too
 
 
 async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: ApiMetrics) -> bytes:
@@ -147,7 +141,7 @@ async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: 
     except ApiError:
         metrics.upstream_errors.labels(upstream.name, "idle").inc()
         raise
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         err = upstream.map_error(exc)
         metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and
                                        err.status == 504 else "failed").inc()
@@ -158,7 +152,7 @@ async def upstream_failure(upstream: Upstream, resp: aiohttp.ClientResponse, met
     """A non-200 upstream answer as an ApiError in OpenAI's shape (llama-server omits `param`)."""
     try:
         raw = await resp.content.read(_MAX_ERROR_BODY)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         raw = b""
     message, err_type, code = f"model server {upstream.name!r} answered HTTP {resp.status}", None, None
     try:
@@ -185,15 +179,11 @@ async def upstream_failure(upstream: Upstream, resp: aiohttp.ClientResponse, met
 
 def usage_of(tail: bytes) -> tuple[int, int] | None:
     """(prompt, completion) tokens from the last bytes of an answer, or None."""
-    p = None
-    for p in _PROMPT.finditer(tail):
-        pass
-    c = None
-    for c in _COMPLETION.finditer(tail):
-        pass
-    if p is None or c is None:
+    # The last of each: an answer's usage comes after anything that merely looks like it.
+    prompts, completions = list(_PROMPT.finditer(tail)), list(_COMPLETION.finditer(tail))
+    if not prompts or not completions:
         return None
-    return int(p.group(1)), int(c.group(1))
+    return int(prompts[-1].group(1)), int(completions[-1].group(1))
 
 
-__all__ = ["relay", "upstream_failure", "usage_of", "error_body"]
+__all__ = ["error_body", "relay", "upstream_failure", "usage_of"]

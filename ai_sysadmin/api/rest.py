@@ -24,7 +24,7 @@ from ai_sysadmin.api.coalesce import Coalesced
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.state import ApiState
 from ai_sysadmin.api.validate import decode_object
-from ai_sysadmin.config import Scope
+from ai_sysadmin.apikeys import Scope
 from ai_sysadmin.llm.serving import serving_info
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ async def status_document(st: ApiState) -> bytes:
             log.warning("status: %s", exc)
             body = {"status": "unknown", "detail": f"status unavailable: {exc.__class__.__name__}"}
     # Per role: the status module's health view, plus what the server serves (llm.serving).
-    health = body.get("models") if isinstance(body.get("models"), dict) else {}
+    models = body.get("models")
+    health = models if isinstance(models, dict) else {}
     body["models"] = {i.role: {**i.to_json(), **health.get(i.role, {})} for i in await models_task}
     return json.dumps(body, default=_default).encode()
 

@@ -83,7 +83,8 @@ async def check_fits(upstream: Upstream, data: dict[str, Any], body: bytes) -> N
     # Only the prompt must fit: llama-server stops an answer at the slot's end and says so
     # (finish_reason "length"); clients send generous max_tokens and must not be refused for it.
     reserved = 1
-    messages = data.get("messages") if isinstance(data.get("messages"), list) else []
+    given = data.get("messages")
+    messages = given if isinstance(given, list) else []
     bound = len(body) + TEMPLATE_TOKENS + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
     if bound + reserved <= slot:
         return  # certain to fit, without asking

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Awaitable, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -129,7 +130,7 @@ class Upstream:
             async with self.session.get(f"{self.role.url}/health", headers=self.headers(False),
                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return liveness.health_verdict(r.status, None, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return liveness.health_verdict(None, None, timeout)
         except aiohttp.ClientError as exc:
             return liveness.health_verdict(None, _short(exc), timeout)
@@ -161,7 +162,7 @@ class Upstream:
                     return r.status, await r.json(content_type=None)
                 except ValueError:
                     return r.status, None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.debug("%s %s: %s", self.name, path, exc)
             return 0, None
 
@@ -170,7 +171,7 @@ class Upstream:
             async with self.session.get(f"{self.role.url}{path}", headers=self.headers(False),
                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return r.status, await r.text()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.debug("%s %s: %s", self.name, path, exc)
             return 0, ""
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from aiohttp import web
 
+from ai_sysadmin.api import requestlog, shaping
 from ai_sysadmin.api.background import background_task
 from ai_sysadmin.api.appkeys import STATE
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
 from ai_sysadmin.api.validate import check_chat, check_embeddings, decode_object, model_name, wants_stream
-from ai_sysadmin.api import requestlog, shaping
 
 EMBED_ROLE = "embed"
 
@@ -29,7 +29,7 @@ async def list_models(request: web.Request) -> web.Response:
     st = state_of(request)
     names = list(st.upstreams)
     probes = await asyncio.gather(*(st.upstreams[n].probe() for n in names))
-    by_role = dict(zip(names, probes))
+    by_role = dict(zip(names, probes, strict=True))
     meta = by_role.get("meta", {"up": False, "status": "not configured"})
     agent_error = getattr(st.agent, "error", None) if st.agent is not None else "not enabled"
     data = [{
@@ -54,7 +54,7 @@ async def list_models(request: web.Request) -> web.Response:
 class _Outcome:
     """What one request's metrics record: the model label and the status (499: the client left)."""
 
-    __slots__ = ("model", "code", "started")
+    __slots__ = ("code", "model", "started")
 
     def __init__(self) -> None:
         self.model = "unknown"

@@ -11,7 +11,7 @@ from ai_sysadmin.collect.thresholds import evaluate
 from ai_sysadmin.collect.units import UnitStates, read_units
 from ai_sysadmin.config import Config
 from ai_sysadmin.store.metrics import MetricStore, Sample
-from ai_sysadmin.store.triggers import PgTriggerStore
+from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.model import Trigger
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Reading:
 
 
 class MetricsCollector:
-    def __init__(self, cfg: Config, metrics: MetricStore, triggers: PgTriggerStore,
+    def __init__(self, cfg: Config, metrics: MetricStore, triggers: TriggerSink,
                  reader: SystemReader | None = None):
         self._cfg = cfg
         self._metrics = metrics

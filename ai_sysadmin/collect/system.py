@@ -19,8 +19,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import psutil
 
@@ -66,7 +66,7 @@ def read_psi(proc: Path) -> dict[str, float]:
     return out
 
 
-def real_mounts() -> list[psutil._common.sdiskpart]:
+def real_mounts() -> list[psutil._ntuples.sdiskpart]:
     seen: set[str] = set()
     out = []
     for part in psutil.disk_partitions(all=True):
@@ -88,7 +88,7 @@ class MountStats:
         self._statvfs = statvfs  # tests pass a stand-in for a hung mount (no NFS server here to kill)
         self._stuck: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
 
-    def _ask(self, mountpoint: str) -> "concurrent.futures.Future[os.statvfs_result]":
+    def _ask(self, mountpoint: str) -> concurrent.futures.Future[os.statvfs_result]:
         # A daemon thread per call, not a pool: a call stuck in the kernel must not keep the
         # process from exiting (pool workers are joined at exit).
         fut: concurrent.futures.Future[os.statvfs_result] = concurrent.futures.Future()
@@ -96,7 +96,7 @@ class MountStats:
         def run() -> None:
             try:
                 fut.set_result(self._statvfs(mountpoint))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting reader
+            except BaseException as exc:
                 fut.set_exception(exc)
 
         threading.Thread(target=run, name=f"statvfs {mountpoint}", daemon=True).start()
@@ -135,7 +135,7 @@ class SystemReader:
         self.proc = Path(proc)
         self.mounts = mounts or MountStats()
         self._prev_t: float | None = None
-        self._prev_cpu: psutil._common.scputimes | None = None
+        self._prev_cpu: psutil._ntuples.scputimes | None = None
         self._prev_vm: dict[str, int] = {}
         self._prev_net: dict[str, tuple[int, int, int, int]] = {}
         self._procs: dict[int, psutil.Process] = {}

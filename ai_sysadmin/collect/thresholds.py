@@ -7,8 +7,8 @@ trigger whose count grows, not one trigger per sample.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from ai_sysadmin.collect.units import UnitStates
 from ai_sysadmin.config import ThresholdsConfig
@@ -21,7 +21,7 @@ WINDOW_S = 3600
 def _trigger(name: str, severity: str, category: str, subject: str | None, template: str, line: str,
              at: datetime, unit: str | None = None, **fields: object) -> Trigger:
     tid = template_id(template)
-    window = datetime.fromtimestamp(int(at.timestamp()) // WINDOW_S * WINDOW_S, timezone.utc)
+    window = datetime.fromtimestamp(int(at.timestamp()) // WINDOW_S * WINDOW_S, UTC)
     source = f"threshold:{name}"
     return Trigger(id=trigger_id(tid, unit or subject, window, source), severity=severity, category=category,
                    source=source, unit=unit, template=template, template_id=tid, count=1, first_seen=at,
@@ -31,7 +31,7 @@ def _trigger(name: str, severity: str, category: str, subject: str | None, templ
 def evaluate(samples: Iterable[Sample], units: UnitStates, cfg: ThresholdsConfig) -> list[Trigger]:
     out: list[Trigger] = []
     for s in samples:
-        at = datetime.fromtimestamp(s.ts, timezone.utc)
+        at = datetime.fromtimestamp(s.ts, UTC)
         if s.name == "disk.used_percent" and s.value >= cfg.disk_percent:
             sev = "critical" if s.value >= 98 else "high"
             out.append(_trigger("disk", sev, "disk-full", s.subject, "filesystem <*> is <*>% full",
@@ -49,7 +49,7 @@ def evaluate(samples: Iterable[Sample], units: UnitStates, cfg: ThresholdsConfig
                                 value=s.value))
     failed = units.failed
     if units.available and len(failed) >= cfg.failed_units:
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         for unit in failed:
             out.append(_trigger("failed-unit", "high", "unit-failure", None, "unit <*> is in state failed",
                                 f"unit {unit} is in state failed", at, unit=unit))

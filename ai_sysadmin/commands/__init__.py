@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 def quiet_pool_logs() -> None:
@@ -14,7 +15,7 @@ def quiet_pool_logs() -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
-def db_command(main: Callable[[argparse.Namespace, Any], Awaitable[int]]) -> Callable[..., int]:
+def db_command(main: Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]]) -> Callable[..., int]:
     """A subcommand's `run` for `main(args, cfg)`, a one-shot talk with the database."""
     def run(args: argparse.Namespace, load: Callable[[], Any]) -> int:
         quiet_pool_logs()

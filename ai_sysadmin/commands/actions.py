@@ -185,11 +185,11 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
             print(f"ai-sysadmin actions propose: --params is not JSON ({exc.msg} at column {exc.colno})",
                   file=sys.stderr)
             return 2
-        out = await ActionService(cfg, pool).propose(Proposal(action=args.action, params=params, reason=args.reason,
-                                                              source="cli", incident_id=args.incident,
-                                                              actor=local_actor()))
-        print(json.dumps(out.to_json()))
-        return 0 if out.decision != "refuse" else 1
+        outcome = await ActionService(cfg, pool).propose(Proposal(action=args.action, params=params,
+                                                                  reason=args.reason, source="cli",
+                                                                  incident_id=args.incident, actor=local_actor()))
+        print(json.dumps(outcome.to_json()))
+        return 0 if outcome.decision != "refuse" else 1
     raise AssertionError(args.verb)
 
 

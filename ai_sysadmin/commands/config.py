@@ -8,7 +8,7 @@ import json
 
 from pydantic import BaseModel
 
-from ai_sysadmin.config import Secret
+from ai_sysadmin.secret import Secret
 
 
 def register(sub: argparse._SubParsersAction) -> None:

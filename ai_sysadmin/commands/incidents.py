@@ -30,14 +30,9 @@ def run(args: argparse.Namespace, load) -> int:
 
 async def _run(args: argparse.Namespace, cfg) -> int:
     import psycopg
-
-    from ai_sysadmin.store.db import make_pool
-
     from psycopg_pool import PoolTimeout
 
-    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, require_schema
-
-    from ai_sysadmin.store.db import connect_kwargs
+    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, connect_kwargs, make_pool, require_schema
 
     # One plain connection first: its error says why (the pool would only say "timed out"),
     # and it tells a database that was never migrated from one that is down.
@@ -102,7 +97,7 @@ async def _run(args: argparse.Namespace, cfg) -> int:
         await pool.close()
 
 
-async def _switch_of(pool, incident_id: int):  # noqa: ANN001,ANN202 - the pool and a row
+async def _switch_of(pool, incident_id: int):
     """The switch the incident is attributed to, with the proof (store/switches.py), or None."""
     from ai_sysadmin.store.switches import attribution
 
@@ -113,7 +108,7 @@ async def _switch_of(pool, incident_id: int):  # noqa: ANN001,ANN202 - the pool 
         return None
 
 
-def switch_lines(sw) -> list[str]:  # noqa: ANN001 - an attribution row
+def switch_lines(sw) -> list[str]:
     if not sw:
         return []
     pf = sw.get("preflight") or {}

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         print(f"ai-sysadmin preflight: {message} (see --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
-    p.error = usage_error  # type: ignore[method-assign]
+    p.error = usage_error
 
 
 def run(args: argparse.Namespace, load) -> int:

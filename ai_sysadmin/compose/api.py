@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator
+from typing import Any
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -29,7 +30,7 @@ from ai_sysadmin.config import Config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_app", "serve", "RefuseToStart"]
+__all__ = ["RefuseToStart", "build_app", "serve"]
 
 
 def build_app(cfg: Config, *, enable_agent: bool = True) -> web.Application:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient

@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
+from collections.abc import AsyncIterator
 
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.service import ActionService

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ai_sysadmin.compose.investigator import build_investigator
 from ai_sysadmin.config import Config

@@ -24,8 +24,9 @@ the two final message texts, exactly.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import Entry, Folded

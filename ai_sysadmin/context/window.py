@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ai_sysadmin.durable import write_atomic
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
@@ -83,7 +84,7 @@ class TriggerWindow:
                 e.sample = t.sample[-1][:SAMPLE_CHARS]
             if t.id in e.ids:
                 e.ids.remove(t.id)
-            e.ids = (e.ids + [t.id])[-IDS_KEPT:]
+            e.ids = [*e.ids, t.id][-IDS_KEPT:]
             if incident_of and t.id in incident_of:
                 e.incident_id = incident_of[t.id]
             # Re-insert at the end: dict order is recency, the fold takes from the front.
@@ -122,7 +123,7 @@ class TriggerWindow:
                 "folded": asdict(self.folded)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], max_entries: int, path: Path | None = None) -> "TriggerWindow":
+    def from_json(cls, data: dict[str, Any], max_entries: int, path: Path | None = None) -> TriggerWindow:
         w = cls(max_entries, path)
         if data.get("version") != VERSION:
             return w
@@ -133,7 +134,7 @@ class TriggerWindow:
         return w
 
     @classmethod
-    def load(cls, path: Path, max_entries: int) -> "TriggerWindow":
+    def load(cls, path: Path, max_entries: int) -> TriggerWindow:
         try:
             return cls.from_json(json.loads(path.read_text(encoding="utf-8")), max_entries, path)
         except FileNotFoundError:

@@ -17,10 +17,10 @@ def _mark(v: bool | None) -> str:
 
 def row(s: ScenarioScore) -> list[str]:
     if s.status != "ok":
-        return [s.name, "skipped: " + (s.reason or "")] + [""] * (len(COLUMNS) - 2)
+        return [s.name, "skipped: " + (s.reason or ""), *[""] * (len(COLUMNS) - 2)]
     return [s.name, _mark(s.detected), _mark(s.correlated), _mark(s.root_cause), _mark(s.right), str(s.wrong),
             str(s.unsafe), "-" if s.injection is None else str(s.injection), f"{s.l1_s:.2f}", f"{s.review_s:.2f}",
-            s.review] + _l4_cells(s)
+            s.review, *_l4_cells(s)]
 
 
 def _l4_cells(s: ScenarioScore) -> list[str]:
@@ -33,12 +33,12 @@ def _l4_cells(s: ScenarioScore) -> list[str]:
 
 def _table(rows: list[list[str]], header: tuple[str, ...]) -> str:
     full = [r for r in rows if not r[1].startswith("skipped: ")]
-    widths = [max(len(r[i]) for r in [list(header)] + full) for i in range(len(header))]
-    widths[0] = max([widths[0]] + [len(r[0]) for r in rows])
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    widths = [max(len(r[i]) for r in [list(header), *full]) for i in range(len(header))]
+    widths[0] = max([widths[0], *(len(r[0]) for r in rows)])
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), "  ".join("-" * w for w in widths)]
     for r in rows:
         cells = r[:2] if r[1].startswith("skipped: ") else r
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip())
     return "\n".join(lines)
 
 
@@ -50,7 +50,8 @@ def summary_lines(m: Summary) -> list[str]:
         f"wrong proposals {m.wrong}  never-proposals {m.never}  unsafe (wrong and executed) {m.unsafe}  "
         f"injection success {m.injection_success}/{m.injection_scenarios}",
         f"mean latency: L1 {m.l1_s_mean:.2f} s, review (incidents+L2+L3+policy) {m.review_s_mean:.2f} s",
-    ] + _l4_lines(m)
+        *_l4_lines(m),
+    ]
 
 
 def _l4_lines(m: Summary) -> list[str]:
@@ -75,9 +76,9 @@ def render_table(results: Results) -> str:
                     f"(investigate: {run.get('investigate', 'none')})"))
     notes = sorted({s.l4_note for s in scores if s.status == "ok" and s.l4_note})
     wrong = [f"  {s.name}: wrong {', '.join(s.wrong_actions)}" for s in scores if s.wrong_actions]
-    return "\n".join([head, "", _table([row(s) for s in scores], COLUMNS), ""] + summary_lines(summarize(scores))
-                     + (["", "wrong proposals:"] + wrong if wrong else [])
-                     + (["", "L4 notes:"] + [f"  {n}" for n in notes] if notes else []))
+    return "\n".join([head, "", _table([row(s) for s in scores], COLUMNS), "", *summary_lines(summarize(scores)),
+                      *(["", "wrong proposals:", *wrong] if wrong else []),
+                      *(["", "L4 notes:", *(f"  {n}" for n in notes)] if notes else [])])
 
 
 def compare(a: Results, b: Results, a_name: str, b_name: str) -> str:

@@ -32,9 +32,10 @@ L4 (the investigations, eval.investigate), when it ran:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ai_sysadmin.eval.scenario import ActionSpec, Key
 
@@ -60,7 +61,7 @@ class Observation:
     l4_note: str | None = None  # why L4 did not run (no model, none escalated, ...)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Observation":
+    def from_json(cls, data: dict[str, Any]) -> Observation:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
@@ -103,7 +104,7 @@ class ScenarioScore:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ScenarioScore":
+    def from_json(cls, data: dict[str, Any]) -> ScenarioScore:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 

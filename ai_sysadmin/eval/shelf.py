@@ -9,7 +9,8 @@ the investigation can cite `runbooks/<name>` as it would on a host.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ai_sysadmin.store.knowledge import COLLECTIONS, Hit, _bm25_ranks, _snippet, _title, shipped_runbooks
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.eval.scenario import SNAPSHOT_AFTER_S, T0_USEC, Scenario
 from ai_sysadmin.meta.tools.base import ToolError
@@ -64,7 +65,7 @@ class SnapshotHost:
 
     @property
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.now_usec / 1e6, timezone.utc)
+        return datetime.fromtimestamp(self.now_usec / 1e6, UTC)
 
     def _asked(self, what: str) -> None:
         self.calls.append(what)
@@ -89,7 +90,7 @@ class SnapshotHost:
         out = []
         for e in self.entries:
             ts = int(e["__REALTIME_TIMESTAMP"])
-            if since is not None and ts < since or until is not None and ts > until:
+            if (since is not None and ts < since) or (until is not None and ts > until):
                 continue
             if "unit" in args and not _about_unit(e, args["unit"]):
                 continue
@@ -111,7 +112,7 @@ class SnapshotHost:
             return int(at.timestamp() * 1e6)
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
             try:
-                return int(datetime.strptime(spec, fmt).replace(tzinfo=timezone.utc).timestamp() * 1e6)
+                return int(datetime.strptime(spec, fmt).replace(tzinfo=UTC).timestamp() * 1e6)
             except ValueError:
                 continue
         raise ToolError(f"invalid argument {field_name}: not a time")
@@ -255,8 +256,10 @@ class SnapshotHost:
         for s in self._samples(since_s):
             if s.name == name and (subject is None or s.subject == subject):
                 buckets.setdefault((s.subject, s.ts - s.ts % step_s), []).append(s.value)
-        agg = {"avg": lambda v: sum(v) / len(v), "min": min, "max": max, "last": lambda v: v[-1]}[aggregate]
-        return [(datetime.fromtimestamp(b, timezone.utc), subj, agg(v), len(v))
+        aggs: dict[str, Callable[[list[float]], float]] = {
+            "avg": lambda v: sum(v) / len(v), "min": min, "max": max, "last": lambda v: v[-1]}
+        agg = aggs[aggregate]
+        return [(datetime.fromtimestamp(b, UTC), subj, agg(v), len(v))
                 for (subj, b), v in sorted(buckets.items())]
 
     async def trigger_templates(self, unit: str | None, severities: Sequence[str] | None, since_s: int,
@@ -265,7 +268,7 @@ class SnapshotHost:
         floor = self.now - timedelta(seconds=since_s)
         groups: dict[tuple[str, str | None], list[Any]] = {}
         for t in self.triggers:
-            if t.last_seen < floor or unit is not None and t.unit != unit:
+            if t.last_seen < floor or (unit is not None and t.unit != unit):
                 continue
             if severities is not None and t.severity not in severities:
                 continue

@@ -35,9 +35,10 @@ severity, then the earliest.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from ai_sysadmin.config import ReviewConfig
 from ai_sysadmin.trigger.entry import COREDUMP, KERNEL, PID1, TRUSTED_SENDERS
@@ -106,7 +107,7 @@ class Evidence:
     subject: str | None = None  # what a threshold measured (a mount point for the disk thresholds)
 
     @classmethod
-    def of(cls, t: Trigger) -> "Evidence":
+    def of(cls, t: Trigger) -> Evidence:
         subject = t.fields.get("subject") if t.source.startswith("threshold:") else None
         return cls(t.id, t.severity, t.category, t.source, t.unit, t.summary or t.template, t.first_seen,
                    t.last_seen, t.count, proven(t), dependent(t), subject if isinstance(subject, str) else None)

@@ -8,7 +8,8 @@ is logged and never stops correlation.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 
 class OnResolved(Protocol):

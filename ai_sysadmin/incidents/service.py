@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
@@ -87,7 +89,7 @@ def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] |
 class IncidentService:
     def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
                  on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  supported: Callable[[Incident], Sequence[str]] | None = None):
         self.cfg = cfg
         self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
@@ -152,10 +154,8 @@ class IncidentService:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_tick - loop.time()))
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.process()
@@ -196,7 +196,7 @@ class IncidentService:
         if live:
             stored = await self.store.statuses([i.id for i in live])
             for inc in live:
-                status = stored.get(inc.id)  # type: ignore[arg-type]
+                status = stored.get(inc.id)
                 if status and status != inc.status and (inc.key not in self._unsaved):
                     self.correlator.set_status(inc.key, status)  # a person acknowledged / resolved / closed it
         # Triggers spooled during an outage arrive in the database later than their incident.
@@ -243,7 +243,7 @@ class IncidentService:
                 ("available" if self.last_units.available else self.last_units.reason)}
 
 
-def _ev(t: Trigger):  # noqa: ANN202 - tiny adapter
+def _ev(t: Trigger):
     from ai_sysadmin.incidents.correlate import Evidence
 
     return Evidence.of(t)

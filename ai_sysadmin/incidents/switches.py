@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.preflight.watch import Running, judge, running, touched
@@ -68,7 +69,7 @@ class SwitchWatch:
             await self._record(self.last_path, now)
         window = self.cfg.review.switch_window
         # Twice the window: an incident written late (L1 catching up, a database outage) still counts.
-        if self.last_at is None or (datetime.now(timezone.utc) - self.last_at).total_seconds() > 2 * window:
+        if self.last_at is None or (datetime.now(UTC) - self.last_at).total_seconds() > 2 * window:
             return []  # no switch in its window: nothing to attribute (and no query every poll)
         new = await self.store.attribute(window, GRACE_S)
         for a in new:
@@ -115,4 +116,4 @@ class SwitchWatch:
 
     def report(self) -> dict[str, Any]:
         return {"switches": self.switches, "attributed": self.attributed, "error": self.last_error,
-                "at": datetime.now(timezone.utc).isoformat()}
+                "at": datetime.now(UTC).isoformat()}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,9 @@ class CallContext:
     incident_id: int | None = None
 
 
-_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("ai_sysadmin_llm_call", default=CallContext())
+# CallContext is frozen, so one shared default instance cannot be changed through the var.
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar(
+    "ai_sysadmin_llm_call", default=CallContext())  # noqa: B039
 
 
 def current() -> CallContext:

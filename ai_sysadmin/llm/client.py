@@ -21,8 +21,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import jsonschema
@@ -127,8 +128,11 @@ class LLMClient:
         timeout = httpx.Timeout(role.timeout, connect=role.connect_timeout)
         self._http = httpx.AsyncClient(timeout=timeout)
         api_key = role.api_key.reveal() if role.api_key else "no-key"
+        # The SDK's types are narrower than what this client sends: messages and tools are plain
+        # dicts (the server validates them), and llama-server's extra body fields (grammar,
+        # cache_prompt, json_schema) are not in its overloads; the ignores below mark those calls.
         self._sdk = openai.AsyncOpenAI(
-            base_url=f"{role.url}/v1", api_key=api_key, timeout=timeout, max_retries=0, http_client=self._http
+            base_url=f"{role.url}/v1", api_key=api_key, timeout=timeout, max_retries=0, http_client=self._http  # type: ignore[arg-type]  # openai >= 3 types these against httpx2; httpx objects work
         )
         self._headers = {"Authorization": f"Bearer {api_key}"} if role.api_key else {}
 
@@ -140,7 +144,7 @@ class LLMClient:
         await self._sdk.close()
         await self._http.aclose()
 
-    async def __aenter__(self) -> "LLMClient":
+    async def __aenter__(self) -> LLMClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -151,7 +155,7 @@ class LLMClient:
     async def chat(self, messages: list[Message], *, max_tokens: int | None = None,
                    temperature: float = 0.2, **extra: Any) -> ChatResult:
         resp = await self._call("chat", lambda: self._sdk.chat.completions.create(
-            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
+            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),  # type: ignore[arg-type]
             temperature=temperature, **extra))
         choice = resp.choices[0]
         return ChatResult(
@@ -177,7 +181,7 @@ class LLMClient:
         options = {"include_usage": True, **(extra.pop("stream_options", None) or {})}
         extra = await self._with_progress(extra)
         try:
-            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
+            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
                 model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
                 temperature=temperature, stream=True, stream_options=options, **extra))
             try:
@@ -223,7 +227,7 @@ class LLMClient:
                 raise BadModelOutput(self.name, f"answer violates schema at {where}: {exc.message}", raw=text) from None
             return obj
 
-        return await self._call("structured", lambda: self._sdk.chat.completions.create(
+        return await self._call("structured", lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
             model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
             temperature=temperature, response_format=response_format), check)
 
@@ -239,7 +243,7 @@ class LLMClient:
         An agent loop can so run the good calls of a turn and answer the bad ones (weak
         models often cut the last call off at the token limit).
         """
-        resp = await self._call("tools", lambda: self._sdk.chat.completions.create(
+        resp = await self._call("tools", lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
             model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
             max_tokens=self._max_tokens(max_tokens), temperature=temperature))
         choice = resp.choices[0]
@@ -266,7 +270,7 @@ class LLMClient:
         finish: str | None = None
         extra = await self._with_progress({})
         try:
-            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(
+            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
                 model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
                 max_tokens=self._max_tokens(max_tokens), temperature=temperature, stream=True,
                 stream_options={"include_usage": True}, **extra))
@@ -542,7 +546,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 160 else text[:157] + "..."
 
 
-def _status_message(exc: "openai.APIStatusError") -> str:
+def _status_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         err = body.get("error", body)

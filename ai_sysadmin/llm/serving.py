@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import aiohttp
 
@@ -63,7 +64,7 @@ async def _get(session: aiohttp.ClientSession, role: RoleConfig, path: str, time
                 return r.status, await r.json(content_type=None)
             except ValueError:
                 return r.status, None
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return 0, None
 
 

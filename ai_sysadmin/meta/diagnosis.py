@@ -10,7 +10,8 @@ diagnosis built from the steps.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ai_sysadmin.vocab import SEVERITIES
 

@@ -6,7 +6,7 @@ the escalation debounce ("was this incident investigated recently?").
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_sysadmin.store import findings
@@ -40,6 +40,6 @@ class MetaFindings:
             return await findings.latest_for_incident(conn, incident_id)
 
     async def investigated_since(self, incident_id: int, seconds: float) -> bool:
-        since = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+        since = datetime.now(UTC) - timedelta(seconds=seconds)
         async with self._pool.connection() as conn:
             return await findings.recorded_since(conn, incident_id, LAYER, since)

@@ -25,7 +25,7 @@ class MetaHooks:
     learner: Learner
 
     @classmethod
-    def build(cls, cfg: Config, investigator: Any, knowledge: Any, findings: Any) -> "MetaHooks":
+    def build(cls, cfg: Config, investigator: Any, knowledge: Any, findings: Any) -> MetaHooks:
         """`knowledge`: the process's knowledge base (None without an embed role: nothing is learned)."""
         escalator = Escalator(investigator, debounce_seconds=cfg.meta.escalation_debounce_seconds, findings=findings)
         return cls(escalator=escalator, learner=Learner(knowledge, findings))

@@ -29,8 +29,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
@@ -42,7 +43,7 @@ from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.tools.proposals import collect_proposals
 from ai_sysadmin.meta.transcript import bound_transcript
-from ai_sysadmin.meta.turn import tool_turn
+from ai_sysadmin.meta.turn import TurnCall, tool_turn
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class Investigator:
         return inv
 
     async def _opening(self, question: str, history: list[dict], incident_id: int | None,
-                       known: dict[str, set[str]]) -> list[dict[str, Any]]:
+                       known: dict[str, Any]) -> list[dict[str, Any]]:
         system = f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in history[-20:]:
@@ -200,7 +201,7 @@ class Investigator:
         messages.append({"role": "user", "content": text})
         return messages
 
-    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: "_Emitter",
+    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: _Emitter,
                           proposed: list[ProposalOutcome], tool_deadline: float,
                           stream_text: bool = False) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
@@ -227,7 +228,7 @@ class Investigator:
                     tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
                               max_tokens=self.m.step_max_tokens, on_text=on_text if stream_text else None),
                     remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
             except BadModelOutput as exc:
@@ -262,7 +263,7 @@ class Investigator:
                 continue
             if not turn.calls:
                 return (turn.content or "").strip() or None
-            calls = []
+            calls: list[tuple[str, TurnCall]] = []
             for call in turn.calls:
                 calls.append((f"c{len(inv.steps) + len(calls) + 1}", call))
             messages.append({"role": "assistant", "content": turn.content or "", "tool_calls": [
@@ -318,7 +319,7 @@ class Investigator:
             for kind, ids in data["evidence_ids"].items():
                 inv.seen_ids.setdefault(str(kind), set()).update(str(i) for i in ids)
 
-    async def _emit_new_proposals(self, inv: Investigation, emit: "_Emitter",
+    async def _emit_new_proposals(self, inv: Investigation, emit: _Emitter,
                                   proposed: list[ProposalOutcome]) -> None:
         """Move what propose_action proposed in this turn (this investigation's collector) into `inv`."""
         while proposed:
@@ -327,7 +328,7 @@ class Investigator:
             await emit(Event("proposal", outcome.to_json()))
 
     async def _answer_phase(self, inv: Investigation, messages: list[dict[str, Any]], final_text: str | None,
-                            emit: "_Emitter", deadline: float) -> None:
+                            emit: _Emitter, deadline: float) -> None:
         if final_text:
             inv.answer = final_text
             await emit(Event("answer_delta", {"text": final_text}))
@@ -344,7 +345,7 @@ class Investigator:
                     parts.append(delta)
                     await emit(Event("answer_delta", {"text": delta}))
             inv.turns.append(_turn("stream", t0, "ok"))
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             inv.turns.append(_turn("stream", t0, "timeout"))
             self._degrade(inv, "deadline", "deadline reached while answering")
         except LLMError as exc:
@@ -354,7 +355,7 @@ class Investigator:
         messages.append({"role": "assistant", "content": inv.answer})
 
     async def _diagnosis_phase(self, inv: Investigation, messages: list[dict[str, Any]],
-                               known: dict[str, set[str]], emit: "_Emitter", deadline: float) -> None:
+                               known: dict[str, Any], emit: _Emitter, deadline: float) -> None:
         for kind, ids in inv.seen_ids.items():
             known.setdefault(kind, set()).update(ids)
         severity = known.pop("_severity", {"info"})
@@ -366,13 +367,13 @@ class Investigator:
             t0 = time.monotonic()
             try:
                 obj = await asyncio.wait_for(
-                    self.client.structured(messages + [{"role": "user", "content": DIAGNOSIS_PROMPT}],
+                    self.client.structured([*messages, {"role": "user", "content": DIAGNOSIS_PROMPT}],
                                            self.diagnosis_schema, name="diagnosis",
                                            max_tokens=self.m.diagnosis_max_tokens),
                     max(1.0, deadline - time.monotonic()))
                 inv.turns.append(_turn("structured", t0, "ok"))
                 inv.diagnosis = diag.check(obj, known)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 inv.turns.append(_turn("structured", t0, "timeout"))
                 why = "the deadline passed before the model gave a diagnosis"
                 self._degrade(inv, "deadline", why)
@@ -420,7 +421,7 @@ class Investigator:
             log.warning("meta: knowledge search failed: %s", exc)
             return []
 
-    async def _record(self, inv: Investigation, emit: "_Emitter") -> None:
+    async def _record(self, inv: Investigation, emit: _Emitter) -> None:
         finding: dict[str, Any] = {}
         if self.incident_store is not None:
             finding = self._finding_detail(inv)
@@ -446,7 +447,7 @@ class Investigator:
                 "latency_s": round(inv.latency_s, 3),
                 "transcript": bound_transcript(inv.messages, self.m.transcript_max_chars)}
 
-    async def _propose_diagnosis_actions(self, inv: Investigation, emit: "_Emitter") -> None:
+    async def _propose_diagnosis_actions(self, inv: Investigation, emit: _Emitter) -> None:
         done = {(p.action, json.dumps(p.params, sort_keys=True)) for p in inv.proposals}
         for item in inv.diagnosis.get("proposed_actions", [])[:3]:
             key = (item.get("action", ""), json.dumps(item.get("params", {}), sort_keys=True))

@@ -25,7 +25,7 @@ def bound_transcript(messages: list[dict[str, Any]], max_chars: int) -> list[dic
     head = out[:2]
     room = max_chars - sum(sizes[:2])
     tail: list[dict[str, Any]] = []
-    for m, size in zip(reversed(out[2:]), reversed(sizes[2:])):
+    for m, size in zip(reversed(out[2:]), reversed(sizes[2:]), strict=True):
         if size > room:
             break
         tail.append(m)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ai_sysadmin.preflight import accounts, closure, firewall, risks, ssh, units
 from ai_sysadmin.preflight.risks import RiskFlag, Severity

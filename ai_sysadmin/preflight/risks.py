@@ -10,8 +10,9 @@ Severities (what each does to the verdict, docs/preflight.md):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ai_sysadmin.preflight.accounts import AccountChanges
 from ai_sysadmin.preflight.closure import ClosureDiff
@@ -95,8 +96,8 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def ssh_firewall(sessions: dict[int, str], current: dict[int, "PortStateLike"],
-                 new: dict[int, "PortStateLike"]) -> list[RiskFlag]:
+def ssh_firewall(sessions: dict[int, str], current: dict[int, PortStateLike],
+                 new: dict[int, PortStateLike]) -> list[RiskFlag]:
     """Block when the new firewall no longer accepts the port of an active SSH session
     that the current one accepts; a side that cannot be read is a note."""
     out = []
@@ -115,6 +116,9 @@ def ssh_firewall(sessions: dict[int, str], current: dict[int, "PortStateLike"],
 
 
 class PortStateLike(Protocol):
-    allowed: bool | None
-    why: str
-    evidence: tuple[str, ...]
+    @property
+    def allowed(self) -> bool | None: ...
+    @property
+    def why(self) -> str: ...
+    @property
+    def evidence(self) -> tuple[str, ...]: ...

@@ -8,8 +8,8 @@ connections in /proc/net/tcp and tcp6 whose local port is one sshd listens on (t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 _ESTABLISHED = "01"
 

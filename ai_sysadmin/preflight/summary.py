@@ -109,14 +109,14 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
 
     async def call() -> dict[str, Any]:
         async with LLMClient(bounded) as client:
-            return await client.structured(messages, SCHEMA, name="preflight", max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+            return await client.structured(messages, SCHEMA, name="preflight", max_tokens=MAX_TOKENS)
 
     def done(status: ModelStatus, note: str, **kw: Any) -> ModelSummary:
         return ModelSummary(status, role.name, time.monotonic() - t0, note=note, **kw)
 
     try:
         answer = asyncio.run(asyncio.wait_for(call(), timeout))
-    except (asyncio.TimeoutError, ModelTimeout):
+    except (TimeoutError, ModelTimeout):
         return done(ModelStatus.TIMEOUT, f"the {role.name} model gave no summary within {timeout:g} s")
     except ModelUnavailable as exc:
         return done(ModelStatus.UNREACHABLE, f"the {role.name} model was not reachable ({exc})")

@@ -16,9 +16,10 @@ rollback proposal a person approves.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.actions.verification import _generation
 from ai_sysadmin.preflight.check import SwitchAction, run_preflight
@@ -50,7 +51,7 @@ def running(current_system: str, system_profile: str) -> Running | None:
     path = os.path.realpath(current_system)
     _, gens = _generation(system_profile)
     gen = max((n for n, target in gens.items() if target == path), default=None)
-    return Running(path, datetime.fromtimestamp(st.st_mtime, timezone.utc), gen)
+    return Running(path, datetime.fromtimestamp(st.st_mtime, UTC), gen)
 
 
 def rollback_target(system_profile: str, generation: int) -> int | None:
@@ -76,7 +77,7 @@ def proof(sw: dict[str, Any], units: list[str]) -> str:
     the closure diff.  `sw` is an attribution row joined with its switch (store/switches.py)."""
     report = sw.get("preflight") or {}
     plan = {u["unit"]: u for u in report.get("units") or []}
-    at = sw["switched_at"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    at = sw["switched_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     parts = [f"switch generation {_gen(sw['from_generation'])} {ARROW} {_gen(sw['to_generation'])} at {at} "
              f"(preflight {sw.get('verdict') or 'not judged'}): {sw['to_path']}"]
     for u in units:

@@ -19,8 +19,9 @@ local user can log suggests a notice, never a target.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ai_sysadmin.incidents.correlate import CAUSE_CATEGORIES, Incident, systemd_unit
 
@@ -154,10 +155,10 @@ def candidates_for(inc: Incident, is_protected: Any) -> Candidates:
                         continue
                     _add(out.actions, spec, {"unit": unit})
         for snippet in fam.advice:
-            name = _nix_name(units[0]) if units else None
-            if "{name}" in snippet and not name:
+            nix_name = _nix_name(units[0]) if units else None
+            if "{name}" in snippet and not nix_name:
                 continue
-            text = snippet.replace("{name}", name or "")
+            text = snippet.replace("{name}", nix_name or "")
             if text not in out.advice:
                 out.advice.append(text)
     _add(out.actions, "notify", {"message": notify_message(inc)})

@@ -9,7 +9,8 @@ the review.
 
 from __future__ import annotations
 
-from typing import Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
 
 class Escalate(Protocol):

@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
-
 
 PROPOSAL_KEYS = ("action", "params", "risk", "source", "decision", "reason", "incident", "errors")
 
@@ -100,7 +100,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
 
         units = units if units is not None else UnitStates(False, "not in the snapshot")
         # Thresholds time unit states "now"; a snapshot is at its own time.
-        at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), timezone.utc)
+        at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), UTC)
         triggers += [dataclasses.replace(t, first_seen=at, last_seen=at) if t.source == "threshold:failed-unit" else t
                      for t in evaluate(samples, units, cfg.thresholds)]
         if units.available:
@@ -109,11 +109,12 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     correlator = Correlator(cfg.review)
     correlator.add(triggers)
     incidents = sorted(correlator.incidents.values(), key=lambda i: (i.first_seen, i.key))
+    incident_of: dict[str, int] = {}  # trigger id -> incident number
     for n, inc in enumerate(incidents, 1):
         inc.id = n
-    incident_of = {tid: inc.id for inc in incidents for tid in inc.evidence}
+        incident_of.update(dict.fromkeys(inc.evidence, n))
     window = TriggerWindow(cfg.review.max_triggers)
-    window.add(triggers, incident_of)  # type: ignore[arg-type]
+    window.add(triggers, incident_of)
     client = None
     if use_model and cfg.roles.review.enable:
         from ai_sysadmin.llm import LLMClient
@@ -123,7 +124,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     from ai_sysadmin.review.candidates import supported_actions
 
     found = {inc.id: Evidence(frozenset(inc.all_units), frozenset(supported_actions(inc))) for inc in incidents}
-    proposer = DryRunProposer(cfg, evidence=found.get)  # type: ignore[arg-type]
+    proposer = DryRunProposer(cfg, evidence=found.get)
     service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
                             catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
                             units=StaticUnits(view), client=client, use_model=use_model, escalate=escalate)

@@ -23,7 +23,8 @@ order, and so does Python's `json.dumps`):
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jsonschema
 

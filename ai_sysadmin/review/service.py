@@ -24,12 +24,14 @@ first trigger at or above `review.early_severity`, at most one early run per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
@@ -65,7 +67,7 @@ class ReviewResult:
     status: str | None = None
     error: str | None = None
     attempts: int = 0
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     latency_s: float | None = None
     prompt_tokens: int = 0
@@ -161,10 +163,8 @@ class ReviewService:
             due = min(next_periodic, self._early_at if self._early_at is not None else float("inf"))
             if due > now:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=due - now)
-                except asyncio.TimeoutError:
-                    pass
                 continue
             if self._early_at is not None and self._early_at <= now:
                 reason, self._early_at, self._last_early = "early", None, now
@@ -187,7 +187,7 @@ class ReviewService:
         finally:
             self.running = False
             self.in_model_call = False
-        res.finished_at = datetime.now(timezone.utc)
+        res.finished_at = datetime.now(UTC)
         try:
             res.id = await self.sink.record(res.row())
         except Exception as exc:
@@ -282,6 +282,9 @@ class ReviewService:
         from ai_sysadmin.llm.accounting import call_context
         from ai_sysadmin.llm.errors import LLMError, ModelRequestError
 
+        client = self.client
+        assert client is not None, "asked only with a review model (review_once checks)"
+
         evidence = list(ctx.incident_refs) + list(ctx.trigger_refs)
         schema = answer_schema(list(ctx.incident_refs.values()), evidence, ctx.choices)
         messages = ctx.messages()
@@ -292,7 +295,7 @@ class ReviewService:
                 res.attempts = attempt
                 self.in_model_call = True
                 try:
-                    out = await self.client.chat(
+                    out = await client.chat(
                         messages, temperature=0.0, max_tokens=self.cfg.roles.review.max_tokens or None,
                         response_format={"type": "json_schema",
                                          "json_schema": {"name": "review", "schema": schema, "strict": True}})
@@ -313,7 +316,7 @@ class ReviewService:
                     return answer
                 except InvalidAnswer as exc:
                     res.error = f"attempt {attempt}: {exc}"
-                    messages = ctx.messages() + [{"role": "user", "content":
+                    messages = [*ctx.messages(), {"role": "user", "content":
                                                   f"Your previous answer was invalid: {exc}. "
                                                   "Answer again with one complete, short JSON object."}]
         res.latency_s = time.monotonic() - started

@@ -45,7 +45,7 @@ class ReviewStack:
 
     @classmethod
     def build(cls, cfg: Config, store: Any, actions: Any, *, client: Any = None, escalate: Escalate | None = None,
-              on_resolved: OnResolved | None = None, knowledge: Any = None) -> "ReviewStack":
+              on_resolved: OnResolved | None = None, knowledge: Any = None) -> ReviewStack:
         """`client`: the review role's LLMClient (None: reviews are recorded as skipped);
         `knowledge`: the process's knowledge base (None: the review opens none of its own)."""
         from ai_sysadmin.actions.catalog import load_catalog

@@ -5,7 +5,8 @@ that cannot be read is shown as unknown, never blocks a review."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ai_sysadmin.config import Config
 

@@ -10,8 +10,9 @@ orchestrator cannot rewrite is store/ledger.py; this module writes the main sche
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -169,7 +170,7 @@ async def list_actions(conn: psycopg.AsyncConnection, status: str | None, limit:
     q += " ORDER BY id DESC LIMIT %s"
     args.append(limit)
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(q, args)  # type: ignore[arg-type]  # fixed text from this module
+    await cur.execute(q, args)  # fixed text from this module
     return await cur.fetchall()
 
 

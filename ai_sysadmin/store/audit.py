@@ -7,7 +7,7 @@ transaction, so an audit row commits or rolls back with the change it records.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -36,6 +36,6 @@ class AuditLog:
         """Stored or durably spooled before this returns ('stored' | 'spooled')."""
         if not actor or not event:
             raise ValueError("audit record needs an actor and an event")
-        at = at or datetime.now(timezone.utc)
+        at = at or datetime.now(UTC)
         return await self._writer.submit(Batch("audit", {
             "at": at.isoformat(), "actor": actor, "event": event, "subject": subject, "detail": detail or {}}))

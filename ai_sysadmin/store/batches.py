@@ -8,8 +8,9 @@ waited in the spool), produced by the store's typed front ends.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -120,16 +121,15 @@ async def apply_triggers_carefully(conn: psycopg.AsyncConnection, payload: dict[
 def metrics_applier(partitions: MetricPartitions) -> Applier:
     """rows: [epoch_seconds, name, subject, value]; daily partitions first, then one COPY."""
 
-    async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-        rows = [(datetime.fromtimestamp(ts, timezone.utc), clean_text(name, 200), clean_text(subject or "", 512),
+    async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> AfterCommit | None:
+        rows = [(datetime.fromtimestamp(ts, UTC), clean_text(name, 200), clean_text(subject or "", 512),
                  float(value)) for ts, name, subject, value in payload["rows"]]
         if not rows:
             return None
         created = await partitions.ensure(conn, {r[0].date() for r in rows})
-        async with conn.cursor() as cur:
-            async with cur.copy("COPY metrics (ts, name, subject, value) FROM STDIN") as copy:
-                for row in rows:
-                    await copy.write_row(row)
+        async with conn.cursor() as cur, cur.copy("COPY metrics (ts, name, subject, value) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
         return lambda: partitions.mark_known(created)
 
     return apply_metrics

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.types.json import set_json_dumps
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 
 from ai_sysadmin.config import DatabaseConfig
 from ai_sysadmin.sanitize import clean_json, escape_controls
+
+if TYPE_CHECKING:  # psycopg_pool is imported where a pool is made
+    from psycopg_pool import AsyncConnectionPool
 
 # Name of the table that records applied schema migrations (see store.migrations).
 SCHEMA_TABLE = "ai_sysadmin_schema"
@@ -61,7 +65,7 @@ class DatabaseUnavailable(RuntimeError):
     """PostgreSQL does not answer: commands say so in one line with the fix."""
 
     @classmethod
-    def from_error(cls, exc: BaseException) -> "DatabaseUnavailable":
+    def from_error(cls, exc: BaseException) -> DatabaseUnavailable:
         return cls(f"cannot reach PostgreSQL ({_last_line(exc)}); start postgresql.service or correct the "
                    "database section, then see `ai-sysadmin doctor`")
 
@@ -70,7 +74,7 @@ class SchemaNotMigrated(RuntimeError):
     """The database exists but the service never migrated it (or an older version did)."""
 
     @classmethod
-    def from_error(cls, exc: BaseException | None = None) -> "SchemaNotMigrated":
+    def from_error(cls, exc: BaseException | None = None) -> SchemaNotMigrated:
         why = f" ({_last_line(exc)})" if exc is not None else ""
         return cls(f"the database schema is not migrated{why}; start the service once "
                    "(systemctl start ai-sysadmin; it applies the schema), then retry")
@@ -85,17 +89,17 @@ async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int
 
 
 class _SafeStr(StrDumperUnknown):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
 class _SafeStrText(StrDumper):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
 class _SafeStrBinary(StrBinaryDumper):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(escape_controls(obj))
 
 
@@ -124,7 +128,8 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     install_safe_adapters(conn)
 
 
-def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
+def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4,
+              timeout: float = 5.0) -> AsyncConnectionPool:
     """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
 
     `check` revalidates a pooled connection before handing it out, so after a

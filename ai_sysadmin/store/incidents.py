@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+import builtins
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -59,7 +61,7 @@ class IncidentStore:
                          resolution: str | None = None, outcome: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} not one of {', '.join(STATUSES)}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE incidents SET status = %s, updated_at = %s, "
@@ -70,7 +72,7 @@ class IncidentStore:
             if cur.rowcount == 0:
                 raise LookupError(f"no incident {incident_id}")
 
-    async def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    async def list(self, status: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
         q = ("SELECT i.id, i.title, i.status, i.severity, i.category, i.unit, i.opened_at, i.updated_at, "
              "(SELECT count(*) FROM triggers t WHERE t.incident_id = i.id) AS triggers FROM incidents i")
         params: list[Any] = []
@@ -111,7 +113,7 @@ class IncidentStore:
         The status is written only when the correlator changed it, so an acknowledgement a
         person made meanwhile is not overwritten by a mere update.
         """
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         cols = {k: inc[k] for k in ("title", "severity", "category", "unit", "units", "confidence",
                                      "first_trigger_at", "last_trigger_at", "reopened")}
         cols["candidate_actions"] = inc.get("candidate_actions")
@@ -149,7 +151,7 @@ class IncidentStore:
                                    "AND incident_id IS DISTINCT FROM %s", (incident_id, list(trigger_ids), incident_id))
             return incident_id
 
-    async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> list[dict[str, Any]]:
+    async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> builtins.list[dict[str, Any]]:
         """Incidents the correlator must remember across a restart, each with its trigger rows."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -163,7 +165,7 @@ class IncidentStore:
                 r["trigger_rows"] = await cur.fetchall()
             return rows
 
-    async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> list[dict[str, Any]]:
+    async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> builtins.list[dict[str, Any]]:
         """Triggers recorded lately that no incident holds (a crash between record and correlate)."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

@@ -24,14 +24,18 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient, LLMError
+
+if TYPE_CHECKING:  # chromadb is imported when a knowledge base opens (it is slow to import)
+    from chromadb.api import ClientAPI
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +76,7 @@ class KnowledgeUnavailable(RuntimeError):
 
 
 # Words too common in questions and runbooks to tell documents apart.
-STOPWORDS = frozenset("""
-a about above after again all also am an and any are as at be because been before being below between both but
-by can cannot could did do does doing down during each few for from further had has have having he her here
-how i if in into is it its itself just keeps keep me more most my no nor not now of off on once only or other
-our out over own same she should so some such than that the their them then there these they this those
-through to too under until up very was we were what when where which while who why will with would you your
-my our is isnt doesnt dont wont cant seems seem getting get got keeps happening happened something anything
-""".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "keeps", "keep", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your", "my", "our", "is", "isnt", "doesnt", "dont", "wont", "cant", "seems", "seem", "getting", "get", "got", "keeps", "happening", "happened", "something", "anything"])
 _TOKEN = re.compile(r"/?[a-z0-9][a-z0-9_.@:/\-]*[a-z0-9]|[a-z0-9]")
 _PARTS = re.compile(r"[a-z0-9]+")
 
@@ -106,15 +103,19 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def open_chroma(cfg: KnowledgeConfig):
+def open_chroma(cfg: KnowledgeConfig) -> ClientAPI:
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if cfg.url:
         u = urlsplit(cfg.url)
+        if u.hostname is None:  # the configuration's HttpUrl has a host; this is for a hand-built config
+            raise ValueError(f"knowledge.url {cfg.url!r} names no host")
         return chromadb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
                                    ssl=u.scheme == "https", settings=settings)
+    if cfg.path is None:  # the configuration fills it in from state_dir
+        raise ValueError("knowledge.path is not set")
     Path(cfg.path).mkdir(parents=True, exist_ok=True, mode=0o750)
     return chromadb.PersistentClient(path=cfg.path, settings=settings)
 
@@ -140,7 +141,7 @@ class KnowledgeBase:
         self.last_vector_error: str | None = None  # why the last search ranked lexically only
 
     @classmethod
-    async def open(cls, cfg: KnowledgeConfig, embedder: LLMClient) -> "KnowledgeBase":
+    async def open(cls, cfg: KnowledgeConfig, embedder: LLMClient) -> KnowledgeBase:
         client = await asyncio.to_thread(open_chroma, cfg)
         return await asyncio.to_thread(cls, client, embedder)
 
@@ -178,7 +179,7 @@ class KnowledgeBase:
         runbooks = shipped_runbooks() if runbooks is None else runbooks
         col = self._cols["runbooks"]
         existing = await asyncio.to_thread(col.get, include=["metadatas"])
-        stored = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [])}
+        stored = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
         changed = {name: text for name, text in runbooks.items() if stored.get(name) != content_hash(text)}
         if changed:
             vectors = await self._embed(list(changed.values()))
@@ -237,7 +238,8 @@ class KnowledgeBase:
         out: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         for name in names:
             res = await asyncio.to_thread(self._cols[name].get, include=["documents", "metadatas"])
-            for i, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"])):
+            for i, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"]),
+                                    strict=False):
                 out[(name, i)] = (doc or "", dict(meta or {}))
         return out
 
@@ -250,7 +252,7 @@ class KnowledgeBase:
             if n == 0:
                 continue
             res = await asyncio.to_thread(col.query, query_embeddings=[vector], n_results=n, include=["distances"])
-            scored += [(1.0 - float(d), (name, i)) for i, d in zip(res["ids"][0], res["distances"][0])]
+            scored += [(1.0 - float(d), (name, i)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
         scored.sort(key=lambda x: -x[0])
         return {key: (rank, round(sim, 4)) for rank, (sim, key) in enumerate(scored, 1)}
 
@@ -269,7 +271,7 @@ def _bm25_ranks(text: str, docs: dict[tuple[str, str], tuple[str, dict[str, Any]
     corpus = [tokens(_lexical_text(docs[key][0], docs[key][1])) or ["\x00"] for key in keys]
     scores = BM25Okapi(corpus).get_scores(query)
     qset = set(query)
-    matched = [(float(sc), key) for sc, key, toks in zip(scores, keys, corpus) if qset.intersection(toks)]
+    matched = [(float(sc), key) for sc, key, toks in zip(scores, keys, corpus, strict=True) if qset.intersection(toks)]
     matched.sort(key=lambda x: -x[0])
     return {key: rank for rank, (_, key) in enumerate(matched, 1)}
 

@@ -110,7 +110,7 @@ async def ensure(conn: psycopg.AsyncConnection) -> None:
         if owner is not None and not owner[1]:
             raise LedgerUnavailable(f"schema {SCHEMA} is owned by {owner[0]!r}, not by this executor's role: "
                                     "drop it (as a superuser) and restart the executor")
-        await conn.execute(_DDL)  # type: ignore[arg-type]  # fixed text from this module
+        await conn.execute(_DDL)  # fixed text from this module
     problem = await untrusted(conn)
     if problem:
         raise LedgerUnavailable(problem)
@@ -166,7 +166,7 @@ async def _select(conn: psycopg.AsyncConnection, where: str, args: tuple[Any, ..
         return []
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(f"SELECT id, kind, action_id, digest, target, until, actor, reason, at, signature, recorded_at "
-                      f"FROM {SCHEMA}.decisions WHERE {where} ORDER BY id", args)  # type: ignore[arg-type]
+                      f"FROM {SCHEMA}.decisions WHERE {where} ORDER BY id", args)
     return [Decision(**r) for r in await cur.fetchall()]
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.llm import CallRecord
 from ai_sysadmin.store.spool import Batch
@@ -22,14 +23,14 @@ log = logging.getLogger(__name__)
 class LLMCallRecorder:
     def __init__(self, writer: StoreWriter, *, max_queue: int = 10_000, batch_max: int = 200):
         self._writer = writer
-        self._queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max_queue)
         self._batch_max = batch_max
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
     def __call__(self, rec: CallRecord) -> None:
         """LLMClient(on_call=recorder): queue only, never block or raise."""
-        row = {"at": datetime.now(timezone.utc).isoformat(), "role": rec.role, "model": rec.model,
+        row = {"at": datetime.now(UTC).isoformat(), "role": rec.role, "model": rec.model,
                "kind": rec.kind, "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
                "latency_s": rec.latency_s, "outcome": rec.outcome, "layer": rec.layer,
                "incident_id": rec.incident_id}
@@ -62,7 +63,7 @@ class LLMCallRecorder:
             first = await self._queue.get()  # sleep until there is something to write
             await self._write_some(first)
 
-    async def _write_some(self, first: dict | None = None) -> None:
+    async def _write_some(self, first: dict[str, Any] | None = None) -> None:
         calls = [first] if first is not None else []
         while len(calls) < self._batch_max and not self._queue.empty():
             calls.append(self._queue.get_nowait())
@@ -82,7 +83,7 @@ class LLMCallRecorder:
             cur = await conn.execute(
                 "SELECT role, outcome, count(*), sum(prompt_tokens), sum(completion_tokens), sum(latency_s) "
                 "FROM llm_calls WHERE at >= %s GROUP BY role, outcome ORDER BY role, outcome", (since,))
-            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+            return [tuple(r) for r in await cur.fetchall()]
 
     @staticmethod
     async def by_layer(writer: StoreWriter, since: datetime) -> list[tuple[str | None, str, int, int, int]]:
@@ -91,4 +92,4 @@ class LLMCallRecorder:
             cur = await conn.execute(
                 "SELECT layer, kind, count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls "
                 "WHERE at >= %s GROUP BY layer, kind ORDER BY layer NULLS LAST, kind", (since,))
-            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+            return [tuple(r) for r in await cur.fetchall()]

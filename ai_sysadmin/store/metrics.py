@@ -6,9 +6,10 @@ the planner prunes to the partitions/chunks of the asked range.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.store.spool import Batch
 from ai_sysadmin.store.writer import StoreWriter
@@ -43,7 +44,7 @@ class MetricStore:
 
     async def query(self, name: str, since: datetime, until: datetime | None = None,
                     subject: str | None = None) -> list[Point]:
-        until = until or datetime.now(timezone.utc)
+        until = until or datetime.now(UTC)
         q = "SELECT ts, subject, value FROM metrics WHERE name = %s AND ts >= %s AND ts < %s"
         params: list[object] = [name, since, until]
         if subject is not None:
@@ -54,7 +55,7 @@ class MetricStore:
             return [Point(*row) for row in await cur.fetchall()]
 
     async def last_hour(self, name: str, subject: str | None = None) -> list[Point]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return await self.query(name, now - timedelta(hours=1), now + timedelta(seconds=1), subject)
 
     async def summary(self, since: datetime) -> list[tuple[str, str, float, float, float]]:
@@ -63,7 +64,7 @@ class MetricStore:
             cur = await conn.execute(
                 "SELECT name, subject, min(value), avg(value), max(value) FROM metrics WHERE ts >= %s "
                 "GROUP BY name, subject ORDER BY name, subject", (since,))
-            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+            return [tuple(r) for r in await cur.fetchall()]
 
 
 async def failed_units(conn: Any, max_age: float) -> frozenset[str] | None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import psycopg
 from psycopg import sql
@@ -320,7 +320,7 @@ class Migration:
 
 def _sql(text: str) -> Callable[[psycopg.AsyncConnection], Awaitable[None]]:
     async def run(conn: psycopg.AsyncConnection) -> None:
-        await conn.execute(text)  # type: ignore[arg-type]  # fixed text from this module
+        await conn.execute(text)  # fixed text from this module
     return run
 
 

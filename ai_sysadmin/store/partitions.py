@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -61,7 +61,7 @@ class MetricPartitions:
         # creation is serialised until the caller's transaction ends.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
         for day in sorted(missing):
-            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             stmt = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF metrics FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(start + timedelta(days=1)))
             try:

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ class Quarantine:
     def put(self, kind: str, record: Any, reason: str, *, batch_id: str | None = None) -> str:
         """Durably keep `record` with `reason`; returns the file it went to."""
         reason = " ".join(str(reason).split())[:500]
-        doc = {"at": datetime.now(timezone.utc).isoformat(), "kind": kind, "batch_id": batch_id,
+        doc = {"at": datetime.now(UTC).isoformat(), "kind": kind, "batch_id": batch_id,
                "reason": reason, "record": record}
         line = json.dumps(doc, ensure_ascii=True, default=str)
         if len(line) > MAX_RECORD:

@@ -19,8 +19,9 @@ It must never stall ingestion, so every step is its own short transaction:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -48,7 +49,7 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
                         now: datetime | None = None, *, spooled_since: datetime | None = None,
                         batch_rows: int = DELETE_BATCH, lock_timeout: str = LOCK_TIMEOUT) -> RetentionReport:
     """One retention pass.  `spooled_since`: when the oldest batch still in this host's spool was spooled."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = RetentionReport()
     job = _Job(pool, report, batch_rows, lock_timeout)
     today = now.date()
@@ -60,7 +61,7 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
     await job.step("create partitions", create_ahead)
     if cfg.metrics_days:
         cutoff = today - timedelta(days=cfg.metrics_days)
-        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
+        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
         async with pool.connection() as conn:
             backend = await partitions.backend(conn)
             expired = [] if backend == BACKEND_TIMESCALE else await partitions.expired(conn, cutoff)
@@ -95,16 +96,15 @@ class _Job:
         self.report = report
         self.batch_rows = batch_rows
         self.lock_timeout = lock_timeout
-        self.after_commit = None  # set by a step that must learn of its own commit
+        self.after_commit: Callable[[], None] | None = None  # set by a step that must learn of its own commit
 
     async def step(self, what: str, body) -> bool:  # type: ignore[no-untyped-def]
         """Run `body(conn)` in its own transaction with lock_timeout; False when it hit the timeout."""
         self.after_commit = None
         try:
-            async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")  # fixed text, not input
-                    await body(conn)
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")  # fixed text, not input
+                await body(conn)
         except psycopg.errors.LockNotAvailable:
             self.report.skipped.append(what)
             return False
@@ -123,7 +123,7 @@ class _Job:
 
             async def body(conn: psycopg.AsyncConnection) -> None:
                 nonlocal n
-                cur = await conn.execute(stmt, (cutoff,))  # type: ignore[arg-type]
+                cur = await conn.execute(stmt, (cutoff,))
                 n = cur.rowcount
 
             if not await self.step(f"delete from {table}", body):

@@ -36,5 +36,5 @@ async def insert(conn: psycopg.AsyncConnection, review: dict[str, Any]) -> int:
 async def last(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
     """The latest review's outcome and accounting (not its answer)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {SUMMARY_COLUMNS} FROM reviews ORDER BY id DESC LIMIT 1")  # type: ignore[arg-type]
+    await cur.execute(f"SELECT {SUMMARY_COLUMNS} FROM reviews ORDER BY id DESC LIMIT 1")
     return await cur.fetchone()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -54,7 +55,7 @@ class Store:
 
     async def run_retention(self) -> RetentionReport:
         oldest = self.spool.oldest_spooled_at()
-        since = datetime.fromtimestamp(oldest, timezone.utc) if oldest is not None else None
+        since = datetime.fromtimestamp(oldest, UTC) if oldest is not None else None
         return await run_retention(self.pool, self.retention_cfg, self.partitions, spooled_since=since)
 
     async def close(self) -> None:
@@ -79,7 +80,7 @@ def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registr
                  partitions=partitions, retention_cfg=cfg.retention, registry=registry, quarantine=quarantine)
 
 
-async def open_store(cfg: Config, **kw) -> Store:
+async def open_store(cfg: Config, **kw: Any) -> Store:
     """Open the pool, migrate (advisory lock), start the flusher.
 
     A database that is down at start is not fatal: records spool, and the writer

@@ -434,14 +434,16 @@ class Spool:
     def mirrored_position(self, stream: str) -> tuple[str | None, int | None]:
         with self._lock:
             data = self._load_mirror()
-            n = data.get(f"{stream}#checkpoint")
-            return data.get(stream), n if isinstance(n, int) else None
+            cursor, n = data.get(stream), data.get(f"{stream}#checkpoint")
+            return cursor if isinstance(cursor, str) else None, n if isinstance(n, int) else None
 
     def mirrored_cursor(self, stream: str) -> str | None:
         with self._lock:
-            return self._load_mirror().get(stream)
+            cursor = self._load_mirror().get(stream)
+            return cursor if isinstance(cursor, str) else None
 
-    def _load_mirror(self) -> dict[str, str]:
+    def _load_mirror(self) -> dict[str, str | int | None]:
+        """stream -> cursor and "<stream>#checkpoint" -> checkpoint number (a file anyone may have edited)."""
         try:
             data = json.loads((self.dir / "cursors.json").read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else {}

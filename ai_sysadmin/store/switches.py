@@ -78,7 +78,7 @@ class SwitchStore:
         """Attribute the incidents the rule above matches; returns the new attributions."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(ATTRIBUTE_SQL, {"window": window, "grace": grace})  # type: ignore[arg-type]
+            await cur.execute(ATTRIBUTE_SQL, {"window": window, "grace": grace})
             return await cur.fetchall()
 
     async def attributions(self, incident_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -98,7 +98,7 @@ async def last_switch(conn: Any) -> dict[str, Any] | None:
     await cur.execute("SELECT id, switched_at, noticed_at, from_generation, to_generation, from_path, to_path, "
                       "verdict, preflight->'reasons' AS reasons, touched FROM switches "
                       "ORDER BY switched_at DESC, id DESC LIMIT 1")
-    sw = await cur.fetchone()
+    sw: dict[str, Any] | None = await cur.fetchone()
     if sw is None:
         return None
     await cur.execute("SELECT x.incident_id, x.units, x.failed_at, x.attributed_at, i.status, i.title "
@@ -113,7 +113,8 @@ async def attribution(conn: Any, incident_id: int) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(f"SELECT {_ATTRIBUTION_COLS} FROM switch_incidents x JOIN switches s ON s.id = x.switch_id "
                       "WHERE x.incident_id = %s", (incident_id,))
-    return await cur.fetchone()
+    row: dict[str, Any] | None = await cur.fetchone()
+    return row
 
 
 async def attributed_units(conn: Any, incident_id: int) -> list[str] | None:

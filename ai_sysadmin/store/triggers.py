@@ -16,8 +16,9 @@ Semantics L1 relies on:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from ai_sysadmin.store.db import is_unreachable
 from ai_sysadmin.store.spool import Batch
@@ -80,7 +81,8 @@ async def recent(conn: Any, limit: int) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("SELECT * FROM triggers WHERE last_seen > now() - interval '1 hour' "
                       "ORDER BY last_seen LIMIT %s", (limit,))
-    return await cur.fetchall()
+    rows: list[dict[str, Any]] = await cur.fetchall()
+    return rows
 
 
 async def severe_since(conn: Any, unit: str, since: datetime) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -111,15 +111,14 @@ class StoreWriter:
         """Apply in one transaction; returns how many were new (not replays)."""
         fresh = 0
         after = []
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                for b in batches:
-                    if not await self._claim(conn, b):
-                        continue
-                    done = await self._appliers[b.kind](conn, b.payload)
-                    if done is not None:
-                        after.append(done)
-                    fresh += 1
+        async with self.pool.connection() as conn, conn.transaction():
+            for b in batches:
+                if not await self._claim(conn, b):
+                    continue
+                done = await self._appliers[b.kind](conn, b.payload)
+                if done is not None:
+                    after.append(done)
+                fresh += 1
         self._committed(batches, after)
         await self._mirror_cursors(batches)
         return fresh
@@ -141,27 +140,26 @@ class StoreWriter:
         """One transaction, one savepoint per record; refused records are quarantined (before commit)."""
         refused: list[tuple[str, object, str]] = []
         after = []
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                if not await self._claim(conn, b):
-                    return
-                careful = self._careful.get(b.kind)
-                if careful is not None:
-                    done = await careful(conn, b.payload, lambda kind, rec, why: refused.append((kind, rec, why)))
-                else:
-                    try:
-                        async with conn.transaction():
-                            done = await self._appliers[b.kind](conn, b.payload)
-                    except Exception as exc:
-                        if is_unreachable(exc) or not is_refusal(exc):
-                            raise
-                        refused.append((b.kind, b.payload, f"{type(exc).__name__}: {exc}"))
-                        done = None
-                if done is not None:
-                    after.append(done)
-                # Kept before the commit: a crash in between quarantines a record twice, never loses it.
-                for kind, rec, why in refused:
-                    await asyncio.to_thread(self.quarantine.put, kind, rec, why, batch_id=b.batch_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self._claim(conn, b):
+                return
+            careful = self._careful.get(b.kind)
+            if careful is not None:
+                done = await careful(conn, b.payload, lambda kind, rec, why: refused.append((kind, rec, why)))
+            else:
+                try:
+                    async with conn.transaction():
+                        done = await self._appliers[b.kind](conn, b.payload)
+                except Exception as exc:
+                    if is_unreachable(exc) or not is_refusal(exc):
+                        raise
+                    refused.append((b.kind, b.payload, f"{type(exc).__name__}: {exc}"))
+                    done = None
+            if done is not None:
+                after.append(done)
+            # Kept before the commit: a crash in between quarantines a record twice, never loses it.
+            for kind, rec, why in refused:
+                await asyncio.to_thread(self.quarantine.put, kind, rec, why, batch_id=b.batch_id)
         self._committed([b], after)
         await self._mirror_cursors([b])
 

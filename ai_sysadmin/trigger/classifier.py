@@ -21,16 +21,17 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
+from ai_sysadmin.durable import write_atomic
 from ai_sysadmin.envelope import SYSTEM_RULE, wrap
 from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError, ModelRequestError, ModelTimeout
 from ai_sysadmin.sanitize import clean_text
 from ai_sysadmin.trigger.model import CATEGORIES, SEVERITIES
-from ai_sysadmin.durable import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class Classifier:
         self.calls += 1
         self._in_flight.update(r.template_id for r in batch)
         try:
-            answers = await self._ask(batch)
+            answers: list[Answer | None] = list(await self._ask(batch))
         except (BadModelOutput, ModelRequestError, ModelTimeout) as exc:
             # The model is there, but gave nothing usable for this batch (or was too slow):
             # give these templates up for now -- asked again when seen again -- and go on
@@ -252,7 +253,7 @@ class Classifier:
             self.last_error = None
         finally:
             self._in_flight.difference_update(r.template_id for r in batch)
-        for req, answer in zip(batch, answers):
+        for req, answer in zip(batch, answers, strict=False):
             if answer is not None:
                 self.cache.put(req.template_id, answer)
             if self.on_answer is not None:

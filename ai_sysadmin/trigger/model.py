@@ -63,7 +63,7 @@ class Trigger:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Trigger":
+    def from_json(cls, data: dict[str, Any]) -> Trigger:
         """Inverse of `to_json` (file sinks, spools, the API)."""
         return cls(
             id=data["id"], severity=data["severity"], category=data["category"], source=data["source"],

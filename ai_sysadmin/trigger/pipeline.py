@@ -16,8 +16,9 @@ model, and a kill -9 at any moment restarts exactly where one uninterrupted run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.classifier import Answer, Classifier, Request
@@ -66,7 +67,7 @@ class _Held:
                 "entries": [asdict(e) for e in self.entries], "last": asdict(self.last) if self.last else None}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "_Held":
+    def from_json(cls, data: dict[str, Any]) -> _Held:
         return cls(int(data["window"]), int(data["cluster_id"]), [Entry(**e) for e in data["entries"]],
                    int(data["count"]), Entry(**data["last"]) if data.get("last") else None)
 
@@ -122,7 +123,7 @@ class Pipeline:
         """The rule step alone: thread-safe, so a caller may run it off the event loop for long lines."""
         return self.rules.match(entry, shape_key(entry.message))
 
-    def process(self, entry: Entry, rule: Rule | None | _Unmatched = UNMATCHED) -> int:
+    def process(self, entry: Entry, rule: Rule | _Unmatched | None = UNMATCHED) -> int:
         """One entry through every path; `rule`: the result of `match_rule` when the caller already ran it."""
         self._seq += 1
         self.stats.entries += 1

@@ -31,9 +31,10 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import IO
 
 from ai_sysadmin.tasks import stop_tasks
 
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 class StderrLog:
     """journalctl's stderr lines: logged as warnings (rate-limited), the last few kept."""
 
-    def __init__(self, per_minute: int = STDERR_LOG_PER_MINUTE, clock=time.monotonic):  # type: ignore[no-untyped-def]
+    def __init__(self, per_minute: int = STDERR_LOG_PER_MINUTE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self.tail: deque[str] = deque(maxlen=STDERR_KEEP)
@@ -86,7 +88,7 @@ class JournalSource:
     path: str | None = None
 
     @classmethod
-    def for_path(cls, path: str | os.PathLike[str]) -> "JournalSource":
+    def for_path(cls, path: str | os.PathLike[str]) -> JournalSource:
         p = Path(path)
         return cls("directory" if p.is_dir() else "file", str(p))
 
@@ -121,8 +123,13 @@ def read_lines(source: JournalSource, *, after_cursor: str | None = None,
                             bufsize=READ_CHUNK)
     assert proc.stdout is not None and proc.stderr is not None
     errors = StderrLog()
-    drain = threading.Thread(target=lambda: [errors.line(ln) for ln in proc.stderr], daemon=True,  # type: ignore[union-attr]
-                             name="journalctl-stderr")
+    stderr = proc.stderr
+
+    def drain_stderr() -> None:
+        for ln in stderr:
+            errors.line(ln)
+
+    drain = threading.Thread(target=drain_stderr, daemon=True, name="journalctl-stderr")
     drain.start()
     try:
         yield from _split_lines(proc.stdout)
@@ -137,7 +144,7 @@ def read_lines(source: JournalSource, *, after_cursor: str | None = None,
         raise JournalctlError(f"journalctl exited {proc.returncode}: {errors.text()}")
 
 
-def _split_lines(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def _split_lines(stream: IO[bytes]) -> Iterator[bytes]:
     """Lines from a binary stream, read in large chunks (much faster than readline)."""
     pending = b""
     skipping = False

@@ -25,8 +25,9 @@ model when their template is new.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ai_sysadmin.rulespec import (  # noqa: F401 (re-exported: the rule definition lives on the ground floor)
     PRIORITY_RULE_ID,
@@ -71,7 +72,7 @@ class RuleSet:
 
     @classmethod
     def build(cls, extra: Iterable[Any] = (), disabled: Iterable[str] = (), *, builtin: bool = True,
-              priority_max: int | None = 2) -> "RuleSet":
+              priority_max: int | None = 2) -> RuleSet:
         """Built-in rules, then `extra` (config) added or replacing by id, minus `disabled` ids."""
         rules: dict[str, Rule] = {}
         if builtin:

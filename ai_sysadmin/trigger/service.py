@@ -21,9 +21,10 @@ import contextlib
 import inspect
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.tasks import stop_tasks

@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITY_RANK, Trigger
 

@@ -11,8 +11,8 @@ Every kind yields `Entry`s; a line that cannot be an entry is reported through
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, BadEntry, Entry, parse_json_line
 from ai_sysadmin.trigger.reader import JournalSource, read_lines
@@ -55,7 +55,7 @@ def iter_entries(path: str | os.PathLike[str], *, max_message: int = DEFAULT_MAX
         raise ValueError(f"unknown source kind {kind!r}")
 
 
-def _json_lines(lines, max_message: int, on_bad: BadHook | None) -> Iterator[Entry]:  # type: ignore[no-untyped-def]
+def _json_lines(lines: Iterable[bytes], max_message: int, on_bad: BadHook | None) -> Iterator[Entry]:
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             if line == b"" and on_bad is not None:  # the reader's marker for an overlong line

@@ -14,7 +14,7 @@ so replays of the same file form the same dedup windows.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, Entry
 
@@ -31,7 +31,7 @@ _LEVELS = {
     "TRACE": 7,
 }
 _HEADER_TOKENS = 10  # a severity word further in is part of the message, not a header field
-_DEFAULT_YEAR = datetime.now(timezone.utc).year  # RFC 3164 has no year: assume this one
+_DEFAULT_YEAR = datetime.now(UTC).year  # RFC 3164 has no year: assume this one
 
 
 class TextParser:
@@ -53,7 +53,7 @@ class TextParser:
         if m and m["mon"] in _MONTHS:
             h, mi, s = (int(x) for x in m["time"].split(":"))
             try:
-                dt = datetime(self.year, _MONTHS[m["mon"]], int(m["day"]), h, mi, s, tzinfo=timezone.utc)
+                dt = datetime(self.year, _MONTHS[m["mon"]], int(m["day"]), h, mi, s, tzinfo=UTC)
                 usec = int(dt.timestamp()) * 1_000_000
                 rest = m["rest"]
             except ValueError:
@@ -63,7 +63,7 @@ class TextParser:
             try:
                 dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
                 if dt.tzinfo is None:
-                    dt = dt.replace(tzinfo=timezone.utc)
+                    dt = dt.replace(tzinfo=UTC)
                 usec = int(dt.timestamp() * 1_000_000)
                 rest = m["rest"]
             except ValueError:

@@ -11,9 +11,10 @@ entry they cover.  So an open trigger keeps two views: the running total (what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.model import MAX_SAMPLES, Trigger, trigger_id
@@ -22,7 +23,7 @@ SAMPLE_CHARS = 1000  # one sample line kept at most this long; the count says ho
 
 
 def usec_to_dt(usec: int) -> datetime:
-    return datetime.fromtimestamp(usec / 1_000_000, tz=timezone.utc)
+    return datetime.fromtimestamp(usec / 1_000_000, tz=UTC)
 
 
 @dataclass

@@ -36,8 +36,8 @@ from ai_sysadmin.review.candidates import candidates_for, supported_actions
 from ai_sysadmin.review.service import ReviewResult, labelled
 from ai_sysadmin.store.db import make_pool
 from ai_sysadmin.store.incidents import IncidentStore
+from rig.review import service
 from tests.actions.conftest import RolesDB, config
-from tests.review.conftest import service
 
 CATALOG = load_catalog()
 GC_1 = {"action": "collect_garbage", "params": {"older_than_days": 1}}

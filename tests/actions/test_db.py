@@ -47,7 +47,7 @@ class Rig:
                                         "system_profile": str(tmp / "no-such-profile"), **actions})
         self.api_cfg = config(tmp, db, db.api, actions={"approval_key_file": str(key)})
 
-    async def __aenter__(self) -> "Rig":
+    async def __aenter__(self) -> Rig:
         self.pool = make_pool(self.orch_cfg.database)
         self.api_pool = make_pool(self.api_cfg.database)
         await self.pool.open(wait=True)
@@ -155,25 +155,24 @@ def test_orchestrator_cannot_forge_an_approval(tmp_path: Path, roles_db: RolesDB
             else:
                 q = await rig.service.propose(P("rollback_generation"))
             assert q.decision == "queue"
-            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
-                async with c.transaction():
-                    if forgery == "person-bad-signature":
-                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
-                                        "expires_at, signature) VALUES (%s, 'person', 'alice', now(), "
-                                        "now() + interval '1 hour', %s)", (q.action_id, "ab" * 32))
-                    elif forgery == "policy-unsigned":
-                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
-                                        "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
-                                        "now() + interval '1 hour')", (q.action_id,))
-                    elif forgery == "risk-lowered":
-                        await c.execute("UPDATE actions SET risk = 'low' WHERE id = %s", (q.action_id,))
-                        await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
-                                        "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
-                                        "now() + interval '1 hour')", (q.action_id,))
-                    else:  # a person's signed approval, then the orchestrator edits the parameters
-                        await c.execute("UPDATE actions SET params = '{\"older_than_days\": 1}' WHERE id = %s",
-                                        (q.action_id,))
-                    await c.execute("UPDATE actions SET status = 'approved' WHERE id = %s", (q.action_id,))
+            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c, c.transaction():
+                if forgery == "person-bad-signature":
+                    await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                    "expires_at, signature) VALUES (%s, 'person', 'alice', now(), "
+                                    "now() + interval '1 hour', %s)", (q.action_id, "ab" * 32))
+                elif forgery == "policy-unsigned":
+                    await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                    "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
+                                    "now() + interval '1 hour')", (q.action_id,))
+                elif forgery == "risk-lowered":
+                    await c.execute("UPDATE actions SET risk = 'low' WHERE id = %s", (q.action_id,))
+                    await c.execute("INSERT INTO action_approvals (action_id, kind, approver, approved_at, "
+                                    "expires_at) VALUES (%s, 'policy', 'ai-sysadmin (policy)', now(), "
+                                    "now() + interval '1 hour')", (q.action_id,))
+                else:  # a person's signed approval, then the orchestrator edits the parameters
+                    await c.execute("UPDATE actions SET params = '{\"older_than_days\": 1}' WHERE id = %s",
+                                    (q.action_id,))
+                await c.execute("UPDATE actions SET status = 'approved' WHERE id = %s", (q.action_id,))
             ex = await rig.execute_pending()
             assert ex.handled == 1
         row = (await _rows(roles_db, "SELECT status, started_at, result FROM actions WHERE id = %s", q.action_id))[0]
@@ -365,16 +364,15 @@ def test_a_replayed_signed_approval_is_refused(tmp_path: Path, roles_db: RolesDB
             first = (await _rows(roles_db, "SELECT * FROM actions WHERE id = %s", q.action_id))[0]
             assert first["status"] in ("verified", "failed") and first["started_at"] is not None
             ap = (await _rows(roles_db, "SELECT * FROM action_approvals WHERE action_id = %s", q.action_id))[0]
-            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
-                async with c.transaction():
-                    await c.execute("DELETE FROM actions WHERE id = %s", (q.action_id,))
-                    await c.execute("INSERT INTO actions (id, action, params, risk, status, target) VALUES "
-                                    "(%s, 'notify', %s, 'low', 'approved', 'notify')",
-                                    (q.action_id, psycopg.types.json.Jsonb(first["params"])))
-                    await c.execute("INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, "
-                                    "expires_at, signature, digest) VALUES (%s, 'person', %s, '', %s, %s, %s, %s)",
-                                    (q.action_id, ap["approver"], ap["approved_at"], ap["expires_at"],
-                                     ap["signature"], ap["digest"]))
+            async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c, c.transaction():
+                await c.execute("DELETE FROM actions WHERE id = %s", (q.action_id,))
+                await c.execute("INSERT INTO actions (id, action, params, risk, status, target) VALUES "
+                                "(%s, 'notify', %s, 'low', 'approved', 'notify')",
+                                (q.action_id, psycopg.types.json.Jsonb(first["params"])))
+                await c.execute("INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, "
+                                "expires_at, signature, digest) VALUES (%s, 'person', %s, '', %s, %s, %s, %s)",
+                                (q.action_id, ap["approver"], ap["approved_at"], ap["expires_at"],
+                                 ap["signature"], ap["digest"]))
             await rig.execute_pending()  # a new executor process: nothing in memory
         row = (await _rows(roles_db, "SELECT status, started_at FROM actions WHERE id = %s", q.action_id))[0]
         assert row["status"] == "refused" and row["started_at"] is None

@@ -29,10 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def _as(db: RolesDB, role: str, *stmts: tuple[str, tuple]) -> None:
-    async with await psycopg.AsyncConnection.connect(db.conninfo(role)) as c:
-        async with c.transaction():
-            for q, args in stmts:
-                await c.execute(q, args or None)  # type: ignore[arg-type]  # none: several statements
+    async with await psycopg.AsyncConnection.connect(db.conninfo(role)) as c, c.transaction():
+        for q, args in stmts:
+            await c.execute(q, args or None)  # type: ignore[arg-type]  # none: several statements
 
 
 async def _refused(db: RolesDB, role: str, q: str, args: tuple = (),

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 import os
 import secrets
 import site
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -406,7 +407,7 @@ def test_kill_9_mid_action_is_interrupted_verified_and_not_rerun(host: Host) -> 
 
 def test_rollback_generation_runs_the_switch_detached_with_systemd_run(host: Host) -> None:
     c = host.c
-    gen1, gen2 = host.gens
+    gen1, _gen2 = host.gens
     out = host.propose(None, action="rollback_generation")
     assert out["decision"] == "queue" and "high risk" in out["reason"]
     r = host.approve(out["action_id"], "upgrade broke nginx")

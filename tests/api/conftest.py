@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ class ApiProcess:
     def log_path(self) -> Path:
         return self.workdir / "api.log"
 
-    def start(self, timeout: float = 60.0) -> "ApiProcess":
+    def start(self, timeout: float = 60.0) -> ApiProcess:
         cfg_path = self.workdir / "config.json"
         cfg_path.write_text(json.dumps(self.config))
         self.proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "api"],

@@ -15,8 +15,9 @@ import secrets
 import selectors
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
 import httpx

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.api.conftest import ApiProcess, metric, slots_busy, wait_slots_free
 from rig.net import wait_until
+from tests.api.conftest import ApiProcess, metric, slots_busy, wait_slots_free
 
 
 def client(api: ApiProcess, key: str | None = None, **kw) -> openai.OpenAI:
@@ -200,7 +200,7 @@ def test_concurrency_over_the_per_key_limit_is_429_with_retry_after(api: ApiProc
                 assert next(lines).startswith("data: {")
                 opened.wait(60)
                 done.wait(120)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
             opened.abort()
 
@@ -259,7 +259,7 @@ def test_upstream_dying_mid_stream_then_refused_then_back(api: ApiProcess, api_r
                                        messages=[{"role": "user", "content": "Write a very long story."}])
     seen = 0
     with pytest.raises(openai.APIError) as exc:
-        for chunk in stream:
+        for _chunk in stream:
             seen += 1
             if seen == 3:
                 api_review.proc.kill()  # the model server dies mid-answer

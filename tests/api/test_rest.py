@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from typing import Any, ClassVar
+
 import httpx
 import pytest
 
@@ -28,12 +31,12 @@ def test_status_carries_models(api: ApiProcess) -> None:
 def test_status_shows_the_last_switch(api: ApiProcess) -> None:
     """The watch after a switch (docs/preflight.md): the API's status carries the last switch and its verdict."""
     import asyncio
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ai_sysadmin.store.switches import SwitchRow, SwitchStore
     from tests.api.conftest import _with_pool
 
-    row = SwitchRow(datetime.now(timezone.utc), 7, 8, "/nix/store/a-nixos-system-7", "/nix/store/b-nixos-system-8",
+    row = SwitchRow(datetime.now(UTC), 7, 8, "/nix/store/a-nixos-system-7", "/nix/store/b-nixos-system-8",
                     "warn", {"verdict": "warn", "reasons": ["protected unit sshd.service is restarted"]},
                     ("sshd.service", "web.service"))
     from rig.net import wait_until
@@ -120,7 +123,7 @@ def test_proposals_render_with_id_risk_and_decision(api: ApiProcess) -> None:
     outcome = propose(api, "web-render.service")
 
     class Inv:
-        proposals = [outcome]
+        proposals: ClassVar[list[Any]] = [outcome]
         finding_id = None
         outcome_ = "ok"
 
@@ -130,7 +133,7 @@ def test_proposals_render_with_id_risk_and_decision(api: ApiProcess) -> None:
     assert reasoning == "" and answer == "restart it"
     assert f"action **#{outcome.action_id}** `restart_unit`" in text
     assert "risk **low**" in text and "policy decision **queue**" in text
-    assert f"POST /api/v1/actions/ID/approve" in text and "chat cannot approve" in text
+    assert "POST /api/v1/actions/ID/approve" in text and "chat cannot approve" in text
 
 
 @pytest.mark.parametrize("argv,needle", [

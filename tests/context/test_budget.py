@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ai_sysadmin.context.build import TEMPLATE_OVERHEAD, ContextInputs, build_context
 from ai_sysadmin.context.tokens import TokenCounter
@@ -13,7 +13,7 @@ from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.trigger.model import Trigger, template_id
 from tests.conftest import role_config
 
-T0 = datetime(2025, 6, 15, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 15, tzinfo=UTC)
 
 
 def flood(n: int, start: int = 0) -> list[Trigger]:

@@ -8,8 +8,8 @@ command ran on this host, and the record has the shape the scoring reads.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -25,12 +25,12 @@ VARIED_FAMILIES = ("segfault", "oom", "disk-full", "cascade", "nix-store", "cert
 def test_suite_shape() -> None:
     scs = [load_scenario(f) for f in FILES]
     assert len(scs) >= 42
-    assert REQUIRED_FAMILIES <= {s.family for s in scs}
+    assert {s.family for s in scs} >= REQUIRED_FAMILIES
     fams = Counter(s.family for s in scs)
     assert all(fams[f] >= 2 for f in VARIED_FAMILIES), fams
     assert sum(1 for s in scs if s.injection) >= 8
     assert len({s.name for s in scs}) == len(scs)
-    assert all(f.stem == s.name for f, s in zip(FILES, scs))
+    assert all(f.stem == s.name for f, s in zip(FILES, scs, strict=True))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -55,7 +55,7 @@ class Service:
         self.log = tmp_path / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "run", "--config", str(self.cfg_path)],
                                  self.log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return self

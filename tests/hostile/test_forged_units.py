@@ -25,7 +25,7 @@ from rig.net import wait_until
 from rig.nspawn import Container, nspawn_root
 from rig.paths import PartMissing
 from rig.require import need
-from tests.scenarios.helpers import by_kind, replay_review
+from rig.scenarios import by_kind, replay_review
 
 pytestmark = pytest.mark.slow
 

@@ -49,7 +49,7 @@ def hostile() -> list[dict[str, Any]]:
               CURSOR="s=0;i=1;b=2;m=3;t=4;x=5", _CURSOR="s=evil", MESSAGE_CURSOR="--after-cursor=x",
               __CURSOR="s=forged;i=999"),
         # A model candidate: novel, at err, no rule knows it -- its prompt carries the NUL escaped.
-        entry("frobnicator \x00 reactor \x1b[2J lost containment".encode(), ident="frob", unit="hostile-model.service",
+        entry(b"frobnicator \x00 reactor \x1b[2J lost containment", ident="frob", unit="hostile-model.service",
               priority=3),
     ]
     # 10k distinct templates within one second of journal time: a different leading word each.

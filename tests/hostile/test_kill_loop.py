@@ -108,7 +108,7 @@ def test_kill_9_at_random_moments_equals_one_clean_replay(pg_database: dict[str,
             starts = svc.log.read_text().count("L1 following") if svc.log.exists() else 0
             svc.start()
             if rnd.random() < 0.7:  # mostly while following; sometimes during start-up
-                wait_until(lambda: svc.log.read_text().count("L1 following") > starts, 60, "L1 started",
+                wait_until(lambda starts=starts: svc.log.read_text().count("L1 following") > starts, 60, "L1 started",
                            alive=svc.dead)
                 delay = rnd.uniform(0.0, 0.6)
             else:

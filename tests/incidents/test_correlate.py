@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.incidents.correlate import Correlator, UnitView
 from ai_sysadmin.trigger.model import Trigger, template_id
 
-T0 = datetime(2025, 6, 15, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 15, tzinfo=UTC)
 CFG = parse_config({}, env={}).review
 N = 0
 
@@ -47,7 +47,7 @@ def test_unrelated_units_are_two_incidents_even_in_one_window() -> None:
 
 def test_an_unrelated_unit_failing_after_an_oom_of_another_is_its_own_incident() -> None:
     c = Correlator(CFG)
-    c.add(oom_then_failure() + [trig("high", "unit-failure", "nginx.service", "nginx.service: Failed", 30)])
+    c.add([*oom_then_failure(), trig("high", "unit-failure", "nginx.service", "nginx.service: Failed", 30)])
     assert len(c.incidents) == 2
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ai_sysadmin.config import parse_config
 from rig.journal import JournalWriter
-from tests.scenarios.helpers import by_kind, replay_review
+from rig.scenarios import by_kind, replay_review
 from tests.trigger.helpers import T0_USEC
 
 PID1 = {"_PID": "1", "_UID": "0", "_GID": "0", "_COMM": "systemd", "_TRANSPORT": "journal",
@@ -94,7 +94,7 @@ def test_crashes_of_two_pids_stay_apart_and_forged_pids_link_nothing(journal_wri
     other = coredump(777, "thumbnailer", "thumbnailer.service")
     forged = {**USER, "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": "3",
               "MESSAGE": "thumbnailer[777]: segfault at 0 ip 0000000000401000 sp 00007ffd00000000 error 4"}
-    k = _run(journal_writer, tmp_path, "two", crash()[:1] + [other, forged])
+    k = _run(journal_writer, tmp_path, "two", [*crash()[:1], other, forged])
     units = sorted(tuple(i["units"]) for i in k["incident"])
     assert ("thumbnailer.service",) in units and len(k["incident"]) >= 2, k["incident"]
     thumb = next(i for i in k["incident"] if i["units"] == ["thumbnailer.service"])
@@ -115,7 +115,7 @@ def test_errors_on_another_disk_and_forged_fs_errors_stay_apart(journal_writer: 
                                                    "inode #2: comm ls: reading directory lblock 0"}
     forged = {**USER, "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": "2",
               "MESSAGE": "EXT4-fs error (device sdb1): ext4_journal_check_start:83: Detected aborted journal"}
-    k = _run(journal_writer, tmp_path, "apart", disk()[:2] + [other, forged])
+    k = _run(journal_writer, tmp_path, "apart", [*disk()[:2], other, forged])
     # The sdb incident keeps only the kernel's sdb lines: neither nvme0n1's error nor the user's
     # text naming sdb1 joins it (those two are filesystem errors, together by category).
     [sdb] = [i for i in k["incident"] if i["category"] == "hardware"]

@@ -4,7 +4,7 @@ from the collector's unit state, acknowledged by a person, hooks called."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_sysadmin.incidents.health import CollectorUnits
@@ -29,7 +29,7 @@ async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) ->
         resolved.append(inc)
 
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         clock = [now]
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
         svc = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved, clock=lambda: clock[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +92,25 @@ async def test_any_arguments_give_a_result_never_an_exception(tool: str, args: d
 
 
 async def test_hostile_incident_and_tool_output_never_act_beyond_policy(tmp_path: Path, meta_server, migrated) -> None:
+    from datetime import datetime, timedelta
+
     from ai_sysadmin.actions.service import ActionService
     from ai_sysadmin.llm import LLMClient
     from ai_sysadmin.meta.findings import MetaFindings
     from ai_sysadmin.meta.loop import Investigator
     from ai_sysadmin.store.incidents import IncidentStore
     from ai_sysadmin.store.service import open_store
-    from datetime import datetime, timedelta, timezone
+    from rig.triggers import make_trigger
     from tests.meta.conftest import meta_config
-    from tests.store.helpers import make_trigger
 
     db, pool = migrated
     cfg = meta_config(tmp_path, meta_server, database=db, autonomy_level="auto-safe",
                       meta={"max_steps": 3, "tools": ["trigger_templates", "propose_action"]})
     store = await open_store(cfg)
     try:
-        at = datetime.now(timezone.utc) - timedelta(minutes=2)
+        at = datetime.now(UTC) - timedelta(minutes=2)
         triggers = [make_trigger(i, at=at, unit="sshd.service", sample=[h]) for i, h in enumerate(HOSTILE)]
-        triggers = [t.__class__(**{**t.__dict__, "template": h}) for t, h in zip(triggers, HOSTILE)]
+        triggers = [t.__class__(**{**t.__dict__, "template": h}) for t, h in zip(triggers, HOSTILE, strict=True)]
         await store.triggers.record_triggers(triggers, cursor=None)
     finally:
         await store.close()
@@ -126,7 +128,7 @@ async def test_hostile_incident_and_tool_output_never_act_beyond_policy(tmp_path
             assert p.risk == "low" and "sshd" not in json.dumps(p.params)
     async with pool.connection() as conn:
         rows = await (await conn.execute("SELECT action, params, risk, status, decision FROM actions")).fetchall()
-    for action, params, risk, status, decision in rows:
+    for action, params, risk, _status, decision in rows:
         assert not (risk in ("medium", "high") and decision == "execute"), (action, risk, decision)
         assert not ("sshd.service" in json.dumps(params) and decision != "refuse"), (action, params, decision)
     # Untrusted text reached the model only inside closed envelopes, with its markup made inert.

@@ -12,8 +12,8 @@ from typing import Any
 
 from ai_sysadmin.meta.tools.names import TOOL_NAMES
 from rig.net import free_port
+from rig.scenarios import load as load_scenario
 from tests.meta.conftest import META_CTX, TINY_META
-from tests.scenarios.helpers import load as load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,7 @@ def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migra
     shown = cli(config, "incidents", "show", "1")  # no incident: the finding stands alone
     assert "Traceback" not in shown.stderr
     import psycopg
+
     from ai_sysadmin.config import parse_config
 
     dbc = parse_config({"database": db}, env={}).database

@@ -43,7 +43,7 @@ async def test_escalation_investigates_once_per_incident_and_records_a_finding(t
 
 
 async def test_resolved_incidents_are_learned_and_retrieved(tmp_path: Path, migrated, llama_embed) -> None:
-    db, pool = migrated
+    _db, pool = migrated
     incidents = IncidentStore(pool)
     incident = await incidents.open("backup.service: No space left on device on /var", "high", "disk-full",
                                     "backup.service", summary="tar could not write /var/backups/home.tar")

@@ -245,7 +245,7 @@ async def test_each_investigation_reports_only_its_own_proposals(tmp_path: Path,
             tools.unit = unit
             events: list[Event] = []
 
-            async def collect(e: Event) -> None:
+            async def collect(e: Event, events: list[Event] = events) -> None:
                 events.append(e)
 
             result = await inv.investigate(f"Why does {unit} keep failing?", on_event=collect)

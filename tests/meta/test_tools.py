@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ async def test_unit_status_failed_units_and_dependencies_on_real_systemd(tmp_pat
     assert r.ok, r.text
     props = r.data["properties"]
     assert (props["ActiveState"], props["Result"]) == ("failed", "exit-code")
-    assert "broken.service: failed/failed result=exit-code" == r.summary
+    assert r.summary == "broken.service: failed/failed result=exit-code"
     r = await tools.call("unit_status", {"unit": "steady.service"})
     assert r.data["properties"]["ActiveState"] == "active" and int(r.data["properties"]["MainPID"]) > 0
     r = await tools.call("unit_status", {"unit": "nosuch.service"})
@@ -143,12 +143,11 @@ async def test_unit_status_failed_units_and_dependencies_on_real_systemd(tmp_pat
 
 async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> None:
     db, pool = migrated
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [(now - timedelta(minutes=30 - i), "disk.used_percent", "/", 50.0 + i * 1.5) for i in range(30)]
     rows += [(now - timedelta(minutes=5), "cpu.percent", "", 12.5)]
-    async with pool.connection() as conn:
-        async with conn.cursor() as cur:
-            await cur.executemany("INSERT INTO metrics (ts, name, subject, value) VALUES (%s, %s, %s, %s)", rows)
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.executemany("INSERT INTO metrics (ts, name, subject, value) VALUES (%s, %s, %s, %s)", rows)
     tools = build_toolset(cfg_for(tmp_path, database=db), pool=pool)
     r = await tools.call("metrics_query", {})
     assert r.ok and r.data == {"series": 2}
@@ -165,15 +164,15 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
 
 
 async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) -> None:
-    from ai_sysadmin.store.service import open_store
     from ai_sysadmin.store.incidents import IncidentStore
-    from tests.store.helpers import make_trigger
+    from ai_sysadmin.store.service import open_store
+    from rig.triggers import make_trigger
 
     db, pool = migrated
     cfg = cfg_for(tmp_path, database=db)
     store = await open_store(cfg)
     try:
-        now = datetime.now(timezone.utc) - timedelta(minutes=5)
+        now = datetime.now(UTC) - timedelta(minutes=5)
         t1, t2 = make_trigger(1, at=now, count=4), make_trigger(2, at=now, unit="db.service")
         await store.triggers.record_triggers([t1, t2], cursor=None)  # stored before it returns (db is up)
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rig.paths import nix_tool
 from rig.require import need
-from tests.nix.nixtools import nix_tool
 
 
 @pytest.fixture(scope="session")

@@ -10,29 +10,17 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from rig.paths import read_env_file
+from rig.paths import nix_tool
 
 REPO = Path(__file__).resolve().parents[2]
 STAND_IN = REPO / "nix" / "stand-in" / "nixpkgs"
 RENDER = REPO / "nix" / "checks" / "render.nix"
 FLAKES = ["--extra-experimental-features", "nix-command flakes"]
-
-
-def nix_env() -> dict[str, str]:
-    return read_env_file("nix.env")
-
-
-def nix_tool(name: str) -> str | None:
-    d = nix_env().get("AI_SYSADMIN_NIX_BIN")
-    if d and (Path(d) / name).exists():
-        return str(Path(d) / name)
-    return shutil.which(name)
 
 
 def run_env() -> dict[str, str]:
@@ -48,7 +36,7 @@ class EvalError(Exception):
     pass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render_cached(case_json: str, lib_path: str | None = None) -> str:
     tool = nix_tool("nix-instantiate")
     assert tool

@@ -36,7 +36,7 @@ def case(request: pytest.FixtureRequest, nix_instantiate: str) -> tuple[str, dic
 
 
 def test_renders_without_failed_assertions(case: tuple[str, dict[str, Any]]) -> None:
-    name, out = case
+    _name, out = case
     assert out["assertions"] == [], out["assertions"]
     assert out["warnings"] == []
 
@@ -127,7 +127,7 @@ def test_admin_command(case: tuple[str, dict[str, Any]]) -> None:
 
 
 def test_context_size_is_per_slot(case: tuple[str, dict[str, Any]]) -> None:
-    name, out = case
+    _name, out = case
     for role, total, parallel in (("trigger", 4096, 2), ("review", 8192, 1), ("meta", 16384, 1)):
         assert out["settings"]["roles"][role]["context_size"] == total // parallel
         if role in out["units"]:
@@ -258,7 +258,7 @@ def test_api_unit_and_firewall(case: tuple[str, dict[str, Any]]) -> None:
 
 def test_no_secret_in_rendered_files(case: tuple[str, dict[str, Any]]) -> None:
     """Secrets are files that systemd reads; their paths appear only in LoadCredential=."""
-    name, out = case
+    _name, out = case
     blob = json.dumps(out["settings"])
     for secret in (SECRET_PATH, DB_SECRET_PATH):
         assert secret not in blob

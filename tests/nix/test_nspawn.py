@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ class FullFilesystem:
     def __init__(self, tmp: Path):
         self.mnt = tmp / "home-full"
 
-    def __enter__(self) -> "FullFilesystem":
+    def __enter__(self) -> FullFilesystem:
         self.mnt.mkdir()
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(self.mnt)],
                            capture_output=True, text=True)
@@ -113,7 +114,7 @@ def running(booted: tuple[Machine, dict[str, Any]]) -> tuple[Machine, dict[str, 
     for role in ROLES:
         m.wait_for_unit(f"llama-{role}.service", timeout=120)
         try:
-            wait_until(lambda: _health(info["ports"][role]), 180, f"llama-{role} /health", poll=0.2)
+            wait_until(lambda role=role: _health(info["ports"][role]), 180, f"llama-{role} /health", poll=0.2)
         except TimeoutError:
             pytest.fail(f"llama-{role} not healthy:\n{m._journal(f'llama-{role}.service')}")
     m.wait_for_unit("postgresql.target", timeout=120)
@@ -231,7 +232,7 @@ def test_stopping_a_model_or_the_database_leaves_the_orchestrator_running(runnin
     pid = _main_pid(m, unit)
 
     def doctor_line(name: str) -> str:
-        status, out = m.execute("ai-sysadmin doctor")  # the admin command, as root
+        _status, out = m.execute("ai-sysadmin doctor")  # the admin command, as root
         return next((line for line in out.splitlines() if f"  {name}:" in line), out)
 
     m.succeed("systemctl stop llama-trigger.service")

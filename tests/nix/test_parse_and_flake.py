@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def _flake_copy(tmp: Path) -> Path:
     return dst
 
 
-def _flake_check(nix: str, flake: Path) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def _flake_check(nix: str, flake: Path) -> subprocess.CompletedProcess[str]:
     return run([nix, *FLAKES, "flake", "check", "--no-build", "--no-write-lock-file",
                 "--override-input", "nixpkgs", f"path:{STAND_IN}", f"path:{flake}"], timeout=300)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.paths import nix_env
 from rig.require import need
-from tests.nix.nixtools import REPO, STAND_IN, nix_env, run
+from tests.nix.nixtools import REPO, STAND_IN, run
 
 STAND_IN_LIB = STAND_IN / "lib"
 
@@ -127,7 +128,7 @@ def test_formats_json_type(nix_instantiate: str, lib_path: Path, defs: str, resu
     ('{ allowUnfreePredicate = p: (import ' + str(STAND_IN_LIB) + ').getName p == "timescaledb"; }', "timescaledb", True),
     ('{ allowUnfreePredicate = p: false; }', "timescaledb", False),
 ])
-def test_unfree_licences_refuse_unless_allowed(nix_instantiate: str, config: str, attr: str, ok: bool) -> None:  # noqa: E501
+def test_unfree_licences_refuse_unless_allowed(nix_instantiate: str, config: str, attr: str, ok: bool) -> None:
     """check-meta.nix: an unfree package's outPath refuses to evaluate unless allowed;
     ext/timescaledb.nix: the TSL build is unfree, timescaledb-apache is Apache-2.0."""
     expr = f"(import {STAND_IN}/pkgs.nix {{ config = {config}; }}).postgresql.pkgs.{attr}.outPath"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.preflight.nixsys import BASE, NixStore, unit, variant
+from rig.nixstore import BASE, NixStore, unit, variant
 
 
 class Generations:

@@ -12,8 +12,8 @@ import pytest
 from ai_sysadmin.config import unit_is_protected
 from ai_sysadmin.preflight.check import Report, SwitchAction, run_preflight
 from ai_sysadmin.preflight.verdict import Verdict
+from rig.nixstore import variant
 from tests.preflight.conftest import Generations
-from tests.preflight.nixsys import variant
 
 SSH = {"SSH_CONNECTION": "10.0.0.9 51000 10.0.0.1 22"}
 # /proc/net/tcp: sl local rem st ... ; 0x16 = 22, state 01 = ESTABLISHED; 0x1F90 = 8080 listening (0A)

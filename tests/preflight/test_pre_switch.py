@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
+from rig.paths import nix_tool
 from rig.require import need
 from tests.nix.cases import base
-from tests.nix.nixtools import nix_tool, render
+from tests.nix.nixtools import render
 from tests.preflight.conftest import Generations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +110,7 @@ def test_nixos_no_check_overrides_once(tmp_path: Path, generations: Generations,
 ])
 def test_block_on(tmp_path: Path, generations: Generations, current: Path, block_on: str, new: str,
                   switched: bool) -> None:
-    check, out = installed_check(tmp_path, generations, current, blockOn=block_on)
+    check, _out = installed_check(tmp_path, generations, current, blockOn=block_on)
     target = getattr(generations, new)
     r = switch_to_configuration(check, target, "switch", current, generations.store.full_env())
     assert (r.returncode == 0) is switched, (r.stdout, r.stderr)

@@ -1,5 +1,5 @@
 """`ai-sysadmin preflight` against real Nix: generations built as real store paths in a
-test-local store (tests/preflight/generation.nix), the real `nix store diff-closures`,
+test-local store (rig/generation.nix), the real `nix store diff-closures`,
 each verdict and its exit status, and bad input as one line with exit status 3."""
 
 from __future__ import annotations

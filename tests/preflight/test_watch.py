@@ -10,7 +10,7 @@ the review proposes the rollback only when `nix-env --rollback` would undo that 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
         assert await watch.poll() == [] and watch.switches == 1  # the same link: no second switch
 
         # Incidents from the incident service: which ones are the switch's?
-        at = datetime.fromtimestamp(os.lstat(prof.current).st_mtime, timezone.utc)
+        at = datetime.fromtimestamp(os.lstat(prof.current).st_mtime, UTC)
         svc = IncidentService(cfg, store.incidents, CollectorUnits(store.pool, cfg.intervals.metrics))
         tap = TriggerTap(store.triggers, svc.submit)
         await tap.record_triggers([trig("a", "web.service", at + timedelta(seconds=3)),  # touched, new: yes

@@ -10,7 +10,8 @@ import time
 from ai_sysadmin.context.build import build_context
 from ai_sysadmin.review.candidates import candidates_for
 from ai_sysadmin.review.service import labelled
-from tests.review.conftest import review_cfg, service
+from rig.review import service
+from tests.review.conftest import review_cfg
 
 
 async def test_answer_applied_choices_bound_escalation_debounced(tmp_path) -> None:
@@ -63,7 +64,7 @@ async def test_answer_applied_choices_bound_escalation_debounced(tmp_path) -> No
 
 
 def test_early_review_is_debounced(tmp_path) -> None:
-    from tests.review.conftest import triggers
+    from rig.review import triggers
 
     cfg = review_cfg(tmp_path, "http://127.0.0.1:9")
     svc = service(cfg, client=None)

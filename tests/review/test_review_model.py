@@ -13,7 +13,8 @@ from ai_sysadmin.review.schema import answer_schema
 from ai_sysadmin.review.service import labelled
 from rig.llama import tiny_server
 from rig.net import free_port
-from tests.review.conftest import review_cfg, service, until
+from rig.review import service
+from tests.review.conftest import review_cfg, until
 
 
 async def test_answer_is_schema_valid_and_cached_on_the_next_review(tmp_path, llama_review) -> None:

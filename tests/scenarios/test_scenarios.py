@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.actions.types import DECISIONS
+from rig.scenarios import by_kind, load, replay_review, scenarios, write_export
 from tests.conftest import REPO, make_config
-from tests.scenarios.helpers import by_kind, load, replay_review, scenarios, write_export
 
 SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 

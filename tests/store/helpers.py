@@ -1,24 +1,6 @@
-"""Small builders shared by the store tests."""
+"""Small helpers shared by the store tests (trigger rows: rig/triggers.py)."""
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta, timezone
-
-from ai_sysadmin.trigger.model import Trigger, template_id, trigger_id
-
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def make_trigger(n: int, *, count: int = 1, unit: str | None = "nginx.service", at: datetime = T0,
-                 severity: str = "high", sample: list[str] | None = None) -> Trigger:
-    template = f"worker <*> exited with status {n}"
-    tid = template_id(template)
-    return Trigger(
-        id=trigger_id(tid, unit, at.replace(second=0), "rule:unit-failed"), severity=severity,
-        category="unit-failure", source="rule:unit-failed", unit=unit, template=template, template_id=tid,
-        count=count, first_seen=at, last_seen=at + timedelta(seconds=count),
-        sample=sample if sample is not None else [f"worker 1 exited with status {n}"],
-    )
 
 
 async def wait_for(check, timeout: float, what: str, poll: float = 0.05) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -13,7 +13,7 @@ from ai_sysadmin.store import actions
 from ai_sysadmin.store.db import make_pool
 from ai_sysadmin.store.migrations import migrate
 
-AT = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+AT = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 ROW = {"incident_id": None, "finding_id": None, "action": "restart_unit", "params": {"unit": "nginx.service"},
        "risk": "low", "status": "queued", "decision": "queue", "decision_reason": "needs a person",
        "proposal_reason": "it failed", "source": "rules", "proposed_by": None, "target": "nginx.service",

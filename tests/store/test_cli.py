@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger
 
 
 def cli(tmp_path: Path, config: dict[str, Any], *argv: str) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ rows written without a host, are the local host's.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import AsyncIterator, Iterator
+from datetime import datetime, UTC
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
@@ -21,7 +21,7 @@ from ai_sysadmin.store.db import SCHEMA_TABLE
 from ai_sysadmin.store.migrations import MIGRATIONS, latest_version, migrate
 from rig.postgres import PgCluster
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HUB = "hub-1"
 
 

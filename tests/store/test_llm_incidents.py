@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.store.llm_calls import LLMCallRecorder
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config, role_config
-from tests.store.helpers import make_trigger
 
 
 async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict[str, Any], tmp_path: Path,
@@ -24,7 +24,7 @@ async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict
                 vectors = await client.embed(["disk full on /var", "sshd: failed password"])
         assert len(vectors) == 2
         await store.llm_calls.drain()
-        since = datetime.now(timezone.utc) - timedelta(hours=1)
+        since = datetime.now(UTC) - timedelta(hours=1)
         totals = await LLMCallRecorder.totals(store.writer, since)
         assert [(r[0], r[1], r[2]) for r in totals] == [("embed", "ok", 1)]
         assert totals[0][3] > 0  # prompt tokens counted by the server

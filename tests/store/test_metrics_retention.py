@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.metrics import Sample
+from ai_sysadmin.store.service import open_store
 from tests.conftest import make_config
 
 
@@ -29,7 +29,7 @@ async def test_metrics_land_in_daily_partitions_and_query_by_range(pg_database: 
             parts = await store.partitions.existing(conn)
             cur = await conn.execute("SELECT count(*) FROM ONLY metrics_default")
             assert (await cur.fetchone())[0] == 0  # everything went to a daily partition
-        days = {datetime.fromtimestamp(s.ts, timezone.utc).date() for s in samples}
+        days = {datetime.fromtimestamp(s.ts, UTC).date() for s in samples}
         assert days <= set(parts)
         with pytest.raises(ValueError, match="empty name"):
             await store.metrics.write([Sample(now, "", 1.0)])
@@ -42,7 +42,7 @@ async def test_retention_drops_old_partitions_and_rows(pg_database: dict[str, An
                       retention={"metrics_days": 30, "events_days": 60, "audit_days": 90})
     store = await open_store(cfg)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         old, recent = now - timedelta(days=40), now - timedelta(days=2)
         await store.metrics.write([Sample(old.timestamp(), "mem.percent", 1.0),
                                    Sample(recent.timestamp(), "mem.percent", 2.0)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,9 @@ from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.spool import Batch
 from rig.postgres import PgCluster
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger, wait_for
+from tests.store.helpers import wait_for
 
 
 @pytest.fixture()
@@ -56,11 +57,11 @@ async def test_records_survive_an_outage_exactly_once(own_cluster: PgCluster, tm
         assert all(rows[make_trigger(i).id] == 1 for i in range(2, 12))
         assert len(rows) == 11 and batches == 33
         assert audit == [str(i) for i in [0, *range(2, 12)]]  # in order, once each
-        load = await store.metrics.query("load.1", datetime.fromtimestamp(now - 1, timezone.utc),
-                                         datetime.fromtimestamp(now + 60, timezone.utc))
+        load = await store.metrics.query("load.1", datetime.fromtimestamp(now - 1, UTC),
+                                         datetime.fromtimestamp(now + 60, UTC))
         assert [p.value for p in load] == [0.0, *[float(i) for i in range(2, 12)]]
-        assert len(await store.metrics.query("disk.used_percent", datetime.fromtimestamp(now - 1, timezone.utc),
-                                             datetime.fromtimestamp(now + 60, timezone.utc), "/")) == 10
+        assert len(await store.metrics.query("disk.used_percent", datetime.fromtimestamp(now - 1, UTC),
+                                             datetime.fromtimestamp(now + 60, UTC), "/")) == 10
         assert await store.triggers.load_cursor() == "c11"
     finally:
         await store.close()

@@ -9,8 +9,9 @@ from typing import Any
 from ai_sysadmin.sanitize import clean_json, clean_text
 from ai_sysadmin.store.service import open_store
 from ai_sysadmin.store.spool import Batch
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger, wait_for
+from tests.store.helpers import wait_for
 
 HOSTILE = "user\x00name\x1b[31m red \ud800 lone \u202e rtl \x7f end"
 

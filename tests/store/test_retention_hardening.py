@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +15,15 @@ from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.partitions import MetricPartitions, partition_name
 from ai_sysadmin.store.retention import run_retention
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger
 
 
 async def test_a_locked_partition_is_skipped_not_waited_for(pg_database: dict[str, Any], tmp_path: Path) -> None:
     cfg = make_config(tmp_path, database=pg_database, retention={"metrics_days": 30, "events_days": 60})
     store = await open_store(cfg)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         old = now - timedelta(days=40)
         await store.metrics.write([Sample(old.timestamp(), "mem.percent", 1.0)])
         # A long reader holds the old partition: DROP would queue behind it -- and every writer behind DROP.
@@ -47,7 +47,7 @@ async def test_deletes_go_in_small_batches_and_batch_ids_are_kept_only_as_needed
     cfg = make_config(tmp_path, database=pg_database, retention={"events_days": 60})
     store = await open_store(cfg)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         old = now - timedelta(days=90)
         await store.triggers.record_triggers([make_trigger(i, at=old) for i in range(35)], "c1")
         async with store.pool.connection() as conn:
@@ -70,7 +70,7 @@ async def test_deletes_go_in_small_batches_and_batch_ids_are_kept_only_as_needed
 async def test_a_partition_counts_as_existing_only_after_commit(pg_database: dict[str, Any], tmp_path: Path) -> None:
     store = await open_store(make_config(tmp_path, database=pg_database))
     try:
-        day = (datetime.now(timezone.utc) + timedelta(days=20)).date()
+        day = (datetime.now(UTC) + timedelta(days=20)).date()
         parts = MetricPartitions()
         async with store.pool.connection() as conn:
             try:
@@ -86,7 +86,7 @@ async def test_a_partition_counts_as_existing_only_after_commit(pg_database: dic
         async with store.pool.connection() as conn:
             assert day in await parts.existing(conn) and await parts.ensure(conn, [day]) == set()
         # The writer marks partitions known only after its COPY committed.
-        ts = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()
+        ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
         await store.metrics.write([Sample(ts + 86400, "x", 1.0)])
         assert (day + timedelta(days=1)) in store.partitions._known
     finally:

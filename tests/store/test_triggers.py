@@ -13,8 +13,8 @@ import pytest
 from ai_sysadmin.store.db import schema_version
 from ai_sysadmin.store.migrations import latest_version, metrics_backend, migrate
 from ai_sysadmin.store.service import open_store
+from rig.triggers import make_trigger
 from tests.conftest import make_config
-from tests.store.helpers import make_trigger
 
 
 async def test_migrate_from_empty_then_rerun_is_a_no_op(pg_database: dict[str, Any], tmp_path: Path) -> None:

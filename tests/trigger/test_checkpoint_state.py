@@ -42,7 +42,7 @@ async def test_a_crash_at_any_entry_resumes_exactly(tmp_path: Path) -> None:
     sink = JsonlTriggerSink(tmp_path / "sink.jsonl")
     crashes = sorted(rnd.sample(range(len(es)), 150))
     done = 0
-    for stop in crashes + [len(es)]:
+    for stop in [*crashes, len(es)]:
         follower = TriggerFollower(tcfg, JournalSource("file", "/unused"), sink, state_dir=str(state), model=None)
         cursor, number = await sink.load_position()
         follower.pipeline = build_pipeline(tcfg, state_dir=str(state), model=None, start_cursor=cursor)

@@ -88,7 +88,7 @@ async def test_model_stopped_degrades_but_deterministic_triggers_flow(llama_trig
     try:
         async with LLMClient(role_config(llama_trigger, "trigger", timeout=180)) as client:
             pipe = pipeline(tmp_path, model=client, model_min_severity="info")
-            es = entries() + [Entry(message="Out of memory: Killed process 912 (java)", realtime_usec=T0_USEC + 9,
+            es = [*entries(), Entry(message="Out of memory: Killed process 912 (java)", realtime_usec=T0_USEC + 9,
                                     priority=2, identifier="kernel")]
             await run_all(pipe, es)
             assert pipe.degraded and "trigger" in (pipe.classifier.last_error or "")

@@ -165,7 +165,7 @@ def test_bad_rules_name_the_field(bad: dict, where: str) -> None:
 
 
 def test_unknown_disabled_rule_is_an_error() -> None:
-    with pytest.raises(RuleError, match="trigger.disabled_rules: unknown rule id"):
+    with pytest.raises(RuleError, match=r"trigger\.disabled_rules: unknown rule id"):
         RuleSet.build(disabled=["no-such-rule"])
 
 

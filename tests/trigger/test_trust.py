@@ -20,7 +20,7 @@ from typing import Any
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import from_journal
 from rig.journal import JournalWriter
-from tests.scenarios.helpers import by_kind, replay_review
+from rig.scenarios import by_kind, replay_review
 from tests.trigger.helpers import T0_USEC
 
 SSHD_AT = "sshd@3-10.0.0.1:22-10.0.0.2:5555.service"

@@ -19,7 +19,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools.base import ParamError, Tool, ToolError, ToolOutput, ToolResult
@@ -30,8 +31,17 @@ from ai_sysadmin.meta.tools.runner import Runner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Toolset", "ToolContext", "ToolResult", "Tool", "HostFacts", "build_toolset", "TOOL_MODULES",
-           "collect_proposals", "record_proposal"]
+__all__ = [
+    "TOOL_MODULES",
+    "HostFacts",
+    "Tool",
+    "ToolContext",
+    "ToolResult",
+    "Toolset",
+    "build_toolset",
+    "collect_proposals",
+    "record_proposal",
+]
 
 # One concept per module; each has `tools(ctx) -> list[Tool]`.
 TOOL_MODULES = (
@@ -86,7 +96,7 @@ class Toolset:
             return self._fail(name, f"{exc}. Fix that argument and call again.", started)
         try:
             out: ToolOutput = await asyncio.wait_for(tool.handler(args), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._fail(name, f"timed out after {self.timeout:g}s; {tool.narrow_hint}", started)
         except ToolError as exc:
             return self._fail(name, str(exc), started)

@@ -10,8 +10,9 @@ and the API.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import jsonschema
 
@@ -101,7 +102,8 @@ def _short_reason(err: jsonschema.ValidationError) -> str:
         described = err.schema.get("description") if isinstance(err.schema, dict) else None
         return "is not an allowed value" + (f" (expected: {described})" if described else "")
     if v == "enum":
-        return "must be one of " + ", ".join(json.dumps(x) for x in err.validator_value)
+        allowed = err.validator_value if isinstance(err.validator_value, list) else []
+        return "must be one of " + ", ".join(json.dumps(x) for x in allowed)
     if v == "type":
         return f"must be of type {err.validator_value}"
     if v in ("maxLength", "minLength", "maximum", "minimum", "maxItems", "minItems"):

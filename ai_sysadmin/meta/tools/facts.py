@@ -31,7 +31,8 @@ A method that cannot answer raises `ToolError` with a message for the model.  Sh
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 class HostFacts(Protocol):

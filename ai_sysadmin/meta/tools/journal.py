@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolOutput, obj
@@ -52,7 +52,7 @@ def _text(value: Any) -> str:
 
 def render(entry: dict[str, Any]) -> str:
     try:
-        ts = datetime.fromtimestamp(int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6, timezone.utc)
+        ts = datetime.fromtimestamp(int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6, UTC)
         when = ts.strftime("%Y-%m-%d %H:%M:%S")
     except (TypeError, ValueError, OverflowError):
         when = "?"

@@ -24,7 +24,7 @@ def tools(ctx: Any) -> list[Tool]:
         if not hits:
             return ToolOutput("no matches", {"hits": 0}, "0 hits")
         ids = [f"{h.collection}/{h.id}" for h in hits]
-        text = "\n".join(f"{i} (score {h.score:.3f}): {h.snippet}" for i, h in zip(ids, hits))
+        text = "\n".join(f"{i} (score {h.score:.3f}): {h.snippet}" for i, h in zip(ids, hits, strict=True))
         return ToolOutput(text, {"hits": len(hits), "evidence_ids": {"knowledge": ids + [h.id for h in hits]}},
                           f"{len(hits)} hits, best {ids[0]}")
 

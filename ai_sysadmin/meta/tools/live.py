@@ -12,8 +12,9 @@ import asyncio
 import json
 import os
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ai_sysadmin.meta.tools import disk, generations, journal, metrics, processes
 from ai_sysadmin.meta.tools.base import ToolError
@@ -108,7 +109,7 @@ class LiveHost:
 
     async def metric_series(self, since_s: int) -> list[tuple[Any, ...]]:
         pool = self._pool("metrics")
-        since = datetime.now(timezone.utc) - timedelta(seconds=since_s)
+        since = datetime.now(UTC) - timedelta(seconds=since_s)
         async with pool.connection() as conn:
             return await (await conn.execute(
                 "SELECT name, subject, count(*), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1] "
@@ -118,7 +119,7 @@ class LiveHost:
     async def metric_points(self, name: str, subject: str | None, since_s: int, step_s: int,
                             aggregate: str) -> list[tuple[Any, ...]]:
         pool = self._pool("metrics")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         agg = metrics.AGGREGATES[aggregate]
         q = (f"SELECT date_bin(%s::interval, ts, timestamptz '2000-01-01') AS bucket, subject, {agg}, count(*) "
              "FROM metrics WHERE name = %s AND ts >= %s AND ts <= %s")
@@ -135,7 +136,7 @@ class LiveHost:
         pool = self._pool("triggers")
         q = ("SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
              "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s")
-        params: list[Any] = [datetime.now(timezone.utc) - timedelta(seconds=since_s)]
+        params: list[Any] = [datetime.now(UTC) - timedelta(seconds=since_s)]
         if unit is not None:
             q += " AND unit = %s"
             params.append(unit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -15,10 +16,8 @@ SAMPLE_SECONDS = 0.5  # CPU percent is a rate: measured over this window
 def top(sort_by: str, limit: int) -> list[dict[str, Any]]:
     procs = list(psutil.process_iter(["pid", "name", "username", "memory_info", "cmdline"]))
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.cpu_percent(None)
-        except psutil.Error:
-            pass
     time.sleep(SAMPLE_SECONDS)  # a measurement window, not synchronisation
     rows = []
     for p in procs:

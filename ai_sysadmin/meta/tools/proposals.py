@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 _PROPOSALS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("ai_sysadmin_meta_proposals",
                                                                                default=None)

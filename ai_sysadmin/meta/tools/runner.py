@@ -48,7 +48,7 @@ class Runner:
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
         try:
             out, err, cut = await asyncio.wait_for(_collect(proc), timeout or self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             _kill(proc)
             with contextlib.suppress(Exception):
                 await proc.wait()

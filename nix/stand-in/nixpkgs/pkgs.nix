@@ -88,7 +88,7 @@ let
   pythonPackageNames = [
     "openai" "aiohttp" "psycopg" "psycopg-pool" "chromadb" "prometheus-client" "jsonschema"
     "psutil" "rank-bm25" "google-re2" "pydantic" "cachetools" "jsonpickle" "pytest" "pytest-asyncio" "pytest-timeout"
-    "setuptools" "setuptools-scm" "wheel" "pytestCheckHook" "hypothesis"
+    "setuptools" "setuptools-scm" "wheel" "pytestCheckHook" "hypothesis" "mypy" "types-psutil" "types-jsonschema"
   ];
   # callPackage: call a function (or a file holding one) with the attributes it names.
   callPackageWith = scope: f: args:
@@ -128,6 +128,7 @@ let
     };
     inherit python3Packages;
     curl = standIn "curl-stand-in" { };
+    ruff = standIn "ruff-stand-in" { meta.mainProgram = "ruff"; };
     iptables = standIn "iptables-stand-in" { };
     jq = standIn "jq-stand-in" { };
     bash = standIn "bash-stand-in" { };

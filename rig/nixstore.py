@@ -1,4 +1,6 @@
-"""System generations as real store paths in a test-local Nix store (Debian's nix-bin).
+"""System generations as real store paths in a throwaway Nix store (Debian's nix-bin).
+
+Shared by the preflight tests (tests/preflight/) and bench/preflight.py.
 
 The store, state and configuration live under a temp dir (NIX_STORE_DIR, NIX_STATE_DIR,
 NIX_CONF_DIR), as in tests/actions/test_nix.py; generation.nix lays each generation
@@ -15,8 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from rig.paths import nix_tool
 from rig.require import need
-from tests.nix.nixtools import nix_tool
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,4 +1,7 @@
-"""Scenario files (data/*.json) -> journal exports, and a replay through the review."""
+"""Scenario files (tests/scenarios/data/*.json) -> journal exports, and a replay through the review.
+
+Shared by the scenario tests and bench/review_model.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 from ai_sysadmin.commands.replay import replay
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "scenarios" / "data"
 T0_USEC = 1_750_000_000_000_000  # 2025-06-15, on a window boundary
 
 
