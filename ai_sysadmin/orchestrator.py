@@ -40,13 +40,13 @@ class Orchestrator:
 
     async def run(self, stop: asyncio.Event) -> int:
         from ai_sysadmin.llm import LLMClient
-        from ai_sysadmin.store.service import open_store
-        from ai_sysadmin.trigger.service import TriggerFollower, journal_source
+        from ai_sysadmin.store.lifecycle import open_store
+        from ai_sysadmin.trigger.follower import TriggerFollower, journal_source
 
         cfg = self.cfg
         store = await open_store(cfg)
         await self._apply_grants(store)
-        from ai_sysadmin.actions.service import ActionService
+        from ai_sysadmin.actions.proposals import ActionService
 
         # The one Proposer of the service: the review and meta layers propose through it.
         self.actions = ActionService(cfg, store.pool)

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ai_sysadmin.actions.executor import Executor  # noqa: E402
-from ai_sysadmin.actions.service import ActionService  # noqa: E402
+from ai_sysadmin.actions.proposals import ActionService  # noqa: E402
 from ai_sysadmin.actions.types import Proposal  # noqa: E402
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.store.db import make_pool  # noqa: E402

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
+from ai_sysadmin.trigger.follower import build_pipeline  # noqa: E402
 from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
 
 DATA = Path(os.environ.get("LOGHUB_DIR", REPO.parent / "shared" / "datasets" / "loghub"))

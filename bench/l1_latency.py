@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.trigger.reader import JournalSource  # noqa: E402
-from ai_sysadmin.trigger.service import TriggerFollower  # noqa: E402
+from ai_sysadmin.trigger.follower import TriggerFollower  # noqa: E402
 from rig.journal import JournalWriter  # noqa: E402
 
 
@@ -65,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
         data["database"] = cluster.database_config("l1bench")
     cfg = parse_config(data, env={})
     if args.pg:
-        from ai_sysadmin.store.service import open_store
+        from ai_sysadmin.store.lifecycle import open_store
 
         store = await open_store(cfg)
     tcfg = cfg.trigger.model_copy(update={"model": False, "commit_interval": args.commit_interval})

@@ -26,7 +26,7 @@ from l1_throughput import loghub_lines, shifted  # noqa: E402
 
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.llm import LLMClient  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
+from ai_sysadmin.trigger.follower import build_pipeline  # noqa: E402
 from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
 
 

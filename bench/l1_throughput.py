@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.trigger.entry import parse_json_line  # noqa: E402
 from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines  # noqa: E402
-from ai_sysadmin.trigger.service import build_pipeline  # noqa: E402
+from ai_sysadmin.trigger.follower import build_pipeline  # noqa: E402
 from ai_sysadmin.trigger.textparse import TextParser  # noqa: E402
 from rig.journal import JournalWriter  # noqa: E402
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ai_sysadmin.config import parse_config  # noqa: E402
 from ai_sysadmin.store.metrics import Sample  # noqa: E402
-from ai_sysadmin.store.service import open_store  # noqa: E402
+from ai_sysadmin.store.lifecycle import open_store  # noqa: E402
 from rig.postgres import PgCluster  # noqa: E402
 from tests.store.helpers import make_trigger  # noqa: E402
 

@@ -20,8 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
 from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, load_catalog
-from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
-from ai_sysadmin.actions.state import PAUSE_FOREVER, open_breaker, paused_until, set_pause
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.facts import PAUSE_FOREVER, open_breaker, paused_until, set_pause
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit, ledger
 

@@ -40,8 +40,8 @@ from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.runner import RunResult, run_argv
-from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
-from ai_sysadmin.actions.state import gather, now_utc, paused_until
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.facts import gather, now_utc, paused_until
 from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions

@@ -1,7 +1,7 @@
 """The seam every layer proposes through: a typed proposal in, a policy outcome out.
 
 L3 review, L4 meta, the deterministic candidates, the API and chat all hand a
-`Proposal` to a `Proposer` (ai_sysadmin.actions.service.ActionService in the service,
+`Proposal` to a `Proposer` (ai_sysadmin.actions.proposals.ActionService in the service,
 a dry-run proposer in `replay`).  The proposer validates it against the catalog, asks
 the policy, records it, and returns a `ProposalOutcome`.  Nothing a model says sets
 the risk or the decision: both come from the catalog and the policy.

@@ -75,7 +75,7 @@ class Agent:
         """Build the investigator; a missing part leaves the model listed but answering 503."""
         cfg = self.st.cfg
         try:
-            from ai_sysadmin.actions.service import ActionService
+            from ai_sysadmin.actions.proposals import ActionService
             from ai_sysadmin.llm import LLMClient
             from ai_sysadmin.meta.loop import Investigator
 
@@ -99,7 +99,7 @@ class Agent:
         try:
             from prometheus_client import CollectorRegistry
 
-            from ai_sysadmin.store.service import build_store
+            from ai_sysadmin.store.lifecycle import build_store
 
             self.store = build_store(self.st.cfg, pool=self.st.pool, registry=CollectorRegistry())
             self.store.writer.start()

@@ -66,7 +66,7 @@ class ReviewRun:
     triggers: list[Trigger]  # L1's, plus threshold triggers from the snapshot
     incidents: list[Any]  # incidents.correlate.Incident, numbered from 1 in opening order
     incident_of: dict[str, int]  # trigger id -> incident number
-    result: Any  # review.service.ReviewResult
+    result: Any  # review.reviewer.ReviewResult
     seconds: float  # wall time of correlation + context + review + policy
     proposer: Any = None  # the dry-run proposer the review used (eval hands L4's proposals to it too)
 
@@ -80,14 +80,14 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     with it and investigates after the review.
     """
     from ai_sysadmin.actions.catalog import load_catalog
-    from ai_sysadmin.actions.service import DryRunProposer
+    from ai_sysadmin.actions.proposals import DryRunProposer
     from ai_sysadmin.collect.thresholds import evaluate
     from ai_sysadmin.context.window import TriggerWindow
     from ai_sysadmin.incidents.correlate import Correlator, UnitView
     from ai_sysadmin.incidents.health import StaticUnits
     from ai_sysadmin.review.record import MemoryReviewSink
-    from ai_sysadmin.review.service import ReviewService
-    from ai_sysadmin.review.state import SnapshotState
+    from ai_sysadmin.review.reviewer import ReviewService
+    from ai_sysadmin.review.state_sources import SnapshotState
 
     started = time.monotonic()
     if autonomy:

@@ -22,12 +22,12 @@ from ai_sysadmin.config import Config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.hooks import OnResolved
-from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
-from ai_sysadmin.review.service import ReviewService
-from ai_sysadmin.review.state import PgState
+from ai_sysadmin.review.reviewer import ReviewService
+from ai_sysadmin.review.state_sources import PgState
 from ai_sysadmin.store.switches import SwitchStore
 
 log = logging.getLogger(__name__)

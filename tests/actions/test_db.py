@@ -16,9 +16,9 @@ from psycopg.rows import dict_row
 
 from ai_sysadmin.actions import approvals
 from ai_sysadmin.actions.executor import Executor
-from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.actions.signing import load_key
-from ai_sysadmin.actions.state import now_utc, set_pause
+from ai_sysadmin.actions.facts import now_utc, set_pause
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
 from tests.actions.conftest import RolesDB, config, digest_of

@@ -17,9 +17,9 @@ from tests.meta.conftest import meta_config
 
 async def test_escalation_investigates_once_per_incident_and_records_a_finding(tmp_path: Path, meta_server,
                                                                                migrated) -> None:
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
     from ai_sysadmin.meta.service import MetaLayer
-    from ai_sysadmin.store.service import open_store
+    from ai_sysadmin.store.lifecycle import open_store
 
     db, pool = migrated
     cfg = meta_config(tmp_path, meta_server, database=db,

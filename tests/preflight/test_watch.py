@@ -16,12 +16,12 @@ from typing import Any
 
 from ai_sysadmin.actions.types import ProposalOutcome
 from ai_sysadmin.incidents.health import CollectorUnits
-from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.incidents.switches import SwitchWatch
 from ai_sysadmin.review.candidates import Candidates
-from ai_sysadmin.review.service import ReviewResult, ReviewService
+from ai_sysadmin.review.reviewer import ReviewResult, ReviewService
 from ai_sysadmin.status import gather_status
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.switches import SwitchStore
 from ai_sysadmin.trigger.model import Trigger, template_id
 from tests.conftest import make_config

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ai_sysadmin.actions.catalog import load_catalog
-from ai_sysadmin.actions.service import DryRunProposer
+from ai_sysadmin.actions.proposals import DryRunProposer
 from ai_sysadmin.config import Config, parse_config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.correlate import Correlator, UnitView
 from ai_sysadmin.incidents.health import StaticUnits
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.record import MemoryReviewSink
-from ai_sysadmin.review.service import ReviewService
-from ai_sysadmin.review.state import SnapshotState
+from ai_sysadmin.review.reviewer import ReviewService
+from ai_sysadmin.review.state_sources import SnapshotState
 from ai_sysadmin.trigger.entry import PID1
 from ai_sysadmin.trigger.model import Trigger, template_id
 

@@ -24,7 +24,7 @@ from ai_sysadmin.actions import preconditions
 from ai_sysadmin.actions.binding import MODEL_SOURCES, Evidence, contradicts, unbound
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
-from ai_sysadmin.actions.state import gather, now_utc, policy_state
+from ai_sysadmin.actions.facts import gather, now_utc, policy_state
 from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOutcome
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config

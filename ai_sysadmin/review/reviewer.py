@@ -40,7 +40,7 @@ from ai_sysadmin.review.candidates import Candidates, candidates_for
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import ReviewSink
 from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, choice_label, parse_answer
-from ai_sysadmin.review.state import StateSource
+from ai_sysadmin.review.state_sources import StateSource
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 log = logging.getLogger(__name__)
