@@ -37,9 +37,10 @@ class TimingSink:
         self.seen: dict[str, float] = {}
         self.cursor: str | None = None
 
-    async def record_triggers(self, triggers, cursor, stream="journal") -> None:  # type: ignore[no-untyped-def]
+    async def record_triggers(self, triggers, cursor, stream="journal", *,  # type: ignore[no-untyped-def]
+                              checkpoint=None) -> None:
         if self.inner is not None:
-            await self.inner.record_triggers(triggers, cursor, stream)
+            await self.inner.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
         now = time.monotonic()
         for t in triggers:
             self.seen.setdefault(t.unit, now)
@@ -47,6 +48,9 @@ class TimingSink:
 
     async def load_cursor(self, stream="journal"):  # type: ignore[no-untyped-def]
         return self.cursor
+
+    async def load_position(self, stream="journal"):  # type: ignore[no-untyped-def]
+        return self.cursor, None  # a fresh run: no checkpoint state to resume
 
 
 async def main(args: argparse.Namespace) -> None:

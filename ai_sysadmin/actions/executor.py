@@ -214,7 +214,7 @@ class Executor:
                 self.handled += 1
                 return row["id"]
             verifier = Verifier(self.cfg, started_at=now, conn=None)
-            before = await verifier.before(va.id, va.params)
+            before = await verifier.before(va)
             await ledger_actions.transition(
                 conn, row["id"], "approved", "executing", actor=ACTOR, at=now, reason=f"re-validated ({how}); running",
                 event="action.executing",
@@ -392,7 +392,7 @@ class Executor:
         before = (row.get("result") or {}).get("before") or {}
         v = Verifier(self.cfg, started_at=row.get("started_at"), conn=conn, incident_id=row.get("incident_id"))
         try:
-            out = await v.check(va.id, va.params, before, steps_ok)
+            out = await v.check(va, before, steps_ok)
         except Exception as exc:  # a verification that cannot run is a failed one
             log.exception("executor: verification of action %s raised", row["id"])
             out = {"passed": False, "checks": [{"check": "verification ran", "passed": False,

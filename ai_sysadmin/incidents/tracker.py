@@ -22,7 +22,9 @@ from typing import Any, Callable, Protocol, Sequence
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
 from ai_sysadmin.incidents.hooks import OnResolved
+from ai_sysadmin.store.incidents import IncidentStore
 from ai_sysadmin.trigger.model import Trigger
+from ai_sysadmin.trigger.sink import TriggerSink
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def trigger_from_row(row: dict[str, Any]) -> Trigger:
 class TriggerTap:
     """A trigger sink that records through `inner`, then tells the listeners."""
 
-    def __init__(self, inner: Any, *listeners: Callable[[Sequence[Trigger]], None]):
+    def __init__(self, inner: TriggerSink, *listeners: Callable[[Sequence[Trigger]], None]):
         self._inner = inner
         self._listeners = list(listeners)
 
@@ -85,13 +87,13 @@ def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] |
 
 
 class IncidentService:
-    def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
+    def __init__(self, cfg: Config, store: IncidentStore, units: UnitSource, *, on_resolved: OnResolved | None = None,
                  on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  supported: Callable[[Incident], Sequence[str]] | None = None):
         self.cfg = cfg
         self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
-        self.store = store  # ai_sysadmin.store.incidents.IncidentStore
+        self.store = store
         self.units = units
         self.on_resolved = on_resolved
         self.on_correlated = on_correlated  # (triggers, trigger id -> incident id): the review's window
