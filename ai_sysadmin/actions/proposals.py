@@ -67,6 +67,10 @@ def _text(value: Any) -> str:
     return _no_nul(str(value if value is not None else "")[:MAX_TEXT])
 
 
+def _incident_of(proposal: Proposal) -> int | None:
+    return proposal.incident_id if isinstance(proposal.incident_id, int) else None
+
+
 class ActionService:
     """The `Proposer` of the running service (see actions.types)."""
 
@@ -106,7 +110,10 @@ class ActionService:
         async with self.pool.connection() as conn, conn.transaction():
             # One proposal per target at a time, so two concurrent ones cannot both pass a limit.
             await ledger_actions.lock_target(conn, va.target)
-            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING)
+            # A duplicate is pending for the same incident: the same action pending for another
+            # incident does not stand in for this one (each incident's record links its own action).
+            incident = await ledger_actions.existing_incident(conn, _incident_of(proposal))
+            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING, incident)
             if dup is not None:
                 dup_id, dup_status = dup
                 reason = f"already pending as action {dup_id} ({dup_status})"
@@ -157,7 +164,7 @@ class ActionService:
                       params: dict[str, Any], risk: str | None, target: str | None, decision: Decision,
                       errors: tuple[FieldError, ...], *, contradicts: str | None = None) -> int:
         status = STATUS_OF[decision.decision]
-        incident = proposal.incident_id if isinstance(proposal.incident_id, int) else None
+        incident = _incident_of(proposal)
         finding = proposal.finding_id if isinstance(proposal.finding_id, int) else None
         # A model may name an incident or finding that does not exist.
         incident = await ledger_actions.existing_incident(conn, incident)

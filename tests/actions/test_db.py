@@ -108,6 +108,39 @@ def test_every_decision_is_recorded_with_its_reason(tmp_path: Path, roles_db: Ro
     asyncio.run(main())
 
 
+def test_a_pending_action_is_a_duplicate_only_for_its_own_incident(tmp_path: Path, roles_db: RolesDB,
+                                                                   approval_key: Path) -> None:
+    """The same action pending for incident A does not swallow incident B's proposal (issue 19):
+    B gets its own row, linked to B; a repeat for A (or for no incident) is still a duplicate."""
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
+            a, b = [(await (await c.execute(
+                "INSERT INTO incidents (title, severity, category, status) VALUES (%s, 'high', 'service', 'open') "
+                "RETURNING id", (title,))).fetchone())[0] for title in ("A", "B")]
+            await c.commit()
+
+        def for_incident(incident: int | None) -> Proposal:
+            return Proposal(action="restart_unit", params={"unit": "web.service"}, reason="test", source="cli",
+                            incident_id=incident)
+
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+            first = await rig.service.propose(for_incident(a))
+            other = await rig.service.propose(for_incident(b))
+            again = await rig.service.propose(for_incident(a))
+            loose = await rig.service.propose(for_incident(None))
+            loose_again = await rig.service.propose(for_incident(None))
+        assert first.decision == other.decision == "queue"
+        assert other.action_id != first.action_id and "already pending" not in other.reason
+        assert again.action_id == first.action_id and "already pending" in again.reason
+        assert loose.action_id not in (first.action_id, other.action_id) and "already pending" not in loose.reason
+        assert loose_again.action_id == loose.action_id and "already pending" in loose_again.reason
+        rows = await _rows(roles_db, "SELECT id, incident_id FROM actions ORDER BY id")
+        assert [(r["id"], r["incident_id"]) for r in rows] == [(first.action_id, a), (other.action_id, b),
+                                                               (loose.action_id, None)]
+
+    asyncio.run(main())
+
+
 def test_roles_have_only_their_grants(tmp_path: Path, roles_db: RolesDB, approval_key: Path) -> None:
     async def main() -> None:
         async with Rig(tmp_path, roles_db, approval_key) as rig:
