@@ -25,7 +25,7 @@ from ai_sysadmin.actions.binding import MODEL_SOURCES, Evidence, contradicts, un
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.facts import gather, now_utc, policy_state
-from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOutcome
+from ai_sysadmin.actions.types import SOURCES, ActionStatus, FieldError, PolicyDecision, Proposal, ProposalOutcome
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_ACTOR = "ai-sysadmin"  # the orchestrator's own name in steps, approvals and audit
 POLICY_APPROVER = "ai-sysadmin (policy)"
-STATUS_OF = {"record": "recorded", "queue": "queued", "execute": "approved", "refuse": "refused"}
-PENDING = ("queued", "approved", "executing")
+STATUS_OF = {PolicyDecision.RECORD: ActionStatus.RECORDED, PolicyDecision.QUEUE: ActionStatus.QUEUED,
+             PolicyDecision.EXECUTE: ActionStatus.APPROVED, PolicyDecision.REFUSE: ActionStatus.REFUSED}
+PENDING = (ActionStatus.QUEUED, ActionStatus.APPROVED, ActionStatus.EXECUTING)
 MAX_TEXT = 2000  # proposal reasons and actors are kept at most this long
 
 
@@ -96,7 +97,7 @@ class ActionService:
                 raise
             # Never executes: without the database nothing can be approved or run.
             log.warning("action proposal not recorded (database unreachable): %s %s", va.id, va.params)
-            return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision="refuse",
+            return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=PolicyDecision.REFUSE,
                                    reason="database unreachable: proposal not recorded; propose again later",
                                    source=proposal.source, incident_id=proposal.incident_id)
 
@@ -121,7 +122,7 @@ class ActionService:
                                   {"action": va.id, "params": va.params, "source": proposal.source,
                                    "reason": reason, "proposal_reason": _text(proposal.reason)})
                 return ProposalOutcome(action=va.id, params=va.params, risk=va.risk,
-                                       decision="execute" if dup_status != "queued" else "queue", reason=reason,
+                                       decision=PolicyDecision.EXECUTE if dup_status != ActionStatus.QUEUED else PolicyDecision.QUEUE, reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
             found = (await incident_evidence(conn, proposal.incident_id)
@@ -132,7 +133,7 @@ class ActionService:
                                     unbound(va, proposal.source, evidence, self.cfg.actions))
             action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (),
                                            contradicts=against)
-            if decision.decision == "execute":
+            if decision.decision == PolicyDecision.EXECUTE:
                 # The service may approve only what its policy lets it run; unsigned, so the
                 # executor re-decides it from its own configuration before running anything.
                 await ledger_actions.add_policy_approval(
@@ -146,7 +147,7 @@ class ActionService:
                               errors: tuple[FieldError, ...]) -> ProposalOutcome:
         reason = "invalid proposal: " + "; ".join(str(e) for e in errors)
         action, params = bounded_action(proposal.action), bounded_params(proposal.params)
-        decision = Decision("refuse", reason)
+        decision = Decision(PolicyDecision.REFUSE, reason)
         action_id = None
         try:
             async with self.pool.connection() as conn, conn.transaction():
@@ -156,7 +157,7 @@ class ActionService:
             if not is_unreachable(exc):
                 raise
             log.warning("refused proposal not recorded (database unreachable): %s", reason)
-        return ProposalOutcome(action=action, params=params, risk=risk, decision="refuse", reason=reason,
+        return ProposalOutcome(action=action, params=params, risk=risk, decision=PolicyDecision.REFUSE, reason=reason,
                                source=proposal.source, incident_id=proposal.incident_id, action_id=action_id,
                                errors=tuple(errors))
 
@@ -210,7 +211,7 @@ class DryRunProposer:
         except ProposalRejected as exc:
             spec = self.catalog.get(proposal.action)
             out = ProposalOutcome(action=bounded_action(proposal.action), params=bounded_params(proposal.params),
-                                  risk=spec.risk if spec else None, decision="refuse",
+                                  risk=spec.risk if spec else None, decision=PolicyDecision.REFUSE,
                                   reason="invalid proposal: " + "; ".join(str(e) for e in exc.errors),
                                   source=proposal.source, incident_id=proposal.incident_id, errors=exc.errors)
         else:

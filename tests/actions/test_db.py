@@ -115,7 +115,7 @@ def test_a_pending_action_is_a_duplicate_only_for_its_own_incident(tmp_path: Pat
     async def main() -> None:
         async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
             a, b = [(await (await c.execute(
-                "INSERT INTO incidents (title, severity, category, status) VALUES (%s, 'high', 'service', 'open') "
+                "INSERT INTO incidents (title, severity, category, status) VALUES (%s, 'high', 'crash', 'open') "
                 "RETURNING id", (title,))).fetchone())[0] for title in ("A", "B")]
             await c.commit()
 
