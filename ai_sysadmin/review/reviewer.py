@@ -28,6 +28,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
@@ -58,10 +59,18 @@ def default_budget(cfg: Config) -> int:
     return max(512, role.context_size - (role.max_tokens or 1024) - BUDGET_RESERVE)
 
 
+class ReviewOutcome(StrEnum):
+    """How a review ended (stored as these words in reviews.outcome)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 @dataclass
 class ReviewResult:
     reason: str
-    outcome: str = "skipped"  # ok | failed | skipped
+    outcome: ReviewOutcome = ReviewOutcome.SKIPPED
     status: str | None = None
     error: str | None = None
     attempts: int = 0
@@ -183,7 +192,7 @@ class ReviewService:
             await self._review(res)
         except Exception as exc:  # the last line of defence: the loop must survive anything
             log.exception("review failed unexpectedly")
-            res.outcome, res.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"[:500]
+            res.outcome, res.error = ReviewOutcome.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"[:500]
         finally:
             self.running = False
             self.in_model_call = False
@@ -222,7 +231,7 @@ class ReviewService:
         if self.client is not None:
             health = await self.client.health()
             if not health.ok and health.status != "unsupported":
-                res.outcome = "skipped"
+                res.outcome = ReviewOutcome.SKIPPED
                 res.error = f"review model unavailable ({health.status}: {health.detail})"[:500]
                 await self._propose_candidates(incs, cands, res)
                 return
@@ -232,14 +241,14 @@ class ReviewService:
             ctx = await build_context(inputs, self.counter, self.budget)
             res.context_tokens, res.compaction = ctx.tokens, ctx.steps
         except ContextTooLarge as exc:
-            res.outcome, res.error = "failed", str(exc)
+            res.outcome, res.error = ReviewOutcome.FAILED, str(exc)
         if ctx is not None and self.client is None:
-            res.outcome, res.error = "skipped", "no review model (deterministic candidates only)"
+            res.outcome, res.error = ReviewOutcome.SKIPPED, "no review model (deterministic candidates only)"
         elif ctx is not None:
             answer = await self._ask(ctx, res, incs)
             if answer is not None:
                 res.answer = answer
-                res.outcome, res.status = "ok", answer["status"]
+                res.outcome, res.status = ReviewOutcome.OK, answer["status"]
                 await self._apply(answer, ctx, res, incs, labelled(incs, cands))
         # The candidates stand beside the model's choices (issue 19): a model that chose
         # nothing, or the wrong label, does not take the rules' fix away.
@@ -297,10 +306,10 @@ class ReviewService:
                         response_format={"type": "json_schema",
                                          "json_schema": {"name": "review", "schema": schema, "strict": True}})
                 except ModelRequestError as exc:
-                    res.outcome, res.error = "failed", str(exc)[:500]
+                    res.outcome, res.error = ReviewOutcome.FAILED, str(exc)[:500]
                     return None
                 except LLMError as exc:  # down or timed out mid-review: a recorded failure
-                    res.outcome, res.error = "failed", f"review model failed mid-review: {exc}"[:500]
+                    res.outcome, res.error = ReviewOutcome.FAILED, f"review model failed mid-review: {exc}"[:500]
                     return None
                 finally:
                     self.in_model_call = False
@@ -317,7 +326,7 @@ class ReviewService:
                                                   f"Your previous answer was invalid: {exc}. "
                                                   "Answer again with one complete, short JSON object."}]
         res.latency_s = time.monotonic() - started
-        res.outcome = "failed"
+        res.outcome = ReviewOutcome.FAILED
         res.error = f"no valid answer after {res.attempts} attempt(s); last: {res.error}"[:500]
         return None
 
