@@ -130,7 +130,8 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
         await ledger_actions.add_person_approval(conn, action_id, approver=actor, reason=reason, approved_at=now,
                                                  expires_at=expires, signature=sig, digest=digest)
         await ledger_actions.transition(
-            conn, action_id, row["status"], ActionStatus.APPROVED, actor=actor, at=now, reason=reason, event="action.approved",
+            conn, action_id, row["status"], ActionStatus.APPROVED, actor=actor, at=now, reason=reason,
+            event="action.approved",
             detail={"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
                     "expires_at": expires.isoformat()})
     return {"action_id": action_id, "approver": actor, "approved_at": now.isoformat(),
@@ -154,7 +155,8 @@ async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: 
             await ledger.record(conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id,
                                 digest=signing.digest(row))
         await ledger_actions.transition(
-            conn, action_id, row["status"], ActionStatus.REJECTED, actor=actor, at=now, reason=reason, event="action.rejected",
+            conn, action_id, row["status"], ActionStatus.REJECTED, actor=actor, at=now, reason=reason,
+            event="action.rejected",
             detail={"action": row["action"], "params": row["params"]})
     return {"action_id": action_id, "rejected_by": actor, "at": now.isoformat()}
 

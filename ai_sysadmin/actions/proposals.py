@@ -121,8 +121,8 @@ class ActionService:
                 await self._audit(conn, now, "action.duplicate", dup_id,
                                   {"action": va.id, "params": va.params, "source": proposal.source,
                                    "reason": reason, "proposal_reason": _text(proposal.reason)})
-                return ProposalOutcome(action=va.id, params=va.params, risk=va.risk,
-                                       decision=PolicyDecision.EXECUTE if dup_status != ActionStatus.QUEUED else PolicyDecision.QUEUE, reason=reason,
+                pending = PolicyDecision.QUEUE if dup_status == ActionStatus.QUEUED else PolicyDecision.EXECUTE
+                return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=pending, reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
             found = (await incident_evidence(conn, proposal.incident_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -110,11 +109,6 @@ class TriggerWindow:
         """Entries oldest first (rendering and compaction order)."""
         return list(self.entries.values())
 
-    def forget_before(self, iso: str) -> None:
-        """Fold entries whose last occurrence is older than `iso` (the window's horizon)."""
-        for key in [k for k, e in self.entries.items() if e.last_seen < iso]:
-            self.fold(key)
-
     # ------------------------------------------------------------------ persistence
 
     def to_json(self) -> dict[str, Any]:
@@ -148,9 +142,3 @@ class TriggerWindow:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(self.to_json(), separators=(",", ":")).encode())
         self.dirty = False
-
-
-def horizon(now: datetime, seconds: float) -> str:
-    from datetime import timedelta
-
-    return (now - timedelta(seconds=seconds)).isoformat()

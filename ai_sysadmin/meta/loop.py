@@ -33,16 +33,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Awaitable, Callable
 
+from psycopg_pool import AsyncConnectionPool
+
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
-from ai_sysadmin.actions.types import Proposal, ProposalOutcome
+from ai_sysadmin.actions.types import Proposal, ProposalOutcome, Proposer
 from ai_sysadmin.config import Config
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
+from ai_sysadmin.meta.findings import FindingsStore
 from ai_sysadmin.meta.proposing import propose
+from ai_sysadmin.meta.tools import Toolset
 from ai_sysadmin.meta.transcript import bound_transcript
 from ai_sysadmin.meta.turn import tool_turn
+from ai_sysadmin.store.knowledge import KnowledgeSearch
 
 log = logging.getLogger(__name__)
 
@@ -156,22 +162,24 @@ class _Stop(Exception):
 
 
 class Investigator:
-    def __init__(self, cfg: Config, client: Any, tools: Any, proposer: Any, *, incident_store: Any = None,
-                 kb: Any = None):
+    def __init__(self, cfg: Config, client: LLMClient, tools: Toolset, proposer: Proposer | None, *,
+                 incident_store: FindingsStore | None = None, kb: KnowledgeSearch | None = None):
         self.cfg = cfg
         self.m = cfg.meta
-        self.client = client  # llm.LLMClient of the meta role
-        self.tools = tools  # meta.tools.Toolset
-        self.proposer = proposer  # actions.types.Proposer (or None: proposals are refused)
-        self.incident_store = incident_store  # meta.findings.MetaFindings (or None: nothing is stored)
-        self.kb = kb if kb is not None else getattr(getattr(tools, "context", None), "kb", None)
-        if getattr(tools, "context", None) is not None and tools.context.proposer is None:
-            tools.context.proposer = proposer
+        self.client = client  # of the meta role
+        self.tools = tools
+        self.proposer = proposer  # None: proposals are refused
+        self.incident_store = incident_store  # None: nothing is stored
+        context = tools.context
+        self.kb = kb if kb is not None else (context.kb if context is not None else None)
+        if context is not None and context.proposer is None:
+            context.proposer = proposer
         # The diagnosis may only propose catalog actions with their own parameters.
         self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
 
     @classmethod
-    def from_config(cls, cfg: Config, *, pool: Any, client: Any, proposer: Any, kb: Any = None) -> "Investigator":
+    def from_config(cls, cfg: Config, *, pool: AsyncConnectionPool | None, client: LLMClient,
+                    proposer: Proposer | None, kb: KnowledgeSearch | None = None) -> "Investigator":
         from ai_sysadmin.meta.findings import MetaFindings
         from ai_sysadmin.meta.tools import build_toolset
 

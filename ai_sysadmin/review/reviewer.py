@@ -32,16 +32,20 @@ from enum import StrEnum
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
+from ai_sysadmin.actions.types import Proposal, Proposer
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
 from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.correlate import Incident
+from ai_sysadmin.incidents.tracker import UnitSource
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import Candidates, candidates_for
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import ReviewSink
 from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, choice_label, parse_answer
 from ai_sysadmin.review.state_sources import StateSource
+from ai_sysadmin.store.switches import SwitchStore
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 log = logging.getLogger(__name__)
@@ -114,15 +118,15 @@ class ReviewResult:
 
 class ReviewService:
     def __init__(self, cfg: Config, *, incidents: Callable[[], Sequence[Incident]], window: TriggerWindow,
-                 proposer: Any, catalog: Any, sink: ReviewSink, state: StateSource, units: Any,
-                 client: Any = None, counter: TokenCounter | None = None, escalate: Escalate | None = None,
-                 budget: int | None = None, use_model: bool = True, switches: Any = None):
+                 proposer: Proposer, sink: ReviewSink, state: StateSource, units: UnitSource,
+                 client: LLMClient | None = None, counter: TokenCounter | None = None,
+                 escalate: Escalate | None = None, budget: int | None = None, use_model: bool = True,
+                 switches: SwitchStore | None = None):
         self.cfg = cfg
-        self.switches = switches  # store.switches.SwitchStore: incidents attributed to a NixOS switch
+        self.switches = switches  # incidents attributed to a NixOS switch
         self.incidents = incidents
         self.window = window
         self.proposer = proposer
-        self.catalog = catalog
         self.sink = sink
         self.state = state
         self.units = units
@@ -333,8 +337,6 @@ class ReviewService:
     async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident],
                      choices: dict[str, Choice]) -> None:
         """`choices`: label -> candidate, as `labelled` numbered them for the prompt."""
-        from ai_sysadmin.actions.types import Proposal
-
         for f in answer["findings"]:
             ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
             res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
@@ -368,8 +370,6 @@ class ReviewService:
                         log.exception("escalation hook failed for incident %s", target)
 
     async def _propose_candidates(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
-        from ai_sysadmin.actions.types import Proposal
-
         for inc in incs:
             for action, params in cands[inc.key].actions:
                 await self._propose(Proposal(action=action, params=params, source="rules",
@@ -381,7 +381,6 @@ class ReviewService:
         before the model answers (source `rules`): the model may add to it, never remove it."""
         if self.switches is None:
             return
-        from ai_sysadmin.actions.types import Proposal
         from ai_sysadmin.preflight.watch import proof, rollback_target
 
         try:
@@ -406,7 +405,7 @@ class ReviewService:
             await self._propose(Proposal(action="rollback_generation", params=params, source="rules",
                                          reason=proof(sw, list(sw["units"])), incident_id=inc.id), res, inc.reopened)
 
-    async def _propose(self, p: Any, res: ReviewResult, epoch: int = 0) -> None:
+    async def _propose(self, p: Proposal, res: ReviewResult, epoch: int = 0) -> None:
         # Once per incident (and again after it reopened: `epoch` is its reopen count).
         key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str), epoch)
         if key in self.proposed:

@@ -16,18 +16,20 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.hooks import OnResolved
 from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
 from ai_sysadmin.review.reviewer import ReviewService
 from ai_sysadmin.review.state_sources import PgState
+from ai_sysadmin.store.knowledge import KnowledgeSearch
+from ai_sysadmin.store.lifecycle import Store
 from ai_sysadmin.store.switches import SwitchStore
 
 log = logging.getLogger(__name__)
@@ -42,24 +44,20 @@ class ReviewStack:
     incidents: IncidentService
     review: ReviewService
     tap: TriggerTap
-    client: Any
+    client: LLMClient | None
 
     @classmethod
-    def build(cls, cfg: Config, store: Any, actions: Any, *, escalate: Escalate | None = None,
-              on_resolved: OnResolved | None = None, knowledge: Any = None) -> "ReviewStack":
-        from ai_sysadmin.actions.catalog import load_catalog
-
+    def build(cls, cfg: Config, store: Store, actions: ActionService, *, escalate: Escalate | None = None,
+              on_resolved: OnResolved | None = None, knowledge: KnowledgeSearch | None = None) -> "ReviewStack":
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
         incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved,
                                     supported=supported_actions)
         client = None
         if cfg.roles.review.enable:
-            from ai_sysadmin.llm import LLMClient
-
             client = LLMClient(cfg.roles.review, on_call=store.llm_calls)
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
         review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
-                               catalog=load_catalog(), sink=PgReviewSink(store.pool),
+                               sink=PgReviewSink(store.pool),
                                state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge,
                                              on_call=store.llm_calls),
                                units=units, client=client, escalate=escalate,
@@ -86,7 +84,5 @@ class ReviewStack:
             log.warning("context window not saved (%s)", exc)
         if self.client is not None:
             await self.client.aclose()
-        state = self.review.state
-        if hasattr(state, "aclose"):
-            await state.aclose()
+        await self.review.state.aclose()
 

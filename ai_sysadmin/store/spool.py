@@ -437,10 +437,6 @@ class Spool:
             n = data.get(f"{stream}#checkpoint")
             return data.get(stream), n if isinstance(n, int) else None
 
-    def mirrored_cursor(self, stream: str) -> str | None:
-        with self._lock:
-            return self._load_mirror().get(stream)
-
     def _load_mirror(self) -> dict[str, str]:
         try:
             data = json.loads((self.dir / "cursors.json").read_text(encoding="utf-8"))

@@ -125,7 +125,7 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
 
         # The review: rollback from generation 2, with the proof, before any model is asked.
         rec = Recorder()
-        review = ReviewService(cfg, incidents=svc.active, window=None, proposer=rec, catalog=None,  # type: ignore[arg-type]
+        review = ReviewService(cfg, incidents=svc.active, window=None, proposer=rec,  # type: ignore[arg-type]
                                sink=None, state=None, units=None, use_model=False, switches=switches)  # type: ignore[arg-type]
         incs = [i for i in svc.active() if i.id == web]
         cands = {i.key: Candidates() for i in incs}

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.actions.proposals import DryRunProposer
 from ai_sysadmin.config import Config, parse_config
 from ai_sysadmin.context.window import TriggerWindow
@@ -63,5 +62,5 @@ def service(cfg: Config, *, client: LLMClient | None) -> ReviewService:
     window = TriggerWindow(cfg.review.max_triggers)
     window.add(ts)
     return ReviewService(cfg, incidents=corr.active, window=window, proposer=DryRunProposer(cfg),
-                         catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg),
+                         sink=MemoryReviewSink(), state=SnapshotState(cfg),
                          units=StaticUnits(UnitView(True, frozenset({"myapp.service"}))), client=client)

@@ -15,6 +15,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
+from psycopg_pool import AsyncConnectionPool
+
+from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools import disk, generations, journal, metrics, processes
 from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.runner import Runner
@@ -23,7 +26,7 @@ from ai_sysadmin.meta.tools.runner import Runner
 class LiveHost:
     name = "live"
 
-    def __init__(self, cfg: Any, runner: Runner, pool: Any = None):
+    def __init__(self, cfg: Config, runner: Runner, pool: AsyncConnectionPool | None = None):
         self.cfg = cfg
         self.runner = runner
         self.pool = pool
@@ -101,7 +104,7 @@ class LiveHost:
 
     # ------------------------------------------------------------ the store
 
-    def _pool(self, what: str) -> Any:
+    def _pool(self, what: str) -> AsyncConnectionPool:
         if self.pool is None:
             raise ToolError(f"no database configured: {what} are unavailable")
         return self.pool
