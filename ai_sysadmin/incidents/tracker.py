@@ -196,13 +196,13 @@ class IncidentService:
     async def tick(self) -> list[Change]:
         live = [i for i in self.correlator.incidents.values() if i.id is not None]
         if live:
-            stored = await self.store.statuses([i.id for i in live])
+            stored = await self.store.statuses([i.id for i in live if i.id is not None])
             for inc in live:
                 status = stored.get(inc.id)  # type: ignore[arg-type]
                 if status and status != inc.status and (inc.key not in self._unsaved):
                     self.correlator.set_status(inc.key, status)  # a person acknowledged / resolved / closed it
         # Triggers spooled during an outage arrive in the database later than their incident.
-        await self.store.link_missing([(tid, i.id) for i in live for tid in i.evidence])
+        await self.store.link_missing([(tid, i.id) for i in live if i.id is not None for tid in i.evidence])
         self.last_units = await self.units.view()
         changes = self.correlator.tick(self.clock(), self.last_units)
         for ch in changes:

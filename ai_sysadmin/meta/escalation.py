@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ai_sysadmin import envelope
 from ai_sysadmin.meta.findings import FindingsStore
 
 if TYPE_CHECKING:  # the loop imports the model client; the escalation only calls it
-    from ai_sysadmin.meta.loop import Investigation, Investigator
+    from ai_sysadmin.meta.loop import Investigation
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,14 @@ QUESTION = ("The periodic review escalated incident {id} for a deeper look. The 
             "Investigate with the tools, find the root cause, and propose catalog actions if they would help.")
 
 
+class Investigates(Protocol):
+    """An investigator: meta.loop.Investigator, or one that opens its knowledge base on first use."""
+
+    async def investigate(self, question: str, *, incident_id: int | None = None) -> Investigation: ...
+
+
 class Escalator:
-    def __init__(self, investigator: Investigator, *, debounce_seconds: float, findings: FindingsStore | None = None,
+    def __init__(self, investigator: Investigates, *, debounce_seconds: float, findings: FindingsStore | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.investigator = investigator
         self.debounce = debounce_seconds
