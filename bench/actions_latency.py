@@ -20,7 +20,7 @@ import time
 import uuid
 
 from ai_sysadmin.actions.executor import Executor
-from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.store.db import make_pool

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE
-from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.textparse import TextParser
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.reader import JournalSource
-from ai_sysadmin.trigger.service import TriggerFollower
+from ai_sysadmin.trigger.follower import TriggerFollower
 from rig.journal import JournalWriter
 
 
@@ -33,9 +33,10 @@ class TimingSink:
         self.seen: dict[str, float] = {}
         self.cursor: str | None = None
 
-    async def record_triggers(self, triggers, cursor, stream="journal") -> None:  # type: ignore[no-untyped-def]
+    async def record_triggers(self, triggers, cursor, stream="journal", *,  # type: ignore[no-untyped-def]
+                              checkpoint=None) -> None:
         if self.inner is not None:
-            await self.inner.record_triggers(triggers, cursor, stream)
+            await self.inner.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
         now = time.monotonic()
         for t in triggers:
             self.seen.setdefault(t.unit, now)
@@ -43,6 +44,9 @@ class TimingSink:
 
     async def load_cursor(self, stream="journal"):  # type: ignore[no-untyped-def]
         return self.cursor
+
+    async def load_position(self, stream="journal"):  # type: ignore[no-untyped-def]
+        return self.cursor, None  # a fresh run: no checkpoint state to resume
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -61,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
         data["database"] = cluster.database_config("l1bench")
     cfg = parse_config(data, env={})
     if args.pg:
-        from ai_sysadmin.store.service import open_store
+        from ai_sysadmin.store.lifecycle import open_store
 
         store = await open_store(cfg)
     tcfg = cfg.trigger.model_copy(update={"model": False, "commit_interval": args.commit_interval})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.llm import LLMClient
-from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.textparse import TextParser
 from bench.l1_throughput import loghub_lines, shifted
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import parse_json_line
 from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines
-from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.textparse import TextParser
 from rig.journal import JournalWriter
 

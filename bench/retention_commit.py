@@ -29,7 +29,7 @@ from pathlib import Path
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.retention import run_retention
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from rig.postgres import PgCluster
 from rig.triggers import make_trigger
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ai_sysadmin.actions.catalog import load_catalog
-from ai_sysadmin.actions.service import DryRunProposer
+from ai_sysadmin.actions.proposals import DryRunProposer
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.correlate import Correlator, UnitView
 from ai_sysadmin.incidents.health import StaticUnits
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.record import MemoryReviewSink
-from ai_sysadmin.review.service import ReviewService
-from ai_sysadmin.review.state import SnapshotState
+from ai_sysadmin.review.reviewer import ReviewService
+from ai_sysadmin.review.state_sources import SnapshotState
 from ai_sysadmin.trigger.entry import PID1
 from ai_sysadmin.trigger.model import Trigger, template_id
 
@@ -48,5 +47,5 @@ def service(cfg: Config, *, client: LLMClient | None) -> ReviewService:
     window = TriggerWindow(cfg.review.max_triggers)
     window.add(ts)
     return ReviewService(cfg, incidents=corr.active, window=window, proposer=DryRunProposer(cfg),
-                         catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg),
+                         sink=MemoryReviewSink(), state=SnapshotState(cfg),
                          units=StaticUnits(UnitView(True, frozenset({"myapp.service"}))), client=client)

@@ -21,13 +21,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
 from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, load_catalog
-from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
-from ai_sysadmin.actions.state import PAUSE_FOREVER, open_breaker, paused_until, set_pause
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.facts import PAUSE_FOREVER, open_breaker, paused_until, set_pause
+from ai_sysadmin.actions.types import ActionStatus
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit, ledger
 
-APPROVABLE = ("queued", "proposed")
-REJECTABLE = ("queued", "proposed", "approved")
+APPROVABLE = (ActionStatus.QUEUED, ActionStatus.PROPOSED)
+REJECTABLE = (ActionStatus.QUEUED, ActionStatus.PROPOSED, ActionStatus.APPROVED)
 RESERVED_ACTORS = (SERVICE_ACTOR, POLICY_APPROVER)
 
 
@@ -130,7 +131,8 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
         await ledger_actions.add_person_approval(conn, action_id, approver=actor, reason=reason, approved_at=now,
                                                  expires_at=expires, signature=sig, digest=digest)
         await ledger_actions.transition(
-            conn, action_id, row["status"], "approved", actor=actor, at=now, reason=reason, event="action.approved",
+            conn, action_id, row["status"], ActionStatus.APPROVED, actor=actor, at=now, reason=reason,
+            event="action.approved",
             detail={"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
                     "expires_at": expires.isoformat()})
     return {"action_id": action_id, "approver": actor, "approved_at": now.isoformat(),
@@ -154,7 +156,8 @@ async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: 
             await ledger.record(conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id,
                                 digest=signing.digest(row))
         await ledger_actions.transition(
-            conn, action_id, row["status"], "rejected", actor=actor, at=now, reason=reason, event="action.rejected",
+            conn, action_id, row["status"], ActionStatus.REJECTED, actor=actor, at=now, reason=reason,
+            event="action.rejected",
             detail={"action": row["action"], "params": row["params"]})
     return {"action_id": action_id, "rejected_by": actor, "at": now.isoformat()}
 

@@ -71,6 +71,20 @@ class Precondition(Enum):
                         "system (actions.current_system) is that generation, and a previous one exists")
 
 
+class Verification(Enum):
+    """How the executor tells that an action did what it is for (actions/verification.py), beyond
+    every step exiting 0: declared on each action, so the check is data in the catalog."""
+
+    STEPS_ONLY = "every step exited 0"
+    UNIT_STAYS_ACTIVE = "the unit is active and stays active without restarting; no new failure trigger"
+    UNIT_NOT_FAILED = "the unit is no longer failed"
+    ARCHIVED_JOURNAL_BOUNDED = "archived journal files within the size and age asked for"
+    STORE_SPACE_KEPT = "free space on the Nix store's file system did not fall"
+    STORE_VERIFIES = "nix-store --verify --check-contents finds no modified path"
+    PREVIOUS_GENERATION_RUNNING = ("the profile and the running system are the previous generation, no new failed "
+                                   "unit, the units the incident attributed to the switch are active again")
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     id: str
@@ -82,6 +96,8 @@ class ActionSpec:
     steps_of: Callable[[dict[str, Any], Paths], tuple[Step, ...]]
     # No default: every action states its world preconditions, `()` when it has none.
     requires: tuple[Precondition, ...]
+    # No default either: every action states how it is verified (STEPS_ONLY when exiting 0 is all).
+    verified_by: Verification
     needs_nixos: bool = False  # off NixOS these run as a named dry run
     timeout: float = 120.0  # seconds per step
 
@@ -163,6 +179,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=_unit_target,
             steps_of=lambda p, _: (Step(("systemctl", "restart", "--", str(p["unit"]))),),
             requires=(Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING),
+            verified_by=Verification.UNIT_STAYS_ACTIVE,
             timeout=120.0,
         ),
         ActionSpec(
@@ -173,6 +190,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=_unit_target,
             steps_of=lambda p, _: (Step(("systemctl", "reset-failed", "--", str(p["unit"]))),),
             requires=(Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING),
+            verified_by=Verification.UNIT_NOT_FAILED,
             timeout=30.0,
         ),
         ActionSpec(
@@ -189,6 +207,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=lambda _: "journal",
             steps_of=_vacuum_steps,
             requires=(Precondition.JOURNAL_FS_FULL,),
+            verified_by=Verification.ARCHIVED_JOURNAL_BOUNDED,
             timeout=300.0,
         ),
         ActionSpec(
@@ -204,6 +223,7 @@ def _builtin_specs() -> list[ActionSpec]:
             steps_of=lambda p, _: (Step(("nix-collect-garbage", "--delete-older-than",
                                          f"{int(p['older_than_days'])}d")),),
             requires=(Precondition.NIX_STORE_FS_FULL,),
+            verified_by=Verification.STORE_SPACE_KEPT,
             timeout=1800.0,
         ),
         ActionSpec(
@@ -220,6 +240,7 @@ def _builtin_specs() -> list[ActionSpec]:
             verification="the system profile and /run/current-system point at the previous generation, "
                          "switch-to-configuration exited 0, and no more units are failed than before",
             requires=(Precondition.GENERATION_BOUND,),
+            verified_by=Verification.PREVIOUS_GENERATION_RUNNING,
             target_of=lambda _: "system-profile",
             steps_of=lambda _, paths: (Step(("nix-env", "--rollback", "-p", paths.system_profile)),
                                        # The executor resolves this link after the rollback and runs the
@@ -237,6 +258,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=lambda _: "nix-store",
             steps_of=lambda *_: (Step(("nix-store", "--verify", "--check-contents", "--repair")),),
             requires=(),  # corruption is not visible without the (long) verify this action runs
+            verified_by=Verification.STORE_VERIFIES,
             timeout=3600.0,
         ),
         ActionSpec(
@@ -248,6 +270,7 @@ def _builtin_specs() -> list[ActionSpec]:
             target_of=lambda _: "notify",
             steps_of=lambda p, _: (Step(("logger", "-t", "ai-sysadmin", "--", str(p["message"]))),),
             requires=(),  # telling the admins is always allowed
+            verified_by=Verification.STEPS_ONLY,
             timeout=10.0,
         ),
     ]

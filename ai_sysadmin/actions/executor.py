@@ -41,8 +41,10 @@ from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.runner import RunResult, run_argv
-from ai_sysadmin.actions.service import POLICY_APPROVER, SERVICE_ACTOR
-from ai_sysadmin.actions.state import gather, now_utc, paused_until
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.facts import gather, now_utc, paused_until
+from ai_sysadmin.actions.types import ActionStatus as S
+from ai_sysadmin.actions.types import PolicyDecision
 from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
@@ -60,7 +62,7 @@ EXECUTOR_LOCK = 0x41_49_53_45_58  # "AISEX"
 
 
 class Refusal(Exception):
-    def __init__(self, status: str, reason: str):
+    def __init__(self, status: S, reason: str):
         self.status = status  # refused | expired
         self.reason = reason
         super().__init__(reason)
@@ -157,11 +159,11 @@ class Executor:
 
     async def recover(self, conn: psycopg.AsyncConnection) -> list[int]:
         """`executing` at start: the previous executor died mid-action.  Mark, verify, never re-run."""
-        rows = await ledger_actions.with_status(conn, "executing")
+        rows = await ledger_actions.with_status(conn, S.EXECUTING)
         for row in rows:
             now = self.clock()
             async with conn.transaction():
-                await self._move(conn, row["id"], "executing", "interrupted", now,
+                await self._move(conn, row["id"], S.EXECUTING, S.INTERRUPTED, now,
                                  "executor stopped mid-action; not re-run, verifying what happened",
                                  "action.interrupted", {"action": row["action"], "params": row["params"]})
             verification = await self._verify_row(conn, row, steps_ok=True, interrupted=True)
@@ -201,9 +203,9 @@ class Executor:
                 # anything runs: the catalog's preconditions, read from the live host.
                 unmet = await preconditions.unmet(va, self.cfg, self.paths)
                 if unmet is not None:
-                    raise Refusal("refused", f"precondition not met: {unmet}")
+                    raise Refusal(S.REFUSED, f"precondition not met: {unmet}")
             except Refusal as r:
-                await self._move(conn, row["id"], "approved", r.status, now, r.reason, f"action.{r.status}",
+                await self._move(conn, row["id"], S.APPROVED, r.status, now, r.reason, f"action.{r.status}",
                                  {"action": row["action"], "params": row["params"], "reason": r.reason})
                 log.warning("executor: action %s %s: %s", row["id"], r.status, r.reason)
                 self.handled += 1
@@ -214,9 +216,9 @@ class Executor:
                 self.handled += 1
                 return action_id
             verifier = Verifier(self.cfg, started_at=now, conn=None)
-            before = await verifier.before(va.id, va.params)
+            before = await verifier.before(va)
             await ledger_actions.transition(
-                conn, row["id"], "approved", "executing", actor=ACTOR, at=now, reason=f"re-validated ({how}); running",
+                conn, row["id"], S.APPROVED, S.EXECUTING, actor=ACTOR, at=now, reason=f"re-validated ({how}); running",
                 event="action.executing",
                 detail={"action": va.id, "params": va.params, "approval": how,
                         "argv": [list(s.argv) for s in va.steps(self.paths)]},
@@ -227,15 +229,15 @@ class Executor:
         steps_ok = all(r.ok for r in results)
         verification = await self._verify_row(conn, {**row, "result": {"before": before}, "started_at": now},
                                               steps_ok=steps_ok)
-        final = "verified" if verification["passed"] else "failed"
+        final = S.VERIFIED if verification["passed"] else S.FAILED
         end = self.clock()
         async with conn.transaction():
-            await self._move(conn, row["id"], "executing", final, end,
-                             "verification passed" if final == "verified" else "verification failed: " + "; ".join(
+            await self._move(conn, row["id"], S.EXECUTING, final, end,
+                             "verification passed" if final == S.VERIFIED else "verification failed: " + "; ".join(
                                  c["check"] for c in verification["checks"] if not c["passed"]),
                              f"action.{final}", {"verification": verification},
                              fields={"verification": verification, "finished_at": end})
-            if final == "failed":
+            if final == S.FAILED:
                 await self._trip(conn, row, "verification failed")
         log.info("executor: action %s %s %s: %s", row["id"], va.id, va.params, final)
         self.handled += 1
@@ -253,34 +255,34 @@ class Executor:
         try:
             va = self.catalog.validate(row["action"], row["params"])
         except ProposalRejected as exc:
-            raise Refusal("refused", f"not a valid catalog action: {exc}") from None
+            raise Refusal(S.REFUSED, f"not a valid catalog action: {exc}") from None
         if row["risk"] != va.risk:
-            raise Refusal("refused", f"recorded risk {row['risk']!r} is not the catalog's {va.risk!r}")
+            raise Refusal(S.REFUSED, f"recorded risk {row['risk']!r} is not the catalog's {va.risk!r}")
         if row["target"] is not None and row["target"] != va.target:
-            raise Refusal("refused", f"recorded target {row['target']!r} is not {va.target!r}")
+            raise Refusal(S.REFUSED, f"recorded target {row['target']!r} is not {va.target!r}")
         aliases: tuple[str, ...] = ()
         if va.unit and has_systemd():
             aliases = await unit_names(va.unit)
         a = self.cfg.actions
         for u in (va.unit, *aliases):
             if u and is_protected(u, self.cfg.protected_units, a.protected_patterns):
-                raise Refusal("refused", f"protected unit {u} (executor's own list): never acted on")
+                raise Refusal(S.REFUSED, f"protected unit {u} (executor's own list): never acted on")
         await self._check_decisions(conn, row)
         ap = await ledger_actions.latest_approval(conn, row["id"])
         if ap is None:
-            raise Refusal("refused", "approved without an approval record")
+            raise Refusal(S.REFUSED, "approved without an approval record")
         if ap["expires_at"] <= now:
-            raise Refusal("expired", f"approval by {ap['approver']} expired at {ap['expires_at'].isoformat()}")
+            raise Refusal(S.EXPIRED, f"approval by {ap['approver']} expired at {ap['expires_at'].isoformat()}")
         if ap["approved_at"] > now + timedelta(seconds=60):
-            raise Refusal("refused", "approval is dated in the future")
+            raise Refusal(S.REFUSED, "approval is dated in the future")
         if ap["signature"] is not None or ap["kind"] == "person":
             return va, await self._check_person_approval(conn, row, ap)
         # The service's own approval: only what THIS config's policy would run automatically.
         facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases,
                              verify=self.verify_decision)
         d = facts.decide(self.cfg.autonomy_level, va)
-        if d.decision != "execute":
-            raise Refusal("refused", f"no person approved it and the executor's own policy says "
+        if d.decision != PolicyDecision.EXECUTE:
+            raise Refusal(S.REFUSED, f"no person approved it and the executor's own policy says "
                                      f"{d.decision}: {d.reason}")
         return va, f"policy ({d.reason})"
 
@@ -288,34 +290,34 @@ class Executor:
         """What a person decided and the orchestrator cannot undo: the ledger, and a rejection."""
         problem = await ledger.untrusted(conn)
         if problem:
-            raise Refusal("refused", problem)
+            raise Refusal(S.REFUSED, problem)
         for d in await ledger.rejections(conn, row["id"]):
-            raise Refusal("refused", f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; "
+            raise Refusal(S.REFUSED, f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; "
                                      "a rejection is final")
         who = await ledger_actions.rejected_step_actor(conn, row["id"])
         if who is not None:
-            raise Refusal("refused", f"rejected by {who}; a rejection is final")
+            raise Refusal(S.REFUSED, f"rejected by {who}; a rejection is final")
 
     async def _check_person_approval(self, conn: psycopg.AsyncConnection, row: dict[str, Any],
                                      ap: dict[str, Any]) -> str:
         """A signed approval of exactly this row, not used before; records its use."""
         if self._key is None:
-            raise Refusal("refused", f"cannot check a person's approval: {self._key_error}")
+            raise Refusal(S.REFUSED, f"cannot check a person's approval: {self._key_error}")
         if ap["approver"] in (SERVICE_ACTOR, POLICY_APPROVER, ACTOR):
-            raise Refusal("refused", f"approver {ap['approver']!r} is the service, not a person")
+            raise Refusal(S.REFUSED, f"approver {ap['approver']!r} is the service, not a person")
         now_digest = signing.digest(row)
         if ap.get("digest") != now_digest:
-            raise Refusal("refused", f"approval signature does not cover this action: it changed since "
+            raise Refusal(S.REFUSED, f"approval signature does not cover this action: it changed since "
                                      f"{ap['approver']} approved it (approved digest {ap.get('digest')}, "
                                      f"now {now_digest})")
         if not signing.valid(self._key, ap["signature"], row["id"], ap["digest"], ap["approver"],
                              ap["approved_at"], ap["expires_at"]):
-            raise Refusal("refused", "approval signature is not valid for this action (not made with the "
+            raise Refusal(S.REFUSED, "approval signature is not valid for this action (not made with the "
                                      "approval key, or the action was changed after approval)")
         # A signature is good for one run, across executor restarts: a re-inserted copy of
         # an action that already ran (same id, same approval) is a replay.
         if not await ledger.use_approval(conn, ap["signature"], row["id"], ap["digest"]):
-            raise Refusal("refused", "this approval was already used: an action runs once per approval")
+            raise Refusal(S.REFUSED, "this approval was already used: an action runs once per approval")
         return f"approved by {ap['approver']} (signed, digest {ap['digest'][:16]})"
 
     async def _run_steps(self, conn: psycopg.AsyncConnection, action_id: int, va: ValidatedAction) -> list[RunResult]:
@@ -378,7 +380,7 @@ class Executor:
         for argv in argvs:
             self.out(f"DRY RUN (not NixOS; actions.nix_mode={self.cfg.actions.nix_mode}): action {row['id']} "
                      f"would run: {argv!r}")
-        await self._move(conn, row["id"], "approved", "dry-run", now,
+        await self._move(conn, row["id"], S.APPROVED, S.DRY_RUN, now,
                          "DRY RUN: not NixOS, the argv was printed and not run", "action.dry-run", {"argv": argvs},
                          fields={"result": {"mode": "dry-run", "argv": argvs}, "started_at": now, "finished_at": now,
                                  "executed_by": f"{ACTOR}@{socket.gethostname()}"})
@@ -392,7 +394,7 @@ class Executor:
         before = (row.get("result") or {}).get("before") or {}
         v = Verifier(self.cfg, started_at=row.get("started_at"), conn=conn, incident_id=row.get("incident_id"))
         try:
-            out = await v.check(va.id, va.params, before, steps_ok)
+            out = await v.check(va, before, steps_ok)
         except Exception as exc:  # a verification that cannot run is a failed one
             log.exception("executor: verification of action %s raised", row["id"])
             out = {"passed": False, "checks": [{"check": "verification ran", "passed": False,

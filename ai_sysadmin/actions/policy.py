@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ai_sysadmin.actions.types import PolicyDecision
 from ai_sysadmin.config import unit_is_protected
 
 AUTO_RISKS = {"observe": (), "suggest": (), "auto-safe": ("low",), "auto-full": ("low", "medium")}
@@ -33,7 +34,7 @@ AUTO_RISKS = {"observe": (), "suggest": (), "auto-safe": ("low",), "auto-full": 
 
 @dataclass(frozen=True)
 class Decision:
-    decision: str  # record | queue | execute | refuse
+    decision: PolicyDecision
     reason: str
 
 
@@ -47,19 +48,19 @@ def decide(autonomy: str, risk: str, *, protected: bool = False, paused: bool = 
         raise ValueError(f"unknown risk {risk!r}")
     what = f" {target}" if target else ""
     if protected:
-        return Decision("refuse", f"protected unit{what}: never acted on")
+        return Decision(PolicyDecision.REFUSE, f"protected unit{what}: never acted on")
     if autonomy == "observe":
-        return Decision("record", "autonomy level observe: recorded only")
+        return Decision(PolicyDecision.RECORD, "autonomy level observe: recorded only")
     if paused:
-        return Decision("queue", "actions are paused: queued for a person")
+        return Decision(PolicyDecision.QUEUE, "actions are paused: queued for a person")
     if risk == "high":
-        return Decision("queue", "high risk: always waits for a person")
+        return Decision(PolicyDecision.QUEUE, "high risk: always waits for a person")
     if risk not in AUTO_RISKS[autonomy]:
-        return Decision("queue", f"{risk} risk at autonomy level {autonomy}: queued for a person")
+        return Decision(PolicyDecision.QUEUE, f"{risk} risk at autonomy level {autonomy}: queued for a person")
     for blocked in (unbound, breaker_open, cooling_down, rate_limited):
         if blocked:
-            return Decision("queue", f"{blocked}: queued for a person")
-    return Decision("execute", f"{risk} risk at autonomy level {autonomy}: runs automatically")
+            return Decision(PolicyDecision.QUEUE, f"{blocked}: queued for a person")
+    return Decision(PolicyDecision.EXECUTE, f"{risk} risk at autonomy level {autonomy}: runs automatically")
 
 
 def canonical_unit(unit: str) -> str:

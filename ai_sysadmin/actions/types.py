@@ -1,7 +1,7 @@
 """The seam every layer proposes through: a typed proposal in, a policy outcome out.
 
 L3 review, L4 meta, the deterministic candidates, the API and chat all hand a
-`Proposal` to a `Proposer` (ai_sysadmin.actions.service.ActionService in the service,
+`Proposal` to a `Proposer` (ai_sysadmin.actions.proposals.ActionService in the service,
 a dry-run proposer in `replay`).  The proposer validates it against the catalog, asks
 the policy, records it, and returns a `ProposalOutcome`.  Nothing a model says sets
 the risk or the decision: both come from the catalog and the policy.
@@ -10,10 +10,40 @@ the risk or the decision: both come from the catalog and the policy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 RISKS = ("low", "medium", "high")
-DECISIONS = ("record", "queue", "execute", "refuse")
+
+
+class PolicyDecision(StrEnum):
+    """What the policy decided about a proposal (stored as these words in actions.decision)."""
+
+    RECORD = "record"
+    QUEUE = "queue"
+    EXECUTE = "execute"
+    REFUSE = "refuse"
+
+
+class ActionStatus(StrEnum):
+    """Where an action row stands (stored as these words in actions.status and action_steps)."""
+
+    PROPOSED = "proposed"  # rows written before the policy recorded its decision (older databases)
+    RECORDED = "recorded"
+    QUEUED = "queued"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    VERIFIED = "verified"
+    INTERRUPTED = "interrupted"
+    DRY_RUN = "dry-run"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+DECISIONS = tuple(PolicyDecision)
 SOURCES = ("rules", "review", "meta", "api", "chat", "cli")
 
 
@@ -42,7 +72,7 @@ class ProposalOutcome:
     action: str
     params: dict[str, Any]
     risk: str | None  # the catalog's risk; None when the action id is not in the catalog
-    decision: str  # one of DECISIONS
+    decision: PolicyDecision
     reason: str  # why this decision (policy rule, or the validation errors)
     source: str
     incident_id: int | None = None

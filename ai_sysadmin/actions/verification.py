@@ -1,9 +1,10 @@
 """What the executor checks after (and notes before) each action.
 
-Each catalog action has a `before` snapshot (stored with the action as it starts
-executing, so a restarted executor can still verify an interrupted one) and a
-`check` that returns whether the action did what it is for.  Observations come from
-the host: systemctl, journalctl, statvfs, the profile links.
+Each catalog action declares how it is verified (`ActionSpec.verified_by`); for that
+declaration this module has a `before` snapshot (stored with the action as it starts
+executing, so a restarted executor can still verify an interrupted one) where one is
+needed, and a check that returns whether the action did what it is for.  Observations
+come from the host: systemctl, journalctl, statvfs, the profile links.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from collections.abc import Awaitable, Callable
 
 import psycopg
 
+from ai_sysadmin.actions.catalog import ValidatedAction, Verification
 from ai_sysadmin.actions.runner import run_argv
 from ai_sysadmin.config import Config
 from ai_sysadmin.store.triggers import severe_since
@@ -130,29 +133,37 @@ class Verifier:
     conn: psycopg.AsyncConnection | None = None  # for "no new failure trigger"
     incident_id: int | None = None  # the action's incident: a rollback checks the units it attributed to a switch
 
-    async def before(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        a = self.cfg.actions
-        if action == "restart_unit" and has_systemd():
-            return {"props": await unit_props(params["unit"], "ActiveState", "InvocationID", "NRestarts")}
-        if action == "vacuum_journal":
-            return {"journal_bytes": await journal_usage()}
-        if action == "collect_garbage":
-            return {"store": store_dir(), "free_bytes": free_bytes(store_dir())}
-        if action == "rollback_generation":
-            cur, gens = _generation(a.system_profile)
-            prev = max((n for n in gens if cur is not None and n < cur), default=None)
-            return {"generation": cur, "target": os.path.realpath(a.system_profile),
-                    "expected_generation": prev, "expected_target": gens.get(prev) if prev is not None else None,
-                    "failed_units": await failed_units()}
-        return {}
+    async def before(self, va: ValidatedAction) -> dict[str, Any]:
+        """What the action's verification compares against, read before it runs."""
+        snapshot = BEFORE.get(va.spec.verified_by)
+        return await snapshot(self, va.params) if snapshot is not None else {}
 
-    async def check(self, action: str, params: dict[str, Any], before: dict[str, Any],
-                    steps_ok: bool) -> dict[str, Any]:
-        fn = getattr(self, f"_check_{action}", None)
+    async def check(self, va: ValidatedAction, before: dict[str, Any], steps_ok: bool) -> dict[str, Any]:
         checks: list[dict[str, Any]] = [{"check": "every step exited 0", "passed": steps_ok}]
-        if fn is not None:
-            checks += await fn(params, before)
+        checks += await CHECKS[va.spec.verified_by](self, va.params, before)
         return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+    async def _before_restart(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not has_systemd():
+            return {}
+        return {"props": await unit_props(params["unit"], "ActiveState", "InvocationID", "NRestarts")}
+
+    async def _before_vacuum(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"journal_bytes": await journal_usage()}
+
+    async def _before_collect(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"store": store_dir(), "free_bytes": free_bytes(store_dir())}
+
+    async def _before_rollback(self, params: dict[str, Any]) -> dict[str, Any]:
+        a = self.cfg.actions
+        cur, gens = _generation(a.system_profile)
+        prev = max((n for n in gens if cur is not None and n < cur), default=None)
+        return {"generation": cur, "target": os.path.realpath(a.system_profile),
+                "expected_generation": prev, "expected_target": gens.get(prev) if prev is not None else None,
+                "failed_units": await failed_units()}
+
+    async def _steps_only(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
 
     async def _check_restart_unit(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         unit = params["unit"]
@@ -267,3 +278,26 @@ class Verifier:
                            "passed": p.get("ActiveState") == "active",
                            "observed": f"{p.get('ActiveState')}/{p.get('SubState')}"})
         return checks
+
+
+Snapshot = Callable[[Verifier, dict[str, Any]], Awaitable[dict[str, Any]]]
+Check = Callable[[Verifier, dict[str, Any], dict[str, Any]], Awaitable[list[dict[str, Any]]]]
+
+# The snapshot each declared verification compares against (none: nothing to compare).
+BEFORE: dict[Verification, Snapshot] = {
+    Verification.UNIT_STAYS_ACTIVE: Verifier._before_restart,
+    Verification.ARCHIVED_JOURNAL_BOUNDED: Verifier._before_vacuum,
+    Verification.STORE_SPACE_KEPT: Verifier._before_collect,
+    Verification.PREVIOUS_GENERATION_RUNNING: Verifier._before_rollback,
+}
+
+# The check of each declared verification, after the steps ran.
+CHECKS: dict[Verification, Check] = {
+    Verification.STEPS_ONLY: Verifier._steps_only,
+    Verification.UNIT_STAYS_ACTIVE: Verifier._check_restart_unit,
+    Verification.UNIT_NOT_FAILED: Verifier._check_reset_failed_unit,
+    Verification.ARCHIVED_JOURNAL_BOUNDED: Verifier._check_vacuum_journal,
+    Verification.STORE_SPACE_KEPT: Verifier._check_collect_garbage,
+    Verification.STORE_VERIFIES: Verifier._check_nix_store_repair,
+    Verification.PREVIOUS_GENERATION_RUNNING: Verifier._check_rollback_generation,
+}

@@ -28,7 +28,6 @@ from ai_sysadmin.api.errors import ApiError, Handler
 from ai_sysadmin.api.limits import ConcurrencyLimiter
 from ai_sysadmin.apikeys import DEFAULT_KEY_SCOPES, ApiKey, Scope
 
-ANONYMOUS = "anonymous"
 # What a caller without a key may do where no key is required (loopback without keys).
 ANONYMOUS_SCOPES = DEFAULT_KEY_SCOPES
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ai-sysadmin"'}

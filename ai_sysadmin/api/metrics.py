@@ -14,11 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ApiMetrics:
 class StoreSnapshot(Collector):
     """Families computed by `refresh()` (async, before each scrape) and yielded by `collect()`."""
 
-    def __init__(self, pool: Any, spool_dir: str | None, spool_max: int):
+    def __init__(self, pool: AsyncConnectionPool | None, spool_dir: str | None, spool_max: int):
         self._pool = pool
         self._spool_dir = spool_dir
         self._spool_max = spool_max
@@ -111,7 +111,7 @@ _COUNTS = (
 )
 
 
-async def _db_families(pool: Any, timeout: float) -> list[GaugeMetricFamily]:
+async def _db_families(pool: AsyncConnectionPool | None, timeout: float) -> list[GaugeMetricFamily]:
     if pool is None:
         raise RuntimeError("no database pool")
     fams: list[GaugeMetricFamily] = []

@@ -166,15 +166,6 @@ class Upstream:
             log.debug("%s %s: %s", self.name, path, exc)
             return 0, None
 
-    async def get_text(self, path: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, str]:
-        try:
-            async with self.session.get(f"{self.role.url}{path}", headers=self.headers(False),
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                return r.status, await r.text()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("%s %s: %s", self.name, path, exc)
-            return 0, ""
-
     async def probe(self) -> dict[str, Any]:
         """Is the server up (its /v1/models answers), and what does it serve."""
         status, body = await self.get_json("/v1/models")

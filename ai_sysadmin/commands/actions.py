@@ -161,7 +161,7 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         print(f"breaker on {args.target} cleared")
         return 0
     if args.verb == "policy":
-        from ai_sysadmin.actions.service import ActionService
+        from ai_sysadmin.actions.proposals import ActionService
 
         state = await ActionService(cfg, pool).policy_state()
         if args.format == "json":
@@ -176,7 +176,7 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
                       f"{', cooling down until ' + t['cooling_down_until'] if t['cooling_down_until'] else ''}")
         return 0
     if args.verb == "propose":
-        from ai_sysadmin.actions.service import ActionService
+        from ai_sysadmin.actions.proposals import ActionService
         from ai_sysadmin.actions.types import Proposal
 
         try:

@@ -74,7 +74,7 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
 
     # Per-review INFO lines would bury the progress lines; debug still shows everything.
     if logging.getLogger().level > logging.DEBUG:
-        for name in ("drain3", "ai_sysadmin.review.service", "ai_sysadmin.trigger"):
+        for name in ("drain3", "ai_sysadmin.review.reviewer", "ai_sysadmin.trigger"):
             logging.getLogger(name).setLevel(logging.WARNING)
     directory = Path(args.scenarios) if args.scenarios else None
     if directory is not None and not directory.is_dir():

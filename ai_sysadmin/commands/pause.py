@@ -54,7 +54,7 @@ async def _run(cfg, args: argparse.Namespace, *, pause: bool) -> int:
     import psycopg
 
     from ai_sysadmin.actions import approvals, signing
-    from ai_sysadmin.actions.state import now_utc
+    from ai_sysadmin.actions.facts import now_utc
     from ai_sysadmin.commands.actions import local_actor
     from ai_sysadmin.store.db import make_pool
 

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 async def _run(args: argparse.Namespace, cfg: Any) -> int:
     import psycopg
 
-    from ai_sysadmin.store.service import open_store
+    from ai_sysadmin.store.lifecycle import open_store
 
     try:
         store = await open_store(cfg, pool_timeout=5.0)
@@ -49,8 +49,8 @@ async def _run(args: argparse.Namespace, cfg: Any) -> int:
 
 
 async def review_now(cfg: Any, store: Any, *, use_model: bool = True) -> Any:
-    from ai_sysadmin.actions.service import ActionService
-    from ai_sysadmin.incidents.service import trigger_from_row
+    from ai_sysadmin.actions.proposals import ActionService
+    from ai_sysadmin.incidents.tracker import trigger_from_row
     from ai_sysadmin.review.stack import ReviewStack
     from ai_sysadmin.store.triggers import recent as recent_triggers
 

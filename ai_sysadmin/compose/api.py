@@ -97,7 +97,7 @@ async def _agent(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _agent_investigator(st: Any, agent: Any, stack: contextlib.AsyncExitStack) -> Any:
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
     from ai_sysadmin.compose.investigator import build_investigator
     from ai_sysadmin.llm import LLMClient
 
@@ -118,7 +118,7 @@ async def _accounting(st: Any, stack: contextlib.AsyncExitStack) -> Any:
     try:
         from prometheus_client import CollectorRegistry
 
-        from ai_sysadmin.store.service import build_store
+        from ai_sysadmin.store.lifecycle import build_store
 
         store = build_store(st.cfg, pool=st.pool, registry=CollectorRegistry())
         store.writer.start()

@@ -21,7 +21,7 @@ from typing import Any
 from collections.abc import AsyncIterator
 
 from ai_sysadmin.actions.policy import is_protected
-from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.collect.collector import MetricsCollector
 from ai_sysadmin.compose.clients import RoleClients, service_clients
 from ai_sysadmin.compose.investigator import build_investigator
@@ -31,9 +31,9 @@ from ai_sysadmin.incidents.switches import SwitchWatch
 from ai_sysadmin.meta.findings import MetaFindings
 from ai_sysadmin.meta.hooks import MetaHooks
 from ai_sysadmin.review.stack import ReviewStack
-from ai_sysadmin.store.service import Store, open_store
+from ai_sysadmin.store.lifecycle import Store, open_store
 from ai_sysadmin.store.switches import SwitchStore
-from ai_sysadmin.trigger.service import TriggerFollower, journal_source
+from ai_sysadmin.trigger.follower import TriggerFollower, journal_source
 
 log = logging.getLogger(__name__)
 

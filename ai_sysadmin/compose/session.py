@@ -43,7 +43,7 @@ async def open_session(cfg: Config, *, db_timeout: float = 5.0) -> AsyncIterator
         kb = await _open_kb(cfg, stack, warnings)
         proposer = None
         if pool is not None:
-            from ai_sysadmin.actions.service import ActionService
+            from ai_sysadmin.actions.proposals import ActionService
 
             proposer = ActionService(cfg, pool)
         client = LLMClient(cfg.roles.meta)

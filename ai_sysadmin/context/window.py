@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +110,6 @@ class TriggerWindow:
         """Entries oldest first (rendering and compaction order)."""
         return list(self.entries.values())
 
-    def forget_before(self, iso: str) -> None:
-        """Fold entries whose last occurrence is older than `iso` (the window's horizon)."""
-        for key in [k for k, e in self.entries.items() if e.last_seen < iso]:
-            self.fold(key)
-
     # ------------------------------------------------------------------ persistence
 
     def to_json(self) -> dict[str, Any]:
@@ -149,9 +143,3 @@ class TriggerWindow:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(self.to_json(), separators=(",", ":")).encode())
         self.dirty = False
-
-
-def horizon(now: datetime, seconds: float) -> str:
-    from datetime import timedelta
-
-    return (now - timedelta(seconds=seconds)).isoformat()

@@ -8,7 +8,7 @@ store paths, the link's own time, and the preflight report (closure diff, unit p
 verdict) computed in-process on the old and the new system.  Each round then attributes
 incidents (store/switches.py: the rule) whose first failure came within
 `review.switch_window` after a switch and names a unit the switch touched; the review
-proposes `rollback_generation` for those (review/service.py), with the proof.
+proposes `rollback_generation` for those (review/reviewer.py), with the proof.
 
 What it cannot see: a switch and a switch back between two polls, and the old system of
 a switch made while the service was down for the first time (then the first switch it

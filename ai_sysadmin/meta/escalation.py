@@ -16,6 +16,12 @@ from typing import Any
 
 from ai_sysadmin import envelope
 from ai_sysadmin.tasks import stop_tasks
+from typing import TYPE_CHECKING, Protocol
+
+from ai_sysadmin.meta.findings import FindingsStore
+
+if TYPE_CHECKING:  # the loop imports the model client; the escalation only calls it
+    from ai_sysadmin.meta.loop import Investigation
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +29,24 @@ QUESTION = ("The periodic review escalated incident {id} for a deeper look. The 
             "Investigate with the tools, find the root cause, and propose catalog actions if they would help.")
 
 
+class Investigates(Protocol):
+    """An investigator: meta.loop.Investigator, or one that opens its knowledge base on first use."""
+
+    async def investigate(self, question: str, *, incident_id: int | None = None) -> Investigation: ...
+
+
 class Escalator:
-    def __init__(self, investigator: Any, *, debounce_seconds: float, findings: Any = None,
+    def __init__(self, investigator: Investigates, *, debounce_seconds: float, findings: FindingsStore | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.investigator = investigator  # meta.loop.Investigator
+        self.investigator = investigator
         self.debounce = debounce_seconds
-        self.findings = findings  # meta.findings.MetaFindings: the cross-process debounce
+        self.findings = findings  # the cross-process debounce
         self._clock = clock
         self._last: dict[int, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._one_at_a_time = asyncio.Semaphore(1)
         self.started: list[int] = []  # incident ids, in order (status, tests)
-        self.results: list[Any] = []  # finished Investigations
+        self.results: list[Investigation] = []  # finished, in order
 
     async def escalate(self, incident_id: int, reason: str) -> None:
         now = self._clock()

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from typing import Protocol
+
+from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.store import findings
 from ai_sysadmin.store.incidents import IncidentStore
@@ -15,8 +18,21 @@ from ai_sysadmin.store.incidents import IncidentStore
 LAYER = "meta"
 
 
+class FindingsStore(Protocol):
+    """What the investigator and the escalation need of the findings (MetaFindings, or eval's
+    MemoryFindings over a snapshot)."""
+
+    async def incident(self, incident_id: int) -> dict[str, Any] | None: ...
+
+    async def record(self, incident_id: int | None, severity: str, title: str, detail: dict[str, Any]) -> int: ...
+
+    async def update(self, finding_id: int, detail: dict[str, Any]) -> None: ...
+
+    async def investigated_since(self, incident_id: int, seconds: float) -> bool: ...
+
+
 class MetaFindings:
-    def __init__(self, pool: Any):
+    def __init__(self, pool: AsyncConnectionPool):
         self._pool = pool
         self._incidents = IncidentStore(pool)
 

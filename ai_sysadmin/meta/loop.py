@@ -32,25 +32,54 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from enum import StrEnum
+
 
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
-from ai_sysadmin.actions.types import Proposal, ProposalOutcome
+from ai_sysadmin.actions.types import Proposal, ProposalOutcome, Proposer
 from ai_sysadmin.config import Config
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
+from ai_sysadmin.meta.findings import FindingsStore
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.tools.proposals import collect_proposals
 from ai_sysadmin.meta.transcript import bound_transcript
 from ai_sysadmin.meta.turn import TurnCall, tool_turn
+from ai_sysadmin.meta.tools import Toolset
+from ai_sysadmin.store.knowledge import KnowledgeSearch
 
 log = logging.getLogger(__name__)
 
 # turn_delta: text the model writes during a tool turn, live; it is thinking aloud when the turn
 # then calls tools, and the answer when it does not (then also sent whole as an answer_delta).
-EVENT_KINDS = ("step_start", "step_result", "turn_delta", "answer_delta", "proposal", "diagnosis", "error")
-OUTCOMES = ("ok", "degraded", "failed", "deadline")
+
+
+class EventKind(StrEnum):
+    """What an investigation event carries (the API streams these words)."""
+
+    STEP_START = "step_start"
+    STEP_RESULT = "step_result"
+    TURN_DELTA = "turn_delta"
+    ANSWER_DELTA = "answer_delta"
+    PROPOSAL = "proposal"
+    DIAGNOSIS = "diagnosis"
+    ERROR = "error"
+
+
+class Outcome(StrEnum):
+    """How an investigation ended, from best to worst (stored as these words in findings)."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    DEADLINE = "deadline"
+    FAILED = "failed"
+
+
+EVENT_KINDS = tuple(EventKind)
+OUTCOMES = tuple(Outcome)
 MAX_REFUSALS_IN_A_ROW = 2
 ANSWER_RESERVE_SHARE = 0.3  # of the deadline, kept for the answer and the diagnosis
 ANSWER_RESERVE_MAX = 180.0
@@ -76,7 +105,7 @@ DIAGNOSIS_PROMPT = (
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # one of EVENT_KINDS
+    kind: EventKind
     data: dict[str, Any]
 
 
@@ -107,7 +136,7 @@ class Investigation:
     steps: list[Step] = field(default_factory=list)
     proposals: list[ProposalOutcome] = field(default_factory=list)
     finding_id: int | None = None
-    outcome: str = "ok"  # one of OUTCOMES
+    outcome: Outcome = Outcome.OK
     error: str | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)  # per model call: kind, latency_s, outcome
     latency_s: float = 0.0
@@ -128,23 +157,24 @@ OnEvent = Callable[[Event], Awaitable[None]]
 class _Stop(Exception):
     """The tool phase ends (deadline, model gone); `outcome` says how."""
 
-    def __init__(self, outcome: str, message: str):
+    def __init__(self, outcome: Outcome, message: str):
         self.outcome = outcome
         super().__init__(message)
 
 
 class Investigator:
-    def __init__(self, cfg: Config, client: Any, tools: Any, proposer: Any, *, incident_store: Any = None,
-                 kb: Any = None):
+    def __init__(self, cfg: Config, client: LLMClient, tools: Toolset, proposer: Proposer | None, *,
+                 incident_store: FindingsStore | None = None, kb: KnowledgeSearch | None = None):
         self.cfg = cfg
         self.m = cfg.meta
-        self.client = client  # llm.LLMClient of the meta role
-        self.tools = tools  # meta.tools.Toolset
-        self.proposer = proposer  # actions.types.Proposer (or None: proposals are refused)
-        self.incident_store = incident_store  # meta.findings.MetaFindings (or None: nothing is stored)
-        self.kb = kb if kb is not None else getattr(getattr(tools, "context", None), "kb", None)
-        if getattr(tools, "context", None) is not None and tools.context.proposer is None:
-            tools.context.proposer = proposer
+        self.client = client  # of the meta role
+        self.tools = tools
+        self.proposer = proposer  # None: proposals are refused
+        self.incident_store = incident_store  # None: nothing is stored
+        context = tools.context
+        self.kb = kb if kb is not None else (context.kb if context is not None else None)
+        if context is not None and context.proposer is None:
+            context.proposer = proposer
         # The diagnosis may only propose catalog actions with their own parameters.
         self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
 
@@ -168,14 +198,14 @@ class Investigator:
                                                     stream_text=stream_text)
             except _Stop as stop:
                 inv.outcome, inv.error = stop.outcome, str(stop)
-                await emit(Event("error", {"outcome": stop.outcome, "message": str(stop)}))
+                await emit(Event(EventKind.ERROR, {"outcome": stop.outcome, "message": str(stop)}))
             await self._answer_phase(inv, messages, final_text, emit, deadline)
             known["tool_call"] = {s.call_id for s in inv.steps if s.ok}
             await self._diagnosis_phase(inv, messages, known, emit, deadline)
             inv.latency_s = time.monotonic() - started
             inv.messages = messages
             await self._record(inv, emit)
-        await emit(Event("diagnosis", inv.diagnosis))  # the final object, after its proposals
+        await emit(Event(EventKind.DIAGNOSIS, inv.diagnosis))  # the final object, after its proposals
         return inv
 
     async def _opening(self, question: str, history: list[dict], incident_id: int | None,
@@ -212,15 +242,15 @@ class Investigator:
 
         async def on_text(text: str) -> None:
             streamed.append(text)
-            await emit(Event("turn_delta", {"text": text}))
+            await emit(Event(EventKind.TURN_DELTA, {"text": text}))
 
         for turn_no in range(1, self.m.max_steps + 1):
             if streamed:  # text of an earlier turn that then called tools: keep it apart
-                await emit(Event("turn_delta", {"text": "\n\n"}))
+                await emit(Event(EventKind.TURN_DELTA, {"text": "\n\n"}))
                 streamed.clear()
             remaining = tool_deadline - time.monotonic()
             if remaining <= 0:
-                raise _Stop("deadline", f"deadline reached after {turn_no - 1} step(s)")
+                raise _Stop(Outcome.DEADLINE, f"deadline reached after {turn_no - 1} step(s)")
             request = messages + ([{"role": "assistant", "content": self.m.prefill}] if self.m.prefill else [])
             t0 = time.monotonic()
             try:
@@ -230,16 +260,16 @@ class Investigator:
                     remaining)
             except TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
-                raise _Stop("deadline", f"deadline reached during step {turn_no}") from None
+                raise _Stop(Outcome.DEADLINE, f"deadline reached during step {turn_no}") from None
             except BadModelOutput as exc:
                 # An undecodable call (unknown tool, arguments not JSON): tell the model, go on.
                 inv.turns.append(_turn("tools", t0, "bad_output"))
                 call_id = f"c{len(inv.steps) + 1}"
                 step = Step(call_id, "(invalid call)", None, False, f"error: {exc}"[:200], turn=turn_no)
                 inv.steps.append(step)
-                await emit(Event("step_start", {"call_id": call_id, "tool": step.tool,
+                await emit(Event(EventKind.STEP_START, {"call_id": call_id, "tool": step.tool,
                                                 "arguments": {"raw": (exc.raw or "")[:200]}}))
-                await emit(Event("step_result", _result_data(step)))
+                await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
                 messages.append({"role": "user", "content": (
                     f"Your last tool call ({call_id}) could not be used: "
                     + envelope.wrap(str(exc) + (f" (raw: {exc.raw[:300]})" if exc.raw else ""), "error") + "\nCall one of the listed tools with a JSON object "
@@ -247,7 +277,7 @@ class Investigator:
                 continue
             except LLMError as exc:
                 inv.turns.append(_turn("tools", t0, "error"))
-                raise _Stop("failed", f"meta model failed at step {turn_no}: {exc}") from None
+                raise _Stop(Outcome.FAILED, f"meta model failed at step {turn_no}: {exc}") from None
             inv.turns.append(_turn("tools", t0, "ok"))
             if not turn.calls and (turn.finish_reason == "length" or self.m.tool_choice == "required"):
                 # Cut off, or a required call not made: not an answer. Say so and go on.
@@ -256,8 +286,8 @@ class Investigator:
                        else "a tool call was required and none was made")
                 step = Step(call_id, "(invalid call)", None, False, f"error: {why}", turn=turn_no)
                 inv.steps.append(step)
-                await emit(Event("step_start", {"call_id": call_id, "tool": step.tool, "arguments": {}}))
-                await emit(Event("step_result", _result_data(step)))
+                await emit(Event(EventKind.STEP_START, {"call_id": call_id, "tool": step.tool, "arguments": {}}))
+                await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
                 messages.append({"role": "user", "content": f"Your last turn ({call_id}) could not be used: {why}. "
                                  "Call one tool with short arguments, or answer without tools."})
                 continue
@@ -277,7 +307,7 @@ class Investigator:
                 key = call.name + "\x00" + (json.dumps(call.arguments, sort_keys=True) if call.error is None
                                             else call.raw)
                 shown = call.arguments if call.error is None else {"raw": call.raw[:200]}
-                await emit(Event("step_start", {"call_id": cid, "tool": call.name, "arguments": shown}))
+                await emit(Event(EventKind.STEP_START, {"call_id": cid, "tool": call.name, "arguments": shown}))
                 if call.error is not None:
                     step = Step(cid, call.name or "(invalid call)", {"raw": call.raw[:200]}, False,
                                 f"error: {call.error}"[:200], turn=turn_no)
@@ -302,7 +332,7 @@ class Investigator:
                     self._collect_ids(result, inv)
                 inv.steps.append(step)
                 messages.append(tool_message(cid, call.name, text, self.tools.max_chars))
-                await emit(Event("step_result", _result_data(step)))
+                await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
             await self._emit_new_proposals(inv, emit, proposed)
             refusals_in_a_row = refusals_in_a_row + 1 if refused_all else 0
             if refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
@@ -325,16 +355,16 @@ class Investigator:
         while proposed:
             outcome = proposed.pop(0)
             inv.proposals.append(outcome)
-            await emit(Event("proposal", outcome.to_json()))
+            await emit(Event(EventKind.PROPOSAL, outcome.to_json()))
 
     async def _answer_phase(self, inv: Investigation, messages: list[dict[str, Any]], final_text: str | None,
                             emit: _Emitter, deadline: float) -> None:
         if final_text:
             inv.answer = final_text
-            await emit(Event("answer_delta", {"text": final_text}))
+            await emit(Event(EventKind.ANSWER_DELTA, {"text": final_text}))
             messages.append({"role": "assistant", "content": final_text})
             return
-        if inv.outcome == "failed" or self.m.answer_max_tokens == 0:
+        if inv.outcome == Outcome.FAILED or self.m.answer_max_tokens == 0:
             return  # no prose answer: the diagnosis phase renders one
         messages.append({"role": "user", "content": ANSWER_PROMPT})
         t0 = time.monotonic()
@@ -343,14 +373,14 @@ class Investigator:
             async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
                 async for delta in self.client.stream(messages, max_tokens=self.m.answer_max_tokens):
                     parts.append(delta)
-                    await emit(Event("answer_delta", {"text": delta}))
+                    await emit(Event(EventKind.ANSWER_DELTA, {"text": delta}))
             inv.turns.append(_turn("stream", t0, "ok"))
         except TimeoutError:
             inv.turns.append(_turn("stream", t0, "timeout"))
-            self._degrade(inv, "deadline", "deadline reached while answering")
+            self._degrade(inv, Outcome.DEADLINE, "deadline reached while answering")
         except LLMError as exc:
             inv.turns.append(_turn("stream", t0, "error"))
-            self._degrade(inv, "failed", f"meta model failed while answering: {exc}")
+            self._degrade(inv, Outcome.FAILED, f"meta model failed while answering: {exc}")
         inv.answer = "".join(parts).strip()
         messages.append({"role": "assistant", "content": inv.answer})
 
@@ -361,7 +391,7 @@ class Investigator:
         severity = known.pop("_severity", {"info"})
         fallback_severity = next(iter(severity)) if severity else "info"
         why = None
-        if inv.outcome == "failed":
+        if inv.outcome == Outcome.FAILED:
             why = inv.error or "the meta model failed"
         else:
             t0 = time.monotonic()
@@ -376,20 +406,20 @@ class Investigator:
             except TimeoutError:
                 inv.turns.append(_turn("structured", t0, "timeout"))
                 why = "the deadline passed before the model gave a diagnosis"
-                self._degrade(inv, "deadline", why)
+                self._degrade(inv, Outcome.DEADLINE, why)
             except LLMError as exc:
                 inv.turns.append(_turn("structured", t0, "error"))
                 why = f"the model gave no usable diagnosis ({exc})"
-                self._degrade(inv, "failed" if not isinstance(exc, BadModelOutput) else "degraded", why)
+                self._degrade(inv, Outcome.FAILED if not isinstance(exc, BadModelOutput) else Outcome.DEGRADED, why)
         if why is not None:
             inv.diagnosis = diag.fallback(inv.question, [s.to_json() for s in inv.steps], why, fallback_severity)
         if not inv.answer:
             inv.answer = diag.as_text(inv.diagnosis)
-            await emit(Event("answer_delta", {"text": inv.answer}))
+            await emit(Event(EventKind.ANSWER_DELTA, {"text": inv.answer}))
 
-    def _degrade(self, inv: Investigation, outcome: str, message: str) -> None:
-        rank = {"ok": 0, "degraded": 1, "deadline": 2, "failed": 3}
-        if rank[outcome] > rank[inv.outcome]:
+    def _degrade(self, inv: Investigation, outcome: Outcome, message: str) -> None:
+        rank = list(Outcome).index  # from best to worst
+        if rank(outcome) > rank(inv.outcome):
             inv.outcome = outcome
         inv.error = inv.error or message
 
@@ -431,7 +461,7 @@ class Investigator:
                     "meta: " + inv.diagnosis.get("root_cause", "")[:200], finding)
             except Exception as exc:
                 log.warning("meta: cannot store the finding: %s", exc)
-                self._degrade(inv, "degraded", f"finding not stored: {exc}")
+                self._degrade(inv, Outcome.DEGRADED, f"finding not stored: {exc}")
         await self._propose_diagnosis_actions(inv, emit)
         if inv.finding_id is not None and self.incident_store is not None:
             finding["proposals"] = [p.to_json() for p in inv.proposals]
@@ -459,7 +489,7 @@ class Investigator:
                 reason=str(item.get("reason", ""))[:500], source="meta", incident_id=inv.incident_id,
                 finding_id=inv.finding_id))
             inv.proposals.append(outcome)
-            await emit(Event("proposal", outcome.to_json()))
+            await emit(Event(EventKind.PROPOSAL, outcome.to_json()))
 
 
 class _Emitter:

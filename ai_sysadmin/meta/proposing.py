@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from ai_sysadmin.actions.types import Proposal, ProposalOutcome
+from ai_sysadmin.actions.types import PolicyDecision, Proposal, ProposalOutcome, Proposer
 
 log = logging.getLogger(__name__)
 
 
-async def propose(proposer: Any, proposal: Proposal) -> ProposalOutcome:
+async def propose(proposer: Proposer | None, proposal: Proposal) -> ProposalOutcome:
     if proposer is None:
-        return ProposalOutcome(proposal.action, proposal.params, None, "refuse", "no action service configured",
+        return ProposalOutcome(proposal.action, proposal.params, None, PolicyDecision.REFUSE,
+                               "no action service configured",
                                proposal.source, proposal.incident_id)
     try:
         return await proposer.propose(proposal)
     except Exception as exc:  # a database hiccup must not end the investigation
         log.warning("meta: proposing %s failed: %s", proposal.action, exc)
-        return ProposalOutcome(proposal.action, proposal.params, None, "refuse", f"proposal failed: {exc}",
+        return ProposalOutcome(proposal.action, proposal.params, None, PolicyDecision.REFUSE,
+                               f"proposal failed: {exc}",
                                proposal.source, proposal.incident_id)

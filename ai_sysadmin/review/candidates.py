@@ -19,7 +19,6 @@ local user can log suggests a notice, never a target.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,10 +227,3 @@ def _nix_name(unit: str) -> str | None:
 def _add(actions: list[tuple[str, dict[str, Any]]], action: str, params: dict[str, Any]) -> None:
     if (action, params) not in actions:
         actions.append((action, params))
-
-
-def runbook_names(cands: Iterable[Candidates]) -> list[str]:
-    seen: list[str] = []
-    for c in cands:
-        seen += [r for r in c.runbooks if r not in seen]
-    return seen

@@ -20,9 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from typing import TYPE_CHECKING
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
+
+if TYPE_CHECKING:  # imported where used: `replay` starts without the layers it does not run
+    from ai_sysadmin.actions.proposals import DryRunProposer
+    from ai_sysadmin.collect.units import UnitStates
+    from ai_sysadmin.incidents.correlate import Incident
+    from ai_sysadmin.review.hooks import Escalate
+    from ai_sysadmin.review.reviewer import ReviewResult
+    from ai_sysadmin.store.metrics import Sample
 
 PROPOSAL_KEYS = ("action", "params", "risk", "source", "decision", "reason", "incident", "errors")
 
@@ -31,7 +40,7 @@ class SnapshotError(ValueError):
     pass
 
 
-def load_snapshot(path: str) -> tuple[list[Any], Any]:
+def load_snapshot(path: str) -> tuple[list[Sample], UnitStates]:
     """(samples, UnitStates) from a metric snapshot file; errors name the field."""
     from ai_sysadmin.collect.units import UnitStates
     from ai_sysadmin.store.metrics import Sample
@@ -64,30 +73,30 @@ class ReviewRun:
     """What incidents, L2, L3 and the policy made of a set of triggers (nothing executed)."""
 
     triggers: list[Trigger]  # L1's, plus threshold triggers from the snapshot
-    incidents: list[Any]  # incidents.correlate.Incident, numbered from 1 in opening order
+    incidents: list[Incident]  # numbered from 1 in opening order
     incident_of: dict[str, int]  # trigger id -> incident number
-    result: Any  # review.service.ReviewResult
+    result: ReviewResult
     seconds: float  # wall time of correlation + context + review + policy
-    proposer: Any = None  # the dry-run proposer the review used (eval hands L4's proposals to it too)
+    proposer: DryRunProposer | None = None  # the review's (eval hands L4's proposals to it too)
 
 
 async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model: bool, autonomy: str | None,
-                          samples: Sequence[Any] = (), units: Any = None, escalate: Any = None) -> ReviewRun:
+                          samples: Sequence[Sample] = (), units: UnitStates | None = None,
+                          escalate: Escalate | None = None) -> ReviewRun:
     """Triggers -> incidents -> L2 -> L3 -> policy, in memory, with the dry-run proposer.
 
     `samples`/`units` (a metric snapshot) add threshold triggers and the unit states.
     `escalate`: the review's L4 hook (review.hooks.Escalate); eval records the escalations
     with it and investigates after the review.
     """
-    from ai_sysadmin.actions.catalog import load_catalog
-    from ai_sysadmin.actions.service import DryRunProposer
+    from ai_sysadmin.actions.proposals import DryRunProposer
     from ai_sysadmin.collect.thresholds import evaluate
     from ai_sysadmin.context.window import TriggerWindow
     from ai_sysadmin.incidents.correlate import Correlator, UnitView
     from ai_sysadmin.incidents.health import StaticUnits
     from ai_sysadmin.review.record import MemoryReviewSink
-    from ai_sysadmin.review.service import ReviewService
-    from ai_sysadmin.review.state import SnapshotState
+    from ai_sysadmin.review.reviewer import ReviewService
+    from ai_sysadmin.review.state_sources import SnapshotState
 
     started = time.monotonic()
     if autonomy:
@@ -126,7 +135,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     found = {inc.id: Evidence(frozenset(inc.all_units), frozenset(supported_actions(inc))) for inc in incidents}
     proposer = DryRunProposer(cfg, evidence=found.get)
     service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
-                            catalog=load_catalog(), sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
+                            sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
                             units=StaticUnits(view), client=client, use_model=use_model, escalate=escalate)
     try:
         res = await service.review_once("replay")
@@ -138,7 +147,7 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
 
 async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, err: TextIO, *,
                          use_model: bool, autonomy: str | None, metrics_path: str | None) -> int:
-    samples: list[Any] = []
+    samples: list[Sample] = []
     units = None
     if metrics_path:
         try:

@@ -16,18 +16,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.hooks import OnResolved
-from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.llm import LLMClient
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
-from ai_sysadmin.review.service import ReviewService
-from ai_sysadmin.review.state import PgState
+from ai_sysadmin.review.reviewer import ReviewService
+from ai_sysadmin.review.state_sources import PgState
+from ai_sysadmin.store.knowledge import KnowledgeSearch
+from ai_sysadmin.store.lifecycle import Store
 from ai_sysadmin.store.switches import SwitchStore
 
 log = logging.getLogger(__name__)
@@ -44,18 +47,18 @@ class ReviewStack:
     tap: TriggerTap
 
     @classmethod
-    def build(cls, cfg: Config, store: Any, actions: Any, *, client: Any = None, escalate: Escalate | None = None,
-              on_resolved: OnResolved | None = None, knowledge: Any = None) -> ReviewStack:
+    def build(cls, cfg: Config, store: Store, actions: ActionService, *, client: LLMClient | None = None,
+              escalate: Escalate | None = None, on_resolved: OnResolved | None = None,
+              knowledge: KnowledgeSearch | None = None) -> ReviewStack:
         """`client`: the review role's LLMClient (None: reviews are recorded as skipped);
         `knowledge`: the process's knowledge base (None: the review opens none of its own)."""
-        from ai_sysadmin.actions.catalog import load_catalog
 
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
         incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved,
                                     supported=supported_actions)
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
         review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
-                               catalog=load_catalog(), sink=PgReviewSink(store.pool),
+                               sink=PgReviewSink(store.pool),
                                state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge,
                                              on_call=store.llm_calls),
                                units=units, client=client, escalate=escalate,
@@ -79,7 +82,5 @@ class ReviewStack:
             self.review.window.save()
         except OSError as exc:
             log.warning("context window not saved (%s)", exc)
-        state = self.review.state
-        if hasattr(state, "aclose"):
-            await state.aclose()
+        await self.review.state.aclose()
 

@@ -56,10 +56,13 @@ async def lock_target(conn: psycopg.AsyncConnection, target: str) -> None:
 
 
 async def pending_duplicate(conn: psycopg.AsyncConnection, action: str, params: dict[str, Any],
-                            statuses: Iterable[str]) -> tuple[int, str] | None:
+                            statuses: Iterable[str], incident_id: int | None) -> tuple[int, str] | None:
+    """The newest pending row of the same action and parameters *for the same incident* (none
+    matches none): another incident's pending action never stands in for this incident's."""
     cur = await conn.execute("SELECT id, status FROM actions WHERE action = %s AND params = %s "
-                             "AND status = ANY(%s) ORDER BY id DESC LIMIT 1",
-                             (action, Jsonb(params), list(statuses)))
+                             "AND status = ANY(%s) AND incident_id IS NOT DISTINCT FROM %s "
+                             "ORDER BY id DESC LIMIT 1",
+                             (action, Jsonb(params), list(statuses), incident_id))
     row = await cur.fetchone()
     return (int(row[0]), str(row[1])) if row else None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +40,10 @@ async def reopen(conn: Any, incident_id: int, at: datetime) -> None:
                        (at, incident_id))
 
 
+# Spelled here: inside IncidentStore, `list` names its method.
+Rows = list[dict[str, Any]]
+
+
 class IncidentStore:
     def __init__(self, pool: AsyncConnectionPool):
         self._pool = pool
@@ -72,7 +75,7 @@ class IncidentStore:
             if cur.rowcount == 0:
                 raise LookupError(f"no incident {incident_id}")
 
-    async def list(self, status: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
+    async def list(self, status: str | None = None, limit: int = 50) -> Rows:
         q = ("SELECT i.id, i.title, i.status, i.severity, i.category, i.unit, i.opened_at, i.updated_at, "
              "(SELECT count(*) FROM triggers t WHERE t.incident_id = i.id) AS triggers FROM incidents i")
         params: list[Any] = []
@@ -151,7 +154,7 @@ class IncidentStore:
                                    "AND incident_id IS DISTINCT FROM %s", (incident_id, list(trigger_ids), incident_id))
             return incident_id
 
-    async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> builtins.list[dict[str, Any]]:
+    async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> Rows:
         """Incidents the correlator must remember across a restart, each with its trigger rows."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -165,7 +168,7 @@ class IncidentStore:
                 r["trigger_rows"] = await cur.fetchall()
             return rows
 
-    async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> builtins.list[dict[str, Any]]:
+    async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> Rows:
         """Triggers recorded lately that no incident holds (a crash between record and correlate)."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
@@ -129,6 +130,13 @@ def shipped_runbooks() -> dict[str, str]:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class KnowledgeSearch(Protocol):
+    """What the knowledge base's readers need (the review's context, L4's tool and loop): the
+    KnowledgeBase here, or the shipped runbooks on a shelf (eval.shelf.RunbookShelf)."""
+
+    async def search(self, text: str, collections: Iterable[str] = COLLECTIONS, k: int = 5) -> list[Hit]: ...
 
 
 class KnowledgeBase:

@@ -47,7 +47,7 @@ async def run_l1(cfg: Config, source: str, *, use_model: bool, window: int | Non
                  on_bad: Callable[[int, str], None] | None = None) -> L1Run:
     """Run L1 over `source` to its end; bad lines are counted (and the first few shown on `err`)."""
     from ai_sysadmin.llm import LLMClient
-    from ai_sysadmin.trigger.service import build_pipeline
+    from ai_sysadmin.trigger.follower import build_pipeline
     from ai_sysadmin.trigger.sources import iter_entries
 
     tcfg = cfg.trigger

@@ -1,6 +1,8 @@
 """Where L1 hands its triggers: the seam between the trigger pipeline and storage.
 
-`TriggerSink` is the contract the PostgreSQL store implements (ai_sysadmin/store).
+`TriggerSink` is the contract the PostgreSQL store implements (ai_sysadmin/store), and
+every sink L1 is given (the incidents' TriggerTap, `JsonlTriggerSink`, a bench's timing
+sink) implements all of it: the follower calls it as written, without probing.
 Semantics the pipeline relies on:
 
 * Each trigger passed carries the occurrences since the caller's previous record of the

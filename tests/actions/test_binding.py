@@ -25,15 +25,15 @@ from ai_sysadmin.actions import approvals
 from ai_sysadmin.actions.binding import NOT_IN_EVIDENCE, NOT_SUPPORTED, Evidence, contradicts, out_of_bounds, unbound
 from ai_sysadmin.actions.catalog import load_catalog
 from ai_sysadmin.actions.policy import decide
-from ai_sysadmin.actions.service import ActionService, DryRunProposer
+from ai_sysadmin.actions.proposals import ActionService, DryRunProposer
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.config import ActionsConfig, parse_config
 from ai_sysadmin.context.build import build_context
-from ai_sysadmin.incidents.service import incident_row
+from ai_sysadmin.incidents.tracker import incident_row
 from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.meta.tools import build_toolset
 from ai_sysadmin.review.candidates import candidates_for, supported_actions
-from ai_sysadmin.review.service import ReviewResult, labelled
+from ai_sysadmin.review.reviewer import ReviewResult, labelled
 from ai_sysadmin.store.db import make_pool
 from ai_sysadmin.store.incidents import IncidentStore
 from rig.review import service

@@ -16,9 +16,9 @@ from psycopg.rows import dict_row
 
 from ai_sysadmin.actions import approvals
 from ai_sysadmin.actions.executor import Executor
-from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.actions.signing import load_key
-from ai_sysadmin.actions.state import now_utc, set_pause
+from ai_sysadmin.actions.facts import now_utc, set_pause
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool
 from tests.actions.conftest import RolesDB, config, digest_of
@@ -104,6 +104,39 @@ def test_every_decision_is_recorded_with_its_reason(tmp_path: Path, roles_db: Ro
         audit = await _rows(roles_db, "SELECT event, subject FROM audit_log ORDER BY id")
         events = [a["event"] for a in audit]
         assert events.count("action.refuse") == 4 and "action.duplicate" in events and "action.execute" in events
+
+    asyncio.run(main())
+
+
+def test_a_pending_action_is_a_duplicate_only_for_its_own_incident(tmp_path: Path, roles_db: RolesDB,
+                                                                   approval_key: Path) -> None:
+    """The same action pending for incident A does not swallow incident B's proposal (issue 19):
+    B gets its own row, linked to B; a repeat for A (or for no incident) is still a duplicate."""
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(roles_db.conninfo(roles_db.orchestrator)) as c:
+            a, b = [(await (await c.execute(
+                "INSERT INTO incidents (title, severity, category, status) VALUES (%s, 'high', 'crash', 'open') "
+                "RETURNING id", (title,))).fetchone())[0] for title in ("A", "B")]
+            await c.commit()
+
+        def for_incident(incident: int | None) -> Proposal:
+            return Proposal(action="restart_unit", params={"unit": "web.service"}, reason="test", source="cli",
+                            incident_id=incident)
+
+        async with Rig(tmp_path, roles_db, approval_key, level="suggest") as rig:
+            first = await rig.service.propose(for_incident(a))
+            other = await rig.service.propose(for_incident(b))
+            again = await rig.service.propose(for_incident(a))
+            loose = await rig.service.propose(for_incident(None))
+            loose_again = await rig.service.propose(for_incident(None))
+        assert first.decision == other.decision == "queue"
+        assert other.action_id != first.action_id and "already pending" not in other.reason
+        assert again.action_id == first.action_id and "already pending" in again.reason
+        assert loose.action_id not in (first.action_id, other.action_id) and "already pending" not in loose.reason
+        assert loose_again.action_id == loose.action_id and "already pending" in loose_again.reason
+        rows = await _rows(roles_db, "SELECT id, incident_id FROM actions ORDER BY id")
+        assert [(r["id"], r["incident_id"]) for r in rows] == [(first.action_id, a), (other.action_id, b),
+                                                               (loose.action_id, None)]
 
     asyncio.run(main())
 

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from ai_sysadmin.actions import approvals, signing
 from ai_sysadmin.actions.signing import load_key
-from ai_sysadmin.actions.state import now_utc
+from ai_sysadmin.actions.facts import now_utc
 from ai_sysadmin.store.ledger import SCHEMA
 from tests.actions.conftest import RolesDB, digest_of
 from tests.actions.test_db import P, Rig, _rows, full_store

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from ai_sysadmin.actions import approvals
 from ai_sysadmin.actions.executor import Executor
 from ai_sysadmin.actions.preconditions import used_percent
-from ai_sysadmin.actions.service import ActionService
+from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.actions.signing import load_key
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.store.db import make_pool

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ai_sysadmin.actions.catalog import UNIT_RE, Paths, ProposalRejected, load_catalog
 from ai_sysadmin.actions.policy import AUTO_RISKS
-from ai_sysadmin.actions.service import DryRunProposer
+from ai_sysadmin.actions.proposals import DryRunProposer
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.config import AUTONOMY_LEVELS, parse_config
 

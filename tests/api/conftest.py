@@ -247,7 +247,7 @@ async def _with_pool(api: ApiProcess, fn) -> Any:
 
 def propose(api: ApiProcess, unit: str) -> Any:
     """A real proposal through the real ActionService: the policy (autonomy suggest) queues it."""
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
     from ai_sysadmin.actions.types import Proposal
     from ai_sysadmin.store.incidents import IncidentStore
 

@@ -13,7 +13,7 @@ from ai_sysadmin.collect.thresholds import evaluate
 from ai_sysadmin.collect.units import UnitStates, parse_list_units, read_units, systemd_running
 from ai_sysadmin.config import ThresholdsConfig
 from ai_sysadmin.store.metrics import Sample
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.trigger.model import CATEGORIES
 from tests.conftest import make_config
 

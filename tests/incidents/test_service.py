@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_sysadmin.incidents.health import CollectorUnits
-from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.store.metrics import Sample
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.trigger.model import Trigger, template_id
 from tests.conftest import make_config
 

@@ -94,12 +94,12 @@ async def test_any_arguments_give_a_result_never_an_exception(tool: str, args: d
 async def test_hostile_incident_and_tool_output_never_act_beyond_policy(tmp_path: Path, meta_server, migrated) -> None:
     from datetime import datetime, timedelta
 
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
     from ai_sysadmin.llm import LLMClient
     from ai_sysadmin.meta.findings import MetaFindings
     from ai_sysadmin.meta.loop import Investigator
     from ai_sysadmin.store.incidents import IncidentStore
-    from ai_sysadmin.store.service import open_store
+    from ai_sysadmin.store.lifecycle import open_store
     from rig.triggers import make_trigger
     from tests.meta.conftest import meta_config
 

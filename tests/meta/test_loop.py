@@ -232,7 +232,7 @@ class ProposingToolset(Toolset):
 async def test_each_investigation_reports_only_its_own_proposals(tmp_path: Path, meta_server: LlamaServer,
                                                                  migrated) -> None:
     """One investigator (the service builds it once) investigating twice in a row (issue 19)."""
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
 
     db, pool = migrated
     cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 3, "tools": ["propose_action"]})

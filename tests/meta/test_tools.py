@@ -164,8 +164,8 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
 
 
 async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) -> None:
+    from ai_sysadmin.store.lifecycle import open_store
     from ai_sysadmin.store.incidents import IncidentStore
-    from ai_sysadmin.store.service import open_store
     from rig.triggers import make_trigger
 
     db, pool = migrated
@@ -194,7 +194,7 @@ async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) 
 
 
 async def test_propose_action_only_proposes_through_the_policy(tmp_path: Path, migrated) -> None:
-    from ai_sysadmin.actions.service import ActionService
+    from ai_sysadmin.actions.proposals import ActionService
 
     db, pool = migrated
     cfg = cfg_for(tmp_path, database=db, autonomy_level="suggest")

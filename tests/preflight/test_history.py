@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ai_sysadmin.store.db import connect_kwargs
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from tests.conftest import make_config
 from tests.preflight.conftest import Generations
 

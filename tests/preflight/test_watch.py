@@ -16,12 +16,12 @@ from typing import Any
 
 from ai_sysadmin.actions.types import ProposalOutcome
 from ai_sysadmin.incidents.health import CollectorUnits
-from ai_sysadmin.incidents.service import IncidentService, TriggerTap
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.incidents.switches import SwitchWatch
 from ai_sysadmin.review.candidates import Candidates
-from ai_sysadmin.review.service import ReviewResult, ReviewService
+from ai_sysadmin.review.reviewer import ReviewResult, ReviewService
 from ai_sysadmin.status import gather_status
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.switches import SwitchStore
 from ai_sysadmin.trigger.model import Trigger, template_id
 from tests.conftest import make_config
@@ -125,7 +125,7 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
 
         # The review: rollback from generation 2, with the proof, before any model is asked.
         rec = Recorder()
-        review = ReviewService(cfg, incidents=svc.active, window=None, proposer=rec, catalog=None,  # type: ignore[arg-type]
+        review = ReviewService(cfg, incidents=svc.active, window=None, proposer=rec,  # type: ignore[arg-type]
                                sink=None, state=None, units=None, use_model=False, switches=switches)  # type: ignore[arg-type]
         incs = [i for i in svc.active() if i.id == web]
         cands = {i.key: Candidates() for i in incs}

@@ -9,7 +9,7 @@ import time
 
 from ai_sysadmin.context.build import build_context
 from ai_sysadmin.review.candidates import candidates_for
-from ai_sysadmin.review.service import labelled
+from ai_sysadmin.review.reviewer import labelled
 from rig.review import service
 from tests.review.conftest import review_cfg
 
@@ -40,7 +40,7 @@ async def test_answer_applied_choices_bound_escalation_debounced(tmp_path) -> No
               "actions": [{"reason": "crash loop", "incident": own, "choice": restart},
                           # a choice filed under another incident: bound to its candidate's own incident
                           {"reason": "tell a person", "incident": other, "choice": notify}]}
-    from ai_sysadmin.review.service import ReviewResult
+    from ai_sysadmin.review.reviewer import ReviewResult
 
     res = ReviewResult(reason="test")
     await svc._apply(answer, ctx, res, incs, choices)

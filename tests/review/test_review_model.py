@@ -10,7 +10,7 @@ import jsonschema
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import candidates_for
 from ai_sysadmin.review.schema import answer_schema
-from ai_sysadmin.review.service import labelled
+from ai_sysadmin.review.reviewer import labelled
 from rig.llama import tiny_server
 from rig.net import free_port
 from rig.review import service

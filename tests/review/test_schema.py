@@ -13,7 +13,7 @@ import pytest
 from ai_sysadmin.context.build import build_context
 from ai_sysadmin.review.candidates import candidates_for
 from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, parse_answer
-from ai_sysadmin.review.service import labelled
+from ai_sysadmin.review.reviewer import labelled
 from rig.review import service
 from tests.review.conftest import review_cfg
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from rig.triggers import make_trigger
 from tests.conftest import make_config
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.store.llm_calls import LLMCallRecorder
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from rig.triggers import make_trigger
 from tests.conftest import make_config, role_config
 

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.metrics import Sample
-from ai_sysadmin.store.service import open_store
 from tests.conftest import make_config
 
 

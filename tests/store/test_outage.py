@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.store.metrics import Sample
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.spool import Batch
 from rig.postgres import PgCluster
 from rig.triggers import make_trigger

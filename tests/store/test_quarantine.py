@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.sanitize import clean_json, clean_text
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.spool import Batch
 from rig.triggers import make_trigger
 from tests.conftest import make_config

@@ -14,7 +14,7 @@ import psycopg
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.partitions import MetricPartitions, partition_name
 from ai_sysadmin.store.retention import run_retention
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from rig.triggers import make_trigger
 from tests.conftest import make_config
 

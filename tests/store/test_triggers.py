@@ -12,7 +12,7 @@ import pytest
 
 from ai_sysadmin.store.db import schema_version
 from ai_sysadmin.store.migrations import latest_version, metrics_backend, migrate
-from ai_sysadmin.store.service import open_store
+from ai_sysadmin.store.lifecycle import open_store
 from rig.triggers import make_trigger
 from tests.conftest import make_config
 

@@ -9,7 +9,7 @@ from typing import Any
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import Pipeline
-from ai_sysadmin.trigger.service import build_pipeline
+from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.sources import iter_entries
 
 T0_USEC = 1_750_000_000_000_000  # 2025-06-15, on a 300 s window boundary

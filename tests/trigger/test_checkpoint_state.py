@@ -10,7 +10,7 @@ from pathlib import Path
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.reader import JournalSource
-from ai_sysadmin.trigger.service import TriggerFollower, build_pipeline
+from ai_sysadmin.trigger.follower import TriggerFollower, build_pipeline
 from ai_sysadmin.trigger.sink import JsonlTriggerSink
 from tests.trigger.helpers import T0_USEC
 

@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable
 
+from psycopg_pool import AsyncConnectionPool
+
+from ai_sysadmin.actions.types import Proposer
 from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools.base import ParamError, Tool, ToolError, ToolOutput, ToolResult
 from ai_sysadmin.meta.tools.budget import budget_chars, fit
 from ai_sysadmin.meta.tools.facts import HostFacts
 from ai_sysadmin.meta.tools.proposals import collect_proposals, record_proposal
 from ai_sysadmin.meta.tools.runner import Runner
+from ai_sysadmin.store.knowledge import KnowledgeSearch
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +61,9 @@ class ToolContext:
     cfg: Config
     runner: Runner
     host: HostFacts  # where the read tools' facts come from (live.LiveHost, or eval's SnapshotHost)
-    pool: Any = None  # psycopg_pool.AsyncConnectionPool
-    kb: Any = None  # store.knowledge.KnowledgeBase
-    proposer: Any = None  # actions.types.Proposer
+    pool: AsyncConnectionPool | None = None
+    kb: KnowledgeSearch | None = None
+    proposer: Proposer | None = None
 
 
 class Toolset:
@@ -118,8 +122,9 @@ def _first_line(text: str) -> str:
     return line[:160]
 
 
-def build_toolset(cfg: Config, *, pool: Any = None, kb: Any = None, proposer: Any = None,
-                  runner: Runner | None = None, host: HostFacts | None = None) -> Toolset:
+def build_toolset(cfg: Config, *, pool: AsyncConnectionPool | None = None, kb: KnowledgeSearch | None = None,
+                  proposer: Proposer | None = None, runner: Runner | None = None,
+                  host: HostFacts | None = None) -> Toolset:
     """Every tool of the catalog, with the output budget of the meta role.
 
     `host`: where the facts come from; default the live host (through `runner` and `pool`)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
 
 SKIP_FSTYPES = {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "securityfs", "pstore", "bpf", "tracefs",
@@ -145,7 +146,7 @@ def _size(n: int | None) -> str:
     return "?" if n is None else human(n)
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     roots = tuple(ctx.cfg.meta.disk_paths)
 
     async def usage(args: dict[str, Any]) -> ToolOutput:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolOutput, obj
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         units = await ctx.host.failed_units()
         if not units:

@@ -10,7 +10,10 @@ import os
 import re
 from typing import Any
 
+from ai_sysadmin.config import Config
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
+from ai_sysadmin.meta.tools.runner import Runner
 
 GEN_LINE = re.compile(r"^\s*(\d+)\s+(\S+\s+\S+)\s*(\(current\))?\s*$")
 NIX_COMMAND = ["--extra-experimental-features", "nix-command"]
@@ -27,7 +30,7 @@ def _target(path: str) -> str | None:
         return None
 
 
-def _store_args(cfg: Any) -> list[str]:
+def _store_args(cfg: Config) -> list[str]:
     return ["--store", cfg.meta.nix_store] if cfg.meta.nix_store else []
 
 
@@ -53,7 +56,7 @@ async def live_generations(cfg: Any, runner: Any) -> dict[str, Any]:
     return {"generations": gens, "current_system": current, "booted_system": booted}
 
 
-async def live_diff(cfg: Any, runner: Any, first: int, second: int) -> str:
+async def live_diff(cfg: Config, runner: Runner, first: int, second: int) -> str:
     """nix store diff-closures between two generations of this machine's system profile."""
     paths = []
     for field_name, number in (("from", first), ("to", second)):
@@ -70,7 +73,7 @@ async def live_diff(cfg: Any, runner: Any, first: int, second: int) -> str:
     return r.stdout
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def generations(args: dict[str, Any]) -> ToolOutput:
         facts = await ctx.host.generations()
         gens, current, booted = facts["generations"], facts.get("current_system"), facts.get("booted_system")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolError, ToolOutput, obj
 
 STATUSES = ("open", "acknowledged", "resolved", "closed")
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         if "incident_id" in args:
             inc = await ctx.host.incident(args["incident_id"])

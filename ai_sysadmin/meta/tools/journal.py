@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ai_sysadmin.config import Config
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolOutput, obj
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -22,7 +24,7 @@ PARAMS = obj({
 })
 
 
-def source_args(cfg: Any) -> list[str]:
+def source_args(cfg: Config) -> list[str]:
     """Where the service reads its journal from, as journalctl options."""
     j = cfg.journal
     if j.source == "file" and j.path:
@@ -63,7 +65,7 @@ def render(entry: dict[str, Any]) -> str:
     return f"{when} {unit}{f'[{pid}]' if pid else ''} p{prio}: {msg}"
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         lines = [render(e) for e in await ctx.host.journal(args)]
         if not lines:

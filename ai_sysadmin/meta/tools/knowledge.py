@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
 from ai_sysadmin.store.knowledge import KnowledgeUnavailable
 
 COLLECTIONS = ("incidents", "runbooks", "notes")
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         if ctx.kb is None:
             raise ToolError("no knowledge base configured (roles.embed)")

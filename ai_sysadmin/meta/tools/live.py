@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool
+
+from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools import disk, generations, journal, metrics, processes
 from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.runner import Runner
@@ -24,7 +27,7 @@ from ai_sysadmin.meta.tools.runner import Runner
 class LiveHost:
     name = "live"
 
-    def __init__(self, cfg: Any, runner: Runner, pool: Any = None):
+    def __init__(self, cfg: Config, runner: Runner, pool: AsyncConnectionPool | None = None):
         self.cfg = cfg
         self.runner = runner
         self.pool = pool
@@ -102,7 +105,7 @@ class LiveHost:
 
     # ------------------------------------------------------------ the store
 
-    def _pool(self, what: str) -> Any:
+    def _pool(self, what: str) -> AsyncConnectionPool:
         if self.pool is None:
             raise ToolError(f"no database configured: {what} are unavailable")
         return self.pool

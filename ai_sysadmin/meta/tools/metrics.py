@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
 
 DURATION = r"^[0-9]{1,4}(s|m|h|d)$"
@@ -25,7 +26,7 @@ def seconds(spec: str) -> int:
     return int(spec[:-1]) * UNITS[spec[-1]]
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         span = seconds(args.get("since", "1h"))
         if span <= 0 or span > 90 * 86400:

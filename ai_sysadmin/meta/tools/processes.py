@@ -8,6 +8,7 @@ from typing import Any
 
 import psutil
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolOutput, obj
 
 SAMPLE_SECONDS = 0.5  # CPU percent is a rate: measured over this window
@@ -35,7 +36,7 @@ def top(sort_by: str, limit: int) -> list[dict[str, Any]]:
     return rows[:limit]
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         rows = await ctx.host.processes(args.get("sort_by", "memory"), args.get("limit", 10))
         lines = ["pid user cpu% rss_mb command"]

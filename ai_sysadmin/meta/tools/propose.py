@@ -14,6 +14,7 @@ from typing import Any
 from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.llm.accounting import current
 from ai_sysadmin.meta.proposing import propose
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolOutput, obj
 from ai_sysadmin.meta.tools.proposals import record_proposal
 
@@ -27,7 +28,7 @@ def _catalog_ids() -> list[str]:
         return []
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     ids = _catalog_ids()
 
     async def handler(args: dict[str, Any]) -> ToolOutput:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 from ai_sysadmin.meta.tools.metrics import DURATION, seconds
 from ai_sysadmin.vocab import SEVERITIES
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         severities = list(SEVERITIES[: SEVERITIES.index(args["severity"]) + 1]) if "severity" in args else None
         rows = await ctx.host.trigger_templates(args.get("unit"), severities, seconds(args.get("since", "24h")),

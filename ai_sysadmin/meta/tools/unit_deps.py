@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 
 FORWARD = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", "Before", "TriggeredBy")
 REVERSE = ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "ConsistsOf", "Triggers")
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         props = REVERSE if args.get("reverse") else FORWARD
         deps = await ctx.host.unit_dependencies(args["unit"], props)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import UNIT, Tool, ToolOutput, obj
 
 PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Result", "UnitFileState",
@@ -12,7 +13,7 @@ PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Resu
               "CPUUsageNSec", "TasksCurrent", "User", "ConditionResult")
 
 
-def tools(ctx: Any) -> list[Tool]:
+def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         props = await ctx.host.unit_properties(args["unit"], PROPERTIES)
         if props.get("LoadState") == "not-found":

@@ -25,8 +25,8 @@ from ai_sysadmin.actions import preconditions
 from ai_sysadmin.actions.binding import MODEL_SOURCES, Evidence, contradicts, unbound
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
-from ai_sysadmin.actions.state import gather, now_utc, policy_state
-from ai_sysadmin.actions.types import SOURCES, FieldError, Proposal, ProposalOutcome
+from ai_sysadmin.actions.facts import gather, now_utc, policy_state
+from ai_sysadmin.actions.types import SOURCES, ActionStatus, FieldError, PolicyDecision, Proposal, ProposalOutcome
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_ACTOR = "ai-sysadmin"  # the orchestrator's own name in steps, approvals and audit
 POLICY_APPROVER = "ai-sysadmin (policy)"
-STATUS_OF = {"record": "recorded", "queue": "queued", "execute": "approved", "refuse": "refused"}
-PENDING = ("queued", "approved", "executing")
+STATUS_OF = {PolicyDecision.RECORD: ActionStatus.RECORDED, PolicyDecision.QUEUE: ActionStatus.QUEUED,
+             PolicyDecision.EXECUTE: ActionStatus.APPROVED, PolicyDecision.REFUSE: ActionStatus.REFUSED}
+PENDING = (ActionStatus.QUEUED, ActionStatus.APPROVED, ActionStatus.EXECUTING)
 MAX_TEXT = 2000  # proposal reasons and actors are kept at most this long
 
 
@@ -68,6 +69,10 @@ def _text(value: Any) -> str:
     return _no_nul(str(value if value is not None else "")[:MAX_TEXT])
 
 
+def _incident_of(proposal: Proposal) -> int | None:
+    return proposal.incident_id if isinstance(proposal.incident_id, int) else None
+
+
 class ActionService:
     """The `Proposer` of the running service (see actions.types)."""
 
@@ -93,7 +98,7 @@ class ActionService:
                 raise
             # Never executes: without the database nothing can be approved or run.
             log.warning("action proposal not recorded (database unreachable): %s %s", va.id, va.params)
-            return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision="refuse",
+            return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=PolicyDecision.REFUSE,
                                    reason="database unreachable: proposal not recorded; propose again later",
                                    source=proposal.source, incident_id=proposal.incident_id)
 
@@ -107,15 +112,18 @@ class ActionService:
         async with self.pool.connection() as conn, conn.transaction():
             # One proposal per target at a time, so two concurrent ones cannot both pass a limit.
             await ledger_actions.lock_target(conn, va.target)
-            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING)
+            # A duplicate is pending for the same incident: the same action pending for another
+            # incident does not stand in for this one (each incident's record links its own action).
+            incident = await ledger_actions.existing_incident(conn, _incident_of(proposal))
+            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING, incident)
             if dup is not None:
                 dup_id, dup_status = dup
                 reason = f"already pending as action {dup_id} ({dup_status})"
                 await self._audit(conn, now, "action.duplicate", dup_id,
                                   {"action": va.id, "params": va.params, "source": proposal.source,
                                    "reason": reason, "proposal_reason": _text(proposal.reason)})
-                return ProposalOutcome(action=va.id, params=va.params, risk=va.risk,
-                                       decision="execute" if dup_status != "queued" else "queue", reason=reason,
+                pending = PolicyDecision.QUEUE if dup_status == ActionStatus.QUEUED else PolicyDecision.EXECUTE
+                return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=pending, reason=reason,
                                        source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
             found = (await incident_evidence(conn, proposal.incident_id)
@@ -126,7 +134,7 @@ class ActionService:
                                     unbound(va, proposal.source, evidence, self.cfg.actions))
             action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (),
                                            contradicts=against)
-            if decision.decision == "execute":
+            if decision.decision == PolicyDecision.EXECUTE:
                 # The service may approve only what its policy lets it run; unsigned, so the
                 # executor re-decides it from its own configuration before running anything.
                 await ledger_actions.add_policy_approval(
@@ -140,7 +148,7 @@ class ActionService:
                               errors: tuple[FieldError, ...]) -> ProposalOutcome:
         reason = "invalid proposal: " + "; ".join(str(e) for e in errors)
         action, params = bounded_action(proposal.action), bounded_params(proposal.params)
-        decision = Decision("refuse", reason)
+        decision = Decision(PolicyDecision.REFUSE, reason)
         action_id = None
         try:
             async with self.pool.connection() as conn, conn.transaction():
@@ -150,7 +158,7 @@ class ActionService:
             if not is_unreachable(exc):
                 raise
             log.warning("refused proposal not recorded (database unreachable): %s", reason)
-        return ProposalOutcome(action=action, params=params, risk=risk, decision="refuse", reason=reason,
+        return ProposalOutcome(action=action, params=params, risk=risk, decision=PolicyDecision.REFUSE, reason=reason,
                                source=proposal.source, incident_id=proposal.incident_id, action_id=action_id,
                                errors=tuple(errors))
 
@@ -158,7 +166,7 @@ class ActionService:
                       params: dict[str, Any], risk: str | None, target: str | None, decision: Decision,
                       errors: tuple[FieldError, ...], *, contradicts: str | None = None) -> int:
         status = STATUS_OF[decision.decision]
-        incident = proposal.incident_id if isinstance(proposal.incident_id, int) else None
+        incident = _incident_of(proposal)
         finding = proposal.finding_id if isinstance(proposal.finding_id, int) else None
         # A model may name an incident or finding that does not exist.
         incident = await ledger_actions.existing_incident(conn, incident)
@@ -204,7 +212,7 @@ class DryRunProposer:
         except ProposalRejected as exc:
             spec = self.catalog.get(proposal.action)
             out = ProposalOutcome(action=bounded_action(proposal.action), params=bounded_params(proposal.params),
-                                  risk=spec.risk if spec else None, decision="refuse",
+                                  risk=spec.risk if spec else None, decision=PolicyDecision.REFUSE,
                                   reason="invalid proposal: " + "; ".join(str(e) for e in exc.errors),
                                   source=proposal.source, incident_id=proposal.incident_id, errors=exc.errors)
         else:

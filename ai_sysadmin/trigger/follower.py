@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from collections.abc import Sequence
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.tasks import stop_tasks
@@ -35,6 +35,7 @@ from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
 from ai_sysadmin.trigger.pipeline import DecisionHook, Pipeline
 from ai_sysadmin.trigger.reader import JournalSource, follow_lines
 from ai_sysadmin.trigger.rules import RuleSet
+from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.templates import Templates
 
@@ -87,7 +88,7 @@ class FollowStatus:
 class TriggerFollower:
     def __init__(self, tcfg: TriggerConfig, source: JournalSource, sink: TriggerSink, *, state_dir: str | None,
                  model: StructuredModel | None, journalctl: str = "journalctl",
-                 on_record: Callable[[list[Any]], None] | None = None, poll_interval: float = 0.25):
+                 on_record: Callable[[Sequence[Trigger]], None] | None = None, poll_interval: float = 0.25):
         self.tcfg = tcfg
         self.source = source
         self.sink = sink
@@ -101,7 +102,6 @@ class TriggerFollower:
         self.started = asyncio.Event()  # set once journalctl runs and the cursor is loaded
         self._recorded_cursor: str | None = None
         self.checkpoints = CheckpointFiles(state_paths(state_dir)["checkpoints"] if state_dir else None)
-        self._numbered = _accepts_checkpoint(sink)
         self._error_logged = 0.0
 
     @property
@@ -110,7 +110,7 @@ class TriggerFollower:
 
     async def run(self) -> None:
         """Follow until cancelled; the last checkpoint is recorded on the way out."""
-        cursor, number = await self._load_position()
+        cursor, number = await self.sink.load_position("journal")
         self._recorded_cursor = cursor
         self.pipeline = build_pipeline(self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor)
         state = self.checkpoints.load(number) if cursor is not None else None
@@ -130,13 +130,6 @@ class TriggerFollower:
             await stop_tasks(*tasks)
             with contextlib.suppress(Exception):
                 await self.commit()
-
-    async def _load_position(self) -> tuple[str | None, int | None]:
-        if hasattr(self.sink, "load_position"):
-            with contextlib.suppress(AttributeError):
-                cursor, number = await self.sink.load_position("journal")
-                return cursor, number
-        return await self.sink.load_cursor("journal"), None
 
     async def _read(self, cursor: str | None) -> None:
         assert self.pipeline is not None
@@ -195,7 +188,7 @@ class TriggerFollower:
         if not cp.triggers and cp.cursor == self._recorded_cursor and not cp.changed:
             return 0
         try:
-            if self._numbered and cp.cursor is not None:
+            if cp.cursor is not None:
                 number = await asyncio.to_thread(self.checkpoints.write, cp.state)
                 await self.sink.record_triggers(cp.triggers, cp.cursor, "journal", checkpoint=number)
                 await asyncio.to_thread(self.checkpoints.committed, number)
@@ -224,15 +217,3 @@ class TriggerFollower:
                 "model_calls": c.calls if c else 0, "model_failures": c.failures if c else 0,
                 "model_error": c.last_error if c else None}
 
-
-def _accepts_checkpoint(sink: Any) -> bool:
-    """Does this sink take the checkpoint number (so the state can be resumed exactly)?"""
-    try:
-        params = inspect.signature(sink.record_triggers).parameters
-    except (TypeError, ValueError):
-        return False
-    ok = "checkpoint" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not ok:
-        log.warning("trigger sink %s does not take a checkpoint number: after a crash, entries waiting for "
-                    "the model and min-count counts restart from zero", type(sink).__name__)
-    return ok

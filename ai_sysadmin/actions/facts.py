@@ -22,6 +22,7 @@ import psycopg
 
 from ai_sysadmin.actions.catalog import ValidatedAction
 from ai_sysadmin.actions.policy import Decision, decide, is_protected
+from ai_sysadmin.actions.types import ActionStatus as S
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import ledger
@@ -31,7 +32,7 @@ Verify = Callable[[ledger.Decision], bool]
 
 PAUSE_FOREVER = "indefinitely"
 # Rows that count as an action taken (or about to be) on a target, for limits and cool-downs.
-TAKEN = ("approved", "executing", "succeeded", "failed", "verified", "interrupted", "dry-run")
+TAKEN = (S.APPROVED, S.EXECUTING, S.SUCCEEDED, S.FAILED, S.VERIFIED, S.INTERRUPTED, S.DRY_RUN)
 
 
 def now_utc() -> datetime:

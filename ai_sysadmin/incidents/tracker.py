@@ -24,7 +24,9 @@ from typing import Any, Protocol
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
 from ai_sysadmin.incidents.hooks import OnResolved
+from ai_sysadmin.store.incidents import IncidentStore
 from ai_sysadmin.trigger.model import Trigger
+from ai_sysadmin.trigger.sink import TriggerSink
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def trigger_from_row(row: dict[str, Any]) -> Trigger:
 class TriggerTap:
     """A trigger sink that records through `inner`, then tells the listeners."""
 
-    def __init__(self, inner: Any, *listeners: Callable[[Sequence[Trigger]], None]):
+    def __init__(self, inner: TriggerSink, *listeners: Callable[[Sequence[Trigger]], None]):
         self._inner = inner
         self._listeners = list(listeners)
 
@@ -87,13 +89,13 @@ def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] |
 
 
 class IncidentService:
-    def __init__(self, cfg: Config, store: Any, units: UnitSource, *, on_resolved: OnResolved | None = None,
+    def __init__(self, cfg: Config, store: IncidentStore, units: UnitSource, *, on_resolved: OnResolved | None = None,
                  on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  supported: Callable[[Incident], Sequence[str]] | None = None):
         self.cfg = cfg
         self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
-        self.store = store  # ai_sysadmin.store.incidents.IncidentStore
+        self.store = store
         self.units = units
         self.on_resolved = on_resolved
         self.on_correlated = on_correlated  # (triggers, trigger id -> incident id): the review's window
@@ -194,13 +196,13 @@ class IncidentService:
     async def tick(self) -> list[Change]:
         live = [i for i in self.correlator.incidents.values() if i.id is not None]
         if live:
-            stored = await self.store.statuses([i.id for i in live])
+            stored = await self.store.statuses([i.id for i in live if i.id is not None])
             for inc in live:
-                status = stored.get(inc.id)
+                status = stored.get(inc.id) if inc.id is not None else None
                 if status and status != inc.status and (inc.key not in self._unsaved):
                     self.correlator.set_status(inc.key, status)  # a person acknowledged / resolved / closed it
         # Triggers spooled during an outage arrive in the database later than their incident.
-        await self.store.link_missing([(tid, i.id) for i in live for tid in i.evidence])
+        await self.store.link_missing([(tid, i.id) for i in live if i.id is not None for tid in i.evidence])
         self.last_units = await self.units.view()
         changes = self.correlator.tick(self.clock(), self.last_units)
         for ch in changes:

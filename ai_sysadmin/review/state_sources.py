@@ -8,7 +8,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from psycopg_pool import AsyncConnectionPool
+
 from ai_sysadmin.config import Config
+from ai_sysadmin.llm import LLMClient
+from ai_sysadmin.llm.client import CallHook
+from ai_sysadmin.store.knowledge import KnowledgeSearch
+from ai_sysadmin.store.metrics import Sample
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +39,30 @@ class StateSource(Protocol):
 
     async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]: ...
 
+    async def aclose(self) -> None: ...
+
+
+class PolicyView(Protocol):
+    """The policy's live state (actions.proposals.ActionService)."""
+
+    async def policy_state(self) -> dict[str, Any]: ...
+
 
 KB_RETRY = 600.0  # seconds between attempts to open the knowledge base while embed is down
 
 
 class PgState:
-    def __init__(self, cfg: Config, pool: Any, *, actions: Any = None, knowledge: Any = None,
-                 on_call: Any = None):
+    def __init__(self, cfg: Config, pool: AsyncConnectionPool, *, actions: PolicyView | None = None,
+                 knowledge: KnowledgeSearch | None = None, on_call: CallHook | None = None):
         self.cfg = cfg
         self.pool = pool
-        self.actions = actions  # ActionService (policy_state)
-        self.kb = knowledge  # KnowledgeBase; opened lazily from the embed role when None
+        self.actions = actions
+        self.kb = knowledge  # opened lazily from the embed role when None
         self._on_call = on_call
-        self._embed_client: Any = None
+        self._embed_client: LLMClient | None = None
         self._kb_failed_at: float | None = None
 
-    async def _knowledge_base(self) -> Any:
+    async def _knowledge_base(self) -> KnowledgeSearch | None:
         import time
 
         embed = self.cfg.roles.embed
@@ -56,7 +70,6 @@ class PgState:
             return self.kb
         if self._kb_failed_at is not None and time.monotonic() - self._kb_failed_at < KB_RETRY:
             return None
-        from ai_sysadmin.llm import LLMClient
         from ai_sysadmin.store.knowledge import KnowledgeBase
 
         try:
@@ -84,7 +97,7 @@ class PgState:
                  "over": threshold_state(self.cfg, n, float(last))} for n, s, last, first in rows]
 
     async def policy(self) -> dict[str, Any]:
-        if self.actions is None or not hasattr(self.actions, "policy_state"):
+        if self.actions is None:
             return {"autonomy_level": self.cfg.autonomy_level}
         try:
             return await self.actions.policy_state()
@@ -109,7 +122,7 @@ class PgState:
 class SnapshotState:
     """Replay: metrics from the snapshot file, the policy as configured, shipped runbooks by name."""
 
-    def __init__(self, cfg: Config, samples: Sequence[Any] = ()):
+    def __init__(self, cfg: Config, samples: Sequence[Sample] = ()):
         self.cfg = cfg
         self.samples = list(samples)
 
@@ -123,3 +136,6 @@ class SnapshotState:
 
     async def knowledge(self, text: str, k: int) -> list[dict[str, Any]]:
         return []
+
+    async def aclose(self) -> None:
+        return None  # nothing held

@@ -32,17 +32,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from enum import StrEnum
 
+from ai_sysadmin.actions.types import Proposal, Proposer
 from ai_sysadmin.config import Config
 from ai_sysadmin.context.build import Context, ContextInputs, ContextTooLarge, build_context
 from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.correlate import Incident
+from ai_sysadmin.incidents.tracker import UnitSource
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import Candidates, candidates_for
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import ReviewSink
 from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, choice_label, parse_answer
-from ai_sysadmin.review.state import StateSource
+from ai_sysadmin.review.state_sources import StateSource
+from ai_sysadmin.store.switches import SwitchStore
 from ai_sysadmin.trigger.model import SEVERITY_RANK, Trigger
 
 log = logging.getLogger(__name__)
@@ -60,10 +65,18 @@ def default_budget(cfg: Config) -> int:
     return max(512, role.context_size - (role.max_tokens or 1024) - BUDGET_RESERVE)
 
 
+class ReviewOutcome(StrEnum):
+    """How a review ended (stored as these words in reviews.outcome)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 @dataclass
 class ReviewResult:
     reason: str
-    outcome: str = "skipped"  # ok | failed | skipped
+    outcome: ReviewOutcome = ReviewOutcome.SKIPPED
     status: str | None = None
     error: str | None = None
     attempts: int = 0
@@ -107,15 +120,15 @@ class ReviewResult:
 
 class ReviewService:
     def __init__(self, cfg: Config, *, incidents: Callable[[], Sequence[Incident]], window: TriggerWindow,
-                 proposer: Any, catalog: Any, sink: ReviewSink, state: StateSource, units: Any,
-                 client: Any = None, counter: TokenCounter | None = None, escalate: Escalate | None = None,
-                 budget: int | None = None, use_model: bool = True, switches: Any = None):
+                 proposer: Proposer, sink: ReviewSink, state: StateSource, units: UnitSource,
+                 client: LLMClient | None = None, counter: TokenCounter | None = None,
+                 escalate: Escalate | None = None, budget: int | None = None, use_model: bool = True,
+                 switches: SwitchStore | None = None):
         self.cfg = cfg
-        self.switches = switches  # store.switches.SwitchStore: incidents attributed to a NixOS switch
+        self.switches = switches  # incidents attributed to a NixOS switch
         self.incidents = incidents
         self.window = window
         self.proposer = proposer
-        self.catalog = catalog
         self.sink = sink
         self.state = state
         self.units = units
@@ -183,7 +196,7 @@ class ReviewService:
             await self._review(res)
         except Exception as exc:  # the last line of defence: the loop must survive anything
             log.exception("review failed unexpectedly")
-            res.outcome, res.error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"[:500]
+            res.outcome, res.error = ReviewOutcome.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"[:500]
         finally:
             self.running = False
             self.in_model_call = False
@@ -222,7 +235,7 @@ class ReviewService:
         if self.client is not None:
             health = await self.client.health()
             if not health.ok and health.status != "unsupported":
-                res.outcome = "skipped"
+                res.outcome = ReviewOutcome.SKIPPED
                 res.error = f"review model unavailable ({health.status}: {health.detail})"[:500]
                 await self._propose_candidates(incs, cands, res)
                 return
@@ -232,14 +245,14 @@ class ReviewService:
             ctx = await build_context(inputs, self.counter, self.budget)
             res.context_tokens, res.compaction = ctx.tokens, ctx.steps
         except ContextTooLarge as exc:
-            res.outcome, res.error = "failed", str(exc)
+            res.outcome, res.error = ReviewOutcome.FAILED, str(exc)
         if ctx is not None and self.client is None:
-            res.outcome, res.error = "skipped", "no review model (deterministic candidates only)"
+            res.outcome, res.error = ReviewOutcome.SKIPPED, "no review model (deterministic candidates only)"
         elif ctx is not None:
             answer = await self._ask(ctx, res, incs)
             if answer is not None:
                 res.answer = answer
-                res.outcome, res.status = "ok", answer["status"]
+                res.outcome, res.status = ReviewOutcome.OK, answer["status"]
                 await self._apply(answer, ctx, res, incs, labelled(incs, cands))
         # The candidates stand beside the model's choices (issue 19): a model that chose
         # nothing, or the wrong label, does not take the rules' fix away.
@@ -300,10 +313,10 @@ class ReviewService:
                         response_format={"type": "json_schema",
                                          "json_schema": {"name": "review", "schema": schema, "strict": True}})
                 except ModelRequestError as exc:
-                    res.outcome, res.error = "failed", str(exc)[:500]
+                    res.outcome, res.error = ReviewOutcome.FAILED, str(exc)[:500]
                     return None
                 except LLMError as exc:  # down or timed out mid-review: a recorded failure
-                    res.outcome, res.error = "failed", f"review model failed mid-review: {exc}"[:500]
+                    res.outcome, res.error = ReviewOutcome.FAILED, f"review model failed mid-review: {exc}"[:500]
                     return None
                 finally:
                     self.in_model_call = False
@@ -320,15 +333,13 @@ class ReviewService:
                                                   f"Your previous answer was invalid: {exc}. "
                                                   "Answer again with one complete, short JSON object."}]
         res.latency_s = time.monotonic() - started
-        res.outcome = "failed"
+        res.outcome = ReviewOutcome.FAILED
         res.error = f"no valid answer after {res.attempts} attempt(s); last: {res.error}"[:500]
         return None
 
     async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident],
                      choices: dict[str, Choice]) -> None:
         """`choices`: label -> candidate, as `labelled` numbered them for the prompt."""
-        from ai_sysadmin.actions.types import Proposal
-
         for f in answer["findings"]:
             ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
             res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
@@ -362,8 +373,6 @@ class ReviewService:
                         log.exception("escalation hook failed for incident %s", target)
 
     async def _propose_candidates(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
-        from ai_sysadmin.actions.types import Proposal
-
         for inc in incs:
             for action, params in cands[inc.key].actions:
                 await self._propose(Proposal(action=action, params=params, source="rules",
@@ -375,7 +384,6 @@ class ReviewService:
         before the model answers (source `rules`): the model may add to it, never remove it."""
         if self.switches is None:
             return
-        from ai_sysadmin.actions.types import Proposal
         from ai_sysadmin.preflight.watch import proof, rollback_target
 
         try:
@@ -400,7 +408,7 @@ class ReviewService:
             await self._propose(Proposal(action="rollback_generation", params=params, source="rules",
                                          reason=proof(sw, list(sw["units"])), incident_id=inc.id), res, inc.reopened)
 
-    async def _propose(self, p: Any, res: ReviewResult, epoch: int = 0) -> None:
+    async def _propose(self, p: Proposal, res: ReviewResult, epoch: int = 0) -> None:
         # Once per incident (and again after it reopened: `epoch` is its reopen count).
         key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str), epoch)
         if key in self.proposed:
