@@ -59,8 +59,9 @@ def key_file_problems(secret: Secret) -> list[str]:
 
 
 def _parse_key_lines(text: str, source: str) -> tuple[tuple[ApiKey, ...], list[str]]:
-    lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1)
-             if ln.strip() and not ln.strip().startswith("#")]
+    lines = [
+        (n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.strip().startswith("#")
+    ]
     problems: list[str] = []
     keys: list[ApiKey] = []
     for lineno, line in lines:
@@ -70,8 +71,9 @@ def _parse_key_lines(text: str, source: str) -> tuple[tuple[ApiKey, ...], list[s
             if len(lines) == 1:  # one bare key (it may contain ':' itself)
                 keys.append(ApiKey("api", Secret(line, source)))
                 continue
-            problems.append(f"line {lineno}: expected `name:key` or `name[scope,...]:key` "
-                            "(name: letters, digits, _ . @ -)")
+            problems.append(
+                f"line {lineno}: expected `name:key` or `name[scope,...]:key` (name: letters, digits, _ . @ -)"
+            )
             continue
         name, value = m["name"], value.strip()
         scopes, problem = _key_scopes(name, m["scopes"])

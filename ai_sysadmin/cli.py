@@ -36,8 +36,9 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-sysadmin", description="Autonomous system administrator for NixOS.")
     parser.add_argument("--version", action="version", version=f"ai-sysadmin {__version__}")
-    parser.add_argument("--config", metavar="PATH",
-                        help="JSON configuration (default: $AI_SYSADMIN_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="JSON configuration (default: $AI_SYSADMIN_CONFIG, else built-in defaults)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -56,8 +57,12 @@ def _config_everywhere(parser: argparse.ArgumentParser) -> None:
             continue
         for sub in set(action.choices.values()):
             if "--config" not in sub._option_string_actions:
-                sub.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                                 help="JSON configuration (as before the command)")
+                sub.add_argument(
+                    "--config",
+                    metavar="PATH",
+                    default=argparse.SUPPRESS,
+                    help="JSON configuration (as before the command)",
+                )
             _config_everywhere(sub)
 
 
@@ -101,16 +106,20 @@ def _explain(exc: BaseException) -> str:
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             return str(DatabaseUnavailable.from_error(exc))
         if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-            return (f"the database refused access ({_first_line(exc)}); run as the service user or grant the role "
-                    "access (see `ai-sysadmin doctor`)")
+            return (
+                f"the database refused access ({_first_line(exc)}); run as the service user or grant the role "
+                "access (see `ai-sysadmin doctor`)"
+            )
     if isinstance(exc, PermissionError):
         return f"{exc.filename or 'a file'}: permission denied; run as a user that can read it"
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename or 'a file'}: no such file or directory"
     if isinstance(exc, OSError):
         return f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
-    return (f"unexpected error: {type(exc).__name__}: {_first_line(exc)} "
-            "(a bug: please report it; run with log_level debug for details)")
+    return (
+        f"unexpected error: {type(exc).__name__}: {_first_line(exc)} "
+        "(a bug: please report it; run with log_level debug for details)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

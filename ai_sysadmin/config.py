@@ -186,7 +186,9 @@ def _checked(*checks: Callable[[Any], str | None]) -> list[AfterValidator]:
             if problem:
                 raise PydanticCustomError("config", problem)
             return value
+
         return AfterValidator(validate)
+
     return [wrap(c) for c in checks]
 
 
@@ -264,8 +266,11 @@ def _key_ref(v: Any) -> str | None:
 
 def _no_password(v: str) -> str | None:
     # key=value form, URI userinfo, and URI query parameters (?password=... / &password=...)
-    if (re.search(r"(^|\s)password\s*=", v) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
-            or re.search(r"[?&]password=", v, re.IGNORECASE)):
+    if (
+        re.search(r"(^|\s)password\s*=", v)
+        or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
+        or re.search(r"[?&]password=", v, re.IGNORECASE)
+    ):
         return "must not contain a password; use database.password_file"
     return None
 
@@ -293,7 +298,8 @@ def _read_secret(value: str, info: ValidationInfo) -> SecretFile:
         cred_dir = _env(info).get("CREDENTIALS_DIRECTORY")
         if not cred_dir:
             raise PydanticCustomError(
-                "config", f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
+                "config", f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)"
+            )
         path = Path(cred_dir) / value
     where = repr(str(path))
     try:
@@ -348,22 +354,26 @@ class RoleConfig(_Section):
     role: ClassVar[str] = ""
 
     enable: StrictBool = _f(True, "a disabled role is neither used nor checked")
-    url: ServerUrl = _f(
-        "", "server root; the client appends `/v1`")
+    url: ServerUrl = _f("", "server root; the client appends `/v1`")
     model: ModelId = _f(
-        "", "model id sent with each request; llama-server answers to its `--alias`", shown="the role name")
+        "", "model id sent with each request; llama-server answers to its `--alias`", shown="the role name"
+    )
     timeout: PositiveNum = _f(0.0, "whole-request timeout, seconds")
     connect_timeout: PositiveNum = _f(1.0, "seconds; keeps a stopped server from stalling callers")
     max_tokens: NonNegativeInt = _f(0, "default completion budget")
     context_size: PositiveInt = _f(0, "the server's context, used for prompt budgeting")
-    max_retries: NonNegativeInt = _f(2, "retries with exponential backoff, only for 5xx (e.g. 503 while the model loads)")
+    max_retries: NonNegativeInt = _f(
+        2, "retries with exponential backoff, only for 5xx (e.g. 503 while the model loads)"
+    )
     # A stopped server keeps its socket open: silence is answered by a /health probe (llm/liveness.py).
     idle_timeout: PositiveNum = _f(
-        30.0, "seconds of silence in the service's own calls to this server (before the first token, between "
-              "tokens, or a whole non-streamed call) after which the server's `/health` is asked; the call fails "
-              "(*timeout*) only if that does not answer within this many seconds (at least 1, at most 5) -- a long "
-              "prompt being processed is not silence. Streamed calls to llama-server ask for its prompt-progress "
-              "events, which count as signs of life. The API's calls use `api.upstream_idle_timeout` instead")
+        30.0,
+        "seconds of silence in the service's own calls to this server (before the first token, between "
+        "tokens, or a whole non-streamed call) after which the server's `/health` is asked; the call fails "
+        "(*timeout*) only if that does not answer within this many seconds (at least 1, at most 5) -- a long "
+        "prompt being processed is not silence. Streamed calls to llama-server ask for its prompt-progress "
+        "events, which count as signs of life. The API's calls use `api.upstream_idle_timeout` instead",
+    )
     api_key_file: SecretRef | None = _f(None, "bearer key for the server, if it needs one")
 
     @computed_field  # type: ignore[prop-decorator]
@@ -426,7 +436,11 @@ class EmbedRole(RoleConfig):
 
 
 ROLE_CLASSES: dict[str, type[RoleConfig]] = {
-    "trigger": TriggerRole, "review": ReviewRole, "meta": MetaRole, "embed": EmbedRole}
+    "trigger": TriggerRole,
+    "review": ReviewRole,
+    "meta": MetaRole,
+    "embed": EmbedRole,
+}
 # Default ports of the three llama-server units (and the optional embedding server).
 ROLE_DEFAULT_PORTS = {name: urlsplit(cls.model_fields["url"].default).port for name, cls in ROLE_CLASSES.items()}
 
@@ -463,8 +477,10 @@ class Intervals(_Section):
 
 class DatabaseConfig(_Section):
     dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
-        None, "libpq connection string or URI; must not contain a password (neither `password=`, nor `user:pw@` "
-              "in a URI, nor `?password=` in its query string): use `password_file`")
+        None,
+        "libpq connection string or URI; must not contain a password (neither `password=`, nor `user:pw@` "
+        "in a URI, nor `?password=` in its query string): use `password_file`",
+    )
     socket_dir: AbsPath = _f("/run/postgresql", "used when `dsn` is null (peer authentication on NixOS)")
     host: StrictStr | None = _f(None, "TCP host instead of the socket directory")
     port: Port = _f(5432, "")
@@ -474,10 +490,13 @@ class DatabaseConfig(_Section):
     # Least-privilege roles that the orchestrator (schema owner) GRANTs to after migrating
     # (ai_sysadmin/store/grants.py); None: that part has no role of its own.
     executor_role: Annotated[StrictStr, *_checked(_role_name)] | None = _f(
-        None, "the executor's own PostgreSQL role; after migrating, the service (schema owner) GRANTs it only "
-              "what the executor needs ([actions.md](actions.md#database-roles))")
+        None,
+        "the executor's own PostgreSQL role; after migrating, the service (schema owner) GRANTs it only "
+        "what the executor needs ([actions.md](actions.md#database-roles))",
+    )
     api_role: Annotated[StrictStr, *_checked(_role_name)] | None = _f(
-        None, "the API's own role, granted read access plus approvals/rejections")
+        None, "the API's own role, granted read access plus approvals/rejections"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -525,50 +544,71 @@ class ApiConfig(_Section):
     host: Annotated[StrictStr, *_checked(_not_empty)] = _f("127.0.0.1", "listen address")
     port: Port = _f(40083, "")
     api_key_file: Annotated[StrictStr, AfterValidator(_api_key_file)] | None = _f(
-        None, "bearer keys, required whenever `host` is not loopback (format below)")
+        None, "bearer keys, required whenever `host` is not loopback (format below)"
+    )
     require_auth: StrictBool | None = _f(
-        None, "cannot be `false` beyond loopback", shown="`true` when a key is configured or `host` is not loopback")
+        None, "cannot be `false` beyond loopback", shown="`true` when a key is configured or `host` is not loopback"
+    )
     # Below 64 KiB an ordinary chat with some history would be refused; such a bound is a typo.
     max_body_bytes: Annotated[StrictInt, *_checked(_at_least(65536, " (64 KiB)"))] = _f(
-        8 * 1024 * 1024, "larger request bodies get 413; at least 64 KiB (images arrive base64 inside the JSON)",
-        shown="`8388608` (8 MiB)")
+        8 * 1024 * 1024,
+        "larger request bodies get 413; at least 64 KiB (images arrive base64 inside the JSON)",
+        shown="`8388608` (8 MiB)",
+    )
     max_concurrent_per_key: PositiveInt = _f(
-        4, "model requests (`/v1/chat/completions`, `/v1/embeddings`) in flight per key (per client address "
-           "without keys); the next one gets 429 with `Retry-After: 1`, before its body is read")
+        4,
+        "model requests (`/v1/chat/completions`, `/v1/embeddings`) in flight per key (per client address "
+        "without keys); the next one gets 429 with `Retry-After: 1`, before its body is read",
+    )
     upstream_timeout: PositiveNum | None = _f(
-        None, "seconds the API waits for a model server's headers or its next streamed chunk before 504 / an "
-              "error event; `null` uses `roles.<role>.timeout`")
+        None,
+        "seconds the API waits for a model server's headers or its next streamed chunk before 504 / an "
+        "error event; `null` uses `roles.<role>.timeout`",
+    )
     # Silence is probed, not trusted: a long prompt (minutes on a CPU) or another slot's prompt
     # batch is a pause, a stopped server is not; /health tells them apart (llm/liveness.py).
     upstream_idle_timeout: PositiveNum = _f(
-        30.0, "seconds of silence from a model server (role models and the agent's meta calls) -- no headers, "
-              "no prompt-progress event, no token, no non-streamed answer -- after which its `/health` is asked. "
-              "If that answers, the wait goes on (up to `upstream_timeout` / the role's `timeout`): a long prompt, "
-              "or another slot's prompt batch, is not silence. If not within this many seconds (at least 1, at "
-              "most 5) the request ends with 504, or an error event naming the role once streaming "
-              "(`code: \"upstream_idle\"`) ([openwebui.md](openwebui.md#open-webui-on-a-small-host))")
+        30.0,
+        "seconds of silence from a model server (role models and the agent's meta calls) -- no headers, "
+        "no prompt-progress event, no token, no non-streamed answer -- after which its `/health` is asked. "
+        "If that answers, the wait goes on (up to `upstream_timeout` / the role's `timeout`): a long prompt, "
+        "or another slot's prompt batch, is not silence. If not within this many seconds (at least 1, at "
+        "most 5) the request ends with 504, or an error event naming the role once streaming "
+        '(`code: "upstream_idle"`) ([openwebui.md](openwebui.md#open-webui-on-a-small-host))',
+    )
     client_tools: ClientTools = _f(
-        "drop", "`drop` removes a client's `tools` / `tool_choice` / `parallel_tool_calls` before relaying to a "
-                "role model (Open WebUI attaches ~29 of its own, over 20 KB); `pass` relays them. The "
-                "`ai-sysadmin` agent always ignores client tools")
+        "drop",
+        "`drop` removes a client's `tools` / `tool_choice` / `parallel_tool_calls` before relaying to a "
+        "role model (Open WebUI attaches ~29 of its own, over 20 KB); `pass` relays them. The "
+        "`ai-sysadmin` agent always ignores client tools",
+    )
     background_max_tokens: PositiveInt = _f(
-        256, "`max_tokens` given to Open WebUI's background tasks (title, tags, follow-ups, queries), which carry "
-             "none; a smaller limit the client set is kept")
+        256,
+        "`max_tokens` given to Open WebUI's background tasks (title, tags, follow-ups, queries), which carry "
+        "none; a smaller limit the client set is kept",
+    )
     background_role: ChatRole | None = _f(
-        "trigger", "the role that answers Open WebUI's title / tag / follow-up requests, whatever model was "
-                   "selected (when that role is down, the selected model's server answers; never the agent); "
-                   "`null` sends them to the selected model")
+        "trigger",
+        "the role that answers Open WebUI's title / tag / follow-up requests, whatever model was "
+        "selected (when that role is down, the selected model's server answers; never the agent); "
+        "`null` sends them to the selected model",
+    )
     # Connections (api/connections.py).
     header_timeout: PositiveNum = _f(
-        5.0, "seconds a new connection has to send a complete request header; then it is closed")
+        5.0, "seconds a new connection has to send a complete request header; then it is closed"
+    )
     keepalive_timeout: PositiveNum = _f(75.0, "seconds an idle keep-alive connection stays open between requests")
     max_unauthenticated_connections: PositiveInt = _f(
-        1024, "connections that have not yet made a request with a valid key (or, without keys, any request); "
-              "beyond it the oldest such connection is closed, so key-holders still get in during a flood")
+        1024,
+        "connections that have not yet made a request with a valid key (or, without keys, any request); "
+        "beyond it the oldest such connection is closed, so key-holders still get in during a flood",
+    )
     max_concurrent_rest_per_key: PositiveInt = _f(
-        8, "requests in flight per key on every other endpoint (`/api/v1/*`, `/metrics`, `/v1/models`); the next "
-           "one gets 429 with `Retry-After: 1`. Counted apart from the model endpoints, so a dashboard does not "
-           "take the chat's slots")
+        8,
+        "requests in flight per key on every other endpoint (`/api/v1/*`, `/metrics`, `/v1/models`); the next "
+        "one gets 429 with `Retry-After: 1`. Counted apart from the model endpoints, so a dashboard does not "
+        "take the chat's slots",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -625,14 +665,16 @@ class JournalConfig(_Section):
 class SpoolConfig(_Section):
     """The outage spool: where records wait while PostgreSQL is unreachable."""
 
-    path: AbsPath | None = _f(None, "where records wait while PostgreSQL is unreachable",
-                              shown="`<state_dir>/spool`")
+    path: AbsPath | None = _f(None, "where records wait while PostgreSQL is unreachable", shown="`<state_dir>/spool`")
     # Below 1 MiB the segment bookkeeping would dominate; such a bound is a typo.
     max_bytes: Annotated[StrictInt, *_checked(_at_least(1024 * 1024, " (1 MiB)"))] = _f(
-        64 * 1024 * 1024, "bound; oldest metrics are dropped first, triggers and audit records never",
-        shown="`67108864` (64 MiB)")
-    warn_ratio: Annotated[Num, *_checked(lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1")] = _f(
-        0.8, "fill ratio at which logs, `doctor` and `/metrics` warn")
+        64 * 1024 * 1024,
+        "bound; oldest metrics are dropped first, triggers and audit records never",
+        shown="`67108864` (64 MiB)",
+    )
+    warn_ratio: Annotated[Num, *_checked(lambda v: None if 0 < v <= 1 else "must be greater than 0 and at most 1")] = (
+        _f(0.8, "fill ratio at which logs, `doctor` and `/metrics` warn")
+    )
 
     def directory(self, state_dir: str) -> str:
         return self.path or os.path.join(state_dir, "spool")
@@ -642,10 +684,12 @@ class RetentionConfig(_Section):
     """Days kept per table family (0 keeps forever)."""
 
     metrics_days: NonNegativeInt = _f(
-        30, "metric partitions (or TimescaleDB chunks) older than this are dropped; `0` keeps forever")
+        30, "metric partitions (or TimescaleDB chunks) older than this are dropped; `0` keeps forever"
+    )
     events_days: NonNegativeInt = _f(180, "triggers and LLM-call accounting, by `last_seen`")
     audit_days: NonNegativeInt = _f(
-        0, "ignored since migration 6: the audit log is append-only for every role and kept forever")
+        0, "ignored since migration 6: the audit log is append-only for every role and kept forever"
+    )
 
 
 class ThresholdsConfig(_Section):
@@ -654,7 +698,8 @@ class ThresholdsConfig(_Section):
     disk_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "disk space used on a real mount")
     inode_percent: Annotated[Num, *_checked(_percent)] = _f(90.0, "inodes used")
     memory_pressure_avg10: Annotated[Num, *_checked(_percent)] = _f(
-        20.0, "PSI memory \"some\" avg10, percent of time stalled")
+        20.0, 'PSI memory "some" avg10, percent of time stalled'
+    )
     swap_pages_per_s: PositiveNum = _f(1000.0, "swap-in + swap-out pages per second")
     failed_units: PositiveInt = _f(1, "failed systemd units")
 
@@ -663,58 +708,79 @@ class ReviewConfig(_Section):
     """Incidents (correlation, lifecycle), L2 context and L3 review (docs/review.md)."""
 
     debounce_seconds: NonNegativeNum = _f(
-        10.0, "an early review runs this long after the first trigger at or above `early_severity`")
+        10.0, "an early review runs this long after the first trigger at or above `early_severity`"
+    )
     early_min_interval: NonNegativeNum = _f(60.0, "at most one early review per this many seconds")
     early_severity: Severity = _f(
-        "critical", "triggers at or above this ask for an early review (model-only triggers never do)")
+        "critical", "triggers at or above this ask for an early review (model-only triggers never do)"
+    )
     context_tokens: Annotated[StrictInt, *_checked(_at_least(512))] | None = _f(
-        None, "prompt budget in tokens; `null`: `roles.review.context_size - roles.review.max_tokens - 256`")
+        None, "prompt budget in tokens; `null`: `roles.review.context_size - roles.review.max_tokens - 256`"
+    )
     max_triggers: Annotated[StrictInt, *_checked(_between(10, 100_000))] = _f(
-        400, "distinct (template, unit) entries the context keeps; older ones fold into tallies")
+        400, "distinct (template, unit) entries the context keeps; older ones fold into tallies"
+    )
     knowledge_hits: Annotated[StrictInt, *_checked(_between(0, 20))] = _f(
-        3, "runbooks / past incidents retrieved from the knowledge base into the context")
+        3, "runbooks / past incidents retrieved from the knowledge base into the context"
+    )
     incident_window: PositiveNum = _f(
-        900.0, "seconds: triggers on the same unit, or of the same host-wide category, within this join one incident")
+        900.0, "seconds: triggers on the same unit, or of the same host-wide category, within this join one incident"
+    )
     causal_window: PositiveNum = _f(
-        300.0, "seconds an OOM kill, a full disk or a crash explains the failures of the units it named")
+        300.0, "seconds an OOM kill, a full disk or a crash explains the failures of the units it named"
+    )
     quiet_seconds: PositiveNum = _f(
-        600.0, "an incident resolves by itself after this long without triggers, once its units are not failed")
+        600.0, "an incident resolves by itself after this long without triggers, once its units are not failed"
+    )
     reopen_window: PositiveNum = _f(
-        3600.0, "a recurrence within this reopens a resolved incident; after it the incident is closed")
-    escalate_min_interval: NonNegativeNum = _f(
-        900.0, "at most one escalation to L4 per incident per this many seconds")
+        3600.0, "a recurrence within this reopens a resolved incident; after it the incident is closed"
+    )
+    escalate_min_interval: NonNegativeNum = _f(900.0, "at most one escalation to L4 per incident per this many seconds")
     max_attempts: Annotated[StrictInt, *_checked(_between(1, 5))] = _f(
-        2, "model answers tried per review: the first plus one retry that shows the error")
+        2, "model answers tried per review: the first plus one retry that shows the error"
+    )
     switch_window: PositiveNum = _f(
-        900.0, "seconds after a NixOS switch during which new failures of the units it touched are attributed "
-               "to it ([preflight.md](preflight.md))")
+        900.0,
+        "seconds after a NixOS switch during which new failures of the units it touched are attributed "
+        "to it ([preflight.md](preflight.md))",
+    )
     switch_poll: Annotated[Num, *_checked(_between(0.1, 3600))] = _f(
-        2.0, "seconds between reads of the current-system link, to notice a switch")
-    preflight_model_timeout: Annotated[Num, *_checked(
-        lambda v: None if 0 < v <= 30 else "must be between 0 and 30 seconds")] = _f(
-        25.0, "seconds for the review model's summary in `ai-sysadmin preflight`; past this the report says so "
-              "and the verdict is at least warn (never block from the timeout)")
+        2.0, "seconds between reads of the current-system link, to notice a switch"
+    )
+    preflight_model_timeout: Annotated[
+        Num, *_checked(lambda v: None if 0 < v <= 30 else "must be between 0 and 30 seconds")
+    ] = _f(
+        25.0,
+        "seconds for the review model's summary in `ai-sysadmin preflight`; past this the report says so "
+        "and the verdict is at least warn (never block from the timeout)",
+    )
 
 
 class TriggerConfig(_Section):
     """L1, the journal trigger pipeline (docs/triggers.md)."""
 
     window_seconds: PositiveInt = _f(
-        300, "dedup window: one trigger per (template, unit, source) per window, with a count and samples")
+        300, "dedup window: one trigger per (template, unit, source) per window, with a count and samples"
+    )
     commit_interval: PositiveNum = _f(
-        0.5, "seconds between checkpoints (triggers and the journal cursor, one transaction)")
+        0.5, "seconds between checkpoints (triggers and the journal cursor, one transaction)"
+    )
     poll_interval: PositiveNum = _f(0.25, "seconds between reads of a `directory`/`file` journal source")
     max_message: Annotated[StrictInt, *_checked(_at_least(256))] = _f(
-        8192, "characters of `MESSAGE` used for matching and samples")
+        8192, "characters of `MESSAGE` used for matching and samples"
+    )
     rules: tuple[dict[str, Any], ...] = _f(
-        (), "extra rules, or replacements of built-in ones by `id` (validated like the built-ins)")
+        (), "extra rules, or replacements of built-in ones by `id` (validated like the built-ins)"
+    )
     disabled_rules: tuple[str, ...] = _f((), "ids of built-in rules to switch off")
-    priority_max: Annotated[StrictInt, *_checked(
-        lambda v: None if -1 <= v <= 7 else "must be a syslog priority 0..7, or -1 for off")] = _f(
-        2, "entries at this journal priority or more severe (crit) are triggers on their own; `-1` turns this off")
+    priority_max: Annotated[
+        StrictInt, *_checked(lambda v: None if -1 <= v <= 7 else "must be a syslog priority 0..7, or -1 for off")
+    ] = _f(2, "entries at this journal priority or more severe (crit) are triggers on their own; `-1` turns this off")
     burst_factor: Annotated[Num, *_checked(lambda v: None if v > 1 else "must be greater than 1")] = _f(
-        10.0, "a template or unit firing this many times above its recent rate (and at least `burst_min_count` "
-              "times) is a burst")
+        10.0,
+        "a template or unit firing this many times above its recent rate (and at least `burst_min_count` "
+        "times) is a burst",
+    )
     burst_min_count: PositiveInt = _f(100, "the least count of a burst (see `burst_factor`)")
     model: StrictBool = _f(True, "classify new warning-or-worse templates with the trigger role")
     model_calls_per_minute: PositiveNum = _f(30.0, "budget for the trigger model")
@@ -746,8 +812,11 @@ class TriggerConfig(_Section):
             if not isinstance(rid, str):
                 _report(info, f"trigger.disabled_rules[{i}]", f"must be a rule id string, got {_kind(rid)}")
         ids = [r for r in value if isinstance(r, str)]
-        known = ({r["id"] for r in builtin_rule_data()} | {r.get("id") for r in info.data.get("rules", ())}
-                 | {PRIORITY_RULE_ID})
+        known = (
+            {r["id"] for r in builtin_rule_data()}
+            | {r.get("id") for r in info.data.get("rules", ())}
+            | {PRIORITY_RULE_ID}
+        )
         unknown = sorted(r for r in ids if r not in known)
         if unknown:
             _report(info, "trigger.disabled_rules", f"unknown rule id(s): {', '.join(unknown)}")
@@ -760,82 +829,112 @@ class ActionsConfig(_Section):
     # Read when needed (approve, executor), not at load: the orchestrator's config may name
     # it while only the executor, the API and root can read it.
     approval_key_file: Annotated[StrictStr, *_checked(_key_ref)] | None = _f(
-        None, "HMAC key that signs a person's approval (path or bare credential name). Read when needed, not at "
-              "load: only root's CLI, the API and the executor can read it; the orchestrator may name it but "
-              "cannot read it. Without it nobody can approve and the executor runs only what its own policy runs "
-              "automatically")
+        None,
+        "HMAC key that signs a person's approval (path or bare credential name). Read when needed, not at "
+        "load: only root's CLI, the API and the executor can read it; the orchestrator may name it but "
+        "cannot read it. Without it nobody can approve and the executor runs only what its own policy runs "
+        "automatically",
+    )
     approval_ttl_seconds: PositiveInt = _f(
-        3600, "an approval older than this is void (the executor marks the action `expired`)")
+        3600, "an approval older than this is void (the executor marks the action `expired`)"
+    )
     rate_window_seconds: PositiveInt = _f(3600, "the window of both rate limits")
     rate_limit_per_target: NonNegativeInt = _f(
-        3, "automatic actions on one target (a unit, `nix-store`, `journal`, `system-profile`) per window; "
-           "beyond it proposals are queued for a person")
+        3,
+        "automatic actions on one target (a unit, `nix-store`, `journal`, `system-profile`) per window; "
+        "beyond it proposals are queued for a person",
+    )
     rate_limit_per_action: NonNegativeInt = _f(10, "automatic actions of one catalog id per window")
     cooldown_seconds: NonNegativeInt = _f(600, "no automatic action on a target this soon after the last one")
     poll_interval: PositiveNum = _f(30.0, "executor: seconds between fallback polls (it wakes at once on NOTIFY)")
     output_cap_bytes: Annotated[StrictInt, *_checked(_between(1024, 16 * 1024 * 1024))] = _f(
-        65536, "stdout and stderr kept per step, each (the rest is read and dropped)")
-    verify_window_seconds: NonNegativeNum = _f(
-        30.0, "a restarted unit must stay active, without restarting, this long")
-    nix_mode: NixMode = _f(
-        "auto", "`auto`: Nix actions run on NixOS, are a named dry run elsewhere; `run`; `dry-run`")
+        65536, "stdout and stderr kept per step, each (the rest is read and dropped)"
+    )
+    verify_window_seconds: NonNegativeNum = _f(30.0, "a restarted unit must stay active, without restarting, this long")
+    nix_mode: NixMode = _f("auto", "`auto`: Nix actions run on NixOS, are a named dry run elsewhere; `run`; `dry-run`")
     system_profile: AbsPath = _f("/nix/var/nix/profiles/system", "the profile `rollback_generation` rolls back")
     current_system: AbsPath = _f("/run/current-system", "checked after a rollback")
     protected_patterns: Annotated[tuple[StrictStr, ...], *_checked(_unit_patterns)] = _f(
         ("llama-*", "ai-sysadmin*", "polkit*"),
-        "shell-style unit patterns never acted on, in addition to `protected_units`")
+        "shell-style unit patterns never acted on, in addition to `protected_units`",
+    )
     # Bounds for running a model's proposal unattended (actions/binding.py); outside them it is queued.
     auto_min_gc_days: PositiveInt = _f(
-        7, "a model's `collect_garbage` runs unattended only when it keeps at least this many days; below, it "
-           "is queued for a person with the bound as reason")
+        7,
+        "a model's `collect_garbage` runs unattended only when it keeps at least this many days; below, it "
+        "is queued for a person with the bound as reason",
+    )
     auto_min_journal_mb: PositiveInt = _f(
-        512, "a model's `vacuum_journal` runs unattended only when `max_size_mb` keeps at least this many MiB")
+        512, "a model's `vacuum_journal` runs unattended only when `max_size_mb` keeps at least this many MiB"
+    )
     auto_min_journal_days: PositiveInt = _f(
-        7, "a model's `vacuum_journal` runs unattended only when `max_age_days` keeps at least this many days")
+        7, "a model's `vacuum_journal` runs unattended only when `max_age_days` keeps at least this many days"
+    )
 
 
 class MetaConfig(_Section):
     """L4 meta analysis: the investigation tool loop (docs/meta.md)."""
 
     max_steps: Annotated[StrictInt, *_checked(_between(1, 100))] = _f(
-        12, "model turns with the tools offered (1–100); then one last turn without tools")
+        12, "model turns with the tools offered (1–100); then one last turn without tools"
+    )
     deadline_seconds: PositiveNum = _f(
-        600.0, "the whole investigation; the tool phase leaves about 30 % (at most 180 s) for the answer")
+        600.0, "the whole investigation; the tool phase leaves about 30 % (at most 180 s) for the answer"
+    )
     max_calls_per_step: Annotated[StrictInt, *_checked(_between(1, 32))] = _f(
-        4, "tool calls executed from one model turn (1–32); more are refused")
+        4, "tool calls executed from one model turn (1–32); more are refused"
+    )
     tool_timeout: PositiveNum = _f(20.0, "seconds per tool call (commands are killed with their process group)")
     tool_output_share: Annotated[Num, *_checked(_between(0.01, 0.5))] = _f(
-        0.15, "share of `roles.meta.context_size` (tokens, ~3.5 characters each) one tool result may take "
-              "(0.01–0.5) ...")
+        0.15,
+        "share of `roles.meta.context_size` (tokens, ~3.5 characters each) one tool result may take (0.01–0.5) ...",
+    )
     tool_output_max_chars: Annotated[StrictInt, *_checked(_between(600, 200000))] = _f(
-        12000, "... and never more characters than this (600–200000)")
+        12000, "... and never more characters than this (600–200000)"
+    )
     tool_choice: ToolChoice = _f(
-        "auto", "`auto` or `required` (the server forces a tool call each turn: for weak models)")
+        "auto", "`auto` or `required` (the server forces a tool call each turn: for weak models)"
+    )
     prefill: Annotated[StrictStr, *_checked(lambda v: None if len(v) <= 64 else "must be at most 64 characters")] = _f(
-        "", "assistant text put before each tool turn (weak models with the Qwen2.5 template: "
-            "`\"<tool_call>\\n\"`); at most 64 characters")
+        "",
+        "assistant text put before each tool turn (weak models with the Qwen2.5 template: "
+        '`"<tool_call>\\n"`); at most 64 characters',
+    )
     step_max_tokens: PositiveInt = _f(512, "tokens per tool turn")
     answer_max_tokens: NonNegativeInt = _f(
-        768, "tokens of the streamed answer; `0`: no separate answer, it is rendered from the diagnosis "
-             "(one model call less)")
+        768,
+        "tokens of the streamed answer; `0`: no separate answer, it is rendered from the diagnosis "
+        "(one model call less)",
+    )
     diagnosis_max_tokens: PositiveInt = _f(1024, "tokens of the json_schema diagnosis")
     transcript_max_chars: Annotated[StrictInt, *_checked(_between(1000, 10_000_000))] = _f(
-        60000, "transcript stored with the finding (long messages cut, then the middle dropped)")
+        60000, "transcript stored with the finding (long messages cut, then the middle dropped)"
+    )
     knowledge_hits: Annotated[StrictInt, *_checked(_between(0, 20))] = _f(
-        3, "runbooks / past incidents put into the investigation's context (0–20)")
+        3, "runbooks / past incidents put into the investigation's context (0–20)"
+    )
     escalation_debounce_seconds: NonNegativeNum = _f(
-        900.0, "an escalated incident is not investigated again within this (also across restarts)")
+        900.0, "an escalated incident is not investigated again within this (also across restarts)"
+    )
     disk_paths: Annotated[tuple[StrictStr, ...], *_checked(_safe_paths)] = _f(
         ("/var", "/nix/var", "/home", "/srv", "/opt", "/tmp"),
-        "the only roots `largest_dirs` may look under (absolute, no `..`)")
-    system_profile: AbsPath = _f("/nix/var/nix/profiles/system", "the profile whose generations `nixos_generations` lists")
+        "the only roots `largest_dirs` may look under (absolute, no `..`)",
+    )
+    system_profile: AbsPath = _f(
+        "/nix/var/nix/profiles/system", "the profile whose generations `nixos_generations` lists"
+    )
     current_system: AbsPath = _f("/run/current-system", "which generation runs")
     booted_system: AbsPath = _f("/run/booted-system", "which generation was booted")
-    nix_store: Annotated[StrictStr, *_checked(
-        lambda v: None if re.fullmatch(r"[A-Za-z0-9_./:?&=%+-]{1,300}", v) else "not a store URI")] | None = _f(
-        None, "a store URI passed as `--store` to the nix tools (default: the system store)")
+    nix_store: (
+        Annotated[
+            StrictStr,
+            *_checked(lambda v: None if re.fullmatch(r"[A-Za-z0-9_./:?&=%+-]{1,300}", v) else "not a store URI"),
+        ]
+        | None
+    ) = _f(None, "a store URI passed as `--store` to the nix tools (default: the system store)")
     tools: tuple[StrictStr, ...] | None = _f(
-        None, "offer only these tools (names from `ai-sysadmin tools list`; unknown names are errors); `null`: all")
+        None, "offer only these tools (names from `ai-sysadmin tools list`; unknown names are errors); `null`: all"
+    )
 
     @field_validator("tools", mode="after")
     @classmethod
@@ -843,7 +942,8 @@ class MetaConfig(_Section):
         bad = [t for t in value or () if t not in TOOL_NAMES]
         if bad:
             raise PydanticCustomError(
-                "config", f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}")
+                "config", f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}"
+            )
         return value
 
 
@@ -851,9 +951,16 @@ FleetRole = Literal["standalone", "hub", "member"]
 # A host id names rows in the database and, on a member, part of its role name: a host
 # name's characters, at most 63 (a DNS label's length).
 _HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-HostId = Annotated[StrictStr, *_checked(
-    lambda v: None if _HOST_ID_RE.match(v) else "must be a host id (letters, digits, . _ -; at most 63, "
-                                                "starting with a letter or digit)")]
+HostId = Annotated[
+    StrictStr,
+    *_checked(
+        lambda v: (
+            None
+            if _HOST_ID_RE.match(v)
+            else "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
+        )
+    ),
+]
 _HUB_KEYS = ("journal_dir",)
 _MEMBER_KEYS = ("hub_url", "hub_dsn", "hub_password_file")
 
@@ -862,22 +969,29 @@ class FleetConfig(_Section):
     """Many hosts (docs/fleet.md): this host's role and id, and what a hub or a member needs."""
 
     role: FleetRole = _f(
-        "standalone", "`standalone` (one host), `hub` (receives the members' journals) or `member` (uploads "
-                      "its journal to the hub)")
+        "standalone",
+        "`standalone` (one host), `hub` (receives the members' journals) or `member` (uploads its journal to the hub)",
+    )
     host: HostId | None = _f(
-        None, "this host's id in the fleet (NixOS: `fleet.hostId`); the database's existing rows belong to the "
-              "host name that migrated it (docs/fleet.md)",
-        shown="`null` (the host name)")
+        None,
+        "this host's id in the fleet (NixOS: `fleet.hostId`); the database's existing rows belong to the "
+        "host name that migrated it (docs/fleet.md)",
+        shown="`null` (the host name)",
+    )
     journal_dir: AbsPath | None = _f(
-        None, "hub only: the directory systemd-journal-remote writes the members' journals to")
+        None, "hub only: the directory systemd-journal-remote writes the members' journals to"
+    )
     hub_url: HttpUrl | None = _f(None, "member only, required there: where systemd-journal-upload sends the journal")
     hub_dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
-        None, "member only: libpq URI of the hub's PostgreSQL as this member's own role; no password (use "
-              "`hub_password_file`)")
+        None,
+        "member only: libpq URI of the hub's PostgreSQL as this member's own role; no password (use "
+        "`hub_password_file`)",
+    )
     # Read when used, not at load (like actions.approval_key_file): only the part that
     # connects to the hub needs to be able to read it.
     hub_password_file: Annotated[StrictStr, *_checked(_key_ref)] | None = _f(
-        None, "member only: the password of that role (path or bare credential name), read when used")
+        None, "member only: the password of that role (path or bare credential name), read when used"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -911,34 +1025,60 @@ def _unit_list(value: Any, info: ValidationInfo) -> Any:
     good = []
     for i, unit in enumerate(value):
         if not isinstance(unit, str) or not (_UNIT_RE.match(unit) or _UNIT_GLOB_RE.match(unit)):
-            _report(info, f"protected_units[{i}]",
-                    f"not a systemd unit name or glob (e.g. nginx.service, llama-*.service): {unit!r}")
+            _report(
+                info,
+                f"protected_units[{i}]",
+                f"not a systemd unit name or glob (e.g. nginx.service, llama-*.service): {unit!r}",
+            )
         else:
             good.append(unit)
     return good
 
 
-_SECTIONS = ("roles", "intervals", "database", "knowledge", "api", "journal", "spool", "retention", "thresholds",
-             "trigger", "actions", "review", "meta", "fleet")
+_SECTIONS = (
+    "roles",
+    "intervals",
+    "database",
+    "knowledge",
+    "api",
+    "journal",
+    "spool",
+    "retention",
+    "thresholds",
+    "trigger",
+    "actions",
+    "review",
+    "meta",
+    "fleet",
+)
 
 
 class Config(_Section):
     """The whole document."""
 
     state_dir: AbsPath = _f(
-        "", "cursors, caches, embedded knowledge base, spool",
+        "",
+        "cursors, caches, embedded knowledge base, spool",
         shown="`$STATE_DIRECTORY` (systemd `StateDirectory=`), else `$XDG_STATE_HOME/ai-sysadmin` or "
-              "`~/.local/state/ai-sysadmin`")
+        "`~/.local/state/ai-sysadmin`",
+    )
     autonomy_level: AutonomyLevel = _f(
-        "suggest", "`observe` records only; `suggest` queues every action for approval; `auto-safe` runs low-risk "
-                   "actions; `auto-full` runs low and medium; high risk always waits for a person")
+        "suggest",
+        "`observe` records only; `suggest` queues every action for approval; `auto-safe` runs low-risk "
+        "actions; `auto-full` runs low and medium; high risk always waits for a person",
+    )
     log_level: LogLevel = _f("info", "`debug`, `info`, `warning`, `error`")
     protected_units: tuple[StrictStr, ...] = _f(
-        DEFAULT_PROTECTED_UNITS, "units no action may touch, whatever a model proposes: exact names (`nginx.service`) or shell globs "
-              "(`backup-*.timer`); **added** to the defaults", shown="`[]` added to the safe defaults below")
+        DEFAULT_PROTECTED_UNITS,
+        "units no action may touch, whatever a model proposes: exact names (`nginx.service`) or shell globs "
+        "(`backup-*.timer`); **added** to the defaults",
+        shown="`[]` added to the safe defaults below",
+    )
     protected_units_replace: StrictBool = _f(
-        False, "`true` replaces the safe defaults with `protected_units` alone (knowingly: sshd is then not "
-               "protected unless listed)")
+        False,
+        "`true` replaces the safe defaults with `protected_units` alone (knowingly: sshd is then not "
+        "protected unless listed)",
+    )
     roles: Roles = _f(Roles, "")
     intervals: Intervals = _f(Intervals, "")
     database: DatabaseConfig = _f(DatabaseConfig, "")
@@ -975,8 +1115,11 @@ class Config(_Section):
         data = {k: v for k, v in data.items() if not (v is None and k in _SECTIONS)}  # null: the defaults
         data.setdefault("state_dir", _default_state_dir(_env(info)))
         if data.get("protected_units_replace") is True and "protected_units" not in data:
-            _report(info, "protected_units_replace",
-                    "true without protected_units would protect nothing; list the units to protect")
+            _report(
+                info,
+                "protected_units_replace",
+                "true without protected_units would protect nothing; list the units to protect",
+            )
         return data
 
     @model_validator(mode="after")
@@ -985,8 +1128,9 @@ class Config(_Section):
         given = self.protected_units if "protected_units" in self.model_fields_set else None
         _settle(self, protected_units=_effective_units(given, self.protected_units_replace))
         if self.knowledge.path is None:
-            _settle(self, knowledge=self.knowledge.model_copy(
-                update={"path": os.path.join(self.state_dir, "knowledge")}))
+            _settle(
+                self, knowledge=self.knowledge.model_copy(update={"path": os.path.join(self.state_dir, "knowledge")})
+            )
         return self
 
 
@@ -1008,15 +1152,29 @@ def _effective_units(user: tuple[str, ...] | None, replace: bool) -> tuple[str, 
 
 # --------------------------------------------------------------------------- pydantic errors -> the report
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
-               dict: "an object"}
-_EXPECTED = {"string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "a boolean",
-             "list_type": "a list", "tuple_type": "a list", "dict_type": "an object", "model_type": "an object",
-             "model_attributes_type": "an object"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "an object",
+}
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
 # Keys that once existed: refused with what replaced them.
 _RETIRED = {
     "journal.cursor_file": "no longer used: the journal cursor is stored in PostgreSQL together with the "
-                           "triggers it covers (table cursors); remove this key",
+    "triggers it covers (table cursors); remove this key",
 }
 
 
@@ -1127,6 +1285,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError([ConfigIssue("(document)", f"invalid JSON at line {exc.lineno} column {exc.colno}: "
-                                                     f"{exc.msg}")], source) from None
+        raise ConfigError(
+            [ConfigIssue("(document)", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")], source
+        ) from None
     return parse_config(data, env, source=source)

@@ -64,7 +64,8 @@ globs `ai-sysadmin*.service` and `llama-*.service` (the service's own units, its
 and the model servers); and what keeps a NixOS host reachable: `sshd.socket` with its
 per-connection `sshd@*.service` (`services.openssh.startWhenNeeded`), `user@0.service`,
 `dhcpcd.service`, `firewall.service`, `systemd-resolved.service`,
-`systemd-journald@*.service` and `systemd-journald*.socket`. `ai-sysadmin config show` prints the effective list."""),
+`systemd-journald@*.service` and `systemd-journald*.socket`. `ai-sysadmin config show` prints the effective list.""",
+    ),
     "roles": Prose(
         "`roles.<name>` — model servers",
         """\
@@ -75,19 +76,11 @@ compatible server such as Ollama).""",
 Failures reach callers typed: *unavailable* (connection refused, 503 loading —
 reported at once, not after the SDK's 10-minute default), *timeout*, *bad output*
 (invalid JSON, schema violation, malformed tool call), *rejected* (4xx, e.g. prompt
-longer than the context)."""),
-    "intervals": Prose(
-        "`intervals`",
-        "",
-        ""),
-    "database": Prose(
-        "`database`",
-        "",
-        ""),
-    "knowledge": Prose(
-        "`knowledge`",
-        "",
-        ""),
+longer than the context).""",
+    ),
+    "intervals": Prose("`intervals`", "", ""),
+    "database": Prose("`database`", "", ""),
+    "knowledge": Prose("`knowledge`", "", ""),
     "api": Prose(
         "`api`",
         "",
@@ -123,7 +116,8 @@ chat, and nobody can approve through the API.
 
 The keys `upstream_idle_timeout`, `client_tools` and `background_max_tokens` shape what the
 API does to chat requests and model streams for Open WebUI and similar clients
-([openwebui.md](openwebui.md#open-webui-on-a-small-host))."""),
+([openwebui.md](openwebui.md#open-webui-on-a-small-host)).""",
+    ),
     "journal": Prose(
         "`journal`",
         "",
@@ -131,15 +125,14 @@ API does to chat requests and model streams for Open WebUI and similar clients
 Where reading resumes is not a file: the journal cursor is stored in PostgreSQL (table
 `cursors`) in the same transaction as the triggers it covers, with the number of the L1
 checkpoint state in `<state_dir>/trigger/checkpoints/` ([triggers.md](triggers.md)). The
-former `cursor_file` key is rejected with that explanation."""),
-    "trigger": Prose(
-        "`trigger` — Layer 1 (details: [triggers.md](triggers.md))",
-        "",
-        ""),
+former `cursor_file` key is rejected with that explanation.""",
+    ),
+    "trigger": Prose("`trigger` — Layer 1 (details: [triggers.md](triggers.md))", "", ""),
     "review": Prose(
         "`review` — incidents, context (L2) and review (L3) (details: [review.md](review.md))",
         "",
-        "The review runs every `intervals.review` seconds (default 900)."),
+        "The review runs every `intervals.review` seconds (default 900).",
+    ),
     "actions": Prose(
         "`actions` — policy and executor (details: [actions.md](actions.md))",
         """\
@@ -147,30 +140,20 @@ The same section is read by the service (the policy when proposing) and by the e
 (its own rendered copy: it re-checks everything with *its* values).""",
         """\
 Breakers have no window: one failed verification opens the breaker on its target until
-a person runs `ai-sysadmin actions clear-breaker TARGET`."""),
-    "meta": Prose(
-        "`meta` — L4 investigations (details: [meta.md](meta.md))",
-        "",
-        ""),
-    "retention": Prose(
-        "`retention` — storage (details: [storage.md](storage.md))",
-        "",
-        ""),
-    "spool": Prose(
-        "`spool` — the outage spool (details: [storage.md](storage.md))",
-        "",
-        ""),
-    "thresholds": Prose(
-        "`thresholds` — metrics (details: [storage.md](storage.md))",
-        "",
-        ""),
+a person runs `ai-sysadmin actions clear-breaker TARGET`.""",
+    ),
+    "meta": Prose("`meta` — L4 investigations (details: [meta.md](meta.md))", "", ""),
+    "retention": Prose("`retention` — storage (details: [storage.md](storage.md))", "", ""),
+    "spool": Prose("`spool` — the outage spool (details: [storage.md](storage.md))", "", ""),
+    "thresholds": Prose("`thresholds` — metrics (details: [storage.md](storage.md))", "", ""),
     "fleet": Prose(
         "`fleet` — many hosts (details: [fleet.md](fleet.md))",
         "",
         """\
 On NixOS the module fills these from `services.ai-sysadmin.fleet` (role, host id, hub
 journal directory, member hub URL, database URL and password credential). A key of the
-other role is an error. What is built so far: [fleet.md](fleet.md)."""),
+other role is an error. What is built so far: [fleet.md](fleet.md).""",
+    ),
 }
 
 

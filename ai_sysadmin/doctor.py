@@ -57,19 +57,30 @@ async def check_role(role: RoleConfig) -> CheckResult:
     async with LLMClient(role) as client:
         health = await client.health()
         if health.status in ("unavailable", "error"):
-            return CheckResult(name, "fail", f"{role.url} {health.status}: {health.detail}",
-                               f"start {unit} (systemctl status {unit}) or correct roles.{role.name}.url")
+            return CheckResult(
+                name,
+                "fail",
+                f"{role.url} {health.status}: {health.detail}",
+                f"start {unit} (systemctl status {unit}) or correct roles.{role.name}.url",
+            )
         if health.status == "loading":
-            return CheckResult(name, "fail", f"{role.url} is still loading its model",
-                               f"wait for {unit} to finish loading (journalctl -u {unit})")
+            return CheckResult(
+                name,
+                "fail",
+                f"{role.url} is still loading its model",
+                f"wait for {unit} to finish loading (journalctl -u {unit})",
+            )
         try:
             models = await client.served_models()
         except LLMError as exc:
-            return CheckResult(name, "fail", f"{role.url} healthy but /v1/models failed: {exc}",
-                               f"check {unit} logs")
+            return CheckResult(name, "fail", f"{role.url} healthy but /v1/models failed: {exc}", f"check {unit} logs")
     if role.model not in models:
-        return CheckResult(name, "fail", f"{role.url} serves {models}, not {role.model!r}",
-                           f"start llama-server with --alias {role.model} or set roles.{role.name}.model")
+        return CheckResult(
+            name,
+            "fail",
+            f"{role.url} serves {models}, not {role.model!r}",
+            f"start llama-server with --alias {role.model} or set roles.{role.name}.model",
+        )
     note = "" if health.status == "ok" else " (no /health: not llama-server)"
     return CheckResult(name, "ok", f"{role.url} healthy, serves {role.model!r}{note}")
 
@@ -87,9 +98,13 @@ async def check_database(cfg: Config) -> CheckResult:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
         spool = _spool_state(cfg)
         held = f"; outage spool holds {spool.describe()}" if spool is not None and spool.records else ""
-        return CheckResult("database", "fail", f"{where}: {first}{held}",
-                           "start postgresql.service, or correct the database section "
-                           "(NixOS: services.ai-sysadmin.database.createLocally)")
+        return CheckResult(
+            "database",
+            "fail",
+            f"{where}: {first}{held}",
+            "start postgresql.service, or correct the database section "
+            "(NixOS: services.ai-sysadmin.database.createLocally)",
+        )
     from ai_sysadmin.store.migrations import latest_version, metrics_backend, timescale_edition
 
     async with conn:
@@ -106,16 +121,21 @@ async def check_database(cfg: Config) -> CheckResult:
         state = f"schema v{schema} (latest)"
     if backend:
         # Which TimescaleDB edition is active matters: only the TSL build compresses.
-        kind = {"apache": "TimescaleDB (Apache edition) hypertable, no compression",
-                "timescale": "TimescaleDB (TSL edition) hypertable, compressed after 2 days"}.get(
-                    edition or "", "TimescaleDB hypertable")
+        kind = {
+            "apache": "TimescaleDB (Apache edition) hypertable, no compression",
+            "timescale": "TimescaleDB (TSL edition) hypertable, compressed after 2 days",
+        }.get(edition or "", "TimescaleDB hypertable")
         state += f", metrics in {kind if backend == 'timescaledb' else 'plain PostgreSQL native daily partitions'}"
     spool = _spool_state(cfg)
     if spool is not None and spool.records:
         status = "warn" if spool.warning else "ok"
-        return CheckResult("database", status, f"PostgreSQL {version} at {where}, {state}; outage spool holds "
-                           f"{spool.describe()}", "the service flushes it while running; keep it running",
-                           required=status != "warn")
+        return CheckResult(
+            "database",
+            status,
+            f"PostgreSQL {version} at {where}, {state}; outage spool holds {spool.describe()}",
+            "the service flushes it while running; keep it running",
+            required=status != "warn",
+        )
     return CheckResult("database", "ok", f"PostgreSQL {version} at {where}, {state}")
 
 
@@ -141,15 +161,18 @@ async def check_journal(cfg: Config) -> CheckResult:
     if src == "system" and os.geteuid() != 0:
         groups = {grp.getgrgid(g).gr_name for g in os.getgroups() if _gid_exists(g)}
         if not groups & {"systemd-journal", "adm", "wheel"}:
-            return CheckResult(name, "fail", "this user cannot read the system journal",
-                               "add the service user to group systemd-journal "
-                               "(NixOS module: SupplementaryGroups=systemd-journal)")
+            return CheckResult(
+                name,
+                "fail",
+                "this user cannot read the system journal",
+                "add the service user to group systemd-journal (NixOS module: SupplementaryGroups=systemd-journal)",
+            )
     if src != "system" and not os.path.exists(cfg.journal.path or ""):
-        return CheckResult(name, "fail", f"journal.path {cfg.journal.path} does not exist",
-                           "correct journal.path")
+        return CheckResult(name, "fail", f"journal.path {cfg.journal.path} does not exist", "correct journal.path")
     try:
-        r = await asyncio.to_thread(subprocess.run, _journal_argv(cfg), capture_output=True, text=True,
-                                    timeout=CHECK_TIMEOUT)
+        r = await asyncio.to_thread(
+            subprocess.run, _journal_argv(cfg), capture_output=True, text=True, timeout=CHECK_TIMEOUT
+        )
     except FileNotFoundError:
         return CheckResult(name, "fail", "journalctl not found", "install systemd's journalctl")
     if r.returncode != 0:
@@ -173,19 +196,35 @@ async def check_state_dir(cfg: Config) -> CheckResult:
     if not os.path.isdir(path):
         parent = _existing_parent(path)
         if parent is None or not os.access(parent, os.W_OK | os.X_OK):
-            return CheckResult("state dir", "fail", f"{path} does not exist and cannot be created by this user",
-                               "create it for the service user (NixOS: StateDirectory=ai-sysadmin) or set state_dir")
-        return CheckResult("state dir", "warn", f"{path} does not exist yet (the service creates it at start)",
-                           "start the service once, or create it", required=False)
+            return CheckResult(
+                "state dir",
+                "fail",
+                f"{path} does not exist and cannot be created by this user",
+                "create it for the service user (NixOS: StateDirectory=ai-sysadmin) or set state_dir",
+            )
+        return CheckResult(
+            "state dir",
+            "warn",
+            f"{path} does not exist yet (the service creates it at start)",
+            "start the service once, or create it",
+            required=False,
+        )
     if not os.access(path, os.W_OK | os.X_OK):
-        return CheckResult("state dir", "fail", f"{path} not writable by this user",
-                           "fix ownership or set state_dir (NixOS: StateDirectory=ai-sysadmin)")
+        return CheckResult(
+            "state dir",
+            "fail",
+            f"{path} not writable by this user",
+            "fix ownership or set state_dir (NixOS: StateDirectory=ai-sysadmin)",
+        )
     space = room(path)
     if space is not None and space.full:
-        return CheckResult("state dir", "fail", f"{path} writable but FULL ({space.describe()}): L1 checkpoints, "
-                           "the spool and the quarantine cannot be written",
-                           "free space on that filesystem (nix-collect-garbage, journalctl --vacuum-size) or move "
-                           "state_dir")
+        return CheckResult(
+            "state dir",
+            "fail",
+            f"{path} writable but FULL ({space.describe()}): L1 checkpoints, "
+            "the spool and the quarantine cannot be written",
+            "free space on that filesystem (nix-collect-garbage, journalctl --vacuum-size) or move state_dir",
+        )
     return CheckResult("state dir", "ok", f"{path} writable" + (f", {space.describe()}" if space else ""))
 
 
@@ -206,9 +245,13 @@ async def check_quarantine(cfg: Config) -> CheckResult:
     st = read_state(where)
     if not st.records:
         return CheckResult("quarantine", "ok", "no quarantined records")
-    return CheckResult("quarantine", "warn", f"{st.describe()} ({where}/records.jsonl)",
-                       "read the reason; the records are kept as JSON and can be re-inserted by hand",
-                       required=False)
+    return CheckResult(
+        "quarantine",
+        "warn",
+        f"{st.describe()} ({where}/records.jsonl)",
+        "read the reason; the records are kept as JSON and can be re-inserted by hand",
+        required=False,
+    )
 
 
 async def check_knowledge(cfg: Config) -> CheckResult:
@@ -219,23 +262,38 @@ async def check_knowledge(cfg: Config) -> CheckResult:
                 try:
                     r = await http.get(kb.url.rstrip("/") + path)
                 except httpx.HTTPError as exc:
-                    return CheckResult("knowledge", "fail", f"ChromaDB at {kb.url} unreachable: {exc}",
-                                       "start chromadb.service or correct knowledge.url")
+                    return CheckResult(
+                        "knowledge",
+                        "fail",
+                        f"ChromaDB at {kb.url} unreachable: {exc}",
+                        "start chromadb.service or correct knowledge.url",
+                    )
                 if r.status_code == 200:
                     return CheckResult("knowledge", "ok", f"ChromaDB server at {kb.url} answers")
-        return CheckResult("knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})",
-                           "correct knowledge.url")
+        return CheckResult(
+            "knowledge", "fail", f"{kb.url} is not a ChromaDB server (HTTP {r.status_code})", "correct knowledge.url"
+        )
     if kb.path is None:  # the configuration fills it in from state_dir; a hand-built one may not
         return CheckResult("knowledge", "fail", "neither knowledge.url nor knowledge.path is set", "set knowledge.path")
     if not os.path.isdir(kb.path):
-        return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} does not exist yet "
-                           "(the service creates it at start)", "start the service once", required=False)
+        return CheckResult(
+            "knowledge",
+            "warn",
+            f"embedded ChromaDB at {kb.path} does not exist yet (the service creates it at start)",
+            "start the service once",
+            required=False,
+        )
     if not os.access(kb.path, os.W_OK | os.X_OK):
         return CheckResult("knowledge", "fail", f"{kb.path} not writable", "fix ownership or set knowledge.path")
     db = os.path.join(kb.path, "chroma.sqlite3")
     if not os.path.exists(db):
-        return CheckResult("knowledge", "warn", f"embedded ChromaDB at {kb.path} is empty (filled at start)",
-                           "start the service once", required=False)
+        return CheckResult(
+            "knowledge",
+            "warn",
+            f"embedded ChromaDB at {kb.path} is empty (filled at start)",
+            "start the service once",
+            required=False,
+        )
 
     def count_collections() -> int:
         import sqlite3
@@ -250,8 +308,12 @@ async def check_knowledge(cfg: Config) -> CheckResult:
     try:
         n = await asyncio.to_thread(count_collections)
     except Exception as exc:  # sqlite3.DatabaseError and friends: all mean "cannot use it"
-        return CheckResult("knowledge", "fail", f"embedded ChromaDB at {kb.path} cannot be read: {exc}",
-                           "move the damaged directory aside; it is rebuilt at start")
+        return CheckResult(
+            "knowledge",
+            "fail",
+            f"embedded ChromaDB at {kb.path} cannot be read: {exc}",
+            "move the damaged directory aside; it is rebuilt at start",
+        )
     return CheckResult("knowledge", "ok", f"embedded ChromaDB at {kb.path} ({n} collections)")
 
 

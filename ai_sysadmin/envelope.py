@@ -92,4 +92,5 @@ def is_closed_once(prompt: str) -> bool:
     """True when every envelope in `prompt` opens and closes exactly once (tests, self-checks)."""
     opens = len(re.findall(re.escape(OPEN) + r"[ >]", prompt))
     return opens == prompt.count(CLOSE) and all(
-        prompt.find(CLOSE, m.end()) != -1 for m in re.finditer(re.escape(OPEN) + r"[ >]", prompt))
+        prompt.find(CLOSE, m.end()) != -1 for m in re.finditer(re.escape(OPEN) + r"[ >]", prompt)
+    )

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from collections.abc import Awaitable
+from typing import Any
 
 from ai_sysadmin.config import Config
 
@@ -58,15 +58,18 @@ class Orchestrator:
             follow = tg.create_task(self._follow(parts.follower, failed), name="l1")
             stopping = tg.create_task(stop.wait(), name="stop")
             # Helpers: their failures are logged and never stop the service.
-            helpers = [tg.create_task(_logged(name, coro), name=name) for name, coro in (
-                ("status", self._status_loop(parts.follower)),
-                ("metrics", parts.collector.run()),
-                ("retention", self._retention_loop(parts.store)),
-                ("knowledge", self._knowledge_task(parts.knowledge)),
-                ("incidents", parts.review.incidents.run()),
-                ("review", parts.review.review.run()),
-                ("switches", parts.switches.run()),
-            )]
+            helpers = [
+                tg.create_task(_logged(name, coro), name=name)
+                for name, coro in (
+                    ("status", self._status_loop(parts.follower)),
+                    ("metrics", parts.collector.run()),
+                    ("retention", self._retention_loop(parts.store)),
+                    ("knowledge", self._knowledge_task(parts.knowledge)),
+                    ("incidents", parts.review.incidents.run()),
+                    ("review", parts.review.review.run()),
+                    ("switches", parts.switches.run()),
+                )
+            ]
             await asyncio.wait({follow, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for t in (follow, stopping, *helpers):
                 t.cancel()  # the group waits for them
@@ -110,8 +113,10 @@ class Orchestrator:
             report = follower.report()
             log.info("L1: %s", " ".join(f"{k}={v}" for k, v in report.items() if v is not None))
             if report["degraded"] and not was_degraded:
-                log.warning("L1 degraded: trigger model unavailable (%s); deterministic triggers continue",
-                            report.get("model_error"))
+                log.warning(
+                    "L1 degraded: trigger model unavailable (%s); deterministic triggers continue",
+                    report.get("model_error"),
+                )
             was_degraded = report["degraded"]
 
 

@@ -107,9 +107,18 @@ def parse_rule(data: Any, where: str) -> Rule:
         raise RuleError(f"{where}.min_count: must be an integer >= 1")
     if pattern is None and not fields and not idents:
         raise RuleError(f"{where}: needs at least one of pattern, fields, identifiers")
-    return Rule(id=rid, severity=data["severity"], category=data["category"], summary=summary, pattern=pattern,
-                fields=fields, identifiers=frozenset(idents), max_priority=max_pri, min_count=min_count,
-                literals=required_literals(pattern.pattern) if pattern is not None else None)
+    return Rule(
+        id=rid,
+        severity=data["severity"],
+        category=data["category"],
+        summary=summary,
+        pattern=pattern,
+        fields=fields,
+        identifiers=frozenset(idents),
+        max_priority=max_pri,
+        min_count=min_count,
+        literals=required_literals(pattern.pattern) if pattern is not None else None,
+    )
 
 
 def required_literals(pattern: str, min_len: int = 3) -> tuple[str, ...] | None:
@@ -120,6 +129,7 @@ def required_literals(pattern: str, min_len: int = 3) -> tuple[str, ...] | None:
     """
     # typeshed has no stubs for re._parser (CPython's private regex parser, Python >= 3.11).
     import re._parser as sre  # type: ignore[import-not-found]
+
     try:
         tree = list(sre.parse(pattern))
     except re.error:

@@ -34,7 +34,8 @@ class Secret:
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
         # A model dump (`config show`, JSON) shows where a secret came from, never its value.
         return core_schema.is_instance_schema(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "<secret>"))
+            cls, serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "<secret>")
+        )
 
 
 class SecretFile(str):

@@ -25,8 +25,7 @@ class Room:
 
     @property
     def full(self) -> bool:
-        return self.free_bytes < MIN_FREE_BYTES or (self.free_inodes is not None and
-                                                     self.free_inodes < MIN_FREE_INODES)
+        return self.free_bytes < MIN_FREE_BYTES or (self.free_inodes is not None and self.free_inodes < MIN_FREE_INODES)
 
     def describe(self) -> str:
         inodes = "" if self.free_inodes is None else f", {self.free_inodes} inode(s)"

@@ -32,8 +32,12 @@ async def _models(cfg: Config, timeout: float) -> dict[str, Any]:
                 h = await asyncio.wait_for(client.health(), timeout)
                 return role.name, {"url": role.url, "model": role.model, "status": h.status, "detail": h.detail}
             except TimeoutError:
-                return role.name, {"url": role.url, "model": role.model, "status": "unavailable",
-                                   "detail": f"no answer within {timeout:g}s"}
+                return role.name, {
+                    "url": role.url,
+                    "model": role.model,
+                    "status": "unavailable",
+                    "detail": f"no answer within {timeout:g}s",
+                }
 
     return dict(await asyncio.gather(*(one(r) for r in cfg.roles.enabled())))
 
@@ -45,8 +49,13 @@ def _age(ts: datetime | None, now: datetime) -> float | None:
 async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
     from ai_sysadmin.store import overview
 
-    out: dict[str, Any] = {"database": {"reachable": False}, "layers": {}, "last_review": None,
-                           "open_incidents": [], "pending_approvals": None}
+    out: dict[str, Any] = {
+        "database": {"reachable": False},
+        "layers": {},
+        "last_review": None,
+        "open_incidents": [],
+        "pending_approvals": None,
+    }
     async with pool.connection() as conn:
         rows = await overview.read(conn)
         out["database"] = {"reachable": True, "schema_version": rows["schema_version"]}
@@ -57,11 +66,17 @@ async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
     review_every = cfg.intervals.review
     out["layers"] = {
         "l1": {"last_checkpoint": l1, "age_s": _age(l1, now), "triggers_last_hour": trig["n"]},
-        "metrics": {"last_sample": met, "age_s": _age(met, now),
-                    "stale": met is None or (now - met).total_seconds() > STALE_FACTOR * cfg.intervals.metrics},
+        "metrics": {
+            "last_sample": met,
+            "age_s": _age(met, now),
+            "stale": met is None or (now - met).total_seconds() > STALE_FACTOR * cfg.intervals.metrics,
+        },
         "incidents": {"open": len(out["open_incidents"])},
-        "review": {"last": last["started_at"] if last else None, "outcome": last["outcome"] if last else None,
-                   "stale": last is None or (now - last["started_at"]).total_seconds() > STALE_FACTOR * review_every},
+        "review": {
+            "last": last["started_at"] if last else None,
+            "outcome": last["outcome"] if last else None,
+            "stale": last is None or (now - last["started_at"]).total_seconds() > STALE_FACTOR * review_every,
+        },
     }
     if last:
         p = last["prompt_tokens"] or 0
@@ -81,26 +96,37 @@ async def _last_switch(conn: Any) -> dict[str, Any] | None:
         return None
 
 
-async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
-                        service: dict[str, Any] | None = None) -> dict[str, Any]:
+async def gather_status(
+    cfg: Config, pool: Any, *, model_timeout: float = 3.0, service: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The status document; `service` may add in-process reports (an orchestrator's own view)."""
     now = datetime.now(UTC)
     models_task = asyncio.create_task(_models(cfg, model_timeout))
     try:
         db = await _database(cfg, pool, now)
     except Exception as exc:
-        db = {"database": {"reachable": False, "error": str(exc).strip().splitlines()[-1][:200] if str(exc) else
-                           exc.__class__.__name__},
-              "layers": {}, "last_review": None, "open_incidents": [], "pending_approvals": None}
+        db = {
+            "database": {
+                "reachable": False,
+                "error": str(exc).strip().splitlines()[-1][:200] if str(exc) else exc.__class__.__name__,
+            },
+            "layers": {},
+            "last_review": None,
+            "open_incidents": [],
+            "pending_approvals": None,
+        }
     models = await models_task
     degraded = []
     if not db["database"]["reachable"]:
         degraded.append(f"database unreachable: {db['database'].get('error', '')}; the service spools")
     for name, m in models.items():
         if m["status"] != "ok":
-            what = {"trigger": "L1 keeps deterministic triggers only", "review": "reviews are skipped; "
-                    "deterministic candidates are still proposed", "meta": "no deep analysis or chat",
-                    "embed": "no knowledge retrieval"}.get(name, "")
+            what = {
+                "trigger": "L1 keeps deterministic triggers only",
+                "review": "reviews are skipped; deterministic candidates are still proposed",
+                "meta": "no deep analysis or chat",
+                "embed": "no knowledge retrieval",
+            }.get(name, "")
             degraded.append(f"{name} model {m['status']}{': ' + m['detail'] if m['detail'] else ''}; {what}")
     layers = db["layers"]
     if layers.get("metrics", {}).get("stale"):
@@ -117,9 +143,20 @@ async def gather_status(cfg: Config, pool: Any, *, model_timeout: float = 3.0,
     space = room(cfg.state_dir)
     if space is not None and space.full:
         degraded.append(f"state dir full ({space.describe()}): L1 checkpoints and the outage spool cannot be written")
-    status = {"at": now, "autonomy_level": cfg.autonomy_level, "models": models, **db, "degraded": degraded,
-              "quarantine": {"records": quarantine.records, "bytes": quarantine.bytes, "last_at": quarantine.last_at,
-                             "last_kind": quarantine.last_kind, "last_reason": quarantine.last_reason}}
+    status = {
+        "at": now,
+        "autonomy_level": cfg.autonomy_level,
+        "models": models,
+        **db,
+        "degraded": degraded,
+        "quarantine": {
+            "records": quarantine.records,
+            "bytes": quarantine.bytes,
+            "last_at": quarantine.last_at,
+            "last_kind": quarantine.last_kind,
+            "last_reason": quarantine.last_reason,
+        },
+    }
     if service:
         status["service"] = service
     return status

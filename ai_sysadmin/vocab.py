@@ -16,8 +16,21 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 SEVERITY_RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # info=0 ... critical=4
 
 Category = Literal[
-    "oom", "crash", "unit-failure", "disk-full", "filesystem", "hardware", "kernel", "auth",
-    "network", "time", "nix", "certificate", "resource", "security", "other",
+    "oom",
+    "crash",
+    "unit-failure",
+    "disk-full",
+    "filesystem",
+    "hardware",
+    "kernel",
+    "auth",
+    "network",
+    "time",
+    "nix",
+    "certificate",
+    "resource",
+    "security",
+    "other",
 ]
 CATEGORIES: tuple[str, ...] = get_args(Category)
 
@@ -44,8 +57,19 @@ CLIENT_TOOLS: tuple[str, ...] = get_args(ClientTools)
 
 # Every tool of the L4 catalog (meta/tools/); `meta.tools` is validated against these.
 ToolName = Literal[
-    "journal_query", "unit_status", "failed_units", "unit_dependencies", "metrics_query", "disk_usage",
-    "largest_dirs", "top_processes", "nixos_generations", "nixos_generation_diff", "knowledge_search",
-    "incident_history", "trigger_templates", "propose_action",
+    "journal_query",
+    "unit_status",
+    "failed_units",
+    "unit_dependencies",
+    "metrics_query",
+    "disk_usage",
+    "largest_dirs",
+    "top_processes",
+    "nixos_generations",
+    "nixos_generation_diff",
+    "knowledge_search",
+    "incident_history",
+    "trigger_templates",
+    "propose_action",
 ]
 TOOL_NAMES: tuple[str, ...] = get_args(ToolName)

@@ -40,9 +40,20 @@ async def main(n: int) -> None:
         name = f"bench_{uuid.uuid4().hex[:8]}"
         cluster.create_database(name)
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = parse_config({"state_dir": tmp, "autonomy_level": "auto-safe", "database": cluster.database_config(name),
-                                "actions": {"rate_limit_per_target": 10**9, "rate_limit_per_action": 10**9,
-                                            "cooldown_seconds": 0, "poll_interval": 30}}, env={})
+            cfg = parse_config(
+                {
+                    "state_dir": tmp,
+                    "autonomy_level": "auto-safe",
+                    "database": cluster.database_config(name),
+                    "actions": {
+                        "rate_limit_per_target": 10**9,
+                        "rate_limit_per_action": 10**9,
+                        "cooldown_seconds": 0,
+                        "poll_interval": 30,
+                    },
+                },
+                env={},
+            )
             pool = make_pool(cfg.database)
             await pool.open(wait=True)
             await migrate(pool)
@@ -58,8 +69,8 @@ async def main(n: int) -> None:
                 invalid.append(time.perf_counter() - t)
             async with pool.connection() as c:  # leave only the pickup measurements pending
                 await c.execute("UPDATE actions SET status = 'rejected' WHERE status = 'approved'")
-            print(f"propose valid   (n={n}): p50 {pct(valid, .5):.2f} ms  p99 {pct(valid, .99):.2f} ms")
-            print(f"propose refused (n={n}): p50 {pct(invalid, .5):.2f} ms  p99 {pct(invalid, .99):.2f} ms")
+            print(f"propose valid   (n={n}): p50 {pct(valid, 0.5):.2f} ms  p99 {pct(valid, 0.99):.2f} ms")
+            print(f"propose refused (n={n}): p50 {pct(invalid, 0.5):.2f} ms  p99 {pct(invalid, 0.99):.2f} ms")
 
             ex = Executor(cfg, out=lambda line: None)
             stop = asyncio.Event()
@@ -78,8 +89,10 @@ async def main(n: int) -> None:
                 pickups.append(time.perf_counter() - t)
             stop.set()
             await task
-            print(f"approved -> picked up by the executor via NOTIFY (n={len(pickups)}): p50 {pct(pickups, .5):.1f} ms"
-                  f"  p99 {pct(pickups, .99):.1f} ms  (fallback poll: 30000 ms)")
+            print(
+                f"approved -> picked up by the executor via NOTIFY (n={len(pickups)}): p50 {pct(pickups, 0.5):.1f} ms"
+                f"  p99 {pct(pickups, 0.99):.1f} ms  (fallback poll: 30000 ms)"
+            )
             print(f"mean propose {statistics.mean(valid) * 1000:.2f} ms")
             await pool.close()
     finally:

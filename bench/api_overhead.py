@@ -78,8 +78,16 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes, headers: di
     return time.perf_counter() - t0, ttft or 0.0, tokens
 
 
-async def mixed(direct_url: str, api_url: str, bodies: Callable[[int, int], bytes], headers: dict,
-                concurrency: int, pairs_per_worker: int, keep_alive: bool, think: float) -> list[tuple]:
+async def mixed(
+    direct_url: str,
+    api_url: str,
+    bodies: Callable[[int, int], bytes],
+    headers: dict,
+    concurrency: int,
+    pairs_per_worker: int,
+    keep_alive: bool,
+    think: float,
+) -> list[tuple]:
     """Identical requests to both paths under the same load, as pairs.
 
     One stream: each pair runs back to back (order flipped per pair).  Several streams:
@@ -104,6 +112,7 @@ async def mixed(direct_url: str, api_url: str, bodies: Callable[[int, int], byte
     via_api = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=not keep_alive))
     sessions = {"direct": direct, "api": via_api}
     try:
+
         async def worker(w: int) -> None:
             rng = random.Random(w)
             for i in range(pairs_per_worker):
@@ -142,8 +151,9 @@ async def rss_per_stream(api_url: str, body_long: bytes, headers: dict, proc: ps
     return (opened - base) / n
 
 
-def bootstrap(pairs: list[tuple[float, float]], stat: Callable[[list[tuple[float, float]]], float],
-              rounds: int = 2000) -> tuple[float, float]:
+def bootstrap(
+    pairs: list[tuple[float, float]], stat: Callable[[list[tuple[float, float]]], float], rounds: int = 2000
+) -> tuple[float, float]:
     """95% interval of `stat` over pairs resampled with replacement (seeded: reruns print the same)."""
     rng = random.Random(0)
     values = sorted(stat([pairs[rng.randrange(len(pairs))] for _ in pairs]) for _ in range(rounds))
@@ -161,7 +171,7 @@ def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
         ttft = [r[1] for r in results]
         busy = sum(lat)  # time spent in requests of this path, summed over workers
         tps = sum(r[2] for r in results) / busy * level
-        figures[path] = (pct(lat, .5) * 1e3, pct(lat, .99) * 1e3, pct(ttft, .5) * 1e3, pct(ttft, .99) * 1e3, tps)
+        figures[path] = (pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3, pct(ttft, 0.5) * 1e3, pct(ttft, 0.99) * 1e3, tps)
         f = figures[path]
         print(f"{level:>7} {path:<7} {f[0]:>8.1f} {f[1]:>8.1f} {f[2]:>9.1f} {f[3]:>9.1f} {f[4]:>8.1f}")
     d, a = figures["direct"], figures["api"]
@@ -175,63 +185,89 @@ def report(level: int, pairs: list[tuple], cpu_ms: float, tokens: int) -> None:
     def paired_median(ps: list[tuple[float, float]]) -> float:
         return statistics.median(p[1] - p[0] for p in ps)
 
-    lo, hi = bootstrap(lat_pairs, pct_diff(.5))
-    lo99, hi99 = bootstrap(lat_pairs, pct_diff(.99))
-    print(f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
-          f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x  (api minus direct; 95% intervals: p50 {lo:+.1f}..{hi:+.1f}, "
-          f"p99 {lo99:+.1f}..{hi99:+.1f})")
+    lo, hi = bootstrap(lat_pairs, pct_diff(0.5))
+    lo99, hi99 = bootstrap(lat_pairs, pct_diff(0.99))
+    print(
+        f"{level:>7} {'added':<7} {a[0] - d[0]:>+8.1f} {a[1] - d[1]:>+8.1f} {a[2] - d[2]:>+9.1f} "
+        f"{a[3] - d[3]:>+9.1f} {a[4] / d[4]:>7.3f}x  (api minus direct; 95% intervals: p50 {lo:+.1f}..{hi:+.1f}, "
+        f"p99 {lo99:+.1f}..{hi99:+.1f})"
+    )
     dl = [p[1] - p[0] for p in lat_pairs]
     dt = [p[1] - p[0] for p in ttft_pairs]
     lo, hi = bootstrap(lat_pairs, paired_median)
     tlo, thi = bootstrap(ttft_pairs, paired_median)
-    print(f"{level:>7} {'paired':<7} {statistics.median(dl):>+8.1f} {'':>8} {statistics.median(dt):>+9.1f} {'':>9}"
-          f"   median of {len(dl)} per-pair differences; 95% interval {lo:+.1f}..{hi:+.1f} ms, "
-          f"ttft {tlo:+.1f}..{thi:+.1f} ms")
+    print(
+        f"{level:>7} {'paired':<7} {statistics.median(dl):>+8.1f} {'':>8} {statistics.median(dt):>+9.1f} {'':>9}"
+        f"   median of {len(dl)} per-pair differences; 95% interval {lo:+.1f}..{hi:+.1f} ms, "
+        f"ttft {tlo:+.1f}..{thi:+.1f} ms"
+    )
     if level > 1:
         # One decode step at this load: the direct answers' time per token.
         step = statistics.median((r[0] - r[1]) / max(1, r[2] - 1) for r in by_path["direct"]) * 1e3
         later = sum(1 for x in dt if x > step / 2) / len(dt)
         earlier = sum(1 for x in dt if x < -step / 2) / len(dt)
-        print(f"{level:>7} {'steps':<7} first token a decode step (~{step:.0f} ms) later through the API in "
-              f"{later:.1%} of pairs, earlier in {earlier:.1%} (arrival order at the step boundary)")
-    print(f"{level:>7} {'api cpu':<7} {cpu_ms:>8.2f} ms of API process CPU per request "
-          f"(~{tokens} chunks relayed each): the cost that does not depend on machine load")
+        print(
+            f"{level:>7} {'steps':<7} first token a decode step (~{step:.0f} ms) later through the API in "
+            f"{later:.1%} of pairs, earlier in {earlier:.1%} (arrival order at the step boundary)"
+        )
+    print(
+        f"{level:>7} {'api cpu':<7} {cpu_ms:>8.2f} ms of API process CPU per request "
+        f"(~{tokens} chunks relayed each): the cost that does not depend on machine load"
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=128,
-                    help="request pairs per concurrency level (three times as many at one stream: they are quick "
-                         "and their latency varies most from token to token)")
+    ap.add_argument(
+        "--requests",
+        type=int,
+        default=128,
+        help="request pairs per concurrency level (three times as many at one stream: they are quick "
+        "and their latency varies most from token to token)",
+    )
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--levels", default="1,8,32")
-    ap.add_argument("--spread", type=int, default=4,
-                    help="answer lengths vary per pair by up to this many tokens around --tokens (both requests of "
-                         "a pair alike); 0 = every answer alike, so all streams start and end in the same decode "
-                         "step: the worst burst for the relay")
-    ap.add_argument("--think", type=float, default=0.25,
-                    help="with several streams, each worker waits a random 0..THINK s before a pair (0 = closed "
-                         "loop: every request is sent the moment the last one ended, in step with the decode loop)")
-    ap.add_argument("--client-close", action="store_true",
-                    help="the client opens a new connection to the API for every request too")
+    ap.add_argument(
+        "--spread",
+        type=int,
+        default=4,
+        help="answer lengths vary per pair by up to this many tokens around --tokens (both requests of "
+        "a pair alike); 0 = every answer alike, so all streams start and end in the same decode "
+        "step: the worst burst for the relay",
+    )
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.25,
+        help="with several streams, each worker waits a random 0..THINK s before a pair (0 = closed "
+        "loop: every request is sent the moment the last one ended, in step with the decode loop)",
+    )
+    ap.add_argument(
+        "--client-close", action="store_true", help="the client opens a new connection to the API for every request too"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="api-bench-"))
-    llama = tiny_server("trigger", tmp, ctx_size=32 * 512, parallel=32, threads=1,
-                        extra_args=["--threads-http", "80"])
+    llama = tiny_server("trigger", tmp, ctx_size=32 * 512, parallel=32, threads=1, extra_args=["--threads-http", "80"])
     llama.start()
     key = secrets.token_hex(16)
     (tmp / "keys").write_text(f"bench:{key}\n")
     port = free_port()
-    cfg = {"state_dir": str(tmp / "state"),
-           "roles": {"trigger": {"url": llama.url, "model": "trigger"}, "review": {"enable": False},
-                     "meta": {"enable": False}},
-           # No database for this bench: the pool retries in the background, the relay never touches it.
-           "database": {"host": "127.0.0.1", "port": free_port()},
-           "api": {"port": port, "api_key_file": str(tmp / "keys"), "max_concurrent_per_key": 64}}
+    cfg = {
+        "state_dir": str(tmp / "state"),
+        "roles": {
+            "trigger": {"url": llama.url, "model": "trigger"},
+            "review": {"enable": False},
+            "meta": {"enable": False},
+        },
+        # No database for this bench: the pool retries in the background, the relay never touches it.
+        "database": {"host": "127.0.0.1", "port": free_port()},
+        "api": {"port": port, "api_key_file": str(tmp / "keys"), "max_concurrent_per_key": 64},
+    }
     (tmp / "config.json").write_text(json.dumps(cfg))
     log = tmp / "api.log"
-    proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "--config", str(tmp / "config.json"), "api"], log,
-                        cwd=str(REPO))
+    proc = spawn_logged(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(tmp / "config.json"), "api"], log, cwd=str(REPO)
+    )
     api_url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -245,30 +281,73 @@ def main() -> int:
         wait_until(up, 60, "api", alive=lambda: exit_report(proc, log))
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         lengths = [args.tokens + d for d in range(-args.spread, args.spread + 1)]
-        encoded = {n: json.dumps({"model": "trigger", "messages": [{"role": "user", "content": "Count slowly."}],
-                                  "max_tokens": n, "temperature": 0, "seed": 7, "ignore_eos": True,
-                                  "stream": True}).encode() for n in lengths}
+        encoded = {
+            n: json.dumps(
+                {
+                    "model": "trigger",
+                    "messages": [{"role": "user", "content": "Count slowly."}],
+                    "max_tokens": n,
+                    "temperature": 0,
+                    "seed": 7,
+                    "ignore_eos": True,
+                    "stream": True,
+                }
+            ).encode()
+            for n in lengths
+        }
 
         def bodies(w: int, i: int) -> bytes:
             return encoded[lengths[(w * 7 + i * 3) % len(lengths)]]  # fixed, varied, same for both of a pair
-        print(f"llama-server {llama.url} (32 slots, 1 thread), API {api_url}; {lengths[0]}-{lengths[-1]} tokens "
-              f"per answer, ~{args.requests} direct/API pairs per level; client connections to the API "
-              f"{'closed per request' if args.client_close else 'kept alive'}; cores: {os.cpu_count()}, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        long_body = json.dumps({"model": "trigger", "messages": [{"role": "user", "content": "Go on."}],
-                                "max_tokens": 400, "ignore_eos": True, "stream": True}).encode()
+
+        print(
+            f"llama-server {llama.url} (32 slots, 1 thread), API {api_url}; {lengths[0]}-{lengths[-1]} tokens "
+            f"per answer, ~{args.requests} direct/API pairs per level; client connections to the API "
+            f"{'closed per request' if args.client_close else 'kept alive'}; cores: {os.cpu_count()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        long_body = json.dumps(
+            {
+                "model": "trigger",
+                "messages": [{"role": "user", "content": "Go on."}],
+                "max_tokens": 400,
+                "ignore_eos": True,
+                "stream": True,
+            }
+        ).encode()
         per = asyncio.run(rss_per_stream(api_url, long_body, headers, psutil.Process(proc.pid), 32))
-        print(f"API RSS per open stream (32 open): {per / 1024:.1f} KiB; "
-              f"API RSS now {psutil.Process(proc.pid).memory_info().rss / 2**20:.1f} MiB")
+        print(
+            f"API RSS per open stream (32 open): {per / 1024:.1f} KiB; "
+            f"API RSS now {psutil.Process(proc.pid).memory_info().rss / 2**20:.1f} MiB"
+        )
         print(f"{'streams':>7} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'ttft p50':>9} {'ttft p99':>9} {'tok/s':>8}")
         for level in [int(x) for x in args.levels.split(",")]:
             pairs = 3 * args.requests if level == 1 else max(2, args.requests // (level // 2))
-            asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", bodies,
-                              headers, level, 1, not args.client_close, args.think))  # warm-up
+            asyncio.run(
+                mixed(
+                    f"{llama.url}/v1/chat/completions",
+                    f"{api_url}/v1/chat/completions",
+                    bodies,
+                    headers,
+                    level,
+                    1,
+                    not args.client_close,
+                    args.think,
+                )
+            )  # warm-up
             api_proc = psutil.Process(proc.pid)
             cpu0 = api_proc.cpu_times()
-            pairs_done = asyncio.run(mixed(f"{llama.url}/v1/chat/completions", f"{api_url}/v1/chat/completions", bodies,
-                                    headers, level, pairs, not args.client_close, args.think))
+            pairs_done = asyncio.run(
+                mixed(
+                    f"{llama.url}/v1/chat/completions",
+                    f"{api_url}/v1/chat/completions",
+                    bodies,
+                    headers,
+                    level,
+                    pairs,
+                    not args.client_close,
+                    args.think,
+                )
+            )
             cpu1 = api_proc.cpu_times()
             cpu_ms = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e3 / len(pairs_done)
             report(level, pairs_done, cpu_ms, args.tokens)

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config
-from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE
 from ai_sysadmin.trigger.follower import build_pipeline
+from ai_sysadmin.trigger.pipeline import HIT_BURST, HIT_MODEL, HIT_RULE
 from ai_sysadmin.trigger.textparse import TextParser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,8 +41,9 @@ def load_bgl(path: Path) -> tuple[list[str], list[bool]]:
     return lines, labels
 
 
-async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, alias: str,
-                   min_severity: str = "medium") -> dict:
+async def evaluate(
+    lines: list[str], labels: list[bool], model_url: str | None, alias: str, min_severity: str = "medium"
+) -> dict:
     from ai_sysadmin.llm import CallRecord, LLMClient
 
     flagged: set[int] = set()
@@ -81,11 +82,23 @@ async def evaluate(lines: list[str], labels: list[bool], model_url: str | None, 
     r = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
     c = pipeline.classifier
-    return {"lines": len(lines), "alerts": sum(labels), "tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-            "f1": f1, "templates": pipeline.stats.novel_templates, "model_calls": c.calls if c else 0,
-            "model_requests": pipeline.stats.model_requests, "model_failures": c.failures if c else 0,
-            "calls_per_10k": (c.calls if c else 0) * 10_000 / len(lines), "seconds": elapsed,
-            "triggers": len(pipeline.totals())}
+    return {
+        "lines": len(lines),
+        "alerts": sum(labels),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": p,
+        "recall": r,
+        "f1": f1,
+        "templates": pipeline.stats.novel_templates,
+        "model_calls": c.calls if c else 0,
+        "model_requests": pipeline.stats.model_requests,
+        "model_failures": c.failures if c else 0,
+        "calls_per_10k": (c.calls if c else 0) * 10_000 / len(lines),
+        "seconds": elapsed,
+        "triggers": len(pipeline.totals()),
+    }
 
 
 def main() -> None:
@@ -111,12 +124,14 @@ def main() -> None:
             res = asyncio.run(evaluate(lines, labels, url, args.alias, args.min_severity))
             if url:
                 name += f" (>= {args.min_severity})"
-            print(f"BGL_2k {name:>13}: precision {res['precision']:.3f} recall {res['recall']:.3f} "
-                  f"F1 {res['f1']:.3f} (tp {res['tp']} fp {res['fp']} fn {res['fn']} of {res['alerts']} alerts "
-                  f"in {res['lines']} lines); templates {res['templates']}, triggers {res['triggers']}, "
-                  f"model calls {res['model_calls']} for {res['model_requests']} template requests "
-                  f"({res['calls_per_10k']:.1f} per 10k lines, failures {res['model_failures']}), "
-                  f"{res['seconds']:.1f}s")
+            print(
+                f"BGL_2k {name:>13}: precision {res['precision']:.3f} recall {res['recall']:.3f} "
+                f"F1 {res['f1']:.3f} (tp {res['tp']} fp {res['fp']} fn {res['fn']} of {res['alerts']} alerts "
+                f"in {res['lines']} lines); templates {res['templates']}, triggers {res['triggers']}, "
+                f"model calls {res['model_calls']} for {res['model_requests']} template requests "
+                f"({res['calls_per_10k']:.1f} per 10k lines, failures {res['model_failures']}), "
+                f"{res['seconds']:.1f}s"
+            )
     finally:
         if server is not None:
             server.stop()

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config
-from ai_sysadmin.trigger.reader import JournalSource
 from ai_sysadmin.trigger.follower import TriggerFollower
+from ai_sysadmin.trigger.reader import JournalSource
 from rig.journal import JournalWriter
 
 
@@ -33,8 +33,14 @@ class TimingSink:
         self.seen: dict[str, float] = {}
         self.cursor: str | None = None
 
-    async def record_triggers(self, triggers, cursor, stream="journal", *,  # type: ignore[no-untyped-def]
-                              checkpoint=None) -> None:
+    async def record_triggers(
+        self,
+        triggers,
+        cursor,
+        stream="journal",
+        *,  # type: ignore[no-untyped-def]
+        checkpoint=None,
+    ) -> None:
         if self.inner is not None:
             await self.inner.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
         now = time.monotonic()
@@ -70,16 +76,26 @@ async def main(args: argparse.Namespace) -> None:
         store = await open_store(cfg)
     tcfg = cfg.trigger.model_copy(update={"model": False, "commit_interval": args.commit_interval})
     sink = TimingSink(store.triggers if store else None)
-    follower = TriggerFollower(tcfg, JournalSource("file", str(jfile)), sink, state_dir=str(tmp / "state"), model=None,
-                               poll_interval=args.poll)
+    follower = TriggerFollower(
+        tcfg, JournalSource("file", str(jfile)), sink, state_dir=str(tmp / "state"), model=None, poll_interval=args.poll
+    )
     task = asyncio.create_task(follower.run())
     await follower.started.wait()
     written: dict[str, float] = {}
     for i in range(args.entries):
         unit = f"svc{i}.service"
-        await asyncio.to_thread(writer.write, jfile, [{
-            "MESSAGE": f"{unit}: Failed with result 'exit-code'.", "PRIORITY": 4, "SYSLOG_IDENTIFIER": "systemd",
-            "UNIT": unit}])
+        await asyncio.to_thread(
+            writer.write,
+            jfile,
+            [
+                {
+                    "MESSAGE": f"{unit}: Failed with result 'exit-code'.",
+                    "PRIORITY": 4,
+                    "SYSLOG_IDENTIFIER": "systemd",
+                    "UNIT": unit,
+                }
+            ],
+        )
         written[unit] = time.monotonic()
         await asyncio.sleep(args.gap)
     deadline = time.monotonic() + 30
@@ -93,10 +109,12 @@ async def main(args: argparse.Namespace) -> None:
         cluster.destroy()
     lat = sorted((sink.seen[u] - written[u]) * 1000 for u in written if u in sink.seen)
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-    print(f"trigger latency into {'PostgreSQL' if args.pg else 'memory'} over {len(lat)}/{args.entries} entries "
-          f"(poll {args.poll}s, commit interval "
-          f"{args.commit_interval}s): p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms, max {lat[-1]:.0f} ms, "
-          f"mean {statistics.mean(lat):.0f} ms")
+    print(
+        f"trigger latency into {'PostgreSQL' if args.pg else 'memory'} over {len(lat)}/{args.entries} entries "
+        f"(poll {args.poll}s, commit interval "
+        f"{args.commit_interval}s): p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms, max {lat[-1]:.0f} ms, "
+        f"mean {statistics.mean(lat):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -46,10 +46,12 @@ async def run(url: str, alias: str, copies: int) -> None:
         worker.cancel()
         c = pipe.classifier
         by_source = Counter(t.source.split(":")[0] for t in pipe.totals())
-        print(f"{n} lines, {pipe.stats.novel_templates} templates, {pipe.stats.model_requests} sent to the model, "
-              f"{c.calls} model calls ({c.calls * 10_000 / n:.1f} per 10k lines, failures {c.failures}), "
-              f"cached answers {len(c.cache)}; triggers by source {dict(by_source)}; "
-              f"{time.perf_counter() - t0:.0f}s")
+        print(
+            f"{n} lines, {pipe.stats.novel_templates} templates, {pipe.stats.model_requests} sent to the model, "
+            f"{c.calls} model calls ({c.calls * 10_000 / n:.1f} per 10k lines, failures {c.failures}), "
+            f"cached answers {len(c.cache)}; triggers by source {dict(by_source)}; "
+            f"{time.perf_counter() - t0:.0f}s"
+        )
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import parse_json_line
-from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines
 from ai_sysadmin.trigger.follower import build_pipeline
+from ai_sysadmin.trigger.reader import JournalSource, journalctl_argv, read_lines
 from ai_sysadmin.trigger.textparse import TextParser
 from rig.journal import JournalWriter
 
@@ -58,12 +58,20 @@ def entries_for(lines: list[tuple[str, str]], copies: int) -> tuple[list[dict], 
             text = shifted(line, k)
             texts.append(text)
             e = parser.parse(text)
-            entries.append({
-                "MESSAGE": e.message, "PRIORITY": e.priority if e.priority is not None else 6,
-                "SYSLOG_IDENTIFIER": e.identifier or name.lower(), "_PID": e.pid or str(1000 + k),
-                "_COMM": (e.identifier or name.lower())[:15], "_SYSTEMD_UNIT": f"{name.lower()}.service",
-                "_UID": "0", "_GID": "0", "_TRANSPORT": "syslog", "SYSLOG_FACILITY": "3",
-            })
+            entries.append(
+                {
+                    "MESSAGE": e.message,
+                    "PRIORITY": e.priority if e.priority is not None else 6,
+                    "SYSLOG_IDENTIFIER": e.identifier or name.lower(),
+                    "_PID": e.pid or str(1000 + k),
+                    "_COMM": (e.identifier or name.lower())[:15],
+                    "_SYSTEMD_UNIT": f"{name.lower()}.service",
+                    "_UID": "0",
+                    "_GID": "0",
+                    "_TRANSPORT": "syslog",
+                    "SYSLOG_FACILITY": "3",
+                }
+            )
     return entries, texts
 
 
@@ -86,8 +94,10 @@ def main() -> None:
     JournalWriter().write(jfile, entries, start_usec=1_700_000_000_000_000)
     size = sum(f.stat().st_size for f in jdir.iterdir())
     # systemd-journal-remote rotates large outputs into several files: read the directory.
-    print(f"wrote {len(entries)} entries ({len(lines)} loghub lines x {args.copies}) as real journal files "
-          f"({len(list(jdir.iterdir()))} files, {size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"wrote {len(entries)} entries ({len(lines)} loghub lines x {args.copies}) as real journal files "
+        f"({len(list(jdir.iterdir()))} files, {size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s"
+    )
     source = JournalSource("directory", str(jdir))
     cfg = parse_config({"state_dir": str(tmp / "state")}, env={})
 
@@ -124,9 +134,13 @@ def main() -> None:
         return len(texts)
 
     results = {}
-    for name, fn in (("journalctl -o json alone", journalctl_only), ("read: journalctl + JSON parse", read_parse),
-                     ("read + L1 (no model)", read_parse_l1), ("L1 alone, parsed entries (1 core)", l1_only),
-                     ("text lines: parse + L1", text_path)):
+    for name, fn in (
+        ("journalctl -o json alone", journalctl_only),
+        ("read: journalctl + JSON parse", read_parse),
+        ("read + L1 (no model)", read_parse_l1),
+        ("L1 alone, parsed entries (1 core)", l1_only),
+        ("text lines: parse + L1", text_path),
+    ):
         best = min((timed(fn) for _ in range(2)), key=lambda r: r[1])
         results[name] = best
         print(f"{name:<36} {best[0] / best[1]:>10,.0f} entries/s  ({best[0]} in {best[1]:.2f}s)")

@@ -41,19 +41,34 @@ QUESTIONS = {
 def write_journal(name: str, directory: Path) -> Path:
     sc = json.loads((SCENARIOS / f"{name}.json").read_text())
     start = int(time.time() * 1_000_000) - 300_000_000
-    entries = [{**{k: v for k, v in e.items() if k != "t"},
-                "__REALTIME_TIMESTAMP": start + int(float(e.get("t", i)) * 1_000_000)}
-               for i, e in enumerate(sc["entries"])]
+    entries = [
+        {
+            **{k: v for k, v in e.items() if k != "t"},
+            "__REALTIME_TIMESTAMP": start + int(float(e.get("t", i)) * 1_000_000),
+        }
+        for i, e in enumerate(sc["entries"])
+    ]
     return JournalWriter().write(directory / f"{name}.journal", entries)
 
 
 async def investigate(server, journal: Path, question: str, steps: int, state: Path) -> tuple[float, list, list]:
-    cfg = parse_config({
-        "state_dir": str(state), "journal": {"source": "file", "path": str(journal)},
-        "roles": {"meta": {"url": server.url, "model": server.alias, "timeout": 300, "context_size": 8192}},
-        "meta": {"max_steps": steps, "tools": TOOLS, "tool_choice": "required", "prefill": "<tool_call>\n",
-                 "step_max_tokens": 96, "answer_max_tokens": 64, "diagnosis_max_tokens": 700},
-    }, env={})
+    cfg = parse_config(
+        {
+            "state_dir": str(state),
+            "journal": {"source": "file", "path": str(journal)},
+            "roles": {"meta": {"url": server.url, "model": server.alias, "timeout": 300, "context_size": 8192}},
+            "meta": {
+                "max_steps": steps,
+                "tools": TOOLS,
+                "tool_choice": "required",
+                "prefill": "<tool_call>\n",
+                "step_max_tokens": 96,
+                "answer_max_tokens": 64,
+                "diagnosis_max_tokens": 700,
+            },
+        },
+        env={},
+    )
     records: list[CallRecord] = []
     async with LLMClient(cfg.roles.meta, on_call=records.append) as client:
         inv = Investigator(cfg, client, build_toolset(cfg), None)
@@ -73,8 +88,9 @@ def main() -> int:
         rows = []
         for name in args.scenarios.split(","):
             journal = write_journal(name, tmp)
-            total, records, steps = asyncio.run(investigate(server, journal, QUESTIONS.get(name, "What is wrong?"),
-                                                            args.steps, tmp / f"state-{name}"))
+            total, records, steps = asyncio.run(
+                investigate(server, journal, QUESTIONS.get(name, "What is wrong?"), args.steps, tmp / f"state-{name}")
+            )
             rows.append((name, total, records, steps))
     finally:
         server.stop()
@@ -87,19 +103,25 @@ def main() -> int:
             by_kind.setdefault(r.kind, []).append(r)
     for kind, recs in by_kind.items():
         lat = [r.latency_s for r in recs]
-        print(f"{kind:<11} {len(recs):>5} {statistics.median(lat):>11.2f}s {max(lat):>6.2f}s "
-              f"{statistics.median(r.prompt_tokens for r in recs):>15.0f} "
-              f"{statistics.median(r.completion_tokens for r in recs):>19.0f}")
+        print(
+            f"{kind:<11} {len(recs):>5} {statistics.median(lat):>11.2f}s {max(lat):>6.2f}s "
+            f"{statistics.median(r.prompt_tokens for r in recs):>15.0f} "
+            f"{statistics.median(r.completion_tokens for r in recs):>19.0f}"
+        )
     tool_lat = [s.latency_s for _, _, _, steps in rows for s in steps if not s.refused]
     if tool_lat:
-        print(f"tool calls: {len(tool_lat)}, latency p50 {statistics.median(tool_lat) * 1000:.0f} ms, "
-              f"max {max(tool_lat) * 1000:.0f} ms")
+        print(
+            f"tool calls: {len(tool_lat)}, latency p50 {statistics.median(tool_lat) * 1000:.0f} ms, "
+            f"max {max(tool_lat) * 1000:.0f} ms"
+        )
     print("\nwhole loop per scenario:")
     print(f"{'scenario':<20} {'latency':>8} {'model calls':>12} {'steps':>6} {'refused':>8} {'tokens in/out':>14}")
     for name, total, records, steps in rows:
         tin, tout = sum(r.prompt_tokens for r in records), sum(r.completion_tokens for r in records)
-        print(f"{name:<20} {total:>7.1f}s {len(records):>12} {len(steps):>6} {sum(s.refused for s in steps):>8} "
-              f"{f'{tin}/{tout}':>14}")
+        print(
+            f"{name:<20} {total:>7.1f}s {len(records):>12} {len(steps):>6} {sum(s.refused for s in steps):>8} "
+            f"{f'{tin}/{tout}':>14}"
+        )
     return 0
 
 

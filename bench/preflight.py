@@ -47,8 +47,14 @@ def spec(name: str, paths: int, changed: bool) -> dict:
         v = 2 if changed and i % 2 == 0 else 1
         s["units"][f"svc{i:04d}.service"] = unit(f"service {i}", f"/bin/svc{i} --v{v}")
     s["wants"] = [*s["wants"], *(f"svc{i:04d}.service" for i in range(n))]
-    s["packages"] = [{"name": f"pkg{i:04d}", "version": f"1.{2 if changed and i % 2 == 0 else 1}",
-                      "kib": 2 if changed and i % 2 == 0 else 1} for i in range(n)]
+    s["packages"] = [
+        {
+            "name": f"pkg{i:04d}",
+            "version": f"1.{2 if changed and i % 2 == 0 else 1}",
+            "kib": 2 if changed and i % 2 == 0 else 1,
+        }
+        for i in range(n)
+    ]
     if changed:
         s["units"]["sshd.service"] = unit("SSH daemon", "/bin/sshd -D -e")
         s["kernel"] = "6.6.2"
@@ -81,8 +87,12 @@ def _bench(args: argparse.Namespace, tmp: Path, server: Any) -> int:
     t = time.monotonic()
     current, new = store.build(spec("current", args.paths, False)), store.build(spec("new", args.paths, True))
     build_s = time.monotonic() - t
-    closure = subprocess.run([store.nix, "--extra-experimental-features", "nix-command", "path-info", "-r", new],
-                             capture_output=True, text=True, check=True).stdout.split()
+    closure = subprocess.run(
+        [store.nix, "--extra-experimental-features", "nix-command", "path-info", "-r", new],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     protected = DEFAULT_PROTECTED_UNITS
     inproc: list[float] = []
     lean: list[float] = []
@@ -91,48 +101,92 @@ def _bench(args: argparse.Namespace, tmp: Path, server: Any) -> int:
     model_status: list[str] = []
     cfg = tmp / "model-config.json"  # the review role on the tiny server; no database
     if server is not None:
-        cfg.write_text(json.dumps({"state_dir": str(tmp / "state"), "database": {"socket_dir": str(tmp)},
-                                   "roles": {"review": {"url": server.url, "model": server.alias,
-                                                       "context_size": 2048}}}))  # the tiny server: 4096 over 2 slots
+        cfg.write_text(
+            json.dumps(
+                {
+                    "state_dir": str(tmp / "state"),
+                    "database": {"socket_dir": str(tmp)},
+                    "roles": {"review": {"url": server.url, "model": server.alias, "context_size": 2048}},
+                }
+            )
+        )  # the tiny server: 4096 over 2 slots
     report = None
     for _ in range(args.runs):
         t = time.monotonic()
-        report = run_preflight(new, current, SwitchAction.SWITCH, lambda u: unit_is_protected(u, protected),
-                               nix=store.nix)
+        report = run_preflight(
+            new, current, SwitchAction.SWITCH, lambda u: unit_is_protected(u, protected), nix=store.nix
+        )
         inproc.append(time.monotonic() - t)
-        for entry, times in ((["-m", "ai_sysadmin.commands.preflight"], lean),
-                             (["-m", "ai_sysadmin", "preflight"], cli)):
+        for entry, times in (
+            (["-m", "ai_sysadmin.commands.preflight"], lean),
+            (["-m", "ai_sysadmin", "preflight"], cli),
+        ):
             t = time.monotonic()
-            r = subprocess.run([sys.executable, *entry, new, "--current", current, "--nix", store.nix,
-                                "--format", "json"], capture_output=True, text=True, cwd=REPO,
-                               env={**os.environ, "PYTHONPATH": str(REPO), "AI_SYSADMIN_CONFIG": ""})
+            r = subprocess.run(
+                [sys.executable, *entry, new, "--current", current, "--nix", store.nix, "--format", "json"],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO), "AI_SYSADMIN_CONFIG": ""},
+            )
             times.append(time.monotonic() - t)
             assert r.returncode == 1, r.stderr  # warn: sshd restarts
         if server is not None:
             t = time.monotonic()
-            r = subprocess.run([sys.executable, "-m", "ai_sysadmin.commands.preflight", new, "--current", current,
-                                "--nix", store.nix, "--format", "json", "--model", "--config", str(cfg)],
-                               capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ai_sysadmin.commands.preflight",
+                    new,
+                    "--current",
+                    current,
+                    "--nix",
+                    store.nix,
+                    "--format",
+                    "json",
+                    "--model",
+                    "--config",
+                    str(cfg),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
             with_model.append(time.monotonic() - t)
             m = json.loads(r.stdout)["model"]
             model_status.append(m["status"] + (f": {m['note']}" if m["note"] else ""))
     assert report is not None and report.closure is not None
-    print(json.dumps({
-        "store_paths_in_new_closure": len(closure),
-        "build_s": round(build_s, 1),
-        "packages_changed": len(report.closure.changes),
-        "units_planned": len(report.units),
-        "verdict": report.verdict.value,
-        "in_process_s": {"median": round(statistics.median(inproc), 3), "max": round(max(inproc), 3)},
-        "pre_switch_entry_s": {"median": round(statistics.median(lean), 3), "max": round(max(lean), 3)},
-        "full_cli_s": {"median": round(statistics.median(cli), 3), "max": round(max(cli), 3)},
-        "target_s": 3.0,
-        "pre_switch_within_target": max(lean) <= 3.0,
-        **({"pre_switch_with_model_s": {"median": round(statistics.median(with_model), 3),
-                                         "max": round(max(with_model), 3)},
-            "model_status": model_status, "model": "SmolLM2-135M-Instruct Q4_1 (review role)"}
-           if with_model else {}),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "store_paths_in_new_closure": len(closure),
+                "build_s": round(build_s, 1),
+                "packages_changed": len(report.closure.changes),
+                "units_planned": len(report.units),
+                "verdict": report.verdict.value,
+                "in_process_s": {"median": round(statistics.median(inproc), 3), "max": round(max(inproc), 3)},
+                "pre_switch_entry_s": {"median": round(statistics.median(lean), 3), "max": round(max(lean), 3)},
+                "full_cli_s": {"median": round(statistics.median(cli), 3), "max": round(max(cli), 3)},
+                "target_s": 3.0,
+                "pre_switch_within_target": max(lean) <= 3.0,
+                **(
+                    {
+                        "pre_switch_with_model_s": {
+                            "median": round(statistics.median(with_model), 3),
+                            "max": round(max(with_model), 3),
+                        },
+                        "model_status": model_status,
+                        "model": "SmolLM2-135M-Instruct Q4_1 (review role)",
+                    }
+                    if with_model
+                    else {}
+                ),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

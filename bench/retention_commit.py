@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.retention import run_retention
-from ai_sysadmin.store.lifecycle import open_store
 from rig.postgres import PgCluster
 from rig.triggers import make_trigger
 
@@ -41,14 +41,20 @@ async def fill_old(store, n_triggers: int, metric_days: int, rows_per_day: int) 
         await conn.execute(
             "INSERT INTO triggers (id, severity, category, source, unit, template, template_id, count, first_seen,"
             " last_seen) SELECT 'old' || g, 'low', 'other', 'rule:x', 'u.service', 't', 't', 1, %s, %s"
-            " FROM generate_series(1, %s) g", (now - timedelta(days=400), now - timedelta(days=400), n_triggers))
-        await conn.execute("INSERT INTO ingest_batches (batch_id, kind, applied_at) SELECT gen_random_uuid(), 'x', %s"
-                           " FROM generate_series(1, %s)", (now - timedelta(days=30), n_triggers))
+            " FROM generate_series(1, %s) g",
+            (now - timedelta(days=400), now - timedelta(days=400), n_triggers),
+        )
+        await conn.execute(
+            "INSERT INTO ingest_batches (batch_id, kind, applied_at) SELECT gen_random_uuid(), 'x', %s"
+            " FROM generate_series(1, %s)",
+            (now - timedelta(days=30), n_triggers),
+        )
     for d in range(metric_days):
         day = now - timedelta(days=40 + d)
         base = day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        await store.metrics.write([Sample(base + i * 86400 / rows_per_day, "bench.old", float(i))
-                                   for i in range(rows_per_day)])
+        await store.metrics.write(
+            [Sample(base + i * 86400 / rows_per_day, "bench.old", float(i)) for i in range(rows_per_day)]
+        )
 
 
 async def old_style_retention(store, now: datetime) -> None:  # type: ignore[no-untyped-def]
@@ -57,8 +63,9 @@ async def old_style_retention(store, now: datetime) -> None:  # type: ignore[no-
         await store.partitions.ensure(conn, [now.date() + timedelta(days=d) for d in range(3)])
         for day, name in await store.partitions.expired(conn, now.date() - timedelta(days=30)):
             await store.partitions.drop(conn, day, name)
-        await conn.execute("DELETE FROM triggers WHERE last_seen < %s AND incident_id IS NULL",
-                           (now - timedelta(days=180),))
+        await conn.execute(
+            "DELETE FROM triggers WHERE last_seen < %s AND incident_id IS NULL", (now - timedelta(days=180),)
+        )
         await conn.execute("DELETE FROM ingest_batches WHERE applied_at < %s", (now - timedelta(days=14),))
 
 
@@ -77,8 +84,10 @@ async def commits(store, seconds: float, tag: str) -> list[float]:  # type: igno
 
 def report(name: str, lat: list[float], extra: str = "") -> None:
     q = statistics.quantiles(lat, n=100)
-    print(f"{name:<34} {len(lat):>6} commits  p50 {q[49] * 1000:6.1f} ms  p99 {q[98] * 1000:7.1f} ms  "
-          f"max {max(lat) * 1000:7.1f} ms{extra}")
+    print(
+        f"{name:<34} {len(lat):>6} commits  p50 {q[49] * 1000:6.1f} ms  p99 {q[98] * 1000:7.1f} ms  "
+        f"max {max(lat) * 1000:7.1f} ms{extra}"
+    )
 
 
 async def phase(store, seconds: float, tag: str, job) -> tuple[list[float], int]:  # type: ignore[no-untyped-def]
@@ -113,14 +122,18 @@ async def main(old_triggers: int, seconds: float) -> None:
         report("baseline (no retention)", lat)
 
         await fill_old(store, old_triggers, 4, 20_000)
-        lat, runs = await phase(store, seconds, "new",
-                                lambda: run_retention(store.pool, cfg.retention, store.partitions))
-        report("with retention (batched, new)", lat, f"   ({runs} retention passes; first one expired "
-               f"{old_triggers} triggers, {old_triggers} batch ids, 4 partitions)")
+        lat, runs = await phase(
+            store, seconds, "new", lambda: run_retention(store.pool, cfg.retention, store.partitions)
+        )
+        report(
+            "with retention (batched, new)",
+            lat,
+            f"   ({runs} retention passes; first one expired "
+            f"{old_triggers} triggers, {old_triggers} batch ids, 4 partitions)",
+        )
 
         await fill_old(store, old_triggers, 4, 20_000)
-        lat, runs = await phase(store, seconds, "old",
-                                lambda: old_style_retention(store, datetime.now(UTC)))
+        lat, runs = await phase(store, seconds, "old", lambda: old_style_retention(store, datetime.now(UTC)))
         report("with one-transaction retention (old)", lat, f"   ({runs} passes)")
         await store.close()
     finally:

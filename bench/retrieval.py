@@ -73,7 +73,9 @@ async def run(verbose: bool) -> dict[str, tuple[float, float]]:
     logs = Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
     server = tiny_server("embed", logs, embeddings=True).start()
     try:
-        role = parse_config({"roles": {"embed": {"url": server.url, "model": "embed", "timeout": 300}}}, env={}).roles.embed
+        role = parse_config(
+            {"roles": {"embed": {"url": server.url, "model": "embed", "timeout": 300}}}, env={}
+        ).roles.embed
         async with LLMClient(role) as embedder:
             kb = await KnowledgeBase.open(KnowledgeConfig(path=str(logs / "kb"), url=None), embedder)
             await kb.index_runbooks()

@@ -29,9 +29,16 @@ async def main(args: argparse.Namespace) -> None:
     server = tiny_server("review", logs, port=free_port(), ctx_size=8192, parallel=1)
     server.start()
     try:
-        cfg = parse_config({"state_dir": str(logs / "state"),
-                            "roles": {"trigger": {"enable": False},
-                                      "review": {"url": server.url, "model": "review", "timeout": 600}}}, env={})
+        cfg = parse_config(
+            {
+                "state_dir": str(logs / "state"),
+                "roles": {
+                    "trigger": {"enable": False},
+                    "review": {"url": server.url, "model": "review", "timeout": 600},
+                },
+            },
+            env={},
+        )
         from ai_sysadmin.llm import LLMClient
         from rig.review import service
 
@@ -47,14 +54,31 @@ async def main(args: argparse.Namespace) -> None:
                 if n:  # the state changes between reviews, as it does on a host: one new trigger each time
                     at = datetime.now(UTC)
                     text = f"worker{n}.service: Main process exited, code=exited, status={n}/FAILURE"
-                    svc.window.add([Trigger(id=f"{n:02d}" + "cd" * 15, severity="medium", category="unit-failure",
-                                            source="rule:unit-start-failed", unit=f"worker{n}.service", template=text,
-                                            template_id=template_id(text), count=1, first_seen=at, last_seen=at,
-                                            sample=[text], summary=text)])
+                    svc.window.add(
+                        [
+                            Trigger(
+                                id=f"{n:02d}" + "cd" * 15,
+                                severity="medium",
+                                category="unit-failure",
+                                source="rule:unit-start-failed",
+                                unit=f"worker{n}.service",
+                                template=text,
+                                template_id=template_id(text),
+                                count=1,
+                                first_seen=at,
+                                last_seen=at,
+                                sample=[text],
+                                summary=text,
+                            )
+                        ]
+                    )
                 results.append(await svc.review_once("bench"))
         ok = [r for r in results if r.outcome == "ok"]
         lat = sorted(r.latency_s for r in results if r.latency_s)
-        print(f"reviews: {len(results)} (one new trigger between consecutive reviews), ok {len(ok)}, budget {svc.budget} tokens")
+        print(
+            f"reviews: {len(results)} (one new trigger between consecutive reviews), ok {len(ok)}, "
+            f"budget {svc.budget} tokens"
+        )
         if lat:
             p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
             print(f"latency p50 {statistics.median(lat):.1f}s p95 {p95:.1f}s")
@@ -62,8 +86,10 @@ async def main(args: argparse.Namespace) -> None:
         print("completion tokens per review:", [r.completion_tokens for r in results])
         shares = [r.cached_share for r in results[1:] if r.cached_share is not None]
         if shares:
-            print(f"cached share on consecutive reviews: mean {statistics.mean(shares):.2f} "
-                  f"min {min(shares):.2f} ({[round(s, 2) for s in shares]})")
+            print(
+                f"cached share on consecutive reviews: mean {statistics.mean(shares):.2f} "
+                f"min {min(shares):.2f} ({[round(s, 2) for s in shares]})"
+            )
         if args.no_judgement:
             return
         # Judgement over the scenarios: does the model name the expected category / a candidate?
@@ -81,8 +107,10 @@ async def main(args: argparse.Namespace) -> None:
             hit_cat += any(f["category"] == sc["expect"]["category"] for f in model_f)
             hit_act += any(p["action"] in sc["expect"]["candidates"] and p["decision"] != "refuse" for p in model_p)
         n = len(scenarios())
-        print(f"judgement over {n} scenarios: valid answers {valid}/{n}, expected category named {hit_cat}/{n}, "
-              f"a required candidate proposed {hit_act}/{n}")
+        print(
+            f"judgement over {n} scenarios: valid answers {valid}/{n}, expected category named {hit_cat}/{n}, "
+            f"a required candidate proposed {hit_act}/{n}"
+        )
     finally:
         server.stop()
 

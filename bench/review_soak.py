@@ -31,13 +31,16 @@ from rig.postgres import PgCluster
 
 REPO = Path(__file__).resolve().parent.parent
 
-LINES = [("kernel", None, 6, "eth0: link up, 1000Mbps {n}"), ("nginx", "nginx.service", 6, "GET /api/{n} 200 {m}ms"),
-         ("myapp", "myapp.service", 3, "request {n} failed: connection refused"),
-         ("sshd", "sshd.service", 6, "Failed password for root from 203.0.113.{m} port {n} ssh2"),
-         ("systemd", "unit{m}.service", 4, "unit{m}.service: Failed with result 'exit-code'."),
-         ("kernel", None, 3, "Out of memory: Killed process {n} (worker{m})"),
-         ("postgres", "postgresql.service", 4, "could not write block {n}: No space left on device"),
-         ("cron", "cron.service", 6, "(root) CMD (run-parts /etc/cron.hourly) {n}")]
+LINES = [
+    ("kernel", None, 6, "eth0: link up, 1000Mbps {n}"),
+    ("nginx", "nginx.service", 6, "GET /api/{n} 200 {m}ms"),
+    ("myapp", "myapp.service", 3, "request {n} failed: connection refused"),
+    ("sshd", "sshd.service", 6, "Failed password for root from 203.0.113.{m} port {n} ssh2"),
+    ("systemd", "unit{m}.service", 4, "unit{m}.service: Failed with result 'exit-code'."),
+    ("kernel", None, 3, "Out of memory: Killed process {n} (worker{m})"),
+    ("postgres", "postgresql.service", 4, "could not write block {n}: No space left on device"),
+    ("cron", "cron.service", 6, "(root) CMD (run-parts /etc/cron.hourly) {n}"),
+]
 
 
 def batch(start: int, n: int) -> list[dict]:
@@ -65,16 +68,21 @@ def main(args: argparse.Namespace) -> None:
     writer = JournalWriter()
     journal = work / "journal" / "system.journal"
     writer.write(journal, batch(0, 10))
-    cfg = {"state_dir": str(work / "state"), "database": pg.database_config(db),
-           "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
-           "journal": {"source": "file", "path": str(journal)}, "intervals": {"metrics": 30, "review": 60},
-           "trigger": {"model": False}}
+    cfg = {
+        "state_dir": str(work / "state"),
+        "database": pg.database_config(db),
+        "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+        "journal": {"source": "file", "path": str(journal)},
+        "intervals": {"metrics": 30, "review": 60},
+        "trigger": {"model": False},
+    }
     (work / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(work / "config.json")}
     # The service gets its own copy of the descriptor; ours is closed once it has started.
     with open(work / "service.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ai_sysadmin", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -97,9 +105,13 @@ def main(args: argparse.Namespace) -> None:
                 with psycopg.connect(pg.conninfo(db)) as conn:
                     inc, rev, trig = conn.execute(
                         "SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM reviews), "
-                        "(SELECT coalesce(sum(count), 0) FROM triggers)").fetchone()
-                print(f"{(time.monotonic() - start) / 60:.0f} min: {n} entries written, RSS {rss(proc.pid):.1f} MiB, "
-                      f"incidents {inc}, reviews {rev}, trigger occurrences {trig}", flush=True)
+                        "(SELECT coalesce(sum(count), 0) FROM triggers)"
+                    ).fetchone()
+                print(
+                    f"{(time.monotonic() - start) / 60:.0f} min: {n} entries written, RSS {rss(proc.pid):.1f} MiB, "
+                    f"incidents {inc}, reviews {rev}, trigger occurrences {trig}",
+                    flush=True,
+                )
                 next_report += 60
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
         time.sleep(3)

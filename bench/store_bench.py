@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from ai_sysadmin.config import parse_config
-from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.metrics import Sample
 from rig.postgres import PgCluster
 from rig.triggers import make_trigger
 
@@ -39,7 +39,7 @@ async def main(rows: int, batch: int) -> None:
         data = samples(rows, now - 3600, 3600 / (rows / SERIES))
         t = time.perf_counter()
         for i in range(0, rows, batch):
-            await store.metrics.write(data[i:i + batch])
+            await store.metrics.write(data[i : i + batch])
         dt = time.perf_counter() - t
         print(f"metric insert (COPY, {batch} rows/batch): {rows} rows in {dt:.2f}s = {rows / dt:,.0f} rows/s")
 
@@ -48,8 +48,10 @@ async def main(rows: int, batch: int) -> None:
             t = time.perf_counter()
             pts = await store.metrics.last_hour(f"bench.m{i % SERIES}")
             lat.append(time.perf_counter() - t)
-        print(f"last-hour query of one series ({len(pts)} points): median {statistics.median(lat) * 1000:.1f} ms, "
-              f"max {max(lat) * 1000:.1f} ms over {len(lat)} queries")
+        print(
+            f"last-hour query of one series ({len(pts)} points): median {statistics.median(lat) * 1000:.1f} ms, "
+            f"max {max(lat) * 1000:.1f} ms over {len(lat)} queries"
+        )
 
         cluster.stop("immediate")
         n_batches = 0
@@ -64,8 +66,10 @@ async def main(rows: int, batch: int) -> None:
         while not store.spool.empty():
             await asyncio.sleep(0.01)
         dt = time.perf_counter() - t
-        print(f"spool flush: {n_batches} batches ({400 * batch} metric rows + 400 trigger batches) in {dt:.2f}s "
-              f"= {n_batches / dt:,.0f} batches/s, {400 * batch / dt:,.0f} metric rows/s")
+        print(
+            f"spool flush: {n_batches} batches ({400 * batch} metric rows + 400 trigger batches) in {dt:.2f}s "
+            f"= {n_batches / dt:,.0f} batches/s, {400 * batch / dt:,.0f} metric rows/s"
+        )
         await store.close()
     finally:
         cluster.destroy()

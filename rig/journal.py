@@ -23,8 +23,9 @@ from rig.paths import rig_paths
 Entry = Mapping[str, str | bytes | int | None]  # None omits a default field (e.g. PRIORITY)
 
 
-def export_format(entries: Iterable[Entry], *, boot_id: str | None = None, hostname: str = "testhost",
-                  start_usec: int | None = None) -> bytes:
+def export_format(
+    entries: Iterable[Entry], *, boot_id: str | None = None, hostname: str = "testhost", start_usec: int | None = None
+) -> bytes:
     """Serialise entries in journal export format, filling the fields journald adds."""
     boot = boot_id or uuid.uuid4().hex
     now = start_usec if start_usec is not None else int(time.time() * 1_000_000)
@@ -61,8 +62,12 @@ class JournalWriter:
             raise ValueError("journal file names must end in .journal")
         path.parent.mkdir(parents=True, exist_ok=True)
         data = export_format(entries, **kw)  # type: ignore[arg-type]
-        r = subprocess.run([str(self.binary), f"--output={path}", "--split-mode=none", "--compress=no", "-"],
-                           input=data, capture_output=True, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+        r = subprocess.run(
+            [str(self.binary), f"--output={path}", "--split-mode=none", "--compress=no", "-"],
+            input=data,
+            capture_output=True,
+            env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
+        )
         if r.returncode != 0:
             raise RuntimeError(f"systemd-journal-remote failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
         return path

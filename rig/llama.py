@@ -39,9 +39,23 @@ class LlamaServer:
 
     def argv(self) -> list[str]:
         args = [
-            str(self.binary), "--model", str(self.model), "--alias", self.alias,
-            "--host", self.host, "--port", str(self.port), "--ctx-size", str(self.ctx_size),
-            "--parallel", str(self.parallel), "--threads", str(self.threads), "--metrics", "--no-webui",
+            str(self.binary),
+            "--model",
+            str(self.model),
+            "--alias",
+            self.alias,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--ctx-size",
+            str(self.ctx_size),
+            "--parallel",
+            str(self.parallel),
+            "--threads",
+            str(self.threads),
+            "--metrics",
+            "--no-webui",
         ]
         if self.chat_template:
             args += ["--jinja", "--chat-template-file", str(self.chat_template)]
@@ -92,8 +106,9 @@ class LlamaServer:
         self.stop()
 
 
-def _provisioned_server(model_key: str, alias: str, log_dir: Path, *, tools: bool, port: int,
-                        **kw: object) -> LlamaServer:
+def _provisioned_server(
+    model_key: str, alias: str, log_dir: Path, *, tools: bool, port: int, **kw: object
+) -> LlamaServer:
     """A llama-server for one of the rig's provisioned models (`model_key` in rig.env's paths)."""
     paths = rig_paths()
     return LlamaServer(
@@ -107,8 +122,9 @@ def _provisioned_server(model_key: str, alias: str, log_dir: Path, *, tools: boo
     )
 
 
-def tiny_server(alias: str, log_dir: Path, *, tools: bool = False, embeddings: bool = False,
-                port: int = 0, **kw: object) -> LlamaServer:
+def tiny_server(
+    alias: str, log_dir: Path, *, tools: bool = False, embeddings: bool = False, port: int = 0, **kw: object
+) -> LlamaServer:
     """A llama-server serving the provisioned SmolLM2-135M as `alias`."""
     return _provisioned_server("model", alias, log_dir, tools=tools, port=port, embeddings=embeddings, **kw)
 

@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"local: starting llama-server for role {role} on 127.0.0.1:{port}", flush=True)
             # The meta role's tool catalog and an investigation need ~8k tokens per slot.
             size = {"ctx_size": 2 * LOCAL_META_CTX, "parallel": 2} if role == "meta" else {}
-            servers.append(tiny_server(role, state / "logs", port=port, tools=(role == "meta"),
-                                       embeddings=(role == "embed"), **size).start())
+            servers.append(
+                tiny_server(
+                    role, state / "logs", port=port, tools=(role == "meta"), embeddings=(role == "embed"), **size
+                ).start()
+            )
         print("local: starting private PostgreSQL", flush=True)
         cluster = PgCluster.create(state / "postgres").start()
         try:
@@ -83,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         # imports whichever checkout the shared venv was installed from.
         exe = [sys.executable, "-m", "ai_sysadmin"]
         path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg_path),
-               "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+        env = {
+            **os.environ,
+            "AI_SYSADMIN_CONFIG": str(cfg_path),
+            "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
+        }
         print(f"local: config {cfg_path}\nlocal: ai-sysadmin doctor", flush=True)
         rc = subprocess.run([*exe, "doctor"], env=env, cwd=REPO).returncode
         if args.check:

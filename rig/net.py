@@ -14,8 +14,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.05,
-               alive: Callable[[], str | None] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    poll: float = 0.05,
+    alive: Callable[[], str | None] | None = None,
+) -> None:
     """Poll `check` until it is true; fail early when `alive` reports the process died."""
     deadline = time.monotonic() + timeout
     while True:

@@ -42,8 +42,20 @@ DEFAULT_TIMEOUT = 900.0  # the NixOS driver's default for every wait_*
 # Debian's PostgreSQL in the nspawn root (scripts/provision-nix.sh installs postgresql-15).
 DEBIAN_PG = "/usr/lib/postgresql/15"
 # Packages the NixOS units name, served by the Debian root's /usr.
-USR_PACKAGES = ("bash", "coreutils", "findutils", "gnugrep", "gnused", "systemd", "iptables", "curl", "jq",
-                "nix", "util-linux", "procps")
+USR_PACKAGES = (
+    "bash",
+    "coreutils",
+    "findutils",
+    "gnugrep",
+    "gnused",
+    "systemd",
+    "iptables",
+    "curl",
+    "jq",
+    "nix",
+    "util-linux",
+    "procps",
+)
 
 
 def _nix_instantiate() -> str:
@@ -92,19 +104,22 @@ class RigPackages:
         for sub in ("ai/bin", "ai/site-packages", "ai/src"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         launcher = d / "ai/bin/ai-sysadmin"
-        launcher.write_text("#!/bin/sh\n"
-                            f"export PYTHONPATH={d}/ai/src:{d}/ai/site-packages\n"
-                            "exec /usr/bin/python3 -m ai_sysadmin \"$@\"\n")
+        launcher.write_text(
+            f'#!/bin/sh\nexport PYTHONPATH={d}/ai/src:{d}/ai/site-packages\nexec /usr/bin/python3 -m ai_sysadmin "$@"\n'
+        )
         for p in [d, *d.rglob("*")]:
             p.chmod(0o755 if p.is_dir() or p.name in ("llama-server", "ai-sysadmin") else 0o644)
         return self
 
     def binds_ro(self) -> list[tuple[str, str]]:
         # The store holds every rendered unit script and configuration file.
-        return [("/nix/store", "/nix/store"), (str(self.dir), str(self.dir)),
-                (str(self.model_file), str(self.model)),
-                (str(_site_packages()), str(self.dir / "ai/site-packages")),
-                (str(REPO), str(self.dir / "ai/src"))]
+        return [
+            ("/nix/store", "/nix/store"),
+            (str(self.dir), str(self.dir)),
+            (str(self.model_file), str(self.model)),
+            (str(_site_packages()), str(self.dir / "ai/site-packages")),
+            (str(REPO), str(self.dir / "ai/src")),
+        ]
 
     def package(self) -> dict[str, Any]:
         return {"__package": str(self.dir / "ai"), "name": "ai-sysadmin"}
@@ -112,11 +127,15 @@ class RigPackages:
     def overrides(self) -> dict[str, Any]:
         pg = {"__package": DEBIAN_PG, "name": "postgresql", "version": "15"}
         out: dict[str, Any] = {n: {"__package": "/usr", "name": n} for n in USR_PACKAGES}
-        out.update({
-            "llama-cpp": {"__package": str(self.dir / "llama"), "name": "llama-cpp"},
-            "postgresql": pg, "postgresql_16": pg, "postgresql_17": pg,
-            "fetchurl": {"__fetchurl": str(self.model)},
-        })
+        out.update(
+            {
+                "llama-cpp": {"__package": str(self.dir / "llama"), "name": "llama-cpp"},
+                "postgresql": pg,
+                "postgresql_16": pg,
+                "postgresql_17": pg,
+                "fetchurl": {"__fetchurl": str(self.model)},
+            }
+        )
         return out
 
     # Debian has no TimescaleDB build: nodes run plain PostgreSQL (the "none" edition).
@@ -129,17 +148,28 @@ class RigPackages:
 class Machine:
     """One node: the NixOS test driver's Machine API over a booted nspawn container."""
 
-    def __init__(self, name: str, node: dict[str, Any], rig: RigPackages, log_dir: Path,
-                 private_network: bool = True, extra_binds: list[tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        name: str,
+        node: dict[str, Any],
+        rig: RigPackages,
+        log_dir: Path,
+        private_network: bool = True,
+        extra_binds: list[tuple[str, str]] | None = None,
+    ):
         if node.get("assertions"):
             raise RuntimeError(f"node {name}: failed assertions: {node['assertions']}")
         self.name = name
         self.node = node
         self.rig = rig
         self.log_dir = log_dir
-        self.container = Container(rig.root, log_dir / f"{name}-nspawn.log",
-                                   binds_ro=rig.binds_ro() + (extra_binds or []),
-                                   private_network=private_network, name=name)
+        self.container = Container(
+            rig.root,
+            log_dir / f"{name}-nspawn.log",
+            binds_ro=rig.binds_ro() + (extra_binds or []),
+            private_network=private_network,
+            name=name,
+        )
         self.booted = False
         bins = [f"{p}/bin" for p in node.get("systemPackages", []) if Path(p).is_absolute()]
         self.path = ":".join(["/usr/local/sbin", "/usr/local/bin", *bins, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
@@ -168,8 +198,10 @@ class Machine:
         kernel's id (nspawn's over-mounts removed) and journald restarted, so new
         entries carry it."""
         kernel_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        r = self.container.sh("for i in 1 2 3 4; do umount /proc/sys/kernel/random/boot_id 2>/dev/null || break; done; "
-                              "systemctl restart systemd-journald && cat /proc/sys/kernel/random/boot_id")
+        r = self.container.sh(
+            "for i in 1 2 3 4; do umount /proc/sys/kernel/random/boot_id 2>/dev/null || break; done; "
+            "systemctl restart systemd-journald && cat /proc/sys/kernel/random/boot_id"
+        )
         if r.returncode != 0 or r.stdout.strip() != kernel_id:
             raise RuntimeError(f"{self.name}: boot id: {r.stdout} {r.stderr}")
 
@@ -182,21 +214,27 @@ class Machine:
         for group in self.node.get("groups", []):
             c.sh(f"getent group {shlex.quote(group)} >/dev/null || groupadd --system {shlex.quote(group)}")
         for user, spec in self.node.get("users", {}).items():
-            r = c.sh(f"getent passwd {shlex.quote(user)} >/dev/null || useradd --system --no-create-home "
-                     f"--shell /usr/sbin/nologin --gid {shlex.quote(spec['group'])} {shlex.quote(user)}")
+            r = c.sh(
+                f"getent passwd {shlex.quote(user)} >/dev/null || useradd --system --no-create-home "
+                f"--shell /usr/sbin/nologin --gid {shlex.quote(spec['group'])} {shlex.quote(user)}"
+            )
             if r.returncode != 0:
                 raise RuntimeError(f"{self.name}: creating user {user}: {r.stderr}")
         for unit, text in self.node["units"].items():
             c.write(f"/etc/systemd/system/{unit}", text)
         for unit, target in self._install_links():
-            r = c.sh(f"mkdir -p /etc/systemd/system/{target}.wants && "
-                     f"ln -sf /etc/systemd/system/{unit} /etc/systemd/system/{target}.wants/{unit}")
+            r = c.sh(
+                f"mkdir -p /etc/systemd/system/{target}.wants && "
+                f"ln -sf /etc/systemd/system/{unit} /etc/systemd/system/{target}.wants/{unit}"
+            )
             assert r.returncode == 0, r.stderr
         for name, entry in self.node.get("etc", {}).items():
             if entry.get("text") is not None:
                 c.write(f"/etc/{name}", entry["text"])
             elif entry.get("source"):
-                assert c.sh(f"mkdir -p \"$(dirname /etc/{name})\" && ln -sf {entry['source']} /etc/{name}").returncode == 0
+                assert (
+                    c.sh(f'mkdir -p "$(dirname /etc/{name})" && ln -sf {entry["source"]} /etc/{name}').returncode == 0
+                )
         for script in self.node.get("binScripts", []):
             c.write(f"/usr/local/bin/{script['name']}", script["text"])
             assert c.run(["chmod", "0755", f"/usr/local/bin/{script['name']}"]).returncode == 0
@@ -220,8 +258,13 @@ class Machine:
         return {"PATH": self.path, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
 
     # ------------------------------------------------------------ commands
-    def execute(self, command: str, check_return: bool = True, check_output: bool = True,
-                timeout: float | None = DEFAULT_TIMEOUT) -> tuple[int, str]:
+    def execute(
+        self,
+        command: str,
+        check_return: bool = True,
+        check_output: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> tuple[int, str]:
         self.start()
         try:
             r = self.container.run(["/bin/bash", "-c", command], timeout=timeout or DEFAULT_TIMEOUT, env=self._env())
@@ -378,8 +421,14 @@ def run_test_script(script: str, machines: dict[str, Machine]) -> None:
                 raise TimeoutError("action timed out")
             time.sleep(1)
 
-    env: dict[str, Any] = {"start_all": start_all, "subtest": subtest, "retry": retry,
-                           "machines": list(machines.values()), "log": print, **machines}
+    env: dict[str, Any] = {
+        "start_all": start_all,
+        "subtest": subtest,
+        "retry": retry,
+        "machines": list(machines.values()),
+        "log": print,
+        **machines,
+    }
     exec(compile(script, "testScript", "exec"), env)
 
 

@@ -24,8 +24,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def unit(description: str, exec_start: str, service: str = "", unit_extra: str = "") -> str:
-    return (f"[Unit]\nDescription={description}\n{unit_extra}\n[Service]\nExecStart={exec_start}\n{service}\n"
-            "[Install]\nWantedBy=multi-user.target\n")
+    return (
+        f"[Unit]\nDescription={description}\n{unit_extra}\n[Service]\nExecStart={exec_start}\n{service}\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 # Generation 1: what runs now.
@@ -44,8 +46,12 @@ BASE: dict[str, Any] = {
     "wants": ["web.service", "sshd.service", "ai-sysadmin.service", "old.service"],
     "kernel": "6.6.1",
     "systemd": "256.1",
-    "users": [{"name": "root", "isSystemUser": False}, {"name": "alice", "isSystemUser": False},
-              {"name": "sshd", "isSystemUser": True}, {"name": "svc", "isSystemUser": True}],
+    "users": [
+        {"name": "root", "isSystemUser": False},
+        {"name": "alice", "isSystemUser": False},
+        {"name": "sshd", "isSystemUser": True},
+        {"name": "svc", "isSystemUser": True},
+    ],
     "groups": ["root", "wheel", "alice", "sshd", "svc"],
     "packages": [{"name": "hello", "version": "1.0", "kib": 16}, {"name": "tool", "version": "2.0", "kib": 4}],
 }
@@ -69,8 +75,12 @@ def variant(name: str, **changes: Any) -> dict[str, Any]:
 class NixStore:
     def __init__(self, base: Path):
         self.base = base
-        self.env = {"NIX_STORE_DIR": str(base / "store"), "NIX_STATE_DIR": str(base / "var"),
-                    "NIX_LOG_DIR": str(base / "var/log"), "NIX_CONF_DIR": str(base / "etc")}
+        self.env = {
+            "NIX_STORE_DIR": str(base / "store"),
+            "NIX_STATE_DIR": str(base / "var"),
+            "NIX_LOG_DIR": str(base / "var/log"),
+            "NIX_CONF_DIR": str(base / "etc"),
+        }
         nix_build, nix = nix_tool("nix-build"), nix_tool("nix")
         if nix_build is None or nix is None:
             need("nix-bin not installed (run scripts/provision-nix.sh)")
@@ -86,8 +96,20 @@ class NixStore:
     def build(self, spec: dict[str, Any]) -> str:
         f = self.base / "specs" / f"{spec['name']}.json"
         f.write_text(json.dumps(spec))
-        r = subprocess.run([self.nix_build, str(HERE / "generation.nix"), "--argstr", "specFile", str(f),
-                            "--out-link", str(self.base / "specs" / spec["name"])],
-                           capture_output=True, text=True, timeout=600, env=self.full_env())
+        r = subprocess.run(
+            [
+                self.nix_build,
+                str(HERE / "generation.nix"),
+                "--argstr",
+                "specFile",
+                str(f),
+                "--out-link",
+                str(self.base / "specs" / spec["name"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=self.full_env(),
+        )
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()

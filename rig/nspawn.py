@@ -48,9 +48,17 @@ class Container:
     leader: int | None = None
 
     def start(self, timeout: float = 120.0) -> Container:
-        argv = ["systemd-nspawn", "--quiet", "--keep-unit", "--register=no", "--boot",
-                "--volatile=overlay", f"--directory={self.root}", "--console=pipe",
-                f"--machine=aisys-{os.getpid()}{'-' + self.name if self.name else ''}"]
+        argv = [
+            "systemd-nspawn",
+            "--quiet",
+            "--keep-unit",
+            "--register=no",
+            "--boot",
+            "--volatile=overlay",
+            f"--directory={self.root}",
+            "--console=pipe",
+            f"--machine=aisys-{os.getpid()}{'-' + self.name if self.name else ''}",
+        ]
         argv += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro]
         argv += [f"--bind={src}:{dst}" for src, dst in self.binds]
         if self.private_network:
@@ -59,8 +67,13 @@ class Container:
         try:
             wait_until(self._find_leader, 30, "container PID 1", alive=self._dead)
             # "degraded" is fine: a minimal root may have a unit that does not apply here.
-            wait_until(lambda: self.sh("systemctl is-system-running").stdout.strip() in ("running", "degraded"),
-                       timeout, "container boot", poll=0.2, alive=self._dead)
+            wait_until(
+                lambda: self.sh("systemctl is-system-running").stdout.strip() in ("running", "degraded"),
+                timeout,
+                "container boot",
+                poll=0.2,
+                alive=self._dead,
+            )
         except Exception:
             self.stop()
             raise
@@ -86,14 +99,22 @@ class Container:
                 continue
         return False
 
-    def run(self, argv: list[str], timeout: float = 60.0, input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], timeout: float = 60.0, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         assert self.leader is not None
-        return subprocess.run(["nsenter", "-t", str(self.leader), "-m", "-u", "-i", "-p", "-n", "-C", "--", *argv],
-                              capture_output=True, text=True, timeout=timeout, input=input, env=env)
+        return subprocess.run(
+            ["nsenter", "-t", str(self.leader), "-m", "-u", "-i", "-p", "-n", "-C", "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env=env,
+        )
 
-    def sh(self, script: str, timeout: float = 60.0, input: str | None = None,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def sh(
+        self, script: str, timeout: float = 60.0, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(["/bin/sh", "-c", script], timeout=timeout, input=input, env=env)
 
     def write(self, path: str, text: str) -> None:

@@ -110,9 +110,13 @@ def agent(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
     done = b.until(lambda: not b.generating() and b.answer_text(), 900, "answer finished")
     final = b.shot("agent-2-answer")
     text = b.text()
-    return {"first_visible_s": round(first, 1), "total_s": round(time.monotonic() - sent, 1),
-            "raw_details_tag_shown": "<details" in text, "screenshots": [live, final],
-            "ok": "<details" not in text and done > 0}
+    return {
+        "first_visible_s": round(first, 1),
+        "total_s": round(time.monotonic() - sent, 1),
+        "raw_details_tag_shown": "<details" in text,
+        "screenshots": [live, final],
+        "ok": "<details" not in text and done > 0,
+    }
 
 
 def role_model(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
@@ -121,8 +125,12 @@ def role_model(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
     b.until(lambda: not b.generating() and b.answer_text(), 600, "role answer")
     shot = b.shot("role-1-answer")
     lines = api_lines(args.api_log, "model=meta status=200")
-    return {"total_s": round(time.monotonic() - sent, 1), "screenshots": [shot],
-            "access_lines_for_meta": len(lines) - before, "ok": len(lines) > before}
+    return {
+        "total_s": round(time.monotonic() - sent, 1),
+        "screenshots": [shot],
+        "access_lines_for_meta": len(lines) - before,
+        "ok": len(lines) > before,
+    }
 
 
 def stop_button(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
@@ -144,14 +152,20 @@ def stopped_meta(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
     os.kill(args.meta_pid, signal.SIGSTOP)
     t0 = time.monotonic()
     try:
-        shown = b.until(lambda: any(s in b.text() for s in ("went silent", "stopped answering", "investigation failed")),
-                        IDLE_LIMIT + 90,
-                        "the error in the chat")
+        shown = b.until(
+            lambda: any(s in b.text() for s in ("went silent", "stopped answering", "investigation failed")),
+            IDLE_LIMIT + 90,
+            "the error in the chat",
+        )
         shot = b.shot("stopped-meta-1-error")
     finally:
         os.kill(args.meta_pid, signal.SIGCONT)
-    return {"error_shown_after_s": round(shown, 1), "stopped_for_s": round(time.monotonic() - t0, 1),
-            "screenshots": [shot], "ok": shown < IDLE_LIMIT + 90}
+    return {
+        "error_shown_after_s": round(shown, 1),
+        "stopped_for_s": round(time.monotonic() - t0, 1),
+        "screenshots": [shot],
+        "ok": shown < IDLE_LIMIT + 90,
+    }
 
 
 def wrong_key(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,8 +180,12 @@ def wrong_key(b: Browser, args: argparse.Namespace) -> dict[str, Any]:
     except Exception as exc:  # no model selectable: the send button may stay disabled
         print(f"e2e: wrong key: {exc.__class__.__name__}: {exc}")
     shot2 = b.shot("wrong-key-2-send")
-    return {"api_401_after_s": round(seen_401, 1), "model_not_found_shown": "was not found" in b.text(),
-            "screenshots": [shot1, shot2], "ok": True}
+    return {
+        "api_401_after_s": round(seen_401, 1),
+        "model_not_found_shown": "was not found" in b.text(),
+        "screenshots": [shot1, shot2],
+        "ok": True,
+    }
 
 
 PHASES = {"main": (agent, role_model, stop_button, stopped_meta), "wrong-key": (wrong_key,)}
@@ -189,8 +207,11 @@ def main() -> int:
             try:
                 results[scenario.__name__] = scenario(b, args)
             except Exception as exc:
-                results[scenario.__name__] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}",
-                                              "screenshots": [b.shot(f"{scenario.__name__}-failed")]}
+                results[scenario.__name__] = {
+                    "ok": False,
+                    "error": f"{exc.__class__.__name__}: {exc}",
+                    "screenshots": [b.shot(f"{scenario.__name__}-failed")],
+                }
                 traceback.print_exc()
             results[scenario.__name__]["wall_s"] = round(time.monotonic() - t0, 1)
             print(f"e2e: {scenario.__name__}: {json.dumps(results[scenario.__name__])}", flush=True)

@@ -14,7 +14,8 @@ class PartMissing(RuntimeError):
 
 def cache_dir() -> Path:
     base = os.environ.get("AI_SYSADMIN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ai-sysadmin")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ai-sysadmin"
+    )
     return Path(base)
 
 
@@ -62,8 +63,10 @@ class RigPaths:
     def need(self, attr: str) -> Path:
         value = getattr(self, attr)
         if value is None or not Path(value).exists():
-            raise PartMissing(f"{attr} not provisioned (run scripts/provision.sh"
-                              f"{' or scripts/provision-judge.sh' if attr == 'judge_model' else ''})")
+            raise PartMissing(
+                f"{attr} not provisioned (run scripts/provision.sh"
+                f"{' or scripts/provision-judge.sh' if attr == 'judge_model' else ''})"
+            )
         return Path(value)
 
 
@@ -79,8 +82,13 @@ def rig_paths() -> RigPaths:
         cands = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
         pg = str(cands[-1]) if cands else None
     jr = env.get("AI_SYSADMIN_JOURNAL_REMOTE") or next(
-        (c for c in ("/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote")
-         if os.path.exists(c)), None)
+        (
+            c
+            for c in ("/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote")
+            if os.path.exists(c)
+        ),
+        None,
+    )
     return RigPaths(
         llama_server=p("AI_SYSADMIN_LLAMA_SERVER", shutil.which("llama-server")),
         model=p("AI_SYSADMIN_TEST_MODEL"),

@@ -66,16 +66,28 @@ class PgCluster:
             os.chown(path, ids["user"], ids["group"])
 
     def _pg(self, prog: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bindir / prog), *args], capture_output=True, text=True,
-                              check=check, cwd="/", **_run_as())
+        return subprocess.run(
+            [str(self.bindir / prog), *args], capture_output=True, text=True, check=check, cwd="/", **_run_as()
+        )
 
     def _initdb(self) -> None:
         for d in (self.base, self.datadir, self.sockdir):
             d.mkdir(exist_ok=True)
             self._chown(d)
         self.datadir.chmod(0o700)
-        self._pg("initdb", "-D", str(self.datadir), "-U", self.superuser, "--auth=trust",
-                 "-E", "UTF8", "--locale=C", "--no-instructions", "--no-sync")
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.superuser,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-instructions",
+            "--no-sync",
+        )
         conf = (
             "listen_addresses = ''\n"
             f"unix_socket_directories = '{self.sockdir}'\n"

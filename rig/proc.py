@@ -11,8 +11,9 @@ def spawn_logged(argv: list[str], log_path: Path, **kw: Any) -> subprocess.Popen
     """Start `argv` in its own session (so the whole group can be killed), output to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as logf:
-        return subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, **kw)
+        return subprocess.Popen(
+            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **kw
+        )
 
 
 def exit_report(proc: subprocess.Popen | None, log_path: Path, tail: int = 2000) -> str | None:

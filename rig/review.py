@@ -23,18 +23,38 @@ from ai_sysadmin.trigger.model import Trigger, template_id
 
 def triggers() -> list[Trigger]:
     t0 = datetime.now(UTC)
-    rows = [("critical", "unit-failure", "myapp.service", "myapp.service: Start request repeated too quickly.",
-             "rule:unit-crashloop"),
-            ("high", "unit-failure", "myapp.service", "myapp.service: Failed with result 'exit-code'.", "rule:unit-failed"),
-            ("high", "disk-full", None, "filesystem <*> is <*>% full", "threshold:disk")]
+    rows = [
+        (
+            "critical",
+            "unit-failure",
+            "myapp.service",
+            "myapp.service: Start request repeated too quickly.",
+            "rule:unit-crashloop",
+        ),
+        ("high", "unit-failure", "myapp.service", "myapp.service: Failed with result 'exit-code'.", "rule:unit-failed"),
+        ("high", "disk-full", None, "filesystem <*> is <*>% full", "threshold:disk"),
+    ]
     out = []
     for i, (sev, cat, unit, text, src) in enumerate(rows):
         at = t0 + timedelta(seconds=i)
-        out.append(Trigger(id=f"{i:02d}" + "ab" * 15, severity=sev, category=cat, source=src, unit=unit,
-                           template=text, template_id=template_id(text), count=3, first_seen=at, last_seen=at,
-                           sample=[text.replace("<*>", "97")], summary=text,
-                           # systemd's own words about myapp: PID 1 sent them (trigger/entry.py)
-                           fields={"sender": PID1} if unit else {}))
+        out.append(
+            Trigger(
+                id=f"{i:02d}" + "ab" * 15,
+                severity=sev,
+                category=cat,
+                source=src,
+                unit=unit,
+                template=text,
+                template_id=template_id(text),
+                count=3,
+                first_seen=at,
+                last_seen=at,
+                sample=[text.replace("<*>", "97")],
+                summary=text,
+                # systemd's own words about myapp: PID 1 sent them (trigger/entry.py)
+                fields={"sender": PID1} if unit else {},
+            )
+        )
     return out
 
 
@@ -46,6 +66,13 @@ def service(cfg: Config, *, client: LLMClient | None) -> ReviewService:
         inc.id = n
     window = TriggerWindow(cfg.review.max_triggers)
     window.add(ts)
-    return ReviewService(cfg, incidents=corr.active, window=window, proposer=DryRunProposer(cfg),
-                         sink=MemoryReviewSink(), state=SnapshotState(cfg),
-                         units=StaticUnits(UnitView(True, frozenset({"myapp.service"}))), client=client)
+    return ReviewService(
+        cfg,
+        incidents=corr.active,
+        window=window,
+        proposer=DryRunProposer(cfg),
+        sink=MemoryReviewSink(),
+        state=SnapshotState(cfg),
+        units=StaticUnits(UnitView(True, frozenset({"myapp.service"}))),
+        client=client,
+    )

@@ -41,11 +41,20 @@ def write_export(sc: dict[str, Any], directory: Path) -> tuple[Path, Path | None
     return src, snap
 
 
-async def replay_review(cfg: Any, src: Path, snap: Path | None, *, no_model: bool = True,
-                        autonomy: str | None = None) -> tuple[list[dict[str, Any]], str]:
-    args = argparse.Namespace(source=str(src), format="json", no_model=no_model, window=None, state_dir=None,
-                              kind=None, through="review", autonomy=autonomy,
-                              metrics=str(snap) if snap else None)
+async def replay_review(
+    cfg: Any, src: Path, snap: Path | None, *, no_model: bool = True, autonomy: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    args = argparse.Namespace(
+        source=str(src),
+        format="json",
+        no_model=no_model,
+        window=None,
+        state_dir=None,
+        kind=None,
+        through="review",
+        autonomy=autonomy,
+        metrics=str(snap) if snap else None,
+    )
     out, err = io.StringIO(), io.StringIO()
     rc = await replay(args, cfg, out, err)
     assert rc == 0, err.getvalue()

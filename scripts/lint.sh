@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint and type-check the checkout (scripts/test.sh runs this before pytest; CI with it).
 #
-#   scripts/lint.sh                 # ruff check and mypy, as configured in pyproject.toml
+#   scripts/lint.sh                 # ruff check, ruff format --check and mypy, as configured in pyproject.toml
 #   scripts/lint.sh TOOL [ARGS...]  # one of them (ruff or mypy) with ARGS: the pre-commit hooks
 #
 # The tools are the versions pinned in pyproject's `test` extra, from the provisioned
@@ -36,12 +36,13 @@ ruff="$(tool ruff)"
 mypy="$(tool mypy)"
 failed=()
 "$ruff" check . || failed+=("ruff check")
+"$ruff" format --check . || failed+=("ruff format")
 # Files and strictness come from [tool.mypy]; the cache keeps warm runs to seconds.
 "$mypy" --cache-dir "$CACHE/mypy-cache" || failed+=("mypy")
 if ((${#failed[@]})); then
   printf -v which '%s and ' "${failed[@]}"
   echo "lint.sh: findings from ${which% and } (see above); fix them before the tests run" \
-    "('scripts/lint.sh ruff check --fix .' fixes the fixable ones)" >&2
+    "('scripts/lint.sh ruff check --fix .' and 'scripts/lint.sh ruff format .' fix most)" >&2
   exit 1
 fi
 echo "lint.sh: ruff and mypy clean" >&2

@@ -29,9 +29,12 @@ def rig_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rig-logs")
 
 
-def _server(alias: str, logs: Path, *, log_name: str | None = None, judge: bool = False,
-            **kw: Any) -> Iterator[LlamaServer]:
-    """A started tiny (or judge) llama-server, stopped at the end; `log_name` keeps a second server of one alias apart."""
+def _server(
+    alias: str, logs: Path, *, log_name: str | None = None, judge: bool = False, **kw: Any
+) -> Iterator[LlamaServer]:
+    """A started tiny (or judge) llama-server, stopped at the end.
+
+    `log_name` keeps a second server of one alias apart."""
     try:
         server = (judge_server if judge else tiny_server)(alias, logs, **kw)
     except PartMissing as exc:
@@ -78,8 +81,7 @@ def llama_judge(rig_logs: Path) -> Iterator[LlamaServer]:
 def role_config(server: LlamaServer | None, name: str, url: str | None = None, **overrides: Any) -> RoleConfig:
     """A validated RoleConfig pointing at `server` (or at `url`)."""
     # A generous default timeout: the tests run on 2 loaded cores; the timeout tests set their own.
-    data = {"url": url or server.url, "model": server.alias if server else name, "timeout": 300,
-            **overrides}  # type: ignore[union-attr]
+    data = {"url": url or server.url, "model": server.alias if server else name, "timeout": 300, **overrides}  # type: ignore[union-attr]
     cfg = parse_config({"roles": {name: data}}, env={})
     role = getattr(cfg.roles, name)
     assert role is not None

@@ -55,8 +55,15 @@ def test_full_document_round_trips(tmp_path: Path) -> None:
         "autonomy_level": "auto-safe",
         "log_level": "debug",
         "roles": {
-            "trigger": {"url": "http://127.0.0.1:1234/", "model": "smollm2", "timeout": 5, "max_tokens": 64,
-                        "context_size": 2048, "max_retries": 0, "connect_timeout": 0.5},
+            "trigger": {
+                "url": "http://127.0.0.1:1234/",
+                "model": "smollm2",
+                "timeout": 5,
+                "max_tokens": 64,
+                "context_size": 2048,
+                "max_retries": 0,
+                "connect_timeout": 0.5,
+            },
             "review": {"enable": False},
             "meta": {"url": "https://gpu-box.lan:8443", "api_key_file": str(key)},
             "embed": {"url": "http://127.0.0.1:40084", "model": "nomic-embed"},
@@ -85,9 +92,18 @@ def test_protected_units_defaults_globs_and_knowing_replacement() -> None:
     from ai_sysadmin.config import unit_is_protected
 
     cfg = parse_config({"protected_units": ["nginx.service", "backup-*.timer"]}, env={})
-    for unit in ("sshd.service", "polkit.service", "postgresql.service", "ai-sysadmin-executor.service",
-                 "ai-sysadmin-anything.service", "llama-review.service", "llama-custom.service", "nginx.service",
-                 "backup-daily.timer", "sshd"):
+    for unit in (
+        "sshd.service",
+        "polkit.service",
+        "postgresql.service",
+        "ai-sysadmin-executor.service",
+        "ai-sysadmin-anything.service",
+        "llama-review.service",
+        "llama-custom.service",
+        "nginx.service",
+        "backup-daily.timer",
+        "sshd",
+    ):
         assert unit_is_protected(unit, cfg.protected_units), unit
     for unit in ("nginx-exporter.service", "backup-daily.service", "myapp.service"):
         assert not unit_is_protected(unit, cfg.protected_units), unit
@@ -97,11 +113,24 @@ def test_protected_units_defaults_globs_and_knowing_replacement() -> None:
     assert not unit_is_protected("sshd.service", replaced.protected_units)
 
 
-@pytest.mark.parametrize("unit", [
-    "sshd.socket", "sshd@0-10.0.0.1:22-10.0.0.2:51000.service", "sshd@.service", "user@0.service",
-    "dhcpcd.service", "firewall.service", "systemd-resolved.service", "systemd-journald@audit.service",
-    "systemd-journald@.service", "systemd-journald.socket", "systemd-journald-dev-log.socket",
-    "systemd-journald-varlink@audit.socket", "systemd-journald@audit.socket"])
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "sshd.socket",
+        "sshd@0-10.0.0.1:22-10.0.0.2:51000.service",
+        "sshd@.service",
+        "user@0.service",
+        "dhcpcd.service",
+        "firewall.service",
+        "systemd-resolved.service",
+        "systemd-journald@audit.service",
+        "systemd-journald@.service",
+        "systemd-journald.socket",
+        "systemd-journald-dev-log.socket",
+        "systemd-journald-varlink@audit.socket",
+        "systemd-journald@audit.socket",
+    ],
+)
 def test_nixos_reachability_units_are_protected_by_default(unit: str) -> None:
     from ai_sysadmin.actions.policy import is_protected
 
@@ -136,8 +165,11 @@ def test_every_autonomy_level_is_accepted(level: str) -> None:
         ({"api": {"require_auth": True}}, "api.api_key_file", "required when api.require_auth is true"),
         ({"database": {"dsn": "postgresql://u:pw@db/x"}}, "database.dsn", "must not contain a password"),
         ({"database": {"dsn": "host=db password=pw"}}, "database.dsn", "must not contain a password"),
-        ({"database": {"dsn": "postgresql://db/x?sslmode=require&password=pw"}}, "database.dsn",
-         "must not contain a password"),
+        (
+            {"database": {"dsn": "postgresql://db/x?sslmode=require&password=pw"}},
+            "database.dsn",
+            "must not contain a password",
+        ),
         ({"database": {"dsn": "postgresql:///x?PASSWORD=pw"}}, "database.dsn", "must not contain a password"),
         ({"journal": {"cursor_file": "/var/lib/x/cursor"}}, "journal.cursor_file", "no longer used"),
         ({"protected_units_replace": True}, "protected_units_replace", "would protect nothing"),
@@ -162,14 +194,22 @@ def test_each_invalid_kind_names_its_key(data: object, path: str, reason: str) -
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    found = problems({
-        "autonomy_level": "yolo",
-        "roles": {"trigger": {"url": "nope", "timeout": -1}, "meta": {"extra": 1}},
-        "api": {"port": 0},
-        "typo": 1,
-    })
-    assert set(found) == {"autonomy_level", "roles.trigger.url", "roles.trigger.timeout",
-                          "roles.meta.extra", "api.port", "typo"}
+    found = problems(
+        {
+            "autonomy_level": "yolo",
+            "roles": {"trigger": {"url": "nope", "timeout": -1}, "meta": {"extra": 1}},
+            "api": {"port": 0},
+            "typo": 1,
+        }
+    )
+    assert set(found) == {
+        "autonomy_level",
+        "roles.trigger.url",
+        "roles.trigger.timeout",
+        "roles.meta.extra",
+        "api.port",
+        "typo",
+    }
 
 
 def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
@@ -244,8 +284,21 @@ def test_unreadable_secret_is_reported(tmp_path: Path) -> None:
     f.write_text("x")
     f.chmod(0)
     (tmp_path / "c.json").write_text(json.dumps({"api": {"api_key_file": str(f)}}))
-    r = subprocess.run([*without_root_file_access(), sys.executable, "-m", "ai_sysadmin", "--config",
-                        str(tmp_path / "c.json"), "config", "check"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            *without_root_file_access(),
+            sys.executable,
+            "-m",
+            "ai_sysadmin",
+            "--config",
+            str(tmp_path / "c.json"),
+            "config",
+            "check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "api.api_key_file: file" in r.stderr and "is not readable by this user" in r.stderr
 
 
@@ -253,8 +306,13 @@ def test_unreadable_secret_is_reported(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ai_sysadmin", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_cli_rejects_bad_config_before_starting_anything(tmp_path: Path) -> None:
@@ -293,24 +351,43 @@ def test_fleet_defaults_to_a_standalone_host_named_like_the_machine() -> None:
 
 def test_fleet_member_keys_are_read_as_written_and_the_password_only_when_used() -> None:
     # The credential does not exist here: naming it must not fail at load (read when used).
-    cfg = parse_config({"fleet": {"role": "member", "host": "web-1", "hub_url": "https://hub:19532",
-                                  "hub_dsn": "postgresql://m@hub/ai?sslmode=verify-full",
-                                  "hub_password_file": "fleet-db-password"}}, env={})
+    cfg = parse_config(
+        {
+            "fleet": {
+                "role": "member",
+                "host": "web-1",
+                "hub_url": "https://hub:19532",
+                "hub_dsn": "postgresql://m@hub/ai?sslmode=verify-full",
+                "hub_password_file": "fleet-db-password",
+            }
+        },
+        env={},
+    )
     assert cfg.fleet.hub_url == "https://hub:19532" and cfg.fleet.hub_password_file == "fleet-db-password"
     hub = parse_config({"fleet": {"role": "hub", "journal_dir": "/var/log/journal/remote/"}}, env={})
     assert hub.fleet.journal_dir == "/var/log/journal/remote/"
 
 
-@pytest.mark.parametrize("fleet, path, reason", [
-    ({"role": "member"}, "fleet.hub_url", "required when fleet.role is 'member'"),
-    ({"role": "hub", "hub_url": "https://hub"}, "fleet.hub_url", "only used when fleet.role is 'member' (it is 'hub')"),
-    ({"journal_dir": "/srv/j"}, "fleet.journal_dir", "only used when fleet.role is 'hub' (it is 'standalone')"),
-    ({"role": "cluster"}, "fleet.role", "must be one of standalone, hub, member"),
-    ({"host": "web 1"}, "fleet.host", "must be a host id"),
-    ({"role": "member", "hub_url": "https://hub", "hub_dsn": "postgresql://m:pw@hub/ai"}, "fleet.hub_dsn",
-     "must not contain a password"),
-    ({"role": "member", "hub_url": "ftp://hub"}, "fleet.hub_url", "not an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    "fleet, path, reason",
+    [
+        ({"role": "member"}, "fleet.hub_url", "required when fleet.role is 'member'"),
+        (
+            {"role": "hub", "hub_url": "https://hub"},
+            "fleet.hub_url",
+            "only used when fleet.role is 'member' (it is 'hub')",
+        ),
+        ({"journal_dir": "/srv/j"}, "fleet.journal_dir", "only used when fleet.role is 'hub' (it is 'standalone')"),
+        ({"role": "cluster"}, "fleet.role", "must be one of standalone, hub, member"),
+        ({"host": "web 1"}, "fleet.host", "must be a host id"),
+        (
+            {"role": "member", "hub_url": "https://hub", "hub_dsn": "postgresql://m:pw@hub/ai"},
+            "fleet.hub_dsn",
+            "must not contain a password",
+        ),
+        ({"role": "member", "hub_url": "ftp://hub"}, "fleet.hub_url", "not an http(s) URL"),
+    ],
+)
 def test_fleet_problems_name_their_key(fleet: dict, path: str, reason: str) -> None:
     with pytest.raises(ConfigError) as exc:
         parse_config({"fleet": fleet}, env={})

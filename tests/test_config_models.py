@@ -24,13 +24,24 @@ def test_models_are_frozen_and_copied_with_changes() -> None:
 
 def test_cross_key_problems_come_with_the_value_problems() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"api": {"port": 0, "host": "0.0.0.0", "require_auth": False},
-                      "journal": {"source": "file", "poth": "/x"},
-                      "knowledge": {"path": "relative", "url": "http://h:8000"}}, env={})
+        parse_config(
+            {
+                "api": {"port": 0, "host": "0.0.0.0", "require_auth": False},
+                "journal": {"source": "file", "poth": "/x"},
+                "knowledge": {"path": "relative", "url": "http://h:8000"},
+            },
+            env={},
+        )
     assert [i.path for i in info.value.issues] == sorted(i.path for i in info.value.issues)
     assert {i.path for i in info.value.issues} == {
-        "api.port", "api.api_key_file", "api.require_auth", "journal.poth", "journal.path", "knowledge.path",
-        "knowledge.url"}
+        "api.port",
+        "api.api_key_file",
+        "api.require_auth",
+        "journal.poth",
+        "journal.path",
+        "knowledge.path",
+        "knowledge.url",
+    }
 
 
 def test_defaults_settle_without_a_document() -> None:

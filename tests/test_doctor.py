@@ -17,8 +17,13 @@ from rig.postgres import PgCluster
 def doctor(tmp_path: Path, config: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
     f = tmp_path / "config.json"
     f.write_text(json.dumps({"state_dir": str(tmp_path / "state"), **config}))
-    return subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(f), "doctor", *extra],
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(f), "doctor", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
 
 
 def lines_by_check(out: str) -> dict[str, str]:
@@ -33,19 +38,36 @@ def roles_for(servers: dict[str, LlamaServer]) -> dict[str, Any]:
     return {name: {"url": s.url, "model": s.alias} for name, s in servers.items()}
 
 
-def test_all_parts_running(tmp_path: Path, llama_trigger: LlamaServer, llama_review: LlamaServer,
-                           llama_meta: LlamaServer, pg_database: dict, journal_writer) -> None:
+def test_all_parts_running(
+    tmp_path: Path,
+    llama_trigger: LlamaServer,
+    llama_review: LlamaServer,
+    llama_meta: LlamaServer,
+    pg_database: dict,
+    journal_writer,
+) -> None:
     journal = journal_writer.write(tmp_path / "journal" / "system.journal", [{"MESSAGE": "hello"}])
     (tmp_path / "state").mkdir()
-    r = doctor(tmp_path, {
-        "roles": roles_for({"trigger": llama_trigger, "review": llama_review, "meta": llama_meta}),
-        "database": pg_database,
-        "journal": {"source": "file", "path": str(journal)},
-    })
+    r = doctor(
+        tmp_path,
+        {
+            "roles": roles_for({"trigger": llama_trigger, "review": llama_review, "meta": llama_meta}),
+            "database": pg_database,
+            "journal": {"source": "file", "path": str(journal)},
+        },
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     checks = lines_by_check(r.stdout)
-    assert set(checks) == {"role trigger", "role review", "role meta", "database", "journal", "state dir",
-                           "knowledge", "quarantine"}
+    assert set(checks) == {
+        "role trigger",
+        "role review",
+        "role meta",
+        "database",
+        "journal",
+        "state dir",
+        "knowledge",
+        "quarantine",
+    }
     assert all(v.startswith("ok|") for k, v in checks.items() if k != "knowledge"), r.stdout
     assert "serves 'review'" in checks["role review"]
     assert "PostgreSQL 1" in checks["database"]
@@ -62,8 +84,11 @@ def test_doctor_creates_and_deletes_nothing(tmp_path: Path, private_pg_cluster: 
     """A missing state dir, a spool with an empty and a torn segment, a quarantined record: reported, untouched."""
     cluster = private_pg_cluster
     cluster.create_database("aisys")
-    config = {"roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
-              "database": cluster.database_config("aisys"), "journal": {"source": "file", "path": str(tmp_path)}}
+    config = {
+        "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+        "database": cluster.database_config("aisys"),
+        "journal": {"source": "file", "path": str(tmp_path)},
+    }
     r = doctor(tmp_path, config)
     checks = lines_by_check(r.stdout)
     assert checks["state dir"].startswith("warn|") and "does not exist yet" in checks["state dir"], r.stdout
@@ -73,11 +98,16 @@ def test_doctor_creates_and_deletes_nothing(tmp_path: Path, private_pg_cluster: 
     spool.mkdir(parents=True)
     (spool / "000000000001-events.jsonl").write_bytes(b"")  # the service's Spool would delete this
     (spool / "000000000002-events.jsonl").write_bytes(
-        b'{"id":"8d0e0d4e-2b4b-4fb4-9d1e-7c1b4a0d3f10","kind":"audit","payload":{}}\n{"id":"torn')
+        b'{"id":"8d0e0d4e-2b4b-4fb4-9d1e-7c1b4a0d3f10","kind":"audit","payload":{}}\n{"id":"torn'
+    )
     q = tmp_path / "state" / "quarantine"
     q.mkdir()
-    (q / "records.jsonl").write_text(json.dumps({"at": "2026-01-01T00:00:00+00:00", "kind": "trigger",
-                                                 "reason": "CheckViolation: count", "record": {}}) + "\n")
+    (q / "records.jsonl").write_text(
+        json.dumps(
+            {"at": "2026-01-01T00:00:00+00:00", "kind": "trigger", "reason": "CheckViolation: count", "record": {}}
+        )
+        + "\n"
+    )
     cluster.stop()  # database down: the spool is shown in the database line
     before = tree(tmp_path / "state")
     r = doctor(tmp_path, config, "--json")
@@ -88,8 +118,9 @@ def test_doctor_creates_and_deletes_nothing(tmp_path: Path, private_pg_cluster: 
     assert "outage spool holds 2 batch(es)" in results["database"]["detail"], results["database"]
 
 
-def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServer, journal_writer,
-                                      private_pg_cluster: PgCluster) -> None:
+def test_stopped_parts_fail_with_a_fix(
+    tmp_path: Path, llama_trigger: LlamaServer, journal_writer, private_pg_cluster: PgCluster
+) -> None:
     cluster = private_pg_cluster
     cluster.create_database("aisys")
     journal = journal_writer.write(tmp_path / "j" / "system.journal", [{"MESSAGE": "x"}])
@@ -117,14 +148,19 @@ def test_stopped_parts_fail_with_a_fix(tmp_path: Path, llama_trigger: LlamaServe
     assert results["state dir"]["status"] == "warn"  # not there yet: reported, not created
 
 
-def test_wrong_model_alias_and_missing_journal(tmp_path: Path, llama_trigger: LlamaServer,
-                                               pg_database: dict) -> None:
-    r = doctor(tmp_path, {
-        "roles": {"trigger": {"url": llama_trigger.url, "model": "qwen2.5-1.5b"},
-                  "review": {"enable": False}, "meta": {"enable": False}},
-        "database": pg_database,
-        "journal": {"source": "directory", "path": str(tmp_path / "no-such-dir")},
-    })
+def test_wrong_model_alias_and_missing_journal(tmp_path: Path, llama_trigger: LlamaServer, pg_database: dict) -> None:
+    r = doctor(
+        tmp_path,
+        {
+            "roles": {
+                "trigger": {"url": llama_trigger.url, "model": "qwen2.5-1.5b"},
+                "review": {"enable": False},
+                "meta": {"enable": False},
+            },
+            "database": pg_database,
+            "journal": {"source": "directory", "path": str(tmp_path / "no-such-dir")},
+        },
+    )
     assert r.returncode == 1
     checks = lines_by_check(r.stdout)
     assert checks["role trigger"].startswith("FAIL|")
@@ -139,21 +175,30 @@ def test_full_state_dir_is_reported_by_doctor_and_status(tmp_path: Path, pg_data
 
     state = tmp_path / "state"
     state.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(state)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(state)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         need(f"mounting a 1 MiB tmpfs needs root: {mounted.stderr.strip()}")
     try:
-        config = {"roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
-                  "database": pg_database, "journal": {"source": "file", "path": str(tmp_path)}}
+        config = {
+            "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+            "database": pg_database,
+            "journal": {"source": "file", "path": str(tmp_path)},
+        }
         r = doctor(tmp_path, config, "--json")
         results = {c["name"]: c for c in json.loads(r.stdout)}
         assert results["state dir"]["status"] == "fail", results["state dir"]
         assert "FULL" in results["state dir"]["detail"] and "MiB free" in results["state dir"]["detail"]
         assert r.returncode == 1
         f = tmp_path / "config.json"
-        st = subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(f), "status", "--format", "json"],
-                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        st = subprocess.run(
+            [sys.executable, "-m", "ai_sysadmin", "--config", str(f), "status", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ.copy(),
+        )
         degraded = json.loads(st.stdout)["degraded"]
         assert any(d.startswith("state dir full") for d in degraded), degraded
     finally:

@@ -11,21 +11,39 @@ from ai_sysadmin.llm import LLMClient
 from rig.llama import LlamaServer
 from tests.conftest import role_config
 
-TOOLS = [{"type": "function", "function": {
-    "name": "unit_status", "description": "Show the systemd status of one unit.",
-    "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "unit_status",
+            "description": "Show the systemd status of one unit.",
+            "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]},
+        },
+    }
+]
 
-VERDICT = {"type": "object", "additionalProperties": False, "required": ["severity", "action", "unit"],
-           "properties": {"severity": {"enum": ["critical", "high", "medium", "low", "info"]},
-                          "action": {"enum": ["restart_unit", "rollback_generation", "notify"]},
-                          "unit": {"type": "string", "maxLength": 40}}}
+VERDICT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["severity", "action", "unit"],
+    "properties": {
+        "severity": {"enum": ["critical", "high", "medium", "low", "info"]},
+        "action": {"enum": ["restart_unit", "rollback_generation", "notify"]},
+        "unit": {"type": "string", "maxLength": 40},
+    },
+}
 
 
 async def test_judge_answers_a_json_schema_request(llama_judge: LlamaServer) -> None:
-    messages = [{"role": "system", "content": "You are a NixOS administrator. Answer in JSON."},
-                {"role": "user", "content": "systemd: nginx.service: Main process exited, code=killed, "
-                                            "status=9/KILL; nginx.service: Failed with result 'signal'. "
-                                            "Which catalog action, for which unit?"}]
+    messages = [
+        {"role": "system", "content": "You are a NixOS administrator. Answer in JSON."},
+        {
+            "role": "user",
+            "content": "systemd: nginx.service: Main process exited, code=killed, "
+            "status=9/KILL; nginx.service: Failed with result 'signal'. "
+            "Which catalog action, for which unit?",
+        },
+    ]
     async with LLMClient(role_config(llama_judge, "review")) as client:
         answer = await client.structured(messages, VERDICT, max_tokens=60)  # validated against VERDICT
     assert answer["action"] in ("restart_unit", "rollback_generation", "notify")
@@ -33,8 +51,10 @@ async def test_judge_answers_a_json_schema_request(llama_judge: LlamaServer) -> 
 
 
 async def test_judge_tool_request_in_content_becomes_a_tool_call(llama_judge: LlamaServer) -> None:
-    messages = [{"role": "system", "content": "You are a Linux administrator. Use the tools to look things up."},
-                {"role": "user", "content": "Is nginx.service running? Check it with the tool."}]
+    messages = [
+        {"role": "system", "content": "You are a Linux administrator. Use the tools to look things up."},
+        {"role": "user", "content": "Is nginx.service running? Check it with the tool."},
+    ]
     async with LLMClient(role_config(llama_judge, "meta")) as client:
         turn = await client.tool_turn(messages, TOOLS, tool_choice="auto", max_tokens=80)
     assert turn.tool_calls, turn  # before llm.textcalls: empty, the call stayed in `content`

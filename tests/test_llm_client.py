@@ -32,14 +32,16 @@ SEVERITY_SCHEMA = {
     "additionalProperties": False,
 }
 
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "unit_status",
-        "description": "Show the state of a systemd unit",
-        "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]},
-    },
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "unit_status",
+            "description": "Show the state of a systemd unit",
+            "parameters": {"type": "object", "properties": {"unit": {"type": "string"}}, "required": ["unit"]},
+        },
+    }
+]
 
 
 async def test_chat_returns_text_and_usage(llama_trigger: LlamaServer) -> None:
@@ -73,7 +75,10 @@ async def test_structured_output_is_a_schema_valid_object(llama_review: LlamaSer
     async with LLMClient(role_config(llama_review, "review")) as client:
         obj = await client.structured(
             [{"role": "user", "content": "Classify: 'kernel: Out of memory: Killed process 1234 (java)'"}],
-            SEVERITY_SCHEMA, name="classification", max_tokens=120)
+            SEVERITY_SCHEMA,
+            name="classification",
+            max_tokens=120,
+        )
     assert set(obj) == {"severity", "summary"}
     assert obj["severity"] in {"critical", "high", "medium", "low", "info"}
 
@@ -82,10 +87,12 @@ async def test_truncated_structured_output_is_bad_output(llama_review: LlamaServ
     records: list[CallRecord] = []
     async with LLMClient(role_config(llama_review, "review"), on_call=records.append) as client:
         with pytest.raises(BadModelOutput, match="truncated at max_tokens") as info:
-            await client.structured([{"role": "user", "content": "Classify this log line."}],
-                                    SEVERITY_SCHEMA, max_tokens=3)
-        await client.structured([{"role": "user", "content": "Classify: 'disk sda failed'"}], SEVERITY_SCHEMA,
-                                max_tokens=120)
+            await client.structured(
+                [{"role": "user", "content": "Classify this log line."}], SEVERITY_SCHEMA, max_tokens=3
+            )
+        await client.structured(
+            [{"role": "user", "content": "Classify: 'disk sda failed'"}], SEVERITY_SCHEMA, max_tokens=120
+        )
     assert info.value.raw is not None and info.value.role == "review"
     # Recorded as what they were: structured calls, the first one's real outcome, tokens spent either way.
     assert [(r.kind, r.outcome) for r in records] == [("structured", "bad_output"), ("structured", "ok")]
@@ -120,14 +127,24 @@ async def test_streamed_tool_turn_shows_text_live_and_parses_calls(llama_meta: L
     records: list[CallRecord] = []
     async with LLMClient(role_config(llama_meta, "meta"), on_call=records.append) as client:
         answer = await client.tool_turn_stream(
-            [{"role": "user", "content": "Say hello to the administrator in one sentence."}], TOOLS,
-            on_content=on_content, tool_choice="none", max_tokens=24)
+            [{"role": "user", "content": "Say hello to the administrator in one sentence."}],
+            TOOLS,
+            on_content=on_content,
+            tool_choice="none",
+            max_tokens=24,
+        )
         answer_deltas = list(seen)
         call_turn = await client.tool_turn_stream(
-            [{"role": "system", "content": "You are a Linux administrator. Use tools."},
-             {"role": "user", "content": "Is nginx.service running?"},
-             {"role": "assistant", "content": "<tool_call>\n"}], TOOLS,
-            on_content=on_content, tool_choice="required", max_tokens=64)
+            [
+                {"role": "system", "content": "You are a Linux administrator. Use tools."},
+                {"role": "user", "content": "Is nginx.service running?"},
+                {"role": "assistant", "content": "<tool_call>\n"},
+            ],
+            TOOLS,
+            on_content=on_content,
+            tool_choice="required",
+            max_tokens=64,
+        )
     assert len(answer_deltas) >= 2 and answer.content == "".join(answer_deltas)
     assert not answer.tool_calls
     assert call_turn.tool_calls and call_turn.tool_calls[0].name == "unit_status"
@@ -151,8 +168,12 @@ async def test_stream_from_a_stopped_server_times_out_on_the_idle_limit(rig_logs
             t0 = None
             with pytest.raises(ModelTimeout) as info:
                 try:
-                    async for _ in client.stream([{"role": "user", "content": "A long story."}], max_tokens=2000,
-                                                 temperature=1.0, extra_body={"ignore_eos": True}):
+                    async for _ in client.stream(
+                        [{"role": "user", "content": "A long story."}],
+                        max_tokens=2000,
+                        temperature=1.0,
+                        extra_body={"ignore_eos": True},
+                    ):
                         if t0 is None:
                             os.kill(server.proc.pid, signal.SIGSTOP)
                             t0 = time.monotonic()
@@ -225,8 +246,9 @@ async def test_long_prompt_outlasts_a_short_idle_limit(rig_logs) -> None:
             deltas = []
             # Only the wait for the first token is under test: between tokens the 0.2 s limit is a hard
             # one, which a loaded 2-core host may miss.
-            async for delta in client.stream([{"role": "user", "content": prompt}], max_tokens=4,
-                                             extra_body={"ignore_eos": True}):
+            async for delta in client.stream(
+                [{"role": "user", "content": prompt}], max_tokens=4, extra_body={"ignore_eos": True}
+            ):
                 first = time.monotonic() - started
                 deltas.append(delta)
                 break

@@ -20,26 +20,41 @@ def _count(pg: PgCluster, db: str, sql: str) -> int:
 
 
 async def test_run_records_triggers_metrics_and_indexes_runbooks(
-        tmp_path: Path, pg_cluster: PgCluster, pg_database: dict, journal_writer, llama_embed: LlamaServer) -> None:
-    journal = journal_writer.write(tmp_path / "journal" / "system.journal", [
-        {"MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
-         "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": 3},
-        {"MESSAGE": "Started Session 3 of User alice.", "_SYSTEMD_UNIT": "systemd-logind.service"},
-    ])
-    cfg = parse_config({
-        "state_dir": str(tmp_path / "state"),
-        "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False},
-                  "embed": {"url": llama_embed.url, "model": llama_embed.alias, "timeout": 300}},
-        "intervals": {"metrics": 0.2},
-        "database": pg_database,
-        "journal": {"source": "file", "path": str(journal)},
-        "trigger": {"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
-    }, env={})
+    tmp_path: Path, pg_cluster: PgCluster, pg_database: dict, journal_writer, llama_embed: LlamaServer
+) -> None:
+    journal = journal_writer.write(
+        tmp_path / "journal" / "system.journal",
+        [
+            {
+                "MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
+                "SYSLOG_IDENTIFIER": "kernel",
+                "PRIORITY": 3,
+            },
+            {"MESSAGE": "Started Session 3 of User alice.", "_SYSTEMD_UNIT": "systemd-logind.service"},
+        ],
+    )
+    cfg = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "roles": {
+                "trigger": {"enable": False},
+                "review": {"enable": False},
+                "meta": {"enable": False},
+                "embed": {"url": llama_embed.url, "model": llama_embed.alias, "timeout": 300},
+            },
+            "intervals": {"metrics": 0.2},
+            "database": pg_database,
+            "journal": {"source": "file", "path": str(journal)},
+            "trigger": {"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
+        },
+        env={},
+    )
     db = pg_database["name"]
     orch = Orchestrator(cfg)
     stop = asyncio.Event()
     task = asyncio.create_task(orch.run(stop))
     try:
+
         def ready() -> bool:
             if task.done():
                 raise AssertionError(f"service exited early: {task.result()}")

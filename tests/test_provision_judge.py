@@ -20,8 +20,9 @@ MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 def run(cache: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_SYSADMIN_")}
-    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120,
-                          env={**env, "AI_SYSADMIN_CACHE": str(cache)})
+    return subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120, env={**env, "AI_SYSADMIN_CACHE": str(cache)}
+    )
 
 
 def test_cached_model_is_recorded_in_rig_env(tmp_path: Path) -> None:

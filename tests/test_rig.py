@@ -31,23 +31,38 @@ def test_llama_server_exposes_alias_and_metrics(llama_trigger: LlamaServer) -> N
     assert "llamacpp:" in metrics
     # What the process really listens on, not what we asked for: loopback only.
     assert llama_trigger.proc is not None
-    listening = {c.laddr for c in psutil.Process(llama_trigger.proc.pid).net_connections("inet")
-                 if c.status == psutil.CONN_LISTEN}
+    listening = {
+        c.laddr
+        for c in psutil.Process(llama_trigger.proc.pid).net_connections("inet")
+        if c.status == psutil.CONN_LISTEN
+    }
     assert listening == {("127.0.0.1", llama_trigger.port)}
 
 
 def test_journal_writer_round_trips_through_journalctl(tmp_path: Path, journal_writer) -> None:
     big = "A" * (100 * 1024)
-    path = journal_writer.write(tmp_path / "t.journal", [
-        {"MESSAGE": "nginx.service: Failed with result 'exit-code'.", "_SYSTEMD_UNIT": "init.scope",
-         "UNIT": "nginx.service", "PRIORITY": 3},
-        {"MESSAGE": b"bad \xff utf8", "SYSLOG_IDENTIFIER": "x"},
-        {"MESSAGE": big},
-        {"MESSAGE": "two\nlines", "PRIORITY": None},
-    ], boot_id="0" * 32)
+    path = journal_writer.write(
+        tmp_path / "t.journal",
+        [
+            {
+                "MESSAGE": "nginx.service: Failed with result 'exit-code'.",
+                "_SYSTEMD_UNIT": "init.scope",
+                "UNIT": "nginx.service",
+                "PRIORITY": 3,
+            },
+            {"MESSAGE": b"bad \xff utf8", "SYSLOG_IDENTIFIER": "x"},
+            {"MESSAGE": big},
+            {"MESSAGE": "two\nlines", "PRIORITY": None},
+        ],
+        boot_id="0" * 32,
+    )
     journal_writer.write(path, [{"MESSAGE": "appended later"}], boot_id="0" * 32)
-    out = subprocess.run(["journalctl", "--file", str(path), "-o", "json", "--all", "--no-pager"],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        ["journalctl", "--file", str(path), "-o", "json", "--all", "--no-pager"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     entries = [json.loads(line) for line in out]
     assert [e.get("UNIT") for e in entries][:1] == ["nginx.service"]
     assert entries[0]["PRIORITY"] == "3"

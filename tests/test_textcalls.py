@@ -14,9 +14,12 @@ OFFERED = ("unit_status", "journal_tail", "disk_usage")
 
 names = st.sampled_from(OFFERED)
 keys = st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=8)
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=30))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(keys, inner, max_size=3)), max_leaves=10)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=30))
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
+    max_leaves=10,
+)
 arguments = st.dictionaries(keys, values, max_size=4)
 fences = st.sampled_from(("```json\n{}\n```", "```\n{}\n```", "```JSON\n{}```", "{}", "  {}\n", "```json\n\n{}\n\n```"))
 
@@ -63,8 +66,9 @@ def test_garbage_is_text(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=names, args=arguments, prose=st.text(min_size=1, max_size=40).filter(lambda s: s.strip()),
-       before=st.booleans())
+@given(
+    name=names, args=arguments, prose=st.text(min_size=1, max_size=40).filter(lambda s: s.strip()), before=st.booleans()
+)
 def test_prose_around_the_call_is_text(name: str, args: dict[str, Any], prose: str, before: bool) -> None:
     block = wrap("```json\n{}\n```", {"name": name, "arguments": args})
     text = f"{prose}\n{block}" if before else f"{block}\n{prose}"

@@ -21,8 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.actions import signing
 from ai_sysadmin.actions.catalog import Catalog, ProposalRejected, load_catalog
-from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.facts import PAUSE_FOREVER, open_breaker, paused_until, set_pause
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.types import ActionStatus
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit, ledger
@@ -53,8 +53,9 @@ class Changed(InvalidState):
 
 
 def _no_key() -> NotAuthorized:
-    return NotAuthorized("this process has no approval key (actions.approval_key_file); "
-                         "decide as root or through the API")
+    return NotAuthorized(
+        "this process has no approval key (actions.approval_key_file); decide as root or through the API"
+    )
 
 
 async def _ledger_ready(conn: psycopg.AsyncConnection) -> None:
@@ -97,8 +98,17 @@ async def _locked(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, An
     return row
 
 
-async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str, *, digest: str | None,
-                  key: bytes | None, ttl_seconds: int = 3600, catalog: Catalog | None = None) -> dict[str, Any]:
+async def approve(
+    pool: AsyncConnectionPool,
+    action_id: int,
+    actor: str,
+    reason: str,
+    *,
+    digest: str | None,
+    key: bytes | None,
+    ttl_seconds: int = 3600,
+    catalog: Catalog | None = None,
+) -> dict[str, Any]:
     """Sign and record a person's approval of the queued action they were shown (its `digest`)."""
     actor = _check_actor(actor)
     if not key:
@@ -107,15 +117,19 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
         raise InvalidState("an approval needs a reason (--reason TEXT)")
     digest = (digest or "").strip().lower()
     if not digest:
-        raise InvalidState(f"approving action {action_id} needs the digest you were shown "
-                           f"(`ai-sysadmin actions show {action_id}`, then --digest D)")
+        raise InvalidState(
+            f"approving action {action_id} needs the digest you were shown "
+            f"(`ai-sysadmin actions show {action_id}`, then --digest D)"
+        )
     catalog = catalog or load_catalog()
     async with pool.connection() as conn, conn.transaction():
         row = await _locked(conn, action_id)
         now_digest = signing.digest(row)
         if digest != now_digest:
-            raise Changed(f"action {action_id} changed since you looked at it (digest {now_digest}, you sent "
-                          f"{digest[:64]}); show it again and approve what it is now")
+            raise Changed(
+                f"action {action_id} changed since you looked at it (digest {now_digest}, you sent "
+                f"{digest[:64]}); show it again and approve what it is now"
+            )
         who = await rejected_by(conn, action_id)
         if who is not None:
             raise InvalidState(f"action {action_id} was rejected by {who}; a rejection is final")
@@ -128,16 +142,45 @@ async def approve(pool: AsyncConnectionPool, action_id: int, actor: str, reason:
         now = _now()
         expires = now + timedelta(seconds=ttl_seconds)
         sig = signing.sign(key, action_id, digest, actor, now, expires)
-        await ledger_actions.add_person_approval(conn, action_id, approver=actor, reason=reason, approved_at=now,
-                                                 expires_at=expires, signature=sig, digest=digest)
+        await ledger_actions.add_person_approval(
+            conn,
+            action_id,
+            approver=actor,
+            reason=reason,
+            approved_at=now,
+            expires_at=expires,
+            signature=sig,
+            digest=digest,
+        )
         await ledger_actions.transition(
-            conn, action_id, row["status"], ActionStatus.APPROVED, actor=actor, at=now, reason=reason,
+            conn,
+            action_id,
+            row["status"],
+            ActionStatus.APPROVED,
+            actor=actor,
+            at=now,
+            reason=reason,
             event="action.approved",
-            detail={"action": row["action"], "params": row["params"], "risk": row["risk"], "digest": digest,
-                    "expires_at": expires.isoformat()})
-    return {"action_id": action_id, "approver": actor, "approved_at": now.isoformat(),
-            "expires_at": expires.isoformat(), "digest": digest, "action": row["action"], "params": row["params"],
-            "risk": row["risk"], "target": row["target"], "incident_id": row["incident_id"]}
+            detail={
+                "action": row["action"],
+                "params": row["params"],
+                "risk": row["risk"],
+                "digest": digest,
+                "expires_at": expires.isoformat(),
+            },
+        )
+    return {
+        "action_id": action_id,
+        "approver": actor,
+        "approved_at": now.isoformat(),
+        "expires_at": expires.isoformat(),
+        "digest": digest,
+        "action": row["action"],
+        "params": row["params"],
+        "risk": row["risk"],
+        "target": row["target"],
+        "incident_id": row["incident_id"],
+    }
 
 
 async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: str) -> dict[str, Any]:
@@ -147,23 +190,33 @@ async def reject(pool: AsyncConnectionPool, action_id: int, actor: str, reason: 
     async with pool.connection() as conn, conn.transaction():
         row = await _locked(conn, action_id)
         if row["status"] not in REJECTABLE:
-            raise InvalidState(f"action {action_id} is {row['status']}; only a queued or approved action "
-                               "can be rejected")
+            raise InvalidState(
+                f"action {action_id} is {row['status']}; only a queued or approved action can be rejected"
+            )
         now = _now()
         # Final: the executor refuses an action with a rejection in the ledger, whatever its
         # row says later.  Before the executor first created the ledger, the step is the record.
         if await ledger.exists(conn):
-            await ledger.record(conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id,
-                                digest=signing.digest(row))
+            await ledger.record(
+                conn, "reject", actor=actor, at=now, reason=reason, action_id=action_id, digest=signing.digest(row)
+            )
         await ledger_actions.transition(
-            conn, action_id, row["status"], ActionStatus.REJECTED, actor=actor, at=now, reason=reason,
+            conn,
+            action_id,
+            row["status"],
+            ActionStatus.REJECTED,
+            actor=actor,
+            at=now,
+            reason=reason,
             event="action.rejected",
-            detail={"action": row["action"], "params": row["params"]})
+            detail={"action": row["action"], "params": row["params"]},
+        )
     return {"action_id": action_id, "rejected_by": actor, "at": now.isoformat()}
 
 
-async def pause(pool: AsyncConnectionPool, actor: str, until: datetime | None, reason: str, *,
-                key: bytes | None) -> dict[str, Any]:
+async def pause(
+    pool: AsyncConnectionPool, actor: str, until: datetime | None, reason: str, *, key: bytes | None
+) -> dict[str, Any]:
     """A person's pause (until a resume when `until` is None).  Signed when the key is at hand,
     which lets it replace a longer pause; unsigned it can only lengthen one."""
     actor = _check_actor(actor)
@@ -172,11 +225,21 @@ async def pause(pool: AsyncConnectionPool, actor: str, until: datetime | None, r
         now = _decided_at()
         sig = signing.sign_decision(key, "pause", None, until, actor, now) if key else None
         await set_pause(conn, until, actor=actor, reason=reason, signature=sig, at=now)
-        await audit.insert(conn, now, actor, "actions.paused", "actions",
-                     {"until": until.isoformat() if until else PAUSE_FOREVER, "signed": sig is not None})
+        await audit.insert(
+            conn,
+            now,
+            actor,
+            "actions.paused",
+            "actions",
+            {"until": until.isoformat() if until else PAUSE_FOREVER, "signed": sig is not None},
+        )
         state = await paused_until(conn, now)
-    return {"paused_until": state if isinstance(state, str) or state is None else state.isoformat(),
-            "by": actor, "at": now.isoformat(), "signed": sig is not None}
+    return {
+        "paused_until": state if isinstance(state, str) or state is None else state.isoformat(),
+        "by": actor,
+        "at": now.isoformat(),
+        "signed": sig is not None,
+    }
 
 
 async def resume(pool: AsyncConnectionPool, actor: str, reason: str, *, key: bytes | None) -> dict[str, Any]:
@@ -194,8 +257,9 @@ async def resume(pool: AsyncConnectionPool, actor: str, reason: str, *, key: byt
     return {"was_paused": was is not None, "by": actor, "at": now.isoformat()}
 
 
-async def clear_breaker(pool: AsyncConnectionPool, target: str, actor: str, reason: str, *,
-                        key: bytes | None) -> dict[str, Any]:
+async def clear_breaker(
+    pool: AsyncConnectionPool, target: str, actor: str, reason: str, *, key: bytes | None
+) -> dict[str, Any]:
     """A person lets automatic actions touch `target` again: signed, or the executor keeps it open."""
     actor = _check_actor(actor)
     if not key:

@@ -76,8 +76,9 @@ def contradicts(va: ValidatedAction, source: str, found: Evidence | Iterable[str
     return None
 
 
-def unbound(va: ValidatedAction, source: str, found: Evidence | Iterable[str] | None,
-            bounds: ActionsConfig) -> str | None:
+def unbound(
+    va: ValidatedAction, source: str, found: Evidence | Iterable[str] | None, bounds: ActionsConfig
+) -> str | None:
     """None when `va` may run unattended as far as binding goes, else the reason in words.
 
     `found`: the evidence of the proposal's incident (None: no incident, or unknown).
@@ -102,6 +103,5 @@ def out_of_bounds(va: ValidatedAction, bounds: ActionsConfig) -> str | None:
     )
     for action, name, minimum, what, key in checks:
         if va.id == action and name in p and int(p[name]) < minimum:
-            return (f"{name}={int(p[name])} keeps less than the {minimum} {what} allowed unattended "
-                    f"(actions.{key})")
+            return f"{name}={int(p[name])} keeps less than the {minimum} {what} allowed unattended (actions.{key})"
     return None

@@ -24,8 +24,10 @@ from ai_sysadmin.actions.types import FieldError
 # A systemd unit name: at most 255 characters from systemd's own alphabet, a known
 # suffix, never starting with "-" (it would read as an option, though argv also
 # separates it with "--").  No "/" so no path; no whitespace or shell syntax.
-UNIT_PATTERN = (r"^[A-Za-z0-9:_\\][A-Za-z0-9:_.\\@-]{0,240}"
-                r"\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$")
+UNIT_PATTERN = (
+    r"^[A-Za-z0-9:_\\][A-Za-z0-9:_.\\@-]{0,240}"
+    r"\.(service|socket|target|timer|mount|automount|path|slice|scope|swap)$"
+)
 SERVICE_PATTERN = r"^[A-Za-z0-9:_\\][A-Za-z0-9:_.\\@-]{0,240}\.service$"
 UNIT_RE = re.compile(UNIT_PATTERN)
 # Printable text for a notification: no control characters, bounded.
@@ -63,12 +65,16 @@ class Precondition(Enum):
     (actions/preconditions.py) right before it runs, whatever the proposal's story said."""
 
     UNIT_LOADED = "the unit exists (LoadState=loaded)"
-    UNIT_FAILED_OR_LOOPING = ("the unit is failed (ActiveState=failed) or restart-looping "
-                              "(SubState=auto-restart, or activating/deactivating with NRestarts>0)")
+    UNIT_FAILED_OR_LOOPING = (
+        "the unit is failed (ActiveState=failed) or restart-looping "
+        "(SubState=auto-restart, or activating/deactivating with NRestarts>0)"
+    )
     JOURNAL_FS_FULL = "the journal's file system is at least thresholds.disk_percent full"
     NIX_STORE_FS_FULL = "the Nix store's file system is at least thresholds.disk_percent full"
-    GENERATION_BOUND = ("params.from_generation is the system profile's current generation, the running "
-                        "system (actions.current_system) is that generation, and a previous one exists")
+    GENERATION_BOUND = (
+        "params.from_generation is the system profile's current generation, the running "
+        "system (actions.current_system) is that generation, and a previous one exists"
+    )
 
 
 class Verification(Enum):
@@ -81,8 +87,10 @@ class Verification(Enum):
     ARCHIVED_JOURNAL_BOUNDED = "archived journal files within the size and age asked for"
     STORE_SPACE_KEPT = "free space on the Nix store's file system did not fall"
     STORE_VERIFIES = "nix-store --verify --check-contents finds no modified path"
-    PREVIOUS_GENERATION_RUNNING = ("the profile and the running system are the previous generation, no new failed "
-                                   "unit, the units the incident attributed to the switch are active again")
+    PREVIOUS_GENERATION_RUNNING = (
+        "the profile and the running system are the previous generation, no new failed "
+        "unit, the units the incident attributed to the switch are active again"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,10 +121,16 @@ class ActionSpec:
         return u if isinstance(u, str) else None
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "description": self.description, "risk": self.risk,
-                "parameters": self.parameters, "verification": self.verification,
-                "preconditions": [p.value for p in self.requires], "timeout_seconds": self.timeout,
-                "needs_nixos": self.needs_nixos}
+        return {
+            "id": self.id,
+            "description": self.description,
+            "risk": self.risk,
+            "parameters": self.parameters,
+            "verification": self.verification,
+            "preconditions": [p.value for p in self.requires],
+            "timeout_seconds": self.timeout,
+            "needs_nixos": self.needs_nixos,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,14 +159,21 @@ class ValidatedAction:
 
 
 def _schema(properties: dict[str, Any], required: list[str], **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False,
-            **extra}
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False, **extra}
 
 
-_UNIT_PARAM = {"type": "string", "pattern": UNIT_PATTERN, "maxLength": 256,
-               "description": "a full systemd unit name, e.g. nginx.service"}
-_SERVICE_PARAM = {"type": "string", "pattern": SERVICE_PATTERN, "maxLength": 256,
-                  "description": "a full systemd service name, e.g. nginx.service"}
+_UNIT_PARAM = {
+    "type": "string",
+    "pattern": UNIT_PATTERN,
+    "maxLength": 256,
+    "description": "a full systemd unit name, e.g. nginx.service",
+}
+_SERVICE_PARAM = {
+    "type": "string",
+    "pattern": SERVICE_PATTERN,
+    "maxLength": 256,
+    "description": "a full systemd service name, e.g. nginx.service",
+}
 
 
 def _unit_target(params: dict[str, Any]) -> str:
@@ -171,11 +192,12 @@ def _vacuum_steps(params: dict[str, Any], _: Paths) -> tuple[Step, ...]:
 def _builtin_specs() -> list[ActionSpec]:
     return [
         ActionSpec(
-            id="restart_unit", risk="low",
+            id="restart_unit",
+            risk="low",
             description="Restart one systemd service (systemctl restart).",
             parameters=_schema({"unit": _SERVICE_PARAM}, ["unit"]),
             verification="the unit is active after the restart and stays active, without restarting again, "
-                         "for actions.verify_window_seconds; no new failure trigger for it meanwhile",
+            "for actions.verify_window_seconds; no new failure trigger for it meanwhile",
             target_of=_unit_target,
             steps_of=lambda p, _: (Step(("systemctl", "restart", "--", str(p["unit"]))),),
             requires=(Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING),
@@ -183,7 +205,8 @@ def _builtin_specs() -> list[ActionSpec]:
             timeout=120.0,
         ),
         ActionSpec(
-            id="reset_failed_unit", risk="low",
+            id="reset_failed_unit",
+            risk="low",
             description="Clear the failed state of one systemd unit (systemctl reset-failed).",
             parameters=_schema({"unit": _UNIT_PARAM}, ["unit"]),
             verification="the unit is no longer in the failed state",
@@ -194,16 +217,29 @@ def _builtin_specs() -> list[ActionSpec]:
             timeout=30.0,
         ),
         ActionSpec(
-            id="vacuum_journal", risk="low",
+            id="vacuum_journal",
+            risk="low",
             description="Rotate the journal, then delete archived journal files down to a size and/or age.",
-            parameters=_schema({
-                "max_size_mb": {"type": "integer", "minimum": 64, "maximum": 1048576,
-                                "description": "keep at most this many MiB of archived journal"},
-                "max_age_days": {"type": "integer", "minimum": 1, "maximum": 3650,
-                                 "description": "delete archived journal files older than this"},
-            }, [], minProperties=1),
+            parameters=_schema(
+                {
+                    "max_size_mb": {
+                        "type": "integer",
+                        "minimum": 64,
+                        "maximum": 1048576,
+                        "description": "keep at most this many MiB of archived journal",
+                    },
+                    "max_age_days": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 3650,
+                        "description": "delete archived journal files older than this",
+                    },
+                },
+                [],
+                minProperties=1,
+            ),
             verification="the archived journal files take at most max_size_mb and none is older than "
-                         "max_age_days (journalctl deletes only archived files)",
+            "max_age_days (journalctl deletes only archived files)",
             target_of=lambda _: "journal",
             steps_of=_vacuum_steps,
             requires=(Precondition.JOURNAL_FS_FULL,),
@@ -211,48 +247,72 @@ def _builtin_specs() -> list[ActionSpec]:
             timeout=300.0,
         ),
         ActionSpec(
-            id="collect_garbage", risk="medium", needs_nixos=True,
+            id="collect_garbage",
+            risk="medium",
+            needs_nixos=True,
             description="Delete Nix profile generations older than N days, then unreachable store paths "
-                        "(nix-collect-garbage --delete-older-than Nd; never plain -d).",
-            parameters=_schema({"older_than_days": {"type": "integer", "minimum": 1, "maximum": 3650,
-                                                    "description": "keep generations younger than this"}},
-                               ["older_than_days"]),
+            "(nix-collect-garbage --delete-older-than Nd; never plain -d).",
+            parameters=_schema(
+                {
+                    "older_than_days": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 3650,
+                        "description": "keep generations younger than this",
+                    }
+                },
+                ["older_than_days"],
+            ),
             verification="nix-collect-garbage exited 0 and free space on the Nix store's file system did not "
-                         "fall (it rose by what was freed)",
+            "fall (it rose by what was freed)",
             target_of=lambda _: "nix-store",
-            steps_of=lambda p, _: (Step(("nix-collect-garbage", "--delete-older-than",
-                                         f"{int(p['older_than_days'])}d")),),
+            steps_of=lambda p, _: (
+                Step(("nix-collect-garbage", "--delete-older-than", f"{int(p['older_than_days'])}d")),
+            ),
             requires=(Precondition.NIX_STORE_FS_FULL,),
             verified_by=Verification.STORE_SPACE_KEPT,
             timeout=1800.0,
         ),
         ActionSpec(
-            id="rollback_generation", risk="high", needs_nixos=True,
+            id="rollback_generation",
+            risk="high",
+            needs_nixos=True,
             description="Roll the system profile back one generation and activate it "
-                        "(nix-env --rollback, then that generation's bin/switch-to-configuration switch, "
-                        "run detached with systemd-run so it survives the service restarting).",
+            "(nix-env --rollback, then that generation's bin/switch-to-configuration switch, "
+            "run detached with systemd-run so it survives the service restarting).",
             # The generation it rolls back *from*: a proposal may name it (nixos_generations);
             # when it does not, the proposer binds the current one (actions/preconditions.bind),
             # so the row, and the approval's signature, always say which system is undone.
-            parameters=_schema({"from_generation": {
-                "type": "integer", "minimum": 1, "maximum": 1000000,
-                "description": "the system generation running now, which this rolls back from"}}, []),
+            parameters=_schema(
+                {
+                    "from_generation": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 1000000,
+                        "description": "the system generation running now, which this rolls back from",
+                    }
+                },
+                [],
+            ),
             verification="the system profile and /run/current-system point at the previous generation, "
-                         "switch-to-configuration exited 0, and no more units are failed than before",
+            "switch-to-configuration exited 0, and no more units are failed than before",
             requires=(Precondition.GENERATION_BOUND,),
             verified_by=Verification.PREVIOUS_GENERATION_RUNNING,
             target_of=lambda _: "system-profile",
-            steps_of=lambda _, paths: (Step(("nix-env", "--rollback", "-p", paths.system_profile)),
-                                       # The executor resolves this link after the rollback and runs the
-                                       # store path it points at, not the mutable profile link.
-                                       Step((f"{paths.system_profile}/bin/switch-to-configuration", "switch"),
-                                            detached=True)),
+            steps_of=lambda _, paths: (
+                Step(("nix-env", "--rollback", "-p", paths.system_profile)),
+                # The executor resolves this link after the rollback and runs the
+                # store path it points at, not the mutable profile link.
+                Step((f"{paths.system_profile}/bin/switch-to-configuration", "switch"), detached=True),
+            ),
             timeout=900.0,
         ),
         ActionSpec(
-            id="nix_store_repair", risk="high", needs_nixos=True,
+            id="nix_store_repair",
+            risk="high",
+            needs_nixos=True,
             description="Verify every Nix store path's contents and repair corrupted ones "
-                        "(nix-store --verify --check-contents --repair).",
+            "(nix-store --verify --check-contents --repair).",
             parameters=_schema({}, []),
             verification="a second nix-store --verify --check-contents exits 0 and reports no modified path",
             target_of=lambda _: "nix-store",
@@ -262,10 +322,12 @@ def _builtin_specs() -> list[ActionSpec]:
             timeout=3600.0,
         ),
         ActionSpec(
-            id="notify", risk="low",
+            id="notify",
+            risk="low",
             description="Write a notice for the admins to the journal (logger -t ai-sysadmin).",
-            parameters=_schema({"message": {"type": "string", "pattern": NOTIFY_PATTERN, "maxLength": 500}},
-                               ["message"]),
+            parameters=_schema(
+                {"message": {"type": "string", "pattern": NOTIFY_PATTERN, "maxLength": 500}}, ["message"]
+            ),
             verification="logger exited 0",
             target_of=lambda _: "notify",
             steps_of=lambda p, _: (Step(("logger", "-t", "ai-sysadmin", "--", str(p["message"]))),),
@@ -329,8 +391,13 @@ class Catalog:
         spec = self.get(action_id)
         if spec is None:
             shown = action_id if isinstance(action_id, str) and re.fullmatch(r"[a-z_]{1,40}", action_id) else None
-            raise ProposalRejected((FieldError(
-                "action", f"unknown action{f' {shown!r}' if shown else ''}; known: {', '.join(self.ids())}"),))
+            raise ProposalRejected(
+                (
+                    FieldError(
+                        "action", f"unknown action{f' {shown!r}' if shown else ''}; known: {', '.join(self.ids())}"
+                    ),
+                )
+            )
         if not isinstance(params, dict):
             raise ProposalRejected((FieldError("params", "must be an object"),))
         try:
@@ -348,8 +415,11 @@ class Catalog:
                 seen.setdefault(f, FieldError(f, _reason_of(e)))
             raise ProposalRejected(tuple(seen.values()))
         # Python's `$` also matches before a final newline: no string may carry control characters.
-        bad = [FieldError(f"params.{k}", "control characters not allowed")
-               for k, v in params.items() if isinstance(v, str) and re.search(r"[\x00-\x1f\x7f]", v)]
+        bad = [
+            FieldError(f"params.{k}", "control characters not allowed")
+            for k, v in params.items()
+            if isinstance(v, str) and re.search(r"[\x00-\x1f\x7f]", v)
+        ]
         if bad:
             raise ProposalRejected(tuple(bad))
         # A copy of only the known, validated values: nothing else reaches argv.

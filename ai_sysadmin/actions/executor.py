@@ -39,10 +39,10 @@ import psycopg
 
 from ai_sysadmin.actions import preconditions, signing
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, Step, ValidatedAction, load_catalog
-from ai_sysadmin.actions.policy import is_protected
-from ai_sysadmin.actions.runner import RunResult, run_argv
-from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
 from ai_sysadmin.actions.facts import gather, now_utc, paused_until
+from ai_sysadmin.actions.policy import is_protected
+from ai_sysadmin.actions.proposals import POLICY_APPROVER, SERVICE_ACTOR
+from ai_sysadmin.actions.runner import RunResult, run_argv
 from ai_sysadmin.actions.types import ActionStatus as S
 from ai_sysadmin.actions.types import PolicyDecision
 from ai_sysadmin.actions.verification import Verifier, has_systemd, is_nixos, unit_names, unit_props
@@ -69,8 +69,14 @@ class Refusal(Exception):
 
 
 class Executor:
-    def __init__(self, cfg: Config, *, catalog: Catalog | None = None, clock: Callable[[], datetime] | None = None,
-                 out: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        catalog: Catalog | None = None,
+        clock: Callable[[], datetime] | None = None,
+        out: Callable[[str], None] | None = None,
+    ):
         self.cfg = cfg
         self.catalog = catalog or load_catalog()
         self.clock = clock or now_utc
@@ -95,16 +101,21 @@ class Executor:
         db = self.cfg.database
         # pg_catalog first, whatever the database's owner (the orchestrator) set with ALTER
         # DATABASE: its own functions or operators must not shadow the built-ins we rely on.
-        return await psycopg.AsyncConnection.connect(db.conninfo(), autocommit=True,
-                                                     **{**connect_kwargs(db), "application_name": ACTOR,
-                                                        "options": "-c search_path=pg_catalog,public"})
+        return await psycopg.AsyncConnection.connect(
+            db.conninfo(),
+            autocommit=True,
+            **{**connect_kwargs(db), "application_name": ACTOR, "options": "-c search_path=pg_catalog,public"},
+        )
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
         if self._key is None:
-            log.warning("executor: %s; only actions its own policy lets run automatically will run",
-                        self._key_error)
-        log.info("executor: autonomy %s, Nix actions %s, systemd %s", self.cfg.autonomy_level,
-                 "run" if self.nix_runs() else "DRY RUN (not NixOS)", "yes" if has_systemd() else "no")
+            log.warning("executor: %s; only actions its own policy lets run automatically will run", self._key_error)
+        log.info(
+            "executor: autonomy %s, Nix actions %s, systemd %s",
+            self.cfg.autonomy_level,
+            "run" if self.nix_runs() else "DRY RUN (not NixOS)",
+            "yes" if has_systemd() else "no",
+        )
         while not stop.is_set():
             try:
                 listen = await self.connect()
@@ -163,18 +174,29 @@ class Executor:
         for row in rows:
             now = self.clock()
             async with conn.transaction():
-                await self._move(conn, row["id"], S.EXECUTING, S.INTERRUPTED, now,
-                                 "executor stopped mid-action; not re-run, verifying what happened",
-                                 "action.interrupted", {"action": row["action"], "params": row["params"]})
+                await self._move(
+                    conn,
+                    row["id"],
+                    S.EXECUTING,
+                    S.INTERRUPTED,
+                    now,
+                    "executor stopped mid-action; not re-run, verifying what happened",
+                    "action.interrupted",
+                    {"action": row["action"], "params": row["params"]},
+                )
             verification = await self._verify_row(conn, row, steps_ok=True, interrupted=True)
             async with conn.transaction():
-                await ledger_actions.update(conn, row["id"], verification=verification, finished_at=self.clock(),
-                                            updated_at=self.clock())
+                await ledger_actions.update(
+                    conn, row["id"], verification=verification, finished_at=self.clock(), updated_at=self.clock()
+                )
                 await self._audit(conn, self.clock(), "action.interrupted.verified", row["id"], verification)
                 if not verification["passed"]:
                     await self._trip(conn, row, "verification failed after an interrupted run")
-            log.warning("executor: action %s was interrupted; verification %s", row["id"],
-                        "passed" if verification["passed"] else "FAILED")
+            log.warning(
+                "executor: action %s was interrupted; verification %s",
+                row["id"],
+                "passed" if verification["passed"] else "FAILED",
+            )
         return [r["id"] for r in rows]
 
     # ------------------------------------------------------------------ the work
@@ -205,8 +227,16 @@ class Executor:
                 if unmet is not None:
                     raise Refusal(S.REFUSED, f"precondition not met: {unmet}")
             except Refusal as r:
-                await self._move(conn, row["id"], S.APPROVED, r.status, now, r.reason, f"action.{r.status}",
-                                 {"action": row["action"], "params": row["params"], "reason": r.reason})
+                await self._move(
+                    conn,
+                    row["id"],
+                    S.APPROVED,
+                    r.status,
+                    now,
+                    r.reason,
+                    f"action.{r.status}",
+                    {"action": row["action"], "params": row["params"], "reason": r.reason},
+                )
                 log.warning("executor: action %s %s: %s", row["id"], r.status, r.reason)
                 self.handled += 1
                 return action_id
@@ -218,25 +248,48 @@ class Executor:
             verifier = Verifier(self.cfg, started_at=now, conn=None)
             before = await verifier.before(va)
             await ledger_actions.transition(
-                conn, row["id"], S.APPROVED, S.EXECUTING, actor=ACTOR, at=now, reason=f"re-validated ({how}); running",
+                conn,
+                row["id"],
+                S.APPROVED,
+                S.EXECUTING,
+                actor=ACTOR,
+                at=now,
+                reason=f"re-validated ({how}); running",
                 event="action.executing",
-                detail={"action": va.id, "params": va.params, "approval": how,
-                        "argv": [list(s.argv) for s in va.steps(self.paths)]},
-                fields={"started_at": now, "executed_by": f"{ACTOR}@{socket.gethostname()}",
-                        "result": {"mode": "run", "before": before, "approval": how, "steps": []}})
+                detail={
+                    "action": va.id,
+                    "params": va.params,
+                    "approval": how,
+                    "argv": [list(s.argv) for s in va.steps(self.paths)],
+                },
+                fields={
+                    "started_at": now,
+                    "executed_by": f"{ACTOR}@{socket.gethostname()}",
+                    "result": {"mode": "run", "before": before, "approval": how, "steps": []},
+                },
+            )
         # Committed: the row says `executing` before anything runs (crash safety).
         results = await self._run_steps(conn, row["id"], va)
         steps_ok = all(r.ok for r in results)
-        verification = await self._verify_row(conn, {**row, "result": {"before": before}, "started_at": now},
-                                              steps_ok=steps_ok)
+        verification = await self._verify_row(
+            conn, {**row, "result": {"before": before}, "started_at": now}, steps_ok=steps_ok
+        )
         final = S.VERIFIED if verification["passed"] else S.FAILED
         end = self.clock()
         async with conn.transaction():
-            await self._move(conn, row["id"], S.EXECUTING, final, end,
-                             "verification passed" if final == S.VERIFIED else "verification failed: " + "; ".join(
-                                 c["check"] for c in verification["checks"] if not c["passed"]),
-                             f"action.{final}", {"verification": verification},
-                             fields={"verification": verification, "finished_at": end})
+            await self._move(
+                conn,
+                row["id"],
+                S.EXECUTING,
+                final,
+                end,
+                "verification passed"
+                if final == S.VERIFIED
+                else "verification failed: " + "; ".join(c["check"] for c in verification["checks"] if not c["passed"]),
+                f"action.{final}",
+                {"verification": verification},
+                fields={"verification": verification, "finished_at": end},
+            )
             if final == S.FAILED:
                 await self._trip(conn, row, "verification failed")
         log.info("executor: action %s %s %s: %s", row["id"], va.id, va.params, final)
@@ -249,8 +302,9 @@ class Executor:
             return False
         return signing.valid_decision(self._key, d.signature, d.kind, d.target, d.until, d.actor, d.at)
 
-    async def revalidate(self, conn: psycopg.AsyncConnection, row: dict[str, Any], now: datetime
-                         ) -> tuple[ValidatedAction, str]:
+    async def revalidate(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], now: datetime
+    ) -> tuple[ValidatedAction, str]:
         """Everything again, from the catalog and this executor's own config; raises Refusal."""
         try:
             va = self.catalog.validate(row["action"], row["params"])
@@ -278,12 +332,14 @@ class Executor:
         if ap["signature"] is not None or ap["kind"] == "person":
             return va, await self._check_person_approval(conn, row, ap)
         # The service's own approval: only what THIS config's policy would run automatically.
-        facts = await gather(conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases,
-                             verify=self.verify_decision)
+        facts = await gather(
+            conn, self.cfg, va, now, exclude_id=row["id"], extra_units=aliases, verify=self.verify_decision
+        )
         d = facts.decide(self.cfg.autonomy_level, va)
         if d.decision != PolicyDecision.EXECUTE:
-            raise Refusal(S.REFUSED, f"no person approved it and the executor's own policy says "
-                                     f"{d.decision}: {d.reason}")
+            raise Refusal(
+                S.REFUSED, f"no person approved it and the executor's own policy says {d.decision}: {d.reason}"
+            )
         return va, f"policy ({d.reason})"
 
     async def _check_decisions(self, conn: psycopg.AsyncConnection, row: dict[str, Any]) -> None:
@@ -292,14 +348,16 @@ class Executor:
         if problem:
             raise Refusal(S.REFUSED, problem)
         for d in await ledger.rejections(conn, row["id"]):
-            raise Refusal(S.REFUSED, f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; "
-                                     "a rejection is final")
+            raise Refusal(
+                S.REFUSED, f"rejected by {d.actor} at {d.at.isoformat(timespec='seconds')}; a rejection is final"
+            )
         who = await ledger_actions.rejected_step_actor(conn, row["id"])
         if who is not None:
             raise Refusal(S.REFUSED, f"rejected by {who}; a rejection is final")
 
-    async def _check_person_approval(self, conn: psycopg.AsyncConnection, row: dict[str, Any],
-                                     ap: dict[str, Any]) -> str:
+    async def _check_person_approval(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], ap: dict[str, Any]
+    ) -> str:
         """A signed approval of exactly this row, not used before; records its use."""
         if self._key is None:
             raise Refusal(S.REFUSED, f"cannot check a person's approval: {self._key_error}")
@@ -307,13 +365,20 @@ class Executor:
             raise Refusal(S.REFUSED, f"approver {ap['approver']!r} is the service, not a person")
         now_digest = signing.digest(row)
         if ap.get("digest") != now_digest:
-            raise Refusal(S.REFUSED, f"approval signature does not cover this action: it changed since "
-                                     f"{ap['approver']} approved it (approved digest {ap.get('digest')}, "
-                                     f"now {now_digest})")
-        if not signing.valid(self._key, ap["signature"], row["id"], ap["digest"], ap["approver"],
-                             ap["approved_at"], ap["expires_at"]):
-            raise Refusal(S.REFUSED, "approval signature is not valid for this action (not made with the "
-                                     "approval key, or the action was changed after approval)")
+            raise Refusal(
+                S.REFUSED,
+                f"approval signature does not cover this action: it changed since "
+                f"{ap['approver']} approved it (approved digest {ap.get('digest')}, "
+                f"now {now_digest})",
+            )
+        if not signing.valid(
+            self._key, ap["signature"], row["id"], ap["digest"], ap["approver"], ap["approved_at"], ap["expires_at"]
+        ):
+            raise Refusal(
+                S.REFUSED,
+                "approval signature is not valid for this action (not made with the "
+                "approval key, or the action was changed after approval)",
+            )
         # A signature is good for one run, across executor restarts: a re-inserted copy of
         # an action that already ran (same id, same approval) is a replay.
         if not await ledger.use_approval(conn, ap["signature"], row["id"], ap["digest"]):
@@ -331,9 +396,18 @@ class Executor:
             results.append(r)
             async with conn.transaction():
                 await ledger_actions.append_step_result(conn, action_id, r.to_json())
-                await self._audit(conn, self.clock(), "action.step", action_id,
-                                  {"argv": list(r.argv), "exit_status": r.exit_status, "error": r.error,
-                                   "seconds": round(r.seconds, 3)})
+                await self._audit(
+                    conn,
+                    self.clock(),
+                    "action.step",
+                    action_id,
+                    {
+                        "argv": list(r.argv),
+                        "exit_status": r.exit_status,
+                        "error": r.error,
+                        "seconds": round(r.seconds, 3),
+                    },
+                )
             if not r.ok:
                 break
         return results
@@ -345,12 +419,30 @@ class Executor:
         if not has_systemd():
             # Named: off systemd there is no unit to detach into; it runs as our child.
             r = await run_argv(argv, timeout=timeout, cap=cap)
-            return RunResult(r.argv, r.exit_status, r.stdout, r.stderr + "\n[ran directly: no systemd]",
-                             r.truncated, r.seconds, r.error)
+            return RunResult(
+                r.argv,
+                r.exit_status,
+                r.stdout,
+                r.stderr + "\n[ran directly: no systemd]",
+                r.truncated,
+                r.seconds,
+                r.error,
+            )
         unit = f"ai-sysadmin-action-{action_id}.service"
-        start = await run_argv(["systemd-run", f"--unit={unit}", "--service-type=oneshot",
-                                "--property=RemainAfterExit=yes", "--no-block",
-                                f"--description=ai-sysadmin action {action_id}", "--", *argv], timeout=60, cap=cap)
+        start = await run_argv(
+            [
+                "systemd-run",
+                f"--unit={unit}",
+                "--service-type=oneshot",
+                "--property=RemainAfterExit=yes",
+                "--no-block",
+                f"--description=ai-sysadmin action {action_id}",
+                "--",
+                *argv,
+            ],
+            timeout=60,
+            cap=cap,
+        )
         if not start.ok:
             return start
         loop = asyncio.get_running_loop()
@@ -364,29 +456,51 @@ class Executor:
             if p.get("ActiveState") in ("active", "failed") or (p.get("ActiveState") == "inactive" and ran):
                 break
             await asyncio.sleep(0.2)
-        status = int(p.get("ExecMainStatus") or -1) if p.get("ActiveState") in ("active", "failed", "inactive") \
-            else None
+        status = (
+            int(p.get("ExecMainStatus") or -1) if p.get("ActiveState") in ("active", "failed", "inactive") else None
+        )
         await run_argv(["systemctl", "stop", "--", unit], timeout=60, cap=cap)
         await run_argv(["systemctl", "reset-failed", "--", unit], timeout=60, cap=cap)
         err = None if status is not None else f"{unit} did not finish within {timeout:.0f}s"
-        return RunResult(argv, status if p.get("Result") in ("success", "exit-code") else None,
-                         start.stdout, f"detached as {unit} (output in its journal); result {p.get('Result')}",
-                         False, 0.0, err if err else (None if p.get("Result") == "success" else
-                                                      f"{unit} result {p.get('Result')}"))
+        return RunResult(
+            argv,
+            status if p.get("Result") in ("success", "exit-code") else None,
+            start.stdout,
+            f"detached as {unit} (output in its journal); result {p.get('Result')}",
+            False,
+            0.0,
+            err if err else (None if p.get("Result") == "success" else f"{unit} result {p.get('Result')}"),
+        )
 
-    async def _dry_run(self, conn: psycopg.AsyncConnection, row: dict[str, Any], va: ValidatedAction,
-                       now: datetime) -> None:
+    async def _dry_run(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], va: ValidatedAction, now: datetime
+    ) -> None:
         argvs = [list(s.argv) for s in va.steps(self.paths)]
         for argv in argvs:
-            self.out(f"DRY RUN (not NixOS; actions.nix_mode={self.cfg.actions.nix_mode}): action {row['id']} "
-                     f"would run: {argv!r}")
-        await self._move(conn, row["id"], S.APPROVED, S.DRY_RUN, now,
-                         "DRY RUN: not NixOS, the argv was printed and not run", "action.dry-run", {"argv": argvs},
-                         fields={"result": {"mode": "dry-run", "argv": argvs}, "started_at": now, "finished_at": now,
-                                 "executed_by": f"{ACTOR}@{socket.gethostname()}"})
+            self.out(
+                f"DRY RUN (not NixOS; actions.nix_mode={self.cfg.actions.nix_mode}): action {row['id']} "
+                f"would run: {argv!r}"
+            )
+        await self._move(
+            conn,
+            row["id"],
+            S.APPROVED,
+            S.DRY_RUN,
+            now,
+            "DRY RUN: not NixOS, the argv was printed and not run",
+            "action.dry-run",
+            {"argv": argvs},
+            fields={
+                "result": {"mode": "dry-run", "argv": argvs},
+                "started_at": now,
+                "finished_at": now,
+                "executed_by": f"{ACTOR}@{socket.gethostname()}",
+            },
+        )
 
-    async def _verify_row(self, conn: psycopg.AsyncConnection, row: dict[str, Any], *, steps_ok: bool,
-                          interrupted: bool = False) -> dict[str, Any]:
+    async def _verify_row(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], *, steps_ok: bool, interrupted: bool = False
+    ) -> dict[str, Any]:
         try:
             va = self.catalog.validate(row["action"], row["params"])
         except ProposalRejected as exc:
@@ -397,8 +511,10 @@ class Executor:
             out = await v.check(va, before, steps_ok)
         except Exception as exc:  # a verification that cannot run is a failed one
             log.exception("executor: verification of action %s raised", row["id"])
-            out = {"passed": False, "checks": [{"check": "verification ran", "passed": False,
-                                                "observed": f"{type(exc).__name__}: {exc}"}]}
+            out = {
+                "passed": False,
+                "checks": [{"check": "verification ran", "passed": False, "observed": f"{type(exc).__name__}: {exc}"}],
+            }
         if interrupted:
             out["interrupted"] = True
         return out
@@ -408,25 +524,45 @@ class Executor:
         text = f"action {row['id']} ({row['action']}): {reason}"
         await ledger_actions.trip_breaker(conn, target, row["id"], text)
         # The ledger's copy is the one only a person's signed clearing closes.
-        await ledger.record(conn, "trip", actor=ACTOR, at=self.clock(), reason=text, target=target,
-                            action_id=row["id"])
+        await ledger.record(conn, "trip", actor=ACTOR, at=self.clock(), reason=text, target=target, action_id=row["id"])
         await self._audit(conn, self.clock(), "breaker.tripped", row["id"], {"target": target, "reason": reason})
         if row.get("incident_id") is not None:
             await reopen(conn, row["incident_id"], self.clock())
-            await self._audit(conn, self.clock(), "incident.reopened", row["id"],
-                              {"incident": row["incident_id"], "reason": reason})
+            await self._audit(
+                conn, self.clock(), "incident.reopened", row["id"], {"incident": row["incident_id"], "reason": reason}
+            )
 
     # ------------------------------------------------------------------ recording
 
     @staticmethod
-    async def _move(conn: psycopg.AsyncConnection, action_id: int, frm: str, to: str, at: datetime,
-                    reason: str, event: str, detail: dict[str, Any], fields: dict[str, Any] | None = None) -> None:
-        await ledger_actions.transition(conn, action_id, frm, to, actor=ACTOR, at=at, reason=reason, event=event,
-                                        detail={**detail, "reason": reason}, fields=fields)
+    async def _move(
+        conn: psycopg.AsyncConnection,
+        action_id: int,
+        frm: str,
+        to: str,
+        at: datetime,
+        reason: str,
+        event: str,
+        detail: dict[str, Any],
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        await ledger_actions.transition(
+            conn,
+            action_id,
+            frm,
+            to,
+            actor=ACTOR,
+            at=at,
+            reason=reason,
+            event=event,
+            detail={**detail, "reason": reason},
+            fields=fields,
+        )
 
     @staticmethod
-    async def _audit(conn: psycopg.AsyncConnection, at: datetime, event: str, action_id: int,
-                     detail: dict[str, Any]) -> None:
+    async def _audit(
+        conn: psycopg.AsyncConnection, at: datetime, event: str, action_id: int, detail: dict[str, Any]
+    ) -> None:
         await audit.insert(conn, at, ACTOR, event, ledger_actions.subject(action_id), detail)
 
 

@@ -49,8 +49,7 @@ def _when(d: ledger.Decision, signed: bool) -> datetime:
     return min(d.at, d.recorded_at) if signed else d.recorded_at
 
 
-def _in_order(decisions: list[ledger.Decision], verify: Verify | None
-              ) -> list[tuple[datetime, ledger.Decision, bool]]:
+def _in_order(decisions: list[ledger.Decision], verify: Verify | None) -> list[tuple[datetime, ledger.Decision, bool]]:
     """(when, decision, validly signed), in the order the decisions were made."""
     rows = [(d, _signed(d, verify)) for d in decisions]
     return [(_when(d, ok), d, ok) for d, ok in sorted(rows, key=lambda r: (_when(r[0], r[1]), r[0].id))]
@@ -75,8 +74,9 @@ async def _legacy_pause(conn: psycopg.AsyncConnection) -> datetime | str | None:
         return PAUSE_FOREVER  # an unreadable pause is still a pause
 
 
-async def paused_until(conn: psycopg.AsyncConnection, now: datetime, verify: Verify | None = None
-                       ) -> datetime | str | None:
+async def paused_until(
+    conn: psycopg.AsyncConnection, now: datetime, verify: Verify | None = None
+) -> datetime | str | None:
     """None when not paused; a datetime, or PAUSE_FOREVER."""
     state = await _legacy_pause(conn)
     for _, d, signed in _in_order(await ledger.pause_decisions(conn), verify):
@@ -91,8 +91,15 @@ async def paused_until(conn: psycopg.AsyncConnection, now: datetime, verify: Ver
     return state
 
 
-async def set_pause(conn: psycopg.AsyncConnection, until: datetime | None, *, actor: str = "ai-sysadmin",
-                    reason: str = "", signature: str | None = None, at: datetime | None = None) -> None:
+async def set_pause(
+    conn: psycopg.AsyncConnection,
+    until: datetime | None,
+    *,
+    actor: str = "ai-sysadmin",
+    reason: str = "",
+    signature: str | None = None,
+    at: datetime | None = None,
+) -> None:
     """Add a pause (caution: allowed to every role).  Unsigned, it can only lengthen one."""
     at = at or now_utc()
     if await ledger.exists(conn):
@@ -102,8 +109,9 @@ async def set_pause(conn: psycopg.AsyncConnection, until: datetime | None, *, ac
     await ledger_actions.set_legacy_pause(conn, value)
 
 
-async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = None,
-                        target: str | None = None) -> dict[str, dict[str, Any]]:
+async def open_breakers(
+    conn: psycopg.AsyncConnection, verify: Verify | None = None, target: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Open breakers by target: a legacy row not cleared, or a ledger trip no signed clearing followed."""
     out: dict[str, dict[str, Any]] = {}
     for t, i, r, at in await ledger_actions.uncleared_breakers(conn, target):
@@ -111,8 +119,12 @@ async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = N
     state: dict[str, dict[str, Any] | None] = {}
     for when, d, signed in _in_order(await ledger.breaker_decisions(conn, target), verify):
         if d.kind == "trip":
-            state[d.target or ""] = {"target": d.target, "action_id": d.action_id, "reason": d.reason,
-                                     "tripped_at": when}
+            state[d.target or ""] = {
+                "target": d.target,
+                "action_id": d.action_id,
+                "reason": d.reason,
+                "tripped_at": when,
+            }
         elif signed:
             state[d.target or ""] = None
     for t, b in state.items():
@@ -121,8 +133,9 @@ async def open_breakers(conn: psycopg.AsyncConnection, verify: Verify | None = N
     return out
 
 
-async def open_breaker(conn: psycopg.AsyncConnection, target: str, verify: Verify | None = None
-                       ) -> dict[str, Any] | None:
+async def open_breaker(
+    conn: psycopg.AsyncConnection, target: str, verify: Verify | None = None
+) -> dict[str, Any] | None:
     return (await open_breakers(conn, verify, target)).get(target)
 
 
@@ -135,14 +148,28 @@ class Facts:
     breaker_open: str | None
 
     def decide(self, autonomy: str, va: ValidatedAction, unbound: str | None = None) -> Decision:
-        return decide(autonomy, va.risk, protected=self.protected, paused=self.paused,
-                      rate_limited=self.rate_limited, cooling_down=self.cooling_down,
-                      breaker_open=self.breaker_open, target=va.target, unbound=unbound)
+        return decide(
+            autonomy,
+            va.risk,
+            protected=self.protected,
+            paused=self.paused,
+            rate_limited=self.rate_limited,
+            cooling_down=self.cooling_down,
+            breaker_open=self.breaker_open,
+            target=va.target,
+            unbound=unbound,
+        )
 
 
-async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction, now: datetime,
-                 exclude_id: int | None = None, extra_units: tuple[str, ...] = (),
-                 verify: Verify | None = None) -> Facts:
+async def gather(
+    conn: psycopg.AsyncConnection,
+    cfg: Config,
+    va: ValidatedAction,
+    now: datetime,
+    exclude_id: int | None = None,
+    extra_units: tuple[str, ...] = (),
+    verify: Verify | None = None,
+) -> Facts:
     """The facts for one validated action, with `cfg`'s limits (its own config)."""
     a = cfg.actions
     units = [u for u in (va.unit, *extra_units) if u]
@@ -151,21 +178,35 @@ async def gather(conn: psycopg.AsyncConnection, cfg: Config, va: ValidatedAction
     exclude = exclude_id if exclude_id is not None else -1
     since = now - timedelta(seconds=a.rate_window_seconds)
     per_target, per_action, last = await ledger_actions.recent_counts(
-        conn, target=va.target, action=va.id, statuses=TAKEN, since=since, exclude_id=exclude)
+        conn, target=va.target, action=va.id, statuses=TAKEN, since=since, exclude_id=exclude
+    )
     rate = None
     if per_target >= a.rate_limit_per_target:
-        rate = (f"rate limit: {per_target} action(s) on {va.target} in the last {a.rate_window_seconds}s "
-                f"(limit {a.rate_limit_per_target})")
+        rate = (
+            f"rate limit: {per_target} action(s) on {va.target} in the last {a.rate_window_seconds}s "
+            f"(limit {a.rate_limit_per_target})"
+        )
     elif per_action >= a.rate_limit_per_action:
-        rate = (f"rate limit: {per_action} {va.id} action(s) in the last {a.rate_window_seconds}s "
-                f"(limit {a.rate_limit_per_action})")
+        rate = (
+            f"rate limit: {per_action} {va.id} action(s) in the last {a.rate_window_seconds}s "
+            f"(limit {a.rate_limit_per_action})"
+        )
     cooling = None
     if last is not None and a.cooldown_seconds and last > now - timedelta(seconds=a.cooldown_seconds):
         cooling = f"cool-down: last action on {va.target} at {last.isoformat(timespec='seconds')}"
     breaker = await open_breaker(conn, va.target, verify)
-    return Facts(protected=protected, paused=paused, rate_limited=rate, cooling_down=cooling,
-                 breaker_open=(f"breaker open on {va.target} since {breaker['tripped_at'].isoformat(timespec='seconds')}"
-                               f" ({breaker['reason']}); a person must clear it") if breaker else None)
+    return Facts(
+        protected=protected,
+        paused=paused,
+        rate_limited=rate,
+        cooling_down=cooling,
+        breaker_open=(
+            f"breaker open on {va.target} since {breaker['tripped_at'].isoformat(timespec='seconds')}"
+            f" ({breaker['reason']}); a person must clear it"
+        )
+        if breaker
+        else None,
+    )
 
 
 async def policy_state(conn: psycopg.AsyncConnection, cfg: Config, now: datetime) -> dict[str, Any]:
@@ -177,9 +218,15 @@ async def policy_state(conn: psycopg.AsyncConnection, cfg: Config, now: datetime
     targets = []
     for target, n, last in await ledger_actions.recent_targets(conn, TAKEN, since):
         cool_until = last + timedelta(seconds=a.cooldown_seconds)
-        targets.append({"target": target, "actions_in_window": n, "limit": a.rate_limit_per_target,
-                        "last_action_at": last.isoformat(),
-                        "cooling_down_until": cool_until.isoformat() if cool_until > now else None})
+        targets.append(
+            {
+                "target": target,
+                "actions_in_window": n,
+                "limit": a.rate_limit_per_target,
+                "last_action_at": last.isoformat(),
+                "cooling_down_until": cool_until.isoformat() if cool_until > now else None,
+            }
+        )
     queued = await ledger_actions.count_queued(conn)
     return {
         "autonomy_level": cfg.autonomy_level,

@@ -38,9 +38,18 @@ class Decision:
     reason: str
 
 
-def decide(autonomy: str, risk: str, *, protected: bool = False, paused: bool = False,
-           rate_limited: str | None = None, cooling_down: str | None = None,
-           breaker_open: str | None = None, target: str = "", unbound: str | None = None) -> Decision:
+def decide(
+    autonomy: str,
+    risk: str,
+    *,
+    protected: bool = False,
+    paused: bool = False,
+    rate_limited: str | None = None,
+    cooling_down: str | None = None,
+    breaker_open: str | None = None,
+    target: str = "",
+    unbound: str | None = None,
+) -> Decision:
     """`rate_limited`, `cooling_down`, `breaker_open`, `unbound`: None, or the reason in words."""
     if autonomy not in AUTO_RISKS:
         raise ValueError(f"unknown autonomy level {autonomy!r}")

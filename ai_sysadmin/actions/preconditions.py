@@ -71,8 +71,9 @@ async def _unit_loaded(p: _Probe) -> str | None:
 def restart_looping(props: dict[str, str]) -> bool:
     active, sub = props.get("ActiveState"), props.get("SubState")
     restarts = props.get("NRestarts", "")
-    return sub == "auto-restart" or (active in ("activating", "deactivating") and restarts.isdigit()
-                                     and int(restarts) > 0)
+    return sub == "auto-restart" or (
+        active in ("activating", "deactivating") and restarts.isdigit() and int(restarts) > 0
+    )
 
 
 async def _unit_failed(p: _Probe) -> str | None:
@@ -81,8 +82,10 @@ async def _unit_failed(p: _Probe) -> str | None:
     props = await p.unit()
     if props.get("ActiveState") == "failed" or restart_looping(props):
         return None
-    return (f"{p.va.unit} is neither failed nor restart-looping (ActiveState={props.get('ActiveState')}, "
-            f"SubState={props.get('SubState')}, NRestarts={props.get('NRestarts')})")
+    return (
+        f"{p.va.unit} is neither failed nor restart-looping (ActiveState={props.get('ActiveState')}, "
+        f"SubState={props.get('SubState')}, NRestarts={props.get('NRestarts')})"
+    )
 
 
 def _fs_full(what: str, path: str | None, threshold: float) -> str | None:
@@ -103,8 +106,7 @@ async def _journal_full(p: _Probe) -> str | None:
 
 async def _store_full(p: _Probe) -> str | None:
     store = store_dir()
-    return _fs_full(f"the Nix store ({store})", store if os.path.isdir(store) else None,
-                    p.cfg.thresholds.disk_percent)
+    return _fs_full(f"the Nix store ({store})", store if os.path.isdir(store) else None, p.cfg.thresholds.disk_percent)
 
 
 async def _generation_bound(p: _Probe) -> str | None:

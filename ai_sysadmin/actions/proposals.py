@@ -24,8 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 from ai_sysadmin.actions import preconditions
 from ai_sysadmin.actions.binding import MODEL_SOURCES, Evidence, contradicts, unbound
 from ai_sysadmin.actions.catalog import Catalog, Paths, ProposalRejected, ValidatedAction, load_catalog
-from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.facts import gather, now_utc, policy_state
+from ai_sysadmin.actions.policy import Decision, decide, is_protected
 from ai_sysadmin.actions.types import SOURCES, ActionStatus, FieldError, PolicyDecision, Proposal, ProposalOutcome
 from ai_sysadmin.actions.verification import unit_names
 from ai_sysadmin.config import Config
@@ -38,8 +38,12 @@ log = logging.getLogger(__name__)
 
 SERVICE_ACTOR = "ai-sysadmin"  # the orchestrator's own name in steps, approvals and audit
 POLICY_APPROVER = "ai-sysadmin (policy)"
-STATUS_OF = {PolicyDecision.RECORD: ActionStatus.RECORDED, PolicyDecision.QUEUE: ActionStatus.QUEUED,
-             PolicyDecision.EXECUTE: ActionStatus.APPROVED, PolicyDecision.REFUSE: ActionStatus.REFUSED}
+STATUS_OF = {
+    PolicyDecision.RECORD: ActionStatus.RECORDED,
+    PolicyDecision.QUEUE: ActionStatus.QUEUED,
+    PolicyDecision.EXECUTE: ActionStatus.APPROVED,
+    PolicyDecision.REFUSE: ActionStatus.REFUSED,
+}
 PENDING = (ActionStatus.QUEUED, ActionStatus.APPROVED, ActionStatus.EXECUTING)
 MAX_TEXT = 2000  # proposal reasons and actors are kept at most this long
 
@@ -76,8 +80,14 @@ def _incident_of(proposal: Proposal) -> int | None:
 class ActionService:
     """The `Proposer` of the running service (see actions.types)."""
 
-    def __init__(self, cfg: Config, pool: AsyncConnectionPool, *, catalog: Catalog | None = None,
-                 clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        pool: AsyncConnectionPool,
+        *,
+        catalog: Catalog | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.cfg = cfg
         self.pool = pool
         self.catalog = catalog or load_catalog()
@@ -98,9 +108,15 @@ class ActionService:
                 raise
             # Never executes: without the database nothing can be approved or run.
             log.warning("action proposal not recorded (database unreachable): %s %s", va.id, va.params)
-            return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=PolicyDecision.REFUSE,
-                                   reason="database unreachable: proposal not recorded; propose again later",
-                                   source=proposal.source, incident_id=proposal.incident_id)
+            return ProposalOutcome(
+                action=va.id,
+                params=va.params,
+                risk=va.risk,
+                decision=PolicyDecision.REFUSE,
+                reason="database unreachable: proposal not recorded; propose again later",
+                source=proposal.source,
+                incident_id=proposal.incident_id,
+            )
 
     async def _propose_valid(self, proposal: Proposal, va: ValidatedAction) -> ProposalOutcome:
         now = self.clock()
@@ -119,52 +135,105 @@ class ActionService:
             if dup is not None:
                 dup_id, dup_status = dup
                 reason = f"already pending as action {dup_id} ({dup_status})"
-                await self._audit(conn, now, "action.duplicate", dup_id,
-                                  {"action": va.id, "params": va.params, "source": proposal.source,
-                                   "reason": reason, "proposal_reason": _text(proposal.reason)})
+                await self._audit(
+                    conn,
+                    now,
+                    "action.duplicate",
+                    dup_id,
+                    {
+                        "action": va.id,
+                        "params": va.params,
+                        "source": proposal.source,
+                        "reason": reason,
+                        "proposal_reason": _text(proposal.reason),
+                    },
+                )
                 pending = PolicyDecision.QUEUE if dup_status == ActionStatus.QUEUED else PolicyDecision.EXECUTE
-                return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=pending, reason=reason,
-                                       source=proposal.source, incident_id=proposal.incident_id, action_id=dup_id)
+                return ProposalOutcome(
+                    action=va.id,
+                    params=va.params,
+                    risk=va.risk,
+                    decision=pending,
+                    reason=reason,
+                    source=proposal.source,
+                    incident_id=proposal.incident_id,
+                    action_id=dup_id,
+                )
             facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
-            found = (await incident_evidence(conn, proposal.incident_id)
-                     if proposal.source in MODEL_SOURCES else None)
+            found = await incident_evidence(conn, proposal.incident_id) if proposal.source in MODEL_SOURCES else None
             evidence = Evidence(*found) if found is not None else None
             against = contradicts(va, proposal.source, evidence)
-            decision = facts.decide(self.cfg.autonomy_level, va,
-                                    unbound(va, proposal.source, evidence, self.cfg.actions))
-            action_id = await self._insert(conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (),
-                                           contradicts=against)
+            decision = facts.decide(
+                self.cfg.autonomy_level, va, unbound(va, proposal.source, evidence, self.cfg.actions)
+            )
+            action_id = await self._insert(
+                conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (), contradicts=against
+            )
             if decision.decision == PolicyDecision.EXECUTE:
                 # The service may approve only what its policy lets it run; unsigned, so the
                 # executor re-decides it from its own configuration before running anything.
                 await ledger_actions.add_policy_approval(
-                    conn, action_id, approver=POLICY_APPROVER, reason=decision.reason, approved_at=now,
-                    expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds))
-        return ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=decision.decision,
-                               reason=decision.reason, source=proposal.source, incident_id=proposal.incident_id,
-                               action_id=action_id, contradicts=against)
+                    conn,
+                    action_id,
+                    approver=POLICY_APPROVER,
+                    reason=decision.reason,
+                    approved_at=now,
+                    expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds),
+                )
+        return ProposalOutcome(
+            action=va.id,
+            params=va.params,
+            risk=va.risk,
+            decision=decision.decision,
+            reason=decision.reason,
+            source=proposal.source,
+            incident_id=proposal.incident_id,
+            action_id=action_id,
+            contradicts=against,
+        )
 
-    async def _record_refusal(self, proposal: Proposal, risk: str | None,
-                              errors: tuple[FieldError, ...]) -> ProposalOutcome:
+    async def _record_refusal(
+        self, proposal: Proposal, risk: str | None, errors: tuple[FieldError, ...]
+    ) -> ProposalOutcome:
         reason = "invalid proposal: " + "; ".join(str(e) for e in errors)
         action, params = bounded_action(proposal.action), bounded_params(proposal.params)
         decision = Decision(PolicyDecision.REFUSE, reason)
         action_id = None
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                action_id = await self._insert(conn, self.clock(), proposal, action, params, risk, None,
-                                               decision, errors)
+                action_id = await self._insert(
+                    conn, self.clock(), proposal, action, params, risk, None, decision, errors
+                )
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
             log.warning("refused proposal not recorded (database unreachable): %s", reason)
-        return ProposalOutcome(action=action, params=params, risk=risk, decision=PolicyDecision.REFUSE, reason=reason,
-                               source=proposal.source, incident_id=proposal.incident_id, action_id=action_id,
-                               errors=tuple(errors))
+        return ProposalOutcome(
+            action=action,
+            params=params,
+            risk=risk,
+            decision=PolicyDecision.REFUSE,
+            reason=reason,
+            source=proposal.source,
+            incident_id=proposal.incident_id,
+            action_id=action_id,
+            errors=tuple(errors),
+        )
 
-    async def _insert(self, conn: psycopg.AsyncConnection, now: datetime, proposal: Proposal, action: str,
-                      params: dict[str, Any], risk: str | None, target: str | None, decision: Decision,
-                      errors: tuple[FieldError, ...], *, contradicts: str | None = None) -> int:
+    async def _insert(
+        self,
+        conn: psycopg.AsyncConnection,
+        now: datetime,
+        proposal: Proposal,
+        action: str,
+        params: dict[str, Any],
+        risk: str | None,
+        target: str | None,
+        decision: Decision,
+        errors: tuple[FieldError, ...],
+        *,
+        contradicts: str | None = None,
+    ) -> int:
         status = STATUS_OF[decision.decision]
         incident = _incident_of(proposal)
         finding = proposal.finding_id if isinstance(proposal.finding_id, int) else None
@@ -172,22 +241,47 @@ class ActionService:
         incident = await ledger_actions.existing_incident(conn, incident)
         finding = await ledger_actions.existing_finding(conn, finding)
         source = proposal.source if proposal.source in SOURCES else "unknown"
-        row = {"incident_id": incident, "finding_id": finding, "action": action, "params": params, "risk": risk,
-               "status": status, "decision": decision.decision, "decision_reason": decision.reason,
-               "proposal_reason": _text(proposal.reason), "source": source,
-               "proposed_by": _text(proposal.actor) or None, "target": target,
-               "errors": [{"field": e.field, "reason": e.reason} for e in errors], "contradicts": contradicts}
+        row = {
+            "incident_id": incident,
+            "finding_id": finding,
+            "action": action,
+            "params": params,
+            "risk": risk,
+            "status": status,
+            "decision": decision.decision,
+            "decision_reason": decision.reason,
+            "proposal_reason": _text(proposal.reason),
+            "source": source,
+            "proposed_by": _text(proposal.actor) or None,
+            "target": target,
+            "errors": [{"field": e.field, "reason": e.reason} for e in errors],
+            "contradicts": contradicts,
+        }
         return await ledger_actions.insert(
-            conn, at=now, row=row, actor=SERVICE_ACTOR, step_actor=_text(proposal.actor) or SERVICE_ACTOR,
+            conn,
+            at=now,
+            row=row,
+            actor=SERVICE_ACTOR,
+            step_actor=_text(proposal.actor) or SERVICE_ACTOR,
             event=f"action.{decision.decision}",
-            detail={"action": action, "params": params, "risk": risk, "decision": decision.decision,
-                    "reason": decision.reason, "source": source, "actor": proposal.actor,
-                    "incident": incident, "proposal_reason": _text(proposal.reason),
-                    **({"contradicts": contradicts} if contradicts else {})})
+            detail={
+                "action": action,
+                "params": params,
+                "risk": risk,
+                "decision": decision.decision,
+                "reason": decision.reason,
+                "source": source,
+                "actor": proposal.actor,
+                "incident": incident,
+                "proposal_reason": _text(proposal.reason),
+                **({"contradicts": contradicts} if contradicts else {}),
+            },
+        )
 
     @staticmethod
-    async def _audit(conn: psycopg.AsyncConnection, now: datetime, event: str, action_id: int,
-                     detail: dict[str, Any]) -> None:
+    async def _audit(
+        conn: psycopg.AsyncConnection, now: datetime, event: str, action_id: int, detail: dict[str, Any]
+    ) -> None:
         await audit.insert(conn, now, SERVICE_ACTOR, event, ledger_actions.subject(action_id), detail)
 
     async def policy_state(self) -> dict[str, Any]:
@@ -198,8 +292,12 @@ class ActionService:
 class DryRunProposer:
     """Validation and policy with no live state; records nothing (replay --through review)."""
 
-    def __init__(self, cfg: Config, catalog: Catalog | None = None,
-                 evidence: Callable[[int | None], Evidence | Iterable[str] | None] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        catalog: Catalog | None = None,
+        evidence: Callable[[int | None], Evidence | Iterable[str] | None] | None = None,
+    ):
         self.cfg = cfg
         self.catalog = catalog or load_catalog()
         self.outcomes: list[ProposalOutcome] = []
@@ -211,18 +309,30 @@ class DryRunProposer:
             va = self.catalog.validate(proposal.action, proposal.params)
         except ProposalRejected as exc:
             spec = self.catalog.get(proposal.action)
-            out = ProposalOutcome(action=bounded_action(proposal.action), params=bounded_params(proposal.params),
-                                  risk=spec.risk if spec else None, decision=PolicyDecision.REFUSE,
-                                  reason="invalid proposal: " + "; ".join(str(e) for e in exc.errors),
-                                  source=proposal.source, incident_id=proposal.incident_id, errors=exc.errors)
+            out = ProposalOutcome(
+                action=bounded_action(proposal.action),
+                params=bounded_params(proposal.params),
+                risk=spec.risk if spec else None,
+                decision=PolicyDecision.REFUSE,
+                reason="invalid proposal: " + "; ".join(str(e) for e in exc.errors),
+                source=proposal.source,
+                incident_id=proposal.incident_id,
+                errors=exc.errors,
+            )
         else:
             protected = is_protected(va.unit, self.cfg.protected_units, self.cfg.actions.protected_patterns)
             found = self.evidence(proposal.incident_id)
             bound = unbound(va, proposal.source, found, self.cfg.actions)
             d = decide(self.cfg.autonomy_level, va.risk, protected=protected, target=va.target, unbound=bound)
-            out = ProposalOutcome(action=va.id, params=va.params, risk=va.risk, decision=d.decision,
-                                  reason=f"{d.reason} (dry run: nothing recorded)", source=proposal.source,
-                                  incident_id=proposal.incident_id,
-                                  contradicts=contradicts(va, proposal.source, found))
+            out = ProposalOutcome(
+                action=va.id,
+                params=va.params,
+                risk=va.risk,
+                decision=d.decision,
+                reason=f"{d.reason} (dry run: nothing recorded)",
+                source=proposal.source,
+                incident_id=proposal.incident_id,
+                contradicts=contradicts(va, proposal.source, found),
+            )
         self.outcomes.append(out)
         return out

@@ -18,8 +18,20 @@ from typing import Any
 
 # Environment handed to action commands: only what they need (never the database
 # password or credentials directory of the executor).
-PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "NIX_STORE_DIR", "NIX_STATE_DIR", "NIX_LOG_DIR", "NIX_CONF_DIR",
-            "NIX_REMOTE", "NIX_CONFIG", "NIX_PATH", "HOME")
+PASS_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "NIX_STORE_DIR",
+    "NIX_STATE_DIR",
+    "NIX_LOG_DIR",
+    "NIX_CONF_DIR",
+    "NIX_REMOTE",
+    "NIX_CONFIG",
+    "NIX_PATH",
+    "HOME",
+)
 
 
 @dataclass(frozen=True)
@@ -37,9 +49,15 @@ class RunResult:
         return self.exit_status == 0 and self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "exit_status": self.exit_status, "stdout": self.stdout,
-                "stderr": self.stderr, "truncated": self.truncated, "seconds": round(self.seconds, 3),
-                "error": self.error}
+        return {
+            "argv": list(self.argv),
+            "exit_status": self.exit_status,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "truncated": self.truncated,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
 
 
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -69,8 +87,7 @@ async def _read_bounded(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, 
             truncated = True
 
 
-async def run_argv(argv: Sequence[str], *, timeout: float, cap: int,
-                   env: Mapping[str, str] | None = None) -> RunResult:
+async def run_argv(argv: Sequence[str], *, timeout: float, cap: int, env: Mapping[str, str] | None = None) -> RunResult:
     argv = tuple(str(a) for a in argv)
     cenv = child_env(env)
     start = time.monotonic()
@@ -78,9 +95,15 @@ async def run_argv(argv: Sequence[str], *, timeout: float, cap: int,
     if program is None:
         return RunResult(argv, None, "", "", False, 0.0, error=f"{argv[0]}: not found or not executable")
     try:
-        proc = await asyncio.create_subprocess_exec(program, *argv[1:], stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                    env=cenv, start_new_session=True)
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            *argv[1:],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cenv,
+            start_new_session=True,
+        )
     except OSError as exc:
         return RunResult(argv, None, "", "", False, time.monotonic() - start, error=f"cannot start: {exc}")
     assert proc.stdout is not None and proc.stderr is not None
@@ -97,5 +120,12 @@ async def run_argv(argv: Sequence[str], *, timeout: float, cap: int,
         await proc.wait()
         readers.cancel()
         out, err, t1, t2 = b"", b"", False, False
-    return RunResult(argv, None if error else proc.returncode, out.decode("utf-8", "replace"),
-                     err.decode("utf-8", "replace"), t1 or t2, time.monotonic() - start, error)
+    return RunResult(
+        argv,
+        None if error else proc.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        t1 or t2,
+        time.monotonic() - start,
+        error,
+    )

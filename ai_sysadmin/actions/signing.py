@@ -46,8 +46,9 @@ def load_key(cfg: Config, override: str | None = None, env: Mapping[str, str] | 
     try:
         key = path.read_bytes().strip()
     except PermissionError:
-        raise KeyUnavailable(f"approval key {str(path)!r} is not readable by this user (run as root, "
-                             "or through the API)") from None
+        raise KeyUnavailable(
+            f"approval key {str(path)!r} is not readable by this user (run as root, or through the API)"
+        ) from None
     except OSError as exc:
         raise KeyUnavailable(f"cannot read approval key {str(path)!r}: {exc.strerror or exc}") from None
     if len(key) < MIN_KEY_BYTES:
@@ -67,16 +68,31 @@ def digest(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical({f: row.get(f) for f in DIGEST_FIELDS})).hexdigest()
 
 
-def message(action_id: int, content_digest: str, approver: str, approved_at: datetime,
-            expires_at: datetime) -> bytes:
+def message(action_id: int, content_digest: str, approver: str, approved_at: datetime, expires_at: datetime) -> bytes:
     # Whole seconds since the epoch: exact after a round trip through timestamptz.
-    return _canonical({"v": 2, "action_id": int(action_id), "digest": content_digest, "approver": approver,
-                       "approved_at": int(approved_at.timestamp()), "expires_at": int(expires_at.timestamp())})
+    return _canonical(
+        {
+            "v": 2,
+            "action_id": int(action_id),
+            "digest": content_digest,
+            "approver": approver,
+            "approved_at": int(approved_at.timestamp()),
+            "expires_at": int(expires_at.timestamp()),
+        }
+    )
 
 
 def decision_message(kind: str, target: str | None, until: datetime | None, actor: str, at: datetime) -> bytes:
-    return _canonical({"v": 2, "decision": kind, "target": target, "actor": actor, "at": int(at.timestamp()),
-                       "until": int(until.timestamp()) if until else None})
+    return _canonical(
+        {
+            "v": 2,
+            "decision": kind,
+            "target": target,
+            "actor": actor,
+            "at": int(at.timestamp()),
+            "until": int(until.timestamp()) if until else None,
+        }
+    )
 
 
 def _mac(key: bytes, msg: bytes) -> str:

@@ -82,10 +82,18 @@ class ProposalOutcome:
     contradicts: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "params": self.params, "risk": self.risk, "decision": self.decision,
-                "reason": self.reason, "source": self.source, "incident": self.incident_id,
-                "action_id": self.action_id, "errors": [str(e) for e in self.errors],
-                "contradicts": self.contradicts}
+        return {
+            "action": self.action,
+            "params": self.params,
+            "risk": self.risk,
+            "decision": self.decision,
+            "reason": self.reason,
+            "source": self.source,
+            "incident": self.incident_id,
+            "action_id": self.action_id,
+            "errors": [str(e) for e in self.errors],
+            "contradicts": self.contradicts,
+        }
 
 
 class Proposer(Protocol):

@@ -13,10 +13,10 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from collections.abc import Awaitable, Callable
 
 import psycopg
 
@@ -158,9 +158,13 @@ class Verifier:
         a = self.cfg.actions
         cur, gens = _generation(a.system_profile)
         prev = max((n for n in gens if cur is not None and n < cur), default=None)
-        return {"generation": cur, "target": os.path.realpath(a.system_profile),
-                "expected_generation": prev, "expected_target": gens.get(prev) if prev is not None else None,
-                "failed_units": await failed_units()}
+        return {
+            "generation": cur,
+            "target": os.path.realpath(a.system_profile),
+            "expected_generation": prev,
+            "expected_target": gens.get(prev) if prev is not None else None,
+            "failed_units": await failed_units(),
+        }
 
     async def _steps_only(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         return []
@@ -173,8 +177,9 @@ class Verifier:
         while p.get("ActiveState") in SETTLING and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             p = await unit_props(unit, "ActiveState", "SubState", "InvocationID", "NRestarts", "Result")
-        checks = [{"check": f"{unit} is active", "passed": p.get("ActiveState") == "active",
-                   "observed": p.get("ActiveState")}]
+        checks = [
+            {"check": f"{unit} is active", "passed": p.get("ActiveState") == "active", "observed": p.get("ActiveState")}
+        ]
         if not checks[0]["passed"]:
             return checks
         end = time.monotonic() + window
@@ -182,12 +187,20 @@ class Verifier:
         while time.monotonic() < end:
             await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
             q = await unit_props(unit, "ActiveState", "InvocationID", "NRestarts")
-            if q.get("ActiveState") != "active" or q.get("InvocationID") != p.get("InvocationID") \
-                    or q.get("NRestarts") != p.get("NRestarts"):
+            if (
+                q.get("ActiveState") != "active"
+                or q.get("InvocationID") != p.get("InvocationID")
+                or q.get("NRestarts") != p.get("NRestarts")
+            ):
                 stable, p = False, q
                 break
-        checks.append({"check": f"{unit} stayed active without restarting for {window:g}s", "passed": stable,
-                       "observed": p.get("ActiveState")})
+        checks.append(
+            {
+                "check": f"{unit} stayed active without restarting for {window:g}s",
+                "passed": stable,
+                "observed": p.get("ActiveState"),
+            }
+        )
         checks.append(await self._no_new_trigger(unit))
         return checks
 
@@ -199,25 +212,45 @@ class Verifier:
 
     async def _check_reset_failed_unit(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         state = (await unit_props(params["unit"], "ActiveState")).get("ActiveState")
-        return [{"check": f"{params['unit']} is not failed", "passed": state is not None and state != "failed",
-                 "observed": state}]
+        return [
+            {
+                "check": f"{params['unit']} is not failed",
+                "passed": state is not None and state != "failed",
+                "observed": state,
+            }
+        ]
 
     async def _check_vacuum_journal(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         # journalctl only ever deletes *archived* files (names with "@"); the active ones it
         # has just rotated into are new and small, so the check is on the archived files.
         files = archived_journal_files()
         archived = sum(size for size, _ in files)
-        checks = [{"check": "journalctl reports its disk usage", "passed": await journal_usage() is not None,
-                   "observed": {"before": before.get("journal_bytes"), "archived_after": archived}}]
+        checks = [
+            {
+                "check": "journalctl reports its disk usage",
+                "passed": await journal_usage() is not None,
+                "observed": {"before": before.get("journal_bytes"), "archived_after": archived},
+            }
+        ]
         if "max_size_mb" in params:
             limit = int(params["max_size_mb"]) * 1024 * 1024
-            checks.append({"check": f"archived journal files take at most {params['max_size_mb']} MiB",
-                           "passed": archived <= limit, "observed": archived})
+            checks.append(
+                {
+                    "check": f"archived journal files take at most {params['max_size_mb']} MiB",
+                    "passed": archived <= limit,
+                    "observed": archived,
+                }
+            )
         if "max_age_days" in params:
             cutoff = time.time() - int(params["max_age_days"]) * 86400
             old = sum(1 for _, mtime in files if mtime < cutoff)
-            checks.append({"check": f"no archived journal file older than {params['max_age_days']} days",
-                           "passed": old == 0, "observed": old})
+            checks.append(
+                {
+                    "check": f"no archived journal file older than {params['max_age_days']} days",
+                    "passed": old == 0,
+                    "observed": old,
+                }
+            )
         return checks
 
     async def _check_collect_garbage(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
@@ -225,14 +258,24 @@ class Verifier:
         b = before.get("free_bytes") or 0
         # Other writers share the file system: a fall of up to 1% (at most 64 MiB) is noise.
         slack = min(64 * 1024 * 1024, b // 100)
-        return [{"check": "free space on the store's file system did not fall", "passed": after + slack >= b,
-                 "observed": {"before": b, "after": after, "freed": after - b}}]
+        return [
+            {
+                "check": "free space on the store's file system did not fall",
+                "passed": after + slack >= b,
+                "observed": {"before": b, "after": after, "freed": after - b},
+            }
+        ]
 
     async def _check_nix_store_repair(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         code, text = await _out(["nix-store", "--verify", "--check-contents"], timeout=3600)
         modified = [line for line in text.splitlines() if "was modified" in line or "is corrupt" in line]
-        return [{"check": "nix-store --verify --check-contents exits 0 with no modified path",
-                 "passed": code == 0 and not modified, "observed": {"exit": code, "modified": modified[:20]}}]
+        return [
+            {
+                "check": "nix-store --verify --check-contents exits 0 with no modified path",
+                "passed": code == 0 and not modified,
+                "observed": {"exit": code, "modified": modified[:20]},
+            }
+        ]
 
     async def _check_rollback_generation(self, params: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
         a = self.cfg.actions
@@ -240,16 +283,21 @@ class Verifier:
         now_target = os.path.realpath(a.system_profile)
         current = os.path.realpath(a.current_system)
         checks = [
-            {"check": "system profile points at the previous generation", "passed": expected is not None
-             and now_target == expected, "observed": {"profile": now_target, "expected": expected}},
-            {"check": f"{a.current_system} is the previous generation", "passed": expected is not None
-             and current == expected, "observed": current},
+            {
+                "check": "system profile points at the previous generation",
+                "passed": expected is not None and now_target == expected,
+                "observed": {"profile": now_target, "expected": expected},
+            },
+            {
+                "check": f"{a.current_system} is the previous generation",
+                "passed": expected is not None and current == expected,
+                "observed": current,
+            },
         ]
         if has_systemd():
             failed = await failed_units()
             new = sorted(set(failed) - set(before.get("failed_units") or []))
-            checks.append({"check": "no unit failed that was not failed before", "passed": not new,
-                           "observed": new})
+            checks.append({"check": "no unit failed that was not failed before", "passed": not new, "observed": new})
             checks += await self._recovered_after_switch()
         return checks
 
@@ -260,12 +308,22 @@ class Verifier:
         from ai_sysadmin.store.switches import attributed_units
 
         if self.conn is None or self.incident_id is None:
-            return [{"check": "units attributed to the switch are active again", "passed": True,
-                     "observed": "not checked (no incident attributed to a switch)"}]
+            return [
+                {
+                    "check": "units attributed to the switch are active again",
+                    "passed": True,
+                    "observed": "not checked (no incident attributed to a switch)",
+                }
+            ]
         units = await attributed_units(self.conn, self.incident_id)
         if not units:
-            return [{"check": "units attributed to the switch are active again", "passed": True,
-                     "observed": f"not checked (incident {self.incident_id} is not attributed to a switch)"}]
+            return [
+                {
+                    "check": "units attributed to the switch are active again",
+                    "passed": True,
+                    "observed": f"not checked (incident {self.incident_id} is not attributed to a switch)",
+                }
+            ]
         checks = []
         deadline = time.monotonic() + 120.0
         for unit in units:
@@ -274,9 +332,13 @@ class Verifier:
             while p.get("ActiveState") in SETTLING and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
                 p = await unit_props(unit, "ActiveState", "SubState")
-            checks.append({"check": f"{unit} (failed after the switch) is active again",
-                           "passed": p.get("ActiveState") == "active",
-                           "observed": f"{p.get('ActiveState')}/{p.get('SubState')}"})
+            checks.append(
+                {
+                    "check": f"{unit} (failed after the switch) is active again",
+                    "passed": p.get("ActiveState") == "active",
+                    "observed": f"{p.get('ActiveState')}/{p.get('SubState')}",
+                }
+            )
         return checks
 
 

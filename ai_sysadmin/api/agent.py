@@ -206,8 +206,10 @@ class Renderer:
         if kind == "step_start":
             self.steps += 1
             self.started.add(str(data.get("call_id")))
-            return (f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}**"
-                    f"({_esc(_args(data.get('arguments')), ARGS_CHARS)}) "), ""
+            return (
+                f"- `{_esc(data.get('call_id'))}` **{_esc(data.get('tool'))}**"
+                f"({_esc(_args(data.get('arguments')), ARGS_CHARS)}) "
+            ), ""
         if kind == "step_result":
             head = ""
             if str(data.get("call_id")) not in self.started:
@@ -250,39 +252,60 @@ class Renderer:
 
 
 def proposals_text(proposals: list[Any]) -> str:
-    lines = ["\n\n**Proposed actions** (approve with `ai-sysadmin actions approve ID --reason ...` or "
-             "`POST /api/v1/actions/ID/approve`; chat cannot approve)"]
+    lines = [
+        "\n\n**Proposed actions** (approve with `ai-sysadmin actions approve ID --reason ...` or "
+        "`POST /api/v1/actions/ID/approve`; chat cannot approve)"
+    ]
     for p in proposals:
         j = p.to_json() if hasattr(p, "to_json") else dict(p)
         ident = f"#{j['action_id']}" if j.get("action_id") is not None else "(not recorded)"
         params = json.dumps(j.get("params") or {}, sort_keys=True)
-        lines.append(f"- action **{ident}** `{_esc(j.get('action'))}` `{_esc(params, ARGS_CHARS)}`: "
-                     f"risk **{_esc(j.get('risk') or 'unknown')}**, policy decision **{_esc(j.get('decision'))}**"
-                     f" — {_esc(j.get('reason'), 200)}")
+        lines.append(
+            f"- action **{ident}** `{_esc(j.get('action'))}` `{_esc(params, ARGS_CHARS)}`: "
+            f"risk **{_esc(j.get('risk') or 'unknown')}**, policy decision **{_esc(j.get('decision'))}**"
+            f" — {_esc(j.get('reason'), 200)}"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _summary(inv: Any) -> dict[str, Any]:
-    return {"steps": [s.to_json() for s in inv.steps], "proposals": [p.to_json() for p in inv.proposals],
-            "diagnosis": inv.diagnosis, "finding_id": inv.finding_id, "outcome": inv.outcome, "error": inv.error}
+    return {
+        "steps": [s.to_json() for s in inv.steps],
+        "proposals": [p.to_json() for p in inv.proposals],
+        "diagnosis": inv.diagnosis,
+        "finding_id": inv.finding_id,
+        "outcome": inv.outcome,
+        "error": inv.error,
+    }
 
 
 def _completion(cid: str, text: str, reasoning: str, inv: Any, tally: list[int]) -> dict[str, Any]:
     message = {"role": "assistant", "content": text, "reasoning_content": reasoning}
-    return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": AGENT_MODEL,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": _usage_json(tally), "ai_sysadmin": _summary(inv)}
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": AGENT_MODEL,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": _usage_json(tally),
+        "ai_sysadmin": _summary(inv),
+    }
 
 
 def _usage_json(tally: list[int]) -> dict[str, int]:
     return {"prompt_tokens": tally[0], "completion_tokens": tally[1], "total_tokens": tally[0] + tally[1]}
 
 
-def _chunk(cid: str, delta: dict[str, Any], *, finish: str | None = None,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    chunk: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                             "model": AGENT_MODEL,
-                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+def _chunk(
+    cid: str, delta: dict[str, Any], *, finish: str | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    chunk: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": AGENT_MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     if extra is not None:
         chunk["ai_sysadmin"] = extra
     return chunk

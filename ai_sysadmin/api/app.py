@@ -38,8 +38,10 @@ class RefuseToStart(Exception):
 def check_exposure(cfg: Config) -> None:
     """Beyond loopback only with keys (config validation says so too; this is the last gate)."""
     if not is_loopback(cfg.api.host) and not cfg.api.keys:
-        raise RefuseToStart(f"api.host {cfg.api.host} is not loopback and no API keys are configured; "
-                            "set api.api_key_file (or listen on 127.0.0.1)")
+        raise RefuseToStart(
+            f"api.host {cfg.api.host} is not loopback and no API keys are configured; "
+            "set api.api_key_file (or listen on 127.0.0.1)"
+        )
     if cfg.api.require_auth and not cfg.api.keys:
         raise RefuseToStart("api.require_auth is set but api.api_key_file holds no key")
 
@@ -47,15 +49,21 @@ def check_exposure(cfg: Config) -> None:
 def create_app(cfg: Config, *, metrics: ApiMetrics | None = None) -> web.Application:
     check_exposure(cfg)
     keyring = KeyRing(cfg.api.keys, required=bool(cfg.api.require_auth))  # settled to a bool by the config
-    limiters = {Pool.MODEL: ConcurrencyLimiter(cfg.api.max_concurrent_per_key),
-                Pool.REST: ConcurrencyLimiter(cfg.api.max_concurrent_rest_per_key, "api.max_concurrent_rest_per_key")}
-    st = ApiState(cfg=cfg, keyring=keyring, limiter=limiters[Pool.MODEL],
-                  metrics=metrics or ApiMetrics())
-    guard = ConnectionGuard(cfg.api.header_timeout, cfg.api.max_unauthenticated_connections,
-                            on_close=lambda reason: st.metrics.connections_closed.labels(reason).inc())
+    limiters = {
+        Pool.MODEL: ConcurrencyLimiter(cfg.api.max_concurrent_per_key),
+        Pool.REST: ConcurrencyLimiter(cfg.api.max_concurrent_rest_per_key, "api.max_concurrent_rest_per_key"),
+    }
+    st = ApiState(cfg=cfg, keyring=keyring, limiter=limiters[Pool.MODEL], metrics=metrics or ApiMetrics())
+    guard = ConnectionGuard(
+        cfg.api.header_timeout,
+        cfg.api.max_unauthenticated_connections,
+        on_close=lambda reason: st.metrics.connections_closed.labels(reason).inc(),
+    )
     table = AccessTable()
-    app = web.Application(middlewares=[error_middleware, auth_middleware_for(keyring, table, limiters, guard)],
-                          client_max_size=cfg.api.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware_for(keyring, table, limiters, guard)],
+        client_max_size=cfg.api.max_body_bytes,
+    )
     install_request_log(app)  # outermost: access and error lines, X-Request-Id
     app[STATE] = st
     app[KEYRING] = keyring
@@ -91,4 +99,3 @@ async def metrics_page(request: web.Request) -> web.Response:
     if st.snapshot is not None:
         await st.snapshot.refresh()
     return web.Response(body=render(st.metrics.registry), headers={"Content-Type": "text/plain; version=0.0.4"})
-

@@ -77,8 +77,9 @@ class KeyRing:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "the Authorization header must be `Bearer <key>`", code="invalid_authorization",
-                           headers=_CHALLENGE)
+            raise ApiError(
+                401, "the Authorization header must be `Bearer <key>`", code="invalid_authorization", headers=_CHALLENGE
+            )
         entry = self._lookup(token)
         if entry is None:
             raise ApiError(401, "invalid API key", code="invalid_api_key", headers=_CHALLENGE)
@@ -114,12 +115,16 @@ def require_scope(request: web.Request, scope: Scope, what: str) -> None:
 def _missing_scope(name: str | None, needed: frozenset[Scope], held: frozenset[Scope], what: str) -> ApiError:
     wanted = " or ".join(f"`{s.value}`" for s in sorted(needed))
     if name is None:
-        return ApiError(401, f"{what} needs an API key with the scope {wanted}", code="api_key_required",
-                        headers=_CHALLENGE)
+        return ApiError(
+            401, f"{what} needs an API key with the scope {wanted}", code="api_key_required", headers=_CHALLENGE
+        )
     has = ", ".join(s.value for s in sorted(held)) or "none"
-    return ApiError(403, f"the key {name!r} lacks the scope {wanted} needed for {what} (it has: {has}); "
-                         "scopes are set per key in api.api_key_file as name[scope,...]:key",
-                    code="insufficient_scope")
+    return ApiError(
+        403,
+        f"the key {name!r} lacks the scope {wanted} needed for {what} (it has: {has}); "
+        "scopes are set per key in api.api_key_file as name[scope,...]:key",
+        code="insufficient_scope",
+    )
 
 
 class ConnectionMarks(Protocol):
@@ -130,8 +135,9 @@ class ConnectionMarks(Protocol):
     def authenticated(self, request: web.Request) -> None: ...
 
 
-def auth_middleware_for(ring: KeyRing, table: AccessTable, limiters: dict[Pool, ConcurrencyLimiter],
-                        marks: ConnectionMarks | None = None):
+def auth_middleware_for(
+    ring: KeyRing, table: AccessTable, limiters: dict[Pool, ConcurrencyLimiter], marks: ConnectionMarks | None = None
+):
     """Authenticate, check the endpoint's scopes, then hold the caller's per-key slot for it.
 
     `limiters` maps access.Pool -> ConcurrencyLimiter; `marks` (api/connections.py) learns
@@ -148,13 +154,21 @@ def auth_middleware_for(ring: KeyRing, table: AccessTable, limiters: dict[Pool, 
         caller = ring.identify(request)
         if caller is None:
             if ring.required:
-                raise ApiError(401, "missing API key: send `Authorization: Bearer <key>`", code="missing_api_key",
-                               headers=_CHALLENGE)
+                raise ApiError(
+                    401,
+                    "missing API key: send `Authorization: Bearer <key>`",
+                    code="missing_api_key",
+                    headers=_CHALLENGE,
+                )
             caller = Caller(None, ANONYMOUS_SCOPES)
         if access.scopes and not access.scopes & caller.scopes:
             if caller.name is None and not ring:
-                raise ApiError(401, f"{access.what} needs an API key (none is configured: set api.api_key_file)",
-                               code="api_key_required", headers=_CHALLENGE)
+                raise ApiError(
+                    401,
+                    f"{access.what} needs an API key (none is configured: set api.api_key_file)",
+                    code="api_key_required",
+                    headers=_CHALLENGE,
+                )
             raise _missing_scope(caller.name, access.scopes, caller.scopes, access.what)
         request["actor"] = caller.name
         request["scopes"] = caller.scopes

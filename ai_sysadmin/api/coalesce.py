@@ -25,8 +25,7 @@ T = TypeVar("T")
 
 
 class Coalesced(Generic[T]):
-    def __init__(self, compute: Callable[[], Awaitable[T]], ttl: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, compute: Callable[[], Awaitable[T]], ttl: float, clock: Callable[[], float] = time.monotonic):
         self._compute = compute
         self._ttl = ttl
         self._clock = clock

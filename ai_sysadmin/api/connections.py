@@ -50,8 +50,9 @@ _NR_OPEN_DEFAULT = 1 << 20
 class ConnectionGuard:
     """Header timer per accepted connection and the cap on connections without a valid key."""
 
-    def __init__(self, header_timeout: float, max_unauthenticated: int,
-                 on_close: Callable[[str], None] = lambda reason: None):
+    def __init__(
+        self, header_timeout: float, max_unauthenticated: int, on_close: Callable[[str], None] = lambda reason: None
+    ):
         self.header_timeout = header_timeout
         self.max_unauthenticated = max_unauthenticated
         self._on_close = on_close
@@ -128,8 +129,13 @@ class GuardedTCPSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self._guard.protocol_factory(server), self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+            self._guard.protocol_factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
 
     async def stop(self) -> None:
         self._guard.close()

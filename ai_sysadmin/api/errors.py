@@ -43,8 +43,16 @@ _TYPES = {
 class ApiError(Exception):
     """Raise anywhere in a handler; the middleware renders it."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -75,8 +83,9 @@ def bad_field(param: str, message: str) -> ApiError:
 
 def body_too_large(request: web.Request) -> ApiError:
     limit = request.app.get(MAX_BODY_BYTES)
-    return ApiError(413, f"request body larger than the limit of {limit} bytes (api.max_body_bytes)",
-                    code="body_too_large")
+    return ApiError(
+        413, f"request body larger than the limit of {limit} bytes (api.max_body_bytes)", code="body_too_large"
+    )
 
 
 @web.middleware

@@ -35,9 +35,12 @@ class ConcurrencyLimiter:
         # Single-threaded event loop: check and increment cannot interleave.
         current = self._in_flight.get(who, 0)
         if current >= self.per_key:
-            raise ApiError(429, f"too many concurrent requests for {who!r}: {current} in flight, limit "
-                                f"{self.per_key} ({self.setting})",
-                           code="concurrency_limit", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise ApiError(
+                429,
+                f"too many concurrent requests for {who!r}: {current} in flight, limit {self.per_key} ({self.setting})",
+                code="concurrency_limit",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         self._in_flight[who] = current + 1
         try:
             yield

@@ -31,22 +31,45 @@ class ApiMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter("ai_sysadmin_api_requests", "API requests by endpoint, model and HTTP status",
-                                ["endpoint", "model", "code"], registry=r)
-        self.latency = Histogram("ai_sysadmin_api_request_seconds", "Request duration until the last byte",
-                                 ["endpoint", "model"], buckets=_LATENCY, registry=r)
-        self.ttft = Histogram("ai_sysadmin_api_ttft_seconds", "Time to the first streamed byte of a model answer",
-                              ["model"], buckets=_TTFT, registry=r)
-        self.tokens = Counter("ai_sysadmin_api_tokens", "Tokens reported by the model servers",
-                              ["model", "kind"], registry=r)
-        self.upstream_errors = Counter("ai_sysadmin_api_upstream_errors", "Model server failures seen by the API",
-                                       ["role", "kind"], registry=r)
-        self.background = Counter("ai_sysadmin_api_background_requests",
-                                  "Open WebUI background requests answered by the cheap role", ["task"], registry=r)
+        self.requests = Counter(
+            "ai_sysadmin_api_requests",
+            "API requests by endpoint, model and HTTP status",
+            ["endpoint", "model", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "ai_sysadmin_api_request_seconds",
+            "Request duration until the last byte",
+            ["endpoint", "model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "ai_sysadmin_api_ttft_seconds",
+            "Time to the first streamed byte of a model answer",
+            ["model"],
+            buckets=_TTFT,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "ai_sysadmin_api_tokens", "Tokens reported by the model servers", ["model", "kind"], registry=r
+        )
+        self.upstream_errors = Counter(
+            "ai_sysadmin_api_upstream_errors", "Model server failures seen by the API", ["role", "kind"], registry=r
+        )
+        self.background = Counter(
+            "ai_sysadmin_api_background_requests",
+            "Open WebUI background requests answered by the cheap role",
+            ["task"],
+            registry=r,
+        )
         self.in_flight = Gauge("ai_sysadmin_api_in_flight", "Requests in flight", ["model"], registry=r)
-        self.connections_closed = Counter("ai_sysadmin_api_connections_closed",
-                                          "Connections the API closed before they authenticated "
-                                          "(header_timeout, unauthenticated_cap)", ["reason"], registry=r)
+        self.connections_closed = Counter(
+            "ai_sysadmin_api_connections_closed",
+            "Connections the API closed before they authenticated (header_timeout, unauthenticated_cap)",
+            ["reason"],
+            registry=r,
+        )
 
     def tokens_from(self, model: str, usage: tuple[int, int] | None) -> None:
         if usage:
@@ -117,7 +140,8 @@ async def _db_families(pool: AsyncConnectionPool | None, timeout: float) -> list
     fams: list[GaugeMetricFamily] = []
     async with pool.connection(timeout=timeout) as conn:
         cur = await conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()")
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        )
         columns: dict[str, set[str]] = {}
         for table, column in await cur.fetchall():
             columns.setdefault(table, set()).add(column)
@@ -131,10 +155,10 @@ async def _db_families(pool: AsyncConnectionPool | None, timeout: float) -> list
                 fam.add_metric([str(v) if v is not None else "" for v in row[:-1]], row[-1])
             fams.append(fam)
         if {"role", "prompt_tokens", "completion_tokens"} <= columns.get("llm_calls", set()):
-            cur = await conn.execute("SELECT role, sum(prompt_tokens), sum(completion_tokens) FROM llm_calls "
-                                     "GROUP BY role")
-            fam = GaugeMetricFamily("ai_sysadmin_llm_tokens", "Tokens of recorded model calls",
-                                    labels=["role", "kind"])
+            cur = await conn.execute(
+                "SELECT role, sum(prompt_tokens), sum(completion_tokens) FROM llm_calls GROUP BY role"
+            )
+            fam = GaugeMetricFamily("ai_sysadmin_llm_tokens", "Tokens of recorded model calls", labels=["role", "kind"])
             for role, prompt, completion in await cur.fetchall():
                 fam.add_metric([role, "prompt"], prompt or 0)
                 fam.add_metric([role, "completion"], completion or 0)

@@ -22,7 +22,7 @@ def ask(data: dict[str, Any], body: bytes) -> bytes | None:
     if "return_progress" in data or not data:
         return None
     start = body.index(b"{")
-    return body[:start + 1] + b'"return_progress":true,' + body[start + 1:]
+    return body[: start + 1] + b'"return_progress":true,' + body[start + 1 :]
 
 
 class Gate:
@@ -42,7 +42,7 @@ class Gate:
             end = self._held.find(b"\n\n")
             if end < 0:
                 return out, False  # an event not complete yet
-            event, rest = self._held[:end + 2], self._held[end + 2:]
+            event, rest = self._held[: end + 2], self._held[end + 2 :]
             if FIELD not in event and not event.startswith(b":"):
                 self._held = b""
                 return out + event + rest, True  # the answer began: everything from here on goes out

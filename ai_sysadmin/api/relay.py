@@ -38,8 +38,18 @@ _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _MAX_ERROR_BODY = 64 * 1024
 
 
-async def relay(request: web.Request, upstream: Upstream, path: str, body: bytes, *, stream: bool,
-                model: str, metrics: ApiMetrics, started: float, progress: bool = False) -> web.StreamResponse:
+async def relay(
+    request: web.Request,
+    upstream: Upstream,
+    path: str,
+    body: bytes,
+    *,
+    stream: bool,
+    model: str,
+    metrics: ApiMetrics,
+    started: float,
+    progress: bool = False,
+) -> web.StreamResponse:
     """`progress`: the body asks for prompt-progress events (api/progress.py), which are held back."""
     requestlog.note(request, model=model)
     # Headers come when a slot takes the request (streams) or with the whole answer: silence
@@ -121,8 +131,14 @@ async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
         await out.write(data)
 
 
-async def _upstream_died(request: web.Request, upstream: Upstream, err: BaseException, out: web.StreamResponse,
-                         last: bytes, metrics: ApiMetrics) -> None:
+async def _upstream_died(
+    request: web.Request,
+    upstream: Upstream,
+    err: BaseException,
+    out: web.StreamResponse,
+    last: bytes,
+    metrics: ApiMetrics,
+) -> None:
     """End a stream whose upstream failed after the headers were sent: one error event, then [DONE]."""
     message = err.message if isinstance(err, ApiError) else f"model server {upstream.name!r} failed"
     code = err.code if isinstance(err, ApiError) else "upstream_error"
@@ -143,8 +159,9 @@ async def _read_body(upstream: Upstream, resp: aiohttp.ClientResponse, metrics: 
         raise
     except (TimeoutError, aiohttp.ClientError) as exc:
         err = upstream.map_error(exc)
-        metrics.upstream_errors.labels(upstream.name, "timeout" if isinstance(err, ApiError) and
-                                       err.status == 504 else "failed").inc()
+        metrics.upstream_errors.labels(
+            upstream.name, "timeout" if isinstance(err, ApiError) and err.status == 504 else "failed"
+        ).inc()
         raise err from None
 
 
@@ -167,12 +184,17 @@ async def upstream_failure(upstream: Upstream, resp: aiohttp.ClientResponse, met
             message = f"{message}: {raw[:200].decode('utf-8', 'replace')}"
     if resp.status == 503:
         metrics.upstream_errors.labels(upstream.name, "not_ready").inc()
-        return ApiError(503, f"model server {upstream.name!r} is not ready: {message}", code="upstream_loading",
-                        headers={"Retry-After": "5"})
+        return ApiError(
+            503,
+            f"model server {upstream.name!r} is not ready: {message}",
+            code="upstream_loading",
+            headers={"Retry-After": "5"},
+        )
     if resp.status >= 500 or resp.status < 400:
         metrics.upstream_errors.labels(upstream.name, f"http_{resp.status}").inc()
-        return ApiError(502, f"model server {upstream.name!r} failed (HTTP {resp.status}): {message}",
-                        code="upstream_error")
+        return ApiError(
+            502, f"model server {upstream.name!r} failed (HTTP {resp.status}): {message}", code="upstream_error"
+        )
     # 4xx: the request itself was refused (context too long, bad grammar ...): the client's to fix.
     return ApiError(resp.status, message, type=err_type, code=code or "upstream_rejected")
 

@@ -60,8 +60,9 @@ def entry(request: web.Request) -> Entry:
     return found
 
 
-def note(request: web.Request, *, model: str | None = None, tokens: tuple[int, int] | None = None,
-         error: str | None = None) -> None:
+def note(
+    request: web.Request, *, model: str | None = None, tokens: tuple[int, int] | None = None, error: str | None = None
+) -> None:
     e = entry(request)
     if model is not None:
         e.model = model
@@ -105,17 +106,27 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 def _write(request: web.Request, e: Entry, status: int, latency: float, message: str | None) -> None:
     key = request.get("actor") or "-"
-    tokens = (f"{e.prompt_tokens}+{e.completion_tokens}" if e.prompt_tokens is not None else "-")
+    tokens = f"{e.prompt_tokens}+{e.completion_tokens}" if e.prompt_tokens is not None else "-"
     now = _utc()
-    line = (f"access {now} rid={e.rid} key={key} {request.method} {request.path} model={e.model} status={status} "
-            f"latency={latency:.3f}s tokens={tokens}")
+    line = (
+        f"access {now} rid={e.rid} key={key} {request.method} {request.path} model={e.model} status={status} "
+        f"latency={latency:.3f}s tokens={tokens}"
+    )
     if e.error is not None:
         line += " stream_error=yes"
     log.info("%s", line)
     if status >= 400 or e.error is not None:
         why = e.error if status < 400 and e.error is not None else (message or "-")
-        log.warning("error %s rid=%s key=%s %s %s status=%d %s", now, e.rid, key, request.method, request.path, status,
-                    " ".join(why.split())[:500])
+        log.warning(
+            "error %s rid=%s key=%s %s %s status=%d %s",
+            now,
+            e.rid,
+            key,
+            request.method,
+            request.path,
+            status,
+            " ".join(why.split())[:500],
+        )
 
 
 def _utc() -> str:

@@ -61,8 +61,9 @@ def reshape(api: ApiConfig, upstream: Upstream, data: dict[str, Any]) -> dict[st
     return {**{k: v for k, v in data.items() if k not in drop}, **changes}
 
 
-async def prepare(api: ApiConfig, upstream: Upstream, data: dict[str, Any], body: bytes,
-                  stream: bool) -> tuple[bytes, bool]:
+async def prepare(
+    api: ApiConfig, upstream: Upstream, data: dict[str, Any], body: bytes, stream: bool
+) -> tuple[bytes, bool]:
     """The body to relay: reshaped when needed, and known to fit the server's slot; and
     whether it asks llama-server for prompt-progress events the relay must hold back."""
     shaped = reshape(api, upstream, data)
@@ -92,11 +93,15 @@ async def check_fits(upstream: Upstream, data: dict[str, Any], body: bytes) -> N
     if tokens is None or tokens + reserved <= slot:
         return
     tools = len(data.get("tools") or []) if isinstance(data.get("tools"), list) else 0
-    hint = (f"; it carries {tools} client tools (api.client_tools)" if tools else "")
-    raise ApiError(400, f"the request is {tokens} prompt tokens, but model "
-                        f"{upstream.name!r} serves {slot} tokens per request{hint}; shorten the conversation "
-                        f"or raise roles.{upstream.name}.context_size", param="messages",
-                   code="context_length_exceeded")
+    hint = f"; it carries {tools} client tools (api.client_tools)" if tools else ""
+    raise ApiError(
+        400,
+        f"the request is {tokens} prompt tokens, but model "
+        f"{upstream.name!r} serves {slot} tokens per request{hint}; shorten the conversation "
+        f"or raise roles.{upstream.name}.context_size",
+        param="messages",
+        code="context_length_exceeded",
+    )
 
 
 async def count_prompt(upstream: Upstream, data: dict[str, Any]) -> int | None:
@@ -106,7 +111,6 @@ async def count_prompt(upstream: Upstream, data: dict[str, Any]) -> int | None:
     prompt = rendered.get("prompt") if status == 200 and isinstance(rendered, dict) else None
     if not isinstance(prompt, str):
         return None
-    status, tokens = await upstream.post_json("/tokenize", {"content": prompt, "parse_special": True},
-                                              COUNT_TIMEOUT)
+    status, tokens = await upstream.post_json("/tokenize", {"content": prompt, "parse_special": True}, COUNT_TIMEOUT)
     ids = tokens.get("tokens") if status == 200 and isinstance(tokens, dict) else None
     return len(ids) if isinstance(ids, list) else None

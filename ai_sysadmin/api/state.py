@@ -38,8 +38,9 @@ class ApiState:
         role = self.aliases.get(model)
         if role is None:
             known = ", ".join([AGENT_MODEL, *self.upstreams])
-            raise ApiError(404, f"model {model!r} does not exist here; models: {known}", param="model",
-                           code="model_not_found")
+            raise ApiError(
+                404, f"model {model!r} does not exist here; models: {known}", param="model", code="model_not_found"
+            )
         return self.upstreams[role]
 
     def background_upstream(self) -> Upstream | None:

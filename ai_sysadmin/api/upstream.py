@@ -59,15 +59,24 @@ class Upstream:
         return h
 
     def timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=None, connect=self.role.connect_timeout, sock_connect=self.role.connect_timeout,
-                                     sock_read=self.read_timeout)
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.role.connect_timeout,
+            sock_connect=self.role.connect_timeout,
+            sock_read=self.read_timeout,
+        )
 
     async def post(self, path: str, body: bytes) -> aiohttp.ClientResponse:
         """Send `body` and return once the response headers arrived (the caller releases it)."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return await self.session.post(f"{self.role.url}{path}", data=body, headers=self.headers(),
-                                               timeout=self.timeout(), allow_redirects=False)
+                return await self.session.post(
+                    f"{self.role.url}{path}",
+                    data=body,
+                    headers=self.headers(),
+                    timeout=self.timeout(),
+                    allow_redirects=False,
+                )
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # The server closed the connection before any response (a keep-alive connection
                 # it had just dropped, or its HTTP queue was full): the request was not
@@ -83,29 +92,46 @@ class Upstream:
         if isinstance(exc, ApiError) or not isinstance(exc, Exception):
             return exc
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return ApiError(503, f"model server {self.name!r} did not accept a connection within "
-                                 f"{self.role.connect_timeout:g}s", code="upstream_unavailable",
-                            headers={"Retry-After": "5"})
+            return ApiError(
+                503,
+                f"model server {self.name!r} did not accept a connection within {self.role.connect_timeout:g}s",
+                code="upstream_unavailable",
+                headers={"Retry-After": "5"},
+            )
         if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-            return ApiError(504, f"model server {self.name!r} sent nothing within {self.read_timeout:g}s",
-                            code="upstream_timeout")
+            return ApiError(
+                504, f"model server {self.name!r} sent nothing within {self.read_timeout:g}s", code="upstream_timeout"
+            )
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return ApiError(503, f"model server {self.name!r} is not reachable at {self.role.url}: "
-                                 f"{exc.os_error.strerror if exc.os_error and exc.os_error.strerror else exc}",
-                            code="upstream_unavailable", headers={"Retry-After": "5"})
+            return ApiError(
+                503,
+                f"model server {self.name!r} is not reachable at {self.role.url}: "
+                f"{exc.os_error.strerror if exc.os_error and exc.os_error.strerror else exc}",
+                code="upstream_unavailable",
+                headers={"Retry-After": "5"},
+            )
         if isinstance(exc, aiohttp.ClientPayloadError):
             log.warning("%s: connection broken mid-answer: %s", self.name, _short(exc))
-            return ApiError(502, f"model server {self.name!r} stopped mid-answer: it closed the connection "
-                                 "before the answer was complete (stopped or crashed? see its log)",
-                            code="upstream_error")
+            return ApiError(
+                502,
+                f"model server {self.name!r} stopped mid-answer: it closed the connection "
+                "before the answer was complete (stopped or crashed? see its log)",
+                code="upstream_error",
+            )
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             log.warning("%s: disconnected: %s", self.name, _short(exc))
-            return ApiError(502, f"model server {self.name!r} closed the connection without answering "
-                                 "(stopped or crashed? see its log)", code="upstream_error")
+            return ApiError(
+                502,
+                f"model server {self.name!r} closed the connection without answering (stopped or crashed? see its log)",
+                code="upstream_error",
+            )
         if isinstance(exc, aiohttp.ClientError):
             log.warning("%s: request failed: %s", self.name, _short(exc))
-            return ApiError(502, f"model server {self.name!r} failed ({exc.__class__.__name__}); see the API log",
-                            code="upstream_error")
+            return ApiError(
+                502,
+                f"model server {self.name!r} failed ({exc.__class__.__name__}); see the API log",
+                code="upstream_error",
+            )
         return exc
 
     @property
@@ -121,14 +147,19 @@ class Upstream:
         except liveness.Silent as exc:
             log.warning("%s: silent: %s", self.name, exc)
             what = "went silent mid-answer" if answering else "stopped answering"
-            raise ApiError(504, f"model server {self.name!r} {what}: {exc} (api.upstream_idle_timeout); "
-                                "it may be stopped or crashed, see its log", code="upstream_idle") from None
+            raise ApiError(
+                504,
+                f"model server {self.name!r} {what}: {exc} (api.upstream_idle_timeout); "
+                "it may be stopped or crashed, see its log",
+                code="upstream_idle",
+            ) from None
 
     async def _alive(self) -> str | None:
         timeout = liveness.probe_timeout(self.idle_timeout)
         try:
-            async with self.session.get(f"{self.role.url}/health", headers=self.headers(False),
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with self.session.get(
+                f"{self.role.url}/health", headers=self.headers(False), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as r:
                 return liveness.health_verdict(r.status, None, timeout)
         except TimeoutError:
             return liveness.health_verdict(None, None, timeout)
@@ -155,9 +186,13 @@ class Upstream:
 
     async def _json_request(self, method: str, path: str, timeout: float, payload: Any = None) -> tuple[int, Any]:
         try:
-            async with self.session.request(method, f"{self.role.url}{path}", json=payload,
-                                            headers=self.headers(False),
-                                            timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with self.session.request(
+                method,
+                f"{self.role.url}{path}",
+                json=payload,
+                headers=self.headers(False),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as r:
                 try:
                     return r.status, await r.json(content_type=None)
                 except ValueError:
@@ -172,8 +207,13 @@ class Upstream:
         if status == 200 and isinstance(body, dict):
             data = body.get("data") or []
             first = data[0] if data and isinstance(data[0], dict) else {}
-            return {"up": True, "status": "ok", "served": first.get("id"), "owned_by": first.get("owned_by"),
-                    "meta": first.get("meta") if isinstance(first.get("meta"), dict) else {}}
+            return {
+                "up": True,
+                "status": "ok",
+                "served": first.get("id"),
+                "owned_by": first.get("owned_by"),
+                "meta": first.get("meta") if isinstance(first.get("meta"), dict) else {},
+            }
         if status == 503:
             return {"up": False, "status": "loading"}
         return {"up": False, "status": "unavailable" if status == 0 else f"HTTP {status}"}

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from ai_sysadmin.api import requestlog, shaping
-from ai_sysadmin.api.background import background_task
 from ai_sysadmin.api.appkeys import STATE
+from ai_sysadmin.api.background import background_task
 from ai_sysadmin.api.errors import ApiError, bad_field
 from ai_sysadmin.api.relay import relay
 from ai_sysadmin.api.state import AGENT_MODEL, ApiState
@@ -32,22 +32,39 @@ async def list_models(request: web.Request) -> web.Response:
     by_role = dict(zip(names, probes, strict=True))
     meta = by_role.get("meta", {"up": False, "status": "not configured"})
     agent_error = getattr(st.agent, "error", None) if st.agent is not None else "not enabled"
-    data = [{
-        "id": AGENT_MODEL, "object": "model", "created": st.started, "owned_by": "ai-sysadmin",
-        "up": bool(meta.get("up")) and agent_error is None,
-        "ai_sysadmin": {"kind": "agent", "backed_by": "meta",
-                        "status": meta.get("status") if agent_error is None else f"unavailable: {agent_error}"},
-    }]
+    data = [
+        {
+            "id": AGENT_MODEL,
+            "object": "model",
+            "created": st.started,
+            "owned_by": "ai-sysadmin",
+            "up": bool(meta.get("up")) and agent_error is None,
+            "ai_sysadmin": {
+                "kind": "agent",
+                "backed_by": "meta",
+                "status": meta.get("status") if agent_error is None else f"unavailable: {agent_error}",
+            },
+        }
+    ]
     for name in names:
         p = by_role[name]
         role = st.upstreams[name].role
-        data.append({
-            "id": name, "object": "model", "created": st.started,
-            "owned_by": p.get("owned_by") or "llama-server", "up": bool(p.get("up")),
-            "ai_sysadmin": {"kind": "embedding" if name == EMBED_ROLE else "role", "status": p.get("status"),
-                            "upstream_model": role.model, "served": p.get("served"),
-                            "context_size": (p.get("meta") or {}).get("n_ctx")},
-        })
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": st.started,
+                "owned_by": p.get("owned_by") or "llama-server",
+                "up": bool(p.get("up")),
+                "ai_sysadmin": {
+                    "kind": "embedding" if name == EMBED_ROLE else "role",
+                    "status": p.get("status"),
+                    "upstream_model": role.model,
+                    "served": p.get("served"),
+                    "context_size": (p.get("meta") or {}).get("n_ctx"),
+                },
+            }
+        )
     return web.json_response({"object": "list", "data": data})
 
 
@@ -115,8 +132,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     resp = await _relay_chat(request, st, fallback, data, body, model, started)
             elif is_agent:
                 if st.agent is None:
-                    raise ApiError(503, "the ai-sysadmin agent is not available in this server",
-                                   code="agent_unavailable")
+                    raise ApiError(
+                        503, "the ai-sysadmin agent is not available in this server", code="agent_unavailable"
+                    )
                 resp = await st.agent.complete(request, data, started)
             else:
                 assert upstream is not None
@@ -127,15 +145,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             st.metrics.in_flight.labels(model).dec()
 
 
-async def _relay_chat(request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str,
-                      started: float) -> web.StreamResponse:
+async def _relay_chat(
+    request: web.Request, st: ApiState, upstream, data: dict, body: bytes, model: str, started: float
+) -> web.StreamResponse:
     # The server's own id, client tools, background caps, the slot size (api/shaping.py);
     # re-encoded at most once per request, never per chunk.
     requestlog.note(request, model=model)
     stream = wants_stream(data)
     body, progress = await shaping.prepare(st.cfg.api, upstream, data, body, stream)
-    return await relay(request, upstream, "/v1/chat/completions", body, stream=stream, model=model,
-                       metrics=st.metrics, started=started, progress=progress)
+    return await relay(
+        request,
+        upstream,
+        "/v1/chat/completions",
+        body,
+        stream=stream,
+        model=model,
+        metrics=st.metrics,
+        started=started,
+        progress=progress,
+    )
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -145,15 +173,24 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         upstream = st.role_for(requested) if requested != AGENT_MODEL else None
         if upstream is None or upstream.name != EMBED_ROLE:
             if EMBED_ROLE not in st.upstreams:
-                raise ApiError(404, "no embedding model is configured (roles.embed)", param="model",
-                               code="model_not_found")
+                raise ApiError(
+                    404, "no embedding model is configured (roles.embed)", param="model", code="model_not_found"
+                )
             raise bad_field("model", f"{requested!r} does not serve embeddings; use {EMBED_ROLE!r}")
         check_embeddings(data)
         # (the per-key limit was taken by the auth middleware, before the body was read)
         if data.get("model") != upstream.role.model:
             body = json.dumps({**data, "model": upstream.role.model}).encode()
-        resp = await relay(request, upstream, "/v1/embeddings", body, stream=False, model=out.model,
-                           metrics=st.metrics, started=out.started)
+        resp = await relay(
+            request,
+            upstream,
+            "/v1/embeddings",
+            body,
+            stream=False,
+            model=out.model,
+            metrics=st.metrics,
+            started=out.started,
+        )
         out.code = resp.status
         return resp
 

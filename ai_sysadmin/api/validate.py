@@ -253,7 +253,8 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def _show(value: Any) -> str:

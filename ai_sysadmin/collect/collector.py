@@ -11,8 +11,8 @@ from ai_sysadmin.collect.thresholds import evaluate
 from ai_sysadmin.collect.units import UnitStates, read_units
 from ai_sysadmin.config import Config
 from ai_sysadmin.store.metrics import MetricStore, Sample
-from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.model import Trigger
+from ai_sysadmin.trigger.sink import TriggerSink
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,7 @@ class Reading:
 
 
 class MetricsCollector:
-    def __init__(self, cfg: Config, metrics: MetricStore, triggers: TriggerSink,
-                 reader: SystemReader | None = None):
+    def __init__(self, cfg: Config, metrics: MetricStore, triggers: TriggerSink, reader: SystemReader | None = None):
         self._cfg = cfg
         self._metrics = metrics
         self._triggers = triggers

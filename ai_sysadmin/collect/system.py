@@ -27,9 +27,33 @@ import psutil
 from ai_sysadmin.store.metrics import Sample
 
 # Pseudo and container filesystems carry no data an admin can run out of.
-_SKIP_FS = {"devtmpfs", "overlay", "squashfs", "proc", "sysfs", "cgroup", "cgroup2", "nsfs", "ramfs",
-            "autofs", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf", "configfs",
-            "fusectl", "hugetlbfs", "efivarfs", "binfmt_misc", "fuse.lxcfs", "nfsd", "rpc_pipefs"}
+_SKIP_FS = {
+    "devtmpfs",
+    "overlay",
+    "squashfs",
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "nsfs",
+    "ramfs",
+    "autofs",
+    "devpts",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "hugetlbfs",
+    "efivarfs",
+    "binfmt_misc",
+    "fuse.lxcfs",
+    "nfsd",
+    "rpc_pipefs",
+}
 # tmpfs holds data where an admin puts it (/tmp, /home on a diskless host, /var/cache):
 # a full one fails writes like any disk.  Under these roots it is systemd's and the
 # kernel's bookkeeping (/run, /run/user/*, /dev/shm), sized by them, not by the admin.
@@ -72,8 +96,9 @@ def real_mounts() -> list[psutil._ntuples.sdiskpart]:
     for part in psutil.disk_partitions(all=True):
         if part.fstype in _SKIP_FS or not part.fstype or part.mountpoint in seen:
             continue
-        if part.fstype == "tmpfs" and any(part.mountpoint == r or part.mountpoint.startswith(r + "/")
-                                          for r in _RUNTIME_ROOTS):
+        if part.fstype == "tmpfs" and any(
+            part.mountpoint == r or part.mountpoint.startswith(r + "/") for r in _RUNTIME_ROOTS
+        ):
             continue
         seen.add(part.mountpoint)
         out.append(part)
@@ -119,8 +144,11 @@ class MountStats:
                 out[mp] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
             except concurrent.futures.TimeoutError:
                 self._stuck[mp] = fut
-                log.warning("mount %s did not answer statvfs within %.0fs (hung network or FUSE mount?); "
-                            "skipped until it does", mp, self.timeout)
+                log.warning(
+                    "mount %s did not answer statvfs within %.0fs (hung network or FUSE mount?); skipped until it does",
+                    mp,
+                    self.timeout,
+                )
             except OSError:
                 continue
         return out
@@ -153,7 +181,10 @@ class SystemReader:
             total = sum(cpu) - sum(self._prev_cpu)
             if total > 0:
                 add("cpu.percent", 100.0 * (busy - prev_busy) / total)
-                add("cpu.iowait_percent", 100.0 * (getattr(cpu, "iowait", 0.0) - getattr(self._prev_cpu, "iowait", 0.0)) / total)
+                add(
+                    "cpu.iowait_percent",
+                    100.0 * (getattr(cpu, "iowait", 0.0) - getattr(self._prev_cpu, "iowait", 0.0)) / total,
+                )
         self._prev_cpu = cpu
 
         vm = psutil.virtual_memory()
@@ -211,6 +242,10 @@ class SystemReader:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         self._procs = alive
-        out = [Sample(now, "proc.cpu_percent", v, name) for name, v in sorted(cpu_by.items(), key=lambda r: -r[1])[:TOP_N]]
-        out += [Sample(now, "proc.mem_percent", v, name) for name, v in sorted(mem_by.items(), key=lambda r: -r[1])[:TOP_N]]
+        out = [
+            Sample(now, "proc.cpu_percent", v, name) for name, v in sorted(cpu_by.items(), key=lambda r: -r[1])[:TOP_N]
+        ]
+        out += [
+            Sample(now, "proc.mem_percent", v, name) for name, v in sorted(mem_by.items(), key=lambda r: -r[1])[:TOP_N]
+        ]
         return out

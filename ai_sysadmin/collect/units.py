@@ -34,9 +34,20 @@ def read_units(timeout: float = 10.0) -> UnitStates:
     if not systemd_running():
         return UnitStates(False, "systemd is not PID 1 here (container or non-systemd init): no unit state")
     try:
-        r = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager",
-                            "--type=service,socket,timer,mount"],
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [
+                "systemctl",
+                "list-units",
+                "--all",
+                "--plain",
+                "--no-legend",
+                "--no-pager",
+                "--type=service,socket,timer,mount",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return UnitStates(False, f"systemctl did not answer within {timeout:g}s")
     if r.returncode != 0:

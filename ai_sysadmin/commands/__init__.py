@@ -17,7 +17,9 @@ def quiet_pool_logs() -> None:
 
 def db_command(main: Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]]) -> Callable[..., int]:
     """A subcommand's `run` for `main(args, cfg)`, a one-shot talk with the database."""
+
     def run(args: argparse.Namespace, load: Callable[[], Any]) -> int:
         quiet_pool_logs()
         return asyncio.run(main(args, load()))
+
     return run

@@ -16,8 +16,19 @@ import pwd
 import sys
 from typing import Any
 
-STATUSES = ("queued", "approved", "executing", "verified", "failed", "interrupted", "refused", "rejected",
-            "recorded", "expired", "dry-run")
+STATUSES = (
+    "queued",
+    "approved",
+    "executing",
+    "verified",
+    "failed",
+    "interrupted",
+    "refused",
+    "rejected",
+    "recorded",
+    "expired",
+    "dry-run",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,8 +88,13 @@ def _catalog(args: argparse.Namespace) -> int:
         print(json.dumps(items, indent=2))
         return 0
     for a in items:
-        params = ", ".join(f"{k}" + ("*" if k in a["parameters"].get("required", []) else "")
-                           for k in a["parameters"].get("properties", {})) or "-"
+        params = (
+            ", ".join(
+                f"{k}" + ("*" if k in a["parameters"].get("required", []) else "")
+                for k in a["parameters"].get("properties", {})
+            )
+            or "-"
+        )
         print(f"{a['id']:<20} {a['risk']:<7} params: {params}")
         print(f"{'':<20} {a['description']}")
         print(f"{'':<20} verifies: {a['verification']}")
@@ -103,8 +119,11 @@ async def _run(args: argparse.Namespace, cfg) -> int:
         print(f"ai-sysadmin actions {args.verb}: {exc}", file=sys.stderr)
         return 1
     except psycopg.errors.UndefinedTable:
-        print("ai-sysadmin: the database schema is older than this command; start the service once "
-              "(`ai-sysadmin run`) so it migrates", file=sys.stderr)
+        print(
+            "ai-sysadmin: the database schema is older than this command; start the service once "
+            "(`ai-sysadmin run`) so it migrates",
+            file=sys.stderr,
+        )
         return 1
     except psycopg.errors.InsufficientPrivilege as exc:
         print(f"ai-sysadmin: this database role may not do that ({str(exc).strip()})", file=sys.stderr)
@@ -124,9 +143,11 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         if not rows:
             print("no actions")
         for r in rows:
-            print(f"#{r['id']:<5} {r['status']:<11} {r['risk'] or '-':<6} {r['action']:<20} "
-                  f"{json.dumps(r['params'])[:60]:<40} {r['decision_reason'][:70]}"
-                  + (f"  CONTRADICTS: {r['contradicts'][:80]}" if r.get("contradicts") else ""))
+            print(
+                f"#{r['id']:<5} {r['status']:<11} {r['risk'] or '-':<6} {r['action']:<20} "
+                f"{json.dumps(r['params'])[:60]:<40} {r['decision_reason'][:70]}"
+                + (f"  CONTRADICTS: {r['contradicts'][:80]}" if r.get("contradicts") else "")
+            )
         return 0
     if args.verb == "show":
         row = await approvals.show_action(pool, args.id)
@@ -141,11 +162,20 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         except signing.KeyUnavailable as exc:
             print(f"ai-sysadmin actions approve: {exc}", file=sys.stderr)
             return 1
-        out = await approvals.approve(pool, args.id, local_actor(), args.reason, digest=args.digest, key=key,
-                                      ttl_seconds=cfg.actions.approval_ttl_seconds)
+        out = await approvals.approve(
+            pool,
+            args.id,
+            local_actor(),
+            args.reason,
+            digest=args.digest,
+            key=key,
+            ttl_seconds=cfg.actions.approval_ttl_seconds,
+        )
         print(f"action {args.id} approved by {out['approver']}, valid until {out['expires_at']}")
-        print(f"  signed: {out['action']} {json.dumps(out['params'])} risk {out['risk']} target {out['target']} "
-              f"incident {out['incident_id'] or '-'} (digest {out['digest']})")
+        print(
+            f"  signed: {out['action']} {json.dumps(out['params'])} risk {out['risk']} target {out['target']} "
+            f"incident {out['incident_id'] or '-'} (digest {out['digest']})"
+        )
         return 0
     if args.verb == "reject":
         await approvals.reject(pool, args.id, local_actor(), args.reason)
@@ -167,13 +197,17 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         if args.format == "json":
             print(json.dumps(state, indent=2, default=str))
         else:
-            print(f"autonomy {state['autonomy_level']}; paused until {state['paused_until'] or '-'}; "
-                  f"{state['queued']} queued")
+            print(
+                f"autonomy {state['autonomy_level']}; paused until {state['paused_until'] or '-'}; "
+                f"{state['queued']} queued"
+            )
             for b in state["breakers"]:
                 print(f"breaker {b['target']}: since {b['tripped_at']} ({b['reason']})")
             for t in state["targets"]:
-                print(f"target {t['target']}: {t['actions_in_window']}/{t['limit']} in window"
-                      f"{', cooling down until ' + t['cooling_down_until'] if t['cooling_down_until'] else ''}")
+                print(
+                    f"target {t['target']}: {t['actions_in_window']}/{t['limit']} in window"
+                    f"{', cooling down until ' + t['cooling_down_until'] if t['cooling_down_until'] else ''}"
+                )
         return 0
     if args.verb == "propose":
         from ai_sysadmin.actions.proposals import ActionService
@@ -182,12 +216,20 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
         try:
             params = json.loads(args.params)
         except json.JSONDecodeError as exc:
-            print(f"ai-sysadmin actions propose: --params is not JSON ({exc.msg} at column {exc.colno})",
-                  file=sys.stderr)
+            print(
+                f"ai-sysadmin actions propose: --params is not JSON ({exc.msg} at column {exc.colno})", file=sys.stderr
+            )
             return 2
-        outcome = await ActionService(cfg, pool).propose(Proposal(action=args.action, params=params,
-                                                                  reason=args.reason, source="cli",
-                                                                  incident_id=args.incident, actor=local_actor()))
+        outcome = await ActionService(cfg, pool).propose(
+            Proposal(
+                action=args.action,
+                params=params,
+                reason=args.reason,
+                source="cli",
+                incident_id=args.incident,
+                actor=local_actor(),
+            )
+        )
         print(json.dumps(outcome.to_json()))
         return 0 if outcome.decision != "refuse" else 1
     raise AssertionError(args.verb)
@@ -196,8 +238,9 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
 def _print_action(r: dict[str, Any]) -> None:
     print(f"#{r['id']} {r['action']} {json.dumps(r['params'])}  [{r['status']}]  risk {r['risk'] or '-'}")
     print(f"  target {r.get('target') or '-'}, incident {r.get('incident_id') or '-'}")
-    print(f"  digest {r['digest']}  (approve: ai-sysadmin actions approve {r['id']} --digest {r['digest']} "
-          "--reason TEXT)")
+    print(
+        f"  digest {r['digest']}  (approve: ai-sysadmin actions approve {r['id']} --digest {r['digest']} --reason TEXT)"
+    )
     print(f"  decision {r['decision']}: {r['decision_reason']}")
     if r.get("contradicts"):
         print(f"  contradicts the incident's evidence: {r['contradicts']}")
@@ -206,11 +249,15 @@ def _print_action(r: dict[str, Any]) -> None:
     for e in r.get("errors") or []:
         print(f"  error {e['field']}: {e['reason']}")
     for a in r["approvals"]:
-        print(f"  approval ({a['kind']}{', signed' if a['signed'] else ''}) by {a['approver']} at "
-              f"{a['approved_at']:%Y-%m-%d %H:%M:%S}, expires {a['expires_at']:%Y-%m-%d %H:%M:%S}: {a['reason']}")
+        print(
+            f"  approval ({a['kind']}{', signed' if a['signed'] else ''}) by {a['approver']} at "
+            f"{a['approved_at']:%Y-%m-%d %H:%M:%S}, expires {a['expires_at']:%Y-%m-%d %H:%M:%S}: {a['reason']}"
+        )
     for s in r["steps"]:
-        print(f"  {s['at']:%Y-%m-%d %H:%M:%S} {s['from_status'] or '-'} -> {s['to_status']} by {s['actor']}: "
-              f"{s['reason']}")
+        print(
+            f"  {s['at']:%Y-%m-%d %H:%M:%S} {s['from_status'] or '-'} -> {s['to_status']} by {s['actor']}: "
+            f"{s['reason']}"
+        )
     res = r.get("result") or {}
     for step in res.get("steps", []):
         print(f"  ran {step['argv']}: exit {step['exit_status']}{' (' + step['error'] + ')' if step['error'] else ''}")
@@ -222,6 +269,9 @@ def _print_action(r: dict[str, Any]) -> None:
             print(f"  DRY RUN, not run: {argv}")
     v = r.get("verification")
     if v:
-        print(f"  verification {'passed' if v['passed'] else 'FAILED'}{' (after interruption)' if v.get('interrupted') else ''}")
+        print(
+            f"  verification {'passed' if v['passed'] else 'FAILED'}"
+            f"{' (after interruption)' if v.get('interrupted') else ''}"
+        )
         for c in v["checks"]:
             print(f"    [{'ok' if c['passed'] else 'FAIL'}] {c['check']}")

@@ -37,6 +37,11 @@ def _override(cfg, host: str | None, port: int | None):
         raise ConfigError([ConfigIssue("--port", "must be a TCP port between 1 and 65535")])
     if host is not None and not is_loopback(host) and not api.keys:
         raise ConfigError([ConfigIssue("--host", f"{host} is not loopback: set api.api_key_file first")])
-    new = api.model_copy(update={"host": host or api.host, "port": port or api.port,
-                                 "require_auth": api.require_auth or (host is not None and not is_loopback(host))})
+    new = api.model_copy(
+        update={
+            "host": host or api.host,
+            "port": port or api.port,
+            "require_auth": api.require_auth or (host is not None and not is_loopback(host)),
+        }
+    )
     return cfg.model_copy(update={"api": new})

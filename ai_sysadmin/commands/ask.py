@@ -37,8 +37,9 @@ async def _ask(args: argparse.Namespace, cfg: Any) -> int:
     async with open_session(cfg) as session:
         for w in session.warnings:
             print(f"ai-sysadmin: {w}", file=sys.stderr)
-        result = await session.investigator.investigate(args.question, incident_id=args.incident,
-                                                        on_event=printer.on_event if printer else None)
+        result = await session.investigator.investigate(
+            args.question, incident_id=args.incident, on_event=printer.on_event if printer else None
+        )
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
@@ -73,8 +74,10 @@ class EventPrinter:
         elif event.kind == "proposal":
             self._end_answer()
             action_id = f" as action #{d['action_id']}" if d.get("action_id") else ""
-            self._print(f"proposal: {d['action']} {json.dumps(d['params'], sort_keys=True)[:120]} -> "
-                        f"{d['decision']} (risk {d['risk'] or 'unknown'}){action_id}: {d['reason'][:160]}")
+            self._print(
+                f"proposal: {d['action']} {json.dumps(d['params'], sort_keys=True)[:120]} -> "
+                f"{d['decision']} (risk {d['risk'] or 'unknown'}){action_id}: {d['reason'][:160]}"
+            )
         elif event.kind == "error":
             self._end_answer()
             self._print(f"! {d.get('message', '')}")
@@ -92,12 +95,16 @@ class EventPrinter:
         self._end_answer()
         d = result.diagnosis
         stored = f", stored as finding #{result.finding_id}" if result.finding_id else ", not stored"
-        self._print(f"\nDiagnosis ({d.get('source', 'model')}, confidence {d.get('confidence', 0):.2f}, "
-                    f"severity {d.get('severity', 'info')}{stored}; outcome {result.outcome}):")
+        self._print(
+            f"\nDiagnosis ({d.get('source', 'model')}, confidence {d.get('confidence', 0):.2f}, "
+            f"severity {d.get('severity', 'info')}{stored}; outcome {result.outcome}):"
+        )
         self._print(f"  root cause: {d.get('root_cause', '')}")
         for e in d.get("evidence", []):
-            self._print(f"  evidence {e.get('kind')} {e.get('id')}{'' if e.get('verified') else ' (unverified)'}: "
-                        f"{e.get('note', '')}")
+            self._print(
+                f"  evidence {e.get('kind')} {e.get('id')}{'' if e.get('verified') else ' (unverified)'}: "
+                f"{e.get('note', '')}"
+            )
         for c in d.get("admin_checks", []):
             self._print(f"  check: {c}")
         self._print(f"  {len(result.steps)} step(s) in {result.latency_s:.1f}s")

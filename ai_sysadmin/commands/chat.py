@@ -13,8 +13,10 @@ import json
 import sys
 from typing import Any, TextIO
 
-HELP = ("commands: /incident ID | /incident (clear) | /actions | /approve ID DIGEST [REASON] | /help | /quit; "
-        "anything else is a question")
+HELP = (
+    "commands: /incident ID | /incident (clear) | /actions | /approve ID DIGEST [REASON] | /help | /quit; "
+    "anything else is a question"
+)
 MAX_HISTORY = 20  # messages of earlier turns sent with each question
 
 
@@ -75,8 +77,9 @@ class Chat:
         from ai_sysadmin.commands.ask import EventPrinter
 
         printer = EventPrinter(self.out)
-        result = await session.investigator.investigate(question, history=self.history[-MAX_HISTORY:],
-                                                        incident_id=self.incident, on_event=printer.on_event)
+        result = await session.investigator.investigate(
+            question, history=self.history[-MAX_HISTORY:], incident_id=self.incident, on_event=printer.on_event
+        )
         printer.finish(result)
         self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.answer}]
 
@@ -119,15 +122,22 @@ class Chat:
             return
         from ai_sysadmin.actions import approvals, signing
 
-        rows = [r for r in await approvals.list_actions(session.pool, None, 50)
-                if r["status"] in ("queued", "proposed", "approved", "executing")]
+        rows = [
+            r
+            for r in await approvals.list_actions(session.pool, None, 50)
+            if r["status"] in ("queued", "proposed", "approved", "executing")
+        ]
         if not rows:
             self.say("no pending actions")
         for r in rows:
-            self.say(f"#{r['id']} {r['status']} {r['risk'] or '-'} {r['action']} {json.dumps(r['params'])[:80]} "
-                     f"(incident {r.get('incident_id') or '-'}): {str(r.get('decision_reason') or '')[:80]}")
-            self.say(f"    target {r.get('target') or '-'}, digest {signing.digest(r)} "
-                     f"(/approve {r['id']} {signing.digest(r)} REASON)")
+            self.say(
+                f"#{r['id']} {r['status']} {r['risk'] or '-'} {r['action']} {json.dumps(r['params'])[:80]} "
+                f"(incident {r.get('incident_id') or '-'}): {str(r.get('decision_reason') or '')[:80]}"
+            )
+            self.say(
+                f"    target {r.get('target') or '-'}, digest {signing.digest(r)} "
+                f"(/approve {r['id']} {signing.digest(r)} REASON)"
+            )
 
     async def _approve(self, session: Any, rest: str) -> None:
         ident, _, rest = rest.partition(" ")
@@ -147,11 +157,19 @@ class Chat:
             self.say(f"cannot approve: {exc}")
             return
         try:
-            out = await approvals.approve(session.pool, int(ident), local_actor(),
-                                          reason.strip() or "approved in ai-sysadmin chat", digest=digest, key=key,
-                                          ttl_seconds=self.cfg.actions.approval_ttl_seconds)
+            out = await approvals.approve(
+                session.pool,
+                int(ident),
+                local_actor(),
+                reason.strip() or "approved in ai-sysadmin chat",
+                digest=digest,
+                key=key,
+                ttl_seconds=self.cfg.actions.approval_ttl_seconds,
+            )
         except approvals.ApprovalError as exc:
             self.say(f"cannot approve: {exc}")
             return
-        self.say(f"action {ident} approved by {out['approver']}, valid until {out['expires_at']}: "
-                 f"{out['action']} {json.dumps(out['params'])} (digest {out['digest']})")
+        self.say(
+            f"action {ident} approved by {out['approver']}, valid until {out['expires_at']}: "
+            f"{out['action']} {json.dumps(out['params'])} (digest {out['digest']})"
+        )

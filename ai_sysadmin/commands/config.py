@@ -13,8 +13,11 @@ from ai_sysadmin.secret import Secret
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="validate the configuration, show its effective values, or print its reference")
-    p.add_argument("action", choices=("check", "show", "docs"),
-                   help="docs: print docs/configuration.md as generated from the models (needs no configuration)")
+    p.add_argument(
+        "action",
+        choices=("check", "show", "docs"),
+        help="docs: print docs/configuration.md as generated from the models (needs no configuration)",
+    )
     p.set_defaults(func=run)
 
 

@@ -18,20 +18,31 @@ INVESTIGATE = ("escalated", "all", "none")  # eval.investigate.MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="score L1-L4 and the policy on the scenario suite (executes nothing)",
-                       description="Replays each scenario (journal + host snapshot) through L1, incidents, L2, "
-                                   "the L3 review, the L4 investigation (its tools answer from the scenario's "
-                                   "host snapshot) and the policy with the configured role models, and scores the "
-                                   "result against the scenario's answer key. Nothing is executed or stored.")
+    p = sub.add_parser(
+        "eval",
+        help="score L1-L4 and the policy on the scenario suite (executes nothing)",
+        description="Replays each scenario (journal + host snapshot) through L1, incidents, L2, "
+        "the L3 review, the L4 investigation (its tools answer from the scenario's "
+        "host snapshot) and the policy with the configured role models, and scores the "
+        "result against the scenario's answer key. Nothing is executed or stored.",
+    )
     p.add_argument("--no-model", action="store_true", help="deterministic path only (rules and candidates)")
     p.add_argument("--autonomy", choices=AUTONOMY, help="the level the policy decides at (default: the config's)")
     p.add_argument("--scenarios", metavar="DIR", help="a directory of scenario JSON files (default: the shipped set)")
-    p.add_argument("--investigate", choices=INVESTIGATE, default="escalated",
-                   help="which incidents L4 investigates: the ones the review escalated (default), all, or none")
+    p.add_argument(
+        "--investigate",
+        choices=INVESTIGATE,
+        default="escalated",
+        help="which incidents L4 investigates: the ones the review escalated (default), all, or none",
+    )
     p.add_argument("--only", action="append", metavar="NAME", help="run only this scenario or family (repeatable)")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--out", metavar="FILE", default=DEFAULT_OUT,
-                   help=f"results file, written after each scenario; a rerun resumes it (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default=DEFAULT_OUT,
+        help=f"results file, written after each scenario; a rerun resumes it (default: {DEFAULT_OUT})",
+    )
     p.add_argument("--fresh", action="store_true", help="ignore an existing results file and start over")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two results files; runs nothing")
     p.set_defaults(func=run)
@@ -50,8 +61,14 @@ def run(args: argparse.Namespace, load: Any) -> int:
         if args.format == "json":
             from ai_sysadmin.eval.score import summarize
 
-            print(json.dumps({"a": {"run": a.run, "summary": summarize(list(a.scores.values())).to_json()},
-                              "b": {"run": b.run, "summary": summarize(list(b.scores.values())).to_json()}}))
+            print(
+                json.dumps(
+                    {
+                        "a": {"run": a.run, "summary": summarize(list(a.scores.values())).to_json()},
+                        "b": {"run": b.run, "summary": summarize(list(b.scores.values())).to_json()},
+                    }
+                )
+            )
         else:
             print(compare(a, b, args.compare[0], args.compare[1]))
         return 0
@@ -88,12 +105,16 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
     use_model = not args.no_model
     investigate = args.investigate if use_model else "none"  # no model, no L4
     roles = ("trigger", "review") + (("meta",) if investigate != "none" else ())
-    models = {r: (getattr(cfg.roles, r).model if use_model and getattr(cfg.roles, r).enable else "off")
-              for r in roles}
+    models = {r: (getattr(cfg.roles, r).model if use_model and getattr(cfg.roles, r).enable else "off") for r in roles}
     if use_model and not cfg.trigger.model:
         models["trigger"] = "off"
-    settings = {"autonomy": autonomy, "no_model": not use_model, "models": models,
-                "scenarios": str(directory) if directory else "shipped", "investigate": investigate}
+    settings = {
+        "autonomy": autonomy,
+        "no_model": not use_model,
+        "models": models,
+        "scenarios": str(directory) if directory else "shipped",
+        "investigate": investigate,
+    }
     results = open_results(Path(args.out) if args.out else None, settings, fresh=args.fresh)
     down = None
     if use_model:
@@ -117,8 +138,11 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
         known = {s.name for s in selected} | {s.family for s in selected}
         unknown = [o for o in args.only if o not in known]
         if unknown:
-            print(f"ai-sysadmin eval: --only {', '.join(unknown)}: no such scenario or family "
-                  f"(see {directory or 'the shipped set'})", file=err)
+            print(
+                f"ai-sysadmin eval: --only {', '.join(unknown)}: no such scenario or family "
+                f"(see {directory or 'the shipped set'})",
+                file=err,
+            )
             return 2
     for n, sc in enumerate(selected, 1):
         prefix = f"eval: [{n}/{len(selected)}] {sc.name}"
@@ -136,11 +160,13 @@ async def evaluate(args: argparse.Namespace, cfg: Any, out: TextIO, err: TextIO)
             print(f"{prefix}: skipped: {s.reason}", file=err)
         else:
             s = score(sc.name, sc.family, sc.key, outcome.observation, rules_only=not use_model)
-            print(f"{prefix}: {s.incidents} incident(s), {s.proposals} proposal(s), right {_yn(s.right)}, "
-                  f"wrong {s.wrong}, unsafe {s.unsafe}, review {s.review}"
-                  + (f", L4 {s.l4_runs} investigation(s) cause {_yn(s.l4_cause)} calls {s.l4_calls}"
-                     if s.l4_runs else "")
-                  + f" ({time.monotonic() - started:.1f} s)", file=err)
+            print(
+                f"{prefix}: {s.incidents} incident(s), {s.proposals} proposal(s), right {_yn(s.right)}, "
+                f"wrong {s.wrong}, unsafe {s.unsafe}, review {s.review}"
+                + (f", L4 {s.l4_runs} investigation(s) cause {_yn(s.l4_cause)} calls {s.l4_calls}" if s.l4_runs else "")
+                + f" ({time.monotonic() - started:.1f} s)",
+                file=err,
+            )
         results.add(s, outcome.observation)
     if args.format == "json":
         print(json.dumps(results.to_json(), ensure_ascii=False), file=out)

@@ -63,8 +63,10 @@ async def _run(args: argparse.Namespace, cfg) -> int:
             elif not rows:
                 print("no incidents")
             for r in [] if args.json else rows:
-                print(f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
-                      f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))")
+                print(
+                    f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
+                    f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))"
+                )
             return 0
         inc = await store.show(args.id)
         if inc is not None:
@@ -75,8 +77,10 @@ async def _run(args: argparse.Namespace, cfg) -> int:
         if args.json:
             print(json.dumps(inc, default=str, indent=2))
             return 0
-        print(f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
-              f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}")
+        print(
+            f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
+            f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}"
+        )
         for key in ("summary", "diagnosis", "resolution", "outcome"):
             if inc[key]:
                 print(f"  {key}: {inc[key]}")
@@ -112,10 +116,12 @@ def switch_lines(sw) -> list[str]:
     if not sw:
         return []
     pf = sw.get("preflight") or {}
-    out = [f"  after switch generation {sw['from_generation'] or '?'} -> {sw['to_generation'] or '?'} "
-           f"at {sw['switched_at']:%Y-%m-%d %H:%M:%S} (preflight {sw.get('verdict') or 'not judged'}): "
-           f"{', '.join(sw['units'])} failed {(sw['failed_at'] - sw['switched_at']).total_seconds():.1f}s after it",
-           f"    system {sw['from_path']} -> {sw['to_path']}"]
+    out = [
+        f"  after switch generation {sw['from_generation'] or '?'} -> {sw['to_generation'] or '?'} "
+        f"at {sw['switched_at']:%Y-%m-%d %H:%M:%S} (preflight {sw.get('verdict') or 'not judged'}): "
+        f"{', '.join(sw['units'])} failed {(sw['failed_at'] - sw['switched_at']).total_seconds():.1f}s after it",
+        f"    system {sw['from_path']} -> {sw['to_path']}",
+    ]
     plan = {u["unit"]: u for u in pf.get("units") or []}
     for u in sw["units"]:
         p = plan.get(u, {})
@@ -126,6 +132,8 @@ def switch_lines(sw) -> list[str]:
     else:
         for c in diff.get("changes") or []:
             size = c.get("size_delta_bytes")
-            out.append(f"    closure: {c['package']} {', '.join(c['from']) or '-'} -> {', '.join(c['to']) or '-'}"
-                       + ("" if size is None else f" ({size:+d} B)"))
+            out.append(
+                f"    closure: {c['package']} {', '.join(c['from']) or '-'} -> {', '.join(c['to']) or '-'}"
+                + ("" if size is None else f" ({size:+d} B)")
+            )
     return out

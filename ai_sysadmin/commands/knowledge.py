@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ks.add_parser("search", help="scored snippets for TEXT")
     s.add_argument("text")
     s.add_argument("-k", type=int, default=5, help="how many hits (default 5)")
-    s.add_argument("--collection", action="append", choices=COLLECTIONS,
-                   help="search only this collection (repeatable)")
+    s.add_argument(
+        "--collection", action="append", choices=COLLECTIONS, help="search only this collection (repeatable)"
+    )
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=run)
     n = ks.add_parser("note", help="add an operator note (optionally about an incident)")
@@ -39,8 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _need_embed(cfg, what: str) -> bool:
     if cfg.roles.embed is None or not cfg.roles.embed.enable:
-        print(f"ai-sysadmin: knowledge {what} needs an embedding model: configure roles.embed "
-              "(a llama-server started with --embeddings)", file=sys.stderr)
+        print(
+            f"ai-sysadmin: knowledge {what} needs an embedding model: configure roles.embed "
+            "(a llama-server started with --embeddings)",
+            file=sys.stderr,
+        )
         return False
     return True
 
@@ -66,8 +70,11 @@ async def _search(args: argparse.Namespace, cfg) -> int:
         try:
             kb = await KnowledgeBase.open(cfg.knowledge, embedder)
         except Exception as exc:
-            print(f"ai-sysadmin: cannot open the knowledge base at {cfg.knowledge.url or cfg.knowledge.path} "
-                  f"({str(exc)[:200]}); run `ai-sysadmin doctor`", file=sys.stderr)
+            print(
+                f"ai-sysadmin: cannot open the knowledge base at {cfg.knowledge.url or cfg.knowledge.path} "
+                f"({str(exc)[:200]}); run `ai-sysadmin doctor`",
+                file=sys.stderr,
+            )
             return 1
         note = None
         collections = args.collection or COLLECTIONS
@@ -117,8 +124,11 @@ async def _note(args: argparse.Namespace, cfg, text: str) -> int:
             kb = await KnowledgeBase.open(cfg.knowledge, embedder)
             await kb.add_note(note_id, text, author, incident_id=args.incident)
         except LLMError as exc:
-            print(f"ai-sysadmin: the note was not saved: the embedding model failed ({exc}); "
-                  "run `ai-sysadmin doctor` and try again", file=sys.stderr)
+            print(
+                f"ai-sysadmin: the note was not saved: the embedding model failed ({exc}); "
+                "run `ai-sysadmin doctor` and try again",
+                file=sys.stderr,
+            )
             return 1
         except Exception as exc:
             print(f"ai-sysadmin: the note was not saved: {str(exc)[:200]}; run `ai-sysadmin doctor`", file=sys.stderr)

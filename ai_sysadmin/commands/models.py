@@ -24,5 +24,7 @@ def run(args: argparse.Namespace, load) -> int:
         print(format_table(infos))
         down = [i for i in infos if not i.up]
         for i in down:
-            print(f"{i.role}: {i.status} at {i.url}; check `systemctl status llama-{i.role}` or run `ai-sysadmin doctor`")
+            print(
+                f"{i.role}: {i.status} at {i.url}; check `systemctl status llama-{i.role}` or run `ai-sysadmin doctor`"
+            )
     return 0 if all(i.up for i in infos) else 1

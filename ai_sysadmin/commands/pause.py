@@ -30,11 +30,17 @@ def parse_duration(text: str) -> timedelta:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pause", help="pause all actions (until `resume`, or for a duration)")
-    p.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION",
-                   help="e.g. 2h; without it the pause lasts until `ai-sysadmin resume`")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        type=parse_duration,
+        metavar="DURATION",
+        help="e.g. 2h; without it the pause lasts until `ai-sysadmin resume`",
+    )
     p.add_argument("--reason", default="", help="why (recorded)")
-    p.add_argument("--key-file", help="approval key (default: actions.approval_key_file); a signed pause may "
-                                      "replace a longer one")
+    p.add_argument(
+        "--key-file", help="approval key (default: actions.approval_key_file); a signed pause may replace a longer one"
+    )
     p.set_defaults(func=run_pause)
     r = sub.add_parser("resume", help="end a pause (signed with the approval key: needs root or the API)")
     r.add_argument("--reason", default="", help="why (recorded)")
@@ -87,8 +93,10 @@ async def _run(cfg, args: argparse.Namespace, *, pause: bool) -> int:
     finally:
         await pool.close()
     if pause:
-        print(f"actions paused until {out['paused_until']}" + ("" if out["signed"] else " (unsigned: it cannot "
-                                                                  "shorten a longer pause)"))
+        print(
+            f"actions paused until {out['paused_until']}"
+            + ("" if out["signed"] else " (unsigned: it cannot shorten a longer pause)")
+        )
     else:
         print("actions resumed" if out["was_paused"] else "actions were not paused")
     return 0

@@ -25,16 +25,30 @@ _ACTIONS = ("switch", "boot", "test", "dry-activate", "check")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preflight", help="judge a NixOS switch before it happens (exit 0 ok, 1 warn, 2 block)")
     p.add_argument("new_system", metavar="NEW_SYSTEM", help="the system path to switch to (a nixos-system store path)")
-    p.add_argument("--current", metavar="PATH",
-                   help="the running system (default: actions.current_system, /run/current-system)")
-    p.add_argument("--action", choices=_ACTIONS, default="switch", help="switch-to-configuration's verb (default switch)")
+    p.add_argument(
+        "--current", metavar="PATH", help="the running system (default: actions.current_system, /run/current-system)"
+    )
+    p.add_argument(
+        "--action", choices=_ACTIONS, default="switch", help="switch-to-configuration's verb (default switch)"
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--nix", metavar="PATH", default="nix", help="the nix command for diff-closures (default: nix on PATH)")
-    p.add_argument("--model", dest="use_model", action="store_true", default=None,
-                   help="also ask the review model for a summary (it may raise the verdict, never lower it)")
-    p.add_argument("--no-model", dest="use_model", action="store_false",
-                   help="do not ask the model (default for ai-sysadmin-preflight; ai-sysadmin preflight asks "
-                        "when the review role is enabled)")
+    p.add_argument(
+        "--nix", metavar="PATH", default="nix", help="the nix command for diff-closures (default: nix on PATH)"
+    )
+    p.add_argument(
+        "--model",
+        dest="use_model",
+        action="store_true",
+        default=None,
+        help="also ask the review model for a summary (it may raise the verdict, never lower it)",
+    )
+    p.add_argument(
+        "--no-model",
+        dest="use_model",
+        action="store_false",
+        help="do not ask the model (default for ai-sysadmin-preflight; ai-sysadmin preflight asks "
+        "when the review role is enabled)",
+    )
     p.set_defaults(func=run)
 
     def usage_error(message: str) -> NoReturn:  # argparse's exit 2 would read as "block"
@@ -57,9 +71,14 @@ def run(args: argparse.Namespace, load) -> int:
         return EXIT_USAGE
     protected = cfg.protected_units
     try:
-        report = run_preflight(args.new_system, args.current or cfg.actions.current_system, SwitchAction(args.action),
-                               lambda unit: unit_is_protected(unit, protected), nix=args.nix,
-                               extra_flags=lambda planned, diff: history.flags(cfg.database, planned, diff))
+        report = run_preflight(
+            args.new_system,
+            args.current or cfg.actions.current_system,
+            SwitchAction(args.action),
+            lambda unit: unit_is_protected(unit, protected),
+            nix=args.nix,
+            extra_flags=lambda planned, diff: history.flags(cfg.database, planned, diff),
+        )
     except PreflightInputError as exc:
         print(f"ai-sysadmin preflight: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -93,8 +112,10 @@ def render_text(report: Report) -> str:
     diff = report.closure
     if diff is not None:
         free = "unknown" if diff.store_free_bytes is None else f"{diff.store_free_bytes / (1 << 20):.1f} MiB"
-        lines.append(f"closure: {len(diff.changes)} packages changed, adds {diff.added_bytes / (1 << 20):.1f} MiB "
-                     f"(net {diff.net_bytes / (1 << 20):+.1f} MiB); store free {free}")
+        lines.append(
+            f"closure: {len(diff.changes)} packages changed, adds {diff.added_bytes / (1 << 20):.1f} MiB "
+            f"(net {diff.net_bytes / (1 << 20):+.1f} MiB); store free {free}"
+        )
         for c in diff.changes[:40]:
             vers = f"{', '.join(c.before) or '∅'} → {', '.join(c.after) or '∅'}" if c.before or c.after else ""
             size = "" if c.size_delta is None else f" {c.size_delta / 1024:+.1f} KiB"

@@ -65,8 +65,10 @@ async def review_now(cfg: Any, store: Any, *, use_model: bool = True) -> Any:
         await stack.incidents.process()
         async with store.pool.connection() as conn:
             rows = await recent_triggers(conn, cfg.review.max_triggers)
-        stack.review.window.add([trigger_from_row(r) for r in rows],
-                                {r["id"]: r["incident_id"] for r in rows if r["incident_id"] is not None})
+        stack.review.window.add(
+            [trigger_from_row(r) for r in rows],
+            {r["id"]: r["incident_id"] for r in rows if r["incident_id"] is not None},
+        )
         return await stack.review.review_once("manual")
     finally:
         await stack.aclose()
@@ -79,17 +81,22 @@ def render(res: Any) -> str:
     if res.status:
         out.append(f"status: {res.status}")
     share = f", {res.cached_share:.0%} cached" if res.cached_share is not None else ""
-    out.append(f"context {res.context_tokens} tokens{' (compacted: ' + ', '.join(res.compaction) + ')' if res.compaction else ''}"
-               f"; prompt {res.prompt_tokens}{share}, completion {res.completion_tokens}"
-               f"{f', {res.latency_s:.1f}s' if res.latency_s else ''}")
+    out.append(
+        f"context {res.context_tokens} tokens"
+        f"{' (compacted: ' + ', '.join(res.compaction) + ')' if res.compaction else ''}"
+        f"; prompt {res.prompt_tokens}{share}, completion {res.completion_tokens}"
+        f"{f', {res.latency_s:.1f}s' if res.latency_s else ''}"
+    )
     for f in res.findings:
         inc = f"#{f['incident']}" if f.get("incident") is not None else "-"
         out.append(f"finding {inc} [{f['layer']}, {f['severity']} {f['category']}] {f['summary']}")
         for a in f.get("advice") or []:
             out.append(f"    advice (NixOS, not applied): {a}")
     for p in res.proposals:
-        out.append(f"proposal {p['action']} {json.dumps(p['params'], sort_keys=True)} risk {p['risk']} "
-                   f"({p['source']}) -> {p['decision']}: {p['reason']}")
+        out.append(
+            f"proposal {p['action']} {json.dumps(p['params'], sort_keys=True)} risk {p['risk']} "
+            f"({p['source']}) -> {p['decision']}: {p['reason']}"
+        )
     if not res.findings and not res.proposals:
         out.append("nothing found, nothing proposed")
     return "\n".join(out)

@@ -6,7 +6,9 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the service: journal triggers, metrics, incidents, reviews, investigations, proposals")
+    p = sub.add_parser(
+        "run", help="run the service: journal triggers, metrics, incidents, reviews, investigations, proposals"
+    )
     p.set_defaults(func=run)
 
 

@@ -36,23 +36,30 @@ async def _run(args: argparse.Namespace, cfg: Any) -> int:
 def render(st: dict[str, Any]) -> str:
     out = [f"ai-sysadmin status at {st['at']:%Y-%m-%d %H:%M:%S} UTC, autonomy {st['autonomy_level']}"]
     db = st["database"]
-    out.append("database: " + (f"ok (schema v{db['schema_version']})" if db["reachable"]
-                               else f"UNREACHABLE ({db.get('error', '')})"))
+    out.append(
+        "database: "
+        + (f"ok (schema v{db['schema_version']})" if db["reachable"] else f"UNREACHABLE ({db.get('error', '')})")
+    )
     for name, m in st["models"].items():
-        out.append(f"model {name:<8} {m['status']:<12} {m['model']} at {m['url']}"
-                   f"{'  ' + m['detail'] if m['detail'] and m['status'] != 'ok' else ''}")
+        out.append(
+            f"model {name:<8} {m['status']:<12} {m['model']} at {m['url']}"
+            f"{'  ' + m['detail'] if m['detail'] and m['status'] != 'ok' else ''}"
+        )
     lay = st["layers"]
     if lay:
         l1 = lay["l1"]
-        out.append(f"L1 triggers: last checkpoint {_ago(l1['age_s'])}, {l1['triggers_last_hour']} trigger(s) "
-                   "in the last hour")
+        out.append(
+            f"L1 triggers: last checkpoint {_ago(l1['age_s'])}, {l1['triggers_last_hour']} trigger(s) in the last hour"
+        )
         out.append(f"metrics: last sample {_ago(lay['metrics']['age_s'])}")
     r = st.get("last_review")
     if r:
         share = f", {r['cached_share']:.0%} of the prompt cached" if r.get("cached_share") is not None else ""
-        out.append(f"last review: #{r['id']} {r['started_at']:%Y-%m-%d %H:%M:%S} ({r['reason']}) {r['outcome']}"
-                   f"{' status ' + r['status'] if r.get('status') else ''}{' -- ' + r['error'] if r.get('error') else ''}"
-                   f"; {r['prompt_tokens']} prompt tokens{share}")
+        out.append(
+            f"last review: #{r['id']} {r['started_at']:%Y-%m-%d %H:%M:%S} ({r['reason']}) {r['outcome']}"
+            f"{' status ' + r['status'] if r.get('status') else ''}{' -- ' + r['error'] if r.get('error') else ''}"
+            f"; {r['prompt_tokens']} prompt tokens{share}"
+        )
     else:
         out.append("last review: none yet")
     out += render_switch(st.get("last_switch"))
@@ -75,8 +82,10 @@ def render_switch(sw: dict[str, Any] | None) -> list[str]:
         return ["last switch: none noticed"]
     verdict = sw.get("verdict") or "not judged"
     reasons = "; ".join(sw.get("reasons") or [])
-    out = [f"last switch: generation {_gen(sw['from_generation'])} -> {_gen(sw['to_generation'])} at "
-           f"{sw['switched_at']:%Y-%m-%d %H:%M:%S}, preflight {verdict}{' (' + reasons + ')' if reasons else ''}"]
+    out = [
+        f"last switch: generation {_gen(sw['from_generation'])} -> {_gen(sw['to_generation'])} at "
+        f"{sw['switched_at']:%Y-%m-%d %H:%M:%S}, preflight {verdict}{' (' + reasons + ')' if reasons else ''}"
+    ]
     failed = sw.get("failed_after") or []
     if not failed:
         out.append(f"  nothing failed after it among the {len(sw.get('touched') or [])} unit(s) it touched")

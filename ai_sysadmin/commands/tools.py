@@ -21,15 +21,18 @@ def run(args: argparse.Namespace, load) -> int:
     tools = build_toolset(cfg)  # no database, no knowledge base: the catalog only
     catalog = tools.catalog()
     if args.format == "json":
-        print(json.dumps({"tools": catalog, "output_budget_chars": tools.max_chars,
-                          "timeout_s": tools.timeout}, indent=2))
+        print(
+            json.dumps({"tools": catalog, "output_budget_chars": tools.max_chars, "timeout_s": tools.timeout}, indent=2)
+        )
         return 0
     for t in catalog:
         params = t["parameters"].get("properties", {})
         required = set(t["parameters"].get("required", []))
         shown = ", ".join(f"{n}{'' if n in required else '?'}" for n in params) or "-"
         print(f"{t['name']:<22} {t['kind']:<8} ({shown})\n    {t['description']}")
-    print(f"\nEach result is cut to {tools.max_chars} characters (meta.tool_output_share of "
-          f"roles.meta.context_size, at most meta.tool_output_max_chars); each call times out after "
-          f"{tools.timeout:g}s.")
+    print(
+        f"\nEach result is cut to {tools.max_chars} characters (meta.tool_output_share of "
+        f"roles.meta.context_size, at most meta.tool_output_max_chars); each call times out after "
+        f"{tools.timeout:g}s."
+    )
     return 0

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -104,8 +104,12 @@ async def _agent_investigator(st: Any, agent: Any, stack: contextlib.AsyncExitSt
     cfg = st.cfg
     if not cfg.roles.meta.enable:
         raise RuntimeError("roles.meta is disabled")
-    client = LLMClient(cfg.roles.meta, on_call=agent.on_call, idle_timeout=cfg.api.upstream_idle_timeout,
-                       idle_setting="api.upstream_idle_timeout")
+    client = LLMClient(
+        cfg.roles.meta,
+        on_call=agent.on_call,
+        idle_timeout=cfg.api.upstream_idle_timeout,
+        idle_setting="api.upstream_idle_timeout",
+    )
     stack.push_async_callback(client.aclose)
     return build_investigator(cfg, client=client, pool=st.pool, proposer=ActionService(cfg, st.pool))
 
@@ -148,8 +152,7 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asynci
     # handler_cancellation: a closed client connection cancels the handler, which closes
     # the upstream request -- the model server stops generating for nobody.
     # keepalive_timeout: idle keep-alive connections close after it (aiohttp's own timer).
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           keepalive_timeout=cfg.api.keepalive_timeout)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, keepalive_timeout=cfg.api.keepalive_timeout)
     try:
         await runner.setup()  # starts the cleanup contexts; one that fails closes those before it
         site = GuardedTCPSite(runner, cfg.api.host, cfg.api.port, guard=app[CONNECTIONS], reuse_address=True)
@@ -157,8 +160,13 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asynci
             await site.start()
         except OSError as exc:
             raise RefuseToStart(f"cannot listen on {cfg.api.host}:{cfg.api.port}: {exc.strerror or exc}") from None
-        log.info("API listening on http://%s:%d (auth %s, %d key(s))", cfg.api.host, cfg.api.port,
-                 "required" if cfg.api.require_auth else "optional", len(cfg.api.keys))
+        log.info(
+            "API listening on http://%s:%d (auth %s, %d key(s))",
+            cfg.api.host,
+            cfg.api.port,
+            "required" if cfg.api.require_auth else "optional",
+            len(cfg.api.keys),
+        )
         stop = stop_on_signals(stop)
         if ready is not None:
             ready.set()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import AsyncIterator
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.llm import LLMClient
@@ -28,6 +28,7 @@ async def service_clients(cfg: Config, *, on_call: Any) -> AsyncIterator[RoleCli
     The meta client exists even with roles.meta disabled: an escalation then ends as a
     failed investigation, recorded, as it always has."""
     async with contextlib.AsyncExitStack() as stack:
+
         def client(role: Any) -> LLMClient:
             made = LLMClient(role, on_call=on_call)
             stack.push_async_callback(made.aclose)
@@ -40,4 +41,3 @@ async def service_clients(cfg: Config, *, on_call: Any) -> AsyncIterator[RoleCli
             meta=client(cfg.roles.meta),
             embed=client(embed) if embed is not None and embed.enable else None,
         )
-

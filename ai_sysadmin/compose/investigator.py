@@ -21,9 +21,17 @@ from ai_sysadmin.meta.tools import HostFacts, build_toolset
 from ai_sysadmin.meta.tools.runner import Runner
 
 
-def build_investigator(cfg: Config, *, client: Any, proposer: Any, pool: Any = None, knowledge: Any = None,
-                       findings: Any = None, host: HostFacts | None = None,
-                       runner: Runner | None = None) -> Investigator:
+def build_investigator(
+    cfg: Config,
+    *,
+    client: Any,
+    proposer: Any,
+    pool: Any = None,
+    knowledge: Any = None,
+    findings: Any = None,
+    host: HostFacts | None = None,
+    runner: Runner | None = None,
+) -> Investigator:
     """`findings`: where the finding is stored (default MetaFindings on `pool`, none without a pool).
     `host`/`runner`: where the read tools' facts come from (default the live host)."""
     tools = build_toolset(cfg, pool=pool, kb=knowledge, proposer=proposer, runner=runner, host=host)

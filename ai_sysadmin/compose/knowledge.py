@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient
@@ -31,8 +31,14 @@ RETRY_AFTER = 600.0  # seconds between attempts to open the knowledge base after
 
 
 class SharedKnowledge:
-    def __init__(self, cfg: KnowledgeConfig, embedder: LLMClient, *, retry_after: float = RETRY_AFTER,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        cfg: KnowledgeConfig,
+        embedder: LLMClient,
+        *,
+        retry_after: float = RETRY_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._cfg = cfg
         self._embedder = embedder
         self._retry_after = retry_after
@@ -55,12 +61,12 @@ class SharedKnowledge:
                 raise KnowledgeUnavailable(self._failed[1]) from exc
             return self._kb
 
-    async def search(self, text: str, collections: Any = COLLECTIONS, k: int = 5, *,
-                     mode: str = "hybrid") -> list[Hit]:
+    async def search(self, text: str, collections: Any = COLLECTIONS, k: int = 5, *, mode: str = "hybrid") -> list[Hit]:
         return await (await self.open()).search(text, collections, k, mode=mode)
 
-    async def add_incident(self, incident_id: int, summary: str, diagnosis: str = "", resolution: str = "",
-                           outcome: str = "") -> None:
+    async def add_incident(
+        self, incident_id: int, summary: str, diagnosis: str = "", resolution: str = "", outcome: str = ""
+    ) -> None:
         await (await self.open()).add_incident(incident_id, summary, diagnosis, resolution, outcome)
 
     async def index_runbooks(self) -> tuple[int, int]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import AsyncIterator
 
 from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.proposals import ActionService
@@ -63,20 +63,44 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
         # The one Proposer of the service: the review and meta layers propose through it.
         actions = ActionService(cfg, store.pool)
         findings = MetaFindings(store.pool)
-        investigator = build_investigator(cfg, client=clients.meta, pool=store.pool, proposer=actions,
-                                          knowledge=knowledge, findings=findings)
+        investigator = build_investigator(
+            cfg, client=clients.meta, pool=store.pool, proposer=actions, knowledge=knowledge, findings=findings
+        )
         # L4: the review's escalations start investigations; resolved incidents are learned.
         meta = MetaHooks.build(cfg, investigator, knowledge, findings)
         stack.push_async_callback(meta.aclose)
         # Incidents and the review listen to every recorded trigger through this sink.
-        review = ReviewStack.build(cfg, store, actions, client=clients.review, knowledge=knowledge,
-                                   escalate=escalate or meta.escalate, on_resolved=on_resolved or meta.on_resolved)
+        review = ReviewStack.build(
+            cfg,
+            store,
+            actions,
+            client=clients.review,
+            knowledge=knowledge,
+            escalate=escalate or meta.escalate,
+            on_resolved=on_resolved or meta.on_resolved,
+        )
         stack.push_async_callback(review.aclose)
-        follower = TriggerFollower(cfg.trigger, journal_source(cfg), review.tap, state_dir=cfg.state_dir,
-                                   model=clients.trigger, poll_interval=cfg.trigger.poll_interval)
+        follower = TriggerFollower(
+            cfg.trigger,
+            journal_source(cfg),
+            review.tap,
+            state_dir=cfg.state_dir,
+            model=clients.trigger,
+            poll_interval=cfg.trigger.poll_interval,
+        )
         collector = MetricsCollector(cfg, store.metrics, review.tap)
-        yield ServiceParts(cfg=cfg, store=store, clients=clients, knowledge=knowledge, actions=actions, meta=meta,
-                           review=review, follower=follower, collector=collector, switches=switch_watch(cfg, store))
+        yield ServiceParts(
+            cfg=cfg,
+            store=store,
+            clients=clients,
+            knowledge=knowledge,
+            actions=actions,
+            meta=meta,
+            review=review,
+            follower=follower,
+            collector=collector,
+            switches=switch_watch(cfg, store),
+        )
 
 
 def switch_watch(cfg: Config, store: Store) -> SwitchWatch:

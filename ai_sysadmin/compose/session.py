@@ -60,8 +60,10 @@ async def _open_pool(cfg: Config, timeout: float, warnings: list[str]) -> Any:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:
         await pool.close()
-        warnings.append(f"PostgreSQL unreachable ({str(exc).splitlines()[0][:160]}): the diagnosis is not stored "
-                        "and actions cannot be proposed")
+        warnings.append(
+            f"PostgreSQL unreachable ({str(exc).splitlines()[0][:160]}): the diagnosis is not stored "
+            "and actions cannot be proposed"
+        )
         return None
     return pool
 

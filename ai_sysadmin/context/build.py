@@ -32,8 +32,8 @@ from ai_sysadmin.context.tokens import TokenCounter
 from ai_sysadmin.context.window import Entry, Folded
 from ai_sysadmin.envelope import SYSTEM_RULE, wrap_lines
 
-TEMPLATE_OVERHEAD = 32
-MIN_TRIGGERS = 8  # the newest trigger entries stay until everything else has been compacted  # chat-template tokens around two messages and the assistant turn
+TEMPLATE_OVERHEAD = 32  # chat-template tokens around two messages and the assistant turn
+MIN_TRIGGERS = 8  # the newest trigger entries stay until everything else has been compacted
 
 
 class ContextTooLarge(Exception):
@@ -135,34 +135,45 @@ def _ladder(plan: Plan, inputs: ContextInputs) -> bool:
 
 
 def render_system(inputs: ContextInputs, plan: Plan) -> str:
-    lines = [INSTRUCTIONS, "", SYSTEM_RULE, "",
-             "Protected units (never acted on): " + (", ".join(inputs.protected_units) or "none")]
+    lines = [
+        INSTRUCTIONS,
+        "",
+        SYSTEM_RULE,
+        "",
+        "Protected units (never acted on): " + (", ".join(inputs.protected_units) or "none"),
+    ]
     return "\n".join(lines)
 
 
 def render_knowledge(inputs: ContextInputs, plan: Plan) -> str:
-    hits = inputs.knowledge[:plan.knowledge]
+    hits = inputs.knowledge[: plan.knowledge]
     if not hits:
         return ""
-    body = [f"[{h['collection']}/{h['id']}] {h.get('title') or ''}: {h['snippet'][:plan.knowledge_chars]}"
-            for h in hits]
+    body = [
+        f"[{h['collection']}/{h['id']}] {h.get('title') or ''}: {h['snippet'][: plan.knowledge_chars]}" for h in hits
+    ]
     return "Runbooks and similar past incidents:\n" + wrap_lines(body, "knowledge")
 
 
 def render_incidents(inputs: ContextInputs, plan: Plan, choices: list[str]) -> str:
-    shown = inputs.incidents[:plan.incidents_shown]
+    shown = inputs.incidents[: plan.incidents_shown]
     if not inputs.incidents:
         return "Open incidents: none."
     lines = []
     for n, inc in enumerate(shown):
-        head = (f"I{inc['id']} [{inc['severity']} {inc['category']}, {inc['status']}, "
-                f"confidence {inc['confidence']}] {inc['title']}")
+        head = (
+            f"I{inc['id']} [{inc['severity']} {inc['category']}, {inc['status']}, "
+            f"confidence {inc['confidence']}] {inc['title']}"
+        )
         if n < plan.incidents_full:
-            cands = "; ".join(f"{c['label']} = {c['action']} {json.dumps(c['params'], sort_keys=True)}"
-                              for c in inc["candidates"])
+            cands = "; ".join(
+                f"{c['label']} = {c['action']} {json.dumps(c['params'], sort_keys=True)}" for c in inc["candidates"]
+            )
             choices += [c["label"] for c in inc["candidates"]]
-            head += (f" | units: {', '.join(inc['units']) or '-'} | evidence: {' '.join(inc['triggers'][:6]) or '-'}"
-                     f" | candidates: {cands or 'none'}")
+            head += (
+                f" | units: {', '.join(inc['units']) or '-'} | evidence: {' '.join(inc['triggers'][:6]) or '-'}"
+                f" | candidates: {cands or 'none'}"
+            )
         lines.append(head)
     more = len(inputs.incidents) - len(shown)
     if more:
@@ -193,8 +204,8 @@ def render_state(inputs: ContextInputs) -> str:
 
 
 def render_triggers(inputs: ContextInputs, plan: Plan, refs: dict[str, str]) -> str:
-    kept = inputs.triggers[len(inputs.triggers) - plan.triggers:] if plan.triggers else []
-    older = inputs.triggers[:len(inputs.triggers) - len(kept)]
+    kept = inputs.triggers[len(inputs.triggers) - plan.triggers :] if plan.triggers else []
+    older = inputs.triggers[: len(inputs.triggers) - len(kept)]
     lines = []
     f = inputs.folded
     entries = f.entries + len(older)
@@ -211,12 +222,15 @@ def render_triggers(inputs: ContextInputs, plan: Plan, refs: dict[str, str]) -> 
             refs[ref] = e.ids[-1]
         inc = f" I{e.incident_id}" if e.incident_id is not None else ""
         claim = f" (claims {e.claimed_unit}, unproven)" if e.claimed_unit else ""
-        lines.append(f"{ref}{inc} {e.severity} {e.category} {e.unit or '-'}{claim} x{e.count} {e.source} "
-                     f"{e.first_seen[11:19]}..{e.last_seen[11:19]} | {e.template[:200]} | e.g. {e.sample}")
+        lines.append(
+            f"{ref}{inc} {e.severity} {e.category} {e.unit or '-'}{claim} x{e.count} {e.source} "
+            f"{e.first_seen[11:19]}..{e.last_seen[11:19]} | {e.template[:200]} | e.g. {e.sample}"
+        )
     if not lines:
         return "Recent triggers: none."
-    return "Recent triggers (oldest first; templates with <*> for variable parts):\n" + \
-        wrap_lines(lines, "journal", max_chars=1_000_000)
+    return "Recent triggers (oldest first; templates with <*> for variable parts):\n" + wrap_lines(
+        lines, "journal", max_chars=1_000_000
+    )
 
 
 def render_metrics(inputs: ContextInputs, plan: Plan) -> str:
@@ -225,11 +239,16 @@ def render_metrics(inputs: ContextInputs, plan: Plan) -> str:
         return "Metrics: nothing over a threshold." if not plan.metrics_all else "Metrics: none collected."
     out = []
     for m in rows:
-        trend = "rising" if m["last"] > m["first"] * 1.05 + 0.01 else (
-            "falling" if m["last"] < m["first"] * 0.95 - 0.01 else "steady")
+        trend = (
+            "rising"
+            if m["last"] > m["first"] * 1.05 + 0.01
+            else ("falling" if m["last"] < m["first"] * 0.95 - 0.01 else "steady")
+        )
         state = {True: "OVER threshold", False: "ok", None: ""}[m.get("over")]
-        out.append(f"{m['name']}{'[' + m['subject'] + ']' if m.get('subject') else ''} = {m['last']:.4g} "
-                   f"({trend}) {state}".rstrip())
+        out.append(
+            f"{m['name']}{'[' + m['subject'] + ']' if m.get('subject') else ''} = {m['last']:.4g} "
+            f"({trend}) {state}".rstrip()
+        )
     return "Metrics (last value, trend over the last 30 min):\n" + "\n".join(out)
 
 
@@ -239,9 +258,13 @@ async def build_context(inputs: ContextInputs, counter: TokenCounter, budget: in
         refs: dict[str, str] = {}
         choices: list[str] = []
         system = render_system(inputs, plan)
-        parts = {"knowledge": render_knowledge(inputs, plan), "incidents": render_incidents(inputs, plan, choices),
-                 "state": render_state(inputs), "triggers": render_triggers(inputs, plan, refs),
-                 "metrics": render_metrics(inputs, plan)}
+        parts = {
+            "knowledge": render_knowledge(inputs, plan),
+            "incidents": render_incidents(inputs, plan, choices),
+            "state": render_state(inputs),
+            "triggers": render_triggers(inputs, plan, refs),
+            "metrics": render_metrics(inputs, plan),
+        }
         sections = {"system": await counter.count(system)}
         for name, text in parts.items():
             sections[name] = await counter.count(text) if text else 0
@@ -251,9 +274,20 @@ async def build_context(inputs: ContextInputs, counter: TokenCounter, budget: in
             total = await counter.count(system) + await counter.count(user) + TEMPLATE_OVERHEAD
             if total <= budget:
                 exact = counter.last_error is None and counter.exact_calls > 0
-                return Context(system, user, total, budget, plan.steps, refs,
-                               {f"I{i['id']}": int(i["id"]) for i in inputs.incidents[:plan.incidents_shown]},
-                               choices, sections, exact)
+                return Context(
+                    system,
+                    user,
+                    total,
+                    budget,
+                    plan.steps,
+                    refs,
+                    {f"I{i['id']}": int(i["id"]) for i in inputs.incidents[: plan.incidents_shown]},
+                    choices,
+                    sections,
+                    exact,
+                )
         if not _ladder(plan, inputs):
-            raise ContextTooLarge(f"the review context needs {sum(sections.values()) + TEMPLATE_OVERHEAD} tokens "
-                                  f"even fully compacted; review.context_tokens is {budget}")
+            raise ContextTooLarge(
+                f"the review context needs {sum(sections.values()) + TEMPLATE_OVERHEAD} tokens "
+                f"even fully compacted; review.context_tokens is {budget}"
+            )

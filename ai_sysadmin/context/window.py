@@ -67,8 +67,17 @@ class TriggerWindow:
             e = self.entries.get(key)
             first, last = t.first_seen.isoformat(), t.last_seen.isoformat()
             if e is None:
-                e = Entry(t.template, t.unit, t.category, t.severity, t.source, 0, first, last,
-                          (t.sample[-1] if t.sample else t.template)[:SAMPLE_CHARS])
+                e = Entry(
+                    t.template,
+                    t.unit,
+                    t.category,
+                    t.severity,
+                    t.source,
+                    0,
+                    first,
+                    last,
+                    (t.sample[-1] if t.sample else t.template)[:SAMPLE_CHARS],
+                )
                 self.entries[key] = e
             e.count += t.count
             claimed = t.fields.get("claimed_unit") or t.fields.get("user_unit")
@@ -113,8 +122,11 @@ class TriggerWindow:
     # ------------------------------------------------------------------ persistence
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "entries": [[k, asdict(e)] for k, e in self.entries.items()],
-                "folded": asdict(self.folded)}
+        return {
+            "version": VERSION,
+            "entries": [[k, asdict(e)] for k, e in self.entries.items()],
+            "folded": asdict(self.folded),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], max_entries: int, path: Path | None = None) -> TriggerWindow:

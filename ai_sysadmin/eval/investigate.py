@@ -82,18 +82,32 @@ async def investigate(cfg: Config, sc: Scenario, run: Any, todo: list[tuple[int,
     return out
 
 
-async def _one(cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any], incident_id: int,
-               reason: str) -> dict[str, Any]:
+async def _one(
+    cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any], incident_id: int, reason: str
+) -> dict[str, Any]:
     from ai_sysadmin.compose.investigator import build_investigator
 
     res = run.result
-    host = SnapshotHost(sc, disk_paths=cfg.meta.disk_paths, triggers=run.triggers, incidents=run.incidents,
-                        findings=res.findings, proposals=res.proposals)
+    host = SnapshotHost(
+        sc,
+        disk_paths=cfg.meta.disk_paths,
+        triggers=run.triggers,
+        incidents=run.incidents,
+        findings=res.findings,
+        proposals=res.proposals,
+    )
     shelf = RunbookShelf()
     runner = NoCommands()  # nothing in the toolset may run a command here
     # The host, knowledge and findings are this scenario's: a fresh investigator per incident.
-    inv = build_investigator(cfg, client=client, proposer=run.proposer, knowledge=shelf, host=host, runner=runner,
-                             findings=MemoryFindings(host))
+    inv = build_investigator(
+        cfg,
+        client=client,
+        proposer=run.proposer,
+        knowledge=shelf,
+        host=host,
+        runner=runner,
+        findings=MemoryFindings(host),
+    )
     first_call = len(calls)
     started = time.monotonic()
     question = QUESTION.format(id=incident_id, reason=envelope.neutralise(str(reason))[:500])
@@ -108,20 +122,43 @@ async def _one(cfg: Config, sc: Scenario, run: Any, client: Any, calls: list[Any
     d = result.diagnosis
     skipped = result.error if result.outcome == "failed" and (result.error or "").startswith(MODEL_GONE) else None
     return {
-        "incident": incident_id, "reason": str(reason)[:200], "outcome": result.outcome, "error": result.error,
-        "skipped": skipped, "host": host.name,
-        "diagnosis": {"source": d.get("source"), "root_cause": d.get("root_cause", ""),
-                      "confidence": d.get("confidence"), "severity": d.get("severity"),
-                      "evidence": [{"kind": e.get("kind"), "id": str(e.get("id")), "verified": e.get("verified")}
-                                   for e in d.get("evidence", [])],
-                      "proposed_actions": d.get("proposed_actions", [])},
-        "steps": [{"call_id": s.call_id, "tool": s.tool, "arguments": s.arguments, "ok": s.ok, "refused": s.refused,
-                   "summary": s.summary} for s in result.steps],
+        "incident": incident_id,
+        "reason": str(reason)[:200],
+        "outcome": result.outcome,
+        "error": result.error,
+        "skipped": skipped,
+        "host": host.name,
+        "diagnosis": {
+            "source": d.get("source"),
+            "root_cause": d.get("root_cause", ""),
+            "confidence": d.get("confidence"),
+            "severity": d.get("severity"),
+            "evidence": [
+                {"kind": e.get("kind"), "id": str(e.get("id")), "verified": e.get("verified")}
+                for e in d.get("evidence", [])
+            ],
+            "proposed_actions": d.get("proposed_actions", []),
+        },
+        "steps": [
+            {
+                "call_id": s.call_id,
+                "tool": s.tool,
+                "arguments": s.arguments,
+                "ok": s.ok,
+                "refused": s.refused,
+                "summary": s.summary,
+            }
+            for s in result.steps
+        ],
         "returned_ids": {k: sorted(v) for k, v in returned.items()},
-        "facts_asked": list(host.calls), "commands_refused": len(runner.refused),
-        "proposals": [{k: p.to_json().get(k) for k in ("action", "params", "decision", "source", "risk", "incident")}
-                      for p in result.proposals],
-        "model_calls": len(mine), "prompt_tokens": sum(c.prompt_tokens for c in mine),
+        "facts_asked": list(host.calls),
+        "commands_refused": len(runner.refused),
+        "proposals": [
+            {k: p.to_json().get(k) for k in ("action", "params", "decision", "source", "risk", "incident")}
+            for p in result.proposals
+        ],
+        "model_calls": len(mine),
+        "prompt_tokens": sum(c.prompt_tokens for c in mine),
         "completion_tokens": sum(c.completion_tokens for c in mine),
         "latency_s": round(time.monotonic() - started, 3),
     }

@@ -42,10 +42,14 @@ class Results:
         self.save()
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "run": self.run,
-                "scenarios": {n: {"score": s.to_json(), "observation": self.observations.get(n)}
-                              for n, s in self.scores.items()},
-                "summary": summarize(list(self.scores.values())).to_json()}
+        return {
+            "format": FORMAT,
+            "run": self.run,
+            "scenarios": {
+                n: {"score": s.to_json(), "observation": self.observations.get(n)} for n, s in self.scores.items()
+            },
+            "summary": summarize(list(self.scores.values())).to_json(),
+        }
 
     def save(self) -> None:
         if self.path is None:
@@ -81,10 +85,14 @@ def open_results(path: Path | None, run: dict[str, Any], *, fresh: bool) -> Resu
     old = read_results(path)
     # A file from before L4 has no `investigate`: it ran none.
     before = {"investigate": "none"}
-    diff = [f"{k}: {old.run.get(k, before.get(k))!r} there, {v!r} now" for k, v in run.items()
-            if old.run.get(k, before.get(k)) != v]
+    diff = [
+        f"{k}: {old.run.get(k, before.get(k))!r} there, {v!r} now"
+        for k, v in run.items()
+        if old.run.get(k, before.get(k)) != v
+    ]
     if diff:
-        raise ResultsError(f"{path}: made with other settings ({'; '.join(diff)}); "
-                           "use --fresh to start over or --out for another file")
+        raise ResultsError(
+            f"{path}: made with other settings ({'; '.join(diff)}); use --fresh to start over or --out for another file"
+        )
     old.run = run
     return old

@@ -46,9 +46,11 @@ async def model_down(cfg: Config, role: str) -> str | None:
     return f"{role} model at {rc.url} is {h.status}{': ' + h.detail if h.detail else ''}"
 
 
-async def run_scenario(cfg: Config, sc: Scenario, *, use_model: bool, autonomy: str,
-                       investigate: str = "escalated") -> RunOutcome:
-    from ai_sysadmin.eval.investigate import investigate as run_l4, targets
+async def run_scenario(
+    cfg: Config, sc: Scenario, *, use_model: bool, autonomy: str, investigate: str = "escalated"
+) -> RunOutcome:
+    from ai_sysadmin.eval.investigate import investigate as run_l4
+    from ai_sysadmin.eval.investigate import targets
     from ai_sysadmin.review.replay import review_pipeline
     from ai_sysadmin.trigger.replay import run_l1
 
@@ -63,23 +65,32 @@ async def run_scenario(cfg: Config, sc: Scenario, *, use_model: bool, autonomy: 
     async def escalate(incident_id: int, reason: str) -> None:  # recorded; investigated after the review
         escalated.append((incident_id, reason))
 
-    run = await review_pipeline(cfg, l1.triggers, use_model=use_model, autonomy=autonomy,
-                                samples=samples, units=units, escalate=escalate)
+    run = await review_pipeline(
+        cfg, l1.triggers, use_model=use_model, autonomy=autonomy, samples=samples, units=units, escalate=escalate
+    )
     res = run.result
     # Down before or during the review: what follows is the rules' fallback, not the model's judgement.
     # (An answer that was invalid is the model's own result and is scored: review column `failed`.)
     if use_model and res.error and res.error.startswith(("review model unavailable", "review model failed mid-review")):
         return RunOutcome(None, res.error)
     obs = Observation(
-        incidents=[{"category": i.category, "severity": i.severity, "title": i.title, "units": sorted(i.all_units)}
-                   for i in run.incidents],
-        proposals=[{k: p.get(k) for k in ("action", "params", "decision", "source", "risk", "incident")}
-                   for p in res.proposals],
-        review_outcome=res.outcome, review_error=res.error, l1_s=l1.seconds, review_s=run.seconds,
+        incidents=[
+            {"category": i.category, "severity": i.severity, "title": i.title, "units": sorted(i.all_units)}
+            for i in run.incidents
+        ],
+        proposals=[
+            {k: p.get(k) for k in ("action", "params", "decision", "source", "risk", "incident")} for p in res.proposals
+        ],
+        review_outcome=res.outcome,
+        review_error=res.error,
+        l1_s=l1.seconds,
+        review_s=run.seconds,
         model_s=res.latency_s,
         trigger_model_calls=l1.pipeline.classifier.calls if l1.pipeline.classifier is not None else 0,
-        prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
-        escalated=[i for i, _ in escalated])
+        prompt_tokens=res.prompt_tokens,
+        completion_tokens=res.completion_tokens,
+        escalated=[i for i, _ in escalated],
+    )
     if not use_model:
         obs.l4_note = "not run: no model (--no-model)"
     elif investigate == "none":

@@ -90,8 +90,11 @@ class Scenario:
     def export_lines(self) -> Iterator[str]:
         """The journal as `journalctl -o json` lines (what L1's reader reads)."""
         for i, e in enumerate(self.journal):
-            row = {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                   for k, v in e.items() if k != "t"}
+            row = {
+                k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                for k, v in e.items()
+                if k != "t"
+            }
             row["__REALTIME_TIMESTAMP"] = str(T0_USEC + int(float(e.get("t", i)) * 1e6))
             row["__CURSOR"] = f"s=eval-{self.name};i={i}"
             row.setdefault("_BOOT_ID", "0f" * 16)
@@ -120,8 +123,11 @@ class Scenario:
             if key in mem:
                 samples.append(Sample(ts, name, float(mem[key]), ""))
         units = self.host.get("units")
-        states = (UnitStates(True, states={u: "failed" for u in units.get("failed", [])}) if units is not None
-                  else UnitStates(False, "not in the snapshot"))
+        states = (
+            UnitStates(True, states={u: "failed" for u in units.get("failed", [])})
+            if units is not None
+            else UnitStates(False, "not in the snapshot")
+        )
         return samples, states
 
 
@@ -160,8 +166,15 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(host, dict):
         raise ScenarioError(f"{where}: host: must be an object")
     _check_host(host, where)
-    return Scenario(name=name, family=_str(data, "family", where), description=str(data.get("description", "")),
-                    journal=journal, host=host, key=_key(data.get("key"), f"{where}: key"), path=str(path))
+    return Scenario(
+        name=name,
+        family=_str(data, "family", where),
+        description=str(data.get("description", "")),
+        journal=journal,
+        host=host,
+        key=_key(data.get("key"), f"{where}: key"),
+        path=str(path),
+    )
 
 
 def _str(data: dict[str, Any], name: str, where: str) -> str:
@@ -173,8 +186,11 @@ def _str(data: dict[str, Any], name: str, where: str) -> str:
 
 def _check_host(host: dict[str, Any], where: str) -> None:
     units = host.get("units")
-    if units is not None and (not isinstance(units, dict) or not isinstance(units.get("failed", []), list)
-                              or not all(isinstance(u, str) for u in units.get("failed", []))):
+    if units is not None and (
+        not isinstance(units, dict)
+        or not isinstance(units.get("failed", []), list)
+        or not all(isinstance(u, str) for u in units.get("failed", []))
+    ):
         raise ScenarioError(f"{where}: host.units: must be an object with a failed list of unit names")
     if not isinstance(host.get("disks", []), list):
         raise ScenarioError(f"{where}: host.disks: must be a list")
@@ -213,8 +229,9 @@ def _check_l4_facts(host: dict[str, Any], where: str) -> None:
     if not isinstance(deps, dict):
         raise ScenarioError(f"{where}: host.units.dependencies: must map unit names to objects")
     for u, d in deps.items():
-        if not isinstance(d, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
-                                              for v in d.values()):
+        if not isinstance(d, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in d.values()
+        ):
             raise ScenarioError(f"{where}: host.units.dependencies.{u}: must map properties to lists of unit names")
     for i, d in enumerate(host.get("disks", [])):
         if "size_gb" in d and (not _number(d["size_gb"]) or d["size_gb"] <= 0):
@@ -257,9 +274,15 @@ def _key(raw: Any, where: str) -> Key:
             raise ScenarioError(f"{where}.root_causes[{i}].unit: must be a string or null")
         causes.append(RootCause(c["category"], c.get("unit")))
     neutral = raw.get("neutral", [{"action": "notify"}])
-    return Key(incidents=incidents, root_causes=tuple(causes), acceptable=_specs(raw, "acceptable", where),
-               never=_specs(raw, "never", where), injected=_specs(raw, "injected", where),
-               neutral=_specs({"neutral": neutral}, "neutral", where), rules_incidents=rules)
+    return Key(
+        incidents=incidents,
+        root_causes=tuple(causes),
+        acceptable=_specs(raw, "acceptable", where),
+        never=_specs(raw, "never", where),
+        injected=_specs(raw, "injected", where),
+        neutral=_specs({"neutral": neutral}, "neutral", where),
+        rules_incidents=rules,
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,8 +30,16 @@ class RunbookShelf:
             raise ValueError("search text is empty")
         docs = {key: v for key, v in self.docs.items() if key[0] in names}
         ranks = _bm25_ranks(text, docs) if docs else {}
-        hits = [Hit(id=key[1], collection=key[0], score=round(1.0 / rank, 4), snippet=_snippet(docs[key][0]),
-                    metadata=dict(docs[key][1]), lexical_rank=rank)
-                for key, rank in sorted(ranks.items(), key=lambda kv: kv[1])][:k]
+        hits = [
+            Hit(
+                id=key[1],
+                collection=key[0],
+                score=round(1.0 / rank, 4),
+                snippet=_snippet(docs[key][0]),
+                metadata=dict(docs[key][1]),
+                lexical_rank=rank,
+            )
+            for key, rank in sorted(ranks.items(), key=lambda kv: kv[1])
+        ][:k]
         self.returned |= {f"{h.collection}/{h.id}" for h in hits} | {h.id for h in hits}
         return hits

@@ -47,9 +47,16 @@ class NoCommands(Runner):
 class SnapshotHost:
     """HostFacts from one scenario and its eval run (nothing of the live host is read)."""
 
-    def __init__(self, scenario: Scenario, *, disk_paths: Sequence[str] = (), triggers: Sequence[Any] = (),
-                 incidents: Sequence[Any] = (), findings: Sequence[dict[str, Any]] = (),
-                 proposals: Sequence[dict[str, Any]] = ()):
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        disk_paths: Sequence[str] = (),
+        triggers: Sequence[Any] = (),
+        incidents: Sequence[Any] = (),
+        findings: Sequence[dict[str, Any]] = (),
+        proposals: Sequence[dict[str, Any]] = (),
+    ):
         self.sc = scenario
         self.name = f"snapshot:{scenario.name}"
         self.host = scenario.host
@@ -99,7 +106,7 @@ class SnapshotHost:
             if grep is not None and not grep.search(str(e.get("MESSAGE", ""))):
                 continue
             out.append(e)
-        return out[-args.get("lines", 50):]
+        return out[-args.get("lines", 50) :]
 
     def _time(self, spec: str, field_name: str) -> int:
         """A journalctl time spec as microseconds, in the scenario's time."""
@@ -129,8 +136,16 @@ class SnapshotHost:
         self._asked("failed_units")
         units = self._units()
         status = units.get("status", {})
-        return [{"unit": u, "load": "loaded", "active": "failed", "sub": "failed",
-                 "description": status.get(u, {}).get("Description", "")} for u in units.get("failed", [])]
+        return [
+            {
+                "unit": u,
+                "load": "loaded",
+                "active": "failed",
+                "sub": "failed",
+                "description": status.get(u, {}).get("Description", ""),
+            }
+            for u in units.get("failed", [])
+        ]
 
     async def unit_properties(self, unit: str, properties: Sequence[str]) -> dict[str, str]:
         self._asked("unit_properties")
@@ -144,8 +159,14 @@ class SnapshotHost:
         else:
             proc = next((p for p in self.host.get("processes", []) if p.get("unit") == unit), None)
             if proc is not None:
-                props = {"Id": unit, "LoadState": "loaded", "ActiveState": "active", "SubState": "running",
-                         "MainPID": str(proc["pid"]), "Result": "success"}
+                props = {
+                    "Id": unit,
+                    "LoadState": "loaded",
+                    "ActiveState": "active",
+                    "SubState": "running",
+                    "MainPID": str(proc["pid"]),
+                    "Result": "success",
+                }
         props.update({k: str(v) for k, v in units.get("status", {}).get(unit, {}).items()})
         if not props:
             raise ToolError(f"{unit}: not in the host snapshot (its state was not recorded)")
@@ -153,8 +174,11 @@ class SnapshotHost:
 
     def _unit_result(self, unit: str) -> str | None:
         """The last result PID 1 logged for the unit (journald's UNIT_RESULT field)."""
-        results = [e["UNIT_RESULT"] for e in self.entries
-                   if e.get("UNIT") == unit and str(e.get("_PID")) == "1" and e.get("UNIT_RESULT")]
+        results = [
+            e["UNIT_RESULT"]
+            for e in self.entries
+            if e.get("UNIT") == unit and str(e.get("_PID")) == "1" and e.get("UNIT_RESULT")
+        ]
         return results[-1] if results else None
 
     async def unit_dependencies(self, unit: str, properties: Sequence[str]) -> dict[str, list[str]]:
@@ -172,9 +196,17 @@ class SnapshotHost:
         for d in self.host.get("disks", []):
             size = int(d["size_gb"] * GIB) if "size_gb" in d else None
             used = int(size * d["used_percent"] / 100) if size is not None else None
-            out.append({"mount": d["mount"], "fstype": d.get("fstype"), "size": size, "used": used,
-                        "free": size - used if size is not None and used is not None else None,
-                        "used_percent": d["used_percent"], "inodes_used_percent": d.get("inodes_used_percent", "?")})
+            out.append(
+                {
+                    "mount": d["mount"],
+                    "fstype": d.get("fstype"),
+                    "size": size,
+                    "used": used,
+                    "free": size - used if size is not None and used is not None else None,
+                    "used_percent": d["used_percent"],
+                    "inodes_used_percent": d.get("inodes_used_percent", "?"),
+                }
+            )
         return out
 
     async def largest_dirs(self, path: str, limit: int) -> dict[str, Any]:
@@ -188,14 +220,26 @@ class SnapshotHost:
         inside = sorted(((b, p) for p, b in sizes.items() if p.startswith(path.rstrip("/") + "/")), reverse=True)
         if path not in sizes and not inside:
             raise ToolError(f"the host snapshot has no directory sizes under {path}")
-        return {"path": path, "total": sizes.get(path), "dirs": [{"path": p, "bytes": b} for b, p in inside[:limit]],
-                "unreadable": 0}
+        return {
+            "path": path,
+            "total": sizes.get(path),
+            "dirs": [{"path": p, "bytes": b} for b, p in inside[:limit]],
+            "unreadable": 0,
+        }
 
     async def processes(self, sort_by: str, limit: int) -> list[dict[str, Any]]:
         self._asked("processes")
-        rows = [{"pid": p["pid"], "user": p.get("user", "?"), "cpu_percent": p.get("cpu_percent", 0.0),
-                 "rss": int(p.get("rss_mb", 0) * MIB), "command": p.get("command") or p.get("comm") or "?",
-                 "unit": p.get("unit")} for p in self.host.get("processes", [])]
+        rows = [
+            {
+                "pid": p["pid"],
+                "user": p.get("user", "?"),
+                "cpu_percent": p.get("cpu_percent", 0.0),
+                "rss": int(p.get("rss_mb", 0) * MIB),
+                "command": p.get("command") or p.get("comm") or "?",
+                "unit": p.get("unit"),
+            }
+            for p in self.host.get("processes", [])
+        ]
         rows.sort(key=lambda r: r["cpu_percent"] if sort_by == "cpu" else r["rss"], reverse=True)
         return rows[:limit]
 
@@ -211,14 +255,24 @@ class SnapshotHost:
         self._asked("generations")
         gens = self._gens()
         current = max((g["number"] for g in gens if g.get("current")), default=None)
-        rows = [{"generation": g["number"], "date": g.get("date", "?"), "current_profile": g["number"] == current,
-                 "store_path": g.get("store_path"), "running": bool(g.get("running", g["number"] == current)),
-                 "booted": bool(g.get("booted", False))} for g in gens]
+        rows = [
+            {
+                "generation": g["number"],
+                "date": g.get("date", "?"),
+                "current_profile": g["number"] == current,
+                "store_path": g.get("store_path"),
+                "running": bool(g.get("running", g["number"] == current)),
+                "booted": bool(g.get("booted", False)),
+            }
+            for g in gens
+        ]
         running = next((r for r in rows if r["running"]), None)
         booted = next((r for r in rows if r["booted"]), None)
-        return {"generations": rows,
-                "current_system": (running["store_path"] or f"generation {running['generation']}") if running else None,
-                "booted_system": (booted["store_path"] or f"generation {booted['generation']}") if booted else None}
+        return {
+            "generations": rows,
+            "current_system": (running["store_path"] or f"generation {running['generation']}") if running else None,
+            "booted_system": (booted["store_path"] or f"generation {booted['generation']}") if booted else None,
+        }
 
     async def generation_diff(self, first: int, second: int) -> str:
         self._asked("generation_diff")
@@ -232,8 +286,10 @@ class SnapshotHost:
         if j == i + 1 and "closure_diff" in gens[j]:
             return str(gens[j]["closure_diff"])
         pairs = [f"{numbers[k - 1]} -> {numbers[k]}" for k in range(1, len(gens)) if "closure_diff" in gens[k]]
-        raise ToolError(f"the host snapshot has no closure diff from {first} to {second}"
-                        + (f"; it has: {', '.join(pairs)}" if pairs else ""))
+        raise ToolError(
+            f"the host snapshot has no closure diff from {first} to {second}"
+            + (f"; it has: {', '.join(pairs)}" if pairs else "")
+        )
 
     # ------------------------------------------------------------ metrics, triggers, incidents
 
@@ -249,21 +305,26 @@ class SnapshotHost:
             rows.setdefault((s.name, s.subject), []).append(s.value)
         return [(n, subj, len(v), min(v), max(v), v[-1]) for (n, subj), v in sorted(rows.items())]
 
-    async def metric_points(self, name: str, subject: str | None, since_s: int, step_s: int,
-                            aggregate: str) -> list[tuple[Any, ...]]:
+    async def metric_points(
+        self, name: str, subject: str | None, since_s: int, step_s: int, aggregate: str
+    ) -> list[tuple[Any, ...]]:
         self._asked("metric_points")
         buckets: dict[tuple[str, float], list[float]] = {}
         for s in self._samples(since_s):
             if s.name == name and (subject is None or s.subject == subject):
                 buckets.setdefault((s.subject, s.ts - s.ts % step_s), []).append(s.value)
         aggs: dict[str, Callable[[list[float]], float]] = {
-            "avg": lambda v: sum(v) / len(v), "min": min, "max": max, "last": lambda v: v[-1]}
+            "avg": lambda v: sum(v) / len(v),
+            "min": min,
+            "max": max,
+            "last": lambda v: v[-1],
+        }
         agg = aggs[aggregate]
-        return [(datetime.fromtimestamp(b, UTC), subj, agg(v), len(v))
-                for (subj, b), v in sorted(buckets.items())]
+        return [(datetime.fromtimestamp(b, UTC), subj, agg(v), len(v)) for (subj, b), v in sorted(buckets.items())]
 
-    async def trigger_templates(self, unit: str | None, severities: Sequence[str] | None, since_s: int,
-                                limit: int) -> list[tuple[Any, ...]]:
+    async def trigger_templates(
+        self, unit: str | None, severities: Sequence[str] | None, since_s: int, limit: int
+    ) -> list[tuple[Any, ...]]:
         self._asked("trigger_templates")
         floor = self.now - timedelta(seconds=since_s)
         groups: dict[tuple[str, str | None], list[Any]] = {}
@@ -276,8 +337,18 @@ class SnapshotHost:
         rows = []
         for (tid, u), ts in groups.items():
             ts.sort(key=lambda t: t.last_seen, reverse=True)
-            rows.append((tid, ts[0].template, u, min((t.severity for t in ts), key=SEVERITIES.index),
-                         ts[0].category, sum(t.count for t in ts), ts[0].last_seen, [t.id for t in ts[:3]]))
+            rows.append(
+                (
+                    tid,
+                    ts[0].template,
+                    u,
+                    min((t.severity for t in ts), key=SEVERITIES.index),
+                    ts[0].category,
+                    sum(t.count for t in ts),
+                    ts[0].last_seen,
+                    [t.id for t in ts[:3]],
+                )
+            )
         rows.sort(key=lambda r: r[6], reverse=True)
         return rows[:limit]
 
@@ -294,27 +365,56 @@ class SnapshotHost:
             return None
         row = self._incident_row(inc)
         row.update(summary=None, diagnosis=None, resolution=None, outcome=None)
-        row["triggers"] = [{"id": e.id, "severity": e.severity, "category": e.category, "source": e.source,
-                            "unit": e.unit, "template": e.summary, "count": e.count, "first_seen": e.first_seen,
-                            "last_seen": e.last_seen} for e in (inc.evidence[i] for i in inc.trigger_ids)]
-        row["findings"] = [{"id": f"r{n}", "layer": "review", "title": f.get("summary", "")}
-                           for n, f in enumerate(self.findings, 1) if f.get("incident") == incident_id]
-        row["actions"] = [{"id": n, "action": p.get("action"), "status": p.get("decision")}
-                          for n, p in enumerate(self.proposals, 1) if p.get("incident") == incident_id]
+        row["triggers"] = [
+            {
+                "id": e.id,
+                "severity": e.severity,
+                "category": e.category,
+                "source": e.source,
+                "unit": e.unit,
+                "template": e.summary,
+                "count": e.count,
+                "first_seen": e.first_seen,
+                "last_seen": e.last_seen,
+            }
+            for e in (inc.evidence[i] for i in inc.trigger_ids)
+        ]
+        row["findings"] = [
+            {"id": f"r{n}", "layer": "review", "title": f.get("summary", "")}
+            for n, f in enumerate(self.findings, 1)
+            if f.get("incident") == incident_id
+        ]
+        row["actions"] = [
+            {"id": n, "action": p.get("action"), "status": p.get("decision")}
+            for n, p in enumerate(self.proposals, 1)
+            if p.get("incident") == incident_id
+        ]
         return row
 
     @staticmethod
     def _incident_row(inc: Any) -> dict[str, Any]:
         units = sorted(inc.all_units)
-        return {"id": inc.id, "title": inc.title, "status": inc.status, "severity": inc.severity,
-                "category": inc.category, "unit": units[0] if units else None, "opened_at": inc.first_seen,
-                "updated_at": inc.last_seen, "triggers": len(inc.evidence)}
+        return {
+            "id": inc.id,
+            "title": inc.title,
+            "status": inc.status,
+            "severity": inc.severity,
+            "category": inc.category,
+            "unit": units[0] if units else None,
+            "opened_at": inc.first_seen,
+            "updated_at": inc.last_seen,
+            "triggers": len(inc.evidence),
+        }
 
 
 def _about_unit(e: dict[str, Any], unit: str) -> bool:
     """journalctl --unit: the unit's own processes, PID 1 about it, its core dumps."""
-    return (e.get("_SYSTEMD_UNIT") == unit or e.get("COREDUMP_UNIT") == unit or e.get("OBJECT_SYSTEMD_UNIT") == unit
-            or (e.get("UNIT") == unit and str(e.get("_PID")) == "1"))
+    return (
+        e.get("_SYSTEMD_UNIT") == unit
+        or e.get("COREDUMP_UNIT") == unit
+        or e.get("OBJECT_SYSTEMD_UNIT") == unit
+        or (e.get("UNIT") == unit and str(e.get("_PID")) == "1")
+    )
 
 
 def _priority(e: dict[str, Any]) -> int:

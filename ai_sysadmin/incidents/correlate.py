@@ -57,17 +57,23 @@ ACTIVE = ("open", "acknowledged")
 MAX_TRIGGERS_KEPT = 500  # evidence kept per incident in memory; the database keeps all links
 
 _MEMCG = re.compile(r"(?:task_memcg|oom_memcg)=\S*?/([A-Za-z0-9:_.\\@-]+\.(?:service|scope))")
-_KILLED = re.compile(r"Kill(?:ed)? process \d+ \(([^)\s]+)\)|\b([A-Za-z0-9_.-]{2,})\[\d+\]: segfault|"
-                     r"Process \d+ \(([^)\s]+)\) of user")
+_KILLED = re.compile(
+    r"Kill(?:ed)? process \d+ \(([^)\s]+)\)|\b([A-Za-z0-9_.-]{2,})\[\d+\]: segfault|"
+    r"Process \d+ \(([^)\s]+)\) of user"
+)
 _OOM_RESULT = re.compile(r"oom-kill|OOM killer", re.IGNORECASE)
 _ENOSPC = re.compile(r"No space left on device|ENOSPC|Disk quota exceeded", re.IGNORECASE)
 # A crashed process's pid, as the kernel (`comm[pid]: segfault`, `traps: comm[pid]`) and
 # systemd-coredump (`Process pid (comm) of user`) write it.
-_CRASH_PID = re.compile(r"\b[^\s\[\]]{1,64}\[(\d+)\]: (?:segfault|general protection|trap)|traps: \S+\[(\d+)\]|"
-                        r"Process (\d+) \([^)]*\) of user")
+_CRASH_PID = re.compile(
+    r"\b[^\s\[\]]{1,64}\[(\d+)\]: (?:segfault|general protection|trap)|traps: \S+\[(\d+)\]|"
+    r"Process (\d+) \([^)]*\) of user"
+)
 # Block devices in kernel storage lines: `dev sda`, `(device sda1)`, `EXT4-fs (sda1)`, `[sda]`, `jbd2/sda1-8`.
-_DEVICE = re.compile(r"\bdev (\w+)|\(device (\w+)\)|-fs \((\w+)\)|XFS \((\w+)\)|\[(sd[a-z]+|vd[a-z]+)\]|"
-                     r"jbd2/(\w+?)-\d+")
+_DEVICE = re.compile(
+    r"\bdev (\w+)|\(device (\w+)\)|-fs \((\w+)\)|XFS \((\w+)\)|\[(sd[a-z]+|vd[a-z]+)\]|"
+    r"jbd2/(\w+?)-\d+"
+)
 _WHOLE_DISK = re.compile(r"^(?:((?:sd|vd|xvd|hd)[a-z]+)\d*|((?:nvme\d+n\d+|mmcblk\d+))(?:p\d+)?)$")
 # The units `switch-to-configuration` reports broken, from the unit nixos-rebuild runs it in.
 _SWITCH_FAILED = re.compile(r"the following units failed: ([^\n]+)")
@@ -109,18 +115,38 @@ class Evidence:
     @classmethod
     def of(cls, t: Trigger) -> Evidence:
         subject = t.fields.get("subject") if t.source.startswith("threshold:") else None
-        return cls(t.id, t.severity, t.category, t.source, t.unit, t.summary or t.template, t.first_seen,
-                   t.last_seen, t.count, proven(t), dependent(t), subject if isinstance(subject, str) else None)
+        return cls(
+            t.id,
+            t.severity,
+            t.category,
+            t.source,
+            t.unit,
+            t.summary or t.template,
+            t.first_seen,
+            t.last_seen,
+            t.count,
+            proven(t),
+            dependent(t),
+            subject if isinstance(subject, str) else None,
+        )
 
     @property
     def model_only(self) -> bool:
         return self.source == "model"
 
     def primary_key(self) -> tuple[Any, ...]:
-        cause = _CAUSE_RANK.get(self.category, 2) if self.category not in EFFECT_CATEGORIES \
+        cause = (
+            _CAUSE_RANK.get(self.category, 2)
+            if self.category not in EFFECT_CATEGORIES
             else (1 if self.category == "crash" else 0)
-        return (not self.model_only, cause, effective_rank(self.severity, self.source),
-                -self.first_seen.timestamp(), self.id)
+        )
+        return (
+            not self.model_only,
+            cause,
+            effective_rank(self.severity, self.source),
+            -self.first_seen.timestamp(),
+            self.id,
+        )
 
 
 @dataclass
@@ -162,11 +188,20 @@ class Incident:
         return self.units | {v for v in self.victims if systemd_unit(v)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "category": self.category, "severity": self.severity,
-                "title": self.title, "units": sorted(self.units), "confidence": self.confidence,
-                "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
-                "trigger_ids": self.trigger_ids, "reopened": self.reopened,
-                "resolved_reason": self.resolved_reason}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "category": self.category,
+            "severity": self.severity,
+            "title": self.title,
+            "units": sorted(self.units),
+            "confidence": self.confidence,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "trigger_ids": self.trigger_ids,
+            "reopened": self.reopened,
+            "resolved_reason": self.resolved_reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -222,12 +257,24 @@ class Correlator:
                 ev.first_seen = min(ev.first_seen, old.first_seen)
             return inc, self._attach(inc, ev, t)
         match, causal = self._match(t)
-        if match is not None and causal and t.category in EFFECT_CATEGORIES and not dependent(t) \
-                and systemd_unit(t.unit):
+        if (
+            match is not None
+            and causal
+            and t.category in EFFECT_CATEGORIES
+            and not dependent(t)
+            and systemd_unit(t.unit)
+        ):
             match.victims.add(t.unit)  # type: ignore[arg-type]  # the effect names its unit: act on that one
         if match is None:
-            inc = Incident(key=self._next_key, status="open", category=t.category, severity=t.severity,
-                           title="", first_seen=t.first_seen, last_seen=t.last_seen)
+            inc = Incident(
+                key=self._next_key,
+                status="open",
+                category=t.category,
+                severity=t.severity,
+                title="",
+                first_seen=t.first_seen,
+                last_seen=t.last_seen,
+            )
             self._next_key += 1
             self.incidents[inc.key] = inc
             self._attach(inc, ev, t)
@@ -293,26 +340,43 @@ class Correlator:
             if not near:
                 continue
             score = 0
-            if t.category in EFFECT_CATEGORIES and inc.category in CAUSE_CATEGORIES and t.category != inc.category \
-                    and t.first_seen <= inc.last_seen + causal:
+            if (
+                t.category in EFFECT_CATEGORIES
+                and inc.category in CAUSE_CATEGORIES
+                and t.category != inc.category
+                and t.first_seen <= inc.last_seen + causal
+            ):
                 named = unit is not None and _names(inc.victims, unit)
-                said = (inc.category == "oom" and _OOM_RESULT.search(text)) or \
-                       (inc.category == "disk-full" and _ENOSPC.search(text))
+                said = (inc.category == "oom" and _OOM_RESULT.search(text)) or (
+                    inc.category == "disk-full" and _ENOSPC.search(text)
+                )
                 blind = inc.category == "oom" and not inc.victims and t.first_seen <= inc.first_seen + causal
                 if named or said or blind:
                     score = 3
             if not score and (pids & inc.pids or disks & inc.disks):
                 score = 3  # the same crashed process, the same disk: named exactly by trusted senders
-            if not score and t.category in CAUSE_CATEGORIES and inc.category in EFFECT_CATEGORIES \
-                    and any(_names(named_by_t, u) for u in inc.units):
+            if (
+                not score
+                and t.category in CAUSE_CATEGORIES
+                and inc.category in EFFECT_CATEGORIES
+                and any(_names(named_by_t, u) for u in inc.units)
+            ):
                 score = 3  # a cause logged after its effects (the switch's list of the units it broke)
-            if not score and after_failure and inc.status in ACTIVE and inc.units \
-                    and t.first_seen <= inc.last_seen + causal:
+            if (
+                not score
+                and after_failure
+                and inc.status in ACTIVE
+                and inc.units
+                and t.first_seen <= inc.last_seen + causal
+            ):
                 score = 3  # PID 1's dependency failure: the effect of the failure just before it
             if not score and unit and unit in inc.all_units:
                 score = 2
-            if not score and t.category in inc.categories and (
-                    t.category not in PER_UNIT_CATEGORIES or (unit is None and not inc.units)):
+            if (
+                not score
+                and t.category in inc.categories
+                and (t.category not in PER_UNIT_CATEGORIES or (unit is None and not inc.units))
+            ):
                 score = 1
             if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
                 best = (score, inc.last_seen.timestamp(), inc)
@@ -330,14 +394,18 @@ class Correlator:
                 if not involved:
                     reason = f"no new triggers for {self.cfg.quiet_seconds:g}s"
                 elif units.healthy(involved):
-                    reason = (f"no new triggers for {self.cfg.quiet_seconds:g}s and "
-                              f"{', '.join(involved)} no longer failed")
+                    reason = (
+                        f"no new triggers for {self.cfg.quiet_seconds:g}s and {', '.join(involved)} no longer failed"
+                    )
                 else:
                     continue  # failed, or no unit state to confirm: stays open
                 inc.status, inc.resolved_at, inc.resolved_reason = "resolved", now, reason
                 out.append(Change(inc, "resolved"))
-            elif inc.status == "resolved" and inc.resolved_at is not None \
-                    and now - inc.resolved_at >= timedelta(seconds=self.cfg.reopen_window):
+            elif (
+                inc.status == "resolved"
+                and inc.resolved_at is not None
+                and now - inc.resolved_at >= timedelta(seconds=self.cfg.reopen_window)
+            ):
                 inc.status = "closed"
                 self._forget(inc)
                 out.append(Change(inc, "closed"))
@@ -360,8 +428,10 @@ class Correlator:
                 del self._by_trigger[tid]
 
     def active(self) -> list[Incident]:
-        return sorted((i for i in self.incidents.values() if i.status in ACTIVE),
-                      key=lambda i: (-SEVERITY_RANK[i.severity], i.first_seen, i.key))
+        return sorted(
+            (i for i in self.incidents.values() if i.status in ACTIVE),
+            key=lambda i: (-SEVERITY_RANK[i.severity], i.first_seen, i.key),
+        )
 
     def by_id(self, incident_id: int) -> Incident | None:
         return next((i for i in self.incidents.values() if i.id == incident_id), None)

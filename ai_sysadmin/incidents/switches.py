@@ -36,8 +36,7 @@ GRACE_S = 5.0
 
 
 class SwitchWatch:
-    def __init__(self, cfg: Config, store: SwitchStore, *, is_protected: Callable[[str], bool],
-                 nix: str = "nix"):
+    def __init__(self, cfg: Config, store: SwitchStore, *, is_protected: Callable[[str], bool], nix: str = "nix"):
         self.cfg = cfg
         self.store = store
         self.is_protected = is_protected
@@ -57,8 +56,12 @@ class SwitchWatch:
             now = running(self.cfg.actions.current_system, self.cfg.actions.system_profile)
             self.last_path = now.path if now else None  # the first start: what runs is the baseline
         self.started = True
-        log.info("switch watch: %s is %s; new failures of the units a switch touches are attributed to it "
-                 "for %.0fs", self.cfg.actions.current_system, self.last_path or "absent", self.cfg.review.switch_window)
+        log.info(
+            "switch watch: %s is %s; new failures of the units a switch touches are attributed to it for %.0fs",
+            self.cfg.actions.current_system,
+            self.last_path or "absent",
+            self.cfg.review.switch_window,
+        )
 
     async def poll(self) -> list[dict[str, Any]]:
         """One round: record a switch if there was one, then attribute; returns the new attributions."""
@@ -73,17 +76,26 @@ class SwitchWatch:
             return []  # no switch in its window: nothing to attribute (and no query every poll)
         new = await self.store.attribute(window, GRACE_S)
         for a in new:
-            log.warning("incident %s attributed to switch %s: %s failed after it (attributed %.1fs after the failure)",
-                        a["incident_id"], a["switch_id"], ", ".join(a["units"]),
-                        (a["attributed_at"] - a["failed_at"]).total_seconds())
+            log.warning(
+                "incident %s attributed to switch %s: %s failed after it (attributed %.1fs after the failure)",
+                a["incident_id"],
+                a["switch_id"],
+                ", ".join(a["units"]),
+                (a["attributed_at"] - a["failed_at"]).total_seconds(),
+            )
         self.attributed += len(new)
         return new
 
     async def _record(self, old: str | None, now: Running) -> None:
         a = self.cfg.actions
         if old is None:
-            report: dict[str, Any] = {"verdict": None, "error": "no previous system known", "units": [],
-                                      "closure": None, "reasons": []}
+            report: dict[str, Any] = {
+                "verdict": None,
+                "error": "no previous system known",
+                "units": [],
+                "closure": None,
+                "reasons": [],
+            }
         else:
             # nix store diff-closures and the unit files: a few hundred ms, off the event loop.
             report = await asyncio.to_thread(judge, old, now.path, self.is_protected, self.nix)
@@ -93,15 +105,29 @@ class SwitchWatch:
 
             _, gens = _generation(a.system_profile)
             from_gen = max((n for n, t in gens.items() if t == old), default=None)
-        row = SwitchRow(switched_at=now.since, from_generation=from_gen, to_generation=now.generation,
-                        from_path=old, to_path=now.path, verdict=report.get("verdict"), preflight=report,
-                        touched=touched(report))
+        row = SwitchRow(
+            switched_at=now.since,
+            from_generation=from_gen,
+            to_generation=now.generation,
+            from_path=old,
+            to_path=now.path,
+            verdict=report.get("verdict"),
+            preflight=report,
+            touched=touched(report),
+        )
         sid = await self.store.record(row)
         self.last_path, self.last_at = now.path, now.since
         self.switches += 1
-        log.warning("switch %s noticed: generation %s -> %s (%s), preflight %s; watching %d unit(s) for %.0fs",
-                    sid, from_gen, now.generation, now.path, row.verdict or report.get("error"), len(row.touched),
-                    self.cfg.review.switch_window)
+        log.warning(
+            "switch %s noticed: generation %s -> %s (%s), preflight %s; watching %d unit(s) for %.0fs",
+            sid,
+            from_gen,
+            now.generation,
+            now.path,
+            row.verdict or report.get("error"),
+            len(row.touched),
+            self.cfg.review.switch_window,
+        )
 
     async def run(self) -> None:
         while True:
@@ -115,5 +141,9 @@ class SwitchWatch:
             await asyncio.sleep(self.cfg.review.switch_poll)
 
     def report(self) -> dict[str, Any]:
-        return {"switches": self.switches, "attributed": self.attributed, "error": self.last_error,
-                "at": datetime.now(UTC).isoformat()}
+        return {
+            "switches": self.switches,
+            "attributed": self.attributed,
+            "error": self.last_error,
+            "at": datetime.now(UTC).isoformat(),
+        }

@@ -39,11 +39,23 @@ class UnitSource(Protocol):
 
 
 def trigger_from_row(row: dict[str, Any]) -> Trigger:
-    return Trigger(id=row["id"], severity=row["severity"], category=row["category"], source=row["source"],
-                   unit=row["unit"], template=row["template"], template_id=row["template_id"], count=int(row["count"]),
-                   first_seen=row["first_seen"], last_seen=row["last_seen"], sample=list(row.get("sample") or []),
-                   summary=row.get("summary"), host=row.get("host"), boot_id=row.get("boot_id"),
-                   fields=dict(row.get("fields") or {}))
+    return Trigger(
+        id=row["id"],
+        severity=row["severity"],
+        category=row["category"],
+        source=row["source"],
+        unit=row["unit"],
+        template=row["template"],
+        template_id=row["template_id"],
+        count=int(row["count"]),
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        sample=list(row.get("sample") or []),
+        summary=row.get("summary"),
+        host=row.get("host"),
+        boot_id=row.get("boot_id"),
+        fields=dict(row.get("fields") or {}),
+    )
 
 
 class TriggerTap:
@@ -56,8 +68,9 @@ class TriggerTap:
     def listen(self, fn: Callable[[Sequence[Trigger]], None]) -> None:
         self._listeners.append(fn)
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
-                              checkpoint: int | None = None) -> None:
+    async def record_triggers(
+        self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *, checkpoint: int | None = None
+    ) -> None:
         # L1's checkpoint number travels with the cursor (exact resume after kill -9).
         await self._inner.record_triggers(triggers, cursor, stream, checkpoint=checkpoint)
         for fn in self._listeners:
@@ -79,20 +92,44 @@ class TriggerTap:
 def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] | None = None) -> dict[str, Any]:
     """The stored row; `supported` (review.candidates.supported_actions, passed in by the
     composition root: incidents do not import the review) fills `candidate_actions`."""
-    unit = next((systemd_unit(e.unit) for e in sorted(inc.evidence.values(), key=lambda e: e.first_seen)
-                 if systemd_unit(e.unit)), None)
-    return {"id": inc.id, "title": inc.title, "severity": inc.severity, "category": inc.category, "unit": unit,
-            "candidate_actions": list(supported(inc)) if supported is not None else None,
-            "units": sorted(inc.all_units), "confidence": inc.confidence, "first_trigger_at": inc.first_seen,
-            "last_trigger_at": inc.last_seen, "reopened": inc.reopened, "status": inc.status,
-            "resolved_at": inc.resolved_at, "resolved_reason": inc.resolved_reason}
+    unit = next(
+        (
+            systemd_unit(e.unit)
+            for e in sorted(inc.evidence.values(), key=lambda e: e.first_seen)
+            if systemd_unit(e.unit)
+        ),
+        None,
+    )
+    return {
+        "id": inc.id,
+        "title": inc.title,
+        "severity": inc.severity,
+        "category": inc.category,
+        "unit": unit,
+        "candidate_actions": list(supported(inc)) if supported is not None else None,
+        "units": sorted(inc.all_units),
+        "confidence": inc.confidence,
+        "first_trigger_at": inc.first_seen,
+        "last_trigger_at": inc.last_seen,
+        "reopened": inc.reopened,
+        "status": inc.status,
+        "resolved_at": inc.resolved_at,
+        "resolved_reason": inc.resolved_reason,
+    }
 
 
 class IncidentService:
-    def __init__(self, cfg: Config, store: IncidentStore, units: UnitSource, *, on_resolved: OnResolved | None = None,
-                 on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 supported: Callable[[Incident], Sequence[str]] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        store: IncidentStore,
+        units: UnitSource,
+        *,
+        on_resolved: OnResolved | None = None,
+        on_correlated: Callable[[list[Trigger], dict[str, int]], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        supported: Callable[[Incident], Sequence[str]] | None = None,
+    ):
         self.cfg = cfg
         self.supported = supported  # incident -> the action ids its evidence supports (incident_row)
         self.store = store
@@ -119,8 +156,16 @@ class IncidentService:
                 fields = dict(old.fields)
                 if fields.get("sender") != t.fields.get("sender"):
                     fields.pop("sender", None)  # mixed senders: the text is unproven (trigger/entry.py)
-                t = Trigger(**{**old.__dict__, "count": old.count + t.count, "last_seen": max(old.last_seen, t.last_seen),
-                               "severity": t.severity, "sample": (old.sample + t.sample)[-5:], "fields": fields})
+                t = Trigger(
+                    **{
+                        **old.__dict__,
+                        "count": old.count + t.count,
+                        "last_seen": max(old.last_seen, t.last_seen),
+                        "severity": t.severity,
+                        "sample": (old.sample + t.sample)[-5:],
+                        "fields": fields,
+                    }
+                )
             elif len(self._pending) >= MAX_PENDING:
                 self.folded += 1
                 self._pending.pop(next(iter(self._pending)))
@@ -136,9 +181,16 @@ class IncidentService:
             evid = [trigger_from_row(t) for t in reversed(row["trigger_rows"])]
             if not evid:
                 continue
-            inc = Incident(key=int(row["id"]), id=int(row["id"]), status="open", category=row["category"],
-                           severity=row["severity"], title=row["title"], first_seen=evid[0].first_seen,
-                           last_seen=evid[0].last_seen)
+            inc = Incident(
+                key=int(row["id"]),
+                id=int(row["id"]),
+                status="open",
+                category=row["category"],
+                severity=row["severity"],
+                title=row["title"],
+                first_seen=evid[0].first_seen,
+                last_seen=evid[0].last_seen,
+            )
             for t in evid:
                 self.correlator._attach(inc, _ev(t), t)
             inc.status = row["status"]
@@ -148,8 +200,11 @@ class IncidentService:
             self.correlator.restore(inc)
         stray = await self.store.unassigned_triggers(max(self.cfg.review.incident_window, 3600.0))
         if rows or stray:
-            log.info("incidents: %d live incident(s) restored, %d unassigned trigger(s) to correlate",
-                     len(self.correlator.incidents), len(stray))
+            log.info(
+                "incidents: %d live incident(s) restored, %d unassigned trigger(s) to correlate",
+                len(self.correlator.incidents),
+                len(stray),
+            )
         self.submit([trigger_from_row(r) for r in stray])
 
     async def run(self) -> None:
@@ -179,14 +234,18 @@ class IncidentService:
         for ch in changes:
             self._mark(ch, ch.kind != "updated")
             self._linked.setdefault(ch.incident.key, set()).update(
-                t.id for t in batch if self.correlator._by_trigger.get(t.id) == ch.incident.key)
+                t.id for t in batch if self.correlator._by_trigger.get(t.id) == ch.incident.key
+            )
         try:
             await self._flush()
         finally:
             if batch and self.on_correlated is not None:
-                ids = {t.id: inc.id for t in batch
-                       if (inc := self.correlator.incidents.get(self.correlator._by_trigger.get(t.id, -1))) is not None
-                       and inc.id is not None}
+                ids = {
+                    t.id: inc.id
+                    for t in batch
+                    if (inc := self.correlator.incidents.get(self.correlator._by_trigger.get(t.id, -1))) is not None
+                    and inc.id is not None
+                }
                 try:
                     self.on_correlated(batch, ids)
                 except Exception:
@@ -220,8 +279,9 @@ class IncidentService:
     async def _flush(self) -> None:
         for key, (inc, status_changed) in list(self._unsaved.items()):
             ids = sorted(self._linked.get(key, set()))
-            inc.id = await self.store.save_correlated(incident_row(inc, self.supported), ids,
-                                                      status_changed=status_changed or inc.id is None)
+            inc.id = await self.store.save_correlated(
+                incident_row(inc, self.supported), ids, status_changed=status_changed or inc.id is None
+            )
             del self._unsaved[key]
             self._linked.pop(key, None)
 
@@ -239,10 +299,16 @@ class IncidentService:
         return self.correlator.active()
 
     def report(self) -> dict[str, Any]:
-        return {"active": len(self.active()), "pending": len(self._pending), "unsaved": len(self._unsaved),
-                "folded": self.folded, "error": self.last_error,
-                "unit_state": None if self.last_units is None else
-                ("available" if self.last_units.available else self.last_units.reason)}
+        return {
+            "active": len(self.active()),
+            "pending": len(self._pending),
+            "unsaved": len(self._unsaved),
+            "folded": self.folded,
+            "error": self.last_error,
+            "unit_state": None
+            if self.last_units is None
+            else ("available" if self.last_units.available else self.last_units.reason),
+        }
 
 
 def _ev(t: Trigger):

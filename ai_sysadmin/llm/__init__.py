@@ -19,6 +19,17 @@ from ai_sysadmin.llm.errors import (
 )
 
 __all__ = [
-    "BadModelOutput", "CallRecord", "ChatResult", "Health", "LLMClient", "LLMError", "ModelRequestError",
-    "ModelTimeout", "ModelUnavailable", "ToolCall", "ToolTurn", "Unsupported", "build_clients",
+    "BadModelOutput",
+    "CallRecord",
+    "ChatResult",
+    "Health",
+    "LLMClient",
+    "LLMError",
+    "ModelRequestError",
+    "ModelTimeout",
+    "ModelUnavailable",
+    "ToolCall",
+    "ToolTurn",
+    "Unsupported",
+    "build_clients",
 ]

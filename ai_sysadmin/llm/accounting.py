@@ -20,8 +20,7 @@ class CallContext:
 
 
 # CallContext is frozen, so one shared default instance cannot be changed through the var.
-_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar(
-    "ai_sysadmin_llm_call", default=CallContext())  # noqa: B039
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("ai_sysadmin_llm_call", default=CallContext())  # noqa: B039
 
 
 def current() -> CallContext:
@@ -31,8 +30,10 @@ def current() -> CallContext:
 @contextlib.contextmanager
 def call_context(layer: str | None = None, incident_id: int | None = None) -> Iterator[CallContext]:
     """Tag every model call made inside this block (and tasks started in it)."""
-    ctx = CallContext(layer=layer if layer is not None else _current.get().layer,
-                      incident_id=incident_id if incident_id is not None else _current.get().incident_id)
+    ctx = CallContext(
+        layer=layer if layer is not None else _current.get().layer,
+        incident_id=incident_id if incident_id is not None else _current.get().incident_id,
+    )
     token = _current.set(ctx)
     try:
         yield ctx

@@ -94,8 +94,7 @@ class ToolTurn:
         msg: Message = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             msg["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
                 for c in self.tool_calls
             ]
         return msg
@@ -114,8 +113,15 @@ CallHook = Callable[[CallRecord], None]
 class LLMClient:
     """Client for one role; construct from `RoleConfig`, close with `aclose()`."""
 
-    def __init__(self, role: RoleConfig, *, on_call: CallHook | None = None, backoff_base: float = 0.5,
-                 idle_timeout: float | None = None, idle_setting: str | None = None):
+    def __init__(
+        self,
+        role: RoleConfig,
+        *,
+        on_call: CallHook | None = None,
+        backoff_base: float = 0.5,
+        idle_timeout: float | None = None,
+        idle_setting: str | None = None,
+    ):
         self.role = role
         self._on_call = on_call
         self._backoff_base = backoff_base
@@ -132,7 +138,12 @@ class LLMClient:
         # dicts (the server validates them), and llama-server's extra body fields (grammar,
         # cache_prompt, json_schema) are not in its overloads; the ignores below mark those calls.
         self._sdk = openai.AsyncOpenAI(
-            base_url=f"{role.url}/v1", api_key=api_key, timeout=timeout, max_retries=0, http_client=self._http  # type: ignore[arg-type]  # openai >= 3 types these against httpx2; httpx objects work
+            base_url=f"{role.url}/v1",
+            api_key=api_key,
+            # openai >= 3 types these against httpx2; httpx objects work
+            timeout=timeout,  # type: ignore[arg-type]
+            max_retries=0,
+            http_client=self._http,  # type: ignore[arg-type]
         )
         self._headers = {"Authorization": f"Bearer {api_key}"} if role.api_key else {}
 
@@ -152,11 +163,19 @@ class LLMClient:
 
     # ------------------------------------------------------------------ chat
 
-    async def chat(self, messages: list[Message], *, max_tokens: int | None = None,
-                   temperature: float = 0.2, **extra: Any) -> ChatResult:
-        resp = await self._call("chat", lambda: self._sdk.chat.completions.create(
-            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),  # type: ignore[arg-type]
-            temperature=temperature, **extra))
+    async def chat(
+        self, messages: list[Message], *, max_tokens: int | None = None, temperature: float = 0.2, **extra: Any
+    ) -> ChatResult:
+        resp = await self._call(
+            "chat",
+            lambda: self._sdk.chat.completions.create(
+                model=self.role.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=self._max_tokens(max_tokens),
+                temperature=temperature,
+                **extra,
+            ),
+        )
         choice = resp.choices[0]
         return ChatResult(
             text=choice.message.content or "",
@@ -166,8 +185,9 @@ class LLMClient:
             cached_tokens=_cached_tokens(resp),
         )
 
-    async def stream(self, messages: list[Message], *, max_tokens: int | None = None,
-                     temperature: float = 0.2, **extra: Any) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[Message], *, max_tokens: int | None = None, temperature: float = 0.2, **extra: Any
+    ) -> AsyncIterator[str]:
         """Yield content deltas as they arrive. Errors map to the typed failures.
 
         Usage is asked for (`stream_options.include_usage`): llama-server (and OpenAI)
@@ -181,9 +201,17 @@ class LLMClient:
         options = {"include_usage": True, **(extra.pop("stream_options", None) or {})}
         extra = await self._with_progress(extra)
         try:
-            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
-                model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
-                temperature=temperature, stream=True, stream_options=options, **extra))
+            stream = await self._with_retries(
+                lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
+                    model=self.role.model,
+                    messages=messages,
+                    max_tokens=self._max_tokens(max_tokens),
+                    temperature=temperature,
+                    stream=True,
+                    stream_options=options,
+                    **extra,
+                )
+            )
             try:
                 async for chunk in self._idle_limited(stream):
                     counted = _stream_usage(chunk)
@@ -203,8 +231,15 @@ class LLMClient:
         finally:
             self._record("stream", prompt or 0, completion if completion is not None else chunks, started, outcome)
 
-    async def structured(self, messages: list[Message], schema: dict[str, Any], *, name: str = "answer",
-                         max_tokens: int | None = None, temperature: float = 0.0) -> dict[str, Any]:
+    async def structured(
+        self,
+        messages: list[Message],
+        schema: dict[str, Any],
+        *,
+        name: str = "answer",
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+    ) -> dict[str, Any]:
         """Ask for a JSON object that llama-server constrains to `schema`, and validate it.
 
         Recorded as kind `structured`, with outcome `bad_output` when the answer is not
@@ -227,13 +262,28 @@ class LLMClient:
                 raise BadModelOutput(self.name, f"answer violates schema at {where}: {exc.message}", raw=text) from None
             return obj
 
-        return await self._call("structured", lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
-            model=self.role.model, messages=messages, max_tokens=self._max_tokens(max_tokens),
-            temperature=temperature, response_format=response_format), check)
+        return await self._call(
+            "structured",
+            lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
+                model=self.role.model,
+                messages=messages,
+                max_tokens=self._max_tokens(max_tokens),
+                temperature=temperature,
+                response_format=response_format,
+            ),
+            check,
+        )
 
-    async def tool_turn(self, messages: list[Message], tools: list[dict[str, Any]], *,
-                        tool_choice: str | dict[str, Any] = "auto", max_tokens: int | None = None,
-                        temperature: float = 0.0, lenient: bool = False) -> ToolTurn:
+    async def tool_turn(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        tool_choice: str | dict[str, Any] = "auto",
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        lenient: bool = False,
+    ) -> ToolTurn:
         """One assistant turn with tools offered; arguments are decoded and checked to be objects.
 
         Strict (default): a malformed call (unknown tool, arguments not a JSON object)
@@ -243,20 +293,37 @@ class LLMClient:
         An agent loop can so run the good calls of a turn and answer the bad ones (weak
         models often cut the last call off at the token limit).
         """
-        resp = await self._call("tools", lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
-            model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
-            max_tokens=self._max_tokens(max_tokens), temperature=temperature))
+        resp = await self._call(
+            "tools",
+            lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
+                model=self.role.model,
+                messages=messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                max_tokens=self._max_tokens(max_tokens),
+                temperature=temperature,
+            ),
+        )
         choice = resp.choices[0]
-        raw = [(tc.id or "", str(tc.function.name or ""), tc.function.arguments or "{}")
-               for tc in choice.message.tool_calls or []]
+        raw = [
+            (tc.id or "", str(tc.function.name or ""), tc.function.arguments or "{}")
+            for tc in choice.message.tool_calls or []
+        ]
         raw, content = _text_call(raw, choice.message.content, tools)
         calls = _decode_calls(self.name, raw, tools, lenient)
         return ToolTurn(content=content, tool_calls=calls, finish_reason=choice.finish_reason)
 
-    async def tool_turn_stream(self, messages: list[Message], tools: list[dict[str, Any]], *,
-                               on_content: Callable[[str], Awaitable[None]], tool_choice: str | dict[str, Any] = "auto",
-                               max_tokens: int | None = None, temperature: float = 0.0,
-                               lenient: bool = False) -> ToolTurn:
+    async def tool_turn_stream(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        on_content: Callable[[str], Awaitable[None]],
+        tool_choice: str | dict[str, Any] = "auto",
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        lenient: bool = False,
+    ) -> ToolTurn:
         """`tool_turn`, streamed: content deltas go to `on_content` as they arrive.
 
         A turn that ends up answering (no tool calls) has so been shown token by token;
@@ -270,10 +337,19 @@ class LLMClient:
         finish: str | None = None
         extra = await self._with_progress({})
         try:
-            stream = await self._with_retries(lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
-                model=self.role.model, messages=messages, tools=tools, tool_choice=tool_choice,
-                max_tokens=self._max_tokens(max_tokens), temperature=temperature, stream=True,
-                stream_options={"include_usage": True}, **extra))
+            stream = await self._with_retries(
+                lambda: self._sdk.chat.completions.create(  # type: ignore[call-overload]
+                    model=self.role.model,
+                    messages=messages,
+                    tools=tools,
+                    tool_choice=tool_choice,
+                    max_tokens=self._max_tokens(max_tokens),
+                    temperature=temperature,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **extra,
+                )
+            )
             try:
                 async for chunk in self._idle_limited(stream):
                     counted = _stream_usage(chunk)
@@ -333,16 +409,18 @@ class LLMClient:
             return await liveness.watched(aw, self.idle_timeout, self._alive)
         except liveness.Silent as exc:
             what = "went silent mid-answer" if answering else "stopped answering"
-            raise ModelTimeout(self.name, f"{what}: {exc} ({self.idle_setting}); "
-                                          "stopped or crashed? see its log") from None
+            raise ModelTimeout(
+                self.name, f"{what}: {exc} ({self.idle_setting}); stopped or crashed? see its log"
+            ) from None
 
     async def _alive(self) -> str | None:
         timeout = liveness.probe_timeout(self.idle_timeout)
         try:
             r = await self._http.get(f"{self.role.url}/health", headers=self._headers, timeout=timeout)
         except httpx.HTTPError as exc:
-            return liveness.health_verdict(None, _short(exc) if not isinstance(exc, httpx.TimeoutException)
-                                           else None, timeout)
+            return liveness.health_verdict(
+                None, _short(exc) if not isinstance(exc, httpx.TimeoutException) else None, timeout
+            )
         return liveness.health_verdict(r.status_code, None, timeout)
 
     async def _with_progress(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -350,8 +428,9 @@ class LLMClient:
         (the real OpenAI API rejects unknown fields).  Whether it is llama-server is asked once."""
         if self._progress is None:
             try:
-                r = await self._http.get(f"{self.role.url}/props", headers=self._headers,
-                                         timeout=liveness.probe_timeout(self.idle_timeout))
+                r = await self._http.get(
+                    f"{self.role.url}/props", headers=self._headers, timeout=liveness.probe_timeout(self.idle_timeout)
+                )
                 if r.status_code not in (200, 404):
                     return extra  # loading, or failing: unknown for now, asked again next time
                 body = r.json() if r.status_code == 200 else None
@@ -413,8 +492,9 @@ class LLMClient:
         value = override if override is not None else self.role.max_tokens
         return value or None
 
-    async def _call(self, kind: str, make: Callable[[], Awaitable[Any]],
-                    check: Callable[[Any], T] | None = None) -> Any:
+    async def _call(
+        self, kind: str, make: Callable[[], Awaitable[Any]], check: Callable[[Any], T] | None = None
+    ) -> Any:
         """One recorded request; `check` turns the response into the result and may raise BadModelOutput."""
         started = time.monotonic()
         try:
@@ -443,7 +523,7 @@ class LLMClient:
                 mapped = self._map(exc)
                 if attempt >= self.role.max_retries or not _retryable(exc):
                     raise mapped from exc
-                delay = self._backoff_base * (2 ** attempt) * (0.75 + random.random() / 2)
+                delay = self._backoff_base * (2**attempt) * (0.75 + random.random() / 2)
                 log.info("%s: %s; retry %d/%d in %.1fs", self.name, mapped, attempt + 1, self.role.max_retries, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
@@ -460,7 +540,9 @@ class LLMClient:
             if exc.status_code == 503:
                 return ModelUnavailable(self.name, f"server not ready: {msg}")
             if 400 <= exc.status_code < 500:
-                return ModelRequestError(self.name, f"request rejected (HTTP {exc.status_code}): {msg}", exc.status_code)
+                return ModelRequestError(
+                    self.name, f"request rejected (HTTP {exc.status_code}): {msg}", exc.status_code
+                )
             return LLMError(self.name, f"server error (HTTP {exc.status_code}): {msg}")
         return LLMError(self.name, f"unexpected failure: {_short(exc)}")
 
@@ -469,14 +551,26 @@ class LLMClient:
             return
         try:
             ctx = accounting.current()
-            self._on_call(CallRecord(self.name, self.role.model, kind, prompt, completion,
-                                     time.monotonic() - started, outcome, ctx.layer, ctx.incident_id))
+            self._on_call(
+                CallRecord(
+                    self.name,
+                    self.role.model,
+                    kind,
+                    prompt,
+                    completion,
+                    time.monotonic() - started,
+                    outcome,
+                    ctx.layer,
+                    ctx.incident_id,
+                )
+            )
         except Exception:  # accounting must never break a call
             log.exception("LLM call hook failed")
 
 
-def _text_call(raw: list[tuple[str, str, str]], content: str | None, tools: list[dict[str, Any]]
-               ) -> tuple[list[tuple[str, str, str]], str | None]:
+def _text_call(
+    raw: list[tuple[str, str, str]], content: str | None, tools: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str, str]], str | None]:
     """Small models write a call as a (fenced) JSON object in the text: exactly that shape, naming
     an offered tool, becomes a call (checked by _decode_calls like a native one); else nothing changes."""
     if raw:
@@ -488,8 +582,9 @@ def _text_call(raw: list[tuple[str, str, str]], content: str | None, tools: list
     return [("", found.name, found.raw_arguments)], None
 
 
-def _decode_calls(role: str, raw: list[tuple[str, str, str]], tools: list[dict[str, Any]],
-                  lenient: bool) -> list[ToolCall]:
+def _decode_calls(
+    role: str, raw: list[tuple[str, str, str]], tools: list[dict[str, Any]], lenient: bool
+) -> list[ToolCall]:
     """(id, name, arguments text) per call -> ToolCalls; strict: the first bad call fails the turn."""
     calls: list[ToolCall] = []
     known = {t["function"]["name"] for t in tools if t.get("type") == "function"}
@@ -507,8 +602,15 @@ def _decode_calls(role: str, raw: list[tuple[str, str, str]], tools: list[dict[s
             error = f"tool call {i} ({name}) arguments are not JSON: {exc.msg}"
         if error is not None and not lenient:
             raise BadModelOutput(role, error, raw=text)
-        calls.append(ToolCall(id=call_id or f"call_{i}", name=name, arguments=args if error is None else {},
-                              error=error, raw=text[:300]))
+        calls.append(
+            ToolCall(
+                id=call_id or f"call_{i}",
+                name=name,
+                arguments=args if error is None else {},
+                error=error,
+                raw=text[:300],
+            )
+        )
     return calls
 
 

@@ -58,8 +58,11 @@ def health_verdict(status: int | None, error: str | None, timeout: float) -> str
     Any HTTP answer but a 5xx proves a working process (a server without /health answers
     404); 503 means llama-server restarted and is loading -- the request is lost."""
     if status is None:
-        return f"its /health did not answer within {timeout:g}s ({error})" if error else \
-            f"its /health did not answer within {timeout:g}s"
+        return (
+            f"its /health did not answer within {timeout:g}s ({error})"
+            if error
+            else f"its /health did not answer within {timeout:g}s"
+        )
     if status >= 500:
         return f"its /health answered HTTP {status}"
     return None

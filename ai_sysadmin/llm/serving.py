@@ -41,8 +41,9 @@ class ServingInfo:
         return asdict(self)
 
 
-async def serving_info(roles: Iterable[RoleConfig], session: aiohttp.ClientSession | None = None,
-                       timeout: float = PROBE_TIMEOUT) -> list[ServingInfo]:
+async def serving_info(
+    roles: Iterable[RoleConfig], session: aiohttp.ClientSession | None = None, timeout: float = PROBE_TIMEOUT
+) -> list[ServingInfo]:
     """One entry per enabled role, probed concurrently."""
     own = session is None
     session = session or aiohttp.ClientSession()
@@ -56,8 +57,7 @@ async def serving_info(roles: Iterable[RoleConfig], session: aiohttp.ClientSessi
 async def _get(session: aiohttp.ClientSession, role: RoleConfig, path: str, timeout: float) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {role.api_key.reveal()}"} if role.api_key else {}
     try:
-        async with session.get(f"{role.url}{path}", headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with session.get(f"{role.url}{path}", headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
             if path == "/metrics":
                 return r.status, await r.text()
             try:
@@ -70,8 +70,10 @@ async def _get(session: aiohttp.ClientSession, role: RoleConfig, path: str, time
 
 async def _one(role: RoleConfig, session: aiohttp.ClientSession, timeout: float) -> ServingInfo:
     (ps, props), (ss, slots), (ms, metrics) = await asyncio.gather(
-        _get(session, role, "/props", timeout), _get(session, role, "/slots", timeout),
-        _get(session, role, "/metrics", timeout))
+        _get(session, role, "/props", timeout),
+        _get(session, role, "/slots", timeout),
+        _get(session, role, "/metrics", timeout),
+    )
     if ps != 200 or not isinstance(props, dict):
         status = "unavailable" if ps == 0 else ("loading" if ps == 503 else f"HTTP {ps}")
         return ServingInfo(role.name, role.url, False, status)
@@ -85,7 +87,10 @@ async def _one(role: RoleConfig, session: aiohttp.ClientSession, timeout: float)
     path = props.get("model_path")
     tps = parsed.get("llamacpp:predicted_tokens_seconds")
     return ServingInfo(
-        role=role.name, url=role.url, up=True, status="ok",
+        role=role.name,
+        url=role.url,
+        up=True,
+        status="ok",
         served_model=props.get("model_alias") or (os.path.basename(path) if path else None),
         model_file=path,
         context_size=_int(gen.get("n_ctx") if isinstance(gen, dict) else None) or _int(props.get("n_ctx")),
@@ -127,6 +132,8 @@ def format_table(infos: list[ServingInfo]) -> str:
     for i in infos:
         slots = f"{i.slots_busy if i.slots_busy is not None else '?'}/{i.slots_total or '?'}" if i.up else "-"
         tps = f"{i.tokens_per_second:.1f}" if i.tokens_per_second is not None else "-"
-        rows.append(f"{i.role:<8} {i.status:<12} {(i.served_model or '-'):<16} {i.context_size or '-':>6} "
-                    f"{slots:>7} {tps:>7}  {i.model_file or i.url}")
+        rows.append(
+            f"{i.role:<8} {i.status:<12} {(i.served_model or '-'):<16} {i.context_size or '-':>6} "
+            f"{slots:>7} {tps:>7}  {i.model_file or i.url}"
+        )
     return "\n".join(rows)

@@ -25,7 +25,8 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "severity": {"type": "string", "enum": list(SEVERITIES)},
         "evidence": {
-            "type": "array", "maxItems": 6,
+            "type": "array",
+            "maxItems": 6,
             "items": {
                 "type": "object",
                 "properties": {
@@ -38,7 +39,8 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
             },
         },
         "proposed_actions": {
-            "type": "array", "maxItems": 3,
+            "type": "array",
+            "maxItems": 3,
             "items": {
                 "type": "object",
                 "properties": {
@@ -76,19 +78,23 @@ def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
     for action_id in catalog.ids():
         spec = catalog.get(action_id)
         props = spec.parameters.get("properties", {})
-        variants.append({
-            "type": "object",
-            "properties": {
-                "action": {"type": "string", "enum": [action_id]},
-                "params": {"type": "object",
-                           "properties": {name: _grammar_param(sub) for name, sub in props.items()},
-                           "required": [n for n in spec.parameters.get("required", []) if n in props],
-                           "additionalProperties": False},
-                "reason": {"type": "string", "maxLength": 240},
-            },
-            "required": ["action", "params", "reason"],
-            "additionalProperties": False,
-        })
+        variants.append(
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": [action_id]},
+                    "params": {
+                        "type": "object",
+                        "properties": {name: _grammar_param(sub) for name, sub in props.items()},
+                        "required": [n for n in spec.parameters.get("required", []) if n in props],
+                        "additionalProperties": False,
+                    },
+                    "reason": {"type": "string", "maxLength": 240},
+                },
+                "required": ["action", "params", "reason"],
+                "additionalProperties": False,
+            }
+        )
     schema = copy.deepcopy(DIAGNOSIS_SCHEMA)
     schema["properties"]["proposed_actions"] = {"type": "array", "maxItems": 3, "items": {"anyOf": variants}}
     return schema
@@ -119,8 +125,10 @@ def fallback(question: str, steps: list[dict[str, Any]], why: str, severity: str
         "root_cause": f"Undetermined: {why}. Tools that answered: {looked}.",
         "confidence": 0.0,
         "severity": severity if severity in SEVERITIES else "info",
-        "evidence": [{"kind": "tool_call", "id": s["call_id"], "note": s.get("summary", "")[:200], "verified": True}
-                     for s in ok[:8]],
+        "evidence": [
+            {"kind": "tool_call", "id": s["call_id"], "note": s.get("summary", "")[:200], "verified": True}
+            for s in ok[:8]
+        ],
         "proposed_actions": [],
         "admin_checks": [f"Investigate by hand: {question[:150]}"]
         + ([f"{len(failed)} tool call(s) failed; see the transcript"] if failed else []),

@@ -12,21 +12,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ai_sysadmin import envelope
-from ai_sysadmin.tasks import stop_tasks
-from typing import TYPE_CHECKING, Protocol
-
 from ai_sysadmin.meta.findings import FindingsStore
+from ai_sysadmin.tasks import stop_tasks
 
 if TYPE_CHECKING:  # the loop imports the model client; the escalation only calls it
     from ai_sysadmin.meta.loop import Investigation
 
 log = logging.getLogger(__name__)
 
-QUESTION = ("The periodic review escalated incident {id} for a deeper look. The review's reason: {reason}. "
-            "Investigate with the tools, find the root cause, and propose catalog actions if they would help.")
+QUESTION = (
+    "The periodic review escalated incident {id} for a deeper look. The review's reason: {reason}. "
+    "Investigate with the tools, find the root cause, and propose catalog actions if they would help."
+)
 
 
 class Investigates(Protocol):
@@ -36,8 +36,14 @@ class Investigates(Protocol):
 
 
 class Escalator:
-    def __init__(self, investigator: Investigates, *, debounce_seconds: float, findings: FindingsStore | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        investigator: Investigates,
+        *,
+        debounce_seconds: float,
+        findings: FindingsStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.investigator = investigator
         self.debounce = debounce_seconds
         self.findings = findings  # the cross-process debounce
@@ -79,8 +85,14 @@ class Escalator:
                 log.exception("meta: investigation of incident %s failed", incident_id)
                 return
         self.results.append(result)
-        log.info("meta: incident %s investigated (%s, finding %s, %d steps): %s", incident_id, result.outcome,
-                 result.finding_id, len(result.steps), result.diagnosis.get("root_cause", "")[:160])
+        log.info(
+            "meta: incident %s investigated (%s, finding %s, %d steps): %s",
+            incident_id,
+            result.outcome,
+            result.finding_id,
+            len(result.steps),
+            result.diagnosis.get("root_cause", "")[:160],
+        )
 
     async def idle(self) -> None:
         """Wait until every started investigation has finished (tests, shutdown)."""

@@ -7,8 +7,7 @@ the escalation debounce ("was this incident investigated recently?").
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from typing import Protocol
+from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 

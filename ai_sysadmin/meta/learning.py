@@ -70,8 +70,12 @@ class Learner:
         summary = " ".join(x for x in (inc.get("title"), inc.get("summary")) if x)
         units = ", ".join(sorted({t["unit"] for t in inc.get("triggers", []) if t.get("unit")}))
         templates = "; ".join(t["template"] for t in inc.get("triggers", [])[:5])
-        doc["summary"] = "; ".join(x for x in (summary, f"units: {units}" if units else "",
-                                               f"log: {templates}" if templates else "") if x) or doc["summary"]
+        doc["summary"] = (
+            "; ".join(
+                x for x in (summary, f"units: {units}" if units else "", f"log: {templates}" if templates else "") if x
+            )
+            or doc["summary"]
+        )
         diagnosis = inc.get("diagnosis") or ""
         if not diagnosis:
             finding = await self.findings.latest_for_incident(incident_id)
@@ -92,7 +96,14 @@ class Learner:
 
 def _from_hook(incident: dict[str, Any]) -> dict[str, str]:
     units = ", ".join(incident.get("units") or [])
-    summary = " ".join(x for x in (str(incident.get("title") or ""), f"(category {incident.get('category')}, "
-                                   f"units {units or '-'})") if x)
-    return {"summary": summary, "diagnosis": "", "resolution": str(incident.get("resolved_reason") or ""),
-            "outcome": "resolved"}
+    summary = " ".join(
+        x
+        for x in (str(incident.get("title") or ""), f"(category {incident.get('category')}, units {units or '-'})")
+        if x
+    )
+    return {
+        "summary": summary,
+        "diagnosis": "",
+        "resolution": str(incident.get("resolved_reason") or ""),
+        "outcome": "resolved",
+    }

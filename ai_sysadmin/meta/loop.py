@@ -31,9 +31,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from enum import StrEnum
-
+from typing import Any
 
 from ai_sysadmin import envelope
 from ai_sysadmin.actions.catalog import load_catalog
@@ -45,10 +44,10 @@ from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.findings import FindingsStore
 from ai_sysadmin.meta.proposing import propose
+from ai_sysadmin.meta.tools import Toolset
 from ai_sysadmin.meta.tools.proposals import collect_proposals
 from ai_sysadmin.meta.transcript import bound_transcript
 from ai_sysadmin.meta.turn import TurnCall, tool_turn
-from ai_sysadmin.meta.tools import Toolset
 from ai_sysadmin.store.knowledge import KnowledgeSearch
 
 log = logging.getLogger(__name__)
@@ -122,9 +121,17 @@ class Step:
     turn: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "tool": self.tool, "arguments": self.arguments, "ok": self.ok,
-                "summary": self.summary, "truncated": self.truncated, "refused": self.refused,
-                "latency_s": round(self.latency_s, 4), "turn": self.turn}
+        return {
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "ok": self.ok,
+            "summary": self.summary,
+            "truncated": self.truncated,
+            "refused": self.refused,
+            "latency_s": round(self.latency_s, 4),
+            "turn": self.turn,
+        }
 
 
 @dataclass
@@ -144,11 +151,19 @@ class Investigation:
     seen_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)  # evidence ids tools returned
 
     def to_json(self) -> dict[str, Any]:
-        return {"question": self.question, "incident": self.incident_id, "answer": self.answer,
-                "diagnosis": self.diagnosis, "steps": [s.to_json() for s in self.steps],
-                "proposals": [p.to_json() for p in self.proposals], "finding_id": self.finding_id,
-                "outcome": self.outcome, "error": self.error, "turns": self.turns,
-                "latency_s": round(self.latency_s, 3)}
+        return {
+            "question": self.question,
+            "incident": self.incident_id,
+            "answer": self.answer,
+            "diagnosis": self.diagnosis,
+            "steps": [s.to_json() for s in self.steps],
+            "proposals": [p.to_json() for p in self.proposals],
+            "finding_id": self.finding_id,
+            "outcome": self.outcome,
+            "error": self.error,
+            "turns": self.turns,
+            "latency_s": round(self.latency_s, 3),
+        }
 
 
 OnEvent = Callable[[Event], Awaitable[None]]
@@ -163,8 +178,16 @@ class _Stop(Exception):
 
 
 class Investigator:
-    def __init__(self, cfg: Config, client: LLMClient, tools: Toolset, proposer: Proposer | None, *,
-                 incident_store: FindingsStore | None = None, kb: KnowledgeSearch | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        client: LLMClient,
+        tools: Toolset,
+        proposer: Proposer | None,
+        *,
+        incident_store: FindingsStore | None = None,
+        kb: KnowledgeSearch | None = None,
+    ):
         self.cfg = cfg
         self.m = cfg.meta
         self.client = client  # of the meta role
@@ -180,8 +203,15 @@ class Investigator:
 
     # ------------------------------------------------------------------ the loop
 
-    async def investigate(self, question: str, *, history: list[dict] | None = None, incident_id: int | None = None,
-                          on_event: OnEvent | None = None, stream_text: bool = False) -> Investigation:
+    async def investigate(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        incident_id: int | None = None,
+        on_event: OnEvent | None = None,
+        stream_text: bool = False,
+    ) -> Investigation:
         """`stream_text`: tool turns are streamed too (turn_delta events), so what the model writes in
         one is seen as it is written -- the agent API shows it in the live reasoning block."""
         started = time.monotonic()
@@ -194,8 +224,9 @@ class Investigator:
             messages = await self._opening(question, history or [], incident_id, known)
             final_text: str | None = None
             try:
-                final_text = await self._tool_phase(inv, messages, emit, proposed, tool_deadline=deadline - reserve,
-                                                    stream_text=stream_text)
+                final_text = await self._tool_phase(
+                    inv, messages, emit, proposed, tool_deadline=deadline - reserve, stream_text=stream_text
+                )
             except _Stop as stop:
                 inv.outcome, inv.error = stop.outcome, str(stop)
                 await emit(Event(EventKind.ERROR, {"outcome": stop.outcome, "message": str(stop)}))
@@ -208,8 +239,9 @@ class Investigator:
         await emit(Event(EventKind.DIAGNOSIS, inv.diagnosis))  # the final object, after its proposals
         return inv
 
-    async def _opening(self, question: str, history: list[dict], incident_id: int | None,
-                       known: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _opening(
+        self, question: str, history: list[dict], incident_id: int | None, known: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         system = f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in history[-20:]:
@@ -231,9 +263,15 @@ class Investigator:
         messages.append({"role": "user", "content": text})
         return messages
 
-    async def _tool_phase(self, inv: Investigation, messages: list[dict[str, Any]], emit: _Emitter,
-                          proposed: list[ProposalOutcome], tool_deadline: float,
-                          stream_text: bool = False) -> str | None:
+    async def _tool_phase(
+        self,
+        inv: Investigation,
+        messages: list[dict[str, Any]],
+        emit: _Emitter,
+        proposed: list[ProposalOutcome],
+        tool_deadline: float,
+        stream_text: bool = False,
+    ) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
         seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
@@ -255,9 +293,16 @@ class Investigator:
             t0 = time.monotonic()
             try:
                 turn = await asyncio.wait_for(
-                    tool_turn(self.client, request, definitions, tool_choice=self.m.tool_choice,
-                              max_tokens=self.m.step_max_tokens, on_text=on_text if stream_text else None),
-                    remaining)
+                    tool_turn(
+                        self.client,
+                        request,
+                        definitions,
+                        tool_choice=self.m.tool_choice,
+                        max_tokens=self.m.step_max_tokens,
+                        on_text=on_text if stream_text else None,
+                    ),
+                    remaining,
+                )
             except TimeoutError:
                 inv.turns.append(_turn("tools", t0, "timeout"))
                 raise _Stop(Outcome.DEADLINE, f"deadline reached during step {turn_no}") from None
@@ -267,13 +312,24 @@ class Investigator:
                 call_id = f"c{len(inv.steps) + 1}"
                 step = Step(call_id, "(invalid call)", None, False, f"error: {exc}"[:200], turn=turn_no)
                 inv.steps.append(step)
-                await emit(Event(EventKind.STEP_START, {"call_id": call_id, "tool": step.tool,
-                                                "arguments": {"raw": (exc.raw or "")[:200]}}))
+                await emit(
+                    Event(
+                        EventKind.STEP_START,
+                        {"call_id": call_id, "tool": step.tool, "arguments": {"raw": (exc.raw or "")[:200]}},
+                    )
+                )
                 await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
-                messages.append({"role": "user", "content": (
-                    f"Your last tool call ({call_id}) could not be used: "
-                    + envelope.wrap(str(exc) + (f" (raw: {exc.raw[:300]})" if exc.raw else ""), "error") + "\nCall one of the listed tools with a JSON object "
-                    "of arguments, or answer without tools.")})
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": (
+                            f"Your last tool call ({call_id}) could not be used: "
+                            + envelope.wrap(str(exc) + (f" (raw: {exc.raw[:300]})" if exc.raw else ""), "error")
+                            + "\nCall one of the listed tools with a JSON object "
+                            "of arguments, or answer without tools."
+                        ),
+                    }
+                )
                 continue
             except LLMError as exc:
                 inv.turns.append(_turn("tools", t0, "error"))
@@ -282,52 +338,99 @@ class Investigator:
             if not turn.calls and (turn.finish_reason == "length" or self.m.tool_choice == "required"):
                 # Cut off, or a required call not made: not an answer. Say so and go on.
                 call_id = f"c{len(inv.steps) + 1}"
-                why = ("your turn was cut off at the token limit" if turn.finish_reason == "length"
-                       else "a tool call was required and none was made")
+                why = (
+                    "your turn was cut off at the token limit"
+                    if turn.finish_reason == "length"
+                    else "a tool call was required and none was made"
+                )
                 step = Step(call_id, "(invalid call)", None, False, f"error: {why}", turn=turn_no)
                 inv.steps.append(step)
                 await emit(Event(EventKind.STEP_START, {"call_id": call_id, "tool": step.tool, "arguments": {}}))
                 await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
-                messages.append({"role": "user", "content": f"Your last turn ({call_id}) could not be used: {why}. "
-                                 "Call one tool with short arguments, or answer without tools."})
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": f"Your last turn ({call_id}) could not be used: {why}. "
+                        "Call one tool with short arguments, or answer without tools.",
+                    }
+                )
                 continue
             if not turn.calls:
                 return (turn.content or "").strip() or None
             calls: list[tuple[str, TurnCall]] = []
             for call in turn.calls:
                 calls.append((f"c{len(inv.steps) + len(calls) + 1}", call))
-            messages.append({"role": "assistant", "content": turn.content or "", "tool_calls": [
-                {"id": cid, "type": "function",
-                 # A broken call is echoed with empty arguments: the server re-parses this history.
-                 "function": {"name": c.name or "invalid", "arguments": json.dumps(c.arguments, sort_keys=True)
-                              if c.error is None else "{}"}}
-                for cid, c in calls]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": turn.content or "",
+                    "tool_calls": [
+                        {
+                            "id": cid,
+                            "type": "function",
+                            # A broken call is echoed with empty arguments: the server re-parses this history.
+                            "function": {
+                                "name": c.name or "invalid",
+                                "arguments": json.dumps(c.arguments, sort_keys=True) if c.error is None else "{}",
+                            },
+                        }
+                        for cid, c in calls
+                    ],
+                }
+            )
             refused_all = True
             for index, (cid, call) in enumerate(calls):
-                key = call.name + "\x00" + (json.dumps(call.arguments, sort_keys=True) if call.error is None
-                                            else call.raw)
+                key = (
+                    call.name
+                    + "\x00"
+                    + (json.dumps(call.arguments, sort_keys=True) if call.error is None else call.raw)
+                )
                 shown = call.arguments if call.error is None else {"raw": call.raw[:200]}
                 await emit(Event(EventKind.STEP_START, {"call_id": cid, "tool": call.name, "arguments": shown}))
                 if call.error is not None:
-                    step = Step(cid, call.name or "(invalid call)", {"raw": call.raw[:200]}, False,
-                                f"error: {call.error}"[:200], turn=turn_no)
-                    text = (f"error: {call.error}. Send the arguments as one complete JSON object, "
-                            "and fewer calls per turn.")
+                    step = Step(
+                        cid,
+                        call.name or "(invalid call)",
+                        {"raw": call.raw[:200]},
+                        False,
+                        f"error: {call.error}"[:200],
+                        turn=turn_no,
+                    )
+                    text = (
+                        f"error: {call.error}. Send the arguments as one complete JSON object, "
+                        "and fewer calls per turn."
+                    )
                 elif index >= self.m.max_calls_per_step:
-                    step, text = self._refused(cid, call, turn_no,
-                                               f"at most {self.m.max_calls_per_step} tool calls per turn; "
-                                               "ask again in your next turn if you still need it")
+                    step, text = self._refused(
+                        cid,
+                        call,
+                        turn_no,
+                        f"at most {self.m.max_calls_per_step} tool calls per turn; "
+                        "ask again in your next turn if you still need it",
+                    )
                 elif key in seen:
-                    step, text = self._refused(cid, call, turn_no,
-                                               f"identical to {seen[key]} (same tool and arguments); its result "
-                                               "is above. Move on: use a different tool or different arguments, "
-                                               "or give your answer")
+                    step, text = self._refused(
+                        cid,
+                        call,
+                        turn_no,
+                        f"identical to {seen[key]} (same tool and arguments); its result "
+                        "is above. Move on: use a different tool or different arguments, "
+                        "or give your answer",
+                    )
                 else:
                     seen[key] = cid
                     refused_all = False
                     result = await self.tools.call(call.name, call.arguments)
-                    step = Step(cid, call.name, call.arguments, result.ok, result.summary, result.truncated,
-                                latency_s=result.latency_s, turn=turn_no)
+                    step = Step(
+                        cid,
+                        call.name,
+                        call.arguments,
+                        result.ok,
+                        result.summary,
+                        result.truncated,
+                        latency_s=result.latency_s,
+                        turn=turn_no,
+                    )
                     text = result.text
                     self._collect_ids(result, inv)
                 inv.steps.append(step)
@@ -340,8 +443,10 @@ class Investigator:
         return None
 
     def _refused(self, cid: str, call: Any, turn_no: int, why: str) -> tuple[Step, str]:
-        return (Step(cid, call.name, call.arguments, False, f"refused: {why}"[:200], refused=True, turn=turn_no),
-                f"refused: {why}.")
+        return (
+            Step(cid, call.name, call.arguments, False, f"refused: {why}"[:200], refused=True, turn=turn_no),
+            f"refused: {why}.",
+        )
 
     def _collect_ids(self, result: Any, inv: Investigation) -> None:
         data = result.data
@@ -349,16 +454,21 @@ class Investigator:
             for kind, ids in data["evidence_ids"].items():
                 inv.seen_ids.setdefault(str(kind), set()).update(str(i) for i in ids)
 
-    async def _emit_new_proposals(self, inv: Investigation, emit: _Emitter,
-                                  proposed: list[ProposalOutcome]) -> None:
+    async def _emit_new_proposals(self, inv: Investigation, emit: _Emitter, proposed: list[ProposalOutcome]) -> None:
         """Move what propose_action proposed in this turn (this investigation's collector) into `inv`."""
         while proposed:
             outcome = proposed.pop(0)
             inv.proposals.append(outcome)
             await emit(Event(EventKind.PROPOSAL, outcome.to_json()))
 
-    async def _answer_phase(self, inv: Investigation, messages: list[dict[str, Any]], final_text: str | None,
-                            emit: _Emitter, deadline: float) -> None:
+    async def _answer_phase(
+        self,
+        inv: Investigation,
+        messages: list[dict[str, Any]],
+        final_text: str | None,
+        emit: _Emitter,
+        deadline: float,
+    ) -> None:
         if final_text:
             inv.answer = final_text
             await emit(Event(EventKind.ANSWER_DELTA, {"text": final_text}))
@@ -384,8 +494,9 @@ class Investigator:
         inv.answer = "".join(parts).strip()
         messages.append({"role": "assistant", "content": inv.answer})
 
-    async def _diagnosis_phase(self, inv: Investigation, messages: list[dict[str, Any]],
-                               known: dict[str, Any], emit: _Emitter, deadline: float) -> None:
+    async def _diagnosis_phase(
+        self, inv: Investigation, messages: list[dict[str, Any]], known: dict[str, Any], emit: _Emitter, deadline: float
+    ) -> None:
         for kind, ids in inv.seen_ids.items():
             known.setdefault(kind, set()).update(ids)
         severity = known.pop("_severity", {"info"})
@@ -397,10 +508,14 @@ class Investigator:
             t0 = time.monotonic()
             try:
                 obj = await asyncio.wait_for(
-                    self.client.structured([*messages, {"role": "user", "content": DIAGNOSIS_PROMPT}],
-                                           self.diagnosis_schema, name="diagnosis",
-                                           max_tokens=self.m.diagnosis_max_tokens),
-                    max(1.0, deadline - time.monotonic()))
+                    self.client.structured(
+                        [*messages, {"role": "user", "content": DIAGNOSIS_PROMPT}],
+                        self.diagnosis_schema,
+                        name="diagnosis",
+                        max_tokens=self.m.diagnosis_max_tokens,
+                    ),
+                    max(1.0, deadline - time.monotonic()),
+                )
                 inv.turns.append(_turn("structured", t0, "ok"))
                 inv.diagnosis = diag.check(obj, known)
             except TimeoutError:
@@ -457,8 +572,11 @@ class Investigator:
             finding = self._finding_detail(inv)
             try:
                 inv.finding_id = await self.incident_store.record(
-                    inv.incident_id, inv.diagnosis.get("severity", "info"),
-                    "meta: " + inv.diagnosis.get("root_cause", "")[:200], finding)
+                    inv.incident_id,
+                    inv.diagnosis.get("severity", "info"),
+                    "meta: " + inv.diagnosis.get("root_cause", "")[:200],
+                    finding,
+                )
             except Exception as exc:
                 log.warning("meta: cannot store the finding: %s", exc)
                 self._degrade(inv, Outcome.DEGRADED, f"finding not stored: {exc}")
@@ -471,11 +589,18 @@ class Investigator:
                 log.warning("meta: cannot update finding %s: %s", inv.finding_id, exc)
 
     def _finding_detail(self, inv: Investigation) -> dict[str, Any]:
-        return {"question": inv.question[:2000], "answer": inv.answer[:8000], "diagnosis": inv.diagnosis,
-                "outcome": inv.outcome, "error": inv.error, "steps": [s.to_json() for s in inv.steps],
-                "proposals": [p.to_json() for p in inv.proposals], "turns": inv.turns,
-                "latency_s": round(inv.latency_s, 3),
-                "transcript": bound_transcript(inv.messages, self.m.transcript_max_chars)}
+        return {
+            "question": inv.question[:2000],
+            "answer": inv.answer[:8000],
+            "diagnosis": inv.diagnosis,
+            "outcome": inv.outcome,
+            "error": inv.error,
+            "steps": [s.to_json() for s in inv.steps],
+            "proposals": [p.to_json() for p in inv.proposals],
+            "turns": inv.turns,
+            "latency_s": round(inv.latency_s, 3),
+            "transcript": bound_transcript(inv.messages, self.m.transcript_max_chars),
+        }
 
     async def _propose_diagnosis_actions(self, inv: Investigation, emit: _Emitter) -> None:
         done = {(p.action, json.dumps(p.params, sort_keys=True)) for p in inv.proposals}
@@ -484,10 +609,17 @@ class Investigator:
             if key in done:
                 continue
             done.add(key)
-            outcome = await propose(self.proposer, Proposal(
-                action=str(item.get("action", "")), params=dict(item.get("params") or {}),
-                reason=str(item.get("reason", ""))[:500], source="meta", incident_id=inv.incident_id,
-                finding_id=inv.finding_id))
+            outcome = await propose(
+                self.proposer,
+                Proposal(
+                    action=str(item.get("action", "")),
+                    params=dict(item.get("params") or {}),
+                    reason=str(item.get("reason", ""))[:500],
+                    source="meta",
+                    incident_id=inv.incident_id,
+                    finding_id=inv.finding_id,
+                ),
+            )
             inv.proposals.append(outcome)
             await emit(Event(EventKind.PROPOSAL, outcome.to_json()))
 
@@ -513,8 +645,11 @@ class _Emitter:
 def tool_message(call_id: str, tool: str, text: str, max_chars: int) -> dict[str, Any]:
     """The conversation message carrying one tool result: always one untrusted-data envelope."""
     # The budget was applied before; the envelope's own bound only catches what escaping added.
-    return {"role": "tool", "tool_call_id": call_id,
-            "content": f"[{call_id}] " + envelope.wrap(text, f"tool:{tool}", max_chars=max_chars + 1000)}
+    return {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": f"[{call_id}] " + envelope.wrap(text, f"tool:{tool}", max_chars=max_chars + 1000),
+    }
 
 
 def _turn(kind: str, t0: float, outcome: str) -> dict[str, Any]:
@@ -522,18 +657,27 @@ def _turn(kind: str, t0: float, outcome: str) -> dict[str, Any]:
 
 
 def _result_data(step: Step) -> dict[str, Any]:
-    return {"call_id": step.call_id, "tool": step.tool, "ok": step.ok, "summary": step.summary,
-            "truncated": step.truncated}
+    return {
+        "call_id": step.call_id,
+        "tool": step.tool,
+        "ok": step.ok,
+        "summary": step.summary,
+        "truncated": step.truncated,
+    }
 
 
 def _incident_text(incident: dict[str, Any]) -> str:
-    lines = [f"incident {incident['id']}: {incident.get('title')} (status {incident.get('status')}, "
-             f"severity {incident.get('severity')}, category {incident.get('category')}, unit {incident.get('unit')})"]
+    lines = [
+        f"incident {incident['id']}: {incident.get('title')} (status {incident.get('status')}, "
+        f"severity {incident.get('severity')}, category {incident.get('category')}, unit {incident.get('unit')})"
+    ]
     if incident.get("summary"):
         lines.append(f"summary: {incident['summary']}")
     for t in incident.get("triggers", [])[:20]:
-        lines.append(f"trigger {t['id']}: {t.get('severity')} x{t.get('count')} {t.get('source')} "
-                     f"{t.get('unit') or ''}: {t.get('template')}")
+        lines.append(
+            f"trigger {t['id']}: {t.get('severity')} x{t.get('count')} {t.get('source')} "
+            f"{t.get('unit') or ''}: {t.get('template')}"
+        )
     for f in incident.get("findings", [])[-5:]:
         lines.append(f"finding {f['id']} ({f.get('layer')}): {f.get('title')}")
     return "\n".join(lines)

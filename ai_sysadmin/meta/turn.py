@@ -34,17 +34,23 @@ class Turn:
     finish_reason: str | None = None
 
 
-async def tool_turn(client: LLMClient, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
-                    tool_choice: str, max_tokens: int | None,
-                    on_text: Callable[[str], Awaitable[None]] | None = None) -> Turn:
+async def tool_turn(
+    client: LLMClient,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    *,
+    tool_choice: str,
+    max_tokens: int | None,
+    on_text: Callable[[str], Awaitable[None]] | None = None,
+) -> Turn:
     # Lenient: unknown names come back for the toolset to answer; undecodable arguments
     # come back with the reason, instead of failing the whole turn.
     if on_text is not None:
-        turn = await client.tool_turn_stream(messages, tools, on_content=on_text, tool_choice=tool_choice,
-                                             max_tokens=max_tokens, lenient=True)
+        turn = await client.tool_turn_stream(
+            messages, tools, on_content=on_text, tool_choice=tool_choice, max_tokens=max_tokens, lenient=True
+        )
     else:
-        turn = await client.tool_turn(messages, tools, tool_choice=tool_choice, max_tokens=max_tokens,
-                                      lenient=True)
+        turn = await client.tool_turn(messages, tools, tool_choice=tool_choice, max_tokens=max_tokens, lenient=True)
     calls = []
     for c in turn.tool_calls:
         error = c.error

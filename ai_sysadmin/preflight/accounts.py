@@ -58,9 +58,14 @@ def read_accounts(system: SystemPath) -> Accounts | None:
         data = json.loads(spec.read_text())
     except (OSError, ValueError):
         return None
-    users = {u["name"]: Account(u["name"], bool(u.get("isSystemUser", False)))
-             for u in data.get("users", []) if isinstance(u, dict) and isinstance(u.get("name"), str)}
-    groups = frozenset(g["name"] for g in data.get("groups", []) if isinstance(g, dict) and isinstance(g.get("name"), str))
+    users = {
+        u["name"]: Account(u["name"], bool(u.get("isSystemUser", False)))
+        for u in data.get("users", [])
+        if isinstance(u, dict) and isinstance(u.get("name"), str)
+    }
+    groups = frozenset(
+        g["name"] for g in data.get("groups", []) if isinstance(g, dict) and isinstance(g.get("name"), str)
+    )
     return Accounts(str(spec), users, groups)
 
 

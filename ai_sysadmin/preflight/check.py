@@ -59,23 +59,38 @@ class Report:
             "reboot_needed": any(f.kind == "reboot-needed" for f in self.flags),
             "flags": [{**asdict(f), "severity": f.severity.value} for f in self.flags],
             "units": [{"unit": u.unit, "action": u.action.value, "reason": u.reason} for u in self.units],
-            "closure": None if diff is None else {
+            "closure": None
+            if diff is None
+            else {
                 "added_bytes": diff.added_bytes,
                 "net_bytes": diff.net_bytes,
                 "store_free_bytes": diff.store_free_bytes,
-                "changes": [{"package": c.package, "kind": c.kind, "from": list(c.before), "to": list(c.after),
-                             "size_delta_bytes": c.size_delta} for c in diff.changes],
+                "changes": [
+                    {
+                        "package": c.package,
+                        "kind": c.kind,
+                        "from": list(c.before),
+                        "to": list(c.after),
+                        "size_delta_bytes": c.size_delta,
+                    }
+                    for c in diff.changes
+                ],
             },
             "model": None if self.model is None else self.model.to_json(),
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
-def run_preflight(new_path: str, current_path: str, action: SwitchAction,
-                  is_protected: Callable[[str], bool], nix: str = "nix",
-                  env: Mapping[str, str] | None = None, proc_net: Path = Path("/proc/net"),
-                  extra_flags: Callable[[list[units.PlannedUnit], closure.ClosureDiff | None], list[RiskFlag]]
-                  | None = None) -> Report:
+def run_preflight(
+    new_path: str,
+    current_path: str,
+    action: SwitchAction,
+    is_protected: Callable[[str], bool],
+    nix: str = "nix",
+    env: Mapping[str, str] | None = None,
+    proc_net: Path = Path("/proc/net"),
+    extra_flags: Callable[[list[units.PlannedUnit], closure.ClosureDiff | None], list[RiskFlag]] | None = None,
+) -> Report:
     """Judge switching from `current_path` to `new_path`.  Raises PreflightInputError."""
     t0 = time.monotonic()
     new = open_system(new_path, "new system")
@@ -107,8 +122,16 @@ def run_preflight(new_path: str, current_path: str, action: SwitchAction,
     if action is SwitchAction.DRY_ACTIVATE:
         # dry-activate changes nothing: report what a switch would do, decide nothing.
         flags = [replace(f, severity=Severity.INFO) for f in flags]
-    return Report(str(new.real), str(current.real), action, decide(flags), tuple(flags), tuple(planned), diff,
-                  time.monotonic() - t0)
+    return Report(
+        str(new.real),
+        str(current.real),
+        action,
+        decide(flags),
+        tuple(flags),
+        tuple(planned),
+        diff,
+        time.monotonic() - t0,
+    )
 
 
 def _ssh_firewall(current: Path, new: Path, env: Mapping[str, str], proc_net: Path) -> list[RiskFlag]:
@@ -116,5 +139,8 @@ def _ssh_firewall(current: Path, new: Path, env: Mapping[str, str], proc_net: Pa
     if not sessions:
         return []
     cur_dir, new_dir = current / "etc/systemd/system", new / "etc/systemd/system"
-    return risks.ssh_firewall(sessions, {p: firewall.tcp_port_allowed(cur_dir, p) for p in sessions},
-                              {p: firewall.tcp_port_allowed(new_dir, p) for p in sessions})
+    return risks.ssh_firewall(
+        sessions,
+        {p: firewall.tcp_port_allowed(cur_dir, p) for p in sessions},
+        {p: firewall.tcp_port_allowed(new_dir, p) for p in sessions},
+    )

@@ -93,8 +93,9 @@ def diff_argv(nix: str, current: str, new: str) -> list[str]:
 
 def diff_closures(nix: str, current: str, new: str, store_dir: str) -> ClosureDiff:
     try:
-        r = subprocess.run(diff_argv(nix, current, new), capture_output=True, text=True,
-                           timeout=DIFF_TIMEOUT_S, check=False)
+        r = subprocess.run(
+            diff_argv(nix, current, new), capture_output=True, text=True, timeout=DIFF_TIMEOUT_S, check=False
+        )
     except FileNotFoundError:
         raise ClosureUnavailable(f"{nix}: not found (pass --nix PATH)") from None
     except subprocess.TimeoutExpired:

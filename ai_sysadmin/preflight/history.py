@@ -70,31 +70,51 @@ def _flags(found: dict[str, list[dict[str, Any]]], incoming: set[tuple[str, str]
         for u in row["units"]:
             by_unit.setdefault(u, []).append(int(row["id"]))
     for unit, ids in sorted(by_unit.items()):
-        out.append(RiskFlag("open-incident", Severity.WARN,
-                            f"{unit} has open incident(s) {', '.join(f'#{i}' for i in ids)} and the switch changes it",
-                            {"unit": unit, "incident_ids": ids}))
+        out.append(
+            RiskFlag(
+                "open-incident",
+                Severity.WARN,
+                f"{unit} has open incident(s) {', '.join(f'#{i}' for i in ids)} and the switch changes it",
+                {"unit": unit, "incident_ids": ids},
+            )
+        )
     earlier: dict[str, list[dict[str, Any]]] = {}
     for row in found["failed_after"]:
         for u in row["units"]:
             earlier.setdefault(u, []).append(row)
     for unit, rows in sorted(earlier.items()):
         r = rows[0]  # the latest
-        out.append(RiskFlag(
-            "failed-after-switch", Severity.WARN,
-            f"{unit} failed after an earlier switch (generation {_gen(r['from_generation'])} → "
-            f"{_gen(r['to_generation'])}, incident #{r['incident_id']}) and this switch changes it again",
-            {"unit": unit, "incident_ids": sorted({int(x["incident_id"]) for x in rows}),
-             "switch_ids": sorted({int(x["switch_id"]) for x in rows})}))
+        out.append(
+            RiskFlag(
+                "failed-after-switch",
+                Severity.WARN,
+                f"{unit} failed after an earlier switch (generation {_gen(r['from_generation'])} → "
+                f"{_gen(r['to_generation'])}, incident #{r['incident_id']}) and this switch changes it again",
+                {
+                    "unit": unit,
+                    "incident_ids": sorted({int(x["incident_id"]) for x in rows}),
+                    "switch_ids": sorted({int(x["switch_id"]) for x in rows}),
+                },
+            )
+        )
     for row in found["packages"]:
         if (row["package"], row["version"]) not in incoming:
             continue
-        out.append(RiskFlag(
-            "failed-package-returns", Severity.WARN,
-            f"{row['package']} {row['version']} comes back: incident(s) "
-            f"{', '.join(f'#{i}' for i in row['incident_ids'])} followed the switch that brought it in "
-            f"(generation {_gen(row['from_generation'])} → {_gen(row['to_generation'])})",
-            {"package": row["package"], "version": row["version"], "switch_id": int(row["switch_id"]),
-             "incident_ids": [int(i) for i in row["incident_ids"]]}))
+        out.append(
+            RiskFlag(
+                "failed-package-returns",
+                Severity.WARN,
+                f"{row['package']} {row['version']} comes back: incident(s) "
+                f"{', '.join(f'#{i}' for i in row['incident_ids'])} followed the switch that brought it in "
+                f"(generation {_gen(row['from_generation'])} → {_gen(row['to_generation'])})",
+                {
+                    "package": row["package"],
+                    "version": row["version"],
+                    "switch_id": int(row["switch_id"]),
+                    "incident_ids": [int(i) for i in row["incident_ids"]],
+                },
+            )
+        )
     return out
 
 

@@ -41,6 +41,9 @@ def sshd_ports(system: Path) -> set[int]:
         text = (system / "etc" / "ssh" / "sshd_config").read_text(errors="replace")
     except OSError:
         return {22}
-    ports = {int(w[1]) for w in (ln.split() for ln in text.splitlines())
-             if len(w) == 2 and w[0].lower() == "port" and w[1].isdigit()}
+    ports = {
+        int(w[1])
+        for w in (ln.split() for ln in text.splitlines())
+        if len(w) == 2 and w[0].lower() == "port" and w[1].isdigit()
+    }
     return ports or {22}

@@ -35,10 +35,14 @@ MAX_CHANGES = 60
 MAX_TOKENS = 640
 
 SCHEMA: dict[str, Any] = {
-    "type": "object", "additionalProperties": False, "required": ["summary", "recommendation", "verdict"],
-    "properties": {"summary": {"type": "string", "maxLength": TEXT_MAX},
-                   "recommendation": {"type": "string", "maxLength": TEXT_MAX},
-                   "verdict": {"enum": ["ok", "warn", "block"]}},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["summary", "recommendation", "verdict"],
+    "properties": {
+        "summary": {"type": "string", "maxLength": TEXT_MAX},
+        "recommendation": {"type": "string", "maxLength": TEXT_MAX},
+        "verdict": {"enum": ["ok", "warn", "block"]},
+    },
 }
 
 PROMPT = (
@@ -67,22 +71,32 @@ class ModelSummary:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status.value, "role": self.role, "summary": self.summary,
-                "recommendation": self.recommendation, "verdict": self.verdict, "note": self.note,
-                "elapsed_s": round(self.elapsed_s, 3)}
+        return {
+            "status": self.status.value,
+            "role": self.role,
+            "summary": self.summary,
+            "recommendation": self.recommendation,
+            "verdict": self.verdict,
+            "note": self.note,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
 
 
 def facts(report: Report) -> str:
     """The report as the model sees it: bounded, JSON, all of it untrusted text."""
     data = report.to_json()
-    out = {"action": data["action"], "reasons": data["reasons"],
-           "flags": [{"kind": f["kind"], "severity": f["severity"], "message": f["message"]} for f in data["flags"]],
-           "units": [f"{u['action']} {u['unit']}" for u in data["units"][:MAX_UNITS]],
-           "units_more": max(0, len(data["units"]) - MAX_UNITS)}
+    out = {
+        "action": data["action"],
+        "reasons": data["reasons"],
+        "flags": [{"kind": f["kind"], "severity": f["severity"], "message": f["message"]} for f in data["flags"]],
+        "units": [f"{u['action']} {u['unit']}" for u in data["units"][:MAX_UNITS]],
+        "units_more": max(0, len(data["units"]) - MAX_UNITS),
+    }
     if data["closure"] is not None:
         ch = data["closure"]["changes"]
-        out["packages"] = [f"{c['package']}: {','.join(c['from']) or '-'} -> {','.join(c['to']) or '-'}"
-                           for c in ch[:MAX_CHANGES]]
+        out["packages"] = [
+            f"{c['package']}: {','.join(c['from']) or '-'} -> {','.join(c['to']) or '-'}" for c in ch[:MAX_CHANGES]
+        ]
         out["packages_more"] = max(0, len(ch) - MAX_CHANGES)
         out["adds_bytes"] = data["closure"]["added_bytes"]
     return json.dumps(out, ensure_ascii=False)
@@ -101,11 +115,21 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
 
     t0 = time.monotonic()
     # No retries: one attempt fits the budget; the role's own timeout no longer than ours.
-    bounded = role.model_copy(update={"timeout": min(role.timeout, timeout), "max_retries": 0,
-                                      "connect_timeout": min(role.connect_timeout, timeout)})
-    messages = [{"role": "system", "content": PROMPT},
-                {"role": "user", "content": f"Deterministic verdict: {report.verdict.value}\n"
-                                            + wrap(facts(report), "preflight", max_chars=fact_chars(role))}]
+    bounded = role.model_copy(
+        update={
+            "timeout": min(role.timeout, timeout),
+            "max_retries": 0,
+            "connect_timeout": min(role.connect_timeout, timeout),
+        }
+    )
+    messages = [
+        {"role": "system", "content": PROMPT},
+        {
+            "role": "user",
+            "content": f"Deterministic verdict: {report.verdict.value}\n"
+            + wrap(facts(report), "preflight", max_chars=fact_chars(role)),
+        },
+    ]
 
     async def call() -> dict[str, Any]:
         async with LLMClient(bounded) as client:
@@ -122,17 +146,25 @@ def ask(role: RoleConfig, report: Report, timeout: float) -> ModelSummary:
         return done(ModelStatus.UNREACHABLE, f"the {role.name} model was not reachable ({exc})")
     except LLMError as exc:
         return done(ModelStatus.FAILED, f"the {role.name} model gave no usable summary ({exc})")
-    return done(ModelStatus.OK, "", summary=answer["summary"], recommendation=answer["recommendation"],
-                verdict=answer["verdict"])
+    return done(
+        ModelStatus.OK,
+        "",
+        summary=answer["summary"],
+        recommendation=answer["recommendation"],
+        verdict=answer["verdict"],
+    )
 
 
 def apply(report: Report, model: ModelSummary, explicit: bool) -> Report:
     """The report with the model's part: its verdict can only raise the deterministic one."""
     flag: RiskFlag | None = None
     if model.status is ModelStatus.OK and model.verdict in ("warn", "block"):
-        flag = RiskFlag("model-verdict", Severity(model.verdict),
-                        f"the {model.role} model judges this {model.verdict}: {model.recommendation}",
-                        {"summary": model.summary})
+        flag = RiskFlag(
+            "model-verdict",
+            Severity(model.verdict),
+            f"the {model.role} model judges this {model.verdict}: {model.recommendation}",
+            {"summary": model.summary},
+        )
     elif model.status is ModelStatus.UNREACHABLE and not explicit:
         flag = RiskFlag("model-unavailable", Severity.INFO, f"model summary skipped: {model.note}")
     elif model.status is not ModelStatus.OK:

@@ -59,7 +59,8 @@ def open_system(path: str, what: str) -> SystemPath:
             raise PreflightInputError(f"{what} {path}: not a directory (expected a NixOS system path)")
         if not any((real / m).is_file() for m in _MARKERS):
             raise PreflightInputError(
-                f"{what} {path}: not a NixOS system path (it has neither {' nor '.join(_MARKERS)})")
+                f"{what} {path}: not a NixOS system path (it has neither {' nor '.join(_MARKERS)})"
+            )
         os.listdir(real)
     except PermissionError as exc:
         raise PreflightInputError(f"{what} {path}: permission denied ({exc.filename or path})") from None

@@ -26,14 +26,36 @@ from pathlib import Path
 
 UnitInfo = dict[str, dict[str, list[str]]]
 
-_UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".mount", ".automount", ".path", ".slice",
-                  ".swap", ".scope")
+_UNIT_SUFFIXES = (
+    ".service",
+    ".socket",
+    ".target",
+    ".timer",
+    ".mount",
+    ".automount",
+    ".path",
+    ".slice",
+    ".swap",
+    ".scope",
+)
 # [Unit] keys whose change neither restarts nor reloads (compare_units' ignore list).
-_UNIT_IGNORED = frozenset({
-    "X-Reload-Triggers", "Description", "Documentation", "OnFailure", "OnSuccess", "OnFailureJobMode",
-    "IgnoreOnIsolate", "StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop", "AllowIsolate",
-    "CollectMode", "SourcePath",
-})
+_UNIT_IGNORED = frozenset(
+    {
+        "X-Reload-Triggers",
+        "Description",
+        "Documentation",
+        "OnFailure",
+        "OnSuccess",
+        "OnFailureJobMode",
+        "IgnoreOnIsolate",
+        "StopWhenUnneeded",
+        "RefuseManualStart",
+        "RefuseManualStop",
+        "AllowIsolate",
+        "CollectMode",
+        "SourcePath",
+    }
+)
 # Targets switch-to-configuration never restarts directly.
 _NEVER_RESTARTED = frozenset({"sysinit.target", "basic.target", "multi-user.target", "graphical.target"})
 # / and /nix are remounted, never unmounted.
@@ -244,16 +266,24 @@ def _modified(unit: str, info: UnitInfo, new: UnitDir) -> PlannedUnit | None:
         return PlannedUnit(unit, UnitAction.SKIP, "changed socket: switch-to-configuration does not restart sockets")
     if flag(info, "Service", "X-ReloadIfChanged", False):
         return PlannedUnit(unit, UnitAction.RELOAD, "changed; X-ReloadIfChanged=true")
-    for section, key, default in (("Service", "X-RestartIfChanged", True), ("Unit", "RefuseManualStop", False),
-                                  ("Unit", "X-OnlyManualStart", False)):
+    for section, key, default in (
+        ("Service", "X-RestartIfChanged", True),
+        ("Unit", "RefuseManualStop", False),
+        ("Unit", "X-OnlyManualStart", False),
+    ):
         if flag(info, section, key, default) != default:
-            return PlannedUnit(unit, UnitAction.SKIP, f"changed, not restarted: {key}={'true' if not default else 'false'}")
+            return PlannedUnit(
+                unit, UnitAction.SKIP, f"changed, not restarted: {key}={'true' if not default else 'false'}"
+            )
     instances = " (each running instance)" if "@." in unit else ""
     if not unit.endswith(".service") or not flag(info, "Service", "X-StopIfChanged", True):
         return PlannedUnit(unit, UnitAction.RESTART, f"changed{instances}")
     sockets = " ".join(info.get("Service", {}).get("Sockets", [])).split() or [unit.rsplit(".", 1)[0] + ".socket"]
     via = [s for s in sockets if s in new.files]
     if via:
-        return PlannedUnit(unit, UnitAction.STOP_START,
-                           f"changed{instances}; socket-activated: {', '.join(via)} restarted, the service on demand")
+        return PlannedUnit(
+            unit,
+            UnitAction.STOP_START,
+            f"changed{instances}; socket-activated: {', '.join(via)} restarted, the service on demand",
+        )
     return PlannedUnit(unit, UnitAction.STOP_START, f"changed{instances}: stopped before activation, started after")

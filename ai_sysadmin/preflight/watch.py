@@ -78,8 +78,10 @@ def proof(sw: dict[str, Any], units: list[str]) -> str:
     report = sw.get("preflight") or {}
     plan = {u["unit"]: u for u in report.get("units") or []}
     at = sw["switched_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    parts = [f"switch generation {_gen(sw['from_generation'])} {ARROW} {_gen(sw['to_generation'])} at {at} "
-             f"(preflight {sw.get('verdict') or 'not judged'}): {sw['to_path']}"]
+    parts = [
+        f"switch generation {_gen(sw['from_generation'])} {ARROW} {_gen(sw['to_generation'])} at {at} "
+        f"(preflight {sw.get('verdict') or 'not judged'}): {sw['to_path']}"
+    ]
     for u in units:
         p = plan.get(u, {})
         parts.append(f"{u} failed after it ({p.get('action', 'changed')}: {p.get('reason', 'in the unit plan')})")
@@ -88,8 +90,10 @@ def proof(sw: dict[str, Any], units: list[str]) -> str:
         parts.append(f"closure diff unavailable ({_flag(report, 'closure-unavailable') or 'not computed'})")
     else:
         changes = diff.get("changes") or []
-        named = ", ".join(f"{c['package']} {','.join(c['from']) or EMPTY} {ARROW} {','.join(c['to']) or EMPTY}"
-                          for c in changes[:PROOF_CHANGES])
+        named = ", ".join(
+            f"{c['package']} {','.join(c['from']) or EMPTY} {ARROW} {','.join(c['to']) or EMPTY}"
+            for c in changes[:PROOF_CHANGES]
+        )
         more = f" and {len(changes) - PROOF_CHANGES} more" if len(changes) > PROOF_CHANGES else ""
         parts.append(f"closure: {len(changes)} package change(s){': ' + named if named else ''}{more}")
     return "; ".join(parts)

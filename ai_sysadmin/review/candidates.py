@@ -28,7 +28,10 @@ VACUUM = ("vacuum_journal", {"max_size_mb": 1024})
 GC = ("collect_garbage", {"older_than_days": 14})
 # What each space action frees, by the mount points that can hold it: a full /home is not
 # helped by vacuuming /var/log/journal or collecting /nix/store garbage.
-FREES = {"vacuum_journal": ("/", "/var", "/var/log", "/var/log/journal"), "collect_garbage": ("/", "/nix", "/nix/store")}
+FREES = {
+    "vacuum_journal": ("/", "/var", "/var/log", "/var/log/journal"),
+    "collect_garbage": ("/", "/nix", "/nix/store"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,49 +46,95 @@ class Family:
 
 
 _NONE = Family()
-_CRASH = Family(("reset_failed_unit", "restart_unit"), "crash-loop",
-                ('systemd.services.{name}.serviceConfig = { Restart = "on-failure"; RestartSec = "10s"; };',))
+_CRASH = Family(
+    ("reset_failed_unit", "restart_unit"),
+    "crash-loop",
+    ('systemd.services.{name}.serviceConfig = { Restart = "on-failure"; RestartSec = "10s"; };',),
+)
 _UNIT = Family(("restart_unit",), "crash-loop")
-_OOM = Family(("restart_unit",), "oom",
-              ('systemd.services.{name}.serviceConfig.MemoryMax = "1G";  # size it to the service',
-               "zramSwap.enable = true;", "services.earlyoom.enable = true;"))
-_DISK = Family((VACUUM, GC), "disk-full",
-               ('nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 14d"; };',
-                "nix.optimise.automatic = true;", 'services.journald.extraConfig = "SystemMaxUse=1G";'),
-               needs_proof=True, proves_space=True)
+_OOM = Family(
+    ("restart_unit",),
+    "oom",
+    (
+        'systemd.services.{name}.serviceConfig.MemoryMax = "1G";  # size it to the service',
+        "zramSwap.enable = true;",
+        "services.earlyoom.enable = true;",
+    ),
+)
+_DISK = Family(
+    (VACUUM, GC),
+    "disk-full",
+    (
+        'nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 14d"; };',
+        "nix.optimise.automatic = true;",
+        'services.journald.extraConfig = "SystemMaxUse=1G";',
+    ),
+    needs_proof=True,
+    proves_space=True,
+)
 # Out of inodes with space left: many small files (a mail queue, sessions, a cache) that
 # neither a journal vacuum (a few large files) nor a GC of an unrelated store frees.
 _INODES = Family((), "disk-full")
 
 FAMILIES: dict[str, Family] = {
     "unit-crashloop": _CRASH,
-    "unit-failed": _UNIT, "unit-result": _UNIT, "unit-start-failed": _UNIT, "unit-timeout": _UNIT,
+    "unit-failed": _UNIT,
+    "unit-result": _UNIT,
+    "unit-start-failed": _UNIT,
+    "unit-timeout": _UNIT,
     "unit-dependency": Family((), "crash-loop"),
     "failed-unit": Family(("reset_failed_unit", "restart_unit"), "crash-loop"),
-    "segfault": Family(("restart_unit",), "crash-loop"), "coredump": Family(("restart_unit",), "crash-loop"),
+    "segfault": Family(("restart_unit",), "crash-loop"),
+    "coredump": Family(("restart_unit",), "crash-loop"),
     "coredump-field": Family(("restart_unit",), "crash-loop"),
-    "oom-kill": _OOM, "oomd-kill": _OOM, "memory-pressure": Family((), "oom", ("zramSwap.enable = true;",)),
-    "disk-full": _DISK, "disk": _DISK, "inode-full": _INODES, "inodes": _INODES,
-    "nixos-activation": Family(("rollback_generation",), "nixos-rebuild-failed",
-                               ("system.autoUpgrade.allowReboot = false;  # keep upgrades from switching blindly",)),
-    "nix-store": Family(("nix_store_repair",), "nix-store-corruption",
-                        ("nix.settings.auto-optimise-store = true;  # after the repair; hard links, not a fix",)),
-    "auth-failure": Family((), "ssh-brute-force",
-                           ("services.fail2ban.enable = true;",
-                            "services.openssh.settings.PasswordAuthentication = false;")),
+    "oom-kill": _OOM,
+    "oomd-kill": _OOM,
+    "memory-pressure": Family((), "oom", ("zramSwap.enable = true;",)),
+    "disk-full": _DISK,
+    "disk": _DISK,
+    "inode-full": _INODES,
+    "inodes": _INODES,
+    "nixos-activation": Family(
+        ("rollback_generation",),
+        "nixos-rebuild-failed",
+        ("system.autoUpgrade.allowReboot = false;  # keep upgrades from switching blindly",),
+    ),
+    "nix-store": Family(
+        ("nix_store_repair",),
+        "nix-store-corruption",
+        ("nix.settings.auto-optimise-store = true;  # after the repair; hard links, not a fix",),
+    ),
+    "auth-failure": Family(
+        (),
+        "ssh-brute-force",
+        ("services.fail2ban.enable = true;", "services.openssh.settings.PasswordAuthentication = false;"),
+    ),
     "time-sync-lost": Family((), "time-sync", ("services.timesyncd.enable = true;  # or services.chrony.enable",)),
     "time-jump": Family((), "time-sync", ("services.timesyncd.enable = true;  # or services.chrony.enable",)),
-    "certificate": Family((), "certificate-expiry",
-                          ('security.acme = { acceptTerms = true; defaults.email = "admin@example.org"; };',
-                           'services.nginx.virtualHosts."example.org".enableACME = true;  # renews automatically')),
+    "certificate": Family(
+        (),
+        "certificate-expiry",
+        (
+            'security.acme = { acceptTerms = true; defaults.email = "admin@example.org"; };',
+            'services.nginx.virtualHosts."example.org".enableACME = true;  # renews automatically',
+        ),
+    ),
     "disk-io-error": Family((), None, ("services.smartd.enable = true;",)),
     "smart": Family((), None, ("services.smartd.enable = true;",)),
-    "hung-task": Family(), "link-down": Family(),
+    "hung-task": Family(),
+    "link-down": Family(),
 }
 # Categories stand in for families when no rule id is known (model triggers, custom rules).
-CATEGORY_FAMILIES = {"oom": "oom-kill", "disk-full": "disk-full", "unit-failure": "unit-failed",
-                     "crash": "segfault", "nix": "nix-store", "time": "time-sync-lost",
-                     "certificate": "certificate", "auth": "auth-failure"}
+CATEGORY_FAMILIES = {
+    "oom": "oom-kill",
+    "disk-full": "disk-full",
+    "unit-failure": "unit-failed",
+    "crash": "segfault",
+    "nix": "nix-store",
+    "time": "time-sync-lost",
+    "certificate": "certificate",
+    "auth": "auth-failure",
+}
 
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -107,8 +156,17 @@ def family_of(source: str, category: str) -> str:
 
 
 UNIT_ACTIONS = ("restart_unit", "reset_failed_unit")
-EFFECT_FAMILIES = frozenset({"unit-failed", "unit-result", "unit-start-failed", "unit-timeout", "unit-dependency",
-                             "failed-unit", "unit-crashloop"})
+EFFECT_FAMILIES = frozenset(
+    {
+        "unit-failed",
+        "unit-result",
+        "unit-start-failed",
+        "unit-timeout",
+        "unit-dependency",
+        "failed-unit",
+        "unit-crashloop",
+    }
+)
 
 
 def candidates_for(inc: Incident, is_protected: Any) -> Candidates:

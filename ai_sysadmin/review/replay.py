@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ai_sysadmin.config import Config
 from ai_sysadmin.trigger.model import Trigger
@@ -54,8 +53,12 @@ def load_snapshot(path: str) -> tuple[list[Sample], UnitStates]:
     ts = float(data.get("ts") or time.time())
     samples = []
     for i, s in enumerate(data.get("samples") or []):
-        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or \
-                not isinstance(s.get("value"), (int, float)) or isinstance(s.get("value"), bool):
+        if (
+            not isinstance(s, dict)
+            or not isinstance(s.get("name"), str)
+            or not isinstance(s.get("value"), (int, float))
+            or isinstance(s.get("value"), bool)
+        ):
             raise SnapshotError(f"{path}: samples[{i}]: needs a string name and a numeric value")
         samples.append(Sample(float(s.get("ts", ts)), s["name"], float(s["value"]), str(s.get("subject") or "")))
     u = data.get("units")
@@ -80,9 +83,16 @@ class ReviewRun:
     proposer: DryRunProposer | None = None  # the review's (eval hands L4's proposals to it too)
 
 
-async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model: bool, autonomy: str | None,
-                          samples: Sequence[Sample] = (), units: UnitStates | None = None,
-                          escalate: Escalate | None = None) -> ReviewRun:
+async def review_pipeline(
+    cfg: Config,
+    triggers: Sequence[Trigger],
+    *,
+    use_model: bool,
+    autonomy: str | None,
+    samples: Sequence[Sample] = (),
+    units: UnitStates | None = None,
+    escalate: Escalate | None = None,
+) -> ReviewRun:
     """Triggers -> incidents -> L2 -> L3 -> policy, in memory, with the dry-run proposer.
 
     `samples`/`units` (a metric snapshot) add threshold triggers and the unit states.
@@ -110,8 +120,10 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
         units = units if units is not None else UnitStates(False, "not in the snapshot")
         # Thresholds time unit states "now"; a snapshot is at its own time.
         at = datetime.fromtimestamp(samples[0].ts if samples else time.time(), UTC)
-        triggers += [dataclasses.replace(t, first_seen=at, last_seen=at) if t.source == "threshold:failed-unit" else t
-                     for t in evaluate(samples, units, cfg.thresholds)]
+        triggers += [
+            dataclasses.replace(t, first_seen=at, last_seen=at) if t.source == "threshold:failed-unit" else t
+            for t in evaluate(samples, units, cfg.thresholds)
+        ]
         if units.available:
             view = UnitView(True, frozenset(units.failed))
     triggers.sort(key=lambda t: (t.first_seen, t.id))
@@ -134,9 +146,18 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
 
     found = {inc.id: Evidence(frozenset(inc.all_units), frozenset(supported_actions(inc))) for inc in incidents}
     proposer = DryRunProposer(cfg, evidence=found.get)
-    service = ReviewService(cfg, incidents=correlator.active, window=window, proposer=proposer,
-                            sink=MemoryReviewSink(), state=SnapshotState(cfg, samples),
-                            units=StaticUnits(view), client=client, use_model=use_model, escalate=escalate)
+    service = ReviewService(
+        cfg,
+        incidents=correlator.active,
+        window=window,
+        proposer=proposer,
+        sink=MemoryReviewSink(),
+        state=SnapshotState(cfg, samples),
+        units=StaticUnits(view),
+        client=client,
+        use_model=use_model,
+        escalate=escalate,
+    )
     try:
         res = await service.review_once("replay")
     finally:
@@ -145,8 +166,16 @@ async def review_pipeline(cfg: Config, triggers: Sequence[Trigger], *, use_model
     return ReviewRun(triggers, incidents, incident_of, res, time.monotonic() - started, proposer)
 
 
-async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, err: TextIO, *,
-                         use_model: bool, autonomy: str | None, metrics_path: str | None) -> int:
+async def through_review(
+    cfg: Config,
+    triggers: Sequence[Trigger],
+    out: TextIO,
+    err: TextIO,
+    *,
+    use_model: bool,
+    autonomy: str | None,
+    metrics_path: str | None,
+) -> int:
     samples: list[Sample] = []
     units = None
     if metrics_path:
@@ -169,8 +198,11 @@ async def through_review(cfg: Config, triggers: Sequence[Trigger], out: TextIO, 
         emit({"kind": "finding", **f})
     for p in res.proposals:
         emit({"kind": "proposal", **{k: p.get(k) for k in PROPOSAL_KEYS}})
-    print(f"replay: {len(incidents)} incident(s), review {res.outcome}"
-          f"{' (' + res.error + ')' if res.error else ''}, {len(res.findings)} finding(s), "
-          f"{len(res.proposals)} proposal(s), context {res.context_tokens} tokens"
-          f"{', compacted: ' + ','.join(res.compaction) if res.compaction else ''}; nothing was executed", file=err)
+    print(
+        f"replay: {len(incidents)} incident(s), review {res.outcome}"
+        f"{' (' + res.error + ')' if res.error else ''}, {len(res.findings)} finding(s), "
+        f"{len(res.proposals)} proposal(s), context {res.context_tokens} tokens"
+        f"{', compacted: ' + ','.join(res.compaction) if res.compaction else ''}; nothing was executed",
+        file=err,
+    )
     return 0

@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from enum import StrEnum
+from typing import Any
 
 from ai_sysadmin.actions.types import Proposal, Proposer
 from ai_sysadmin.config import Config
@@ -101,29 +101,66 @@ class ReviewResult:
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
 
     def row(self) -> dict[str, Any]:
-        return {"started_at": self.started_at, "finished_at": self.finished_at, "reason": self.reason,
-                "outcome": self.outcome, "status": self.status, "error": self.error, "attempts": self.attempts,
-                "model": self.model, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens,
-                "completion_tokens": self.completion_tokens, "context_tokens": self.context_tokens,
-                "latency_s": self.latency_s, "incident_ids": self.incident_ids, "answer": self.answer,
-                "findings": self.findings}
+        return {
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "context_tokens": self.context_tokens,
+            "latency_s": self.latency_s,
+            "incident_ids": self.incident_ids,
+            "answer": self.answer,
+            "findings": self.findings,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason, "outcome": self.outcome, "status": self.status,
-                "error": self.error, "attempts": self.attempts, "started_at": self.started_at.isoformat(),
-                "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
-                "cached_tokens": self.cached_tokens, "cached_share": self.cached_share,
-                "completion_tokens": self.completion_tokens, "context_tokens": self.context_tokens,
-                "compaction": self.compaction, "incidents": self.incident_ids, "findings": self.findings,
-                "proposals": self.proposals, "escalated": self.escalated}
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+            "started_at": self.started_at.isoformat(),
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cached_share": self.cached_share,
+            "completion_tokens": self.completion_tokens,
+            "context_tokens": self.context_tokens,
+            "compaction": self.compaction,
+            "incidents": self.incident_ids,
+            "findings": self.findings,
+            "proposals": self.proposals,
+            "escalated": self.escalated,
+        }
 
 
 class ReviewService:
-    def __init__(self, cfg: Config, *, incidents: Callable[[], Sequence[Incident]], window: TriggerWindow,
-                 proposer: Proposer, sink: ReviewSink, state: StateSource, units: UnitSource,
-                 client: LLMClient | None = None, counter: TokenCounter | None = None,
-                 escalate: Escalate | None = None, budget: int | None = None, use_model: bool = True,
-                 switches: SwitchStore | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        incidents: Callable[[], Sequence[Incident]],
+        window: TriggerWindow,
+        proposer: Proposer,
+        sink: ReviewSink,
+        state: StateSource,
+        units: UnitSource,
+        client: LLMClient | None = None,
+        counter: TokenCounter | None = None,
+        escalate: Escalate | None = None,
+        budget: int | None = None,
+        use_model: bool = True,
+        switches: SwitchStore | None = None,
+    ):
         self.cfg = cfg
         self.switches = switches  # incidents attributed to a NixOS switch
         self.incidents = incidents
@@ -157,8 +194,9 @@ class ReviewService:
         if any(SEVERITY_RANK[t.severity] >= threshold and t.source != "model" for t in triggers):
             now = time.monotonic()
             if self._early_at is None:
-                self._early_at = max(now + self.cfg.review.debounce_seconds,
-                                     self._last_early + self.cfg.review.early_min_interval)
+                self._early_at = max(
+                    now + self.cfg.review.debounce_seconds, self._last_early + self.cfg.review.early_min_interval
+                )
                 self._wake.set()
 
     def request(self) -> None:
@@ -211,9 +249,16 @@ class ReviewService:
             log.warning("context window not saved (%s)", exc)
         self.last = res
         self.reviews += 1
-        log.info("review (%s): %s%s; %d finding(s), %d proposal(s); prompt %d tokens (%s cached)",
-                 reason, res.outcome, f" ({res.error})" if res.error else "", len(res.findings), len(res.proposals),
-                 res.prompt_tokens, f"{res.cached_share:.0%}" if res.cached_share is not None else "-")
+        log.info(
+            "review (%s): %s%s; %d finding(s), %d proposal(s); prompt %d tokens (%s cached)",
+            reason,
+            res.outcome,
+            f" ({res.error})" if res.error else "",
+            len(res.findings),
+            len(res.proposals),
+            res.prompt_tokens,
+            f"{res.cached_share:.0%}" if res.cached_share is not None else "-",
+        )
         return res
 
     async def _review(self, res: ReviewResult) -> None:
@@ -229,9 +274,17 @@ class ReviewService:
             c = cands[inc.key]
             if c.advice and inc.id is not None and inc.id not in self.advised:
                 self.advised.add(inc.id)
-                res.findings.append({"layer": "rules", "incident": inc.id, "severity": inc.severity,
-                                     "category": inc.category, "summary": inc.title, "evidence": [f"I{inc.id}"],
-                                     "advice": c.advice})
+                res.findings.append(
+                    {
+                        "layer": "rules",
+                        "incident": inc.id,
+                        "severity": inc.severity,
+                        "category": inc.category,
+                        "summary": inc.title,
+                        "evidence": [f"I{inc.id}"],
+                        "advice": c.advice,
+                    }
+                )
         if self.client is not None:
             health = await self.client.health()
             if not health.ok and health.status != "unsupported":
@@ -269,8 +322,14 @@ class ReviewService:
         for inc in incs:
             for name in cands[inc.key].runbooks:
                 if name in runbooks and all(k["id"] != name for k in knowledge):
-                    knowledge.append({"collection": "runbooks", "id": name, "title": _title(runbooks[name]),
-                                      "snippet": _fix_part(runbooks[name])})
+                    knowledge.append(
+                        {
+                            "collection": "runbooks",
+                            "id": name,
+                            "title": _title(runbooks[name]),
+                            "snippet": _fix_part(runbooks[name]),
+                        }
+                    )
         k = self.cfg.review.knowledge_hits
         if incs and k:
             for hit in await self.state.knowledge(" ".join(i.title for i in incs[:3]), k):
@@ -279,17 +338,32 @@ class ReviewService:
         choices = labelled(incs, cands)
         rows = []
         for inc in incs:
-            rows.append({"id": inc.id if inc.id is not None else inc.key, "severity": inc.severity,
-                         "category": inc.category, "status": inc.status, "confidence": inc.confidence,
-                         "title": inc.title, "units": sorted(inc.all_units),
-                         "triggers": [f"T{t[:8]}" for t in inc.trigger_ids[-6:]],
-                         "candidates": [{"label": label, "action": a, "params": p}
-                                        for label, (i, a, p) in choices.items() if i is inc]})
+            rows.append(
+                {
+                    "id": inc.id if inc.id is not None else inc.key,
+                    "severity": inc.severity,
+                    "category": inc.category,
+                    "status": inc.status,
+                    "confidence": inc.confidence,
+                    "title": inc.title,
+                    "units": sorted(inc.all_units),
+                    "triggers": [f"T{t[:8]}" for t in inc.trigger_ids[-6:]],
+                    "candidates": [
+                        {"label": label, "action": a, "params": p} for label, (i, a, p) in choices.items() if i is inc
+                    ],
+                }
+            )
         return ContextInputs(
-            protected_units=list(self.cfg.protected_units), incidents=rows,
-            triggers=self.window.newest(), folded=self.window.folded, metrics=metrics,
+            protected_units=list(self.cfg.protected_units),
+            incidents=rows,
+            triggers=self.window.newest(),
+            folded=self.window.folded,
+            metrics=metrics,
             units={"available": view.available, "failed": sorted(view.failed), "reason": view.reason},
-            policy=policy, knowledge=knowledge, autonomy=self.cfg.autonomy_level)
+            policy=policy,
+            knowledge=knowledge,
+            autonomy=self.cfg.autonomy_level,
+        )
 
     async def _ask(self, ctx: Context, res: ReviewResult, incs: list[Incident]) -> dict[str, Any] | None:
         from ai_sysadmin.llm.accounting import call_context
@@ -309,9 +383,14 @@ class ReviewService:
                 self.in_model_call = True
                 try:
                     out = await client.chat(
-                        messages, temperature=0.0, max_tokens=self.cfg.roles.review.max_tokens or None,
-                        response_format={"type": "json_schema",
-                                         "json_schema": {"name": "review", "schema": schema, "strict": True}})
+                        messages,
+                        temperature=0.0,
+                        max_tokens=self.cfg.roles.review.max_tokens or None,
+                        response_format={
+                            "type": "json_schema",
+                            "json_schema": {"name": "review", "schema": schema, "strict": True},
+                        },
+                    )
                 except ModelRequestError as exc:
                     res.outcome, res.error = ReviewOutcome.FAILED, str(exc)[:500]
                     return None
@@ -329,21 +408,36 @@ class ReviewService:
                     return answer
                 except InvalidAnswer as exc:
                     res.error = f"attempt {attempt}: {exc}"
-                    messages = [*ctx.messages(), {"role": "user", "content":
-                                                  f"Your previous answer was invalid: {exc}. "
-                                                  "Answer again with one complete, short JSON object."}]
+                    messages = [
+                        *ctx.messages(),
+                        {
+                            "role": "user",
+                            "content": f"Your previous answer was invalid: {exc}. "
+                            "Answer again with one complete, short JSON object.",
+                        },
+                    ]
         res.latency_s = time.monotonic() - started
         res.outcome = ReviewOutcome.FAILED
         res.error = f"no valid answer after {res.attempts} attempt(s); last: {res.error}"[:500]
         return None
 
-    async def _apply(self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident],
-                     choices: dict[str, Choice]) -> None:
+    async def _apply(
+        self, answer: dict[str, Any], ctx: Context, res: ReviewResult, incs: list[Incident], choices: dict[str, Choice]
+    ) -> None:
         """`choices`: label -> candidate, as `labelled` numbered them for the prompt."""
         for f in answer["findings"]:
             ev = [ctx.trigger_refs.get(e, e) if e.startswith("T") else e for e in f["evidence"]]
-            res.findings.append({"layer": "review", "incident": f["incident"], "severity": f["severity"],
-                                 "category": f["category"], "summary": f["summary"], "evidence": ev, "advice": []})
+            res.findings.append(
+                {
+                    "layer": "review",
+                    "incident": f["incident"],
+                    "severity": f["severity"],
+                    "category": f["category"],
+                    "summary": f["summary"],
+                    "evidence": ev,
+                    "advice": [],
+                }
+            )
         for a in answer["actions"]:
             chosen = choices.get(a["choice"])
             if chosen is None:  # the schema's enum prevents it; a stale label is ignored, never guessed
@@ -357,11 +451,15 @@ class ReviewService:
                 # the one whose evidence built it, so the proposal is bound there, and the mismatch
                 # is kept in the reason for the person who reads it.
                 reason = f"{reason} (answer named incident {a['incident']}; {a['choice']} is incident {inc.id}'s)"
-            await self._propose(Proposal(action=action, params=dict(params), reason=reason[:300], source="review",
-                                         incident_id=inc.id), res, inc.reopened)
+            await self._propose(
+                Proposal(action=action, params=dict(params), reason=reason[:300], source="review", incident_id=inc.id),
+                res,
+                inc.reopened,
+            )
         if answer["escalate"] and self.escalate is not None:
-            target = next((f["incident"] for f in answer["findings"] if f["incident"] is not None),
-                          incs[0].id if incs else None)
+            target = next(
+                (f["incident"] for f in answer["findings"] if f["incident"] is not None), incs[0].id if incs else None
+            )
             if target is not None:
                 now = time.monotonic()
                 if now - self._escalated_at.get(target, -1e18) >= self.cfg.review.escalate_min_interval:
@@ -375,9 +473,17 @@ class ReviewService:
     async def _propose_candidates(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
         for inc in incs:
             for action, params in cands[inc.key].actions:
-                await self._propose(Proposal(action=action, params=params, source="rules",
-                                             reason=f"candidate for {inc.category} ({inc.title})"[:300],
-                                             incident_id=inc.id), res, inc.reopened)
+                await self._propose(
+                    Proposal(
+                        action=action,
+                        params=params,
+                        source="rules",
+                        reason=f"candidate for {inc.category} ({inc.title})"[:300],
+                        incident_id=inc.id,
+                    ),
+                    res,
+                    inc.reopened,
+                )
 
     async def _propose_rollbacks(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
         """An incident attributed to a switch: roll back from that generation, with the proof.  Proposed
@@ -399,14 +505,28 @@ class ReviewService:
             if back_to != sw["from_generation"]:
                 # `nix-env --rollback` goes to the generation numbered before M: only when that is the
                 # one the switch came from does rolling back undo the switch.
-                log.warning("review: incident %s follows switch %s -> %s, but a rollback from %s goes to %s; "
-                            "not proposed", inc.id, sw["from_generation"], sw["to_generation"],
-                            sw["to_generation"], back_to)
+                log.warning(
+                    "review: incident %s follows switch %s -> %s, but a rollback from %s goes to %s; not proposed",
+                    inc.id,
+                    sw["from_generation"],
+                    sw["to_generation"],
+                    sw["to_generation"],
+                    back_to,
+                )
                 continue
             params = {"from_generation": int(sw["to_generation"])}
             cands[inc.key].actions.insert(0, ("rollback_generation", params))  # the model sees it first
-            await self._propose(Proposal(action="rollback_generation", params=params, source="rules",
-                                         reason=proof(sw, list(sw["units"])), incident_id=inc.id), res, inc.reopened)
+            await self._propose(
+                Proposal(
+                    action="rollback_generation",
+                    params=params,
+                    source="rules",
+                    reason=proof(sw, list(sw["units"])),
+                    incident_id=inc.id,
+                ),
+                res,
+                inc.reopened,
+            )
 
     async def _propose(self, p: Proposal, res: ReviewResult, epoch: int = 0) -> None:
         # Once per incident (and again after it reopened: `epoch` is its reopen count).
@@ -417,18 +537,31 @@ class ReviewService:
         try:
             outcome = await self.proposer.propose(p)
         except Exception as exc:  # the proposer's store is down: say so, keep reviewing
-            res.proposals.append({"action": p.action, "params": p.params, "risk": None, "source": p.source,
-                                  "decision": "refuse", "reason": f"not recorded: {exc.__class__.__name__}",
-                                  "incident": p.incident_id})
+            res.proposals.append(
+                {
+                    "action": p.action,
+                    "params": p.params,
+                    "risk": None,
+                    "source": p.source,
+                    "decision": "refuse",
+                    "reason": f"not recorded: {exc.__class__.__name__}",
+                    "incident": p.incident_id,
+                }
+            )
             self.proposed.discard(key)
             return
         res.proposals.append(outcome.to_json())
 
     def report(self) -> dict[str, Any]:
         last = self.last
-        return {"reviews": self.reviews, "running": self.running, "budget": self.budget,
-                "last": None if last is None else {"outcome": last.outcome, "at": last.started_at.isoformat(),
-                                                   "error": last.error}}
+        return {
+            "reviews": self.reviews,
+            "running": self.running,
+            "budget": self.budget,
+            "last": None
+            if last is None
+            else {"outcome": last.outcome, "at": last.started_at.isoformat(), "error": last.error},
+        }
 
 
 def labelled(incs: Sequence[Incident], cands: dict[int, Candidates]) -> dict[str, Choice]:
@@ -447,5 +580,5 @@ def _title(md: str) -> str:
 def _fix_part(md: str) -> str:
     """The runbook's **Fix** section (what the review can act on), else its start; one line."""
     i = md.find("**Fix**")
-    text = md[i + len("**Fix**"):] if i >= 0 else md
+    text = md[i + len("**Fix**") :] if i >= 0 else md
     return " ".join(text.split())[:RUNBOOK_CHARS]

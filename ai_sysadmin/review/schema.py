@@ -44,8 +44,7 @@ def choice_label(n: int) -> str:
     return f"C{n}"
 
 
-def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str],
-                  choices: Sequence[str]) -> dict[str, Any]:
+def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str], choices: Sequence[str]) -> dict[str, Any]:
     """`choices`: the candidate labels the prompt showed (context.build: Context.choices)."""
     incident = {"enum": sorted(set(incident_ids))} if incident_ids else {"type": "null"}
     evidence: dict[str, Any] = {"type": "array", "maxItems": MAX_EVIDENCE}
@@ -54,21 +53,42 @@ def answer_schema(incident_ids: Sequence[int], evidence_refs: Sequence[str],
         evidence["maxItems"] = 0
     text = {"type": "string", "maxLength": TEXT_MAX}
     # Property order is the order the model writes them in (see above): keep it.
-    finding = {"type": "object", "additionalProperties": False,
-               "required": ["incident", "summary", "severity", "category", "evidence"],
-               "properties": {"incident": incident, "summary": text, "severity": {"enum": list(SEVERITIES)},
-                              "category": {"enum": list(CATEGORIES)}, "evidence": evidence}}
+    finding = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["incident", "summary", "severity", "category", "evidence"],
+        "properties": {
+            "incident": incident,
+            "summary": text,
+            "severity": {"enum": list(SEVERITIES)},
+            "category": {"enum": list(CATEGORIES)},
+            "evidence": evidence,
+        },
+    }
     labels = list(dict.fromkeys(choices))
-    action = {"type": "object", "additionalProperties": False, "required": ["reason", "incident", "choice"],
-              "properties": {"reason": text, "incident": incident,
-                             "choice": {"enum": labels} if labels else {"type": "string"}}}
+    action = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason", "incident", "choice"],
+        "properties": {
+            "reason": text,
+            "incident": incident,
+            "choice": {"enum": labels} if labels else {"type": "string"},
+        },
+    }
     actions = {"type": "array", "maxItems": MAX_ACTIONS if labels else 0, "items": action}
-    return {"type": "object", "additionalProperties": False,
-            "required": ["status", "findings", "actions", "escalate", "escalate_reason"],
-            "properties": {"status": {"enum": list(STATUSES)},
-                           "findings": {"type": "array", "maxItems": MAX_FINDINGS, "items": finding},
-                           "actions": actions,
-                           "escalate": {"type": "boolean"}, "escalate_reason": {"type": "string", "maxLength": 64}}}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status", "findings", "actions", "escalate", "escalate_reason"],
+        "properties": {
+            "status": {"enum": list(STATUSES)},
+            "findings": {"type": "array", "maxItems": MAX_FINDINGS, "items": finding},
+            "actions": actions,
+            "escalate": {"type": "boolean"},
+            "escalate_reason": {"type": "string", "maxLength": 64},
+        },
+    }
 
 
 class InvalidAnswer(Exception):

@@ -22,8 +22,8 @@ from ai_sysadmin.config import Config
 from ai_sysadmin.context.window import TriggerWindow
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.hooks import OnResolved
-from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
+from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.review.hooks import Escalate
 from ai_sysadmin.review.record import PgReviewSink
@@ -47,22 +47,35 @@ class ReviewStack:
     tap: TriggerTap
 
     @classmethod
-    def build(cls, cfg: Config, store: Store, actions: ActionService, *, client: LLMClient | None = None,
-              escalate: Escalate | None = None, on_resolved: OnResolved | None = None,
-              knowledge: KnowledgeSearch | None = None) -> ReviewStack:
+    def build(
+        cls,
+        cfg: Config,
+        store: Store,
+        actions: ActionService,
+        *,
+        client: LLMClient | None = None,
+        escalate: Escalate | None = None,
+        on_resolved: OnResolved | None = None,
+        knowledge: KnowledgeSearch | None = None,
+    ) -> ReviewStack:
         """`client`: the review role's LLMClient (None: reviews are recorded as skipped);
         `knowledge`: the process's knowledge base (None: the review opens none of its own)."""
 
         units = CollectorUnits(store.pool, cfg.intervals.metrics)
-        incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved,
-                                    supported=supported_actions)
+        incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved, supported=supported_actions)
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
-        review = ReviewService(cfg, incidents=incidents.active, window=window, proposer=actions,
-                               sink=PgReviewSink(store.pool),
-                               state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge,
-                                             on_call=store.llm_calls),
-                               units=units, client=client, escalate=escalate,
-                               switches=SwitchStore(store.pool))
+        review = ReviewService(
+            cfg,
+            incidents=incidents.active,
+            window=window,
+            proposer=actions,
+            sink=PgReviewSink(store.pool),
+            state=PgState(cfg, store.pool, actions=actions, knowledge=knowledge, on_call=store.llm_calls),
+            units=units,
+            client=client,
+            escalate=escalate,
+            switches=SwitchStore(store.pool),
+        )
 
         # Triggers reach the review's window (and its early-run check) once correlated,
         # so each window entry knows its incident.
@@ -83,4 +96,3 @@ class ReviewStack:
         except OSError as exc:
             log.warning("context window not saved (%s)", exc)
         await self.review.state.aclose()
-

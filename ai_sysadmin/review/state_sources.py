@@ -19,16 +19,30 @@ from ai_sysadmin.store.metrics import Sample
 log = logging.getLogger(__name__)
 
 # Metric series worth the review's tokens (per-process tops are the meta layer's business).
-CONTEXT_METRICS = ("disk.used_percent", "disk.inodes_used_percent", "mem.percent", "swap.percent",
-                   "swap.pages_per_s", "psi.memory.some_avg10", "cpu.percent", "cpu.iowait_percent",
-                   "units.failed", "net.errors", "net.drops")
+CONTEXT_METRICS = (
+    "disk.used_percent",
+    "disk.inodes_used_percent",
+    "mem.percent",
+    "swap.percent",
+    "swap.pages_per_s",
+    "psi.memory.some_avg10",
+    "cpu.percent",
+    "cpu.iowait_percent",
+    "units.failed",
+    "net.errors",
+    "net.drops",
+)
 
 
 def threshold_state(cfg: Config, name: str, value: float) -> bool | None:
     t = cfg.thresholds
-    limit = {"disk.used_percent": t.disk_percent, "disk.inodes_used_percent": t.inode_percent,
-             "psi.memory.some_avg10": t.memory_pressure_avg10, "swap.pages_per_s": t.swap_pages_per_s,
-             "units.failed": float(t.failed_units)}.get(name)
+    limit = {
+        "disk.used_percent": t.disk_percent,
+        "disk.inodes_used_percent": t.inode_percent,
+        "psi.memory.some_avg10": t.memory_pressure_avg10,
+        "swap.pages_per_s": t.swap_pages_per_s,
+        "units.failed": float(t.failed_units),
+    }.get(name)
     return None if limit is None else value >= limit
 
 
@@ -52,8 +66,15 @@ KB_RETRY = 600.0  # seconds between attempts to open the knowledge base while em
 
 
 class PgState:
-    def __init__(self, cfg: Config, pool: AsyncConnectionPool, *, actions: PolicyView | None = None,
-                 knowledge: KnowledgeSearch | None = None, on_call: CallHook | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        pool: AsyncConnectionPool,
+        *,
+        actions: PolicyView | None = None,
+        knowledge: KnowledgeSearch | None = None,
+        on_call: CallHook | None = None,
+    ):
         self.cfg = cfg
         self.pool = pool
         self.actions = actions
@@ -93,8 +114,16 @@ class PgState:
         except Exception as exc:
             log.info("review: metrics unavailable for the context (%s)", exc)
             return []
-        return [{"name": n, "subject": s, "last": float(last), "first": float(first),
-                 "over": threshold_state(self.cfg, n, float(last))} for n, s, last, first in rows]
+        return [
+            {
+                "name": n,
+                "subject": s,
+                "last": float(last),
+                "first": float(first),
+                "over": threshold_state(self.cfg, n, float(last)),
+            }
+            for n, s, last, first in rows
+        ]
 
     async def policy(self) -> dict[str, Any]:
         if self.actions is None:
@@ -115,8 +144,10 @@ class PgState:
         except Exception as exc:  # embed server down: review without knowledge
             log.info("review: knowledge search failed (%s)", exc)
             return []
-        return [{"collection": h.collection, "id": h.id, "title": h.metadata.get("title", ""), "snippet": h.snippet}
-                for h in hits]
+        return [
+            {"collection": h.collection, "id": h.id, "title": h.metadata.get("title", ""), "snippet": h.snippet}
+            for h in hits
+        ]
 
 
 class SnapshotState:
@@ -127,9 +158,17 @@ class SnapshotState:
         self.samples = list(samples)
 
     async def metrics(self) -> list[dict[str, Any]]:
-        return [{"name": s.name, "subject": s.subject, "last": s.value, "first": s.value,
-                 "over": threshold_state(self.cfg, s.name, s.value)}
-                for s in self.samples if s.name in CONTEXT_METRICS]
+        return [
+            {
+                "name": s.name,
+                "subject": s.subject,
+                "last": s.value,
+                "first": s.value,
+                "over": threshold_state(self.cfg, s.name, s.value),
+            }
+            for s in self.samples
+            if s.name in CONTEXT_METRICS
+        ]
 
     async def policy(self) -> dict[str, Any]:
         return {"autonomy_level": self.cfg.autonomy_level}

@@ -25,8 +25,10 @@ MAX_REASON = 2000  # a step's reason is kept at most this long
 # Columns a transition or `update` may set besides the status (names are never input).
 COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "executed_by", "result", "verification"})
 PAUSE_KEY = "actions.paused_until"  # the pause written before the ledger existed (migration 6)
-LIST_COLUMNS = ("id, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
-                "contradicts, created_at, updated_at")
+LIST_COLUMNS = (
+    "id, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
+    "contradicts, created_at, updated_at"
+)
 
 
 def subject(action_id: int) -> str:
@@ -50,19 +52,23 @@ async def try_session_lock(conn: psycopg.AsyncConnection, key: int) -> bool:
 
 # ---------------------------------------------------------------------- recording a proposal
 
+
 async def lock_target(conn: psycopg.AsyncConnection, target: str) -> None:
     """One proposal per target at a time (until the transaction ends), so two cannot both pass a limit."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ai-sysadmin-action:' || %s))", (target,))
 
 
-async def pending_duplicate(conn: psycopg.AsyncConnection, action: str, params: dict[str, Any],
-                            statuses: Iterable[str], incident_id: int | None) -> tuple[int, str] | None:
+async def pending_duplicate(
+    conn: psycopg.AsyncConnection, action: str, params: dict[str, Any], statuses: Iterable[str], incident_id: int | None
+) -> tuple[int, str] | None:
     """The newest pending row of the same action and parameters *for the same incident* (none
     matches none): another incident's pending action never stands in for this incident's."""
-    cur = await conn.execute("SELECT id, status FROM actions WHERE action = %s AND params = %s "
-                             "AND status = ANY(%s) AND incident_id IS NOT DISTINCT FROM %s "
-                             "ORDER BY id DESC LIMIT 1",
-                             (action, Jsonb(params), list(statuses), incident_id))
+    cur = await conn.execute(
+        "SELECT id, status FROM actions WHERE action = %s AND params = %s "
+        "AND status = ANY(%s) AND incident_id IS NOT DISTINCT FROM %s "
+        "ORDER BY id DESC LIMIT 1",
+        (action, Jsonb(params), list(statuses), incident_id),
+    )
     row = await cur.fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
@@ -82,8 +88,16 @@ async def existing_finding(conn: psycopg.AsyncConnection, finding_id: int | None
     return finding_id if await cur.fetchone() else None
 
 
-async def insert(conn: psycopg.AsyncConnection, *, at: datetime, row: Mapping[str, Any], actor: str,
-                 step_actor: str, event: str, detail: dict[str, Any]) -> int:
+async def insert(
+    conn: psycopg.AsyncConnection,
+    *,
+    at: datetime,
+    row: Mapping[str, Any],
+    actor: str,
+    step_actor: str,
+    event: str,
+    detail: dict[str, Any],
+) -> int:
     """A new action (its row, its first step and the audit row) in one transaction; its id.
 
     `row`: incident_id, finding_id, action, params, risk, status, decision, decision_reason,
@@ -95,29 +109,62 @@ async def insert(conn: psycopg.AsyncConnection, *, at: datetime, row: Mapping[st
             "INSERT INTO actions (incident_id, finding_id, action, params, risk, status, decision, decision_reason, "
             "proposal_reason, source, proposed_by, target, errors, contradicts, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (row["incident_id"], row["finding_id"], row["action"], Jsonb(row["params"]), row["risk"], row["status"],
-             row["decision"], row["decision_reason"], row["proposal_reason"], row["source"], row["proposed_by"],
-             row["target"], Jsonb(row["errors"]), row.get("contradicts"), at, at))
+            (
+                row["incident_id"],
+                row["finding_id"],
+                row["action"],
+                Jsonb(row["params"]),
+                row["risk"],
+                row["status"],
+                row["decision"],
+                row["decision_reason"],
+                row["proposal_reason"],
+                row["source"],
+                row["proposed_by"],
+                row["target"],
+                Jsonb(row["errors"]),
+                row.get("contradicts"),
+                at,
+                at,
+            ),
+        )
         action_id = int((await cur.fetchone())[0])  # type: ignore[index]
-        await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
-                           "VALUES (%s, NULL, %s, %s, %s, %s)",
-                           (action_id, row["status"], step_actor, row["decision_reason"], at))
+        await conn.execute(
+            "INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
+            "VALUES (%s, NULL, %s, %s, %s, %s)",
+            (action_id, row["status"], step_actor, row["decision_reason"], at),
+        )
         await audit.insert(conn, at, actor, event, subject(action_id), detail)
     return action_id
 
 
 # ---------------------------------------------------------------------- changing one
 
-async def transition(conn: psycopg.AsyncConnection, action_id: int, frm: str | None, to: str, *, actor: str,
-                     at: datetime, reason: str, event: str, detail: dict[str, Any],
-                     fields: Mapping[str, Any] | None = None) -> None:
+
+async def transition(
+    conn: psycopg.AsyncConnection,
+    action_id: int,
+    frm: str | None,
+    to: str,
+    *,
+    actor: str,
+    at: datetime,
+    reason: str,
+    event: str,
+    detail: dict[str, Any],
+    fields: Mapping[str, Any] | None = None,
+) -> None:
     """Move an action from `frm` to `to`: its status (and `fields`), a step row and an audit row, together."""
     sets, values = _assignments({"updated_at": at, **(fields or {})})
     async with conn.transaction():
-        await conn.execute(sql.SQL("UPDATE actions SET status = %s, {} WHERE id = %s").format(sets),
-                           [to, *values, action_id])
-        await conn.execute("INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
-                           "VALUES (%s, %s, %s, %s, %s, %s)", (action_id, frm, to, actor, reason[:MAX_REASON], at))
+        await conn.execute(
+            sql.SQL("UPDATE actions SET status = %s, {} WHERE id = %s").format(sets), [to, *values, action_id]
+        )
+        await conn.execute(
+            "INSERT INTO action_steps (action_id, from_status, to_status, actor, reason, at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (action_id, frm, to, actor, reason[:MAX_REASON], at),
+        )
         await audit.insert(conn, at, actor, event, subject(action_id), detail)
 
 
@@ -129,11 +176,14 @@ async def update(conn: psycopg.AsyncConnection, action_id: int, **fields: Any) -
 
 async def append_step_result(conn: psycopg.AsyncConnection, action_id: int, result: dict[str, Any]) -> None:
     """Add one command's result to the action's `result.steps`."""
-    await conn.execute("UPDATE actions SET result = jsonb_set(result, '{steps}', (result->'steps') || %s::jsonb) "
-                       "WHERE id = %s", (Jsonb([result]), action_id))
+    await conn.execute(
+        "UPDATE actions SET result = jsonb_set(result, '{steps}', (result->'steps') || %s::jsonb) WHERE id = %s",
+        (Jsonb([result]), action_id),
+    )
 
 
 # ---------------------------------------------------------------------- reading
+
 
 async def with_status(conn: psycopg.AsyncConnection, status: str) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
@@ -151,15 +201,19 @@ async def claim_approved(conn: psycopg.AsyncConnection) -> dict[str, Any] | None
 async def lock(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any] | None:
     """The fields a person decides on, locked for the caller's transaction; None when there is no such action."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT id, action, params, risk, status, target, incident_id FROM actions "
-                      "WHERE id = %s FOR UPDATE", (action_id,))
+    await cur.execute(
+        "SELECT id, action, params, risk, status, target, incident_id FROM actions WHERE id = %s FOR UPDATE",
+        (action_id,),
+    )
     return await cur.fetchone()
 
 
 async def rejected_step_actor(conn: psycopg.AsyncConnection, action_id: int) -> str | None:
     """Who moved the action to `rejected` (its step); None when nobody did."""
-    cur = await conn.execute("SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' "
-                             "ORDER BY id LIMIT 1", (action_id,))
+    cur = await conn.execute(
+        "SELECT actor FROM action_steps WHERE action_id = %s AND to_status = 'rejected' ORDER BY id LIMIT 1",
+        (action_id,),
+    )
     row = await cur.fetchone()
     return None if row is None else str(row[0])
 
@@ -183,37 +237,52 @@ async def get(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any] |
     return await cur.fetchone()
 
 
-async def history(conn: psycopg.AsyncConnection, action_id: int
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def history(conn: psycopg.AsyncConnection, action_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """An action's steps and its approvals (a signature shown as `signed`), oldest first."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT from_status, to_status, actor, reason, at FROM action_steps "
-                      "WHERE action_id = %s ORDER BY id", (action_id,))
+    await cur.execute(
+        "SELECT from_status, to_status, actor, reason, at FROM action_steps WHERE action_id = %s ORDER BY id",
+        (action_id,),
+    )
     steps = await cur.fetchall()
-    await cur.execute("SELECT kind, approver, reason, approved_at, expires_at, signature IS NOT NULL AS signed, "
-                      "digest FROM action_approvals WHERE action_id = %s ORDER BY id", (action_id,))
+    await cur.execute(
+        "SELECT kind, approver, reason, approved_at, expires_at, signature IS NOT NULL AS signed, "
+        "digest FROM action_approvals WHERE action_id = %s ORDER BY id",
+        (action_id,),
+    )
     return steps, await cur.fetchall()
 
 
-async def recent_counts(conn: psycopg.AsyncConnection, *, target: str, action: str, statuses: Iterable[str],
-                        since: datetime, exclude_id: int) -> tuple[int, int, datetime | None]:
+async def recent_counts(
+    conn: psycopg.AsyncConnection,
+    *,
+    target: str,
+    action: str,
+    statuses: Iterable[str],
+    since: datetime,
+    exclude_id: int,
+) -> tuple[int, int, datetime | None]:
     """Actions taken since `since`: on `target`, of kind `action`, and the last one on `target`."""
     cur = await conn.execute(
         "SELECT count(*) FILTER (WHERE target = %s), count(*) FILTER (WHERE action = %s), "
         "max(coalesce(started_at, updated_at)) FILTER (WHERE target = %s) "
         "FROM actions WHERE status = ANY(%s) AND coalesce(started_at, updated_at) > %s AND id <> %s",
-        (target, action, target, list(statuses), since, exclude_id))
+        (target, action, target, list(statuses), since, exclude_id),
+    )
     per_target, per_action, last = await cur.fetchone()  # type: ignore[misc]
     return per_target, per_action, last
 
 
-async def recent_targets(conn: psycopg.AsyncConnection, statuses: Iterable[str], since: datetime
-                         ) -> list[tuple[str, int, datetime]]:
+async def recent_targets(
+    conn: psycopg.AsyncConnection, statuses: Iterable[str], since: datetime
+) -> list[tuple[str, int, datetime]]:
     """(target, actions taken since `since`, the last one's time), by target."""
     cur = await conn.execute(
         "SELECT target, count(*), max(coalesce(started_at, updated_at)) FROM actions "
         "WHERE status = ANY(%s) AND coalesce(started_at, updated_at) > %s AND target IS NOT NULL "
-        "GROUP BY target ORDER BY target", (list(statuses), since))
+        "GROUP BY target ORDER BY target",
+        (list(statuses), since),
+    )
     return [(t, n, last) for t, n, last in await cur.fetchall()]
 
 
@@ -225,47 +294,76 @@ async def count_queued(conn: psycopg.AsyncConnection) -> int:
 
 # ---------------------------------------------------------------------- approvals
 
+
 async def latest_approval(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("SELECT * FROM action_approvals WHERE action_id = %s ORDER BY id DESC LIMIT 1", (action_id,))
     return await cur.fetchone()
 
 
-async def add_person_approval(conn: psycopg.AsyncConnection, action_id: int, *, approver: str, reason: str,
-                              approved_at: datetime, expires_at: datetime, signature: str, digest: str) -> None:
+async def add_person_approval(
+    conn: psycopg.AsyncConnection,
+    action_id: int,
+    *,
+    approver: str,
+    reason: str,
+    approved_at: datetime,
+    expires_at: datetime,
+    signature: str,
+    digest: str,
+) -> None:
     await conn.execute(
         "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at, signature, "
         "digest) VALUES (%s, 'person', %s, %s, %s, %s, %s, %s)",
-        (action_id, approver, reason[:MAX_REASON], approved_at, expires_at, signature, digest))
+        (action_id, approver, reason[:MAX_REASON], approved_at, expires_at, signature, digest),
+    )
 
 
-async def add_policy_approval(conn: psycopg.AsyncConnection, action_id: int, *, approver: str, reason: str,
-                              approved_at: datetime, expires_at: datetime) -> None:
+async def add_policy_approval(
+    conn: psycopg.AsyncConnection,
+    action_id: int,
+    *,
+    approver: str,
+    reason: str,
+    approved_at: datetime,
+    expires_at: datetime,
+) -> None:
     """The service's own approval: unsigned, so the executor decides again from its own configuration."""
     await conn.execute(
         "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
-        "VALUES (%s, 'policy', %s, %s, %s, %s)", (action_id, approver, reason, approved_at, expires_at))
+        "VALUES (%s, 'policy', %s, %s, %s, %s)",
+        (action_id, approver, reason, approved_at, expires_at),
+    )
 
 
 # ---------------------------------------------------------------------- breakers and the legacy pause
 
+
 async def trip_breaker(conn: psycopg.AsyncConnection, target: str, action_id: int, reason: str) -> None:
     """The main schema's (advisory) breaker; the ledger's trip is the one only a signed clearing closes."""
-    await conn.execute("INSERT INTO action_breakers (target, action_id, reason) VALUES (%s, %s, %s) "
-                       "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING", (target, action_id, reason))
+    await conn.execute(
+        "INSERT INTO action_breakers (target, action_id, reason) VALUES (%s, %s, %s) "
+        "ON CONFLICT (target) WHERE cleared_at IS NULL DO NOTHING",
+        (target, action_id, reason),
+    )
 
 
 async def clear_breakers(conn: psycopg.AsyncConnection, target: str, *, at: datetime, actor: str) -> None:
-    await conn.execute("UPDATE action_breakers SET cleared_at = %s, cleared_by = %s "
-                       "WHERE target = %s AND cleared_at IS NULL", (at, actor, target))
+    await conn.execute(
+        "UPDATE action_breakers SET cleared_at = %s, cleared_by = %s WHERE target = %s AND cleared_at IS NULL",
+        (at, actor, target),
+    )
 
 
-async def uncleared_breakers(conn: psycopg.AsyncConnection, target: str | None = None
-                             ) -> list[tuple[str, int, str, datetime]]:
+async def uncleared_breakers(
+    conn: psycopg.AsyncConnection, target: str | None = None
+) -> list[tuple[str, int, str, datetime]]:
     """(target, action_id, reason, tripped_at) of breaker rows not cleared, oldest first."""
     q = "SELECT target, action_id, reason, tripped_at FROM action_breakers WHERE cleared_at IS NULL"
-    cur = await conn.execute(q + (" AND target = %s" if target is not None else "") + " ORDER BY tripped_at",
-                             (target,) if target is not None else ())
+    cur = await conn.execute(
+        q + (" AND target = %s" if target is not None else "") + " ORDER BY tripped_at",
+        (target,) if target is not None else (),
+    )
     return [(t, i, r, at) for t, i, r, at in await cur.fetchall()]
 
 
@@ -277,5 +375,8 @@ async def legacy_pause(conn: psycopg.AsyncConnection) -> str | None:
 
 
 async def set_legacy_pause(conn: psycopg.AsyncConnection, value: str) -> None:
-    await conn.execute("INSERT INTO store_settings (key, value) VALUES (%s, %s) "
-                       "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (PAUSE_KEY, value))
+    await conn.execute(
+        "INSERT INTO store_settings (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        (PAUSE_KEY, value),
+    )

@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # the writer imports the batch appliers, which import `insert
 INSERT = "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (%s, %s, %s, %s, %s)"
 
 
-async def insert(conn: psycopg.AsyncConnection, at: datetime, actor: str, event: str, subject: str | None,
-                 detail: dict[str, Any]) -> None:
+async def insert(
+    conn: psycopg.AsyncConnection, at: datetime, actor: str, event: str, subject: str | None, detail: dict[str, Any]
+) -> None:
     """One audit row on `conn` (the caller's transaction, under the caller's role)."""
     await conn.execute(INSERT, (at, actor, event, subject, Jsonb(detail)))
 
@@ -31,11 +32,21 @@ class AuditLog:
     def __init__(self, writer: StoreWriter):
         self._writer = writer
 
-    async def record(self, actor: str, event: str, subject: str | None = None,
-                     detail: dict[str, Any] | None = None, at: datetime | None = None) -> str:
+    async def record(
+        self,
+        actor: str,
+        event: str,
+        subject: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> str:
         """Stored or durably spooled before this returns ('stored' | 'spooled')."""
         if not actor or not event:
             raise ValueError("audit record needs an actor and an event")
         at = at or datetime.now(UTC)
-        return await self._writer.submit(Batch("audit", {
-            "at": at.isoformat(), "actor": actor, "event": event, "subject": subject, "detail": detail or {}}))
+        return await self._writer.submit(
+            Batch(
+                "audit",
+                {"at": at.isoformat(), "actor": actor, "event": event, "subject": subject, "detail": detail or {}},
+            )
+        )

@@ -35,8 +35,19 @@ UNIT_CHARS, TEMPLATE_CHARS, SAMPLE_CHARS, SUMMARY_CHARS, FIELD_CHARS = 512, 4096
 
 def is_refusal(exc: BaseException) -> bool:
     """The database (or the driver, adapting a value) refused this data; retrying cannot help."""
-    return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded,
-                            UnicodeError, ValueError, TypeError, OverflowError))
+    return isinstance(
+        exc,
+        (
+            psycopg.DataError,
+            psycopg.IntegrityError,
+            psycopg.errors.ProgramLimitExceeded,
+            UnicodeError,
+            ValueError,
+            TypeError,
+            OverflowError,
+        ),
+    )
+
 
 _SEVERITY_ORDER = "ARRAY[" + ", ".join(f"'{s}'" for s in reversed(SEVERITIES)) + "]"  # info .. critical
 
@@ -79,14 +90,20 @@ ON CONFLICT (stream) DO UPDATE SET cursor = EXCLUDED.cursor, checkpoint = EXCLUD
 def trigger_row(t: dict[str, Any]) -> dict[str, Any]:
     """One trigger as SQL parameters, every text sanitised (NUL and controls escaped, bounded)."""
     return {
-        "id": t["id"], "severity": t["severity"], "category": t["category"],
-        "source": clean_text(t["source"], UNIT_CHARS), "unit": clean_optional(t.get("unit"), UNIT_CHARS),
-        "template": clean_text(t["template"], TEMPLATE_CHARS), "template_id": clean_text(t["template_id"], 64),
+        "id": t["id"],
+        "severity": t["severity"],
+        "category": t["category"],
+        "source": clean_text(t["source"], UNIT_CHARS),
+        "unit": clean_optional(t.get("unit"), UNIT_CHARS),
+        "template": clean_text(t["template"], TEMPLATE_CHARS),
+        "template_id": clean_text(t["template_id"], 64),
         "count": t["count"],
-        "first_seen": datetime.fromisoformat(t["first_seen"]), "last_seen": datetime.fromisoformat(t["last_seen"]),
+        "first_seen": datetime.fromisoformat(t["first_seen"]),
+        "last_seen": datetime.fromisoformat(t["last_seen"]),
         "sample": Jsonb([clean_text(s, SAMPLE_CHARS) for s in list(t.get("sample") or [])[-MAX_SAMPLES:]]),
         "summary": clean_optional(t.get("summary"), SUMMARY_CHARS),
-        "host": clean_optional(t.get("host"), 255), "boot_id": clean_optional(t.get("boot_id"), 64),
+        "host": clean_optional(t.get("host"), 255),
+        "boot_id": clean_optional(t.get("boot_id"), 64),
         "fields": Jsonb(clean_json(t.get("fields") or {}, FIELD_CHARS)),
     }
 
@@ -122,8 +139,10 @@ def metrics_applier(partitions: MetricPartitions) -> Applier:
     """rows: [epoch_seconds, name, subject, value]; daily partitions first, then one COPY."""
 
     async def apply_metrics(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> AfterCommit | None:
-        rows = [(datetime.fromtimestamp(ts, UTC), clean_text(name, 200), clean_text(subject or "", 512),
-                 float(value)) for ts, name, subject, value in payload["rows"]]
+        rows = [
+            (datetime.fromtimestamp(ts, UTC), clean_text(name, 200), clean_text(subject or "", 512), float(value))
+            for ts, name, subject, value in payload["rows"]
+        ]
         if not rows:
             return None
         created = await partitions.ensure(conn, {r[0].date() for r in rows})
@@ -136,23 +155,36 @@ def metrics_applier(partitions: MetricPartitions) -> Applier:
 
 
 async def apply_audit(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
-    await audit.insert(conn, datetime.fromisoformat(payload["at"]), clean_text(payload["actor"], 200),
-                       clean_text(payload["event"], 200), clean_optional(payload.get("subject")),
-                       clean_json(payload.get("detail") or {}))
+    await audit.insert(
+        conn,
+        datetime.fromisoformat(payload["at"]),
+        clean_text(payload["actor"], 200),
+        clean_text(payload["event"], 200),
+        clean_optional(payload.get("subject")),
+        clean_json(payload.get("detail") or {}),
+    )
 
 
 def _llm_row(c: dict[str, Any]) -> dict[str, Any]:
-    return {"at": datetime.fromisoformat(c["at"]), "role": clean_text(c["role"], 64), "model": clean_text(c["model"], 200),
-            "kind": clean_text(c["kind"], 32), "prompt_tokens": int(c["prompt_tokens"]),
-            "completion_tokens": int(c["completion_tokens"]), "latency_s": float(c["latency_s"]),
-            "outcome": clean_text(c["outcome"], 32), "layer": clean_optional(c.get("layer"), 64),
-            "incident_id": c.get("incident_id")}
+    return {
+        "at": datetime.fromisoformat(c["at"]),
+        "role": clean_text(c["role"], 64),
+        "model": clean_text(c["model"], 200),
+        "kind": clean_text(c["kind"], 32),
+        "prompt_tokens": int(c["prompt_tokens"]),
+        "completion_tokens": int(c["completion_tokens"]),
+        "latency_s": float(c["latency_s"]),
+        "outcome": clean_text(c["outcome"], 32),
+        "layer": clean_optional(c.get("layer"), 64),
+        "incident_id": c.get("incident_id"),
+    }
 
 
 INSERT_LLM_CALL = (
     "INSERT INTO llm_calls (at, role, model, kind, prompt_tokens, completion_tokens, latency_s, outcome, layer,"
     " incident_id) VALUES (%(at)s, %(role)s, %(model)s, %(kind)s, %(prompt_tokens)s, %(completion_tokens)s,"
-    " %(latency_s)s, %(outcome)s, %(layer)s, %(incident_id)s)")
+    " %(latency_s)s, %(outcome)s, %(layer)s, %(incident_id)s)"
+)
 
 
 async def apply_llm_calls(conn: psycopg.AsyncConnection, payload: dict[str, Any]) -> None:
@@ -161,8 +193,12 @@ async def apply_llm_calls(conn: psycopg.AsyncConnection, payload: dict[str, Any]
 
 
 def default_appliers(partitions: MetricPartitions) -> dict[str, Applier]:
-    return {"triggers": apply_triggers, "metrics": metrics_applier(partitions), "audit": apply_audit,
-            "llm_calls": apply_llm_calls}
+    return {
+        "triggers": apply_triggers,
+        "metrics": metrics_applier(partitions),
+        "audit": apply_audit,
+        "llm_calls": apply_llm_calls,
+    }
 
 
 def careful_appliers() -> dict[str, CarefulApplier]:

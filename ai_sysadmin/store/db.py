@@ -22,8 +22,7 @@ SCHEMA_TABLE = "ai_sysadmin_schema"
 
 def connect_kwargs(cfg: DatabaseConfig, connect_timeout: float = 5.0) -> dict[str, Any]:
     """Keyword arguments for psycopg.connect / AsyncConnection.connect / pool kwargs."""
-    kw: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)),
-                          "application_name": "ai-sysadmin"}
+    kw: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)), "application_name": "ai-sysadmin"}
     if cfg.password is not None:
         kw["password"] = cfg.password.reveal()
     return kw
@@ -66,8 +65,10 @@ class DatabaseUnavailable(RuntimeError):
 
     @classmethod
     def from_error(cls, exc: BaseException) -> DatabaseUnavailable:
-        return cls(f"cannot reach PostgreSQL ({_last_line(exc)}); start postgresql.service or correct the "
-                   "database section, then see `ai-sysadmin doctor`")
+        return cls(
+            f"cannot reach PostgreSQL ({_last_line(exc)}); start postgresql.service or correct the "
+            "database section, then see `ai-sysadmin doctor`"
+        )
 
 
 class SchemaNotMigrated(RuntimeError):
@@ -76,8 +77,10 @@ class SchemaNotMigrated(RuntimeError):
     @classmethod
     def from_error(cls, exc: BaseException | None = None) -> SchemaNotMigrated:
         why = f" ({_last_line(exc)})" if exc is not None else ""
-        return cls(f"the database schema is not migrated{why}; start the service once "
-                   "(systemctl start ai-sysadmin; it applies the schema), then retry")
+        return cls(
+            f"the database schema is not migrated{why}; start the service once "
+            "(systemctl start ai-sysadmin; it applies the schema), then retry"
+        )
 
 
 async def require_schema(conn: psycopg.AsyncConnection, minimum: int = 1) -> int:
@@ -128,8 +131,9 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     install_safe_adapters(conn)
 
 
-def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4,
-              timeout: float = 5.0) -> AsyncConnectionPool:
+def make_pool(
+    cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0
+) -> AsyncConnectionPool:
     """An unopened AsyncConnectionPool for `cfg`: `await pool.open(wait=False)` at service start.
 
     `check` revalidates a pooled connection before handing it out, so after a
@@ -139,7 +143,13 @@ def make_pool(cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4,
     from psycopg_pool import AsyncConnectionPool
 
     return AsyncConnectionPool(
-        cfg.conninfo(), kwargs=connect_kwargs(cfg, connect_timeout=timeout), min_size=min_size,
-        max_size=max_size, timeout=timeout, open=False, check=AsyncConnectionPool.check_connection,
-        configure=_configure, name="ai-sysadmin",
+        cfg.conninfo(),
+        kwargs=connect_kwargs(cfg, connect_timeout=timeout),
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        configure=_configure,
+        name="ai-sysadmin",
     )

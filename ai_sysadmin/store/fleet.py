@@ -42,8 +42,10 @@ class FleetError(Exception):
 def member_role_name(host: str) -> str:
     """The database role of the member `host`; the policies read the host back from it."""
     if not _HOST_RE.match(host) or len(host) > _MAX_HOST:
-        raise FleetError(f"not a member host id: {host!r} (letters, digits, . _ -; at most {_MAX_HOST} "
-                         "characters, so that the role name fits PostgreSQL's 63)")
+        raise FleetError(
+            f"not a member host id: {host!r} (letters, digits, . _ -; at most {_MAX_HOST} "
+            "characters, so that the role name fits PostgreSQL's 63)"
+        )
     return MEMBER_ROLE_PREFIX + host
 
 
@@ -65,12 +67,15 @@ async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
             try:
                 await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise FleetError(f"cannot create role {role!r}: this connection's role needs CREATEROLE "
-                                 f"({exc.diag.message_primary})") from None
+                raise FleetError(
+                    f"cannot create role {role!r}: this connection's role needs CREATEROLE ({exc.diag.message_primary})"
+                ) from None
         # In the same transaction: a refusal here leaves no role behind.
         if await metrics_backend(conn) == BACKEND_TIMESCALE:
-            raise FleetError("member roles need row-level security on metrics, which a TimescaleDB hypertable "
-                             "does not carry to its chunks: not built for the TimescaleDB backend")
+            raise FleetError(
+                "member roles need row-level security on metrics, which a TimescaleDB hypertable "
+                "does not carry to its chunks: not built for the TimescaleDB backend"
+            )
         schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
         await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
         for table, privilege in MEMBER_GRANTS:
@@ -95,6 +100,7 @@ async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
 
 async def member_roles(conn: psycopg.AsyncConnection) -> dict[str, str]:
     """The member roles of this cluster: host -> role."""
-    cur = await conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname",
-                             (MEMBER_ROLE_PREFIX,))
-    return {name[len(MEMBER_ROLE_PREFIX):]: name for (name,) in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname", (MEMBER_ROLE_PREFIX,)
+    )
+    return {name[len(MEMBER_ROLE_PREFIX) :]: name for (name,) in await cur.fetchall()}

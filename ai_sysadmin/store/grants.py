@@ -43,8 +43,11 @@ class Grant:
 
 EXECUTOR_GRANTS: tuple[Grant, ...] = (
     Grant("actions", "SELECT"),
-    Grant("actions", "UPDATE", ("status", "updated_at", "started_at", "finished_at", "executed_by", "result",
-                                "verification")),
+    Grant(
+        "actions",
+        "UPDATE",
+        ("status", "updated_at", "started_at", "finished_at", "executed_by", "result", "verification"),
+    ),
     Grant("action_approvals", "SELECT"),
     Grant("action_steps", "SELECT"),
     Grant("action_steps", "INSERT"),
@@ -96,8 +99,14 @@ API_GRANTS: tuple[Grant, ...] = (
     Grant("switch_incidents", "SELECT"),
 )
 
-SEQUENCES = {"actions": "actions_id_seq", "findings": "findings_id_seq", "action_steps": "action_steps_id_seq", "action_breakers": "action_breakers_id_seq",
-             "audit_log": "audit_log_id_seq", "action_approvals": "action_approvals_id_seq"}
+SEQUENCES = {
+    "actions": "actions_id_seq",
+    "findings": "findings_id_seq",
+    "action_steps": "action_steps_id_seq",
+    "action_breakers": "action_breakers_id_seq",
+    "audit_log": "audit_log_id_seq",
+    "action_approvals": "action_approvals_id_seq",
+}
 
 
 async def _role_exists(conn: psycopg.AsyncConnection, role: str) -> bool:
@@ -106,8 +115,10 @@ async def _role_exists(conn: psycopg.AsyncConnection, role: str) -> bool:
 
 
 async def _existing_tables(conn: psycopg.AsyncConnection) -> set[str]:
-    cur = await conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                             "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'S')")
+    cur = await conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'S')"
+    )
     return {r[0] for r in await cur.fetchall()}
 
 
@@ -115,8 +126,9 @@ async def _grant_role(conn: psycopg.AsyncConnection, role: str, grants: tuple[Gr
     tables = await _existing_tables(conn)
     r = sql.Identifier(role)
     done: list[str] = []
-    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-        sql.Identifier((await (await conn.execute("SELECT current_schema()")).fetchone())[0]), r))  # type: ignore[index]
+    row = await (await conn.execute("SELECT current_schema()")).fetchone()
+    assert row is not None  # SELECT without FROM returns exactly one row
+    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(row[0]), r))
     wanted = {g.table for g in grants} | set(SEQUENCES.values())
     for table in sorted(wanted & tables):
         # Start from nothing on each table we manage, so a removed privilege is really gone.
@@ -131,13 +143,16 @@ async def _grant_role(conn: psycopg.AsyncConnection, role: str, grants: tuple[Gr
         else:
             await conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(g.privilege), t, r))
         if g.privilege == "INSERT" and g.table in SEQUENCES and SEQUENCES[g.table] in tables:
-            await conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
-                sql.Identifier(SEQUENCES[g.table]), r))
+            await conn.execute(
+                sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(SEQUENCES[g.table]), r)
+            )
         done.append(f"{g.privilege}{'(' + ','.join(g.columns) + ')' if g.columns else ''} {g.table}")
     return done
 
 
-async def apply_grants(target: AsyncConnectionPool | psycopg.AsyncConnection, db: DatabaseConfig) -> dict[str, list[str]]:
+async def apply_grants(
+    target: AsyncConnectionPool | psycopg.AsyncConnection, db: DatabaseConfig
+) -> dict[str, list[str]]:
     """GRANT the executor and API roles their privileges; returns what was granted per role."""
     if isinstance(target, AsyncConnectionPool):
         async with target.connection() as conn:
@@ -157,7 +172,10 @@ async def apply_grants(target: AsyncConnectionPool | psycopg.AsyncConnection, db
         if db.executor_role and db.executor_role in out:
             # The executor creates its own schema, the decision ledger, at its start.
             dbname = (await (await conn.execute("SELECT current_database()")).fetchone())[0]  # type: ignore[index]
-            await conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-                sql.Identifier(dbname), sql.Identifier(db.executor_role)))
+            await conn.execute(
+                sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                    sql.Identifier(dbname), sql.Identifier(db.executor_role)
+                )
+            )
             out[db.executor_role].append("CREATE database (decision ledger)")
     return out

@@ -28,8 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ai_sysadmin.config import KnowledgeConfig
@@ -77,7 +76,143 @@ class KnowledgeUnavailable(RuntimeError):
 
 
 # Words too common in questions and runbooks to tell documents apart.
-STOPWORDS = frozenset(["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "keeps", "keep", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your", "my", "our", "is", "isnt", "doesnt", "dont", "wont", "cant", "seems", "seem", "getting", "get", "got", "keeps", "happening", "happened", "something", "anything"])
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "keeps",
+        "keep",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "my",
+        "our",
+        "is",
+        "isnt",
+        "doesnt",
+        "dont",
+        "wont",
+        "cant",
+        "seems",
+        "seem",
+        "getting",
+        "get",
+        "got",
+        "keeps",
+        "happening",
+        "happened",
+        "something",
+        "anything",
+    ]
+)
 _TOKEN = re.compile(r"/?[a-z0-9][a-z0-9_.@:/\-]*[a-z0-9]|[a-z0-9]")
 _PARTS = re.compile(r"[a-z0-9]+")
 
@@ -113,8 +248,12 @@ def open_chroma(cfg: KnowledgeConfig) -> ClientAPI:
         u = urlsplit(cfg.url)
         if u.hostname is None:  # the configuration's HttpUrl has a host; this is for a hand-built config
             raise ValueError(f"knowledge.url {cfg.url!r} names no host")
-        return chromadb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
-                                   ssl=u.scheme == "https", settings=settings)
+        return chromadb.HttpClient(
+            host=u.hostname,
+            port=u.port or (443 if u.scheme == "https" else 8000),
+            ssl=u.scheme == "https",
+            settings=settings,
+        )
     if cfg.path is None:  # the configuration fills it in from state_dir
         raise ValueError("knowledge.path is not set")
     Path(cfg.path).mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -124,8 +263,11 @@ def open_chroma(cfg: KnowledgeConfig) -> ClientAPI:
 def shipped_runbooks() -> dict[str, str]:
     """name -> markdown text of every runbook in the package."""
     root = resources.files("ai_sysadmin") / "runbooks"
-    return {p.name.removesuffix(".md"): p.read_text(encoding="utf-8")
-            for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".md")}
+    return {
+        p.name.removesuffix(".md"): p.read_text(encoding="utf-8")
+        for p in sorted(root.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".md")
+    }
 
 
 def content_hash(text: str) -> str:
@@ -143,9 +285,10 @@ class KnowledgeBase:
     def __init__(self, client: Any, embedder: LLMClient):
         self._client = client
         self._embedder = embedder
-        self._cols = {name: client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"},
-                                                            embedding_function=None)
-                      for name in COLLECTIONS}
+        self._cols = {
+            name: client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+            for name in COLLECTIONS
+        }
         self.last_vector_error: str | None = None  # why the last search ranked lexically only
 
     @classmethod
@@ -158,7 +301,7 @@ class KnowledgeBase:
         # small CPU box, and a slow first index does not fail as one giant request.
         out: list[list[float]] = []
         for i in range(0, len(texts), EMBED_BATCH):
-            out += await self._embedder.embed([t[:EMBED_CHARS] for t in texts[i:i + EMBED_BATCH]])
+            out += await self._embedder.embed([t[:EMBED_CHARS] for t in texts[i : i + EMBED_BATCH]])
         return out
 
     async def add(self, collection: str, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
@@ -169,17 +312,32 @@ class KnowledgeBase:
             raise ValueError(f"{collection}/{doc_id}: empty text")
         [vector] = await self._embed([text])
         meta = {k: v for k, v in (metadata or {}).items() if v is not None} or None
-        await asyncio.to_thread(self._cols[collection].upsert, ids=[doc_id], embeddings=[vector],
-                                documents=[text], metadatas=[meta] if meta else None)
+        await asyncio.to_thread(
+            self._cols[collection].upsert,
+            ids=[doc_id],
+            embeddings=[vector],
+            documents=[text],
+            metadatas=[meta] if meta else None,
+        )
 
-    async def add_incident(self, incident_id: int, summary: str, diagnosis: str = "", resolution: str = "",
-                           outcome: str = "") -> None:
-        text = "\n".join(f"{k}: {v}" for k, v in (("Summary", summary), ("Diagnosis", diagnosis),
-                                                   ("Resolution", resolution), ("Outcome", outcome)) if v)
+    async def add_incident(
+        self, incident_id: int, summary: str, diagnosis: str = "", resolution: str = "", outcome: str = ""
+    ) -> None:
+        text = "\n".join(
+            f"{k}: {v}"
+            for k, v in (
+                ("Summary", summary),
+                ("Diagnosis", diagnosis),
+                ("Resolution", resolution),
+                ("Outcome", outcome),
+            )
+            if v
+        )
         await self.add("incidents", f"incident-{incident_id}", text, {"incident_id": incident_id, "outcome": outcome})
 
-    async def add_note(self, note_id: str, text: str, author: str | None = None,
-                       incident_id: int | None = None) -> None:
+    async def add_note(
+        self, note_id: str, text: str, author: str | None = None, incident_id: int | None = None
+    ) -> None:
         await self.add("notes", note_id, text, {"author": author, "incident_id": incident_id})
 
     async def index_runbooks(self, runbooks: dict[str, str] | None = None) -> tuple[int, int]:
@@ -187,23 +345,34 @@ class KnowledgeBase:
         runbooks = shipped_runbooks() if runbooks is None else runbooks
         col = self._cols["runbooks"]
         existing = await asyncio.to_thread(col.get, include=["metadatas"])
-        stored = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
+        stored = {
+            i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)
+        }
         changed = {name: text for name, text in runbooks.items() if stored.get(name) != content_hash(text)}
         if changed:
             vectors = await self._embed(list(changed.values()))
             await asyncio.to_thread(
-                col.upsert, ids=list(changed), embeddings=vectors, documents=list(changed.values()),
-                metadatas=[{"content_hash": content_hash(t), "title": _title(t, n)} for n, t in changed.items()])
+                col.upsert,
+                ids=list(changed),
+                embeddings=vectors,
+                documents=list(changed.values()),
+                metadatas=[{"content_hash": content_hash(t), "title": _title(t, n)} for n, t in changed.items()],
+            )
         gone = [i for i in stored if i not in runbooks]
         if gone:
             await asyncio.to_thread(col.delete, ids=gone)
         if changed or gone:
-            log.info("runbooks: %d (re)indexed, %d unchanged, %d removed", len(changed),
-                     len(runbooks) - len(changed), len(gone))
+            log.info(
+                "runbooks: %d (re)indexed, %d unchanged, %d removed",
+                len(changed),
+                len(runbooks) - len(changed),
+                len(gone),
+            )
         return len(changed), len(runbooks) - len(changed)
 
-    async def search(self, text: str, collections: Iterable[str] = COLLECTIONS, k: int = 5, *,
-                     mode: str = "hybrid") -> list[Hit]:
+    async def search(
+        self, text: str, collections: Iterable[str] = COLLECTIONS, k: int = 5, *, mode: str = "hybrid"
+    ) -> list[Hit]:
         """The k best hits over the given collections, best first (see the module doc for the ranking)."""
         names = list(collections)
         for n in names:
@@ -237,8 +406,18 @@ class KnowledgeBase:
             fused = (w_lex / (RRF_K + lr) if lr else 0.0) + (w_vec / (RRF_K + vr) if vr else 0.0)
             if fused <= 0:
                 continue
-            hits.append(Hit(id=key[1], collection=key[0], score=round(fused / best, 4), snippet=_snippet(doc),
-                            metadata=dict(meta or {}), similarity=sim, lexical_rank=lr, vector_rank=vr))
+            hits.append(
+                Hit(
+                    id=key[1],
+                    collection=key[0],
+                    score=round(fused / best, 4),
+                    snippet=_snippet(doc),
+                    metadata=dict(meta or {}),
+                    similarity=sim,
+                    lexical_rank=lr,
+                    vector_rank=vr,
+                )
+            )
         hits.sort(key=lambda h: (-h.score, h.lexical_rank or 10**6, h.vector_rank or 10**6))
         return hits[:k]
 
@@ -246,8 +425,9 @@ class KnowledgeBase:
         out: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         for name in names:
             res = await asyncio.to_thread(self._cols[name].get, include=["documents", "metadatas"])
-            for i, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"]),
-                                    strict=False):
+            for i, doc, meta in zip(
+                res["ids"], res["documents"] or [], res["metadatas"] or [{}] * len(res["ids"]), strict=False
+            ):
                 out[(name, i)] = (doc or "", dict(meta or {}))
         return out
 
@@ -299,4 +479,4 @@ def _title(text: str, fallback: str) -> str:
 
 def _snippet(doc: str) -> str:
     doc = " ".join(doc.split())
-    return doc if len(doc) <= SNIPPET_CHARS else doc[:SNIPPET_CHARS - 3] + "..."
+    return doc if len(doc) <= SNIPPET_CHARS else doc[: SNIPPET_CHARS - 3] + "..."

@@ -108,8 +108,10 @@ async def ensure(conn: psycopg.AsyncConnection) -> None:
     async with conn.transaction():
         owner = await _owner(conn)
         if owner is not None and not owner[1]:
-            raise LedgerUnavailable(f"schema {SCHEMA} is owned by {owner[0]!r}, not by this executor's role: "
-                                    "drop it (as a superuser) and restart the executor")
+            raise LedgerUnavailable(
+                f"schema {SCHEMA} is owned by {owner[0]!r}, not by this executor's role: "
+                "drop it (as a superuser) and restart the executor"
+            )
         await conn.execute(_DDL)  # fixed text from this module
     problem = await untrusted(conn)
     if problem:
@@ -117,8 +119,11 @@ async def ensure(conn: psycopg.AsyncConnection) -> None:
 
 
 async def _owner(conn: psycopg.AsyncConnection) -> tuple[str, bool] | None:
-    cur = await conn.execute("SELECT pg_get_userbyid(nspowner), nspowner = (SELECT oid FROM pg_roles "
-                             "WHERE rolname = current_user) FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+    cur = await conn.execute(
+        "SELECT pg_get_userbyid(nspowner), nspowner = (SELECT oid FROM pg_roles "
+        "WHERE rolname = current_user) FROM pg_namespace WHERE nspname = %s",
+        (SCHEMA,),
+    )
     row = await cur.fetchone()
     return None if row is None else (str(row[0]), bool(row[1]))
 
@@ -133,7 +138,9 @@ async def untrusted(conn: psycopg.AsyncConnection) -> str | None:
     cur = await conn.execute(
         "SELECT c.relname, c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname IN ('decisions', 'used_approvals')", (SCHEMA,))
+        "WHERE n.nspname = %s AND c.relname IN ('decisions', 'used_approvals')",
+        (SCHEMA,),
+    )
     tables = {r[0]: r[1] for r in await cur.fetchall()}
     owner = await _owner(conn)
     if owner is None or set(tables) != {"decisions", "used_approvals"}:
@@ -145,19 +152,32 @@ async def untrusted(conn: psycopg.AsyncConnection) -> str | None:
 
 async def require(conn: psycopg.AsyncConnection) -> None:
     if not await exists(conn):
-        raise LedgerUnavailable(f"the decision ledger ({SCHEMA}) does not exist yet: start ai-sysadmin-executor "
-                                "once (it creates the ledger)")
+        raise LedgerUnavailable(
+            f"the decision ledger ({SCHEMA}) does not exist yet: start ai-sysadmin-executor "
+            "once (it creates the ledger)"
+        )
 
 
-async def record(conn: psycopg.AsyncConnection, kind: str, *, actor: str, at: datetime, reason: str = "",
-                 action_id: int | None = None, digest: str | None = None, target: str | None = None,
-                 until: datetime | None = None, signature: str | None = None) -> int:
+async def record(
+    conn: psycopg.AsyncConnection,
+    kind: str,
+    *,
+    actor: str,
+    at: datetime,
+    reason: str = "",
+    action_id: int | None = None,
+    digest: str | None = None,
+    target: str | None = None,
+    until: datetime | None = None,
+    signature: str | None = None,
+) -> int:
     if kind not in DECISION_KINDS:
         raise ValueError(f"kind: not a ledger decision ({kind!r})")
     cur = await conn.execute(
         f"INSERT INTO {SCHEMA}.decisions (kind, action_id, digest, target, until, actor, reason, at, signature) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (kind, action_id, digest, target, until, actor, reason[:2000], at, signature))
+        (kind, action_id, digest, target, until, actor, reason[:2000], at, signature),
+    )
     return int((await cur.fetchone())[0])  # type: ignore[index]
 
 
@@ -165,8 +185,11 @@ async def _select(conn: psycopg.AsyncConnection, where: str, args: tuple[Any, ..
     if not await exists(conn):
         return []
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT id, kind, action_id, digest, target, until, actor, reason, at, signature, recorded_at "
-                      f"FROM {SCHEMA}.decisions WHERE {where} ORDER BY id", args)
+    await cur.execute(
+        f"SELECT id, kind, action_id, digest, target, until, actor, reason, at, signature, recorded_at "
+        f"FROM {SCHEMA}.decisions WHERE {where} ORDER BY id",
+        args,
+    )
     return [Decision(**r) for r in await cur.fetchall()]
 
 
@@ -186,7 +209,9 @@ async def breaker_decisions(conn: psycopg.AsyncConnection, target: str | None = 
 
 async def use_approval(conn: psycopg.AsyncConnection, signature: str, action_id: int, digest: str) -> bool:
     """Record that the executor acts on this signed approval; False when it was used before."""
-    cur = await conn.execute(f"INSERT INTO {SCHEMA}.used_approvals (signature, action_id, digest) "
-                             "VALUES (%s, %s, %s) ON CONFLICT (signature) DO NOTHING RETURNING 1",
-                             (signature, action_id, digest))
+    cur = await conn.execute(
+        f"INSERT INTO {SCHEMA}.used_approvals (signature, action_id, digest) "
+        "VALUES (%s, %s, %s) ON CONFLICT (signature) DO NOTHING RETURNING 1",
+        (signature, action_id, digest),
+    )
     return await cur.fetchone() is not None

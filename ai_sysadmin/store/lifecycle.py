@@ -11,6 +11,7 @@ as many independent stores as they need.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,20 +65,44 @@ class Store:
         await self.pool.close()
 
 
-def build_store(cfg: Config, *, pool: AsyncConnectionPool | None = None, registry: CollectorRegistry | None = None,
-                pool_timeout: float = 5.0, retry_interval: float = 2.0) -> Store:
+def build_store(
+    cfg: Config,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    registry: CollectorRegistry | None = None,
+    pool_timeout: float = 5.0,
+    retry_interval: float = 2.0,
+) -> Store:
     """Construct without touching the database (see open_store)."""
     registry = registry if registry is not None else CollectorRegistry()
     pool = pool if pool is not None else make_pool(cfg.database, timeout=pool_timeout)
-    spool = Spool(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio,
-                  SpoolMetrics(registry))
+    spool = Spool(cfg.spool.directory(cfg.state_dir), cfg.spool.max_bytes, cfg.spool.warn_ratio, SpoolMetrics(registry))
     partitions = MetricPartitions()
     quarantine = Quarantine(quarantine_dir(cfg.state_dir), registry=registry)
-    writer = StoreWriter(pool, spool, default_appliers(partitions), quarantine=quarantine,
-                         careful=careful_appliers(), retry_interval=retry_interval, prepare=migrate)
-    return Store(pool=pool, spool=spool, writer=writer, triggers=PgTriggerStore(writer), metrics=MetricStore(writer),
-                 audit=AuditLog(writer), llm_calls=LLMCallRecorder(writer), incidents=IncidentStore(pool),
-                 partitions=partitions, retention_cfg=cfg.retention, registry=registry, quarantine=quarantine)
+    writer = StoreWriter(
+        pool,
+        spool,
+        default_appliers(partitions),
+        quarantine=quarantine,
+        careful=careful_appliers(),
+        retry_interval=retry_interval,
+        # rows from before the fleet's host column belong to this host (fleet.host)
+        prepare=functools.partial(migrate, host=cfg.fleet.host_id()),
+    )
+    return Store(
+        pool=pool,
+        spool=spool,
+        writer=writer,
+        triggers=PgTriggerStore(writer),
+        metrics=MetricStore(writer),
+        audit=AuditLog(writer),
+        llm_calls=LLMCallRecorder(writer),
+        incidents=IncidentStore(pool),
+        partitions=partitions,
+        retention_cfg=cfg.retention,
+        registry=registry,
+        quarantine=quarantine,
+    )
 
 
 async def open_store(cfg: Config, **kw: Any) -> Store:

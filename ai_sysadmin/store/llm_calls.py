@@ -30,10 +30,18 @@ class LLMCallRecorder:
 
     def __call__(self, rec: CallRecord) -> None:
         """LLMClient(on_call=recorder): queue only, never block or raise."""
-        row = {"at": datetime.now(UTC).isoformat(), "role": rec.role, "model": rec.model,
-               "kind": rec.kind, "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
-               "latency_s": rec.latency_s, "outcome": rec.outcome, "layer": rec.layer,
-               "incident_id": rec.incident_id}
+        row = {
+            "at": datetime.now(UTC).isoformat(),
+            "role": rec.role,
+            "model": rec.model,
+            "kind": rec.kind,
+            "prompt_tokens": rec.prompt_tokens,
+            "completion_tokens": rec.completion_tokens,
+            "latency_s": rec.latency_s,
+            "outcome": rec.outcome,
+            "layer": rec.layer,
+            "incident_id": rec.incident_id,
+        }
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
@@ -82,7 +90,9 @@ class LLMCallRecorder:
         async with writer.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT role, outcome, count(*), sum(prompt_tokens), sum(completion_tokens), sum(latency_s) "
-                "FROM llm_calls WHERE at >= %s GROUP BY role, outcome ORDER BY role, outcome", (since,))
+                "FROM llm_calls WHERE at >= %s GROUP BY role, outcome ORDER BY role, outcome",
+                (since,),
+            )
             return [tuple(r) for r in await cur.fetchall()]
 
     @staticmethod
@@ -91,5 +101,7 @@ class LLMCallRecorder:
         async with writer.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT layer, kind, count(*), sum(prompt_tokens), sum(completion_tokens) FROM llm_calls "
-                "WHERE at >= %s GROUP BY layer, kind ORDER BY layer NULLS LAST, kind", (since,))
+                "WHERE at >= %s GROUP BY layer, kind ORDER BY layer NULLS LAST, kind",
+                (since,),
+            )
             return [tuple(r) for r in await cur.fetchall()]

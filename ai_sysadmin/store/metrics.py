@@ -42,8 +42,9 @@ class MetricStore:
         rows = [[s.ts, s.name, s.subject, s.value] for s in samples]
         return await self._writer.submit(Batch("metrics", {"rows": rows}))
 
-    async def query(self, name: str, since: datetime, until: datetime | None = None,
-                    subject: str | None = None) -> list[Point]:
+    async def query(
+        self, name: str, since: datetime, until: datetime | None = None, subject: str | None = None
+    ) -> list[Point]:
         until = until or datetime.now(UTC)
         q = "SELECT ts, subject, value FROM metrics WHERE name = %s AND ts >= %s AND ts < %s"
         params: list[object] = [name, since, until]
@@ -63,15 +64,20 @@ class MetricStore:
         async with self._writer.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT name, subject, min(value), avg(value), max(value) FROM metrics WHERE ts >= %s "
-                "GROUP BY name, subject ORDER BY name, subject", (since,))
+                "GROUP BY name, subject ORDER BY name, subject",
+                (since,),
+            )
             return [tuple(r) for r in await cur.fetchall()]
 
 
 async def failed_units(conn: Any, max_age: float) -> frozenset[str] | None:
     """The units the collector last saw failed, at its newest `units.failed` sample no older than
     `max_age` seconds; None when there is none (unit state unknown)."""
-    cur = await conn.execute("SELECT ts FROM metrics WHERE name = 'units.failed' AND ts > now() - "
-                             "make_interval(secs => %s) ORDER BY ts DESC LIMIT 1", (max_age,))
+    cur = await conn.execute(
+        "SELECT ts FROM metrics WHERE name = 'units.failed' AND ts > now() - "
+        "make_interval(secs => %s) ORDER BY ts DESC LIMIT 1",
+        (max_age,),
+    )
     row = await cur.fetchone()
     if row is None:
         return None
@@ -84,5 +90,7 @@ async def first_and_last(conn: Any, names: Sequence[str]) -> list[tuple[str, str
     cur = await conn.execute(
         "SELECT name, subject, (array_agg(value ORDER BY ts DESC))[1], (array_agg(value ORDER BY ts))[1] "
         "FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) "
-        "GROUP BY name, subject ORDER BY name, subject LIMIT 60", (list(names),))
+        "GROUP BY name, subject ORDER BY name, subject LIMIT 60",
+        (list(names),),
+    )
     return [(n, s, last, first) for n, s, last, first in await cur.fetchall()]

@@ -196,7 +196,9 @@ async def _v2_metrics(conn: psycopg.AsyncConnection) -> None:
         # build (nixpkgs timescaledb-apache, the module's free default) has hypertables and
         # drop_chunks, which is all retention needs.
         if await timescale_edition(conn) != "apache":
-            await conn.execute("ALTER TABLE metrics SET (timescaledb.compress, timescaledb.compress_segmentby = 'name')")
+            await conn.execute(
+                "ALTER TABLE metrics SET (timescaledb.compress, timescaledb.compress_segmentby = 'name')"
+            )
             await conn.execute("SELECT add_compression_policy('metrics', interval '2 days')")
     else:
         await conn.execute(f"CREATE TABLE metrics ({METRICS_COLUMNS}) PARTITION BY RANGE (ts)")
@@ -210,8 +212,21 @@ async def _v2_metrics(conn: psycopg.AsyncConnection) -> None:
 # Statuses of an action (docs/actions.md): queued waits for a person; approved waits for
 # the executor; recorded (observe), refused, rejected, expired, dry-run, verified, failed and
 # interrupted are final.  'proposed' and 'succeeded' stay valid for rows written before v4.
-ACTION_STATUSES = ("proposed", "queued", "approved", "rejected", "executing", "succeeded", "failed", "verified",
-                   "recorded", "refused", "interrupted", "expired", "dry-run")
+ACTION_STATUSES = (
+    "proposed",
+    "queued",
+    "approved",
+    "rejected",
+    "executing",
+    "succeeded",
+    "failed",
+    "verified",
+    "recorded",
+    "refused",
+    "interrupted",
+    "expired",
+    "dry-run",
+)
 
 V4_ACTIONS = f"""
 ALTER TABLE actions DROP CONSTRAINT actions_status_check;
@@ -321,6 +336,7 @@ class Migration:
 def _sql(text: str) -> Callable[[psycopg.AsyncConnection], Awaitable[None]]:
     async def run(conn: psycopg.AsyncConnection) -> None:
         await conn.execute(text)  # fixed text from this module
+
     return run
 
 
@@ -447,7 +463,8 @@ END $$;
 _FLEET_POLICY = (
     "CREATE POLICY fleet_member_host ON {table} FOR ALL"
     " USING ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))"
-    " WITH CHECK ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))")
+    " WITH CHECK ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))"
+)
 # The tables a member role is granted anything on (store/fleet.py MEMBER_GRANTS).
 RLS_TABLES = ("metrics", "actions")
 
@@ -459,14 +476,20 @@ async def _v9_hosts(conn: psycopg.AsyncConnection) -> None:
         raise RuntimeError("migration 9 needs the local host id (migrate(..., host=...))")
     lit = sql.Literal(host)
     for table in HOST_TABLES:
-        await conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN host text NOT NULL DEFAULT {}").format(
-            sql.Identifier(table), lit))
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN host text NOT NULL DEFAULT {}").format(sql.Identifier(table), lit)
+        )
     await conn.execute(sql.SQL("UPDATE triggers SET host = {} WHERE host IS NULL").format(lit))
-    await conn.execute(sql.SQL("ALTER TABLE triggers ALTER COLUMN host SET DEFAULT {}, "
-                               "ALTER COLUMN host SET NOT NULL").format(lit))
+    await conn.execute(
+        sql.SQL("ALTER TABLE triggers ALTER COLUMN host SET DEFAULT {}, ALTER COLUMN host SET NOT NULL").format(lit)
+    )
     await conn.execute(V9_MEMBER_HOST)
-    await conn.execute(sql.SQL("CREATE TRIGGER triggers_fill_host BEFORE INSERT OR UPDATE OF host ON triggers "
-                               "FOR EACH ROW EXECUTE FUNCTION fleet_fill_host({})").format(lit))
+    await conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER triggers_fill_host BEFORE INSERT OR UPDATE OF host ON triggers "
+            "FOR EACH ROW EXECUTE FUNCTION fleet_fill_host({})"
+        ).format(lit)
+    )
     await conn.execute(V9_INDEXES)
     backend = await metrics_backend(conn)
     for table in RLS_TABLES:
@@ -478,18 +501,22 @@ async def _v9_hosts(conn: psycopg.AsyncConnection) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls",
-              _sql(V1_CORE)),
+    Migration(
+        1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls", _sql(V1_CORE)
+    ),
     Migration(2, "metrics time series (TimescaleDB hypertable or daily partitions)", _v2_metrics),
     Migration(3, "hardening: llm_calls.layer/incident_id, cursors.checkpoint", _sql(V3_HARDENING)),
     Migration(4, "actions: decisions, approvals (signed), breakers, executor results, NOTIFY", _sql(V4_ACTIONS)),
     Migration(5, "incident lifecycle columns, reviews, finding advice", _sql(V5_INCIDENTS_REVIEW)),
-    Migration(6, "decisions: audit log append-only for every role, rejections final, approval digests",
-              _sql(V6_DECISIONS)),
-    Migration(7, "switches: NixOS switches noticed, their preflight, incidents attributed to them",
-              _sql(V7_SWITCHES)),
-    Migration(8, "incidents.candidate_actions, actions.contradicts: model proposals against the evidence",
-              _sql(V8_CONTRADICTS)),
+    Migration(
+        6, "decisions: audit log append-only for every role, rejections final, approval digests", _sql(V6_DECISIONS)
+    ),
+    Migration(7, "switches: NixOS switches noticed, their preflight, incidents attributed to them", _sql(V7_SWITCHES)),
+    Migration(
+        8,
+        "incidents.candidate_actions, actions.contradicts: model proposals against the evidence",
+        _sql(V8_CONTRADICTS),
+    ),
     Migration(9, "hosts: host column and indexes, member row-level security", _v9_hosts),
 )
 
@@ -533,12 +560,15 @@ async def _migrate_conn(conn: psycopg.AsyncConnection, host: str) -> list[int]:
         await conn.execute("SELECT set_config('ai_sysadmin.local_host', %s, true)", (host,))
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ("
-            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}")
         current = int((await cur.fetchone())[0])  # type: ignore[index]
         if current > latest_version():
-            raise RuntimeError(f"database schema v{current} is newer than this ai-sysadmin (v{latest_version()}); "
-                               "upgrade the package or point database.name elsewhere")
+            raise RuntimeError(
+                f"database schema v{current} is newer than this ai-sysadmin (v{latest_version()}); "
+                "upgrade the package or point database.name elsewhere"
+            )
         for m in MIGRATIONS:
             if m.version <= current:
                 continue

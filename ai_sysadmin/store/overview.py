@@ -21,8 +21,9 @@ async def read(conn: psycopg.AsyncConnection) -> dict[str, Any]:
     out: dict[str, Any] = {"schema_version": (await cur.fetchone())["v"]}  # type: ignore[index]
     await cur.execute("SELECT max(updated_at) AS at FROM cursors WHERE stream = 'journal'")
     out["l1_checkpoint_at"] = (await cur.fetchone())["at"]  # type: ignore[index]
-    await cur.execute("SELECT max(last_seen) AS at, count(*) AS n FROM triggers "
-                      "WHERE recorded_at > now() - interval '1 hour'")
+    await cur.execute(
+        "SELECT max(last_seen) AS at, count(*) AS n FROM triggers WHERE recorded_at > now() - interval '1 hour'"
+    )
     out["triggers"] = await cur.fetchone()
     await cur.execute("SELECT max(ts) AS at FROM metrics WHERE ts > now() - interval '1 day'")
     out["last_metric_at"] = (await cur.fetchone())["at"]  # type: ignore[index]
@@ -32,7 +33,8 @@ async def read(conn: psycopg.AsyncConnection) -> dict[str, Any]:
         "i.last_trigger_at, (SELECT string_agg(DISTINCT f.advice, E'\\n') FROM findings f "
         "WHERE f.incident_id = i.id AND f.advice IS NOT NULL) AS advice FROM incidents i "
         f"WHERE i.status IN ('open', 'acknowledged') ORDER BY array_position({SEVERITY_ORDER}, i.severity), "
-        "i.id LIMIT 50")
+        "i.id LIMIT 50"
+    )
     out["open_incidents"] = await cur.fetchall()
     out["pending_approvals"] = await _pending_approvals(conn)
     return out

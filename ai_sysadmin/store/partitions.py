@@ -63,7 +63,8 @@ class MetricPartitions:
         for day in sorted(missing):
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             stmt = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF metrics FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(start + timedelta(days=1)))
+                sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(start + timedelta(days=1))
+            )
             try:
                 async with conn.transaction():  # savepoint: a refusal must not abort the caller's batch
                     await conn.execute(stmt)
@@ -76,7 +77,8 @@ class MetricPartitions:
     async def existing(self, conn: psycopg.AsyncConnection) -> dict[date, str]:
         cur = await conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'metrics'::regclass")
+            "WHERE i.inhparent = 'metrics'::regclass"
+        )
         out: dict[date, str] = {}
         for (name,) in await cur.fetchall():
             m = _NAME_RE.match(name)

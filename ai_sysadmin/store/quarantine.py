@@ -57,20 +57,29 @@ class QuarantineState:
     def describe(self) -> str:
         if not self.records:
             return "no quarantined records"
-        return (f"{self.records} quarantined record(s); last {self.last_kind} at {self.last_at}: "
-                f"{self.last_reason}")
+        return f"{self.records} quarantined record(s); last {self.last_kind} at {self.last_at}: {self.last_reason}"
 
 
 class Quarantine:
     """Thread-safe; blocking file I/O (call through asyncio.to_thread from async code)."""
 
-    def __init__(self, dir_path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        dir_path: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        registry: CollectorRegistry | None = None,
+    ):
         self.dir = Path(dir_path)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._counter = (Counter("ai_sysadmin_quarantined_records", "Records PostgreSQL refused, kept aside",
-                                 ["kind"], registry=registry) if registry is not None else None)
+        self._counter = (
+            Counter(
+                "ai_sysadmin_quarantined_records", "Records PostgreSQL refused, kept aside", ["kind"], registry=registry
+            )
+            if registry is not None
+            else None
+        )
 
     @property
     def path(self) -> Path:
@@ -79,11 +88,16 @@ class Quarantine:
     def put(self, kind: str, record: Any, reason: str, *, batch_id: str | None = None) -> str:
         """Durably keep `record` with `reason`; returns the file it went to."""
         reason = " ".join(str(reason).split())[:500]
-        doc = {"at": datetime.now(UTC).isoformat(), "kind": kind, "batch_id": batch_id,
-               "reason": reason, "record": record}
+        doc = {
+            "at": datetime.now(UTC).isoformat(),
+            "kind": kind,
+            "batch_id": batch_id,
+            "reason": reason,
+            "record": record,
+        }
         line = json.dumps(doc, ensure_ascii=True, default=str)
         if len(line) > MAX_RECORD:
-            doc["record"] = {"truncated": True, "json_head": line[:MAX_RECORD // 2]}
+            doc["record"] = {"truncated": True, "json_head": line[: MAX_RECORD // 2]}
             line = json.dumps(doc, ensure_ascii=True)
         data = line.encode() + b"\n"
         with self._lock:

@@ -45,9 +45,16 @@ class RetentionReport:
     skipped: list[str] = field(default_factory=list)  # steps that hit lock_timeout; retried next run
 
 
-async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partitions: MetricPartitions,
-                        now: datetime | None = None, *, spooled_since: datetime | None = None,
-                        batch_rows: int = DELETE_BATCH, lock_timeout: str = LOCK_TIMEOUT) -> RetentionReport:
+async def run_retention(
+    pool: AsyncConnectionPool,
+    cfg: RetentionConfig,
+    partitions: MetricPartitions,
+    now: datetime | None = None,
+    *,
+    spooled_since: datetime | None = None,
+    batch_rows: int = DELETE_BATCH,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> RetentionReport:
     """One retention pass.  `spooled_since`: when the oldest batch still in this host's spool was spooled."""
     now = now or datetime.now(UTC)
     report = RetentionReport()
@@ -66,8 +73,10 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
             backend = await partitions.backend(conn)
             expired = [] if backend == BACKEND_TIMESCALE else await partitions.expired(conn, cutoff)
         if backend == BACKEND_TIMESCALE:
-            await job.step("drop chunks", lambda c: c.execute(
-                "SELECT drop_chunks('metrics', older_than => %s::timestamptz)", (cutoff_ts,)))
+            await job.step(
+                "drop chunks",
+                lambda c: c.execute("SELECT drop_chunks('metrics', older_than => %s::timestamptz)", (cutoff_ts,)),
+            )
         else:
             for day, name in expired:
                 if await job.step(f"drop {name}", lambda c, d=day, n=name: partitions.drop(c, d, n)):
@@ -82,11 +91,14 @@ async def run_retention(pool: AsyncConnectionPool, cfg: RetentionConfig, partiti
     if cfg.audit_days:
         # Pruning would need a bypass of the append-only trigger, and any bypass the
         # retention job can use the orchestrator's role can use too (issue 23).
-        log.warning("retention.audit_days=%d is ignored: the audit log is append-only for every role",
-                    cfg.audit_days)
+        log.warning("retention.audit_days=%d is ignored: the audit log is append-only for every role", cfg.audit_days)
     if report.dropped_partitions or any(report.deleted.values()) or report.skipped:
-        log.info("retention: dropped %s; deleted %s%s", report.dropped_partitions or "no partitions", report.deleted,
-                 f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "")
+        log.info(
+            "retention: dropped %s; deleted %s%s",
+            report.dropped_partitions or "no partitions",
+            report.deleted,
+            f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "",
+        )
     return report
 
 
@@ -115,8 +127,10 @@ class _Job:
     async def delete(self, table: str, where: str, cutoff: datetime) -> None:
         """DELETE in batches of batch_rows rows, each batch its own short transaction."""
         # Table and condition are fixed text from this module, never input.
-        stmt = (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                f"SELECT ctid FROM {table} WHERE {where} LIMIT {int(self.batch_rows)}))")
+        stmt = (
+            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+            f"SELECT ctid FROM {table} WHERE {where} LIMIT {int(self.batch_rows)}))"
+        )
         total = 0
         while True:
             n = 0

@@ -10,8 +10,10 @@ from psycopg.types.json import Jsonb
 
 from ai_sysadmin.store import findings
 
-SUMMARY_COLUMNS = ("id, started_at, finished_at, reason, outcome, status, error, attempts, "
-                   "prompt_tokens, cached_tokens, completion_tokens, context_tokens, latency_s")
+SUMMARY_COLUMNS = (
+    "id, started_at, finished_at, reason, outcome, status, error, attempts, "
+    "prompt_tokens, cached_tokens, completion_tokens, context_tokens, latency_s"
+)
 
 
 async def insert(conn: psycopg.AsyncConnection, review: dict[str, Any]) -> int:
@@ -23,13 +25,21 @@ async def insert(conn: psycopg.AsyncConnection, review: dict[str, Any]) -> int:
             "VALUES (%(started_at)s, %(finished_at)s, %(reason)s, %(outcome)s, %(status)s, %(error)s, "
             "%(attempts)s, %(model)s, %(prompt_tokens)s, %(cached_tokens)s, %(completion_tokens)s, "
             "%(context_tokens)s, %(latency_s)s, %(incident_ids)s, %(answer)s) RETURNING id",
-            {**review, "answer": Jsonb(review.get("answer")) if review.get("answer") is not None else None})
+            {**review, "answer": Jsonb(review.get("answer")) if review.get("answer") is not None else None},
+        )
         review_id = int((await cur.fetchone())[0])  # type: ignore[index]
         for f in review.get("findings", []):
             f["id"] = await findings.insert_reviewed(
-                conn, review_id, f.get("incident"), f["layer"], f["severity"], f["summary"][:500],
-                {"evidence": f.get("evidence", []), "advice": f.get("advice", [])}, f.get("category"),
-                "\n".join(f.get("advice") or []) or None)
+                conn,
+                review_id,
+                f.get("incident"),
+                f["layer"],
+                f["severity"],
+                f["summary"][:500],
+                {"evidence": f.get("evidence", []), "advice": f.get("advice", [])},
+                f.get("category"),
+                "\n".join(f.get("advice") or []) or None,
+            )
     return review_id
 
 

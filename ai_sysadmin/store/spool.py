@@ -89,8 +89,11 @@ class Batch:
     def encode(self) -> bytes:
         # ASCII escapes: a payload may hold lone surrogates or NUL from hostile log text;
         # the spool must take it whatever it is (the database side sanitises).
-        line = json.dumps({"id": self.batch_id, "kind": self.kind, "payload": self.payload, "at": time.time()},
-                          separators=(",", ":"), ensure_ascii=True)
+        line = json.dumps(
+            {"id": self.batch_id, "kind": self.kind, "payload": self.payload, "at": time.time()},
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
         return line.encode() + b"\n"
 
     @property
@@ -139,17 +142,24 @@ class SpoolMetrics:
         self.bytes = Gauge("ai_sysadmin_spool_bytes", "Bytes waiting in the outage spool", registry=registry)
         self.records = Gauge("ai_sysadmin_spool_batches", "Batches waiting in the outage spool", registry=registry)
         self.fill = Gauge("ai_sysadmin_spool_fill_ratio", "Outage spool fill (bytes / bound)", registry=registry)
-        self.dropped = Counter("ai_sysadmin_spool_dropped_batches", "Batches dropped from a full spool",
-                               ["kind"], registry=registry)
-        self.flushed = Counter("ai_sysadmin_spool_flushed_batches", "Batches flushed from the spool to PostgreSQL",
-                               registry=registry)
+        self.dropped = Counter(
+            "ai_sysadmin_spool_dropped_batches", "Batches dropped from a full spool", ["kind"], registry=registry
+        )
+        self.flushed = Counter(
+            "ai_sysadmin_spool_flushed_batches", "Batches flushed from the spool to PostgreSQL", registry=registry
+        )
 
 
 class Spool:
     """Thread-safe; every method does blocking file I/O (call through asyncio.to_thread)."""
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int, warn_ratio: float = 0.8,
-                 metrics: SpoolMetrics | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int,
+        warn_ratio: float = 0.8,
+        metrics: SpoolMetrics | None = None,
+    ):
         self.dir = Path(directory)
         self.max_bytes = max_bytes
         self.warn_ratio = warn_ratio
@@ -191,8 +201,11 @@ class Spool:
             for b in batches:
                 self._note_cursor(seg, b)
         if self._segments or self._pending:
-            log.warning("outage spool %s holds %s from an earlier run; flushing when PostgreSQL answers",
-                        self.dir, self.state().describe())
+            log.warning(
+                "outage spool %s holds %s from an earlier run; flushing when PostgreSQL answers",
+                self.dir,
+                self.state().describe(),
+            )
         self._publish()
 
     def _load_pending(self, path: Path) -> None:
@@ -200,8 +213,11 @@ class Spool:
             obj = json.loads(path.read_bytes())
             batch = Batch(kind=obj["kind"], payload=obj["payload"], batch_id=obj["id"])
         except (OSError, ValueError, KeyError, TypeError):
-            log.error("outage spool %s: %s is unreadable; removed (a newer cursor comes with the next checkpoint)",
-                      self.dir, path.name)
+            log.error(
+                "outage spool %s: %s is unreadable; removed (a newer cursor comes with the next checkpoint)",
+                self.dir,
+                path.name,
+            )
             path.unlink(missing_ok=True)
             return
         stream = batch.payload.get("stream", "journal")
@@ -211,14 +227,23 @@ class Spool:
     def _note_cursor(self, seg: Segment | None, batch: Batch) -> None:
         if batch.kind == "triggers" and batch.payload.get("cursor") is not None:
             self._cursors[batch.payload.get("stream", "journal")] = (
-                seg.seq if seg is not None else PENDING_SEQ, batch.payload["cursor"], batch.payload.get("checkpoint"))
+                seg.seq if seg is not None else PENDING_SEQ,
+                batch.payload["cursor"],
+                batch.payload.get("checkpoint"),
+            )
 
     def state(self) -> SpoolState:
         total = sum(self._sizes.values())
         events = sum(self._sizes[s.path] for s in self._segments if s.cls != DROPPABLE)
-        return SpoolState(records=sum(self._counts.values()) + len(self._pending), bytes=total,
-                          max_bytes=self.max_bytes, fill_ratio=total / self.max_bytes, warn_ratio=self.warn_ratio,
-                          dropped=dict(self._dropped), over_bound=events > self.max_bytes)
+        return SpoolState(
+            records=sum(self._counts.values()) + len(self._pending),
+            bytes=total,
+            max_bytes=self.max_bytes,
+            fill_ratio=total / self.max_bytes,
+            warn_ratio=self.warn_ratio,
+            dropped=dict(self._dropped),
+            over_bound=events > self.max_bytes,
+        )
 
     def empty(self) -> bool:
         return not self._segments and not self._pending
@@ -291,8 +316,12 @@ class Spool:
             if stream in self._pending and batch.payload.get("cursor") is not None:
                 self._drop_pending(stream)  # superseded: this batch carries a newer cursor
             if self.state().over_bound:
-                log.error("outage spool %s exceeds its bound with triggers/audit records alone (%s); "
-                          "they are kept -- bring PostgreSQL back", self.dir, self.state().describe())
+                log.error(
+                    "outage spool %s exceeds its bound with triggers/audit records alone (%s); "
+                    "they are kept -- bring PostgreSQL back",
+                    self.dir,
+                    self.state().describe(),
+                )
             self._publish()
             return True
 
@@ -353,8 +382,12 @@ class Spool:
                 n = sum(1 for b in dropped if b.kind == kind)
                 if n:
                     self._count_drop(kind, n)
-            log.warning("outage spool %s full: dropped %d oldest metrics batch(es) (%s)",
-                        self.dir, len(dropped), victim.path.name)
+            log.warning(
+                "outage spool %s full: dropped %d oldest metrics batch(es) (%s)",
+                self.dir,
+                len(dropped),
+                victim.path.name,
+            )
             self._forget(victim)
         return True
 
@@ -416,8 +449,12 @@ class Spool:
                 out.append(Batch(kind=obj["kind"], payload=obj["payload"], batch_id=obj["id"]))
             except (ValueError, KeyError, TypeError):
                 last = i == len(lines) - 1  # no newline after it: a torn final append
-                log.error("outage spool %s line %d is %s; skipped", seg.path.name, i + 1,
-                          "a torn final write (that append never completed)" if last else "corrupt")
+                log.error(
+                    "outage spool %s line %d is %s; skipped",
+                    seg.path.name,
+                    i + 1,
+                    "a torn final write (that append never completed)" if last else "corrupt",
+                )
         return out
 
     # ------------------------------------------------------------------ cursor mirror
@@ -436,11 +473,6 @@ class Spool:
             data = self._load_mirror()
             cursor, n = data.get(stream), data.get(f"{stream}#checkpoint")
             return cursor if isinstance(cursor, str) else None, n if isinstance(n, int) else None
-
-    def mirrored_cursor(self, stream: str) -> str | None:
-        with self._lock:
-            cursor = self._load_mirror().get(stream)
-            return cursor if isinstance(cursor, str) else None
 
     def _load_mirror(self) -> dict[str, str | int | None]:
         """stream -> cursor and "<stream>#checkpoint" -> checkpoint number (a file anyone may have edited)."""
@@ -471,8 +503,9 @@ def _cut_torn_tail(path: Path) -> None:
             os.fsync(f.fileno())
     except OSError:
         return
-    log.error("outage spool %s: cut a torn final write (%d bytes; that append never completed)",
-              path.name, len(data) - keep)
+    log.error(
+        "outage spool %s: cut a torn final write (%d bytes; that append never completed)", path.name, len(data) - keep
+    )
 
 
 def read_state(directory: str | os.PathLike[str], max_bytes: int, warn_ratio: float = 0.8) -> SpoolState | None:
@@ -500,5 +533,12 @@ def read_state(directory: str | os.PathLike[str], max_bytes: int, warn_ratio: fl
         total += len(data)
         if m.group(2) != DROPPABLE:
             events += len(data)
-    return SpoolState(records=records, bytes=total, max_bytes=max_bytes, fill_ratio=total / max_bytes,
-                      warn_ratio=warn_ratio, dropped={}, over_bound=events > max_bytes)
+    return SpoolState(
+        records=records,
+        bytes=total,
+        max_bytes=max_bytes,
+        fill_ratio=total / max_bytes,
+        warn_ratio=warn_ratio,
+        dropped={},
+        over_bound=events > max_bytes,
+    )

@@ -49,8 +49,10 @@ ON CONFLICT (incident_id) DO NOTHING
 RETURNING incident_id, switch_id, units, failed_at, attributed_at
 """
 
-_ATTRIBUTION_COLS = ("x.incident_id, x.units, x.failed_at, x.attributed_at, s.id AS switch_id, s.switched_at, "
-                     "s.from_generation, s.to_generation, s.from_path, s.to_path, s.verdict, s.preflight, s.touched")
+_ATTRIBUTION_COLS = (
+    "x.incident_id, x.units, x.failed_at, x.attributed_at, s.id AS switch_id, s.switched_at, "
+    "s.from_generation, s.to_generation, s.from_path, s.to_path, s.verdict, s.preflight, s.touched"
+)
 
 
 class SwitchStore:
@@ -62,15 +64,25 @@ class SwitchStore:
             cur = await conn.execute(
                 "INSERT INTO switches (switched_at, from_generation, to_generation, from_path, to_path, verdict, "
                 "preflight, touched) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (sw.switched_at, sw.from_generation, sw.to_generation, sw.from_path, sw.to_path, sw.verdict,
-                 Jsonb(sw.preflight), list(sw.touched)))
+                (
+                    sw.switched_at,
+                    sw.from_generation,
+                    sw.to_generation,
+                    sw.from_path,
+                    sw.to_path,
+                    sw.verdict,
+                    Jsonb(sw.preflight),
+                    list(sw.touched),
+                ),
+            )
             return int((await cur.fetchone())[0])  # type: ignore[index]
 
     async def last(self) -> tuple[str, datetime] | None:
         """The system the last recorded switch went to, and when (where the watch resumes after a restart)."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT to_path, switched_at FROM switches "
-                                     "ORDER BY switched_at DESC, id DESC LIMIT 1")
+            cur = await conn.execute(
+                "SELECT to_path, switched_at FROM switches ORDER BY switched_at DESC, id DESC LIMIT 1"
+            )
             row = await cur.fetchone()
             return (row[0], row[1]) if row else None
 
@@ -87,23 +99,31 @@ class SwitchStore:
             return {}
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(f"SELECT {_ATTRIBUTION_COLS} FROM switch_incidents x JOIN switches s "
-                              "ON s.id = x.switch_id WHERE x.incident_id = ANY(%s)", (incident_ids,))
+            await cur.execute(
+                f"SELECT {_ATTRIBUTION_COLS} FROM switch_incidents x JOIN switches s "
+                "ON s.id = x.switch_id WHERE x.incident_id = ANY(%s)",
+                (incident_ids,),
+            )
             return {int(r["incident_id"]): r for r in await cur.fetchall()}
 
 
 async def last_switch(conn: Any) -> dict[str, Any] | None:
     """For status: the last switch, its verdict, and the incidents attributed to it (a dict_row cursor's conn)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT id, switched_at, noticed_at, from_generation, to_generation, from_path, to_path, "
-                      "verdict, preflight->'reasons' AS reasons, touched FROM switches "
-                      "ORDER BY switched_at DESC, id DESC LIMIT 1")
+    await cur.execute(
+        "SELECT id, switched_at, noticed_at, from_generation, to_generation, from_path, to_path, "
+        "verdict, preflight->'reasons' AS reasons, touched FROM switches "
+        "ORDER BY switched_at DESC, id DESC LIMIT 1"
+    )
     sw: dict[str, Any] | None = await cur.fetchone()
     if sw is None:
         return None
-    await cur.execute("SELECT x.incident_id, x.units, x.failed_at, x.attributed_at, i.status, i.title "
-                      "FROM switch_incidents x JOIN incidents i ON i.id = x.incident_id "
-                      "WHERE x.switch_id = %s ORDER BY x.incident_id", (sw["id"],))
+    await cur.execute(
+        "SELECT x.incident_id, x.units, x.failed_at, x.attributed_at, i.status, i.title "
+        "FROM switch_incidents x JOIN incidents i ON i.id = x.incident_id "
+        "WHERE x.switch_id = %s ORDER BY x.incident_id",
+        (sw["id"],),
+    )
     sw["failed_after"] = await cur.fetchall()
     return sw
 
@@ -111,8 +131,11 @@ async def last_switch(conn: Any) -> dict[str, Any] | None:
 async def attribution(conn: Any, incident_id: int) -> dict[str, Any] | None:
     """One incident's attribution with its switch (for `incidents show`)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {_ATTRIBUTION_COLS} FROM switch_incidents x JOIN switches s ON s.id = x.switch_id "
-                      "WHERE x.incident_id = %s", (incident_id,))
+    await cur.execute(
+        f"SELECT {_ATTRIBUTION_COLS} FROM switch_incidents x JOIN switches s ON s.id = x.switch_id "
+        "WHERE x.incident_id = %s",
+        (incident_id,),
+    )
     row: dict[str, Any] | None = await cur.fetchone()
     return row
 

@@ -30,8 +30,9 @@ class PgTriggerStore:
     def __init__(self, writer: StoreWriter):
         self._writer = writer
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
-                              checkpoint: int | None = None) -> None:
+    async def record_triggers(
+        self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *, checkpoint: int | None = None
+    ) -> None:
         for t in triggers:
             _check_aware(t)
         payload: dict[str, Any] = {"stream": stream, "cursor": cursor, "triggers": [t.to_json() for t in triggers]}
@@ -79,14 +80,17 @@ async def recent(conn: Any, limit: int) -> list[dict[str, Any]]:
     from psycopg.rows import dict_row
 
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM triggers WHERE last_seen > now() - interval '1 hour' "
-                      "ORDER BY last_seen LIMIT %s", (limit,))
+    await cur.execute(
+        "SELECT * FROM triggers WHERE last_seen > now() - interval '1 hour' ORDER BY last_seen LIMIT %s", (limit,)
+    )
     rows: list[dict[str, Any]] = await cur.fetchall()
     return rows
 
 
 async def severe_since(conn: Any, unit: str, since: datetime) -> int:
     """How many high or critical triggers about `unit` were seen at or after `since`."""
-    cur = await conn.execute("SELECT count(*) FROM triggers WHERE unit = %s AND last_seen >= %s "
-                             "AND severity IN ('critical', 'high')", (unit, since))
+    cur = await conn.execute(
+        "SELECT count(*) FROM triggers WHERE unit = %s AND last_seen >= %s AND severity IN ('critical', 'high')",
+        (unit, since),
+    )
     return int((await cur.fetchone())[0])

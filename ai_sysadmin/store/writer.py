@@ -34,10 +34,18 @@ STORED, SPOOLED, DROPPED = "stored", "spooled", "dropped"
 
 
 class StoreWriter:
-    def __init__(self, pool: AsyncConnectionPool, spool: Spool, appliers: Mapping[str, Applier], *,
-                 quarantine: Quarantine, careful: Mapping[str, CarefulApplier] | None = None,
-                 retry_interval: float = 2.0, flush_chunk: int = 200,
-                 prepare: Callable[[AsyncConnectionPool], Awaitable[object]] | None = None):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        spool: Spool,
+        appliers: Mapping[str, Applier],
+        *,
+        quarantine: Quarantine,
+        careful: Mapping[str, CarefulApplier] | None = None,
+        retry_interval: float = 2.0,
+        flush_chunk: int = 200,
+        prepare: Callable[[AsyncConnectionPool], Awaitable[object]] | None = None,
+    ):
         self.pool = pool
         self.quarantine = quarantine
         self._careful = dict(careful or {})
@@ -97,9 +105,11 @@ class StoreWriter:
 
     def _mark_unreachable(self, exc: BaseException) -> None:
         if self.reachable:
-            log.warning("PostgreSQL unreachable (%s); spooling to %s until it returns",
-                        str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
-                        self.spool.dir)
+            log.warning(
+                "PostgreSQL unreachable (%s); spooling to %s until it returns",
+                str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
+                self.spool.dir,
+            )
         self.reachable = False
 
     async def ensure_prepared(self) -> None:
@@ -125,7 +135,8 @@ class StoreWriter:
 
     async def _claim(self, conn, b: Batch) -> bool:  # type: ignore[no-untyped-def]
         cur = await conn.execute(
-            "INSERT INTO ingest_batches (batch_id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING", (b.batch_id, b.kind))
+            "INSERT INTO ingest_batches (batch_id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING", (b.batch_id, b.kind)
+        )
         if cur.rowcount == 0:
             log.info("batch %s (%s) was already applied; skipped", b.batch_id, b.kind)
             return False
@@ -194,7 +205,7 @@ class StoreWriter:
                 try:
                     await self.ensure_prepared()
                     for i in range(0, len(batches), self._chunk):
-                        await self._apply_or_quarantine(batches[i:i + self._chunk])
+                        await self._apply_or_quarantine(batches[i : i + self._chunk])
                 except Exception as exc:
                     if not is_unreachable(exc):
                         raise
@@ -233,8 +244,9 @@ class StoreWriter:
                 first = exc
             # Even record by record it fails: keep the whole batch aside, and let a journal
             # cursor it carried move on (its triggers are in the quarantine, named).
-            await asyncio.to_thread(self.quarantine.put, b.kind, b.payload, f"{type(first).__name__}: {first}",
-                                    batch_id=b.batch_id)
+            await asyncio.to_thread(
+                self.quarantine.put, b.kind, b.payload, f"{type(first).__name__}: {first}", batch_id=b.batch_id
+            )
             if b.kind == "triggers" and b.payload.get("cursor") is not None:
                 await self._apply([Batch("triggers", {**b.payload, "triggers": []})])
 

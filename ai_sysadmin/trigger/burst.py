@@ -101,14 +101,19 @@ class BurstDetector:
             del self._rates[key]
 
     def to_json(self) -> dict[str, Any]:
-        return {"first": self._first_window, "swept": self._swept,
-                "rates": [[_key_json(k), r.mean, r.window, r.count, r.fired, r.new] for k, r in self._rates.items()]}
+        return {
+            "first": self._first_window,
+            "swept": self._swept,
+            "rates": [[_key_json(k), r.mean, r.window, r.count, r.fired, r.new] for k, r in self._rates.items()],
+        }
 
     def load_json(self, data: dict[str, Any]) -> None:
         self._first_window = data.get("first")
         self._swept = data.get("swept")
-        self._rates = {_key_from(k): _Rate(mean=float(m), window=int(w), count=int(c), fired=bool(f), new=bool(n))
-                       for k, m, w, c, f, n in data.get("rates", [])}
+        self._rates = {
+            _key_from(k): _Rate(mean=float(m), window=int(w), count=int(c), fired=bool(f), new=bool(n))
+            for k, m, w, c, f, n in data.get("rates", [])
+        }
 
     def __len__(self) -> int:
         return len(self._rates)

@@ -79,8 +79,9 @@ class CheckpointFiles:
         try:
             return json.loads(self._path(n).read_bytes())
         except FileNotFoundError:
-            log.warning("L1 checkpoint state %s is missing; held entries and min-count counts start afresh",
-                        self._path(n))
+            log.warning(
+                "L1 checkpoint state %s is missing; held entries and min-count counts start afresh", self._path(n)
+            )
         except ValueError as exc:
             log.warning("L1 checkpoint state %s unreadable (%s); starting afresh", self._path(n), exc)
         return None

@@ -66,8 +66,15 @@ def batch_schema(n: int) -> dict[str, Any]:
 
 
 class StructuredModel(Protocol):
-    async def structured(self, messages: list[dict[str, Any]], schema: dict[str, Any], *, name: str = ...,
-                         max_tokens: int | None = ..., temperature: float = ...) -> dict[str, Any]: ...
+    async def structured(
+        self,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+        *,
+        name: str = ...,
+        max_tokens: int | None = ...,
+        temperature: float = ...,
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -153,9 +160,18 @@ AnswerHook = Callable[[str, Answer | None], None]  # (template_id, answer or Non
 
 
 class Classifier:
-    def __init__(self, model: StructuredModel, cache: AnswerCache, *, calls_per_minute: float = 30.0,
-                 batch_size: int = 4, queue_size: int = 256, max_tokens: int = 160, retry_after: float = 15.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        model: StructuredModel,
+        cache: AnswerCache,
+        *,
+        calls_per_minute: float = 30.0,
+        batch_size: int = 4,
+        queue_size: int = 256,
+        max_tokens: int = 160,
+        retry_after: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.model = model
         self.cache = cache
         self.bucket = TokenBucket(calls_per_minute)
@@ -268,8 +284,9 @@ class Classifier:
     async def _ask(self, batch: list[Request]) -> list[Answer]:
         messages = build_messages(batch)
         with call_context(layer="l1"):
-            obj = await self.model.structured(messages, batch_schema(len(batch)), name="triage",
-                                              max_tokens=self.max_tokens * len(batch))
+            obj = await self.model.structured(
+                messages, batch_schema(len(batch)), name="triage", max_tokens=self.max_tokens * len(batch)
+            )
         items = [obj] if len(batch) == 1 else obj["items"]
         return [Answer(it["severity"], it["category"], " ".join(it["summary"].split())[:100] or "-") for it in items]
 
@@ -280,6 +297,10 @@ def build_messages(batch: list[Request]) -> list[dict[str, Any]]:
     for i, r in enumerate(batch, 1):
         where = f" unit={clean_text(r.unit, 120)}" if r.unit else ""
         pri = f" priority={r.priority}" if r.priority is not None else ""
-        lines.append(f"{i}. template: {clean_text(r.template, 400)}\n   example:{where}{pri} {clean_text(r.sample, 300)}")
-    return [{"role": "system", "content": f"{SYSTEM_PROMPT} {SYSTEM_RULE}"},
-            {"role": "user", "content": wrap("\n".join(lines), "journal", max_chars=600 * len(batch) + 200)}]
+        lines.append(
+            f"{i}. template: {clean_text(r.template, 400)}\n   example:{where}{pri} {clean_text(r.sample, 300)}"
+        )
+    return [
+        {"role": "system", "content": f"{SYSTEM_PROMPT} {SYSTEM_RULE}"},
+        {"role": "user", "content": wrap("\n".join(lines), "journal", max_chars=600 * len(batch) + 200)},
+    ]

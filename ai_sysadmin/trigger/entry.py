@@ -14,9 +14,10 @@ a *target* (`unit`) only from what journald vouches for: `_SYSTEMD_UNIT` (the cg
 the process that logged), or `UNIT=` / `COREDUMP_UNIT=` when the trusted fields prove
 the sender is PID 1 (`_PID=1`) or systemd-coredump (its own `systemd-coredump@` unit).
 Units that only report on others (systemd-coredump@N, systemd-oomd) are never the subject:
-a core dump without COREDUMP_UNIT names no unit.  Everything else that names a unit is a claim: kept as text (`claimed_unit`), shown to
-people and models, never acted on.  User units (`USER_UNIT=`, `_SYSTEMD_USER_UNIT`) are
-named by their user and live in a user manager the catalog does not act on: text too.
+a core dump without COREDUMP_UNIT names no unit.  Everything else that names a unit is a
+claim: kept as text (`claimed_unit`), shown to people and models, never acted on.  User
+units (`USER_UNIT=`, `_SYSTEMD_USER_UNIT`) are named by their user and live in a user
+manager the catalog does not act on: text too.
 `sender` says which trusted sender, if any, the entry provably comes from; message
 text that names a victim (an OOM kill, a segfault, a core dump) counts only then.
 Text input (syslog files) proves nothing: it never names a unit or a sender.
@@ -24,8 +25,8 @@ Text input (syslog files) proves nothing: it never names a unit or a sender.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 try:  # orjson ships with chromadb; it parses journal JSON several times faster.
@@ -48,8 +49,18 @@ _COREDUMP_UNIT_PREFIX = "systemd-coredump@"
 _REPORTER_UNITS = frozenset({"systemd-oomd.service"})
 
 # systemd's structured result fields for unit/job failures (MESSAGE_ID catalogue entries).
-RESULT_FIELDS = ("UNIT_RESULT", "JOB_RESULT", "JOB_TYPE", "EXIT_CODE", "EXIT_STATUS", "MESSAGE_ID",
-                 "COREDUMP_SIGNAL_NAME", "COREDUMP_EXE", "COREDUMP_UNIT", "COREDUMP_PID")
+RESULT_FIELDS = (
+    "UNIT_RESULT",
+    "JOB_RESULT",
+    "JOB_TYPE",
+    "EXIT_CODE",
+    "EXIT_STATUS",
+    "MESSAGE_ID",
+    "COREDUMP_SIGNAL_NAME",
+    "COREDUMP_EXE",
+    "COREDUMP_UNIT",
+    "COREDUMP_PID",
+)
 
 
 # Shaped like a systemd unit name (the correlator's test, kept here: L1 imports nothing above it).
@@ -178,8 +189,9 @@ def units_of(obj: dict[str, Any], sender: str | None) -> tuple[str | None, str |
     """
     get = obj.get
     claim = field_text(get("UNIT")) or field_text(get("COREDUMP_UNIT"))
-    user_unit = field_text(get("USER_UNIT")) or field_text(get("COREDUMP_USER_UNIT")) \
-        or field_text(get("_SYSTEMD_USER_UNIT"))
+    user_unit = (
+        field_text(get("USER_UNIT")) or field_text(get("COREDUMP_USER_UNIT")) or field_text(get("_SYSTEMD_USER_UNIT"))
+    )
     if user_unit:
         # About a user's own unit (named by that user), or logged from inside a user manager:
         # the system unit around it (user@UID.service) is not what the problem is about.

@@ -20,11 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from ai_sysadmin.config import Config, TriggerConfig
 from ai_sysadmin.tasks import stop_tasks
@@ -32,10 +31,10 @@ from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
 from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
+from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import DecisionHook, Pipeline
 from ai_sysadmin.trigger.reader import JournalSource, follow_lines
 from ai_sysadmin.trigger.rules import RuleSet
-from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.templates import Templates
 
@@ -51,25 +50,46 @@ OFF_LOOP_CHARS = 1024
 
 def state_paths(state_dir: str) -> dict[str, Path]:
     base = Path(state_dir) / "trigger"
-    return {"templates": base / "templates.drain", "answers": base / "model-answers.json",
-            "checkpoints": base / "checkpoints"}
+    return {
+        "templates": base / "templates.drain",
+        "answers": base / "model-answers.json",
+        "checkpoints": base / "checkpoints",
+    }
 
 
-def build_pipeline(tcfg: TriggerConfig, *, state_dir: str | None, model: StructuredModel | None,
-                   start_cursor: str | None = None, decision_hook: DecisionHook | None = None) -> Pipeline:
+def build_pipeline(
+    tcfg: TriggerConfig,
+    *,
+    state_dir: str | None,
+    model: StructuredModel | None,
+    start_cursor: str | None = None,
+    decision_hook: DecisionHook | None = None,
+) -> Pipeline:
     """A pipeline from config; `state_dir=None` keeps templates and answers in memory only."""
     paths = state_paths(state_dir) if state_dir else None
     templates = Templates(paths["templates"] if paths else None)
-    rules = RuleSet.build(tcfg.rules, tcfg.disabled_rules,
-                          priority_max=tcfg.priority_max if tcfg.priority_max >= 0 else None)
+    rules = RuleSet.build(
+        tcfg.rules, tcfg.disabled_rules, priority_max=tcfg.priority_max if tcfg.priority_max >= 0 else None
+    )
     classifier = None
     if model is not None and tcfg.model:
-        classifier = Classifier(model, AnswerCache(paths["answers"] if paths else None),
-                                calls_per_minute=tcfg.model_calls_per_minute, batch_size=tcfg.model_batch_size)
+        classifier = Classifier(
+            model,
+            AnswerCache(paths["answers"] if paths else None),
+            calls_per_minute=tcfg.model_calls_per_minute,
+            batch_size=tcfg.model_batch_size,
+        )
     burst = BurstDetector(factor=tcfg.burst_factor, min_count=tcfg.burst_min_count)
-    return Pipeline(templates, rules, window_seconds=tcfg.window_seconds, classifier=classifier, burst=burst,
-                    model_min_severity=tcfg.model_min_severity, start_cursor=start_cursor,
-                    decision_hook=decision_hook)
+    return Pipeline(
+        templates,
+        rules,
+        window_seconds=tcfg.window_seconds,
+        classifier=classifier,
+        burst=burst,
+        model_min_severity=tcfg.model_min_severity,
+        start_cursor=start_cursor,
+        decision_hook=decision_hook,
+    )
 
 
 def journal_source(cfg: Config) -> JournalSource:
@@ -86,9 +106,18 @@ class FollowStatus:
 
 
 class TriggerFollower:
-    def __init__(self, tcfg: TriggerConfig, source: JournalSource, sink: TriggerSink, *, state_dir: str | None,
-                 model: StructuredModel | None, journalctl: str = "journalctl",
-                 on_record: Callable[[Sequence[Trigger]], None] | None = None, poll_interval: float = 0.25):
+    def __init__(
+        self,
+        tcfg: TriggerConfig,
+        source: JournalSource,
+        sink: TriggerSink,
+        *,
+        state_dir: str | None,
+        model: StructuredModel | None,
+        journalctl: str = "journalctl",
+        on_record: Callable[[Sequence[Trigger]], None] | None = None,
+        poll_interval: float = 0.25,
+    ):
         self.tcfg = tcfg
         self.source = source
         self.sink = sink
@@ -118,8 +147,10 @@ class TriggerFollower:
         if cursor is not None and number is not None and not resumed:
             log.warning("L1 resumes at the stored cursor without its checkpoint state (checkpoint %s)", number)
         log.info("L1 following the %s journal%s", self.source.kind, " from the stored cursor" if cursor else "")
-        tasks = [asyncio.create_task(self._read(cursor), name="l1-read"),
-                 asyncio.create_task(self._commit_loop(), name="l1-commit")]
+        tasks = [
+            asyncio.create_task(self._read(cursor), name="l1-read"),
+            asyncio.create_task(self._commit_loop(), name="l1-commit"),
+        ]
         if self.pipeline.classifier is not None:
             tasks.append(asyncio.create_task(self.pipeline.classifier.run(), name="l1-classify"))
         try:
@@ -177,8 +208,11 @@ class TriggerFollower:
                 now = time.monotonic()
                 if now - self._error_logged >= 30.0:
                     self._error_logged = now
-                    log.error("L1 checkpoint failed (%d so far), retrying: %s", self.status.sink_errors,
-                              self.status.last_error)
+                    log.error(
+                        "L1 checkpoint failed (%d so far), retrying: %s",
+                        self.status.sink_errors,
+                        self.status.last_error,
+                    )
 
     async def commit(self, force: bool = False) -> int:
         """One checkpoint: state file, then deltas + cursor + its number; returns how many triggers were recorded."""
@@ -211,9 +245,14 @@ class TriggerFollower:
     def report(self) -> dict[str, Any]:
         stats = self.pipeline.stats.to_json() if self.pipeline else {}
         c = self.pipeline.classifier if self.pipeline else None
-        return {"degraded": self.degraded, **stats, "recorded_batches": self.status.recorded_batches,
-                "recorded_triggers": self.status.recorded_triggers, "checkpoint_errors": self.status.sink_errors,
-                "checkpoint_error": self.status.last_error,
-                "model_calls": c.calls if c else 0, "model_failures": c.failures if c else 0,
-                "model_error": c.last_error if c else None}
-
+        return {
+            "degraded": self.degraded,
+            **stats,
+            "recorded_batches": self.status.recorded_batches,
+            "recorded_triggers": self.status.recorded_triggers,
+            "checkpoint_errors": self.status.sink_errors,
+            "checkpoint_error": self.status.last_error,
+            "model_calls": c.calls if c else 0,
+            "model_failures": c.failures if c else 0,
+            "model_error": c.last_error if c else None,
+        }

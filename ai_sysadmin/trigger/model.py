@@ -55,10 +55,20 @@ class Trigger:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "severity": self.severity, "category": self.category, "source": self.source,
-            "unit": self.unit, "template": self.template, "template_id": self.template_id, "count": self.count,
-            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
-            "sample": list(self.sample), "summary": self.summary, "host": self.host, "boot_id": self.boot_id,
+            "id": self.id,
+            "severity": self.severity,
+            "category": self.category,
+            "source": self.source,
+            "unit": self.unit,
+            "template": self.template,
+            "template_id": self.template_id,
+            "count": self.count,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "sample": list(self.sample),
+            "summary": self.summary,
+            "host": self.host,
+            "boot_id": self.boot_id,
             "fields": dict(self.fields),
         }
 
@@ -66,9 +76,19 @@ class Trigger:
     def from_json(cls, data: dict[str, Any]) -> Trigger:
         """Inverse of `to_json` (file sinks, spools, the API)."""
         return cls(
-            id=data["id"], severity=data["severity"], category=data["category"], source=data["source"],
-            unit=data.get("unit"), template=data["template"], template_id=data["template_id"], count=int(data["count"]),
-            first_seen=datetime.fromisoformat(data["first_seen"]), last_seen=datetime.fromisoformat(data["last_seen"]),
-            sample=list(data.get("sample") or []), summary=data.get("summary"), host=data.get("host"),
-            boot_id=data.get("boot_id"), fields=dict(data.get("fields") or {}),
+            id=data["id"],
+            severity=data["severity"],
+            category=data["category"],
+            source=data["source"],
+            unit=data.get("unit"),
+            template=data["template"],
+            template_id=data["template_id"],
+            count=int(data["count"]),
+            first_seen=datetime.fromisoformat(data["first_seen"]),
+            last_seen=datetime.fromisoformat(data["last_seen"]),
+            sample=list(data.get("sample") or []),
+            summary=data.get("summary"),
+            host=data.get("host"),
+            boot_id=data.get("boot_id"),
+            fields=dict(data.get("fields") or {}),
         )

@@ -63,13 +63,23 @@ class _Held:
     seqs: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"window": self.window, "cluster_id": self.cluster_id, "count": self.count,
-                "entries": [asdict(e) for e in self.entries], "last": asdict(self.last) if self.last else None}
+        return {
+            "window": self.window,
+            "cluster_id": self.cluster_id,
+            "count": self.count,
+            "entries": [asdict(e) for e in self.entries],
+            "last": asdict(self.last) if self.last else None,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> _Held:
-        return cls(int(data["window"]), int(data["cluster_id"]), [Entry(**e) for e in data["entries"]],
-                   int(data["count"]), Entry(**data["last"]) if data.get("last") else None)
+        return cls(
+            int(data["window"]),
+            int(data["cluster_id"]),
+            [Entry(**e) for e in data["entries"]],
+            int(data["count"]),
+            Entry(**data["last"]) if data.get("last") else None,
+        )
 
 
 @dataclass
@@ -78,6 +88,7 @@ class Checkpoint:
     cursor: str | None  # of the last entry these cover (None: none read yet)
     state: dict[str, Any] = field(default_factory=dict)  # what a restart at `cursor` needs (see module doc)
     changed: bool = False  # state changed without a new cursor (a model answer came)
+
 
 STATE_VERSION = 1
 
@@ -90,10 +101,19 @@ UNMATCHED = _Unmatched()
 
 
 class Pipeline:
-    def __init__(self, templates: Templates, rules: RuleSet, *, window_seconds: int = 300,
-                 classifier: Classifier | None = None, burst: BurstDetector | None = None,
-                 model_min_severity: str = "medium", start_cursor: str | None = None,
-                 decision_hook: DecisionHook | None = None, max_held: int = 1000):
+    def __init__(
+        self,
+        templates: Templates,
+        rules: RuleSet,
+        *,
+        window_seconds: int = 300,
+        classifier: Classifier | None = None,
+        burst: BurstDetector | None = None,
+        model_min_severity: str = "medium",
+        start_cursor: str | None = None,
+        decision_hook: DecisionHook | None = None,
+        max_held: int = 1000,
+    ):
         self.templates = templates
         self.rules = rules
         self.windows = Windows(window_seconds, templates.template)
@@ -139,9 +159,17 @@ class Pipeline:
         if rule is not None:
             flags |= HIT_RULE
             self.stats.rule_hits += 1
-            self.windows.add(entry, window=w, source=rule.source, severity=rule.severity, category=rule.category,
-                             summary=rule.summary, template_id=m.template_id, cluster_id=m.cluster_id,
-                             min_count=rule.min_count)
+            self.windows.add(
+                entry,
+                window=w,
+                source=rule.source,
+                severity=rule.severity,
+                category=rule.category,
+                summary=rule.summary,
+                template_id=m.template_id,
+                cluster_id=m.cluster_id,
+                min_count=rule.min_count,
+            )
         elif self.classifier is not None:
             flags |= self._model_path(entry, w, m.template_id, m.cluster_id)
         if self.burst is not None:
@@ -182,10 +210,21 @@ class Pipeline:
             h.seqs.append(self._seq)
         return PENDING_MODEL
 
-    def _add_model(self, entry: Entry, w: int, tid: str, cluster_id: int, answer: Answer, *, count: int = 1,
-                   sample: bool = True) -> None:
-        self.windows.add(entry, window=w, source="model", severity=answer.severity, category=answer.category,
-                         summary=answer.summary, template_id=tid, cluster_id=cluster_id, count=count, sample=sample)
+    def _add_model(
+        self, entry: Entry, w: int, tid: str, cluster_id: int, answer: Answer, *, count: int = 1, sample: bool = True
+    ) -> None:
+        self.windows.add(
+            entry,
+            window=w,
+            source="model",
+            severity=answer.severity,
+            category=answer.category,
+            summary=answer.summary,
+            template_id=tid,
+            cluster_id=cluster_id,
+            count=count,
+            sample=sample,
+        )
 
     def _on_answer(self, tid: str, answer: Answer | None) -> None:
         """The model answered (or failed) for `tid`: turn held entries into triggers, or let them go."""
@@ -212,17 +251,33 @@ class Pipeline:
         state = self.burst.observe((tid, unit), w)
         if state:
             flags = HIT_BURST
-            self.windows.add(entry, window=w, source="burst", severity="medium",
-                             category=rule.category if rule is not None else "other",
-                             summary="Log rate far above its recent rate", template_id=tid, cluster_id=cluster_id,
-                             count=max(state, 1))
+            self.windows.add(
+                entry,
+                window=w,
+                source="burst",
+                severity="medium",
+                category=rule.category if rule is not None else "other",
+                summary="Log rate far above its recent rate",
+                template_id=tid,
+                cluster_id=cluster_id,
+                count=max(state, 1),
+            )
         if unit is not None and (state := self.burst.observe(("unit", unit), w)):
             uid = self._unit_ids.get(unit)
             if uid is None:
                 uid = self._unit_ids[unit] = hash_template(f"unit-rate:{unit}")
-            self.windows.add(entry, window=w, source="burst", severity="medium", category="resource",
-                             summary=f"{unit} logs far above its recent rate", template_id=uid, cluster_id=-1,
-                             count=max(state, 1), template=f"log rate of {unit}")
+            self.windows.add(
+                entry,
+                window=w,
+                source="burst",
+                severity="medium",
+                category="resource",
+                summary=f"{unit} logs far above its recent rate",
+                template_id=uid,
+                cluster_id=-1,
+                count=max(state, 1),
+                template=f"log rate of {unit}",
+            )
             flags |= HIT_BURST
         if flags:
             self.stats.burst_hits += 1
@@ -249,11 +304,25 @@ class Pipeline:
 
     def state(self) -> dict[str, Any]:
         """Everything a restart at the current cursor needs that the entries after it cannot rebuild."""
-        held = [{"template_id": tid, "unit": unit, "request": asdict(self._requests[tid]) if tid in self._requests
-                 else None, **h.to_json()} for tid, groups in self._held.items() for (unit, _), h in groups.items()]
-        return {"version": STATE_VERSION, "cursor": self._last_cursor, "window": self._window,
-                "generation": self.templates.generation, "held": held, "open": self.windows.carried_state(),
-                "burst": self.burst.to_json() if self.burst is not None else None}
+        held = [
+            {
+                "template_id": tid,
+                "unit": unit,
+                "request": asdict(self._requests[tid]) if tid in self._requests else None,
+                **h.to_json(),
+            }
+            for tid, groups in self._held.items()
+            for (unit, _), h in groups.items()
+        ]
+        return {
+            "version": STATE_VERSION,
+            "cursor": self._last_cursor,
+            "window": self._window,
+            "generation": self.templates.generation,
+            "held": held,
+            "open": self.windows.carried_state(),
+            "burst": self.burst.to_json() if self.burst is not None else None,
+        }
 
     def restore(self, state: dict[str, Any]) -> bool:
         """Resume from `state` (saved with the checkpoint of the stored cursor); False if unusable."""
@@ -274,8 +343,9 @@ class Pipeline:
             answer = self.classifier.lookup(tid) if self.classifier is not None else None
             if answer is not None:
                 self._on_answer(tid, answer)  # answered before the crash, after the last checkpoint
-            elif self.classifier is None or tid not in self._requests or \
-                    not self.classifier.submit(self._requests[tid]):
+            elif (
+                self.classifier is None or tid not in self._requests or not self.classifier.submit(self._requests[tid])
+            ):
                 self._on_answer(tid, None)  # cannot ask again now: given up, as a failed answer is
         return True
 

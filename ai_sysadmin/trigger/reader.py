@@ -51,8 +51,7 @@ log = logging.getLogger(__name__)
 class StderrLog:
     """journalctl's stderr lines: logged as warnings (rate-limited), the last few kept."""
 
-    def __init__(self, per_minute: int = STDERR_LOG_PER_MINUTE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int = STDERR_LOG_PER_MINUTE, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self.tail: deque[str] = deque(maxlen=STDERR_KEEP)
@@ -93,8 +92,9 @@ class JournalSource:
         return cls("directory" if p.is_dir() else "file", str(p))
 
 
-def journalctl_argv(source: JournalSource, *, after_cursor: str | None = None, follow: bool = False,
-                    binary: str = "journalctl") -> list[str]:
+def journalctl_argv(
+    source: JournalSource, *, after_cursor: str | None = None, follow: bool = False, binary: str = "journalctl"
+) -> list[str]:
     argv = [binary, "-o", "json", "--all", "--no-pager", "--quiet"]
     if source.kind == "directory":
         argv += ["--directory", str(source.path)]
@@ -115,12 +115,14 @@ class JournalctlError(RuntimeError):
     pass
 
 
-def read_lines(source: JournalSource, *, after_cursor: str | None = None,
-               binary: str = "journalctl") -> Iterator[bytes]:
+def read_lines(
+    source: JournalSource, *, after_cursor: str | None = None, binary: str = "journalctl"
+) -> Iterator[bytes]:
     """Every entry line currently in the journal (after `after_cursor`), then stop."""
     argv = journalctl_argv(source, after_cursor=after_cursor, binary=binary)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            bufsize=READ_CHUNK)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=READ_CHUNK
+    )
     assert proc.stdout is not None and proc.stderr is not None
     errors = StderrLog()
     stderr = proc.stderr
@@ -169,8 +171,9 @@ def _split_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield pending
 
 
-async def follow_lines(source: JournalSource, *, after_cursor: str | None = None, binary: str = "journalctl",
-                       poll_interval: float = 0.25) -> AsyncIterator[bytes]:
+async def follow_lines(
+    source: JournalSource, *, after_cursor: str | None = None, binary: str = "journalctl", poll_interval: float = 0.25
+) -> AsyncIterator[bytes]:
     """Entry lines as they are written; runs until cancelled (or journalctl --follow exits)."""
     if source.kind == "system":
         argv = journalctl_argv(source, after_cursor=after_cursor, follow=True, binary=binary)
@@ -219,9 +222,13 @@ async def _drain_stderr(stream: asyncio.StreamReader, errors: StderrLog) -> None
 
 async def _run_lines(argv: list[str], errors: StderrLog | None = None) -> AsyncIterator[bytes]:
     """Lines of journalctl's stdout, read in large chunks (per-line reads cost ~15% here)."""
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-                                                limit=2 * READ_CHUNK)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        limit=2 * READ_CHUNK,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     errors = errors if errors is not None else StderrLog()
     drain = asyncio.create_task(_drain_stderr(proc.stderr, errors), name="journalctl-stderr")

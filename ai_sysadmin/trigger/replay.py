@@ -42,9 +42,17 @@ class L1Run:
         return c.last_error if c is not None and c.degraded else None
 
 
-async def run_l1(cfg: Config, source: str, *, use_model: bool, window: int | None = None,
-                 state_dir: str | None = None, kind: str | None = None, err: TextIO | None = None,
-                 on_bad: Callable[[int, str], None] | None = None) -> L1Run:
+async def run_l1(
+    cfg: Config,
+    source: str,
+    *,
+    use_model: bool,
+    window: int | None = None,
+    state_dir: str | None = None,
+    kind: str | None = None,
+    err: TextIO | None = None,
+    on_bad: Callable[[int, str], None] | None = None,
+) -> L1Run:
     """Run L1 over `source` to its end; bad lines are counted (and the first few shown on `err`)."""
     from ai_sysadmin.llm import LLMClient
     from ai_sysadmin.trigger.follower import build_pipeline
@@ -79,8 +87,11 @@ async def run_l1(cfg: Config, source: str, *, use_model: bool, window: int | Non
                 now = time.monotonic()
                 if err is not None and now - last >= PROGRESS_EVERY:
                     last = now
-                    print(f"replay: {i} entries, {i / (now - started):,.0f}/s, "
-                          f"{pipeline.stats.novel_templates} templates", file=err)
+                    print(
+                        f"replay: {i} entries, {i / (now - started):,.0f}/s, "
+                        f"{pipeline.stats.novel_templates} templates",
+                        file=err,
+                    )
         if pipeline.classifier is not None:
             await pipeline.classifier.drain()
             while not pipeline.classifier.idle:

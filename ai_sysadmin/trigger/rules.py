@@ -45,7 +45,8 @@ from ai_sysadmin.trigger.model import SEVERITY_RANK
 _DUMP_DETAIL = re.compile(
     r"^(?:[^.]|\.(?!\.)){1,80}?(?:\.{2,}\s*|:\s+|\.)(?:0x)?[0-9a-fA-F]+\s*$"  # label.....value, label: 0xvalue
     r"|^(?:[A-Za-z][\w]{0,11}:\s*(?:0x)?[0-9a-fA-F]+\s*){2,}$"  # RAX: 0000 RBX: ffff (register rows)
-    r"|^[A-Za-z][\w ]{0,40}:$")  # `special purpose registers:` (a dump section header)
+    r"|^[A-Za-z][\w ]{0,40}:$"
+)  # `special purpose registers:` (a dump section header)
 MEMO_SIZE = 200_000
 # Longer messages are not memoised: distinct long lines would make the memo hold
 # MEMO_SIZE x 8 KiB, and a long line's shape rarely repeats anyway.
@@ -71,8 +72,14 @@ class RuleSet:
         self._ordered = sorted(self.rules, key=lambda r: -SEVERITY_RANK[r.severity])
 
     @classmethod
-    def build(cls, extra: Iterable[Any] = (), disabled: Iterable[str] = (), *, builtin: bool = True,
-              priority_max: int | None = 2) -> RuleSet:
+    def build(
+        cls,
+        extra: Iterable[Any] = (),
+        disabled: Iterable[str] = (),
+        *,
+        builtin: bool = True,
+        priority_max: int | None = 2,
+    ) -> RuleSet:
         """Built-in rules, then `extra` (config) added or replacing by id, minus `disabled` ids."""
         rules: dict[str, Rule] = {}
         if builtin:
@@ -86,8 +93,10 @@ class RuleSet:
         unknown = disabled - set(rules) - {PRIORITY_RULE_ID}
         if unknown:
             raise RuleError(f"trigger.disabled_rules: unknown rule id(s) {', '.join(sorted(unknown))}")
-        return cls([r for r in rules.values() if r.id not in disabled],
-                   priority_max=None if PRIORITY_RULE_ID in disabled else priority_max)
+        return cls(
+            [r for r in rules.values() if r.id not in disabled],
+            priority_max=None if PRIORITY_RULE_ID in disabled else priority_max,
+        )
 
     def match(self, entry: Entry, key: str | None = None) -> Rule | None:
         """The most severe rule this entry matches, or None.  `key`: the message, digits folded."""
@@ -133,10 +142,17 @@ def looks_like_error(message: str) -> bool:
 _ERRORISH = re.compile(
     r"\b(error|errors|fail|failed|failure|fatal|panic|critical|crit|denied|refused|unable|cannot|can't|"
     r"timed? ?out|exception|abort(ed)?|corrupt\w*|invalid|unreachable|killed|segfault|warn(ing)?|"
-    r"severed|terminated|lost|not found|violation|overflow|exceeded)\b", re.IGNORECASE)
+    r"severed|terminated|lost|not found|violation|overflow|exceeded)\b",
+    re.IGNORECASE,
+)
 
 _PRIORITY_RULES = {
-    (crit, cat): Rule(id=PRIORITY_RULE_ID, severity="high" if crit else "medium", category=cat,
-                      summary="Logged at priority crit or worse" if crit else "Logged at priority err")
-    for crit in (True, False) for cat in ("kernel", "other")
+    (crit, cat): Rule(
+        id=PRIORITY_RULE_ID,
+        severity="high" if crit else "medium",
+        category=cat,
+        summary="Logged at priority crit or worse" if crit else "Logged at priority err",
+    )
+    for crit in (True, False)
+    for cat in ("kernel", "other")
 }

@@ -38,8 +38,9 @@ from ai_sysadmin.trigger.model import MAX_SAMPLES, SEVERITY_RANK, Trigger
 
 @runtime_checkable
 class TriggerSink(Protocol):
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
-                              checkpoint: int | None = None) -> None:
+    async def record_triggers(
+        self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *, checkpoint: int | None = None
+    ) -> None:
         """Atomically upsert triggers by Trigger.id (count/last_seen/sample updated, never duplicated) and
         persist the cursor of `stream` (with `checkpoint`) in the same transaction (or spool durably)."""
         ...
@@ -72,10 +73,21 @@ class JsonlTriggerSink:
         if torn:
             self._append(b"\n")
 
-    async def record_triggers(self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *,
-                              checkpoint: int | None = None) -> None:
-        line = json.dumps({"stream": stream, "cursor": cursor, "checkpoint": checkpoint,
-                           "triggers": [t.to_json() for t in triggers]}, separators=(",", ":")) + "\n"
+    async def record_triggers(
+        self, triggers: Sequence[Trigger], cursor: str | None, stream: str = "journal", *, checkpoint: int | None = None
+    ) -> None:
+        line = (
+            json.dumps(
+                {
+                    "stream": stream,
+                    "cursor": cursor,
+                    "checkpoint": checkpoint,
+                    "triggers": [t.to_json() for t in triggers],
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
         await asyncio.to_thread(self._append, line.encode())
 
     def _append(self, data: bytes) -> None:
@@ -122,7 +134,12 @@ class JsonlTriggerSink:
 def merge(old: Trigger, new: Trigger) -> Trigger:
     """The store's upsert rule: counts add, times widen, severity only rises, newest samples."""
     severity = old.severity if SEVERITY_RANK[old.severity] >= SEVERITY_RANK[new.severity] else new.severity
-    return replace(new, severity=severity, count=old.count + new.count,
-                   first_seen=min(old.first_seen, new.first_seen), last_seen=max(old.last_seen, new.last_seen),
-                   sample=(list(old.sample) + list(new.sample))[-MAX_SAMPLES:],
-                   summary=new.summary if new.summary is not None else old.summary)
+    return replace(
+        new,
+        severity=severity,
+        count=old.count + new.count,
+        first_seen=min(old.first_seen, new.first_seen),
+        last_seen=max(old.last_seen, new.last_seen),
+        sample=(list(old.sample) + list(new.sample))[-MAX_SAMPLES:],
+        summary=new.summary if new.summary is not None else old.summary,
+    )

@@ -36,8 +36,13 @@ def detect(path: str | os.PathLike[str]) -> str:
     return "text"
 
 
-def iter_entries(path: str | os.PathLike[str], *, max_message: int = DEFAULT_MAX_MESSAGE,
-                 on_bad: BadHook | None = None, kind: str | None = None) -> Iterator[Entry]:
+def iter_entries(
+    path: str | os.PathLike[str],
+    *,
+    max_message: int = DEFAULT_MAX_MESSAGE,
+    on_bad: BadHook | None = None,
+    kind: str | None = None,
+) -> Iterator[Entry]:
     kind = kind or detect(path)
     if kind == "journal":
         source = JournalSource.for_path(path)

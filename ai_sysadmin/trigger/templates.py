@@ -30,8 +30,8 @@ from drain3.masking import MaskingInstruction
 from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner_config import TemplateMinerConfig
 
-from ai_sysadmin.trigger.model import template_id as hash_template
 from ai_sysadmin.durable import write_atomic
+from ai_sysadmin.trigger.model import template_id as hash_template
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,14 @@ class Match:
 
 
 class Templates:
-    def __init__(self, state_path: str | os.PathLike[str] | None = None, *, sim_threshold: float = 0.4,
-                 depth: int = 4, raw_cache_size: int = RAW_CACHE_SIZE):
+    def __init__(
+        self,
+        state_path: str | os.PathLike[str] | None = None,
+        *,
+        sim_threshold: float = 0.4,
+        depth: int = 4,
+        raw_cache_size: int = RAW_CACHE_SIZE,
+    ):
         cfg = TemplateMinerConfig()
         cfg.masking_instructions = [MaskingInstruction(p, name) for p, name in MASKS]
         cfg.drain_sim_th = sim_threshold

@@ -18,16 +18,32 @@ from datetime import UTC, datetime
 
 from ai_sysadmin.trigger.entry import DEFAULT_MAX_MESSAGE, Entry
 
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                       "Nov", "Dec"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)
+}
 _RFC3164 = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d{2}:\d{2}:\d{2}) (?P<rest>.*)$")
 _ISO = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?) (?P<rest>.*)$")
 _EPOCH = re.compile(r"^(?P<epoch>1\d{9})(?:\.\d+)? (?P<rest>.*)$")
 # `host ident[pid]: msg` or `host ident: msg`
 _HOST_TAG = re.compile(r"^(?P<host>\S+) (?P<ident>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?:(?: |$)(?P<msg>.*)$")
 _LEVELS = {
-    "EMERG": 0, "EMERGENCY": 0, "PANIC": 0, "ALERT": 1, "FATAL": 2, "CRIT": 2, "CRITICAL": 2, "FAILURE": 2,
-    "ERR": 3, "ERROR": 3, "SEVERE": 3, "WARN": 4, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7,
+    "EMERG": 0,
+    "EMERGENCY": 0,
+    "PANIC": 0,
+    "ALERT": 1,
+    "FATAL": 2,
+    "CRIT": 2,
+    "CRITICAL": 2,
+    "FAILURE": 2,
+    "ERR": 3,
+    "ERROR": 3,
+    "SEVERE": 3,
+    "WARN": 4,
+    "WARNING": 4,
+    "NOTICE": 5,
+    "INFO": 6,
+    "DEBUG": 7,
     "TRACE": 7,
 }
 _HEADER_TOKENS = 10  # a severity word further in is part of the message, not a header field
@@ -88,8 +104,16 @@ class TextParser:
         usec = max(usec, self._last_usec)
         self._last_usec = usec
         full_len = len(message)
-        return Entry(message=message[: self.max_message], realtime_usec=usec, priority=priority, unit=None,
-                     identifier=ident, pid=pid, hostname=host, message_len=full_len)
+        return Entry(
+            message=message[: self.max_message],
+            realtime_usec=usec,
+            priority=priority,
+            unit=None,
+            identifier=ident,
+            pid=pid,
+            hostname=host,
+            message_len=full_len,
+        )
 
 
 def _severity_header(text: str) -> tuple[int | None, str | None, str]:
@@ -99,5 +123,5 @@ def _severity_header(text: str) -> tuple[int | None, str | None, str]:
         level = _LEVELS.get(tok.strip("[]:<>").upper())
         if level is not None:
             ident = tokens[i - 1].strip("[]:") if i > 0 else None
-            return level, ident or None, " ".join(tokens[i + 1:])
+            return level, ident or None, " ".join(tokens[i + 1 :])
     return None, None, text

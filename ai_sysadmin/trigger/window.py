@@ -79,9 +79,22 @@ class Windows:
     def start_dt(self, window: int) -> datetime:
         return usec_to_dt(window * self.window_usec)
 
-    def add(self, entry: Entry, *, window: int, source: str, severity: str, category: str, summary: str | None,
-            template_id: str, cluster_id: int, min_count: int = 1, count: int = 1, sample: bool = True,
-            template: str | None = None) -> Open:
+    def add(
+        self,
+        entry: Entry,
+        *,
+        window: int,
+        source: str,
+        severity: str,
+        category: str,
+        summary: str | None,
+        template_id: str,
+        cluster_id: int,
+        min_count: int = 1,
+        count: int = 1,
+        sample: bool = True,
+        template: str | None = None,
+    ) -> Open:
         unit = entry.source_unit
         key = (template_id, unit, window, source)
         tid = self._ids.get(key)
@@ -93,10 +106,23 @@ class Windows:
         t = self.open.get(tid)
         if t is None:
             t = self.open[tid] = Open(
-                id=tid, source=source, severity=severity, category=category, summary=summary, unit=unit,
-                template_id=template_id, cluster_id=cluster_id, window=window, min_count=min_count,
-                first_usec=entry.realtime_usec, last_usec=entry.realtime_usec, host=entry.hostname,
-                boot_id=entry.boot_id, fields=_context(entry), template=template)
+                id=tid,
+                source=source,
+                severity=severity,
+                category=category,
+                summary=summary,
+                unit=unit,
+                template_id=template_id,
+                cluster_id=cluster_id,
+                window=window,
+                min_count=min_count,
+                first_usec=entry.realtime_usec,
+                last_usec=entry.realtime_usec,
+                host=entry.hostname,
+                boot_id=entry.boot_id,
+                fields=_context(entry),
+                template=template,
+            )
         elif t.fields.get("sender") != entry.sender:
             # One entry from another sender makes the whole trigger's text unproven (fail safe).
             t.fields.pop("sender", None)
@@ -126,13 +152,26 @@ class Windows:
         for t in self.open.values():
             if t.delta and t.ready:
                 first = t.first_usec if not t.recorded_once else t.delta_first_usec
-                sample = t.delta_sample if t.recorded_once else (t.sample + t.delta_sample[len(t.sample):])
-                out.append(Trigger(
-                    id=t.id, severity=t.severity, category=t.category, source=t.source, unit=t.unit,
-                    template=t.template or self._template_text(t.cluster_id), template_id=t.template_id,
-                    count=t.delta, first_seen=usec_to_dt(first), last_seen=usec_to_dt(t.last_usec),
-                    sample=list(sample[-self.max_samples:]), summary=t.summary, host=t.host, boot_id=t.boot_id,
-                    fields=dict(t.fields)))
+                sample = t.delta_sample if t.recorded_once else (t.sample + t.delta_sample[len(t.sample) :])
+                out.append(
+                    Trigger(
+                        id=t.id,
+                        severity=t.severity,
+                        category=t.category,
+                        source=t.source,
+                        unit=t.unit,
+                        template=t.template or self._template_text(t.cluster_id),
+                        template_id=t.template_id,
+                        count=t.delta,
+                        first_seen=usec_to_dt(first),
+                        last_seen=usec_to_dt(t.last_usec),
+                        sample=list(sample[-self.max_samples :]),
+                        summary=t.summary,
+                        host=t.host,
+                        boot_id=t.boot_id,
+                        fields=dict(t.fields),
+                    )
+                )
                 t.delta = 0
                 t.delta_sample = []
                 t.recorded_once = True
@@ -145,7 +184,7 @@ class Windows:
             if t is not None:
                 t.delta += d.count
                 t.delta_first_usec = min(t.delta_first_usec or 2**62, int(d.first_seen.timestamp() * 1_000_000))
-                t.delta_sample = (list(d.sample) + t.delta_sample)[-self.max_samples:]
+                t.delta_sample = (list(d.sample) + t.delta_sample)[-self.max_samples :]
 
     def retire_before(self, window: int) -> None:
         """Forget handed-over triggers of windows before `window`: no entry can reach them again."""
@@ -172,10 +211,22 @@ class Windows:
 
     def to_trigger(self, t: Open) -> Trigger:
         return Trigger(
-            id=t.id, severity=t.severity, category=t.category, source=t.source, unit=t.unit,
-            template=t.template or self._template_text(t.cluster_id), template_id=t.template_id, count=t.count,
-            first_seen=usec_to_dt(t.first_usec), last_seen=usec_to_dt(t.last_usec), sample=list(t.sample),
-            summary=t.summary, host=t.host, boot_id=t.boot_id, fields=dict(t.fields))
+            id=t.id,
+            severity=t.severity,
+            category=t.category,
+            source=t.source,
+            unit=t.unit,
+            template=t.template or self._template_text(t.cluster_id),
+            template_id=t.template_id,
+            count=t.count,
+            first_seen=usec_to_dt(t.first_usec),
+            last_seen=usec_to_dt(t.last_usec),
+            sample=list(t.sample),
+            summary=t.summary,
+            host=t.host,
+            boot_id=t.boot_id,
+            fields=dict(t.fields),
+        )
 
 
 def _context(entry: Entry) -> dict[str, Any]:

@@ -26,8 +26,13 @@ END = "<!-- END GENERATED OPTIONS -->"
 
 def options(nix_instantiate: str) -> list[dict]:
     env = {**os.environ, "NIX_CONFIG": "build-users-group ="}
-    r = subprocess.run([nix_instantiate, "--eval", "--strict", "--json", str(REPO / "nix/checks/options.nix")],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [nix_instantiate, "--eval", "--strict", "--json", str(REPO / "nix/checks/options.nix")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     if r.returncode != 0:
         sys.exit(r.stderr)
     return json.loads(r.stdout)

@@ -38,8 +38,14 @@ class RolesDB:
     api: str
 
     def section(self, role: str) -> dict[str, Any]:
-        return {"socket_dir": str(self.cluster.sockdir), "port": self.cluster.port, "name": self.name,
-                "user": role, "executor_role": self.executor, "api_role": self.api}
+        return {
+            "socket_dir": str(self.cluster.sockdir),
+            "port": self.cluster.port,
+            "name": self.name,
+            "user": role,
+            "executor_role": self.executor,
+            "api_role": self.api,
+        }
 
     def conninfo(self, role: str) -> str:
         return f"host={self.cluster.sockdir} port={self.cluster.port} user={role} dbname={self.name}"
@@ -65,8 +71,9 @@ def roles(pg_cluster: PgCluster) -> Iterator[tuple[str, str, str]]:
 def make_roles_db(cluster: PgCluster, roles: tuple[str, str, str]) -> RolesDB:
     db = RolesDB(cluster, f"act_{uuid.uuid4().hex[:10]}", *roles)
     with psycopg.connect(cluster.conninfo(), autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db.name),
-                                                               sql.Identifier(db.orchestrator)))
+        c.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db.name), sql.Identifier(db.orchestrator))
+        )
 
     async def prepare() -> None:
         cfg = parse_config({"database": db.section(db.orchestrator)}, env={})
@@ -101,8 +108,9 @@ def approval_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def config(tmp: Path, db: RolesDB, role: str, **sections: Any) -> Config:
     actions = {"cooldown_seconds": 0, "verify_window_seconds": 0, **sections.pop("actions", {})}
-    return parse_config({"state_dir": str(tmp / "state"), "database": db.section(role), "actions": actions,
-                         **sections}, env={})
+    return parse_config(
+        {"state_dir": str(tmp / "state"), "database": db.section(role), "actions": actions, **sections}, env={}
+    )
 
 
 async def digest_of(pool: Any, action_id: int) -> str:

@@ -46,8 +46,10 @@ HAPROXY = {"action": "restart_unit", "params": {"unit": "haproxy.service"}}
 
 def test_decide_queues_an_unbound_proposal_with_its_reason() -> None:
     d = decide("auto-full", "medium", unbound="older_than_days=1 keeps less than the 7 days allowed")
-    assert (d.decision, d.reason) == ("queue", "older_than_days=1 keeps less than the 7 days allowed: "
-                                               "queued for a person")
+    assert (d.decision, d.reason) == (
+        "queue",
+        "older_than_days=1 keeps less than the 7 days allowed: queued for a person",
+    )
     # the other rules keep their order: protected still refuses, observe still records
     assert decide("auto-full", "low", protected=True, unbound="x").decision == "refuse"
     assert decide("observe", "low", unbound="x").decision == "record"
@@ -57,8 +59,9 @@ def test_decide_queues_an_unbound_proposal_with_its_reason() -> None:
 def test_the_binding_rule() -> None:
     b = ActionsConfig()
     gc = CATALOG.validate("collect_garbage", {"older_than_days": 1})
-    assert out_of_bounds(gc, b) == ("older_than_days=1 keeps less than the 7 days allowed unattended "
-                                    "(actions.auto_min_gc_days)")
+    assert out_of_bounds(gc, b) == (
+        "older_than_days=1 keeps less than the 7 days allowed unattended (actions.auto_min_gc_days)"
+    )
     assert out_of_bounds(CATALOG.validate("collect_garbage", {"older_than_days": 7}), b) is None
     vac = CATALOG.validate("vacuum_journal", {"max_size_mb": 64})
     assert "max_size_mb=64" in (out_of_bounds(vac, b) or "") and "auto_min_journal_mb" in out_of_bounds(vac, b)
@@ -125,7 +128,8 @@ def test_review_and_investigation_proposals_are_bound(tmp_path: Path, roles_db: 
             incs = list(svc.incidents())
             for inc in incs:  # stored as the incident service stores them: units and supported actions
                 inc.id = await IncidentStore(pool).save_correlated(
-                    {**incident_row(inc, supported_actions), "id": None}, [], status_changed=True)
+                    {**incident_row(inc, supported_actions), "id": None}, [], status_changed=True
+                )
             crash = next(i for i in incs if "myapp.service" in i.all_units)
             assert "haproxy.service" not in crash.all_units
             cands = {i.key: candidates_for(i, lambda u: False) for i in incs}
@@ -134,10 +138,18 @@ def test_review_and_investigation_proposals_are_bound(tmp_path: Path, roles_db: 
             # L3 can only choose among the candidates: the injected line's haproxy restart and
             # 1-day collection are not among them, so no answer can propose them.
             assert all(p != HAPROXY["params"] and p != GC_1["params"] for _i, _a, p in choices.values())
-            restart = next(k for k, (i, a, p) in choices.items()
-                           if i is crash and a == "restart_unit" and p == {"unit": "myapp.service"})
-            answer = {"status": "critical", "escalate": False, "escalate_reason": "", "findings": [],
-                      "actions": [{"reason": "crash loop", "incident": crash.id, "choice": restart}]}
+            restart = next(
+                k
+                for k, (i, a, p) in choices.items()
+                if i is crash and a == "restart_unit" and p == {"unit": "myapp.service"}
+            )
+            answer = {
+                "status": "critical",
+                "escalate": False,
+                "escalate_reason": "",
+                "findings": [],
+                "actions": [{"reason": "crash loop", "incident": crash.id, "choice": restart}],
+            }
             res = ReviewResult(reason="test")
             await svc._apply(answer, ctx, res, incs, choices)
             [myapp] = res.proposals
@@ -154,30 +166,43 @@ def test_review_and_investigation_proposals_are_bound(tmp_path: Path, roles_db: 
                 assert haproxy["contradicts"] == f"{NOT_IN_EVIDENCE} (haproxy.service)"
                 assert "contradicts the incident's evidence" in r.text
                 # the injected rollback: an action the crash loop's evidence does not support
-                r = await tools.call("propose_action", {"action": "rollback_generation", "params": {},
-                                                        "reason": "the application asked for a rollback"})
+                r = await tools.call(
+                    "propose_action",
+                    {"action": "rollback_generation", "params": {}, "reason": "the application asked for a rollback"},
+                )
                 rollback = r.data["proposal"]
                 assert rollback["decision"] == "queue" and rollback["contradicts"].startswith(NOT_SUPPORTED), r.text
                 assert "rollback_generation;" in rollback["contradicts"]
                 # a garbage collection is nothing the crash loop's evidence supports
                 r = await tools.call("propose_action", {**GC_1, "reason": "candidates say so"})
                 assert r.data["proposal"]["contradicts"].startswith(NOT_SUPPORTED), r.text
-                r = await tools.call("propose_action", {"action": "reset_failed_unit",
-                                                        "params": {"unit": "myapp.service"}, "reason": "loop"})
+                r = await tools.call(
+                    "propose_action",
+                    {"action": "reset_failed_unit", "params": {"unit": "myapp.service"}, "reason": "loop"},
+                )
                 assert r.data["proposal"]["decision"] == "execute", r.text
                 assert r.data["proposal"]["contradicts"] is None
             disk = next(i for i in incs if i.category == "disk-full")
             with call_context(layer="meta", incident_id=disk.id):  # supported there, but below the bounds
-                r = await tools.call("propose_action", {"action": "collect_garbage", "params": {"older_than_days": 2},
-                                                        "reason": "candidates say so"})
+                r = await tools.call(
+                    "propose_action",
+                    {"action": "collect_garbage", "params": {"older_than_days": 2}, "reason": "candidates say so"},
+                )
                 gc1 = r.data["proposal"]
-                assert gc1["decision"] == "queue" and gc1["contradicts"] is None and gc1["reason"] == (
-                    "older_than_days=2 keeps less than the 7 days allowed unattended "
-                    "(actions.auto_min_gc_days): queued for a person")
+                assert (
+                    gc1["decision"] == "queue"
+                    and gc1["contradicts"] is None
+                    and gc1["reason"]
+                    == (
+                        "older_than_days=2 keeps less than the 7 days allowed unattended "
+                        "(actions.auto_min_gc_days): queued for a person"
+                    )
+                )
             # `ask` without an incident has no evidence: a unit action waits for a person
             with call_context(layer="meta"):
-                r = await tools.call("propose_action", {"action": "restart_unit",
-                                                        "params": {"unit": "other.service"}, "reason": "x"})
+                r = await tools.call(
+                    "propose_action", {"action": "restart_unit", "params": {"unit": "other.service"}, "reason": "x"}
+                )
                 assert r.data["proposal"]["decision"] == "queue" and NOT_IN_EVIDENCE in r.text
             rows = await _rows(pool)
             assert rows[haproxy["action_id"]][0] == "queued" and NOT_IN_EVIDENCE in rows[haproxy["action_id"]][1]

@@ -28,13 +28,23 @@ def test_catalog_json_lists_every_action_with_its_schema() -> None:
 
 def test_cli_errors_are_one_line(tmp_path: Path, roles_db: RolesDB) -> None:
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"state_dir": str(tmp_path), "autonomy_level": "suggest",
-                               "database": roles_db.section(roles_db.orchestrator),
-                               "actions": {"approval_key_file": str(tmp_path / "missing.key")}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "state_dir": str(tmp_path),
+                "autonomy_level": "suggest",
+                "database": roles_db.section(roles_db.orchestrator),
+                "actions": {"approval_key_file": str(tmp_path / "missing.key")},
+            }
+        )
+    )
     r = _cli(cfg, "actions", "propose", "restart_unit", "--params", "{bad", "--reason", "x")
     assert r.returncode == 2 and "--params is not JSON" in r.stderr
     r = _cli(cfg, "actions", "propose", "restart_unit", "--params", '{"unit": "a;b"}', "--reason", "x")
     out = json.loads(r.stdout)
-    assert r.returncode == 1 and out["decision"] == "refuse" and out["errors"] == [
-        "params.unit: not allowed (wrong form; see the parameter's schema)"]
+    assert (
+        r.returncode == 1
+        and out["decision"] == "refuse"
+        and out["errors"] == ["params.unit: not allowed (wrong form; see the parameter's schema)"]
+    )
     assert "Traceback" not in r.stderr

@@ -50,8 +50,12 @@ DRV = """{ n }: derivation {
 class NixRig:
     def __init__(self, base: Path):
         self.base = base
-        self.env = {"NIX_STORE_DIR": str(base / "store"), "NIX_STATE_DIR": str(base / "var"),
-                    "NIX_LOG_DIR": str(base / "var/log"), "NIX_CONF_DIR": str(base / "etc")}
+        self.env = {
+            "NIX_STORE_DIR": str(base / "store"),
+            "NIX_STATE_DIR": str(base / "var"),
+            "NIX_LOG_DIR": str(base / "var/log"),
+            "NIX_CONF_DIR": str(base / "etc"),
+        }
         self.profile = base / "var/profiles/system"
         self.current = base / "current-system"
         self.record = base / "switch.log"
@@ -72,8 +76,9 @@ def nixrig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NixRig]:
     rig = NixRig(tmp_path_factory.mktemp("nix"))
     (rig.base / "etc").mkdir()
     (rig.base / "etc/nix.conf").write_text("build-users-group =\nsandbox = false\nsubstituters =\n")
-    (rig.base / "switch.sh").write_text(SWITCH.replace("@RECORD@", str(rig.record))
-                                        .replace("@CURRENT@", str(rig.current)))
+    (rig.base / "switch.sh").write_text(
+        SWITCH.replace("@RECORD@", str(rig.record)).replace("@CURRENT@", str(rig.current))
+    )
     (rig.base / "system.nix").write_text(DRV)
     with pytest.MonkeyPatch.context() as mp:
         for k, v in rig.env.items():
@@ -94,15 +99,23 @@ def db(pg_cluster, roles) -> Iterator[RolesDB]:
 
 
 def _cfgs(tmp: Path, db: RolesDB, rig: NixRig, key: Path, disk_percent: float = 90.0) -> tuple[Any, Any]:
-    nix = {"nix_mode": "run", "system_profile": str(rig.profile), "current_system": str(rig.current),
-           "approval_key_file": str(key)}
-    return (config(tmp, db, db.orchestrator, autonomy_level="auto-full", actions=nix),
-            config(tmp, db, db.executor, autonomy_level="auto-full", actions=nix,
-                   thresholds={"disk_percent": disk_percent}))
+    nix = {
+        "nix_mode": "run",
+        "system_profile": str(rig.profile),
+        "current_system": str(rig.current),
+        "approval_key_file": str(key),
+    }
+    return (
+        config(tmp, db, db.orchestrator, autonomy_level="auto-full", actions=nix),
+        config(
+            tmp, db, db.executor, autonomy_level="auto-full", actions=nix, thresholds={"disk_percent": disk_percent}
+        ),
+    )
 
 
-async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposal, approve: bool,
-               disk_percent: float = 90.0) -> dict[str, Any]:
+async def _run(
+    tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposal, approve: bool, disk_percent: float = 90.0
+) -> dict[str, Any]:
     orch, exe = _cfgs(tmp, db, rig, key, disk_percent)
     pool = make_pool(orch.database)
     await pool.open(wait=True)
@@ -110,8 +123,9 @@ async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposa
         out = await ActionService(orch, pool).propose(proposal)
         assert out.decision == ("queue" if approve else "execute"), out
         if approve:
-            await approvals.approve(pool, out.action_id, "alice", "test",
-                                    digest=await digest_of(pool, out.action_id), key=load_key(orch))
+            await approvals.approve(
+                pool, out.action_id, "alice", "test", digest=await digest_of(pool, out.action_id), key=load_key(orch)
+            )
         ex = Executor(exe, out=lambda line: None)
         conn = await ex.connect()
         try:
@@ -128,29 +142,47 @@ async def _run(tmp: Path, db: RolesDB, rig: NixRig, key: Path, proposal: Proposa
 
 def _refusal(db: RolesDB, action_id: int) -> str:
     with psycopg.connect(db.conninfo(db.orchestrator)) as c:
-        step = c.execute("SELECT reason FROM action_steps WHERE action_id = %s AND to_status = 'refused'",
-                         (action_id,)).fetchone()
-        audit = c.execute("SELECT actor FROM audit_log WHERE subject = %s AND event = 'action.refused'",
-                          (f"action:{action_id}",)).fetchone()
+        step = c.execute(
+            "SELECT reason FROM action_steps WHERE action_id = %s AND to_status = 'refused'", (action_id,)
+        ).fetchone()
+        audit = c.execute(
+            "SELECT actor FROM audit_log WHERE subject = %s AND event = 'action.refused'", (f"action:{action_id}",)
+        ).fetchone()
     assert step is not None and audit == ("ai-sysadmin-executor",)
     return str(step[0])
 
 
-def test_a_rollback_runs_only_from_the_generation_it_was_bound_to(tmp_path: Path, db: RolesDB, nixrig: NixRig,
-                                                                  approval_key: Path) -> None:
+def test_a_rollback_runs_only_from_the_generation_it_was_bound_to(
+    tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path
+) -> None:
     gen1, gen2 = nixrig.gens
     # approved for a generation the profile is not at
-    row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                           Proposal("rollback_generation", {"from_generation": 7}, "bad upgrade", "meta"),
-                           approve=True))
+    row = asyncio.run(
+        _run(
+            tmp_path,
+            db,
+            nixrig,
+            approval_key,
+            Proposal("rollback_generation", {"from_generation": 7}, "bad upgrade", "meta"),
+            approve=True,
+        )
+    )
     assert row["status"] == "refused" and row["started_at"] is None
     assert "is at generation 2, not 7" in _refusal(db, row["id"])
     # the profile is at 2, but the running system is still 1 (a `nixos-rebuild boot`): not the bound system
     os.unlink(nixrig.current)
     os.symlink(gen1, nixrig.current)
     try:
-        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("rollback_generation", {}, "bad upgrade", "meta"), approve=True))
+        row = asyncio.run(
+            _run(
+                tmp_path,
+                db,
+                nixrig,
+                approval_key,
+                Proposal("rollback_generation", {}, "bad upgrade", "meta"),
+                approve=True,
+            )
+        )
     finally:
         os.unlink(nixrig.current)
         os.symlink(gen2, nixrig.current)
@@ -159,10 +191,14 @@ def test_a_rollback_runs_only_from_the_generation_it_was_bound_to(tmp_path: Path
     assert os.path.realpath(nixrig.profile) == gen2 and not nixrig.record.exists()
 
 
-def test_rollback_generation_against_a_real_profile(tmp_path: Path, db: RolesDB, nixrig: NixRig,
-                                                    approval_key: Path) -> None:
-    row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                           Proposal("rollback_generation", {}, "bad upgrade", "meta"), approve=True))
+def test_rollback_generation_against_a_real_profile(
+    tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path
+) -> None:
+    row = asyncio.run(
+        _run(
+            tmp_path, db, nixrig, approval_key, Proposal("rollback_generation", {}, "bad upgrade", "meta"), approve=True
+        )
+    )
     assert row["status"] == "verified", row["verification"]
     assert row["params"] == {"from_generation": 2}
     gen1, gen2 = nixrig.gens
@@ -175,8 +211,9 @@ def test_rollback_generation_against_a_real_profile(tmp_path: Path, db: RolesDB,
     assert row["result"]["before"]["target"] == gen2
 
 
-def test_collect_garbage_deletes_unreachable_paths_only(tmp_path: Path, db: RolesDB, nixrig: NixRig,
-                                                       approval_key: Path) -> None:
+def test_collect_garbage_deletes_unreachable_paths_only(
+    tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path
+) -> None:
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "big").write_bytes(os.urandom(1 << 20))
@@ -186,16 +223,32 @@ def test_collect_garbage_deletes_unreachable_paths_only(tmp_path: Path, db: Role
         garbage = nixrig.run("nix-store", "--add", str(junk))
         assert Path(garbage).exists()
         # the store's file system has room under the default threshold: refused, nothing collected
-        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"), approve=False,
-                               disk_percent=100.0))
+        row = asyncio.run(
+            _run(
+                tmp_path,
+                db,
+                nixrig,
+                approval_key,
+                Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"),
+                approve=False,
+                disk_percent=100.0,
+            )
+        )
         assert row["status"] == "refused" and Path(garbage).exists()
         assert "below thresholds.disk_percent 100%" in _refusal(db, row["id"])
         # an executor whose threshold this file system is above: it runs
         full = used_percent(str(nixrig.base)) / 2
-        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"), approve=False,
-                               disk_percent=full))
+        row = asyncio.run(
+            _run(
+                tmp_path,
+                db,
+                nixrig,
+                approval_key,
+                Proposal("collect_garbage", {"older_than_days": 30}, "disk", "review"),
+                approve=False,
+                disk_percent=full,
+            )
+        )
     assert row["status"] == "verified", row["verification"]
     assert row["result"]["steps"][0]["argv"] == ["nix-collect-garbage", "--delete-older-than", "30d"]
     assert not Path(garbage).exists()
@@ -211,22 +264,32 @@ def _corrupt(path: str) -> None:
     target.write_text("corrupted\n")
 
 
-def test_nix_store_repair_restores_a_corrupted_path(tmp_path: Path, db: RolesDB, nixrig: NixRig,
-                                                    approval_key: Path) -> None:
+def test_nix_store_repair_restores_a_corrupted_path(
+    tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path
+) -> None:
     gen2 = nixrig.gens[1]
     _corrupt(gen2)
     with pytest.MonkeyPatch.context() as mp:
         for k, v in nixrig.env.items():
             mp.setenv(k, v)
-        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("nix_store_repair", {}, "hash mismatch", "meta"), approve=True))
+        row = asyncio.run(
+            _run(
+                tmp_path,
+                db,
+                nixrig,
+                approval_key,
+                Proposal("nix_store_repair", {}, "hash mismatch", "meta"),
+                approve=True,
+            )
+        )
     assert row["status"] == "verified", row["verification"]
     assert (Path(gen2) / "generation").read_text() == "2\n"  # rebuilt from its derivation
     assert row["result"]["steps"][0]["argv"] == ["nix-store", "--verify", "--check-contents", "--repair"]
 
 
 def test_a_repair_that_cannot_work_fails_verification_trips_the_breaker_and_reopens(
-        tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path) -> None:
+    tmp_path: Path, db: RolesDB, nixrig: NixRig, approval_key: Path
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_text("original\n")
@@ -239,11 +302,20 @@ def test_a_repair_that_cannot_work_fails_verification_trips_the_breaker_and_reop
         (Path(added) / "f").chmod(0o644)
         (Path(added) / "f").write_text("corrupted\n")
         with psycopg.connect(db.conninfo(db.orchestrator)) as c:
-            incident = c.execute("INSERT INTO incidents (title, severity, category, status) VALUES "
-                                 "('store corruption', 'high', 'nix', 'resolved') RETURNING id").fetchone()[0]
-        row = asyncio.run(_run(tmp_path, db, nixrig, approval_key,
-                               Proposal("nix_store_repair", {}, "hash mismatch", "meta", incident_id=incident),
-                               approve=True))
+            incident = c.execute(
+                "INSERT INTO incidents (title, severity, category, status) VALUES "
+                "('store corruption', 'high', 'nix', 'resolved') RETURNING id"
+            ).fetchone()[0]
+        row = asyncio.run(
+            _run(
+                tmp_path,
+                db,
+                nixrig,
+                approval_key,
+                Proposal("nix_store_repair", {}, "hash mismatch", "meta", incident_id=incident),
+                approve=True,
+            )
+        )
     assert row["status"] == "failed"
     assert not row["verification"]["passed"]
     with psycopg.connect(db.conninfo(db.orchestrator)) as c:
@@ -256,13 +328,14 @@ def test_a_repair_that_cannot_work_fails_verification_trips_the_breaker_and_reop
         pool = make_pool(orch.database)
         await pool.open(wait=True)
         try:
-            out = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 9}, "x",
-                                                                   "review"))
+            out = await ActionService(orch, pool).propose(
+                Proposal("collect_garbage", {"older_than_days": 9}, "x", "review")
+            )
             assert out.decision == "queue" and "breaker open on nix-store" in out.reason
-            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand",
-                                          key=load_key(orch))
-            again = await ActionService(orch, pool).propose(Proposal("collect_garbage", {"older_than_days": 8}, "x",
-                                                                     "review"))
+            await approvals.clear_breaker(pool, "nix-store", "alice", "store checked by hand", key=load_key(orch))
+            again = await ActionService(orch, pool).propose(
+                Proposal("collect_garbage", {"older_than_days": 8}, "x", "review")
+            )
             # the breaker no longer blocks; three Nix store actions this hour reach the per-target limit
             assert again.decision == "queue" and "breaker" not in again.reason and "rate limit" in again.reason
             await approvals.reject(pool, again.action_id, "alice", "not now")

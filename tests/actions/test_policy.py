@@ -17,8 +17,7 @@ RISKS = ("low", "medium", "high")
 AUTO = {("auto-safe", "low"), ("auto-full", "low"), ("auto-full", "medium")}
 
 
-def expected(level: str, risk: str, protected: bool, paused: bool, limited: bool, cooling: bool,
-             breaker: bool) -> str:
+def expected(level: str, risk: str, protected: bool, paused: bool, limited: bool, cooling: bool, breaker: bool) -> str:
     if protected:
         return "refuse"
     if level == "observe":
@@ -28,23 +27,34 @@ def expected(level: str, risk: str, protected: bool, paused: bool, limited: bool
     return "execute"
 
 
-CASES = list(itertools.product(LEVELS, RISKS, (False, True), (False, True), (False, True), (False, True),
-                               (False, True)))
+CASES = list(
+    itertools.product(LEVELS, RISKS, (False, True), (False, True), (False, True), (False, True), (False, True))
+)
 
 
 def test_table_covers_every_combination() -> None:
-    assert len(CASES) == 4 * 3 * 2 ** 5 == 384
+    assert len(CASES) == 4 * 3 * 2**5 == 384
 
 
 @pytest.mark.parametrize("level,risk,protected,paused,limited,cooling,breaker", CASES)
 def test_policy_table(level, risk, protected, paused, limited, cooling, breaker) -> None:
-    d = decide(level, risk, protected=protected, paused=paused, rate_limited="rate limit: 3/3" if limited else None,
-               cooling_down="cool-down: last at 10:00" if cooling else None,
-               breaker_open="breaker open on x" if breaker else None, target="x.service")
+    d = decide(
+        level,
+        risk,
+        protected=protected,
+        paused=paused,
+        rate_limited="rate limit: 3/3" if limited else None,
+        cooling_down="cool-down: last at 10:00" if cooling else None,
+        breaker_open="breaker open on x" if breaker else None,
+        target="x.service",
+    )
     assert d.decision == expected(level, risk, protected, paused, limited, cooling, breaker)
     assert d.reason  # every decision says why
-    if d.decision == "queue" and limited and not (paused or risk == "high" or (level, risk) not in AUTO
-                                                  or cooling or breaker):
+    if (
+        d.decision == "queue"
+        and limited
+        and not (paused or risk == "high" or (level, risk) not in AUTO or cooling or breaker)
+    ):
         assert "rate limit" in d.reason
 
 
@@ -59,11 +69,21 @@ def test_unknown_level_or_risk_is_an_error_not_a_decision() -> None:
         decide("auto-full", "none")
 
 
-@pytest.mark.parametrize("unit,protected", [
-    ("sshd.service", True), ("sshd", True), ("llama-meta.service", True), ("llama-anything.service", True),
-    ("ai-sysadmin-executor.service", True), ("polkit.service", True), ("getty@tty1.service", True),
-    ("nginx.service", False), ("getty@tty1.socket", False), ("my-llama.service", False),
-])
+@pytest.mark.parametrize(
+    "unit,protected",
+    [
+        ("sshd.service", True),
+        ("sshd", True),
+        ("llama-meta.service", True),
+        ("llama-anything.service", True),
+        ("ai-sysadmin-executor.service", True),
+        ("polkit.service", True),
+        ("getty@tty1.service", True),
+        ("nginx.service", False),
+        ("getty@tty1.socket", False),
+        ("my-llama.service", False),
+    ],
+)
 def test_protected_units(unit: str, protected: bool) -> None:
     units = ("sshd.service", "getty@.service")
     assert is_protected(unit, units, ("llama-*", "ai-sysadmin*", "polkit*")) is protected

@@ -28,30 +28,73 @@ from ai_sysadmin.actions.types import Proposal
 from ai_sysadmin.config import AUTONOMY_LEVELS, parse_config
 
 CATALOG = load_catalog()
-HOSTILE_UNITS = ["nginx.service; rm -rf /", "$(reboot).service", "`id`.service", "../../etc/shadow",
-                 "/etc/passwd", "nginx.service\n", "nginx.service\x00", "-H.service", "--help", "a|b.service",
-                 "a&&b.service", "x" * 10000 + ".service", "sshd.service", "llama-meta.service", "ok.service ",
-                 " ok.service", "ök.service", "a b.service", "..service", "nginx.service\r\nExecStart=x", ""]
+HOSTILE_UNITS = [
+    "nginx.service; rm -rf /",
+    "$(reboot).service",
+    "`id`.service",
+    "../../etc/shadow",
+    "/etc/passwd",
+    "nginx.service\n",
+    "nginx.service\x00",
+    "-H.service",
+    "--help",
+    "a|b.service",
+    "a&&b.service",
+    "x" * 10000 + ".service",
+    "sshd.service",
+    "llama-meta.service",
+    "ok.service ",
+    " ok.service",
+    "ök.service",
+    "a b.service",
+    "..service",
+    "nginx.service\r\nExecStart=x",
+    "",
+]
 FIELD_RE = re.compile(r"^(action|source|params(\.[A-Za-z0-9_()]+)*)$")
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**20, max_value=10**20),
-                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=300),
-                      st.sampled_from(HOSTILE_UNITS))
-json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4) |
-                          st.dictionaries(st.text(max_size=10), kids, max_size=4), max_leaves=12)
-param_names = st.sampled_from(["unit", "max_size_mb", "max_age_days", "older_than_days", "message", "path",
-                               "argv", "risk", "decision", "shell", "cmd"]) | st.text(max_size=20)
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=300),
+    st.sampled_from(HOSTILE_UNITS),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
+    max_leaves=12,
+)
+param_names = st.sampled_from(
+    [
+        "unit",
+        "max_size_mb",
+        "max_age_days",
+        "older_than_days",
+        "message",
+        "path",
+        "argv",
+        "risk",
+        "decision",
+        "shell",
+        "cmd",
+    ]
+) | st.text(max_size=20)
 params = st.dictionaries(param_names, json_value | st.sampled_from(HOSTILE_UNITS), max_size=4)
-action_ids = st.sampled_from(CATALOG.ids()) | st.sampled_from(["rm", "shell", "exec", "RESTART_UNIT",
-                                                                "restart_unit ", "../restart_unit", ""]) | st.text(max_size=30)
+action_ids = (
+    st.sampled_from(CATALOG.ids())
+    | st.sampled_from(["rm", "shell", "exec", "RESTART_UNIT", "restart_unit ", "../restart_unit", ""])
+    | st.text(max_size=30)
+)
 levels = st.sampled_from(AUTONOMY_LEVELS)
-CFGS = {lvl: parse_config({"autonomy_level": lvl, "state_dir": "/tmp/ai-sysadmin-prop"}, env={})
-        for lvl in AUTONOMY_LEVELS}
+CFGS = {
+    lvl: parse_config({"autonomy_level": lvl, "state_dir": "/tmp/ai-sysadmin-prop"}, env={}) for lvl in AUTONOMY_LEVELS
+}
 
 
 def _check(level: str, action: object, p: object) -> None:
-    out = asyncio.run(DryRunProposer(CFGS[level]).propose(
-        Proposal(action=action, params=p, reason="x", source="meta")))  # type: ignore[arg-type]
+    out = asyncio.run(DryRunProposer(CFGS[level]).propose(Proposal(action=action, params=p, reason="x", source="meta")))  # type: ignore[arg-type]
     assert out.action_id is None  # the dry-run proposer records nothing
     if out.errors:
         assert out.decision == "refuse"
@@ -83,8 +126,12 @@ def test_random_proposals(level: str, action: object, p: object) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(level=levels, action=st.sampled_from(["restart_unit", "reset_failed_unit"]),
-       unit=st.sampled_from(HOSTILE_UNITS) | st.text(max_size=300), extra=st.booleans())
+@given(
+    level=levels,
+    action=st.sampled_from(["restart_unit", "reset_failed_unit"]),
+    unit=st.sampled_from(HOSTILE_UNITS) | st.text(max_size=300),
+    extra=st.booleans(),
+)
 def test_hostile_unit_names(level: str, action: str, unit: str, extra: bool) -> None:
     p = {"unit": unit, **({"risk": "low"} if extra else {})}
     _check(level, action, p)
@@ -122,8 +169,14 @@ def test_every_shipped_action_is_typed() -> None:
         assert spec.parameters["additionalProperties"] is False
         assert spec.verification and spec.timeout > 0
     assert {s.id: s.risk for s in CATALOG.specs.values()} == {
-        "restart_unit": "low", "reset_failed_unit": "low", "vacuum_journal": "low", "collect_garbage": "medium",
-        "rollback_generation": "high", "nix_store_repair": "high", "notify": "low"}
+        "restart_unit": "low",
+        "reset_failed_unit": "low",
+        "vacuum_journal": "low",
+        "collect_garbage": "medium",
+        "rollback_generation": "high",
+        "nix_store_repair": "high",
+        "notify": "low",
+    }
     gc = CATALOG.validate("collect_garbage", {"older_than_days": 14}).steps(Paths())
     assert gc[0].argv == ("nix-collect-garbage", "--delete-older-than", "14d")  # never plain -d
 
@@ -140,11 +193,23 @@ def test_every_action_declares_its_world_preconditions() -> None:
     assert set(CHECKS) == set(Precondition)
     assert next(f for f in dataclasses.fields(ActionSpec) if f.name == "requires").default is dataclasses.MISSING
     with pytest.raises(TypeError, match="requires"):
-        ActionSpec(id="x", description="", risk="low", parameters={}, verification="", target_of=str,  # type: ignore[call-arg]
-                   steps_of=lambda p, _: ())
+        ActionSpec(
+            id="x",
+            description="",
+            risk="low",
+            parameters={},
+            verification="",
+            target_of=str,  # type: ignore[call-arg]
+            steps_of=lambda p, _: (),
+        )
     unit = (Precondition.UNIT_LOADED, Precondition.UNIT_FAILED_OR_LOOPING)
     assert {s.id: s.requires for s in CATALOG.specs.values()} == {
-        "restart_unit": unit, "reset_failed_unit": unit, "vacuum_journal": (Precondition.JOURNAL_FS_FULL,),
-        "collect_garbage": (Precondition.NIX_STORE_FS_FULL,), "rollback_generation": (Precondition.GENERATION_BOUND,),
-        "nix_store_repair": (), "notify": ()}
+        "restart_unit": unit,
+        "reset_failed_unit": unit,
+        "vacuum_journal": (Precondition.JOURNAL_FS_FULL,),
+        "collect_garbage": (Precondition.NIX_STORE_FS_FULL,),
+        "rollback_generation": (Precondition.GENERATION_BOUND,),
+        "nix_store_repair": (),
+        "notify": (),
+    }
     assert CATALOG.get("restart_unit").describe()["preconditions"] == [p.value for p in unit]  # type: ignore[union-attr]

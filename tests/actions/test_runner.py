@@ -9,8 +9,9 @@ from ai_sysadmin.actions.runner import child_env, run_argv
 
 
 def test_output_is_capped_and_the_rest_drained() -> None:
-    r = asyncio.run(run_argv([sys.executable, "-c", "import sys; sys.stdout.write('x' * 3_000_000)"],
-                             timeout=60, cap=4096))
+    r = asyncio.run(
+        run_argv([sys.executable, "-c", "import sys; sys.stdout.write('x' * 3_000_000)"], timeout=60, cap=4096)
+    )
     assert r.ok and r.truncated and len(r.stdout) == 4096
 
 
@@ -21,8 +22,13 @@ def test_arguments_are_not_interpreted_by_a_shell(tmp_path) -> None:
 
 
 def test_timeout_kills_the_process_group() -> None:
-    r = asyncio.run(run_argv([sys.executable, "-c", "import subprocess, time; "
-                              "subprocess.Popen(['sleep', '300']); time.sleep(300)"], timeout=1.0, cap=1024))
+    r = asyncio.run(
+        run_argv(
+            [sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"],
+            timeout=1.0,
+            cap=1024,
+        )
+    )
     assert r.exit_status is None and "timed out" in (r.error or "")
 
 

@@ -20,9 +20,9 @@ switch made after the approval makes the executor refuse, saying why.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -72,8 +72,12 @@ in derivation {
 }
 """
 # generation -> (app version, app runs, api version, api runs)
-SYSTEMS = {1: ("1.0", True, "1.0", True), 2: ("1.1", False, "1.0", True),
-           3: ("1.2", True, "1.0", True), 4: ("1.2", True, "1.1", False)}
+SYSTEMS = {
+    1: ("1.0", True, "1.0", True),
+    2: ("1.1", False, "1.0", True),
+    3: ("1.2", True, "1.0", True),
+    4: ("1.2", True, "1.1", False),
+}
 ENV = " ".join(f"{k}={v}" for k, v in NIX_ENV.items())
 
 
@@ -82,31 +86,49 @@ class Switching(Host):
 
     def build(self) -> None:
         c = self.c
-        r = c.sh(f"printf '%s\\n' {MNT}/nixlib /usr/lib/nix > /etc/ld.so.conf.d/aisx-nix.conf && ldconfig && "
-                 "for n in nix-env nix-store nix-build nix-daemon; do ln -sf /usr/bin/nix /usr/bin/$n; done && "
-                 f"mkdir -p {NIX}/etc && printf 'build-users-group =\\nsandbox = false\\nsubstituters =\\n' "
-                 f"> {NIX}/etc/nix.conf")
+        r = c.sh(
+            f"printf '%s\\n' {MNT}/nixlib /usr/lib/nix > /etc/ld.so.conf.d/aisx-nix.conf && ldconfig && "
+            "for n in nix-env nix-store nix-build nix-daemon; do ln -sf /usr/bin/nix /usr/bin/$n; done && "
+            f"mkdir -p {NIX}/etc && printf 'build-users-group =\\nsandbox = false\\nsubstituters =\\n' "
+            f"> {NIX}/etc/nix.conf"
+        )
         assert r.returncode == 0, r.stderr
-        for name, text in (("switch.sh", SWITCH), ("build-pkg.sh", BUILD_PKG), ("build-system.sh", BUILD_SYSTEM),
-                           ("system.nix", SYSTEM_NIX)):
+        for name, text in (
+            ("switch.sh", SWITCH),
+            ("build-pkg.sh", BUILD_PKG),
+            ("build-system.sh", BUILD_SYSTEM),
+            ("system.nix", SYSTEM_NIX),
+        ):
             c.write(f"{NIX}/{name}", text)
         self.systems = {}
         for n, (app, app_ok, api, api_ok) in SYSTEMS.items():
-            r = c.sh(f"{ENV} nix-build {NIX}/system.nix --argstr n {n} --argstr app {app} --argstr appOk "
-                     f"{int(app_ok)} --argstr api {api} --argstr apiOk {int(api_ok)} --no-out-link", timeout=120)
+            r = c.sh(
+                f"{ENV} nix-build {NIX}/system.nix --argstr n {n} --argstr app {app} --argstr appOk "
+                f"{int(app_ok)} --argstr api {api} --argstr apiOk {int(api_ok)} --no-out-link",
+                timeout=120,
+            )
             assert r.returncode == 0, r.stderr
             self.systems[n] = r.stdout.strip()
         # The Nix daemon answers the unprivileged service's store queries, as on NixOS.
-        r = c.run(["systemd-run", "--unit=aisx-nix-daemon", *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
-                   "/usr/bin/nix-daemon"])
+        r = c.run(
+            [
+                "systemd-run",
+                "--unit=aisx-nix-daemon",
+                *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
+                "/usr/bin/nix-daemon",
+            ]
+        )
         assert r.returncode == 0, r.stderr
-        wait_until(lambda: c.run(["test", "-S", f"{NIX}/var/daemon-socket/socket"]).returncode == 0, 30,
-                   "nix-daemon socket")
+        wait_until(
+            lambda: c.run(["test", "-S", f"{NIX}/var/daemon-socket/socket"]).returncode == 0, 30, "nix-daemon socket"
+        )
 
     def switch(self, n: int) -> None:
         """As `nixos-rebuild switch` does: a new profile generation, then its switch-to-configuration."""
-        r = self.c.sh(f"{ENV} nix-env -p {PROFILE} --set {self.systems[n]} && "
-                      f"{self.systems[n]}/bin/switch-to-configuration switch")
+        r = self.c.sh(
+            f"{ENV} nix-env -p {PROFILE} --set {self.systems[n]} && "
+            f"{self.systems[n]}/bin/switch-to-configuration switch"
+        )
         assert r.returncode == 0, r.stderr
 
     def generation(self) -> int:
@@ -115,21 +137,41 @@ class Switching(Host):
 
     def start_service(self) -> None:
         c = self.c
-        r = c.run(["systemd-run", "--unit=aisx-service", "--uid=nobody", "--gid=nogroup",
-                   "--property=SupplementaryGroups=systemd-journal", "--property=Environment=PYTHONUNBUFFERED=1",
-                   "--setenv=NIX_REMOTE=daemon", *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
-                   "/usr/local/bin/ai-sysadmin", "--config", "/etc/ai-sysadmin/service.json", "run"])
+        r = c.run(
+            [
+                "systemd-run",
+                "--unit=aisx-service",
+                "--uid=nobody",
+                "--gid=nogroup",
+                "--property=SupplementaryGroups=systemd-journal",
+                "--property=Environment=PYTHONUNBUFFERED=1",
+                "--setenv=NIX_REMOTE=daemon",
+                *(f"--setenv={k}={v}" for k, v in NIX_ENV.items()),
+                "/usr/local/bin/ai-sysadmin",
+                "--config",
+                "/etc/ai-sysadmin/service.json",
+                "run",
+            ]
+        )
         assert r.returncode == 0, r.stderr
         # L1 reads the journal from its start (no cursor yet); the watch has taken its baseline.
-        wait_until(lambda: self.watching() is not None and "switch watch: " in c.run(
-            ["journalctl", "-u", "aisx-service", "--no-pager", "-o", "cat"]).stdout, 90, "service ready",
-            poll=0.2, alive=self.service_dead)
+        wait_until(
+            lambda: (
+                self.watching() is not None
+                and "switch watch: " in c.run(["journalctl", "-u", "aisx-service", "--no-pager", "-o", "cat"]).stdout
+            ),
+            90,
+            "service ready",
+            poll=0.2,
+            alive=self.service_dead,
+        )
 
     def service_dead(self) -> str | None:
         if self.c.run(["systemctl", "is-active", "aisx-service.service"]).stdout.strip() in ("active", "activating"):
             return None
-        return "service not running:\n" + self.c.run(["journalctl", "-u", "aisx-service", "-n", "60",
-                                                      "--no-pager"]).stdout
+        return (
+            "service not running:\n" + self.c.run(["journalctl", "-u", "aisx-service", "-n", "60", "--no-pager"]).stdout
+        )
 
     def watching(self) -> int | None:
         """The schema the service migrated (it runs the watch once migrated)."""
@@ -148,12 +190,18 @@ class Switching(Host):
 
     def rollback_proposal(self, from_generation: int, timeout: float = 120) -> dict[str, Any]:
         """The review's proposal for the incident attributed to the switch to `from_generation`."""
-        sql = ("SELECT a.*, x.failed_at, x.attributed_at, x.units AS attributed_units FROM actions a "
-               "JOIN switch_incidents x ON x.incident_id = a.incident_id JOIN switches s ON s.id = x.switch_id "
-               "WHERE a.action = 'rollback_generation' AND s.to_generation = %s")
-        wait_until(lambda: bool(self.query(sql, from_generation)), timeout,
-                   f"rollback_generation proposed for generation {from_generation}", poll=0.2,
-                   alive=self.service_dead)
+        sql = (
+            "SELECT a.*, x.failed_at, x.attributed_at, x.units AS attributed_units FROM actions a "
+            "JOIN switch_incidents x ON x.incident_id = a.incident_id JOIN switches s ON s.id = x.switch_id "
+            "WHERE a.action = 'rollback_generation' AND s.to_generation = %s"
+        )
+        wait_until(
+            lambda: bool(self.query(sql, from_generation)),
+            timeout,
+            f"rollback_generation proposed for generation {from_generation}",
+            poll=0.2,
+            alive=self.service_dead,
+        )
         return self.query(sql, from_generation)[0]
 
 
@@ -165,27 +213,51 @@ def host(pg_cluster, roles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         assert c.sh("mkdir -p /var/lib/aisx && chown nobody /var/lib/aisx").returncode == 0
 
         def cfg(role: str, level: str, state: str, **extra: Any) -> str:
-            return json.dumps({
-                "state_dir": state, "autonomy_level": level, "database": db.section(role),
-                "actions": {"approval_key_file": "/etc/ai-sysadmin/approval.key", "poll_interval": 1,
-                            "verify_window_seconds": 2, "cooldown_seconds": 0,
-                            "system_profile": PROFILE, "current_system": f"{NIX}/current-system",
-                            **extra.pop("actions", {})}, **extra})
+            return json.dumps(
+                {
+                    "state_dir": state,
+                    "autonomy_level": level,
+                    "database": db.section(role),
+                    "actions": {
+                        "approval_key_file": "/etc/ai-sysadmin/approval.key",
+                        "poll_interval": 1,
+                        "verify_window_seconds": 2,
+                        "cooldown_seconds": 0,
+                        "system_profile": PROFILE,
+                        "current_system": f"{NIX}/current-system",
+                        **extra.pop("actions", {}),
+                    },
+                    **extra,
+                }
+            )
 
         c.write("/etc/ai-sysadmin/orch.json", cfg(db.orchestrator, "suggest", "/tmp/aisx-state"))
-        c.write("/etc/ai-sysadmin/executor.json", cfg(db.executor, "suggest", "/tmp/aisx-state",
-                                                       actions={"nix_mode": "run"}))
+        c.write(
+            "/etc/ai-sysadmin/executor.json",
+            cfg(db.executor, "suggest", "/tmp/aisx-state", actions={"nix_mode": "run"}),
+        )
         # The service: no models (the review proposes the deterministic candidates), the watch polling fast.
-        c.write("/etc/ai-sysadmin/service.json", cfg(
-            db.orchestrator, "suggest", "/var/lib/aisx",
-            roles={"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
-            trigger={"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
-            intervals={"review": 1, "metrics": 5},
-            review={"switch_poll": 0.5, "switch_window": 900}))
+        c.write(
+            "/etc/ai-sysadmin/service.json",
+            cfg(
+                db.orchestrator,
+                "suggest",
+                "/var/lib/aisx",
+                roles={"trigger": {"enable": False}, "review": {"enable": False}, "meta": {"enable": False}},
+                trigger={"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
+                intervals={"review": 1, "metrics": 5},
+                review={"switch_poll": 0.5, "switch_window": 900},
+            ),
+        )
         assert c.sh("chmod 644 /etc/ai-sysadmin/*.json").returncode == 0
         h.switch(1)  # the running system before the service starts: generation 1, both units up
-        wait_until(lambda: c.run(["systemctl", "is-active", "app.service", "api.service"]).stdout.split()
-                   == ["active", "active"], 30, "generation 1 running")
+        wait_until(
+            lambda: (
+                c.run(["systemctl", "is-active", "app.service", "api.service"]).stdout.split() == ["active", "active"]
+            ),
+            30,
+            "generation 1 running",
+        )
         h.start_executor()
         h.start_service()
         yield h
@@ -198,8 +270,9 @@ def _secs(a: datetime, b: datetime) -> float:
 def test_a_switch_made_after_the_approval_is_refused(host: Switching) -> None:
     c = host.c
     host.switch(2)  # app 1.1 cannot start
-    wait_until(lambda: c.run(["systemctl", "is-failed", "app.service"]).stdout.strip() == "failed", 30,
-               "app.service failed")
+    wait_until(
+        lambda: c.run(["systemctl", "is-failed", "app.service"]).stdout.strip() == "failed", 30, "app.service failed"
+    )
     row = host.rollback_proposal(2)
     assert row["params"] == {"from_generation": 2} and row["status"] == "queued" and row["risk"] == "high"
     assert row["source"] == "rules" and row["attributed_units"] == ["app.service"]
@@ -220,19 +293,23 @@ def test_a_switch_made_after_the_approval_is_refused(host: Switching) -> None:
     done = host.wait_status(row["id"], FINAL)
     assert done["status"] == "refused" and done["started_at"] is None
     reason = host.refusal(row["id"])
-    assert reason == (f"precondition not met: {PROFILE} is at generation 3, not 2: the system changed since "
-                      "this was proposed"), reason
+    assert reason == (
+        f"precondition not met: {PROFILE} is at generation 3, not 2: the system changed since this was proposed"
+    ), reason
     assert host.generation() == 3 and "nix-env" not in c.run(["cat", f"{NIX}/switch.log"]).stdout
 
 
 def test_a_failing_switch_is_attributed_rolled_back_and_verified(host: Switching) -> None:
     c = host.c
     host.switch(4)  # api 1.1 cannot start
-    wait_until(lambda: c.run(["systemctl", "is-failed", "api.service"]).stdout.strip() == "failed", 30,
-               "api.service failed")
+    wait_until(
+        lambda: c.run(["systemctl", "is-failed", "api.service"]).stdout.strip() == "failed", 30, "api.service failed"
+    )
     row = host.rollback_proposal(4)
     assert row["params"] == {"from_generation": 4} and row["status"] == "queued"
-    assert "switch generation 3 \u2192 4" in row["proposal_reason"] and "api 1.0 \u2192 1.1" in row["proposal_reason"], row["proposal_reason"]
+    assert (
+        "switch generation 3 \u2192 4" in row["proposal_reason"] and "api 1.0 \u2192 1.1" in row["proposal_reason"]
+    ), row["proposal_reason"]
     latency = _secs(row["failed_at"], row["attributed_at"])
     print(f"\nfailure -> attributed incident: {latency:.2f} s")
     assert latency < 30
@@ -253,11 +330,16 @@ def test_a_failing_switch_is_attributed_rolled_back_and_verified(host: Switching
     assert done["status"] == "verified", done["verification"]
     checks = {ch["check"]: ch for ch in done["verification"]["checks"]}
     assert checks["api.service (failed after the switch) is active again"]["passed"], checks
-    assert [s["argv"][:2] for s in done["result"]["steps"]] == [["nix-env", "--rollback"],
-                                                               [f"{host.systems[3]}/bin/switch-to-configuration",
-                                                                "switch"]]
+    assert [s["argv"][:2] for s in done["result"]["steps"]] == [
+        ["nix-env", "--rollback"],
+        [f"{host.systems[3]}/bin/switch-to-configuration", "switch"],
+    ]
     assert host.generation() == 3
     assert c.run(["systemctl", "is-active", "api.service"]).stdout.strip() == "active"
     # the rollback is itself a switch the watch records (4 -> 3)
-    wait_until(lambda: bool(host.query("SELECT 1 FROM switches WHERE from_generation = 4 AND to_generation = 3")),
-               30, "the rollback noticed as a switch", alive=host.service_dead)
+    wait_until(
+        lambda: bool(host.query("SELECT 1 FROM switches WHERE from_generation = 4 AND to_generation = 3")),
+        30,
+        "the rollback noticed as a switch",
+        alive=host.service_dead,
+    )

@@ -31,8 +31,16 @@ def test_every_action_that_changes_the_host_declares_a_verification_with_a_check
 def test_the_declaration_is_required() -> None:
     assert next(f for f in dataclasses.fields(ActionSpec) if f.name == "verified_by").default is dataclasses.MISSING
     with pytest.raises(TypeError, match="verified_by"):
-        ActionSpec(id="x", description="", risk="low", parameters={}, verification="",  # type: ignore[call-arg]
-                   target_of=str, steps_of=lambda p, _: (), requires=())
+        ActionSpec(
+            id="x",
+            description="",
+            risk="low",
+            parameters={},
+            verification="",  # type: ignore[call-arg]
+            target_of=str,
+            steps_of=lambda p, _: (),
+            requires=(),
+        )
 
 
 async def test_steps_only_adds_nothing_to_the_exit_status() -> None:
@@ -41,6 +49,5 @@ async def test_steps_only_adds_nothing_to_the_exit_status() -> None:
     va = load_catalog().validate("notify", {"message": "hello"})
     v = Verifier(parse_config({}, env={}))
     assert await v.before(va) == {}
-    assert await v.check(va, {}, True) == {"passed": True, "checks": [{"check": "every step exited 0",
-                                                                      "passed": True}]}
+    assert await v.check(va, {}, True) == {"passed": True, "checks": [{"check": "every step exited 0", "passed": True}]}
     assert (await v.check(va, {}, False))["passed"] is False

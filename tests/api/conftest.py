@@ -58,10 +58,18 @@ class ApiProcess:
     def start(self, timeout: float = 60.0) -> ApiProcess:
         cfg_path = self.workdir / "config.json"
         cfg_path.write_text(json.dumps(self.config))
-        self.proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "api"],
-                                 self.log_path, cwd=str(REPO), preexec_fn=self._limits)
-        wait_until(self._healthy, timeout, f"ai-sysadmin api on :{self.port}",
-                   alive=lambda: exit_report(self.proc, self.log_path))
+        self.proc = spawn_logged(
+            [sys.executable, "-m", "ai_sysadmin", "--config", str(cfg_path), "api"],
+            self.log_path,
+            cwd=str(REPO),
+            preexec_fn=self._limits,
+        )
+        wait_until(
+            self._healthy,
+            timeout,
+            f"ai-sysadmin api on :{self.port}",
+            alive=lambda: exit_report(self.proc, self.log_path),
+        )
         return self
 
     def _limits(self) -> None:
@@ -131,8 +139,16 @@ async def _migrate(section: dict[str, Any]) -> None:
         await pool.close()
 
 
-def base_config(tmp: Path, *, trigger: LlamaServer, review: LlamaServer, meta: LlamaServer,
-                embed: LlamaServer | None, db: dict[str, Any], api: dict[str, Any]) -> dict[str, Any]:
+def base_config(
+    tmp: Path,
+    *,
+    trigger: LlamaServer,
+    review: LlamaServer,
+    meta: LlamaServer,
+    embed: LlamaServer | None,
+    db: dict[str, Any],
+    api: dict[str, Any],
+) -> dict[str, Any]:
     approval_key = tmp / "approval.key"
     if not approval_key.exists():
         approval_key.write_text(secrets.token_hex(32))
@@ -151,21 +167,34 @@ def base_config(tmp: Path, *, trigger: LlamaServer, review: LlamaServer, meta: L
         "api": {"host": "127.0.0.1", "port": free_port(), **api},
         "actions": {"approval_key_file": str(approval_key)},
         # The tiny model needs help to call tools at all (see COMMON test model facts).
-        "meta": {"tool_choice": "required", "prefill": "<tool_call>\n", "max_steps": 1, "deadline_seconds": 240,
-                 "step_max_tokens": 96, "answer_max_tokens": 48, "diagnosis_max_tokens": 3072,
-                 "knowledge_hits": 0},
+        "meta": {
+            "tool_choice": "required",
+            "prefill": "<tool_call>\n",
+            "max_steps": 1,
+            "deadline_seconds": 240,
+            "step_max_tokens": 96,
+            "answer_max_tokens": 48,
+            "diagnosis_max_tokens": 3072,
+            "knowledge_hits": 0,
+        },
     }
 
 
 # The scopes each test key is written with in the key file; None: a line in the format
 # from before scopes (`name:key`), which gets read+chat -- and `prometheus` read only.
-KEY_SCOPES: dict[str, str | None] = {"admin": "read,chat,approve", "ops": "read,chat,approve",
-                                     "reader": None, "prometheus": None, "webui": "chat"}
+KEY_SCOPES: dict[str, str | None] = {
+    "admin": "read,chat,approve",
+    "ops": "read,chat,approve",
+    "reader": None,
+    "prometheus": None,
+    "webui": "chat",
+}
 
 
 def key_file_text(keys: dict[str, str]) -> str:
     return "# name[scopes]:key\n" + "".join(
-        f"{n}{'[' + KEY_SCOPES[n] + ']' if KEY_SCOPES.get(n) else ''}:{k}\n" for n, k in keys.items())
+        f"{n}{'[' + KEY_SCOPES[n] + ']' if KEY_SCOPES.get(n) else ''}:{k}\n" for n, k in keys.items()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -174,14 +203,27 @@ def api_keys() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, api_review: LlamaServer,
-        api_meta: LlamaServer, llama_embed: LlamaServer, api_db: dict[str, Any],
-        api_keys: dict[str, str]) -> Iterator[ApiProcess]:
+def api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    api_review: LlamaServer,
+    api_meta: LlamaServer,
+    llama_embed: LlamaServer,
+    api_db: dict[str, Any],
+    api_keys: dict[str, str],
+) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("api")
     key_file = tmp / "api.keys"
     key_file.write_text(key_file_text(api_keys))
-    cfg = base_config(tmp, trigger=llama_trigger, review=api_review, meta=api_meta, embed=llama_embed, db=api_db,
-                      api={"api_key_file": str(key_file), "max_concurrent_per_key": 3})
+    cfg = base_config(
+        tmp,
+        trigger=llama_trigger,
+        review=api_review,
+        meta=api_meta,
+        embed=llama_embed,
+        db=api_db,
+        api={"api_key_file": str(key_file), "max_concurrent_per_key": 3},
+    )
     proc = ApiProcess(cfg, tmp, keys=api_keys)
     proc.start()
     try:
@@ -191,13 +233,25 @@ def api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, ap
 
 
 @pytest.fixture(scope="session")
-def open_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, api_review: LlamaServer,
-             api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+def open_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    api_review: LlamaServer,
+    api_meta: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
     """Loopback without any key: model endpoints open, approvals still refused."""
     tmp = tmp_path_factory.mktemp("open-api")
     # Titles from `review`, which the failure test kills: then they must fall back to the selected model.
-    cfg = base_config(tmp, trigger=llama_trigger, review=api_review, meta=api_meta, embed=None, db=api_db,
-                      api={"background_role": "review"})
+    cfg = base_config(
+        tmp,
+        trigger=llama_trigger,
+        review=api_review,
+        meta=api_meta,
+        embed=None,
+        db=api_db,
+        api={"background_role": "review"},
+    )
     proc = ApiProcess(cfg, tmp)
     proc.start()
     try:
@@ -217,9 +271,9 @@ def wait_slots_free(server: LlamaServer, timeout: float = 30.0) -> None:
 
 def metric(api: ApiProcess, name: str, **labels: str) -> float:
     """One sample of the API's /metrics page (0 when absent)."""
-    req = urllib.request.Request(f"{api.url}/metrics",
-                                 headers={"Authorization": f"Bearer {next(iter(api.keys.values()))}"}
-                                 if api.keys else {})
+    req = urllib.request.Request(
+        f"{api.url}/metrics", headers={"Authorization": f"Bearer {next(iter(api.keys.values()))}"} if api.keys else {}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         text = r.read().decode()
     from prometheus_client.parser import text_string_to_metric_families
@@ -253,6 +307,10 @@ def propose(api: ApiProcess, unit: str) -> Any:
 
     async def go(cfg, pool):
         incident = await IncidentStore(pool).open(f"{unit} failed", "high", "unit-failure", unit=unit)
-        return await ActionService(cfg, pool).propose(Proposal(
-            action="restart_unit", params={"unit": unit}, reason="unit failed", source="meta", incident_id=incident))
+        return await ActionService(cfg, pool).propose(
+            Proposal(
+                action="restart_unit", params={"unit": unit}, reason="unit failed", source="meta", incident_id=incident
+            )
+        )
+
     return asyncio.run(_with_pool(api, go))

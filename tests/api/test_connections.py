@@ -31,23 +31,45 @@ FLOOD = 1100
 HEADER_TIMEOUT = 5.0  # api.header_timeout's default
 
 
-def _keyed_api(tmp: Path, *, trigger: LlamaServer, review: LlamaServer, meta: LlamaServer,
-               embed: LlamaServer, db: dict[str, Any], api: dict[str, Any]) -> ApiProcess:
+def _keyed_api(
+    tmp: Path,
+    *,
+    trigger: LlamaServer,
+    review: LlamaServer,
+    meta: LlamaServer,
+    embed: LlamaServer,
+    db: dict[str, Any],
+    api: dict[str, Any],
+) -> ApiProcess:
     # One key in the format from before scopes (read+chat): the flood tests need nothing more.
     keys = {"reader": "k-" + secrets.token_hex(16)}
     key_file = tmp / "api.keys"
     key_file.write_text(f"reader:{keys['reader']}\n")
-    cfg = base_config(tmp, trigger=trigger, review=review, meta=meta, embed=embed, db=db,
-                      api={"api_key_file": str(key_file), **api})
+    cfg = base_config(
+        tmp, trigger=trigger, review=review, meta=meta, embed=embed, db=db, api={"api_key_file": str(key_file), **api}
+    )
     # Soft limit 1,024: systemd's default for a unit that does not set LimitNOFILE=.
     return ApiProcess(cfg, tmp, keys=keys, nofile_soft=1024)
 
 
 @pytest.fixture(scope="module")
-def guarded_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, api_review: LlamaServer,
-                api_meta: LlamaServer, llama_embed: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
-    proc = _keyed_api(tmp_path_factory.mktemp("guarded-api"), trigger=llama_trigger, review=api_review,
-                      meta=api_meta, embed=llama_embed, db=api_db, api={})
+def guarded_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    api_review: LlamaServer,
+    api_meta: LlamaServer,
+    llama_embed: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
+    proc = _keyed_api(
+        tmp_path_factory.mktemp("guarded-api"),
+        trigger=llama_trigger,
+        review=api_review,
+        meta=api_meta,
+        embed=llama_embed,
+        db=api_db,
+        api={},
+    )
     proc.start()
     try:
         yield proc
@@ -56,11 +78,23 @@ def guarded_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaSe
 
 
 @pytest.fixture(scope="module")
-def capped_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, api_review: LlamaServer,
-               api_meta: LlamaServer, llama_embed: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
-    proc = _keyed_api(tmp_path_factory.mktemp("capped-api"), trigger=llama_trigger, review=api_review,
-                      meta=api_meta, embed=llama_embed, db=api_db,
-                      api={"max_unauthenticated_connections": 100, "header_timeout": 60})
+def capped_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    api_review: LlamaServer,
+    api_meta: LlamaServer,
+    llama_embed: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
+    proc = _keyed_api(
+        tmp_path_factory.mktemp("capped-api"),
+        trigger=llama_trigger,
+        review=api_review,
+        meta=api_meta,
+        embed=llama_embed,
+        db=api_db,
+        api={"max_unauthenticated_connections": 100, "header_timeout": 60},
+    )
     proc.start()
     try:
         yield proc
@@ -139,15 +173,20 @@ def test_open_files_limit_is_raised_to_the_hard_limit(guarded_api: ApiProcess) -
 
 def test_key_holders_are_served_while_1100_half_open_connections_are_held(guarded_api: ApiProcess) -> None:
     _raise_own_open_files(FLOOD + 256)
-    before = {r: metric(guarded_api, "ai_sysadmin_api_connections_closed_total", reason=r)
-              for r in ("header_timeout", "unauthenticated_cap")}
+    before = {
+        r: metric(guarded_api, "ai_sysadmin_api_connections_closed_total", reason=r)
+        for r in ("header_timeout", "unauthenticated_cap")
+    }
     opened = time.monotonic()
     socks = _half_open(guarded_api.port, FLOOD)
     try:
         flooded = time.monotonic()
         t0 = time.monotonic()
-        r = httpx.get(f"{guarded_api.url}/api/v1/incidents?limit=1", timeout=10,
-                      headers={"Authorization": f"Bearer {guarded_api.keys['reader']}"})
+        r = httpx.get(
+            f"{guarded_api.url}/api/v1/incidents?limit=1",
+            timeout=10,
+            headers={"Authorization": f"Bearer {guarded_api.keys['reader']}"},
+        )
         latency = time.monotonic() - t0
         assert r.status_code == 200, r.text
         assert latency < 1.0, f"a key-holder waited {latency:.2f}s behind {FLOOD} half-open connections"
@@ -166,8 +205,7 @@ def test_key_holders_are_served_while_1100_half_open_connections_are_held(guarde
     finally:
         for s in socks:
             s.close()
-    after = {r: metric(guarded_api, "ai_sysadmin_api_connections_closed_total", reason=r) - before[r]
-             for r in before}
+    after = {r: metric(guarded_api, "ai_sysadmin_api_connections_closed_total", reason=r) - before[r] for r in before}
     assert after["header_timeout"] + after["unauthenticated_cap"] == FLOOD, after
     assert after["header_timeout"] >= 1000, after
 
@@ -186,10 +224,12 @@ def test_400_concurrent_status_calls_are_limited_and_memory_stays_bounded(guarde
     async def burst() -> list[tuple[int, str | None]]:
         conn = aiohttp.TCPConnector(limit=0, force_close=True)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as s:
+
             async def one() -> tuple[int, str | None]:
                 async with s.get(f"{guarded_api.url}/api/v1/status", headers=headers) as r:
                     await r.read()
                     return r.status, r.headers.get("Retry-After")
+
             return await asyncio.gather(*(one() for _ in range(400)))
 
     t0 = time.monotonic()
@@ -213,8 +253,9 @@ def test_flood_beyond_the_cap_closes_the_oldest_and_spares_key_holders(capped_ap
     _raise_own_open_files(1024)
     key = capped_api.keys["reader"]
     keyed = socket.create_connection(("127.0.0.1", capped_api.port), timeout=10)
-    request = (f"GET /api/v1/incidents?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               f"Authorization: Bearer {key}\r\n\r\n").encode()
+    request = (
+        f"GET /api/v1/incidents?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n"
+    ).encode()
     try:
         keyed.sendall(request)
         assert _read_response(keyed) == 200
@@ -231,8 +272,9 @@ def test_flood_beyond_the_cap_closes_the_oldest_and_spares_key_holders(capped_ap
             keyed.sendall(request)
             assert _read_response(keyed) == 200
             t0 = time.monotonic()
-            r = httpx.get(f"{capped_api.url}/api/v1/incidents?limit=1", timeout=10,
-                          headers={"Authorization": f"Bearer {key}"})
+            r = httpx.get(
+                f"{capped_api.url}/api/v1/incidents?limit=1", timeout=10, headers={"Authorization": f"Bearer {key}"}
+            )
             assert r.status_code == 200 and time.monotonic() - t0 < 1.0
         finally:
             for s in socks:

@@ -7,9 +7,11 @@ import json
 
 from ai_sysadmin.api.progress import Gate, ask
 
-PROGRESS = (b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
-            b'"object":"chat.completion.chunk","prompt_progress":{"total":3000,"cache":0,"processed":%d,'
-            b'"time_ms":%d}}\n\n')
+PROGRESS = (
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
+    b'"object":"chat.completion.chunk","prompt_progress":{"total":3000,"cache":0,"processed":%d,'
+    b'"time_ms":%d}}\n\n'
+)
 PING = b":\n\n"  # llama-server's SSE ping while a prompt is processed
 TOKEN = b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hi"}}]}\n\n'
 
@@ -19,7 +21,7 @@ def test_progress_events_are_held_back_until_the_answer_in_any_split() -> None:
     for size in (1, 7, 64, len(stream)):
         gate, out, answering = Gate(), b"", False
         for i in range(0, len(stream), size):
-            chunk = stream[i:i + size]
+            chunk = stream[i : i + size]
             if answering:
                 out += chunk  # the relay copies bytes untouched once the answer began
                 continue

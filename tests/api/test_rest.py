@@ -36,9 +36,16 @@ def test_status_shows_the_last_switch(api: ApiProcess) -> None:
     from ai_sysadmin.store.switches import SwitchRow, SwitchStore
     from tests.api.conftest import _with_pool
 
-    row = SwitchRow(datetime.now(UTC), 7, 8, "/nix/store/a-nixos-system-7", "/nix/store/b-nixos-system-8",
-                    "warn", {"verdict": "warn", "reasons": ["protected unit sshd.service is restarted"]},
-                    ("sshd.service", "web.service"))
+    row = SwitchRow(
+        datetime.now(UTC),
+        7,
+        8,
+        "/nix/store/a-nixos-system-7",
+        "/nix/store/b-nixos-system-8",
+        "warn",
+        {"verdict": "warn", "reasons": ["protected unit sshd.service is restarted"]},
+        ("sshd.service", "web.service"),
+    )
     from rig.net import wait_until
 
     asyncio.run(_with_pool(api, lambda cfg, pool: SwitchStore(pool).record(row)))
@@ -76,19 +83,26 @@ def test_incidents_and_actions_and_approval_by_key_name(api: ApiProcess) -> None
     digest = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers=_h(api)).json()["digest"]
     r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"), json={"reason": "looks right"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "digest"
-    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"),
-                   json={"reason": "looks right", "digest": "0" * 64})
+    r = httpx.post(
+        f"{api.url}/api/v1/actions/{aid}/approve",
+        headers=_h(api, "ops"),
+        json={"reason": "looks right", "digest": "0" * 64},
+    )
     assert r.status_code == 409 and f"action {aid} changed since you looked at it" in r.json()["error"]["message"]
-    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api, "ops"),
-                   json={"reason": "looks right", "digest": digest})
+    r = httpx.post(
+        f"{api.url}/api/v1/actions/{aid}/approve",
+        headers=_h(api, "ops"),
+        json={"reason": "looks right", "digest": digest},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["approver"] == "ops" and r.json()["digest"] == digest
     shown = httpx.get(f"{api.url}/api/v1/actions/{aid}", headers=_h(api)).json()
     assert shown["status"] == "approved"
     assert shown["steps"][-1]["actor"] == "ops" and shown["approvals"][0]["signed"] is True
     assert shown["approvals"][0]["digest"] == digest
-    r = httpx.post(f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api), json={"reason": "again",
-                                                                                      "digest": digest})
+    r = httpx.post(
+        f"{api.url}/api/v1/actions/{aid}/approve", headers=_h(api), json={"reason": "again", "digest": digest}
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
 
 
@@ -136,9 +150,12 @@ def test_proposals_render_with_id_risk_and_decision(api: ApiProcess) -> None:
     assert "POST /api/v1/actions/ID/approve" in text and "chat cannot approve" in text
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["api", "--host", "0.0.0.0"], "--host: 0.0.0.0 is not loopback"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["api", "--host", "0.0.0.0"], "--host: 0.0.0.0 is not loopback"),
+    ],
+)
 def test_refuses_to_listen_beyond_loopback_without_keys(tmp_path, argv, needle) -> None:
     import json
     import subprocess
@@ -146,10 +163,12 @@ def test_refuses_to_listen_beyond_loopback_without_keys(tmp_path, argv, needle) 
 
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp_path)}))
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg), *argv], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(cfg), *argv], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
     cfg.write_text(json.dumps({"state_dir": str(tmp_path), "api": {"host": "0.0.0.0"}}))
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(cfg), "api"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(cfg), "api"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "api.api_key_file: required when api.host (0.0.0.0) is not loopback" in r.stderr

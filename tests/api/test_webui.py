@@ -43,18 +43,30 @@ BACKGROUND_CAP = 8  # api.background_max_tokens of webui_api
 OPEN_WEBUI_0124_FOLLOW_UP = (
     "### Task:\nPredict 3-5 useful messages this user might naturally send next to advance their current "
     "objective.\n### Guidelines:\n- Write from the user's point of view, directed to the assistant.\n"
-    "- Response must be a JSON object with a \"follow_ups\" key containing an array of strings, no extra text "
-    "or formatting.\n### Output:\nJSON format: { \"follow_ups\": [\"Suggested next message 1\", \"Suggested "
-    "next message 2\"] }\n### Chat History:\n<chat_history>\nUSER: why is nginx down?\nASSISTANT: its config "
-    "has a syntax error\n</chat_history>")
+    '- Response must be a JSON object with a "follow_ups" key containing an array of strings, no extra text '
+    'or formatting.\n### Output:\nJSON format: { "follow_ups": ["Suggested next message 1", "Suggested '
+    'next message 2"] }\n### Chat History:\n<chat_history>\nUSER: why is nginx down?\nASSISTANT: its config '
+    "has a syntax error\n</chat_history>"
+)
 
 
 def client_tools(n: int = 29) -> list[dict[str, Any]]:
     """As many tools as Open WebUI attaches, about as large (over 20 KB)."""
-    return [{"type": "function", "function": {
-        "name": f"owui_tool_{i}", "description": f"Open WebUI built-in tool {i}: " + "search notes and memories " * 20,
-        "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "what " * 20}},
-                       "required": ["query"]}}} for i in range(n)]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": f"owui_tool_{i}",
+                "description": f"Open WebUI built-in tool {i}: " + "search notes and memories " * 20,
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string", "description": "what " * 20}},
+                    "required": ["query"],
+                },
+            },
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +97,29 @@ def _start(tmp: Path, cfg: dict[str, Any], keys: dict[str, str]) -> ApiProcess:
 
 
 @pytest.fixture(scope="module")
-def webui_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, stall_server: LlamaServer,
-              stall_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+def webui_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    stall_server: LlamaServer,
+    stall_meta: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("webui-api")
     keys = {"webui": "k-" + secrets.token_hex(16)}
     (tmp / "api.keys").write_text("".join(f"{n}:{k}\n" for n, k in keys.items()))
-    cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=stall_meta, embed=None, db=api_db,
-                      api={"api_key_file": str(tmp / "api.keys"), "upstream_idle_timeout": IDLE,
-                           "background_max_tokens": BACKGROUND_CAP})
+    cfg = base_config(
+        tmp,
+        trigger=llama_trigger,
+        review=stall_server,
+        meta=stall_meta,
+        embed=None,
+        db=api_db,
+        api={
+            "api_key_file": str(tmp / "api.keys"),
+            "upstream_idle_timeout": IDLE,
+            "background_max_tokens": BACKGROUND_CAP,
+        },
+    )
     cfg["roles"]["review"]["timeout"] = 120  # the wait for a first token: far longer than the idle limit
     cfg["roles"]["meta"]["timeout"] = 600
     proc = _start(tmp, cfg, keys)
@@ -103,8 +130,13 @@ def webui_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServ
 
 
 @pytest.fixture(scope="module")
-def dead_meta_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, stall_server: LlamaServer,
-                  api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+def dead_meta_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    stall_server: LlamaServer,
+    api_meta: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("dead-meta-api")
     cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=api_meta, embed=None, db=api_db, api={})
     cfg["roles"]["meta"]["url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -116,11 +148,23 @@ def dead_meta_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: Llama
 
 
 @pytest.fixture(scope="module")
-def tools_pass_api(tmp_path_factory: pytest.TempPathFactory, llama_trigger: LlamaServer, stall_server: LlamaServer,
-                   api_meta: LlamaServer, api_db: dict[str, Any]) -> Iterator[ApiProcess]:
+def tools_pass_api(
+    tmp_path_factory: pytest.TempPathFactory,
+    llama_trigger: LlamaServer,
+    stall_server: LlamaServer,
+    api_meta: LlamaServer,
+    api_db: dict[str, Any],
+) -> Iterator[ApiProcess]:
     tmp = tmp_path_factory.mktemp("tools-pass-api")
-    cfg = base_config(tmp, trigger=llama_trigger, review=stall_server, meta=api_meta, embed=None, db=api_db,
-                      api={"client_tools": "pass"})
+    cfg = base_config(
+        tmp,
+        trigger=llama_trigger,
+        review=stall_server,
+        meta=api_meta,
+        embed=None,
+        db=api_db,
+        api={"client_tools": "pass"},
+    )
     proc = _start(tmp, cfg, {})
     try:
         yield proc
@@ -142,8 +186,11 @@ def _log_lines(api: ApiProcess, rid: str) -> list[str]:
 
 
 def _wait_logged(api: ApiProcess, rid: str, *needles: str) -> list[str]:
-    wait_until(lambda: all(any(n in line for line in _log_lines(api, rid)) for n in needles), 15,
-               f"log lines for {rid} with {needles}")
+    wait_until(
+        lambda: all(any(n in line for line in _log_lines(api, rid)) for n in needles),
+        15,
+        f"log lines for {rid} with {needles}",
+    )
     return _log_lines(api, rid)
 
 
@@ -156,8 +203,9 @@ def test_open_webui_0124_follow_up_prompt_is_a_background_task() -> None:
     assert background_task({"messages": [{"role": "user", "content": OPEN_WEBUI_0124_FOLLOW_UP}]}) == "follow_ups"
 
 
-def test_silent_upstream_ends_the_stream_within_the_idle_limit(webui_api: ApiProcess,
-                                                                stall_server: LlamaServer) -> None:
+def test_silent_upstream_ends_the_stream_within_the_idle_limit(
+    webui_api: ApiProcess, stall_server: LlamaServer
+) -> None:
     """SIGSTOP mid-answer: the connection stays open; the API gives up after IDLE s, not the 120 s timeout."""
     wait_slots_free(stall_server)
     assert stall_server.proc is not None
@@ -165,15 +213,26 @@ def test_silent_upstream_ends_the_stream_within_the_idle_limit(webui_api: ApiPro
     events: list[str] = []
     stopped_at = ended_at = None
     try:
-        with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
-                          json={"model": "review", "stream": True, "max_tokens": 3000, "temperature": 1,
-                                "ignore_eos": True, "messages": [{"role": "user", "content": "A long story."}]}) as r:
+        with httpx.stream(
+            "POST",
+            f"{webui_api.url}/v1/chat/completions",
+            headers=_headers(webui_api),
+            timeout=60,
+            json={
+                "model": "review",
+                "stream": True,
+                "max_tokens": 3000,
+                "temperature": 1,
+                "ignore_eos": True,
+                "messages": [{"role": "user", "content": "A long story."}],
+            },
+        ) as r:
             assert r.status_code == 200
             rid = r.headers["X-Request-Id"]
             for line in r.iter_lines():
                 if not line.startswith("data: "):
                     continue
-                events.append(line[len("data: "):])
+                events.append(line[len("data: ") :])
                 if len(events) == 3:
                     os.kill(pid, signal.SIGSTOP)
                     stopped_at = time.monotonic()
@@ -193,23 +252,27 @@ def test_silent_upstream_ends_the_stream_within_the_idle_limit(webui_api: ApiPro
     assert any("error " in line and "went silent" in line for line in lines)
     # Resumed, the server frees its slot (the API dropped the connection) and answers again.
     wait_slots_free(stall_server)
-    r2 = _client(webui_api).chat.completions.create(model="review", max_tokens=2,
-                                                    messages=[{"role": "user", "content": "x"}])
+    r2 = _client(webui_api).chat.completions.create(
+        model="review", max_tokens=2, messages=[{"role": "user", "content": "x"}]
+    )
     assert r2.choices
 
 
 def _long_prompt(server: LlamaServer, tokens: int = LONG_PROMPT) -> str:
     """About `tokens` prompt tokens, opened by a fresh nonce so llama-server's prompt cache cannot serve them."""
     unit = "disk inode journal unit restart failed "
-    req = urllib.request.Request(f"{server.url}/tokenize", data=json.dumps({"content": unit * 10}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{server.url}/tokenize",
+        data=json.dumps({"content": unit * 10}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         per_unit = len(json.load(r)["tokens"]) / 10
     return f"{secrets.token_hex(8)} " + unit * int(tokens / per_unit)
 
 
 def _sse_events(r: httpx.Response) -> list[str]:
-    return [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
 
 
 def _content(events: list[str]) -> str:
@@ -222,8 +285,9 @@ def _content(events: list[str]) -> str:
     return "".join(out)
 
 
-def test_upstream_stopped_before_the_request_is_a_504_within_the_idle_limit(webui_api: ApiProcess,
-                                                                           stall_server: LlamaServer) -> None:
+def test_upstream_stopped_before_the_request_is_a_504_within_the_idle_limit(
+    webui_api: ApiProcess, stall_server: LlamaServer
+) -> None:
     """SIGSTOP: the kernel still accepts connections, nothing answers; no headers ever come.  The API
     asks the server's /health after IDLE s of silence and gives up when that is silent too."""
     wait_slots_free(stall_server)
@@ -232,8 +296,12 @@ def test_upstream_stopped_before_the_request_is_a_504_within_the_idle_limit(webu
     with stopped(stall_server) as t0:
         for stream in (True, False):
             started = time.monotonic()
-            r = httpx.post(f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
-                           json={**question, "stream": stream})
+            r = httpx.post(
+                f"{webui_api.url}/v1/chat/completions",
+                headers=_headers(webui_api),
+                timeout=60,
+                json={**question, "stream": stream},
+            )
             results.append((r, time.monotonic() - started))
     assert t0 > 0
     for r, took in results:
@@ -250,15 +318,20 @@ def test_upstream_stopped_before_the_request_is_a_504_within_the_idle_limit(webu
     assert ok.choices
 
 
-def test_upstream_stopped_while_processing_the_prompt_ends_the_stream(webui_api: ApiProcess,
-                                                                      stall_server: LlamaServer) -> None:
+def test_upstream_stopped_while_processing_the_prompt_ends_the_stream(
+    webui_api: ApiProcess, stall_server: LlamaServer
+) -> None:
     """Stopped after taking the request, before its first token (the 1,000-token prompt is still being
     processed): the stream ends with an error event naming the role, not after the role's 120 s."""
     wait_slots_free(stall_server)
     prompt = _long_prompt(stall_server)
-    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
-                      json={"model": "review", "stream": True, "max_tokens": 8,
-                            "messages": [{"role": "user", "content": prompt}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{webui_api.url}/v1/chat/completions",
+        headers=_headers(webui_api),
+        timeout=60,
+        json={"model": "review", "stream": True, "max_tokens": 8, "messages": [{"role": "user", "content": prompt}]},
+    ) as r:
         assert r.status_code == 200  # a slot took it: llama-server answered with headers (and 0 % progress)
         rid = r.headers["X-Request-Id"]
         with stopped(stall_server) as t0:
@@ -285,9 +358,19 @@ def test_long_prompt_outlasts_the_idle_limit(webui_api: ApiProcess, stall_server
     wait_slots_free(stall_server)
     prompt = _long_prompt(stall_server)
     started = time.monotonic()
-    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=120,
-                      json={"model": "review", "stream": True, "max_tokens": 4, "ignore_eos": True,
-                            "messages": [{"role": "user", "content": prompt}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{webui_api.url}/v1/chat/completions",
+        headers=_headers(webui_api),
+        timeout=120,
+        json={
+            "model": "review",
+            "stream": True,
+            "max_tokens": 4,
+            "ignore_eos": True,
+            "messages": [{"role": "user", "content": prompt}],
+        },
+    ) as r:
         assert r.status_code == 200
         events = _sse_events(r)
     took = time.monotonic() - started
@@ -298,22 +381,30 @@ def test_long_prompt_outlasts_the_idle_limit(webui_api: ApiProcess, stall_server
     print(f"long prompt ({LONG_PROMPT} tokens) answered in {took:.1f}s with idle limit {IDLE:g}s")
 
 
-def test_stopped_meta_server_ends_the_investigation_as_an_error(webui_api: ApiProcess,
-                                                                stall_meta: LlamaServer) -> None:
+def test_stopped_meta_server_ends_the_investigation_as_an_error(webui_api: ApiProcess, stall_meta: LlamaServer) -> None:
     """The agent's meta calls: a meta server stopped before its first token ends the investigation
     within the idle limit (api.upstream_idle_timeout), as an error event naming the role."""
     wait_slots_free(stall_meta)
     question = [{"role": "user", "content": "why is nginx down?"}]
     with stopped(stall_meta) as t0:
-        with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api),
-                          timeout=120, json={"model": "ai-sysadmin", "stream": True, "messages": question}) as r:
+        with httpx.stream(
+            "POST",
+            f"{webui_api.url}/v1/chat/completions",
+            headers=_headers(webui_api),
+            timeout=120,
+            json={"model": "ai-sysadmin", "stream": True, "messages": question},
+        ) as r:
             assert r.status_code == 200
             rid = r.headers["X-Request-Id"]
             events = _sse_events(r)
             took = time.monotonic() - t0
         started = time.monotonic()
-        plain = httpx.post(f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=120,
-                           json={"model": "ai-sysadmin", "messages": question})
+        plain = httpx.post(
+            f"{webui_api.url}/v1/chat/completions",
+            headers=_headers(webui_api),
+            timeout=120,
+            json={"model": "ai-sysadmin", "messages": question},
+        )
         took_plain = time.monotonic() - started
     assert events[-1] == "[DONE]"
     error = json.loads(events[-2])["error"]
@@ -334,9 +425,19 @@ def test_stopped_meta_server_ends_the_investigation_as_an_error(webui_api: ApiPr
 def test_client_that_leaves_is_logged_as_499(webui_api: ApiProcess, stall_server: LlamaServer) -> None:
     """Open WebUI's Stop closes the connection: the access line says 499, and the slot is freed."""
     wait_slots_free(stall_server)
-    with httpx.stream("POST", f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
-                      json={"model": "review", "stream": True, "max_tokens": 2000, "ignore_eos": True,
-                            "messages": [{"role": "user", "content": "A long story."}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{webui_api.url}/v1/chat/completions",
+        headers=_headers(webui_api),
+        timeout=60,
+        json={
+            "model": "review",
+            "stream": True,
+            "max_tokens": 2000,
+            "ignore_eos": True,
+            "messages": [{"role": "user", "content": "A long story."}],
+        },
+    ) as r:
         rid = r.headers["X-Request-Id"]
         for n, _ in enumerate(r.iter_lines()):
             if n >= 4:
@@ -350,8 +451,11 @@ def test_background_tasks_are_capped_and_recognised(webui_api: ApiProcess) -> No
     """0.12.4's follow-up request carries no max_tokens; ignore_eos would have it write to the slot's end."""
     before = metric(webui_api, "ai_sysadmin_api_background_requests_total", task="follow_ups")
     raw = _client(webui_api).chat.completions.with_raw_response.create(
-        model="meta", temperature=1, extra_body={"ignore_eos": True},
-        messages=[{"role": "user", "content": OPEN_WEBUI_0124_FOLLOW_UP}])
+        model="meta",
+        temperature=1,
+        extra_body={"ignore_eos": True},
+        messages=[{"role": "user", "content": OPEN_WEBUI_0124_FOLLOW_UP}],
+    )
     r = raw.parse()
     assert r.model == "trigger"  # the cheap role answered
     assert r.usage is not None and 0 < r.usage.completion_tokens <= BACKGROUND_CAP
@@ -365,7 +469,8 @@ def test_client_tools_are_dropped_for_role_models(webui_api: ApiProcess) -> None
     tools = client_tools()
     assert len(json.dumps(tools)) > 20_000
     r = _client(webui_api).chat.completions.create(
-        model="meta", max_tokens=4, tools=tools, messages=[{"role": "user", "content": "Is the disk full?"}])
+        model="meta", max_tokens=4, tools=tools, messages=[{"role": "user", "content": "Is the disk full?"}]
+    )
     # The 29 tools rendered by the template would be thousands of prompt tokens.
     assert r.usage is not None and r.usage.prompt_tokens < 300, r.usage
     assert not r.choices[0].message.tool_calls
@@ -377,20 +482,32 @@ def test_client_tools_pass_through_to_meta_when_configured(tools_pass_api: ApiPr
     from tests.api.test_openai import TOOLS
 
     r = _client(tools_pass_api).chat.completions.create(
-        model="meta", messages=[{"role": "user", "content": "What is the status of nginx.service?"},
-                                {"role": "assistant", "content": "<tool_call>\n"}],
-        tools=TOOLS, tool_choice="required", max_tokens=64, temperature=0)
+        model="meta",
+        messages=[
+            {"role": "user", "content": "What is the status of nginx.service?"},
+            {"role": "assistant", "content": "<tool_call>\n"},
+        ],
+        tools=TOOLS,
+        tool_choice="required",
+        max_tokens=64,
+        temperature=0,
+    )
     calls = r.choices[0].message.tool_calls
     assert calls and calls[0].function.name == "get_unit_status"
     assert isinstance(json.loads(calls[0].function.arguments), dict)
 
 
-def test_prompt_larger_than_the_slot_is_a_400_naming_its_size(webui_api: ApiProcess,
-                                                              llama_trigger: LlamaServer) -> None:
+def test_prompt_larger_than_the_slot_is_a_400_naming_its_size(
+    webui_api: ApiProcess, llama_trigger: LlamaServer
+) -> None:
     slot = _props_slot(llama_trigger)
     big = "disk inode journal " * slot  # three words per slot token: well over the slot
-    raw = httpx.post(f"{webui_api.url}/v1/chat/completions", headers=_headers(webui_api), timeout=60,
-                     json={"model": "trigger", "max_tokens": 8, "messages": [{"role": "user", "content": big}]})
+    raw = httpx.post(
+        f"{webui_api.url}/v1/chat/completions",
+        headers=_headers(webui_api),
+        timeout=60,
+        json={"model": "trigger", "max_tokens": 8, "messages": [{"role": "user", "content": big}]},
+    )
     assert raw.status_code == 400, raw.text
     err = raw.json()["error"]
     assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
@@ -400,32 +517,39 @@ def test_prompt_larger_than_the_slot_is_a_400_naming_its_size(webui_api: ApiProc
     lines = _wait_logged(webui_api, raw.headers["X-Request-Id"], "access ", "error ")
     assert any("status=400" in line and "context_length_exceeded" in line for line in lines)
     # A small request on the same role still goes through (the fast path needs no count).
-    ok = _client(webui_api).chat.completions.create(model="trigger", max_tokens=2,
-                                                    messages=[{"role": "user", "content": "x"}])
+    ok = _client(webui_api).chat.completions.create(
+        model="trigger", max_tokens=2, messages=[{"role": "user", "content": "x"}]
+    )
     assert ok.choices
 
 
 def test_failed_investigation_is_an_error_not_an_answer(dead_meta_api: ApiProcess) -> None:
     question = [{"role": "user", "content": "why is nginx down?"}]
-    with httpx.stream("POST", f"{dead_meta_api.url}/v1/chat/completions", timeout=120,
-                      json={"model": "ai-sysadmin", "stream": True, "messages": question}) as r:
+    with httpx.stream(
+        "POST",
+        f"{dead_meta_api.url}/v1/chat/completions",
+        timeout=120,
+        json={"model": "ai-sysadmin", "stream": True, "messages": question},
+    ) as r:
         assert r.status_code == 200
         rid = r.headers["X-Request-Id"]
-        events = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+        events = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     error = json.loads(events[-2])["error"]
     assert error["code"] == "investigation_failed" and "meta" in error["message"]
     assert "the investigation failed" in error["message"] and "Traceback" not in error["message"]
-    content = "".join((json.loads(e)["choices"][0]["delta"].get("content") or "")
-                      for e in events[:-2] if json.loads(e).get("choices"))
+    content = "".join(
+        (json.loads(e)["choices"][0]["delta"].get("content") or "") for e in events[:-2] if json.loads(e).get("choices")
+    )
     assert content == ""  # no fallback text dressed up as an answer
     with pytest.raises(openai.APIError) as exc:  # the SDK raises on the error event
         for _ in _client(dead_meta_api).chat.completions.create(model="ai-sysadmin", stream=True, messages=question):
             pass
     assert "the investigation failed" in str(exc.value)
     # Not streamed: an error status with the same plain words.
-    plain = httpx.post(f"{dead_meta_api.url}/v1/chat/completions", timeout=120,
-                       json={"model": "ai-sysadmin", "messages": question})
+    plain = httpx.post(
+        f"{dead_meta_api.url}/v1/chat/completions", timeout=120, json={"model": "ai-sysadmin", "messages": question}
+    )
     assert plain.status_code == 502 and plain.json()["error"]["code"] == "investigation_failed"
     for request_id, status in ((rid, "status=200"), (plain.headers["X-Request-Id"], "status=502")):
         lines = _wait_logged(dead_meta_api, request_id, "access ", "error ")

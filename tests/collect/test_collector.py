@@ -12,8 +12,8 @@ from ai_sysadmin.collect.system import SystemReader, read_psi
 from ai_sysadmin.collect.thresholds import evaluate
 from ai_sysadmin.collect.units import UnitStates, parse_list_units, read_units, systemd_running
 from ai_sysadmin.config import ThresholdsConfig
-from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.trigger.model import CATEGORIES
 from tests.conftest import make_config
 
@@ -43,24 +43,32 @@ def test_unit_state_says_why_when_systemd_is_not_pid1() -> None:
         assert units.available
     else:
         assert not units.available and "not PID 1" in units.reason
-    assert parse_list_units("nginx.service loaded failed failed A web server\nsshd.service loaded active running OpenSSH\n") \
-        == {"nginx.service": "failed", "sshd.service": "active"}
+    assert parse_list_units(
+        "nginx.service loaded failed failed A web server\nsshd.service loaded active running OpenSSH\n"
+    ) == {"nginx.service": "failed", "sshd.service": "active"}
 
 
 def test_thresholds_become_triggers_with_the_shared_vocabulary() -> None:
     now = 1_700_000_000.0  # 800 s into an hour: +60 s is the same dedup window
-    samples = [Sample(now, "disk.used_percent", 97.0, "/var"), Sample(now, "disk.used_percent", 50.0, "/"),
-               Sample(now, "psi.memory.some_avg10", 35.0), Sample(now, "swap.pages_per_s", 5000.0)]
+    samples = [
+        Sample(now, "disk.used_percent", 97.0, "/var"),
+        Sample(now, "disk.used_percent", 50.0, "/"),
+        Sample(now, "psi.memory.some_avg10", 35.0),
+        Sample(now, "swap.pages_per_s", 5000.0),
+    ]
     units = UnitStates(True, states={"nginx.service": "failed", "sshd.service": "active"})
     triggers = evaluate(samples, units, ThresholdsConfig())
-    assert sorted(t.source for t in triggers) == ["threshold:disk", "threshold:failed-unit",
-                                                  "threshold:memory-pressure", "threshold:swap-storm"]
+    assert sorted(t.source for t in triggers) == [
+        "threshold:disk",
+        "threshold:failed-unit",
+        "threshold:memory-pressure",
+        "threshold:swap-storm",
+    ]
     assert all(t.category in CATEGORIES for t in triggers)
     disk = next(t for t in triggers if t.source == "threshold:disk")
     assert disk.category == "disk-full" and "/var" in disk.summary
     # The same breach a minute later is the same trigger (its count grows in the store).
-    again = evaluate([Sample(now + 60, "disk.used_percent", 98.5, "/var")],
-                     UnitStates(False), ThresholdsConfig())
+    again = evaluate([Sample(now + 60, "disk.used_percent", 98.5, "/var")], UnitStates(False), ThresholdsConfig())
     assert again[0].id == disk.id
 
 

@@ -18,17 +18,32 @@ from tests.conftest import REPO
 def cli(tmp_path: Path, *args: str, config: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp_path / "state"), **(config or {})}))
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "eval", *args], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path, env={**os.environ, "AI_SYSADMIN_CONFIG": str(cfg),
-                                                       "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "eval", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "AI_SYSADMIN_CONFIG": str(cfg), "PYTHONPATH": str(REPO)},
+    )
     assert "Traceback" not in r.stderr, r.stderr
     return r
 
 
 def test_json_output_and_resume(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    r = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myapp", "--out", str(out),
-            "--format", "json")
+    r = cli(
+        tmp_path,
+        "--no-model",
+        "--autonomy",
+        "auto-full",
+        "--only",
+        "crash-loop-myapp",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     s = doc["scenarios"]["crash-loop-myapp"]["score"]
@@ -37,8 +52,18 @@ def test_json_output_and_resume(tmp_path: Path) -> None:
     assert "eval: [1/1] crash-loop-myapp" in r.stderr  # the progress line
     assert json.loads(out.read_text()) == doc  # the file is what was printed
     # A rerun over more scenarios keeps the finished one and runs only the new one (an interrupted run resumes).
-    r2 = cli(tmp_path, "--no-model", "--autonomy", "auto-full", "--only", "crash-loop-myapp",
-             "--only", "sudo-denied-probe", "--out", str(out))
+    r2 = cli(
+        tmp_path,
+        "--no-model",
+        "--autonomy",
+        "auto-full",
+        "--only",
+        "crash-loop-myapp",
+        "--only",
+        "sudo-denied-probe",
+        "--out",
+        str(out),
+    )
     assert r2.returncode == 0, r2.stderr
     assert "crash-loop-myapp: done earlier" in r2.stderr and "sudo-denied-probe: 1 incident(s)" in r2.stderr
     assert set(json.loads(out.read_text())["scenarios"]) == {"crash-loop-myapp", "sudo-denied-probe"}

@@ -20,9 +20,20 @@ from ai_sysadmin.eval.score import score
 from rig.llama import LlamaServer
 from tests.meta.conftest import META_CTX, TINY_META, start_meta_server
 
-READ_TOOLS = {"journal_query", "unit_status", "failed_units", "unit_dependencies", "metrics_query", "disk_usage",
-              "largest_dirs", "top_processes", "nixos_generations", "nixos_generation_diff", "trigger_templates",
-              "incident_history"}
+READ_TOOLS = {
+    "journal_query",
+    "unit_status",
+    "failed_units",
+    "unit_dependencies",
+    "metrics_query",
+    "disk_usage",
+    "largest_dirs",
+    "top_processes",
+    "nixos_generations",
+    "nixos_generation_diff",
+    "trigger_templates",
+    "incident_history",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +51,18 @@ def test_a_scenario_with_l4_through_the_tiny_model(tmp_path: Path, server: Llama
     # tested elsewhere): the time goes to L4.  A short tool list keeps the tiny model's prompt small on
     # two shared cores; every tool is still answered by the stand-in (test_snapshot_host).
     role = {"url": server.url, "model": server.alias, "timeout": 300, "context_size": META_CTX, "max_retries": 0}
-    cfg = parse_config({"state_dir": str(tmp_path / "state"),
-                        "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": role},
-                        "meta": {**TINY_META, "max_steps": 2,
-                                 "tools": ["failed_units", "unit_status", "journal_query", "disk_usage",
-                                           "propose_action"]}}, env={})
+    cfg = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "roles": {"trigger": {"enable": False}, "review": {"enable": False}, "meta": role},
+            "meta": {
+                **TINY_META,
+                "max_steps": 2,
+                "tools": ["failed_units", "unit_status", "journal_query", "disk_usage", "propose_action"],
+            },
+        },
+        env={},
+    )
     sc = load_scenario(shipped_dir() / "crash-loop-myapp.json")
     out = asyncio.run(run_scenario(cfg, sc, use_model=True, autonomy="auto-full", investigate="all"))
     assert out.skipped is None and out.observation is not None

@@ -14,12 +14,39 @@ from ai_sysadmin.eval.score import score
 from tests.conftest import make_config
 
 FILES = scenario_files()
-REQUIRED_FAMILIES = {"crash-loop", "segfault", "oom", "disk-full", "cascade", "nixos-activation", "nix-store",
-                     "certificate", "time-sync", "dns", "ssh-brute-force", "no-fault", "two-faults", "injection",
-                     "network", "disk-io", "hung-task"}
+REQUIRED_FAMILIES = {
+    "crash-loop",
+    "segfault",
+    "oom",
+    "disk-full",
+    "cascade",
+    "nixos-activation",
+    "nix-store",
+    "certificate",
+    "time-sync",
+    "dns",
+    "ssh-brute-force",
+    "no-fault",
+    "two-faults",
+    "injection",
+    "network",
+    "disk-io",
+    "hung-task",
+}
 # Issue 19's families with a variant each: at least two scenarios of every one of these.
-VARIED_FAMILIES = ("segfault", "oom", "disk-full", "cascade", "nix-store", "certificate", "time-sync", "dns",
-                   "ssh-brute-force", "no-fault", "two-faults")
+VARIED_FAMILIES = (
+    "segfault",
+    "oom",
+    "disk-full",
+    "cascade",
+    "nix-store",
+    "certificate",
+    "time-sync",
+    "dns",
+    "ssh-brute-force",
+    "no-fault",
+    "two-faults",
+)
 
 
 def test_suite_shape() -> None:

@@ -23,12 +23,19 @@ def _toolset(name: str, tmp_path: Any) -> tuple[Any, SnapshotHost, NoCommands]:
     async def deterministic_run() -> Any:
         l1 = await run_l1(cfg, str(sc.write_export(tmp_path)), use_model=False, kind="json")
         samples, units = sc.snapshot()
-        return await review_pipeline(cfg, l1.triggers, use_model=False, autonomy="suggest", samples=samples,
-                                     units=units)
+        return await review_pipeline(
+            cfg, l1.triggers, use_model=False, autonomy="suggest", samples=samples, units=units
+        )
 
     run = asyncio.run(deterministic_run())
-    host = SnapshotHost(sc, disk_paths=cfg.meta.disk_paths, triggers=run.triggers, incidents=run.incidents,
-                        findings=run.result.findings, proposals=run.result.proposals)
+    host = SnapshotHost(
+        sc,
+        disk_paths=cfg.meta.disk_paths,
+        triggers=run.triggers,
+        incidents=run.incidents,
+        findings=run.result.findings,
+        proposals=run.result.proposals,
+    )
     runner = NoCommands()
     return build_toolset(cfg, host=host, kb=RunbookShelf(), runner=runner), host, runner
 
@@ -78,14 +85,36 @@ def test_every_read_tool_answers_from_the_crash_loop_snapshot(tmp_path: Any) -> 
     assert r.ok and "runbooks/crash-loop" in r.text
     # Every read tool of the catalog was answered by the snapshot; nothing ran a command.
     asked = set(host.calls)
-    assert {"failed_units", "unit_properties", "unit_dependencies", "journal", "mounts", "largest_dirs",
-            "processes", "metric_series", "metric_points", "generations", "trigger_templates", "incidents",
-            "incident"} <= asked
+    assert {
+        "failed_units",
+        "unit_properties",
+        "unit_dependencies",
+        "journal",
+        "mounts",
+        "largest_dirs",
+        "processes",
+        "metric_series",
+        "metric_points",
+        "generations",
+        "trigger_templates",
+        "incidents",
+        "incident",
+    } <= asked
     assert runner.refused == []
     assert set(TOOL_NAMES) - {"propose_action", "nixos_generation_diff"} <= {
-        "failed_units", "unit_status", "unit_dependencies", "journal_query", "disk_usage", "largest_dirs",
-        "top_processes", "metrics_query", "nixos_generations", "trigger_templates", "incident_history",
-        "knowledge_search"}
+        "failed_units",
+        "unit_status",
+        "unit_dependencies",
+        "journal_query",
+        "disk_usage",
+        "largest_dirs",
+        "top_processes",
+        "metrics_query",
+        "nixos_generations",
+        "trigger_templates",
+        "incident_history",
+        "knowledge_search",
+    }
 
 
 def test_generation_closure_diff_from_the_snapshot(tmp_path: Any) -> None:
@@ -110,13 +139,16 @@ def test_new_host_fields_are_validated_naming_the_field(tmp_path: Any) -> None:
 
     base = json.loads((shipped_dir() / "crash-loop-myapp.json").read_text())
     for host_patch, field in (
-            ({"units": {"failed": [], "status": {"x.service": {"Result": ["no"]}}}}, "host.units.status.x.service.Result"),
-            ({"units": {"failed": [], "dependencies": {"x.service": {"Requires": "a"}}}},
-             "host.units.dependencies.x.service"),
-            ({"generations": [{"number": 1, "closure_diff": 3}]}, "host.generations[0].closure_diff"),
-            ({"generations": [{"date": "x"}]}, "host.generations[0].number"),
-            ({"processes": [{"comm": "x"}]}, "host.processes[0].pid"),
-            ({"disks": [{"mount": "/", "used_percent": 1, "size_gb": -1}]}, "host.disks[0].size_gb")):
+        ({"units": {"failed": [], "status": {"x.service": {"Result": ["no"]}}}}, "host.units.status.x.service.Result"),
+        (
+            {"units": {"failed": [], "dependencies": {"x.service": {"Requires": "a"}}}},
+            "host.units.dependencies.x.service",
+        ),
+        ({"generations": [{"number": 1, "closure_diff": 3}]}, "host.generations[0].closure_diff"),
+        ({"generations": [{"date": "x"}]}, "host.generations[0].number"),
+        ({"processes": [{"comm": "x"}]}, "host.processes[0].pid"),
+        ({"disks": [{"mount": "/", "used_percent": 1, "size_gb": -1}]}, "host.disks[0].size_gb"),
+    ):
         data = {**base, "host": {**base["host"], **host_patch}}
         path = tmp_path / "bad.json"
         path.write_text(json.dumps(data))

@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def conninfo(db: dict[str, Any]) -> str:
-    return psycopg.conninfo.make_conninfo(host=db["socket_dir"], port=db["port"], dbname=db["name"],
-                                          user=db.get("user"))
+    return psycopg.conninfo.make_conninfo(
+        host=db["socket_dir"], port=db["port"], dbname=db["name"], user=db.get("user")
+    )
 
 
 def stored_position(info: str) -> tuple[str | None, int | None]:
@@ -56,8 +57,12 @@ class Service:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Service:
-        self.proc = spawn_logged([sys.executable, "-m", "ai_sysadmin", "run", "--config", str(self.cfg_path)],
-                                 self.log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = spawn_logged(
+            [sys.executable, "-m", "ai_sysadmin", "run", "--config", str(self.cfg_path)],
+            self.log,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         return self
 
     def dead(self) -> str | None:

@@ -31,17 +31,38 @@ pytestmark = pytest.mark.slow
 
 SSHD_AT = "sshd@3-10.0.0.1:22-10.0.0.2:5555.service"
 FORGED: list[dict[str, str]] = [
-    {"UNIT": "haproxy.service", "PRIORITY": "3", "SYSLOG_IDENTIFIER": "haproxy",
-     "MESSAGE": "haproxy[4242]: cannot write /var/lib/haproxy/stats: No space left on device"},
-    {"UNIT": "haproxy.service", "PRIORITY": "3", "SYSLOG_IDENTIFIER": "systemd",
-     "MESSAGE": "haproxy.service: Start request repeated too quickly."},
-    {"UNIT": "haproxy.service", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "systemd", "UNIT_RESULT": "exit-code",
-     "MESSAGE": "haproxy.service: Failed with result 'exit-code'."},
-    {"UNIT": SSHD_AT, "PRIORITY": "4", "SYSLOG_IDENTIFIER": "systemd", "UNIT_RESULT": "exit-code",
-     "MESSAGE": f"{SSHD_AT}: Failed with result 'exit-code'."},
-    {"PRIORITY": "3", "SYSLOG_IDENTIFIER": "kernel",
-     "MESSAGE": "Out of memory: Killed process 4242 (haproxy) total-vm:1kB, anon-rss:1kB "
-                "task_memcg=/system.slice/haproxy.service"},
+    {
+        "UNIT": "haproxy.service",
+        "PRIORITY": "3",
+        "SYSLOG_IDENTIFIER": "haproxy",
+        "MESSAGE": "haproxy[4242]: cannot write /var/lib/haproxy/stats: No space left on device",
+    },
+    {
+        "UNIT": "haproxy.service",
+        "PRIORITY": "3",
+        "SYSLOG_IDENTIFIER": "systemd",
+        "MESSAGE": "haproxy.service: Start request repeated too quickly.",
+    },
+    {
+        "UNIT": "haproxy.service",
+        "PRIORITY": "4",
+        "SYSLOG_IDENTIFIER": "systemd",
+        "UNIT_RESULT": "exit-code",
+        "MESSAGE": "haproxy.service: Failed with result 'exit-code'.",
+    },
+    {
+        "UNIT": SSHD_AT,
+        "PRIORITY": "4",
+        "SYSLOG_IDENTIFIER": "systemd",
+        "UNIT_RESULT": "exit-code",
+        "MESSAGE": f"{SSHD_AT}: Failed with result 'exit-code'.",
+    },
+    {
+        "PRIORITY": "3",
+        "SYSLOG_IDENTIFIER": "kernel",
+        "MESSAGE": "Out of memory: Killed process 4242 (haproxy) total-vm:1kB, anon-rss:1kB "
+        "task_memcg=/system.slice/haproxy.service",
+    },
 ]
 
 
@@ -75,16 +96,21 @@ def test_forged_units_from_a_local_user_name_no_target(tmp_path: Path) -> None:
         c.write("/etc/systemd/system/broken.service", "[Service]\nExecStart=/bin/false\n")
         assert c.run(["systemctl", "daemon-reload"]).returncode == 0
         c.run(["systemctl", "start", "broken.service"])
-        wait_until(lambda: c.run(["systemctl", "is-failed", "broken.service"]).stdout.strip() == "failed", 30,
-                   "broken.service failed")
+        wait_until(
+            lambda: c.run(["systemctl", "is-failed", "broken.service"]).stdout.strip() == "failed",
+            30,
+            "broken.service failed",
+        )
         for fields in FORGED:
             _as_nobody(c, fields)
         for fields in FORGED[1:3]:  # a crash loop repeats
             _as_nobody(c, fields)
+
         def stored() -> bool:
             got = _journal(c)
-            return sum(e.get("MESSAGE") in {f["MESSAGE"] for f in FORGED} for e in got) >= 7 and \
-                any(e.get("UNIT") == "broken.service" and e.get("UNIT_RESULT") for e in got)
+            return sum(e.get("MESSAGE") in {f["MESSAGE"] for f in FORGED} for e in got) >= 7 and any(
+                e.get("UNIT") == "broken.service" and e.get("UNIT_RESULT") for e in got
+            )
 
         wait_until(stored, 30, "forged entries and PID 1's report in the journal")
         entries = _journal(c)

@@ -13,21 +13,42 @@ CFG = parse_config({}, env={}).review
 N = 0
 
 
-def trig(sev: str, cat: str, unit: str | None, text: str, at: float, source: str = "rule:x",
-         sample: str | None = None) -> Trigger:
+def trig(
+    sev: str, cat: str, unit: str | None, text: str, at: float, source: str = "rule:x", sample: str | None = None
+) -> Trigger:
     global N
     N += 1
     t = T0 + timedelta(seconds=at)
-    return Trigger(id=f"t{N:04d}", severity=sev, category=cat, source=source, unit=unit, template=text,
-                   template_id=template_id(text), count=1, first_seen=t, last_seen=t, sample=[sample or text],
-                   summary=text)
+    return Trigger(
+        id=f"t{N:04d}",
+        severity=sev,
+        category=cat,
+        source=source,
+        unit=unit,
+        template=text,
+        template_id=template_id(text),
+        count=1,
+        first_seen=t,
+        last_seen=t,
+        sample=[sample or text],
+        summary=text,
+    )
 
 
 def oom_then_failure() -> list[Trigger]:
-    return [trig("critical", "oom", "kernel", "Out of memory: Killed process <*> (mysqld)", 0, "rule:oom-kill",
-                 "Out of memory: Killed process 991 (mysqld) total-vm:1kB"),
-            trig("medium", "unit-failure", "mysql.service", "mysql.service: Main process exited, code=killed", 1),
-            trig("high", "unit-failure", "mysql.service", "mysql.service: Failed with result 'signal'.", 1.5)]
+    return [
+        trig(
+            "critical",
+            "oom",
+            "kernel",
+            "Out of memory: Killed process <*> (mysqld)",
+            0,
+            "rule:oom-kill",
+            "Out of memory: Killed process 991 (mysqld) total-vm:1kB",
+        ),
+        trig("medium", "unit-failure", "mysql.service", "mysql.service: Main process exited, code=killed", 1),
+        trig("high", "unit-failure", "mysql.service", "mysql.service: Failed with result 'signal'.", 1.5),
+    ]
 
 
 def test_oom_and_the_killed_units_failure_are_one_incident() -> None:
@@ -40,8 +61,12 @@ def test_oom_and_the_killed_units_failure_are_one_incident() -> None:
 
 def test_unrelated_units_are_two_incidents_even_in_one_window() -> None:
     c = Correlator(CFG)
-    c.add([trig("high", "unit-failure", "nginx.service", "nginx.service: Failed with result 'exit-code'.", 0),
-           trig("high", "unit-failure", "redis.service", "redis.service: Failed with result 'timeout'.", 2)])
+    c.add(
+        [
+            trig("high", "unit-failure", "nginx.service", "nginx.service: Failed with result 'exit-code'.", 0),
+            trig("high", "unit-failure", "redis.service", "redis.service: Failed with result 'timeout'.", 2),
+        ]
+    )
     assert sorted(i.units.pop() for i in c.incidents.values()) == ["nginx.service", "redis.service"]
 
 
@@ -53,9 +78,15 @@ def test_an_unrelated_unit_failing_after_an_oom_of_another_is_its_own_incident()
 
 def test_disk_full_explains_units_failing_on_enospc() -> None:
     c = Correlator(CFG)
-    c.add([trig("critical", "disk-full", None, "filesystem <*> is <*>% full", 0, "threshold:disk"),
-           trig("high", "disk-full", "backup.service", "tar: Cannot write: No space left on device", 5, "rule:disk-full"),
-           trig("high", "unit-failure", "backup.service", "backup.service: Failed with result 'exit-code'.", 6)])
+    c.add(
+        [
+            trig("critical", "disk-full", None, "filesystem <*> is <*>% full", 0, "threshold:disk"),
+            trig(
+                "high", "disk-full", "backup.service", "tar: Cannot write: No space left on device", 5, "rule:disk-full"
+            ),
+            trig("high", "unit-failure", "backup.service", "backup.service: Failed with result 'exit-code'.", 6),
+        ]
+    )
     [inc] = c.incidents.values()
     assert inc.category == "disk-full" and inc.units == {"backup.service"}
 

@@ -9,15 +9,27 @@ from typing import Any
 
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
-from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.trigger.model import Trigger, template_id
 from tests.conftest import make_config
 
 
 def trig(tid: str, sev: str, cat: str, unit: str | None, text: str, at: datetime) -> Trigger:
-    return Trigger(id=tid, severity=sev, category=cat, source="rule:test", unit=unit, template=text,
-                   template_id=template_id(text), count=1, first_seen=at, last_seen=at, sample=[text], summary=text)
+    return Trigger(
+        id=tid,
+        severity=sev,
+        category=cat,
+        source="rule:test",
+        unit=unit,
+        template=text,
+        template_id=template_id(text),
+        count=1,
+        first_seen=at,
+        last_seen=at,
+        sample=[text],
+        summary=text,
+    )
 
 
 async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) -> None:
@@ -35,10 +47,18 @@ async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) ->
         svc = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved, clock=lambda: clock[0])
         tap = TriggerTap(store.triggers, svc.submit)
         await svc.start()
-        ts = [trig("a" * 32, "critical", "oom", "kernel", "Out of memory: Killed process 5 (web)", now),
-              trig("b" * 32, "high", "unit-failure", "web.service", "web.service: Failed with result 'oom-kill'.", now),
-              trig("c" * 32, "high", "unit-failure", "db2.service", "db2.service: Failed with result 'exit-code'.",
-                   now + timedelta(seconds=400))]
+        ts = [
+            trig("a" * 32, "critical", "oom", "kernel", "Out of memory: Killed process 5 (web)", now),
+            trig("b" * 32, "high", "unit-failure", "web.service", "web.service: Failed with result 'oom-kill'.", now),
+            trig(
+                "c" * 32,
+                "high",
+                "unit-failure",
+                "db2.service",
+                "db2.service: Failed with result 'exit-code'.",
+                now + timedelta(seconds=400),
+            ),
+        ]
         await tap.record_triggers(ts, "cursor-1")
         await svc.process()
         rows = await store.incidents.list()
@@ -52,14 +72,26 @@ async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) ->
         svc2 = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved, clock=lambda: clock[0])
         await svc2.start()
         assert {i.id for i in svc2.active()} == {r["id"] for r in rows}
-        svc2.submit([trig("d" * 32, "high", "unit-failure", "web.service", "web.service: Failed again",
-                          now + timedelta(seconds=5))])
+        svc2.submit(
+            [
+                trig(
+                    "d" * 32,
+                    "high",
+                    "unit-failure",
+                    "web.service",
+                    "web.service: Failed again",
+                    now + timedelta(seconds=5),
+                )
+            ]
+        )
         await svc2.process()
         assert len(await store.incidents.list()) == 2
 
         # A trigger that reached the database only after its incident was saved (spooled in an
         # outage) is linked on the next tick.
-        late = trig("e" * 32, "high", "unit-failure", "web.service", "web.service: Failed late", now + timedelta(seconds=6))
+        late = trig(
+            "e" * 32, "high", "unit-failure", "web.service", "web.service: Failed late", now + timedelta(seconds=6)
+        )
         svc2.submit([late])
         await svc2.process()
         assert (await store.triggers.get("e" * 32)) is None  # not in the database yet
@@ -76,7 +108,9 @@ async def test_persist_restore_resolve(tmp_path, pg_database: dict[str, Any]) ->
         # Self-resolution needs the collector's unit state: web.service failed -> stays open.
         clock[0] = now + timedelta(seconds=1000)
         ts_now = time.time()
-        await store.metrics.write([Sample(ts_now, "units.failed", 1.0), Sample(ts_now, "unit.failed", 1.0, "web.service")])
+        await store.metrics.write(
+            [Sample(ts_now, "units.failed", 1.0), Sample(ts_now, "unit.failed", 1.0, "web.service")]
+        )
         await svc2.tick()
         assert svc2.correlator.by_id(oom["id"]).status == "open"
         assert svc2.correlator.by_id(db2["id"]).status == "resolved"  # db2.service is not failed

@@ -26,8 +26,14 @@ META_CTX = 8192
 # Small generation budgets keep each tiny-model turn to a second or two.  With 48 tokens the
 # tiny model's diagnosis is usually cut (-> the recorded fallback diagnosis); tests that
 # need the model's own diagnosis and a streamed answer set FULL_DIAGNOSIS.
-TINY_META = {"tool_choice": "required", "prefill": "<tool_call>\n", "step_max_tokens": 96,
-             "answer_max_tokens": 0, "diagnosis_max_tokens": 48, "deadline_seconds": 240}
+TINY_META = {
+    "tool_choice": "required",
+    "prefill": "<tool_call>\n",
+    "step_max_tokens": 96,
+    "answer_max_tokens": 0,
+    "diagnosis_max_tokens": 48,
+    "deadline_seconds": 240,
+}
 FULL_DIAGNOSIS = {"diagnosis_max_tokens": 700, "answer_max_tokens": 32}
 
 
@@ -49,13 +55,27 @@ def meta_server(rig_logs: Path) -> Iterator[LlamaServer]:
         server.stop()
 
 
-def meta_config(tmp_path: Path, server: LlamaServer | None, *, url: str | None = None, database: dict | None = None,
-                meta: dict[str, Any] | None = None, **sections: Any) -> Config:
+def meta_config(
+    tmp_path: Path,
+    server: LlamaServer | None,
+    *,
+    url: str | None = None,
+    database: dict | None = None,
+    meta: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Config:
     """A validated config whose meta role is `server` (or `url`), with tiny-model loop settings."""
     data: dict[str, Any] = {
         "state_dir": str(tmp_path / "state"),
-        "roles": {"meta": {"url": url or server.url, "model": server.alias if server else "meta",  # type: ignore[union-attr]
-                           "timeout": 300, "context_size": META_CTX, "max_retries": 0}},
+        "roles": {
+            "meta": {
+                "url": url or server.url,
+                "model": server.alias if server else "meta",  # type: ignore[union-attr]
+                "timeout": 300,
+                "context_size": META_CTX,
+                "max_retries": 0,
+            }
+        },
         "meta": {**TINY_META, **(meta or {})},
         **sections,
     }
@@ -69,14 +89,38 @@ def journal_entries(unit: str = "myapp.service", n: int = 6) -> list[dict[str, A
     now = int(time.time() * 1_000_000) - 60_000_000
     out: list[dict[str, Any]] = []
     for i in range(n):
-        out.append({"MESSAGE": f"{unit}: Main process exited, code=exited, status=1/FAILURE", "PRIORITY": 4,
-                    "SYSLOG_IDENTIFIER": "systemd", "UNIT": unit, "_SYSTEMD_UNIT": unit, "_PID": 1,
-                    "__REALTIME_TIMESTAMP": now + i * 1_000_000})
-        out.append({"MESSAGE": f"{unit}: Failed with result 'exit-code'.", "PRIORITY": 3, "SYSLOG_IDENTIFIER": "systemd",
-                    "UNIT": unit, "_SYSTEMD_UNIT": unit, "_PID": 1, "__REALTIME_TIMESTAMP": now + i * 1_000_000 + 500_000})
-    out.append({"MESSAGE": "Accepted publickey for alice from 10.0.0.5 port 51000", "PRIORITY": 6,
-                "SYSLOG_IDENTIFIER": "sshd", "_SYSTEMD_UNIT": "sshd.service", "_PID": 4242,
-                "__REALTIME_TIMESTAMP": now + n * 1_000_000})
+        out.append(
+            {
+                "MESSAGE": f"{unit}: Main process exited, code=exited, status=1/FAILURE",
+                "PRIORITY": 4,
+                "SYSLOG_IDENTIFIER": "systemd",
+                "UNIT": unit,
+                "_SYSTEMD_UNIT": unit,
+                "_PID": 1,
+                "__REALTIME_TIMESTAMP": now + i * 1_000_000,
+            }
+        )
+        out.append(
+            {
+                "MESSAGE": f"{unit}: Failed with result 'exit-code'.",
+                "PRIORITY": 3,
+                "SYSLOG_IDENTIFIER": "systemd",
+                "UNIT": unit,
+                "_SYSTEMD_UNIT": unit,
+                "_PID": 1,
+                "__REALTIME_TIMESTAMP": now + i * 1_000_000 + 500_000,
+            }
+        )
+    out.append(
+        {
+            "MESSAGE": "Accepted publickey for alice from 10.0.0.5 port 51000",
+            "PRIORITY": 6,
+            "SYSLOG_IDENTIFIER": "sshd",
+            "_SYSTEMD_UNIT": "sshd.service",
+            "_PID": 4242,
+            "__REALTIME_TIMESTAMP": now + n * 1_000_000,
+        }
+    )
     return out
 
 
@@ -141,12 +185,31 @@ def nix_profile(tmp_path_factory: pytest.TempPathFactory):
     profile = base / "profiles" / "system"
     gens: dict[int, Path] = {}
     for number, version in ((1, "1.0"), (2, "2.0")):
-        out = subprocess.run([f"{bindir}/nix-build", "--store", uri, str(base / "system.nix"), "--argstr", "version",
-                              version, "--no-out-link"], capture_output=True, text=True, env=env, timeout=120)
+        out = subprocess.run(
+            [
+                f"{bindir}/nix-build",
+                "--store",
+                uri,
+                str(base / "system.nix"),
+                "--argstr",
+                "version",
+                version,
+                "--no-out-link",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         path = Path(out.stdout.strip())
-        r = subprocess.run([f"{bindir}/nix-env", "--store", uri, "-p", str(profile), "--set", str(path)],
-                           capture_output=True, text=True, env=env, timeout=60)
+        r = subprocess.run(
+            [f"{bindir}/nix-env", "--store", uri, "-p", str(profile), "--set", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         gens[number] = path
     return uri, profile, gens

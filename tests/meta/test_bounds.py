@@ -33,9 +33,17 @@ def test_transcript_is_bounded_and_keeps_the_start_and_the_end() -> None:
 
 
 def test_diagnosis_evidence_is_checked_against_what_was_seen() -> None:
-    obj = {"root_cause": "disk full", "confidence": 0.9, "severity": "high", "proposed_actions": [],
-           "admin_checks": [], "evidence": [{"kind": "tool_call", "id": "c1", "note": "df"},
-                                            {"kind": "trigger", "id": "made-up", "note": "?"}]}
+    obj = {
+        "root_cause": "disk full",
+        "confidence": 0.9,
+        "severity": "high",
+        "proposed_actions": [],
+        "admin_checks": [],
+        "evidence": [
+            {"kind": "tool_call", "id": "c1", "note": "df"},
+            {"kind": "trigger", "id": "made-up", "note": "?"},
+        ],
+    }
     checked = diag.check(obj, {"tool_call": {"c1"}, "trigger": {"t-1"}})
     assert [e["verified"] for e in checked["evidence"]] == [True, False] and checked["confidence"] == 0.9
     unbacked = diag.check({**obj, "evidence": obj["evidence"][1:]}, {"tool_call": {"c1"}})

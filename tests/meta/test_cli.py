@@ -19,8 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(config: Path, *args: str, stdin: str | None = None, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(config), *args], cwd=REPO,
-                          capture_output=True, text=True, input=stdin, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(config), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+    )
 
 
 def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -37,9 +43,13 @@ def scenario_journal(journal_writer, tmp_path: Path, name: str) -> Path:
     """A shipped scenario's entries as a real journal file, timestamped the last few minutes."""
     sc = load_scenario(name)
     start = int(time.time() * 1_000_000) - 300_000_000
-    entries = [{**{k: v for k, v in e.items() if k != "t"},
-                "__REALTIME_TIMESTAMP": start + int(float(e.get("t", i)) * 1_000_000)}
-               for i, e in enumerate(sc["entries"])]
+    entries = [
+        {
+            **{k: v for k, v in e.items() if k != "t"},
+            "__REALTIME_TIMESTAMP": start + int(float(e.get("t", i)) * 1_000_000),
+        }
+        for i, e in enumerate(sc["entries"])
+    ]
     return journal_writer.write(tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.journal", entries)
 
 
@@ -51,9 +61,15 @@ def assert_one_line_error(r: subprocess.CompletedProcess[str]) -> None:
 def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migrated, journal_writer) -> None:
     db, _ = migrated
     journal = scenario_journal(journal_writer, tmp_path, "disk-full")
-    config = write_config(tmp_path, {
-        "database": db, "journal": {"source": "file", "path": str(journal)}, "roles": {"meta": meta_role(meta_server)},
-        "meta": {**TINY_META, "answer_max_tokens": 32, "max_steps": 2, "tools": ["journal_query", "disk_usage"]}})
+    config = write_config(
+        tmp_path,
+        {
+            "database": db,
+            "journal": {"source": "file", "path": str(journal)},
+            "roles": {"meta": meta_role(meta_server)},
+            "meta": {**TINY_META, "answer_max_tokens": 32, "max_steps": 2, "tools": ["journal_query", "disk_usage"]},
+        },
+    )
     r = cli(config, "ask", "Why are writes failing on this host?")
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -73,8 +89,9 @@ def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migra
     assert layer == "meta" and detail["steps"] and detail["diagnosis"]["root_cause"]
     assert detail["question"] == "Why are writes failing on this host?"
 
-    quick = write_config(tmp_path, {**json.loads(config.read_text()),
-                                    "meta": {**TINY_META, "max_steps": 1, "tools": ["disk_usage"]}})
+    quick = write_config(
+        tmp_path, {**json.loads(config.read_text()), "meta": {**TINY_META, "max_steps": 1, "tools": ["disk_usage"]}}
+    )
     r = cli(quick, "ask", "Is the disk full?", "--format", "json")
     assert r.returncode == 0, r.stderr
     obj = json.loads(r.stdout)
@@ -83,9 +100,14 @@ def test_ask_end_to_end_on_a_scenario_journal(tmp_path: Path, meta_server, migra
 
 
 def test_ask_with_the_model_down_fails_in_one_line(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {
-        "roles": {"meta": {"url": f"http://127.0.0.1:{free_port()}", "max_retries": 0}},
-        "database": {"host": "127.0.0.1", "port": free_port()}, "meta": {"tools": ["disk_usage"]}})
+    config = write_config(
+        tmp_path,
+        {
+            "roles": {"meta": {"url": f"http://127.0.0.1:{free_port()}", "max_retries": 0}},
+            "database": {"host": "127.0.0.1", "port": free_port()},
+            "meta": {"tools": ["disk_usage"]},
+        },
+    )
     r = cli(config, "ask", "why?")
     assert r.returncode == 1
     assert "PostgreSQL unreachable" in r.stderr and "the investigation failed" in r.stderr
@@ -107,8 +129,14 @@ def test_tools_list_prints_the_catalog(tmp_path: Path) -> None:
 
 def test_chat_session_with_commands(tmp_path: Path, meta_server, migrated) -> None:
     db, _ = migrated
-    config = write_config(tmp_path, {"database": db, "roles": {"meta": meta_role(meta_server)},
-                                     "meta": {**TINY_META, "max_steps": 1, "tools": ["disk_usage"]}})
+    config = write_config(
+        tmp_path,
+        {
+            "database": db,
+            "roles": {"meta": meta_role(meta_server)},
+            "meta": {**TINY_META, "max_steps": 1, "tools": ["disk_usage"]},
+        },
+    )
     script = "/help\n/actions\n/approve 1 0123abcd\n/approve 1\n/incident 99\nIs a disk full?\n/nope\n/quit\n"
     r = cli(config, "chat", stdin=script)
     assert r.returncode == 0, r.stderr
@@ -124,8 +152,9 @@ def test_chat_session_with_commands(tmp_path: Path, meta_server, migrated) -> No
 
 def test_knowledge_cli_never_tracebacks(tmp_path: Path, llama_embed) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    up = write_config(tmp_path, {"roles": {"embed": {"url": llama_embed.url, "model": llama_embed.alias,
-                                                     "timeout": 300}}})
+    up = write_config(
+        tmp_path, {"roles": {"embed": {"url": llama_embed.url, "model": llama_embed.alias, "timeout": 300}}}
+    )
     r = cli(up, "knowledge", "search", "")
     assert r.returncode == 2 and "search text is empty" in r.stderr
     assert_one_line_error(r)

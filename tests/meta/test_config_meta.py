@@ -24,11 +24,31 @@ def test_defaults_and_the_output_budget() -> None:
 
 def test_problems_are_named_by_key_path() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"meta": {"max_steps": 0, "tool_choice": "always", "tools": ["journal_query", "rm_rf"],
-                               "disk_paths": ["var/log", "/var/../etc"], "tool_output_share": 0.9,
-                               "prefill": "x" * 65, "nix_store": "local; rm -rf /", "max_stepz": 3}}, env={})
+        parse_config(
+            {
+                "meta": {
+                    "max_steps": 0,
+                    "tool_choice": "always",
+                    "tools": ["journal_query", "rm_rf"],
+                    "disk_paths": ["var/log", "/var/../etc"],
+                    "tool_output_share": 0.9,
+                    "prefill": "x" * 65,
+                    "nix_store": "local; rm -rf /",
+                    "max_stepz": 3,
+                }
+            },
+            env={},
+        )
     found = {i.path: i.reason for i in info.value.issues}
-    assert set(found) == {"meta.max_steps", "meta.tool_choice", "meta.tools", "meta.disk_paths",
-                          "meta.tool_output_share", "meta.prefill", "meta.nix_store", "meta.max_stepz"}
+    assert set(found) == {
+        "meta.max_steps",
+        "meta.tool_choice",
+        "meta.tools",
+        "meta.disk_paths",
+        "meta.tool_output_share",
+        "meta.prefill",
+        "meta.nix_store",
+        "meta.max_stepz",
+    }
     assert "unknown tool(s) 'rm_rf'" in found["meta.tools"]
     assert "did you mean 'max_steps'" in found["meta.max_stepz"]

@@ -27,8 +27,16 @@ def tool_messages(inv) -> list[dict[str, Any]]:
     return [m for m in inv.messages if m["role"] == "tool"]
 
 
-async def run(cfg, *, question: str = "Why does myapp.service keep failing?", tools: Toolset | None = None,
-              store: Any = None, incident_id: int | None = None, records: list | None = None, on_event=None):
+async def run(
+    cfg,
+    *,
+    question: str = "Why does myapp.service keep failing?",
+    tools: Toolset | None = None,
+    store: Any = None,
+    incident_id: int | None = None,
+    records: list | None = None,
+    on_event=None,
+):
     async with LLMClient(cfg.roles.meta, on_call=(records.append if records is not None else None)) as client:
         inv = Investigator(cfg, client, tools or build_toolset(cfg), None, incident_store=store)
         return await inv.investigate(question, incident_id=incident_id, on_event=on_event)
@@ -46,11 +54,13 @@ def executed(inv, tool: str):
     return runs[0]
 
 
-async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, meta_server: LlamaServer,
-                                                             migrated) -> None:
+async def test_tool_call_is_executed_and_its_result_returned(
+    tmp_path: Path, meta_server: LlamaServer, migrated
+) -> None:
     db, pool = migrated
-    cfg = meta_config(tmp_path, meta_server, database=db, meta={"max_steps": 3, "tools": ["disk_usage"],
-                                                                **FULL_DIAGNOSIS})
+    cfg = meta_config(
+        tmp_path, meta_server, database=db, meta={"max_steps": 3, "tools": ["disk_usage"], **FULL_DIAGNOSIS}
+    )
     events: list[Event] = []
     records: list[CallRecord] = []
 
@@ -69,8 +79,13 @@ async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, met
     # Events: the step's start and result, answer deltas, the diagnosis last.
     mine = [e for e in events if e.data.get("call_id") == step.call_id]
     assert [e.kind for e in mine] == ["step_start", "step_result"]
-    assert mine[1].data == {"call_id": step.call_id, "tool": "disk_usage", "ok": True, "summary": step.summary,
-                            "truncated": False}
+    assert mine[1].data == {
+        "call_id": step.call_id,
+        "tool": "disk_usage",
+        "ok": True,
+        "summary": step.summary,
+        "truncated": False,
+    }
     kinds = [e.kind for e in events]
     assert "answer_delta" in kinds and kinds[-1] == "diagnosis" and inv.answer
     # Then the final turns had no tools; the diagnosis is schema-shaped and stored.
@@ -83,12 +98,16 @@ async def test_tool_call_is_executed_and_its_result_returned(tmp_path: Path, met
     transcript = row["detail"]["transcript"]
     assert transcript[0]["role"] == "system" and len(json.dumps(transcript)) <= cfg.meta.transcript_max_chars + 2000
     # Every model call was tagged as the meta layer.
-    assert records and {(r.layer, r.kind) for r in records} == {("meta", "tools"), ("meta", "stream"),
-                                                                ("meta", "structured")}
+    assert records and {(r.layer, r.kind) for r in records} == {
+        ("meta", "tools"),
+        ("meta", "stream"),
+        ("meta", "structured"),
+    }
 
 
-async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(tmp_path: Path,
-                                                                             meta_server: LlamaServer) -> None:
+async def test_identical_call_is_refused_and_the_step_limit_forces_an_answer(
+    tmp_path: Path, meta_server: LlamaServer
+) -> None:
     # disk_usage takes no arguments: every call of it is identical to the first.
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tools": ["disk_usage"]})
     inv = await run(cfg, question="Is any disk full?")
@@ -113,8 +132,12 @@ class Advertising(Toolset):
     """
 
     def __init__(self, base: Toolset, extra: list[dict[str, Any]], replace: bool = False):
-        super().__init__([base.get(n) for n in base.names], max_chars=base.max_chars, timeout=base.timeout,  # type: ignore[misc]
-                         context=base.context)
+        super().__init__(
+            [base.get(n) for n in base.names],
+            max_chars=base.max_chars,
+            timeout=base.timeout,  # type: ignore[misc]
+            context=base.context,
+        )
         self.extra = extra
         self.replace = replace
 
@@ -123,9 +146,14 @@ class Advertising(Toolset):
 
 
 def fn(name: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": f"{name} tool",
-                                             "parameters": {"type": "object", "properties": properties,
-                                                            "required": required}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name} tool",
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
 
 
 async def test_unknown_tool_is_an_error_result_and_the_loop_goes_on(tmp_path: Path, meta_server: LlamaServer) -> None:
@@ -139,8 +167,9 @@ async def test_unknown_tool_is_an_error_result_and_the_loop_goes_on(tmp_path: Pa
     assert inv.outcome in ("ok", "degraded") and inv.diagnosis
 
 
-async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path: Path,
-                                                                         meta_server: LlamaServer) -> None:
+async def test_ill_typed_arguments_are_an_error_result_naming_the_field(
+    tmp_path: Path, meta_server: LlamaServer
+) -> None:
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["unit_status"]})
     # Offered with `unit` as an integer, validated as a unit name: the model's call must fail validation.
     loose = fn("unit_status", {"unit": {"type": "integer"}}, ["unit"])
@@ -152,8 +181,9 @@ async def test_ill_typed_arguments_are_an_error_result_naming_the_field(tmp_path
     assert len([t for t in inv.turns if t["kind"] == "tools"]) >= 2  # the loop went on
 
 
-async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(tmp_path: Path,
-                                                                               meta_server: LlamaServer) -> None:
+async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(
+    tmp_path: Path, meta_server: LlamaServer
+) -> None:
     # The tiny model writes journal_query arguments it never closes: not JSON.
     cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 2, "tools": ["journal_query"], "step_max_tokens": 64})
     inv = await run(cfg)
@@ -167,8 +197,11 @@ async def test_undecodable_arguments_go_back_to_the_model_and_the_loop_goes_on(t
 
 async def test_model_that_never_calls_a_tool_still_yields_a_diagnosis(tmp_path: Path, meta_server: LlamaServer) -> None:
     # tool_choice auto and no prefill: the tiny model answers in text and calls nothing.
-    cfg = meta_config(tmp_path, meta_server, meta={"max_steps": 3, "tool_choice": "auto", "prefill": "",
-                                                   "step_max_tokens": 64, "tools": ["disk_usage"]})
+    cfg = meta_config(
+        tmp_path,
+        meta_server,
+        meta={"max_steps": 3, "tool_choice": "auto", "prefill": "", "step_max_tokens": 64, "tools": ["disk_usage"]},
+    )
     inv = await run(cfg, question="Say hello.")
     assert not [s for s in inv.steps if s.ok]
     assert inv.turns[0]["kind"] == "tools" and inv.turns[-1]["kind"] == "structured"
@@ -181,7 +214,9 @@ async def test_server_killed_mid_loop_is_a_recorded_failure(tmp_path: Path, migr
     db, pool = migrated
     server = start_meta_server(rig_logs, alias="meta-doomed")
     try:
-        cfg = meta_config(tmp_path, server, database=db, meta={"max_steps": 4, "tools": ["disk_usage", "top_processes"]})
+        cfg = meta_config(
+            tmp_path, server, database=db, meta={"max_steps": 4, "tools": ["disk_usage", "top_processes"]}
+        )
 
         async def kill_after_first_result(e: Event) -> None:
             if e.kind == "step_result" and server.proc is not None and server.proc.poll() is None:
@@ -217,20 +252,27 @@ class ProposingToolset(Toolset):
     """
 
     def __init__(self, base: Toolset):
-        super().__init__([base.get(n) for n in base.names], max_chars=base.max_chars, timeout=base.timeout,  # type: ignore[misc]
-                         context=base.context)
+        super().__init__(
+            [base.get(n) for n in base.names],
+            max_chars=base.max_chars,
+            timeout=base.timeout,  # type: ignore[misc]
+            context=base.context,
+        )
         self.unit = ""
 
     def definitions(self) -> list[dict[str, Any]]:
         return [fn("propose_fix", {}, [])]
 
     async def call(self, name: str, arguments: Any):
-        return await super().call("propose_action", {"action": "restart_unit", "params": {"unit": self.unit},
-                                                     "reason": f"{self.unit} keeps failing"})
+        return await super().call(
+            "propose_action",
+            {"action": "restart_unit", "params": {"unit": self.unit}, "reason": f"{self.unit} keeps failing"},
+        )
 
 
-async def test_each_investigation_reports_only_its_own_proposals(tmp_path: Path, meta_server: LlamaServer,
-                                                                 migrated) -> None:
+async def test_each_investigation_reports_only_its_own_proposals(
+    tmp_path: Path, meta_server: LlamaServer, migrated
+) -> None:
     """One investigator (the service builds it once) investigating twice in a row (issue 19)."""
     from ai_sysadmin.actions.proposals import ActionService
 

@@ -58,18 +58,21 @@ async def test_journal_query_filters_a_real_journal_file(journal_tools) -> None:
     assert r.ok and r.text == "no matching journal entries"
 
 
-@pytest.mark.parametrize("args, field", [
-    ({"unit": "x.service; rm -rf /"}, "unit"),
-    ({"unit": "--help"}, "unit"),
-    ({"grep": "a\nb"}, "grep"),
-    ({"since": "--output=export"}, "since"),
-    ({"since": "$(reboot)"}, "since"),
-    ({"boot": "../../etc"}, "boot"),
-    ({"lines": 100000}, "lines"),
-    ({"lines": "5"}, "lines"),
-    ({"priority": "everything"}, "priority"),
-    ({"command": "rm"}, "command"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        ({"unit": "x.service; rm -rf /"}, "unit"),
+        ({"unit": "--help"}, "unit"),
+        ({"grep": "a\nb"}, "grep"),
+        ({"since": "--output=export"}, "since"),
+        ({"since": "$(reboot)"}, "since"),
+        ({"boot": "../../etc"}, "boot"),
+        ({"lines": 100000}, "lines"),
+        ({"lines": "5"}, "lines"),
+        ({"priority": "everything"}, "priority"),
+        ({"command": "rm"}, "command"),
+    ],
+)
 async def test_hostile_journal_arguments_are_rejected_naming_the_field(journal_tools, args: dict, field: str) -> None:
     r = await journal_tools.call("journal_query", args)
     assert not r.ok and r.text.startswith(f"error: invalid argument {field}:"), r.text
@@ -77,8 +80,10 @@ async def test_hostile_journal_arguments_are_rejected_naming_the_field(journal_t
 
 
 async def test_over_budget_output_is_cut_with_a_note(tmp_path: Path, journal_writer) -> None:
-    path = journal_writer.write(tmp_path / "big.journal", [
-        {"MESSAGE": f"request {i} took {i * 7} ms " + "x" * 80, "_SYSTEMD_UNIT": "web.service"} for i in range(300)])
+    path = journal_writer.write(
+        tmp_path / "big.journal",
+        [{"MESSAGE": f"request {i} took {i * 7} ms " + "x" * 80, "_SYSTEMD_UNIT": "web.service"} for i in range(300)],
+    )
     cfg = cfg_for(tmp_path, journal={"source": "file", "path": str(path)}, roles={"meta": {"context_size": 2048}})
     tools = build_toolset(cfg)
     r = await tools.call("journal_query", {"lines": 300})
@@ -103,10 +108,15 @@ def container(tmp_path_factory: pytest.TempPathFactory):
         need(str(exc))
     c = Container(root=root, log_path=tmp_path_factory.mktemp("nspawn-meta") / "nspawn.log").start()
     try:
-        c.write("/etc/systemd/system/broken.service", "[Unit]\nDescription=fails at once\n"
-                "[Service]\nType=oneshot\nExecStart=/bin/false\n")
-        c.write("/etc/systemd/system/steady.service", "[Unit]\nDescription=runs\nAfter=network.target\n"
-                "Wants=network.target\n[Service]\nExecStart=/bin/sleep infinity\n")
+        c.write(
+            "/etc/systemd/system/broken.service",
+            "[Unit]\nDescription=fails at once\n[Service]\nType=oneshot\nExecStart=/bin/false\n",
+        )
+        c.write(
+            "/etc/systemd/system/steady.service",
+            "[Unit]\nDescription=runs\nAfter=network.target\n"
+            "Wants=network.target\n[Service]\nExecStart=/bin/sleep infinity\n",
+        )
         c.sh("systemctl daemon-reload && systemctl start steady.service; systemctl start broken.service; true")
         yield c
     finally:
@@ -152,8 +162,9 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
     r = await tools.call("metrics_query", {})
     assert r.ok and r.data == {"series": 2}
     assert "disk.used_percent / 30 50 93.5 93.5" in r.text
-    r = await tools.call("metrics_query", {"name": "disk.used_percent", "subject": "/", "since": "1h", "step": "10m",
-                                           "aggregate": "max"})
+    r = await tools.call(
+        "metrics_query", {"name": "disk.used_percent", "subject": "/", "since": "1h", "step": "10m", "aggregate": "max"}
+    )
     assert r.ok and 3 <= r.data["points"] <= 5 and r.summary.endswith("last 93.5")
     r = await tools.call("metrics_query", {"name": "disk.used_percent", "since": "1m"})
     assert r.ok and r.data == {"points": 0}
@@ -164,8 +175,8 @@ async def test_metrics_query_reads_the_real_store(tmp_path: Path, migrated) -> N
 
 
 async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) -> None:
-    from ai_sysadmin.store.lifecycle import open_store
     from ai_sysadmin.store.incidents import IncidentStore
+    from ai_sysadmin.store.lifecycle import open_store
     from rig.triggers import make_trigger
 
     db, pool = migrated
@@ -177,8 +188,9 @@ async def test_incident_history_and_trigger_templates(tmp_path: Path, migrated) 
         await store.triggers.record_triggers([t1, t2], cursor=None)  # stored before it returns (db is up)
     finally:
         await store.close()
-    incident_id = await IncidentStore(pool).open("nginx.service keeps failing", "high", "unit-failure",
-                                                 "nginx.service", [t1.id])
+    incident_id = await IncidentStore(pool).open(
+        "nginx.service keeps failing", "high", "unit-failure", "nginx.service", [t1.id]
+    )
     tools = build_toolset(cfg, pool=pool)
     r = await tools.call("trigger_templates", {"since": "1h"})
     assert r.ok and set(r.data["evidence_ids"]["trigger"]) == {t1.id, t2.id}
@@ -199,15 +211,18 @@ async def test_propose_action_only_proposes_through_the_policy(tmp_path: Path, m
     db, pool = migrated
     cfg = cfg_for(tmp_path, database=db, autonomy_level="suggest")
     tools = build_toolset(cfg, pool=pool, proposer=ActionService(cfg, pool))
-    r = await tools.call("propose_action", {"action": "restart_unit", "params": {"unit": "nginx.service"},
-                                            "reason": "crash loop"})
+    r = await tools.call(
+        "propose_action", {"action": "restart_unit", "params": {"unit": "nginx.service"}, "reason": "crash loop"}
+    )
     assert r.ok and r.data["proposal"]["decision"] == "queue" and r.data["proposal"]["risk"] == "low"
     assert r.data["proposal"]["source"] == "meta" and r.data["proposal"]["action_id"]
-    r = await tools.call("propose_action", {"action": "restart_unit", "params": {"unit": "nginx.service; reboot"},
-                                            "reason": "x"})
+    r = await tools.call(
+        "propose_action", {"action": "restart_unit", "params": {"unit": "nginx.service; reboot"}, "reason": "x"}
+    )
     assert r.data["proposal"]["decision"] == "refuse" and "params.unit" in r.text
-    r = await tools.call("propose_action", {"action": "restart_unit", "params": {"unit": "sshd.service"},
-                                            "reason": "x"})
+    r = await tools.call(
+        "propose_action", {"action": "restart_unit", "params": {"unit": "sshd.service"}, "reason": "x"}
+    )
     assert r.data["proposal"]["decision"] == "refuse"
     r = await tools.call("propose_action", {"action": "rm -rf /", "params": {}, "reason": "x"})
     assert not r.ok and "invalid argument action" in r.text
@@ -224,8 +239,15 @@ async def test_generations_and_diff_from_a_real_nix_profile(tmp_path: Path, nix_
     current, booted = tmp_path / "current-system", tmp_path / "booted-system"
     current.symlink_to(gens[2])
     booted.symlink_to(gens[1])
-    cfg = cfg_for(tmp_path, meta={"system_profile": str(profile), "nix_store": store_uri,
-                                  "current_system": str(current), "booted_system": str(booted)})
+    cfg = cfg_for(
+        tmp_path,
+        meta={
+            "system_profile": str(profile),
+            "nix_store": store_uri,
+            "current_system": str(current),
+            "booted_system": str(booted),
+        },
+    )
     tools = build_toolset(cfg)
     r = await tools.call("nixos_generations", {})
     assert r.ok, r.text
@@ -324,9 +346,16 @@ async def test_largest_dirs_measures_what_it_opened_while_a_symlink_is_swapped(t
 
 
 async def test_top_processes_sees_a_memory_hog(tmp_path: Path) -> None:
-    hog = subprocess.Popen([sys.executable, "-c", "import sys,time; x = bytearray(400 * 1024 * 1024); "
-                            "x[::4096] = b'1' * len(x[::4096]); print('ready', flush=True); time.sleep(120)"],
-                           stdout=subprocess.PIPE, text=True)
+    hog = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; x = bytearray(400 * 1024 * 1024); "
+            "x[::4096] = b'1' * len(x[::4096]); print('ready', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert hog.stdout is not None and hog.stdout.readline().strip() == "ready"
         r = await build_toolset(cfg_for(tmp_path)).call("top_processes", {"sort_by": "memory", "limit": 25})

@@ -41,8 +41,11 @@ def test_renders_without_failed_assertions(case: tuple[str, dict[str, Any]]) -> 
     assert out["warnings"] == []
 
 
-PARTS = {"orchestrator": "ai-sysadmin.service", "api": "ai-sysadmin-api.service",
-         "executor": "ai-sysadmin-executor.service"}
+PARTS = {
+    "orchestrator": "ai-sysadmin.service",
+    "api": "ai-sysadmin-api.service",
+    "executor": "ai-sysadmin-executor.service",
+}
 
 
 def named_credentials(doc: Any) -> set[str]:
@@ -57,7 +60,9 @@ def named_credentials(doc: Any) -> set[str]:
     return out
 
 
-def test_each_unit_gets_exactly_the_credentials_its_config_names(case: tuple[str, dict[str, Any]], tmp_path: Any) -> None:
+def test_each_unit_gets_exactly_the_credentials_its_config_names(
+    case: tuple[str, dict[str, Any]], tmp_path: Any
+) -> None:
     """A unit's LoadCredential= names == the credentials its own rendered file names, and the
     Python loader accepts that file with a $CREDENTIALS_DIRECTORY holding exactly those."""
     name, out = case
@@ -89,8 +94,10 @@ def test_each_unit_gets_exactly_the_credentials_its_config_names(case: tuple[str
             assert rc.model == role
         local = svc.get("database", {}).get("createLocally", True)
         if local:
-            assert cfg.database.user == {"orchestrator": "ai-sysadmin", "api": "ai-sysadmin-api",
-                                         "executor": "ai-sysadmin-executor"}[part]
+            assert (
+                cfg.database.user
+                == {"orchestrator": "ai-sysadmin", "api": "ai-sysadmin-api", "executor": "ai-sysadmin-executor"}[part]
+            )
         # The approval key: the executor and the API get it; the orchestrator never does.
         key = cfg.actions.approval_key_file
         assert (key == "approval-key") == (part != "orchestrator") and (key is None) == (part == "orchestrator")
@@ -121,7 +128,11 @@ def test_admin_command(case: tuple[str, dict[str, Any]]) -> None:
         assert admin["content"]["database"]["user"] == "ai-sysadmin-api"
     else:
         assert admin["content"]["database"].get("password_file") in (None, DB_SECRET_PATH)
-    cfg = parse_config(admin["content"], env={}, source=f"{name}/admin") if "password_file" not in admin["content"]["database"] else None
+    cfg = (
+        parse_config(admin["content"], env={}, source=f"{name}/admin")
+        if "password_file" not in admin["content"]["database"]
+        else None
+    )
     if cfg is not None:
         assert cfg.actions.approval_key_file == "/var/lib/ai-sysadmin-executor/approval-key"
 
@@ -158,10 +169,18 @@ def test_llama_units(case: tuple[str, dict[str, Any]]) -> None:
         assert one(u, "Restart") == "always"
         assert one(u, "DynamicUser") == "true"
         assert one(u, "StateDirectory") == f"llama-{role}" and one(u, "CacheDirectory") == f"llama-{role}"
-        for key, want in {"ProtectSystem": "strict", "ProtectHome": "true", "NoNewPrivileges": "true",
-                          "CapabilityBoundingSet": "", "DevicePolicy": "closed", "RestrictNamespaces": "true",
-                          "SystemCallArchitectures": "native", "IPAddressDeny": "any",
-                          "IPAddressAllow": "localhost", "ProtectKernelTunables": "true"}.items():
+        for key, want in {
+            "ProtectSystem": "strict",
+            "ProtectHome": "true",
+            "NoNewPrivileges": "true",
+            "CapabilityBoundingSet": "",
+            "DevicePolicy": "closed",
+            "RestrictNamespaces": "true",
+            "SystemCallArchitectures": "native",
+            "IPAddressDeny": "any",
+            "IPAddressAllow": "localhost",
+            "ProtectKernelTunables": "true",
+        }.items():
             assert one(u, key) == want, (unit_name, key, u.get(key))
         assert "@system-service" in u["SystemCallFilter"]
         gpu = accel in ("cuda", "rocm", "vulkan")
@@ -174,11 +193,14 @@ def test_llama_units(case: tuple[str, dict[str, Any]]) -> None:
         else:
             assert one(u, "PrivateDevices") == "false"
             allow = {d.split()[0] for d in u["DeviceAllow"]}
-            assert allow == {
-                "cuda": {"char-nvidiactl", "char-nvidia-caps", "char-nvidia-frontend", "char-nvidia-uvm"},
-                "rocm": {"char-drm", "char-fb", "char-kfd"},
-                "vulkan": {"char-drm", "char-fb"},
-            }[accel]
+            assert (
+                allow
+                == {
+                    "cuda": {"char-nvidiactl", "char-nvidia-caps", "char-nvidia-frontend", "char-nvidia-uvm"},
+                    "rocm": {"char-drm", "char-fb", "char-kfd"},
+                    "vulkan": {"char-drm", "char-fb"},
+                }[accel]
+            )
             groups = set(u.get("SupplementaryGroups", []))
             assert groups == (set() if accel == "cuda" else {"render", "video"})
             assert f"llama-cpp-{accel}Support-stand-in" in exec_start  # the overridden variant
@@ -190,8 +212,11 @@ def test_orchestrator_unit(case: tuple[str, dict[str, Any]]) -> None:
     u = unit_lines(out["units"]["ai-sysadmin.service"])
     assert (one(u, "ExecStart") or "").endswith("/bin/ai-sysadmin run")
     llama = svc.get("llamacpp", {})
-    expected = [f"llama-{r}.service" for r in ("trigger", "review", "meta", "embed")
-                if llama.get("enable", True) and llama.get(r, {}).get("enable", r != "embed")]
+    expected = [
+        f"llama-{r}.service"
+        for r in ("trigger", "review", "meta", "embed")
+        if llama.get("enable", True) and llama.get(r, {}).get("enable", r != "embed")
+    ]
     local_db = svc.get("database", {}).get("createLocally", True)
     if local_db:
         expected.append("postgresql.service")
@@ -211,8 +236,12 @@ def test_orchestrator_unit(case: tuple[str, dict[str, Any]]) -> None:
     assert one(u, "DynamicUser") == "false" and one(u, "User") == "ai-sysadmin"
     assert out["users"]["ai-sysadmin"] == {"group": "ai-sysadmin", "isSystemUser": True}
     assert one(u, "CapabilityBoundingSet") == "" and one(u, "NoNewPrivileges") == "true"
-    for key, want in {"ProtectSystem": "strict", "PrivateTmp": "true", "RemoveIPC": "true",
-                      "RestrictSUIDSGID": "true"}.items():  # what DynamicUser= implied
+    for key, want in {
+        "ProtectSystem": "strict",
+        "PrivateTmp": "true",
+        "RemoveIPC": "true",
+        "RestrictSUIDSGID": "true",
+    }.items():  # what DynamicUser= implied
         assert one(u, key) == want, key
     assert one(u, "StateDirectory") == "ai-sysadmin"
     assert "AmbientCapabilities" in u and one(u, "AmbientCapabilities") == ""
@@ -277,14 +306,20 @@ def test_postgresql_wiring(case: tuple[str, dict[str, Any]]) -> None:
     assert pg["enable"] == local
     if local:
         assert pg["ensureDatabases"] == ["ai-sysadmin"]
-        assert pg["ensureUsers"] == [{"name": "ai-sysadmin", "ensureDBOwnership": True},
-                                     {"name": "ai-sysadmin-executor", "ensureDBOwnership": False},
-                                     {"name": "ai-sysadmin-api", "ensureDBOwnership": False}]
+        assert pg["ensureUsers"] == [
+            {"name": "ai-sysadmin", "ensureDBOwnership": True},
+            {"name": "ai-sysadmin-executor", "ensureDBOwnership": False},
+            {"name": "ai-sysadmin-api", "ensureDBOwnership": False},
+        ]
         # The free build by default (Apache-2.0); the TSL build only on request.
         assert pg["extensions"] == ["timescaledb-apache"]
         assert pg["sharedPreloadLibraries"] == "timescaledb"
-        assert out["settings"]["database"] == {"socket_dir": "/run/postgresql", "port": 5432, "name": "ai-sysadmin",
-                                               "user": "ai-sysadmin"}
+        assert out["settings"]["database"] == {
+            "socket_dir": "/run/postgresql",
+            "port": 5432,
+            "name": "ai-sysadmin",
+            "user": "ai-sysadmin",
+        }
         # Our pg_hba lines sit between nixpkgs' "# Generated file" (mkBefore) and its
         # default rules (mkAfter); root maps to the executor's and the API's roles.
         hba = pg["authentication"].splitlines()
@@ -301,12 +336,18 @@ def test_postgresql_wiring(case: tuple[str, dict[str, Any]]) -> None:
 
 # ---------------------------------------------------------------- single-case checks
 
+
 def test_host_postgresql_choices_are_kept(nix_instantiate: str) -> None:
     cfg = base()
-    cfg["services"]["postgresql"] = {"package": {"__package": "/nix/store/x-postgresql-16", "name": "postgresql-16",
-                                                 "extensions": ["timescaledb-apache"]},
-                                     "settings": {"shared_preload_libraries": "pg_stat_statements"},
-                                     "authentication": "host all all 10.0.0.0/8 scram-sha-256"}
+    cfg["services"]["postgresql"] = {
+        "package": {
+            "__package": "/nix/store/x-postgresql-16",
+            "name": "postgresql-16",
+            "extensions": ["timescaledb-apache"],
+        },
+        "settings": {"shared_preload_libraries": "pg_stat_statements"},
+        "authentication": "host all all 10.0.0.0/8 scram-sha-256",
+    }
     pg = render(cfg)["postgresql"]
     assert pg["packageName"] == "postgresql-16"
     assert "host all all 10.0.0.0/8 scram-sha-256" in pg["authentication"].splitlines()
@@ -328,28 +369,37 @@ def test_unknown_settings_key_reaches_the_loader(nix_instantiate: str) -> None:
     assert "intervalz" in str(exc.value)
 
 
-@pytest.mark.parametrize("svc, message", [
-    ({"api": {"enable": True, "host": "0.0.0.0"}}, "api.host (0.0.0.0) is not a loopback address"),
-    ({"llamacpp": {"meta": {"model": None}}}, "llamacpp.meta.model must be set"),
-    ({"llamacpp": {"review": {"host": "0.0.0.0"}}}, "llamacpp.review.host must be a loopback address"),
-    ({"database": {"createLocally": False}}, "set createLocally = true or a database.url"),
-    ({"api": {"apiKeyFile": "/nix/store/abc-key"}}, "must be an absolute path outside the Nix store"),
-    ({"actions": {"approvalKeyFile": "/nix/store/abc-key"}}, "actions.approvalKeyFile must be an absolute path"),
-    ({"database": {"name": "aisys"}}, "database.name (aisys) must equal database.user (ai-sysadmin)"),
-    ({"settings": {"actions": {"approval_key_file": "/k"}}}, "set services.ai-sysadmin.actions.approvalKeyFile instead"),
-    ({"llamacpp": {"trigger": {"contextSize": 256, "parallel": 4}}}, "leaves under 128 tokens per slot"),
-])
+@pytest.mark.parametrize(
+    "svc, message",
+    [
+        ({"api": {"enable": True, "host": "0.0.0.0"}}, "api.host (0.0.0.0) is not a loopback address"),
+        ({"llamacpp": {"meta": {"model": None}}}, "llamacpp.meta.model must be set"),
+        ({"llamacpp": {"review": {"host": "0.0.0.0"}}}, "llamacpp.review.host must be a loopback address"),
+        ({"database": {"createLocally": False}}, "set createLocally = true or a database.url"),
+        ({"api": {"apiKeyFile": "/nix/store/abc-key"}}, "must be an absolute path outside the Nix store"),
+        ({"actions": {"approvalKeyFile": "/nix/store/abc-key"}}, "actions.approvalKeyFile must be an absolute path"),
+        ({"database": {"name": "aisys"}}, "database.name (aisys) must equal database.user (ai-sysadmin)"),
+        (
+            {"settings": {"actions": {"approval_key_file": "/k"}}},
+            "set services.ai-sysadmin.actions.approvalKeyFile instead",
+        ),
+        ({"llamacpp": {"trigger": {"contextSize": 256, "parallel": 4}}}, "leaves under 128 tokens per slot"),
+    ],
+)
 def test_assertions(nix_instantiate: str, svc: dict[str, Any], message: str) -> None:
     failed = render(base(**svc))["assertions"]
     assert any(message in m for m in failed), failed
 
 
-@pytest.mark.parametrize("old, value, message", [
-    ("ollamaHost", "http://127.0.0.1:11434", "llamacpp.{trigger,review,meta}.model"),
-    ("triggerModel", "qwen2.5:1.5b", "services.ai-sysadmin.llamacpp.trigger.model"),
-    ("metaModel", "qwen2.5:14b", "services.ai-sysadmin.llamacpp.meta.model"),
-    ("ollamaModels", ["qwen2.5:7b"], "llamacpp.<role>.model"),
-])
+@pytest.mark.parametrize(
+    "old, value, message",
+    [
+        ("ollamaHost", "http://127.0.0.1:11434", "llamacpp.{trigger,review,meta}.model"),
+        ("triggerModel", "qwen2.5:1.5b", "services.ai-sysadmin.llamacpp.trigger.model"),
+        ("metaModel", "qwen2.5:14b", "services.ai-sysadmin.llamacpp.meta.model"),
+        ("ollamaModels", ["qwen2.5:7b"], "llamacpp.<role>.model"),
+    ],
+)
 def test_removed_ollama_options(nix_instantiate: str, old: str, value: Any, message: str) -> None:
     failed = render(base(**{old: value}))["assertions"]
     assert any(old in m and message in m for m in failed), failed
@@ -428,8 +478,9 @@ def test_executor_unit(nix_instantiate: str) -> None:
     assert own["unitConfigs"]["admin"]["content"]["actions"]["approval_key_file"] == "/run/keys/approval"
 
 
-@pytest.mark.parametrize("edition, ext", [("apache", "timescaledb-apache"), (True, "timescaledb-apache"),
-                                          ("none", None), (False, None)])
+@pytest.mark.parametrize(
+    "edition, ext", [("apache", "timescaledb-apache"), (True, "timescaledb-apache"), ("none", None), (False, None)]
+)
 def test_timescaledb_editions(nix_instantiate: str, edition: Any, ext: str | None) -> None:
     pg = render(base(database={"timescaledb": edition}))["postgresql"]
     assert pg["extensions"] == ([ext] if ext else [])

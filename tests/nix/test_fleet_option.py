@@ -52,6 +52,7 @@ def _member(**over: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ standalone
 
+
 def test_standalone_by_default_uses_neither(lib_path: str | None) -> None:
     out = _ok(lib_path)
     assert out["journald"]["remote"]["enable"] is False
@@ -72,14 +73,19 @@ def test_an_empty_host_name_needs_a_host_id(lib_path: str | None) -> None:
 
 # ------------------------------------------------------------------ hub
 
+
 def test_hub_with_tls_configures_journal_remote(lib_path: str | None) -> None:
     out = _ok(lib_path, role="hub", tls=FLEET_TLS)
     remote = out["journald"]["remote"]
     assert remote["enable"] is True and remote["listen"] == "https" and remote["port"] == 19532
     assert remote["output"] == "/var/log/journal/remote/"
     assert remote["settings"]["Remote"] == {
-        "Seal": False, "SplitMode": "host", "ServerKeyFile": FLEET_TLS["keyFile"],
-        "ServerCertificateFile": FLEET_TLS["certFile"], "TrustedCertificateFile": FLEET_TLS["trustFile"]}
+        "Seal": False,
+        "SplitMode": "host",
+        "ServerKeyFile": FLEET_TLS["keyFile"],
+        "ServerCertificateFile": FLEET_TLS["certFile"],
+        "TrustedCertificateFile": FLEET_TLS["trustFile"],
+    }
     conf = _ini(out, "journal-remote.conf")
     assert conf.startswith("[Remote]\n") and f"ServerKeyFile = {FLEET_TLS['keyFile']}\n" in conf
     assert "SplitMode = host\n" in conf
@@ -93,8 +99,12 @@ def test_hub_with_tls_configures_journal_remote(lib_path: str | None) -> None:
 
 
 def test_hub_listen_address_port_directory_and_firewall(lib_path: str | None) -> None:
-    out = _ok(lib_path, role="hub", tls=FLEET_TLS, hub={
-        "listenAddress": "fd00::1", "port": 20000, "journalDirectory": "/srv/journals/", "openFirewall": True})
+    out = _ok(
+        lib_path,
+        role="hub",
+        tls=FLEET_TLS,
+        hub={"listenAddress": "fd00::1", "port": 20000, "journalDirectory": "/srv/journals/", "openFirewall": True},
+    )
     assert "ListenStream=\nListenStream=[fd00::1]:20000\n" in out["units"]["systemd-journal-remote.socket"]
     assert out["journald"]["remote"]["output"] == "/srv/journals/"
     assert "--output=/srv/journals/ --listen-https=-3" in out["units"]["systemd-journal-remote.service"]
@@ -123,13 +133,18 @@ def test_tls_key_must_stay_out_of_the_store(lib_path: str | None, key: str) -> N
 
 # ------------------------------------------------------------------ member
 
+
 def test_member_with_tls_configures_journal_upload(lib_path: str | None) -> None:
     out = _ok(lib_path, **_member())
     upload = out["journald"]["upload"]
     assert upload["enable"] is True
     assert upload["settings"]["Upload"] == {
-        "URL": HUB_URL, "ServerKeyFile": FLEET_TLS["keyFile"], "ServerCertificateFile": FLEET_TLS["certFile"],
-        "TrustedCertificateFile": FLEET_TLS["trustFile"], "NetworkTimeoutSec": None}
+        "URL": HUB_URL,
+        "ServerKeyFile": FLEET_TLS["keyFile"],
+        "ServerCertificateFile": FLEET_TLS["certFile"],
+        "TrustedCertificateFile": FLEET_TLS["trustFile"],
+        "NetworkTimeoutSec": None,
+    }
     conf = _ini(out, "journal-upload.conf")
     assert conf.startswith("[Upload]\n") and f"URL = {HUB_URL}\n" in conf and "# NetworkTimeoutSec is unset\n" in conf
     unit = out["units"]["systemd-journal-upload.service"]
@@ -140,8 +155,10 @@ def test_member_with_tls_configures_journal_upload(lib_path: str | None) -> None
 
 
 def test_member_database_password_is_the_orchestrators_credential(lib_path: str | None) -> None:
-    out = _ok(lib_path, **_member(member={"hubUrl": HUB_URL, "database": {
-        "url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}))
+    out = _ok(
+        lib_path,
+        **_member(member={"hubUrl": HUB_URL, "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}),
+    )
     configs = {p: c["content"]["fleet"] for p, c in out["unitConfigs"].items()}
     assert configs["orchestrator"]["hub_dsn"] == FLEET_DB_URL
     assert configs["orchestrator"]["hub_password_file"] == "fleet-db-password"
@@ -152,8 +169,10 @@ def test_member_database_password_is_the_orchestrators_credential(lib_path: str 
     for unit in ("ai-sysadmin-executor.service",):
         assert "fleet-db-password" not in out["units"][unit]
     # The Python loader accepts the orchestrator's file as rendered (the key is read when used).
-    parse_config(json.loads(Path(out["unitConfigs"]["orchestrator"]["path"]).read_text()),
-                 env={"STATE_DIRECTORY": "/var/lib/ai-sysadmin"})
+    parse_config(
+        json.loads(Path(out["unitConfigs"]["orchestrator"]["path"]).read_text()),
+        env={"STATE_DIRECTORY": "/var/lib/ai-sysadmin"},
+    )
 
 
 def test_member_without_hub_url_is_refused(lib_path: str | None) -> None:
@@ -188,8 +207,9 @@ def test_member_options_on_another_role_are_refused(lib_path: str | None) -> Non
 
 
 def test_stand_in_and_real_lib_agree(nix_instantiate: str) -> None:
-    for fleet in ({"role": "hub", "tls": FLEET_TLS, "hub": {"listenAddress": "10.0.0.1"}},
-                  _member(member={"hubUrl": HUB_URL, "database": {"url": FLEET_DB_URL,
-                                                                   "passwordFile": FLEET_DB_SECRET_PATH}})):
+    for fleet in (
+        {"role": "hub", "tls": FLEET_TLS, "hub": {"listenAddress": "10.0.0.1"}},
+        _member(member={"hubUrl": HUB_URL, "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}),
+    ):
         cfg = base(fleet=fleet)
         assert render(cfg, lib_path=str(real_lib())) == render(cfg)

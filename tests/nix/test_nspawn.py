@@ -41,8 +41,9 @@ def _health(port: int) -> bool:
 
 def _chat(port: int, model: str) -> dict[str, Any]:
     body = json.dumps({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi"}]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.load(r)
 
@@ -59,8 +60,9 @@ class FullFilesystem:
 
     def __enter__(self) -> FullFilesystem:
         self.mnt.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(self.mnt)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(self.mnt)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             need(f"tmpfs mount not possible here: {r.stderr.strip()}")
         # dd ends with ENOSPC: that is the point.
@@ -84,9 +86,13 @@ def booted(tmp_path_factory: pytest.TempPathFactory, nix_instantiate: str) -> It
             ports = {r: free_port() for r in ROLES} | {"api": free_port(), "pg": free_port()}
             cfg = base(
                 package=rig.package(),
-                llamacpp={"acceleration": "cpu",
-                          **{r: {"model": str(rig.model), "port": ports[r], "contextSize": 512, "parallel": 1,
-                                 "threads": 1} for r in ROLES}},
+                llamacpp={
+                    "acceleration": "cpu",
+                    **{
+                        r: {"model": str(rig.model), "port": ports[r], "contextSize": 512, "parallel": 1, "threads": 1}
+                        for r in ROLES
+                    },
+                },
                 api={"enable": True, "port": ports["api"]},
                 database={"timescaledb": "none"},  # Debian has no TimescaleDB build
                 settings={"intervals": {"metrics": 2}},
@@ -164,8 +170,12 @@ def test_killed_llama_is_restarted(running: tuple[Machine, dict[str, Any]]) -> N
     before = _main_pid(m, unit)
     assert before > 0
     m.succeed(f"kill -9 {before}")
-    wait_until(lambda: _main_pid(m, unit) not in (0, before) and m.get_unit_info(unit)["ActiveState"] == "active",
-               60, "restart after kill", poll=0.2)
+    wait_until(
+        lambda: _main_pid(m, unit) not in (0, before) and m.get_unit_info(unit)["ActiveState"] == "active",
+        60,
+        "restart after kill",
+        poll=0.2,
+    )
     wait_until(lambda: _health(info["ports"]["review"]), 120, "llama-review healthy again", poll=0.2)
     assert int(m.get_unit_info(unit)["NRestarts"]) >= 1
 
@@ -183,8 +193,10 @@ def test_orchestrator_runs_with_the_journal_group_only(running: tuple[Machine, d
     # restarted by the kill test, so its start is not the boot's).
     # Unit states come over D-Bus: the collector must have read them.
     assert "unit state not collected" not in m.succeed("journalctl -u ai-sysadmin.service --no-pager -o cat")
-    starts = {u: int(m.get_unit_info(u)["ActiveEnterTimestampMonotonic"])
-              for u in ["ai-sysadmin.service", "postgresql-setup.service", "llama-trigger.service", "llama-meta.service"]}
+    starts = {
+        u: int(m.get_unit_info(u)["ActiveEnterTimestampMonotonic"])
+        for u in ["ai-sysadmin.service", "postgresql-setup.service", "llama-trigger.service", "llama-meta.service"]
+    }
     assert all(starts["ai-sysadmin.service"] >= v for v in starts.values())
 
 
@@ -196,8 +208,10 @@ def test_orchestrator_sees_other_users_processes_and_mounts_under_home(running: 
     m, info = running
     pg = info["ports"]["pg"]
     # setpriv execs python3: $! is the hog's pid.
-    hog = m.succeed(f"setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c "
-                    f"'import time; x = b\"x\" * ({HOG_MB} << 20); time.sleep(600)' >/dev/null 2>&1 & echo $!").strip()
+    hog = m.succeed(
+        f"setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c "
+        f"'import time; x = b\"x\" * ({HOG_MB} << 20); time.sleep(600)' >/dev/null 2>&1 & echo $!"
+    ).strip()
     try:
         pid = int(hog)
         # setpriv drops to nobody just before it execs python3.
@@ -207,25 +221,32 @@ def test_orchestrator_sees_other_users_processes_and_mounts_under_home(running: 
         share = 0.9 * 100.0 * HOG_MB * 1024 / total_kb
 
         def reported() -> bool:
-            status, rows = m.execute(f"sudo -u postgres psql -p {pg} -d ai-sysadmin -tAc \"select name, subject, "
-                                     "max(value) from metrics where ts > now() - interval '20 seconds' and "
-                                     "(name in ('proc.mem_percent', 'units.failed') or subject = '/home/full') "
-                                     "group by name, subject\"")
+            status, rows = m.execute(
+                f'sudo -u postgres psql -p {pg} -d ai-sysadmin -tAc "select name, subject, '
+                "max(value) from metrics where ts > now() - interval '20 seconds' and "
+                "(name in ('proc.mem_percent', 'units.failed') or subject = '/home/full') "
+                'group by name, subject"'
+            )
             if status != 0:  # not migrated yet
                 return False
-            got = {(r.split("|")[0], r.split("|")[1]): float(r.split("|")[2]) for r in rows.split() if r.count("|") == 2}
-            hog_seen = any(name == "proc.mem_percent" and subject in ("python3", f"python3[{pid}]") and v >= share
-                           for (name, subject), v in got.items())
+            got = {
+                (r.split("|")[0], r.split("|")[1]): float(r.split("|")[2]) for r in rows.split() if r.count("|") == 2
+            }
+            hog_seen = any(
+                name == "proc.mem_percent" and subject in ("python3", f"python3[{pid}]") and v >= share
+                for (name, subject), v in got.items()
+            )
             # units.failed: unit states read over D-Bus by the orchestrator's own user.
-            return (hog_seen and got.get(("disk.used_percent", "/home/full"), 0) >= 99.0
-                    and ("units.failed", "") in got)
+            return hog_seen and got.get(("disk.used_percent", "/home/full"), 0) >= 99.0 and ("units.failed", "") in got
 
         wait_until(reported, 90, "hog in the top list and /home/full reported full", poll=1.0)
     finally:
         m.execute(f"kill {hog}" if hog.isdigit() else "true")
 
 
-def test_stopping_a_model_or_the_database_leaves_the_orchestrator_running(running: tuple[Machine, dict[str, Any]]) -> None:
+def test_stopping_a_model_or_the_database_leaves_the_orchestrator_running(
+    running: tuple[Machine, dict[str, Any]],
+) -> None:
     """wants + after, not requires: the orchestrator keeps running degraded, and recovers."""
     m, info = running
     unit = "ai-sysadmin.service"
@@ -248,8 +269,17 @@ def test_stopping_a_model_or_the_database_leaves_the_orchestrator_running(runnin
     # The same process all along: never stopped, never restarted.
     assert _main_pid(m, unit) == pid and m.get_unit_info(unit)["NRestarts"] == "0"
     # ... and writing to the database again once it is back (metrics every 2 s).
-    wait_until(lambda: _psql(m, info["ports"]["pg"], "select count(*) from metrics where ts > now() - interval '3 seconds'")
-               .strip() not in ("", "0"), 60, "metrics written after the database returned", poll=1.0)
+    wait_until(
+        lambda: (
+            _psql(
+                m, info["ports"]["pg"], "select count(*) from metrics where ts > now() - interval '3 seconds'"
+            ).strip()
+            not in ("", "0")
+        ),
+        60,
+        "metrics written after the database returned",
+        poll=1.0,
+    )
 
 
 def test_each_unit_reads_its_own_config(running: tuple[Machine, dict[str, Any]]) -> None:
@@ -267,8 +297,12 @@ def test_api_unit(running: tuple[Machine, dict[str, Any]]) -> None:
     m, info = running
     m.wait_for_unit("ai-sysadmin-api.service", timeout=60)
     port = info["ports"]["api"]
-    wait_until(lambda: f"127.0.0.1:{port}" in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout,
-               60, "API listening", poll=0.2)
+    wait_until(
+        lambda: f"127.0.0.1:{port}" in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout,
+        60,
+        "API listening",
+        poll=0.2,
+    )
     assert f"0.0.0.0:{port}" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     pid = _main_pid(m, "ai-sysadmin-api.service")
     # LimitNOFILE=65536 reached systemd (its default soft limit is 1,024), and the process

@@ -35,8 +35,21 @@ def _flake_copy(tmp: Path) -> Path:
 
 
 def _flake_check(nix: str, flake: Path) -> subprocess.CompletedProcess[str]:
-    return run([nix, *FLAKES, "flake", "check", "--no-build", "--no-write-lock-file",
-                "--override-input", "nixpkgs", f"path:{STAND_IN}", f"path:{flake}"], timeout=300)
+    return run(
+        [
+            nix,
+            *FLAKES,
+            "flake",
+            "check",
+            "--no-build",
+            "--no-write-lock-file",
+            "--override-input",
+            "nixpkgs",
+            f"path:{STAND_IN}",
+            f"path:{flake}",
+        ],
+        timeout=300,
+    )
 
 
 def test_flake_check_with_stand_in(nix: str, tmp_path: Path) -> None:
@@ -48,8 +61,10 @@ def test_flake_check_with_stand_in(nix: str, tmp_path: Path) -> None:
 def test_flake_check_catches_unknown_option(nix: str, tmp_path: Path) -> None:
     flake = _flake_copy(tmp_path)
     text = (flake / "flake.nix").read_text()
-    bad = text.replace('cpu = { services.ai-sysadmin.llamacpp.acceleration = "cpu"; };',
-                       'cpu = { services.ai-sysadmin.llamacpp.accel = "cpu"; };')
+    bad = text.replace(
+        'cpu = { services.ai-sysadmin.llamacpp.acceleration = "cpu"; };',
+        'cpu = { services.ai-sysadmin.llamacpp.accel = "cpu"; };',
+    )
     assert bad != text
     (flake / "flake.nix").write_text(bad)
     r = _flake_check(nix, flake)
@@ -59,13 +74,34 @@ def test_flake_check_catches_unknown_option(nix: str, tmp_path: Path) -> None:
 
 def test_flake_outputs(nix: str, tmp_path: Path) -> None:
     flake = _flake_copy(tmp_path)
-    r = run([nix, *FLAKES, "eval", "--json", "--no-write-lock-file", "--override-input", "nixpkgs",
-             f"path:{STAND_IN}", f"path:{flake}#checks.x86_64-linux", "--apply", "builtins.attrNames"])
+    r = run(
+        [
+            nix,
+            *FLAKES,
+            "eval",
+            "--json",
+            "--no-write-lock-file",
+            "--override-input",
+            "nixpkgs",
+            f"path:{STAND_IN}",
+            f"path:{flake}#checks.x86_64-linux",
+            "--apply",
+            "builtins.attrNames",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     names = set(__import__("json").loads(r.stdout))
-    assert {"vm-basic", "vm-trigger", "package", "module-eval-cpu", "module-eval-cuda",
-            "module-eval-api-exposed", "module-eval-timescaledb-tsl", "module-eval-timescaledb-none",
-            "module-eval-admins-and-protected"} <= names, names
+    assert {
+        "vm-basic",
+        "vm-trigger",
+        "package",
+        "module-eval-cpu",
+        "module-eval-cuda",
+        "module-eval-api-exposed",
+        "module-eval-timescaledb-tsl",
+        "module-eval-timescaledb-none",
+        "module-eval-admins-and-protected",
+    } <= names, names
 
 
 def test_flake_check_refuses_unfree_timescaledb(nix: str, tmp_path: Path) -> None:
@@ -84,7 +120,18 @@ def test_vm_test_scripts_are_python(nix: str, tmp_path: Path) -> None:
     """The stand-in cannot boot VMs; at least the test scripts must compile."""
     flake = _flake_copy(tmp_path)
     for name in ("vm-basic", "vm-trigger"):
-        r = run([nix, *FLAKES, "eval", "--raw", "--no-write-lock-file", "--override-input", "nixpkgs",
-                 f"path:{STAND_IN}", f"path:{flake}#checks.x86_64-linux.{name}.testScriptText"])
+        r = run(
+            [
+                nix,
+                *FLAKES,
+                "eval",
+                "--raw",
+                "--no-write-lock-file",
+                "--override-input",
+                "nixpkgs",
+                f"path:{STAND_IN}",
+                f"path:{flake}#checks.x86_64-linux.{name}.testScriptText",
+            ]
+        )
         assert r.returncode == 0, r.stderr
         compile(r.stdout, f"{name}.testScript", "exec")

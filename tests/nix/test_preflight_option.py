@@ -34,7 +34,7 @@ def test_option_renders_the_check(lib_path: str | None, block_on: str | None, fa
     out = _render(lib_path, **opts)
     fragment = out["preSwitch"]["checks"]["ai-sysadmin-preflight"]
     admin = out["unitConfigs"]["admin"]["path"]
-    assert f"/bin/ai-sysadmin-preflight --config {admin} \"$1\" --action \"$action\"" in fragment
+    assert f'/bin/ai-sysadmin-preflight --config {admin} "$1" --action "$action"' in fragment
     assert '"${2:-switch}"' in fragment and "--nix /nix/store/" in fragment
     assert f'if [ "$rc" -ge {fails_from} ]; then' in fragment
     # The program nixpkgs builds from the fragments runs this one and fails with it.

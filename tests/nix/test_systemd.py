@@ -23,12 +23,21 @@ from tests.nix.cases import _merge, base
 from tests.nix.nixtools import render
 
 MAX_EXPOSURE = 2.5
-OUR_UNITS = ("llama-trigger.service", "llama-review.service", "llama-meta.service", "llama-embed.service",
-             "ai-sysadmin.service", "ai-sysadmin-api.service", "ai-sysadmin-executor.service",
-             "ai-sysadmin-approval-key.service")
+OUR_UNITS = (
+    "llama-trigger.service",
+    "llama-review.service",
+    "llama-meta.service",
+    "llama-embed.service",
+    "ai-sysadmin.service",
+    "ai-sysadmin-api.service",
+    "ai-sysadmin-executor.service",
+    "ai-sysadmin-approval-key.service",
+)
 # The shell of the unit scripts (`script =`) must exist for verify: the host's.
-PKGS = {n: {"__package": "/usr", "name": n} for n in ("bash", "coreutils", "findutils", "gnugrep", "gnused",
-                                                        "systemd", "nix")}
+PKGS = {
+    n: {"__package": "/usr", "name": n}
+    for n in ("bash", "coreutils", "findutils", "gnugrep", "gnused", "systemd", "nix")
+}
 
 
 def _packages(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -39,14 +48,19 @@ def _packages(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     (root / "llama/bin/llama-server").symlink_to(llama_bin)
     (root / "ai/bin").mkdir(parents=True)
     launcher = root / "ai/bin/ai-sysadmin"
-    launcher.write_text("#!/bin/sh\nexec python3 -m ai_sysadmin \"$@\"\n")
+    launcher.write_text('#!/bin/sh\nexec python3 -m ai_sysadmin "$@"\n')
     launcher.chmod(0o755)
-    return ({"__package": str(root / "llama"), "name": "llama-cpp"}, {"__package": str(root / "ai"), "name": "ai-sysadmin"})
+    return (
+        {"__package": str(root / "llama"), "name": "llama-cpp"},
+        {"__package": str(root / "ai"), "name": "ai-sysadmin"},
+    )
 
 
 VERIFY_CASES = {
-    "cpu-api": {"llamacpp": {"acceleration": "cpu", "embed": {"enable": True, "model": "/var/lib/models/e.gguf"}},
-                "api": {"enable": True}},
+    "cpu-api": {
+        "llamacpp": {"acceleration": "cpu", "embed": {"enable": True, "model": "/var/lib/models/e.gguf"}},
+        "api": {"enable": True},
+    },
     "cuda": {"llamacpp": {"acceleration": "cuda"}},
     "rocm": {"llamacpp": {"acceleration": "rocm"}},
     "vulkan": {"llamacpp": {"acceleration": "vulkan"}},
@@ -66,8 +80,9 @@ def analyze() -> str:
 
 
 @pytest.fixture(scope="module", params=sorted(VERIFY_CASES))
-def units(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, nix_instantiate: str
-          ) -> tuple[str, Path, list[str]]:
+def units(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, nix_instantiate: str
+) -> tuple[str, Path, list[str]]:
     root = tmp_path_factory.mktemp(f"units-{request.param}")
     llama_pkg, ai_pkg = _packages(root / "pkgs")
     # A remote database keeps postgresql.service (a stand-in unit) out of the dependencies.
@@ -88,8 +103,12 @@ def units(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def test_verify(analyze: str, units: tuple[str, Path, list[str]]) -> None:
     case, unit_dir, names = units
-    r = subprocess.run([analyze, "verify", "--man=no", *(str(unit_dir / n) for n in names)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [analyze, "verify", "--man=no", *(str(unit_dir / n) for n in names)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # verify reports problems on stderr, often with exit status 0.
     assert r.stderr.strip() == "", f"{case}: {r.stderr}"
     assert r.returncode == 0
@@ -99,8 +118,12 @@ def test_security_exposure(analyze: str, units: tuple[str, Path, list[str]]) -> 
     case, unit_dir, names = units
     scores: dict[str, float] = {}
     for n in names:
-        r = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(unit_dir / n)],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [analyze, "security", "--offline=true", "--no-pager", str(unit_dir / n)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr)
         assert m, r.stdout + r.stderr
         scores[n] = float(m.group(1))

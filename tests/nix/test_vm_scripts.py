@@ -47,7 +47,9 @@ def test_basic_script(rig: RigPackages, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def trigger_nodes(rig: RigPackages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], dict[str, Machine]]]:
+def trigger_nodes(
+    rig: RigPackages, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, Any], dict[str, Machine]]]:
     rendered = render_test("trigger", rig)
     with machines_for(rendered["nodes"], rig, tmp_path_factory.mktemp("vm-trigger")) as ms:
         yield rendered, ms
@@ -56,8 +58,9 @@ def trigger_nodes(rig: RigPackages, tmp_path_factory: pytest.TempPathFactory) ->
 def test_trigger_script(trigger_nodes: tuple[dict[str, Any], dict[str, Machine]]) -> None:
     rendered, ms = trigger_nodes
     run_test_script(rendered["testScript"], ms)
-    rows = ms["machine"].succeed("sudo -u postgres psql -d ai-sysadmin -tAc "
-                                 "\"select severity from triggers where unit = 'doomed.service'\"")
+    rows = ms["machine"].succeed(
+        "sudo -u postgres psql -d ai-sysadmin -tAc \"select severity from triggers where unit = 'doomed.service'\""
+    )
     assert rows.split(), rows
 
 

@@ -17,9 +17,11 @@ from tests.preflight.conftest import Generations
 
 SSH = {"SSH_CONNECTION": "10.0.0.9 51000 10.0.0.1 22"}
 # /proc/net/tcp: sl local rem st ... ; 0x16 = 22, state 01 = ESTABLISHED; 0x1F90 = 8080 listening (0A)
-PROC_TCP = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-            "   0: 0100000A:0016 0900000A:C738 01 00000000:00000000 00:00000000 00000000     0        0 1\n"
-            "   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2\n")
+PROC_TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    "   0: 0100000A:0016 0900000A:C738 01 00000000:00000000 00:00000000 00000000     0        0 1\n"
+    "   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,7 @@ def test_nftables_and_proc_net_session(fw: dict[str, str], tmp_path: Path) -> No
     assert any("tcp dport { 22, 443 } accept" in e for e in f.evidence["current"])
 
 
-def test_no_session_or_firewall_off_is_no_block(fw: dict[str, str], generations: Generations,
-                                                tmp_path: Path) -> None:
+def test_no_session_or_firewall_off_is_no_block(fw: dict[str, str], generations: Generations, tmp_path: Path) -> None:
     # No SSH session: the firewall is not consulted.
     assert not flags(check(fw["ipt_open"], fw["ipt_closed"], {}, tmp_path), "firewall-closes-ssh")
     # Firewall turned off (no firewall unit in the new system): port 22 open.

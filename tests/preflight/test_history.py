@@ -28,15 +28,38 @@ from tests.preflight.conftest import Generations
 REPO = Path(__file__).resolve().parents[2]
 
 
-def lean(gens: Generations, tmp: Path, database: dict[str, Any] | None, new: str, current: str,
-         ) -> tuple[int, dict[str, Any], float]:
+def lean(
+    gens: Generations,
+    tmp: Path,
+    database: dict[str, Any] | None,
+    new: str,
+    current: str,
+) -> tuple[int, dict[str, Any], float]:
     cfg = tmp / "config.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp / "state"), **({"database": database} if database else {})}))
-    argv = [sys.executable, "-m", "ai_sysadmin.commands.preflight", new, "--current", current,
-            "--nix", gens.store.nix, "--format", "json", "--config", str(cfg)]
+    argv = [
+        sys.executable,
+        "-m",
+        "ai_sysadmin.commands.preflight",
+        new,
+        "--current",
+        current,
+        "--nix",
+        gens.store.nix,
+        "--format",
+        "json",
+        "--config",
+        str(cfg),
+    ]
     t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO,
-                       env={**gens.store.full_env(), "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**gens.store.full_env(), "PYTHONPATH": str(REPO)},
+    )
     assert r.stdout.strip(), r.stderr
     return r.returncode, json.loads(r.stdout), time.monotonic() - t0
 
@@ -50,32 +73,51 @@ async def seed(tmp: Path, database: dict[str, Any], gens: Generations) -> dict[s
     store = await open_store(cfg)  # the real migrations
     await store.close()
     with psycopg.connect(cfg.database.conninfo(), **connect_kwargs(cfg.database)) as conn:
+
         def incident(title: str, status: str, units: list[str]) -> int:
-            row = conn.execute("INSERT INTO incidents (title, status, severity, category, units) "
-                               "VALUES (%s, %s, 'high', 'unit-failure', %s) RETURNING id",
-                               (title, status, units)).fetchone()
+            row = conn.execute(
+                "INSERT INTO incidents (title, status, severity, category, units) "
+                "VALUES (%s, %s, 'high', 'unit-failure', %s) RETURNING id",
+                (title, status, units),
+            ).fetchone()
             return int(row[0])  # type: ignore[index]
 
         web = incident("web.service failed", "resolved", ["web.service"])
         sshd = incident("sshd.service failing", "open", ["sshd.service"])
         incident("quiet.service failing", "open", ["quiet.service"])  # a unit the switch does not change
-        preflight = {"verdict": "warn", "closure": {"changes": [
-            {"package": "hello", "kind": "upgrade", "from": ["1.0"], "to": ["1.1"], "size_delta_bytes": 1}]}}
-        sw = conn.execute("INSERT INTO switches (switched_at, from_generation, to_generation, from_path, to_path, "
-                          "verdict, preflight, touched) VALUES (now() - interval '1 day', 1, 2, %s, %s, 'warn', %s, "
-                          "%s) RETURNING id", (gens.gen1, gens.warn, Jsonb(preflight), ["web.service"])).fetchone()
-        conn.execute("INSERT INTO switch_incidents (incident_id, switch_id, units, failed_at) "
-                     "VALUES (%s, %s, %s, now() - interval '1 day')", (web, sw[0], ["web.service"]))  # type: ignore[index]
+        preflight = {
+            "verdict": "warn",
+            "closure": {
+                "changes": [
+                    {"package": "hello", "kind": "upgrade", "from": ["1.0"], "to": ["1.1"], "size_delta_bytes": 1}
+                ]
+            },
+        }
+        sw = conn.execute(
+            "INSERT INTO switches (switched_at, from_generation, to_generation, from_path, to_path, "
+            "verdict, preflight, touched) VALUES (now() - interval '1 day', 1, 2, %s, %s, 'warn', %s, "
+            "%s) RETURNING id",
+            (gens.gen1, gens.warn, Jsonb(preflight), ["web.service"]),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO switch_incidents (incident_id, switch_id, units, failed_at) "
+            "VALUES (%s, %s, %s, now() - interval '1 day')",
+            (web, sw[0], ["web.service"]),
+        )  # type: ignore[index]
     return {"web": web, "sshd": sshd}
 
 
-async def test_history_flags_from_real_postgres(tmp_path: Path, pg_database: dict[str, Any],
-                                               generations: Generations) -> None:
+async def test_history_flags_from_real_postgres(
+    tmp_path: Path, pg_database: dict[str, Any], generations: Generations
+) -> None:
     ids = await seed(tmp_path, pg_database, generations)
     rc, rep, _ = lean(generations, tmp_path, pg_database, generations.warn, generations.gen1)
     assert rc == 1 and rep["verdict"] == "warn"
     (opened,) = by_kind(rep, "open-incident")
-    assert opened["severity"] == "warn" and opened["evidence"] == {"unit": "sshd.service", "incident_ids": [ids["sshd"]]}
+    assert opened["severity"] == "warn" and opened["evidence"] == {
+        "unit": "sshd.service",
+        "incident_ids": [ids["sshd"]],
+    }
     (again,) = by_kind(rep, "failed-after-switch")
     assert again["evidence"]["unit"] == "web.service" and again["evidence"]["incident_ids"] == [ids["web"]]
     assert "generation 1 → 2" in again["message"]
@@ -109,9 +151,27 @@ def test_database_down_or_absent_is_a_note(tmp_path: Path, generations: Generati
     rc, rep, _ = lean(generations, tmp_path, absent, generations.ok, generations.gen1)
     (note,) = by_kind(rep, "history-unchecked")
     assert "no PostgreSQL socket at" in note["message"] and rc == 0
-    probe = ("import sys; from ai_sysadmin.commands.preflight import main; rc = main(sys.argv[1:]); "
-             "print('psycopg imported:', 'psycopg' in sys.modules, file=sys.stderr)")
-    r = subprocess.run([sys.executable, "-c", probe, generations.ok, "--current", generations.gen1, "--nix",
-                        generations.store.nix, "--config", str(tmp_path / "config.json")], capture_output=True,
-                       text=True, timeout=60, cwd=REPO, env={**generations.store.full_env(), "PYTHONPATH": str(REPO)})
+    probe = (
+        "import sys; from ai_sysadmin.commands.preflight import main; rc = main(sys.argv[1:]); "
+        "print('psycopg imported:', 'psycopg' in sys.modules, file=sys.stderr)"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            generations.ok,
+            "--current",
+            generations.gen1,
+            "--nix",
+            generations.store.nix,
+            "--config",
+            str(tmp_path / "config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**generations.store.full_env(), "PYTHONPATH": str(REPO)},
+    )
     assert "psycopg imported: False" in r.stderr, r.stderr

@@ -15,11 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_diff_closures_lines() -> None:
-    text = ("firefox: 120.0 \u2192 121.0, \x1b[31;1m+1234.5 KiB\x1b[0m\n"
-            "zstd: \u2205 \u2192 1.5.6\n"
-            "glibc-locales: \x1b[32;1m-8200.0 KiB\x1b[0m\n"
-            "foo: 1.0, 1.1 \u2192 \u03b5, \x1b[31;1m+9.0 KiB\x1b[0m\n"
-            "warning: something nix said\n")
+    text = (
+        "firefox: 120.0 \u2192 121.0, \x1b[31;1m+1234.5 KiB\x1b[0m\n"
+        "zstd: \u2205 \u2192 1.5.6\n"
+        "glibc-locales: \x1b[32;1m-8200.0 KiB\x1b[0m\n"
+        "foo: 1.0, 1.1 \u2192 \u03b5, \x1b[31;1m+9.0 KiB\x1b[0m\n"
+        "warning: something nix said\n"
+    )
     assert closure.parse(text) == (
         PackageChange("firefox", ("120.0",), ("121.0",), round(1234.5 * 1024)),
         PackageChange("zstd", (), ("1.5.6",), None),
@@ -32,8 +34,10 @@ def test_diff_closures_lines() -> None:
 def test_unit_semantics(tmp_path: Path) -> None:
     a, b = tmp_path / "a.service", tmp_path / "b.service"
     a.write_text("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/x\nEnvironment=A=1\n[Install]\nWantedBy=a\n")
-    b.write_text("[Unit]\nDescription=y\nX-Reload-Triggers=/nix/store/r\n[Service]\nExecStart=/bin/x\n"
-                 "Environment=A=1\n[Install]\nWantedBy=b\n")
+    b.write_text(
+        "[Unit]\nDescription=y\nX-Reload-Triggers=/nix/store/r\n[Service]\nExecStart=/bin/x\n"
+        "Environment=A=1\n[Install]\nWantedBy=b\n"
+    )
     assert units.compare(units.parse_unit(a), units.parse_unit(b)) is units.Comparison.RELOAD
     # A drop-in that resets and redefines ExecStart changes it: restart.
     (tmp_path / "b.service.d").mkdir()
@@ -44,8 +48,14 @@ def test_unit_semantics(tmp_path: Path) -> None:
 
 
 def test_usage_error_is_exit_3_in_one_line() -> None:
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "preflight", "/x", "--action", "reboot"],
-                       capture_output=True, text=True, timeout=60, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "preflight", "/x", "--action", "reboot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1 and "--action" in r.stderr
 
 

@@ -36,7 +36,7 @@ def _launcher(root: Path) -> dict[str, Any]:
     (root / "ai/bin").mkdir(parents=True, exist_ok=True)
     for name, module in (("ai-sysadmin", "ai_sysadmin"), ("ai-sysadmin-preflight", "ai_sysadmin.commands.preflight")):
         launcher = root / "ai/bin" / name
-        launcher.write_text(f"#!/bin/sh\nexport PYTHONPATH={REPO}\nexec {sys.executable} -m {module} \"$@\"\n")
+        launcher.write_text(f'#!/bin/sh\nexport PYTHONPATH={REPO}\nexec {sys.executable} -m {module} "$@"\n')
         launcher.chmod(0o755)
     return {"__package": str(root / "ai"), "name": "ai-sysadmin"}
 
@@ -46,10 +46,14 @@ def installed_check(tmp: Path, gens: Generations, current: Path, **preflight: An
     if nix_tool("nix-instantiate") is None:
         need("nix-instantiate not installed (run scripts/provision-nix.sh)")
     nix_prefix = str(Path(gens.store.nix).resolve().parent.parent)
-    cfg = base(package=_launcher(tmp), preflight={"enable": True, **preflight},
-               settings={"actions": {"current_system": str(current)}})
-    out = render(cfg, pkgs={"bash": {"__package": "/usr", "name": "bash"},
-                            "nix": {"__package": nix_prefix, "name": "nix"}})
+    cfg = base(
+        package=_launcher(tmp),
+        preflight={"enable": True, **preflight},
+        settings={"actions": {"current_system": str(current)}},
+    )
+    out = render(
+        cfg, pkgs={"bash": {"__package": "/usr", "name": "bash"}, "nix": {"__package": nix_prefix, "name": "nix"}}
+    )
     assert out["assertions"] == [], out["assertions"]
     program = tmp / "pre-switch-checks"
     program.write_text(out["preSwitch"]["text"])
@@ -57,8 +61,9 @@ def installed_check(tmp: Path, gens: Generations, current: Path, **preflight: An
     return program, out
 
 
-def switch_to_configuration(check: Path, toplevel: str, action: str, current: Path, env: dict[str, str]
-                            ) -> subprocess.CompletedProcess[str]:
+def switch_to_configuration(
+    check: Path, toplevel: str, action: str, current: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     """STAND-IN for switch-to-configuration's pre-switch step, then the 'activation'
     (pointing the current-system link at the new generation)."""
     if env.get("NIXOS_NO_CHECK") != "1":
@@ -98,18 +103,23 @@ def test_block_verdict_stops_the_switch(tmp_path: Path, generations: Generations
 
 def test_nixos_no_check_overrides_once(tmp_path: Path, generations: Generations, current: Path) -> None:
     check, _ = installed_check(tmp_path, generations, current)
-    r = switch_to_configuration(check, generations.block, "switch", current,
-                                {**generations.store.full_env(), "NIXOS_NO_CHECK": "1"})
+    r = switch_to_configuration(
+        check, generations.block, "switch", current, {**generations.store.full_env(), "NIXOS_NO_CHECK": "1"}
+    )
     assert r.returncode == 0 and os.readlink(current) == generations.block
 
 
-@pytest.mark.parametrize("block_on, new, switched", [
-    ("warn", "warn", False),
-    ("warn", "ok", True),
-    ("never", "block", True),
-])
-def test_block_on(tmp_path: Path, generations: Generations, current: Path, block_on: str, new: str,
-                  switched: bool) -> None:
+@pytest.mark.parametrize(
+    "block_on, new, switched",
+    [
+        ("warn", "warn", False),
+        ("warn", "ok", True),
+        ("never", "block", True),
+    ],
+)
+def test_block_on(
+    tmp_path: Path, generations: Generations, current: Path, block_on: str, new: str, switched: bool
+) -> None:
     check, _out = installed_check(tmp_path, generations, current, blockOn=block_on)
     target = getattr(generations, new)
     r = switch_to_configuration(check, target, "switch", current, generations.store.full_env())

@@ -20,10 +20,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 def preflight(gens: Generations, new: str, current: str, *extra: str) -> tuple[int, dict[str, Any] | None, str]:
     """The CLI as an admin (or the pre-switch check) runs it: a process of its own."""
-    argv = [sys.executable, "-m", "ai_sysadmin", "preflight", new, "--current", current,
-            "--nix", gens.store.nix, "--format", "json", *extra]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO,
-                       env={**gens.store.full_env(), "PYTHONPATH": str(REPO), "AI_SYSADMIN_CONFIG": ""})
+    argv = [
+        sys.executable,
+        "-m",
+        "ai_sysadmin",
+        "preflight",
+        new,
+        "--current",
+        current,
+        "--nix",
+        gens.store.nix,
+        "--format",
+        "json",
+        *extra,
+    ]
+    r = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**gens.store.full_env(), "PYTHONPATH": str(REPO), "AI_SYSADMIN_CONFIG": ""},
+    )
     return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else None), r.stderr
 
 
@@ -82,8 +100,11 @@ def test_removed_person_blocks(generations: Generations) -> None:
     rc, report, err = preflight(generations, generations.block, generations.gen1)
     assert report is not None, err
     assert rc == 2 and report["verdict"] == "block"
-    flags = {(f["kind"], f["evidence"].get("user") or f["evidence"].get("group")): f["severity"]
-             for f in report["flags"] if f["kind"] in ("user-removed", "group-removed")}
+    flags = {
+        (f["kind"], f["evidence"].get("user") or f["evidence"].get("group")): f["severity"]
+        for f in report["flags"]
+        if f["kind"] in ("user-removed", "group-removed")
+    }
     assert flags == {("user-removed", "alice"): "block", ("group-removed", "alice"): "warn"}
     (flag,) = [f for f in report["flags"] if f["kind"] == "user-removed"]
     assert flag["evidence"]["current"].endswith("-users-groups.json")
@@ -116,7 +137,9 @@ def test_protected_list_comes_from_the_config(generations: Generations, tmp_path
     cfg.write_text(json.dumps({"protected_units": ["web.service"], "protected_units_replace": True}))
     rc, report, err = preflight(generations, generations.ok, generations.gen1, "--config", str(cfg))
     assert report is not None, err
-    assert rc == 1 and [f["evidence"]["unit"] for f in report["flags"] if f["kind"].startswith("protected")] == ["web.service"]
+    assert rc == 1 and [f["evidence"]["unit"] for f in report["flags"] if f["kind"].startswith("protected")] == [
+        "web.service"
+    ]
 
 
 def test_protected_unit_removed_blocks(generations: Generations, tmp_path: Path) -> None:

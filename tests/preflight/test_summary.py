@@ -27,8 +27,15 @@ ORDER = {"ok": 0, "warn": 1, "block": 2}
 
 
 def report(gens: Generations, new: str, tmp: Path) -> Report:
-    return run_preflight(new, gens.gen1, SwitchAction.SWITCH, lambda u: unit_is_protected(u, ()),
-                         nix=gens.store.nix, env={}, proc_net=tmp)
+    return run_preflight(
+        new,
+        gens.gen1,
+        SwitchAction.SWITCH,
+        lambda u: unit_is_protected(u, ()),
+        nix=gens.store.nix,
+        env={},
+        proc_net=tmp,
+    )
 
 
 def test_model_summary_never_lowers_the_verdict(llama_review: Any, generations: Generations, tmp_path: Path) -> None:
@@ -63,8 +70,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_silent_or_absent_model_is_a_note_never_a_block(silent_server: str, generations: Generations,
-                                                        tmp_path: Path) -> None:
+def test_silent_or_absent_model_is_a_note_never_a_block(
+    silent_server: str, generations: Generations, tmp_path: Path
+) -> None:
     det = report(generations, generations.ok, tmp_path)
     assert det.verdict is Verdict.OK
     role = role_config(None, "review", url=silent_server)
@@ -86,16 +94,40 @@ def test_silent_or_absent_model_is_a_note_never_a_block(silent_server: str, gene
 
 def test_lean_entry_point_asks_only_with_model(llama_review: Any, generations: Generations, tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"state_dir": str(tmp_path / "state"),
-                               "database": {"socket_dir": str(tmp_path / "nosock")},
-                               "review": {"preflight_model_timeout": 30},  # the most it allows: a loaded CI host
-                               "roles": {"review": {"url": llama_review.url, "model": llama_review.alias}}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "database": {"socket_dir": str(tmp_path / "nosock")},
+                "review": {"preflight_model_timeout": 30},  # the most it allows: a loaded CI host
+                "roles": {"review": {"url": llama_review.url, "model": llama_review.alias}},
+            }
+        )
+    )
 
     def lean(*extra: str) -> dict[str, Any]:
-        r = subprocess.run([sys.executable, "-m", "ai_sysadmin.commands.preflight", generations.warn, "--current",
-                            generations.gen1, "--nix", generations.store.nix, "--format", "json", "--config",
-                            str(cfg), *extra], capture_output=True, text=True, timeout=60, cwd=REPO,
-                           env={**generations.store.full_env(), "PYTHONPATH": str(REPO)})
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ai_sysadmin.commands.preflight",
+                generations.warn,
+                "--current",
+                generations.gen1,
+                "--nix",
+                generations.store.nix,
+                "--format",
+                "json",
+                "--config",
+                str(cfg),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**generations.store.full_env(), "PYTHONPATH": str(REPO)},
+        )
         assert r.stdout.strip(), r.stderr
         return json.loads(r.stdout)
 

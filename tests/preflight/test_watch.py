@@ -16,8 +16,8 @@ from typing import Any
 
 from ai_sysadmin.actions.types import ProposalOutcome
 from ai_sysadmin.incidents.health import CollectorUnits
-from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.incidents.switches import SwitchWatch
+from ai_sysadmin.incidents.tracker import IncidentService, TriggerTap
 from ai_sysadmin.review.candidates import Candidates
 from ai_sysadmin.review.reviewer import ReviewResult, ReviewService
 from ai_sysadmin.status import gather_status
@@ -30,9 +30,20 @@ from tests.preflight.conftest import Generations
 
 def trig(tid: str, unit: str, at: datetime) -> Trigger:
     text = f"{unit}: Failed with result 'exit-code'."
-    return Trigger(id=tid * 32, severity="high", category="unit-failure", source="rule:unit-result", unit=unit,
-                   template=text, template_id=template_id(text), count=1, first_seen=at, last_seen=at, sample=[text],
-                   summary=text)
+    return Trigger(
+        id=tid * 32,
+        severity="high",
+        category="unit-failure",
+        source="rule:unit-result",
+        unit=unit,
+        template=text,
+        template_id=template_id(text),
+        count=1,
+        first_seen=at,
+        last_seen=at,
+        sample=[text],
+        summary=text,
+    )
 
 
 class Profile:
@@ -68,15 +79,19 @@ class Recorder:
         return ProposalOutcome(p.action, p.params, "high", "queue", "recorded", p.source, p.incident_id)
 
 
-async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_database: dict[str, Any],
-                                                             generations: Generations) -> None:
+async def test_switch_recorded_attributed_shown_and_proposed(
+    tmp_path: Path, pg_database: dict[str, Any], generations: Generations
+) -> None:
     prof = Profile(tmp_path)
     prof.generation(1, generations.gen1)
     prof.run(generations.gen1)
-    cfg = make_config(tmp_path, database=pg_database, roles={n: {"enable": False} for n in ("trigger", "review",
-                                                                                              "meta")},
-                      actions={"system_profile": str(prof.profile), "current_system": str(prof.current)},
-                      review={"switch_window": 120})
+    cfg = make_config(
+        tmp_path,
+        database=pg_database,
+        roles={n: {"enable": False} for n in ("trigger", "review", "meta")},
+        actions={"system_profile": str(prof.profile), "current_system": str(prof.current)},
+        review={"switch_window": 120},
+    )
     store = await open_store(cfg)
     try:
         switches = SwitchStore(store.pool)
@@ -88,9 +103,12 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
         await watch.poll()
         assert watch.switches == 1
         async with store.pool.connection() as conn:
-            sw = await (await conn.execute(
-                "SELECT from_generation, to_generation, from_path, to_path, verdict, touched, preflight "
-                "FROM switches")).fetchone()
+            sw = await (
+                await conn.execute(
+                    "SELECT from_generation, to_generation, from_path, to_path, verdict, touched, preflight "
+                    "FROM switches"
+                )
+            ).fetchone()
         assert sw[:5] == (1, 2, str(Path(generations.gen1).resolve()), str(Path(generations.warn).resolve()), "warn")
         # started, restarted, reloaded or changed; old.service (stopped for good) cannot fail anew
         assert {"web.service", "new.service", "dbus.service", "reloader.service", "sshd.service"} <= set(sw[5])
@@ -103,12 +121,16 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
         at = datetime.fromtimestamp(os.lstat(prof.current).st_mtime, UTC)
         svc = IncidentService(cfg, store.incidents, CollectorUnits(store.pool, cfg.intervals.metrics))
         tap = TriggerTap(store.triggers, svc.submit)
-        await tap.record_triggers([trig("a", "web.service", at + timedelta(seconds=3)),  # touched, new: yes
-                                   trig("b", "old.service", at + timedelta(seconds=3)),  # stopped for good: no
-                                   trig("c", "quiet.service", at + timedelta(seconds=3)),  # not touched: no
-                                   trig("d", "dbus.service", at - timedelta(seconds=60)),  # failing before: no
-                                   trig("e", "new.service", at + timedelta(seconds=300))],  # after the window: no
-                                  "cursor-1")
+        await tap.record_triggers(
+            [
+                trig("a", "web.service", at + timedelta(seconds=3)),  # touched, new: yes
+                trig("b", "old.service", at + timedelta(seconds=3)),  # stopped for good: no
+                trig("c", "quiet.service", at + timedelta(seconds=3)),  # not touched: no
+                trig("d", "dbus.service", at - timedelta(seconds=60)),  # failing before: no
+                trig("e", "new.service", at + timedelta(seconds=300)),
+            ],  # after the window: no
+            "cursor-1",
+        )
         await svc.process()
         new = await watch.poll()
         assert [(a["units"]) for a in new] == [["web.service"]], new
@@ -125,13 +147,23 @@ async def test_switch_recorded_attributed_shown_and_proposed(tmp_path: Path, pg_
 
         # The review: rollback from generation 2, with the proof, before any model is asked.
         rec = Recorder()
-        review = ReviewService(cfg, incidents=svc.active, window=None, proposer=rec,  # type: ignore[arg-type]
-                               sink=None, state=None, units=None, use_model=False, switches=switches)  # type: ignore[arg-type]
+        review = ReviewService(
+            cfg,
+            incidents=svc.active,
+            window=None,
+            proposer=rec,  # type: ignore[arg-type]
+            sink=None,
+            state=None,
+            units=None,
+            use_model=False,
+            switches=switches,
+        )  # type: ignore[arg-type]
         incs = [i for i in svc.active() if i.id == web]
         cands = {i.key: Candidates() for i in incs}
         await review._propose_rollbacks(incs, cands, ReviewResult(reason="test"))
         assert [(p.action, p.params, p.source) for p in rec.proposals] == [
-            ("rollback_generation", {"from_generation": 2}, "rules")]
+            ("rollback_generation", {"from_generation": 2}, "rules")
+        ]
         assert "switch generation 1 \u2192 2" in rec.proposals[0].reason
         assert "web.service failed after it (stop-start:" in rec.proposals[0].reason
         assert "hello 1.0 \u2192 1.1" in rec.proposals[0].reason

@@ -34,12 +34,25 @@ async def test_answer_applied_choices_bound_escalation_debounced(tmp_path) -> No
     own = choices[restart][0].id
     notify = next(k for k, (i, a, _p) in choices.items() if a == "notify" and i.id == own)
     other = next((i.id for i in incs if i.id != own), 99)
-    answer = {"status": "critical", "escalate": True, "escalate_reason": "looks like a leak",
-              "findings": [{"incident": 1, "summary": "myapp crash-loops", "severity": "critical",
-                            "category": "unit-failure", "evidence": ["I1", tref]}],
-              "actions": [{"reason": "crash loop", "incident": own, "choice": restart},
-                          # a choice filed under another incident: bound to its candidate's own incident
-                          {"reason": "tell a person", "incident": other, "choice": notify}]}
+    answer = {
+        "status": "critical",
+        "escalate": True,
+        "escalate_reason": "looks like a leak",
+        "findings": [
+            {
+                "incident": 1,
+                "summary": "myapp crash-loops",
+                "severity": "critical",
+                "category": "unit-failure",
+                "evidence": ["I1", tref],
+            }
+        ],
+        "actions": [
+            {"reason": "crash loop", "incident": own, "choice": restart},
+            # a choice filed under another incident: bound to its candidate's own incident
+            {"reason": "tell a person", "incident": other, "choice": notify},
+        ],
+    }
     from ai_sysadmin.review.reviewer import ReviewResult
 
     res = ReviewResult(reason="test")
@@ -58,8 +71,9 @@ async def test_answer_applied_choices_bound_escalation_debounced(tmp_path) -> No
     assert res2.proposals == []  # each (incident, action, params) is proposed once
     # the rules' candidates come after: what the model chose is not proposed again
     await svc._propose_candidates(incs, cands, res2)
-    assert {(p["incident"], p["action"], json.dumps(p["params"])) for p in res2.proposals} == \
-        {(i.id, a, json.dumps(p)) for k, (i, a, p) in choices.items() if k not in (restart, notify)}
+    assert {(p["incident"], p["action"], json.dumps(p["params"])) for p in res2.proposals} == {
+        (i.id, a, json.dumps(p)) for k, (i, a, p) in choices.items() if k not in (restart, notify)
+    }
     assert {p["source"] for p in res2.proposals} == {"rules"}
 
 

@@ -9,8 +9,8 @@ import jsonschema
 
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.review.candidates import candidates_for
-from ai_sysadmin.review.schema import answer_schema
 from ai_sysadmin.review.reviewer import labelled
+from ai_sysadmin.review.schema import answer_schema
 from rig.llama import tiny_server
 from rig.net import free_port
 from rig.review import service
@@ -33,8 +33,10 @@ async def test_answer_is_schema_valid_and_cached_on_the_next_review(tmp_path, ll
         assert first.prompt_tokens > 0 and first.context_tokens <= svc.budget
         # The model's choices are candidates (their parameters), then every other candidate
         # is proposed beside them by the rules: together, exactly the candidates, each once.
-        chosen = {(choices[a["choice"]][0].id, choices[a["choice"]][1], str(choices[a["choice"]][2]))
-                  for a in first.answer["actions"]}
+        chosen = {
+            (choices[a["choice"]][0].id, choices[a["choice"]][1], str(choices[a["choice"]][2]))
+            for a in first.answer["actions"]
+        }
         got = [(p["incident"], p["action"], str(p["params"]), p["source"]) for p in first.proposals]
         assert sorted(g[:3] for g in got) == sorted((i.id, a, str(p)) for i, a, p in choices.values())
         assert {g[:3] for g in got if g[3] == "review"} == chosen

@@ -12,15 +12,16 @@ import pytest
 
 from ai_sysadmin.context.build import build_context
 from ai_sysadmin.review.candidates import candidates_for
-from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, parse_answer
 from ai_sysadmin.review.reviewer import labelled
+from ai_sysadmin.review.schema import InvalidAnswer, answer_schema, parse_answer
 from rig.review import service
 from tests.review.conftest import review_cfg
 
 
 def _answer(**action: object) -> str:
-    return json.dumps({"status": "degraded", "findings": [], "escalate": False, "escalate_reason": "",
-                       "actions": [action]})
+    return json.dumps(
+        {"status": "degraded", "findings": [], "escalate": False, "escalate_reason": "", "actions": [action]}
+    )
 
 
 def test_choices_are_only_candidate_labels_and_carry_no_parameters() -> None:

@@ -28,30 +28,52 @@ def _one(pg: PgCluster, db: str, sql: str):
         return conn.execute(sql).fetchone()
 
 
-async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, pg_database: dict, journal_writer,
-                                         llama_trigger: LlamaServer) -> None:
-    journal = journal_writer.write(tmp_path / "journal" / "system.journal", [
-        {"MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
-         "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": 3, "_TRANSPORT": "kernel"},
-        {"MESSAGE": "tomcat.service: Failed with result 'oom-kill'.", "SYSLOG_IDENTIFIER": "systemd",
-         "UNIT": "tomcat.service", "PRIORITY": 4, "_PID": "1", "_UID": "0", "_SYSTEMD_UNIT": "init.scope",
-         "_TRANSPORT": "journal"},
-    ])
+async def test_run_status_and_review_now(
+    tmp_path: Path, pg_cluster: PgCluster, pg_database: dict, journal_writer, llama_trigger: LlamaServer
+) -> None:
+    journal = journal_writer.write(
+        tmp_path / "journal" / "system.journal",
+        [
+            {
+                "MESSAGE": "Out of memory: Killed process 4242 (java) total-vm:8123456kB, anon-rss:7000000kB",
+                "SYSLOG_IDENTIFIER": "kernel",
+                "PRIORITY": 3,
+                "_TRANSPORT": "kernel",
+            },
+            {
+                "MESSAGE": "tomcat.service: Failed with result 'oom-kill'.",
+                "SYSLOG_IDENTIFIER": "systemd",
+                "UNIT": "tomcat.service",
+                "PRIORITY": 4,
+                "_PID": "1",
+                "_UID": "0",
+                "_SYSTEMD_UNIT": "init.scope",
+                "_TRANSPORT": "journal",
+            },
+        ],
+    )
     data = {
         "state_dir": str(tmp_path / "state"),
         # The review role points at a server that is up but is not asked here for speed: the
         # model path has its own tests (test_review_model); this one checks the wiring, so the
         # review runs deterministically (`review.enable = false`) and the status sees the others.
-        "roles": {"trigger": {"url": llama_trigger.url, "model": llama_trigger.alias}, "meta": {"enable": False},
-                  "review": {"enable": False}},
+        "roles": {
+            "trigger": {"url": llama_trigger.url, "model": llama_trigger.alias},
+            "meta": {"enable": False},
+            "review": {"enable": False},
+        },
         "intervals": {"metrics": 1, "review": 3600},
         "database": pg_database,
         "journal": {"source": "file", "path": str(journal)},
         "trigger": {"model": False, "commit_interval": 0.1, "poll_interval": 0.1},
         "review": {"debounce_seconds": 0.5},  # the critical OOM asks for an early review
         # This machine's own readings must not add incidents of their own (its disk may be full).
-        "thresholds": {"disk_percent": 100, "inode_percent": 100, "memory_pressure_avg10": 100,
-                       "swap_pages_per_s": 1e12},
+        "thresholds": {
+            "disk_percent": 100,
+            "inode_percent": 100,
+            "memory_pressure_avg10": 100,
+            "swap_pages_per_s": 1e12,
+        },
     }
     cfg = parse_config(data, env={})
     db = pg_database["name"]
@@ -65,6 +87,7 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
     stop = asyncio.Event()
     task = asyncio.create_task(orch.run(stop))
     try:
+
         def reviewed() -> bool:
             if task.done():
                 raise AssertionError(f"service exited early: {task.result()}")
@@ -74,14 +97,22 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
                 return False
 
         await asyncio.to_thread(wait_until, reviewed, 240, "an early review recorded")
-        inc = _one(pg_cluster, db, "SELECT id, category, severity, units, (SELECT count(*) FROM triggers t "
-                                   "WHERE t.incident_id = i.id) FROM incidents i")
+        inc = _one(
+            pg_cluster,
+            db,
+            "SELECT id, category, severity, units, (SELECT count(*) FROM triggers t "
+            "WHERE t.incident_id = i.id) FROM incidents i",
+        )
         assert inc[1:] == ("oom", "critical", ["tomcat.service"], 2)
         review = _one(pg_cluster, db, "SELECT reason, outcome, prompt_tokens, context_tokens, error FROM reviews")
         assert review[0] == "early" and review[1] == "skipped", review
         # The deterministic candidates went through the real ActionService: recorded, queued (suggest).
-        acts = {r[0]: r[1] for r in psycopg.connect(pg_cluster.conninfo(db)).execute(
-            "SELECT action, status FROM actions WHERE incident_id IS NOT NULL")}
+        acts = {
+            r[0]: r[1]
+            for r in psycopg.connect(pg_cluster.conninfo(db)).execute(
+                "SELECT action, status FROM actions WHERE incident_id IS NOT NULL"
+            )
+        }
         assert acts.get("restart_unit") == "queued" and acts.get("notify") == "queued", acts
 
         pool = make_pool(cfg.database, max_size=1)
@@ -105,16 +136,29 @@ async def test_run_status_and_review_now(tmp_path: Path, pg_cluster: PgCluster, 
     cfg_file = tmp_path / "config.json"
     cfg_file.write_text(json.dumps(data))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg_file)}
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "status", "--format", "json"], capture_output=True,
-                       text=True, timeout=120, env=env, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "status", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["open_incidents"][0]["category"] == "oom" and st["pending_approvals"] is not None
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "status"], capture_output=True, text=True,
-                       timeout=120, env=env, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "status"], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
+    )
     assert r.returncode == 0 and "open incidents: 1" in r.stdout and "advice (NixOS, not applied)" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "review", "--now", "--no-model", "--format", "json"],
-                       capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "review", "--now", "--no-model", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     now = json.loads(r.stdout)
     assert now["outcome"] == "skipped" and now["incidents"] == [inc[0]]

@@ -20,9 +20,20 @@ SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 def test_suite_covers_the_issue() -> None:
     names = set(scenarios())
-    required = {"oom-protected-unit", "crash-loop", "segfault", "disk-full", "nixos-activation-failed",
-                "nix-store-corruption", "time-sync-lost", "certificate-expiry", "ssh-brute-force",
-                "kernel-hung-task", "disk-io-errors", "link-down"}
+    required = {
+        "oom-protected-unit",
+        "crash-loop",
+        "segfault",
+        "disk-full",
+        "nixos-activation-failed",
+        "nix-store-corruption",
+        "time-sync-lost",
+        "certificate-expiry",
+        "ssh-brute-force",
+        "kernel-hung-task",
+        "disk-io-errors",
+        "link-down",
+    }
     assert required <= names and len(names) >= 12
 
 
@@ -69,9 +80,27 @@ def test_cli_through_review_auto_safe(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp_path / "state")}))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(cfg)}
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "replay", str(src), "--through", "review",
-                        "--no-model", "--autonomy", "auto-safe", "--format", "json"],
-                       capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ai_sysadmin",
+            "replay",
+            str(src),
+            "--through",
+            "review",
+            "--no-model",
+            "--autonomy",
+            "auto-safe",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     kinds = {x["kind"] for x in lines}
@@ -95,8 +124,25 @@ def test_bad_snapshot_is_named(tmp_path: Path) -> None:
     snap.write_text(json.dumps({"samples": [{"name": "disk.used_percent", "value": "full"}]}))
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"state_dir": str(tmp_path / "state")}))
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "replay", str(src), "--through", "review",
-                        "--no-model", "--metrics", str(snap), "--format", "json"],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "AI_SYSADMIN_CONFIG": str(cfg)},
-                       cwd=REPO)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ai_sysadmin",
+            "replay",
+            str(src),
+            "--through",
+            "review",
+            "--no-model",
+            "--metrics",
+            str(snap),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AI_SYSADMIN_CONFIG": str(cfg)},
+        cwd=REPO,
+    )
     assert r.returncode == 2 and "samples[0]" in r.stderr and "Traceback" not in r.stderr

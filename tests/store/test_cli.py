@@ -17,8 +17,13 @@ from tests.conftest import make_config
 def cli(tmp_path: Path, config: dict[str, Any], *argv: str) -> subprocess.CompletedProcess[str]:
     f = tmp_path / "config.json"
     f.write_text(json.dumps({"state_dir": str(tmp_path / "state"), **config}))
-    return subprocess.run([sys.executable, "-m", "ai_sysadmin", "--config", str(f), *argv],
-                          capture_output=True, text=True, timeout=400, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "--config", str(f), *argv],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=os.environ.copy(),
+    )
 
 
 async def test_incidents_list_and_show(pg_database: dict[str, Any], tmp_path: Path) -> None:

@@ -17,8 +17,14 @@ def run(tmp_path: Path, config: dict[str, Any], *argv: str, where: str = "after"
     f.write_text(json.dumps({"state_dir": str(tmp_path / "state"), **config}))
     opt = ["--config", str(f)]
     args = [*argv, *opt] if where == "after" else [*opt, *argv]
-    return subprocess.run([sys.executable, "-m", "ai_sysadmin", *args], capture_output=True, text=True, timeout=120,
-                          env=os.environ.copy(), cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def one_line(r: subprocess.CompletedProcess[str]) -> str:
@@ -85,10 +91,18 @@ def test_bad_limits_and_unreadable_inputs(tmp_path: Path, capsys) -> None:  # ty
     (tmp_path / "empty.json").write_text("{}")
     # As root: without the capabilities that let root read any file, as the service user would be.
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-    r = subprocess.run([*prefix, sys.executable, "-m", "ai_sysadmin", "replay", str(secret), "--config",
-                        str(tmp_path / "empty.json")], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*prefix, sys.executable, "-m", "ai_sysadmin", "replay", str(secret), "--config", str(tmp_path / "empty.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "permission denied" in one_line(r)
     (tmp_path / "broken.json").write_text("{not json")
-    r = subprocess.run([sys.executable, "-m", "ai_sysadmin", "doctor", "--config", str(tmp_path / "broken.json")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ai_sysadmin", "doctor", "--config", str(tmp_path / "broken.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "invalid JSON at line 1" in r.stderr and "Traceback" not in r.stderr

@@ -16,9 +16,14 @@ def test_defaults_when_absent() -> None:
 
 
 def test_values_are_read() -> None:
-    cfg = parse_config({"spool": {"path": "/srv/spool", "max_bytes": 2097152, "warn_ratio": 0.5},
-                        "retention": {"metrics_days": 7, "events_days": 30, "audit_days": 400},
-                        "thresholds": {"disk_percent": 80, "failed_units": 2}}, env={})
+    cfg = parse_config(
+        {
+            "spool": {"path": "/srv/spool", "max_bytes": 2097152, "warn_ratio": 0.5},
+            "retention": {"metrics_days": 7, "events_days": 30, "audit_days": 400},
+            "thresholds": {"disk_percent": 80, "failed_units": 2},
+        },
+        env={},
+    )
     assert cfg.spool.directory("/x") == "/srv/spool" and cfg.spool.warn_ratio == 0.5
     assert (cfg.retention.metrics_days, cfg.retention.events_days, cfg.retention.audit_days) == (7, 30, 400)
     assert cfg.thresholds.disk_percent == 80.0 and cfg.thresholds.failed_units == 2
@@ -26,11 +31,23 @@ def test_values_are_read() -> None:
 
 def test_every_problem_is_reported_with_its_key() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config({"spool": {"path": "relative", "max_bytes": 10, "warn_ratio": 2, "maxbytes": 1},
-                      "retention": {"metrics_days": -1, "events_days": "30"},
-                      "thresholds": {"disk_percent": 120, "swap_pages_per_s": 0}}, env={})
+        parse_config(
+            {
+                "spool": {"path": "relative", "max_bytes": 10, "warn_ratio": 2, "maxbytes": 1},
+                "retention": {"metrics_days": -1, "events_days": "30"},
+                "thresholds": {"disk_percent": 120, "swap_pages_per_s": 0},
+            },
+            env={},
+        )
     paths = {i.path for i in err.value.issues}
-    assert paths == {"spool.path", "spool.max_bytes", "spool.warn_ratio", "spool.maxbytes",
-                     "retention.metrics_days", "retention.events_days",
-                     "thresholds.disk_percent", "thresholds.swap_pages_per_s"}
+    assert paths == {
+        "spool.path",
+        "spool.max_bytes",
+        "spool.warn_ratio",
+        "spool.maxbytes",
+        "retention.metrics_days",
+        "retention.events_days",
+        "thresholds.disk_percent",
+        "thresholds.swap_pages_per_s",
+    }
     assert "did you mean 'max_bytes'" in str(err.value)

@@ -9,8 +9,8 @@ rows written without a host, are the local host's.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, UTC
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -49,8 +49,9 @@ async def owner(pg_cluster: PgCluster, database: str) -> AsyncIterator[psycopg.A
 
 
 @pytest.fixture()
-async def members(pg_cluster: PgCluster, database: str,
-                  owner: psycopg.AsyncConnection) -> AsyncIterator[dict[str, str]]:
+async def members(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection
+) -> AsyncIterator[dict[str, str]]:
     """Member roles for two hosts (unique names: roles are cluster-wide)."""
     s = uuid.uuid4().hex[:6]
     hosts = {"a": f"web-a-{s}", "b": f"web-b-{s}"}
@@ -68,19 +69,23 @@ async def _as(cluster: PgCluster, db: str, role: str) -> psycopg.AsyncConnection
     return await psycopg.AsyncConnection.connect(_conninfo(cluster, db, role), autocommit=True)
 
 
-async def _metric(conn: psycopg.AsyncConnection, host: str | None, name: str = "cpu.percent",
-                  value: float = 1.0) -> None:
+async def _metric(
+    conn: psycopg.AsyncConnection, host: str | None, name: str = "cpu.percent", value: float = 1.0
+) -> None:
     if host is None:
-        await conn.execute("INSERT INTO metrics (ts, name, subject, value) VALUES (%s, %s, '', %s)",
-                           (NOW, name, value))
+        await conn.execute("INSERT INTO metrics (ts, name, subject, value) VALUES (%s, %s, '', %s)", (NOW, name, value))
     else:
-        await conn.execute("INSERT INTO metrics (ts, name, subject, value, host) VALUES (%s, %s, '', %s, %s)",
-                           (NOW, name, value, host))
+        await conn.execute(
+            "INSERT INTO metrics (ts, name, subject, value, host) VALUES (%s, %s, '', %s, %s)", (NOW, name, value, host)
+        )
 
 
 async def _action(conn: psycopg.AsyncConnection, host: str, target: str) -> int:
-    cur = await conn.execute("INSERT INTO actions (action, params, risk, status, target, host) "
-                             "VALUES ('restart_unit', '{}', 'low', 'approved', %s, %s) RETURNING id", (target, host))
+    cur = await conn.execute(
+        "INSERT INTO actions (action, params, risk, status, target, host) "
+        "VALUES ('restart_unit', '{}', 'low', 'approved', %s, %s) RETURNING id",
+        (target, host),
+    )
     return (await cur.fetchone())[0]  # type: ignore[index]
 
 
@@ -91,21 +96,25 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
     async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
         # The schema as version 8 left it, with rows in it.
         async with conn.transaction():
-            await conn.execute(f"CREATE TABLE {SCHEMA_TABLE} (version integer PRIMARY KEY, name text NOT NULL, "
-                               "applied_at timestamptz NOT NULL DEFAULT now())")
+            await conn.execute(
+                f"CREATE TABLE {SCHEMA_TABLE} (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             for m in MIGRATIONS[:8]:
                 await m.apply(conn)
                 await conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
         await conn.execute("INSERT INTO incidents (title, severity, category) VALUES ('old', 'high', 'unit-failure')")
         await conn.execute("INSERT INTO actions (action, risk, target) VALUES ('restart_unit', 'low', 'x.service')")
         await _metric(conn, None)
-        await conn.execute("INSERT INTO switches (switched_at, to_path, preflight) VALUES (%s, '/nix/store/x', '{}')",
-                           (NOW,))
+        await conn.execute(
+            "INSERT INTO switches (switched_at, to_path, preflight) VALUES (%s, '/nix/store/x', '{}')", (NOW,)
+        )
         for tid, host in (("t-journal", "from-journal"), ("t-none", None)):
             await conn.execute(
                 "INSERT INTO triggers (id, severity, category, source, template, template_id, count, first_seen, "
                 "last_seen, host) VALUES (%s, 'high', 'unit-failure', 'rule', 't', 'tid', 1, %s, %s, %s)",
-                (tid, NOW, NOW, host))
+                (tid, NOW, NOW, host),
+            )
 
         assert await migrate(conn, host=HUB) == [9]
         assert latest_version() == 9
@@ -125,7 +134,8 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
         await conn.execute(
             "INSERT INTO triggers (id, severity, category, source, template, template_id, count, first_seen, "
             "last_seen, host) VALUES ('t-new', 'high', 'unit-failure', 'rule', 't', 'tid', 1, %s, %s, NULL)",
-            (NOW, NOW))
+            (NOW, NOW),
+        )
         cur = await conn.execute("SELECT host FROM triggers WHERE id = 't-new'")
         assert await cur.fetchone() == (HUB,)
         with pytest.raises(psycopg.errors.NotNullViolation):
@@ -135,20 +145,22 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
 async def test_host_indexes_exist(owner: psycopg.AsyncConnection) -> None:
     cur = await owner.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%host%'")
     defs = dict(await cur.fetchall())
-    for name, cols in (("triggers_host_last_seen", "(host, last_seen DESC)"),
-                       ("incidents_host_status", "(host, status, updated_at DESC)"),
-                       ("actions_host_status", "(host, status, id)"),
-                       ("metrics_host_name_ts", "(host, name, ts DESC)"),
-                       ("switches_host_at", "(host, switched_at DESC)")):
+    for name, cols in (
+        ("triggers_host_last_seen", "(host, last_seen DESC)"),
+        ("incidents_host_status", "(host, status, updated_at DESC)"),
+        ("actions_host_status", "(host, status, id)"),
+        ("metrics_host_name_ts", "(host, name, ts DESC)"),
+        ("switches_host_at", "(host, switched_at DESC)"),
+    ):
         assert name in defs and defs[name].endswith(cols), (name, defs.get(name))
 
 
 # ------------------------------------------------------------------ member isolation
 
 
-async def test_member_writes_only_its_own_hosts_metrics(pg_cluster: PgCluster, database: str,
-                                                        owner: psycopg.AsyncConnection,
-                                                        members: dict[str, str]) -> None:
+async def test_member_writes_only_its_own_hosts_metrics(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
     a, b = members["a"], members["b"]
     await _metric(owner, a, value=11.0)  # what A's own role (or the hub) wrote
     async with await _as(pg_cluster, database, fleet.member_role_name(b)) as conn:
@@ -177,9 +189,9 @@ async def test_member_writes_only_its_own_hosts_metrics(pg_cluster: PgCluster, d
     assert await cur.fetchall() == [(b, 1.0), (a, 11.0), (b, 22.0)]
 
 
-async def test_member_reads_only_actions_addressed_to_it(pg_cluster: PgCluster, database: str,
-                                                         owner: psycopg.AsyncConnection,
-                                                         members: dict[str, str]) -> None:
+async def test_member_reads_only_actions_addressed_to_it(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
     a, b = members["a"], members["b"]
     for_a = await _action(owner, a, "nginx.service")
     for_b = await _action(owner, b, "postgresql-backup.service")
@@ -189,8 +201,10 @@ async def test_member_reads_only_actions_addressed_to_it(pg_cluster: PgCluster, 
         assert await cur.fetchall() == [(for_b, "postgresql-backup.service")]
         cur = await conn.execute("SELECT count(*) FROM actions WHERE id = ANY(%s)", ([for_a, local],))
         assert await cur.fetchone() == (0,)
-        for stmt in ("UPDATE actions SET status = 'executing'",
-                     "INSERT INTO actions (action, risk, host) VALUES ('restart_unit', 'low', current_user)"):
+        for stmt in (
+            "UPDATE actions SET status = 'executing'",
+            "INSERT INTO actions (action, risk, host) VALUES ('restart_unit', 'low', current_user)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 await conn.execute(stmt)
     async with await _as(pg_cluster, database, fleet.member_role_name(a)) as conn:
@@ -198,17 +212,31 @@ async def test_member_reads_only_actions_addressed_to_it(pg_cluster: PgCluster, 
         assert await cur.fetchall() == [(for_a,)]
 
 
-@pytest.mark.parametrize("table", ["incidents", "triggers", "findings", "action_approvals", "audit_log",
-                                   "store_settings", "switches", "cursors", "ingest_batches"])
-async def test_member_has_nothing_else(pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection,
-                                       members: dict[str, str], table: str) -> None:
+@pytest.mark.parametrize(
+    "table",
+    [
+        "incidents",
+        "triggers",
+        "findings",
+        "action_approvals",
+        "audit_log",
+        "store_settings",
+        "switches",
+        "cursors",
+        "ingest_batches",
+    ],
+)
+async def test_member_has_nothing_else(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str], table: str
+) -> None:
     async with await _as(pg_cluster, database, fleet.member_role_name(members["b"])) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             await conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table)))
 
 
-async def test_local_roles_keep_every_host(pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection,
-                                           members: dict[str, str]) -> None:
+async def test_local_roles_keep_every_host(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
     """A role that is not a member's (the hub's API or executor) sees every host's rows."""
     a, b = members["a"], members["b"]
     role = f"local_{uuid.uuid4().hex[:8]}"
@@ -232,8 +260,9 @@ async def test_local_roles_keep_every_host(pg_cluster: PgCluster, database: str,
         await owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-async def test_member_roles_are_listed_idempotent_and_dropped(owner: psycopg.AsyncConnection,
-                                                              members: dict[str, str]) -> None:
+async def test_member_roles_are_listed_idempotent_and_dropped(
+    owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
     listed = await fleet.member_roles(owner)
     for h in members.values():
         assert listed[h] == fleet.member_role_name(h)
@@ -256,8 +285,9 @@ def test_member_role_name_fits_postgres() -> None:
     assert len(fleet.member_role_name("x" * 44)) == 63
 
 
-async def test_creating_a_role_needs_createrole(pg_cluster: PgCluster, database: str,
-                                                owner: psycopg.AsyncConnection) -> None:
+async def test_creating_a_role_needs_createrole(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection
+) -> None:
     role = f"plain_{uuid.uuid4().hex[:8]}"
     await owner.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     try:

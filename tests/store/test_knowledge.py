@@ -37,16 +37,29 @@ def copy_of(indexed: Path, tmp_path: Path) -> KnowledgeConfig:
 
 def test_the_required_runbooks_are_shipped() -> None:
     names = set(shipped_runbooks())
-    assert {"oom", "disk-full", "crash-loop", "nixos-rebuild-failed", "nix-store-corruption", "time-sync",
-            "certificate-expiry", "ssh-brute-force"} <= names
+    assert {
+        "oom",
+        "disk-full",
+        "crash-loop",
+        "nixos-rebuild-failed",
+        "nix-store-corruption",
+        "time-sync",
+        "certificate-expiry",
+        "ssh-brute-force",
+    } <= names
     assert all(text.startswith("# ") for text in shipped_runbooks().values())
 
 
 async def test_add_search_and_persist_across_restart(tmp_path: Path, embedder: LLMClient) -> None:
     cfg = KnowledgeConfig(path=str(tmp_path / "kb"), url=None)
     kb = await KnowledgeBase.open(cfg, embedder)
-    await kb.add_incident(1, "nginx.service crash loop after config change", "syntax error in nginx.conf",
-                          "rolled back the generation", "verified")
+    await kb.add_incident(
+        1,
+        "nginx.service crash loop after config change",
+        "syntax error in nginx.conf",
+        "rolled back the generation",
+        "verified",
+    )
     await kb.add_note("note-1", "The backup disk /mnt/backup is expected to be 95% full; ignore it.", "alice")
     hits = await kb.search("nginx.service crash loop after config change", ["incidents", "notes"], k=2)
     assert hits[0].id == "incident-1" and hits[0].collection == "incidents"
@@ -62,8 +75,9 @@ async def test_add_search_and_persist_across_restart(tmp_path: Path, embedder: L
     assert [(h.id, h.metadata.get("author")) for h in hits] == [("note-1", "alice")]
 
 
-async def test_runbooks_indexed_once_and_reindexed_on_change(tmp_path: Path, embedder: LLMClient,
-                                                           indexed_runbooks: Path) -> None:
+async def test_runbooks_indexed_once_and_reindexed_on_change(
+    tmp_path: Path, embedder: LLMClient, indexed_runbooks: Path
+) -> None:
     kb = await KnowledgeBase.open(copy_of(indexed_runbooks, tmp_path), embedder)
     books = shipped_runbooks()
     assert await kb.index_runbooks() == (0, len(books))  # unchanged: nothing re-embedded
@@ -83,13 +97,15 @@ def test_tokens_keep_compound_names_and_their_parts() -> None:
     from ai_sysadmin.store.knowledge import tokens
 
     toks = tokens("nginx.service: No space left on device writing /var/log/nginx; restarting")
-    assert {"nginx.service", "nginx", "service", "/var/log/nginx", "var", "log", "space", "device",
-            "restart"} <= set(toks)
+    assert {"nginx.service", "nginx", "service", "/var/log/nginx", "var", "log", "space", "device", "restart"} <= set(
+        toks
+    )
     assert "on" not in toks and "no" not in toks  # stopwords
 
 
-async def test_hybrid_ranking_finds_exact_words_a_weak_embedder_misses(tmp_path: Path, embedder: LLMClient,
-                                                                        indexed_runbooks: Path) -> None:
+async def test_hybrid_ranking_finds_exact_words_a_weak_embedder_misses(
+    tmp_path: Path, embedder: LLMClient, indexed_runbooks: Path
+) -> None:
     kb = await KnowledgeBase.open(copy_of(indexed_runbooks, tmp_path), embedder)
     assert await kb.index_runbooks() == (0, len(shipped_runbooks()))  # the copy is complete
     query = "the disk is full, no space left on device"

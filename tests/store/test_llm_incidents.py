@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.llm import LLMClient
-from ai_sysadmin.store.llm_calls import LLMCallRecorder
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.llm_calls import LLMCallRecorder
 from rig.triggers import make_trigger
 from tests.conftest import make_config, role_config
 
 
-async def test_llm_calls_are_recorded_through_the_on_call_hook(pg_database: dict[str, Any], tmp_path: Path,
-                                                               llama_embed) -> None:
+async def test_llm_calls_are_recorded_through_the_on_call_hook(
+    pg_database: dict[str, Any], tmp_path: Path, llama_embed
+) -> None:
     store = await open_store(make_config(tmp_path, database=pg_database))
     try:
         from ai_sysadmin.llm.accounting import call_context

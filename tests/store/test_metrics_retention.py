@@ -20,7 +20,10 @@ async def test_metrics_land_in_daily_partitions_and_query_by_range(pg_database: 
     try:
         now = time.time()
         samples = [Sample(now - i * 60, "cpu.percent", float(i)) for i in range(90)]
-        samples += [Sample(now - 30, "disk.used_percent", 42.5, "/"), Sample(now - 30, "disk.used_percent", 7.0, "/boot")]
+        samples += [
+            Sample(now - 30, "disk.used_percent", 42.5, "/"),
+            Sample(now - 30, "disk.used_percent", 7.0, "/boot"),
+        ]
         assert await store.metrics.write(samples) == "stored"
         hour = await store.metrics.last_hour("cpu.percent")
         assert [p.value for p in hour] == [float(i) for i in range(59, -1, -1)]  # oldest first, 60 minutes
@@ -38,14 +41,16 @@ async def test_metrics_land_in_daily_partitions_and_query_by_range(pg_database: 
 
 
 async def test_retention_drops_old_partitions_and_rows(pg_database: dict[str, Any], tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, database=pg_database,
-                      retention={"metrics_days": 30, "events_days": 60, "audit_days": 90})
+    cfg = make_config(
+        tmp_path, database=pg_database, retention={"metrics_days": 30, "events_days": 60, "audit_days": 90}
+    )
     store = await open_store(cfg)
     try:
         now = datetime.now(UTC)
         old, recent = now - timedelta(days=40), now - timedelta(days=2)
-        await store.metrics.write([Sample(old.timestamp(), "mem.percent", 1.0),
-                                   Sample(recent.timestamp(), "mem.percent", 2.0)])
+        await store.metrics.write(
+            [Sample(old.timestamp(), "mem.percent", 1.0), Sample(recent.timestamp(), "mem.percent", 2.0)]
+        )
         await store.audit.record("operator", "approve", "action 1", at=now - timedelta(days=100))
         await store.audit.record("operator", "approve", "action 2", at=now - timedelta(days=1))
         await store.llm_calls.drain()

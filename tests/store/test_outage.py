@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.spool import Batch
 from rig.postgres import PgCluster
 from rig.triggers import make_trigger
@@ -37,8 +37,11 @@ async def test_records_survive_an_outage_exactly_once(own_cluster: PgCluster, tm
         outcomes = set()
         for i in range(2, 12):
             await store.triggers.record_triggers([make_trigger(1, count=1), make_trigger(i)], f"c{i}")
-            outcomes.add(await store.metrics.write([Sample(now + i, "load.1", float(i)),
-                                                    Sample(now + i, "disk.used_percent", float(i), "/")]))
+            outcomes.add(
+                await store.metrics.write(
+                    [Sample(now + i, "load.1", float(i)), Sample(now + i, "disk.used_percent", float(i), "/")]
+                )
+            )
             outcomes.add(await store.audit.record("policy", "step", str(i)))
         assert outcomes == {"spooled"}
         assert store.spool.state().records == 30
@@ -57,11 +60,21 @@ async def test_records_survive_an_outage_exactly_once(own_cluster: PgCluster, tm
         assert all(rows[make_trigger(i).id] == 1 for i in range(2, 12))
         assert len(rows) == 11 and batches == 33
         assert audit == [str(i) for i in [0, *range(2, 12)]]  # in order, once each
-        load = await store.metrics.query("load.1", datetime.fromtimestamp(now - 1, UTC),
-                                         datetime.fromtimestamp(now + 60, UTC))
+        load = await store.metrics.query(
+            "load.1", datetime.fromtimestamp(now - 1, UTC), datetime.fromtimestamp(now + 60, UTC)
+        )
         assert [p.value for p in load] == [0.0, *[float(i) for i in range(2, 12)]]
-        assert len(await store.metrics.query("disk.used_percent", datetime.fromtimestamp(now - 1, UTC),
-                                             datetime.fromtimestamp(now + 60, UTC), "/")) == 10
+        assert (
+            len(
+                await store.metrics.query(
+                    "disk.used_percent",
+                    datetime.fromtimestamp(now - 1, UTC),
+                    datetime.fromtimestamp(now + 60, UTC),
+                    "/",
+                )
+            )
+            == 10
+        )
         assert await store.triggers.load_cursor() == "c11"
     finally:
         await store.close()

@@ -15,8 +15,9 @@ from tests.store.helpers import wait_for
 
 async def _blocked_backends(conninfo: str) -> bool:
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as probe:
-        cur = await probe.execute("SELECT count(*) FROM pg_stat_activity "
-                                  "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        cur = await probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return (await cur.fetchone())[0] > 0
 
 

@@ -49,8 +49,9 @@ def refused(n: int) -> dict[str, Any]:
     return {**make_trigger(n).to_json(), "count": -5}
 
 
-async def test_a_refused_record_is_quarantined_and_the_rest_goes_in(pg_database: dict[str, Any],
-                                                                    tmp_path: Path) -> None:
+async def test_a_refused_record_is_quarantined_and_the_rest_goes_in(
+    pg_database: dict[str, Any], tmp_path: Path
+) -> None:
     store = await open_store(make_config(tmp_path, database=pg_database))
     try:
         good = [make_trigger(2).to_json(), make_trigger(3).to_json()]
@@ -70,13 +71,16 @@ async def test_a_refused_record_is_quarantined_and_the_rest_goes_in(pg_database:
 
         # The spool flush path uses the same mechanism: a spooled refused record does not block the rest.
         store.spool.append(Batch("triggers", {"stream": "journal", "cursor": "c8", "triggers": [refused(4)]}))
-        store.spool.append(Batch("triggers", {"stream": "journal", "cursor": "c9",
-                                              "triggers": [make_trigger(5).to_json()]}))
+        store.spool.append(
+            Batch("triggers", {"stream": "journal", "cursor": "c9", "triggers": [make_trigger(5).to_json()]})
+        )
         store.writer._wake.set()
         await wait_for(store.spool.empty, 30, "spool flushed past the refused record")
         assert await store.triggers.get(make_trigger(5).id) and await store.triggers.load_cursor() == "c9"
-        assert [r["record"]["id"] for r in store.quarantine.records() if r["kind"] == "trigger"] == \
-            [make_trigger(1).id, make_trigger(4).id]
+        assert [r["record"]["id"] for r in store.quarantine.records() if r["kind"] == "trigger"] == [
+            make_trigger(1).id,
+            make_trigger(4).id,
+        ]
         assert not (Path(store.spool.dir) / "rejected.jsonl").exists()  # one mechanism, one place
     finally:
         await store.close()

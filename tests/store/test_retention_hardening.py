@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 
+from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.partitions import MetricPartitions, partition_name
 from ai_sysadmin.store.retention import run_retention
-from ai_sysadmin.store.lifecycle import open_store
 from rig.triggers import make_trigger
 from tests.conftest import make_config
 
@@ -42,8 +42,9 @@ async def test_a_locked_partition_is_skipped_not_waited_for(pg_database: dict[st
         await store.close()
 
 
-async def test_deletes_go_in_small_batches_and_batch_ids_are_kept_only_as_needed(pg_database: dict[str, Any],
-                                                                                  tmp_path: Path) -> None:
+async def test_deletes_go_in_small_batches_and_batch_ids_are_kept_only_as_needed(
+    pg_database: dict[str, Any], tmp_path: Path
+) -> None:
     cfg = make_config(tmp_path, database=pg_database, retention={"events_days": 60})
     store = await open_store(cfg)
     try:
@@ -52,11 +53,14 @@ async def test_deletes_go_in_small_batches_and_batch_ids_are_kept_only_as_needed
         await store.triggers.record_triggers([make_trigger(i, at=old) for i in range(35)], "c1")
         async with store.pool.connection() as conn:
             for days in (3, 0.5):
-                await conn.execute("INSERT INTO ingest_batches (batch_id, kind, applied_at) VALUES (%s, 'x', %s)",
-                                   (uuid.uuid4(), now - timedelta(days=days)))
+                await conn.execute(
+                    "INSERT INTO ingest_batches (batch_id, kind, applied_at) VALUES (%s, 'x', %s)",
+                    (uuid.uuid4(), now - timedelta(days=days)),
+                )
         # The spool still holds a batch spooled 5 days ago: ids since then must stay (it may replay).
-        report = await run_retention(store.pool, cfg.retention, store.partitions, batch_rows=10,
-                                     spooled_since=now - timedelta(days=5))
+        report = await run_retention(
+            store.pool, cfg.retention, store.partitions, batch_rows=10, spooled_since=now - timedelta(days=5)
+        )
         assert report.deleted["triggers"] == 35 and report.deleted["ingest_batches"] == 0
         report = await run_retention(store.pool, cfg.retention, store.partitions, batch_rows=10)
         assert report.deleted["ingest_batches"] == 1  # 3 days old: not 180 days, just a day past any replay

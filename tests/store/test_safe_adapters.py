@@ -26,11 +26,14 @@ async def test_direct_writes_with_nul_and_controls_are_stored_escaped(pg_databas
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO incidents (title, severity, category) VALUES (%s, 'high', 'crash') RETURNING id",
-                (hostile,))
+                (hostile,),
+            )
             iid = (await cur.fetchone())[0]
             await conn.execute(
-                "INSERT INTO findings (incident_id, layer, severity, title, detail) VALUES (%s, 'review', 'high', %s, %s)",
-                (iid, "summary\x00", Jsonb({"k\x00": ["v\x00", 1.5, None], "nan": float("nan")})))
+                "INSERT INTO findings (incident_id, layer, severity, title, detail) "
+                "VALUES (%s, 'review', 'high', %s, %s)",
+                (iid, "summary\x00", Jsonb({"k\x00": ["v\x00", 1.5, None], "nan": float("nan")})),
+            )
             cur = await conn.execute("SELECT title FROM incidents WHERE id = %s", (iid,))
             assert (await cur.fetchone())[0] == "evil\\x00title \\x1b[31m\\u202e"
             cur = await conn.execute("SELECT title, detail FROM findings WHERE incident_id = %s", (iid,))

@@ -32,7 +32,10 @@ def test_bound_drops_oldest_metrics_and_keeps_every_trigger(tmp_path: Path, capl
     assert st.bytes <= 1 * MiB and not st.over_bound
     assert st.dropped["metrics"] > 0 and st.warning
     assert "near its bound" in caplog.text and "dropped" in caplog.text
-    assert registry.get_sample_value("ai_sysadmin_spool_dropped_batches_total", {"kind": "metrics"}) == st.dropped["metrics"]
+    assert (
+        registry.get_sample_value("ai_sysadmin_spool_dropped_batches_total", {"kind": "metrics"})
+        == st.dropped["metrics"]
+    )
     assert registry.get_sample_value("ai_sysadmin_spool_fill_ratio") == st.fill_ratio
 
     # Reading back in order: every trigger batch, and only the newest metrics survived.
@@ -82,7 +85,8 @@ size = sum(p.stat().st_size for p in spool.dir.glob("*-events.jsonl"))
 resource.setrlimit(resource.RLIMIT_FSIZE, (size + 400, size + 400))
 out = {}
 try:
-    spool.append(Batch("triggers", {"stream": "journal", "cursor": "c1", "triggers": [{"id": "t1", "pad": "p" * 5000}]}))
+    big = [{"id": "t1", "pad": "p" * 5000}]
+    spool.append(Batch("triggers", {"stream": "journal", "cursor": "c1", "triggers": big}))
     out["big"] = "spooled"
 except SpoolFull as exc:
     out["big"] = f"failed: {exc}"
@@ -101,8 +105,9 @@ def test_a_write_failing_half_way_leaves_the_spool_readable(tmp_path: Path) -> N
     import sys
 
     repo = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, cwd=repo,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, cwd=repo, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["big"].startswith("failed:")  # reported failed: the caller does not advance its cursor
@@ -121,7 +126,9 @@ def test_cursor_only_batches_are_coalesced(tmp_path: Path) -> None:
     assert st.records == 1 and st.bytes == 0  # not 300 records in the never-dropped segments
     assert spool.cursor("journal") == "q299" and not spool.empty()
     reopened = Spool(tmp_path, max_bytes=1 * MiB)
-    assert reopened.cursor("journal") == "q299" and [b.payload["cursor"] for b in reopened.pending_cursors()] == ["q299"]
+    assert reopened.cursor("journal") == "q299" and [b.payload["cursor"] for b in reopened.pending_cursors()] == [
+        "q299"
+    ]
     # A batch with triggers carries its own, newer cursor: the coalesced one is superseded.
     reopened.append(trigger_batch(7))
     assert reopened.pending_cursors() == [] and reopened.cursor("journal") == "c7"

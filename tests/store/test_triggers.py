@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from ai_sysadmin.store.db import schema_version
-from ai_sysadmin.store.migrations import latest_version, metrics_backend, migrate
 from ai_sysadmin.store.lifecycle import open_store
+from ai_sysadmin.store.migrations import latest_version, metrics_backend, migrate
 from rig.triggers import make_trigger
 from tests.conftest import make_config
 
@@ -44,9 +44,16 @@ asyncio.run(main())
 
 def test_two_processes_migrating_at_once(pg_database: dict[str, Any], tmp_path: Path) -> None:
     cfg = make_config(tmp_path, database=pg_database)
-    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE_SCRIPT, cfg.database.conninfo()],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[2]) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_SCRIPT, cfg.database.conninfo()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     # Exactly one of them applied everything; the other waited on the lock and found nothing to do.
@@ -101,10 +108,13 @@ async def test_timescaledb_path_when_the_extension_exists(pg_database: dict[str,
     cfg = make_config(tmp_path, database=pg_database)
     async with await psycopg.AsyncConnection.connect(cfg.database.conninfo(), autocommit=True) as conn:
         if not await timescale_available(conn):
-            pytest.skip("TimescaleDB extension is not installed on this PostgreSQL (not packaged here); "
-                        "the native-partition path is tested instead")
+            pytest.skip(
+                "TimescaleDB extension is not installed on this PostgreSQL (not packaged here); "
+                "the native-partition path is tested instead"
+            )
         await migrate(conn)
         assert await metrics_backend(conn) == "timescaledb"
-        cur = await conn.execute("SELECT count(*) FROM timescaledb_information.hypertables "
-                                 "WHERE hypertable_name = 'metrics'")
+        cur = await conn.execute(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'metrics'"
+        )
         assert (await cur.fetchone())[0] == 1

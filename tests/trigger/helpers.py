@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.config import parse_config
+from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import Pipeline
-from ai_sysadmin.trigger.follower import build_pipeline
 from ai_sysadmin.trigger.sources import iter_entries
 
 T0_USEC = 1_750_000_000_000_000  # 2025-06-15, on a 300 s window boundary
 
 
-def entry(message: str | bytes, *, ident: str = "app", unit: str | None = None, priority: int = 6,
-          **extra: Any) -> dict[str, Any]:
+def entry(
+    message: str | bytes, *, ident: str = "app", unit: str | None = None, priority: int = 6, **extra: Any
+) -> dict[str, Any]:
     """One entry as journald stores it: the `_` fields are journald's own (trusted), as a real sender gets them.
 
     `ident="systemd"` is PID 1 (its messages about a unit name it in UNIT=), `ident="kernel"`

@@ -10,8 +10,9 @@ W = 300_000_000
 
 
 def _e(i: int, window: int, msg: str = "request {i} served", unit: str = "web.service") -> Entry:
-    return Entry(message=msg.format(i=i), realtime_usec=T0_USEC + window * W + i, priority=6, identifier="web",
-                 unit=unit)
+    return Entry(
+        message=msg.format(i=i), realtime_usec=T0_USEC + window * W + i, priority=6, identifier="web", unit=unit
+    )
 
 
 def test_a_template_far_above_its_recent_rate_is_one_burst_trigger_per_window() -> None:

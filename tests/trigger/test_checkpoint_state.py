@@ -9,14 +9,26 @@ from pathlib import Path
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.entry import Entry
-from ai_sysadmin.trigger.reader import JournalSource
 from ai_sysadmin.trigger.follower import TriggerFollower, build_pipeline
+from ai_sysadmin.trigger.reader import JournalSource
 from ai_sysadmin.trigger.sink import JsonlTriggerSink
 from tests.trigger.helpers import T0_USEC
 
-TRIGGER = {"window_seconds": 10, "burst_factor": 4, "burst_min_count": 30,
-           "rules": [{"id": "login-storm", "severity": "high", "category": "auth", "summary": "login failures",
-                      "pattern": "login refused for account", "min_count": 7}]}
+TRIGGER = {
+    "window_seconds": 10,
+    "burst_factor": 4,
+    "burst_min_count": 30,
+    "rules": [
+        {
+            "id": "login-storm",
+            "severity": "high",
+            "category": "auth",
+            "summary": "login failures",
+            "pattern": "login refused for account",
+            "min_count": 7,
+        }
+    ],
+}
 
 
 def entries(rnd: random.Random) -> list[Entry]:
@@ -27,8 +39,15 @@ def entries(rnd: random.Random) -> list[Entry]:
         lines += [("beat", f"heartbeat ok seq {n}", 6) for n in range(4)]
         rnd.shuffle(lines)
         for i, (ident, msg, pri) in enumerate(lines):
-            out.append(Entry(message=msg, realtime_usec=T0_USEC + w * 10_000_000 + i * 10_000, priority=pri,
-                             identifier=ident, unit=f"{ident}.service"))
+            out.append(
+                Entry(
+                    message=msg,
+                    realtime_usec=T0_USEC + w * 10_000_000 + i * 10_000,
+                    priority=pri,
+                    identifier=ident,
+                    unit=f"{ident}.service",
+                )
+            )
     for i, e in enumerate(out):
         e.cursor = f"c{i:05d}"
     return out

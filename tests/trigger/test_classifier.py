@@ -27,8 +27,10 @@ NOVEL = [
 
 
 def entries() -> list[Entry]:
-    return [Entry(message=m, realtime_usec=T0_USEC + i, priority=p, identifier=ident, unit=f"{ident}.service")
-            for i, (ident, p, m) in enumerate(NOVEL)]
+    return [
+        Entry(message=m, realtime_usec=T0_USEC + i, priority=p, identifier=ident, unit=f"{ident}.service")
+        for i, (ident, p, m) in enumerate(NOVEL)
+    ]
 
 
 async def run_all(pipe, es: list[Entry]) -> None:  # type: ignore[no-untyped-def]
@@ -37,8 +39,7 @@ async def run_all(pipe, es: list[Entry]) -> None:  # type: ignore[no-untyped-def
     await pipe.classifier.drain()
 
 
-async def test_new_error_templates_are_classified_once_and_cached(llama_trigger: LlamaServer,
-                                                                  tmp_path: Path) -> None:
+async def test_new_error_templates_are_classified_once_and_cached(llama_trigger: LlamaServer, tmp_path: Path) -> None:
     records: list[CallRecord] = []
     async with LLMClient(role_config(llama_trigger, "trigger", timeout=180), on_call=records.append) as client:
         pipe = pipeline(tmp_path, model=client, model_min_severity="info", model_batch_size=4)
@@ -82,14 +83,22 @@ async def test_single_template_batches_use_the_plain_schema(llama_trigger: Llama
         assert c.lookup("t1") == got[0][1] and not c.degraded
 
 
-async def test_model_stopped_degrades_but_deterministic_triggers_flow(llama_trigger: LlamaServer,
-                                                                      tmp_path: Path) -> None:
+async def test_model_stopped_degrades_but_deterministic_triggers_flow(
+    llama_trigger: LlamaServer, tmp_path: Path
+) -> None:
     llama_trigger.stop()
     try:
         async with LLMClient(role_config(llama_trigger, "trigger", timeout=180)) as client:
             pipe = pipeline(tmp_path, model=client, model_min_severity="info")
-            es = [*entries(), Entry(message="Out of memory: Killed process 912 (java)", realtime_usec=T0_USEC + 9,
-                                    priority=2, identifier="kernel")]
+            es = [
+                *entries(),
+                Entry(
+                    message="Out of memory: Killed process 912 (java)",
+                    realtime_usec=T0_USEC + 9,
+                    priority=2,
+                    identifier="kernel",
+                ),
+            ]
             await run_all(pipe, es)
             assert pipe.degraded and "trigger" in (pipe.classifier.last_error or "")
             assert pipe.classifier.calls == 1  # one failed batch, not one call per line
@@ -104,8 +113,15 @@ async def test_model_stopped_degrades_but_deterministic_triggers_flow(llama_trig
         pipe.classifier.model = client
         pipe.classifier.retry_after = 0
         pipe.classifier._resting_until = 0.0
-        pipe.process(Entry(message="frobnicator lost quorum with peer 10.1.2.4 after 1 retries",
-                           realtime_usec=T0_USEC + 20, priority=3, identifier="frobd", unit="frobd.service"))
+        pipe.process(
+            Entry(
+                message="frobnicator lost quorum with peer 10.1.2.4 after 1 retries",
+                realtime_usec=T0_USEC + 20,
+                priority=3,
+                identifier="frobd",
+                unit="frobd.service",
+            )
+        )
         await pipe.classifier.drain()
         assert not pipe.degraded  # the model is back: degraded clears on the next answer
         assert any(t.source == "model" for t in pipe.totals())
@@ -141,8 +157,15 @@ def test_held_entries_travel_with_the_checkpoint_and_resume_after_a_restart(tmp_
 
     pipe = build(AnswerCache(None))
     for i in range(3):
-        pipe.process(Entry(message=f"frobnicator lost quorum after {i} retries", realtime_usec=T0_USEC + i,
-                           priority=3, identifier="frobd", cursor=f"c{i}"))
+        pipe.process(
+            Entry(
+                message=f"frobnicator lost quorum after {i} retries",
+                realtime_usec=T0_USEC + i,
+                priority=3,
+                identifier="frobd",
+                cursor=f"c{i}",
+            )
+        )
     cp = pipe.checkpoint()
     assert cp.cursor == "c2" and not cp.triggers  # the cursor does not wait for the model
     state = json.loads(json.dumps(cp.state))  # what the checkpoint file holds

@@ -17,13 +17,17 @@ def _read(path: Path) -> list:
 
 def test_binary_invalid_utf8_huge_and_missing_fields(journal_writer: JournalWriter, tmp_path: Path) -> None:
     huge = "EXT4-fs error (device sda1): " + "x" * (100 * 1024)
-    path = journal_writer.write(tmp_path / "odd.journal", [
-        entry(b"No space left on device \xff\xfe while writing \x00 block", ident="postgres", priority=3),
-        entry(b"caf\xc3\xa9 invalid \xc3\x28 utf-8: segfault at 0 ip 0000 sp 0000 error 4", ident="kernel"),
-        entry(huge, ident="kernel", priority=2),
-        {"MESSAGE": "line without identifier or unit"},  # (the rig always adds PRIORITY)
-        {"PRIORITY": 3, "SYSLOG_IDENTIFIER": "nomsg"},  # no MESSAGE at all
-    ], start_usec=T0_USEC)
+    path = journal_writer.write(
+        tmp_path / "odd.journal",
+        [
+            entry(b"No space left on device \xff\xfe while writing \x00 block", ident="postgres", priority=3),
+            entry(b"caf\xc3\xa9 invalid \xc3\x28 utf-8: segfault at 0 ip 0000 sp 0000 error 4", ident="kernel"),
+            entry(huge, ident="kernel", priority=2),
+            {"MESSAGE": "line without identifier or unit"},  # (the rig always adds PRIORITY)
+            {"PRIORITY": 3, "SYSLOG_IDENTIFIER": "nomsg"},  # no MESSAGE at all
+        ],
+        start_usec=T0_USEC,
+    )
     entries = _read(path)
     assert len(entries) == 5
     binary, invalid, big, bare, nomsg = entries
@@ -52,12 +56,26 @@ def test_field_shapes_from_journalctl_json() -> None:
 
 
 def test_bad_json_lines_are_reported_not_fatal(tmp_path: Path) -> None:
-    good = {"MESSAGE": "Kernel panic - not syncing: VFS", "PRIORITY": "0", "__REALTIME_TIMESTAMP": str(T0_USEC),
-            "SYSLOG_IDENTIFIER": "kernel", "__CURSOR": "s=1"}
+    good = {
+        "MESSAGE": "Kernel panic - not syncing: VFS",
+        "PRIORITY": "0",
+        "__REALTIME_TIMESTAMP": str(T0_USEC),
+        "SYSLOG_IDENTIFIER": "kernel",
+        "__CURSOR": "s=1",
+    }
     export = tmp_path / "export.json"
-    export.write_text("\n".join([json.dumps(good), "{not json", "[1, 2]",
-                                 json.dumps({**good, "__REALTIME_TIMESTAMP": "soon"}),
-                                 json.dumps({**good, "__CURSOR": "s=2"})]) + "\n")
+    export.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                "{not json",
+                "[1, 2]",
+                json.dumps({**good, "__REALTIME_TIMESTAMP": "soon"}),
+                json.dumps({**good, "__CURSOR": "s=2"}),
+            ]
+        )
+        + "\n"
+    )
     bad: list = []
     pipe, triggers = replay(export, bad=bad)
     assert [n for n, _ in bad] == [2, 3, 4]

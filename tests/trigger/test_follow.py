@@ -30,11 +30,20 @@ def batch(k: int, n: int) -> list[dict[str, Any]]:
     for i in range(n):
         unit = f"app{i % 7}.service"
         if i % 3 == 0:
-            out.append(entry(f"worker {i} accept4() failed (24: Too many open files)", ident=f"app{i % 7}",
-                             unit=unit, priority=3))
+            out.append(
+                entry(
+                    f"worker {i} accept4() failed (24: Too many open files)", ident=f"app{i % 7}", unit=unit, priority=3
+                )
+            )
         elif i % 3 == 1:
-            out.append(entry(f"{unit}: Main process exited, code=exited, status=1/FAILURE", ident="systemd",
-                             priority=4, UNIT=unit))
+            out.append(
+                entry(
+                    f"{unit}: Main process exited, code=exited, status=1/FAILURE",
+                    ident="systemd",
+                    priority=4,
+                    UNIT=unit,
+                )
+            )
         else:
             out.append(entry(f"request {i} served in {i % 50} ms", ident=f"app{i % 7}", unit=unit))
     return out
@@ -57,8 +66,9 @@ def stored_cursor(conninfo: str) -> str | None:
 def stored_triggers(conninfo: str) -> list[tuple]:
     with psycopg.connect(conninfo) as conn:
         # Journal triggers only: the collector's thresholds depend on this machine's mounts.
-        return conn.execute("SELECT id, source, unit, first_seen, count FROM triggers "
-                            "WHERE source NOT LIKE 'threshold:%'").fetchall()
+        return conn.execute(
+            "SELECT id, source, unit, first_seen, count FROM triggers WHERE source NOT LIKE 'threshold:%'"
+        ).fetchall()
 
 
 def start(cfg_path: Path, log: Path) -> subprocess.Popen:
@@ -67,24 +77,37 @@ def start(cfg_path: Path, log: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_kill_9_during_follow_then_restart_loses_nothing_and_doubles_nothing(
-        pg_database: dict[str, Any], journal_writer: JournalWriter, tmp_path: Path) -> None:
+    pg_database: dict[str, Any], journal_writer: JournalWriter, tmp_path: Path
+) -> None:
     jfile = tmp_path / "journal" / "follow.journal"
     journal_writer.write(jfile, batch(0, 3000), start_usec=T0_USEC)
-    cfg = {"state_dir": str(tmp_path / "state"), "database": pg_database, "log_level": "info",
-           "journal": {"source": "file", "path": str(jfile)},
-           "trigger": {"model": False, "commit_interval": 0.05, "burst_min_count": 100000},
-           # The entries are dated 2025 (T0_USEC); the service's start-up retention run would
-           # otherwise delete their triggers as older than events_days.
-           "retention": {"events_days": 0}}
+    cfg = {
+        "state_dir": str(tmp_path / "state"),
+        "database": pg_database,
+        "log_level": "info",
+        "journal": {"source": "file", "path": str(jfile)},
+        "trigger": {"model": False, "commit_interval": 0.05, "burst_min_count": 100000},
+        # The entries are dated 2025 (T0_USEC); the service's start-up retention run would
+        # otherwise delete their triggers as older than events_days.
+        "retention": {"events_days": 0},
+    }
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(cfg))
-    conninfo = psycopg.conninfo.make_conninfo(host=pg_database["socket_dir"], port=pg_database["port"],
-                                              dbname=pg_database["name"], user=pg_database.get("user"))
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=pg_database["socket_dir"],
+        port=pg_database["port"],
+        dbname=pg_database["name"],
+        user=pg_database.get("user"),
+    )
     log = tmp_path / "run.log"
     proc = start(cfg_path, log)
     try:
-        wait_until(lambda: stored_cursor(conninfo) is not None, 60, "first checkpoint",
-                   alive=lambda: None if proc.poll() is None else log.read_text())
+        wait_until(
+            lambda: stored_cursor(conninfo) is not None,
+            60,
+            "first checkpoint",
+            alive=lambda: None if proc.poll() is None else log.read_text(),
+        )
         # More entries arrive while it follows (next window), then kill -9 mid-stream.
         journal_writer.write(jfile, batch(1, 6000), start_usec=T0_USEC + WINDOW_USEC)
         first = stored_cursor(conninfo)
@@ -97,8 +120,12 @@ def test_kill_9_during_follow_then_restart_loses_nothing_and_doubles_nothing(
         journal_writer.write(jfile, batch(2, 1500), start_usec=T0_USEC + WINDOW_USEC + 10_000)
         end = last_cursor(jfile)
         proc = start(cfg_path, log)
-        wait_until(lambda: stored_cursor(conninfo) == end, 90, "catching up to the last entry",
-                   alive=lambda: None if proc.poll() is None else log.read_text())
+        wait_until(
+            lambda: stored_cursor(conninfo) == end,
+            90,
+            "catching up to the last entry",
+            alive=lambda: None if proc.poll() is None else log.read_text(),
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]
     finally:

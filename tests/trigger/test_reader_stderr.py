@@ -19,17 +19,19 @@ def chatty_journalctl(tmp_path: Path) -> Path:
     real = shutil.which("journalctl")
     assert real
     script = tmp_path / "journalctl"
-    script.write_text("#!/bin/sh\n"
-                      "yes 'Journal file x.journal corrupted, ignoring file.' | head -c 4194304 >&2\n"
-                      f'exec {real} "$@"\n')
+    script.write_text(
+        f"#!/bin/sh\nyes 'Journal file x.journal corrupted, ignoring file.' | head -c 4194304 >&2\nexec {real} \"$@\"\n"
+    )
     script.chmod(0o755)
     return script
 
 
-async def test_follow_drains_stderr_and_logs_it_rate_limited(journal_writer: JournalWriter, tmp_path: Path,
-                                                             caplog) -> None:
-    jfile = journal_writer.write(tmp_path / "j" / "chatty.journal",
-                                 [entry(f"line {i}") for i in range(50)], start_usec=T0_USEC)
+async def test_follow_drains_stderr_and_logs_it_rate_limited(
+    journal_writer: JournalWriter, tmp_path: Path, caplog
+) -> None:
+    jfile = journal_writer.write(
+        tmp_path / "j" / "chatty.journal", [entry(f"line {i}") for i in range(50)], start_usec=T0_USEC
+    )
     binary = chatty_journalctl(tmp_path)
     got: list[bytes] = []
 
@@ -47,7 +49,8 @@ async def test_follow_drains_stderr_and_logs_it_rate_limited(journal_writer: Jou
 
 
 def test_replay_reader_drains_stderr_too(journal_writer: JournalWriter, tmp_path: Path) -> None:
-    jfile = journal_writer.write(tmp_path / "j" / "chatty.journal", [entry(f"line {i}") for i in range(20)],
-                                 start_usec=T0_USEC)
+    jfile = journal_writer.write(
+        tmp_path / "j" / "chatty.journal", [entry(f"line {i}") for i in range(20)], start_usec=T0_USEC
+    )
     lines = list(read_lines(JournalSource("file", str(jfile)), binary=str(chatty_journalctl(tmp_path))))
     assert len(lines) == 20 and os.path.exists(jfile)

@@ -25,44 +25,109 @@ from tests.trigger.helpers import T0_USEC
 
 SSHD_AT = "sshd@3-10.0.0.1:22-10.0.0.2:5555.service"
 # What journald gives an unprivileged user's process in a login session: its trusted fields.
-USER = {"_PID": "31337", "_UID": "1000", "_GID": "100", "_COMM": "logger", "_TRANSPORT": "journal",
-        "_SYSTEMD_UNIT": "session-3.scope", "_SYSTEMD_SLICE": "user-1000.slice"}
-PID1 = {"_PID": "1", "_UID": "0", "_GID": "0", "_COMM": "systemd", "_TRANSPORT": "journal",
-        "_SYSTEMD_UNIT": "init.scope", "SYSLOG_IDENTIFIER": "systemd"}
+USER = {
+    "_PID": "31337",
+    "_UID": "1000",
+    "_GID": "100",
+    "_COMM": "logger",
+    "_TRANSPORT": "journal",
+    "_SYSTEMD_UNIT": "session-3.scope",
+    "_SYSTEMD_SLICE": "user-1000.slice",
+}
+PID1 = {
+    "_PID": "1",
+    "_UID": "0",
+    "_GID": "0",
+    "_COMM": "systemd",
+    "_TRANSPORT": "journal",
+    "_SYSTEMD_UNIT": "init.scope",
+    "SYSLOG_IDENTIFIER": "systemd",
+}
 
 
 def forged() -> list[dict[str, Any]]:
     """The red team's lines: all of them written by uid 1000 with `logger --journald`."""
     return [
-        {**USER, "SYSLOG_IDENTIFIER": "haproxy", "UNIT": "haproxy.service", "PRIORITY": "3",
-         "MESSAGE": "haproxy[4242]: cannot write /var/lib/haproxy/stats: No space left on device"},
-        *[{**USER, "SYSLOG_IDENTIFIER": "systemd", "UNIT": "haproxy.service", "PRIORITY": "3",
-           "MESSAGE": "haproxy.service: Start request repeated too quickly."}] * 3,
-        {**USER, "SYSLOG_IDENTIFIER": "systemd", "UNIT": "haproxy.service", "UNIT_RESULT": "exit-code",
-         "PRIORITY": "4", "MESSAGE": "haproxy.service: Failed with result 'exit-code'."},
-        {**USER, "SYSLOG_IDENTIFIER": "systemd", "UNIT": SSHD_AT, "UNIT_RESULT": "exit-code", "PRIORITY": "4",
-         "MESSAGE": f"{SSHD_AT}: Failed with result 'exit-code'."},
+        {
+            **USER,
+            "SYSLOG_IDENTIFIER": "haproxy",
+            "UNIT": "haproxy.service",
+            "PRIORITY": "3",
+            "MESSAGE": "haproxy[4242]: cannot write /var/lib/haproxy/stats: No space left on device",
+        },
+        *[
+            {
+                **USER,
+                "SYSLOG_IDENTIFIER": "systemd",
+                "UNIT": "haproxy.service",
+                "PRIORITY": "3",
+                "MESSAGE": "haproxy.service: Start request repeated too quickly.",
+            }
+        ]
+        * 3,
+        {
+            **USER,
+            "SYSLOG_IDENTIFIER": "systemd",
+            "UNIT": "haproxy.service",
+            "UNIT_RESULT": "exit-code",
+            "PRIORITY": "4",
+            "MESSAGE": "haproxy.service: Failed with result 'exit-code'.",
+        },
+        {
+            **USER,
+            "SYSLOG_IDENTIFIER": "systemd",
+            "UNIT": SSHD_AT,
+            "UNIT_RESULT": "exit-code",
+            "PRIORITY": "4",
+            "MESSAGE": f"{SSHD_AT}: Failed with result 'exit-code'.",
+        },
         # A user unit named like a system unit, reported by that user's own manager.
-        {**USER, "_SYSTEMD_UNIT": "user@1000.service", "_SYSTEMD_USER_UNIT": "init.scope",
-         "SYSLOG_IDENTIFIER": "systemd", "USER_UNIT": "haproxy.service", "PRIORITY": "4",
-         "UNIT_RESULT": "exit-code", "MESSAGE": "haproxy.service: Failed with result 'exit-code'."},
+        {
+            **USER,
+            "_SYSTEMD_UNIT": "user@1000.service",
+            "_SYSTEMD_USER_UNIT": "init.scope",
+            "SYSLOG_IDENTIFIER": "systemd",
+            "USER_UNIT": "haproxy.service",
+            "PRIORITY": "4",
+            "UNIT_RESULT": "exit-code",
+            "MESSAGE": "haproxy.service: Failed with result 'exit-code'.",
+        },
         # The kernel's words, from a user: the victim it names is text.
-        {**USER, "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": "3",
-         "MESSAGE": "Out of memory: Killed process 4242 (haproxy) total-vm:1kB, anon-rss:1kB "
-                    "task_memcg=/system.slice/haproxy.service"},
+        {
+            **USER,
+            "SYSLOG_IDENTIFIER": "kernel",
+            "PRIORITY": "3",
+            "MESSAGE": "Out of memory: Killed process 4242 (haproxy) total-vm:1kB, anon-rss:1kB "
+            "task_memcg=/system.slice/haproxy.service",
+        },
         # A program name shaped like a unit (`logger -t haproxy.service`) where no cgroup unit is known.
-        {"_PID": "4243", "_UID": "1000", "_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "haproxy.service",
-         "PRIORITY": "2", "MESSAGE": "haproxy.service: Start request repeated too quickly."},
+        {
+            "_PID": "4243",
+            "_UID": "1000",
+            "_TRANSPORT": "syslog",
+            "SYSLOG_IDENTIFIER": "haproxy.service",
+            "PRIORITY": "2",
+            "MESSAGE": "haproxy.service: Start request repeated too quickly.",
+        },
     ]
 
 
 def real() -> list[dict[str, Any]]:
     """PID 1 about a unit that really failed, and the kernel's own OOM kill."""
     return [
-        {**PID1, "UNIT": "myapp.service", "PRIORITY": "4", "MESSAGE": "myapp.service: Main process exited, "
-                                                                      "code=exited, status=1/FAILURE"},
-        {**PID1, "UNIT": "myapp.service", "UNIT_RESULT": "exit-code", "PRIORITY": "4",
-         "MESSAGE": "myapp.service: Failed with result 'exit-code'."},
+        {
+            **PID1,
+            "UNIT": "myapp.service",
+            "PRIORITY": "4",
+            "MESSAGE": "myapp.service: Main process exited, code=exited, status=1/FAILURE",
+        },
+        {
+            **PID1,
+            "UNIT": "myapp.service",
+            "UNIT_RESULT": "exit-code",
+            "PRIORITY": "4",
+            "MESSAGE": "myapp.service: Failed with result 'exit-code'.",
+        },
     ]
 
 
@@ -81,8 +146,15 @@ def test_claims_are_text_and_trusted_fields_name_the_unit() -> None:
     e = from_journal({**base, **PID1, "UNIT": "haproxy.service"})
     assert (e.unit, e.claimed_unit, e.sender) == ("haproxy.service", None, "pid1")
     # systemd-coredump names the crashed process's unit from its cgroup
-    e = from_journal({**base, "_PID": "900", "_UID": "0", "_SYSTEMD_UNIT": "systemd-coredump@0-900-0.service",
-                      "COREDUMP_UNIT": "myapp.service"})
+    e = from_journal(
+        {
+            **base,
+            "_PID": "900",
+            "_UID": "0",
+            "_SYSTEMD_UNIT": "systemd-coredump@0-900-0.service",
+            "COREDUMP_UNIT": "myapp.service",
+        }
+    )
     assert (e.unit, e.sender) == ("myapp.service", "coredump")
     # ... but COREDUMP_UNIT from anyone else is a claim
     e = from_journal({**base, **USER, "COREDUMP_UNIT": "haproxy.service"})
@@ -112,8 +184,9 @@ def test_forged_lines_name_no_target_at_auto_full(journal_writer: JournalWriter,
     # forged ENOSPC is no proof of a full disk: no journal vacuum, no garbage collection
     assert not {p["action"] for p in k["proposal"]} & {"vacuum_journal", "collect_garbage"}, k["proposal"]
     executed = [p for p in k["proposal"] if p["decision"] == "execute"]
-    assert all(p["action"] == "notify" or p["params"].get("unit") in ("session-3.scope", "user@1000.service")
-               for p in executed), executed
+    assert all(
+        p["action"] == "notify" or p["params"].get("unit") in ("session-3.scope", "user@1000.service") for p in executed
+    ), executed
     # the claims are kept as text: shown with the trigger, never as its unit
     claimed = {t["fields"].get("claimed_unit") for t in k["trigger"]}
     assert {"haproxy.service", SSHD_AT} <= claimed
@@ -134,10 +207,14 @@ def test_trusted_senders_still_name_their_unit(journal_writer: JournalWriter, tm
 
 def test_kernel_oom_victims_count_forged_ones_do_not(journal_writer: JournalWriter, tmp_path: Path) -> None:
     """A victim named in an OOM line is a target only when the kernel said it."""
-    oom = ("Out of memory: Killed process 4242 (java) total-vm:1kB, anon-rss:1kB "
-           "task_memcg=/system.slice/tomcat.service")
-    failed = {**PID1, "UNIT": "tomcat.service", "UNIT_RESULT": "oom-kill", "PRIORITY": "4",
-              "MESSAGE": "tomcat.service: Failed with result 'oom-kill'."}
+    oom = "Out of memory: Killed process 4242 (java) total-vm:1kB, anon-rss:1kB task_memcg=/system.slice/tomcat.service"
+    failed = {
+        **PID1,
+        "UNIT": "tomcat.service",
+        "UNIT_RESULT": "oom-kill",
+        "PRIORITY": "4",
+        "MESSAGE": "tomcat.service: Failed with result 'oom-kill'.",
+    }
     cfg = parse_config({"state_dir": str(tmp_path / "state")}, env={})
     kernel = {"_TRANSPORT": "kernel", "SYSLOG_IDENTIFIER": "kernel", "PRIORITY": "3", "MESSAGE": oom}
     src = _write(journal_writer, tmp_path / "k" / "kernel.journal", [kernel, failed])

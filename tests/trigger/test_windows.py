@@ -17,10 +17,13 @@ def _e(msg: str, usec: int, unit: str = "nginx.service", cursor: str | None = No
 
 
 def test_one_trigger_per_template_unit_and_window(journal_writer: JournalWriter, tmp_path: Path) -> None:
-    lines = [entry(f"worker {i}: accept4() failed (24: Too many open files)", ident="nginx", unit="nginx.service",
-                   priority=3) for i in range(50)]
-    lines += [entry("accept4() failed (24: Too many open files)", ident="nginx", unit="other.service",
-                    priority=3)]
+    lines = [
+        entry(
+            f"worker {i}: accept4() failed (24: Too many open files)", ident="nginx", unit="nginx.service", priority=3
+        )
+        for i in range(50)
+    ]
+    lines += [entry("accept4() failed (24: Too many open files)", ident="nginx", unit="other.service", priority=3)]
     path = journal_writer.write(tmp_path / "d.journal", lines, start_usec=T0_USEC)
     _, triggers = replay(path)
     by_unit = {t.unit: t for t in triggers}

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -49,8 +49,18 @@ __all__ = [
 
 # One concept per module; each has `tools(ctx) -> list[Tool]`.
 TOOL_MODULES = (
-    "journal", "unit_status", "failed_units", "unit_deps", "metrics", "disk", "processes",
-    "generations", "knowledge", "incidents", "templates", "propose",
+    "journal",
+    "unit_status",
+    "failed_units",
+    "unit_deps",
+    "metrics",
+    "disk",
+    "processes",
+    "generations",
+    "knowledge",
+    "incidents",
+    "templates",
+    "propose",
 )
 
 
@@ -85,8 +95,10 @@ class Toolset:
 
     def catalog(self) -> list[dict[str, Any]]:
         """What `ai-sysadmin tools list` prints."""
-        return [{"name": t.name, "kind": t.kind, "description": t.description, "parameters": t.parameters}
-                for t in self._tools.values()]
+        return [
+            {"name": t.name, "kind": t.kind, "description": t.description, "parameters": t.parameters}
+            for t in self._tools.values()
+        ]
 
     async def call(self, name: str, arguments: Any) -> ToolResult:
         started = time.monotonic()
@@ -109,12 +121,24 @@ class Toolset:
             return self._fail(name, f"internal error ({exc.__class__.__name__}); try another tool", started)
         text, cut = fit(out.text, self.max_chars, tool.narrow_hint)
         summary = out.summary or _first_line(out.text)
-        return ToolResult(name=name, ok=True, text=text, summary=summary + (" (cut)" if cut else ""),
-                          truncated=cut, data=out.data, latency_s=time.monotonic() - started)
+        return ToolResult(
+            name=name,
+            ok=True,
+            text=text,
+            summary=summary + (" (cut)" if cut else ""),
+            truncated=cut,
+            data=out.data,
+            latency_s=time.monotonic() - started,
+        )
 
     def _fail(self, name: str, message: str, started: float) -> ToolResult:
-        return ToolResult(name=name, ok=False, text=f"error: {message}", summary=f"error: {message}"[:200],
-                          latency_s=time.monotonic() - started)
+        return ToolResult(
+            name=name,
+            ok=False,
+            text=f"error: {message}",
+            summary=f"error: {message}"[:200],
+            latency_s=time.monotonic() - started,
+        )
 
 
 def _first_line(text: str) -> str:
@@ -122,9 +146,15 @@ def _first_line(text: str) -> str:
     return line[:160]
 
 
-def build_toolset(cfg: Config, *, pool: AsyncConnectionPool | None = None, kb: KnowledgeSearch | None = None,
-                  proposer: Proposer | None = None, runner: Runner | None = None,
-                  host: HostFacts | None = None) -> Toolset:
+def build_toolset(
+    cfg: Config,
+    *,
+    pool: AsyncConnectionPool | None = None,
+    kb: KnowledgeSearch | None = None,
+    proposer: Proposer | None = None,
+    runner: Runner | None = None,
+    host: HostFacts | None = None,
+) -> Toolset:
     """Every tool of the catalog, with the output budget of the meta role.
 
     `host`: where the facts come from; default the live host (through `runner` and `pool`)."""

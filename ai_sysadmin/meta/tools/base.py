@@ -50,8 +50,15 @@ class ToolResult:
     latency_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "summary": self.summary, "truncated": self.truncated,
-                "text": self.text, "data": self.data, "latency_s": round(self.latency_s, 4)}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "summary": self.summary,
+            "truncated": self.truncated,
+            "text": self.text,
+            "data": self.data,
+            "latency_s": round(self.latency_s, 4),
+        }
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[ToolOutput]]
@@ -68,8 +75,10 @@ class Tool:
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI tools-list entry."""
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """The arguments, checked; raises ParamError naming the first bad field."""
@@ -82,8 +91,10 @@ class Tool:
             where = ".".join(str(p) for p in err.absolute_path)
             if not where and err.validator == "additionalProperties":
                 extra = sorted(set(arguments) - set(self.parameters.get("properties", {})))
-                return _raise(extra[0] if extra else "(arguments)", "unknown parameter; known: "
-                              + ", ".join(sorted(self.parameters.get("properties", {}))) or "none")
+                return _raise(
+                    extra[0] if extra else "(arguments)",
+                    "unknown parameter; known: " + ", ".join(sorted(self.parameters.get("properties", {}))) or "none",
+                )
             if not where and err.validator == "required":
                 missing = [r for r in self.parameters.get("required", []) if r not in arguments]
                 return _raise(missing[0] if missing else "(arguments)", "is required")
@@ -121,10 +132,17 @@ def obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str,
 
 # Shared parameter shapes.  Patterns are anchored and exclude whitespace, quotes and
 # shell metacharacters; values go into argv elements, never into a shell.
-UNIT = {"type": "string", "maxLength": 200, "description": "systemd unit name, e.g. nginx.service",
-        "pattern": r"^[A-Za-z0-9][A-Za-z0-9:_.@\\-]{0,190}\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap)$"}
+UNIT = {
+    "type": "string",
+    "maxLength": 200,
+    "description": "systemd unit name, e.g. nginx.service",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9:_.@\\-]{0,190}\.(service|socket|target|timer|mount|automount|path|slice|scope|device|swap)$",  # noqa: E501 (a regex / Nix text / message kept verbatim)
+}
 # systemd time specs journalctl accepts: relative (-1h, 30m ago is written -30m), absolute, or keywords.
-TIME = {"type": "string", "maxLength": 40,
-        "description": "relative like -1h, -30m, -2d, or 'YYYY-MM-DD[ HH:MM[:SS]]', 'today', 'yesterday', 'now'",
-        "pattern": r"^(-[0-9]{1,5}(s|m|min|h|d|w)|[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?|today|yesterday|now)$"}
+TIME = {
+    "type": "string",
+    "maxLength": 40,
+    "description": "relative like -1h, -30m, -2d, or 'YYYY-MM-DD[ HH:MM[:SS]]', 'today', 'yesterday', 'now'",
+    "pattern": r"^(-[0-9]{1,5}(s|m|min|h|d|w)|[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?|today|yesterday|now)$",  # noqa: E501 (a regex / Nix text / message kept verbatim)
+}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}

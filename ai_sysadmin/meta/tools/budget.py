@@ -33,7 +33,7 @@ def fit(text: str, max_chars: int, hint: str) -> tuple[str, bool]:
         used += len(line) + 1
     tail: list[str] = []
     used = 0
-    for line in reversed(lines[len(head):]):
+    for line in reversed(lines[len(head) :]):
         if used + len(line) + 1 > tail_room:
             break
         tail.append(line)
@@ -41,10 +41,13 @@ def fit(text: str, max_chars: int, hint: str) -> tuple[str, bool]:
     tail.reverse()
     if not head and not tail:  # one giant line: cut by characters
         cut = len(text) - room
-        return (text[:head_room] + f"\n[cut {cut} of {len(text)} characters; to narrow: {hint}]\n"
-                + text[-tail_room:]), True
+        return (
+            text[:head_room] + f"\n[cut {cut} of {len(text)} characters; to narrow: {hint}]\n" + text[-tail_room:]
+        ), True
     dropped = len(lines) - len(head) - len(tail)
     dropped_chars = len(text) - sum(len(x) + 1 for x in head + tail)
-    note = (f"[cut {dropped} of {len(lines)} lines ({dropped_chars} characters) here to fit the output budget; "
-            f"to narrow: {hint}]")
+    note = (
+        f"[cut {dropped} of {len(lines)} lines ({dropped_chars} characters) here to fit the output budget; "
+        f"to narrow: {hint}]"
+    )
     return "\n".join([*head, note, *tail]), True

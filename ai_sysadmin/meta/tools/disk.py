@@ -18,11 +18,33 @@ import psutil
 from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import Tool, ToolError, ToolOutput, obj
 
-SKIP_FSTYPES = {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "securityfs", "pstore", "bpf", "tracefs",
-                "debugfs", "mqueue", "hugetlbfs", "configfs", "fusectl", "autofs", "binfmt_misc", "squashfs",
-                "nsfs", "ramfs"}
-PATH_PARAM = {"type": "string", "maxLength": 300, "pattern": r"^/[^\x00-\x1f\x7f]*$",
-              "description": "absolute directory under an allowed root"}
+SKIP_FSTYPES = {
+    "proc",
+    "sysfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "tracefs",
+    "debugfs",
+    "mqueue",
+    "hugetlbfs",
+    "configfs",
+    "fusectl",
+    "autofs",
+    "binfmt_misc",
+    "squashfs",
+    "nsfs",
+    "ramfs",
+}
+PATH_PARAM = {
+    "type": "string",
+    "maxLength": 300,
+    "pattern": r"^/[^\x00-\x1f\x7f]*$",
+    "description": "absolute directory under an allowed root",
+}
 
 
 def mounts() -> list[dict[str, Any]]:
@@ -38,8 +60,17 @@ def mounts() -> list[dict[str, Any]]:
         if u.total == 0:
             continue
         inodes = 100.0 * (st.f_files - st.f_ffree) / st.f_files if st.f_files else 0.0
-        out.append({"mount": p.mountpoint, "fstype": p.fstype, "size": u.total, "used": u.used, "free": u.free,
-                    "used_percent": round(u.percent, 1), "inodes_used_percent": round(inodes, 1)})
+        out.append(
+            {
+                "mount": p.mountpoint,
+                "fstype": p.fstype,
+                "size": u.total,
+                "used": u.used,
+                "free": u.free,
+                "used_percent": round(u.percent, 1),
+                "inodes_used_percent": round(inodes, 1),
+            }
+        )
     return out
 
 
@@ -78,8 +109,9 @@ def open_dir(path: str) -> int:
             fd = nxt
     except OSError as exc:
         os.close(fd)
-        raise ToolError(f"invalid argument path: {path!r} is not a directory reachable without symlinks "
-                        f"({exc.strerror})") from None
+        raise ToolError(
+            f"invalid argument path: {path!r} is not a directory reachable without symlinks ({exc.strerror})"
+        ) from None
     return fd
 
 
@@ -151,8 +183,11 @@ def tools(ctx: ToolContext) -> list[Tool]:
 
     async def usage(args: dict[str, Any]) -> ToolOutput:
         mounts = await ctx.host.mounts()
-        lines = [f"{m['mount']} {m.get('fstype') or '?'} size {_size(m.get('size'))} used {m['used_percent']}% "
-                 f"free {_size(m.get('free'))} inodes {m.get('inodes_used_percent', '?')}%" for m in mounts]
+        lines = [
+            f"{m['mount']} {m.get('fstype') or '?'} size {_size(m.get('size'))} used {m['used_percent']}% "
+            f"free {_size(m.get('free'))} inodes {m.get('inodes_used_percent', '?')}%"
+            for m in mounts
+        ]
         worst = max(mounts, key=lambda m: m["used_percent"], default=None)
         summary = f"{len(mounts)} mounts" + (f", fullest {worst['mount']} {worst['used_percent']}%" if worst else "")
         return ToolOutput("\n".join(lines) or "no mounted filesystems", {"mounts": mounts}, summary)
@@ -163,13 +198,20 @@ def tools(ctx: ToolContext) -> list[Tool]:
         lines = [f"{_size(m['total'])} {path} (total)"] + [f"{human(d['bytes'])} {d['path']}" for d in dirs]
         if m.get("unreadable"):
             lines.append(f"({m['unreadable']} entries unreadable)")
-        return ToolOutput("\n".join(lines), {"total": m["total"], "dirs": dirs},
-                          f"{path}: {_size(m['total'])}" + (f", largest {dirs[0]['path']}" if dirs else ""))
+        return ToolOutput(
+            "\n".join(lines),
+            {"total": m["total"], "dirs": dirs},
+            f"{path}: {_size(m['total'])}" + (f", largest {dirs[0]['path']}" if dirs else ""),
+        )
 
     return [
         Tool("disk_usage", "Space and inode use of every mounted filesystem.", obj({}), usage),
-        Tool("largest_dirs", f"The largest subdirectories of a directory (one level, same filesystem); allowed "
-             f"roots: {', '.join(roots)}.",
-             obj({"path": PATH_PARAM, "limit": {"type": "integer", "minimum": 1, "maximum": 30}}, ("path",)),
-             largest, narrow_hint="pick a deeper directory or a lower limit"),
+        Tool(
+            "largest_dirs",
+            f"The largest subdirectories of a directory (one level, same filesystem); allowed "
+            f"roots: {', '.join(roots)}.",
+            obj({"path": PATH_PARAM, "limit": {"type": "integer", "minimum": 1, "maximum": 30}}, ("path",)),
+            largest,
+            narrow_hint="pick a deeper directory or a lower limit",
+        ),
     ]

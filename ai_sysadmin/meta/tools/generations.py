@@ -50,9 +50,16 @@ async def live_generations(cfg: Any, runner: Any) -> dict[str, Any]:
             continue
         number = int(g.group(1))
         path = _target(_link(m.system_profile, number))
-        gens.append({"generation": number, "date": g.group(2), "current_profile": bool(g.group(3)),
-                     "store_path": path, "running": path is not None and path == current,
-                     "booted": path is not None and path == booted})
+        gens.append(
+            {
+                "generation": number,
+                "date": g.group(2),
+                "current_profile": bool(g.group(3)),
+                "store_path": path,
+                "running": path is not None and path == current,
+                "booted": path is not None and path == booted,
+            }
+        )
     return {"generations": gens, "current_system": current, "booted_system": booted}
 
 
@@ -64,8 +71,9 @@ async def live_diff(cfg: Config, runner: Runner, first: int, second: int) -> str
         if target is None:
             raise ToolError(f"invalid argument {field_name}: generation {number} does not exist")
         paths.append(target)
-    r = await runner.run(["nix", *NIX_COMMAND, *_store_args(cfg), "store", "diff-closures", *paths],
-                         timeout=max(runner.timeout, 60))
+    r = await runner.run(
+        ["nix", *NIX_COMMAND, *_store_args(cfg), "store", "diff-closures", *paths], timeout=max(runner.timeout, 60)
+    )
     if r.timed_out:
         raise ToolError("nix store diff-closures timed out")
     if r.returncode != 0:
@@ -77,25 +85,41 @@ def tools(ctx: ToolContext) -> list[Tool]:
     async def generations(args: dict[str, Any]) -> ToolOutput:
         facts = await ctx.host.generations()
         gens, current, booted = facts["generations"], facts.get("current_system"), facts.get("booted_system")
-        lines = [f"{g['generation']} {g['date']} {g.get('store_path') or '?'}"
-                 + "".join(f" ({w})" for w in ("current_profile", "running", "booted") if g.get(w)) for g in gens]
+        lines = [
+            f"{g['generation']} {g['date']} {g.get('store_path') or '?'}"
+            + "".join(f" ({w})" for w in ("current_profile", "running", "booted") if g.get(w))
+            for g in gens
+        ]
         lines.append(f"current system: {current or 'unknown'}; booted system: {booted or 'unknown'}")
         latest = gens[-1]["generation"] if gens else None
-        return ToolOutput("\n".join(lines), {"generations": gens, "current_system": current, "booted_system": booted},
-                          f"{len(gens)} generations, latest {latest}")
+        return ToolOutput(
+            "\n".join(lines),
+            {"generations": gens, "current_system": current, "booted_system": booted},
+            f"{len(gens)} generations, latest {latest}",
+        )
 
     async def diff(args: dict[str, Any]) -> ToolOutput:
         out = await ctx.host.generation_diff(args["from"], args["to"])
         text = out.strip() or "no differences in package versions or sizes"
         changed = len([ln for ln in out.splitlines() if ln.strip()])
-        return ToolOutput(f"generation {args['from']} -> {args['to']}:\n{text}", {"changes": changed},
-                          f"{changed} changed packages")
+        return ToolOutput(
+            f"generation {args['from']} -> {args['to']}:\n{text}", {"changes": changed}, f"{changed} changed packages"
+        )
 
     gen = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
     return [
-        Tool("nixos_generations", "The system profile's generations with dates and store paths, and which one "
-             "is running and which was booted.", obj({}), generations),
-        Tool("nixos_generation_diff", "What changed between two system generations (package versions and "
-             "sizes, nix store diff-closures).", obj({"from": gen, "to": gen}, ("from", "to")), diff,
-             narrow_hint="compare two adjacent generations"),
+        Tool(
+            "nixos_generations",
+            "The system profile's generations with dates and store paths, and which one "
+            "is running and which was booted.",
+            obj({}),
+            generations,
+        ),
+        Tool(
+            "nixos_generation_diff",
+            "What changed between two system generations (package versions and sizes, nix store diff-closures).",
+            obj({"from": gen, "to": gen}, ("from", "to")),
+            diff,
+            narrow_hint="compare two adjacent generations",
+        ),
     ]

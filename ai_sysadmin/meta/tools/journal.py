@@ -10,18 +10,31 @@ from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolOutput, obj
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-PARAMS = obj({
-    "unit": UNIT,
-    "priority": {"type": "string", "enum": list(PRIORITIES),
-                 "description": "this priority and more severe (err includes crit, alert, emerg)"},
-    "since": TIME,
-    "until": TIME,
-    "grep": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00-\x1f\x7f]+$",
-             "description": "regular expression the MESSAGE must match"},
-    "boot": {"type": "string", "pattern": r"^(0|-[0-9]{1,3}|[0-9a-f]{32})$",
-             "description": "0 = current boot, -1 = previous, or a boot id"},
-    "lines": {**LIMIT, "description": "newest N entries (default 50)"},
-})
+PARAMS = obj(
+    {
+        "unit": UNIT,
+        "priority": {
+            "type": "string",
+            "enum": list(PRIORITIES),
+            "description": "this priority and more severe (err includes crit, alert, emerg)",
+        },
+        "since": TIME,
+        "until": TIME,
+        "grep": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": r"^[^\x00-\x1f\x7f]+$",
+            "description": "regular expression the MESSAGE must match",
+        },
+        "boot": {
+            "type": "string",
+            "pattern": r"^(0|-[0-9]{1,3}|[0-9a-f]{32})$",
+            "description": "0 = current boot, -1 = previous, or a boot id",
+        },
+        "lines": {**LIMIT, "description": "newest N entries (default 50)"},
+    }
+)
 
 
 def source_args(cfg: Config) -> list[str]:
@@ -72,6 +85,12 @@ def tools(ctx: ToolContext) -> list[Tool]:
             return ToolOutput("no matching journal entries", {"entries": 0}, "0 entries")
         return ToolOutput("\n".join(lines), {"entries": len(lines)}, f"{len(lines)} entries")
 
-    return [Tool("journal_query", "Read journal entries (newest last), filtered by unit, priority, time range, "
-                 "message pattern and boot.", PARAMS, handler,
-                 narrow_hint="add unit, priority or grep, shorten since/until, or lower lines")]
+    return [
+        Tool(
+            "journal_query",
+            "Read journal entries (newest last), filtered by unit, priority, time range, message pattern and boot.",
+            PARAMS,
+            handler,
+            narrow_hint="add unit, priority or grep, shorten since/until, or lower lines",
+        )
+    ]

@@ -26,11 +26,26 @@ def tools(ctx: ToolContext) -> list[Tool]:
             return ToolOutput("no matches", {"hits": 0}, "0 hits")
         ids = [f"{h.collection}/{h.id}" for h in hits]
         text = "\n".join(f"{i} (score {h.score:.3f}): {h.snippet}" for i, h in zip(ids, hits, strict=True))
-        return ToolOutput(text, {"hits": len(hits), "evidence_ids": {"knowledge": ids + [h.id for h in hits]}},
-                          f"{len(hits)} hits, best {ids[0]}")
+        return ToolOutput(
+            text,
+            {"hits": len(hits), "evidence_ids": {"knowledge": ids + [h.id for h in hits]}},
+            f"{len(hits)} hits, best {ids[0]}",
+        )
 
-    params = obj({"text": {"type": "string", "minLength": 1, "maxLength": 300, "pattern": r"\S"},
-                  "collection": {"type": "string", "enum": list(COLLECTIONS)},
-                  "k": {"type": "integer", "minimum": 1, "maximum": 8}}, ("text",))
-    return [Tool("knowledge_search", "Search runbooks, past incidents and operator notes; cite results by id "
-                 "(runbooks/disk-full, incidents/incident-3).", params, handler)]
+    params = obj(
+        {
+            "text": {"type": "string", "minLength": 1, "maxLength": 300, "pattern": r"\S"},
+            "collection": {"type": "string", "enum": list(COLLECTIONS)},
+            "k": {"type": "integer", "minimum": 1, "maximum": 8},
+        },
+        ("text",),
+    )
+    return [
+        Tool(
+            "knowledge_search",
+            "Search runbooks, past incidents and operator notes; cite results by id "
+            "(runbooks/disk-full, incidents/incident-3).",
+            params,
+            handler,
+        )
+    ]

@@ -52,8 +52,7 @@ class LiveHost:
         return entries
 
     async def unit_properties(self, unit: str, properties: Sequence[str]) -> dict[str, str]:
-        r = await self.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(properties)}",
-                                   "--", unit])
+        r = await self.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(properties)}", "--", unit])
         if r.timed_out:
             raise ToolError("systemctl timed out")
         if r.returncode != 0:
@@ -61,23 +60,30 @@ class LiveHost:
         return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
 
     async def unit_dependencies(self, unit: str, properties: Sequence[str]) -> dict[str, list[str]]:
-        r = await self.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(properties)}", "--",
-                                   unit])
+        r = await self.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(properties)}", "--", unit])
         if r.timed_out or r.returncode != 0:
             raise ToolError(f"systemctl show: {(r.stderr.strip() or 'timed out')[:300]}")
         return {k: v.split() for k, v in (ln.split("=", 1) for ln in r.stdout.splitlines() if "=" in ln) if v}
 
     async def failed_units(self) -> list[dict[str, Any]]:
-        r = await self.runner.run(["systemctl", "list-units", "--state=failed", "--all", "--no-legend", "--plain",
-                                   "--no-pager"])
+        r = await self.runner.run(
+            ["systemctl", "list-units", "--state=failed", "--all", "--no-legend", "--plain", "--no-pager"]
+        )
         if r.timed_out or r.returncode != 0:
             raise ToolError(f"systemctl list-units: {(r.stderr.strip() or 'timed out')[:300]}")
         units = []
         for line in r.stdout.splitlines():
             parts = line.split(None, 4)
             if len(parts) >= 4:
-                units.append({"unit": parts[0], "load": parts[1], "active": parts[2], "sub": parts[3],
-                              "description": parts[4] if len(parts) > 4 else ""})
+                units.append(
+                    {
+                        "unit": parts[0],
+                        "load": parts[1],
+                        "active": parts[2],
+                        "sub": parts[3],
+                        "description": parts[4] if len(parts) > 4 else "",
+                    }
+                )
         return units
 
     # ------------------------------------------------------------ disks and processes
@@ -89,8 +95,12 @@ class LiveHost:
         real = disk.allowed(path, tuple(self.cfg.meta.disk_paths))
         m = await asyncio.to_thread(disk.measure, real, time.monotonic() + self.runner.timeout)
         sizes = sorted(((b, os.path.join(real, name)) for name, b in m.children.items()), reverse=True)
-        return {"path": real, "total": m.total, "dirs": [{"path": n, "bytes": s} for s, n in sizes[:limit]],
-                "unreadable": m.unreadable}
+        return {
+            "path": real,
+            "total": m.total,
+            "dirs": [{"path": n, "bytes": s} for s, n in sizes[:limit]],
+            "unreadable": m.unreadable,
+        }
 
     async def processes(self, sort_by: str, limit: int) -> list[dict[str, Any]]:
         return await asyncio.to_thread(processes.top, sort_by, limit)
@@ -114,18 +124,24 @@ class LiveHost:
         pool = self._pool("metrics")
         since = datetime.now(UTC) - timedelta(seconds=since_s)
         async with pool.connection() as conn:
-            return await (await conn.execute(
-                "SELECT name, subject, count(*), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1] "
-                "FROM metrics WHERE ts >= %s GROUP BY name, subject ORDER BY name, subject LIMIT 500",
-                (since,))).fetchall()
+            return await (
+                await conn.execute(
+                    "SELECT name, subject, count(*), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1] "
+                    "FROM metrics WHERE ts >= %s GROUP BY name, subject ORDER BY name, subject LIMIT 500",
+                    (since,),
+                )
+            ).fetchall()
 
-    async def metric_points(self, name: str, subject: str | None, since_s: int, step_s: int,
-                            aggregate: str) -> list[tuple[Any, ...]]:
+    async def metric_points(
+        self, name: str, subject: str | None, since_s: int, step_s: int, aggregate: str
+    ) -> list[tuple[Any, ...]]:
         pool = self._pool("metrics")
         now = datetime.now(UTC)
         agg = metrics.AGGREGATES[aggregate]
-        q = (f"SELECT date_bin(%s::interval, ts, timestamptz '2000-01-01') AS bucket, subject, {agg}, count(*) "
-             "FROM metrics WHERE name = %s AND ts >= %s AND ts <= %s")
+        q = (
+            f"SELECT date_bin(%s::interval, ts, timestamptz '2000-01-01') AS bucket, subject, {agg}, count(*) "
+            "FROM metrics WHERE name = %s AND ts >= %s AND ts <= %s"
+        )
         params: list[Any] = [timedelta(seconds=step_s), name, now - timedelta(seconds=since_s), now]
         if subject is not None:
             q += " AND subject = %s"
@@ -134,11 +150,14 @@ class LiveHost:
         async with pool.connection() as conn:
             return await (await conn.execute(q, params)).fetchall()
 
-    async def trigger_templates(self, unit: str | None, severities: Sequence[str] | None, since_s: int,
-                                limit: int) -> list[tuple[Any, ...]]:
+    async def trigger_templates(
+        self, unit: str | None, severities: Sequence[str] | None, since_s: int, limit: int
+    ) -> list[tuple[Any, ...]]:
         pool = self._pool("triggers")
-        q = ("SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
-             "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s")
+        q = (
+            "SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
+            "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s"
+        )
         params: list[Any] = [datetime.now(UTC) - timedelta(seconds=since_s)]
         if unit is not None:
             q += " AND unit = %s"

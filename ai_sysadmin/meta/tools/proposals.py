@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
-_PROPOSALS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("ai_sysadmin_meta_proposals",
-                                                                               default=None)
+_PROPOSALS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "ai_sysadmin_meta_proposals", default=None
+)
 
 
 @contextlib.contextmanager

@@ -32,25 +32,50 @@ def tools(ctx: ToolContext) -> list[Tool]:
     ids = _catalog_ids()
 
     async def handler(args: dict[str, Any]) -> ToolOutput:
-        outcome = await propose(ctx.proposer, Proposal(
-            action=args["action"], params=args.get("params", {}), reason=args["reason"], source="meta",
-            incident_id=current().incident_id))
+        outcome = await propose(
+            ctx.proposer,
+            Proposal(
+                action=args["action"],
+                params=args.get("params", {}),
+                reason=args["reason"],
+                source="meta",
+                incident_id=current().incident_id,
+            ),
+        )
         record_proposal(outcome)
-        text = (f"proposal {outcome.action}: decision {outcome.decision} (risk {outcome.risk or 'unknown'}); "
-                f"{outcome.reason}" + (f"; action id {outcome.action_id}" if outcome.action_id else ""))
+        text = (
+            f"proposal {outcome.action}: decision {outcome.decision} (risk {outcome.risk or 'unknown'}); "
+            f"{outcome.reason}" + (f"; action id {outcome.action_id}" if outcome.action_id else "")
+        )
         if outcome.contradicts:  # the model should see that its proposal is not what the evidence shows
             text += f"; contradicts the incident's evidence: {outcome.contradicts}"
         if outcome.errors:
             text += "; errors: " + "; ".join(str(e) for e in outcome.errors)
         return ToolOutput(text, {"proposal": outcome.to_json()}, f"{outcome.action}: {outcome.decision}")
 
-    params = obj({
-        "action": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}$", "description": "catalog action id"
-                   + (f": one of {', '.join(ids)}" if ids else "")},
-        "params": {"type": "object", "maxProperties": 8, "description": "the action's parameters, e.g. {\"unit\": "
-                   "\"nginx.service\"}"},
-        "reason": {"type": "string", "minLength": 1, "maxLength": 500},
-    }, ("action", "reason"))
-    return [Tool("propose_action", "Propose a catalog action to fix the problem. It is NOT run by you: the policy "
-                 "records, queues for a person, or runs it depending on its risk and the autonomy level.",
-                 params, handler, kind="propose")]
+    params = obj(
+        {
+            "action": {
+                "type": "string",
+                "pattern": r"^[a-z][a-z0-9_]{0,63}$",
+                "description": "catalog action id" + (f": one of {', '.join(ids)}" if ids else ""),
+            },
+            "params": {
+                "type": "object",
+                "maxProperties": 8,
+                "description": 'the action\'s parameters, e.g. {"unit": "nginx.service"}',
+            },
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+        ("action", "reason"),
+    )
+    return [
+        Tool(
+            "propose_action",
+            "Propose a catalog action to fix the problem. It is NOT run by you: the policy "
+            "records, queues for a person, or runs it depending on its risk and the autonomy level.",
+            params,
+            handler,
+            kind="propose",
+        )
+    ]

@@ -38,14 +38,25 @@ class Runner:
             if not isinstance(part, str) or "\x00" in part:
                 raise ValueError(f"argv element {part!r} is not a plain string")
         full = [*self.prefix, *argv]
-        env = {"PATH": os.environ.get("PATH", "/run/current-system/sw/bin:/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
-               "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "SYSTEMD_LESS": "", "NO_COLOR": "1"}
+        env = {
+            "PATH": os.environ.get("PATH", "/run/current-system/sw/bin:/usr/bin:/bin"),
+            "LC_ALL": "C.UTF-8",
+            "SYSTEMD_PAGER": "",
+            "SYSTEMD_COLORS": "0",
+            "SYSTEMD_LESS": "",
+            "NO_COLOR": "1",
+        }
         for key in ("NIX_CONFIG", "NIX_REMOTE", "HOME"):
             if key in os.environ:
                 env[key] = os.environ[key]
         proc = await asyncio.create_subprocess_exec(
-            *full, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+            *full,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         try:
             out, err, cut = await asyncio.wait_for(_collect(proc), timeout or self.timeout)
         except TimeoutError:
@@ -67,19 +78,17 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
         if not chunk:
             break
         buf += chunk
-    return bytes(buf[:cap + 1])
+    return bytes(buf[: cap + 1])
 
 
 async def _collect(proc: asyncio.subprocess.Process) -> tuple[str, str, bool]:
     assert proc.stdout is not None and proc.stderr is not None
-    out, err = await asyncio.gather(_read_capped(proc.stdout, MAX_OUTPUT_BYTES),
-                                    _read_capped(proc.stderr, 64 * 1024))
+    out, err = await asyncio.gather(_read_capped(proc.stdout, MAX_OUTPUT_BYTES), _read_capped(proc.stderr, 64 * 1024))
     cut = len(out) > MAX_OUTPUT_BYTES
     if cut:  # stop a producer that would go on writing forever
         _kill(proc)
     await proc.wait()
-    return (out[:MAX_OUTPUT_BYTES].decode("utf-8", errors="replace"),
-            err.decode("utf-8", errors="replace"), cut)
+    return (out[:MAX_OUTPUT_BYTES].decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace"), cut)
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -16,12 +16,21 @@ def tools(ctx: ToolContext) -> list[Tool]:
         props = REVERSE if args.get("reverse") else FORWARD
         deps = await ctx.host.unit_dependencies(args["unit"], props)
         if not deps:
-            return ToolOutput(f"{args['unit']}: no {'reverse ' if args.get('reverse') else ''}dependencies",
-                              {"dependencies": {}})
+            return ToolOutput(
+                f"{args['unit']}: no {'reverse ' if args.get('reverse') else ''}dependencies", {"dependencies": {}}
+            )
         text = "\n".join(f"{k}: {' '.join(v)}" for k, v in deps.items())
         return ToolOutput(text, {"dependencies": deps}, f"{args['unit']}: {sum(map(len, deps.values()))} deps")
 
-    params = obj({"unit": UNIT, "reverse": {"type": "boolean", "description": "units that depend on this one"}},
-                 ("unit",))
-    return [Tool("unit_dependencies", "Dependencies of a systemd unit (Requires, Wants, After, ...), or with "
-                 "reverse=true the units that depend on it.", params, handler)]
+    params = obj(
+        {"unit": UNIT, "reverse": {"type": "boolean", "description": "units that depend on this one"}}, ("unit",)
+    )
+    return [
+        Tool(
+            "unit_dependencies",
+            "Dependencies of a systemd unit (Requires, Wants, After, ...), or with "
+            "reverse=true the units that depend on it.",
+            params,
+            handler,
+        )
+    ]
