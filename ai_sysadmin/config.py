@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -76,6 +76,7 @@ from ai_sysadmin.vocab import (  # noqa: F401 (the tuples are re-exported)
     AutonomyLevel,
     ChatRole,
     ClientTools,
+    FleetRole,
     JournalSourceKind,
     LogLevel,
     NixMode,
@@ -947,7 +948,6 @@ class MetaConfig(_Section):
         return value
 
 
-FleetRole = Literal["standalone", "hub", "member"]
 # A host id names rows in the database and, on a member, part of its role name: a host
 # name's characters, at most 63 (a DNS label's length).
 _HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -41,6 +41,10 @@ AUTONOMY_LEVELS: tuple[str, ...] = get_args(AutonomyLevel)
 LogLevel = Literal["debug", "info", "warning", "error"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
+# This host's place in a fleet (docs/fleet.md).
+FleetRole = Literal["standalone", "hub", "member"]
+FLEET_ROLES: tuple[str, ...] = get_args(FleetRole)
+
 JournalSourceKind = Literal["system", "directory", "file"]
 JOURNAL_SOURCES: tuple[str, ...] = get_args(JournalSourceKind)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ai_sysadmin.vocab import AUTONOMY_LEVELS, LOG_LEVELS
+from ai_sysadmin.vocab import AUTONOMY_LEVELS, FLEET_ROLES, LOG_LEVELS
 
 MODULE = Path(__file__).resolve().parent.parent / "module.nix"
 
@@ -19,6 +19,7 @@ SHARED = {
     "autonomyLevel": AUTONOMY_LEVELS,
     "autonomy_level": AUTONOMY_LEVELS,
     "log_level": LOG_LEVELS,
+    "role": FLEET_ROLES,  # services.ai-sysadmin.fleet.role -> fleet.role
 }
 # Enums that never reach the service's JSON (the module turns them into units and packages).
 MODULE_ONLY = {"acceleration", "timescaledb", "backend", "blockOn"}
