@@ -105,16 +105,14 @@ async def _run(args: argparse.Namespace, cfg) -> int:
     import psycopg
 
     from ai_sysadmin.actions import approvals
-    from ai_sysadmin.store.db import make_pool
+    from ai_sysadmin.compose.admin import admin_pool
 
-    pool = make_pool(cfg.database, max_size=1)
     try:
-        await pool.open(wait=True, timeout=10)
+        async with admin_pool(cfg) as pool:
+            return await _verb(args, cfg, pool)
     except psycopg.OperationalError as exc:
         print(f"ai-sysadmin: cannot reach PostgreSQL ({str(exc).strip()}); run `ai-sysadmin doctor`", file=sys.stderr)
         return 1
-    try:
-        return await _verb(args, cfg, pool)
     except approvals.ApprovalError as exc:
         print(f"ai-sysadmin actions {args.verb}: {exc}", file=sys.stderr)
         return 1
@@ -128,8 +126,6 @@ async def _run(args: argparse.Namespace, cfg) -> int:
     except psycopg.errors.InsufficientPrivilege as exc:
         print(f"ai-sysadmin: this database role may not do that ({str(exc).strip()})", file=sys.stderr)
         return 1
-    finally:
-        await pool.close()
 
 
 async def _verb(args: argparse.Namespace, cfg, pool) -> int:

@@ -32,7 +32,8 @@ async def _run(args: argparse.Namespace, cfg) -> int:
     import psycopg
     from psycopg_pool import PoolTimeout
 
-    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, connect_kwargs, make_pool, require_schema
+    from ai_sysadmin.compose.admin import admin_pool
+    from ai_sysadmin.store.db import DatabaseUnavailable, SchemaNotMigrated, connect_kwargs, require_schema
 
     # One plain connection first: its error says why (the pool would only say "timed out"),
     # and it tells a database that was never migrated from one that is down.
@@ -47,58 +48,57 @@ async def _run(args: argparse.Namespace, cfg) -> int:
     except SchemaNotMigrated as exc:
         print(f"ai-sysadmin incidents: {exc}", file=sys.stderr)
         return 1
-    pool = make_pool(cfg.database, max_size=1)
     try:
-        await pool.open(wait=True, timeout=10)
+        async with admin_pool(cfg) as pool:
+            return await _show(args, pool)
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        await pool.close()
         print(f"ai-sysadmin incidents: {DatabaseUnavailable.from_error(exc)}", file=sys.stderr)
         return 1
-    try:
-        store = IncidentStore(pool)
-        if args.action == "list":
-            rows = await store.list(args.status, args.limit)
-            if args.json:
-                print(json.dumps(rows, default=str, indent=2))
-            elif not rows:
-                print("no incidents")
-            for r in [] if args.json else rows:
-                print(
-                    f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
-                    f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))"
-                )
-            return 0
-        inc = await store.show(args.id)
-        if inc is not None:
-            inc["switch"] = await _switch_of(pool, args.id)
-        if inc is None:
-            print(f"no incident {args.id}", file=sys.stderr)
-            return 1
+
+
+async def _show(args: argparse.Namespace, pool) -> int:
+    store = IncidentStore(pool)
+    if args.action == "list":
+        rows = await store.list(args.status, args.limit)
         if args.json:
-            print(json.dumps(inc, default=str, indent=2))
-            return 0
-        print(
-            f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
-            f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}"
-        )
-        for key in ("summary", "diagnosis", "resolution", "outcome"):
-            if inc[key]:
-                print(f"  {key}: {inc[key]}")
-        for t in inc["triggers"]:
-            print(f"  trigger {t['id'][:12]} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
-        for f in inc["findings"]:
-            print(f"  finding {f['id']} ({f['layer']}, {f['severity']}): {f['title']}")
-            if f.get("advice"):  # a declarative suggestion for configuration.nix; never applied by the service
-                print("    suggested NixOS configuration:")
-                for line in str(f["advice"]).splitlines():
-                    print(f"      {line}")
-        for line in switch_lines(inc.get("switch")):
-            print(line)
-        for a in inc["actions"]:
-            print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
+            print(json.dumps(rows, default=str, indent=2))
+        elif not rows:
+            print("no incidents")
+        for r in [] if args.json else rows:
+            print(
+                f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
+                f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))"
+            )
         return 0
-    finally:
-        await pool.close()
+    inc = await store.show(args.id)
+    if inc is not None:
+        inc["switch"] = await _switch_of(pool, args.id)
+    if inc is None:
+        print(f"no incident {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(inc, default=str, indent=2))
+        return 0
+    print(
+        f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
+        f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}"
+    )
+    for key in ("summary", "diagnosis", "resolution", "outcome"):
+        if inc[key]:
+            print(f"  {key}: {inc[key]}")
+    for t in inc["triggers"]:
+        print(f"  trigger {t['id'][:12]} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
+    for f in inc["findings"]:
+        print(f"  finding {f['id']} ({f['layer']}, {f['severity']}): {f['title']}")
+        if f.get("advice"):  # a declarative suggestion for configuration.nix; never applied by the service
+            print("    suggested NixOS configuration:")
+            for line in str(f["advice"]).splitlines():
+                print(f"      {line}")
+    for line in switch_lines(inc.get("switch")):
+        print(line)
+    for a in inc["actions"]:
+        print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
+    return 0
 
 
 async def _switch_of(pool, incident_id: int):

@@ -62,7 +62,7 @@ async def _run(cfg, args: argparse.Namespace, *, pause: bool) -> int:
     from ai_sysadmin.actions import approvals, signing
     from ai_sysadmin.actions.facts import now_utc
     from ai_sysadmin.commands.actions import local_actor
-    from ai_sysadmin.store.db import make_pool
+    from ai_sysadmin.compose.admin import admin_pool
 
     verb = "pause" if pause else "resume"
     try:
@@ -72,26 +72,26 @@ async def _run(cfg, args: argparse.Namespace, *, pause: bool) -> int:
             print(f"ai-sysadmin resume: {exc}", file=sys.stderr)
             return 1
         key = None  # a pause only adds caution: unsigned is fine
-    pool = make_pool(cfg.database, max_size=1)
+    opened = False
     try:
-        await pool.open(wait=True, timeout=10)
-    except psycopg.OperationalError as exc:
-        print(f"ai-sysadmin: cannot reach PostgreSQL ({str(exc).strip()}); run `ai-sysadmin doctor`", file=sys.stderr)
-        return 1
-    try:
-        if pause:
-            until = now_utc().replace(microsecond=0) + args.duration if args.duration else None
-            out = await approvals.pause(pool, local_actor(), until, args.reason, key=key)
-        else:
-            out = await approvals.resume(pool, local_actor(), args.reason, key=key)
+        async with admin_pool(cfg) as pool:
+            opened = True
+            if pause:
+                until = now_utc().replace(microsecond=0) + args.duration if args.duration else None
+                out = await approvals.pause(pool, local_actor(), until, args.reason, key=key)
+            else:
+                out = await approvals.resume(pool, local_actor(), args.reason, key=key)
     except approvals.ApprovalError as exc:
         print(f"ai-sysadmin {verb}: {exc}", file=sys.stderr)
         return 1
     except psycopg.Error as exc:
-        print(f"ai-sysadmin: {verb} failed ({str(exc).strip().splitlines()[0]})", file=sys.stderr)
+        if not opened and isinstance(exc, psycopg.OperationalError):
+            print(
+                f"ai-sysadmin: cannot reach PostgreSQL ({str(exc).strip()}); run `ai-sysadmin doctor`", file=sys.stderr
+            )
+        else:
+            print(f"ai-sysadmin: {verb} failed ({str(exc).strip().splitlines()[0]})", file=sys.stderr)
         return 1
-    finally:
-        await pool.close()
     if pause:
         print(
             f"actions paused until {out['paused_until']}"

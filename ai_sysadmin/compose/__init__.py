@@ -7,6 +7,7 @@
                   and `serve`
     executor.py   `ai-sysadmin executor`
     session.py    `ask` and `chat`: the parts one investigation needs
+    admin.py      `actions`, `pause`/`resume`, `incidents`: one single-connection pool
     investigator.py  the one factory of the L4 investigator (run, api, ask/chat, eval call it)
     knowledge.py  the process's one knowledge base, opened on first use
     clients.py    one LLM client per role
