@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ai_sysadmin.config import Config, RoleConfig, parse_config
+from ai_sysadmin.config import Config, KnowledgeConfig, RoleConfig, parse_config
 from rig.journal import JournalWriter
 from rig.llama import LlamaServer, judge_server, tiny_server
 from rig.paths import PartMissing
@@ -136,3 +136,25 @@ def make_config(tmp_path: Path, **sections: Any) -> Config:
     """A validated Config with its state under tmp_path, plus the given sections."""
     data = {"state_dir": str(tmp_path / "state"), **sections}
     return parse_config(data, env={})
+
+
+@pytest.fixture(scope="session")
+async def indexed_runbooks(llama_embed: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge directory with the shipped runbooks embedded once (by the embed role's
+    tiny model); tests that search runbooks, rather than index them, use copies of it."""
+    from ai_sysadmin.llm import LLMClient
+    from ai_sysadmin.store.knowledge import KnowledgeBase, shipped_runbooks
+
+    path = tmp_path_factory.mktemp("kb-indexed") / "kb"
+    async with LLMClient(role_config(llama_embed, "embed", timeout=300)) as client:
+        kb = await KnowledgeBase.open(KnowledgeConfig(path=str(path), url=None), client)
+        assert await kb.index_runbooks() == (len(shipped_runbooks()), 0)  # a fresh index embeds every runbook
+    return path
+
+
+def copy_of(indexed: Path, tmp_path: Path, name: str = "kb") -> KnowledgeConfig:
+    """A copy of a knowledge directory under `tmp_path/name`, as its configuration."""
+    import shutil
+
+    shutil.copytree(indexed, tmp_path / name)
+    return KnowledgeConfig(path=str(tmp_path / name), url=None)

@@ -9,30 +9,13 @@ import pytest
 from ai_sysadmin.config import KnowledgeConfig
 from ai_sysadmin.llm import LLMClient
 from ai_sysadmin.store.knowledge import KnowledgeBase, shipped_runbooks
-from tests.conftest import role_config
+from tests.conftest import copy_of, role_config
 
 
 @pytest.fixture()
 async def embedder(llama_embed):
     async with LLMClient(role_config(llama_embed, "embed", timeout=300)) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-async def indexed_runbooks(llama_embed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A knowledge directory with the shipped runbooks embedded once; tests search copies of it."""
-    path = tmp_path_factory.mktemp("kb-indexed") / "kb"
-    async with LLMClient(role_config(llama_embed, "embed", timeout=300)) as client:
-        kb = await KnowledgeBase.open(KnowledgeConfig(path=str(path), url=None), client)
-        assert await kb.index_runbooks() == (len(shipped_runbooks()), 0)  # a fresh index embeds every runbook
-    return path
-
-
-def copy_of(indexed: Path, tmp_path: Path) -> KnowledgeConfig:
-    import shutil
-
-    shutil.copytree(indexed, tmp_path / "kb")
-    return KnowledgeConfig(path=str(tmp_path / "kb"), url=None)
 
 
 def test_the_required_runbooks_are_shipped() -> None:
