@@ -45,6 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ai_sysadmin.actions.types import ProposalOutcome
 from ai_sysadmin.api import requestlog
 from ai_sysadmin.api.errors import ApiError, bad_field, sse_error
 from ai_sysadmin.api.relay import SSE_HEADERS
@@ -251,13 +252,13 @@ class Renderer:
         return text if streamed else "".join(self.parts) + text
 
 
-def proposals_text(proposals: list[Any]) -> str:
+def proposals_text(proposals: list[ProposalOutcome]) -> str:
     lines = [
         "\n\n**Proposed actions** (approve with `ai-sysadmin actions approve ID --reason ...` or "
         "`POST /api/v1/actions/ID/approve`; chat cannot approve)"
     ]
     for p in proposals:
-        j = p.to_json() if hasattr(p, "to_json") else dict(p)
+        j = p.to_json()
         ident = f"#{j['action_id']}" if j.get("action_id") is not None else "(not recorded)"
         params = json.dumps(j.get("params") or {}, sort_keys=True)
         lines.append(
