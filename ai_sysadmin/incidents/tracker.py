@@ -11,7 +11,8 @@
 * While PostgreSQL is down the changes wait in memory (bounded) and are written when
   it answers again.
 * Each incident belongs to a host (`host_of`): on a hub the host each trigger names (its
-  member's L1 pipeline sets it), elsewhere this host, whatever `_HOSTNAME` the journal
+  member's L1 pipeline sets it), elsewhere the store's local host (the one every row
+  without a host belongs to: store_settings.local_host), whatever `_HOSTNAME` the journal
   carries, so a renamed standalone host keeps one incident per problem.
 """
 
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ai_sysadmin.config import Config, FleetConfig
-from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
+from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, one_host, systemd_unit
 from ai_sysadmin.incidents.hooks import OnResolved
 from ai_sysadmin.store.incidents import IncidentStore
 from ai_sysadmin.trigger.model import Trigger
@@ -43,10 +44,10 @@ class UnitSource(Protocol):
 
 def host_of(fleet: FleetConfig) -> Callable[[Trigger], str]:
     """The host an incident of this trigger belongs to, by the fleet role."""
-    local = fleet.host_id()
     if fleet.role == "hub":
+        local = fleet.host_id()
         return lambda t: t.host or local
-    return lambda t: local
+    return one_host
 
 
 def trigger_from_row(row: dict[str, Any]) -> Trigger:
@@ -203,9 +204,7 @@ class IncidentService:
                 title=row["title"],
                 first_seen=evid[0].first_seen,
                 last_seen=evid[0].last_seen,
-                host=row["host"],
-                # Every host, also those whose triggers are beyond the evidence kept in memory.
-                hosts=dict(row.get("hosts") or {}),
+                **self._hosts_of(row),
             )
             for t in evid:
                 self.correlator._attach(inc, self.correlator.evidence(t), t)
@@ -222,6 +221,14 @@ class IncidentService:
                 len(stray),
             )
         self.submit([trigger_from_row(r) for r in stray])
+
+    def _hosts_of(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A stored incident's host and hosts as the correlator names them: on a hub the stored
+        ones (also hosts whose triggers are beyond the evidence kept in memory); elsewhere
+        there is one host, the store's local one, which the correlator calls ""."""
+        if self.cfg.fleet.role != "hub":
+            return {"host": ""}
+        return {"host": row["host"], "hosts": dict(row.get("hosts") or {})}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -221,5 +221,53 @@ async def test_standalone_incidents_are_the_local_hosts(tmp_path, pg_database: d
         await svc.process()
         (row,) = await store.incidents.list()
         assert row["host"] == "solo" and row["hosts"] == ["solo"] and row["triggers"] == 2
+        # A restart takes it back as one host's, and a recurrence joins it.
+        svc2 = IncidentService(cfg, store.incidents, CollectorUnits(store.pool, cfg.intervals.metrics))
+        await svc2.start()
+        (inc,) = svc2.active()
+        assert inc.id == row["id"] and not inc.fleet
+        again = trig("other-name", now + timedelta(seconds=120), n=1)
+        await store.triggers.record_triggers([again], "c2")
+        svc2.submit([again])
+        await svc2.process()
+        assert [(r["id"], r["hosts"], r["triggers"]) for r in await store.incidents.list()] == [
+            (row["id"], ["solo"], 3)
+        ]
     finally:
         await store.close()
+
+
+async def test_a_hubs_switch_explains_nothing_on_a_member(tmp_path, pg_database: dict[str, Any]) -> None:
+    """Switch attribution (docs/preflight.md) pairs a switch with incidents of its own host only:
+    the hub switching nginx does not make web-a's nginx failure the hub's switch's fault."""
+    from ai_sysadmin.store.switches import SwitchRow, SwitchStore
+
+    cfg = make_config(tmp_path, database=pg_database, fleet={"role": "hub", "host": "hub"})
+    store = await open_store(cfg)
+    try:
+        now = datetime.now(UTC)
+        switches = SwitchStore(store.pool)
+        await switches.record(SwitchRow(now, 1, 2, "/nix/store/a", "/nix/store/b", "ok", {}, ("nginx.service",)))
+        svc = IncidentService(cfg, store.incidents, CollectorUnits(store.pool, cfg.intervals.metrics))
+        ts = [trig("web-a", now + timedelta(seconds=5)), trig(None, now + timedelta(seconds=6), rule="rule:crash")]
+        await store.triggers.record_triggers(ts, "c1")
+        svc.submit(ts)
+        await svc.process()
+        ids = {r["host"]: r["id"] for r in await store.incidents.list()}
+        assert set(ids) == {"web-a", "hub"}
+        assert [a["incident_id"] for a in await switches.attribute(900, 30)] == [ids["hub"]]
+    finally:
+        await store.close()
+
+
+def test_the_review_and_the_notification_name_a_fleet_incidents_hosts() -> None:
+    from ai_sysadmin.review.candidates import notify_message
+
+    c = hub()
+    c.add([trig("web-a", T0), trig("web-b", T0 + timedelta(seconds=5)), trig("db-1", T0, unit="x.service", n=1)])
+    fleet = next(i for i in c.incidents.values() if i.fleet)
+    single = next(i for i in c.incidents.values() if not i.fleet)
+    assert notify_message(fleet).endswith(" on 2 hosts: web-a, web-b")
+    assert "hosts" not in notify_message(single)  # one host's message is as before
+    fleet.title = "x" * 300
+    assert len(notify_message(fleet)) <= 500
