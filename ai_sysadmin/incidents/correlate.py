@@ -216,8 +216,6 @@ class Incident:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "host": self.host,
-            "hosts": self.host_list,
             "status": self.status,
             "category": self.category,
             "severity": self.severity,
@@ -229,6 +227,9 @@ class Incident:
             "trigger_ids": self.trigger_ids,
             "reopened": self.reopened,
             "resolved_reason": self.resolved_reason,
+            # A hub's incident names its host, a fleet incident its hosts; one host's is as it was.
+            **({"host": self.host} if self.host else {}),
+            **({"hosts": self.host_list} if self.fleet else {}),
         }
 
 

@@ -72,6 +72,7 @@ def test_same_fault_on_two_hosts_within_the_window_is_one_fleet_incident() -> No
     assert [ch.kind for ch in changes] == ["updated"]
     assert inc.fleet and inc.host == "web-a" and inc.host_list == ["web-a", "web-b", "web-c"]
     assert inc.to_json()["hosts"] == ["web-a", "web-b", "web-c"] and len(inc.evidence) == 3
+    assert inc.to_json()["host"] == "web-a"
 
 
 def test_same_fault_outside_the_window_is_two_incidents() -> None:
@@ -122,6 +123,7 @@ def test_one_host_correlator_ignores_hostnames() -> None:
     c.add([trig("old-name", T0), trig("new-name", T0 + timedelta(seconds=30))])
     (inc,) = c.incidents.values()
     assert inc.host_list == [""] and not inc.fleet
+    assert "host" not in inc.to_json() and "hosts" not in inc.to_json()  # replay's output as before
 
 
 async def test_fleet_incident_stored_restored_filtered_and_proposed_per_host(tmp_path, pg_database: dict[str, Any]):
