@@ -736,6 +736,12 @@ class ReviewConfig(_Section):
     reopen_window: PositiveNum = _f(
         3600.0, "a recurrence within this reopens a resolved incident; after it the incident is closed"
     )
+    fleet_window: PositiveNum = _f(
+        600.0,
+        "seconds: the same rule (or model-classified template) on the same unit firing on another host within "
+        "this joins that host's open incident, which becomes one fleet incident listing the hosts "
+        "([fleet.md](fleet.md#fleet-incidents))",
+    )
     escalate_min_interval: NonNegativeNum = _f(900.0, "at most one escalation to L4 per incident per this many seconds")
     max_attempts: Annotated[StrictInt, *_checked(_between(1, 5))] = _f(
         2, "model answers tried per review: the first plus one retry that shows the error"
@@ -951,16 +957,16 @@ class MetaConfig(_Section):
 # A host id names rows in the database and, on a member, part of its role name: a host
 # name's characters, at most 63 (a DNS label's length).
 _HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-HostId = Annotated[
-    StrictStr,
-    *_checked(
-        lambda v: (
-            None
-            if _HOST_ID_RE.match(v)
-            else "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
-        )
-    ),
-]
+
+
+def host_id_problem(value: str) -> str | None:
+    """Why `value` is not a host id, None when it is one (also the `--host` / `?host=` filters' check)."""
+    if _HOST_ID_RE.fullmatch(value):  # fullmatch: `$` alone would take a trailing newline
+        return None
+    return "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
+
+
+HostId = Annotated[StrictStr, *_checked(host_id_problem)]
 _HUB_KEYS = ("journal_dir",)
 _MEMBER_KEYS = ("hub_url", "hub_dsn", "hub_password_file")
 

@@ -8,7 +8,8 @@ Keys: `database`, `models` (per role: health), `layers` (l1, metrics, incidents,
 when each last did something and whether that is recent), `last_review`,
 `open_incidents` (with NixOS advice), `pending_approvals`, `degraded` (one line per
 degraded part; empty when all is well).  A part that cannot be read is reported,
-never raised.
+never raised.  With `host` (a fleet's hub, docs/fleet.md) the triggers, metrics,
+incidents and approvals are that host's, and the document says so (`host`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _age(ts: datetime | None, now: datetime) -> float | None:
     return None if ts is None else round((now - ts).total_seconds(), 1)
 
 
-async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
+async def _database(cfg: Config, pool: Any, now: datetime, host: str | None = None) -> dict[str, Any]:
     from ai_sysadmin.store import overview
 
     out: dict[str, Any] = {
@@ -57,7 +58,7 @@ async def _database(cfg: Config, pool: Any, now: datetime) -> dict[str, Any]:
         "pending_approvals": None,
     }
     async with pool.connection() as conn:
-        rows = await overview.read(conn)
+        rows = await overview.read(conn, host)
         out["database"] = {"reachable": True, "schema_version": rows["schema_version"]}
         l1, trig, met, last = rows["l1_checkpoint_at"], rows["triggers"], rows["last_metric_at"], rows["last_review"]
         out["open_incidents"] = rows["open_incidents"]
@@ -97,13 +98,18 @@ async def _last_switch(conn: Any) -> dict[str, Any] | None:
 
 
 async def gather_status(
-    cfg: Config, pool: Any, *, model_timeout: float = 3.0, service: dict[str, Any] | None = None
+    cfg: Config,
+    pool: Any,
+    *,
+    model_timeout: float = 3.0,
+    service: dict[str, Any] | None = None,
+    host: str | None = None,
 ) -> dict[str, Any]:
     """The status document; `service` may add in-process reports (an orchestrator's own view)."""
     now = datetime.now(UTC)
     models_task = asyncio.create_task(_models(cfg, model_timeout))
     try:
-        db = await _database(cfg, pool, now)
+        db = await _database(cfg, pool, now, host)
     except Exception as exc:
         db = {
             "database": {
@@ -157,6 +163,8 @@ async def gather_status(
             "last_reason": quarantine.last_reason,
         },
     }
+    if host:
+        status["host"] = host
     if service:
         status["service"] = service
     return status

@@ -277,9 +277,11 @@ async def clear_breaker(
     return {"target": target, "cleared_by": actor, "at": now.isoformat()}
 
 
-async def list_actions(pool: AsyncConnectionPool, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def list_actions(
+    pool: AsyncConnectionPool, status: str | None = None, limit: int = 50, host: str | None = None
+) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
-        return await ledger_actions.list_actions(conn, status, max(1, min(int(limit), 1000)))
+        return await ledger_actions.list_actions(conn, status, max(1, min(int(limit), 1000)), host)
 
 
 async def show_action(pool: AsyncConnectionPool, action_id: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from ai_sysadmin.config import Config
 from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit
 from ai_sysadmin.store.db import is_unreachable
-from ai_sysadmin.store.incidents import incident_evidence
+from ai_sysadmin.store.incidents import incident_evidence, incident_hosts
 
 log = logging.getLogger(__name__)
 
@@ -128,58 +128,82 @@ class ActionService:
         async with self.pool.connection() as conn, conn.transaction():
             # One proposal per target at a time, so two concurrent ones cannot both pass a limit.
             await ledger_actions.lock_target(conn, va.target)
-            # A duplicate is pending for the same incident: the same action pending for another
-            # incident does not stand in for this one (each incident's record links its own action).
             incident = await ledger_actions.existing_incident(conn, _incident_of(proposal))
-            dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING, incident)
-            if dup is not None:
-                dup_id, dup_status = dup
-                reason = f"already pending as action {dup_id} ({dup_status})"
-                await self._audit(
-                    conn,
-                    now,
-                    "action.duplicate",
-                    dup_id,
-                    {
-                        "action": va.id,
-                        "params": va.params,
-                        "source": proposal.source,
-                        "reason": reason,
-                        "proposal_reason": _text(proposal.reason),
-                    },
-                )
-                pending = PolicyDecision.QUEUE if dup_status == ActionStatus.QUEUED else PolicyDecision.EXECUTE
-                return ProposalOutcome(
-                    action=va.id,
-                    params=va.params,
-                    risk=va.risk,
-                    decision=pending,
-                    reason=reason,
-                    source=proposal.source,
-                    incident_id=proposal.incident_id,
-                    action_id=dup_id,
-                )
-            facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
-            found = await incident_evidence(conn, proposal.incident_id) if proposal.source in MODEL_SOURCES else None
-            evidence = Evidence(*found) if found is not None else None
-            against = contradicts(va, proposal.source, evidence)
-            decision = facts.decide(
-                self.cfg.autonomy_level, va, unbound(va, proposal.source, evidence, self.cfg.actions)
+            # An action runs on one host: its incident's.  A fleet incident's proposal becomes
+            # one action per host it reached, each waiting for a person (docs/fleet.md).
+            hosts = await incident_hosts(conn, incident)
+            on: list[str | None] = list(hosts) or [None]
+            outcomes = [await self._propose_on(conn, now, proposal, va, aliases, incident, h, hosts) for h in on]
+        return outcomes[0]
+
+    async def _propose_on(
+        self,
+        conn: psycopg.AsyncConnection,
+        now: datetime,
+        proposal: Proposal,
+        va: ValidatedAction,
+        aliases: tuple[str, ...],
+        incident: int | None,
+        host: str | None,
+        hosts: list[str],
+    ) -> ProposalOutcome:
+        """Decide and record the action on `host` (None: the local host's)."""
+        # A duplicate is pending for the same incident: the same action pending for another
+        # incident does not stand in for this one (each incident's record links its own action).
+        dup = await ledger_actions.pending_duplicate(conn, va.id, va.params, PENDING, incident, host)
+        if dup is not None:
+            dup_id, dup_status = dup
+            reason = f"already pending as action {dup_id} ({dup_status})"
+            await self._audit(
+                conn,
+                now,
+                "action.duplicate",
+                dup_id,
+                {
+                    "action": va.id,
+                    "params": va.params,
+                    "source": proposal.source,
+                    "reason": reason,
+                    "proposal_reason": _text(proposal.reason),
+                },
             )
-            action_id = await self._insert(
-                conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (), contradicts=against
+            pending = PolicyDecision.QUEUE if dup_status == ActionStatus.QUEUED else PolicyDecision.EXECUTE
+            return ProposalOutcome(
+                action=va.id,
+                params=va.params,
+                risk=va.risk,
+                decision=pending,
+                reason=reason,
+                source=proposal.source,
+                incident_id=proposal.incident_id,
+                action_id=dup_id,
             )
-            if decision.decision == PolicyDecision.EXECUTE:
-                # The service may approve only what its policy lets it run; unsigned, so the
-                # executor re-decides it from its own configuration before running anything.
-                await ledger_actions.add_policy_approval(
-                    conn,
-                    action_id,
-                    approver=POLICY_APPROVER,
-                    reason=decision.reason,
-                    approved_at=now,
-                    expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds),
-                )
+        facts = await gather(conn, self.cfg, va, now, extra_units=aliases)
+        found = await incident_evidence(conn, proposal.incident_id) if proposal.source in MODEL_SOURCES else None
+        evidence = Evidence(*found) if found is not None else None
+        against = contradicts(va, proposal.source, evidence)
+        decision = facts.decide(self.cfg.autonomy_level, va, unbound(va, proposal.source, evidence, self.cfg.actions))
+        if len(hosts) > 1 and decision.decision == PolicyDecision.EXECUTE:
+            # The same fault on several hosts (a deploy, an upstream): acting on all of them at
+            # once is the blast radius a person must choose, host by host.
+            decision = Decision(
+                PolicyDecision.QUEUE,
+                f"fleet incident on {len(hosts)} hosts ({', '.join(hosts)}): each host's action waits for a person",
+            )
+        action_id = await self._insert(
+            conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (), contradicts=against, host=host
+        )
+        if decision.decision == PolicyDecision.EXECUTE:
+            # The service may approve only what its policy lets it run; unsigned, so the
+            # executor re-decides it from its own configuration before running anything.
+            await ledger_actions.add_policy_approval(
+                conn,
+                action_id,
+                approver=POLICY_APPROVER,
+                reason=decision.reason,
+                approved_at=now,
+                expires_at=now + timedelta(seconds=self.cfg.actions.approval_ttl_seconds),
+            )
         return ProposalOutcome(
             action=va.id,
             params=va.params,
@@ -233,6 +257,7 @@ class ActionService:
         errors: tuple[FieldError, ...],
         *,
         contradicts: str | None = None,
+        host: str | None = None,
     ) -> int:
         status = STATUS_OF[decision.decision]
         incident = _incident_of(proposal)
@@ -256,6 +281,7 @@ class ActionService:
             "target": target,
             "errors": [{"field": e.field, "reason": e.reason} for e in errors],
             "contradicts": contradicts,
+            "host": host,
         }
         return await ledger_actions.insert(
             conn,

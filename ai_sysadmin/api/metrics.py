@@ -6,6 +6,11 @@ service process has no HTTP port, so what it did -- triggers, incidents, finding
 reviews, actions by status and policy decision, LLM calls per role -- is counted from
 PostgreSQL when Prometheus scrapes (a few indexed `count(*)`s), and the outage spool
 from its directory when this process may read it.
+
+Rows that belong to a host (triggers, incidents, actions; docs/fleet.md) are counted per
+`host` label: an incident under the host it opened on, so the sum over hosts is the
+total.  `ai_sysadmin_incidents_on_host` counts each fleet incident on every host it
+reached, `ai_sysadmin_fleet_incidents` the incidents seen on more than one host.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -120,7 +126,7 @@ class StoreSnapshot(Collector):
 
 
 # (family name, help, table, label columns). Counted only when the table (and columns) exist,
-# so the page works on every schema version.
+# so the page works on every schema version; tables with a `host` column are also counted by host.
 _COUNTS = (
     ("ai_sysadmin_triggers", "Triggers recorded (rows retained) by severity", "triggers", ("severity",)),
     ("ai_sysadmin_incidents", "Incidents by status", "incidents", ("status",)),
@@ -145,9 +151,10 @@ async def _db_families(pool: AsyncConnectionPool | None, timeout: float) -> list
         columns: dict[str, set[str]] = {}
         for table, column in await cur.fetchall():
             columns.setdefault(table, set()).add(column)
-        for name, help_text, table, labels in _COUNTS:
-            if not set(labels) <= columns.get(table, set()):
+        for name, help_text, table, base in _COUNTS:
+            if not set(base) <= columns.get(table, set()):
                 continue
+            labels = (*base, "host") if "host" in columns[table] else base
             cols = ", ".join(labels)  # identifiers from the table above, never input
             cur = await conn.execute(f"SELECT {cols}, count(*) FROM {table} GROUP BY {cols}")
             fam = GaugeMetricFamily(name, help_text, labels=list(labels))
@@ -163,7 +170,28 @@ async def _db_families(pool: AsyncConnectionPool | None, timeout: float) -> list
                 fam.add_metric([role, "prompt"], prompt or 0)
                 fam.add_metric([role, "completion"], completion or 0)
             fams.append(fam)
+        if "incident_hosts" in columns:
+            fams.extend(await _host_incident_families(conn))
     return fams
+
+
+async def _host_incident_families(conn: Any) -> list[GaugeMetricFamily]:
+    """Incidents by every host they reached, and fleet incidents (migration 10's incident_hosts)."""
+    from ai_sysadmin.store.incidents import count_fleet, count_on_hosts
+
+    on_host = GaugeMetricFamily(
+        "ai_sysadmin_incidents_on_host",
+        "Incidents by status and by every host they were seen on (a fleet incident counts on each)",
+        labels=["status", "host"],
+    )
+    for status, host, n in await count_on_hosts(conn):
+        on_host.add_metric([status, host], n)
+    fleet = GaugeMetricFamily(
+        "ai_sysadmin_fleet_incidents", "Incidents seen on more than one host, by status", labels=["status"]
+    )
+    for status, n in await count_fleet(conn):
+        fleet.add_metric([status], n)
+    return [on_host, fleet]
 
 
 def render(*registries: CollectorRegistry) -> bytes:

@@ -73,6 +73,19 @@ def _int_param(request: web.Request, name: str, default: int, lo: int = 1, hi: i
     return value
 
 
+def _host_param(request: web.Request) -> str | None:
+    """`?host=H` (a fleet's hub, docs/fleet.md): a host id, else 400 naming `host`."""
+    from ai_sysadmin.config import host_id_problem
+
+    raw = request.query.get("host")
+    if raw is None:
+        return None
+    problem = host_id_problem(raw)
+    if problem:
+        raise bad_field("host", problem)
+    return raw
+
+
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
     try:
@@ -143,7 +156,8 @@ async def incidents(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in STATUSES:
         raise bad_field("status", f"must be one of {', '.join(STATUSES)}")
     limit = _int_param(request, "limit", 50)
-    rows = await _db(IncidentStore(_pool(st)).list(wanted, limit))
+    host = _host_param(request)
+    rows = await _db(IncidentStore(_pool(st)).list(wanted, limit, host=host))
     return _json({"object": "list", "data": rows})
 
 
@@ -188,7 +202,8 @@ async def actions(request: web.Request) -> web.Response:
     if wanted is not None and not (0 < len(wanted) <= 32 and wanted.replace("_", "").isalpha()):
         raise bad_field("status", "must be an action status such as 'proposed'")
     limit = _int_param(request, "limit", 50)
-    rows = await _actions_call(approvals.list_actions(_pool(st), status=wanted, limit=limit))
+    host = _host_param(request)
+    rows = await _actions_call(approvals.list_actions(_pool(st), status=wanted, limit=limit, host=host))
     return _json({"object": "list", "data": rows})
 
 

@@ -23,3 +23,19 @@ def db_command(main: Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int
         return asyncio.run(main(args, load()))
 
     return run
+
+
+def host_arg(value: str) -> str:
+    """`--host H`: a host id, or a usage error that names the option."""
+    from ai_sysadmin.config import host_id_problem
+
+    problem = host_id_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value[:70]!r} {problem}")
+    return value
+
+
+def hosts_text(row: dict[str, Any]) -> str:
+    """An incident's host, or for a fleet incident its hosts (`fleet: a, b`)."""
+    hosts = list(row.get("hosts") or ()) or [row.get("host") or "-"]
+    return f"fleet: {', '.join(hosts)}" if len(hosts) > 1 else str(hosts[0])

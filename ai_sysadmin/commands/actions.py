@@ -16,6 +16,8 @@ import pwd
 import sys
 from typing import Any
 
+from ai_sysadmin.commands import host_arg
+
 STATUSES = (
     "queued",
     "approved",
@@ -40,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--format", choices=("text", "json"), default="text")
+    ls.add_argument("--host", type=host_arg, help="only the actions that run on this host")
     sh = s.add_parser("show", help="one action with its steps, approvals, output and verification")
     sh.add_argument("id", type=int)
     sh.add_argument("--format", choices=("text", "json"), default="text")
@@ -132,7 +135,7 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
     from ai_sysadmin.actions import approvals, signing
 
     if args.verb == "list":
-        rows = await approvals.list_actions(pool, args.status, args.limit)
+        rows = await approvals.list_actions(pool, args.status, args.limit, args.host)
         if args.format == "json":
             print(json.dumps(rows, default=str, indent=2))
             return 0
@@ -140,7 +143,7 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
             print("no actions")
         for r in rows:
             print(
-                f"#{r['id']:<5} {r['status']:<11} {r['risk'] or '-':<6} {r['action']:<20} "
+                f"#{r['id']:<5} {r['status']:<11} {r['risk'] or '-':<6} {r['host']:<12} {r['action']:<20} "
                 f"{json.dumps(r['params'])[:60]:<40} {r['decision_reason'][:70]}"
                 + (f"  CONTRADICTS: {r['contradicts'][:80]}" if r.get("contradicts") else "")
             )
@@ -233,7 +236,7 @@ async def _verb(args: argparse.Namespace, cfg, pool) -> int:
 
 def _print_action(r: dict[str, Any]) -> None:
     print(f"#{r['id']} {r['action']} {json.dumps(r['params'])}  [{r['status']}]  risk {r['risk'] or '-'}")
-    print(f"  target {r.get('target') or '-'}, incident {r.get('incident_id') or '-'}")
+    print(f"  host {r.get('host') or '-'}, target {r.get('target') or '-'}, incident {r.get('incident_id') or '-'}")
     print(
         f"  digest {r['digest']}  (approve: ai-sysadmin actions approve {r['id']} --digest {r['digest']} --reason TEXT)"
     )

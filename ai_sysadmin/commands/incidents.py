@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 
+from ai_sysadmin.commands import host_arg, hosts_text
 from ai_sysadmin.commands.replay import positive_int
 from ai_sysadmin.store.incidents import STATUSES, IncidentStore
 
@@ -17,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id", nargs="?", type=int, help="incident id (for show)")
     p.add_argument("--status", choices=STATUSES, help="only incidents in this status (list)")
     p.add_argument("--limit", type=positive_int, default=50, help="at most this many incidents (list)")
+    p.add_argument(
+        "--host", type=host_arg, help="only this host's incidents, and the fleet incidents that reached it (list)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -59,7 +63,7 @@ async def _run(args: argparse.Namespace, cfg) -> int:
 async def _show(args: argparse.Namespace, pool) -> int:
     store = IncidentStore(pool)
     if args.action == "list":
-        rows = await store.list(args.status, args.limit)
+        rows = await store.list(args.status, args.limit, host=args.host)
         if args.json:
             print(json.dumps(rows, default=str, indent=2))
         elif not rows:
@@ -67,7 +71,7 @@ async def _show(args: argparse.Namespace, pool) -> int:
         for r in [] if args.json else rows:
             print(
                 f"#{r['id']:<5} {r['status']:<12} {r['severity']:<8} {r['category']:<13} "
-                f"{r['updated_at']:%Y-%m-%d %H:%M}  {r['title']}  ({r['triggers']} trigger(s))"
+                f"{r['updated_at']:%Y-%m-%d %H:%M}  {hosts_text(r)}  {r['title']}  ({r['triggers']} trigger(s))"
             )
         return 0
     inc = await store.show(args.id)
@@ -83,11 +87,14 @@ async def _show(args: argparse.Namespace, pool) -> int:
         f"#{inc['id']} {inc['title']}\n  status {inc['status']}, {inc['severity']}, {inc['category']}"
         f"{', unit ' + inc['unit'] if inc['unit'] else ''}, opened {inc['opened_at']:%Y-%m-%d %H:%M}"
     )
+    print(f"  host {hosts_text({'hosts': [h['host'] for h in inc['hosts']], 'host': inc['host']})}")
+    for h in inc["hosts"] if len(inc["hosts"]) > 1 else ():
+        print(f"    {h['host']}: first seen {h['first_seen']:%Y-%m-%d %H:%M:%S}")
     for key in ("summary", "diagnosis", "resolution", "outcome"):
         if inc[key]:
             print(f"  {key}: {inc[key]}")
     for t in inc["triggers"]:
-        print(f"  trigger {t['id'][:12]} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
+        print(f"  trigger {t['id'][:12]} {t['host']} {t['severity']} x{t['count']} {t['source']}: {t['template']}")
     for f in inc["findings"]:
         print(f"  finding {f['id']} ({f['layer']}, {f['severity']}): {f['title']}")
         if f.get("advice"):  # a declarative suggestion for configuration.nix; never applied by the service
@@ -97,7 +104,7 @@ async def _show(args: argparse.Namespace, pool) -> int:
     for line in switch_lines(inc.get("switch")):
         print(line)
     for a in inc["actions"]:
-        print(f"  action {a['id']} {a['action']} [{a['status']}] risk {a['risk']}")
+        print(f"  action {a['id']} {a['action']} on {a['host']} [{a['status']}] risk {a['risk']}")
     return 0
 
 

@@ -7,12 +7,15 @@ import argparse
 import json
 from typing import Any
 
-from ai_sysadmin.commands import db_command
+from ai_sysadmin.commands import db_command, host_arg, hosts_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="health of the layers, models and database; open incidents; last review")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--host", type=host_arg, help="a fleet's hub: only this host's triggers, metrics, incidents and approvals"
+    )
     p.set_defaults(func=db_command(_run))
 
 
@@ -23,7 +26,7 @@ async def _run(args: argparse.Namespace, cfg: Any) -> int:
     pool = make_pool(cfg.database, max_size=1, timeout=5)
     await pool.open(wait=False)
     try:
-        st = await gather_status(cfg, pool)
+        st = await gather_status(cfg, pool, host=args.host)
     finally:
         await pool.close()
     if args.format == "json":
@@ -34,7 +37,10 @@ async def _run(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def render(st: dict[str, Any]) -> str:
-    out = [f"ai-sysadmin status at {st['at']:%Y-%m-%d %H:%M:%S} UTC, autonomy {st['autonomy_level']}"]
+    out = [
+        f"ai-sysadmin status at {st['at']:%Y-%m-%d %H:%M:%S} UTC, autonomy {st['autonomy_level']}"
+        + (f", host {st['host']}" if st.get("host") else "")
+    ]
     db = st["database"]
     out.append(
         "database: "
@@ -69,7 +75,10 @@ def render(st: dict[str, Any]) -> str:
     out.append(f"open incidents: {len(incs)}")
     for i in incs:
         conf = " (low confidence)" if i.get("confidence") == "low" else ""
-        out.append(f"  #{i['id']:<5} {i['status']:<12} {i['severity']:<8} {i['category']:<13} {i['title']}{conf}")
+        out.append(
+            f"  #{i['id']:<5} {i['status']:<12} {i['severity']:<8} {i['category']:<13} {hosts_text(i)} "
+            f"{i['title']}{conf}"
+        )
         for line in (i.get("advice") or "").splitlines():
             out.append(f"         advice (NixOS, not applied): {line}")
     out.append("degraded: " + ("none" if not st["degraded"] else ""))

@@ -22,6 +22,16 @@ A trigger joins an existing incident when an admin would draw the link:
    (unit-failure, crash) join by category only when no unit is named on either side,
    so two unrelated units failing are two incidents.
 
+Every rule above links triggers of one host only: an incident belongs to the host whose
+journal it came from (`Incident.host`), and a unit, a pid or a disk of host A says
+nothing about host B.  The one link across hosts:
+
+7. *fleet* -- a trigger that joins nothing on its own host, whose rule (or, for what the
+   trigger model classified and for bursts, whose template) fired on the same unit of
+   another host within `fleet_window`, joins that host's open incident, which becomes a
+   fleet incident listing both hosts (a bad deploy, an upstream outage, a shared
+   certificate expiring: one problem, not one incident per host).
+
 Otherwise it opens a new incident.  All windows are measured on trigger times (the
 journal's clock), so a replay gives the same incidents as the live run did.
 
@@ -35,7 +45,7 @@ severity, then the earliest.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,9 +121,11 @@ class Evidence:
     proven: bool = False  # measured (a threshold) or from a sender the trusted fields prove (trigger/entry.py)
     dependent: bool = False  # PID 1: the unit's job failed because a dependency failed (it will fail again)
     subject: str | None = None  # what a threshold measured (a mount point for the disk thresholds)
+    host: str = ""  # whose journal (or metrics) it came from; "" when the correlator is told no host
+    signature: str = ""  # what fired (rule, or template), on which unit: the same fault on another host
 
     @classmethod
-    def of(cls, t: Trigger) -> Evidence:
+    def of(cls, t: Trigger, host: str = "") -> Evidence:
         subject = t.fields.get("subject") if t.source.startswith("threshold:") else None
         return cls(
             t.id,
@@ -128,6 +140,8 @@ class Evidence:
             proven(t),
             dependent(t),
             subject if isinstance(subject, str) else None,
+            host,
+            signature(t),
         )
 
     @property
@@ -169,6 +183,18 @@ class Incident:
     resolved_reason: str | None = None
     reopened: int = 0
     acknowledged: bool = False
+    host: str = ""  # the host it was first seen on (fixed when it opens)
+    hosts: dict[str, datetime] = field(default_factory=dict)  # every host it was seen on -> first seen there
+
+    @property
+    def fleet(self) -> bool:
+        """Seen on more than one host: one fleet incident (rule 7)."""
+        return len(self.hosts) > 1
+
+    @property
+    def host_list(self) -> list[str]:
+        """Its hosts, in the order the fault reached them."""
+        return sorted(self.hosts, key=lambda h: (self.hosts[h], h)) or [self.host]
 
     @property
     def confidence(self) -> str:
@@ -201,6 +227,9 @@ class Incident:
             "trigger_ids": self.trigger_ids,
             "reopened": self.reopened,
             "resolved_reason": self.resolved_reason,
+            # A hub's incident names its host, a fleet incident its hosts; one host's is as it was.
+            **({"host": self.host} if self.host else {}),
+            **({"hosts": self.host_list} if self.fleet else {}),
         }
 
 
@@ -222,9 +251,21 @@ class Change:
     kind: str  # opened | updated | reopened | resolved | closed
 
 
+def one_host(t: Trigger) -> str:
+    """Every trigger is this host's (a standalone host; "" is the store's local host)."""
+    return ""
+
+
+def trigger_host(t: Trigger) -> str:
+    """The host the trigger names (a hub: its member's L1 pipeline sets it); "" when none."""
+    return t.host or ""
+
+
 class Correlator:
-    def __init__(self, cfg: ReviewConfig):
+    def __init__(self, cfg: ReviewConfig, host_of: Callable[[Trigger], str] = one_host):
+        """`host_of`: the host a trigger belongs to (incidents/tracker.py decides it from the fleet role)."""
         self.cfg = cfg
+        self.host_of = host_of
         self.incidents: dict[int, Incident] = {}  # open, acknowledged, resolved-within-reopen-window
         self._by_trigger: dict[str, int] = {}
         self._next_key = 1
@@ -246,8 +287,11 @@ class Correlator:
         for tid in inc.evidence:
             self._by_trigger[tid] = inc.key
 
+    def evidence(self, t: Trigger) -> Evidence:
+        return Evidence.of(t, self.host_of(t))
+
     def _place(self, t: Trigger) -> tuple[Incident, str]:
-        ev = Evidence.of(t)
+        ev = self.evidence(t)
         known = self._by_trigger.get(t.id)
         if known is not None and known in self.incidents:
             inc = self.incidents[known]
@@ -256,7 +300,9 @@ class Correlator:
                 ev.count += old.count
                 ev.first_seen = min(ev.first_seen, old.first_seen)
             return inc, self._attach(inc, ev, t)
-        match, causal = self._match(t)
+        match, causal = self._match(t, ev.host)
+        if match is None:
+            match = self._fleet_match(t, ev)
         if (
             match is not None
             and causal
@@ -274,6 +320,7 @@ class Correlator:
                 title="",
                 first_seen=t.first_seen,
                 last_seen=t.last_seen,
+                host=ev.host,
             )
             self._next_key += 1
             self.incidents[inc.key] = inc
@@ -294,6 +341,8 @@ class Correlator:
         if ev.id in inc.evidence or len(inc.evidence) < MAX_TRIGGERS_KEPT:
             inc.evidence[ev.id] = ev
         self._by_trigger[ev.id] = inc.key
+        seen = inc.hosts.get(ev.host)
+        inc.hosts[ev.host] = ev.first_seen if seen is None else min(seen, ev.first_seen)
         inc.first_seen = min(inc.first_seen, ev.first_seen)
         inc.last_seen = max(inc.last_seen, ev.last_seen)
         unit = systemd_unit(t.unit)
@@ -320,8 +369,8 @@ class Correlator:
             title += f" ({unit}{f' and {others} more unit(s)' if others else ''})"
         inc.title = title
 
-    def _match(self, t: Trigger) -> tuple[Incident | None, bool]:
-        """The incident `t` joins (None: a new one), and whether the link is cause and effect."""
+    def _match(self, t: Trigger, host: str) -> tuple[Incident | None, bool]:
+        """The incident of `host` that `t` joins (None: a new one), and whether the link is cause and effect."""
         unit = systemd_unit(t.unit)
         window = timedelta(seconds=self.cfg.incident_window)
         causal = timedelta(seconds=self.cfg.causal_window)
@@ -331,6 +380,8 @@ class Correlator:
         after_failure = dependent(t)
         best: tuple[int, float, Incident] | None = None
         for inc in self.incidents.values():
+            if host not in inc.hosts:
+                continue  # another host's units, pids and disks are not this one's
             if inc.status in ACTIVE:
                 near = t.first_seen <= inc.last_seen + window
             elif inc.status == "resolved" and inc.resolved_at is not None:
@@ -381,6 +432,24 @@ class Correlator:
             if score and (best is None or (score, inc.last_seen.timestamp()) > best[:2]):
                 best = (score, inc.last_seen.timestamp(), inc)
         return (best[2], best[0] == 3) if best else (None, False)
+
+    def _fleet_match(self, t: Trigger, ev: Evidence) -> Incident | None:
+        """The open incident in which the same rule (or template) fired on the same unit of another
+        host within `fleet_window` of `t` (rule 7); of several, the one that fired nearest in time."""
+        window = self.cfg.fleet_window
+        best: tuple[float, float, Incident] | None = None
+        for inc in self.incidents.values():
+            if inc.status not in ACTIVE:
+                continue
+            gaps = [
+                max((e.first_seen - t.first_seen).total_seconds(), (t.first_seen - e.last_seen).total_seconds(), 0.0)
+                for e in inc.evidence.values()
+                if e.signature == ev.signature and e.host != ev.host
+            ]
+            gap = min(gaps, default=window + 1)
+            if gap <= window and (best is None or (gap, -inc.last_seen.timestamp()) < best[:2]):
+                best = (gap, -inc.last_seen.timestamp(), inc)
+        return best[2] if best else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -435,6 +504,13 @@ class Correlator:
 
     def by_id(self, incident_id: int) -> Incident | None:
         return next((i for i in self.incidents.values() if i.id == incident_id), None)
+
+
+def signature(t: Trigger) -> str:
+    """What fired, on what: the rule or threshold (its id is in `source`), or for model-classified
+    templates and bursts the template; and the unit.  Equal on two hosts: the same fault."""
+    what = t.source if t.source.startswith(("rule:", "threshold:")) else f"{t.source}:{t.template_id}"
+    return f"{what}|{t.unit or ''}"
 
 
 def proven(t: Trigger) -> bool:

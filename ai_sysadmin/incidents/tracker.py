@@ -10,6 +10,10 @@
   between recording and correlating) loses nothing.
 * While PostgreSQL is down the changes wait in memory (bounded) and are written when
   it answers again.
+* Each incident belongs to a host (`host_of`): on a hub the host each trigger names (its
+  member's L1 pipeline sets it), elsewhere the store's local host (the one every row
+  without a host belongs to: store_settings.local_host), whatever `_HOSTNAME` the journal
+  carries, so a renamed standalone host keeps one incident per problem.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ai_sysadmin.config import Config
-from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, systemd_unit
+from ai_sysadmin.config import Config, FleetConfig
+from ai_sysadmin.incidents.correlate import Change, Correlator, Incident, UnitView, one_host, systemd_unit
 from ai_sysadmin.incidents.hooks import OnResolved
 from ai_sysadmin.store.incidents import IncidentStore
 from ai_sysadmin.trigger.model import Trigger
@@ -36,6 +40,14 @@ MAX_PENDING = 20_000  # distinct triggers waiting to be correlated; beyond this 
 
 class UnitSource(Protocol):
     async def view(self) -> UnitView: ...
+
+
+def host_of(fleet: FleetConfig) -> Callable[[Trigger], str]:
+    """The host an incident of this trigger belongs to, by the fleet role."""
+    if fleet.role == "hub":
+        local = fleet.host_id()
+        return lambda t: t.host or local
+    return one_host
 
 
 def trigger_from_row(row: dict[str, Any]) -> Trigger:
@@ -102,6 +114,8 @@ def incident_row(inc: Incident, supported: Callable[[Incident], Sequence[str]] |
     )
     return {
         "id": inc.id,
+        "host": inc.host or None,  # None: the store's local host
+        "hosts": [(h, inc.hosts[h]) for h in inc.host_list if h in inc.hosts],
         "title": inc.title,
         "severity": inc.severity,
         "category": inc.category,
@@ -137,7 +151,7 @@ class IncidentService:
         self.on_resolved = on_resolved
         self.on_correlated = on_correlated  # (triggers, trigger id -> incident id): the review's window
         self.clock = clock
-        self.correlator = Correlator(cfg.review)
+        self.correlator = Correlator(cfg.review, host_of(cfg.fleet))
         self._pending: dict[str, Trigger] = {}
         self._unsaved: dict[int, tuple[Incident, bool]] = {}  # key -> (incident, status changed)
         self._linked: dict[int, set[str]] = {}  # key -> trigger ids not yet confirmed linked
@@ -190,9 +204,10 @@ class IncidentService:
                 title=row["title"],
                 first_seen=evid[0].first_seen,
                 last_seen=evid[0].last_seen,
+                **self._hosts_of(row),
             )
             for t in evid:
-                self.correlator._attach(inc, _ev(t), t)
+                self.correlator._attach(inc, self.correlator.evidence(t), t)
             inc.status = row["status"]
             inc.acknowledged = row["acknowledged_at"] is not None or row["status"] == "acknowledged"
             inc.resolved_at, inc.resolved_reason = row["resolved_at"], row["resolved_reason"]
@@ -206,6 +221,14 @@ class IncidentService:
                 len(stray),
             )
         self.submit([trigger_from_row(r) for r in stray])
+
+    def _hosts_of(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A stored incident's host and hosts as the correlator names them: on a hub the stored
+        ones (also hosts whose triggers are beyond the evidence kept in memory); elsewhere
+        there is one host, the store's local one, which the correlator calls ""."""
+        if self.cfg.fleet.role != "hub":
+            return {"host": ""}
+        return {"host": row["host"], "hosts": dict(row.get("hosts") or {})}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -309,9 +332,3 @@ class IncidentService:
             if self.last_units is None
             else ("available" if self.last_units.available else self.last_units.reason),
         }
-
-
-def _ev(t: Trigger):
-    from ai_sysadmin.incidents.correlate import Evidence
-
-    return Evidence.of(t)

@@ -264,7 +264,8 @@ def supported_actions(inc: Incident) -> list[str]:
 def notify_message(inc: Incident) -> str:
     title = _CTRL.sub(" ", inc.title)[:300]
     ref = f"#{inc.id}" if inc.id is not None else "(new)"
-    return f"ai-sysadmin: incident {ref} [{inc.severity} {inc.category}] {title}"
+    where = f" on {len(inc.hosts)} hosts: {', '.join(inc.host_list)}" if inc.fleet else ""
+    return f"ai-sysadmin: incident {ref} [{inc.severity} {inc.category}] {title}{where}"[:500]  # the catalog's bound
 
 
 def _target_units(inc: Incident) -> list[str]:

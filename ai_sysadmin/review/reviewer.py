@@ -351,6 +351,8 @@ class ReviewService:
                     "candidates": [
                         {"label": label, "action": a, "params": p} for label, (i, a, p) in choices.items() if i is inc
                     ],
+                    # A fleet incident (docs/fleet.md): the model sees where; one host's context is unchanged.
+                    **({"hosts": inc.host_list} if inc.fleet else {}),
                 }
             )
         return ContextInputs(

@@ -26,7 +26,7 @@ MAX_REASON = 2000  # a step's reason is kept at most this long
 COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "executed_by", "result", "verification"})
 PAUSE_KEY = "actions.paused_until"  # the pause written before the ledger existed (migration 6)
 LIST_COLUMNS = (
-    "id, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
+    "id, host, action, params, risk, status, decision, decision_reason, source, target, incident_id, "
     "contradicts, created_at, updated_at"
 )
 
@@ -59,15 +59,21 @@ async def lock_target(conn: psycopg.AsyncConnection, target: str) -> None:
 
 
 async def pending_duplicate(
-    conn: psycopg.AsyncConnection, action: str, params: dict[str, Any], statuses: Iterable[str], incident_id: int | None
+    conn: psycopg.AsyncConnection,
+    action: str,
+    params: dict[str, Any],
+    statuses: Iterable[str],
+    incident_id: int | None,
+    host: str | None = None,
 ) -> tuple[int, str] | None:
     """The newest pending row of the same action and parameters *for the same incident* (none
-    matches none): another incident's pending action never stands in for this incident's."""
+    matches none): another incident's pending action never stands in for this incident's.
+    `host`: on that host only (a fleet incident has one action per host)."""
     cur = await conn.execute(
         "SELECT id, status FROM actions WHERE action = %s AND params = %s "
-        "AND status = ANY(%s) AND incident_id IS NOT DISTINCT FROM %s "
+        "AND status = ANY(%s) AND incident_id IS NOT DISTINCT FROM %s AND (%s::text IS NULL OR host = %s) "
         "ORDER BY id DESC LIMIT 1",
-        (action, Jsonb(params), list(statuses), incident_id),
+        (action, Jsonb(params), list(statuses), incident_id, host, host),
     )
     row = await cur.fetchone()
     return (int(row[0]), str(row[1])) if row else None
@@ -102,13 +108,15 @@ async def insert(
 
     `row`: incident_id, finding_id, action, params, risk, status, decision, decision_reason,
     proposal_reason, source, proposed_by, target, errors, and optionally contradicts (why a
-    model's proposal contradicts its incident's evidence, actions/binding.py).
+    model's proposal contradicts its incident's evidence, actions/binding.py) and host (the
+    host it runs on; None: the local host).
     """
     async with conn.transaction():
         cur = await conn.execute(
             "INSERT INTO actions (incident_id, finding_id, action, params, risk, status, decision, decision_reason, "
-            "proposal_reason, source, proposed_by, target, errors, contradicts, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "proposal_reason, source, proposed_by, target, errors, contradicts, created_at, updated_at, host) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "coalesce(%s, (SELECT value FROM store_settings WHERE key = 'local_host'))) RETURNING id",
             (
                 row["incident_id"],
                 row["finding_id"],
@@ -126,6 +134,7 @@ async def insert(
                 row.get("contradicts"),
                 at,
                 at,
+                row.get("host"),
             ),
         )
         action_id = int((await cur.fetchone())[0])  # type: ignore[index]
@@ -218,12 +227,21 @@ async def rejected_step_actor(conn: psycopg.AsyncConnection, action_id: int) -> 
     return None if row is None else str(row[0])
 
 
-async def list_actions(conn: psycopg.AsyncConnection, status: str | None, limit: int) -> list[dict[str, Any]]:
+async def list_actions(
+    conn: psycopg.AsyncConnection, status: str | None, limit: int, host: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest actions; `host`: only those that run on that host."""
     q = f"SELECT {LIST_COLUMNS} FROM actions"
+    where: list[str] = []
     args: list[Any] = []
     if status:
-        q += " WHERE status = %s"
+        where.append("status = %s")
         args.append(status)
+    if host:
+        where.append("host = %s")
+        args.append(host)
+    if where:
+        q += " WHERE " + " AND ".join(where)
     q += " ORDER BY id DESC LIMIT %s"
     args.append(limit)
     cur = conn.cursor(row_factory=dict_row)

@@ -66,6 +66,7 @@ EXECUTOR_GRANTS: tuple[Grant, ...] = (
 
 API_GRANTS: tuple[Grant, ...] = (
     Grant("incidents", "SELECT"),
+    Grant("incident_hosts", "SELECT"),
     Grant("triggers", "SELECT"),
     Grant("findings", "SELECT"),
     Grant("reviews", "SELECT"),

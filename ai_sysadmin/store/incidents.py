@@ -1,4 +1,9 @@
-"""Incidents: triggers grouped into one problem with a status, and what was found and done."""
+"""Incidents: triggers grouped into one problem with a status, and what was found and done.
+
+Each incident belongs to the host it opened on (`incidents.host`); `incident_hosts` lists
+every host it was seen on (more than one: a fleet incident, docs/fleet.md).  A host filter
+matches an incident of that host and a fleet incident that reached it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 STATUSES = ("open", "acknowledged", "resolved", "closed")
+
+# Its hosts in the order the fault reached them; an incident written before migration 10
+# (or opened by hand) has no rows there and is its own host's.
+HOSTS_OF = (
+    "coalesce((SELECT array_agg(h.host ORDER BY h.first_seen, h.host) FROM incident_hosts h "
+    "WHERE h.incident_id = i.id), ARRAY[i.host]) AS hosts"
+)
+ON_HOST = "(i.host = %s OR EXISTS (SELECT 1 FROM incident_hosts h WHERE h.incident_id = i.id AND h.host = %s))"
 
 
 async def incident_evidence(conn: Any, incident_id: Any) -> tuple[frozenset[str], frozenset[str] | None] | None:
@@ -37,11 +50,52 @@ async def incident_evidence(conn: Any, incident_id: Any) -> tuple[frozenset[str]
     return frozenset([*(units or ()), *([unit] if unit else [])]), supported
 
 
+async def incident_hosts(conn: Any, incident_id: int | None) -> list[str]:
+    """The hosts an incident reached, first first; [] for no incident (an action's host: actions/proposals.py)."""
+    if incident_id is None:
+        return []
+    cur = await conn.execute(
+        "SELECT coalesce((SELECT array_agg(h.host ORDER BY h.first_seen, h.host) FROM incident_hosts h "
+        "WHERE h.incident_id = i.id), ARRAY[i.host]) FROM incidents i WHERE i.id = %s",
+        (incident_id,),
+    )
+    row = await cur.fetchone()
+    return list(row[0]) if row else []
+
+
 async def reopen(conn: Any, incident_id: int, at: datetime) -> None:
     """Open an incident again on the caller's connection (an action meant to fix it failed)."""
     await conn.execute(
         "UPDATE incidents SET status = 'open', resolved_at = NULL, updated_at = %s WHERE id = %s", (at, incident_id)
     )
+
+
+async def _hosts(conn: Any, incident_id: int, own: str) -> list[dict[str, Any]]:
+    """[{host, first_seen}] in the order the fault reached them; [{own, None}] without rows."""
+    cur = await conn.execute(
+        "SELECT host, first_seen FROM incident_hosts WHERE incident_id = %s ORDER BY first_seen, host",
+        (incident_id,),
+    )
+    rows = await cur.fetchall()
+    return [{"host": h, "first_seen": f} for h, f in rows] or [{"host": own, "first_seen": None}]
+
+
+async def count_on_hosts(conn: Any) -> list[tuple[str, str, int]]:
+    """(status, host, incidents): each incident on every host it reached (/metrics)."""
+    cur = await conn.execute(
+        "SELECT i.status, coalesce(h.host, i.host), count(*) FROM incidents i "
+        "LEFT JOIN incident_hosts h ON h.incident_id = i.id GROUP BY 1, 2"
+    )
+    return [(str(s), str(h), int(n)) for s, h, n in await cur.fetchall()]
+
+
+async def count_fleet(conn: Any) -> list[tuple[str, int]]:
+    """(status, incidents seen on more than one host) (/metrics)."""
+    cur = await conn.execute(
+        "SELECT i.status, count(*) FROM incidents i WHERE "
+        "(SELECT count(*) FROM incident_hosts h WHERE h.incident_id = i.id) > 1 GROUP BY 1"
+    )
+    return [(str(s), int(n)) for s, n in await cur.fetchall()]
 
 
 # Spelled here: inside IncidentStore, `list` names its method.
@@ -97,15 +151,22 @@ class IncidentStore:
             if cur.rowcount == 0:
                 raise LookupError(f"no incident {incident_id}")
 
-    async def list(self, status: str | None = None, limit: int = 50) -> Rows:
+    async def list(self, status: str | None = None, limit: int = 50, host: str | None = None) -> Rows:
+        """The latest incidents; `host`: only that host's, and the fleet incidents that reached it."""
         q = (
-            "SELECT i.id, i.title, i.status, i.severity, i.category, i.unit, i.opened_at, i.updated_at, "
-            "(SELECT count(*) FROM triggers t WHERE t.incident_id = i.id) AS triggers FROM incidents i"
+            f"SELECT i.id, i.host, {HOSTS_OF}, i.title, i.status, i.severity, i.category, i.unit, i.opened_at, "
+            "i.updated_at, (SELECT count(*) FROM triggers t WHERE t.incident_id = i.id) AS triggers FROM incidents i"
         )
+        where: list[str] = []
         params: list[Any] = []
         if status:
-            q += " WHERE i.status = %s"
+            where.append("i.status = %s")
             params.append(status)
+        if host:
+            where.append(ON_HOST)
+            params += [host, host]
+        if where:
+            q += " WHERE " + " AND ".join(where)
         q += " ORDER BY i.updated_at DESC, i.id DESC LIMIT %s"
         params.append(limit)
         async with self._pool.connection() as conn:
@@ -120,8 +181,9 @@ class IncidentStore:
             incident = await cur.fetchone()
             if incident is None:
                 return None
+            incident["hosts"] = await _hosts(conn, incident_id, incident["host"])
             await cur.execute(
-                "SELECT id, severity, category, source, unit, template, count, first_seen, last_seen, "
+                "SELECT id, host, severity, category, source, unit, template, count, first_seen, last_seen, "
                 "sample FROM triggers WHERE incident_id = %s ORDER BY first_seen",
                 (incident_id,),
             )
@@ -133,7 +195,7 @@ class IncidentStore:
             )
             incident["findings"] = await cur.fetchall()
             await cur.execute(
-                "SELECT id, action, params, risk, status, created_at, updated_at FROM actions "
+                "SELECT id, host, action, params, risk, status, created_at, updated_at FROM actions "
                 "WHERE incident_id = %s ORDER BY id",
                 (incident_id,),
             )
@@ -146,7 +208,9 @@ class IncidentStore:
         """Insert (inc['id'] is None) or update one correlated incident and link its triggers.
 
         The status is written only when the correlator changed it, so an acknowledgement a
-        person made meanwhile is not overwritten by a mere update.
+        person made meanwhile is not overwritten by a mere update.  `inc['host']` (None: the
+        local host) is written when it opens; `inc['hosts']`, (host, first seen) pairs, are
+        added to incident_hosts ("" is the incident's own host).
         """
         now = datetime.now(UTC)
         cols = {
@@ -167,13 +231,16 @@ class IncidentStore:
         async with self._pool.connection() as conn, conn.transaction():
             if inc["id"] is None:
                 cur = await conn.execute(
-                    "INSERT INTO incidents (title, severity, category, unit, units, confidence, first_trigger_at, "
-                    "last_trigger_at, reopened, status, resolved_at, resolved_reason, candidate_actions) VALUES "
-                    "(%(title)s, %(severity)s, %(category)s, %(unit)s, %(units)s, %(confidence)s, "
+                    "INSERT INTO incidents (host, title, severity, category, unit, units, confidence, "
+                    "first_trigger_at, last_trigger_at, reopened, status, resolved_at, resolved_reason, "
+                    "candidate_actions) VALUES "
+                    "(coalesce(%(host)s, (SELECT value FROM store_settings WHERE key = 'local_host')), "
+                    "%(title)s, %(severity)s, %(category)s, %(unit)s, %(units)s, %(confidence)s, "
                     "%(first_trigger_at)s, %(last_trigger_at)s, %(reopened)s, %(status)s, %(resolved_at)s, "
                     "%(resolved_reason)s, %(candidate_actions)s) RETURNING id",
                     {
                         **cols,
+                        "host": inc.get("host"),
                         "status": inc["status"],
                         "resolved_at": inc["resolved_at"],
                         "resolved_reason": inc["resolved_reason"],
@@ -213,6 +280,16 @@ class IncidentStore:
                     "UPDATE triggers SET incident_id = %s WHERE id = ANY(%s) AND incident_id IS DISTINCT FROM %s",
                     (incident_id, list(trigger_ids), incident_id),
                 )
+            hosts = list(inc.get("hosts") or ())
+            if hosts:
+                await conn.execute(
+                    "INSERT INTO incident_hosts (incident_id, host, first_seen) "
+                    "SELECT %s, coalesce(nullif(u.h, ''), (SELECT host FROM incidents WHERE id = %s)), u.f "
+                    "FROM unnest(%s::text[], %s::timestamptz[]) AS u (h, f) "
+                    "ON CONFLICT (incident_id, host) DO UPDATE SET first_seen = EXCLUDED.first_seen "
+                    "WHERE EXCLUDED.first_seen < incident_hosts.first_seen",
+                    (incident_id, incident_id, [h for h, _ in hosts], [f for _, f in hosts]),
+                )
             return incident_id
 
     async def live(self, reopen_window_s: float, triggers_per_incident: int = 500) -> Rows:
@@ -231,6 +308,8 @@ class IncidentStore:
                     (r["id"], triggers_per_incident),
                 )
                 r["trigger_rows"] = await cur.fetchall()
+                await cur.execute("SELECT host, first_seen FROM incident_hosts WHERE incident_id = %s", (r["id"],))
+                r["hosts"] = {h["host"]: h["first_seen"] for h in await cur.fetchall()}
             return rows
 
     async def unassigned_triggers(self, since_s: float, limit: int = 5000) -> Rows:

@@ -500,6 +500,21 @@ async def _v9_hosts(conn: psycopg.AsyncConnection) -> None:
     await conn.execute("INSERT INTO store_settings (key, value) VALUES ('local_host', %s)", (host,))
 
 
+# Fleet incidents (issue 22, docs/fleet.md#fleet-incidents): the hosts an incident was seen
+# on, each with when it reached that host.  `incidents.host` stays the host it opened on;
+# an incident with more than one row here is a fleet incident (the same rule on the same
+# unit of several hosts within review.fleet_window).
+V10_INCIDENT_HOSTS = """
+CREATE TABLE incident_hosts (
+    incident_id bigint NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    host text NOT NULL,
+    first_seen timestamptz NOT NULL,
+    PRIMARY KEY (incident_id, host)
+);
+CREATE INDEX incident_hosts_host ON incident_hosts (host, incident_id);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls", _sql(V1_CORE)
@@ -518,6 +533,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _sql(V8_CONTRADICTS),
     ),
     Migration(9, "hosts: host column and indexes, member row-level security", _v9_hosts),
+    Migration(10, "incident_hosts: the hosts of each incident (fleet incidents)", _sql(V10_INCIDENT_HOSTS)),
 )
 
 

@@ -5,7 +5,8 @@ it: an incident is attributed to the latest switch before its first trigger when
 trigger came at most `window` seconds after the switch (and at most `grace` seconds before
 it: the link's time and the journal's are read apart), one of its units is a unit the
 switch touched, and it is not attributed yet.  Incidents already open before the switch
-are not "new failures" and stay unattributed.
+are not "new failures" and stay unattributed.  Switch and incident are of the same host: a
+hub's switch explains nothing on a member (a fleet incident: the host it opened on).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ SELECT i.id, s.id, ARRAY(SELECT u FROM unnest(i.units) u WHERE u = ANY(s.touched
 FROM incidents i
 CROSS JOIN LATERAL (
     SELECT id, touched, switched_at FROM switches
-    WHERE switched_at <= coalesce(i.first_trigger_at, i.opened_at) + make_interval(secs => %(grace)s)
+    WHERE host = i.host AND switched_at <= coalesce(i.first_trigger_at, i.opened_at) + make_interval(secs => %(grace)s)
     ORDER BY switched_at DESC, id DESC LIMIT 1) s
 WHERE i.opened_at > clock_timestamp() - make_interval(secs => %(window)s + %(grace)s)
   AND coalesce(i.first_trigger_at, i.opened_at) <= s.switched_at + make_interval(secs => %(window)s)

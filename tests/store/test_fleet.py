@@ -116,8 +116,7 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
                 (tid, NOW, NOW, host),
             )
 
-        assert await migrate(conn, host=HUB) == [9]
-        assert latest_version() == 9
+        assert await migrate(conn, host=HUB) == list(range(9, latest_version() + 1))
         for table in ("incidents", "actions", "metrics", "switches"):
             cur = await conn.execute(sql.SQL("SELECT DISTINCT host FROM {}").format(sql.Identifier(table)))
             assert await cur.fetchall() == [(HUB,)], table
