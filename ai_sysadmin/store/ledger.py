@@ -88,17 +88,17 @@ GRANT USAGE ON SEQUENCE {SCHEMA}.decisions_id_seq TO PUBLIC;
 GRANT SELECT ON {SCHEMA}.used_approvals TO PUBLIC;
 -- A fleet member's executor records its uses here (session_user: the member's login role,
 -- which names its host; a SECURITY DEFINER function sees its own role as current_user).
-CREATE OR REPLACE FUNCTION {SCHEMA}.use_member_approval(sig text, action bigint, dig text) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+CREATE OR REPLACE FUNCTION {SCHEMA}.use_member_approval(p_signature text, p_action_id bigint, p_digest text)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
-    member text := CASE WHEN starts_with(session_user::text, '{MEMBER_ROLE_PREFIX}')
+    v_host text := CASE WHEN starts_with(session_user::text, '{MEMBER_ROLE_PREFIX}')
                         THEN substr(session_user::text, {len(MEMBER_ROLE_PREFIX) + 1}) END;
 BEGIN
-    IF member IS NULL OR NOT EXISTS (SELECT 1 FROM public.actions a WHERE a.id = action AND a.host = member) THEN
-        RAISE EXCEPTION 'use_member_approval: action % is not addressed to this member', action
+    IF v_host IS NULL OR NOT EXISTS (SELECT 1 FROM public.actions a WHERE a.id = p_action_id AND a.host = v_host) THEN
+        RAISE EXCEPTION 'use_member_approval: action % is not addressed to this member', p_action_id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO {SCHEMA}.used_approvals (signature, action_id, digest) VALUES (sig, action, dig)
+    INSERT INTO {SCHEMA}.used_approvals (signature, action_id, digest) VALUES (p_signature, p_action_id, p_digest)
         ON CONFLICT (signature) DO NOTHING;
     RETURN FOUND;
 END $$;
