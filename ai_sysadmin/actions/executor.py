@@ -173,8 +173,6 @@ class Executor:
                             return 1
                         await _wait(stop, self.cfg.actions.poll_interval)
                         continue
-                    if self.host is None:
-                        self.host = await ledger_actions.local_host(work) or self.cfg.fleet.host_id()
                     await self.recover(work)
                     await listen.execute(f"LISTEN {HOST_CHANNEL if self.seat else CHANNEL}")
                     while not stop.is_set():
@@ -233,7 +231,7 @@ class Executor:
 
     async def recover(self, conn: psycopg.AsyncConnection) -> list[int]:
         """`executing` at start: the previous executor died mid-action.  Mark, verify, never re-run."""
-        rows = await ledger_actions.with_status(conn, S.EXECUTING, self._host())
+        rows = await ledger_actions.with_status(conn, S.EXECUTING, await self._own_host(conn))
         for row in rows:
             now = self.clock()
             async with conn.transaction():
@@ -278,7 +276,7 @@ class Executor:
         async with conn.transaction():
             if await paused_until(conn, now, self.verify_decision) is not None:
                 return None  # approved actions wait; their approval may expire meanwhile
-            row = await ledger_actions.claim_approved(conn, self._host())
+            row = await ledger_actions.claim_approved(conn, await self._own_host(conn))
             if row is None:
                 return None
             action_id: int = row["id"]
@@ -359,11 +357,10 @@ class Executor:
         self.handled += 1
         return action_id
 
-    def _host(self) -> str:
-        # Set by the seat, or read from the database at start; a caller that drives
-        # process_pending itself (tests, benches) without run() gets the configured id.
+    async def _own_host(self, conn: psycopg.AsyncConnection) -> str:
+        """Whose actions this executor runs: the seat's host, else the database's own (read once)."""
         if self.host is None:
-            self.host = self.cfg.fleet.host_id()
+            self.host = await ledger_actions.local_host(conn) or self.cfg.fleet.host_id()
         return self.host
 
     async def _drain_for_me(self, gen: Any) -> None:
@@ -457,7 +454,7 @@ class Executor:
             ap["approver"],
             ap["approved_at"],
             ap["expires_at"],
-            self._host(),
+            await self._own_host(conn),
         ):
             raise Refusal(
                 S.REFUSED,
