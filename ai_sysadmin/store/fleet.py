@@ -25,7 +25,8 @@ import re
 import psycopg
 from psycopg import sql
 
-from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, metrics_backend
+from ai_sysadmin.store.db import schema_version
+from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, latest_version, metrics_backend
 
 # What a member's role may do; everything else is refused by the absence of a GRANT,
 # and these rows are limited to its host by migration 9's and 11's policies.
@@ -94,6 +95,10 @@ async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
                     f"cannot create role {role!r}: this connection's role needs CREATEROLE ({exc.diag.message_primary})"
                 ) from None
         # In the same transaction: a refusal here leaves no role behind.
+        if await schema_version(conn) < latest_version():
+            # Before migration 11 the tables MEMBER_GRANTS names carry no policy yet: a role
+            # granted them then would see every host's rows.
+            raise FleetError("the database is not migrated to this version yet: start the service once first")
         if await metrics_backend(conn) == BACKEND_TIMESCALE:
             raise FleetError(
                 "member roles need row-level security on metrics, which a TimescaleDB hypertable "

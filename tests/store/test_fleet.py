@@ -143,6 +143,44 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
             await conn.execute("UPDATE incidents SET host = NULL")
 
 
+async def test_migration_11_grants_the_member_roles_that_exist(pg_cluster: PgCluster, database: str) -> None:
+    """A member role made on a schema at 9 gets the executor's grants, under their policies, from 11."""
+    host = f"web-e-{uuid.uuid4().hex[:6]}"
+    role = fleet.member_role_name(host)
+    async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('ai_sysadmin.local_host', %s, true)", (HUB,))
+            await conn.execute(
+                f"CREATE TABLE {SCHEMA_TABLE} (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for m in MIGRATIONS[:9]:
+                await m.apply(conn)
+                await conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
+        with pytest.raises(fleet.FleetError, match="not migrated"):
+            await fleet.create_member_role(conn, host)  # refused: no policies on the new grants yet
+        # What migration 9's create_member_role granted.
+        r = sql.Identifier(role)
+        await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
+        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r))
+        await conn.execute(sql.SQL("GRANT SELECT, INSERT ON metrics TO {}").format(r))
+        await conn.execute(sql.SQL("GRANT SELECT ON actions TO {}").format(r))
+        mine, other = await _action(conn, host, "a.service"), await _action(conn, "web-z", "z.service")
+        for aid in (mine, other):
+            await conn.execute(
+                "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
+                "VALUES (%s, 'policy', 'policy', '', now(), now())",
+                (aid,),
+            )
+        try:
+            assert await migrate(conn, host=HUB) == [m.version for m in MIGRATIONS[9:]]
+            async with await _as(pg_cluster, database, role) as member:
+                cur = await member.execute("SELECT action_id FROM action_approvals")
+                assert await cur.fetchall() == [(mine,)]
+        finally:
+            await fleet.drop_member_role(conn, host)
+
+
 async def test_host_indexes_exist(owner: psycopg.AsyncConnection) -> None:
     cur = await owner.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%host%'")
     defs = dict(await cur.fetchall())
