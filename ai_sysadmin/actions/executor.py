@@ -168,8 +168,10 @@ class Executor:
                 try:
                     problem = await self._open_ledger(work)
                     if problem is not None:
-                        log.error("executor: %s; %s", problem, "idle, retrying" if self.seat else "exiting")
-                        if self.seat is None:
+                        # A member waits for the hub's executor to create the ledger.
+                        retry = self.seat is not None and not once
+                        log.error("executor: %s; %s", problem, "idle, retrying" if retry else "exiting")
+                        if not retry:
                             return 1
                         await _wait(stop, self.cfg.actions.poll_interval)
                         continue
