@@ -31,6 +31,7 @@ from ai_sysadmin.config import Config, parse_config
 from ai_sysadmin.store import fleet
 from ai_sysadmin.store.db import make_pool
 from rig.net import free_port, wait_until
+from rig.postgres import PgCluster
 from tests.actions.conftest import RolesDB, config, digest_of
 
 
@@ -275,3 +276,32 @@ def test_only_a_member_records_the_use_of_its_own_hosts_approval(
                 await ledger.use_member_approval(c, "sig-x", for_b, "d")
 
     asyncio.run(main())
+
+
+def test_a_member_does_not_run_without_the_hubs_ledger(
+    tmp_path: Path, pg_cluster: PgCluster, approval_key: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No hub executor has created the decision ledger: a member's executor runs nothing (`--once`: exit 1)."""
+    from ai_sysadmin.store.migrations import migrate
+
+    name = f"hub_{uuid.uuid4().hex[:10]}"
+    host = f"web-f-{uuid.uuid4().hex[:6]}"
+    pg_cluster.create_database(name)
+
+    async def main() -> int:
+        async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(name), autocommit=True) as conn:
+            await migrate(conn, host="hub-1")
+            await fleet.create_member_role(conn, host)
+        try:
+            db = RolesDB(pg_cluster, name, "postgres", "postgres", "postgres")
+            return await member(tmp_path, db, host, approval_key).run(asyncio.Event(), once=True)
+        finally:
+            async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(name), autocommit=True) as conn:
+                await fleet.drop_member_role(conn, host)
+
+    caplog.set_level(logging.ERROR, logger="ai_sysadmin.actions.executor")
+    try:
+        assert asyncio.run(main()) == 1
+    finally:
+        pg_cluster.drop_database(name)
+    assert any("decision ledger" in r.getMessage() and "not there yet" in r.getMessage() for r in caplog.records)
