@@ -66,7 +66,7 @@ let
   settingsHosts = s:
     let
       roleUrls = lib.mapAttrsToList (_: r: if r.enable or true then r.url or null else null) (s.roles or { });
-      urls = lib.filter builtins.isString (roleUrls ++ [ (s.knowledge.url or null) (s.database.dsn or null) (s.database.host or null) ]);
+      urls = lib.filter builtins.isString (roleUrls ++ [ (s.knowledge.url or null) (s.database.dsn or null) (s.database.host or null) (s.fleet.hub_dsn or null) ]);
     in
     lib.unique (lib.filter (h: h != null) (map (u: if lib.hasInfix "://" u then hostOfUrl u else if lib.hasPrefix "/" u then null else u) urls));
   # IPAddressAllow= takes addresses, not names: when a name is among the hosts the unit
@@ -420,14 +420,16 @@ let
   memberDb = fleet.member.database;
   # libpq verifies the server's certificate only with these sslmode values.
   dbVerified = url: builtins.match ".*[?&]sslmode=verify-(ca|full)(&.*)?" url != null;
+  # A member with the hub's database runs its executor from there: it needs the network.
+  executorLocal = localDb && !(isMember && memberDb.url != null);
   fleetDbCredential = lib.optional (isMember && memberDb.passwordFile != null)
     "fleet-db-password:${memberDb.passwordFile}";
   # What each rendered file says about the fleet: the password is a credential of the
-  # orchestrator alone (its collector is the part that will write to the hub), a root-only
-  # path for the admin command, and absent elsewhere.
+  # parts that write to the hub (the orchestrator's collector, the member's executor), a
+  # root-only path for the admin command, and absent elsewhere.
   fleetFor = part:
     let f = base.fleet or { }; in
-    if part == "orchestrator" then f
+    if part == "orchestrator" || part == "executor" then f
     else if part == "admin" && memberDb.passwordFile != null && (f ? hub_password_file) then f // { hub_password_file = memberDb.passwordFile; }
     else removeAttrs f [ "hub_password_file" ];
 in
@@ -1032,12 +1034,13 @@ in
           # its own state (crash marker, output buffers) and the generated approval key.
           StateDirectory = "ai-sysadmin-executor";
           StateDirectoryMode = "0700";
-          LoadCredential = approvalKeyCredential ++ dbCredential;
+          LoadCredential = approvalKeyCredential ++ dbCredential ++ fleetDbCredential;
           # No network: PostgreSQL, D-Bus, nix-daemon and journald are unix sockets,
-          # which a private network namespace keeps.  A remote database needs IP.
-          PrivateNetwork = localDb;
-          RestrictAddressFamilies = [ "AF_UNIX" ] ++ lib.optionals (!localDb) [ "AF_INET" "AF_INET6" ];
-        } // lib.optionalAttrs localDb { IPAddressDeny = "any"; } // lib.optionalAttrs (!localDb) (ipPolicy (settingsHosts unitSettings.executor));
+          # which a private network namespace keeps.  A remote database, or a member's
+          # hub (its executor runs the actions the hub's database addresses to it), needs IP.
+          PrivateNetwork = executorLocal;
+          RestrictAddressFamilies = [ "AF_UNIX" ] ++ lib.optionals (!executorLocal) [ "AF_INET" "AF_INET6" ];
+        } // lib.optionalAttrs executorLocal { IPAddressDeny = "any"; } // lib.optionalAttrs (!executorLocal) (ipPolicy (settingsHosts unitSettings.executor));
       };
 
       # Creates the approval key once; never overwrites it, never logs it.

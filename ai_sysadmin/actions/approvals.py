@@ -141,7 +141,7 @@ async def approve(
             raise InvalidState(f"action {action_id} is not a valid catalog action ({exc})") from None
         now = _now()
         expires = now + timedelta(seconds=ttl_seconds)
-        sig = signing.sign(key, action_id, digest, actor, now, expires)
+        sig = signing.sign(key, action_id, digest, actor, now, expires, row["host"])
         await ledger_actions.add_person_approval(
             conn,
             action_id,

@@ -22,16 +22,27 @@ timeout and bounded output, and verify.
 
 Crash safety: an action found `executing` at start (the executor died mid-action) is
 marked `interrupted` and verified; it is never re-run on the executor's own.
+
+Hosts (docs/fleet.md): every executor runs only the actions addressed to its host -- a
+hub's or standalone one those of the database's own host (migration 9's `local_host`),
+a fleet member's (`HubSeat`) those of its host id, on the hub's database as the member's
+own role (row-level security hides every other host's rows).  A person's approval is
+checked with the executor's own host id, never the row's.  A member LISTENs on the
+host channel (payload: a host, only a hint), uses the hub's decision ledger without
+owning it, and while the hub is unreachable it stays idle: nothing is kept to run
+later, and an approval that expired meanwhile is refused as expired.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +62,7 @@ from ai_sysadmin.store import actions as ledger_actions
 from ai_sysadmin.store import audit, ledger
 from ai_sysadmin.store.db import connect_kwargs
 from ai_sysadmin.store.incidents import reopen
+from ai_sysadmin.store.migrations import HOST_CHANNEL
 from ai_sysadmin.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
@@ -59,6 +71,19 @@ CHANNEL = "ai_sysadmin_actions"
 ACTOR = "ai-sysadmin-executor"
 # Held for the executor's whole session: one executor per database.
 EXECUTOR_LOCK = 0x41_49_53_45_58  # "AISEX"
+
+
+@dataclass(frozen=True)
+class HubSeat:
+    """A fleet member's executor: its host id and how it reaches the hub's database as its own role."""
+
+    host: str
+    connect: Callable[[], Awaitable[psycopg.AsyncConnection]]
+
+
+def member_lock(host: str) -> int:
+    """The advisory lock of `host`'s executor on the hub: one executor per host, not per database."""
+    return int.from_bytes(hashlib.sha256(f"ai-sysadmin-executor:{host}".encode()).digest()[:8], "big", signed=True)
 
 
 class Refusal(Exception):
@@ -76,8 +101,12 @@ class Executor:
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] | None = None,
         out: Callable[[str], None] | None = None,
+        seat: HubSeat | None = None,
     ):
         self.cfg = cfg
+        self.seat = seat
+        # Whose actions it runs: the member's host, or (read at start) the database's own.
+        self.host: str | None = seat.host if seat else None
         self.catalog = catalog or load_catalog()
         self.clock = clock or now_utc
         self.paths = Paths(system_profile=cfg.actions.system_profile, current_system=cfg.actions.current_system)
@@ -90,6 +119,8 @@ class Executor:
             self._key_error = str(exc)
         self.handled = 0
         self.listening = False  # true while it waits for a NOTIFY (tests and benches wait on it)
+        self.woken = 0  # NOTIFYs for its host that woke it (tests tell them from the poll)
+        self._unreachable = False  # in an outage of the database: logged once
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -98,6 +129,8 @@ class Executor:
         return mode == "run" or (mode == "auto" and is_nixos())
 
     async def connect(self) -> psycopg.AsyncConnection:
+        if self.seat is not None:
+            return await self.seat.connect()
         db = self.cfg.database
         # pg_catalog first, whatever the database's owner (the orchestrator) set with ALTER
         # DATABASE: its own functions or operators must not shadow the built-ins we rely on.
@@ -120,22 +153,30 @@ class Executor:
             try:
                 listen = await self.connect()
             except psycopg.OperationalError as exc:
-                log.warning("executor: database unreachable (%s); retrying", str(exc).strip().splitlines()[-1:])
+                self._outage(exc)
                 await _wait(stop, self.cfg.actions.poll_interval)
                 continue
+            if self._unreachable:
+                log.warning("executor: %s reachable again; resuming", "the hub" if self.seat else "the database")
+                self._unreachable = False
             try:
-                if not await ledger_actions.try_session_lock(listen, EXECUTOR_LOCK):
-                    log.error("executor: another executor holds the lock on this database; exiting")
+                lock = member_lock(self.seat.host) if self.seat else EXECUTOR_LOCK
+                if not await ledger_actions.try_session_lock(listen, lock):
+                    log.error("executor: another executor holds the lock for this host's actions; exiting")
                     return 1
                 work = await self.connect()
                 try:
-                    try:
-                        await ledger.ensure(work)
-                    except ledger.LedgerUnavailable as exc:
-                        log.error("executor: %s; exiting", exc)
-                        return 1
+                    problem = await self._open_ledger(work)
+                    if problem is not None:
+                        # A member waits for the hub's executor to create the ledger.
+                        retry = self.seat is not None and not once
+                        log.error("executor: %s; %s", problem, "idle, retrying" if retry else "exiting")
+                        if not retry:
+                            return 1
+                        await _wait(stop, self.cfg.actions.poll_interval)
+                        continue
                     await self.recover(work)
-                    await listen.execute(f"LISTEN {CHANNEL}")
+                    await listen.execute(f"LISTEN {HOST_CHANNEL if self.seat else CHANNEL}")
                     while not stop.is_set():
                         await self.process_pending(work)
                         if once:
@@ -144,7 +185,7 @@ class Executor:
                 finally:
                     await work.close()
             except psycopg.OperationalError as exc:
-                log.warning("executor: lost the database (%s); reconnecting", exc)
+                self._outage(exc)
                 await _wait(stop, min(5.0, self.cfg.actions.poll_interval))
             except Exception:
                 # A row or a bug must not crash-loop the unit: log it, wait a poll, start over
@@ -155,9 +196,31 @@ class Executor:
                 await listen.close()
         return 0
 
+    def _outage(self, exc: Exception) -> None:
+        """One warning per outage: while the database (a member: the hub) is away the executor idles."""
+        if self._unreachable:
+            return
+        self._unreachable = True
+        where = "the hub's database" if self.seat else "the database"
+        log.warning(
+            "executor: %s is unreachable (%s); idle, nothing runs until it is back",
+            where,
+            (str(exc).strip().splitlines() or [type(exc).__name__])[-1],
+        )
+
+    async def _open_ledger(self, conn: psycopg.AsyncConnection) -> str | None:
+        """Create the ledger (its owner, the hub's or standalone executor) or check the hub's (a member)."""
+        if self.seat is not None:
+            return await ledger.untrusted_for_member(conn)
+        try:
+            await ledger.ensure(conn)
+        except ledger.LedgerUnavailable as exc:
+            return str(exc)
+        return None
+
     async def _wait_notify(self, listen: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
-        gen = listen.notifies(timeout=self.cfg.actions.poll_interval, stop_after=1)
-        waiter = asyncio.ensure_future(_drain(gen))
+        gen = listen.notifies(timeout=self.cfg.actions.poll_interval)
+        waiter = asyncio.ensure_future(self._drain_for_me(gen))
         stopper = asyncio.ensure_future(stop.wait())
         self.listening = True
         try:
@@ -170,7 +233,7 @@ class Executor:
 
     async def recover(self, conn: psycopg.AsyncConnection) -> list[int]:
         """`executing` at start: the previous executor died mid-action.  Mark, verify, never re-run."""
-        rows = await ledger_actions.with_status(conn, S.EXECUTING)
+        rows = await ledger_actions.with_status(conn, S.EXECUTING, await self._own_host(conn))
         for row in rows:
             now = self.clock()
             async with conn.transaction():
@@ -215,7 +278,7 @@ class Executor:
         async with conn.transaction():
             if await paused_until(conn, now, self.verify_decision) is not None:
                 return None  # approved actions wait; their approval may expire meanwhile
-            row = await ledger_actions.claim_approved(conn)
+            row = await ledger_actions.claim_approved(conn, await self._own_host(conn))
             if row is None:
                 return None
             action_id: int = row["id"]
@@ -296,6 +359,19 @@ class Executor:
         self.handled += 1
         return action_id
 
+    async def _own_host(self, conn: psycopg.AsyncConnection) -> str:
+        """Whose actions this executor runs: the seat's host, else the database's own (read once)."""
+        if self.host is None:
+            self.host = await ledger_actions.local_host(conn) or self.cfg.fleet.host_id()
+        return self.host
+
+    async def _drain_for_me(self, gen: Any) -> None:
+        """Until a NOTIFY for this executor (any on the local channel; its host's on the host channel)."""
+        async for n in gen:
+            if self.seat is None or n.payload == self.seat.host:
+                self.woken += 1
+                return
+
     def verify_decision(self, d: ledger.Decision) -> bool:
         """A ledger decision's signature, checked with this executor's key (none: nothing is valid)."""
         if self._key is None:
@@ -344,7 +420,7 @@ class Executor:
 
     async def _check_decisions(self, conn: psycopg.AsyncConnection, row: dict[str, Any]) -> None:
         """What a person decided and the orchestrator cannot undo: the ledger, and a rejection."""
-        problem = await ledger.untrusted(conn)
+        problem = await (ledger.untrusted_for_member(conn) if self.seat else ledger.untrusted(conn))
         if problem:
             raise Refusal(S.REFUSED, problem)
         for d in await ledger.rejections(conn, row["id"]):
@@ -371,17 +447,26 @@ class Executor:
                 f"{ap['approver']} approved it (approved digest {ap.get('digest')}, "
                 f"now {now_digest})",
             )
+        # This executor's host, not the row's: an approval made for another host fails here.
         if not signing.valid(
-            self._key, ap["signature"], row["id"], ap["digest"], ap["approver"], ap["approved_at"], ap["expires_at"]
+            self._key,
+            ap["signature"],
+            row["id"],
+            ap["digest"],
+            ap["approver"],
+            ap["approved_at"],
+            ap["expires_at"],
+            await self._own_host(conn),
         ):
             raise Refusal(
                 S.REFUSED,
-                "approval signature is not valid for this action (not made with the "
-                "approval key, or the action was changed after approval)",
+                "approval signature is not valid for this action on this host (not made with the "
+                "approval key, made for another host, or the action was changed after approval)",
             )
         # A signature is good for one run, across executor restarts: a re-inserted copy of
         # an action that already ran (same id, same approval) is a replay.
-        if not await ledger.use_approval(conn, ap["signature"], row["id"], ap["digest"]):
+        use = ledger.use_member_approval if self.seat else ledger.use_approval
+        if not await use(conn, ap["signature"], row["id"], ap["digest"]):
             raise Refusal(S.REFUSED, "this approval was already used: an action runs once per approval")
         return f"approved by {ap['approver']} (signed, digest {ap['digest'][:16]})"
 
@@ -564,11 +649,6 @@ class Executor:
         conn: psycopg.AsyncConnection, at: datetime, event: str, action_id: int, detail: dict[str, Any]
     ) -> None:
         await audit.insert(conn, at, ACTOR, event, ledger_actions.subject(action_id), detail)
-
-
-async def _drain(gen: Any) -> None:
-    async for _ in gen:
-        pass
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -1,9 +1,11 @@
 """The trust anchor of a person's approval: an HMAC-SHA256 over what was approved.
 
 A person approves a *digest* of exactly what they were shown (`digest`: action id,
-catalog action, parameters, risk, target, incident); the signed message binds that
-digest, the approver and both timestamps, so an approval cannot be moved to another
-action, survive a change of the row, change hands, or be extended.  A person's other
+catalog action, parameters, risk, target, incident, host); the signed message binds that
+digest, the host the action runs on, the approver and both timestamps, so an approval
+cannot be moved to another action or another host (docs/fleet.md: a member's executor
+checks it with its own host id), survive a change of the row, change hands, or be
+extended.  A person's other
 decisions that lift caution -- a resume, a pause that shortens another, a breaker
 clearing -- are signed the same way (`decision_message`).  The key lives in a file only
 the executor, the API and root can read (`actions.approval_key_file`); the
@@ -56,7 +58,7 @@ def load_key(cfg: Config, override: str | None = None, env: Mapping[str, str] | 
     return key
 
 
-DIGEST_FIELDS = ("id", "action", "params", "risk", "target", "incident_id")
+DIGEST_FIELDS = ("id", "action", "params", "risk", "target", "incident_id", "host")
 
 
 def _canonical(doc: Any) -> bytes:
@@ -68,11 +70,16 @@ def digest(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical({f: row.get(f) for f in DIGEST_FIELDS})).hexdigest()
 
 
-def message(action_id: int, content_digest: str, approver: str, approved_at: datetime, expires_at: datetime) -> bytes:
-    # Whole seconds since the epoch: exact after a round trip through timestamptz.
+def message(
+    action_id: int, content_digest: str, approver: str, approved_at: datetime, expires_at: datetime, host: str
+) -> bytes:
+    # Whole seconds since the epoch: exact after a round trip through timestamptz.  The host
+    # is signed on its own, not only inside the digest: the executor checks it against its
+    # own host id, never against what the row says (v3; v2 approvals had no host).
     return _canonical(
         {
-            "v": 2,
+            "v": 3,
+            "host": host,
             "action_id": int(action_id),
             "digest": content_digest,
             "approver": approver,

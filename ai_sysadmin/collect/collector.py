@@ -1,10 +1,17 @@
-"""The metrics collector loop: read, store (one COPY batch), raise threshold triggers."""
+"""The metrics collector loop: read, store (one COPY batch), raise threshold triggers.
+
+On a fleet member each reading is also written to the hub's database (`mirrors`,
+store/hub.py HubMetrics): a mirror never holds up or fails the local store; it drops
+what the hub cannot take.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ai_sysadmin.collect.system import SystemReader
 from ai_sysadmin.collect.thresholds import evaluate
@@ -19,6 +26,12 @@ log = logging.getLogger(__name__)
 THRESHOLD_STREAM = "thresholds"  # the collector has no cursor; its batches carry none
 
 
+class MetricSink(Protocol):
+    """Where a reading's samples go: the local store (MetricStore), the hub (HubMetrics)."""
+
+    async def write(self, samples: Sequence[Sample]) -> str: ...
+
+
 @dataclass
 class Reading:
     samples: list[Sample]
@@ -27,9 +40,17 @@ class Reading:
 
 
 class MetricsCollector:
-    def __init__(self, cfg: Config, metrics: MetricStore, triggers: TriggerSink, reader: SystemReader | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        metrics: MetricStore,
+        triggers: TriggerSink,
+        reader: SystemReader | None = None,
+        mirrors: Sequence[MetricSink] = (),
+    ):
         self._cfg = cfg
         self._metrics = metrics
+        self._mirrors = tuple(mirrors)
         self._triggers = triggers
         self._reader = reader or SystemReader()
         self._units_note: str | None = None
@@ -49,6 +70,8 @@ class MetricsCollector:
     async def collect_once(self) -> Reading:
         reading = await self.read()
         await self._metrics.write(reading.samples)
+        for mirror in self._mirrors:
+            await mirror.write(reading.samples)
         if reading.triggers:
             await self._triggers.record_triggers(reading.triggers, None, stream=THRESHOLD_STREAM)
         return reading

@@ -5,7 +5,8 @@
 
 Owned here: the store (pool, spool, writer), one LLM client per role, one knowledge base
 (through the one embed client), the action service (the one Proposer), the investigator,
-the L4 hooks, incidents + review, L1's follower, the metrics collector and the switch watch.
+the L4 hooks, incidents + review, L1's follower, the metrics collector (on a fleet member
+also writing to the hub) and the switch watch.
 A failure while building closes what was already opened (the pool included).
 
 `escalate`/`on_resolved` replace the L4 hooks (tests record escalations instead of
@@ -26,6 +27,7 @@ from ai_sysadmin.collect.collector import MetricsCollector
 from ai_sysadmin.compose.clients import RoleClients, service_clients
 from ai_sysadmin.compose.investigator import build_investigator
 from ai_sysadmin.compose.knowledge import SharedKnowledge
+from ai_sysadmin.compose.member import hub_metrics
 from ai_sysadmin.config import Config
 from ai_sysadmin.incidents.switches import SwitchWatch
 from ai_sysadmin.meta.findings import MetaFindings
@@ -88,7 +90,11 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
             model=clients.trigger,
             poll_interval=cfg.trigger.poll_interval,
         )
-        collector = MetricsCollector(cfg, store.metrics, review.tap)
+        # A fleet member also writes its readings to the hub's database (compose/member.py).
+        hub = hub_metrics(cfg)
+        if hub is not None:
+            stack.push_async_callback(hub.aclose)
+        collector = MetricsCollector(cfg, store.metrics, review.tap, mirrors=(hub,) if hub else ())
         yield ServiceParts(
             cfg=cfg,
             store=store,

@@ -194,24 +194,35 @@ async def append_step_result(conn: psycopg.AsyncConnection, action_id: int, resu
 # ---------------------------------------------------------------------- reading
 
 
-async def with_status(conn: psycopg.AsyncConnection, status: str) -> list[dict[str, Any]]:
+async def with_status(conn: psycopg.AsyncConnection, status: str, host: str) -> list[dict[str, Any]]:
+    """`host`'s actions in `status`, oldest first."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM actions WHERE status = %s ORDER BY id", (status,))
+    await cur.execute("SELECT * FROM actions WHERE status = %s AND host = %s ORDER BY id", (status, host))
     return await cur.fetchall()
 
 
-async def claim_approved(conn: psycopg.AsyncConnection) -> dict[str, Any] | None:
-    """The oldest approved action, locked for the caller's transaction (others skip it)."""
+async def claim_approved(conn: psycopg.AsyncConnection, host: str) -> dict[str, Any] | None:
+    """The oldest approved action addressed to `host`, locked for the caller's transaction (others skip it)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM actions WHERE status = 'approved' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+    await cur.execute(
+        "SELECT * FROM actions WHERE status = 'approved' AND host = %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        (host,),
+    )
     return await cur.fetchone()
+
+
+async def local_host(conn: psycopg.AsyncConnection) -> str | None:
+    """The host id of the database's own host (migration 9), whose actions a hub's or standalone executor runs."""
+    cur = await conn.execute("SELECT value FROM store_settings WHERE key = 'local_host'")
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
 
 
 async def lock(conn: psycopg.AsyncConnection, action_id: int) -> dict[str, Any] | None:
     """The fields a person decides on, locked for the caller's transaction; None when there is no such action."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        "SELECT id, action, params, risk, status, target, incident_id FROM actions WHERE id = %s FOR UPDATE",
+        "SELECT id, action, params, risk, status, target, incident_id, host FROM actions WHERE id = %s FOR UPDATE",
         (action_id,),
     )
     return await cur.fetchone()

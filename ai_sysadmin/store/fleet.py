@@ -4,9 +4,14 @@ A member (docs/fleet.md) reaches the hub's PostgreSQL as a role of its own, name
 `ai_sysadmin_member_<host>`.  Migration 9 put row-level security on the tables such a
 role is granted anything on (store/migrations.py `RLS_TABLES`): the policy takes the
 host from the role's name, so a member can only INSERT and SELECT metric and unit-state
-rows (unit states are metrics: `unit.failed`, `units.failed`) of its own host and only
-SELECT the actions addressed to it; on every other table it holds no privilege at all.
-Writes must be INSERTs: PostgreSQL refuses COPY FROM under row-level security.
+rows (unit states are metrics: `unit.failed`, `units.failed`) of its own host.  Migration
+11 adds what its executor needs (MEMBER_GRANTS' second part), each under a policy that
+limits it to its own host's rows: claim and complete the actions addressed to it (the
+status and result columns; a trigger allows only an executor's moves, so it cannot
+approve anything), read their approvals, write their steps, audit rows and breakers,
+read its own incidents and triggers for verification, reopen its own incidents.  On
+every other table it holds no privilege at all.  Writes must be INSERTs: PostgreSQL
+refuses COPY FROM under row-level security.
 
 Creating a role needs CREATEROLE (an admin, or the hub's `postgres`); the GRANTs need the
 schema owner (the orchestrator's role) or a superuser.  The password is set apart, with
@@ -20,15 +25,34 @@ import re
 import psycopg
 from psycopg import sql
 
-from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, metrics_backend
+from ai_sysadmin.store.db import schema_version
+from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, latest_version, metrics_backend
 
 # What a member's role may do; everything else is refused by the absence of a GRANT,
-# and these rows are limited to its host by migration 9's policies.
+# and these rows are limited to its host by migration 9's and 11's policies.
 MEMBER_GRANTS: tuple[tuple[str, str], ...] = (
+    # migration 9: the collector's writes, the executor's reading of its actions
     ("metrics", "SELECT"),
     ("metrics", "INSERT"),
     ("actions", "SELECT"),
+    # migration 11: the member executor (actions/executor.py), as the hub's executor's
+    # grants (store/grants.py) less what only the hub decides
+    ("actions", "UPDATE (status, updated_at, started_at, finished_at, executed_by, result, verification)"),
+    ("action_approvals", "SELECT"),
+    ("action_steps", "SELECT"),
+    ("action_steps", "INSERT"),
+    ("action_breakers", "SELECT"),
+    ("action_breakers", "INSERT"),
+    ("audit_log", "INSERT"),
+    ("incidents", "SELECT"),
+    ("incidents", "UPDATE (status, updated_at, resolved_at)"),
+    ("triggers", "SELECT"),
+    ("switch_incidents", "SELECT"),
+    ("store_settings", "SELECT"),
+    ("ai_sysadmin_schema", "SELECT"),
 )
+# The sequences behind the INSERTs above (a serial id).
+MEMBER_SEQUENCES = ("action_steps_id_seq", "action_breakers_id_seq", "audit_log_id_seq")
 # PostgreSQL truncates identifiers at 63 bytes; a longer name would silently lose part
 # of the host and so match another host's rows.
 _MAX_HOST = 63 - len(MEMBER_ROLE_PREFIX)
@@ -71,16 +95,40 @@ async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
                     f"cannot create role {role!r}: this connection's role needs CREATEROLE ({exc.diag.message_primary})"
                 ) from None
         # In the same transaction: a refusal here leaves no role behind.
+        if await schema_version(conn) < latest_version():
+            # Before migration 11 the tables MEMBER_GRANTS names carry no policy yet: a role
+            # granted them then would see every host's rows.
+            raise FleetError("the database is not migrated to this version yet: start the service once first")
         if await metrics_backend(conn) == BACKEND_TIMESCALE:
             raise FleetError(
                 "member roles need row-level security on metrics, which a TimescaleDB hypertable "
                 "does not carry to its chunks: not built for the TimescaleDB backend"
             )
-        schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
-        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
-        for table, privilege in MEMBER_GRANTS:
-            await conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), sql.Identifier(table), r))
+        await grant_member(conn, host)
     return role
+
+
+async def grant_member(conn: psycopg.AsyncConnection, host: str) -> None:
+    """GRANT member `host`'s role MEMBER_GRANTS (idempotent; tables not there yet are skipped)."""
+    r = sql.Identifier(member_role_name(host))
+    schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
+    await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
+    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS} | set(MEMBER_SEQUENCES))
+    for table, privilege in MEMBER_GRANTS:
+        if table in present:  # privilege: fixed text from MEMBER_GRANTS
+            await conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), sql.Identifier(table), r))
+    for seq in MEMBER_SEQUENCES:
+        if seq in present:
+            await conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(seq), r))
+
+
+async def _relations(conn: psycopg.AsyncConnection, names: set[str]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)",
+        (sorted(names),),
+    )
+    return {name for (name,) in await cur.fetchall()}
 
 
 async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
@@ -91,8 +139,11 @@ async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
             return False
         r = sql.Identifier(role)
         schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
-        for table in sorted({t for t, _ in MEMBER_GRANTS}):
+        present = await _relations(conn, {t for t, _ in MEMBER_GRANTS})
+        for table in sorted(present):
             await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
+        for seq in sorted(await _relations(conn, set(MEMBER_SEQUENCES))):
+            await conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sql.Identifier(seq), r))
         await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(schema), r))
         await conn.execute(sql.SQL("DROP ROLE {}").format(r))
     return True

@@ -12,7 +12,10 @@ created and owned by the *executor's* role at its start (`ensure`):
   shortens another, a breaker clearing), which the orchestrator does not hold.
 * `used_approvals`: one row per signature the executor has acted on; only the executor
   writes it, so an approval runs once, across executor restarts and whatever happens to
-  `audit_log`.
+  `audit_log`.  A fleet member's executor (docs/fleet.md) records its uses through
+  `use_member_approval`, a function the executor's role owns and runs as itself: it
+  accepts only a member's login role, and only an action addressed to that member's
+  host -- the member never holds a privilege on the table.
 
 A schema of that name owned by anyone else is not the ledger (someone squatted the
 name): `untrusted` says so and the executor refuses to run person-approved actions.
@@ -26,6 +29,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from ai_sysadmin.store.migrations import MEMBER_ROLE_PREFIX
 
 SCHEMA = "ai_sysadmin_ledger"
 DECISION_KINDS = ("reject", "pause", "resume", "trip", "clear_breaker")
@@ -81,6 +86,24 @@ GRANT SELECT ON {SCHEMA}.decisions TO PUBLIC;
 GRANT INSERT (kind, action_id, digest, target, until, actor, reason, at, signature) ON {SCHEMA}.decisions TO PUBLIC;
 GRANT USAGE ON SEQUENCE {SCHEMA}.decisions_id_seq TO PUBLIC;
 GRANT SELECT ON {SCHEMA}.used_approvals TO PUBLIC;
+-- A fleet member's executor records its uses here (session_user: the member's login role,
+-- which names its host; a SECURITY DEFINER function sees its own role as current_user).
+CREATE OR REPLACE FUNCTION {SCHEMA}.use_member_approval(p_signature text, p_action_id bigint, p_digest text)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_host text := CASE WHEN starts_with(session_user::text, '{MEMBER_ROLE_PREFIX}')
+                        THEN substr(session_user::text, {len(MEMBER_ROLE_PREFIX) + 1}) END;
+BEGIN
+    IF v_host IS NULL OR NOT EXISTS (SELECT 1 FROM public.actions a WHERE a.id = p_action_id AND a.host = v_host) THEN
+        RAISE EXCEPTION 'use_member_approval: action % is not addressed to this member', p_action_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO {SCHEMA}.used_approvals (signature, action_id, digest) VALUES (p_signature, p_action_id, p_digest)
+        ON CONFLICT (signature) DO NOTHING;
+    RETURN FOUND;
+END $$;
+REVOKE ALL ON FUNCTION {SCHEMA}.use_member_approval(text, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {SCHEMA}.use_member_approval(text, bigint, text) TO PUBLIC;
 """
 
 
@@ -148,6 +171,40 @@ async def untrusted(conn: psycopg.AsyncConnection) -> str | None:
     if not owner[1] or not all(tables.values()):
         return f"the decision ledger ({SCHEMA}) is not owned by the executor's role"
     return None
+
+
+async def untrusted_for_member(conn: psycopg.AsyncConnection) -> str | None:
+    """Why a fleet member's executor must not rely on the hub's ledger (None: it may).
+
+    A member cannot own the ledger: the hub's executor does.  It must exist, whole, with
+    the member's function, and be owned by one role that is neither the owner of the main
+    tables (the orchestrator, which must not be able to rewrite it) nor this member.
+    """
+    cur = await conn.execute(
+        "SELECT pg_get_userbyid(n.nspowner), "
+        "  (SELECT array_agg(DISTINCT c.relowner) FROM pg_class c WHERE c.relnamespace = n.oid "
+        "     AND c.relname IN ('decisions', 'used_approvals')), "
+        "  (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid "
+        "     AND c.relname IN ('decisions', 'used_approvals')), "
+        "  n.nspowner, to_regprocedure(%s) IS NOT NULL, "
+        "  (SELECT relowner FROM pg_class WHERE oid = to_regclass('public.actions')), "
+        "  (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+        "FROM pg_namespace n WHERE n.nspname = %s",
+        (f"{SCHEMA}.use_member_approval(text, bigint, text)", SCHEMA),
+    )
+    row = await cur.fetchone()
+    if row is None or row[2] != 2 or not row[4]:
+        return f"the hub's decision ledger ({SCHEMA}) is not there yet: the hub's executor creates it at its start"
+    owner, table_owners, _, schema_owner, _, actions_owner, me = row
+    if table_owners != [schema_owner] or schema_owner in (actions_owner, me):
+        return f"the hub's decision ledger ({SCHEMA}, owned by {owner!r}) is not owned by the hub's executor's role"
+    return None
+
+
+async def use_member_approval(conn: psycopg.AsyncConnection, signature: str, action_id: int, digest: str) -> bool:
+    """A member's `use_approval`, through the ledger owner's function; False when it was used before."""
+    cur = await conn.execute(f"SELECT {SCHEMA}.use_member_approval(%s, %s, %s)", (signature, action_id, digest))
+    return bool((await cur.fetchone())[0])  # type: ignore[index]
 
 
 async def require(conn: psycopg.AsyncConnection) -> None:

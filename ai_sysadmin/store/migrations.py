@@ -515,6 +515,77 @@ CREATE INDEX incident_hosts_host ON incident_hosts (host, incident_id);
 """
 
 
+# A member's executor (issue 22, docs/fleet.md, docs/security.md): what its role needs to
+# claim, run and record the actions addressed to its host, and nothing of another host's.
+#
+# * Row-level security, with the same fail-closed test of the role's name as migration 9,
+#   on every further table a member's role is granted anything on: by `host` where the
+#   table has one, else by the action or incident the row belongs to (a sub-select on
+#   `actions`/`incidents`, itself under the member's policy).  Every other role keeps what
+#   its GRANTs give it.
+# * A member moves its own actions only as an executor does: approved -> executing or a
+#   refusal, executing -> its outcome.  It cannot approve (no INSERT on action_approvals,
+#   and no move into `approved`), reject, or requeue; the column grants (store/fleet.py)
+#   leave it no way to change what an action is, or its host.
+# * A NOTIFY on `ai_sysadmin_host_actions` whose payload is the host, when an action
+#   becomes approved: a member LISTENs there (it opens no port).  Any role may NOTIFY any
+#   channel, so the payload is only a hint: the executor re-reads its own rows.
+# The GRANTs themselves are store/fleet.py's MEMBER_GRANTS, given to the member roles
+# that already exist here and by `create_member_role` to new ones.
+HOST_CHANNEL = "ai_sysadmin_host_actions"
+_MEMBER_OWN_ROW = "(SELECT fleet_member_host()) IS NULL OR {test}"
+V11_MEMBER_POLICIES: tuple[tuple[str, str], ...] = (
+    ("incidents", "host = (SELECT fleet_member_host())"),
+    ("triggers", "host = (SELECT fleet_member_host())"),
+    ("action_steps", "EXISTS (SELECT 1 FROM actions a WHERE a.id = action_id)"),
+    ("action_approvals", "EXISTS (SELECT 1 FROM actions a WHERE a.id = action_id)"),
+    ("action_breakers", "EXISTS (SELECT 1 FROM actions a WHERE a.id = action_id)"),
+    ("switch_incidents", "EXISTS (SELECT 1 FROM incidents i WHERE i.id = incident_id)"),
+    (
+        "audit_log",
+        "subject ~ '^action:[0-9]{1,18}$' AND EXISTS (SELECT 1 FROM actions a WHERE a.id = substr(subject, 8)::bigint)",
+    ),
+)
+V11_MEMBER_EXECUTOR = f"""
+CREATE FUNCTION actions_member_moves() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF fleet_member_host() IS NOT NULL AND NEW.status IS DISTINCT FROM OLD.status AND NOT (
+        (OLD.status = 'approved' AND NEW.status IN ('executing', 'refused', 'expired', 'dry-run'))
+        OR (OLD.status = 'executing' AND NEW.status IN ('verified', 'failed', 'interrupted'))
+    ) THEN
+        RAISE EXCEPTION 'a fleet member runs approved actions only: action % may not move from % to %',
+            OLD.id, OLD.status, NEW.status USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER actions_member_moves BEFORE UPDATE OF status ON actions
+    FOR EACH ROW EXECUTE FUNCTION actions_member_moves();
+
+CREATE OR REPLACE FUNCTION actions_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ai_sysadmin_actions', NEW.id::text);
+    PERFORM pg_notify('{HOST_CHANNEL}', NEW.host);
+    RETURN NEW;
+END $$;
+"""
+
+
+async def _v11_member_executor(conn: psycopg.AsyncConnection) -> None:
+    for table, test in V11_MEMBER_POLICIES:
+        check = sql.SQL(_MEMBER_OWN_ROW.format(test=test))  # fixed text from this module
+        await conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(sql.Identifier(table)))
+        await conn.execute(
+            sql.SQL("CREATE POLICY fleet_member_host ON {} FOR ALL USING ({}) WITH CHECK ({})").format(
+                sql.Identifier(table), check, check
+            )
+        )
+    await conn.execute(V11_MEMBER_EXECUTOR)
+    from ai_sysadmin.store import fleet  # its grants; fleet imports this module
+
+    for host in await fleet.member_roles(conn):
+        await fleet.grant_member(conn, host)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls", _sql(V1_CORE)
@@ -534,6 +605,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(9, "hosts: host column and indexes, member row-level security", _v9_hosts),
     Migration(10, "incident_hosts: the hosts of each incident (fleet incidents)", _sql(V10_INCIDENT_HOSTS)),
+    Migration(11, "fleet members' executors: grants and row-level security, host NOTIFY", _v11_member_executor),
 )
 
 

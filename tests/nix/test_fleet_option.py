@@ -154,20 +154,24 @@ def test_member_with_tls_configures_journal_upload(lib_path: str | None) -> None
     assert fleet == {"role": "member", "host": "web-1", "hub_url": HUB_URL}
 
 
-def test_member_database_password_is_the_orchestrators_credential(lib_path: str | None) -> None:
+def test_member_database_password_is_the_orchestrators_and_executors_credential(lib_path: str | None) -> None:
     out = _ok(
         lib_path,
         **_member(member={"hubUrl": HUB_URL, "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}),
     )
     configs = {p: c["content"]["fleet"] for p, c in out["unitConfigs"].items()}
     assert configs["orchestrator"]["hub_dsn"] == FLEET_DB_URL
-    assert configs["orchestrator"]["hub_password_file"] == "fleet-db-password"
+    # The collector (orchestrator) and the member's executor write to the hub as the member.
+    for part in ("orchestrator", "executor"):
+        assert configs[part]["hub_dsn"] == FLEET_DB_URL
+        assert configs[part]["hub_password_file"] == "fleet-db-password"
     assert configs["admin"]["hub_password_file"] == FLEET_DB_SECRET_PATH
-    assert "hub_password_file" not in configs["api"] and "hub_password_file" not in configs["executor"]
-    orch = out["units"]["ai-sysadmin.service"]
-    assert f"LoadCredential=fleet-db-password:{FLEET_DB_SECRET_PATH}\n" in orch
-    for unit in ("ai-sysadmin-executor.service",):
-        assert "fleet-db-password" not in out["units"][unit]
+    assert "hub_password_file" not in configs["api"]
+    for unit in ("ai-sysadmin.service", "ai-sysadmin-executor.service"):
+        assert f"LoadCredential=fleet-db-password:{FLEET_DB_SECRET_PATH}\n" in out["units"][unit]
+    # The member's executor reaches the hub over IP, even with a local database of its own.
+    executor = out["units"]["ai-sysadmin-executor.service"]
+    assert "PrivateNetwork=true" not in executor and "AF_INET" in executor
     # The Python loader accepts the orchestrator's file as rendered (the key is read when used).
     parse_config(
         json.loads(Path(out["unitConfigs"]["orchestrator"]["path"]).read_text()),

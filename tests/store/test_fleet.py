@@ -116,7 +116,9 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
                 (tid, NOW, NOW, host),
             )
 
-        assert await migrate(conn, host=HUB) == list(range(9, latest_version() + 1))
+        # 9, and whatever came after it (its number is not fixed while fleet slices merge).
+        assert await migrate(conn, host=HUB) == [m.version for m in MIGRATIONS[8:]]
+        assert latest_version() >= 9
         for table in ("incidents", "actions", "metrics", "switches"):
             cur = await conn.execute(sql.SQL("SELECT DISTINCT host FROM {}").format(sql.Identifier(table)))
             assert await cur.fetchall() == [(HUB,)], table
@@ -139,6 +141,44 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
         assert await cur.fetchone() == (HUB,)
         with pytest.raises(psycopg.errors.NotNullViolation):
             await conn.execute("UPDATE incidents SET host = NULL")
+
+
+async def test_migration_11_grants_the_member_roles_that_exist(pg_cluster: PgCluster, database: str) -> None:
+    """A member role made on a schema at 9 gets the executor's grants, under their policies, from 11."""
+    host = f"web-e-{uuid.uuid4().hex[:6]}"
+    role = fleet.member_role_name(host)
+    async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('ai_sysadmin.local_host', %s, true)", (HUB,))
+            await conn.execute(
+                f"CREATE TABLE {SCHEMA_TABLE} (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for m in MIGRATIONS[:9]:
+                await m.apply(conn)
+                await conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
+        with pytest.raises(fleet.FleetError, match="not migrated"):
+            await fleet.create_member_role(conn, host)  # refused: no policies on the new grants yet
+        # What migration 9's create_member_role granted.
+        r = sql.Identifier(role)
+        await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
+        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r))
+        await conn.execute(sql.SQL("GRANT SELECT, INSERT ON metrics TO {}").format(r))
+        await conn.execute(sql.SQL("GRANT SELECT ON actions TO {}").format(r))
+        mine, other = await _action(conn, host, "a.service"), await _action(conn, "web-z", "z.service")
+        for aid in (mine, other):
+            await conn.execute(
+                "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
+                "VALUES (%s, 'policy', 'policy', '', now(), now())",
+                (aid,),
+            )
+        try:
+            assert await migrate(conn, host=HUB) == [m.version for m in MIGRATIONS[9:]]
+            async with await _as(pg_cluster, database, role) as member:
+                cur = await member.execute("SELECT action_id FROM action_approvals")
+                assert await cur.fetchall() == [(mine,)]
+        finally:
+            await fleet.drop_member_role(conn, host)
 
 
 async def test_host_indexes_exist(owner: psycopg.AsyncConnection) -> None:
@@ -200,9 +240,13 @@ async def test_member_reads_only_actions_addressed_to_it(
         assert await cur.fetchall() == [(for_b, "postgresql-backup.service")]
         cur = await conn.execute("SELECT count(*) FROM actions WHERE id = ANY(%s)", ([for_a, local],))
         assert await cur.fetchone() == (0,)
+        # What an action is, and whose, is the hub's: only the execution columns are B's.
         for stmt in (
-            "UPDATE actions SET status = 'executing'",
             "INSERT INTO actions (action, risk, host) VALUES ('restart_unit', 'low', current_user)",
+            "UPDATE actions SET host = 'x'",
+            "UPDATE actions SET params = '{}'",
+            "UPDATE actions SET risk = 'low'",
+            "DELETE FROM actions",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 await conn.execute(stmt)
@@ -211,18 +255,75 @@ async def test_member_reads_only_actions_addressed_to_it(
         assert await cur.fetchall() == [(for_a,)]
 
 
+async def test_member_moves_only_its_own_actions_and_only_as_an_executor(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
+    """Migration 11: B claims and completes B's approved actions; A's rows and approving are out of reach."""
+    a, b = members["a"], members["b"]
+    for_a = await _action(owner, a, "nginx.service")
+    for_b = await _action(owner, b, "postgresql-backup.service")
+    queued_b = await _action(owner, b, "cron.service")
+    await owner.execute("UPDATE actions SET status = 'queued' WHERE id = %s", (queued_b,))
+    for aid in (for_a, for_b):
+        await owner.execute(
+            "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
+            "VALUES (%s, 'policy', 'policy', '', now(), now() + interval '1 hour')",
+            (aid,),
+        )
+    audit = "INSERT INTO audit_log (at, actor, event, subject) VALUES (now(), 'x', 'action.step', %s)"
+    async with await _as(pg_cluster, database, fleet.member_role_name(b)) as conn:
+        # A's action: invisible to B's UPDATE (row-level security), so nothing changes.
+        cur = await conn.execute("UPDATE actions SET status = 'executing' WHERE id = %s", (for_a,))
+        assert cur.rowcount == 0
+        # Approving its own queued action, requeueing or rejecting one: refused whatever B writes.
+        for action_id, to in ((queued_b, "approved"), (for_b, "queued"), (for_b, "rejected")):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="runs approved actions only"):
+                await conn.execute("UPDATE actions SET status = %s WHERE id = %s", (to, action_id))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            await conn.execute(
+                "INSERT INTO action_approvals (action_id, kind, approver, reason, approved_at, expires_at) "
+                "VALUES (%s, 'person', 'b', '', now(), now() + interval '1 hour')",
+                (for_b,),
+            )
+        # Its own approved action: claimed and completed as an executor does.
+        cur = await conn.execute("UPDATE actions SET status = 'executing', started_at = now() WHERE id = %s", (for_b,))
+        assert cur.rowcount == 1
+        await conn.execute("UPDATE actions SET status = 'verified', finished_at = now() WHERE id = %s", (for_b,))
+        cur = await conn.execute("SELECT action_id FROM action_approvals ORDER BY action_id")
+        assert await cur.fetchall() == [(for_b,)]
+        # Steps, audit rows and breakers: its own actions' only.
+        await conn.execute(
+            "INSERT INTO action_steps (action_id, from_status, to_status, actor, reason) "
+            "VALUES (%s, 'executing', 'verified', 'x', '')",
+            (for_b,),
+        )
+        await conn.execute(audit, (f"action:{for_b}",))
+        for stmt, args in (
+            (
+                "INSERT INTO action_steps (action_id, from_status, to_status, actor, reason) "
+                "VALUES (%s, 'approved', 'refused', 'x', '')",
+                (for_a,),
+            ),
+            (audit, (f"action:{for_a}",)),
+            (audit, ("actions",)),
+            ("INSERT INTO action_breakers (target, action_id, reason) VALUES ('nginx.service', %s, 'x')", (for_a,)),
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
+                await conn.execute(stmt, args)
+    cur = await owner.execute("SELECT id, status FROM actions ORDER BY id")
+    assert await cur.fetchall() == [(for_a, "approved"), (for_b, "verified"), (queued_b, "queued")]
+
+
 @pytest.mark.parametrize(
     "table",
     [
-        "incidents",
-        "triggers",
         "findings",
-        "action_approvals",
-        "audit_log",
-        "store_settings",
+        "audit_log",  # INSERT only (its own actions' rows)
         "switches",
         "cursors",
         "ingest_batches",
+        "reviews",
+        "llm_calls",
     ],
 )
 async def test_member_has_nothing_else(
