@@ -950,13 +950,13 @@ class MetaConfig(_Section):
 
 # A host id names rows in the database and, on a member, part of its role name: a host
 # name's characters, at most 63 (a DNS label's length).
-_HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 HostId = Annotated[
     StrictStr,
     *_checked(
         lambda v: (
             None
-            if _HOST_ID_RE.match(v)
+            if HOST_ID_RE.match(v)
             else "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
         )
     ),
