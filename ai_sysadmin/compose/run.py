@@ -83,7 +83,9 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
             on_resolved=on_resolved or meta.on_resolved,
         )
         stack.push_async_callback(review.aclose)
-        follower = l1(cfg, review.tap, clients.trigger)
+        # Members' triggers go to the store only: incidents and the review do not tell hosts
+        # apart yet, and a member's fault must never become an action on the hub.
+        follower = l1(cfg, review.tap, clients.trigger, member_sink=store.triggers)
         collector = MetricsCollector(cfg, store.metrics, review.tap)
         yield ServiceParts(
             cfg=cfg,
@@ -99,8 +101,11 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
         )
 
 
-def l1(cfg: Config, sink: TriggerSink, model: StructuredModel | None) -> TriggerFollower | HubL1:
-    """L1: this host's journal; on a hub also one pipeline per member host (docs/fleet.md)."""
+def l1(
+    cfg: Config, sink: TriggerSink, model: StructuredModel | None, *, member_sink: TriggerSink | None = None
+) -> TriggerFollower | HubL1:
+    """L1: this host's journal into `sink`; on a hub also one pipeline per member host into
+    `member_sink` (default: `sink`) (docs/fleet.md)."""
     own = TriggerFollower(
         cfg.trigger,
         journal_source(cfg),
@@ -117,7 +122,7 @@ def l1(cfg: Config, sink: TriggerSink, model: StructuredModel | None) -> Trigger
     members = MemberFollower(
         cfg.trigger,
         cfg.fleet.journal_dir,
-        sink,
+        member_sink if member_sink is not None else sink,
         state_dir=cfg.state_dir,
         model=model,
         own_host=cfg.fleet.host_id(),

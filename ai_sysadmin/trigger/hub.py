@@ -137,6 +137,7 @@ class MemberFollower:
             self.classifier.on_answer = self._answered
         self.lanes: dict[str, Lane] = {}
         self.scans = 0
+        self._open_logged: dict[str, float] = {}
 
     @property
     def degraded(self) -> bool:
@@ -171,11 +172,24 @@ class MemberFollower:
         self.scans += 1
         n = 0
         for host in sorted(found):
-            lane = self.lanes.get(host) or await self._open(host)
+            lane = self.lanes.get(host) or await self._try_open(host)
+            if lane is None:
+                continue
             files = found[host]
             if lane.more or lane.read_signature != files.signature:
                 n += await self._read(lane, files)
         return n
+
+    async def _try_open(self, host: str) -> Lane | None:
+        """A new host's lane; None (logged, retried next round) when its position cannot be loaded."""
+        try:
+            return await self._open(host)
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._open_logged.get(host, -1e18) >= ERROR_LOG_EVERY:
+                self._open_logged[host] = now
+                log.error("hub: cannot start following host %s, retrying: %s: %s", host, type(exc).__name__, exc)
+            return None
 
     async def _open(self, host: str) -> Lane:
         cursor, number = await self.sink.load_position(stream_of(host))

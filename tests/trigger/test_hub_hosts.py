@@ -301,12 +301,14 @@ async def test_a_hub_follows_its_own_journal_and_every_member(journal_writer: Jo
     assert isinstance(l1(standalone, sink, None), TriggerFollower)  # standalone (and member): unchanged
 
     hub = make_config(tmp_path, **base, fleet={"role": "hub", "host": "hub", "journal_dir": str(d)})
-    follower = l1(hub, sink, None)
+    # As the service wires it: the members' triggers into the store only, not the incidents' tap.
+    members = JsonlTriggerSink(tmp_path / "member-triggers.jsonl")
+    follower = l1(hub, sink, None, member_sink=members)
     assert isinstance(follower, HubL1)
     task = asyncio.create_task(follower.run())
 
     async def both() -> bool:
-        return rule_counts(sink.triggers()) == {"hub": 8, "hostA": 12}
+        return rule_counts(sink.triggers()) == {"hub": 8} and rule_counts(members.triggers()) == {"hostA": 12}
 
     try:
         await until(both, "the hub's own triggers and hostA's")
