@@ -30,7 +30,7 @@ from ai_sysadmin.tasks import stop_tasks
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
-from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
+from ai_sysadmin.trigger.entry import BadEntry, Entry, parse_json_line
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import Checkpoint, DecisionHook, Pipeline
 from ai_sysadmin.trigger.reader import JournalSource, follow_lines
@@ -161,33 +161,46 @@ def journal_source(cfg: Config) -> JournalSource:
 
 
 class LineFeeder:
-    """Journal lines into one pipeline: bad lines counted, long lines matched off the loop, no entry stops L1."""
+    """Journal lines into one pipeline: bad lines counted, long lines matched off the loop, no entry stops L1.
+
+    Per line, `feed` (synchronous: the hot path awaits nothing); an entry it hands back has a
+    long message, and its caller awaits `feed_long` for it.
+    """
 
     def __init__(self, pipeline: Pipeline, max_message: int):
         self.pipeline = pipeline
         self.max_message = max_message
         self._error_logged = 0.0
 
-    async def feed(self, line: bytes) -> None:
-        pipeline = self.pipeline
+    def feed(self, line: bytes) -> Entry | None:
         try:
             entry = parse_json_line(line, self.max_message)
         except BadEntry as exc:
-            pipeline.bad_line()
+            self.pipeline.bad_line()
             log.warning("journal line skipped: %s", exc)
-            return
+            return None
+        if len(entry.message) > OFF_LOOP_CHARS:
+            return entry
         try:
-            if len(entry.message) > OFF_LOOP_CHARS:
-                pipeline.process(entry, await asyncio.to_thread(pipeline.match_rule, entry))
-            else:
-                pipeline.process(entry)
+            self.pipeline.process(entry)
         except Exception:
-            # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
-            pipeline.bad_line()
-            now = time.monotonic()
-            if now - self._error_logged >= 30.0:
-                self._error_logged = now
-                log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
+            self._failed(entry)
+        return None
+
+    async def feed_long(self, entry: Entry) -> None:
+        """An entry whose rules are matched in a worker thread (RE2 releases the GIL)."""
+        try:
+            self.pipeline.process(entry, await asyncio.to_thread(self.pipeline.match_rule, entry))
+        except Exception:
+            self._failed(entry)
+
+    def _failed(self, entry: Entry) -> None:
+        # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
+        self.pipeline.bad_line()
+        now = time.monotonic()
+        if now - self._error_logged >= 30.0:
+            self._error_logged = now
+            log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
 
 
 @dataclass
@@ -262,7 +275,8 @@ class TriggerFollower:
         lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl, poll_interval=self.poll_interval)
         self.started.set()
         async for line in lines:
-            await feeder.feed(line)
+            if (long := feeder.feed(line)) is not None:
+                await feeder.feed_long(long)
             n += 1
             if n % YIELD_EVERY == 0 or clock() - last_yield >= YIELD_SECONDS:
                 await asyncio.sleep(0)

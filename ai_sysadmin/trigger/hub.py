@@ -213,7 +213,8 @@ class MemberFollower:
             lines = lines_after(source, after_cursor=lane.pipeline.cursor, binary=self.journalctl, errors=lane.stderr)
             async with contextlib.aclosing(lines):
                 async for line in lines:
-                    await lane.feeder.feed(line)
+                    if (long := lane.feeder.feed(line)) is not None:
+                        await lane.feeder.feed_long(long)
                     n += 1
                     if n >= self.max_per_turn:
                         more = True
