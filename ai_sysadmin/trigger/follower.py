@@ -167,9 +167,11 @@ class LineFeeder:
     long message, and its caller awaits `feed_long` for it.
     """
 
-    def __init__(self, pipeline: Pipeline, max_message: int):
+    def __init__(self, pipeline: Pipeline, max_message: int, *, repeat: Callable[[Entry], bool] | None = None):
+        """`repeat(entry)`: True for an entry to pass over unprocessed (see hub.py)."""
         self.pipeline = pipeline
         self.max_message = max_message
+        self.repeat = repeat
         self._error_logged = 0.0
 
     def feed(self, line: bytes) -> Entry | None:
@@ -178,6 +180,9 @@ class LineFeeder:
         except BadEntry as exc:
             self.pipeline.bad_line()
             log.warning("journal line skipped: %s", exc)
+            return None
+        if self.repeat is not None and self.repeat(entry):
+            self.pipeline.pass_over(entry)
             return None
         if len(entry.message) > OFF_LOOP_CHARS:
             return entry

@@ -39,6 +39,7 @@ from ai_sysadmin.config import TriggerConfig
 from ai_sysadmin.tasks import stop_tasks
 from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import Answer, Classifier, StructuredModel
+from ai_sysadmin.trigger.entry import Entry
 from ai_sysadmin.trigger.follower import (
     YIELD_EVERY,
     YIELD_SECONDS,
@@ -76,27 +77,62 @@ def member_paths(state_dir: str) -> dict[str, Path]:
     }
 
 
+def identity(cursor: str | None) -> str | None:
+    """What makes an entry itself, from its cursor: boot id, monotonic and realtime clocks, content hash.
+
+    The `s=`/`i=` parts (the file's sequence number) are left out: they are the copy's, not the entry's.
+    """
+    if not cursor:
+        return None
+    parts = dict(p.split("=", 1) for p in cursor.split(";") if "=" in p)
+    if not all(k in parts for k in "bmtx"):
+        return None
+    return ";".join(parts[k] for k in "bmtx")
+
+
 @dataclass
 class Lane:
-    """One member host's L1: its pipeline, checkpoint files, cursors and read state."""
+    """One member host's L1: its pipeline, checkpoint files, cursors and read state.
+
+    systemd-journal-upload sends the entry at its saved cursor again each time it starts
+    (measured with systemd 252: after a restart the hub's file holds that entry twice, the
+    second copy differing only in its sequence number), so an entry identical to the one
+    before it (`identity`) is passed over: a member's upload restarts double nothing.
+    """
 
     host: str
     pipeline: Pipeline
     checkpoints: CheckpointFiles
-    feeder: LineFeeder
+    max_message: int
     recorded_cursor: str | None  # the cursor the sink holds for this host
     read_signature: tuple[Any, ...] | None = None  # the files as they were when last read through
     more: bool = False  # the last turn stopped at MAX_PER_TURN
     stderr: StderrLog = field(default_factory=StderrLog)
     recorded_triggers: int = 0
+    repeats: int = 0  # entries passed over as repeats of the one before
     read_errors: int = 0
     checkpoint_errors: int = 0
     last_error: str | None = None
     _error_logged: float = -1e18
+    feeder: LineFeeder = field(init=False)
+    _last_identity: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.feeder = LineFeeder(self.pipeline, self.max_message, repeat=self._repeat)
+        self._last_identity = identity(self.pipeline.cursor)  # a restart knows the last entry read
 
     @property
     def stream(self) -> str:
         return stream_of(self.host)
+
+    def _repeat(self, entry: Entry) -> bool:
+        found = identity(entry.cursor)
+        if found is None:
+            return False
+        repeat = found == self._last_identity
+        self._last_identity = found
+        self.repeats += repeat
+        return repeat
 
     def log_error(self, what: str, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -198,7 +234,7 @@ class MemberFollower:
         )
         checkpoints = CheckpointFiles(self._paths["hosts"] / host / "checkpoints" if self._paths else None)
         resume(pipeline, checkpoints, cursor, number)
-        lane = self.lanes[host] = Lane(host, pipeline, checkpoints, LineFeeder(pipeline, self.tcfg.max_message), cursor)
+        lane = self.lanes[host] = Lane(host, pipeline, checkpoints, self.tcfg.max_message, cursor)
         log.info("hub: following host %s%s", host, " from its stored cursor" if cursor else " from its first entry")
         return lane
 
@@ -270,6 +306,7 @@ class MemberFollower:
             host: {
                 **lane.pipeline.stats.to_json(),
                 "recorded_triggers": lane.recorded_triggers,
+                "repeats": lane.repeats,
                 "read_errors": lane.read_errors,
                 "checkpoint_errors": lane.checkpoint_errors,
                 "last_error": lane.last_error,

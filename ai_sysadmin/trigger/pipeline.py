@@ -189,6 +189,11 @@ class Pipeline:
     def bad_line(self) -> None:
         self.stats.bad_lines += 1
 
+    def pass_over(self, entry: Entry) -> None:
+        """An entry deliberately not processed (a repeat its sender sent twice): the cursor moves past it."""
+        if entry.cursor is not None:
+            self._last_cursor = entry.cursor
+
     def _model_path(self, entry: Entry, w: int, tid: str, cluster_id: int) -> int:
         assert self.classifier is not None
         answer = self.classifier.lookup(tid)

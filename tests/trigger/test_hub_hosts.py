@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,8 @@ from ai_sysadmin.trigger.reader import JournalSource, read_lines
 from ai_sysadmin.trigger.remote_names import UnmappedName, host_of, remote_file_name, sender_of
 from ai_sysadmin.trigger.sink import JsonlTriggerSink, TriggerSink
 from rig.journal import JournalWriter
+from rig.net import free_port, wait_until
+from rig.proc import exit_report, spawn_logged
 from tests.conftest import make_config
 from tests.trigger.helpers import T0_USEC, entry
 
@@ -319,3 +323,58 @@ async def test_a_hub_follows_its_own_journal_and_every_member(journal_writer: Jo
             await task
     report = follower.report()
     assert report["member_hosts"] == 1 and report["member_entries"] == 12 and report["entries"] == 8
+
+
+# ---------------------------------------------------------------- the real transport
+
+
+async def test_what_journal_upload_sends_to_journal_remote_is_followed(
+    journal_writer: JournalWriter, tmp_path: Path
+) -> None:
+    """systemd-journal-upload -> a running systemd-journal-remote (SplitMode=host, plain HTTP as on a
+    private network): journal-remote names the file after the peer, appends through mmap while the
+    hub polls, and the member's own `_HOSTNAME` (here it claims to be the hub) changes nothing."""
+    upload = journal_writer.binary.parent / "systemd-journal-upload"
+    port = free_port()
+    out = tmp_path / "remote"
+    out.mkdir()
+    log = tmp_path / "journal-remote.log"
+    server = spawn_logged(
+        [str(journal_writer.binary), f"--listen-http=127.0.0.1:{port}", f"--output={out}/", "--split-mode=host"], log
+    )
+    sink = JsonlTriggerSink(tmp_path / "triggers.jsonl")
+    f = follower(out, sink, tmp_path / "state", own_host="hub", poll_interval=0.05)
+    task = asyncio.create_task(f.run())
+    try:
+        wait_until(lambda: _listening(port), 30, "journal-remote's socket", alive=lambda: exit_report(server, log))
+        member = tmp_path / "member" / "system.journal"
+        for batch in (1, 2):
+            journal_writer.write(
+                member, lines(10, f"b{batch}-"), start_usec=T0_USEC + batch * 10_000_000, hostname="hub"
+            )
+            # --save-state: the second upload sends only what the first did not, as the service does.
+            argv = [str(upload), f"--file={member}", f"--url=http://127.0.0.1:{port}", "--follow=no"]
+            argv.append(f"--save-state={tmp_path / 'upload.state'}")
+            sent = await asyncio.to_thread(subprocess.run, argv, capture_output=True, timeout=120)
+            assert sent.returncode == 0, sent.stderr.decode(errors="replace")
+
+            async def arrived(want: int = 10 * batch) -> bool:
+                return rule_counts(sink.triggers()) == {"127.0.0.1": want}
+
+            await until(arrived, f"upload {batch} as host 127.0.0.1")
+        assert [p.name for p in out.iterdir()] == ["remote-127.0.0.1.journal"]
+        # journal-upload's second start re-sent the entry at its saved cursor: in the file twice, counted once.
+        assert f.host_report()["127.0.0.1"]["repeats"] == 1
+        assert server.poll() is None, exit_report(server, log)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.terminate()
+        server.wait(30)
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
