@@ -82,12 +82,11 @@ def identity(cursor: str | None) -> str | None:
 
     The `s=`/`i=` parts (the file's sequence number) are left out: they are the copy's, not the entry's.
     """
-    if not cursor:
+    # sd_journal_get_cursor: "s=<seqnum id>;i=<seqnum>;b=<boot id>;m=<monotonic>;t=<realtime>;x=<xor hash>"
+    parts = cursor.split(";") if cursor else ()
+    if len(parts) != 6 or not (parts[2].startswith("b=") and parts[5].startswith("x=")):
         return None
-    parts = dict(p.split("=", 1) for p in cursor.split(";") if "=" in p)
-    if not all(k in parts for k in "bmtx"):
-        return None
-    return ";".join(parts[k] for k in "bmtx")
+    return cursor[len(parts[0]) + len(parts[1]) + 2 :] if cursor else None
 
 
 @dataclass
