@@ -18,6 +18,8 @@ Each size runs in a fresh process and prints:
   normal trickle): CPU per round, entries/s per core -- here each changed host costs one
   journalctl start, which is what bounds hosts per core;
 * idle: a round in which nothing changed (the directory rescan alone), CPU per round;
+* the same backlog as one host's one file, entries/s per core: the baseline under the
+  machine's load at that moment (per-host overhead = the ratio of the two);
 * RSS growth per host (psutil) after the backlog.
 """
 
@@ -132,6 +134,20 @@ def child(hosts: int, entries: int, rounds: int, append: int) -> dict[str, Any]:
     c0 = cpu_seconds(proc)
     assert asyncio.run(idle()) == 0
     idle_cpu = (cpu_seconds(proc) - c0) / IDLE_ROUNDS
+
+    # Baseline under the same machine load: the same entries as one host's one file.
+    one = tmp / "one-host"
+    writer.write(
+        one / remote_file_name("CN=all"),
+        [e for i in range(hosts) for e in host_entries(lines, i, entries)],
+        start_usec=T0_USEC,
+    )
+    single = MemberFollower(
+        cfg.trigger, str(one), JsonlTriggerSink(tmp / "one.jsonl"), state_dir=str(tmp / "one-state"), model=None
+    )
+    c0 = cpu_seconds(proc)
+    assert asyncio.run(drain(single)) == hosts * entries
+    single_cpu = cpu_seconds(proc) - c0
     return {
         "hosts": hosts,
         "entries": read,
@@ -144,6 +160,7 @@ def child(hosts: int, entries: int, rounds: int, append: int) -> dict[str, Any]:
         "steady_wall_per_round_s": round(steady_wall / rounds, 3),
         "steady_per_core": round(steady_read / steady_cpu),
         "idle_round_cpu_ms": round(idle_cpu * 1000, 2),
+        "one_host_per_core": round(read / single_cpu),
         "rss_growth_mib": round((rss1 - rss0) / 2**20, 1),
         "rss_per_host_kib": round((rss1 - rss0) / hosts / 1024),
         "triggers": sum(r["recorded_triggers"] for r in f.host_report().values()),
@@ -175,7 +192,8 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             f"{r['hosts']:>3} hosts: backlog {r['entries']} entries in {r['backlog_wall_s']} s wall, "
-            f"{r['backlog_cpu_s']} s CPU = {r['backlog_per_core']} entries/s per core; "
+            f"{r['backlog_cpu_s']} s CPU = {r['backlog_per_core']} entries/s per core "
+            f"(the same entries as one host: {r['one_host_per_core']}/s per core); "
             f"steady ({args.append}/host/round) {r['steady_cpu_per_round_s'] * 1000:.0f} ms CPU "
             f"({r['steady_wall_per_round_s'] * 1000:.0f} ms wall) per round "
             f"= {r['steady_per_core']} entries/s per core; "
