@@ -996,6 +996,10 @@ in
           # Unix sockets: PostgreSQL, D-Bus (unit states).  IP: the hosts of its
           # rendered configuration only (IPAddressAllow= from settings, see ipPolicy).
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+        } // lib.optionalAttrs isHub {
+          # The members' journals (docs/fleet.md): systemd-journal-remote runs as
+          # User=systemd-journal-remote and creates each host's file 0640 with that group.
+          SupplementaryGroups = [ "systemd-journal" "systemd-journal-remote" ];
         };
       };
 

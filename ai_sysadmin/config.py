@@ -956,12 +956,12 @@ class MetaConfig(_Section):
 
 # A host id names rows in the database and, on a member, part of its role name: a host
 # name's characters, at most 63 (a DNS label's length).
-_HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def host_id_problem(value: str) -> str | None:
     """Why `value` is not a host id, None when it is one (also the `--host` / `?host=` filters' check)."""
-    if _HOST_ID_RE.fullmatch(value):  # fullmatch: `$` alone would take a trailing newline
+    if HOST_ID_RE.fullmatch(value):  # fullmatch: `$` alone would take a trailing newline
         return None
     return "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
 

@@ -190,6 +190,14 @@ class ActionService:
                 PolicyDecision.QUEUE,
                 f"fleet incident on {len(hosts)} hosts ({', '.join(hosts)}): each host's action waits for a person",
             )
+        elif host is not None and host != self.cfg.fleet.host_id() and decision.decision == PolicyDecision.EXECUTE:
+            # The facts above (unit states, protected units, limits) are this host's: the review
+            # of a member's incident does not see the member's own state yet, so what it would
+            # run there waits for a person (docs/fleet.md).
+            decision = Decision(
+                PolicyDecision.QUEUE,
+                f"action for host {host}: decided on this host's facts, not {host}'s; it waits for a person",
+            )
         action_id = await self._insert(
             conn, now, proposal, va.id, va.params, va.risk, va.target, decision, (), contradicts=against, host=host
         )

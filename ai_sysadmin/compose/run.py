@@ -35,7 +35,10 @@ from ai_sysadmin.meta.hooks import MetaHooks
 from ai_sysadmin.review.stack import ReviewStack
 from ai_sysadmin.store.lifecycle import Store, open_store
 from ai_sysadmin.store.switches import SwitchStore
+from ai_sysadmin.trigger.classifier import StructuredModel
 from ai_sysadmin.trigger.follower import TriggerFollower, journal_source
+from ai_sysadmin.trigger.hub import HubL1, MemberFollower
+from ai_sysadmin.trigger.sink import TriggerSink
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class ServiceParts:
     actions: ActionService
     meta: MetaHooks
     review: ReviewStack
-    follower: TriggerFollower
+    follower: TriggerFollower | HubL1  # a hub's L1 also follows every member's journal
     collector: MetricsCollector
     switches: SwitchWatch
 
@@ -82,14 +85,10 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
             on_resolved=on_resolved or meta.on_resolved,
         )
         stack.push_async_callback(review.aclose)
-        follower = TriggerFollower(
-            cfg.trigger,
-            journal_source(cfg),
-            review.tap,
-            state_dir=cfg.state_dir,
-            model=clients.trigger,
-            poll_interval=cfg.trigger.poll_interval,
-        )
+        # Every host's triggers reach the incidents: the correlator links one host's triggers
+        # only, and an action carries its incident's host, so a member's fault is that
+        # member's incident and its actions run on that member's executor (docs/fleet.md).
+        follower = l1(cfg, review.tap, clients.trigger)
         # A fleet member also writes its readings to the hub's database (compose/member.py).
         hub = hub_metrics(cfg)
         if hub is not None:
@@ -107,6 +106,36 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
             collector=collector,
             switches=switch_watch(cfg, store),
         )
+
+
+def l1(
+    cfg: Config, sink: TriggerSink, model: StructuredModel | None, *, member_sink: TriggerSink | None = None
+) -> TriggerFollower | HubL1:
+    """L1: this host's journal into `sink`; on a hub also one pipeline per member host into
+    `member_sink` (default: `sink`) (docs/fleet.md)."""
+    own = TriggerFollower(
+        cfg.trigger,
+        journal_source(cfg),
+        sink,
+        state_dir=cfg.state_dir,
+        model=model,
+        poll_interval=cfg.trigger.poll_interval,
+    )
+    if cfg.fleet.role != "hub":
+        return own
+    if cfg.fleet.journal_dir is None:
+        log.warning("fleet.role is hub but fleet.journal_dir is not set: the members' journals are not read")
+        return own
+    members = MemberFollower(
+        cfg.trigger,
+        cfg.fleet.journal_dir,
+        member_sink if member_sink is not None else sink,
+        state_dir=cfg.state_dir,
+        model=model,
+        own_host=cfg.fleet.host_id(),
+        poll_interval=cfg.trigger.poll_interval,
+    )
+    return HubL1(own, members)
 
 
 def switch_watch(cfg: Config, store: Store) -> SwitchWatch:

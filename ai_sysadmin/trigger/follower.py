@@ -30,9 +30,9 @@ from ai_sysadmin.tasks import stop_tasks
 from ai_sysadmin.trigger.burst import BurstDetector
 from ai_sysadmin.trigger.checkpoints import CheckpointFiles
 from ai_sysadmin.trigger.classifier import AnswerCache, Classifier, StructuredModel
-from ai_sysadmin.trigger.entry import BadEntry, parse_json_line
+from ai_sysadmin.trigger.entry import BadEntry, Entry, parse_json_line
 from ai_sysadmin.trigger.model import Trigger
-from ai_sysadmin.trigger.pipeline import DecisionHook, Pipeline
+from ai_sysadmin.trigger.pipeline import Checkpoint, DecisionHook, Pipeline
 from ai_sysadmin.trigger.reader import JournalSource, follow_lines
 from ai_sysadmin.trigger.rules import RuleSet
 from ai_sysadmin.trigger.sink import TriggerSink
@@ -67,18 +67,41 @@ def build_pipeline(
 ) -> Pipeline:
     """A pipeline from config; `state_dir=None` keeps templates and answers in memory only."""
     paths = state_paths(state_dir) if state_dir else None
-    templates = Templates(paths["templates"] if paths else None)
+    return assemble_pipeline(
+        tcfg,
+        Templates(paths["templates"] if paths else None),
+        build_classifier(tcfg, model, paths["answers"] if paths else None),
+        start_cursor=start_cursor,
+        decision_hook=decision_hook,
+    )
+
+
+def build_classifier(tcfg: TriggerConfig, model: StructuredModel | None, answers: Path | None) -> Classifier | None:
+    """The trigger model's client for L1 (None: no model, or `trigger.model` off)."""
+    if model is None or not tcfg.model:
+        return None
+    return Classifier(
+        model,
+        AnswerCache(answers),
+        calls_per_minute=tcfg.model_calls_per_minute,
+        batch_size=tcfg.model_batch_size,
+    )
+
+
+def assemble_pipeline(
+    tcfg: TriggerConfig,
+    templates: Templates,
+    classifier: Classifier | None,
+    *,
+    start_cursor: str | None = None,
+    decision_hook: DecisionHook | None = None,
+    host: str | None = None,
+    listen_answers: bool = True,
+) -> Pipeline:
+    """Rules (built-in + config), bursts and the given templates and classifier (see Pipeline for `host`)."""
     rules = RuleSet.build(
         tcfg.rules, tcfg.disabled_rules, priority_max=tcfg.priority_max if tcfg.priority_max >= 0 else None
     )
-    classifier = None
-    if model is not None and tcfg.model:
-        classifier = Classifier(
-            model,
-            AnswerCache(paths["answers"] if paths else None),
-            calls_per_minute=tcfg.model_calls_per_minute,
-            batch_size=tcfg.model_batch_size,
-        )
     burst = BurstDetector(factor=tcfg.burst_factor, min_count=tcfg.burst_min_count)
     return Pipeline(
         templates,
@@ -89,11 +112,100 @@ def build_pipeline(
         model_min_severity=tcfg.model_min_severity,
         start_cursor=start_cursor,
         decision_hook=decision_hook,
+        host=host,
+        listen_answers=listen_answers,
     )
+
+
+def resume(pipeline: Pipeline, checkpoints: CheckpointFiles, cursor: str | None, number: int | None) -> bool:
+    """Restore the state saved with checkpoint `number` at `cursor`; False (logged) when there is none to use."""
+    state = checkpoints.load(number) if cursor is not None else None
+    resumed = state is not None and state.get("cursor") == cursor and pipeline.restore(state)
+    if cursor is not None and number is not None and not resumed:
+        log.warning("L1 resumes at the stored cursor without its checkpoint state (checkpoint %s)", number)
+    return bool(resumed)
+
+
+async def record_checkpoint(
+    pipeline: Pipeline,
+    checkpoints: CheckpointFiles,
+    sink: TriggerSink,
+    stream: str,
+    recorded_cursor: str | None,
+    *,
+    force: bool = False,
+) -> Checkpoint | None:
+    """One checkpoint: state file, then deltas + cursor + its number; None when nothing changed.
+
+    On failure the deltas go back to the pipeline (the next round retries) and the error is raised.
+    """
+    cp = pipeline.checkpoint(force=force)
+    if not cp.triggers and cp.cursor == recorded_cursor and not cp.changed:
+        return None
+    try:
+        if cp.cursor is not None:
+            number = await asyncio.to_thread(checkpoints.write, cp.state)
+            await sink.record_triggers(cp.triggers, cp.cursor, stream, checkpoint=number)
+            await asyncio.to_thread(checkpoints.committed, number)
+        else:
+            await sink.record_triggers(cp.triggers, cp.cursor, stream)
+    except Exception:
+        pipeline.failed(cp)
+        raise
+    pipeline.committed(cp)
+    return cp
 
 
 def journal_source(cfg: Config) -> JournalSource:
     return JournalSource(cfg.journal.source, cfg.journal.path)
+
+
+class LineFeeder:
+    """Journal lines into one pipeline: bad lines counted, long lines matched off the loop, no entry stops L1.
+
+    Per line, `feed` (synchronous: the hot path awaits nothing); an entry it hands back has a
+    long message, and its caller awaits `feed_long` for it.
+    """
+
+    def __init__(self, pipeline: Pipeline, max_message: int, *, repeat: Callable[[Entry], bool] | None = None):
+        """`repeat(entry)`: True for an entry to pass over unprocessed (see hub.py)."""
+        self.pipeline = pipeline
+        self.max_message = max_message
+        self.repeat = repeat
+        self._error_logged = 0.0
+
+    def feed(self, line: bytes) -> Entry | None:
+        try:
+            entry = parse_json_line(line, self.max_message)
+        except BadEntry as exc:
+            self.pipeline.bad_line()
+            log.warning("journal line skipped: %s", exc)
+            return None
+        if self.repeat is not None and self.repeat(entry):
+            self.pipeline.pass_over(entry)
+            return None
+        if len(entry.message) > OFF_LOOP_CHARS:
+            return entry
+        try:
+            self.pipeline.process(entry)
+        except Exception:
+            self._failed(entry)
+        return None
+
+    async def feed_long(self, entry: Entry) -> None:
+        """An entry whose rules are matched in a worker thread (RE2 releases the GIL)."""
+        try:
+            self.pipeline.process(entry, await asyncio.to_thread(self.pipeline.match_rule, entry))
+        except Exception:
+            self._failed(entry)
+
+    def _failed(self, entry: Entry) -> None:
+        # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
+        self.pipeline.bad_line()
+        now = time.monotonic()
+        if now - self._error_logged >= 30.0:
+            self._error_logged = now
+            log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
 
 
 @dataclass
@@ -142,10 +254,7 @@ class TriggerFollower:
         cursor, number = await self.sink.load_position("journal")
         self._recorded_cursor = cursor
         self.pipeline = build_pipeline(self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor)
-        state = self.checkpoints.load(number) if cursor is not None else None
-        resumed = state is not None and state.get("cursor") == cursor and self.pipeline.restore(state)
-        if cursor is not None and number is not None and not resumed:
-            log.warning("L1 resumes at the stored cursor without its checkpoint state (checkpoint %s)", number)
+        resume(self.pipeline, self.checkpoints, cursor, number)
         log.info("L1 following the %s journal%s", self.source.kind, " from the stored cursor" if cursor else "")
         tasks = [
             asyncio.create_task(self._read(cursor), name="l1-read"),
@@ -164,32 +273,15 @@ class TriggerFollower:
 
     async def _read(self, cursor: str | None) -> None:
         assert self.pipeline is not None
-        pipeline = self.pipeline
-        max_message = self.tcfg.max_message
+        feeder = LineFeeder(self.pipeline, self.tcfg.max_message)
         n = 0
         clock = time.monotonic
         last_yield = clock()
         lines = follow_lines(self.source, after_cursor=cursor, binary=self.journalctl, poll_interval=self.poll_interval)
         self.started.set()
         async for line in lines:
-            try:
-                entry = parse_json_line(line, max_message)
-            except BadEntry as exc:
-                pipeline.bad_line()
-                log.warning("journal line skipped: %s", exc)
-                continue
-            try:
-                if len(entry.message) > OFF_LOOP_CHARS:
-                    pipeline.process(entry, await asyncio.to_thread(pipeline.match_rule, entry))
-                else:
-                    pipeline.process(entry)
-            except Exception:
-                # No journal entry may stop L1: count it as bad, say so (rate-limited), go on.
-                pipeline.bad_line()
-                now = time.monotonic()
-                if now - self._error_logged >= 30.0:
-                    self._error_logged = now
-                    log.exception("journal entry at %s could not be processed; skipped", entry.cursor)
+            if (long := feeder.feed(line)) is not None:
+                await feeder.feed_long(long)
             n += 1
             if n % YIELD_EVERY == 0 or clock() - last_yield >= YIELD_SECONDS:
                 await asyncio.sleep(0)
@@ -218,21 +310,15 @@ class TriggerFollower:
         """One checkpoint: state file, then deltas + cursor + its number; returns how many triggers were recorded."""
         if self.pipeline is None:
             return 0
-        cp = self.pipeline.checkpoint(force=force)
-        if not cp.triggers and cp.cursor == self._recorded_cursor and not cp.changed:
-            return 0
         try:
-            if cp.cursor is not None:
-                number = await asyncio.to_thread(self.checkpoints.write, cp.state)
-                await self.sink.record_triggers(cp.triggers, cp.cursor, "journal", checkpoint=number)
-                await asyncio.to_thread(self.checkpoints.committed, number)
-            else:
-                await self.sink.record_triggers(cp.triggers, cp.cursor, "journal")
+            cp = await record_checkpoint(
+                self.pipeline, self.checkpoints, self.sink, "journal", self._recorded_cursor, force=force
+            )
         except Exception:
-            self.pipeline.failed(cp)
             self.status.sink_errors += 1
             raise
-        self.pipeline.committed(cp)
+        if cp is None:
+            return 0
         self.status.last_error = None
         self._recorded_cursor = cp.cursor
         self.status.recorded_batches += 1

@@ -19,9 +19,16 @@ from ai_sysadmin.vocab import CATEGORIES, SEVERITIES, SEVERITY_RANK  # noqa: F40
 MAX_SAMPLES = 5
 
 
-def trigger_id(template_id: str, unit: str | None, window_start: datetime, source: str) -> str:
-    """Deterministic id: the same problem in the same window always maps to the same id."""
+def trigger_id(template_id: str, unit: str | None, window_start: datetime, source: str, host: str | None = None) -> str:
+    """Deterministic id: the same problem in the same window always maps to the same id.
+
+    `host` scopes the id to one fleet member (a hub reads many hosts: the same template on
+    two of them is two triggers).  Without it the key is the one every host used before
+    fleets, so a standalone host's ids do not change.
+    """
     key = f"{template_id}|{unit or ''}|{int(window_start.timestamp())}|{source}"
+    if host is not None:
+        key += f"|host={host}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -113,10 +113,14 @@ class Pipeline:
         start_cursor: str | None = None,
         decision_hook: DecisionHook | None = None,
         max_held: int = 1000,
+        host: str | None = None,
+        listen_answers: bool = True,
     ):
+        """`host`: the fleet member whose journal this is (see Windows); `listen_answers=False`:
+        the classifier is shared by several pipelines and its owner routes answers to `answered`."""
         self.templates = templates
         self.rules = rules
-        self.windows = Windows(window_seconds, templates.template)
+        self.windows = Windows(window_seconds, templates.template, host=host)
         self.classifier = classifier
         self.burst = burst
         self.model_min_rank = SEVERITY_RANK[model_min_severity]
@@ -130,12 +134,17 @@ class Pipeline:
         self._requests: dict[str, Request] = {}  # what was asked for each held template
         self._answered = False  # held entries resolved since the last checkpoint
         self._unit_ids: dict[str | None, str] = {}
-        if classifier is not None:
+        if classifier is not None and listen_answers:
             classifier.on_answer = self._on_answer
 
     @property
     def degraded(self) -> bool:
         return bool(self.classifier and self.classifier.degraded)
+
+    @property
+    def cursor(self) -> str | None:
+        """The cursor of the last entry processed (where a poll of the journal goes on from)."""
+        return self._last_cursor
 
     # ------------------------------------------------------------------ per entry
 
@@ -179,6 +188,11 @@ class Pipeline:
 
     def bad_line(self) -> None:
         self.stats.bad_lines += 1
+
+    def pass_over(self, entry: Entry) -> None:
+        """An entry deliberately not processed (a repeat its sender sent twice): the cursor moves past it."""
+        if entry.cursor is not None:
+            self._last_cursor = entry.cursor
 
     def _model_path(self, entry: Entry, w: int, tid: str, cluster_id: int) -> int:
         assert self.classifier is not None
@@ -225,6 +239,10 @@ class Pipeline:
             count=count,
             sample=sample,
         )
+
+    def answered(self, tid: str, answer: Answer | None) -> None:
+        """A shared classifier's answer for `tid` (see `listen_answers`)."""
+        self._on_answer(tid, answer)
 
     def _on_answer(self, tid: str, answer: Answer | None) -> None:
         """The model answered (or failed) for `tid`: turn held entries into triggers, or let them go."""

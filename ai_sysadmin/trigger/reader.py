@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -83,8 +83,9 @@ class StderrLog:
 
 @dataclass(frozen=True)
 class JournalSource:
-    kind: str  # system | directory | file
+    kind: str  # system | directory | file | files
     path: str | None = None
+    files: tuple[str, ...] = ()  # kind "files": these journal files, read as one journal (a hub's member)
 
     @classmethod
     def for_path(cls, path: str | os.PathLike[str]) -> JournalSource:
@@ -100,6 +101,9 @@ def journalctl_argv(
         argv += ["--directory", str(source.path)]
     elif source.kind == "file":
         argv += ["--file", str(source.path)]
+    elif source.kind == "files":
+        for name in source.files:
+            argv += ["--file", glob_escape(name)]
     elif source.kind != "system":
         raise ValueError(f"unknown journal source {source.kind!r}")
     if after_cursor:
@@ -109,6 +113,13 @@ def journalctl_argv(
         # cursor), then new entries as they are written.
         argv += ["--follow", "--lines=all"]
     return argv
+
+
+def glob_escape(path: str) -> str:
+    """`path` as a glob matching only itself: journalctl expands `--file` with glob(3), and
+    journal-remote's file names carry backslashes (`\\x20`) and whatever a certificate's
+    name holds."""
+    return "".join("\\" + c if c in "\\*?[" else c for c in path)
 
 
 class JournalctlError(RuntimeError):
@@ -199,6 +210,13 @@ async def follow_lines(
         await asyncio.sleep(poll_interval)
 
 
+def lines_after(
+    source: JournalSource, *, after_cursor: str | None, binary: str = "journalctl", errors: StderrLog | None = None
+) -> AsyncGenerator[bytes, None]:
+    """One poll: the entry lines now in `source` after `after_cursor`, then stop (closing it early kills journalctl)."""
+    return _run_lines(journalctl_argv(source, after_cursor=after_cursor, binary=binary), errors)
+
+
 def _cursor_of(line: bytes) -> str | None:
     from ai_sysadmin.trigger.entry import _loads
 
@@ -220,7 +238,7 @@ async def _drain_stderr(stream: asyncio.StreamReader, errors: StderrLog) -> None
         errors.line(line)
 
 
-async def _run_lines(argv: list[str], errors: StderrLog | None = None) -> AsyncIterator[bytes]:
+async def _run_lines(argv: list[str], errors: StderrLog | None = None) -> AsyncGenerator[bytes, None]:
     """Lines of journalctl's stdout, read in large chunks (per-line reads cost ~15% here)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,

@@ -63,11 +63,21 @@ class Open:
 
 
 class Windows:
-    def __init__(self, window_seconds: int, template_text: Callable[[int], str], max_samples: int = MAX_SAMPLES):
+    def __init__(
+        self,
+        window_seconds: int,
+        template_text: Callable[[int], str],
+        max_samples: int = MAX_SAMPLES,
+        *,
+        host: str | None = None,
+    ):
+        """`host`: every entry is that host's, whatever its `_HOSTNAME` says (a hub's member
+        journals: the host is the file's, trigger/remote_names.py), and ids are scoped to it."""
         if window_seconds < 1:
             raise ValueError("window_seconds must be >= 1")
         self.window_usec = window_seconds * 1_000_000
         self.max_samples = max_samples
+        self.host = host
         self._template_text = template_text
         self.open: dict[str, Open] = {}
         # Trigger ids are a sha256 per (template, unit, window, source); lines repeat, so memoise.
@@ -99,7 +109,7 @@ class Windows:
         key = (template_id, unit, window, source)
         tid = self._ids.get(key)
         if tid is None:
-            tid = trigger_id(template_id, unit, self.start_dt(window), source)
+            tid = trigger_id(template_id, unit, self.start_dt(window), source, self.host)
             if len(self._ids) > 100_000:
                 self._ids.clear()
             self._ids[key] = tid
@@ -118,7 +128,7 @@ class Windows:
                 min_count=min_count,
                 first_usec=entry.realtime_usec,
                 last_usec=entry.realtime_usec,
-                host=entry.hostname,
+                host=self.host if self.host is not None else entry.hostname,
                 boot_id=entry.boot_id,
                 fields=_context(entry),
                 template=template,

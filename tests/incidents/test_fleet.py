@@ -205,6 +205,17 @@ async def test_fleet_incident_stored_restored_filtered_and_proposed_per_host(tmp
         async with store.pool.connection() as conn:
             cur = await conn.execute("SELECT host FROM actions WHERE id = %s", (one.action_id,))
             assert await cur.fetchone() == ("web-b",)
+        # What auto-full would run on the hub waits for a person on a member: the facts the
+        # policy read are the hub's, not web-b's.
+        member = await service.propose(
+            Proposal("restart_unit", {"unit": "nginx.service"}, "nginx failed", "rules", incident_id=single)
+        )
+        assert member.decision == "queue" and "action for host web-b" in member.reason, member
+        own = by_hosts[("hub",)]["id"]
+        mine = await service.propose(
+            Proposal("restart_unit", {"unit": "nginx.service"}, "nginx failed", "rules", incident_id=own)
+        )
+        assert "action for host" not in mine.reason, mine
     finally:
         await store.close()
 

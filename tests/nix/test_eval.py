@@ -231,7 +231,9 @@ def test_orchestrator_unit(case: tuple[str, dict[str, Any]]) -> None:
     assert set(expected) <= set((one(u, "After") or "").split())
     assert one(u, "ProtectProc") == "default" and one(u, "ProtectHome") == "read-only"
     assert "ProcSubset" not in u
-    assert u["SupplementaryGroups"] == ["systemd-journal"]
+    # A hub also reads the members' files that systemd-journal-remote writes (group of its user).
+    hub = svc.get("fleet", {}).get("role") == "hub"
+    assert u["SupplementaryGroups"] == ["systemd-journal"] + (["systemd-journal-remote"] if hub else [])
     # A static user: dbus-daemon refuses dynamic users (unit states come over D-Bus).
     assert one(u, "DynamicUser") == "false" and one(u, "User") == "ai-sysadmin"
     assert out["users"]["ai-sysadmin"] == {"group": "ai-sysadmin", "isSystemUser": True}

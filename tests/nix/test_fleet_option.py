@@ -18,6 +18,7 @@ import pytest
 from ai_sysadmin.config import parse_config
 from tests.nix.cases import FLEET_DB_SECRET_PATH, FLEET_DB_URL, FLEET_TLS, base
 from tests.nix.nixtools import render
+from tests.nix.test_eval import unit_lines
 from tests.nix.test_stand_in import real_lib
 
 HUB_URL = "https://hub.example.org:19532"
@@ -96,6 +97,9 @@ def test_hub_with_tls_configures_journal_remote(lib_path: str | None) -> None:
     assert 19532 not in out["firewall"]["tcp"]
     fleet = out["unitConfigs"]["orchestrator"]["content"]["fleet"]
     assert fleet == {"role": "hub", "host": "nixos", "journal_dir": "/var/log/journal/remote/"}
+    # The orchestrator reads the members' files: journal-remote's user's group.
+    orchestrator = unit_lines(out["units"]["ai-sysadmin.service"])
+    assert orchestrator["SupplementaryGroups"] == ["systemd-journal", "systemd-journal-remote"]
 
 
 def test_hub_listen_address_port_directory_and_firewall(lib_path: str | None) -> None:
