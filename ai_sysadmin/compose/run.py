@@ -113,6 +113,7 @@ def l1(
 ) -> TriggerFollower | HubL1:
     """L1: this host's journal into `sink`; on a hub also one pipeline per member host into
     `member_sink` (default: `sink`) (docs/fleet.md)."""
+    hub = cfg.fleet.role == "hub"
     own = TriggerFollower(
         cfg.trigger,
         journal_source(cfg),
@@ -120,8 +121,11 @@ def l1(
         state_dir=cfg.state_dir,
         model=model,
         poll_interval=cfg.trigger.poll_interval,
+        # On a hub a trigger's host decides its incident's and actions' host: the hub's own
+        # lines are the hub's fleet id, whatever `_HOSTNAME` says (its executor runs that id's actions).
+        host=cfg.fleet.host_id() if hub else None,
     )
-    if cfg.fleet.role != "hub":
+    if not hub:
         return own
     if cfg.fleet.journal_dir is None:
         log.warning("fleet.role is hub but fleet.journal_dir is not set: the members' journals are not read")

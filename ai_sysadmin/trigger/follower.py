@@ -64,8 +64,11 @@ def build_pipeline(
     model: StructuredModel | None,
     start_cursor: str | None = None,
     decision_hook: DecisionHook | None = None,
+    host: str | None = None,
 ) -> Pipeline:
-    """A pipeline from config; `state_dir=None` keeps templates and answers in memory only."""
+    """A pipeline from config; `state_dir=None` keeps templates and answers in memory only.
+
+    `host`: the host every trigger is stamped with (a hub's own id; see Pipeline)."""
     paths = state_paths(state_dir) if state_dir else None
     return assemble_pipeline(
         tcfg,
@@ -73,6 +76,7 @@ def build_pipeline(
         build_classifier(tcfg, model, paths["answers"] if paths else None),
         start_cursor=start_cursor,
         decision_hook=decision_hook,
+        host=host,
     )
 
 
@@ -229,8 +233,12 @@ class TriggerFollower:
         journalctl: str = "journalctl",
         on_record: Callable[[Sequence[Trigger]], None] | None = None,
         poll_interval: float = 0.25,
+        host: str | None = None,
     ):
+        """`host`: stamp every trigger with this host instead of the entry's `_HOSTNAME` (a hub:
+        its own fleet id, the host its executor runs actions for)."""
         self.tcfg = tcfg
+        self.host = host
         self.source = source
         self.sink = sink
         self.state_dir = state_dir
@@ -253,7 +261,9 @@ class TriggerFollower:
         """Follow until cancelled; the last checkpoint is recorded on the way out."""
         cursor, number = await self.sink.load_position("journal")
         self._recorded_cursor = cursor
-        self.pipeline = build_pipeline(self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor)
+        self.pipeline = build_pipeline(
+            self.tcfg, state_dir=self.state_dir, model=self.model, start_cursor=cursor, host=self.host
+        )
         resume(self.pipeline, self.checkpoints, cursor, number)
         log.info("L1 following the %s journal%s", self.source.kind, " from the stored cursor" if cursor else "")
         tasks = [

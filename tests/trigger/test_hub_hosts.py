@@ -296,7 +296,8 @@ async def test_postgres_rows_and_cursors_are_per_host(
 
 
 async def test_a_hub_follows_its_own_journal_and_every_member(journal_writer: JournalWriter, tmp_path: Path) -> None:
-    own = journal_writer.write(tmp_path / "own" / "system.journal", lines(8), start_usec=T0_USEC, hostname="hub")
+    # The hub's machine calls itself `hubbox`; its fleet id is `hub`: its own triggers are `hub`'s.
+    own = journal_writer.write(tmp_path / "own" / "system.journal", lines(8), start_usec=T0_USEC, hostname="hubbox")
     d = tmp_path / "remote"
     write(journal_writer, d, "CN=hostA", 12, T0_USEC)
     sink = JsonlTriggerSink(tmp_path / "triggers.jsonl")
@@ -305,7 +306,7 @@ async def test_a_hub_follows_its_own_journal_and_every_member(journal_writer: Jo
     assert isinstance(l1(standalone, sink, None), TriggerFollower)  # standalone (and member): unchanged
 
     hub = make_config(tmp_path, **base, fleet={"role": "hub", "host": "hub", "journal_dir": str(d)})
-    # As the service wires it: the members' triggers into the store only, not the incidents' tap.
+    # Two sinks here to tell the streams apart (the service gives both the incidents' tap).
     members = JsonlTriggerSink(tmp_path / "member-triggers.jsonl")
     follower = l1(hub, sink, None, member_sink=members)
     assert isinstance(follower, HubL1)
