@@ -9,8 +9,7 @@ the NixOS module gives nixpkgs' `services.journald.remote` / `services.journald.
 * hub: `/etc/systemd/journal-remote.conf` `[Remote] SplitMode=host, ServerKeyFile,
   ServerCertificateFile, TrustedCertificateFile`; the unit's own
   `--listen-https=-3 --output=/var/log/journal/remote/` (the same ExecStart nixpkgs
-  writes); the socket's `ListenStream=` replaced by `<address>:<port>`, as
-  `fleet.hub.listenAddress` does;
+  writes) and its socket's `ListenStream=19532`;
 * member: `/etc/systemd/journal-upload.conf` `[Upload] URL, ServerKeyFile,
   ServerCertificateFile, TrustedCertificateFile`, and nixpkgs' `Restart=always`,
   `RestartSec=3sec` on the upload unit (Debian ships `Restart=on-failure`).
@@ -20,14 +19,16 @@ the group `systemd-journal-remote`, a member's by `systemd-journal` (the upload 
 dynamic user in that group).  Certificates are made here with openssl: one CA, a server
 certificate for the hub, one client certificate per member whose CN is the member's host id.
 
-Networking: every container shares the test host's network namespace (rig/nspawn.py's
-default).  The hub's socket listens on 127.0.0.1:<free port> and the members upload to it
-over loopback.  A private network between containers (`--network-zone`, `--network-veth`)
-needs systemd-networkd on both ends to address the veths, which the cached root masks (and
-the test host does not run); the shared namespace needs nothing and cannot flake.  It changes
-nothing this rig shows: with `TrustedCertificateFile` set, journal-remote tells members apart
-by their client certificate alone (the file is named after its distinguished name), never by
-address, so every member arriving from 127.0.0.1 is no shortcut.
+Networking: each container has its own network namespace, its `host0` on one bridge that
+systemd-nspawn makes on the test host for the fleet (`--network-zone=`, removed with the last
+container); the rig brings that bridge up and gives each `host0` a static address in ZONE_NET with `ip addr` (the
+cached root masks systemd-networkd, which would otherwise assign them).  The hub listens on
+the packaged socket's own `ListenStream=19532`.  Members need addresses of their own: the
+journal-remote of Debian and of nixpkgs is built without GnuTLS (`systemd-journal-remote
+--version` says `-GNUTLS`; nixpkgs' systemd passes `-Dgnutls=disabled`), so it never asks for
+a client certificate, ignores `TrustedCertificateFile`, and names each host's file after the
+peer's address (`remote-<address>.journal`), not after a certificate.  On one shared
+network namespace every member would be 127.0.0.1 and share one file.
 
 The hub's output directory is a directory of the test host bound at
 `/var/log/journal/remote`: the test reads the per-host files there with the host's
@@ -37,6 +38,7 @@ The hub's output directory is a directory of the test host bound at
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -48,18 +50,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rig.net import free_port, wait_until
+from rig.net import wait_until
 from rig.nspawn import Container, main_pid, unit_state
 
 SECRETS = "/var/lib/secrets/journal"  # docs/fleet.md's example paths
 REMOTE_DIR = "/var/log/journal/remote"  # fleet.hub.journalDirectory's default
-HUB_ADDRESS = "127.0.0.1"
+ZONE_NET = "10.213.0"  # /24 on the fleet's own bridge: the hub .1, members .2, .3, ...
+HUB_ADDRESS = f"{ZONE_NET}.1"
+HUB_PORT = 19532  # the packaged socket's ListenStream= (nixpkgs' `services.journald.remote.port`)
 HUB_ID = "hub"
 # fleet.hostId: letters, digits, `.`, `_`, `-` (module.nix).  Checked before it reaches
 # openssl's -subj, where `/` and `=` would mean something.
 _HOST_ID = re.compile(r"[A-Za-z0-9._-]{1,63}")
 # nixpkgs nixos/modules/system/boot/systemd/journald-upload.nix
 UPLOAD_SERVICE_DROPIN = "[Service]\nRestart=always\nRestartSec=3sec\n"
+# The members' journald keeps every line of the rig's numbered streams: its default burst
+# (10,000 per 30 s, scaled by free space) dropped a 60,000-line stream after 32,500, and a
+# unit's LogRateLimitIntervalSec=0 did not lift it on this systemd (252).
+JOURNALD_NO_RATELIMIT = "[Journal]\nRateLimitIntervalSec=0\n"
 # systemd-journal-upload's --save-state file of a DynamicUser unit with StateDirectory=.
 UPLOAD_STATE = "/var/lib/private/systemd/journal-upload/state"
 
@@ -136,11 +144,6 @@ def remote_conf(key: str, cert: str, trust: str) -> str:
     )
 
 
-def remote_socket_dropin(address: str, port: int) -> str:
-    """`fleet.hub.listenAddress`: the empty entry clears the packaged `ListenStream=19532`."""
-    return f"[Socket]\nListenStream=\nListenStream={address}:{port}\n"
-
-
 def upload_conf(url: str, key: str, cert: str, trust: str) -> str:
     """journal-upload.conf as nixpkgs renders `services.journald.upload.settings` for a member."""
     return f"[Upload]\nURL={url}\nServerKeyFile={key}\nServerCertificateFile={cert}\nTrustedCertificateFile={trust}\n"
@@ -163,19 +166,27 @@ def set_host_name(c: Container, host_id: str) -> None:
     wait_until(journald_has_it, 30, f"journald names {host_id}", poll=0.1)
 
 
-def configure_hub(hub: Container, pki: Pki, port: int) -> None:
+def configure_hub(hub: Container, pki: Pki) -> None:
     pair = pki.issue(HUB_ID, ip=HUB_ADDRESS)
     key, cert, trust = f"{SECRETS}/hub.key", f"{SECRETS}/hub.pem", f"{SECRETS}/ca.pem"
     install_secret(hub, pki.ca.cert, trust)
     install_secret(hub, pair.cert, cert)
     install_secret(hub, pair.key, key, group="systemd-journal-remote", mode="0640")
     hub.write("/etc/systemd/journal-remote.conf", remote_conf(key, cert, trust))
-    hub.write(
-        "/etc/systemd/system/systemd-journal-remote.socket.d/listen.conf", remote_socket_dropin(HUB_ADDRESS, port)
-    )
-    _ok(hub.run(["systemctl", "daemon-reload"]), "daemon-reload")
     _ok(hub.run(["systemctl", "enable", "--now", "systemd-journal-remote.socket"]), "enable journal-remote.socket")
     wait_until(lambda: unit_state(hub, "systemd-journal-remote.socket") == "active", 30, "journal-remote socket")
+
+
+def set_address(c: Container, address: str) -> None:
+    """`host0` up with `address`/24 (what systemd-networkd would do in the zone)."""
+    _ok(c.run(["ip", "link", "set", "host0", "up"]), "ip link set host0 up")
+    _ok(c.run(["ip", "addr", "add", f"{address}/24", "dev", "host0"]), "ip addr add")
+
+
+def hub_reachable(m: Container, trust: str, url: str) -> bool:
+    """The hub's socket answers over TLS with a certificate `trust` vouches for (any HTTP status)."""
+    r = m.run(["curl", "--silent", "--output", "/dev/null", "--max-time", "5", "--cacert", trust, url])
+    return r.returncode == 0
 
 
 def configure_member(m: Container, pki: Pki, host_id: str, url: str) -> None:
@@ -184,6 +195,9 @@ def configure_member(m: Container, pki: Pki, host_id: str, url: str) -> None:
     install_secret(m, pki.ca.cert, trust)
     install_secret(m, pair.cert, cert)
     install_secret(m, pair.key, key, group="systemd-journal", mode="0640")
+    m.write("/etc/systemd/journald.conf.d/fleet-rig.conf", JOURNALD_NO_RATELIMIT)
+    _ok(m.run(["systemctl", "restart", "systemd-journald.service"]), "restart journald")
+    wait_until(lambda: hub_reachable(m, trust, url), 60, f"{host_id} reaches the hub", poll=0.2)
     m.write("/etc/systemd/journal-upload.conf", upload_conf(url, key, cert, trust))
     m.write("/etc/systemd/system/systemd-journal-upload.service.d/nixpkgs.conf", UPLOAD_SERVICE_DROPIN)
     _ok(m.run(["systemctl", "daemon-reload"]), "daemon-reload")
@@ -198,20 +212,24 @@ def configure_member(m: Container, pki: Pki, host_id: str, url: str) -> None:
 class Fleet:
     hub: Container
     members: dict[str, Container]  # host id -> its container
+    addresses: dict[str, str]  # host id -> its address on the fleet's bridge
     journal_dir: Path  # the hub's REMOTE_DIR, on the test host
-    port: int
     pki: Pki
     boot_seconds: float  # the three containers, booted side by side
     config_seconds: float  # certificates, host names, both ends configured
 
     @property
     def url(self) -> str:
-        return f"https://{HUB_ADDRESS}:{self.port}"
+        return f"https://{HUB_ADDRESS}:{HUB_PORT}"
+
+    def file_name(self, host_id: str) -> str:
+        """The file journal-remote writes for this member: named after its address."""
+        return f"remote-{self.addresses[host_id]}.journal"
 
     def host_files(self, host_id: str) -> list[Path]:
-        """The hub's journal files for one sender: `remote-<DN>.journal`, and the files
-        journal-remote set aside (`remote-<DN>@….journal~` after an unclean stop, or rotated)."""
-        base = f"remote-CN={host_id}"
+        """The hub's journal files for one sender: `remote-<address>.journal`, and the files
+        journal-remote set aside (`remote-<address>@….journal~` after an unclean stop, or rotated)."""
+        base = self.file_name(host_id).removesuffix(".journal")
         names = (p for p in self.journal_dir.iterdir() if p.name == f"{base}.journal" or p.name.startswith(base + "@"))
         return sorted(names)
 
@@ -239,7 +257,7 @@ class Fleet:
 
 def start_sequence(c: Container, unit: str, identifier: str, count: int, pause: float = 0.0) -> None:
     """`count` numbered lines ("<identifier> <n>") to the container's journal, from a transient
-    service (`pause` seconds apart: a paced stream), without journald's rate limit."""
+    service (`pause` seconds apart: a paced stream)."""
     if not _HOST_ID.fullmatch(identifier) or not _HOST_ID.fullmatch(unit):
         raise ValueError("unit and identifier: letters, digits, ., _, -")
     script = (
@@ -249,7 +267,7 @@ def start_sequence(c: Container, unit: str, identifier: str, count: int, pause: 
         f"    if {float(pause)}: time.sleep({float(pause)})\n"
     )
     argv = ["systemd-run", "--quiet", f"--unit={unit}", "-p", f"SyslogIdentifier={identifier}"]
-    argv += ["-p", "LogRateLimitIntervalSec=0", "--", "python3", "-c", script]
+    argv += ["--", "python3", "-c", script]
     _ok(c.run(argv), f"systemd-run {unit}")
 
 
@@ -272,8 +290,10 @@ def fleet(root: Path, workdir: Path, member_ids: tuple[str, ...] = ("member-a", 
     """A booted, configured hub and members; every container stopped at the end."""
     journal_dir = workdir / "remote"
     journal_dir.mkdir(parents=True)
-    hub = Container(root, workdir / "hub.log", binds=[(str(journal_dir), REMOTE_DIR)], name=HUB_ID)
-    members = {h: Container(root, workdir / f"{h}.log", name=h) for h in member_ids}
+    zone = f"fl{os.getpid() % 10**9}"  # the bridge is vz-<zone>: at most 15 characters
+    hub = Container(root, workdir / "hub.log", binds=[(str(journal_dir), REMOTE_DIR)], network_zone=zone, name=HUB_ID)
+    members = {h: Container(root, workdir / f"{h}.log", network_zone=zone, name=h) for h in member_ids}
+    addresses = {h: f"{ZONE_NET}.{i}" for i, h in enumerate(member_ids, start=2)}
     every = [hub, *members.values()]
     try:
         t0 = time.monotonic()
@@ -281,12 +301,14 @@ def fleet(root: Path, workdir: Path, member_ids: tuple[str, ...] = ("member-a", 
             for fut in [pool.submit(c.start) for c in every]:
                 fut.result()
         booted = time.monotonic()
+        # nspawn makes the zone's bridge but leaves it down (systemd-networkd would bring it up)
+        _ok(subprocess.run(["ip", "link", "set", f"vz-{zone}", "up"], capture_output=True, text=True), "bridge up")
         pki = Pki(workdir, "fleet-ca")
-        port = free_port()
         for host_id, c in [(HUB_ID, hub), *members.items()]:
             set_host_name(c, host_id)
-        configure_hub(hub, pki, port)
-        f = Fleet(hub, members, journal_dir, port, pki, booted - t0, 0.0)
+            set_address(c, HUB_ADDRESS if c is hub else addresses[host_id])
+        configure_hub(hub, pki)
+        f = Fleet(hub, members, addresses, journal_dir, pki, booted - t0, 0.0)
         for host_id, c in members.items():
             configure_member(c, pki, host_id, f.url)
         f.config_seconds = time.monotonic() - booted

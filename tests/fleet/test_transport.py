@@ -1,10 +1,11 @@
 """The fleet's journal transport on real systemd (issue 22): nspawn hub and two members.
 
 Real `systemd-journal-upload` on each member, real `systemd-journal-remote` on the hub,
-mutual TLS with certificates made by openssl here, journal-remote writing one file per
-sending host (`SplitMode=host`) into a directory of the test host, read with the host's
-`journalctl --file` (rig/fleet.py says how each end is configured and why the containers
-share the host's network).  Figures (boot, entries/s, what a kill -9 did) are printed:
+TLS with certificates made by openssl here (the members verify the hub's; the hub, built
+without GnuTLS, verifies none), journal-remote writing one file per sending address
+(`SplitMode=host`) into a directory of the test host, read with the host's
+`journalctl --file` (rig/fleet.py says how each end is configured and how the containers
+are networked).  Figures (boot, entries/s, what a kill -9 did) are printed:
 run with `-s` to see them.
 """
 
@@ -13,21 +14,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from rig.fleet import (
-    SECRETS,
-    UPLOAD_STATE,
-    Fleet,
-    Pki,
-    fleet,
-    hub_main_pid,
-    install_secret,
-    numbers,
-    start_sequence,
-)
+from rig.fleet import SECRETS, UPLOAD_STATE, Fleet, fleet, hub_main_pid, numbers, start_sequence
 from rig.net import wait_until
 from rig.nspawn import Container, nspawn_root, unit_state
 from rig.paths import PartMissing
@@ -59,12 +49,12 @@ def _live_files(f: Fleet) -> set[str]:
     return {p.name for p in f.journal_dir.iterdir() if "@" not in p.name}
 
 
-def test_each_member_lands_in_its_own_file_named_by_its_certificate(fl: Fleet) -> None:
+def test_each_member_lands_in_its_own_file(fl: Fleet) -> None:
     for host_id, c in fl.members.items():
         start_sequence(c, "fleet-sep", f"sep-{host_id}", 50)
     wait_until(lambda: all(fl.last_message(h, f"sep-{h}") == f"sep-{h} 50" for h in fl.members), 60, "both on the hub")
-    # journal-remote names each file after the client certificate's DN: CN = the host id
-    assert _live_files(fl) == {f"remote-CN={A}.journal", f"remote-CN={B}.journal"}
+    # one file per sender, named after its address (this journal-remote checks no certificate)
+    assert _live_files(fl) == {fl.file_name(A), fl.file_name(B)}
     for mine, other in ((A, B), (B, A)):
         entries = fl.entries(mine)
         assert sorted(numbers(entries, f"sep-{mine}")) == list(range(1, 51))
@@ -73,30 +63,38 @@ def test_each_member_lands_in_its_own_file_named_by_its_certificate(fl: Fleet) -
         assert {e["_HOSTNAME"] for e in entries if e.get("SYSLOG_IDENTIFIER") == f"sep-{mine}"} == {mine}
 
 
-def test_a_member_without_a_valid_client_certificate_is_refused(fl: Fleet, tmp_path: Path) -> None:
-    """B, uploading once without a client certificate, then as "member-a" with a certificate of
-    another CA: journal-remote answers 401 both times and writes nothing; only B's own upload
-    carries B's entries, into B's file."""
-    b = fl.members[B]
-    rogue = Pki(tmp_path, "rogue-ca").issue(A)
-    install_secret(b, rogue.cert, f"{SECRETS}/rogue.pem")
-    install_secret(b, rogue.key, f"{SECRETS}/rogue.key", mode="0600")
-    marker = "refused-upload-marker"
-    assert b.run(["logger", "-t", "fleet-rogue", marker]).returncode == 0
-    wait_until(lambda: _member_has(b, "fleet-rogue", marker), 30, "marker in B's journal")
-    upload = ["/lib/systemd/systemd-journal-upload", f"--url={fl.url}", "--follow=no", f"--trust={SECRETS}/ca.pem"]
-    for creds in (["--key=-"], [f"--key={SECRETS}/rogue.key", f"--cert={SECRETS}/rogue.pem"]):
-        r = b.run([*upload, *creds], timeout=120)
-        assert r.returncode != 0, r.stderr
-        assert "failed" in r.stderr, r.stderr
-        print(f"\nFIGURE refused upload ({creds[0]}): {r.stderr.strip().splitlines()[-1]}")
-    # B's own upload delivers the marker to B's file; nothing reached A's file or a new one
-    wait_until(lambda: fl.last_message(B, "fleet-rogue") == marker, 60, "B's marker in B's file")
-    assert _live_files(fl) == {f"remote-CN={A}.journal", f"remote-CN={B}.journal"}
-    assert [e for e in fl.entries(A) if e.get("MESSAGE") == marker] == []
-    assert len([e for e in fl.entries(B) if e.get("MESSAGE") == marker]) == 1
+def test_journal_remote_checks_no_client_certificate_and_names_files_by_address(fl: Fleet) -> None:
+    """What the hub's journal-remote trusts, as built by Debian (and nixpkgs): no GnuTLS, so
+    `TrustedCertificateFile` is ignored ("Certificate checking disabled."), an upload with no
+    client certificate at all is accepted, and it lands in the file of its source address,
+    whatever `_HOSTNAME` it claims.  B, without its key, sends one entry claiming to be A."""
+    version = fl.hub.run(["/lib/systemd/systemd-journal-remote", "--version"]).stdout
+    assert "-GNUTLS" in version, version
     log = fl.hub.run(["journalctl", "-u", "systemd-journal-remote.service", "-o", "cat", "--no-pager"]).stdout
-    assert "Client is not authorized" in log or "Authorization through certificate is required" in log, log[-2000:]
+    assert "Certificate checking disabled." in log, log[-2000:]
+    b = fl.members[B]
+    marker = "unauthenticated-upload-marker"
+    b.write(
+        "/tmp/forged.export",
+        f"__REALTIME_TIMESTAMP={int(time.time() * 1e6)}\n_HOSTNAME={A}\nSYSLOG_IDENTIFIER=forged\nMESSAGE={marker}\n\n",
+    )
+    # B's own journal-upload.conf (URL, its key) hidden: this upload names no key at all
+    hide = 'mount --bind /dev/null /etc/systemd/journal-upload.conf && exec "$@"'
+    upload = [
+        "/lib/systemd/systemd-journal-upload",
+        f"--url={fl.url}",
+        f"--trust={SECRETS}/ca.pem",
+        "--key=-",
+        "--cert=-",
+    ]
+    r = b.run(["unshare", "-m", "--", "sh", "-c", hide, "sh", *upload, "/tmp/forged.export"], timeout=120)
+    assert r.returncode == 0, r.stderr  # accepted: no client certificate was asked for
+    wait_until(lambda: fl.last_message(B, "forged") == marker, 60, "the entry in B's address's file")
+    forged = [e for e in fl.entries(B) if e.get("MESSAGE") == marker]
+    assert len(forged) == 1 and forged[0]["_HOSTNAME"] == A  # the claim is stored as sent
+    assert [e for e in fl.entries(A) if e.get("MESSAGE") == marker] == []  # but not in A's file
+    assert _live_files(fl) == {fl.file_name(A), fl.file_name(B)}
+    print(f"\nFIGURE upload without a client certificate: accepted (exit 0), stored in {fl.file_name(B)}")
 
 
 def test_throughput_upload_to_remote(fl: Fleet) -> None:
@@ -116,33 +114,36 @@ def test_throughput_upload_to_remote(fl: Fleet) -> None:
     )
 
 
-def test_kill_9_of_journal_remote_mid_stream_loses_nothing(fl: Fleet) -> None:
-    """A writes 2,000 numbered entries, paced; journal-remote is SIGKILLed while they flow.
-    The socket (held by the hub's PID 1) starts it again when journal-upload, restarted by
-    `Restart=always`, reconnects and resumes from its saved cursor: every number arrives."""
-    n, ident = 2_000, "seq"
+@pytest.mark.parametrize(
+    ("n", "pause", "ident"),
+    [(2_000, 0.002, "paced"), (60_000, 0.0, "burst")],
+    ids=["paced-2000", "burst-60000"],
+)
+def test_kill_9_of_journal_remote_mid_stream_loses_nothing(fl: Fleet, n: int, pause: float, ident: str) -> None:
+    """A writes `n` numbered entries (paced: journal-upload keeps up and sends short POSTs;
+    burst: it streams a backlog in long POSTs); journal-remote is SIGKILLed once a tenth of
+    them is on the hub.  The socket (held by the hub's PID 1) starts it again on the next
+    connection; every number arrives, and any copy is the same source entry sent again."""
     a = fl.members[A]
+    unit = f"fleet-{ident}"
+    restarts_before = _upload_restarts(a)
     state_before = a.run(["cat", UPLOAD_STATE]).stdout.strip()
-    start_sequence(a, "fleet-seq", ident, n, pause=0.002)
+    start_sequence(a, unit, ident, n, pause=pause)
 
-    def on_hub() -> list[int]:
-        return numbers(fl.entries(A, f"SYSLOG_IDENTIFIER={ident}"), ident)
+    def newest() -> int:
+        last = fl.last_message(A, ident)
+        return int(last.split()[1]) if last else 0
 
-    wait_until(lambda: len(on_hub()) >= 200, 120, "stream flowing", poll=0.2)
+    wait_until(lambda: newest() >= n // 10, 120, "stream flowing", poll=0.05)
     old = hub_main_pid(fl)
     assert old > 0
     assert fl.hub.run(["kill", "-9", str(old)]).returncode == 0
-    writer_active_at_kill = unit_state(a, "fleet-seq.service") == "active"
-    at_kill = len(on_hub())
-    wait_until(lambda: hub_main_pid(fl) not in (0, old), 120, "journal-remote back (socket activation)", poll=0.2)
-    wait_until(lambda: unit_state(a, "fleet-seq.service") != "active", 120, "A's writer done")
-    wait_until(
-        lambda: set(on_hub()) == set(range(1, n + 1)),
-        180,
-        "every number on the hub",
-        poll=0.5,
-    )
-    assert writer_active_at_kill and at_kill < n, (writer_active_at_kill, at_kill)
+    writer_active_at_kill = unit_state(a, f"{unit}.service") == "active"
+    at_kill = newest()
+    wait_until(lambda: unit_state(a, f"{unit}.service") != "active", 120, "A's writer done")
+    wait_until(lambda: newest() == n, 180, "the last number on the hub", poll=0.2)
+    assert hub_main_pid(fl) not in (0, old)  # a new journal-remote, started by its socket
+    assert at_kill < n, at_kill
     entries = fl.entries(A, f"SYSLOG_IDENTIFIER={ident}")
     got = Counter(numbers(entries, ident))
     assert set(got) == set(range(1, n + 1))  # nothing lost
@@ -153,12 +154,17 @@ def test_kill_9_of_journal_remote_mid_stream_loses_nothing(fl: Fleet) -> None:
     identity = {(e["_BOOT_ID"], e["__MONOTONIC_TIMESTAMP"], e["__REALTIME_TIMESTAMP"], e["MESSAGE"]) for e in entries}
     assert sorted(int(m.split()[1]) for *_, m in identity) == list(range(1, n + 1))
     doubles = sum(c - 1 for c in got.values())
-    restarts = a.run(["systemctl", "show", "-p", "NRestarts", "--value", "systemd-journal-upload.service"]).stdout
     upload_log = a.run(["journalctl", "-u", "systemd-journal-upload.service", "-o", "cat", "--no-pager"]).stdout
     print(
-        f"\nFIGURE kill -9 of journal-remote: {at_kill} of {n} on the hub at the kill; after: {len(entries)} entries, "
-        f"{len(got)} distinct, {doubles} doubles (re-sent by journal-upload), journal-upload restarts: "
-        f"{restarts.strip()}; files: {sorted(p.name for p in fl.host_files(A))}"
+        f"\nFIGURE kill -9 ({ident}): newest on the hub at the kill: {at_kill} of {n} (writer still writing: "
+        f"{writer_active_at_kill}); after: {len(entries)} entries, {len(got)} distinct, {doubles} doubles; "
+        f"journal-upload restarts: {_upload_restarts(a) - restarts_before}; files: "
+        f"{sorted(p.name for p in fl.host_files(A))}"
     )
     print(f"FIGURE upload state before: {state_before!r}; after: {a.run(['cat', UPLOAD_STATE]).stdout.strip()!r}")
-    print("FIGURE upload log tail:\n" + "\n".join(upload_log.splitlines()[-8:]))
+    print("FIGURE upload log tail:\n" + "\n".join(upload_log.splitlines()[-6:]))
+
+
+def _upload_restarts(c: Container) -> int:
+    r = c.run(["systemctl", "show", "-p", "NRestarts", "--value", "systemd-journal-upload.service"])
+    return int(r.stdout.strip() or 0)
