@@ -43,6 +43,9 @@ class Container:
     binds_ro: list[tuple[str, str]] = field(default_factory=list)
     binds: list[tuple[str, str]] = field(default_factory=list)
     private_network: bool = False
+    # `--network-zone=`: its own network namespace, its `host0` on a bridge nspawn makes on
+    # the host for every container of the zone (and removes with the last one).
+    network_zone: str = ""
     name: str = ""
     proc: subprocess.Popen | None = None
     leader: int | None = None
@@ -63,6 +66,8 @@ class Container:
         argv += [f"--bind={src}:{dst}" for src, dst in self.binds]
         if self.private_network:
             argv.append("--private-network")
+        if self.network_zone:
+            argv.append(f"--network-zone={self.network_zone}")
         self.proc = spawn_logged(argv, self.log_path)
         try:
             wait_until(self._find_leader, 30, "container PID 1", alive=self._dead)

@@ -18,13 +18,15 @@ CACHE="${AI_SYSADMIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-sysadmin}"
 mkdir -p "$CACHE"
 
 # Bump when the package list or the root's set-up changes: the old root is removed.
-NSPAWN_ROOT_VERSION=bookworm-5
+NSPAWN_ROOT_VERSION=bookworm-6
 # postgresql-15, sudo and iptables: the NixOS VM test scripts (nix/tests/*.nix) run in
 # this root through rig/nixos_driver.py, and use `sudo -u postgres psql` and the
 # firewall's `iptables -S nixos-fw`.  libnss-systemd resolves DynamicUser= names (as
 # NixOS does), which PostgreSQL's peer authentication and dbus-daemon need;
-# libnss-myhostname resolves the host name.
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates,postgresql-15,sudo,iptables,libnss-systemd,libnss-myhostname
+# libnss-myhostname resolves the host name.  systemd-journal-remote (systemd-journal-remote
+# and systemd-journal-upload, and their units): the fleet's journal transport between
+# containers (rig/fleet.py); its units are not enabled by the package.
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,python3,libgomp1,libstdc++6,iproute2,procps,curl,ca-certificates,postgresql-15,sudo,iptables,libnss-systemd,libnss-myhostname,systemd-journal-remote
 DEBIAN_MIRROR="${AI_SYSADMIN_DEBIAN_MIRROR:-}"
 
 log() { printf 'provision-nix: %s\n' "$*" >&2; }
