@@ -702,8 +702,9 @@ in
         description = ''
           This host's id in the fleet: the `host` of its rows in the database and the name
           its database role is made from.  Letters, digits, `.`, `_`, `-`; at most 63.
-          With TLS, give each member a certificate naming it: systemd-journal-remote names
-          each host's journal file after the client certificate's distinguished name.
+          nixpkgs' systemd-journal-remote is built without GnuTLS: it names each member's
+          journal file after the member's address, not a certificate, so on the hub map
+          that address to this id in `fleet.hub.members`.
         '';
       };
       privateNetwork = lib.mkOption {
@@ -767,8 +768,24 @@ in
           default = "/var/log/journal/remote/";
           description = ''
             Where systemd-journal-remote writes the members' journals
-            (`services.journald.remote.output`): one `remote-<host>.journal` file (set) per
-            sending host (`settings.Remote.SplitMode = "host"`).
+            (`services.journald.remote.output`): one `remote-<sender>.journal` file (set) per
+            sending host (`settings.Remote.SplitMode = "host"`), named after the member's
+            address (`remote-10.42.0.2.journal`).
+          '';
+        };
+        members = lib.mkOption {
+          type = lib.types.attrsOf lib.types.str;
+          default = { };
+          example = { "10.42.0.2" = "web-1"; "10.42.0.3" = "db-1"; };
+          description = ''
+            The sender address (or name) systemd-journal-remote uses for each member, mapped
+            to that member's `fleet.hostId` (the host its actions and database role are for).
+            nixpkgs' systemd-journal-remote is built without GnuTLS: it checks no client
+            certificate and names each member's file after the peer's address
+            (`remote-10.42.0.2.journal`), so the address is what identifies a member; write
+            it as the file name has it.  When set, a file of any other sender is skipped (an
+            unknown machine that reaches the port is no host); `{ }`: the address itself is
+            the host id.  Hub only.
           '';
         };
         openFirewall = lib.mkOption {
@@ -917,6 +934,14 @@ in
             message = "services.ai-sysadmin.fleet.member.database.passwordFile is set without fleet.member.database.url.";
           }
           {
+            assertion = lib.length (lib.unique (lib.attrValues fleet.hub.members)) == lib.length (lib.attrValues fleet.hub.members);
+            message = "services.ai-sysadmin.fleet.hub.members maps two senders to one host id: one sender per member.";
+          }
+          {
+            assertion = isHub || fleet.hub.members == { };
+            message = "services.ai-sysadmin.fleet.hub.members is only used with fleet.role = \"hub\" (it is \"${fleet.role}\").";
+          }
+          {
             assertion = isMember || (hubUrl == null && memberDb.url == null && memberDb.passwordFile == null);
             message = "services.ai-sysadmin.fleet.member.* is only used with fleet.role = \"member\" (it is \"${fleet.role}\").";
           }
@@ -963,6 +988,8 @@ in
           host = lib.mkDefault fleet.hostId;
         } // lib.optionalAttrs isHub {
           journal_dir = lib.mkDefault fleet.hub.journalDirectory;
+        } // lib.optionalAttrs (isHub && fleet.hub.members != { }) {
+          members = lib.mkDefault fleet.hub.members;
         } // lib.optionalAttrs isMember ({
           hub_url = lib.mkDefault hubUrl;
         } // lib.optionalAttrs (memberDb.url != null) {

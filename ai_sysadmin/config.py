@@ -967,7 +967,30 @@ def host_id_problem(value: str) -> str | None:
 
 
 HostId = Annotated[StrictStr, *_checked(host_id_problem)]
-_HUB_KEYS = ("journal_dir",)
+
+
+def sender_problem(value: str) -> str | None:
+    """Why `value` is not a sender name as systemd-journal-remote names a file after; None when it is one.
+
+    The sender is the peer's address (journal-remote built without GnuTLS, as Debian's and
+    nixpkgs' are) or a client certificate's distinguished name (`CN=web-1`).  An address is
+    matched as text, so it must be written the way journal-remote prints it (inet_ntop).
+    """
+    if not value or len(value) > 255 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "must be a sender name (an address such as 10.213.0.2, or a certificate name), at most 255 characters"
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None  # a name
+    # A v4-mapped IPv6 address prints differently across Python versions: taken as written.
+    mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+    if str(address) != value and not mapped:
+        return f"write the address as journal-remote names the file: {address}"
+    return None
+
+
+SenderName = Annotated[StrictStr, *_checked(sender_problem)]
+_HUB_KEYS = ("journal_dir", "members")
 _MEMBER_KEYS = ("hub_url", "hub_dsn", "hub_password_file")
 
 
@@ -986,6 +1009,12 @@ class FleetConfig(_Section):
     )
     journal_dir: AbsPath | None = _f(
         None, "hub only: the directory systemd-journal-remote writes the members' journals to"
+    )
+    members: dict[SenderName, HostId] = _f(
+        {},
+        "hub only: the sender journal-remote names each member's file after (its address, e.g. "
+        "`10.213.0.2`) -> that member's `fleet.host`; when not empty, a file of any other sender is "
+        "skipped; `{}`: the sender is the host id ([fleet.md](fleet.md#which-host))",
     )
     hub_url: HttpUrl | None = _f(None, "member only, required there: where systemd-journal-upload sends the journal")
     hub_dsn: Annotated[StrictStr, *_checked(_no_password)] | None = _f(
@@ -1007,7 +1036,7 @@ class FleetConfig(_Section):
             return data
         role = data.get("role", "standalone")
         for key in _HUB_KEYS if role != "hub" else ():
-            if data.get(key) is not None:
+            if data.get(key) not in (None, {}):
                 _report(info, f"fleet.{key}", f"only used when fleet.role is 'hub' (it is {role!r})")
         for key in _MEMBER_KEYS if role != "member" else ():
             if data.get(key) is not None:
@@ -1015,6 +1044,23 @@ class FleetConfig(_Section):
         if role == "member" and data.get("hub_url") is None:
             _report(info, "fleet.hub_url", "required when fleet.role is 'member'")
         return data
+
+    @model_validator(mode="after")
+    def _one_sender_per_host(self, info: ValidationInfo) -> FleetConfig:
+        # Two senders as one host would interleave two journals under one cursor; and a
+        # member named as the hub would speak for the hub (hostset.py skips it anyway).
+        seen: dict[str, str] = {}
+        for sender, host in self.members.items():
+            if host in seen:
+                _report(
+                    info,
+                    f"fleet.members.{sender}",
+                    f"host id {host!r} is already the host of sender {seen[host]!r}: one sender per host",
+                )
+            elif host == self.host:
+                _report(info, f"fleet.members.{sender}", f"{host!r} is the hub's own host id (fleet.host)")
+            seen.setdefault(host, sender)
+        return self
 
     def host_id(self) -> str:
         """This host's id: `host`, else the host name (NixOS: networking.hostName)."""

@@ -368,6 +368,16 @@ def test_fleet_member_keys_are_read_as_written_and_the_password_only_when_used()
     assert hub.fleet.journal_dir == "/var/log/journal/remote/"
 
 
+def test_fleet_members_map_senders_to_host_ids_on_a_hub_only() -> None:
+    members = {"10.213.0.2": "web-1", "fd00::3": "db-1", "::ffff:10.213.0.4": "web-2", "CN=mail": "mail"}
+    cfg = parse_config({"fleet": {"role": "hub", "host": "hub", "members": members}}, env={})
+    assert cfg.fleet.members == members
+    assert parse_config({}, env={}).fleet.members == {}
+    # An empty map is no setting: a member's rendered config may carry it.
+    member = {"role": "member", "hub_url": "https://hub", "members": {}}
+    assert parse_config({"fleet": member}, env={}).fleet.members == {}
+
+
 @pytest.mark.parametrize(
     "fleet, path, reason",
     [
@@ -386,6 +396,21 @@ def test_fleet_member_keys_are_read_as_written_and_the_password_only_when_used()
             "must not contain a password",
         ),
         ({"role": "member", "hub_url": "ftp://hub"}, "fleet.hub_url", "not an http(s) URL"),
+        (
+            {"role": "member", "hub_url": "https://hub", "members": {"10.0.0.2": "web-1"}},
+            "fleet.members",
+            "only used when fleet.role is 'hub' (it is 'member')",
+        ),
+        (
+            {"role": "hub", "members": {"10.213.0.2": "web-1", "10.213.0.3": "web-1"}},
+            "fleet.members.10.213.0.3",
+            "host id 'web-1' is already the host of sender '10.213.0.2': one sender per host",
+        ),
+        ({"role": "hub", "host": "hub", "members": {"10.0.0.2": "hub"}}, "fleet.members.10.0.0.2", "hub's own"),
+        ({"role": "hub", "members": {"10.0.0.2": "web 1"}}, "fleet.members.10.0.0.2", "must be a host id"),
+        ({"role": "hub", "members": {"FD00::2": "web-1"}}, "fleet.members.FD00::2.[key]", "names the file: fd00::2"),
+        ({"role": "hub", "members": {"": "web-1"}}, "fleet.members..[key]", "must be a sender name"),
+        ({"role": "hub", "members": {"a\nb": "web-1"}}, "fleet.members.a\nb.[key]", "must be a sender name"),
     ],
 )
 def test_fleet_problems_name_their_key(fleet: dict, path: str, reason: str) -> None:

@@ -137,6 +137,7 @@ def l1(
         state_dir=cfg.state_dir,
         model=model,
         own_host=cfg.fleet.host_id(),
+        members=cfg.fleet.members,
         poll_interval=cfg.trigger.poll_interval,
     )
     return HubL1(own, members)

@@ -12,8 +12,8 @@ alone can miss an append.  The header's object count (`n_objects`) grows with ev
 and a `pread` of it is as cheap as a stat.  Archived files never change; their name and
 inode are enough.
 
-Names that map to no host (or to the hub's own host id: a member cannot speak for the
-hub) are skipped, each logged once.
+Names that map to no host (not in `fleet.members` when that is set, or to the hub's own
+host id: a member cannot speak for the hub) are skipped, each logged once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_sysadmin.trigger.remote_names import UnmappedName, host_of, is_journal_name, is_live
+from ai_sysadmin.trigger.remote_names import HostNames, UnmappedName, is_journal_name, is_live
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,11 @@ class HostFiles:
 
 
 class HostSet:
-    def __init__(self, directory: str | os.PathLike[str], *, exclude: Collection[str] = ()):
+    def __init__(
+        self, directory: str | os.PathLike[str], *, exclude: Collection[str] = (), names: HostNames | None = None
+    ):
         self.dir = Path(directory)
+        self.names = names or HostNames()
         self.exclude = frozenset(exclude)
         self._refused: set[str] = set()  # names already logged
         self._missing_logged = False
@@ -82,7 +85,7 @@ class HostSet:
 
     def _host(self, name: str) -> str | None:
         try:
-            host = host_of(name)
+            host = self.names.host_of(name)
         except UnmappedName as exc:
             self._refuse(name, f"hub: journal file skipped: {exc}")
             return None

@@ -6,7 +6,8 @@ host whose files gained entries, runs one short `journalctl --file ... --after-c
 over that host's files (live and rotated) -- one subprocess at a time, none resident.
 Each host has
 
-* its host id from the file name (trigger/remote_names.py), never from `_HOSTNAME`: the
+* its host id from the file name through `fleet.members` (trigger/remote_names.py),
+  never from `_HOSTNAME`: the
   pipeline stamps every trigger with it and scopes trigger ids to it, so one template
   on two hosts is two triggers;
 * its own cursor in the sink (stream `journal@<host>`) and its own checkpoint state
@@ -30,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from ai_sysadmin.trigger.hostset import HostFiles, HostSet
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import Pipeline
 from ai_sysadmin.trigger.reader import JournalctlError, JournalSource, StderrLog, lines_after
+from ai_sysadmin.trigger.remote_names import HostNames
 from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.templates import Templates
 
@@ -151,13 +153,14 @@ class MemberFollower:
         state_dir: str | None,
         model: StructuredModel | None,
         own_host: str | None = None,
+        members: Mapping[str, str] | None = None,
         journalctl: str = "journalctl",
         on_record: Callable[[Sequence[Trigger]], None] | None = None,
         poll_interval: float = 0.25,
         max_per_turn: int = MAX_PER_TURN,
     ):
         self.tcfg = tcfg
-        self.hosts = HostSet(directory, exclude=[own_host] if own_host else ())
+        self.hosts = HostSet(directory, exclude=[own_host] if own_host else (), names=HostNames(members or {}))
         self.sink = sink
         self.state_dir = state_dir
         self.journalctl = journalctl

@@ -6,11 +6,17 @@ below 0x20 or from 0x7f, `\\`, `/` and space become `\\xHH` (lowercase hex).  So
 systemd `src/journal-remote/journal-remote.c` (`open_output`, `filename_escape`) and
 `src/basic/escape.c` (`xescape_full`).  The sender is
 
-* over HTTPS with a trusted CA: the distinguished name of the client certificate, as
+* the peer's address (`getpeername_pretty`, `10.213.0.2`): over plain HTTP, and over
+  HTTPS when journal-remote is built without GnuTLS -- as Debian's and nixpkgs' are
+  (measured: tests/fleet/test_transport.py): then no client certificate is checked at all;
+* only with GnuTLS and a trusted CA: the distinguished name of the client certificate, as
   `gnutls_x509_crt_get_dn` prints it (`CN=web-1`, `O=Example,CN=web-1`;
-  `src/journal-remote/microhttpd-util.c`, `check_permissions`): proven by the TLS
-  handshake, so the host id is the certificate's CN;
-* over plain HTTP (a private network only): the peer's address (`getpeername_pretty`).
+  `src/journal-remote/microhttpd-util.c`, `check_permissions`), whose CN is taken.
+
+So the hub maps senders to host ids with `fleet.members` (`HostNames`): a mapped sender is
+its host id; with a map, any other sender is no host (an unknown machine that reaches
+journal-remote's port must not become one); without a map the sender itself (or its
+certificate's CN) is the host id, for a setup whose addresses are the member names.
 
 Rotated files keep the live file's name as their prefix: archived
 `remote-<name>@<seqnum id, 32 hex>-<head seqnum, 16 hex>-<head realtime, 16 hex>.journal`
@@ -25,6 +31,8 @@ could name any other host.  A name that does not give a valid host id (the rules
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ai_sysadmin.config import HOST_ID_RE  # fleet.host's own rule
 
@@ -57,8 +65,24 @@ def sender_of(name: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True)
+class HostNames:
+    """File name -> host id on a hub: through `members` (fleet.members) when it is not empty."""
+
+    members: Mapping[str, str] = field(default_factory=dict)  # sender -> host id
+
+    def host_of(self, name: str) -> str:
+        if not self.members:
+            return host_of(name)
+        sender = sender_of(name)
+        host = self.members.get(sender)
+        if host is None:
+            raise UnmappedName(f"{name!r}: not in fleet.members (sender {sender!r})")
+        return host
+
+
 def host_of(name: str) -> str:
-    """The host id of the journal file `name`: the certificate's CN, or the peer's address."""
+    """The host id of the journal file `name` without a map: the certificate's CN, or the peer's address."""
     sender = sender_of(name)
     host = common_name(sender) if "=" in sender else sender
     if host is None:

@@ -124,6 +124,28 @@ def test_hub_without_tls_needs_a_named_private_network(lib_path: str | None) -> 
     assert "--listen-http=-3" in out["units"]["systemd-journal-remote.service"]
 
 
+def test_hub_members_map_addresses_to_host_ids(lib_path: str | None) -> None:
+    members = {"10.42.0.2": "web-1", "10.42.0.3": "db-1"}
+    out = _ok(lib_path, role="hub", privateNetwork="10.42.0.0/24", hub={"members": members})
+    configs = {p: c["content"]["fleet"] for p, c in out["unitConfigs"].items()}
+    assert configs["orchestrator"]["members"] == members
+    # The Python loader accepts it as rendered, and reads the map the hub's L1 uses.
+    cfg = parse_config(
+        json.loads(Path(out["unitConfigs"]["orchestrator"]["path"]).read_text()),
+        env={"STATE_DIRECTORY": "/var/lib/ai-sysadmin"},
+    )
+    assert cfg.fleet.members == members
+
+
+def test_hub_members_one_sender_per_host_and_only_on_a_hub(lib_path: str | None) -> None:
+    msgs = _refused(
+        lib_path, role="hub", privateNetwork="lab", hub={"members": {"10.42.0.2": "web-1", "10.42.0.3": "web-1"}}
+    )
+    assert any("fleet.hub.members maps two senders to one host id" in m for m in msgs), msgs
+    msgs = _refused(lib_path, **_member(hub={"members": {"10.42.0.2": "web-1"}}))
+    assert any('fleet.hub.members is only used with fleet.role = "hub" (it is "member")' in m for m in msgs), msgs
+
+
 def test_partial_tls_is_refused(lib_path: str | None) -> None:
     msgs = _refused(lib_path, role="hub", privateNetwork="lab", tls={"keyFile": FLEET_TLS["keyFile"]})
     assert any("keyFile, certFile and trustFile together" in m for m in msgs), msgs
@@ -216,7 +238,7 @@ def test_member_options_on_another_role_are_refused(lib_path: str | None) -> Non
 
 def test_stand_in_and_real_lib_agree(nix_instantiate: str) -> None:
     for fleet in (
-        {"role": "hub", "tls": FLEET_TLS, "hub": {"listenAddress": "10.0.0.1"}},
+        {"role": "hub", "tls": FLEET_TLS, "hub": {"listenAddress": "10.0.0.1", "members": {"10.0.0.2": "web-1"}}},
         _member(member={"hubUrl": HUB_URL, "database": {"url": FLEET_DB_URL, "passwordFile": FLEET_DB_SECRET_PATH}}),
     ):
         cfg = base(fleet=fleet)

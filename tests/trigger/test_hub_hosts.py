@@ -29,7 +29,7 @@ from ai_sysadmin.trigger.follower import TriggerFollower
 from ai_sysadmin.trigger.hub import HubL1, MemberFollower, stream_of
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.reader import JournalSource, read_lines
-from ai_sysadmin.trigger.remote_names import UnmappedName, host_of, remote_file_name, sender_of
+from ai_sysadmin.trigger.remote_names import HostNames, UnmappedName, host_of, remote_file_name, sender_of
 from ai_sysadmin.trigger.sink import JsonlTriggerSink, TriggerSink
 from rig.journal import JournalWriter
 from rig.net import free_port, wait_until
@@ -133,6 +133,17 @@ def test_file_name_to_host(name: str, host: str) -> None:
 def test_names_without_a_host_are_refused(name: str) -> None:
     with pytest.raises(UnmappedName):
         host_of(name)
+
+
+def test_fleet_members_map_senders_to_host_ids() -> None:
+    names = HostNames({"10.213.0.2": "web-1", "O=Example Org,CN=db": "db-1"})
+    assert names.host_of("remote-10.213.0.2.journal") == "web-1"
+    assert names.host_of(f"remote-10.213.0.2@{'ab' * 16}-{1:016x}-{T0_USEC:016x}.journal") == "web-1"
+    assert names.host_of(remote_file_name("O=Example Org,CN=db")) == "db-1"  # the whole sender, unescaped
+    for unknown in ("remote-10.213.0.9.journal", "remote-web-1.journal", "remote-CN=db.journal"):
+        with pytest.raises(UnmappedName, match=r"not in fleet\.members"):
+            names.host_of(unknown)
+    assert HostNames().host_of("remote-10.213.0.2.journal") == "10.213.0.2"  # no map: the sender is the host
 
 
 def test_remote_file_name_escapes_as_journal_remote() -> None:
@@ -324,6 +335,46 @@ async def test_a_hub_follows_its_own_journal_and_every_member(journal_writer: Jo
             await task
     report = follower.report()
     assert report["member_hosts"] == 1 and report["member_entries"] == 12 and report["entries"] == 8
+
+
+async def test_a_hub_maps_member_addresses_to_their_host_ids(
+    journal_writer: JournalWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """journal-remote without GnuTLS names files by address: fleet.members gives the host id the
+    member's executor and role use; a sender not in the map (any machine that reaches the port) is
+    no host."""
+    own = journal_writer.write(tmp_path / "own" / "system.journal", lines(4), start_usec=T0_USEC)
+    d = tmp_path / "remote"
+    write(journal_writer, d, "10.213.0.2", 12, T0_USEC, hostname="web-1")
+    write(journal_writer, d, "10.213.0.3", 6, T0_USEC, hostname="web-2")
+    write(journal_writer, d, "10.213.0.9", 10, T0_USEC, hostname="web-1")  # not a member; claims to be one
+    fleet = {
+        "role": "hub",
+        "host": "hub",
+        "journal_dir": str(d),
+        "members": {"10.213.0.2": "web-1", "10.213.0.3": "web-2"},
+    }
+    cfg = make_config(
+        tmp_path,
+        journal={"source": "file", "path": str(own)},
+        trigger={"model": False, "commit_interval": 0.1},
+        fleet=fleet,
+    )
+    sink = JsonlTriggerSink(tmp_path / "triggers.jsonl")
+    members = JsonlTriggerSink(tmp_path / "member-triggers.jsonl")
+    hub = l1(cfg, sink, None, member_sink=members)
+    assert isinstance(hub, HubL1)
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin.trigger.hostset"):
+        await drain(hub.members)
+        await drain(hub.members)  # logged once, not every round
+    assert rule_counts(members.triggers()) == {"web-1": 12, "web-2": 6}
+    assert await members.load_cursor(stream_of("web-1")) is not None
+    assert await members.load_cursor(stream_of("10.213.0.2")) is None
+    skipped = [r.getMessage() for r in caplog.records if "journal file skipped" in r.getMessage()]
+    assert skipped == [
+        "hub: journal file skipped: 'remote-10.213.0.9.journal': not in fleet.members (sender '10.213.0.9')"
+    ]
+    assert set(hub.members.lanes) == {"web-1", "web-2"}
 
 
 # ---------------------------------------------------------------- the real transport
