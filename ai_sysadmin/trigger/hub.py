@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ from ai_sysadmin.trigger.follower import (
 from ai_sysadmin.trigger.hostset import HostFiles, HostSet
 from ai_sysadmin.trigger.model import Trigger
 from ai_sysadmin.trigger.pipeline import Pipeline
-from ai_sysadmin.trigger.reader import JournalctlError, JournalSource, StderrLog, lines_after
+from ai_sysadmin.trigger.reader import JournalctlError, JournalSource, StderrLog, cursor_of, lines_after, lines_up_to
 from ai_sysadmin.trigger.remote_names import HostNames
 from ai_sysadmin.trigger.sink import TriggerSink
 from ai_sysadmin.trigger.templates import Templates
@@ -63,6 +64,12 @@ log = logging.getLogger(__name__)
 
 MAX_PER_TURN = 20_000  # entries read from one host before the next host's turn
 ERROR_LOG_EVERY = 60.0  # seconds between logged read/checkpoint failures of one host
+# Identities of the last entries taken in, per host, that a re-sent copy is recognised by.
+# journal-upload re-sends from its last acknowledged cursor: at most what the hub had stored
+# of the POST a kill cut off (6,983 entries measured for a backlog, 0 for a paced stream;
+# one POST streams until the backlog is drained).  Copies of entries older than the last
+# REPEAT_WINDOW taken in are taken in again.  ~60 bytes per identity: ~3 MiB per host.
+REPEAT_WINDOW = 50_000
 
 
 def stream_of(host: str) -> str:
@@ -91,14 +98,43 @@ def identity(cursor: str | None) -> str | None:
     return cursor[len(parts[0]) + len(parts[1]) + 2 :] if cursor else None
 
 
+class RecentEntries:
+    """The identities of the last `size` entries taken in (a bounded set, oldest forgotten first).
+
+    Kept as Python hashes of the identity (64 bits; rebuilt from the files after a restart,
+    never stored, so the per-process hash seed does not matter)."""
+
+    def __init__(self, size: int = REPEAT_WINDOW) -> None:
+        self.size = size
+        self._order: deque[int] = deque()
+        self._seen: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def seen(self, found: str) -> bool:
+        """True for an identity among the last `size`; otherwise it is remembered and False."""
+        h = hash(found)
+        if h in self._seen:
+            return True
+        self._seen.add(h)
+        self._order.append(h)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return False
+
+
 @dataclass
 class Lane:
     """One member host's L1: its pipeline, checkpoint files, cursors and read state.
 
-    systemd-journal-upload sends the entry at its saved cursor again each time it starts
-    (measured with systemd 252: after a restart the hub's file holds that entry twice, the
-    second copy differing only in its sequence number), so an entry identical to the one
-    before it (`identity`) is passed over: a member's upload restarts double nothing.
+    systemd-journal-upload sends again what it sent after its last acknowledged cursor each
+    time it starts (measured with systemd 252: the entry at its saved cursor after a clean
+    restart; after journal-remote was killed mid-POST, every entry of that POST the hub had
+    stored, into a new file next to the set-aside one).  The hub's journalctl yields such
+    copies after the cursor, so an entry whose identity (`identity`) is among the last
+    `REPEAT_WINDOW` taken in (`recent`) is passed over.  After a restart `recent` is rebuilt
+    from the files: the entries up to the host's cursor.
     """
 
     host: str
@@ -115,12 +151,11 @@ class Lane:
     checkpoint_errors: int = 0
     last_error: str | None = None
     _error_logged: float = -1e18
+    recent: RecentEntries = field(default_factory=RecentEntries)
     feeder: LineFeeder = field(init=False)
-    _last_identity: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.feeder = LineFeeder(self.pipeline, self.max_message, repeat=self._repeat)
-        self._last_identity = identity(self.pipeline.cursor)  # a restart knows the last entry read
 
     @property
     def stream(self) -> str:
@@ -128,12 +163,10 @@ class Lane:
 
     def _repeat(self, entry: Entry) -> bool:
         found = identity(entry.cursor)
-        if found is None:
+        if found is None or not self.recent.seen(found):
             return False
-        repeat = found == self._last_identity
-        self._last_identity = found
-        self.repeats += repeat
-        return repeat
+        self.repeats += 1
+        return True
 
     def log_error(self, what: str, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -158,6 +191,7 @@ class MemberFollower:
         on_record: Callable[[Sequence[Trigger]], None] | None = None,
         poll_interval: float = 0.25,
         max_per_turn: int = MAX_PER_TURN,
+        repeat_window: int = REPEAT_WINDOW,
     ):
         self.tcfg = tcfg
         self.hosts = HostSet(directory, exclude=[own_host] if own_host else (), names=HostNames(members or {}))
@@ -167,6 +201,7 @@ class MemberFollower:
         self.on_record = on_record
         self.poll_interval = poll_interval
         self.max_per_turn = max_per_turn
+        self.repeat_window = repeat_window
         paths = member_paths(state_dir) if state_dir else None
         self._paths = paths
         self.templates = Templates(paths["templates"] if paths else None)
@@ -210,18 +245,18 @@ class MemberFollower:
         self.scans += 1
         n = 0
         for host in sorted(found):
-            lane = self.lanes.get(host) or await self._try_open(host)
+            files = found[host]
+            lane = self.lanes.get(host) or await self._try_open(host, files)
             if lane is None:
                 continue
-            files = found[host]
             if lane.more or lane.read_signature != files.signature:
                 n += await self._read(lane, files)
         return n
 
-    async def _try_open(self, host: str) -> Lane | None:
+    async def _try_open(self, host: str, files: HostFiles) -> Lane | None:
         """A new host's lane; None (logged, retried next round) when its position cannot be loaded."""
         try:
-            return await self._open(host)
+            return await self._open(host, files)
         except Exception as exc:
             now = time.monotonic()
             if now - self._open_logged.get(host, -1e18) >= ERROR_LOG_EVERY:
@@ -229,16 +264,33 @@ class MemberFollower:
                 log.error("hub: cannot start following host %s, retrying: %s: %s", host, type(exc).__name__, exc)
             return None
 
-    async def _open(self, host: str) -> Lane:
+    async def _open(self, host: str, files: HostFiles) -> Lane:
         cursor, number = await self.sink.load_position(stream_of(host))
         pipeline = assemble_pipeline(
             self.tcfg, self.templates, self.classifier, start_cursor=cursor, host=host, listen_answers=False
         )
         checkpoints = CheckpointFiles(self._paths["hosts"] / host / "checkpoints" if self._paths else None)
         resume(pipeline, checkpoints, cursor, number)
-        lane = self.lanes[host] = Lane(host, pipeline, checkpoints, self.tcfg.max_message, cursor)
+        lane = Lane(
+            host, pipeline, checkpoints, self.tcfg.max_message, cursor, recent=RecentEntries(self.repeat_window)
+        )
+        if cursor:
+            await self._remember(lane, files, cursor)
+        self.lanes[host] = lane
         log.info("hub: following host %s%s", host, " from its stored cursor" if cursor else " from its first entry")
         return lane
+
+    async def _remember(self, lane: Lane, files: HostFiles, cursor: str) -> None:
+        """`lane.recent` as it was when `cursor` was taken in: the identities up to it, from the files."""
+        source = JournalSource("files", files=files.files)
+        newest_first: list[str] = []
+        lines = lines_up_to(source, cursor=cursor, count=lane.recent.size, binary=self.journalctl, errors=lane.stderr)
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                if (found := identity(cursor_of(line))) is not None:
+                    newest_first.append(found)
+        for found in reversed(newest_first):
+            lane.recent.seen(found)
 
     async def _read(self, lane: Lane, files: HostFiles) -> int:
         """One turn of one host: its entries after its cursor, at most max_per_turn of them."""

@@ -203,7 +203,7 @@ async def follow_lines(
             yield line
         # Resume after the last entry that carries a readable cursor (bad lines do not).
         for line in reversed(tail):
-            found = _cursor_of(line)
+            found = cursor_of(line)
             if found:
                 cursor = found
                 break
@@ -217,7 +217,21 @@ def lines_after(
     return _run_lines(journalctl_argv(source, after_cursor=after_cursor, binary=binary), errors)
 
 
-def _cursor_of(line: bytes) -> str | None:
+def lines_up_to(
+    source: JournalSource,
+    *,
+    cursor: str,
+    count: int,
+    binary: str = "journalctl",
+    errors: StderrLog | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The entry at `cursor` and the `count - 1` before it, newest first (`--cursor --reverse --lines`)."""
+    argv = journalctl_argv(source, binary=binary)
+    argv += ["--cursor", cursor, "--reverse", "--lines", str(count), "--output-fields=_BOOT_ID"]
+    return _run_lines(argv, errors)
+
+
+def cursor_of(line: bytes) -> str | None:
     from ai_sysadmin.trigger.entry import _loads
 
     try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ai_sysadmin.config import parse_config
 from ai_sysadmin.trigger.follower import build_pipeline
@@ -59,3 +62,25 @@ def by_source(triggers: Iterable[Trigger]) -> dict[str, list[Trigger]]:
     for t in triggers:
         out.setdefault(t.source, []).append(t)
     return out
+
+
+class Taken:
+    """What the hub's pipelines took in (`Pipeline.process`) and passed over, per message, in order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.order: list[tuple[str, str]] = []
+        process, pass_over = Pipeline.process, Pipeline.pass_over
+
+        def processed(p: Pipeline, e: Any) -> Any:
+            self.order.append(("in", e.message))
+            return process(p, e)
+
+        def passed(p: Pipeline, e: Any) -> None:
+            self.order.append(("over", e.message))
+            pass_over(p, e)
+
+        monkeypatch.setattr(Pipeline, "process", processed)
+        monkeypatch.setattr(Pipeline, "pass_over", passed)
+
+    def counts(self) -> Counter[str]:
+        return Counter(m for kind, m in self.order if kind == "in")

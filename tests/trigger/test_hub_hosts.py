@@ -35,7 +35,7 @@ from rig.journal import JournalWriter
 from rig.net import free_port, wait_until
 from rig.proc import exit_report, spawn_logged
 from tests.conftest import make_config
-from tests.trigger.helpers import T0_USEC, entry
+from tests.trigger.helpers import T0_USEC, Taken, entry
 
 RULES = ("rule:resource-exhausted", "rule:unit-start-failed")
 
@@ -430,3 +430,49 @@ def _listening(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
     return False
+
+
+# ---------------------------------------------------------------- a re-send after journal-remote was killed
+
+
+def numbered(first: int, last: int, boot: str) -> list[dict[str, Any]]:
+    """Source entries `n first..last` of one member boot, with the clocks journal-upload sends (n-th: +n us)."""
+    return [
+        entry(f"n {i}", __REALTIME_TIMESTAMP=T0_USEC + i, __MONOTONIC_TIMESTAMP=1_000_000 + i, _BOOT_ID=boot)
+        for i in range(first, last + 1)
+    ]
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["one-run", "hub-restart-after-kill"])
+@pytest.mark.parametrize("set_aside", [False, True], ids=["same-file", "file-set-aside"])
+async def test_a_resend_after_journal_remote_was_killed_is_taken_in_once(
+    journal_writer: JournalWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart: bool, set_aside: bool
+) -> None:
+    """journal-remote killed mid-POST after storing entries 1..2000 of it; journal-upload re-sends
+    from its last acknowledged cursor (entry 0): copies of 1..2000, then 2001..3000.  The new
+    journal-remote appends to the same file, or (the kill caught a write) sets the file aside as
+    `remote-<addr>@<time>-<random>.journal~` and starts a new one.  The hub had read 1..1200
+    before the kill (the realistic order), and restarts after it or not.  Every entry is taken in once."""
+    taken = Taken(monkeypatch)
+    d, state, boot = tmp_path / "remote", tmp_path / "state", "ab" * 16
+    sink_path = tmp_path / "triggers.jsonl"
+    sender = "10.0.0.9"
+    live = d / remote_file_name(sender)
+    journal_writer.write(live, numbered(1, 1200, boot))
+    f = follower(d, JsonlTriggerSink(sink_path), state)
+    await drain(f)
+    journal_writer.write(live, numbered(1201, 2000, boot))  # stored, then the kill
+    if set_aside:
+        live.rename(d / f"remote-{sender}@{T0_USEC + 2000:016x}-{'cd' * 8}.journal~")
+    journal_writer.write(live, numbered(1, 3000, boot))  # the re-send and what followed
+    if restart:
+        f = follower(d, JsonlTriggerSink(sink_path), state)
+    await drain(f)
+    assert taken.counts() == Counter({f"n {i}": 1 for i in range(1, 3001)})
+    over = [m for kind, m in taken.order if kind == "over"]
+    assert f.host_report()[sender]["repeats"] == len(over)
+    # What journalctl yields after the cursor: copies in the same file (a later sequence
+    # number) come after it, every one; here, a new file written by another journal-remote
+    # process sorts its copies next to the originals, and systemd 252's journalctl skips those
+    # itself (on the real transport it yields them: tests/fleet/test_hub_ingest.py).
+    assert len(over) == (0 if set_aside else 2000)
