@@ -5,7 +5,8 @@
 #
 # Installs Open WebUI 0.12.4 into its own cached virtualenv (about 6 minutes the first
 # time), Debian's chromium + chromium-driver and selenium; starts the local stack
-# (rig.local: role servers, embedding server, PostgreSQL, `ai-sysadmin run` and the
+# (rig.local --tiny: role servers on SmolLM2 as measured in docs/openwebui.md, embedding
+# server, PostgreSQL, `ai-sysadmin run` and the
 # keyless API on 40083) plus a keyed API on 40085 over the same parts; starts Open WebUI
 # offline against the keyed API (OFFLINE_MODE, HF_HUB_OFFLINE=1, no Ollama, its RAG
 # embeddings from our `embed` role); then drives headless Chromium through: the agent
@@ -72,7 +73,7 @@ wait_http() {  # url seconds what
 }
 
 log "starting the local stack (role servers, PostgreSQL, ai-sysadmin run, API on 40083)"
-"$AI_SYSADMIN_VENV/bin/python" -m rig.local --state "$OUT/state" >"$OUT/local.log" 2>&1 &
+"$AI_SYSADMIN_VENV/bin/python" -m rig.local --tiny --state "$OUT/state" >"$OUT/local.log" 2>&1 &
 pids+=($!)
 wait_http http://127.0.0.1:40083/health/ready 900 "local stack"
 log "local stack ready"
