@@ -52,6 +52,7 @@ from typing import Any
 
 from rig.net import wait_until
 from rig.nspawn import Container, main_pid, unit_state
+from rig.postgres import PgCluster
 
 SECRETS = "/var/lib/secrets/journal"  # docs/fleet.md's example paths
 REMOTE_DIR = "/var/log/journal/remote"  # fleet.hub.journalDirectory's default
@@ -59,6 +60,10 @@ ZONE_NET = "10.213.0"  # /24 on the fleet's own bridge: the hub .1, members .2, 
 HUB_ADDRESS = f"{ZONE_NET}.1"
 HUB_PORT = 19532  # the packaged socket's ListenStream= (nixpkgs' `services.journald.remote.port`)
 HUB_ID = "hub"
+# The test host on the fleet's bridge: where the hub's PostgreSQL listens (rig/fleet.py
+# runs the hub's own services -- PostgreSQL, ai-sysadmin -- on the test host, which reads
+# the hub container's journal-remote directory).
+HUB_DB_ADDRESS = f"{ZONE_NET}.254"
 # fleet.hostId: letters, digits, `.`, `_`, `-` (module.nix).  Checked before it reaches
 # openssl's -subj, where `/` and `=` would mean something.
 _HOST_ID = re.compile(r"[A-Za-z0-9._-]{1,63}")
@@ -217,6 +222,7 @@ class Fleet:
     pki: Pki
     boot_seconds: float  # the three containers, booted side by side
     config_seconds: float  # certificates, host names, both ends configured
+    bridge: str = ""  # the zone's bridge on the test host (`vz-<zone>`)
 
     @property
     def url(self) -> str:
@@ -286,13 +292,24 @@ def hub_main_pid(f: Fleet) -> int:
 
 
 @contextmanager
-def fleet(root: Path, workdir: Path, member_ids: tuple[str, ...] = ("member-a", "member-b")) -> Iterator[Fleet]:
-    """A booted, configured hub and members; every container stopped at the end."""
+def fleet(
+    root: Path,
+    workdir: Path,
+    member_ids: tuple[str, ...] = ("member-a", "member-b"),
+    member_binds_ro: list[tuple[str, str]] | None = None,
+) -> Iterator[Fleet]:
+    """A booted, configured hub and members; every container stopped at the end.
+
+    `member_binds_ro`: directories of the test host bound read-only into every member (the
+    checkout and its dependencies, for a member's own ai-sysadmin)."""
     journal_dir = workdir / "remote"
     journal_dir.mkdir(parents=True)
     zone = f"fl{os.getpid() % 10**9}"  # the bridge is vz-<zone>: at most 15 characters
     hub = Container(root, workdir / "hub.log", binds=[(str(journal_dir), REMOTE_DIR)], network_zone=zone, name=HUB_ID)
-    members = {h: Container(root, workdir / f"{h}.log", network_zone=zone, name=h) for h in member_ids}
+    members = {
+        h: Container(root, workdir / f"{h}.log", binds_ro=list(member_binds_ro or []), network_zone=zone, name=h)
+        for h in member_ids
+    }
     addresses = {h: f"{ZONE_NET}.{i}" for i, h in enumerate(member_ids, start=2)}
     every = [hub, *members.values()]
     try:
@@ -308,7 +325,7 @@ def fleet(root: Path, workdir: Path, member_ids: tuple[str, ...] = ("member-a", 
             set_host_name(c, host_id)
             set_address(c, HUB_ADDRESS if c is hub else addresses[host_id])
         configure_hub(hub, pki)
-        f = Fleet(hub, members, addresses, journal_dir, pki, booted - t0, 0.0)
+        f = Fleet(hub, members, addresses, journal_dir, pki, booted - t0, 0.0, bridge=f"vz-{zone}")
         for host_id, c in members.items():
             configure_member(c, pki, host_id, f.url)
         f.config_seconds = time.monotonic() - booted
@@ -316,3 +333,32 @@ def fleet(root: Path, workdir: Path, member_ids: tuple[str, ...] = ("member-a", 
     finally:
         with ThreadPoolExecutor(len(every)) as pool:
             list(pool.map(lambda c: c.stop(), every))
+
+
+@contextmanager
+def hub_database(f: Fleet) -> Iterator[PgCluster]:
+    """The hub's PostgreSQL as docs/fleet.md sets it up for members: listening on the fleet's
+    network with TLS (a server certificate of the fleet's CA for HUB_DB_ADDRESS), and
+    `hostssl ... scram-sha-256` the only way in from there.  Its unix socket stays the
+    admin's (trust, as every rig cluster).  Destroyed at the end."""
+    _ok(subprocess.run(["ip", "addr", "add", f"{HUB_DB_ADDRESS}/24", "dev", f.bridge], capture_output=True, text=True),
+        "bridge address")  # fmt: skip
+    cluster = PgCluster.create()
+    try:
+        pair = f.pki.issue("hub-db", ip=HUB_DB_ADDRESS)
+        for src, name in ((pair.cert, "server.crt"), (pair.key, "server.key")):
+            dest = cluster.datadir / name
+            dest.write_text(src.read_text())
+            dest.chmod(0o600)  # PostgreSQL refuses a key others can read
+            cluster.chown(dest)
+        with open(cluster.datadir / "postgresql.auto.conf", "a") as conf:
+            conf.write(
+                f"listen_addresses = '{HUB_DB_ADDRESS}'\nssl = on\n"
+                "ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\npassword_encryption = 'scram-sha-256'\n"
+            )
+        with open(cluster.datadir / "pg_hba.conf", "a") as hba:
+            hba.write(f"hostssl all all {ZONE_NET}.0/24 scram-sha-256\n")
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()

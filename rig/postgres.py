@@ -60,7 +60,8 @@ class PgCluster:
     def logfile(self) -> Path:
         return self.base / "server.log"
 
-    def _chown(self, path: Path) -> None:
+    def chown(self, path: Path) -> None:
+        """Hand `path` to the user the server runs as (when the rig runs as root)."""
         ids = _run_as()
         if ids:
             os.chown(path, ids["user"], ids["group"])
@@ -73,7 +74,7 @@ class PgCluster:
     def _initdb(self) -> None:
         for d in (self.base, self.datadir, self.sockdir):
             d.mkdir(exist_ok=True)
-            self._chown(d)
+            self.chown(d)
         self.datadir.chmod(0o700)
         self._pg(
             "initdb",
@@ -102,7 +103,7 @@ class PgCluster:
     def start(self) -> PgCluster:
         if not self.logfile.exists():
             self.logfile.touch()
-            self._chown(self.logfile)
+            self.chown(self.logfile)
         r = self._pg("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile), check=False)
         if r.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {r.stderr.strip()}\n{self.logfile.read_text()[-2000:]}")

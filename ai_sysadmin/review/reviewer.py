@@ -173,7 +173,7 @@ class ReviewService:
         self.counter = counter or TokenCounter(client)
         self.escalate = escalate
         self.budget = budget or default_budget(cfg)
-        self.proposed: set[tuple[int | None, str, str, int]] = set()
+        self.proposed: set[tuple[int | None, str, str, int, tuple[str, ...]]] = set()
         self.advised: set[int] = set()
         self._escalated_at: dict[int, float] = {}
         self._wake = asyncio.Event()
@@ -456,7 +456,7 @@ class ReviewService:
             await self._propose(
                 Proposal(action=action, params=dict(params), reason=reason[:300], source="review", incident_id=inc.id),
                 res,
-                inc.reopened,
+                inc,
             )
         if answer["escalate"] and self.escalate is not None:
             target = next(
@@ -484,7 +484,7 @@ class ReviewService:
                         incident_id=inc.id,
                     ),
                     res,
-                    inc.reopened,
+                    inc,
                 )
 
     async def _propose_rollbacks(self, incs: list[Incident], cands: dict[int, Candidates], res: ReviewResult) -> None:
@@ -527,12 +527,20 @@ class ReviewService:
                     incident_id=inc.id,
                 ),
                 res,
-                inc.reopened,
+                inc,
             )
 
-    async def _propose(self, p: Proposal, res: ReviewResult, epoch: int = 0) -> None:
-        # Once per incident (and again after it reopened: `epoch` is its reopen count).
-        key = (p.incident_id, p.action, json.dumps(p.params, sort_keys=True, default=str), epoch)
+    async def _propose(self, p: Proposal, res: ReviewResult, inc: Incident) -> None:
+        # Once per incident, again after it reopened, and again when the fault reached another
+        # host: a fleet incident's proposal is one action per host (actions/proposals.py), and
+        # the hosts it already has are recorded duplicates there.
+        key = (
+            p.incident_id,
+            p.action,
+            json.dumps(p.params, sort_keys=True, default=str),
+            inc.reopened,
+            tuple(inc.host_list),
+        )
         if key in self.proposed:
             return
         self.proposed.add(key)
