@@ -65,7 +65,7 @@ from ai_sysadmin.apikeys import (  # noqa: F401 (re-exported)
     parse_api_keys,
 )
 from ai_sysadmin.rulespec import PRIORITY_RULE_ID, RuleError, builtin_rule_data, parse_rule
-from ai_sysadmin.secret import Secret, SecretFile
+from ai_sysadmin.secret import CredentialUnavailable, Secret, SecretFile, credential_path
 from ai_sysadmin.vocab import (  # noqa: F401 (the tuples are re-exported)
     AUTONOMY_LEVELS,
     CLIENT_TOOLS,
@@ -293,15 +293,10 @@ def _read_secret(value: str, info: ValidationInfo) -> SecretFile:
     problem = _key_ref(value)
     if problem:
         raise PydanticCustomError("config", problem)
-    if "/" in value:
-        path = Path(value)
-    else:
-        cred_dir = _env(info).get("CREDENTIALS_DIRECTORY")
-        if not cred_dir:
-            raise PydanticCustomError(
-                "config", f"bare credential name {value!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)"
-            )
-        path = Path(cred_dir) / value
+    try:
+        path = credential_path(value, "secret", _env(info))
+    except CredentialUnavailable as exc:
+        raise PydanticCustomError("config", str(exc)) from None
     where = repr(str(path))
     try:
         text = path.read_text(encoding="utf-8")

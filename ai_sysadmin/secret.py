@@ -1,10 +1,33 @@
-"""A secret read from a file: never printed, never written into the configuration's JSON."""
+"""A secret read from a file: never printed, never written into the configuration's JSON.
+
+Every `*_file` setting names its secret the same two ways: a path, or a bare systemd
+credential name (`LoadCredential=`) that resolves in `$CREDENTIALS_DIRECTORY`;
+`credential_path` is the one place that tells them apart.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic_core import core_schema
+
+
+class CredentialUnavailable(Exception):
+    """A bare credential name with no `$CREDENTIALS_DIRECTORY` to resolve it in."""
+
+
+def credential_path(ref: str, what: str, env: Mapping[str, str] | None = None) -> Path:
+    """Where the secret `ref` lives: `ref` itself when it is a path (it has a `/`), else the
+    credential of that name.  `what` names the secret in the error ("approval key")."""
+    if "/" in ref:
+        return Path(ref)
+    cred_dir = (os.environ if env is None else env).get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        raise CredentialUnavailable(f"{what} credential {ref!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)")
+    return Path(cred_dir) / ref
 
 
 class Secret:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.config import Config
+from ai_sysadmin.secret import CredentialUnavailable, credential_path
 
 MIN_KEY_BYTES = 16
 
@@ -35,16 +34,12 @@ class KeyUnavailable(Exception):
 
 def load_key(cfg: Config, override: str | None = None, env: Mapping[str, str] | None = None) -> bytes:
     ref = override or cfg.actions.approval_key_file
-    env = os.environ if env is None else env
     if not ref:
         raise KeyUnavailable("actions.approval_key_file is not set; approvals need the approval key")
-    if "/" in ref:
-        path = Path(ref)
-    else:
-        cred = env.get("CREDENTIALS_DIRECTORY")
-        if not cred:
-            raise KeyUnavailable(f"approval key credential {ref!r} needs $CREDENTIALS_DIRECTORY (LoadCredential=)")
-        path = Path(cred) / ref
+    try:
+        path = credential_path(ref, "approval key", env)
+    except CredentialUnavailable as exc:
+        raise KeyUnavailable(str(exc)) from None
     try:
         key = path.read_bytes().strip()
     except PermissionError:

@@ -9,15 +9,14 @@ open while the hub is away.  `None` from either: not a member, or no `hub_dsn` s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from ai_sysadmin.actions.executor import ACTOR, HubSeat
 from ai_sysadmin.config import Config
+from ai_sysadmin.secret import CredentialUnavailable, credential_path
 from ai_sysadmin.store.hub import HubMetrics
 
 CONNECT_TIMEOUT = 5  # seconds: a hub that does not answer is an outage, not a hang
@@ -31,14 +30,10 @@ def hub_password(ref: str | None, env: Mapping[str, str] | None = None) -> str |
     """The member role's password: a path, or a systemd credential name (read at each connection)."""
     if not ref:
         return None
-    env = os.environ if env is None else env
-    if "/" in ref:
-        path = Path(ref)
-    else:
-        cred = env.get("CREDENTIALS_DIRECTORY")
-        if not cred:
-            raise HubPasswordUnavailable(f"hub password credential {ref!r} needs $CREDENTIALS_DIRECTORY")
-        path = Path(cred) / ref
+    try:
+        path = credential_path(ref, "hub password", env)
+    except CredentialUnavailable as exc:
+        raise HubPasswordUnavailable(str(exc)) from None
     try:
         return path.read_text().strip()
     except OSError as exc:
