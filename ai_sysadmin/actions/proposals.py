@@ -192,8 +192,8 @@ class ActionService:
             )
         elif host is not None and host != self.cfg.fleet.host_id() and decision.decision == PolicyDecision.EXECUTE:
             # The facts above (unit states, protected units, limits) are this host's: the review
-            # of a member's incident does not see the member's own state yet, so what it would
-            # run there waits for a person (docs/fleet.md).
+            # and the investigation read the member's state as the hub holds it, the policy does
+            # not, so what it would run there waits for a person (docs/fleet.md).
             decision = Decision(
                 PolicyDecision.QUEUE,
                 f"action for host {host}: decided on this host's facts, not {host}'s; it waits for a person",

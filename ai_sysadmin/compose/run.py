@@ -25,7 +25,7 @@ from ai_sysadmin.actions.policy import is_protected
 from ai_sysadmin.actions.proposals import ActionService
 from ai_sysadmin.collect.collector import MetricsCollector
 from ai_sysadmin.compose.clients import RoleClients, service_clients
-from ai_sysadmin.compose.investigator import build_investigator
+from ai_sysadmin.compose.investigator import escalation_investigator
 from ai_sysadmin.compose.knowledge import SharedKnowledge
 from ai_sysadmin.compose.member import hub_metrics
 from ai_sysadmin.config import Config
@@ -68,7 +68,8 @@ async def service_parts(cfg: Config, *, escalate: Any = None, on_resolved: Any =
         # The one Proposer of the service: the review and meta layers propose through it.
         actions = ActionService(cfg, store.pool)
         findings = MetaFindings(store.pool)
-        investigator = build_investigator(
+        # On a hub each escalated incident is investigated with its own host's facts (docs/fleet.md).
+        investigator = escalation_investigator(
             cfg, client=clients.meta, pool=store.pool, proposer=actions, knowledge=knowledge, findings=findings
         )
         # L4: the review's escalations start investigations; resolved incidents are learned.

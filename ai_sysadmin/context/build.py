@@ -70,6 +70,10 @@ class ContextInputs:
     policy: dict[str, Any]
     knowledge: list[dict[str, Any]]  # collection, id, title, snippet
     autonomy: str = "suggest"
+    # A fleet's hub (docs/fleet.md): its host id, and the units of each reviewed host (incidents
+    # and metrics then name their "host"); None / {}: one host, the context as it always was.
+    hub: str | None = None
+    units_by_host: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +146,13 @@ def render_system(inputs: ContextInputs, plan: Plan) -> str:
         "",
         "Protected units (never acted on): " + (", ".join(inputs.protected_units) or "none"),
     ]
+    if inputs.hub is not None:
+        lines += [
+            "",
+            f"This review runs on {inputs.hub}, the hub of a fleet, and looks after the hub and its members: "
+            "each incident is on the host it names (a member, or the hub itself), and the units and metrics "
+            "below are each host's own, as the hub holds them.",
+        ]
     return "\n".join(lines)
 
 
@@ -174,6 +185,8 @@ def render_incidents(inputs: ContextInputs, plan: Plan, choices: list[str]) -> s
                 f" | units: {', '.join(inc['units']) or '-'} | evidence: {' '.join(inc['triggers'][:6]) or '-'}"
                 f" | candidates: {cands or 'none'}"
             )
+        if inc.get("host") and inputs.hub is not None:
+            head += f" | host {inc['host']}" + (" (this hub)" if inc["host"] == inputs.hub else " (member)")
         lines.append(head)
     more = len(inputs.incidents) - len(shown)
     if more:
@@ -195,12 +208,19 @@ def render_state(inputs: ContextInputs) -> str:
         pol.append(f"{p['queued']} action(s) waiting for approval")
     if p.get("unavailable"):
         pol.append(f"policy state unknown ({p['unavailable']})")
-    u = inputs.units
+    if inputs.units_by_host:
+        units = "\n".join(
+            f"Units on host {h}{' (this hub)' if h == inputs.hub else ' (member)'}: {_units(u)}."
+            for h, u in inputs.units_by_host.items()
+        )
+        return f"Policy: {'; '.join(pol)}.\n{units}"
+    return f"Policy: {'; '.join(pol)}.\nUnits: {_units(inputs.units)}."
+
+
+def _units(u: dict[str, Any]) -> str:
     if not u.get("available"):
-        units = f"unknown ({u.get('reason') or 'not collected'})"
-    else:
-        units = "failed: " + (", ".join(u.get("failed") or []) or "none")
-    return f"Policy: {'; '.join(pol)}.\nUnits: {units}."
+        return f"unknown ({u.get('reason') or 'not collected'})"
+    return "failed: " + (", ".join(u.get("failed") or []) or "none")
 
 
 def render_triggers(inputs: ContextInputs, plan: Plan, refs: dict[str, str]) -> str:
@@ -246,6 +266,7 @@ def render_metrics(inputs: ContextInputs, plan: Plan) -> str:
         )
         state = {True: "OVER threshold", False: "ok", None: ""}[m.get("over")]
         out.append(
+            f"{'host ' + m['host'] + ': ' if m.get('host') else ''}"
             f"{m['name']}{'[' + m['subject'] + ']' if m.get('subject') else ''} = {m['last']:.4g} "
             f"({trend}) {state}".rstrip()
         )

@@ -45,7 +45,7 @@ severity, then the earliest.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -251,6 +251,13 @@ class Change:
     kind: str  # opened | updated | reopened | resolved | closed
 
 
+def _healthy(inc: Incident, involved: list[str], units: UnitView | Mapping[str, UnitView]) -> bool:
+    if isinstance(units, UnitView):
+        return units.healthy(involved)
+    unknown = UnitView(False, reason="no unit state of this host")
+    return all(units.get(h, unknown).healthy(involved) for h in inc.host_list)
+
+
 def one_host(t: Trigger) -> str:
     """Every trigger is this host's (a standalone host; "" is the store's local host)."""
     return ""
@@ -453,8 +460,11 @@ class Correlator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def tick(self, now: datetime, units: UnitView) -> list[Change]:
-        """Self-resolve quiet incidents whose units are healthy; close old resolved ones."""
+    def tick(self, now: datetime, units: UnitView | Mapping[str, UnitView]) -> list[Change]:
+        """Self-resolve quiet incidents whose units are healthy; close old resolved ones.
+
+        `units`: one view for every incident (one host), or host -> view: an incident's units
+        must be healthy on each host it reached, and a host without a view is unknown."""
         out: list[Change] = []
         quiet = timedelta(seconds=self.cfg.quiet_seconds)
         for inc in list(self.incidents.values()):
@@ -462,7 +472,7 @@ class Correlator:
                 involved = sorted(inc.all_units)
                 if not involved:
                     reason = f"no new triggers for {self.cfg.quiet_seconds:g}s"
-                elif units.healthy(involved):
+                elif _healthy(inc, involved, units):
                     reason = (
                         f"no new triggers for {self.cfg.quiet_seconds:g}s and {', '.join(involved)} no longer failed"
                     )

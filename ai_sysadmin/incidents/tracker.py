@@ -39,7 +39,9 @@ MAX_PENDING = 20_000  # distinct triggers waiting to be correlated; beyond this 
 
 
 class UnitSource(Protocol):
-    async def view(self) -> UnitView: ...
+    async def view(self, host: str | None = None) -> UnitView:
+        """Unit health of `host` (None or "": this host)."""
+        ...
 
 
 def host_of(fleet: FleetConfig) -> Callable[[Trigger], str]:
@@ -286,7 +288,12 @@ class IncidentService:
         # Triggers spooled during an outage arrive in the database later than their incident.
         await self.store.link_missing([(tid, i.id) for i in live if i.id is not None for tid in i.evidence])
         self.last_units = await self.units.view()
-        changes = self.correlator.tick(self.clock(), self.last_units)
+        # Each incident resolves by the unit state of its own host(s): a member's by the
+        # member's collector rows on the hub, never by the hub's (docs/fleet.md).
+        views = {"": self.last_units}
+        for h in sorted({h for i in self.correlator.incidents.values() for h in i.host_list} - {""}):
+            views[h] = await self.units.view(h)
+        changes = self.correlator.tick(self.clock(), views)
         for ch in changes:
             self._mark(ch, True)
         await self._flush()

@@ -187,8 +187,12 @@ class Investigator:
         *,
         incident_store: FindingsStore | None = None,
         kb: KnowledgeSearch | None = None,
+        about: str | None = None,
     ):
+        """`about`: which host the tools read, when it is not simply this one (a fleet member's
+        incident investigated on the hub: compose/investigator.py)."""
         self.cfg = cfg
+        self.about = about
         self.m = cfg.meta
         self.client = client  # of the meta role
         self.tools = tools
@@ -242,7 +246,11 @@ class Investigator:
     async def _opening(
         self, question: str, history: list[dict], incident_id: int | None, known: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        system = f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
+        system = (
+            f"{SYSTEM_PROMPT}\n{self.about}\n{envelope.SYSTEM_RULE}"
+            if self.about
+            else f"{SYSTEM_PROMPT}\n{envelope.SYSTEM_RULE}"
+        )
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in history[-20:]:
             role = turn.get("role")

@@ -315,7 +315,16 @@ class ReviewService:
         from ai_sysadmin.store.knowledge import shipped_runbooks
 
         view = await self.units.view()
-        metrics = await self.state.metrics()
+        hosts = self._reviewed_hosts(incs)
+        metrics = [] if hosts else await self.state.metrics()
+        per_host: dict[str, dict[str, Any]] = {}
+        if hosts:
+            # A hub reviews its incidents' hosts: each host's metrics and units, its own only
+            # (a member's as the hub holds them), never the hub's in a member's place.
+            for h in hosts:
+                metrics += [{**m, "host": h} for m in await self.state.metrics(h)]
+                v = await self.units.view(h)
+                per_host[h] = {"available": v.available, "failed": sorted(v.failed), "reason": v.reason}
         policy = await self.state.policy()
         runbooks = shipped_runbooks()
         knowledge: list[dict[str, Any]] = []
@@ -353,6 +362,7 @@ class ReviewService:
                     ],
                     # A fleet incident (docs/fleet.md): the model sees where; one host's context is unchanged.
                     **({"hosts": inc.host_list} if inc.fleet else {}),
+                    **({"host": inc.host} if hosts and inc.host else {}),
                 }
             )
         return ContextInputs(
@@ -362,10 +372,20 @@ class ReviewService:
             folded=self.window.folded,
             metrics=metrics,
             units={"available": view.available, "failed": sorted(view.failed), "reason": view.reason},
+            units_by_host=per_host,
+            hub=self.cfg.fleet.host_id() if hosts else None,
             policy=policy,
             knowledge=knowledge,
             autonomy=self.cfg.autonomy_level,
         )
+
+    def _reviewed_hosts(self, incs: list[Incident]) -> list[str]:
+        """On a hub: the hosts of the incidents reviewed, most severe incident first (the hub's
+        own when there is none); elsewhere [] (one host, the context as it always was)."""
+        if self.cfg.fleet.role != "hub":
+            return []
+        hosts = list(dict.fromkeys(h for i in incs for h in i.host_list if h))
+        return hosts or [self.cfg.fleet.host_id()]
 
     async def _ask(self, ctx: Context, res: ReviewResult, incs: list[Incident]) -> dict[str, Any] | None:
         from ai_sysadmin.llm.accounting import call_context

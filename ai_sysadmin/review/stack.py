@@ -61,7 +61,9 @@ class ReviewStack:
         """`client`: the review role's LLMClient (None: reviews are recorded as skipped);
         `knowledge`: the process's knowledge base (None: the review opens none of its own)."""
 
-        units = CollectorUnits(store.pool, cfg.intervals.metrics)
+        # On a hub each incident resolves by its own host's unit rows (docs/fleet.md).
+        local = cfg.fleet.host_id() if cfg.fleet.role == "hub" else None
+        units = CollectorUnits(store.pool, cfg.intervals.metrics, local=local)
         incidents = IncidentService(cfg, store.incidents, units, on_resolved=on_resolved, supported=supported_actions)
         window = TriggerWindow.load(window_path(cfg), cfg.review.max_triggers)
         review = ReviewService(

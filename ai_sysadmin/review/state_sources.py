@@ -47,7 +47,9 @@ def threshold_state(cfg: Config, name: str, value: float) -> bool | None:
 
 
 class StateSource(Protocol):
-    async def metrics(self) -> list[dict[str, Any]]: ...
+    async def metrics(self, host: str | None = None) -> list[dict[str, Any]]:
+        """The context's metric series of `host` (None: this host's)."""
+        ...
 
     async def policy(self) -> dict[str, Any]: ...
 
@@ -82,6 +84,8 @@ class PgState:
         self._on_call = on_call
         self._embed_client: LLMClient | None = None
         self._kb_failed_at: float | None = None
+        # This host's own rows are the store's local host's (what its collector writes).
+        self._local = cfg.fleet.host_id() if cfg.fleet.role == "hub" else None
 
     async def _knowledge_base(self) -> KnowledgeSearch | None:
         import time
@@ -105,12 +109,13 @@ class PgState:
         if self._embed_client is not None:
             await self._embed_client.aclose()
 
-    async def metrics(self) -> list[dict[str, Any]]:
+    async def metrics(self, host: str | None = None) -> list[dict[str, Any]]:
         from ai_sysadmin.store.metrics import first_and_last
 
+        asked = None if not host or host == self._local else host
         try:
             async with self.pool.connection() as conn:
-                rows = await first_and_last(conn, CONTEXT_METRICS)
+                rows = await first_and_last(conn, CONTEXT_METRICS, asked)
         except Exception as exc:
             log.info("review: metrics unavailable for the context (%s)", exc)
             return []
@@ -157,7 +162,7 @@ class SnapshotState:
         self.cfg = cfg
         self.samples = list(samples)
 
-    async def metrics(self) -> list[dict[str, Any]]:
+    async def metrics(self, host: str | None = None) -> list[dict[str, Any]]:
         return [
             {
                 "name": s.name,

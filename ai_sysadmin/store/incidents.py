@@ -63,6 +63,17 @@ async def incident_hosts(conn: Any, incident_id: int | None) -> list[str]:
     return list(row[0]) if row else []
 
 
+async def incident_host(conn: Any, incident_id: int) -> tuple[str, str] | None:
+    """(the incident's host, the store's local host); None for no such incident.  The host it
+    opened on: a fleet incident is investigated on that host (docs/fleet.md)."""
+    cur = await conn.execute(
+        "SELECT i.host, (SELECT value FROM store_settings WHERE key = 'local_host') FROM incidents i WHERE i.id = %s",
+        (incident_id,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 async def reopen(conn: Any, incident_id: int, at: datetime) -> None:
     """Open an incident again on the caller's connection (an action meant to fix it failed)."""
     await conn.execute(

@@ -70,27 +70,43 @@ class MetricStore:
             return [tuple(r) for r in await cur.fetchall()]
 
 
-async def failed_units(conn: Any, max_age: float) -> frozenset[str] | None:
-    """The units the collector last saw failed, at its newest `units.failed` sample no older than
-    `max_age` seconds; None when there is none (unit state unknown)."""
+# A row's host: the one asked for, else the store's local host (migration 9: rows that name
+# no host are the host that migrated the database).
+HOST_IS = "host = coalesce(%s, (SELECT value FROM store_settings WHERE key = 'local_host'))"
+
+
+async def failed_units(conn: Any, max_age: float, host: str | None = None) -> frozenset[str] | None:
+    """The units the collector of `host` (None: the local host) last saw failed, at its newest
+    `units.failed` sample no older than `max_age` seconds; None when there is none (unit state unknown)."""
+    newest = await failed_units_at(conn, max_age, host)
+    return None if newest is None else newest[1]
+
+
+async def failed_units_at(conn: Any, max_age: float, host: str | None = None) -> tuple[datetime, frozenset[str]] | None:
+    """(when, failed units) of `host`'s newest unit reading no older than `max_age` seconds."""
     cur = await conn.execute(
-        "SELECT ts FROM metrics WHERE name = 'units.failed' AND ts > now() - "
+        f"SELECT ts FROM metrics WHERE name = 'units.failed' AND {HOST_IS} AND ts > now() - "
         "make_interval(secs => %s) ORDER BY ts DESC LIMIT 1",
-        (max_age,),
+        (host, max_age),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    cur = await conn.execute("SELECT subject FROM metrics WHERE name = 'unit.failed' AND ts = %s", (row[0],))
-    return frozenset(r[0] for r in await cur.fetchall())
+    cur = await conn.execute(
+        f"SELECT subject FROM metrics WHERE name = 'unit.failed' AND {HOST_IS} AND ts = %s", (host, row[0])
+    )
+    return row[0], frozenset(r[0] for r in await cur.fetchall())
 
 
-async def first_and_last(conn: Any, names: Sequence[str]) -> list[tuple[str, str, float, float]]:
-    """(name, subject, last value, first value) of each series of `names` in the last 30 minutes (60 at most)."""
+async def first_and_last(
+    conn: Any, names: Sequence[str], host: str | None = None
+) -> list[tuple[str, str, float, float]]:
+    """(name, subject, last value, first value) of each series of `names` of `host` (None: the local
+    host) in the last 30 minutes (60 at most)."""
     cur = await conn.execute(
         "SELECT name, subject, (array_agg(value ORDER BY ts DESC))[1], (array_agg(value ORDER BY ts))[1] "
-        "FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) "
+        f"FROM metrics WHERE ts > now() - interval '30 minutes' AND name = ANY(%s) AND {HOST_IS} "
         "GROUP BY name, subject ORDER BY name, subject LIMIT 60",
-        (list(names),),
+        (list(names), host),
     )
     return [(n, s, last, first) for n, s, last, first in await cur.fetchall()]

@@ -284,3 +284,145 @@ def test_the_review_and_the_notification_name_a_fleet_incidents_hosts() -> None:
     assert "hosts" not in notify_message(single)  # one host's message is as before
     fleet.title = "x" * 300
     assert len(notify_message(fleet)) <= 500
+
+
+# ------------------------------------------------------------------ a member's context on the hub
+
+
+async def _unit_rows(conn: Any, host: str, failed: list[str], **disk: float) -> None:
+    """A collector reading of `host` as the member collector writes it to the hub."""
+    import time
+
+    from ai_sysadmin.store.hub import insert_metrics
+    from ai_sysadmin.store.metrics import Sample
+
+    now = time.time()
+    samples = [Sample(now, "units.failed", float(len(failed)))]
+    samples += [Sample(now, "unit.failed", 1.0, u) for u in failed]
+    samples += [Sample(now, "disk.used_percent", v, "/" + m.strip("_")) for m, v in disk.items()]
+    await insert_metrics(conn, host, samples)
+
+
+async def test_a_member_incident_resolves_by_the_members_unit_state(tmp_path, pg_database: dict[str, Any]) -> None:
+    cfg = make_config(tmp_path, database=pg_database, fleet={"role": "hub", "host": "hub"})
+    store = await open_store(cfg)
+    try:
+        now = datetime.now(UTC)
+        later = now + timedelta(seconds=cfg.review.quiet_seconds + 5)
+        units = CollectorUnits(store.pool, cfg.intervals.metrics, local="hub")
+        svc = IncidentService(cfg, store.incidents, units, clock=lambda: later)
+        ts = [
+            trig("web-1", now),  # nginx.service on web-1
+            trig("web-2", now, rule="rule:segfault", unit="php-fpm.service", n=1),
+            trig("web-3", now, rule="rule:segfault", unit="redis.service", n=2),
+            trig(None, now, rule="rule:segfault", unit="sshd.service", n=3),  # the hub's own
+        ]
+        await store.triggers.record_triggers(ts, "c1")
+        svc.submit(ts)
+        await svc.process()
+        async with store.pool.connection() as conn:
+            # The hub's view says nginx and php-fpm failed, sshd not; each member's says otherwise.
+            await _unit_rows(conn, "hub", ["nginx.service", "php-fpm.service"])
+            await _unit_rows(conn, "web-1", [])
+            await _unit_rows(conn, "web-2", ["php-fpm.service"])
+            # web-3 has written no unit state: unknown, whatever the hub's says.
+        changes = await svc.tick()
+        assert sorted(ch.incident.host for ch in changes if ch.kind == "resolved") == ["hub", "web-1"]
+        status = {r["host"]: r["status"] for r in await store.incidents.list()}
+        assert status == {"web-1": "resolved", "web-2": "open", "web-3": "open", "hub": "resolved"}
+        # The view of each host, as asked: the hub's own by its id, a member's by its.
+        assert (await units.view("web-2")).failed == frozenset({"php-fpm.service"})
+        assert (
+            (await units.view("hub")).failed
+            == (await units.view()).failed
+            == frozenset({"nginx.service", "php-fpm.service"})
+        )
+        assert not (await units.view("web-3")).available
+    finally:
+        await store.close()
+
+
+async def test_a_fleet_incident_resolves_when_every_host_is_healthy(tmp_path, pg_database: dict[str, Any]) -> None:
+    cfg = make_config(tmp_path, database=pg_database, fleet={"role": "hub", "host": "hub"})
+    store = await open_store(cfg)
+    try:
+        now = datetime.now(UTC)
+        later = now + timedelta(seconds=30 + cfg.review.quiet_seconds + 5)  # quiet after web-b's trigger
+        svc = IncidentService(
+            cfg, store.incidents, CollectorUnits(store.pool, cfg.intervals.metrics, local="hub"), clock=lambda: later
+        )
+        ts = [trig("web-a", now), trig("web-b", now + timedelta(seconds=30))]
+        await store.triggers.record_triggers(ts, "c1")
+        svc.submit(ts)
+        await svc.process()
+        async with store.pool.connection() as conn:
+            await _unit_rows(conn, "web-a", [])
+            await _unit_rows(conn, "web-b", ["nginx.service"])
+        assert await svc.tick() == []  # still failed on web-b
+        async with store.pool.connection() as conn:
+            await _unit_rows(conn, "web-b", [])
+        [ch] = await svc.tick()
+        assert ch.kind == "resolved" and ch.incident.host_list == ["web-a", "web-b"]
+    finally:
+        await store.close()
+
+
+async def test_the_review_of_a_member_incident_shows_that_members_state(tmp_path, pg_database: dict[str, Any]) -> None:
+    from ai_sysadmin.context.build import build_context
+    from ai_sysadmin.review.candidates import candidates_for
+    from ai_sysadmin.review.stack import ReviewStack
+
+    cfg = make_config(tmp_path, database=pg_database, fleet={"role": "hub", "host": "hub"})
+    store = await open_store(cfg)
+    try:
+        stack = ReviewStack.build(cfg, store, ActionService(cfg, store.pool))
+        w1 = trig("web-1", datetime.now(UTC))
+        await store.triggers.record_triggers([w1], "c1")
+        stack.incidents.submit([w1])
+        await stack.incidents.process()
+        async with store.pool.connection() as conn:
+            await _unit_rows(conn, "hub", ["hubd.service"], root=91.0)
+            await _unit_rows(conn, "web-1", ["nginx.service"], root=42.0, srv=77.0)
+            await _unit_rows(conn, "web-2", ["web2-only.service"], root=13.0)
+        svc = stack.review
+        incs = list(svc.incidents())
+        cands = {i.key: candidates_for(i, lambda u: False) for i in incs}
+        inputs = await svc._inputs(incs, cands)
+        assert {m.get("host") for m in inputs.metrics} == {"web-1"}
+        disk = {m["subject"]: m["last"] for m in inputs.metrics if m["name"] == "disk.used_percent"}
+        assert disk == {"/root": 42.0, "/srv": 77.0}
+        assert inputs.units_by_host == {"web-1": {"available": True, "failed": ["nginx.service"], "reason": ""}}
+        svc.budget = 6000  # no tokenizer here: the conservative estimate needs room
+        ctx = await build_context(inputs, svc.counter, svc.budget)
+        assert "the hub of a fleet" in ctx.system and "| host web-1 (member)" in ctx.user
+        assert "Units on host web-1 (member): failed: nginx.service." in ctx.user
+        assert "host web-1: disk.used_percent[/srv] = 77" in ctx.user
+        assert "hubd" not in ctx.user and "91" not in ctx.user and "web2-only" not in ctx.user
+
+        # With no incident the hub reviews itself: its own state, named as the hub's.
+        inputs = await svc._inputs([], {})
+        assert {m.get("host") for m in inputs.metrics} == {"hub"}
+        assert inputs.units_by_host == {"hub": {"available": True, "failed": ["hubd.service"], "reason": ""}}
+    finally:
+        await store.close()
+
+
+async def test_a_standalone_review_reads_only_its_own_rows(tmp_path, pg_database: dict[str, Any]) -> None:
+    from ai_sysadmin.review.state_sources import PgState
+    from ai_sysadmin.store.metrics import failed_units
+
+    cfg = make_config(tmp_path, database=pg_database, fleet={"host": "solo"})
+    store = await open_store(cfg)
+    try:
+        async with store.pool.connection() as conn:
+            await _unit_rows(conn, "solo", ["mine.service"], root=50.0)
+            await _unit_rows(conn, "stranger", ["theirs.service"], root=99.0)  # rows of no concern here
+            assert await failed_units(conn, 600) == frozenset({"mine.service"})
+            assert await failed_units(conn, 600, "stranger") == frozenset({"theirs.service"})
+        rows = await PgState(cfg, store.pool).metrics()
+        assert [(m["name"], m["subject"], m["last"]) for m in rows if m["name"] == "disk.used_percent"] == [
+            ("disk.used_percent", "/root", 50.0)
+        ]
+        assert all("host" not in m for m in rows)
+    finally:
+        await store.close()

@@ -1,11 +1,14 @@
 """Where the investigation tools get their facts: the `HostFacts` protocol.
 
 Each tool validates its arguments and renders text for the model; what it renders
-comes from a `HostFacts`.  Two implementations satisfy it:
+comes from a `HostFacts`.  Three implementations satisfy it:
 
 * `meta.tools.live.LiveHost` -- this machine: systemctl, journalctl, psutil, the Nix
   profile, and the store (metrics, triggers, incidents).  The service, `ask`, `chat`
   and the API use it.
+* `meta.tools.member.MemberHost` -- a fleet member, read on the hub: its journal files
+  in the hub's journal directory and its rows in the hub's database; what the hub does
+  not hold is a ToolError (docs/fleet.md).  The hub's escalations of a member's incident.
 * `eval.snapshot_host.SnapshotHost` -- a stand-in for the live host: answers from an
   eval scenario's host snapshot, its journal and the eval run's own incidents, and
   never reads the machine it runs on.
@@ -36,7 +39,7 @@ from typing import Any, Protocol
 
 
 class HostFacts(Protocol):
-    name: str  # "live", or "snapshot:<scenario>" (shown in `tools` output and eval results)
+    name: str  # "live", "member:<host>", or "snapshot:<scenario>" (shown in `tools` output and eval results)
 
     async def journal(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         """Entries matching journal_query's (validated) arguments: unit, priority, since, until, grep,

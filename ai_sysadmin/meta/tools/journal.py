@@ -47,8 +47,11 @@ def source_args(cfg: Config) -> list[str]:
     return []
 
 
-def argv(cfg: Any, args: dict[str, Any]) -> list[str]:
-    out = ["journalctl", *source_args(cfg), "--no-pager", "--output=json", f"--lines={args.get('lines', 50)}"]
+def argv(cfg: Any, args: dict[str, Any], source: list[str] | None = None) -> list[str]:
+    """journalctl's argv for validated `args`; `source`: where to read (default the service's own
+    journal; a member's files on a hub: meta.tools.member)."""
+    src = source_args(cfg) if source is None else source
+    out = ["journalctl", *src, "--no-pager", "--output=json", f"--lines={args.get('lines', 50)}"]
     if "unit" in args:
         out.append(f"--unit={args['unit']}")
     if "priority" in args:

@@ -24,6 +24,25 @@ from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.runner import Runner
 
 
+async def read_journal(runner: Runner, argv: list[str]) -> list[dict[str, Any]]:
+    """journalctl's JSON entries (argv from journal.argv); ToolError when it fails with nothing read."""
+    r = await runner.run(argv)
+    if r.timed_out:
+        raise ToolError("journalctl timed out; narrow with unit, since or priority")
+    entries = []
+    for raw in r.stdout.splitlines():
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    if r.returncode not in (0, None) and not entries:
+        err = (r.stderr.strip().splitlines() or ["journalctl failed"])[-1]
+        raise ToolError(f"journalctl: {err[:300]}")
+    return entries
+
+
 class LiveHost:
     name = "live"
 
@@ -35,21 +54,7 @@ class LiveHost:
     # ------------------------------------------------------------ systemd and the journal
 
     async def journal(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        r = await self.runner.run(journal.argv(self.cfg, args))
-        if r.timed_out:
-            raise ToolError("journalctl timed out; narrow with unit, since or priority")
-        entries = []
-        for raw in r.stdout.splitlines():
-            try:
-                entry = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
-        if r.returncode not in (0, None) and not entries:
-            err = (r.stderr.strip().splitlines() or ["journalctl failed"])[-1]
-            raise ToolError(f"journalctl: {err[:300]}")
-        return entries
+        return await read_journal(self.runner, journal.argv(self.cfg, args))
 
     async def unit_properties(self, unit: str, properties: Sequence[str]) -> dict[str, str]:
         r = await self.runner.run(["systemctl", "show", "--no-pager", f"--property={','.join(properties)}", "--", unit])
