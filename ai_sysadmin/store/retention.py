@@ -87,32 +87,8 @@ async def run_retention(
                 if await job.step(f"drop {name}", lambda c, d=day, n=name: partitions.drop(c, d, n)):
                     report.dropped_partitions.append(name)
             await job.delete("metrics_default", "ts < %s", cutoff_ts)
-    host_metrics = {h: d for h, d in cfg.host_overrides("metrics_days").items() if d}  # 0: forever (global 0)
-    if host_metrics:
-        async with pool.connection() as conn:
-            leaves = await _leaves(conn, "metrics")  # after the drops: only partitions still kept
-        for host, days in host_metrics.items():
-            cutoff_ts = _midnight(today - timedelta(days=days))
-            await job.delete("metrics", "host = %s AND ts < %s", host, cutoff_ts, key=f"metrics@{host}", within=leaves)
-    event_hosts = cfg.host_overrides("events_days")
-    if cfg.events_days:
-        cutoff_ts = now - timedelta(days=cfg.events_days)
-        if event_hosts:  # their own setting decides, also when it keeps longer (or forever)
-            await job.delete(
-                "triggers", "last_seen < %s AND incident_id IS NULL AND host <> ALL(%s)", cutoff_ts, list(event_hosts)
-            )
-        else:
-            await job.delete("triggers", "last_seen < %s AND incident_id IS NULL", cutoff_ts)
-        await job.delete("llm_calls", "at < %s", cutoff_ts)
-    for host, days in event_hosts.items():
-        if days:
-            await job.delete(
-                "triggers",
-                "host = %s AND last_seen < %s AND incident_id IS NULL",
-                host,
-                now - timedelta(days=days),
-                key=f"triggers@{host}",
-            )
+    await _host_metrics(job, cfg, today)
+    await _events(job, cfg, now)
     keep_from = min(now, spooled_since) if spooled_since else now
     await job.delete("ingest_batches", "applied_at < %s", keep_from - BATCH_ID_KEEP)
     if cfg.audit_days:
@@ -127,6 +103,44 @@ async def run_retention(
             f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "",
         )
     return report
+
+
+async def _host_metrics(job: _Job, cfg: RetentionConfig, today: date) -> None:
+    """`retention.hosts.<host>.metrics_days`: that host's rows in the partitions kept (config
+    validation holds each at or under the global days, whose drop takes every host's)."""
+    host_days = {h: d for h, d in cfg.host_overrides("metrics_days").items() if d}  # 0: forever (global 0)
+    if not host_days:
+        return
+    async with job.pool.connection() as conn:
+        leaves = await _leaves(conn, "metrics")  # listed after the drops
+    for host, days in host_days.items():
+        cutoff_ts = _midnight(today - timedelta(days=days))
+        await job.delete("metrics", "host = %s AND ts < %s", host, cutoff_ts, key=f"metrics@{host}", within=leaves)
+
+
+async def _events(job: _Job, cfg: RetentionConfig, now: datetime) -> None:
+    """Triggers not attached to an incident and LLM-call accounting; a host's own
+    `events_days` replaces the global one for its triggers (llm_calls have no host)."""
+    host_days = cfg.host_overrides("events_days")
+    if cfg.events_days:
+        cutoff_ts = now - timedelta(days=cfg.events_days)
+        if host_days:  # their own setting decides, also when it keeps longer (or forever)
+            await job.delete(
+                "triggers", "last_seen < %s AND incident_id IS NULL AND host <> ALL(%s)", cutoff_ts, list(host_days)
+            )
+        else:
+            await job.delete("triggers", "last_seen < %s AND incident_id IS NULL", cutoff_ts)
+        await job.delete("llm_calls", "at < %s", cutoff_ts)
+    for host, days in host_days.items():
+        if days:
+            cutoff_ts = now - timedelta(days=days)
+            await job.delete(
+                "triggers",
+                "host = %s AND last_seen < %s AND incident_id IS NULL",
+                host,
+                cutoff_ts,
+                key=f"triggers@{host}",
+            )
 
 
 def _midnight(day: date) -> datetime:
