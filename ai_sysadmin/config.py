@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -676,6 +676,32 @@ class SpoolConfig(_Section):
         return self.path or os.path.join(state_dir, "spool")
 
 
+# A host id names rows in the database and, on a member, part of its role name: a host
+# name's characters, at most 63 (a DNS label's length).
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def host_id_problem(value: str) -> str | None:
+    """Why `value` is not a host id, None when it is one (also the `--host` / `?host=` filters' check)."""
+    if HOST_ID_RE.fullmatch(value):  # fullmatch: `$` alone would take a trailing newline
+        return None
+    return "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
+
+
+HostId = Annotated[StrictStr, *_checked(host_id_problem)]
+
+
+class HostRetention(_Section):
+    """One host's days (`retention.hosts.<host>`): its rows' own setting instead of the global one."""
+
+    metrics_days: NonNegativeInt | None = _f(
+        None, "this host's metric rows older than this are deleted; `null`: the global `metrics_days`"
+    )
+    events_days: NonNegativeInt | None = _f(
+        None, "this host's triggers, by `last_seen`; `0` keeps them forever; `null`: the global `events_days`"
+    )
+
+
 class RetentionConfig(_Section):
     """Days kept per table family (0 keeps forever)."""
 
@@ -686,6 +712,33 @@ class RetentionConfig(_Section):
     audit_days: NonNegativeInt = _f(
         0, "ignored since migration 6: the audit log is append-only for every role and kept forever"
     )
+    hosts: dict[HostId, HostRetention] = _f(
+        {},
+        "fleet hub: host id -> `{metrics_days, events_days}` for that host's rows (e.g. a noisy lab member "
+        '`{"metrics_days": 3}`); a host\'s `metrics_days` cannot exceed the global one, which drops whole '
+        "days of every host; hosts not listed keep the global days ([fleet.md](fleet.md#retention-per-host))",
+    )
+
+    @model_validator(mode="after")
+    def _host_metrics_within_global(self, info: ValidationInfo) -> RetentionConfig:
+        # Metric partitions hold every host's rows of a day and are dropped whole at the
+        # global age: a host cannot keep its metrics longer than that.
+        if not self.metrics_days:
+            return self
+        for host, days in self.hosts.items():
+            if days.metrics_days is not None and not 0 < days.metrics_days <= self.metrics_days:
+                shown = "0 (forever)" if days.metrics_days == 0 else str(days.metrics_days)
+                _report(
+                    info,
+                    f"retention.hosts.{host}.metrics_days",
+                    f"{shown} is longer than retention.metrics_days ({self.metrics_days}): metric partitions "
+                    "hold every host's rows and are dropped at the global age",
+                )
+        return self
+
+    def host_overrides(self, family: Literal["metrics_days", "events_days"]) -> dict[str, int]:
+        """Host id -> days for `family` ("metrics_days" or "events_days"), for the hosts that set it."""
+        return {h: d for h, r in self.hosts.items() if (d := getattr(r, family)) is not None}
 
 
 class ThresholdsConfig(_Section):
@@ -947,21 +1000,6 @@ class MetaConfig(_Section):
                 "config", f"unknown tool(s) {', '.join(map(repr, bad))}; known: {', '.join(TOOL_NAMES)}"
             )
         return value
-
-
-# A host id names rows in the database and, on a member, part of its role name: a host
-# name's characters, at most 63 (a DNS label's length).
-HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-
-def host_id_problem(value: str) -> str | None:
-    """Why `value` is not a host id, None when it is one (also the `--host` / `?host=` filters' check)."""
-    if HOST_ID_RE.fullmatch(value):  # fullmatch: `$` alone would take a trailing newline
-        return None
-    return "must be a host id (letters, digits, . _ -; at most 63, starting with a letter or digit)"
-
-
-HostId = Annotated[StrictStr, *_checked(host_id_problem)]
 
 
 def sender_problem(value: str) -> str | None:

@@ -115,17 +115,24 @@ async def _db(coro: Any) -> Any:
 # the document is seconds-grained anyway (ages, "stale"), and 400 concurrent callers must
 # cost one round of database and model-server questions, not 400.
 STATUS_TTL_SECONDS = 2.0
+# `?host=` takes any host id, so the shared rounds per host are bounded: past this many the
+# oldest is forgotten (its callers still get their answer; a later one starts a new round).
+STATUS_HOSTS_KEPT = 64
 
 
 async def status(request: web.Request) -> web.Response:
     st = _state(request)
-    if st.status is None:
-        st.status = Coalesced(lambda: status_document(st), STATUS_TTL_SECONDS)
-    return web.Response(body=await st.status.get(), content_type="application/json")
+    host = _host_param(request)  # the CLI's `status --host`: that host's triggers, metrics, incidents, approvals
+    shared = st.status.get(host)
+    if shared is None:
+        if len(st.status) >= STATUS_HOSTS_KEPT:
+            del st.status[next(iter(st.status))]
+        shared = st.status[host] = Coalesced(lambda: status_document(st, host), STATUS_TTL_SECONDS)
+    return web.Response(body=await shared.get(), content_type="application/json")
 
 
-async def status_document(st: ApiState) -> bytes:
-    """The status document, encoded once for every caller that shares it."""
+async def status_document(st: ApiState, host: str | None = None) -> bytes:
+    """The status document (of one host, with `host`), encoded once for every caller that shares it."""
     models_task = asyncio.ensure_future(serving_info(st.cfg.roles.enabled(), st.session))
     body: dict[str, Any]
     try:
@@ -134,7 +141,7 @@ async def status_document(st: ApiState) -> bytes:
         body = {"status": "unknown", "detail": "status gathering is not installed"}
     else:
         try:
-            body = dict(await gather_status(st.cfg, st.pool))
+            body = dict(await gather_status(st.cfg, st.pool, host=host))
         except Exception as exc:
             log.warning("status: %s", exc)
             body = {"status": "unknown", "detail": f"status unavailable: {exc.__class__.__name__}"}

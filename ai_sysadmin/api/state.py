@@ -31,7 +31,8 @@ class ApiState:
     pool: Any = None  # psycopg_pool.AsyncConnectionPool
     snapshot: StoreSnapshot | None = None
     agent: Any = None  # ai_sysadmin.api.agent.Agent
-    status: Coalesced[bytes] | None = None  # /api/v1/status, shared by concurrent callers (rest.status)
+    # /api/v1/status per `?host=` (None: every host), shared by concurrent callers (rest.status)
+    status: dict[str | None, Coalesced[bytes]] = field(default_factory=dict)
     started: int = field(default_factory=lambda: int(time.time()))
 
     def role_for(self, model: str) -> Upstream:

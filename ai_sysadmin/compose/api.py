@@ -136,11 +136,10 @@ async def _accounting(st: Any, stack: contextlib.AsyncExitStack) -> Any:
 
 
 async def _status_rounds(app: web.Application) -> AsyncIterator[None]:
-    """/api/v1/status's shared round (made on first use by rest.status) ends with the app."""
+    """/api/v1/status's shared rounds (made on first use by rest.status) end with the app."""
     yield
-    st = app[STATE]
-    if st.status is not None:
-        await st.status.aclose()
+    for shared in app[STATE].status.values():
+        await shared.aclose()
 
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:

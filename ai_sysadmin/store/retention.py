@@ -7,6 +7,10 @@ batch ids-> `ingest_batches` rows only guard replays of the outage spool: kept o
             or longer while this host's spool still holds batches from before then
 audit    -> never: the audit log is append-only for every role (migration 6); no setting
             lets a transaction delete from it, so `retention.audit_days` is ignored
+per host -> `retention.hosts` (a fleet hub): a host's shorter `metrics_days` deletes that
+            host's rows from the partitions still kept (a partition holds every host's
+            day, so none can keep longer than the global drop); a host's `events_days`
+            replaces the global one for its triggers (llm_calls have no host)
 
 It must never stall ingestion, so every step is its own short transaction:
 * `lock_timeout` on each: a DROP that would queue behind (and so in front of) L1's or
@@ -21,9 +25,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from ai_sysadmin.config import RetentionConfig
@@ -68,7 +73,7 @@ async def run_retention(
     await job.step("create partitions", create_ahead)
     if cfg.metrics_days:
         cutoff = today - timedelta(days=cfg.metrics_days)
-        cutoff_ts = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
+        cutoff_ts = _midnight(cutoff)
         async with pool.connection() as conn:
             backend = await partitions.backend(conn)
             expired = [] if backend == BACKEND_TIMESCALE else await partitions.expired(conn, cutoff)
@@ -82,10 +87,8 @@ async def run_retention(
                 if await job.step(f"drop {name}", lambda c, d=day, n=name: partitions.drop(c, d, n)):
                     report.dropped_partitions.append(name)
             await job.delete("metrics_default", "ts < %s", cutoff_ts)
-    if cfg.events_days:
-        cutoff_ts = now - timedelta(days=cfg.events_days)
-        await job.delete("triggers", "last_seen < %s AND incident_id IS NULL", cutoff_ts)
-        await job.delete("llm_calls", "at < %s", cutoff_ts)
+    await _host_metrics(job, cfg, today)
+    await _events(job, cfg, now)
     keep_from = min(now, spooled_since) if spooled_since else now
     await job.delete("ingest_batches", "applied_at < %s", keep_from - BATCH_ID_KEEP)
     if cfg.audit_days:
@@ -100,6 +103,49 @@ async def run_retention(
             f"; skipped (locked, retried next run): {report.skipped}" if report.skipped else "",
         )
     return report
+
+
+async def _host_metrics(job: _Job, cfg: RetentionConfig, today: date) -> None:
+    """`retention.hosts.<host>.metrics_days`: that host's rows in the partitions kept (config
+    validation holds each at or under the global days, whose drop takes every host's)."""
+    host_days = {h: d for h, d in cfg.host_overrides("metrics_days").items() if d}  # 0: forever (global 0)
+    if not host_days:
+        return
+    async with job.pool.connection() as conn:
+        leaves = await _leaves(conn, "metrics")  # listed after the drops
+    for host, days in host_days.items():
+        cutoff_ts = _midnight(today - timedelta(days=days))
+        await job.delete("metrics", "host = %s AND ts < %s", host, cutoff_ts, key=f"metrics@{host}", within=leaves)
+
+
+async def _events(job: _Job, cfg: RetentionConfig, now: datetime) -> None:
+    """Triggers not attached to an incident and LLM-call accounting; a host's own
+    `events_days` replaces the global one for its triggers (llm_calls have no host)."""
+    host_days = cfg.host_overrides("events_days")
+    if cfg.events_days:
+        cutoff_ts = now - timedelta(days=cfg.events_days)
+        if host_days:  # their own setting decides, also when it keeps longer (or forever)
+            await job.delete(
+                "triggers", "last_seen < %s AND incident_id IS NULL AND host <> ALL(%s)", cutoff_ts, list(host_days)
+            )
+        else:
+            await job.delete("triggers", "last_seen < %s AND incident_id IS NULL", cutoff_ts)
+        await job.delete("llm_calls", "at < %s", cutoff_ts)
+    for host, days in host_days.items():
+        if days:
+            cutoff_ts = now - timedelta(days=days)
+            await job.delete(
+                "triggers",
+                "host = %s AND last_seen < %s AND incident_id IS NULL",
+                host,
+                cutoff_ts,
+                key=f"triggers@{host}",
+            )
+
+
+def _midnight(day: date) -> datetime:
+    """Metrics age by whole UTC days, as their partitions do."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 class _Job:
@@ -124,12 +170,38 @@ class _Job:
             self.after_commit()
         return True
 
-    async def delete(self, table: str, where: str, cutoff: datetime) -> None:
-        """DELETE in batches of batch_rows rows, each batch its own short transaction."""
-        # Table and condition are fixed text from this module, never input.
-        stmt = (
-            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-            f"SELECT ctid FROM {table} WHERE {where} LIMIT {int(self.batch_rows)}))"
+    async def delete(
+        self,
+        table: str,
+        where: str,
+        *params: object,
+        key: str | None = None,
+        within: list[sql.Identifier] | None = None,
+    ) -> None:
+        """DELETE in batches of batch_rows rows, each batch its own short transaction.
+
+        `key`: the name the count is reported under (default: the table).  `within`: delete
+        from these tables (a partitioned table's leaves) instead, one after the other: a
+        ctid names a row only within one leaf, and per leaf a batch is found through its
+        indexes and removed by a TID scan, not by joining against every partition.
+        """
+        key = key or table
+        total = 0
+        for target in within if within is not None else [sql.Identifier(table)]:
+            n, finished = await self._delete_from(target, where, params, key)
+            total += n
+            if not finished:  # hit lock_timeout: the rest waits for the next run
+                break
+        self.report.deleted[key] = total
+
+    async def _delete_from(
+        self, table: sql.Identifier, where: str, params: tuple[object, ...], key: str
+    ) -> tuple[int, bool]:
+        # The condition is fixed text from this module, never input; values are parameters.
+        stmt = sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {w} LIMIT {n}))").format(
+            t=table,
+            w=sql.SQL(where),
+            n=sql.Literal(int(self.batch_rows)),
         )
         total = 0
         while True:
@@ -137,12 +209,21 @@ class _Job:
 
             async def body(conn: psycopg.AsyncConnection) -> None:
                 nonlocal n
-                cur = await conn.execute(stmt, (cutoff,))
+                cur = await conn.execute(stmt, params)
                 n = cur.rowcount
 
-            if not await self.step(f"delete from {table}", body):
-                break
+            if not await self.step(f"delete from {key}", body):
+                return total, False
             total += n
             if n < self.batch_rows:
-                break
-        self.report.deleted[table] = total
+                return total, True
+
+
+async def _leaves(conn: psycopg.AsyncConnection, parent: str) -> list[sql.Identifier]:
+    """The tables holding `parent`'s rows: its daily partitions (and default), or its TimescaleDB chunks."""
+    cur = await conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+        (parent,),
+    )
+    return [sql.Identifier(ns, rel) for ns, rel in await cur.fetchall()]

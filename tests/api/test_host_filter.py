@@ -1,5 +1,5 @@
-"""`?host=` on the REST listings and the `host` label on `/metrics` (docs/fleet.md), on a real
-`ai-sysadmin api` process over real PostgreSQL.  No model server is needed: every role is
+"""`?host=` on the REST listings and status, and the `host` label on `/metrics` (docs/fleet.md),
+on a real `ai-sysadmin api` process over real PostgreSQL.  No model server is needed: every role is
 off, and the reads run without keys on loopback."""
 
 from __future__ import annotations
@@ -68,7 +68,17 @@ def test_host_filter_on_incidents_actions_and_metrics(hub_api: tuple[ApiProcess,
     assert [(a["host"], a["incident_id"]) for a in rows] == [("web-a", ids["fleet"])]
     assert {a["host"] for a in get("/api/v1/actions").json()["data"]} == {"web-a", "web-b", "web-c"}
 
-    for path in ("/api/v1/incidents", "/api/v1/actions"):
+    # Status as `ai-sysadmin status --host` shows it (tests/store/test_host_filters.py).
+    st = get("/api/v1/status?host=web-c").json()
+    assert st["host"] == "web-c" and [i["id"] for i in st["open_incidents"]] == [ids["c"]]
+    assert st["pending_approvals"] == 1 and st["layers"]["l1"]["triggers_last_hour"] == 1
+    st = get("/api/v1/status?host=web-a").json()  # its own round, not web-c's shared one
+    assert st["host"] == "web-a" and [i["id"] for i in st["open_incidents"]] == [ids["fleet"]]
+    st = get("/api/v1/status").json()
+    assert "host" not in st and {i["id"] for i in st["open_incidents"]} == {ids["fleet"], ids["c"]}
+    assert st["pending_approvals"] == 3 and st["layers"]["l1"]["triggers_last_hour"] == 3
+
+    for path in ("/api/v1/incidents", "/api/v1/actions", "/api/v1/status"):
         for bad in ("web%20a", "-x", "a" * 64, "%0aweb-a"):
             r = get(f"{path}?host={bad}")
             assert r.status_code == 400, (path, bad, r.text)
