@@ -101,7 +101,8 @@ async def _run(args: argparse.Namespace, cfg, password: str | None) -> int:
     except psycopg.OperationalError as exc:
         from ai_sysadmin.store.db import DatabaseUnavailable
 
-        return _fail(verb, str(DatabaseUnavailable.from_error(exc)))
+        message = str(DatabaseUnavailable.from_error(exc))
+        return _fail(verb, message.replace("the database section", "--dsn") if args.dsn else message)
     try:
         async with conn:
             if args.verb == "members":
