@@ -33,25 +33,30 @@ HUB = "hub-1"
 PASSWORD = "correct horse 'battery' \\ staple"
 
 
-def scram_verifies(verifier: str, password: str) -> bool:
-    """Whether `verifier` (PostgreSQL's `SCRAM-SHA-256$<i>:<salt>$<StoredKey>:<ServerKey>`) is
-    `password`'s: RFC 5802 section 3 with SHA-256 (RFC 7677).  ASCII passwords only (no SASLprep)."""
-    mechanism, rest = verifier.split("$", 1)
-    params, keys = rest.split("$")
-    iterations, salt = params.split(":")
-    stored_key, server_key = (base64.b64decode(k) for k in keys.split(":"))
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+def scram_verifier_for(password: str, salt: bytes, iterations: int) -> str:
+    """The verifier PostgreSQL stores for `password` (RFC 5802 section 3 with SHA-256, RFC 7677):
+    `SCRAM-SHA-256$<i>:<salt>$<StoredKey>:<ServerKey>`.  ASCII passwords only (no SASLprep)."""
+    _, stored_key, server_key = _keys(password, salt, iterations)
+    b64 = base64.b64encode
+    return f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}${b64(stored_key).decode()}:{b64(server_key).decode()}"
+
+
+def _keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes, bytes]:
+    """ClientKey, StoredKey, ServerKey."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    return (
-        mechanism == "SCRAM-SHA-256"
-        and hashlib.sha256(client_key).digest() == stored_key
-        and hmac.new(salted, b"Server Key", "sha256").digest() == server_key
-    )
+    return client_key, hashlib.sha256(client_key).digest(), hmac.new(salted, b"Server Key", "sha256").digest()
 
 
 def _parts(verifier: str) -> tuple[int, bytes]:
     iterations, salt = verifier.split("$")[1].split(":")
     return int(iterations), base64.b64decode(salt)
+
+
+def scram_verifies(verifier: str, password: str) -> bool:
+    """Whether `verifier` is `password`'s: its keys recomputed from its own salt and iterations."""
+    iterations, salt = _parts(verifier)
+    return scram_verifier_for(password, salt, iterations) == verifier
 
 
 def _conninfo(cluster: PgCluster, db: str, role: str) -> str:
@@ -115,6 +120,25 @@ async def roles(owner: psycopg.AsyncConnection) -> AsyncIterator[list[str]]:
 # ------------------------------------------------------------------ the verifier
 
 
+def test_checker_reproduces_rfc_7677s_exchange() -> None:
+    # RFC 7677 section 3: user "user", password "pencil"; its keys yield the exchange's
+    # ClientProof (p=) and ServerSignature (v=).
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth = f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r={nonce}".encode()
+    client_key, stored_key, server_key = _keys("pencil", salt, 4096)
+    signature = hmac.new(stored_key, auth, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    assert base64.b64encode(proof) == b"dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    assert base64.b64encode(hmac.new(server_key, auth, "sha256").digest()) == (
+        b"6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    )
+    assert scram_verifier_for("pencil", salt, 4096) == (
+        "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+        ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+    )
+
+
 async def test_verifier_matches_postgresqls_own(pg_cluster: PgCluster, roles: list[str]) -> None:
     role = _unique("scram_ref")
     roles.append(role)
@@ -126,8 +150,10 @@ async def test_verifier_matches_postgresqls_own(pg_cluster: PgCluster, roles: li
         reference = (await cur.fetchone())[0]  # type: ignore[index]
         ours = fleet.scram_verifier(conn, role, PASSWORD)
         again = fleet.scram_verifier(conn, role, PASSWORD)
-    # The checker recomputes PostgreSQL's StoredKey and ServerKey from its salt and iterations ...
-    assert reference.startswith("SCRAM-SHA-256$4096:")
+    # The checker, given PostgreSQL's salt and iterations, computes exactly its verifier ...
+    iterations, salt = _parts(reference)
+    assert (iterations, len(salt)) == (4096, 16)
+    assert scram_verifier_for(PASSWORD, salt, iterations) == reference
     assert scram_verifies(reference, PASSWORD) and not scram_verifies(reference, PASSWORD + "x")
     # ... and ours is one of the same kind: 4096 iterations, a fresh 16-byte salt, the same keys' derivation.
     iterations, salt = _parts(ours)
