@@ -84,6 +84,8 @@ def read_password(args: argparse.Namespace, host: str | None) -> str | None:
             text = Path(args.password_file).read_text()
         except OSError as exc:
             raise PasswordUnavailable(f"cannot read {args.password_file!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise PasswordUnavailable(f"{args.password_file!r} is not UTF-8 text") from None
     elif args.password_stdin:
         text = getpass.getpass(f"password of {host}'s role: ") if sys.stdin.isatty() else sys.stdin.read()
     else:

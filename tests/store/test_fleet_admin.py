@@ -291,6 +291,8 @@ async def test_errors_are_one_line(
         "fleet", "add-member", host, "--password-file", str(tmp_path / "empty")
     )
     assert "cannot read" in await error("fleet", "add-member", host, "--password-file", str(tmp_path / "nothing"))
+    (tmp_path / "binary").write_bytes(b"\xff\xfe")
+    assert "not UTF-8 text" in await error("fleet", "add-member", host, "--password-file", str(tmp_path / "binary"))
     assert not await exists()
 
     # An admin role without CREATEROLE, and one with it that owns nothing (not a superuser).
