@@ -812,8 +812,8 @@ in
             example = "postgresql://ai_sysadmin_member_web-1@hub.example.org/ai-sysadmin?sslmode=verify-full&sslrootcert=/etc/ssl/hub-ca.pem";
             description = ''
               libpq URL of the hub's PostgreSQL as this member's own role (created on the hub
-              by `ai_sysadmin.store.fleet.create_member_role`; row-level security lets it
-              write and read only its own host's rows).  Without `sslmode=verify-full` (or
+              with `ai-sysadmin fleet add-member HOST`; row-level security lets it write and
+              read only its own host's rows).  Without `sslmode=verify-full` (or
               `verify-ca`) it needs `privateNetwork`.  No password here: `passwordFile`.
             '';
           };

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "ai_sysadmin.commands.models",
     "ai_sysadmin.commands.preflight",
     "ai_sysadmin.commands.eval",
+    "ai_sysadmin.commands.fleet",
 )
 
 

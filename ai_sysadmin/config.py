@@ -265,15 +265,18 @@ def _key_ref(v: Any) -> str | None:
     return None if re.fullmatch(r"[A-Za-z0-9_.:-]+", v) else "not a valid systemd credential name"
 
 
-def _no_password(v: str) -> str | None:
-    # key=value form, URI userinfo, and URI query parameters (?password=... / &password=...)
-    if (
+def dsn_has_password(v: str) -> bool:
+    """Whether a libpq DSN carries a password: key=value form, URI userinfo, or URI query
+    parameters (?password=... / &password=...)."""
+    return bool(
         re.search(r"(^|\s)password\s*=", v)
         or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", v)
         or re.search(r"[?&]password=", v, re.IGNORECASE)
-    ):
-        return "must not contain a password; use database.password_file"
-    return None
+    )
+
+
+def _no_password(v: str) -> str | None:
+    return "must not contain a password; use database.password_file" if dsn_has_password(v) else None
 
 
 def _unit_patterns(v: Any) -> str | None:

@@ -14,13 +14,16 @@ every other table it holds no privilege at all.  Writes must be INSERTs: Postgre
 refuses COPY FROM under row-level security.
 
 Creating a role needs CREATEROLE (an admin, or the hub's `postgres`); the GRANTs need the
-schema owner (the orchestrator's role) or a superuser.  The password is set apart, with
-psql's `\\password`, so it never travels or is logged in clear.
+schema owner (the orchestrator's role) or a superuser.  The password is set apart
+(`set_member_password`, `ai-sysadmin fleet add-member`): as a SCRAM-SHA-256 verifier
+computed on this side, as psql's `\\password` does, so it never travels or is logged in
+clear.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -95,17 +98,27 @@ async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
                     f"cannot create role {role!r}: this connection's role needs CREATEROLE ({exc.diag.message_primary})"
                 ) from None
         # In the same transaction: a refusal here leaves no role behind.
-        if await schema_version(conn) < latest_version():
-            # Before migration 11 the tables MEMBER_GRANTS names carry no policy yet: a role
-            # granted them then would see every host's rows.
-            raise FleetError("the database is not migrated to this version yet: start the service once first")
-        if await metrics_backend(conn) == BACKEND_TIMESCALE:
+        try:
+            await _check_schema(conn)
+            await grant_member(conn, host)
+        except psycopg.errors.InsufficientPrivilege as exc:
             raise FleetError(
-                "member roles need row-level security on metrics, which a TimescaleDB hypertable "
-                "does not carry to its chunks: not built for the TimescaleDB backend"
-            )
-        await grant_member(conn, host)
+                f"cannot grant role {role!r} its privileges: this connection's role must own the "
+                f"schema's tables or be a superuser ({exc.diag.message_primary})"
+            ) from None
     return role
+
+
+async def _check_schema(conn: psycopg.AsyncConnection) -> None:
+    if await schema_version(conn) < latest_version():
+        # Before migration 11 the tables MEMBER_GRANTS names carry no policy yet: a role
+        # granted them then would see every host's rows.
+        raise FleetError("the database is not migrated to this version yet: start the service once first")
+    if await metrics_backend(conn) == BACKEND_TIMESCALE:
+        raise FleetError(
+            "member roles need row-level security on metrics, which a TimescaleDB hypertable "
+            "does not carry to its chunks: not built for the TimescaleDB backend"
+        )
 
 
 async def grant_member(conn: psycopg.AsyncConnection, host: str) -> None:
@@ -137,16 +150,32 @@ async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
     async with conn.transaction():
         if not await _role_exists(conn, role):
             return False
-        r = sql.Identifier(role)
-        schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
-        present = await _relations(conn, {t for t, _ in MEMBER_GRANTS})
-        for table in sorted(present):
-            await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
-        for seq in sorted(await _relations(conn, set(MEMBER_SEQUENCES))):
-            await conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sql.Identifier(seq), r))
-        await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(schema), r))
-        await conn.execute(sql.SQL("DROP ROLE {}").format(r))
+        try:
+            await _revoke_and_drop(conn, role)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise FleetError(
+                f"cannot drop role {role!r}: this connection's role needs CREATEROLE and to own the "
+                f"schema's tables, or to be a superuser ({exc.diag.message_primary})"
+            ) from None
     return True
+
+
+async def _revoke_and_drop(conn: psycopg.AsyncConnection, role: str) -> None:
+    r = sql.Identifier(role)
+    schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
+    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS})
+    for table in sorted(present):
+        await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
+    for seq in sorted(await _relations(conn, set(MEMBER_SEQUENCES))):
+        await conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sql.Identifier(seq), r))
+    await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(schema), r))
+    await conn.execute(sql.SQL("DROP ROLE {}").format(r))
+
+
+async def database_name(conn: psycopg.AsyncConnection) -> str:
+    """The database this connection is in: the one a member's URL names."""
+    cur = await conn.execute("SELECT current_database()")
+    return str((await cur.fetchone())[0])  # type: ignore[index]
 
 
 async def member_roles(conn: psycopg.AsyncConnection) -> dict[str, str]:
@@ -155,3 +184,70 @@ async def member_roles(conn: psycopg.AsyncConnection) -> dict[str, str]:
         "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname", (MEMBER_ROLE_PREFIX,)
     )
     return {name[len(MEMBER_ROLE_PREFIX) :]: name for (name,) in await cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class MemberRole:
+    """A member role as `ai-sysadmin fleet members` shows it."""
+
+    host: str
+    role: str
+    can_login: bool
+    # 'scram-sha-256', 'md5', 'none', or 'unknown': pg_authid, where the verifier is, is
+    # readable by superusers only; a CREATEROLE admin cannot tell.
+    password: str
+
+
+_MEMBERS_WITH_PASSWORDS = (
+    "SELECT rolname, rolcanlogin, CASE WHEN rolpassword IS NULL THEN 'none' "
+    "WHEN starts_with(rolpassword, 'SCRAM-SHA-256$') THEN 'scram-sha-256' "
+    "WHEN starts_with(rolpassword, 'md5') THEN 'md5' ELSE 'other' END "
+    "FROM pg_catalog.pg_authid WHERE starts_with(rolname, %s) ORDER BY rolname"
+)
+_MEMBERS = (
+    "SELECT rolname, rolcanlogin, 'unknown' FROM pg_catalog.pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname"
+)
+
+
+async def list_member_roles(conn: psycopg.AsyncConnection) -> list[MemberRole]:
+    """The member roles of this cluster, with whether each may log in and its password's kind."""
+    cur = await conn.execute("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')")
+    readable = bool((await cur.fetchone())[0])  # type: ignore[index]
+    cur = await conn.execute(_MEMBERS_WITH_PASSWORDS if readable else _MEMBERS, (MEMBER_ROLE_PREFIX,))
+    return [
+        MemberRole(name[len(MEMBER_ROLE_PREFIX) :], name, bool(login), kind)
+        for name, login, kind in await cur.fetchall()
+    ]
+
+
+def scram_verifier(conn: psycopg.AsyncConnection, role: str, password: str) -> str:
+    """`password`'s SCRAM-SHA-256 verifier (RFC 5802, RFC 7677), as PostgreSQL stores it.
+
+    Computed here by libpq's PQencryptPasswordConn, which psql's `\\password` uses: a
+    random 16-byte salt, SASLprep, and the iteration count the server reports
+    (`scram_iterations`, PostgreSQL 16+; 4096 before).  No round trip: the algorithm is
+    named, so libpq does not ask the server for `password_encryption`.
+    """
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    if not verifier.startswith("SCRAM-SHA-256$"):  # never send anything that could be the clear text
+        raise FleetError("libpq did not return a SCRAM-SHA-256 verifier; the password was not set")
+    return verifier
+
+
+async def set_member_password(conn: psycopg.AsyncConnection, host: str, password: str) -> None:
+    """Set member `host`'s password: only its SCRAM verifier reaches the server (and its logs)."""
+    role = member_role_name(host)
+    if not password:
+        raise FleetError("the password is empty")
+    if not await _role_exists(conn, role):
+        raise FleetError(f"no member role {role!r}: create it first")
+    # A utility statement takes no bind parameters: the verifier goes in as a quoted literal.
+    statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))
+    )
+    try:
+        await conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise FleetError(
+            f"cannot set the password of {role!r}: this connection's role needs CREATEROLE ({exc.diag.message_primary})"
+        ) from None
