@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,17 +104,20 @@ def _roles(cluster: Any) -> tuple[str, str, str]:
     return names
 
 
-def _member_roles(db: RolesDB) -> dict[str, str]:
-    """A's and B's roles as docs/fleet.md has an admin make them, each with its password."""
+def _member_roles(db: RolesDB, tmp: Path) -> dict[str, str]:
+    """A's and B's roles as docs/fleet.md has the admin make them: `ai-sysadmin fleet
+    add-member HOST --password-file F` on the hub, as the database's superuser."""
     passwords = {h: secrets.token_urlsafe(24) for h in (A, B)}
-
-    async def make() -> None:
-        async with await psycopg.AsyncConnection.connect(db.cluster.conninfo(db.name), autocommit=True) as conn:
-            for host, password in passwords.items():
-                role = await fleet_roles.create_member_role(conn, host)
-                await conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), password))
-
-    asyncio.run(make())
+    admin = tmp / "admin.json"
+    cfg = {"state_dir": str(tmp / "admin-state"), "database": db.cluster.database_config(db.name)}
+    admin.write_text(json.dumps(cfg))
+    for host, password in passwords.items():
+        pw = tmp / f"{host}.password"
+        pw.write_text(password + "\n")
+        argv = [sys.executable, "-m", "ai_sysadmin", "--config", str(admin), "fleet", "add-member", host]
+        r = subprocess.run([*argv, "--password-file", str(pw)], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert r.returncode == 0, r.stderr
+        assert fleet_roles.member_role_name(host) in r.stdout and password not in r.stdout + r.stderr
     return passwords
 
 
@@ -220,7 +225,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     binds = [(str(REPO), f"{MNT}/src"), (site, f"{MNT}/site")]
     with fleet(root, tmp, member_binds_ro=binds) as f, hub_database(f) as cluster:
         db = make_roles_db(cluster, _roles(cluster))
-        passwords = _member_roles(db)
+        passwords = _member_roles(db, tmp)
         key = tmp / "approval.key"
         key.write_text(secrets.token_hex(32))
         key.chmod(0o600)
