@@ -812,8 +812,9 @@ in
             example = "postgresql://ai_sysadmin_member_web-1@hub.example.org/ai-sysadmin?sslmode=verify-full&sslrootcert=/etc/ssl/hub-ca.pem";
             description = ''
               libpq URL of the hub's PostgreSQL as this member's own role (created on the hub
-              with `ai-sysadmin fleet add-member HOST`; row-level security lets it write and
-              read only its own host's rows).  Without `sslmode=verify-full` (or
+              with `ai-sysadmin fleet add-member HOST`; it writes its metrics only through the
+              hub's function, as its own host's rows, and row-level security lets it read and
+              change only its own host's other rows).  Without `sslmode=verify-full` (or
               `verify-ca`) it needs `privateNetwork`.  No password here: `passwordFile`.
             '';
           };

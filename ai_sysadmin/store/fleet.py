@@ -1,17 +1,19 @@
 """Fleet members' database roles: each member writes and reads only its own host's rows.
 
 A member (docs/fleet.md) reaches the hub's PostgreSQL as a role of its own, named
-`ai_sysadmin_member_<host>`.  Migration 9 put row-level security on the tables such a
-role is granted anything on (store/migrations.py `RLS_TABLES`): the policy takes the
-host from the role's name, so a member can only INSERT and SELECT metric and unit-state
-rows (unit states are metrics: `unit.failed`, `units.failed`) of its own host.  Migration
-11 adds what its executor needs (MEMBER_GRANTS' second part), each under a policy that
-limits it to its own host's rows: claim and complete the actions addressed to it (the
-status and result columns; a trigger allows only an executor's moves, so it cannot
-approve anything), read their approvals, write their steps, audit rows and breakers,
-read its own incidents and triggers for verification, reopen its own incidents.  On
-every other table it holds no privilege at all.  Writes must be INSERTs: PostgreSQL
-refuses COPY FROM under row-level security.
+`ai_sysadmin_member_<host>`. Its metric and unit-state rows (unit states are metrics:
+`unit.failed`, `units.failed`) go through migration 12's function
+`ai_sysadmin_member_metrics`, which takes the host from the caller's login role; the
+role holds no privilege on `metrics` itself, so this holds on a TimescaleDB hypertable
+too, whose chunks do not carry row-level security. Migration 9 put row-level security on
+the tables such a role is granted anything on (store/migrations.py `RLS_TABLES`): the
+policy takes the host from the role's name. Migration 11 adds what its executor needs
+(MEMBER_GRANTS' second part), each under a policy that limits it to its own host's rows:
+claim and complete the actions addressed to it (the status and result columns; a trigger
+allows only an executor's moves, so it cannot approve anything), read their approvals,
+write their steps, audit rows and breakers, read its own incidents and triggers for
+verification, reopen its own incidents. On every other table it holds no privilege at
+all.
 
 Creating a role needs CREATEROLE (an admin, or the hub's `postgres`); the GRANTs need the
 schema owner (the orchestrator's role) or a superuser.  The password is set apart
@@ -29,14 +31,12 @@ import psycopg
 from psycopg import sql
 
 from ai_sysadmin.store.db import schema_version
-from ai_sysadmin.store.migrations import BACKEND_TIMESCALE, MEMBER_ROLE_PREFIX, latest_version, metrics_backend
+from ai_sysadmin.store.migrations import MEMBER_METRICS_SIGNATURE, MEMBER_ROLE_PREFIX, latest_version
 
 # What a member's role may do; everything else is refused by the absence of a GRANT,
 # and these rows are limited to its host by migration 9's and 11's policies.
 MEMBER_GRANTS: tuple[tuple[str, str], ...] = (
-    # migration 9: the collector's writes, the executor's reading of its actions
-    ("metrics", "SELECT"),
-    ("metrics", "INSERT"),
+    # migration 9: the executor's reading of its actions
     ("actions", "SELECT"),
     # migration 11: the member executor (actions/executor.py), as the hub's executor's
     # grants (store/grants.py) less what only the hub decides
@@ -56,6 +56,11 @@ MEMBER_GRANTS: tuple[tuple[str, str], ...] = (
 )
 # The sequences behind the INSERTs above (a serial id).
 MEMBER_SEQUENCES = ("action_steps_id_seq", "action_breakers_id_seq", "audit_log_id_seq")
+# Migration 12: the collector's only way to write (its metrics and unit states).
+MEMBER_FUNCTIONS = (MEMBER_METRICS_SIGNATURE,)
+# Tables a member must hold nothing on although earlier versions granted it: `metrics`
+# (migration 9 gave INSERT and SELECT; a hypertable's chunks would not limit them).
+MEMBER_REVOKED = ("metrics",)
 # PostgreSQL truncates identifiers at 63 bytes; a longer name would silently lose part
 # of the host and so match another host's rows.
 _MAX_HOST = 63 - len(MEMBER_ROLE_PREFIX)
@@ -84,8 +89,9 @@ async def _role_exists(conn: psycopg.AsyncConnection, role: str) -> bool:
 async def create_member_role(conn: psycopg.AsyncConnection, host: str) -> str:
     """Create (or keep) the LOGIN role of member `host` and grant it MEMBER_GRANTS; returns its name.
 
-    Idempotent.  Refused on a TimescaleDB metrics hypertable, where the policies would not
-    hold (see store/migrations.py, migration 9).
+    Idempotent.  Works on both metrics backends: the role holds nothing on `metrics` and
+    writes through migration 12's function (a hypertable's chunks carry no RLS policy);
+    every table it is granted is a plain table, under migration 9's or 11's policy.
     """
     role = member_role_name(host)
     async with conn.transaction():
@@ -114,25 +120,35 @@ async def _check_schema(conn: psycopg.AsyncConnection) -> None:
         # Before migration 11 the tables MEMBER_GRANTS names carry no policy yet: a role
         # granted them then would see every host's rows.
         raise FleetError("the database is not migrated to this version yet: start the service once first")
-    if await metrics_backend(conn) == BACKEND_TIMESCALE:
-        raise FleetError(
-            "member roles need row-level security on metrics, which a TimescaleDB hypertable "
-            "does not carry to its chunks: not built for the TimescaleDB backend"
-        )
 
 
 async def grant_member(conn: psycopg.AsyncConnection, host: str) -> None:
-    """GRANT member `host`'s role MEMBER_GRANTS (idempotent; tables not there yet are skipped)."""
+    """GRANT member `host`'s role MEMBER_GRANTS and MEMBER_FUNCTIONS, REVOKE MEMBER_REVOKED
+    (idempotent; tables and functions not there yet are skipped)."""
     r = sql.Identifier(member_role_name(host))
     schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
     await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
-    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS} | set(MEMBER_SEQUENCES))
+    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS} | set(MEMBER_SEQUENCES) | set(MEMBER_REVOKED))
+    for table in MEMBER_REVOKED:
+        if table in present:  # on a hypertable TimescaleDB carries the REVOKE to its chunks
+            await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
+    for function in await _functions(conn):  # function: fixed text from MEMBER_FUNCTIONS
+        await conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), r))
     for table, privilege in MEMBER_GRANTS:
         if table in present:  # privilege: fixed text from MEMBER_GRANTS
             await conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), sql.Identifier(table), r))
     for seq in MEMBER_SEQUENCES:
         if seq in present:
             await conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(seq), r))
+
+
+async def _functions(conn: psycopg.AsyncConnection) -> list[str]:
+    """MEMBER_FUNCTIONS that exist in this schema (not before their migration)."""
+    cur = await conn.execute(
+        "SELECT f FROM unnest(%s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL ORDER BY f",
+        (list(MEMBER_FUNCTIONS),),
+    )
+    return [f for (f,) in await cur.fetchall()]
 
 
 async def _relations(conn: psycopg.AsyncConnection, names: set[str]) -> set[str]:
@@ -163,9 +179,11 @@ async def drop_member_role(conn: psycopg.AsyncConnection, host: str) -> bool:
 async def _revoke_and_drop(conn: psycopg.AsyncConnection, role: str) -> None:
     r = sql.Identifier(role)
     schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
-    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS})
+    present = await _relations(conn, {t for t, _ in MEMBER_GRANTS} | set(MEMBER_REVOKED))
     for table in sorted(present):
         await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), r))
+    for function in await _functions(conn):
+        await conn.execute(sql.SQL("REVOKE ALL ON FUNCTION {} FROM {}").format(sql.SQL(function), r))
     for seq in sorted(await _relations(conn, set(MEMBER_SEQUENCES))):
         await conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sql.Identifier(seq), r))
     await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(schema), r))

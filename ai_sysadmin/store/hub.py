@@ -1,12 +1,16 @@
 """A fleet member's writes to the hub's PostgreSQL: its metrics and unit states, as its own role.
 
-The member's role (store/fleet.py) may INSERT only rows of its own host, and PostgreSQL
-refuses COPY under row-level security: so one multi-row INSERT per reading, every row
-naming the member's host.  The hub is another machine: when it cannot be reached the
-member keeps nothing (its journal, which journal-upload resends from its cursor, is the
-record); samples are dropped with one warning per outage, the next connection is tried
-after a backoff that doubles up to `MAX_BACKOFF`, and the first write that works again
-says how much was dropped.  Memory does not grow with the outage: nothing is queued.
+The member's role (store/fleet.py) holds no privilege on `metrics`: it writes through
+migration 12's function `ai_sysadmin_member_metrics`, one call per reading with one
+array per column, and the function sets `host` from the login role -- there is none to
+pass. So that a member configured with another member's credentials does not file its
+readings under that member's name, each new connection first checks that it is logged in
+as the role of its own host (HubRoleMismatch, raised, never dropped). The hub is another
+machine: when it cannot be reached the member keeps nothing (its journal, which
+journal-upload resends from its cursor, is the record); samples are dropped with one
+warning per outage, the next connection is tried after a backoff that doubles up to
+`MAX_BACKOFF`, and the first write that works again says how much was dropped. Memory
+does not grow with the outage: nothing is queued.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from ai_sysadmin.store.fleet import member_role_name
 from ai_sysadmin.store.metrics import Sample
 
 log = logging.getLogger(__name__)
@@ -25,15 +30,36 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0  # seconds between tries at most, however long the hub is away
 
 
-async def insert_metrics(conn: psycopg.AsyncConnection, host: str, samples: Sequence[Sample]) -> None:
-    """One INSERT of `samples` as rows of `host` (COPY is refused under row-level security)."""
+class HubRoleMismatch(Exception):
+    """The hub connection is logged in as another role than this member host's own."""
+
+
+async def insert_metrics(conn: psycopg.AsyncConnection, samples: Sequence[Sample]) -> None:
+    """`samples` as rows of the connection's member host: one call of the hub's function
+    (at most MEMBER_METRICS_MAX_ROWS rows; more is the function's error)."""
     if not samples:
         return
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(samples))  # placeholders only
-    args: list[object] = []
-    for s in samples:
-        args += [datetime.fromtimestamp(s.ts, UTC), s.name, s.subject, s.value, host]
-    await conn.execute(f"INSERT INTO metrics (ts, name, subject, value, host) VALUES {values}", args)
+    await conn.execute(
+        "SELECT ai_sysadmin_member_metrics(%s::timestamptz[], %s::text[], %s::text[], %s::double precision[])",
+        (
+            [datetime.fromtimestamp(s.ts, UTC) for s in samples],
+            [s.name for s in samples],
+            [s.subject for s in samples],
+            [float(s.value) for s in samples],  # one element type: psycopg dumps no mixed int/float list
+        ),
+    )
+
+
+async def check_member_role(conn: psycopg.AsyncConnection, host: str) -> None:
+    """Raise HubRoleMismatch unless `conn` is logged in as member `host`'s role (the host
+    the function will write under)."""
+    expected = member_role_name(host)
+    role = (await (await conn.execute("SELECT session_user::text")).fetchone())[0]  # type: ignore[index]
+    if role != expected:
+        raise HubRoleMismatch(
+            f"the hub connection of host {host!r} is logged in as {role!r}, not as {expected!r}: "
+            "its metrics would be written under another name (check fleet.hub_dsn's user)"
+        )
 
 
 class HubMetrics:
@@ -64,8 +90,8 @@ class HubMetrics:
             return "dropped"
         try:
             if self._conn is None:
-                self._conn = await self._connect()
-            await insert_metrics(self._conn, self.host, samples)
+                self._conn = await self._open()
+            await insert_metrics(self._conn, samples)
         except psycopg.OperationalError as exc:
             await self._lost(exc)
             return "dropped"
@@ -78,6 +104,15 @@ class HubMetrics:
         self.dropped = 0
         self._backoff = 0.0
         return "stored"
+
+    async def _open(self) -> psycopg.AsyncConnection:
+        conn = await self._connect()
+        try:
+            await check_member_role(conn, self.host)
+        except BaseException:
+            await conn.close()  # a mismatch, or the hub gone meanwhile: keep nothing open
+            raise
+        return conn
 
     async def _lost(self, exc: Exception) -> None:
         if self._conn is not None:

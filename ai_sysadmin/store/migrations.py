@@ -434,8 +434,9 @@ ALTER TABLE actions ADD COLUMN contradicts text;
 #   <host>; every other role keeps what its GRANTs give it (the owner bypasses RLS).  A
 #   member is recognised by its name, so a member without a host matches no row: the
 #   policy fails closed.  Not on a TimescaleDB hypertable: its chunks inherit GRANTs but
-#   not policies (timescale/timescaledb#7830) and RLS refuses compression (#6827), so
-#   store.fleet refuses member roles there instead.
+#   not policies (timescale/timescaledb#7830) and RLS refuses compression (#6827).
+#   Migration 12 therefore takes every privilege on `metrics` from member roles, on both
+#   backends: they write through a function that sets the host itself.
 HOST_TABLES = ("incidents", "actions", "metrics", "switches")
 MEMBER_ROLE_PREFIX = "ai_sysadmin_member_"
 V9_INDEXES = """
@@ -465,7 +466,8 @@ _FLEET_POLICY = (
     " USING ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))"
     " WITH CHECK ((SELECT fleet_member_host()) IS NULL OR host = (SELECT fleet_member_host()))"
 )
-# The tables a member role is granted anything on (store/fleet.py MEMBER_GRANTS).
+# The tables a member role was granted anything on in 9 (store/fleet.py MEMBER_GRANTS); since
+# migration 12 it holds nothing on metrics, whose policy stays as a second line.
 RLS_TABLES = ("metrics", "actions")
 
 
@@ -586,6 +588,72 @@ async def _v11_member_executor(conn: psycopg.AsyncConnection) -> None:
         await fleet.grant_member(conn, host)
 
 
+# A member's metrics through one function (issue 22, docs/fleet.md#the-member-collector):
+# isolation that holds on both storage backends.  Migration 9's policy on `metrics` does
+# not reach a TimescaleDB hypertable's chunks (timescale/timescaledb#7830), so a member's
+# role holds no privilege on `metrics` at all (store/fleet.py revokes what 9 granted) and
+# writes only through `ai_sysadmin_member_metrics`, which runs as its owner -- the role
+# that migrates, which owns `metrics` -- and takes the host from the caller's *login* role
+# (`session_user`; inside a SECURITY DEFINER function `current_user` is the owner), with
+# migration 9's test of the name: no member prefix, or nothing after it, is refused, so a
+# role not named as a member (the API's, granted EXECUTE by mistake) writes nothing.
+# There is no host parameter to forge.  The search path is fixed, with pg_temp last and
+# the table qualified, so neither a temporary table nor a function of the caller's can
+# stand in for ours.  The row bound keeps one call from bloating one transaction.  RLS
+# on `metrics` stays (defence in depth: the owner bypasses it).
+MEMBER_METRICS_FUNCTION = "ai_sysadmin_member_metrics"
+MEMBER_METRICS_SIGNATURE = f"{MEMBER_METRICS_FUNCTION}(timestamptz[], text[], text[], double precision[])"
+MEMBER_METRICS_MAX_ROWS = 10_000
+V12_MEMBER_METRICS = """
+CREATE FUNCTION {schema}.ai_sysadmin_member_metrics(
+    p_ts timestamptz[], p_name text[], p_subject text[], p_value double precision[]
+) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, {schema}, pg_temp AS $$
+DECLARE
+    v_host text := CASE WHEN starts_with(session_user::text, {prefix})
+                        THEN substr(session_user::text, {host_from}) END;
+    v_rows integer := cardinality(p_ts);
+BEGIN
+    IF v_host IS NULL OR v_host = '' THEN
+        RAISE EXCEPTION 'ai_sysadmin_member_metrics: % is not a fleet member''s role', session_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF v_rows IS NULL OR cardinality(p_name) IS DISTINCT FROM v_rows
+            OR cardinality(p_subject) IS DISTINCT FROM v_rows OR cardinality(p_value) IS DISTINCT FROM v_rows THEN
+        RAISE EXCEPTION 'ai_sysadmin_member_metrics: ts, name, subject and value must be arrays of one length '
+            '(got %, %, %, %)', cardinality(p_ts), cardinality(p_name), cardinality(p_subject), cardinality(p_value)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_rows > {max_rows} THEN
+        RAISE EXCEPTION 'ai_sysadmin_member_metrics: % rows in one call, at most %', v_rows, {max_rows}
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    INSERT INTO {schema}.metrics (ts, name, subject, value, host)
+        SELECT u.ts, u.name, u.subject, u.value, v_host
+        FROM unnest(p_ts, p_name, p_subject, p_value) AS u(ts, name, subject, value);
+    RETURN v_rows;
+END $$;
+REVOKE ALL ON FUNCTION {schema}.ai_sysadmin_member_metrics(timestamptz[], text[], text[], double precision[])
+    FROM PUBLIC;
+"""
+
+
+async def _v12_member_metrics(conn: psycopg.AsyncConnection) -> None:
+    schema = (await (await conn.execute("SELECT current_schema()")).fetchone())[0]  # type: ignore[index]
+    await conn.execute(
+        sql.SQL(V12_MEMBER_METRICS).format(  # fixed text from this module
+            schema=sql.Identifier(schema),
+            prefix=sql.Literal(MEMBER_ROLE_PREFIX),
+            host_from=sql.Literal(len(MEMBER_ROLE_PREFIX) + 1),
+            max_rows=sql.Literal(MEMBER_METRICS_MAX_ROWS),
+        )
+    )
+    from ai_sysadmin.store import fleet  # its grants; fleet imports this module
+
+    for host in await fleet.member_roles(conn):
+        await fleet.grant_member(conn, host)  # EXECUTE on the function, nothing left on metrics
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "core tables: cursors, batches, incidents, triggers, findings, actions, audit, llm calls", _sql(V1_CORE)
@@ -606,6 +674,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "hosts: host column and indexes, member row-level security", _v9_hosts),
     Migration(10, "incident_hosts: the hosts of each incident (fleet incidents)", _sql(V10_INCIDENT_HOSTS)),
     Migration(11, "fleet members' executors: grants and row-level security, host NOTIFY", _v11_member_executor),
+    Migration(12, "fleet members' metrics through a SECURITY DEFINER function, on every backend", _v12_member_metrics),
 )
 
 

@@ -1,9 +1,10 @@
 """A fleet member's collector on the hub's real PostgreSQL, as the member's own login role.
 
-B's readings land on the hub as B's rows (written by B's role, with INSERT: COPY is refused
-under row-level security); a sink that claims to be A, connected as B, is refused by the
-policy.  With the hub's cluster stopped the member drops its readings with one warning for
-the outage, keeps nothing, and writes again once the cluster is back.
+B's readings land on the hub as B's rows (written by B's role through the hub's function
+`ai_sysadmin_member_metrics`, which takes the host from the login role); a sink that
+claims to be A, connected as B, is refused before it writes anything. With the hub's
+cluster stopped the member drops its readings with one warning for the outage, keeps
+nothing, and writes again once the cluster is back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ai_sysadmin.collect.collector import MetricsCollector
 from ai_sysadmin.compose.member import hub_connector, hub_metrics
 from ai_sysadmin.config import Config
 from ai_sysadmin.store import fleet
-from ai_sysadmin.store.hub import HubMetrics
+from ai_sysadmin.store.hub import HubMetrics, HubRoleMismatch
 from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.store.migrations import migrate
@@ -107,16 +108,21 @@ async def test_member_collector_writes_its_own_rows_as_its_role(
         cur = await conn.execute("SELECT count(*) FROM metrics WHERE host = %s AND name = 'mem.percent'", (b,))
         assert await cur.fetchone() == (2,)
 
-    # A sink that writes A's rows over B's connection: the hub's policy refuses it (no silent drop).
+    # A sink of A over B's connection: refused before anything is written (no silent drop,
+    # and no reading of A's filed under B's name), at each try.
     connect_as_b = hub_connector(cfg, "test")
     assert connect_as_b is not None
     forged = HubMetrics(hosts["a"], connect_as_b)
     try:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
-            await forged.write([Sample(1.7e9, "cpu.percent", 5.0)])
+        for _ in range(2):
+            with pytest.raises(HubRoleMismatch, match=f"logged in as '{fleet.member_role_name(b)}'"):
+                await forged.write([Sample(1.7e9, "cpu.percent", 5.0)])
+        assert forged.outages == 0 and forged.dropped == 0
     finally:
         await forged.aclose()
-    assert {h for h, _ in await _hub_rows(pg_cluster, db)} == {b}
+    async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(db), autocommit=True) as conn:
+        cur = await conn.execute("SELECT count(*) FROM metrics WHERE ts = to_timestamp(1.7e9)")
+        assert await cur.fetchone() == (0,)
 
 
 async def test_hub_down_drops_with_one_warning_and_resumes(

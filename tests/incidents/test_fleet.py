@@ -290,17 +290,17 @@ def test_the_review_and_the_notification_name_a_fleet_incidents_hosts() -> None:
 
 
 async def _unit_rows(conn: Any, host: str, failed: list[str], **disk: float) -> None:
-    """A collector reading of `host` as the member collector writes it to the hub."""
+    """A collector reading of `host` as it lands on the hub (the member collector's rows)."""
     import time
 
-    from ai_sysadmin.store.hub import insert_metrics
     from ai_sysadmin.store.metrics import Sample
+    from tests.store.helpers import insert_host_metrics
 
     now = time.time()
     samples = [Sample(now, "units.failed", float(len(failed)))]
     samples += [Sample(now, "unit.failed", 1.0, u) for u in failed]
     samples += [Sample(now, "disk.used_percent", v, "/" + m.strip("_")) for m, v in disk.items()]
-    await insert_metrics(conn, host, samples)
+    await insert_host_metrics(conn, host, samples)
 
 
 async def test_a_member_incident_resolves_by_the_members_unit_state(tmp_path, pg_database: dict[str, Any]) -> None:

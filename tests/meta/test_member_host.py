@@ -6,7 +6,7 @@ host's tools.
 
 Real parts: journal files written by systemd-journal-remote, named as it names them on a
 hub (SplitMode=host), read by the real journalctl; the real PostgreSQL with rows of three
-hosts, written as the member collector writes them.
+hosts, the rows the member collector writes (put there by the schema owner).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 from ai_sysadmin.compose.investigator import HostInvestigators, escalation_investigator
 from ai_sysadmin.incidents.health import CollectorUnits
 from ai_sysadmin.incidents.tracker import IncidentService
-from ai_sysadmin.store.hub import insert_metrics
 from ai_sysadmin.store.lifecycle import open_store
 from ai_sysadmin.store.metrics import Sample
 from ai_sysadmin.trigger.remote_names import remote_file_name
 from rig.journal import JournalWriter
 from tests.conftest import make_config
 from tests.incidents.test_fleet import trig
+from tests.store.helpers import insert_host_metrics
 from tests.trigger.helpers import entry
 
 
@@ -61,7 +61,7 @@ def journals(tmp_path: Path, writer: JournalWriter) -> tuple[Path, Path]:
 async def three_hosts_metrics(conn: Any) -> None:
     now = time.time()
     # The same names on every host, different values: a read of the wrong host shows.
-    await insert_metrics(
+    await insert_host_metrics(
         conn,
         "hub",
         [
@@ -70,7 +70,7 @@ async def three_hosts_metrics(conn: Any) -> None:
             Sample(now, "disk.used_percent", 91.0, "/"),
         ],
     )
-    await insert_metrics(
+    await insert_host_metrics(
         conn,
         "web-1",
         [
@@ -81,7 +81,7 @@ async def three_hosts_metrics(conn: Any) -> None:
             Sample(now, "disk.inodes_used_percent", 3.0, "/srv"),
         ],
     )
-    await insert_metrics(
+    await insert_host_metrics(
         conn,
         "web-2",
         [

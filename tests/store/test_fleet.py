@@ -1,8 +1,9 @@
 """Migration 9 (the host dimension) and fleet members' database roles, on the real PostgreSQL.
 
-As member B's own role (a real LOGIN role, connected as itself): writing A's rows fails
-with PostgreSQL's row-level security error, writing B's rows works, and B sees neither
-A's metrics nor A's actions, nor any other table.  Rows written before the migration, and
+As member B's own role (a real LOGIN role, connected as itself): B's metrics go in only
+through migration 12's function, as B's rows whatever B passes, and B can neither write
+nor read `metrics` itself; a role not named as a member is refused by the function.  B
+sees neither A's actions nor any other table.  Rows written before the migration, and
 rows written without a host, are the local host's.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +20,7 @@ from psycopg import sql
 
 from ai_sysadmin.store import fleet
 from ai_sysadmin.store.db import SCHEMA_TABLE
-from ai_sysadmin.store.migrations import MIGRATIONS, latest_version, migrate
+from ai_sysadmin.store.migrations import MEMBER_METRICS_MAX_ROWS, MIGRATIONS, latest_version, migrate
 from rig.postgres import PgCluster
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -143,8 +145,9 @@ async def test_existing_rows_become_the_local_hosts(pg_cluster: PgCluster, datab
             await conn.execute("UPDATE incidents SET host = NULL")
 
 
-async def test_migration_11_grants_the_member_roles_that_exist(pg_cluster: PgCluster, database: str) -> None:
-    """A member role made on a schema at 9 gets the executor's grants, under their policies, from 11."""
+async def test_migrations_11_and_12_grant_the_member_roles_that_exist(pg_cluster: PgCluster, database: str) -> None:
+    """A member role made on a schema at 9 gets the executor's grants, under their policies, from 11,
+    and from 12 the metrics function in place of its privileges on metrics."""
     host = f"web-e-{uuid.uuid4().hex[:6]}"
     role = fleet.member_role_name(host)
     async with await psycopg.AsyncConnection.connect(pg_cluster.conninfo(database), autocommit=True) as conn:
@@ -177,6 +180,13 @@ async def test_migration_11_grants_the_member_roles_that_exist(pg_cluster: PgClu
             async with await _as(pg_cluster, database, role) as member:
                 cur = await member.execute("SELECT action_id FROM action_approvals")
                 assert await cur.fetchall() == [(mine,)]
+                # Migration 12: what 9 granted on metrics is gone; the function is the way in.
+                for stmt in ("SELECT 1 FROM metrics", "INSERT INTO metrics (ts, name, value) VALUES (now(), 'x', 1)"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                        await member.execute(stmt)
+                assert await _write(member, [NOW], ["cpu.percent"], [""], [1.0]) == 1
+            cur = await conn.execute("SELECT host FROM metrics")
+            assert await cur.fetchall() == [(host,)]
         finally:
             await fleet.drop_member_role(conn, host)
 
@@ -197,35 +207,103 @@ async def test_host_indexes_exist(owner: psycopg.AsyncConnection) -> None:
 # ------------------------------------------------------------------ member isolation
 
 
-async def test_member_writes_only_its_own_hosts_metrics(
+_WRITE = "SELECT ai_sysadmin_member_metrics(%s::timestamptz[], %s::text[], %s::text[], %s::double precision[])"
+
+
+async def _write(conn: psycopg.AsyncConnection, *columns: list[Any]) -> int:
+    """One call of migration 12's function, as the member collector makes it."""
+    cur = await conn.execute(_WRITE, columns)
+    return (await cur.fetchone())[0]  # type: ignore[index]
+
+
+async def test_member_writes_its_metrics_only_through_the_function_and_only_as_itself(
     pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
 ) -> None:
     a, b = members["a"], members["b"]
     await _metric(owner, a, value=11.0)  # what A's own role (or the hub) wrote
     async with await _as(pg_cluster, database, fleet.member_role_name(b)) as conn:
-        cur = await conn.execute("SELECT current_user, fleet_member_host()")
-        assert await cur.fetchone() == (fleet.member_role_name(b), b)
-        await _metric(conn, b, value=22.0)  # its own row: allowed
-        await _metric(conn, b, "unit.failed", 1.0)  # unit states are metrics rows too
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
-            await _metric(conn, a, value=33.0)
-        # Naming no host means the hub's (the column default): not B's either.
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
-            await _metric(conn, None)
-        cur = await conn.execute("SELECT host, value FROM metrics ORDER BY value")
-        assert await cur.fetchall() == [(b, 1.0), (b, 22.0)]
-        cur = await conn.execute("SELECT count(*) FROM metrics WHERE host = %s", (a,))
+        # Its readings, unit states included: B's rows, whatever they say -- there is no host to pass.
+        n = await _write(conn, [NOW, NOW], ["cpu.percent", "unit.failed"], ["", a], [22.0, 1.0])
+        assert n == 2
+        # A temporary table of B's named `metrics` does not catch the function's INSERT.
+        await conn.execute(
+            "CREATE TEMP TABLE metrics (ts timestamptz, name text, subject text, value float8, host text)"
+        )
+        await _write(conn, [NOW], ["mem.percent"], [""], [33.0])
+        cur = await conn.execute("SELECT count(*) FROM pg_temp.metrics")
         assert await cur.fetchone() == (0,)
-        # COPY would bypass the per-row check: PostgreSQL refuses it under RLS.
-        with pytest.raises(psycopg.errors.FeatureNotSupported):
-            async with conn.cursor().copy("COPY metrics (ts, name, subject, value, host) FROM STDIN") as cp:
-                await cp.write_row((NOW, "cpu.percent", "", 1.0, b))
-        # Neither change nor delete, own rows included: INSERT and SELECT only.
-        for stmt in ("UPDATE metrics SET value = 0", "DELETE FROM metrics"):
+        await conn.execute("DROP TABLE pg_temp.metrics")
+        # The table itself: nothing, on either backend (RLS would not hold on a hypertable's chunks).
+        for stmt in (
+            "SELECT host, value FROM metrics",
+            f"INSERT INTO metrics (ts, name, subject, value, host) VALUES (now(), 'cpu.percent', '', 1, '{b}')",
+            "UPDATE metrics SET value = 0",
+            "DELETE FROM metrics",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 await conn.execute(stmt)
-    cur = await owner.execute("SELECT host, value FROM metrics ORDER BY value")
-    assert await cur.fetchall() == [(b, 1.0), (a, 11.0), (b, 22.0)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            async with conn.cursor().copy("COPY metrics (ts, name, subject, value, host) FROM STDIN") as cp:
+                await cp.write_row((NOW, "cpu.percent", "", 1.0, b))
+    cur = await owner.execute("SELECT host, name, subject, value FROM metrics ORDER BY value")
+    assert await cur.fetchall() == [
+        (b, "unit.failed", a, 1.0),
+        (a, "cpu.percent", "", 11.0),
+        (b, "cpu.percent", "", 22.0),
+        (b, "mem.percent", "", 33.0),
+    ]
+
+
+async def test_the_metrics_function_refuses_every_role_not_named_as_a_member(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
+    """The API's role, granted EXECUTE by mistake, and a login role that SETs ROLE to a
+    member's: refused (the host comes from the login role's name, and there is none)."""
+    b = fleet.member_role_name(members["b"])
+    role = f"api_{uuid.uuid4().hex[:8]}"
+    r = sql.Identifier(role)
+    await owner.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
+    try:
+        await owner.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r))
+        await owner.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(fleet.MEMBER_FUNCTIONS[0]), r))
+        await owner.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(b), r))
+        async with await _as(pg_cluster, database, role) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not a fleet member's role"):
+                await _write(conn, [NOW], ["cpu.percent"], [""], [1.0])
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(b)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not a fleet member's role"):
+                await _write(conn, [NOW], ["cpu.percent"], [""], [1.0])
+    finally:
+        await owner.execute(sql.SQL("REVOKE ALL ON FUNCTION {} FROM {}").format(sql.SQL(fleet.MEMBER_FUNCTIONS[0]), r))
+        await owner.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(r))
+        await owner.execute(sql.SQL("DROP ROLE {}").format(r))
+    # Nobody else may call it at all: EXECUTE is not PUBLIC's.
+    cur = await owner.execute(
+        "SELECT has_function_privilege('public', %s, 'EXECUTE'), has_function_privilege(%s, %s, 'EXECUTE')",
+        (fleet.MEMBER_FUNCTIONS[0], b, fleet.MEMBER_FUNCTIONS[0]),
+    )
+    assert await cur.fetchone() == (False, True)
+    cur = await owner.execute("SELECT count(*) FROM metrics")
+    assert await cur.fetchone() == (0,)
+
+
+async def test_the_metrics_function_refuses_arrays_of_different_lengths_and_too_many_rows(
+    pg_cluster: PgCluster, database: str, owner: psycopg.AsyncConnection, members: dict[str, str]
+) -> None:
+    async with await _as(pg_cluster, database, fleet.member_role_name(members["b"])) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"arrays of one length \(got 2, 1, 2, 2\)"):
+            await _write(conn, [NOW, NOW], ["cpu.percent"], ["", ""], [1.0, 2.0])
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="arrays of one length"):
+            await conn.execute(_WRITE, (None, ["cpu.percent"], [""], [1.0]))
+        many = MEMBER_METRICS_MAX_ROWS + 1
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match=f"{many} rows in one call, at most 10000"):
+            await _write(conn, [NOW] * many, ["cpu.percent"] * many, [""] * many, [1.0] * many)
+        assert await _write(conn, [], [], [], []) == 0
+        # The bound itself is one call.
+        n = MEMBER_METRICS_MAX_ROWS
+        assert await _write(conn, [NOW] * n, ["cpu.percent"] * n, [""] * n, [1.0] * n) == n
+    cur = await owner.execute("SELECT count(*) FROM metrics WHERE host = %s", (members["b"],))
+    assert await cur.fetchone() == (MEMBER_METRICS_MAX_ROWS,)
 
 
 async def test_member_reads_only_actions_addressed_to_it(
