@@ -200,7 +200,7 @@ async def test_add_member_password_logs_in_with_scram_and_never_in_clear(
 
     member = _conninfo(cluster, "hubdb", role)
     async with await psycopg.AsyncConnection.connect(member, password=PASSWORD) as conn:
-        cur = await conn.execute("SELECT current_user, count(*) FROM metrics")
+        cur = await conn.execute("SELECT current_user, count(*) FROM actions")
         assert await cur.fetchone() == (role, 0)  # its grants work too
     for wrong in ({"password": PASSWORD + " "}, {"password": "postgres"}, {}):
         with pytest.raises(psycopg.OperationalError, match="password"):
