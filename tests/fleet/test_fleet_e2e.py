@@ -342,6 +342,11 @@ with psycopg.connect(dsn, password=password, autocommit=True) as conn:
         except psycopg.Error as exc:
             out[what] = exc.diag.message_primary or type(exc).__name__
     out["actions_of_other"] = conn.execute("SELECT count(*) FROM actions WHERE host = %s", (other,)).fetchone()[0]
+    try:
+        cur = conn.execute("UPDATE actions SET status = 'failed' WHERE host = %s", (other,))
+        out["update_other"] = cur.rowcount
+    except psycopg.Error as exc:
+        out["update_other"] = exc.diag.message_primary or type(exc).__name__
 print(json.dumps(out))
 """
 
@@ -349,8 +354,13 @@ print(json.dumps(out))
 def test_as_b_s_role_over_tls_writing_a_s_rows_fails(hub: Hub) -> None:
     """From member B, as B's own login role, over TLS: B's row is written through the hub's
     function (which sets the host itself), the table itself is out of reach (no INSERT of
-    A's row, no SELECT), and A's actions are invisible to it."""
+    A's row, no SELECT), and A's actions are invisible to it and cannot be changed by it."""
     b = hub.f.members[B]
+    (queued,) = hub.rows(
+        "INSERT INTO actions (action, params, risk, status, target, host, source) "
+        "VALUES ('notify', '{\"message\": \"for A\"}', 'low', 'queued', 'notify', %s, 'cli') RETURNING id",
+        A,
+    )
     b.write("/tmp/as-b.py", _WRITE_AS_B)
     argv = ["env", f"PYTHONPATH={MNT}/site", "python3", "/tmp/as-b.py", hub.member_dsn(B), hub.passwords[B], A, B]
     r = b.run(argv, timeout=60)
@@ -360,5 +370,7 @@ def test_as_b_s_role_over_tls_writing_a_s_rows_fails(hub: Hub) -> None:
     assert out[B] == "written"
     assert "permission denied" in out["insert"] and "permission denied" in out["select"], out
     assert out["actions_of_other"] == 0
+    assert out["update_other"] in (0, "permission denied for table actions"), out  # A's action: untouched
+    assert hub.rows("SELECT status FROM actions WHERE id = %s", queued["id"]) == [{"status": "queued"}]
     probes = hub.rows("SELECT host FROM metrics WHERE name = 'e2e.probe'")
     assert [p["host"] for p in probes] == [B]
