@@ -65,14 +65,18 @@ async def newest_by_subject(conn: Any, host: str, names: Sequence[str], max_age:
 
 
 async def trigger_templates(
-    conn: Any, host: str, unit: str | None, severities: Sequence[str] | None, since_s: int, limit: int
+    conn: Any, host: str | None, unit: str | None, severities: Sequence[str] | None, since_s: int, limit: int
 ) -> list[tuple[Any, ...]]:
-    """(template_id, template, unit, severity, category, total, last_seen, [ids]) of `host`'s triggers."""
+    """(template_id, template, unit, severity, category, total, last_seen, [ids]) of `host`'s
+    triggers (None: every host's, the live host's tool on a standalone database)."""
     q = (
         "SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
-        "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE host = %s AND last_seen >= %s"
+        "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s"
     )
-    params: list[Any] = [host, datetime.now(UTC) - timedelta(seconds=since_s)]
+    params: list[Any] = [datetime.now(UTC) - timedelta(seconds=since_s)]
+    if host is not None:
+        q += " AND host = %s"
+        params.append(host)
     if unit is not None:
         q += " AND unit = %s"
         params.append(unit)

@@ -22,6 +22,7 @@ from ai_sysadmin.config import Config
 from ai_sysadmin.meta.tools import disk, generations, journal, metrics, processes
 from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.runner import Runner
+from ai_sysadmin.store import member_reads
 
 
 async def read_journal(runner: Runner, argv: list[str]) -> list[dict[str, Any]]:
@@ -158,22 +159,8 @@ class LiveHost:
     async def trigger_templates(
         self, unit: str | None, severities: Sequence[str] | None, since_s: int, limit: int
     ) -> list[tuple[Any, ...]]:
-        pool = self._pool("triggers")
-        q = (
-            "SELECT template_id, min(template), unit, max(severity), min(category), sum(count), max(last_seen), "
-            "(array_agg(id ORDER BY last_seen DESC))[1:3] FROM triggers WHERE last_seen >= %s"
-        )
-        params: list[Any] = [datetime.now(UTC) - timedelta(seconds=since_s)]
-        if unit is not None:
-            q += " AND unit = %s"
-            params.append(unit)
-        if severities is not None:
-            q += " AND severity = ANY(%s)"
-            params.append(list(severities))
-        q += " GROUP BY template_id, unit ORDER BY max(last_seen) DESC LIMIT %s"
-        params.append(limit)
-        async with pool.connection() as conn:
-            return await (await conn.execute(q, params)).fetchall()
+        async with self._pool("triggers").connection() as conn:
+            return await member_reads.trigger_templates(conn, None, unit, severities, since_s, limit)
 
     async def incidents(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         from ai_sysadmin.store.incidents import IncidentStore
