@@ -115,7 +115,15 @@ elif git --git-dir="$LIB_SRC" rev-parse HEAD >/dev/null 2>&1; then
   fi
   NIXPKGS_LIB="$CACHE/nixpkgs-lib/$rev/lib"
 else
-  log "no real nixpkgs lib (set AI_SYSADMIN_NIXPKGS_LIB_SRC): the stand-in's lib is not compared with it"
+  # The mirror is a build machine's, not the project's: it may be gone on a later run.
+  # The copy taken from it earlier stays in the cache and is still the real lib.
+  cached="$(ls -d "$CACHE"/nixpkgs-lib/*/lib 2>/dev/null | head -n 1 || true)"
+  if [[ -n $cached && -f $cached/default.nix ]]; then
+    NIXPKGS_LIB="$cached"
+    log "nixpkgs lib source $LIB_SRC is gone; using the cached copy $cached"
+  else
+    log "no real nixpkgs lib (set AI_SYSADMIN_NIXPKGS_LIB_SRC): the stand-in's lib is not compared with it"
+  fi
 fi
 
 cat >"$CACHE/nix.env.tmp" <<ENV
