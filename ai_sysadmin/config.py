@@ -958,6 +958,12 @@ class MetaConfig(_Section):
         "assistant text put before each tool turn (weak models with the Qwen2.5 template: "
         '`"<tool_call>\\n"`); at most 64 characters',
     )
+    opening_calls: StrictBool = _f(
+        True,
+        "an incident's investigation starts with the reads its category and unit call for (the unit's "
+        "journal and state, disk usage, memory, generations; at most 2), made by the loop before the "
+        "model's first turn",
+    )
     step_max_tokens: PositiveInt = _f(512, "tokens per tool turn")
     answer_max_tokens: NonNegativeInt = _f(
         768,

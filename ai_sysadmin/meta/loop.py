@@ -43,6 +43,7 @@ from ai_sysadmin.llm.accounting import call_context
 from ai_sysadmin.llm.errors import BadModelOutput, LLMError
 from ai_sysadmin.meta import diagnosis as diag
 from ai_sysadmin.meta.findings import FindingsStore
+from ai_sysadmin.meta.opening import opening_calls
 from ai_sysadmin.meta.proposing import propose
 from ai_sysadmin.meta.tools import Toolset
 from ai_sysadmin.meta.tools.proposals import collect_proposals
@@ -91,14 +92,21 @@ SYSTEM_PROMPT = (
     "tools and answer: the root cause, the evidence (tool call ids, trigger and incident ids), and what the "
     "administrator should check."
 )
+# What the root cause must name: a small model otherwise diagnoses its own tool calls
+# ("the journal query returns no entries") instead of the host (docs/eval.md).
+ROOT_CAUSE_RULE = (
+    "The root cause is what is wrong on the host: name the unit at fault (like nginx.service) or the "
+    "resource (disk, memory, certificate, clock, network, NixOS generation) and what happened to it; "
+    "a tool's error or an empty result is never the root cause."
+)
 ANSWER_PROMPT = (
     "Stop using tools now. Answer the question in a few sentences: the most likely root cause, the evidence "
-    "(cite tool call ids like c1, trigger or incident ids), and what the administrator should check."
+    "(cite tool call ids like c1, trigger or incident ids), and what the administrator should check. " + ROOT_CAUSE_RULE
 )
 DIAGNOSIS_PROMPT = (
     "Now give the diagnosis as one JSON object: root_cause, confidence (0 to 1), severity, evidence (kind "
     "tool_call with ids like c1, or trigger, incident, knowledge ids you were shown), proposed_actions "
-    "(catalog action ids with params; empty if none) and admin_checks."
+    "(catalog action ids with params; empty if none) and admin_checks. " + ROOT_CAUSE_RULE
 )
 
 
@@ -149,6 +157,8 @@ class Investigation:
     latency_s: float = 0.0
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
     seen_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)  # evidence ids tools returned
+    call_ids: dict[str, str] = field(default_factory=dict, repr=False)  # a call's identity -> its call id
+    call_errors: dict[str, str] = field(default_factory=dict, repr=False)  # ... -> its error, when it failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,9 +235,12 @@ class Investigator:
         reserve = min(self.m.deadline_seconds * ANSWER_RESERVE_SHARE, ANSWER_RESERVE_MAX)
         with call_context(layer="meta", incident_id=incident_id), collect_proposals() as proposed:
             known = await self._known_ids(incident_id)
+            incident = known.get("_incident")
             messages = await self._opening(question, history or [], incident_id, known)
             final_text: str | None = None
             try:
+                if incident is not None and self.m.opening_calls:
+                    await self._opening_evidence(inv, messages, incident, emit)
                 final_text = await self._tool_phase(
                     inv, messages, emit, proposed, tool_deadline=deadline - reserve, stream_text=stream_text
                 )
@@ -281,7 +294,6 @@ class Investigator:
         stream_text: bool = False,
     ) -> str | None:
         """Run tool turns; returns the model's own final text when it stopped calling tools."""
-        seen: dict[str, str] = {}  # canonical call -> call id
         refusals_in_a_row = 0
         definitions = self.tools.definitions()
         streamed: list[str] = []  # this turn's text, already shown as turn_delta events
@@ -388,11 +400,7 @@ class Investigator:
             )
             refused_all = True
             for index, (cid, call) in enumerate(calls):
-                key = (
-                    call.name
-                    + "\x00"
-                    + (json.dumps(call.arguments, sort_keys=True) if call.error is None else call.raw)
-                )
+                key = _call_key(call.name, call.arguments) if call.error is None else call.name + "\x00" + call.raw
                 shown = call.arguments if call.error is None else {"raw": call.raw[:200]}
                 await emit(Event(EventKind.STEP_START, {"call_id": cid, "tool": call.name, "arguments": shown}))
                 if call.error is not None:
@@ -416,31 +424,13 @@ class Investigator:
                         f"at most {self.m.max_calls_per_step} tool calls per turn; "
                         "ask again in your next turn if you still need it",
                     )
-                elif key in seen:
+                elif key in inv.call_ids:
                     step, text = self._refused(
-                        cid,
-                        call,
-                        turn_no,
-                        f"identical to {seen[key]} (same tool and arguments); its result "
-                        "is above. Move on: use a different tool or different arguments, "
-                        "or give your answer",
+                        cid, call, turn_no, _repeat_reason(inv.call_ids[key], inv.call_errors.get(key))
                     )
                 else:
-                    seen[key] = cid
                     refused_all = False
-                    result = await self.tools.call(call.name, call.arguments)
-                    step = Step(
-                        cid,
-                        call.name,
-                        call.arguments,
-                        result.ok,
-                        result.summary,
-                        result.truncated,
-                        latency_s=result.latency_s,
-                        turn=turn_no,
-                    )
-                    text = result.text
-                    self._collect_ids(result, inv)
+                    step, text = await self._run(inv, cid, call.name, call.arguments, turn_no)
                 inv.steps.append(step)
                 messages.append(tool_message(cid, call.name, text, self.tools.max_chars))
                 await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
@@ -449,6 +439,49 @@ class Investigator:
             if refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
                 return None  # the model is looping: make it answer
         return None
+
+    async def _run(self, inv: Investigation, cid: str, name: str, arguments: Any, turn_no: int) -> tuple[Step, str]:
+        """Run one tool call (the model's, or an opening one); the step and the text the model gets."""
+        key = _call_key(name, arguments)
+        inv.call_ids[key] = cid
+        result = await self.tools.call(name, arguments)
+        if not result.ok:
+            inv.call_errors[key] = result.summary
+        self._collect_ids(result, inv)
+        step = Step(
+            cid, name, arguments, result.ok, result.summary, result.truncated, latency_s=result.latency_s, turn=turn_no
+        )
+        return step, result.text
+
+    async def _opening_evidence(
+        self, inv: Investigation, messages: list[dict[str, Any]], incident: dict[str, Any], emit: _Emitter
+    ) -> None:
+        """The incident's first reads (meta/opening.py), made before the model's first turn and shown
+        to it as calls of its own (turn 0): it cites them and is refused if it repeats them."""
+        calls = opening_calls(incident, frozenset(self.tools.names))
+        if not calls:
+            return
+        ids = [f"c{len(inv.steps) + n}" for n in range(1, len(calls) + 1)]
+        messages.append(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": cid,
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)},
+                    }
+                    for cid, (name, args) in zip(ids, calls, strict=True)
+                ],
+            }
+        )
+        for cid, (name, args) in zip(ids, calls, strict=True):
+            await emit(Event(EventKind.STEP_START, {"call_id": cid, "tool": name, "arguments": args}))
+            step, text = await self._run(inv, cid, name, args, 0)
+            inv.steps.append(step)
+            messages.append(tool_message(cid, name, text, self.tools.max_chars))
+            await emit(Event(EventKind.STEP_RESULT, _result_data(step)))
 
     def _refused(self, cid: str, call: Any, turn_no: int, why: str) -> tuple[Step, str]:
         return (
@@ -658,6 +691,21 @@ def tool_message(call_id: str, tool: str, text: str, max_chars: int) -> dict[str
         "tool_call_id": call_id,
         "content": f"[{call_id}] " + envelope.wrap(text, f"tool:{tool}", max_chars=max_chars + 1000),
     }
+
+
+def _call_key(name: str, arguments: Any) -> str:
+    """A call's identity: the same tool with the same arguments is a repeat."""
+    return name + "\x00" + json.dumps(arguments, sort_keys=True)
+
+
+def _repeat_reason(earlier: str, error: str | None) -> str:
+    if error is None:
+        return (
+            f"identical to {earlier} (same tool and arguments); its result is above. Move on: use a "
+            "different tool or different arguments, or give your answer"
+        )
+    # Small models repeat a call that failed word for word; say that it failed, and why, again.
+    return f"identical to {earlier}, which failed ({error}); change the arguments the error names, or use another tool"
 
 
 def _turn(kind: str, t0: float, outcome: str) -> dict[str, Any]:

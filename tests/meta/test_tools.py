@@ -48,6 +48,10 @@ async def test_journal_query_filters_a_real_journal_file(journal_tools) -> None:
     assert all("myapp.service" in line for line in r.text.splitlines()) and "sshd" not in r.text
     r = await journal_tools.call("journal_query", {"unit": "myapp.service", "priority": "err"})
     assert r.data == {"entries": 6} and "Failed with result 'exit-code'" in r.text and "status=1" not in r.text
+    # A severity word (what a small model copies from the incident) means the journal priority it maps to.
+    for word, entries in (("high", 6), ("error", 6), ("critical", 0), ("medium", 12), ("low", 12)):
+        r = await journal_tools.call("journal_query", {"unit": "myapp.service", "priority": word})
+        assert r.ok and r.data.get("entries", 0) == entries, (word, r.text)
     r = await journal_tools.call("journal_query", {"grep": "Accepted publickey"})
     assert r.data == {"entries": 1} and "sshd.service[4242] p6: Accepted publickey for alice" in r.text
     r = await journal_tools.call("journal_query", {"lines": 2})

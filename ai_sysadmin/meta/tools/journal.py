@@ -10,13 +10,25 @@ from ai_sysadmin.meta.tools import ToolContext
 from ai_sysadmin.meta.tools.base import LIMIT, TIME, UNIT, Tool, ToolOutput, obj
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+# Small models fill `priority` from the incident's severity ("critical", "high") or write
+# "error": measured with Qwen2.5-Coder-1.5B, whose first journal call failed on that in most
+# investigations and was then repeated as is.  Those words are accepted and mean this.
+PRIORITY_ALIASES = {
+    "critical": "crit",
+    "high": "err",
+    "error": "err",
+    "medium": "warning",
+    "warn": "warning",
+    "low": "notice",
+}
 PARAMS = obj(
     {
         "unit": UNIT,
         "priority": {
             "type": "string",
-            "enum": list(PRIORITIES),
-            "description": "this priority and more severe (err includes crit, alert, emerg)",
+            "enum": [*PRIORITIES, *PRIORITY_ALIASES],
+            "description": "this priority and more severe (err includes crit, alert, emerg); "
+            "a severity word is read as critical=crit, high=err, medium=warning, low=notice",
         },
         "since": TIME,
         "until": TIME,
@@ -83,6 +95,8 @@ def render(entry: dict[str, Any]) -> str:
 
 def tools(ctx: ToolContext) -> list[Tool]:
     async def handler(args: dict[str, Any]) -> ToolOutput:
+        if "priority" in args:
+            args = {**args, "priority": PRIORITY_ALIASES.get(args["priority"], args["priority"])}
         lines = [render(e) for e in await ctx.host.journal(args)]
         if not lines:
             return ToolOutput("no matching journal entries", {"entries": 0}, "0 entries")
