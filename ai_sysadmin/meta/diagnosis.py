@@ -18,12 +18,14 @@ from ai_sysadmin.vocab import SEVERITIES
 EVIDENCE_KINDS = ("tool_call", "trigger", "incident", "knowledge")
 UNVERIFIED_CONFIDENCE_CAP = 0.3
 
+# The order is the order the grammar makes a small model write in (llama.cpp keeps the
+# schema's property order): the evidence with its notes first, then the root cause read
+# from it, the checks, and the actions last, each with its reason before its choice.
+# Measured with Qwen2.5-Coder-1.5B (docs/eval.md): with root_cause first it wrote two
+# words ("disk usage") and then cited its evidence.
 DIAGNOSIS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "root_cause": {"type": "string", "minLength": 1, "maxLength": 400},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "severity": {"type": "string", "enum": list(SEVERITIES)},
         "evidence": {
             "type": "array",
             "maxItems": 6,
@@ -38,23 +40,26 @@ DIAGNOSIS_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
             },
         },
+        "root_cause": {"type": "string", "minLength": 1, "maxLength": 400},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "admin_checks": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 160}},
         "proposed_actions": {
             "type": "array",
             "maxItems": 3,
             "items": {
                 "type": "object",
                 "properties": {
+                    "reason": {"type": "string", "maxLength": 240},
                     "action": {"type": "string", "maxLength": 64},
                     "params": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200}},
-                    "reason": {"type": "string", "maxLength": 240},
                 },
-                "required": ["action", "params", "reason"],
+                "required": ["reason", "action", "params"],
                 "additionalProperties": False,
             },
         },
-        "admin_checks": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 160}},
     },
-    "required": ["root_cause", "confidence", "severity", "evidence", "proposed_actions", "admin_checks"],
+    "required": ["evidence", "root_cause", "confidence", "severity", "admin_checks", "proposed_actions"],
     "additionalProperties": False,
 }
 
@@ -82,6 +87,7 @@ def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {
+                    "reason": {"type": "string", "maxLength": 240},
                     "action": {"type": "string", "enum": [action_id]},
                     "params": {
                         "type": "object",
@@ -89,9 +95,8 @@ def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
                         "required": [n for n in spec.parameters.get("required", []) if n in props],
                         "additionalProperties": False,
                     },
-                    "reason": {"type": "string", "maxLength": 240},
                 },
-                "required": ["action", "params", "reason"],
+                "required": ["reason", "action", "params"],
                 "additionalProperties": False,
             }
         )

@@ -104,9 +104,10 @@ ANSWER_PROMPT = (
     "(cite tool call ids like c1, trigger or incident ids), and what the administrator should check. " + ROOT_CAUSE_RULE
 )
 DIAGNOSIS_PROMPT = (
-    "Now give the diagnosis as one JSON object: root_cause, confidence (0 to 1), severity, evidence (kind "
-    "tool_call with ids like c1, or trigger, incident, knowledge ids you were shown), proposed_actions "
-    "(catalog action ids with params; empty if none) and admin_checks. " + ROOT_CAUSE_RULE
+    "Now give the diagnosis as one JSON object: evidence (kind tool_call with ids like c1, or trigger, "
+    "incident, knowledge ids you were shown; each with a note of what it shows), root_cause (one sentence "
+    "read from that evidence), confidence (0 to 1), severity, admin_checks, and proposed_actions (each a "
+    "reason, then a catalog action id with its params; empty if none would help). " + ROOT_CAUSE_RULE
 )
 
 
