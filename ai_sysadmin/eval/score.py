@@ -180,13 +180,21 @@ CAUSE_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Phrasings of a category that are not fixed words: "/ is 99.6% full", "/var at 100 % full".
+CAUSE_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
+    "disk-full": (re.compile(r"\b(?:9\d|100)(?:\.\d+)?\s?% full\b"),),
+}
+
+
 def names_cause(text: str, category: str, unit: str | None) -> bool:
     """The diagnosis text names this cause: its unit if it has one, else a word of its category."""
     low = text.lower()
     if unit:
         stem = unit.lower().rsplit(".", 1)[0]
         return unit.lower() in low or re.search(rf"(?<![\w@-]){re.escape(stem)}(?![\w@-])", low) is not None
-    return any(w in low for w in CAUSE_WORDS.get(category, ()))
+    return any(w in low for w in CAUSE_WORDS.get(category, ())) or any(
+        p.search(low) for p in CAUSE_PATTERNS.get(category, ())
+    )
 
 
 def _score_l4(

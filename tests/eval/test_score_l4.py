@@ -90,6 +90,11 @@ def test_root_cause_hit_and_miss() -> None:
     assert score(
         "x", "disk-full", HOST_KEY, obs(investigation("The disk is full of journal files", [], steps))
     ).l4_cause
+    # ... or by the phrasing a full filesystem is reported in; a usage far from full is no disk-full cause.
+    assert names_cause("The filesystem / is 99.6% full, above the threshold", "disk-full", None)
+    assert names_cause("/var at 100 % full", "disk-full", None)
+    assert not names_cause("/ is 45% full", "disk-full", None)
+    assert not names_cause("disk usage", "disk-full", None)
     # The loop's fallback diagnosis is not the model's: it never hits, and cites nothing.
     fb = score(
         "x",
