@@ -24,6 +24,7 @@ from ai_sysadmin.eval.scenario import SNAPSHOT_AFTER_S, T0_USEC, Scenario
 from ai_sysadmin.meta.tools.base import ToolError
 from ai_sysadmin.meta.tools.journal import PRIORITIES
 from ai_sysadmin.meta.tools.runner import Runner, RunOutput
+from ai_sysadmin.review.candidates import supported_actions
 from ai_sysadmin.trigger.model import SEVERITIES
 
 MIB = 1024 * 1024
@@ -365,6 +366,8 @@ class SnapshotHost:
             return None
         row = self._incident_row(inc)
         row.update(summary=None, diagnosis=None, resolution=None, outcome=None)
+        # As the incident service stores it (incidents.candidate_actions): what its evidence supports.
+        row["candidate_actions"] = supported_actions(inc)
         row["triggers"] = [
             {
                 "id": e.id,

@@ -73,14 +73,23 @@ def _grammar_param(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "string", "maxLength": min(int(schema.get("maxLength", 200)), 200)}
 
 
-def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
+def diagnosis_schema(catalog: Any = None, only: Iterable[str] | None = None) -> dict[str, Any]:
     """DIAGNOSIS_SCHEMA with `proposed_actions` bound to the catalog: each item names one
     catalog action and only that action's parameters.  A free-form `params` object lets a
-    weak model write keys until max_tokens; a bounded one always ends."""
+    weak model write keys until max_tokens; a bounded one always ends.
+
+    `only`: the actions an incident's evidence supports (its `candidate_actions`), plus
+    `notify`; the diagnosis of an incident chooses among these, as the review does.  Measured
+    with Qwen2.5-Coder-1.5B: given the whole catalog after writing its reason ("update the
+    TLS certificate"), it picked whatever action was left (`nix_store_repair`)."""
     if catalog is None or not catalog.ids():
         return DIAGNOSIS_SCHEMA
+    ids = list(catalog.ids())
+    if only is not None:
+        allowed = {*only, "notify"}
+        ids = [a for a in ids if a in allowed]
     variants = []
-    for action_id in catalog.ids():
+    for action_id in ids:
         spec = catalog.get(action_id)
         props = spec.parameters.get("properties", {})
         variants.append(
@@ -101,6 +110,9 @@ def diagnosis_schema(catalog: Any = None) -> dict[str, Any]:
             }
         )
     schema = copy.deepcopy(DIAGNOSIS_SCHEMA)
+    if not variants:  # nothing to choose from: the list stays empty
+        schema["properties"]["proposed_actions"] = {"type": "array", "maxItems": 0}
+        return schema
     schema["properties"]["proposed_actions"] = {"type": "array", "maxItems": 3, "items": {"anyOf": variants}}
     return schema
 

@@ -214,7 +214,8 @@ class Investigator:
         if context is not None and context.proposer is None:
             context.proposer = proposer
         # The diagnosis may only propose catalog actions with their own parameters.
-        self.diagnosis_schema = diag.diagnosis_schema(load_catalog())
+        self.catalog = load_catalog()
+        self.diagnosis_schema = diag.diagnosis_schema(self.catalog)
 
     # ------------------------------------------------------------------ the loop
 
@@ -250,7 +251,7 @@ class Investigator:
                 await emit(Event(EventKind.ERROR, {"outcome": stop.outcome, "message": str(stop)}))
             await self._answer_phase(inv, messages, final_text, emit, deadline)
             known["tool_call"] = {s.call_id for s in inv.steps if s.ok}
-            await self._diagnosis_phase(inv, messages, known, emit, deadline)
+            await self._diagnosis_phase(inv, messages, known, emit, deadline, self._schema_for(incident))
             inv.latency_s = time.monotonic() - started
             inv.messages = messages
             await self._record(inv, emit)
@@ -536,8 +537,22 @@ class Investigator:
         inv.answer = "".join(parts).strip()
         messages.append({"role": "assistant", "content": inv.answer})
 
+    def _schema_for(self, incident: dict[str, Any] | None) -> dict[str, Any]:
+        """The diagnosis schema: for an incident whose supported actions are known, its actions
+        choose among those and notify; otherwise among the whole catalog."""
+        supported = (incident or {}).get("candidate_actions")
+        if not isinstance(supported, list | tuple):
+            return self.diagnosis_schema
+        return diag.diagnosis_schema(self.catalog, only=[str(a) for a in supported])
+
     async def _diagnosis_phase(
-        self, inv: Investigation, messages: list[dict[str, Any]], known: dict[str, Any], emit: _Emitter, deadline: float
+        self,
+        inv: Investigation,
+        messages: list[dict[str, Any]],
+        known: dict[str, Any],
+        emit: _Emitter,
+        deadline: float,
+        schema: dict[str, Any],
     ) -> None:
         for kind, ids in inv.seen_ids.items():
             known.setdefault(kind, set()).update(ids)
@@ -552,7 +567,7 @@ class Investigator:
                 obj = await asyncio.wait_for(
                     self.client.structured(
                         [*messages, {"role": "user", "content": DIAGNOSIS_PROMPT}],
-                        self.diagnosis_schema,
+                        schema,
                         name="diagnosis",
                         max_tokens=self.m.diagnosis_max_tokens,
                     ),
