@@ -154,3 +154,12 @@ def test_new_host_fields_are_validated_naming_the_field(tmp_path: Any) -> None:
         path.write_text(json.dumps(data))
         with pytest.raises(ScenarioError, match=field.replace("[", r"\[").replace("]", r"\]")):
             load_scenario(path)
+
+
+def test_an_incident_carries_what_its_evidence_supports(tmp_path: Any) -> None:
+    # As the incident service stores it: the diagnosis of this incident chooses among these.
+    _tools, host, _runner = _toolset("crash-loop-myapp", tmp_path)
+    first = host.incident_list[0]
+    incident = asyncio.run(host.incident(first.id))
+    assert incident is not None and "restart_unit" in incident["candidate_actions"]
+    assert "nix_store_repair" not in incident["candidate_actions"]
