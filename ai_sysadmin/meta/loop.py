@@ -543,7 +543,9 @@ class Investigator:
         supported = (incident or {}).get("candidate_actions")
         if not isinstance(supported, list | tuple):
             return self.diagnosis_schema
-        return diag.diagnosis_schema(self.catalog, only=[str(a) for a in supported])
+        # As store/incidents.incident_evidence: a switch's incident also supports its rollback.
+        switched = ["rollback_generation"] if (incident or {}).get("switched") else []
+        return diag.diagnosis_schema(self.catalog, only=[*(str(a) for a in supported), *switched])
 
     async def _diagnosis_phase(
         self,

@@ -193,6 +193,11 @@ class IncidentStore:
             if incident is None:
                 return None
             incident["hosts"] = await _hosts(conn, incident_id, incident["host"])
+            # Attributed to a NixOS switch: rollback_generation is then supported too (incident_evidence).
+            await cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM switch_incidents WHERE incident_id = %s) AS switched", (incident_id,)
+            )
+            incident["switched"] = bool((await cur.fetchone() or {}).get("switched"))
             await cur.execute(
                 "SELECT id, host, severity, category, source, unit, template, count, first_seen, last_seen, "
                 "sample FROM triggers WHERE incident_id = %s ORDER BY first_seen",

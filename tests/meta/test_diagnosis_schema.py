@@ -40,3 +40,6 @@ def test_the_loop_binds_the_schema_to_the_incident(tmp_path: Path) -> None:
     assert inv._schema_for({"candidate_actions": None}) is inv.diagnosis_schema  # a row from before the column
     bound = inv._schema_for({"candidate_actions": ["vacuum_journal", "collect_garbage"]})
     assert sorted(_actions(bound)) == ["collect_garbage", "notify", "vacuum_journal"]
+    # An incident attributed to a NixOS switch also supports its rollback (as for `contradicts`).
+    switched = inv._schema_for({"candidate_actions": ["restart_unit"], "switched": True})
+    assert sorted(_actions(switched)) == ["notify", "restart_unit", "rollback_generation"]

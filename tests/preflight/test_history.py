@@ -126,6 +126,19 @@ async def test_history_flags_from_real_postgres(
     assert pkg["evidence"]["incident_ids"] == [ids["web"]]
     assert any("hello 1.1 comes back" in r for r in rep["reasons"])
     assert not by_kind(rep, "history-unchecked")
+    # The incident as an investigation reads it says whether a switch is blamed (its rollback is then supported).
+    from ai_sysadmin.config import parse_config
+    from ai_sysadmin.store.db import make_pool
+    from ai_sysadmin.store.incidents import IncidentStore
+
+    pool = make_pool(parse_config({"database": pg_database}, env={}).database, max_size=2)
+    await pool.open(wait=True, timeout=30)
+    try:
+        store = IncidentStore(pool)
+        assert (await store.show(ids["web"]))["switched"] is True  # type: ignore[index]
+        assert (await store.show(ids["sshd"]))["switched"] is False  # type: ignore[index]
+    finally:
+        await pool.close()
 
     # Only web.service changes, hello stays at 1.0: no open-incident or package flag, the web one stays.
     rc, rep, _ = lean(generations, tmp_path, pg_database, generations.ok, generations.gen1)
