@@ -56,24 +56,21 @@ def test_agent_streams_tool_steps_answer_and_proposals(api: ApiProcess, api_meta
     assert len(answer_deltas) >= 2, answer_deltas
     done = events[-1]
     assert done["event"] == "done" and done["data"]["steps"]
+    # The diagnosis is the model's, in the schema's shape.
+    diagnosis = done["data"]["diagnosis"]
+    assert diagnosis["source"] == "model" and {"evidence", "root_cause", "proposed_actions"} <= set(diagnosis)
     # A proposal with its policy decision: the diagnosis grammar only admits catalog actions
-    # with their own parameters; the risk is the catalog's, the decision the policy's.
+    # with their own parameters; the risk is the catalog's, the decision the policy's.  Whether
+    # SmolLM2-135M proposes at all is its own (since the actions come last in the diagnosis it
+    # often writes none); the loop's proposal path is asserted deterministically in
+    # tests/meta/test_loop.py (test_each_investigation_reports_only_its_own_proposals).
     proposals = [e["data"] for e in events if e["event"] == "proposal"]
-    assert proposals, f"no proposal: {done['data']['diagnosis']}"
-    p = proposals[0]
-    spec = load_catalog().get(p["action"])
-    assert spec is not None and p["risk"] == spec.risk
-    assert p["decision"] in ("record", "queue", "execute", "refuse"), p
-    assert f"policy decision **{p['decision']}**" in body and "chat cannot approve" in body
     assert done["data"]["proposals"] == proposals
-    if p["decision"] != "refuse":
-        assert p["action_id"] and f"action **#{p['action_id']}**" in body
-        shown = httpx.get(
-            f"{api.url}/api/v1/actions/{p['action_id']}", headers={"Authorization": f"Bearer {api.keys['admin']}"}
-        ).json()
-        assert shown["action"] == p["action"] and shown["params"] == p["params"] and shown["risk"] == spec.risk
-        assert shown["status"] in ("proposed", "queued", "recorded", "verified", "failed", "running"), shown
-        assert shown["approvals"] == []
+    assert len(proposals) <= len(diagnosis["proposed_actions"][:3]) + sum(
+        1 for s in done["data"]["steps"] if s["tool"] == "propose_action"
+    )
+    for p in proposals:
+        _check_proposal(api, p, body)
     assert usage is not None and usage.completion_tokens > 0  # the meta calls' own token counts
     assert slots_busy(api_meta) == 0
     # One access line: who, which model, how it ended, the meta calls' tokens.
@@ -104,3 +101,18 @@ def test_agent_non_streaming_and_chat_text_cannot_approve(api: ApiProcess) -> No
     assert shown.json()["status"] == "queued" and shown.json()["approvals"] == []
     # The agent's model calls are accounted like the service's: llm_calls rows of layer meta.
     wait_until(lambda: metric(api, "ai_sysadmin_llm_calls_by_layer", layer="meta") > 0, 30, "meta calls recorded")
+
+
+def _check_proposal(api: ApiProcess, p: dict, body: str) -> None:
+    spec = load_catalog().get(p["action"])
+    assert spec is not None and p["risk"] == spec.risk
+    assert p["decision"] in ("record", "queue", "execute", "refuse"), p
+    assert f"policy decision **{p['decision']}**" in body and "chat cannot approve" in body
+    if p["decision"] != "refuse":
+        assert p["action_id"] and f"action **#{p['action_id']}**" in body
+        shown = httpx.get(
+            f"{api.url}/api/v1/actions/{p['action_id']}", headers={"Authorization": f"Bearer {api.keys['admin']}"}
+        ).json()
+        assert shown["action"] == p["action"] and shown["params"] == p["params"] and shown["risk"] == spec.risk
+        assert shown["status"] in ("proposed", "queued", "recorded", "verified", "failed", "running"), shown
+        assert shown["approvals"] == []
